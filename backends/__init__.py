@@ -1,0 +1,1 @@
+"""mcuc.backends: code generators consuming a scheduled Program."""

@@ -1,0 +1,1 @@
+"""mcuc.frontend: model readers (TFLite, ONNX) that produce the IR."""

@@ -1,0 +1,58 @@
+"""Pieces several op modules share: padding, output stages, shape checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import MCUCError
+from ..fixedpoint import quantize_multiplier
+from ..op import Op
+from ..tensor import Tensor
+
+
+@dataclass(frozen=True)
+class Padding2D:
+    """Explicit padding of a 2-D window op (SAME/VALID are resolved by frontends)."""
+
+    top: int = 0
+    bottom: int = 0
+    left: int = 0
+    right: int = 0
+
+
+def require(cond: bool, op: Op, what: str) -> None:
+    """Raise the project's error, naming the op, unless `cond` holds."""
+    if not cond:
+        raise MCUCError(f"{op.label}: {what}")
+
+
+def window_output_size(in_size: int, kernel: int, stride: int, dilation: int,
+                       pad_before: int, pad_after: int) -> int:
+    effective = (kernel - 1) * dilation + 1
+    return (in_size + pad_before + pad_after - effective) // stride + 1
+
+
+def channel_requant_params(op: Op, input: Tensor, weights: Tensor, output: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel (multiplier, shift) of conv/depthwise/FC, computed as the
+    reference kernels do: double(input_scale) * double(weight_scale[c]) / double(output_scale).
+
+    A per-tensor weight scale is broadcast to every output channel.
+    """
+    require(input.quant is not None and weights.quant is not None and output.quant is not None,
+            op, "input, weights and output must all be quantized")
+    channels = output.shape[-1]
+    scales = weights.quant.scale.astype(np.float64)
+    if scales.size == 1:
+        scales = np.repeat(scales, channels)
+    require(scales.size == channels, op,
+            f"weights have {scales.size} scales but the output has {channels} channels")
+    in_scale = float(np.float64(input.quant.scale[0]))
+    out_scale = float(np.float64(output.quant.scale[0]))
+    pairs = [quantize_multiplier(in_scale * float(s) / out_scale) for s in scales]
+    return (np.array([m for m, _ in pairs], np.int64), np.array([s for _, s in pairs], np.int64))
+
+
+def dtype_range(dtype: str) -> tuple[int, int]:
+    info = np.iinfo(np.dtype(dtype))
+    return int(info.min), int(info.max)

@@ -1,0 +1,105 @@
+"""CONV_2D: 2-D convolution, int8 activations, int8 OHWI weights (per-channel or
+per-tensor, symmetric), optional int32 bias, fused activation as a clamp.
+
+Weights [out_channels, kh, kw, in_channels / groups]; input and output NHWC.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..fixedpoint import requantize_per_channel
+from ..op import Op
+from ..region import Region, window_input_range
+from . import OpDef, register
+from ._common import Padding2D, channel_requant_params, require, window_output_size
+
+
+@dataclass(frozen=True)
+class Conv2DAttrs:
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: Padding2D = field(default_factory=Padding2D)
+    act_min: int = -128
+    act_max: int = 127
+
+
+def groups(op: Op) -> int:
+    return op.inputs[0].shape[3] // op.inputs[1].shape[3]
+
+
+def infer_shapes(op: Op) -> list[tuple[int, ...]]:
+    x, w = op.inputs[0], op.inputs[1]
+    a: Conv2DAttrs = op.attrs
+    require(len(x.shape) == 4, op, f"input must be 4-D NHWC, got shape {x.shape}")
+    require(w.is_constant and len(w.shape) == 4, op, "weights must be a constant 4-D OHWI tensor")
+    require(min(a.stride) >= 1, op, f"stride {a.stride} must be positive")
+    require(min(a.dilation) >= 1, op, f"dilation {a.dilation} must be positive")
+    p = a.padding
+    require(min(p.top, p.bottom, p.left, p.right) >= 0, op, f"negative padding {p}")
+    require(w.shape[3] > 0 and x.shape[3] % w.shape[3] == 0, op,
+            f"input channels {x.shape[3]} are not a multiple of the weights' {w.shape[3]}")
+    require(w.shape[0] % groups(op) == 0, op,
+            f"output channels {w.shape[0]} are not a multiple of the {groups(op)} groups")
+    bias = op.inputs[2] if len(op.inputs) > 2 else None
+    require(bias is None or bias.shape == (w.shape[0],), op,
+            f"bias shape {None if bias is None else bias.shape} does not match {w.shape[0]} output channels")
+    oh = window_output_size(x.shape[1], w.shape[1], a.stride[0], a.dilation[0], p.top, p.bottom)
+    ow = window_output_size(x.shape[2], w.shape[2], a.stride[1], a.dilation[1], p.left, p.right)
+    require(oh > 0 and ow > 0, op, f"kernel {w.shape[1]}x{w.shape[2]} does not fit the padded input")
+    return [(x.shape[0], oh, ow, w.shape[0])]
+
+
+def macs(op: Op) -> int:
+    w = op.inputs[1]
+    return op.output.size * w.shape[1] * w.shape[2] * w.shape[3]
+
+
+def input_regions(op: Op, out: Region) -> list[Region | None]:
+    x, w = op.inputs[0], op.inputs[1]
+    a: Conv2DAttrs = op.attrs
+    rows = window_input_range(*out.axis(1), a.stride[0], a.padding.top, w.shape[1], a.dilation[0], x.shape[1])
+    cols = window_input_range(*out.axis(2), a.stride[1], a.padding.left, w.shape[2], a.dilation[1], x.shape[2])
+    region = Region((out.start[0], rows[0], cols[0], 0), (out.stop[0], rows[1], cols[1], x.shape[3]))
+    return [region] + [None] * (len(op.inputs) - 1)
+
+
+def windows(x: np.ndarray, kh: int, kw: int, oh: int, ow: int,
+            stride: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """Gather sliding windows of an (already padded) NHWC array: [N, OH, OW, KH, KW, C]."""
+    sh, sw = stride
+    dh, dw = dilation
+    taps = [[x[:, ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :]
+             for kx in range(kw)] for ky in range(kh)]
+    return np.stack([np.stack(row, axis=3) for row in taps], axis=3)
+
+
+def pad_spatial(x: np.ndarray, padding: Padding2D, value: int = 0) -> np.ndarray:
+    return np.pad(x, ((0, 0), (padding.top, padding.bottom), (padding.left, padding.right), (0, 0)),
+                  constant_values=value)
+
+
+def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    x_t, w_t, out_t = op.inputs[0], op.inputs[1], op.output
+    a: Conv2DAttrs = op.attrs
+    x, w = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    # Padding contributes nothing to the sum: pad (x - zero_point) with zeros.
+    xs = pad_spatial(x.astype(np.int64) - x_t.quant.scalar_zero_point, a.padding)
+    _, oh, ow, oc = out_t.shape
+    g = groups(op)
+    cin_g, cout_g = w.shape[3], oc // g
+    acc = np.empty(out_t.shape, np.int64)
+    for gi in range(g):
+        cols = windows(xs[..., gi * cin_g:(gi + 1) * cin_g], w.shape[1], w.shape[2], oh, ow, a.stride, a.dilation)
+        wg = w[gi * cout_g:(gi + 1) * cout_g].astype(np.int64).reshape(cout_g, -1)
+        acc[..., gi * cout_g:(gi + 1) * cout_g] = cols.reshape(*cols.shape[:3], -1) @ wg.T
+    if bias is not None:
+        acc += bias.astype(np.int64)
+    mult, shift = channel_requant_params(op, x_t, w_t, out_t)
+    y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
+    return [y.astype(out_t.dtype)]
+
+
+OPDEF = register(OpDef("CONV_2D", Conv2DAttrs, infer_shapes, macs, input_regions, evaluate))

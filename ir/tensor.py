@@ -1,0 +1,97 @@
+"""Tensors and their quantization."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+DTYPES = ("int8", "uint8", "int16", "int32", "int64", "float32", "bool")
+
+
+@dataclass(frozen=True, eq=False)
+class Quantization:
+    """Affine quantization: real = scale * (q - zero_point).
+
+    `scale` and `zero_point` are 1-D arrays: one entry for per-tensor quantization,
+    one per slice along `axis` for per-channel quantization. Scales are float32, as
+    TFLite stores them; the requantization math widens them to double exactly as the
+    reference kernels do.
+    """
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", np.atleast_1d(np.asarray(self.scale, np.float32)))
+        object.__setattr__(self, "zero_point", np.atleast_1d(np.asarray(self.zero_point, np.int64)))
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale.size > 1
+
+    @property
+    def scalar_scale(self) -> float:
+        """The scale of a per-tensor quantization (as float32, widened)."""
+        return float(self.scale[0])
+
+    @property
+    def scalar_zero_point(self) -> int:
+        return int(self.zero_point[0])
+
+    def __repr__(self) -> str:
+        if self.per_channel:
+            return f"Quantization(per-channel x{self.scale.size}, axis={self.axis})"
+        return f"Quantization(scale={self.scalar_scale:.6g}, zp={self.scalar_zero_point})"
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    """A value in the graph. Activations are NHWC; constants carry `data`.
+
+    Identity matters, not value: two tensors with equal fields are still different
+    values, so tensors hash by identity and can key dictionaries.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quant: Quantization | None = None
+    data: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        if self.dtype not in DTYPES:
+            raise ValueError(f"tensor {self.name!r}: unknown dtype {self.dtype!r}")
+        if self.data is not None:
+            data = np.ascontiguousarray(self.data, dtype=self.dtype)
+            if data.shape != self.shape:
+                data = data.reshape(self.shape)
+            data.setflags(write=False)
+            object.__setattr__(self, "data", data)
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def itemsize(self) -> int:
+        return np.dtype(self.dtype).itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.itemsize
+
+    def with_(self, **changes) -> "Tensor":
+        """A new tensor (a new value) with some fields changed."""
+        return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        kind = "const " if self.is_constant else ""
+        q = f" {self.quant!r}" if self.quant is not None else ""
+        return f"{kind}{self.name}: {self.dtype}{list(self.shape)}{q}"

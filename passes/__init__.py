@@ -1,0 +1,1 @@
+"""mcuc.passes: graph-to-graph passes and scheduling (imports only mcuc.ir)."""
