@@ -1,0 +1,5 @@
+import sys
+
+from mcuc.cli import main
+
+sys.exit(main())

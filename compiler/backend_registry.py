@@ -1,0 +1,64 @@
+"""The backends `verify`, `run` and `bench` can execute a model on.
+
+Each entry makes a runner: a function from a list of input arrays to the list of
+output arrays, built once per model so that many samples reuse one compilation.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from mcuc.ir.errors import MCUCError
+from mcuc.model import Model
+from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
+
+Runner = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+
+EMULATED = {"cortex-m0": "cortex-m0", "cortex-m3": "cortex-m3", "cortex-m4": "cortex-m4",
+            "cortex-m7": "cortex-m7", "cortex-m33": "cortex-m33"}
+BACKENDS = ("reference", "llvm", "c-host", *EMULATED)
+
+
+def _reference(model: Model, options: CompileOptions) -> Runner:
+    from mcuc.ir.interpreter import run
+
+    graph = model.graph
+    return lambda inputs: run(graph, inputs)
+
+
+def _llvm(model: Model, options: CompileOptions) -> Runner:
+    from mcuc.backends.llvm import compile_program
+
+    return compile_program(schedule(model.graph, options))
+
+
+def _chost(model: Model, options: CompileOptions) -> Runner:
+    from mcuc.backends.cortexm import run_chost
+
+    program = schedule(model.graph, options, cortexm_scratch("cortex-m0"))
+    return lambda inputs: run_chost(program, inputs)
+
+
+def _emulated(target: str) -> Callable[[Model, CompileOptions], Runner]:
+    def make(model: Model, options: CompileOptions) -> Runner:
+        from mcuc.backends.cortexm import run_cortexm
+        from mcuc.backends.cortexm.target import get_target
+
+        program = schedule(model.graph, options, cortexm_scratch(target))
+        t = get_target(target)
+        return lambda inputs: run_cortexm(program, inputs, t).outputs
+    return make
+
+
+_FACTORIES = {"reference": _reference, "llvm": _llvm, "c-host": _chost,
+              **{name: _emulated(target) for name, target in EMULATED.items()}}
+
+
+def make_runner(name: str, model: Model, options: CompileOptions | None = None) -> Runner:
+    if name not in _FACTORIES:
+        raise MCUCError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    try:
+        return _FACTORIES[name](model, options or CompileOptions())
+    except ImportError as e:
+        raise MCUCError(f"backend {name!r} is not available in this mcuc: {e}") from None

@@ -1,0 +1,142 @@
+"""The `mcuc` command line. Errors a user can cause print one line and exit 2;
+a verification mismatch exits 1."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mcuc.ir.errors import MCUCError
+
+EXIT_MISMATCH = 1
+EXIT_ERROR = 2
+
+
+def _add_compile_options(p: argparse.ArgumentParser) -> None:
+    from mcuc.pipeline import TARGETS
+
+    p.add_argument("--target", default="cortex-m4", choices=TARGETS, help="core to compile for")
+    p.add_argument("--io", choices=("int8", "float"), default=None,
+                   help="int8: drop a float model's QUANTIZE/DEQUANTIZE edges (API takes int8)")
+
+
+def _options(args):
+    from mcuc.pipeline import CompileOptions
+
+    return CompileOptions(target=getattr(args, "target", "cortex-m4"), io=getattr(args, "io", None))
+
+
+def cmd_inspect(args) -> int:
+    from mcuc.inspect import format_inspection, inspect_graph
+    from mcuc.model import load_model
+
+    report = inspect_graph(load_model(args.model).graph)
+    print(json.dumps(report, indent=2) if args.json else format_inspection(report))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from mcuc.model import load_model
+    from mcuc.verify import format_verdict, verify
+
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    report = verify(load_model(args.model), backends, args.samples, args.seed, _options(args))
+    print(json.dumps(report, indent=2) if args.json else format_verdict(report))
+    return 0 if all(v["bit_exact"] for v in report["backends"].values()) else EXIT_MISMATCH
+
+
+def cmd_run(args) -> int:
+    from mcuc.backend_registry import make_runner
+    from mcuc.model import load_model
+
+    model = load_model(args.model)
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise MCUCError(f"cannot read input {args.input!r}: {e}") from None
+    if len(model.graph.inputs) != 1:
+        raise MCUCError(f"{model.name} has {len(model.graph.inputs)} inputs; `mcuc run` takes one .npy")
+    outputs = make_runner(args.backend, model, _options(args))([x])
+    if len(outputs) == 1:
+        np.save(args.output, outputs[0])
+    else:
+        np.savez(args.output, *outputs)
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from mcuc.build import compile_to_directory
+
+    report = compile_to_directory(args.model, Path(args.output), _options(args))
+    print(json.dumps(report, indent=2) if args.json else
+          f"wrote {args.output}: arena {report['arena_bytes']:,} B, {report['macs']:,} MACs")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from mcuc.bench import bench_models, format_bench
+
+    rows = bench_models(args.models, _options(args))
+    print(json.dumps(rows, indent=2) if args.json else format_bench(rows))
+    return 0 if all(r["bit_exact"] for r in rows) else EXIT_MISMATCH
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mcuc.backend_registry import BACKENDS
+
+    parser = argparse.ArgumentParser(prog="mcuc", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="per-op shapes, MACs, weight and activation bytes")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("verify", help="compare backends with the oracle on random inputs, byte for byte")
+    p.add_argument("model")
+    p.add_argument("--backends", default="reference", help=f"comma-separated: {', '.join(BACKENDS)}")
+    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    _add_compile_options(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("run", help="run a model on one input .npy")
+    p.add_argument("model")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--backend", default="reference", choices=BACKENDS)
+    _add_compile_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compile", help="write C for a Cortex-M project")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--json", action="store_true", help="print report.json")
+    _add_compile_options(p)
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("bench", help="compile, emulate and measure: instructions, SRAM, flash")
+    p.add_argument("models", nargs="+")
+    p.add_argument("--json", action="store_true")
+    _add_compile_options(p)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MCUCError as e:
+        print(f"mcuc: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The compiler driver: frontend graph -> passes -> scheduled Program for a backend."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.graph import Graph
+from mcuc.ir.op import Op
+from mcuc.ir.program import Program, ScratchRequest
+
+TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33")
+IO_MODES = ("int8", "float")
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Everything a user can choose about one compilation."""
+
+    target: str = "cortex-m4"
+    io: str | None = None  # None: as the model; "int8": strip float QUANTIZE/DEQUANTIZE edges
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS and self.target != "host":
+            raise MCUCError(f"unknown target {self.target!r}; choose one of {', '.join(TARGETS)}")
+        if self.io is not None and self.io not in IO_MODES:
+            raise MCUCError(f"unknown --io {self.io!r}; choose int8 or float")
+
+
+Scratch = Callable[[Op, bool], Sequence[ScratchRequest]]
+
+
+def prepare(graph: Graph, options: CompileOptions) -> Graph:
+    """Graph-level passes that every backend wants, in order."""
+    from mcuc import passes
+
+    graph = passes.fold_pad(graph)
+    if options.io == "int8":
+        graph = passes.strip_edge_quantization(graph)
+    return graph
+
+
+def schedule(graph: Graph, options: CompileOptions, scratch: Scratch | None = None) -> Program:
+    """The Program a backend runs: prepared graph, best op order, memory plan."""
+    from mcuc import passes
+
+    return passes.plan(prepare(graph, options), scratch)
+
+
+def cortexm_scratch(target: str) -> Scratch:
+    """The scratch buffers the Cortex-M kernels of `target` ask for."""
+    from mcuc.backends.cortexm import kernels
+    from mcuc.backends.cortexm.target import get_target
+
+    t = get_target(target)
+    return lambda op, in_place: kernels.scratch_requests(op, in_place, t)

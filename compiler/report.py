@@ -1,0 +1,29 @@
+"""report.json: what a compilation produced, in figures a user compares."""
+from __future__ import annotations
+
+from mcuc.ir.ops import op_def
+from mcuc.ir.program import Program
+
+
+def program_report(program: Program, target: str) -> dict:
+    ops = [step.op for step in program.steps]
+    return {
+        "model": program.graph.name,
+        "target": target,
+        "arena_bytes": program.arena_bytes,
+        "live_bound_bytes": program.live_bound_bytes,
+        "macs": sum(op_def(op.kind).macs(op) for op in ops),
+        "ops": len(ops),
+        "inputs": [_io(program, t) for t in program.graph.inputs],
+        "outputs": [_io(program, t) for t in program.graph.outputs],
+        "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first, "last": b.last}
+                    for b in program.buffers],
+    }
+
+
+def _io(program: Program, t) -> dict:
+    info = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "offset": program.offsets.get(t)}
+    if t.quant is not None:
+        info["scale"] = t.quant.scalar_scale
+        info["zero_point"] = t.quant.scalar_zero_point
+    return info

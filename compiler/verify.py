@@ -1,0 +1,87 @@
+"""`mcuc verify`: the oracle against every requested backend, byte for byte."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mcuc.backend_registry import make_runner
+from mcuc.ir.errors import MCUCError
+from mcuc.model import Model
+from mcuc.oracle import TFLiteOracle
+from mcuc.samples import random_inputs
+
+
+@dataclass
+class BackendVerdict:
+    bit_exact: bool = True
+    max_abs_diff: float = 0.0
+    mismatched_samples: list[int] = field(default_factory=list)
+
+    def record(self, sample: int, expected: list[np.ndarray], actual: list[np.ndarray]) -> None:
+        diff = max_abs_diff(expected, actual)
+        self.max_abs_diff = max(self.max_abs_diff, diff)
+        if not same_bytes(expected, actual):
+            self.bit_exact = False
+            self.mismatched_samples.append(sample)
+
+
+def same_bytes(expected: list[np.ndarray], actual: list[np.ndarray]) -> bool:
+    return len(expected) == len(actual) and all(
+        e.dtype == a.dtype and e.size == a.size and e.tobytes() == a.tobytes()
+        for e, a in zip(expected, actual))
+
+
+def max_abs_diff(expected: list[np.ndarray], actual: list[np.ndarray]) -> float:
+    if len(expected) != len(actual):
+        return float("inf")
+    worst = 0.0
+    for e, a in zip(expected, actual):
+        if e.size != a.size:
+            return float("inf")
+        d = np.abs(e.astype(np.float64).ravel() - a.astype(np.float64).ravel())
+        worst = max(worst, float(np.nanmax(d)) if d.size else 0.0)
+    return int(worst) if worst.is_integer() else worst
+
+
+def make_oracle(model: Model):
+    if model.format == "tflite":
+        return TFLiteOracle(model.source)
+    if model.format == "onnx":
+        from mcuc.oracle_onnx import OnnxOracle
+
+        return OnnxOracle(model.source)
+    raise MCUCError(f"no oracle for {model.format} models")
+
+
+def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
+           options=None) -> dict:
+    """Run the oracle and each backend on `samples` random inputs; report per backend."""
+    if samples < 1:
+        raise MCUCError("--samples must be at least 1")
+    oracle = make_oracle(model)
+    runners = {name: make_runner(name, model, options) for name in backends}
+    verdicts = {name: BackendVerdict() for name in backends}
+    rng = np.random.default_rng(seed)
+    for sample in range(samples):
+        inputs = random_inputs(model.graph, rng)
+        expected = oracle(inputs)
+        for name, run in runners.items():
+            verdicts[name].record(sample, expected, run(inputs))
+    return {
+        "model": model.name,
+        "samples": samples,
+        "seed": seed,
+        "backends": {
+            name: {"bit_exact": v.bit_exact, "max_abs_diff": v.max_abs_diff,
+                   **({"mismatched_samples": v.mismatched_samples} if v.mismatched_samples else {})}
+            for name, v in verdicts.items()},
+    }
+
+
+def format_verdict(report: dict) -> str:
+    lines = [f"verify {report['model']}: {report['samples']} random samples (seed {report['seed']})"]
+    for name, v in report["backends"].items():
+        status = "bit-exact" if v["bit_exact"] else f"MISMATCH on samples {v['mismatched_samples']}"
+        lines.append(f"  {name:<12} {status:<30} max |diff| {v['max_abs_diff']}")
+    return "\n".join(lines)
