@@ -1,0 +1,64 @@
+"""The Python API: compile a model into something callable on numpy arrays."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from mcuc.backend_registry import make_runner
+from mcuc.ir.errors import MCUCError
+from mcuc.model import Model, load_model
+from mcuc.pipeline import CompileOptions, schedule
+from mcuc.report import program_report
+
+
+class CompiledModel:
+    """A compiled model: call it with one array per graph input; `.report` holds the
+    compilation's figures (arena bytes, MACs, buffers)."""
+
+    def __init__(self, model: Model, backend: str, options: CompileOptions):
+        self.model = model
+        self.backend = backend
+        self.options = options
+        self.report = program_report(schedule(model.graph, options), options.target)
+        self._run = make_runner(backend, model, options)
+
+    @property
+    def inputs(self):
+        return self.model.graph.inputs
+
+    @property
+    def outputs(self):
+        return self.model.graph.outputs
+
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            inputs = tuple(inputs[0])
+        outputs = self._run(list(inputs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def __repr__(self) -> str:
+        return (f"CompiledModel({self.model.name}, backend={self.backend}, "
+                f"arena={self.report['arena_bytes']} B, MACs={self.report['macs']})")
+
+
+def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
+            target: str = "cortex-m4", io: str | None = None) -> CompiledModel:
+    """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`."""
+    if not isinstance(model, Model):
+        model = load_model(model)
+    return CompiledModel(model, backend, CompileOptions(target=target, io=io))
+
+
+def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] = ("reference",),
+           samples: int = 10, seed: int = 0) -> dict:
+    """The `mcuc verify` report as a dict."""
+    from mcuc.verify import verify as _verify
+
+    if not isinstance(model, Model):
+        model = load_model(model)
+    return _verify(model, list(backends), samples, seed)
+
+
+__all__ = ["compile", "verify", "CompiledModel", "MCUCError"]
