@@ -11,7 +11,7 @@ import numpy as np
 
 from mcuc.ir.errors import MCUCError
 from mcuc.model import Model
-from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
+from mcuc.pipeline import CompileOptions, cortexm_scratch, prepare, schedule
 
 Runner = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
 
@@ -23,7 +23,8 @@ BACKENDS = ("reference", "llvm", "c-host", *EMULATED)
 def _reference(model: Model, options: CompileOptions) -> Runner:
     from mcuc.ir.interpreter import run
 
-    graph = model.graph
+    # The reference rung runs the model as read; only --io int8 changes its edges.
+    graph = prepare(model.graph, options) if options.io == "int8" else model.graph
     return lambda inputs: run(graph, inputs)
 
 

@@ -7,8 +7,10 @@ import numpy as np
 
 from mcuc.backend_registry import make_runner
 from mcuc.ir.errors import MCUCError
+from mcuc.ir.graph import Graph
 from mcuc.model import Model
 from mcuc.oracle import TFLiteOracle
+from mcuc.pipeline import CompileOptions, prepare
 from mcuc.samples import random_inputs
 
 
@@ -54,17 +56,54 @@ def make_oracle(model: Model):
     raise MCUCError(f"no oracle for {model.format} models")
 
 
+class EdgeOracle:
+    """The oracle seen through the compiled graph's edges.
+
+    With `--io int8` the compiled graph takes and returns int8 where the model has float
+    QUANTIZE/DEQUANTIZE edges. The oracle still runs the original model: int8 inputs are
+    dequantized for it (its QUANTIZE recovers them exactly) and its float outputs are
+    quantized back (exact too: they are DEQUANTIZE results of int8 values)."""
+
+    def __init__(self, model: Model, compiled: Graph):
+        self.oracle = make_oracle(model)
+        self.original = model.graph
+        self.compiled = compiled
+
+    def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        feed = [_convert(x, t_model, t_ours) for x, t_model, t_ours
+                in zip(inputs, self.original.inputs, self.compiled.inputs)]
+        outputs = self.oracle(feed)
+        return [_convert(y, t_ours, t_model) for y, t_model, t_ours
+                in zip(outputs, self.original.outputs, self.compiled.outputs)]
+
+
+def _convert(x: np.ndarray, to, frm) -> np.ndarray:
+    """`x`, a value of tensor `frm`, as tensor `to` holds it (float <-> int8 edges)."""
+    if to.dtype == frm.dtype:
+        return x
+    if to.dtype == "float32":  # dequantize int8 -> float, as DEQUANTIZE computes it
+        q = frm.quant
+        return (np.float32(q.scalar_scale) * (x.astype(np.int32) - q.scalar_zero_point).astype(np.float32)
+                ).astype(np.float32)
+    q = to.quant  # quantize float -> int8: exact for values that came from int8
+    info = np.iinfo(np.dtype(to.dtype))
+    y = np.round(x.astype(np.float64) / np.float64(q.scalar_scale)) + q.scalar_zero_point
+    return np.clip(y, info.min, info.max).astype(to.dtype)
+
+
 def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
-           options=None) -> dict:
+           options: CompileOptions | None = None) -> dict:
     """Run the oracle and each backend on `samples` random inputs; report per backend."""
     if samples < 1:
         raise MCUCError("--samples must be at least 1")
-    oracle = make_oracle(model)
+    options = options or CompileOptions()
+    compiled = prepare(model.graph, options) if options.io == "int8" else model.graph
+    oracle = EdgeOracle(model, compiled)
     runners = {name: make_runner(name, model, options) for name in backends}
     verdicts = {name: BackendVerdict() for name in backends}
     rng = np.random.default_rng(seed)
     for sample in range(samples):
-        inputs = random_inputs(model.graph, rng)
+        inputs = random_inputs(compiled, rng)
         expected = oracle(inputs)
         for name, run in runners.items():
             verdicts[name].record(sample, expected, run(inputs))
