@@ -3,6 +3,22 @@
 An ordered list of steps with every buffer placed at a byte offset in one arena. Both
 backends run the same program, so the host backend checks the memory plan as well as
 the arithmetic. passes/ produce it; backends/ read it.
+
+How the memory plan shows up in a Step (backends must honour these flags):
+
+- `in_place`: output 0 is written over input `in_place_input` (same arena offset). For
+  elementwise ops (ADD, MUL, RELU, RELU6, LOGISTIC, HARD_SWISH, QUANTIZE int8->int8)
+  element i is read before it is written, so the ordinary kernel is already safe. For
+  DEPTHWISE_CONV_2D the backend must use its in-place kernel (channel by channel through
+  the scratch plane it asked for with `scratch(op, in_place=True)`); the buffer holds
+  max(input bytes, output bytes).
+- `alias`: the op moves no bytes: its outputs already sit where the plan put them
+  (RESHAPE/SQUEEZE share their input's offset; a CONCATENATION whose producers all wrote
+  straight into its output's slices). Backends may emit nothing for such a step; running
+  the kernel anyway is harmless (it copies bytes onto themselves).
+- A CONCATENATION that is not an alias may still have some inputs already in their
+  slices (their offset equals the slice's offset): copying those is a self-copy, so the
+  ordinary kernel (memmove semantics per input) stays correct.
 """
 from __future__ import annotations
 
@@ -27,7 +43,10 @@ class ScratchRequest:
 @dataclass(frozen=True)
 class Buffer:
     """A placed interval of the arena: bytes [offset, offset + size), live from step
-    `first` to step `last` inclusive."""
+    `first` to step `last` inclusive.
+
+    `kind` is "tensor" (an activation, together with every tensor aliased into it:
+    `tensors` names them) or "scratch" (a kernel's temporary, live during one step)."""
 
     name: str
     offset: int
@@ -35,6 +54,8 @@ class Buffer:
     first: int
     last: int
     align: int = 4
+    kind: str = "tensor"
+    tensors: tuple[str, ...] = ()
 
     @property
     def end(self) -> int:
@@ -44,10 +65,14 @@ class Buffer:
 @dataclass(frozen=True, eq=False)
 class Step:
     """One op call. `scratch` holds the placed scratch buffers, in the order the
-    backend's ScratchRequests listed them."""
+    backend's ScratchRequests listed them. See the module docstring for `in_place`,
+    `in_place_input` and `alias`."""
 
     op: Op
     scratch: tuple[Buffer, ...] = ()
+    in_place: bool = False
+    in_place_input: int = 0
+    alias: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +81,10 @@ class Program:
 
     `offsets` maps every activation tensor (graph inputs and outputs included) to its
     byte offset in the arena; aliases (RESHAPE, in-place ops) share offsets.
+    `steps[i].op` is `graph.ops[i]` (the graph is already in the scheduled order).
+    `live_bound_bytes` is the largest sum of buffer sizes live at one step: no placement
+    of these buffers can use a smaller arena, so arena_bytes - live_bound_bytes is the
+    placement's loss.
     """
 
     graph: Graph

@@ -1,0 +1,94 @@
+"""Run a planned Program on ONE byte arena with the reference semantics.
+
+Every activation is read from and written to its planned offset, so a wrong memory plan
+gives wrong bytes (or a PlanError where a step would read what it is writing). This is
+the executable meaning of a Program that both backends must match:
+
+- scratch buffers are filled with junk before their step (a kernel may scribble there);
+- an `alias` step moves no bytes (its outputs must already be in place);
+- an output may overlap an input of its own step only as the step's declared in-place
+  pair (output 0 over input `in_place_input`, same start offset) or within an alias step.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .interpreter import check_inputs
+from .ops import op_def
+from .program import Program
+from .tensor import Tensor
+
+
+class PlanError(AssertionError):
+    """The memory plan breaks its own rules (a bug in the planner, not in the model)."""
+
+
+def _read(arena: np.ndarray, offset: int, t: Tensor) -> np.ndarray:
+    raw = arena[offset: offset + t.nbytes]
+    if raw.size != t.nbytes:
+        raise PlanError(f"tensor {t.name!r} at {offset}+{t.nbytes} runs past the arena ({arena.size} bytes)")
+    return raw.copy().view(np.dtype(t.dtype)).reshape(t.shape)
+
+
+def _write(arena: np.ndarray, offset: int, t: Tensor, value: np.ndarray) -> None:
+    data = np.ascontiguousarray(value, dtype=np.dtype(t.dtype)).reshape(-1).view(np.uint8)
+    if offset < 0 or offset + data.size > arena.size:
+        raise PlanError(f"tensor {t.name!r} at {offset}+{data.size} runs past the arena ({arena.size} bytes)")
+    arena[offset: offset + data.size] = data
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> bool:
+    return a0 < b1 and b0 < a1
+
+
+def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0) -> list[np.ndarray]:
+    """Execute `program` on one uint8 arena of program.arena_bytes and return the outputs."""
+    graph = program.graph
+    rng = np.random.default_rng(seed)
+    # Start from junk too: nothing may rely on a zeroed arena.
+    arena = rng.integers(0, 256, program.arena_bytes, dtype=np.uint8)
+    for t, x in zip(graph.inputs, check_inputs(graph, inputs)):
+        _write(arena, program.offsets[t], t, x)
+
+    for index, step in enumerate(program.steps):
+        op = step.op
+        if step.alias:
+            continue
+        ins = [None if t is None else t.data if t.is_constant else _read(arena, program.offsets[t], t)
+               for t in op.inputs]
+        _check_step_overlaps(program, index)
+        for buf in step.scratch:
+            arena[buf.offset: buf.end] = rng.integers(0, 256, buf.size, dtype=np.uint8)
+        outs = op_def(op.kind).evaluate(op, ins)
+        for t, y in zip(op.outputs, outs):
+            _write(arena, program.offsets[t], t, y)
+    return [t.data.copy() if t.is_constant else _read(arena, program.offsets[t], t) for t in graph.outputs]
+
+
+def _check_step_overlaps(program: Program, index: int) -> None:
+    step = program.steps[index]
+    op = step.op
+    off = program.offsets
+    for o_i, out in enumerate(op.outputs):
+        o0 = off[out]
+        o1 = o0 + out.nbytes
+        for i_i, inp in enumerate(op.inputs):
+            if inp is None or inp.is_constant or inp.nbytes == 0:
+                continue
+            i0 = off[inp]
+            if not _overlap(o0, o1, i0, i0 + inp.nbytes):
+                continue
+            declared = (step.in_place and o_i == 0 and o0 == i0
+                        and inp is op.inputs[step.in_place_input])
+            if not declared:
+                raise PlanError(f"step {index} {op.label}: output {out.name!r} [{o0}, {o1}) overlaps "
+                                f"input {inp.name!r} [{i0}, {i0 + inp.nbytes}) without being in place")
+        for buf in step.scratch:
+            if _overlap(o0, o1, buf.offset, buf.end):
+                raise PlanError(f"step {index} {op.label}: output {out.name!r} overlaps scratch {buf.name!r}")
+    for buf in step.scratch:
+        for inp in op.inputs:
+            if inp is not None and not inp.is_constant and _overlap(buf.offset, buf.end, off[inp], off[inp] + inp.nbytes):
+                raise PlanError(f"step {index} {op.label}: scratch {buf.name!r} overlaps input {inp.name!r}")

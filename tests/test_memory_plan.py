@@ -1,0 +1,80 @@
+"""The memory plan: no two live buffers overlap, and running the planned program on one
+arena gives the reference interpreter's bytes (and a corrupted plan does not)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mcuc.ir.interpreter import run
+from mcuc.ir.program import Program
+from mcuc.ir.program_interpreter import PlanError, run_program
+from mcuc.passes import plan
+
+from memory_graphs import random_graph, random_inputs
+
+SETTINGS = settings(deadline=None, max_examples=30)
+
+
+def assert_no_live_overlap(program: Program) -> None:
+    bufs = program.buffers
+    for i, a in enumerate(bufs):
+        assert a.offset % a.align == 0, a
+        assert a.end <= program.arena_bytes, a
+        for b in bufs[i + 1:]:
+            live_together = a.first <= b.last and b.first <= a.last
+            share_bytes = a.offset < b.end and b.offset < a.end and a.size and b.size
+            assert not (live_together and share_bytes), (a, b)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), optimize=st.booleans())
+def test_planned_program_matches_reference(seed: int, optimize: bool) -> None:
+    graph = random_graph(seed)
+    program = plan(graph, optimize=optimize)
+    assert_no_live_overlap(program)
+    assert program.live_bound_bytes <= program.arena_bytes
+    assert set(program.offsets) == set(graph.activations)
+    inputs = random_inputs(graph, seed)
+    expected = run(graph, inputs)
+    got = run_program(program, inputs, seed=seed)
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(g, e)
+
+
+def corrupt(program: Program) -> Program | None:
+    """Move one tensor buffer onto another buffer that is live at the same time."""
+    tensors = [b for b in program.buffers if b.kind == "tensor" and b.size]
+    for victim in tensors:
+        for target in tensors:
+            if target is victim or not (victim.first <= target.last and target.first <= victim.last):
+                continue
+            if victim.offset == target.offset:
+                continue
+            moved = dataclasses.replace(victim, offset=target.offset)
+            names = set(victim.tensors)
+            offsets = {t: (o - victim.offset + target.offset if t.name in names else o)
+                       for t, o in program.offsets.items()}
+            buffers = tuple(moved if b is victim else b for b in program.buffers)
+            return dataclasses.replace(program, offsets=offsets, buffers=buffers,
+                                       arena_bytes=max(program.arena_bytes, moved.end))
+    return None
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1))
+def test_corrupted_plan_is_detected(seed: int) -> None:
+    graph = random_graph(seed)
+    program = plan(graph)
+    bad = corrupt(program)
+    if bad is None:
+        return  # no two tensors live together (a single op): nothing to corrupt
+    inputs = random_inputs(graph, seed)
+    expected = run(graph, inputs)
+    try:
+        got = run_program(bad, inputs, seed=seed)
+    except PlanError:
+        return
+    assert any(not np.array_equal(e, g) for e, g in zip(expected, got))
