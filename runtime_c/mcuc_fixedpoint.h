@@ -1,0 +1,94 @@
+/* mcuc_fixedpoint.h: TFLite's integer requantization, bit-exact with mcuc.ir.fixedpoint.
+ *
+ * Every function is static inline so per-layer kernels see constants through them.
+ * No float, no libc. Signed right shifts are arithmetic on every compiler mcuc targets
+ * (gcc and clang define it so); signed left shifts that may overflow go through uint32.
+ */
+#ifndef MCUC_FIXEDPOINT_H
+#define MCUC_FIXEDPOINT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define MCUC_DSP 1
+#else
+#define MCUC_DSP 0
+#endif
+
+#if defined(__GNUC__)
+#define MCUC_INLINE static inline __attribute__((always_inline))
+#define MCUC_ALIGNED(n) __attribute__((aligned(n)))
+#else
+#define MCUC_INLINE static inline
+#define MCUC_ALIGNED(n)
+#endif
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul. For every pair except the saturating
+ * one it equals floor((a * b + 2^30) / 2^31): the nudge-and-truncate formulation rounds
+ * ties toward +infinity for both signs, which is what the floor form does. */
+MCUC_INLINE int32_t mcuc_srdhm(int32_t a, int32_t b) {
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
+}
+
+/* gemmlowp's RoundingDivideByPOT: x / 2^exponent, ties away from zero; 0 <= exponent <= 31. */
+MCUC_INLINE int32_t mcuc_rdbpot(int32_t x, int32_t exponent) {
+    const int32_t mask = (int32_t)((1u << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* x * 2^left, wrapping to int32 as the reference kernels' C++ does. */
+MCUC_INLINE int32_t mcuc_shl_wrap(int32_t x, int32_t left) {
+    return (int32_t)((uint32_t)x << left);
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier (double rounding): shift > 0 scales up first. */
+MCUC_INLINE int32_t mcuc_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return mcuc_rdbpot(mcuc_srdhm(mcuc_shl_wrap(x, left), multiplier), right);
+}
+
+/* MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0). */
+MCUC_INLINE int32_t mcuc_mbqm_small(int32_t x, int32_t multiplier, int32_t shift) {
+    return mcuc_rdbpot(mcuc_srdhm(x, multiplier), -shift);
+}
+
+/* The fast requantization the compiler selects when it has proven, per layer, that
+ * |x| < 2^30, 0 < multiplier and every right shift is >= 1 (no left shift): then
+ *   SRDHM(x, m)            == (2x * m + 2^31) >> 32        (SMMULR on ARMv7E-M)
+ *   RDBPOT(y, e), e >= 1   == (y + 2^(e-1) + (y >> 31)) >> e
+ * `rounding` is 2^(e-1), precomputed per channel. */
+MCUC_INLINE int32_t mcuc_requant_fast(int32_t x, int32_t multiplier, int32_t rounding, int32_t right) {
+#if MCUC_DSP
+    int32_t high;
+    __asm__("smmulr %0, %1, %2" : "=r"(high) : "r"(x * 2), "r"(multiplier));
+#else
+    const int32_t high = (int32_t)(((int64_t)x * (int64_t)multiplier + ((int64_t)1 << 30)) >> 31);
+#endif
+    return (high + rounding + (high >> 31)) >> right;
+}
+
+MCUC_INLINE int32_t mcuc_clamp(int32_t x, int32_t lo, int32_t hi) {
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* Unaligned-safe 32-bit loads and stores: one LDR/STR where the core allows unaligned
+ * access (M3/M4/M7/M33), byte accesses on M0. */
+MCUC_INLINE uint32_t mcuc_load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+MCUC_INLINE void mcuc_store32(void *p, uint32_t v) {
+    memcpy(p, &v, 4);
+}
+
+#endif /* MCUC_FIXEDPOINT_H */
