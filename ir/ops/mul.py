@@ -1,10 +1,64 @@
-"""MUL of two int8 tensors with broadcasting."""
+"""MUL of two int8 tensors with broadcasting.
+
+TFLite Micro's int8 MUL (mul_common.cc, reference/integer_ops/mul.h): the product of
+the zero-point-corrected inputs, in int32, is scaled to the output by one multiplier
+(input1 scale * input2 scale / output scale, in double), then offset and clamped.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..op import Op
+from . import OpDef, register
+from ._common import require
+from .add import binary_infer_shapes, binary_input_regions
 
 
 @dataclass(frozen=True)
 class MulAttrs:
     act_min: int = -128
     act_max: int = 127
+
+
+@dataclass(frozen=True)
+class MulParams:
+    """The integer constants of one int8 MUL, as TFLM's Prepare computes them."""
+
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    output_multiplier: int
+    output_shift: int
+
+
+def mul_params(op: Op) -> MulParams:
+    x1, x2, y = op.inputs[0], op.inputs[1], op.output
+    s1, s2, so = (float(np.float64(t.quant.scale[0])) for t in (x1, x2, y))
+    require(min(s1, s2, so) > 0.0, op, f"scales must be positive, got {s1:.6g} * {s2:.6g} -> {so:.6g}")
+    multiplier, shift = quantize_multiplier(s1 * s2 / so)
+    return MulParams(-x1.quant.scalar_zero_point, -x2.quant.scalar_zero_point, y.quant.scalar_zero_point,
+                     multiplier, shift)
+
+
+def infer_shapes(op: Op) -> list[tuple[int, ...]]:
+    shapes = binary_infer_shapes(op)
+    mul_params(op)
+    return shapes
+
+
+def macs(op: Op) -> int:
+    return 0
+
+
+def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    p = mul_params(op)
+    a: MulAttrs = op.attrs
+    product = (inputs[0].astype(np.int64) + p.input1_offset) * (inputs[1].astype(np.int64) + p.input2_offset)
+    y = multiply_by_quantized_multiplier(product, p.output_multiplier, p.output_shift) + p.output_offset
+    return [np.clip(y, a.act_min, a.act_max).astype(op.output.dtype)]
+
+
+OPDEF = register(OpDef("MUL", MulAttrs, infer_shapes, macs, binary_input_regions, evaluate))

@@ -1,7 +1,26 @@
-"""RESIZE_NEAREST_NEIGHBOR on NHWC (the size input becomes the `size` attribute)."""
+"""RESIZE_NEAREST_NEIGHBOR on NHWC (the size input becomes the `size` attribute).
+
+Source index of output index i along an axis of input size n, output size m, as TFLM's
+reference GetNearestNeighbor computes it in float32:
+  scale = (n - 1) / float(m - 1) if align_corners and m > 1 else n / float(m)
+  offset = 0.5 if half_pixel_centers else 0
+  src = round((i + offset) * scale) if align_corners else floor((i + offset) * scale)
+  src = min(src, n - 1), and max(src, 0) with half_pixel_centers
+(round is half away from zero). The bytes are copied, so the output keeps the input's
+dtype and quantization.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixedpoint import round_half_away
+from ..op import Op
+from ..region import Region
+from . import OpDef, register
+from ._common import require
+from .reshape import require_same_quantization
 
 
 @dataclass(frozen=True)
@@ -9,3 +28,62 @@ class ResizeNearestAttrs:
     size: tuple[int, int]
     align_corners: bool = False
     half_pixel_centers: bool = False
+
+
+def source_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
+    """For every output index along one axis, the input index it copies."""
+    if align_corners and out_size > 1:
+        scale = np.float32(in_size - 1) / np.float32(out_size - 1)
+    else:
+        scale = np.float32(in_size) / np.float32(out_size)
+    offset = np.float32(0.5 if half_pixel_centers else 0.0)
+    position = (np.arange(out_size, dtype=np.float32) + offset) * scale  # float32 throughout
+    src = round_half_away(position.astype(np.float64)) if align_corners else np.floor(position)
+    src = np.minimum(src.astype(np.int64), in_size - 1)
+    if half_pixel_centers:
+        src = np.maximum(src, 0)
+    return src
+
+
+def infer_shapes(op: Op) -> list[tuple[int, ...]]:
+    require(op.input is not None, op, "needs an input")
+    x = op.input
+    a: ResizeNearestAttrs = op.attrs
+    require(len(x.shape) == 4, op, f"input must be 4-D NHWC, got shape {list(x.shape)}")
+    require(len(a.size) == 2 and min(a.size) >= 1, op, f"size {list(a.size)} must be two positive integers")
+    require(x.shape[1] >= 1 and x.shape[2] >= 1, op, f"input shape {list(x.shape)} has an empty spatial axis")
+    require_same_quantization(op)
+    return [(x.shape[0], a.size[0], a.size[1], x.shape[3])]
+
+
+def macs(op: Op) -> int:
+    return 0
+
+
+def _axis_range(src: np.ndarray, start: int, stop: int) -> tuple[int, int]:
+    if stop <= start:
+        return 0, 0
+    picked = src[start:stop]
+    return int(picked.min()), int(picked.max()) + 1
+
+
+def input_regions(op: Op, out: Region) -> list[Region | None]:
+    x = op.input
+    if x.is_constant:
+        return [None] * len(op.inputs)
+    a: ResizeNearestAttrs = op.attrs
+    rows = _axis_range(source_indices(x.shape[1], a.size[0], a.align_corners, a.half_pixel_centers), *out.axis(1))
+    cols = _axis_range(source_indices(x.shape[2], a.size[1], a.align_corners, a.half_pixel_centers), *out.axis(2))
+    region = Region((out.start[0], rows[0], cols[0], out.start[3]), (out.stop[0], rows[1], cols[1], out.stop[3]))
+    return [region] + [None] * (len(op.inputs) - 1)
+
+
+def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    x = op.input
+    a: ResizeNearestAttrs = op.attrs
+    rows = source_indices(x.shape[1], a.size[0], a.align_corners, a.half_pixel_centers)
+    cols = source_indices(x.shape[2], a.size[1], a.align_corners, a.half_pixel_centers)
+    return [np.ascontiguousarray(inputs[0][:, rows][:, :, cols])]
+
+
+OPDEF = register(OpDef("RESIZE_NEAREST_NEIGHBOR", ResizeNearestAttrs, infer_shapes, macs, input_regions, evaluate))
