@@ -4,6 +4,14 @@ This is the one Python implementation (DESIGN.md, Numerics); runtime_c/ and the 
 backend carry the same functions and property tests hold the three equal over the
 whole int32 range. All functions take and return int64 arrays holding int32 values so
 intermediate products never overflow in numpy.
+
+Rounding rule, settled empirically against the pinned tflite-micro package: it is built
+*without* TFLITE_SINGLE_ROUNDING, so MultiplyByQuantizedMultiplier rounds twice
+(gemmlowp's SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT). 1x1 CONV_2D
+models whose outputs differ between the two rules (e.g. in/weight scale 1, output scale
+32.99034, bias 402: 8 of 256 inputs differ) match the double-rounding results byte for
+byte and not the single-rounding ones (tests/test_fixedpoint.py keeps that check).
+The same build flag means QuantizeMultiplier does not clamp shifts above 30.
 """
 from __future__ import annotations
 
@@ -19,10 +27,13 @@ def _i64(x) -> np.ndarray:
     return np.asarray(x, dtype=np.int64)
 
 
-def _wrap_int32(x: np.ndarray) -> np.ndarray:
+def wrap_int32(x) -> np.ndarray:
     """Two's-complement wrap of int64 values to int32 range (C's conversion on every
     target we generate code for)."""
-    return ((x + 2**31) & 0xFFFFFFFF) - 2**31
+    return ((_i64(x) + 2**31) & 0xFFFFFFFF) - 2**31
+
+
+_wrap_int32 = wrap_int32  # the name other modules and tests first used
 
 
 def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
@@ -73,8 +84,11 @@ def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift)
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """TFLite's QuantizeMultiplier: real = multiplier * 2^(shift - 31), multiplier in
-    [2^30, 2^31) as a Q31 fraction, shift in [-31, 30]. `real` must be a Python float
-    (a C double): callers widen float32 scales first, as the reference kernels do."""
+    [2^30, 2^31) as a Q31 fraction (negative for negative `real`), shift >= -31.
+    `real` must be a Python float (a C double): callers widen float32 scales first, as
+    the reference kernels do. Multipliers below 2^-32 flush to (0, 0). Shifts above 30
+    stay as they are: only the single-rounding build clamps them, and the pinned
+    tflite-micro is a double-rounding build (see the module docstring)."""
     if real == 0.0:
         return 0, 0
     fraction, shift = math.frexp(real)
@@ -84,8 +98,6 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         return 0, 0
-    if shift > 30:
-        return INT32_MAX, 30
     return int(q), int(shift)
 
 

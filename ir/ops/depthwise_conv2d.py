@@ -2,12 +2,24 @@
 
 Weights [1, kh, kw, in_channels * depth_multiplier] (TFLite layout), per-channel or
 per-tensor symmetric int8; optional int32 bias; input and output NHWC.
+
+Output channel `c * depth_multiplier + m` reads input channel `c` (TFLite Micro's
+reference DepthwiseConvPerChannel): padding taps are skipped (the same as summing a
+zero-point-corrected zero), then bias, the per-channel Q31 requantization, the output
+zero point and the clamp.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._common import Padding2D
+import numpy as np
+
+from ..fixedpoint import requantize_per_channel
+from ..op import Op
+from ..region import Region, window_input_range
+from . import OpDef, register
+from ._common import Padding2D, channel_requant_params, require, window_output_size
+from .conv2d import pad_spatial, windows
 
 
 @dataclass(frozen=True)
@@ -18,3 +30,67 @@ class DepthwiseConv2DAttrs:
     depth_multiplier: int = 1
     act_min: int = -128
     act_max: int = 127
+
+
+def infer_shapes(op: Op) -> list[tuple[int, ...]]:
+    x, w = op.inputs[0], op.inputs[1]
+    a: DepthwiseConv2DAttrs = op.attrs
+    require(len(x.shape) == 4, op, f"input must be 4-D NHWC, got shape {x.shape}")
+    require(w.is_constant and len(w.shape) == 4 and w.shape[0] == 1, op,
+            f"weights must be a constant [1, kh, kw, channels] tensor, got shape {w.shape}")
+    require(min(a.stride) >= 1, op, f"stride {a.stride} must be positive")
+    require(min(a.dilation) >= 1, op, f"dilation {a.dilation} must be positive")
+    require(a.depth_multiplier >= 1, op, f"depth_multiplier {a.depth_multiplier} must be positive")
+    p = a.padding
+    require(min(p.top, p.bottom, p.left, p.right) >= 0, op, f"negative padding {p}")
+    require(w.shape[3] == x.shape[3] * a.depth_multiplier, op,
+            f"weights have {w.shape[3]} channels but input channels {x.shape[3]} x "
+            f"depth_multiplier {a.depth_multiplier} = {x.shape[3] * a.depth_multiplier}")
+    require(a.act_min <= a.act_max, op, f"activation range [{a.act_min}, {a.act_max}] is empty")
+    bias = op.inputs[2] if len(op.inputs) > 2 else None
+    require(bias is None or bias.shape == (w.shape[3],), op,
+            f"bias shape {None if bias is None else bias.shape} does not match {w.shape[3]} output channels")
+    oh = window_output_size(x.shape[1], w.shape[1], a.stride[0], a.dilation[0], p.top, p.bottom)
+    ow = window_output_size(x.shape[2], w.shape[2], a.stride[1], a.dilation[1], p.left, p.right)
+    require(oh > 0 and ow > 0, op, f"kernel {w.shape[1]}x{w.shape[2]} does not fit the padded input")
+    return [(x.shape[0], oh, ow, w.shape[3])]
+
+
+def macs(op: Op) -> int:
+    w = op.inputs[1]
+    return op.output.size * w.shape[1] * w.shape[2]
+
+
+def input_regions(op: Op, out: Region) -> list[Region | None]:
+    x, w = op.inputs[0], op.inputs[1]
+    a: DepthwiseConv2DAttrs = op.attrs
+    rows = window_input_range(*out.axis(1), a.stride[0], a.padding.top, w.shape[1], a.dilation[0], x.shape[1])
+    cols = window_input_range(*out.axis(2), a.stride[1], a.padding.left, w.shape[2], a.dilation[1], x.shape[2])
+    # Output channels [c0, c1) read input channels c0 // m .. (c1 - 1) // m.
+    c0, c1 = out.axis(3)
+    m = a.depth_multiplier
+    channels = (c0 // m, (c1 - 1) // m + 1) if c1 > c0 else (0, 0)
+    region = Region((out.start[0], rows[0], cols[0], channels[0]), (out.stop[0], rows[1], cols[1], channels[1]))
+    return [region] + [None] * (len(op.inputs) - 1)
+
+
+def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    x_t, w_t, out_t = op.inputs[0], op.inputs[1], op.output
+    a: DepthwiseConv2DAttrs = op.attrs
+    x, w = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    # Skipping padding taps equals padding (x - zero_point) with zeros.
+    xs = pad_spatial(x.astype(np.int64) - x_t.quant.scalar_zero_point, a.padding)
+    # Input channel c feeds output channels c*m .. c*m + m - 1: repeat it m times.
+    xs = np.repeat(xs, a.depth_multiplier, axis=3)
+    _, oh, ow, _ = out_t.shape
+    cols = windows(xs, w.shape[1], w.shape[2], oh, ow, a.stride, a.dilation)  # [N,OH,OW,KH,KW,C]
+    acc = np.einsum("nhwykc,ykc->nhwc", cols, w[0].astype(np.int64))
+    if bias is not None:
+        acc += bias.astype(np.int64)
+    mult, shift = channel_requant_params(op, x_t, w_t, out_t)
+    y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
+    return [y.astype(out_t.dtype)]
+
+
+OPDEF = register(OpDef("DEPTHWISE_CONV_2D", DepthwiseConv2DAttrs, infer_shapes, macs, input_regions, evaluate))
