@@ -7,7 +7,8 @@ the executable meaning of a Program that both backends must match:
 - scratch buffers are filled with junk before their step (a kernel may scribble there);
 - an `alias` step moves no bytes (its outputs must already be in place);
 - an output may overlap an input of its own step only as the step's declared in-place
-  pair (output 0 over input `in_place_input`, same start offset) or within an alias step.
+  pair (output 0 over input `in_place_input`, same start offset; other inputs may sit at
+  that same offset too) or within an alias step.
 """
 from __future__ import annotations
 
@@ -80,8 +81,9 @@ def _check_step_overlaps(program: Program, index: int) -> None:
             i0 = off[inp]
             if not _overlap(o0, o1, i0, i0 + inp.nbytes):
                 continue
-            declared = (step.in_place and o_i == 0 and o0 == i0
-                        and inp is op.inputs[step.in_place_input])
+            # In place, output 0 starts exactly where its input does; another input at the
+            # same offset (an alias of it, or x + x) is read element by element alike.
+            declared = step.in_place and o_i == 0 and o0 == i0 == off[op.inputs[step.in_place_input]]
             if not declared:
                 raise PlanError(f"step {index} {op.label}: output {out.name!r} [{o0}, {o1}) overlaps "
                                 f"input {inp.name!r} [{i0}, {i0 + inp.nbytes}) without being in place")

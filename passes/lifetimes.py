@@ -9,12 +9,13 @@ may share bytes only if their intervals are disjoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor
 from mcuc.ir.program import ScratchRequest
 
-from .aliasing import Storage
+if TYPE_CHECKING:  # aliasing.py uses tensor_intervals from here
+    from .aliasing import Storage
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 

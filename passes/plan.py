@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from mcuc.ir import Graph, MCUCError, Op, Tensor
 from mcuc.ir.program import Buffer, Program, ScratchRequest, Step
 
-from .aliasing import Storage, separate_storage
+from .aliasing import Storage, plan_storage
 from .allocate import Placement, allocate
 from .lifetimes import Lifetime, lifetimes, live_bound
 
@@ -24,7 +24,7 @@ def plan(graph: Graph, scratch: ScratchFn | None = None, *, optimize: bool = Tru
     With `optimize`, several placement heuristics are tried and the smallest arena wins.
     """
     graph.verify()
-    storage = separate_storage(graph)
+    storage = plan_storage(graph)
     return build_program(graph, storage, scratch, optimize=optimize)
 
 
