@@ -37,8 +37,11 @@ _wrap_int32 = wrap_int32  # the name other modules and tests first used
 
 
 def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
-    """gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating
-    the one overflowing case a == b == INT32_MIN; ties round away from zero."""
+    """gemmlowp's SaturatingRoundingDoublingHighMul: floor(a * b / 2^31 + 1/2), saturating
+    the one overflowing case a == b == INT32_MIN to INT32_MAX.
+
+    Ties round up (toward +infinity), not away from zero: the negative nudge
+    1 - 2^30 followed by C's truncating division sends -0.5 to 0."""
     a, b = _i64(a), _i64(b)
     ab = a * b
     nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
