@@ -1,0 +1,250 @@
+"""Run a Cortex-M ELF in unicorn: exact instruction counts and the stack high-water mark.
+
+Counting: a block hook sees every translation block unicorn executes, with its address
+and size in bytes; capstone decodes exactly those bytes once (Thumb, M-class) and the
+block's instruction count is cached by (address, size), since unicorn may cut the same
+code into differently sized blocks. A block runs to its end once entered (branches end
+blocks; Thumb has no other conditional instructions outside IT blocks, and those the
+core issues whether or not their condition holds), so the sum over blocks is exact.
+
+Stack: the stack block is filled with a pattern before the call, and afterwards the
+lowest word that changed gives the high-water mark (a fill is far cheaper than hooking
+every store).
+
+A call starts at a function's address with LR pointing into a page of `bkpt`
+instructions outside the image; reaching that page ends the run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mcuc.ir.errors import MCUCError
+
+from .target import Target
+
+try:  # the emulator's dependencies are PyPI packages listed in setup.cfg
+    import capstone
+    import unicorn
+    from elftools.elf.elffile import ELFFile
+    from unicorn import arm_const
+except ImportError as e:  # pragma: no cover - depends on the installation
+    raise MCUCError(f"the Cortex-M emulator needs the Python packages unicorn, capstone and "
+                    f"pyelftools ({e}); reinstall mcuc with scripts/setup.sh") from None
+
+RETURN_TRAP = 0x1FFF0000
+"""A page of `bkpt` instructions in the code region, outside flash and SRAM: the
+return address of every emulated call."""
+_PAGE = 0x1000
+STACK_PATTERN = 0xA5C35A3C
+DEFAULT_BUDGET = 2_000_000_000
+"""Instructions before a run counts as runaway (a model of 50M MACs needs ~100M)."""
+
+_CPU_MODELS = {
+    "cortex-m0": arm_const.UC_CPU_ARM_CORTEX_M0,
+    "cortex-m3": arm_const.UC_CPU_ARM_CORTEX_M3,
+    "cortex-m4": arm_const.UC_CPU_ARM_CORTEX_M4,
+    "cortex-m7": arm_const.UC_CPU_ARM_CORTEX_M7,
+    "cortex-m33": arm_const.UC_CPU_ARM_CORTEX_M33,
+}
+_ARG_REGISTERS = (arm_const.UC_ARM_REG_R0, arm_const.UC_ARM_REG_R1,
+                  arm_const.UC_ARM_REG_R2, arm_const.UC_ARM_REG_R3)
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    address: int
+    size: int
+
+
+@dataclass
+class CallResult:
+    """What one emulated call did."""
+
+    return_value: int
+    instructions: int
+    stack_bytes: int
+    reads: list[bytes] = field(default_factory=list)
+    marks: dict[str, int] = field(default_factory=dict)
+    """For each requested mark symbol that executed: instructions executed before it
+    (the first time it was reached)."""
+
+
+def _page_round(size: int) -> int:
+    return (size + _PAGE - 1) // _PAGE * _PAGE
+
+
+class Emulator:
+    """One ELF on one emulated core. Each `call` starts from the ELF's initial memory image
+    (loadable segments at their run addresses: .data initialized, .bss zero), so calls
+    are independent."""
+
+    def __init__(self, elf_path: Path | str, target: Target,
+                 flash: tuple[int, int], ram: tuple[int, int]) -> None:
+        if target.name not in _CPU_MODELS:
+            raise MCUCError(f"target {target.name!r} cannot be emulated; choose one of "
+                            f"{', '.join(_CPU_MODELS)}")
+        self.target = target
+        self.flash = flash
+        self.ram = ram
+        self.segments: list[tuple[int, bytes]] = []
+        self.symbols: dict[str, Symbol] = {}
+        with open(elf_path, "rb") as f:
+            elf = ELFFile(f)
+            for segment in elf.iter_segments():
+                if segment["p_type"] == "PT_LOAD" and segment["p_filesz"] > 0:
+                    # At the load address (flash, where the reset handler copies .data
+                    # from) and at the run address: .data starts initialized, as after
+                    # that copy, for calls that skip the reset handler.
+                    data = segment.data()
+                    self.segments.append((segment["p_paddr"], data))
+                    if segment["p_vaddr"] != segment["p_paddr"]:
+                        self.segments.append((segment["p_vaddr"], data))
+            symtab = elf.get_section_by_name(".symtab")
+            if symtab is None:
+                raise MCUCError(f"{elf_path}: the ELF has no symbol table (was it stripped?)")
+            for sym in symtab.iter_symbols():
+                if sym.name and sym["st_shndx"] != "SHN_UNDEF":
+                    self.symbols.setdefault(sym.name, Symbol(sym.name, sym["st_value"], sym["st_size"]))
+        self._disassembler = capstone.Cs(capstone.CS_ARCH_ARM,
+                                         capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+        # (address, size) -> instruction addresses of that block, decoded once.
+        self._blocks: dict[tuple[int, int], tuple[int, ...]] = {}
+
+    def symbol(self, name: str) -> Symbol:
+        try:
+            return self.symbols[name]
+        except KeyError:
+            raise MCUCError(f"symbol {name!r} is not in the firmware ELF") from None
+
+    def _decode(self, code: bytes, address: int) -> tuple[int, ...]:
+        addresses = []
+        offset = 0
+        while offset < len(code):
+            # disasm_lite stops at undecodable bytes; count what it decodes and step over
+            # the rest by the Thumb width rule so a count is never silently short.
+            decoded = list(self._disassembler.disasm_lite(code[offset:], address + offset))
+            for insn_address, insn_size, _, _ in decoded:
+                addresses.append(insn_address)
+                offset += insn_size
+            if offset < len(code):
+                halfword = code[offset] | code[offset + 1] << 8 if offset + 1 < len(code) else 0
+                addresses.append(address + offset)
+                offset += 4 if (halfword >> 11) in (0b11101, 0b11110, 0b11111) else 2
+        return tuple(addresses)
+
+    def _machine(self) -> "unicorn.Uc":
+        uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
+        uc.ctl_set_cpu_model(_CPU_MODELS[self.target.name])
+        uc.mem_map(self.flash[0], _page_round(self.flash[1]))
+        uc.mem_map(self.ram[0], _page_round(self.ram[1]))
+        uc.mem_map(RETURN_TRAP, _PAGE)
+        uc.mem_write(RETURN_TRAP, b"\x00\xbe" * (_PAGE // 2))  # bkpt #0
+        for address, data in self.segments:
+            uc.mem_write(address, data)
+        return uc
+
+    def call(self, function: str, args: tuple[int, ...] = (), *,
+             writes: list[tuple[int, bytes]] = (), reads: list[tuple[int, int]] = (),
+             stack: tuple[int, int] | None = None, marks: tuple[str, ...] = (),
+             budget: int = DEFAULT_BUDGET, until: str | None = None) -> CallResult:
+        """Call `function(*args)` (up to four int arguments) with SP at the top of `stack`
+        = (bottom, top); write `writes` first, read `reads` after it returns.
+
+        `until`: a symbol where the run ends instead of the return (for code that never
+        returns, such as the reset handler); its first instruction is not counted."""
+        if len(args) > len(_ARG_REGISTERS):
+            raise MCUCError(f"emulated call of {function}: at most {len(_ARG_REGISTERS)} arguments")
+        entry = self.symbol(function).address | 1
+        stop = self.symbol(until).address & ~1 if until else RETURN_TRAP
+        uc = self._machine()
+        for address, data in writes:
+            uc.mem_write(address, bytes(data))
+        if stack is None:
+            stack = (self.symbol("__stack_bottom").address, self.symbol("__stack_top").address)
+        bottom, top = stack
+        words = (top - bottom) // 4
+        uc.mem_write(bottom, np.full(words, STACK_PATTERN, dtype="<u4").tobytes())
+        for register, value in zip(_ARG_REGISTERS, args):
+            uc.reg_write(register, value & 0xFFFFFFFF)
+        uc.reg_write(arm_const.UC_ARM_REG_SP, top)
+        uc.reg_write(arm_const.UC_ARM_REG_LR, RETURN_TRAP | 1)
+
+        counter = _Counter(self, budget)
+        uc.hook_add(unicorn.UC_HOOK_BLOCK, counter.on_block)
+        mark_addresses = {}
+        for name in marks:
+            address = self.symbol(name).address & ~1
+            mark_addresses.setdefault(address, []).append(name)
+            uc.hook_add(unicorn.UC_HOOK_CODE, counter.on_mark, begin=address, end=address)
+        counter.mark_names = mark_addresses
+        try:
+            uc.emu_start(entry, stop)
+        except unicorn.UcError as e:
+            pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+            raise MCUCError(f"emulated {self.target.name} faulted in {function} at pc=0x{pc:08x} "
+                            f"({self.where(pc)}) after {counter.total} instructions: {e}") from None
+        if counter.over_budget:
+            raise MCUCError(f"emulated call of {function} ran more than {budget} instructions "
+                            "without returning: runaway code (or raise the budget)")
+        pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+        if pc & ~1 != stop:
+            raise MCUCError(f"emulated call of {function} stopped at pc=0x{pc:08x} ({self.where(pc)}), "
+                            "not at its return")
+        stack_words = np.frombuffer(bytes(uc.mem_read(bottom, words * 4)), dtype="<u4")
+        touched = np.flatnonzero(stack_words != STACK_PATTERN)
+        stack_bytes = (words - int(touched[0])) * 4 if touched.size else 0
+        if touched.size and touched[0] == 0:
+            raise MCUCError(f"emulated call of {function} used the whole {top - bottom}-byte stack "
+                            "block: stack overflow")
+        return CallResult(
+            return_value=uc.reg_read(arm_const.UC_ARM_REG_R0),
+            instructions=counter.total,
+            stack_bytes=stack_bytes,
+            reads=[bytes(uc.mem_read(address, size)) for address, size in reads],
+            marks=counter.marks,
+        )
+
+    def where(self, address: int) -> str:
+        """The function containing `address`, for error messages."""
+        for sym in self.symbols.values():
+            if sym.size and sym.address & ~1 <= address < (sym.address & ~1) + sym.size:
+                return f"{sym.name}+0x{address - (sym.address & ~1):x}"
+        return "unknown code"
+
+
+class _Counter:
+    """The hooks' state during one call."""
+
+    def __init__(self, emulator: Emulator, budget: int) -> None:
+        self.emulator = emulator
+        self.budget = budget
+        self.total = 0
+        self.block_start_total = 0
+        self.block: tuple[int, ...] = ()
+        self.over_budget = False
+        self.mark_names: dict[int, list[str]] = {}
+        self.marks: dict[str, int] = {}
+
+    def on_block(self, uc, address: int, size: int, _user_data) -> None:
+        key = (address, size)
+        block = self.emulator._blocks.get(key)
+        if block is None:
+            block = self.emulator._decode(bytes(uc.mem_read(address, size)), address)
+            self.emulator._blocks[key] = block
+        self.block = block
+        self.block_start_total = self.total
+        self.total += len(block)
+        if self.total > self.budget:
+            self.over_budget = True
+            uc.emu_stop()
+
+    def on_mark(self, uc, address: int, _size: int, _user_data) -> None:
+        # Instructions before this one: all earlier blocks plus those of this block
+        # that precede it.
+        before = self.block_start_total + sum(1 for a in self.block if a < address)
+        for name in self.mark_names.get(address, ()):
+            self.marks.setdefault(name, before)

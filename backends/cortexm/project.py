@@ -1,0 +1,221 @@
+"""The generated firmware project: model.h, model.c, the runtime files, Makefile, report.json.
+
+One folder a firmware engineer drops into a project (DESIGN.md, Backends). The schedule
+becomes straight-line calls with constant arena offsets; each step's C comes from the
+kernel emitters (kernels.emit_step), and this module only assembles the files through
+the jinja2 templates under templates/.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from mcuc import runtime_c
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.ops import op_def
+from mcuc.ir.program import Program
+from mcuc.ir.tensor import Tensor
+
+from .target import Target
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
+           "int64": "int64_t", "float32": "float", "bool": "uint8_t"}
+
+_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def template_environment() -> jinja2.Environment:
+    """The templates of this backend. StrictUndefined: a missing value is a bug, not
+    an empty string in the C."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=False, lstrip_blocks=False)
+
+
+def c_name(name: str) -> str:
+    """`name` as a C identifier prefix: other characters become '_', a leading digit gets
+    'm_' (graph names come from model files and may be anything)."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name) or "model"
+    if ident[0].isdigit():
+        ident = "m_" + ident
+    return ident
+
+
+def c_comment(text: str) -> str:
+    """`text` safe inside a /* */ comment."""
+    return text.replace("*/", "* /").replace("\n", " ")
+
+
+def c_float(value: float) -> str:
+    """A float32 value as a C literal body that reads back exactly (caller adds 'f')."""
+    text = f"{float(np.float32(value)):.9g}"
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
+@dataclass(frozen=True)
+class IOTensor:
+    """A graph input or output as model.h describes it."""
+
+    index: int
+    name: str
+    dtype: str
+    ctype: str
+    shape: tuple[int, ...]
+    elements: int
+    bytes: int
+    offset: int
+    quantized: bool
+    scale: str
+    zero_point: int
+
+    def as_json(self) -> dict:
+        info = {"index": self.index, "name": self.name, "dtype": self.dtype, "shape": list(self.shape),
+                "bytes": self.bytes, "arena_offset": self.offset}
+        if self.quantized:
+            info["scale"] = float(self.scale)
+            info["zero_point"] = self.zero_point
+        return info
+
+
+def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str) -> list[IOTensor]:
+    result = []
+    for index, t in enumerate(tensors):
+        if t not in program.offsets:
+            raise MCUCError(f"graph {role} {index} {t.name!r} has no place in the arena "
+                            "(a constant graph output?): the Cortex-M backend needs every "
+                            f"graph {role} to be computed; remove it from the model's {role}s")
+        if t.dtype not in C_TYPES:
+            raise MCUCError(f"graph {role} {t.name!r} has dtype {t.dtype}, which the generated "
+                            f"C API cannot express (use one of {', '.join(C_TYPES)})")
+        quantized = t.quant is not None and not t.quant.per_channel
+        result.append(IOTensor(
+            index=index, name=c_comment(t.name), dtype=t.dtype, ctype=C_TYPES[t.dtype],
+            shape=t.shape, elements=t.size, bytes=t.nbytes, offset=program.offset(t),
+            quantized=quantized, scale=c_float(t.quant.scalar_scale) if quantized else "",
+            zero_point=t.quant.scalar_zero_point if quantized else 0))
+    return result
+
+
+@dataclass(frozen=True)
+class EmittedStep:
+    index: int
+    label: str
+    kind: str
+    decls: str
+    call: str
+
+
+def emit_steps(program: Program, target: Target) -> tuple[list[EmittedStep], list[str]]:
+    """Every step's C and the runtime_c files they need (in first-use order)."""
+    from .kernels import emit_step  # the emitters' module; imported late to keep this one light
+
+    steps: list[EmittedStep] = []
+    runtime: dict[str, None] = {}
+    for index, step in enumerate(program.steps):
+        code = emit_step(index, step, program, target)
+        steps.append(EmittedStep(index, c_comment(step.op.label), step.op.kind,
+                                 code.decls.strip("\n"), code.call.strip("\n")))
+        runtime.update(dict.fromkeys(code.runtime))
+    return steps, list(runtime)
+
+
+def runtime_closure(names: list[str]) -> list[str]:
+    """`names` plus every runtime_c file they #include "..." (transitively)."""
+    source_dir = Path(runtime_c.SOURCE_DIR)
+    ordered: dict[str, None] = {}
+    pending = list(names)
+    while pending:
+        name = pending.pop(0)
+        if name in ordered:
+            continue
+        path = source_dir / name
+        if not path.is_file():
+            raise MCUCError(f"the kernel emitters asked for runtime file {name!r}, which is not in "
+                            f"{source_dir}: the mcuc installation is incomplete")
+        ordered[name] = None
+        pending.extend(n for n in _INCLUDE.findall(path.read_text()) if (source_dir / n).is_file())
+    return list(ordered)
+
+
+def op_report(index: int, program: Program) -> dict:
+    step = program.steps[index]
+    op = step.op
+    return {
+        "index": index,
+        "kind": op.kind,
+        "name": op.name,
+        "macs": int(op_def(op.kind).macs(op)),
+        "inputs": [{"name": t.name, "shape": list(t.shape), "arena_offset": program.offsets.get(t)}
+                   for t in op.inputs if t is not None and not t.is_constant],
+        "outputs": [{"name": t.name, "shape": list(t.shape), "arena_offset": program.offsets.get(t)}
+                    for t in op.outputs],
+        "weight_bytes": int(sum(t.nbytes for t in op.inputs if t is not None and t.is_constant)),
+        "scratch": [{"name": b.name, "offset": b.offset, "size": b.size} for b in step.scratch],
+    }
+
+
+def write_project(program: Program, out_dir: Path | str, target: Target, name: str = "model") -> Path:
+    """Write the C project for `program` into `out_dir` (created if needed); return it.
+
+    Files: model.h (the API), model.c (arena, weights, schedule), the runtime_c files the
+    model uses, Makefile (`make CPU=<core>` builds lib<name>.a), report.json.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MCUCError(f"cannot create output directory {str(out)!r}: {e}") from None
+    prefix = c_name(name)
+    steps, runtime = emit_steps(program, target)
+    runtime_files = runtime_closure(runtime)
+    inputs = io_tensors(program, program.graph.inputs, "input")
+    outputs = io_tensors(program, program.graph.outputs, "output")
+    macs = sum(int(op_def(s.op.kind).macs(s.op)) for s in program.steps)
+    context = {
+        "name": prefix,
+        "NAME": prefix.upper(),
+        "graph_name": c_comment(program.graph.name),
+        "target": target.name,
+        "default_cpu": target.name,
+        "arena_bytes": program.arena_bytes,
+        # A zero-length array is not C; a model whose activations need no bytes still
+        # gets a one-byte arena.
+        "arena_storage_bytes": max(program.arena_bytes, 1),
+        "inputs": inputs,
+        "outputs": outputs,
+        "steps": steps,
+        "macs": macs,
+        "headers": [f for f in runtime_files if f.endswith(".h")],
+        "sources": ["model.c", *(f for f in runtime_files if f.endswith(".c"))],
+    }
+    env = template_environment()
+    for template, filename in (("model.h.j2", "model.h"), ("model.c.j2", "model.c"),
+                               ("Makefile.j2", "Makefile")):
+        (out / filename).write_text(env.get_template(template).render(context))
+    for filename in runtime_files:
+        shutil.copyfile(Path(runtime_c.SOURCE_DIR) / filename, out / filename)
+    report = {
+        "model": program.graph.name,
+        "c_prefix": prefix,
+        "target": target.name,
+        "arena_bytes": program.arena_bytes,
+        "live_bound_bytes": program.live_bound_bytes,
+        "macs": macs,
+        "inputs": [t.as_json() for t in inputs],
+        "outputs": [t.as_json() for t in outputs],
+        "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first,
+                     "last": b.last} for b in program.buffers],
+        "ops": [op_report(i, program) for i in range(len(program.steps))],
+        "runtime_files": runtime_files,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return out
