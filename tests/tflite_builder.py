@@ -57,11 +57,14 @@ OPTIONS_TABLE: dict[str, str | None] = {
     "SQUEEZE": "SqueezeOptions",
 }
 
-# Options the schema defaults to 0 but that a test almost always means as 1.
+# Options the schema defaults to 0 but that a test almost always means as 1, and padding
+# VALID (the schema's default, 0, is SAME): no padding unless a test asks for it.
 _OPTION_DEFAULTS: dict[str, dict[str, object]] = {
-    "Conv2DOptions": {"strideW": 1, "strideH": 1},
-    "DepthwiseConv2DOptions": {"strideW": 1, "strideH": 1, "depthMultiplier": 1},
-    "Pool2DOptions": {"strideW": 1, "strideH": 1, "filterWidth": 1, "filterHeight": 1},
+    "Conv2DOptions": {"strideW": 1, "strideH": 1, "padding": schema.Padding.VALID},
+    "DepthwiseConv2DOptions": {"strideW": 1, "strideH": 1, "depthMultiplier": 1,
+                               "padding": schema.Padding.VALID},
+    "Pool2DOptions": {"strideW": 1, "strideH": 1, "filterWidth": 1, "filterHeight": 1,
+                      "padding": schema.Padding.VALID},
     "SoftmaxOptions": {"beta": 1.0},
 }
 
@@ -79,10 +82,10 @@ def _camel(name: str) -> str:
 
 def _enum_value(enum_cls, value) -> int:
     if isinstance(value, str):
-        try:
-            return getattr(enum_cls, value.upper())
-        except AttributeError:
-            raise ValueError(f"{value!r} is not a {enum_cls.__name__}") from None
+        for name in (value, value.upper()):  # enum names are upper case, except e.g. SHUFFLED4x16INT8
+            if isinstance(getattr(enum_cls, name, None), int):
+                return getattr(enum_cls, name)
+        raise ValueError(f"{value!r} is not a {enum_cls.__name__}")
     return int(value)
 
 
@@ -95,7 +98,11 @@ def builtin_code(kind: str) -> int:
 
 def make_options(kind: str, options: dict):
     """The (union type, options object) of a builtin from snake_case or camelCase fields."""
-    table = OPTIONS_TABLE.get(kind, kind.title().replace("_", "") + "Options")
+    if kind in OPTIONS_TABLE:
+        table = OPTIONS_TABLE[kind]
+    else:  # other builtins (tests of unsupported ops): the schema's naming convention
+        table = kind.title().replace("_", "") + "Options"
+        table = table if hasattr(schema, table + "T") else None
     if table is None:
         if options:
             raise ValueError(f"{kind} takes no options, got {sorted(options)}")
