@@ -64,23 +64,6 @@ def _truncating_div_pot(x: np.ndarray, bits: int) -> np.ndarray:
 
 # -- multipliers (quantization_util.cc) ---------------------------------------------------
 
-def quantize_multiplier_unclamped(real: float) -> tuple[int, int]:
-    """QuantizeMultiplier of the double-rounding build: real = q * 2^(shift - 31) with q in
-    [2^30, 2^31), tiny values (shift < -31) flushed to (0, 0), and - unlike the
-    single-rounding build and mcuc.ir.fixedpoint.quantize_multiplier - no clamp of
-    shift > 30 (SOFTMAX's capped multiplier 2^31 - 1 really gets shift 31)."""
-    if real == 0.0:
-        return 0, 0
-    fraction, shift = math.frexp(real)
-    q = std_round(fraction * (1 << 31))
-    if q == (1 << 31):
-        q //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q, shift
-
-
 def std_round(x: float) -> int:
     """std::round (TfLiteRound on doubles): ties away from zero."""
     return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))

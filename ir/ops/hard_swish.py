@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..fixedpoint import quantize_multiplier
 from ..fixedpoint_exp import (
     down_scale_int32_to_int16_multiplier,
-    quantize_multiplier_unclamped,
     rounding_divide_by_pot_int16,
     saturating_doubling_high_mul_int16,
     saturating_left_shift_int16,
@@ -53,8 +53,8 @@ def hard_swish_params(op: Op) -> HardSwishParams:
     output_scale = np.float32(op.output.quant.scalar_scale)
     hires_input_scale = np.float32(np.float32(1.0 / 128.0) * input_scale)
     reluish_scale = np.float32(np.float32(3.0) / np.float32(32768.0))
-    output_multiplier, output_exponent = quantize_multiplier_unclamped(float(np.float32(hires_input_scale / output_scale)))
-    reluish_multiplier, reluish_exponent = quantize_multiplier_unclamped(float(np.float32(hires_input_scale / reluish_scale)))
+    output_multiplier, output_exponent = quantize_multiplier(float(np.float32(hires_input_scale / output_scale)))
+    reluish_multiplier, reluish_exponent = quantize_multiplier(float(np.float32(hires_input_scale / reluish_scale)))
     require(output_exponent <= 0, op,
             f"input scale {float(input_scale):g} / output scale {float(output_scale):g} is too large: "
             f"TFLite's int8 hard swish needs input_scale / (128 * output_scale) < 1")

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixedpoint import rounding_divide_by_pot, saturating_rounding_doubling_high_mul
+from ..fixedpoint import quantize_multiplier, rounding_divide_by_pot, saturating_rounding_doubling_high_mul
 from ..fixedpoint_exp import (
     calculate_input_radius,
     exp_on_negative_values,
     get_reciprocal,
-    quantize_multiplier_unclamped,
     rescale,
     wrap_int32,
 )
@@ -65,7 +64,7 @@ def softmax_params(op: Op) -> SoftmaxParams:
     require(real > 1.0, op,
             f"beta {beta:g} times input scale {input_scale:g} is {beta * input_scale:g}; TFLite needs "
             f"it above 2^-26 (QuantizeMultiplierGreaterThanOne): use a larger beta or input scale")
-    multiplier, left_shift = quantize_multiplier_unclamped(real)
+    multiplier, left_shift = quantize_multiplier(real)
     diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, left_shift)
     return SoftmaxParams(multiplier, left_shift, diff_min, np.dtype(op.output.dtype).itemsize * 8)
 
