@@ -1,7 +1,13 @@
 """mcuc.passes: graph-to-graph passes and scheduling (imports only mcuc.ir).
 
-plan(graph, scratch=None, optimize=True) -> Program is the entry point backends use.
+Graph -> Graph passes (run by the compiler's pipeline, each runnable alone):
+  fold_pad, strip_edge_quantization (--io int8), order_for_memory
+Scheduling: plan(graph, scratch=None, optimize=True) -> Program, the entry point
+backends use (order, aliasing/in-place, lifetimes, arena placement).
+Reports: report.memory_svg(program), report.memory_table(program).
 """
+from .fold_pad import fold_pad
 from .plan import plan
+from .strip_edge_quantization import strip_edge_quantization
 
-__all__ = ["plan"]
+__all__ = ["fold_pad", "plan", "strip_edge_quantization"]

@@ -1,0 +1,104 @@
+"""Memory reports: bytes live per step, the arena layout, and memory.svg (the arena over
+time: x is the step, y the byte offset, one rectangle per buffer, the peak marked)."""
+from __future__ import annotations
+
+from html import escape
+
+from mcuc.ir.program import Program
+
+
+def live_bytes(program: Program) -> list[int]:
+    """Bytes of planned buffers live at each step (what the live-set bound maximizes)."""
+    steps = max(len(program.steps), 1)
+    live = [0] * steps
+    for b in program.buffers:
+        for s in range(b.first, min(b.last, steps - 1) + 1):
+            live[s] += b.size
+    return live
+
+
+def memory_rows(program: Program) -> list[dict]:
+    """Per step: op, bytes live, the step's own buffers (for report.json / inspect)."""
+    live = live_bytes(program)
+    rows = []
+    for i, step in enumerate(program.steps):
+        op = step.op
+        rows.append({
+            "index": i,
+            "kind": op.kind,
+            "name": op.name,
+            "live_bytes": live[i],
+            "in_place": step.in_place,
+            "alias": step.alias,
+            "outputs": [{"name": t.name, "offset": program.offsets[t], "size": t.nbytes} for t in op.outputs],
+            "scratch": [{"name": b.name, "offset": b.offset, "size": b.size} for b in step.scratch],
+        })
+    return rows
+
+
+def memory_table(program: Program) -> str:
+    """A text table: per step the op, bytes live and where its outputs go."""
+    live = live_bytes(program)
+    peak = max(live, default=0)
+    lines = [f"arena {program.arena_bytes:,} B   live-set bound {program.live_bound_bytes:,} B   "
+             f"peak step {live.index(peak) if live else 0}",
+             f"{'#':>4}  {'op':<26} {'live B':>9}  {'output @ offset':<30} notes"]
+    for row in memory_rows(program):
+        outs = ", ".join(f"{o['size']}@{o['offset']}" for o in row["outputs"])
+        notes = " ".join(n for n, on in (("in-place", row["in_place"]), ("alias", row["alias"])) if on)
+        if row["scratch"]:
+            notes += " scratch " + ", ".join(f"{s['size']}@{s['offset']}" for s in row["scratch"])
+        mark = " <- peak" if row["live_bytes"] == peak else ""
+        lines.append(f"{row['index']:>4}  {row['kind'][:26]:<26} {row['live_bytes']:>9,}  {outs:<30} {notes}{mark}")
+    return "\n".join(lines)
+
+
+def memory_svg(program: Program, width: int = 960, height: int = 540) -> str:
+    """The arena over time as an SVG document."""
+    margin_left, margin_right, margin_top, margin_bottom = 80, 20, 40, 40
+    steps = max(len(program.steps), 1)
+    arena = max(program.arena_bytes, 1)
+    plot_w = width - margin_left - margin_right
+    plot_h = height - margin_top - margin_bottom
+    x_of = lambda s: margin_left + plot_w * s / steps
+    y_of = lambda off: margin_top + plot_h * (1 - off / arena)
+    live = live_bytes(program)
+    peak = max(live, default=0)
+    peak_step = live.index(peak) if live else 0
+    palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"]
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<title>{escape(program.graph.name)}: arena {program.arena_bytes} B, live-set bound '
+        f'{program.live_bound_bytes} B</title>',
+        f'<text x="{margin_left}" y="20" font-size="13">{escape(program.graph.name)}: arena '
+        f'{program.arena_bytes:,} B, live-set bound {program.live_bound_bytes:,} B, peak at step {peak_step}</text>',
+        f'<rect x="{margin_left}" y="{margin_top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>',
+        # The peak step: a band across the whole arena height.
+        f'<rect x="{x_of(peak_step):.1f}" y="{margin_top}" width="{max(x_of(peak_step + 1) - x_of(peak_step), 1):.1f}" '
+        f'height="{plot_h}" fill="#ff000018" stroke="#d00" stroke-dasharray="4 2"><title>peak: step {peak_step}, '
+        f'{peak} B live</title></rect>',
+    ]
+    for n, b in enumerate(program.buffers):
+        if b.size == 0:
+            continue
+        x0, x1 = x_of(b.first), x_of(b.last + 1)
+        y0, y1 = y_of(b.end), y_of(b.offset)
+        color = "#bbbbbb" if b.kind == "scratch" else palette[n % len(palette)]
+        label = escape(f"{b.name} ({b.kind}): {b.size} B at {b.offset}, steps {b.first}-{b.last}"
+                       + (f"; holds {', '.join(b.tensors)}" if len(b.tensors) > 1 else ""))
+        parts.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 0.5):.1f}" '
+                     f'height="{max(y1 - y0, 0.5):.1f}" fill="{color}" fill-opacity="0.75" '
+                     f'stroke="#333" stroke-width="0.3"><title>{label}</title></rect>')
+    for frac in (0, 0.25, 0.5, 0.75, 1):
+        off = int(arena * frac)
+        parts.append(f'<text x="{margin_left - 6}" y="{y_of(off) + 4:.1f}" text-anchor="end">{off:,}</text>')
+    tick = max(1, steps // 10)
+    for s in range(0, steps + 1, tick):
+        parts.append(f'<text x="{x_of(s):.1f}" y="{height - margin_bottom + 16}" text-anchor="middle">{s}</text>')
+    parts.append(f'<text x="{margin_left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">step (op index)</text>')
+    parts.append(f'<text x="14" y="{margin_top + plot_h / 2:.1f}" transform="rotate(-90 14 {margin_top + plot_h / 2:.1f})" '
+                 f'text-anchor="middle">arena offset (bytes)</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
