@@ -1,0 +1,82 @@
+"""Program -> LLVM module: one internal function per step, called in order by
+`void invoke(i8* arena)`.
+
+Every activation is addressed at the planned arena offset (Program.offsets), so a wrong
+memory plan shows up as wrong bytes, exactly as on the microcontroller.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.op import Op
+from mcuc.ir.program import Program, Step
+from mcuc.ir.tensor import Tensor
+
+from .emitter import I8, VOID, Emitter, ModuleContext
+
+INVOKE = "invoke"
+
+
+@dataclass
+class KernelCall:
+    """What a kernel emitter gets: the emitter for its step's function, the step, and
+    the program (for arena offsets)."""
+
+    em: Emitter
+    step: Step
+    program: Program
+    index: int
+
+    @property
+    def op(self) -> Op:
+        return self.step.op
+
+    def offset(self, tensor: Tensor) -> int:
+        try:
+            return self.program.offsets[tensor]
+        except KeyError:
+            raise MCUCError(f"step {self.index} {self.op.label}: tensor {tensor.name!r} has no arena "
+                            f"offset in the memory plan; re-run mcuc.passes.plan on the graph") from None
+
+    def ptr(self, tensor: Tensor):
+        """A typed pointer to `tensor`'s bytes in the arena."""
+        return self.em.arena_ptr(self.offset(tensor), tensor.dtype)
+
+    def value_ptr(self, tensor: Tensor):
+        """A typed pointer to a tensor's values: a constant global for constants, the
+        arena otherwise."""
+        if tensor.is_constant:
+            return self.em.const_ptr(tensor.data, self.hint(tensor.name), tensor.dtype)
+        return self.ptr(tensor)
+
+    def overlaps(self, a: Tensor, b: Tensor) -> bool:
+        """Whether the plan places the two tensors on overlapping bytes."""
+        oa, ob = self.offset(a), self.offset(b)
+        return oa < ob + b.nbytes and ob < oa + a.nbytes
+
+    def hint(self, what: str = "") -> str:
+        return f"s{self.index}.{self.op.kind.lower()}{'.' + what if what else ''}"
+
+
+def build_module(program: Program) -> ir.Module:
+    """The LLVM module of a scheduled program."""
+    from .kernels import emitter_for
+
+    ctx = ModuleContext(program.graph.name)
+    step_functions = []
+    for index, step in enumerate(program.steps):
+        emit = emitter_for(step.op, index)
+        em = Emitter(ctx, f"step{index}.{step.op.kind.lower()}")
+        em.function.linkage = "internal"
+        emit(KernelCall(em, step, program, index))
+        em.finish()
+        step_functions.append(em.function)
+    invoke = ir.Function(ctx.module, ir.FunctionType(VOID, [I8.as_pointer()]), name=INVOKE)
+    builder = ir.IRBuilder(invoke.append_basic_block("entry"))
+    for fn in step_functions:
+        builder.call(fn, [invoke.args[0]])
+    builder.ret_void()
+    return ctx.module

@@ -1,0 +1,279 @@
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED.
+
+Compile-time work (DESIGN.md, Backends): the input zero point is folded into the bias,
+bias'[oc] = bias[oc] - zp * sum(w[oc]), so the inner loops multiply raw int8 values
+into an int32 accumulator. A tap that falls into the padding would have contributed
+(zp - zp) * w = 0 to the reference sum, so skipping it must give back its share of the
+fold: tap_sum[oc, ky, kx] = zp * sum_ic w[oc, ky, kx, ic] is added instead. All sums
+wrap to int32 as the C kernels' accumulators do; in-range models never wrap.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from llvmlite import ir
+
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.ops._common import channel_requant_params
+from mcuc.ir.ops.fully_connected import requant_params as fc_requant_params
+
+from ..codegen import KernelCall
+from ..emitter import I8, I32, Emitter
+from ..fixedpoint import ChannelRequant
+from . import register
+
+
+def wrap_int32(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, np.int64)
+    return (((v + 2**31) & 0xFFFFFFFF) - 2**31).astype(np.int32)
+
+
+def folded_bias(bias: np.ndarray | None, weights: np.ndarray, zero_point: int, channels: int) -> np.ndarray:
+    """bias - zp * sum of each output channel's weights (weights reshaped [channels, -1])."""
+    b = np.zeros(channels, np.int64) if bias is None else bias.astype(np.int64)
+    return wrap_int32(b - zero_point * weights.reshape(channels, -1).astype(np.int64).sum(axis=1))
+
+
+def _bias_data(call: KernelCall) -> np.ndarray | None:
+    op = call.op
+    bias = op.inputs[2] if len(op.inputs) > 2 else None
+    return None if bias is None else bias.data
+
+
+def _mac(em: Emitter, acc_slot: ir.Value, x: ir.Value, w: ir.Value) -> None:
+    """acc += x * w with int8 operands widened to int32."""
+    prod = em.b.mul(em.b.sext(x, I32), em.b.sext(w, I32), flags=["nsw"])
+    em.b.store(em.b.add(em.b.load(acc_slot), prod), acc_slot)
+
+
+def _window_coordinate(em: Emitter, out_index: ir.Value, stride: int, pad: int, tap: ir.Value, dilation: int) -> ir.Value:
+    """out * stride - pad + tap * dilation (an i64 input coordinate, possibly outside)."""
+    v = em.mul(out_index, stride)
+    v = em.add(v, -pad)
+    return em.b.add(v, em.mul(tap, dilation))
+
+
+def _guarded_tap(em: Emitter, padded: bool, iy: ir.Value, h: int, ix: ir.Value, w: int,
+                 tap: Callable[[], None], skipped: Callable[[], None] | None) -> None:
+    """Emit `tap()` where the input coordinate is inside the image and `skipped()` (the
+    zero-point share of a padding tap) where it is not. Without padding every tap is
+    inside, so no check is emitted."""
+    if not padded:
+        tap()
+        return
+    inside = em.b.and_(em.in_range(iy, 0, h), em.in_range(ix, 0, w))
+    if skipped is None:
+        with em.if_then(inside):
+            tap()
+        return
+    with em.if_else(inside) as (then, otherwise):
+        with then:
+            tap()
+        with otherwise:
+            skipped()
+
+
+@register("CONV_2D")
+def conv2d(call: KernelCall) -> None:
+    em, op = call.em, call.op
+    x_t, w_t, y_t = op.inputs[0], op.inputs[1], op.output
+    a = op.attrs
+    n, h, w, c = x_t.shape
+    oc, kh, kw, cg = w_t.shape
+    _, oh, ow, _ = y_t.shape
+    groups = c // cg
+    cout_g = oc // groups
+    zp = x_t.quant.scalar_zero_point
+    weights = w_t.data
+    padded = any((a.padding.top, a.padding.bottom, a.padding.left, a.padding.right))
+
+    bias = em.const_ptr(folded_bias(_bias_data(call), weights, zp, oc), call.hint("bias"))
+    wptr = em.const_ptr(weights.astype(np.int8), call.hint("weights"))
+    tap_sums = None
+    if padded and zp != 0:
+        sums = zp * weights.astype(np.int64).sum(axis=3)  # [oc, kh, kw]
+        tap_sums = em.const_ptr(wrap_int32(sums), call.hint("tapsum"))
+    mult, shift = channel_requant_params(op, x_t, w_t, y_t)
+    requant = ChannelRequant(em, mult, shift, y_t.quant.scalar_zero_point, a.act_min, a.act_max, call.hint())
+    xptr, yptr = call.ptr(x_t), call.ptr(y_t)
+    acc = em.slot(I32, "acc")
+    sh, sw = a.stride
+    dh, dw = a.dilation
+
+    with em.loop(n, "n") as bi, em.loop(oh, "oy") as oy, em.loop(ow, "ox") as ox, em.loop(oc, "oc") as o:
+        em.b.store(em.load(bias, o), acc)
+        group_base = em.mul(em.b.udiv(o, em.i64(cout_g)), cg) if groups > 1 else em.i64(0)
+        with em.loop(kh, "ky") as ky:
+            iy = _window_coordinate(em, oy, sh, a.padding.top, ky, dh)
+            with em.loop(kw, "kx") as kx:
+                ix = _window_coordinate(em, ox, sw, a.padding.left, kx, dw)
+                x_base = em.b.add(em.index([(bi, h * w * c), (iy, w * c), (ix, c)]), group_base)
+                w_base = em.index([(o, kh * kw * cg), (ky, kw * cg), (kx, cg)])
+
+                def taps() -> None:
+                    with em.loop(cg, "ic") as ic:
+                        _mac(em, acc, em.load(xptr, em.b.add(x_base, ic)), em.load(wptr, em.b.add(w_base, ic)))
+
+                def skipped() -> None:
+                    extra = em.load(tap_sums, em.index([(o, kh * kw), (ky, kw), (kx, 1)]))
+                    em.b.store(em.b.add(em.b.load(acc), extra), acc)
+
+                _guarded_tap(em, padded, iy, h, ix, w, taps, skipped if tap_sums is not None else None)
+        y = requant(em.b.load(acc), o)
+        em.store(em.narrow(y, y_t.dtype), yptr, em.index([(bi, oh * ow * oc), (oy, ow * oc), (ox, oc), (o, 1)]))
+
+
+@register("DEPTHWISE_CONV_2D")
+def depthwise_conv2d(call: KernelCall) -> None:
+    op = call.op
+    if call.step.in_place or call.overlaps(op.inputs[0], op.output):
+        _depthwise_in_place(call)
+    else:
+        _depthwise_pixelwise(call)
+
+
+class _Depthwise:
+    """What both depthwise kernels share: folded constants and the requant stage."""
+
+    def __init__(self, call: KernelCall):
+        em, op = call.em, call.op
+        self.x_t, self.w_t, self.y_t = op.inputs[0], op.inputs[1], op.output
+        self.a = op.attrs
+        self.n, self.h, self.w, self.c = self.x_t.shape
+        _, self.kh, self.kw, self.oc = self.w_t.shape
+        _, self.oh, self.ow, _ = self.y_t.shape
+        self.m = self.a.depth_multiplier if self.a.depth_multiplier else self.oc // self.c
+        zp = self.x_t.quant.scalar_zero_point
+        weights = self.w_t.data.reshape(self.kh, self.kw, self.oc)
+        p = self.a.padding
+        self.padded = any((p.top, p.bottom, p.left, p.right))
+        per_channel_weights = np.moveaxis(weights, 2, 0)  # [oc, kh, kw]
+        self.bias = em.const_ptr(folded_bias(_bias_data(call), per_channel_weights, zp, self.oc), call.hint("bias"))
+        self.weights = em.const_ptr(weights.astype(np.int8), call.hint("weights"))  # [kh, kw, oc]
+        self.tap_sums = None
+        if self.padded and zp != 0:
+            self.tap_sums = em.const_ptr(wrap_int32(zp * weights.astype(np.int64)), call.hint("tapsum"))
+        mult, shift = channel_requant_params(op, self.x_t, self.w_t, self.y_t)
+        self.requant = ChannelRequant(em, mult, shift, self.y_t.quant.scalar_zero_point,
+                                      self.a.act_min, self.a.act_max, call.hint())
+
+
+def _depthwise_pixelwise(call: KernelCall) -> None:
+    """Output pixel by pixel; the innermost loops run over channels (vectorized), with
+    an int32 accumulator row on the stack."""
+    em = call.em
+    d = _Depthwise(call)
+    a, c, oc, m = d.a, d.c, d.oc, d.m
+    xptr, yptr = call.ptr(d.x_t), call.ptr(d.y_t)
+    acc = em.slot(I32, "acc", count=oc)
+
+    with em.loop(d.n, "n") as bi, em.loop(d.oh, "oy") as oy, em.loop(d.ow, "ox") as ox:
+        with em.loop(oc, "c0") as ch:
+            em.store(em.load(d.bias, ch), acc, ch)
+        with em.loop(d.kh, "ky") as ky:
+            iy = _window_coordinate(em, oy, a.stride[0], a.padding.top, ky, a.dilation[0])
+            with em.loop(d.kw, "kx") as kx:
+                ix = _window_coordinate(em, ox, a.stride[1], a.padding.left, kx, a.dilation[1])
+                x_base = em.index([(bi, d.h * d.w * c), (iy, d.w * c), (ix, c)])
+                w_base = em.index([(ky, d.kw * oc), (kx, oc)])
+
+                def taps() -> None:
+                    with em.loop(oc, "ch") as ch:
+                        xi = em.b.add(x_base, em.b.udiv(ch, em.i64(m)) if m > 1 else ch)
+                        prod = em.b.mul(em.b.sext(em.load(xptr, xi), I32),
+                                        em.b.sext(em.load(d.weights, em.b.add(w_base, ch)), I32), flags=["nsw"])
+                        em.store(em.b.add(em.load(acc, ch), prod), acc, ch)
+
+                def skipped() -> None:
+                    with em.loop(oc, "ch") as ch:
+                        extra = em.load(d.tap_sums, em.b.add(w_base, ch))
+                        em.store(em.b.add(em.load(acc, ch), extra), acc, ch)
+
+                _guarded_tap(em, d.padded, iy, d.h, ix, d.w, taps, skipped if d.tap_sums is not None else None)
+        y_base = em.index([(bi, d.oh * d.ow * oc), (oy, d.ow * oc), (ox, oc)])
+        with em.loop(oc, "c1") as ch:
+            y = d.requant(em.load(acc, ch), ch)
+            em.store(em.narrow(y, d.y_t.dtype), yptr, em.b.add(y_base, ch))
+
+
+def _depthwise_in_place(call: KernelCall) -> None:
+    """Output written over the input, channel by channel: each input channel plane is
+    first copied into one plane-sized scratch buffer, then its output channel is
+    computed from the copy. Output channel c only overwrites bytes of input channel c,
+    which is already saved, so every later channel still reads intact input."""
+    em = call.em
+    d = _Depthwise(call)
+    a, c = d.a, d.c
+    if d.m != 1:
+        raise MCUCError(f"step {call.index} {call.op.label}: in-place depthwise needs depth_multiplier 1, "
+                        f"got {d.m}; plan this op out of place")
+    plane_bytes = d.h * d.w
+    plane = _scratch_plane(call, plane_bytes)
+    xptr, yptr = call.ptr(d.x_t), call.ptr(d.y_t)
+    acc = em.slot(I32, "acc")
+
+    with em.loop(d.n, "n") as bi, em.loop(c, "c") as ch:
+        with em.loop(plane_bytes, "p") as p:
+            v = em.load(xptr, em.b.add(em.index([(bi, plane_bytes * c), (p, c)]), ch))
+            em.store(v, plane, p)
+        with em.loop(d.oh, "oy") as oy, em.loop(d.ow, "ox") as ox:
+            em.b.store(em.load(d.bias, ch), acc)
+            with em.loop(d.kh, "ky") as ky:
+                iy = _window_coordinate(em, oy, a.stride[0], a.padding.top, ky, a.dilation[0])
+                with em.loop(d.kw, "kx") as kx:
+                    ix = _window_coordinate(em, ox, a.stride[1], a.padding.left, kx, a.dilation[1])
+                    wi = em.b.add(em.index([(ky, d.kw * c), (kx, c)]), ch)
+
+                    def tap() -> None:
+                        _mac(em, acc, em.load(plane, em.index([(iy, d.w), (ix, 1)])), em.load(d.weights, wi))
+
+                    def skipped() -> None:
+                        em.b.store(em.b.add(em.b.load(acc), em.load(d.tap_sums, wi)), acc)
+
+                    _guarded_tap(em, d.padded, iy, d.h, ix, d.w, tap, skipped if d.tap_sums is not None else None)
+            y = d.requant(em.b.load(acc), ch)
+            yi = em.b.add(em.index([(bi, d.oh * d.ow * c), (oy, d.ow * c), (ox, c)]), ch)
+            em.store(em.narrow(y, d.y_t.dtype), yptr, yi)
+
+
+def _scratch_plane(call: KernelCall, nbytes: int) -> ir.Value:
+    """The planned scratch buffer if the plan gave one large enough, else stack memory
+    (the host has stack to spare; the arena figure then excludes the plane)."""
+    for buf in call.step.scratch:
+        if buf.size >= nbytes:
+            return call.em.arena_ptr(buf.offset, "int8")
+    return call.em.slot(I8, "plane", count=nbytes)
+
+
+@register("FULLY_CONNECTED")
+def fully_connected(call: KernelCall) -> None:
+    em, op = call.em, call.op
+    x_t, w_t, y_t = op.inputs[0], op.inputs[1], op.output
+    a = op.attrs
+    units, depth = w_t.shape
+    rows = x_t.size // depth
+    zp = x_t.quant.scalar_zero_point
+    bias = em.const_ptr(folded_bias(_bias_data(call), w_t.data, zp, units), call.hint("bias"))
+    wptr = em.const_ptr(w_t.data.astype(np.int8), call.hint("weights"))
+    mult, shift = fc_requant_params(op)
+    requant = ChannelRequant(em, mult, shift, y_t.quant.scalar_zero_point, a.act_min, a.act_max, call.hint())
+    xptr, yptr = call.ptr(x_t), call.ptr(y_t)
+    acc = em.slot(I32, "acc")
+    with em.loop(rows, "row") as r, em.loop(units, "unit") as u:
+        em.b.store(em.load(bias, u), acc)
+        x_base, w_base = em.mul(r, depth), em.mul(u, depth)
+        with em.loop(depth, "k") as k:
+            _mac(em, acc, em.load(xptr, em.b.add(x_base, k)), em.load(wptr, em.b.add(w_base, k)))
+        y = requant(em.b.load(acc), u)
+        em.store(em.narrow(y, y_t.dtype), yptr, em.index([(r, units), (u, 1)]))
+
+
+def scratch_requests_for(op, in_place: bool):
+    """Depthwise in place needs one input channel plane."""
+    from mcuc.ir.program import ScratchRequest
+
+    if op.kind == "DEPTHWISE_CONV_2D" and in_place:
+        _, h, w, _ = op.inputs[0].shape
+        return [ScratchRequest("dw_plane", h * w, 4)]
+    return []

@@ -1,0 +1,169 @@
+"""Elementwise ops: ADD and MUL (with broadcasting), the unary int8/int16 maps as
+lookup tables, and QUANTIZE from float32.
+
+A unary op on an 8- or 16-bit input is a function of one integer with at most 65536
+values, so its table is computed at compile time by running the op's own reference
+`evaluate` over every input value: exact by construction, whatever the op's fixed-point
+algorithm (LOGISTIC, HARD_SWISH, RELU, RELU6, requantizing QUANTIZE, DEQUANTIZE).
+
+In-place steps (output over an input at the same offset) need nothing special here:
+every kernel reads element i before it writes element i.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.ops import op_def
+from mcuc.ir.ops._common import dtype_range
+from mcuc.ir.ops.add import add_params
+from mcuc.ir.ops.mul import mul_params
+
+from ..codegen import KernelCall
+from ..emitter import F32, I32, strides_of
+from ..fixedpoint import multiply_by_quantized_multiplier, split_shift
+from . import register
+
+INT32_MIN = -(2**31)
+
+
+def broadcast_strides(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[int]:
+    """Element strides of an input read in the output's index space (0 on broadcast axes)."""
+    rank = len(out_shape)
+    padded = (1,) * (rank - len(in_shape)) + tuple(in_shape)
+    strides = strides_of(padded)
+    return [0 if d == 1 and o != 1 else s for d, o, s in zip(padded, out_shape, strides)]
+
+
+def _binary_loop(call: KernelCall, body) -> None:
+    """Loop over the output of a two-input broadcasting op; body(x1, x2) -> i32 value."""
+    em, op = call.em, call.op
+    a_t, b_t, y_t = op.inputs[0], op.inputs[1], op.output
+    a_ptr, b_ptr, y_ptr = call.value_ptr(a_t), call.value_ptr(b_t), call.ptr(y_t)
+    if a_t.shape == y_t.shape and b_t.shape == y_t.shape:
+        # No broadcasting: one flat loop the vectorizer handles best.
+        shape, sa, sb = [y_t.size], [1], [1]
+    else:
+        shape = list(y_t.shape)
+        sa, sb = broadcast_strides(a_t.shape, y_t.shape), broadcast_strides(b_t.shape, y_t.shape)
+    sy = strides_of(shape)
+    with em.nest(shape, "e") as idx:
+        xa = em.load_i32(a_ptr, em.index(list(zip(idx, sa))), a_t.dtype)
+        xb = em.load_i32(b_ptr, em.index(list(zip(idx, sb))), b_t.dtype)
+        em.store(em.narrow(body(xa, xb), y_t.dtype), y_ptr, em.index(list(zip(idx, sy))))
+
+
+@register("ADD")
+def add(call: KernelCall) -> None:
+    """TFLM's int8 ADD: both inputs shifted left by 20 bits and rescaled to twice the
+    larger input scale, summed, then rescaled to the output."""
+    em, op = call.em, call.op
+    p = add_params(op)
+    a = op.attrs
+
+    def rescale(x: ir.Value, offset: int, multiplier: int, shift: int) -> ir.Value:
+        shifted = em.b.shl(em.add(x, offset), em.i32(p.left_shift))
+        return multiply_by_quantized_multiplier(em, shifted, multiplier, 0, -shift)
+
+    def body(x1: ir.Value, x2: ir.Value) -> ir.Value:
+        s1 = rescale(x1, p.input1_offset, p.input1_multiplier, p.input1_shift)
+        s2 = rescale(x2, p.input2_offset, p.input2_multiplier, p.input2_shift)
+        raw = multiply_by_quantized_multiplier(em, em.b.add(s1, s2), p.output_multiplier, 0, -p.output_shift)
+        return em.clamp(em.add(raw, p.output_offset), a.act_min, a.act_max)
+
+    _binary_loop(call, body)
+
+
+@register("MUL")
+def mul(call: KernelCall) -> None:
+    em, op = call.em, call.op
+    p = mul_params(op)
+    a = op.attrs
+    (left,), (right,) = split_shift([p.output_shift])
+
+    def body(x1: ir.Value, x2: ir.Value) -> ir.Value:
+        product = em.b.mul(em.add(x1, p.input1_offset), em.add(x2, p.input2_offset))
+        y = multiply_by_quantized_multiplier(em, product, p.output_multiplier, int(left), int(right))
+        return em.clamp(em.add(y, p.output_offset), a.act_min, a.act_max)
+
+    _binary_loop(call, body)
+
+
+def unary_table(op, index: int) -> np.ndarray:
+    """The op's output for every value of its 8- or 16-bit input, in the order of the
+    input's raw bits read as unsigned (so the table is indexed by zero-extended input),
+    computed with the op's reference evaluate."""
+    x_t = op.input
+    lo, hi = dtype_range(x_t.dtype)
+    values = np.arange(lo, hi + 1, dtype=np.int64).astype(x_t.dtype)
+    evaluate = op_def(op.kind).evaluate
+    size = max(x_t.size, 1)
+    outputs = np.empty(values.size, np.dtype(op.output.dtype))
+    for start in range(0, values.size, size):
+        chunk = values[start:start + size]
+        probe = np.resize(chunk, x_t.shape)  # repeats the chunk to fill the tensor
+        got = np.asarray(evaluate(op, [probe])[0]).reshape(-1)
+        expected_positions = np.resize(np.arange(chunk.size), probe.size)
+        first = got[:chunk.size]
+        if not np.array_equal(got.view(np.uint8) if got.dtype == np.float32 else got,
+                              (first[expected_positions].view(np.uint8) if got.dtype == np.float32
+                               else first[expected_positions])):
+            raise MCUCError(f"step {index} {op.label}: output depends on more than its own input element; "
+                            "it cannot be compiled as a lookup table")
+        outputs[start:start + chunk.size] = first
+    # Reorder from signed order (lo..hi) to raw-bit order (0..2^bits-1).
+    raw_order = values.view(np.dtype(f"uint{8 * values.itemsize}")).astype(np.int64)
+    table = np.empty_like(outputs)
+    table[raw_order] = outputs
+    return table
+
+
+def _lookup(call: KernelCall) -> None:
+    em, op = call.em, call.op
+    x_t, y_t = op.input, op.output
+    table = em.const_ptr(unary_table(op, call.index), call.hint("table"))
+    x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
+    with em.loop(x_t.size, "e") as i:
+        raw = em.b.zext(em.load(x_ptr, i), em.i64(0).type)
+        em.store(em.load(table, raw), y_ptr, i)
+
+
+@register("RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "DEQUANTIZE")
+def lookup_unary(call: KernelCall) -> None:
+    if np.dtype(call.op.input.dtype).itemsize > 2 or call.op.input.dtype == "float32":
+        raise MCUCError(f"step {call.index} {call.op.label}: input dtype {call.op.input.dtype} is not supported "
+                        "by the llvm backend (8- or 16-bit integer inputs only)")
+    _lookup(call)
+
+
+@register("QUANTIZE")
+def quantize(call: KernelCall) -> None:
+    op = call.op
+    if op.input.dtype == "float32":
+        _quantize_float(call)
+    elif np.dtype(op.input.dtype).itemsize <= 2:
+        _lookup(call)
+    else:
+        raise MCUCError(f"step {call.index} {op.label}: QUANTIZE from {op.input.dtype} is not supported "
+                        "by the llvm backend")
+
+
+def _quantize_float(call: KernelCall) -> None:
+    """round(x / scale) in float32 (roundf: ties away from zero), C's cast to int32 as
+    x86-64 executes it (out of range or NaN -> INT32_MIN), + zero point, clamp."""
+    em, op = call.em, call.op
+    x_t, y_t = op.input, op.output
+    b = em.b
+    scale = ir.Constant(F32, float(np.float32(y_t.quant.scale[0])))
+    roundf = em.ctx.intrinsic("llvm.round.f32", F32, [F32])
+    lo, hi = dtype_range(y_t.dtype)
+    x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
+    with em.loop(x_t.size, "e") as i:
+        q = b.call(roundf, [b.fdiv(em.load(x_ptr, i), scale)])
+        inside = b.and_(b.fcmp_ordered(">=", q, ir.Constant(F32, -2.0**31)),
+                        b.fcmp_ordered("<", q, ir.Constant(F32, 2.0**31)))
+        as_int = b.select(inside, b.fptosi(q, I32), em.i32(INT32_MIN))
+        y = em.clamp(em.add(as_int, y_t.quant.scalar_zero_point), lo, hi)
+        em.store(em.narrow(y, y_t.dtype), y_ptr, i)
+

@@ -1,0 +1,104 @@
+"""SOFTMAX (int8 in; int8 or int16 out): TFLM's fixed-point algorithm, mirroring
+mcuc.ir.ops.softmax.
+
+What depends on one input value is tabulated at compile time with the reference's own
+numpy functions: for every difference from the row maximum (0 .. -255) the Q0.31 exp,
+its Rescale<12> share of the sum, and whether the difference is inside diff_min. What
+depends on a whole row (the sum and its fixed-point reciprocal, gemmlowp's
+one_over_one_plus_x_for_x_in_0_1) is emitted as integer IR.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from mcuc.ir.fixedpoint_exp import rescale
+from mcuc.ir.ops._common import dtype_range
+from mcuc.ir.ops.softmax import ACCUMULATION_INTEGER_BITS, exps_of_row_differences, softmax_params
+
+from ..codegen import KernelCall
+from ..emitter import I32, I64, Emitter
+from ..fixedpoint import INT32_MAX, INT32_MIN, rounding_divide_by_pot, saturating_rounding_doubling_high_mul
+from . import register
+
+
+def softmax_tables(op) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(exp, rescaled exp, in range) for differences 0, -1, ..., -255 (index = -diff)."""
+    params = softmax_params(op)
+    diff = -np.arange(256, dtype=np.int64)
+    in_range = diff >= params.diff_min
+    exps = np.where(in_range, exps_of_row_differences(np.where(in_range, diff, 0), params), 0)
+    shares = rescale(exps, 0, ACCUMULATION_INTEGER_BITS)
+    return exps.astype(np.int32), np.asarray(shares).astype(np.int32), in_range.astype(np.int8)
+
+
+def _saturating_multiply_by_pot(em: Emitter, x: ir.Value, exponent: int) -> ir.Value:
+    """gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent."""
+    b = em.b
+    threshold = (1 << (31 - exponent)) - 1
+    shifted = b.shl(x, em.i32(exponent))
+    high = b.select(b.icmp_signed(">", x, em.i32(threshold)), em.i32(INT32_MAX), shifted)
+    return b.select(b.icmp_signed("<", x, em.i32(-threshold)), em.i32(INT32_MIN), high)
+
+
+def _one_over_one_plus_x(em: Emitter, a: ir.Value) -> ir.Value:
+    """1 / (1 + a) for a Q0.31 a in [0, 1): three Newton-Raphson steps in Q2.29."""
+    b = em.b
+    total = b.add(b.sext(a, I64), ir.Constant(I64, INT32_MAX))
+    sign = b.select(b.icmp_signed(">=", total, ir.Constant(I64, 0)), ir.Constant(I64, 1), ir.Constant(I64, -1))
+    half_denominator = b.trunc(b.sdiv(b.add(total, sign), ir.Constant(I64, 2)), I32)
+    x = b.add(em.i32(1515870810), saturating_rounding_doubling_high_mul(em, half_denominator, em.i32(-1010580540)))
+    for _ in range(3):
+        half_denominator_times_x = saturating_rounding_doubling_high_mul(em, half_denominator, x)
+        one_minus = b.sub(em.i32(1 << 29), half_denominator_times_x)
+        x = b.add(x, _saturating_multiply_by_pot(em, saturating_rounding_doubling_high_mul(em, x, one_minus), 2))
+    return _saturating_multiply_by_pot(em, x, 1)
+
+
+@register("SOFTMAX")
+def softmax(call: KernelCall) -> None:
+    em, op = call.em, call.op
+    b = em.b
+    x_t, y_t = op.input, op.output
+    params = softmax_params(op)
+    exps, shares, in_range = softmax_tables(op)
+    exp_table = em.const_ptr(exps, call.hint("exp"))
+    share_table = em.const_ptr(shares, call.hint("share"))
+    range_table = em.const_ptr(in_range, call.hint("inrange"))
+    depth = x_t.shape[-1]
+    rows = x_t.size // depth
+    lo, hi = dtype_range(y_t.dtype)
+    x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
+    row_max = em.slot(I32, "max")
+    total = em.slot(I32, "sum")
+    ctlz = em.ctx.intrinsic("llvm.ctlz.i32", I32, [I32, ir.IntType(1)])
+    with em.loop(rows, "row") as r:
+        base = em.mul(r, depth)
+        b.store(em.i32(-128), row_max)
+        with em.loop(depth, "k0") as k:
+            b.store(em.smax(b.load(row_max), em.load_i32(x_ptr, b.add(base, k), x_t.dtype)), row_max)
+        maximum = b.load(row_max)
+
+        def table_index(k: ir.Value) -> ir.Value:
+            # max - x in [0, 255]: the table index of the difference x - max.
+            return b.zext(b.sub(maximum, em.load_i32(x_ptr, b.add(base, k), x_t.dtype)), I64)
+
+        b.store(em.i32(0), total)
+        with em.loop(depth, "k1") as k:
+            b.store(b.add(b.load(total), em.load(share_table, table_index(k))), total)
+        sum_of_exps = b.load(total)
+        # GetReciprocal(sum, 12): 1/sum as a Q0.31 fraction and its power-of-two exponent.
+        headroom_plus_one = b.call(ctlz, [sum_of_exps, ir.Constant(ir.IntType(1), 0)])
+        num_bits_over_unit = b.sub(em.i32(ACCUMULATION_INTEGER_BITS), headroom_plus_one)
+        shifted = b.shl(sum_of_exps, em.smin(headroom_plus_one, em.i32(31)))
+        reciprocal = _one_over_one_plus_x(em, b.add(shifted, em.i32(INT32_MIN)))
+        # The reference rejects rows whose exponent leaves [0, 31]; clamping keeps the IR
+        # defined there and changes nothing elsewhere.
+        exponent = em.clamp(b.add(num_bits_over_unit, em.i32(31 - params.output_bits)), 0, 31)
+        with em.loop(depth, "k2") as k:
+            index = table_index(k)
+            scaled = saturating_rounding_doubling_high_mul(em, reciprocal, em.load(exp_table, index))
+            value = em.clamp(b.add(rounding_divide_by_pot(em, scaled, exponent), em.i32(lo)), lo, hi)
+            inside = b.icmp_signed("!=", em.load(range_table, index), ir.Constant(ir.IntType(8), 0))
+            y = b.select(inside, value, em.i32(lo))
+            em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(base, k))
