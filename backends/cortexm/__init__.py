@@ -1,1 +1,53 @@
+"""mcuc.backends.cortexm: dependency-free C for Cortex-M, its toolchain and emulator.
 
+    write_project(program, out_dir, target, name="model") -> Path
+        the firmware project (model.h, model.c, runtime files, Makefile, report.json)
+    run_cortexm(program, inputs, target) -> CortexMResult
+        outputs, instructions, stack_bytes, flash_bytes, static_ram_bytes, per-op counts
+    run_chost(program, inputs) -> list[np.ndarray]
+        the same C built for the host with ASan and UBSan
+
+Both runners build once per (program, target) and reuse the build for later inputs,
+so running many samples of one model costs one compilation.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Sequence
+
+import numpy as np
+
+from mcuc.ir.program import Program
+
+from .project import write_project
+from .target import TARGETS, Target, get_target
+
+__all__ = ["write_project", "run_cortexm", "run_chost", "Target", "TARGETS", "get_target"]
+
+# program -> {target name -> build}; entries (and their temporary directories) go away
+# with the program.
+_builds: "weakref.WeakKeyDictionary[Program, dict[str, object]]" = weakref.WeakKeyDictionary()
+
+
+def _cached(program: Program, key: str, make):
+    per_program = _builds.setdefault(program, {})
+    if key not in per_program:
+        per_program[key] = make()
+    return per_program[key]
+
+
+def run_cortexm(program: Program, inputs: Sequence[np.ndarray], target: Target | str):
+    """One inference of `program` on the emulated `target` core."""
+    from .emulated import CortexMBuild
+
+    target = get_target(target) if isinstance(target, str) else target
+    build = _cached(program, target.name, lambda: CortexMBuild(program, target))
+    return build.run(inputs)
+
+
+def run_chost(program: Program, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """One inference of `program` as sanitized host C; MCUCError on any sanitizer report."""
+    from .chost import build_chost
+
+    build = _cached(program, "host", lambda: build_chost(program))
+    return build(inputs)

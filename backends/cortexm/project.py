@@ -219,3 +219,28 @@ def write_project(program: Program, out_dir: Path | str, target: Target, name: s
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return out
+
+
+def pack_inputs(program: Program, inputs) -> list[bytes]:
+    """The raw bytes of each graph input, checked against the graph: one array per
+    input, as many elements as the tensor, values that fit its dtype."""
+    tensors = program.graph.inputs
+    if len(inputs) != len(tensors):
+        raise MCUCError(f"graph {program.graph.name!r} takes {len(tensors)} inputs, got {len(inputs)}")
+    packed = []
+    for t, value in zip(tensors, inputs):
+        array = np.asarray(value)
+        if array.size != t.size:
+            raise MCUCError(f"input {t.name!r}: expected {t.size} elements (shape {list(t.shape)}), "
+                            f"got shape {list(array.shape)}")
+        converted = array.astype(t.dtype)
+        if array.dtype != converted.dtype and not np.array_equal(converted, array):
+            raise MCUCError(f"input {t.name!r}: values of dtype {array.dtype} do not fit {t.dtype}")
+        packed.append(np.ascontiguousarray(converted).tobytes())
+    return packed
+
+
+def unpack_outputs(program: Program, blobs: list[bytes]) -> list[np.ndarray]:
+    """Each graph output's bytes as an array of its shape and dtype."""
+    return [np.frombuffer(blob, dtype=t.dtype).reshape(t.shape).copy()
+            for t, blob in zip(program.graph.outputs, blobs)]

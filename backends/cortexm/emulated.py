@@ -1,0 +1,104 @@
+"""A program on an emulated Cortex-M core: build once, run many inputs, measure.
+
+The generated project is cross-compiled with the bare-metal harness (toolchain.py) and
+`model_invoke` is called in unicorn (emulator.py) with the inputs written into the
+arena. One run gives the outputs, the instructions of exactly one inference, the stack
+high-water mark, and per-step instruction counts from the step labels of the
+profiling build (labels only: they add no instruction).
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.program import Program
+
+from .emulator import DEFAULT_BUDGET, Emulator
+from .project import pack_inputs, unpack_outputs, write_project
+from .target import Target
+from .toolchain import DEFAULT_OPT, FLASH_BYTES, FLASH_ORIGIN, RAM_BYTES, RAM_ORIGIN, Firmware, build_firmware
+
+NAME = "model"
+"""The C prefix of emulated builds (the symbols the emulator looks up)."""
+
+
+@dataclass(frozen=True)
+class CortexMResult:
+    """One emulated inference.
+
+    instructions: executed instructions of one `model_invoke` call, exact.
+    stack_bytes: stack high-water mark of that call.
+    flash_bytes: text + rodata + data of the model's code, kernels, weights and the
+        library code they use (memcpy, division helpers), without the harness.
+    static_ram_bytes: the model's .data + .bss other than the arena (so the peak SRAM
+        is arena_bytes + static_ram_bytes + stack_bytes).
+    instructions_by_step: per schedule step; their sum plus the invoke function's own
+        prologue and epilogue (`instructions_by_op_kind["(invoke)"]`) is `instructions`.
+    """
+
+    outputs: list[np.ndarray]
+    instructions: int
+    stack_bytes: int
+    flash_bytes: int
+    static_ram_bytes: int
+    arena_bytes: int
+    instructions_by_step: list[int] = field(default_factory=list)
+    instructions_by_op_kind: dict[str, int] = field(default_factory=dict)
+
+
+class CortexMBuild:
+    """A program built for one core, ready to run any number of inputs."""
+
+    def __init__(self, program: Program, target: Target, workdir: Path | None = None,
+                 opt: str = DEFAULT_OPT) -> None:
+        self.program = program
+        self.target = target
+        self._temporary = None
+        if workdir is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix=f"mcuc-{target.name}-")
+            workdir = Path(self._temporary.name)
+        self.workdir = Path(workdir).resolve()
+        project = write_project(program, self.workdir / "project", target, name=NAME)
+        self.firmware: Firmware = build_firmware(project, target, self.workdir / "build", name=NAME, opt=opt)
+        self.emulator = Emulator(self.firmware.elf, target, (FLASH_ORIGIN, FLASH_BYTES), (RAM_ORIGIN, RAM_BYTES))
+        arena = self.emulator.symbol(f"{NAME}_arena")
+        self.arena_address = arena.address
+        self.arena_storage = arena.size
+        self.marks = tuple(f"mcuc_step_{i}" for i in range(len(program.steps) + 1))
+        missing = [m for m in self.marks if m not in self.emulator.symbols]
+        if missing:
+            raise MCUCError(f"the {target.name} build has no step labels {missing[:3]}...: was the "
+                            "project built without MCUC_PROFILE_STEPS?")
+
+    def run(self, inputs, budget: int = DEFAULT_BUDGET) -> CortexMResult:
+        program = self.program
+        writes = [(self.arena_address + program.offset(t), data)
+                  for t, data in zip(program.graph.inputs, pack_inputs(program, inputs))]
+        reads = [(self.arena_address + program.offset(t), t.nbytes) for t in program.graph.outputs]
+        call = self.emulator.call(f"{NAME}_invoke", writes=writes, reads=reads, marks=self.marks,
+                                  budget=budget)
+        if call.return_value != 0:
+            raise MCUCError(f"{NAME}_invoke returned {call.return_value} on {self.target.name}")
+        boundaries = [call.marks.get(m) for m in self.marks]
+        by_step: list[int] = []
+        by_kind: dict[str, int] = {}
+        if all(b is not None for b in boundaries):
+            by_step = [boundaries[i + 1] - boundaries[i] for i in range(len(program.steps))]
+            for step, count in zip(program.steps, by_step):
+                by_kind[step.op.kind] = by_kind.get(step.op.kind, 0) + count
+            by_kind["(invoke)"] = call.instructions - sum(by_step)
+        model = self.firmware.model
+        return CortexMResult(
+            outputs=unpack_outputs(program, call.reads),
+            instructions=call.instructions,
+            stack_bytes=call.stack_bytes,
+            flash_bytes=model.flash_bytes,
+            static_ram_bytes=model.ram_bytes - self.arena_storage,
+            arena_bytes=program.arena_bytes,
+            instructions_by_step=by_step,
+            instructions_by_op_kind=by_kind,
+        )
