@@ -481,3 +481,31 @@ def test_corrupted_bytes_raise_only_mcuc_error(data):
     except MCUCError:
         return
     graph.verify()
+
+
+# -- the committed example model ---------------------------------------------------------------
+
+def test_example_model_is_what_make_example_writes():
+    import make_example
+
+    assert make_example.EXAMPLE_PATH.read_bytes() == make_example.build_example(), \
+        "examples/mobilenet_tiny_int8.tflite is stale: run python tests/make_example.py"
+
+
+def test_example_model_equals_oracle():
+    import make_example
+
+    model = make_example.EXAMPLE_PATH.read_bytes()
+    graph = load_tflite(make_example.EXAMPLE_PATH)
+    assert graph.name == "mobilenet_tiny_int8"
+    kinds = [op.kind for op in graph.ops]
+    assert kinds.count("ADD") == 1 and kinds.count("DEPTHWISE_CONV_2D") == 4 and kinds[-1] == "SOFTMAX"
+    oracle = TFLiteOracle(model)
+    rng = np.random.default_rng(5)
+    outputs = set()
+    for _ in range(3):
+        x = random_int8(rng, graph.inputs[0].shape)
+        expected = oracle([x])[0]
+        assert run(graph, [x])[0].tobytes() == expected.tobytes()
+        outputs.add(expected.tobytes())
+    assert len(outputs) == 3  # calibrated: the network's output depends on its input
