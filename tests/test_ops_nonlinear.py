@@ -287,6 +287,48 @@ def test_shapes_macs_and_regions():
         assert op_def(kind).input_regions(op, out) == [out]
 
 
+# -- the gemmlowp primitives over their whole domain ------------------------------------------
+# The oracle tests reach only the raw values int8 inputs produce; these hold the
+# primitives to the functions they approximate everywhere (backends port them).
+
+int32_non_positive = st.integers(-(2**31), 0)
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(int32_non_positive, min_size=1, max_size=64), st.sampled_from([4, 5]))
+def test_exp_on_negative_values_approximates_exp(raw: list[int], integer_bits: int):
+    a = np.array(raw, np.int64)
+    got = fixedpoint_exp.exp_on_negative_values(a, integer_bits) / 2.0**31
+    assert np.all(np.abs(got - np.exp(a / 2.0 ** (31 - integer_bits))) < 5e-7)
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=64))
+def test_logistic_approximates_sigmoid(raw: list[int]):
+    a = np.array(raw, np.int64)
+    got = fixedpoint_exp.logistic(a, 4) / 2.0**31
+    assert np.all(np.abs(got - 1.0 / (1.0 + np.exp(-a / 2.0**27))) < 2e-7)
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.integers(2**19, 2**31 - 1), min_size=1, max_size=64))
+def test_get_reciprocal_approximates_one_over_x(raw: list[int]):
+    """Sums of exps in Q12.19 from 1 (the row maximum alone) up to the format's limit."""
+    x = np.array(raw, np.int64)
+    fraction, num_bits_over_unit = fixedpoint_exp.get_reciprocal(x, 12)
+    reciprocal = fraction / 2.0**31 * 2.0 ** -num_bits_over_unit.astype(np.float64)
+    assert np.all(np.abs(reciprocal * (x / 2.0**19) - 1.0) < 1e-8)
+
+
+def test_int16_rounding_divide_by_pot_keeps_the_c_narrowing():
+    """gemmlowp's int16 RoundingDivideByPOT narrows its mask to int16: past 15 bits the
+    result is +1 for x >= 0 and -1 for x < 0 (tflite-micro's hard swish does this)."""
+    x = np.array([-32768, -5, -1, 0, 1, 5, 32767])
+    assert fixedpoint_exp.rounding_divide_by_pot_int16(x, 2).tolist() == [-8192, -1, 0, 0, 0, 1, 8192]
+    assert fixedpoint_exp.rounding_divide_by_pot_int16(x, 16).tolist() == [-1, -1, -1, 1, 1, 1, 1]
+    assert fixedpoint_exp.rounding_divide_by_pot_int16(x, 31).tolist() == [-1, -1, -1, 1, 1, 1, 1]
+
+
 # -- the tests can fail: deliberately broken semantics are caught -----------------------------
 
 def _perturbed_params(module, params_name: str, change: Callable) -> Callable:

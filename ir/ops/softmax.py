@@ -16,6 +16,7 @@ TFLM's int8 SOFTMAX (softmax_common.cc CalculateSoftmaxParams, reference/softmax
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +79,7 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(y.dtype in ("int8", "int16"), op, f"output dtype {y.dtype} is not supported (int8 or int16)")
     require(x.quant is not None and y.quant is not None, op, "input and output must be quantized")
     require(not x.quant.per_channel and not y.quant.per_channel, op, "quantization must be per-tensor")
-    require(op.attrs is not None and isinstance(op.attrs.beta, (int, float)), op, "attribute beta is missing")
+    require(op.attrs is not None and isinstance(op.attrs.beta, numbers.Real), op, "attribute beta is missing")
     out_scale, out_zp = np.float32(y.quant.scalar_scale), y.quant.scalar_zero_point
     if y.dtype == "int8":
         require(out_zp == -128 and out_scale == np.float32(1.0 / 256), op,
