@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir import fixedpoint_exp
