@@ -75,6 +75,12 @@ MCUC_INLINE int32_t mcuc_requant_fast(int32_t x, int32_t multiplier, int32_t rou
     return (high + rounding + (high >> 31)) >> right;
 }
 
+/* Rotate right (ACLE's __ror is missing from some arm_acle.h versions; gcc turns this
+ * into ROR, or folds it into SXTB16's rotate operand). */
+MCUC_INLINE uint32_t mcuc_ror(uint32_t x, uint32_t n) {
+    return (x >> n) | (x << ((32u - n) & 31u));
+}
+
 MCUC_INLINE int32_t mcuc_clamp(int32_t x, int32_t lo, int32_t hi) {
     return x < lo ? lo : (x > hi ? hi : x);
 }

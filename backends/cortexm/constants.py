@@ -1,0 +1,120 @@
+"""Compile-time work for the Cortex-M kernels: bias and zero-point corrections folded
+into per-channel constants, weights reordered into the order the kernels read them,
+requantization constants, and tables of per-element ops.
+
+Everything here is numpy on the model's constants; the C kernels (runtime_c/) only do
+what cannot be known before the input arrives.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcuc.ir.op import Op
+from mcuc.ir.ops import op_def
+from mcuc.ir.tensor import Tensor
+
+# The fast requantization (mcuc_requant_fast) is exact only for |acc| < 2^30.
+_FAST_ACC_LIMIT = 1 << 30
+
+
+@dataclass(frozen=True)
+class Requant:
+    """Per-channel output stage constants. With `fast`, `shift` holds the right shift
+    (>= 1) and `rounding` 2^(shift-1); otherwise `shift` is TFLite's signed shift."""
+
+    multiplier: np.ndarray
+    shift: np.ndarray
+    rounding: np.ndarray
+    fast: bool
+
+
+def requant_constants(multiplier: np.ndarray, shift: np.ndarray, acc_bound: int) -> Requant:
+    """Choose the fast output stage when its preconditions hold for this layer: every
+    multiplier positive, every shift a right shift, and no accumulator can reach 2^30
+    (`acc_bound` is a proven bound on |acc|)."""
+    multiplier = np.asarray(multiplier, np.int64)
+    shift = np.asarray(shift, np.int64)
+    fast = bool(np.all(multiplier > 0) and np.all(shift <= -1) and acc_bound < _FAST_ACC_LIMIT)
+    if fast:
+        right = -shift
+        return Requant(multiplier, right, np.left_shift(np.int64(1), right - 1), True)
+    return Requant(multiplier, shift, np.zeros_like(shift), False)
+
+
+def accumulator_bound(weights_per_channel: np.ndarray, bias: np.ndarray | None) -> int:
+    """max over channels of |bias| + 255 * sum|w|: no int8 input with any zero point can
+    push a channel's accumulator beyond it (|x - zero_point| <= 255)."""
+    w = np.abs(weights_per_channel.astype(np.int64)).sum(axis=1) * 255
+    b = np.zeros_like(w) if bias is None else np.abs(bias.astype(np.int64))
+    return int((w + b).max(initial=0))
+
+
+def folded_bias(bias: np.ndarray | None, weights_per_channel: np.ndarray, input_zero_point: int) -> np.ndarray:
+    """bias[c] - input_zero_point * sum(w[c]): the input offset of every tap moved out of
+    the inner loop (padding taps must then read as the zero point)."""
+    w_sum = weights_per_channel.astype(np.int64).sum(axis=1)
+    b = np.zeros_like(w_sum) if bias is None else bias.astype(np.int64)
+    return _as_int32(b - input_zero_point * w_sum)
+
+
+def _as_int32(values: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap, as the int32 accumulators in C wrap."""
+    return (((values.astype(np.int64) + 2**31) & 0xFFFFFFFF) - 2**31).astype(np.int64)
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def channel_pair_weights(w: np.ndarray) -> np.ndarray:
+    """[out, depth] int8 -> the GEMM kernels' order: channel pairs, for each pair the
+    rows interleaved 4 bytes at a time; depth zero-padded to a multiple of 4, an odd
+    channel count padded with a zero channel."""
+    out, depth = w.shape
+    depth4 = round_up(depth, 4)
+    padded = np.zeros((round_up(out, 2), depth4), np.int8)
+    padded[:out, :depth] = w
+    pairs = padded.reshape(-1, 2, depth4 // 4, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(pairs).reshape(-1)
+
+
+def unit_quad_weights(w: np.ndarray) -> np.ndarray:
+    """[units, depth] int8 -> the fully connected kernel's order: groups of four units,
+    for each group the four rows interleaved 4 bytes at a time (depth and units
+    zero-padded to multiples of 4)."""
+    units, depth = w.shape
+    depth4 = round_up(depth, 4)
+    padded = np.zeros((round_up(units, 4), depth4), np.int8)
+    padded[:units, :depth] = w
+    quads = padded.reshape(-1, 4, depth4 // 4, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(quads).reshape(-1)
+
+
+def depthwise_c4_weights(w: np.ndarray) -> np.ndarray:
+    """[kh, kw, ch] int8 -> int16 [ch/4][kh*kw][4] with lanes (c0, c2, c1, c3): the even
+    and odd lanes that SXTB16 makes of four input bytes."""
+    kh, kw, ch = w.shape
+    taps = w.reshape(kh * kw, ch // 4, 4).transpose(1, 0, 2)[:, :, [0, 2, 1, 3]]
+    return np.ascontiguousarray(taps).astype(np.int16).reshape(-1)
+
+
+def padded_channels(values: np.ndarray, multiple: int) -> np.ndarray:
+    """Per-channel constants extended with zeros to a multiple (the padded channels'
+    outputs are never stored)."""
+    n = round_up(len(values), multiple)
+    out = np.zeros(n, np.int64)
+    out[:len(values)] = values
+    return out
+
+
+def per_element_table(op: Op) -> np.ndarray:
+    """The op's reference output for each of the 256 int8 inputs, in index order
+    (uint8)i, from the op's own numpy semantics: exact by construction."""
+    x = op.input
+    probe_in = Tensor(x.name, (256,), x.dtype, x.quant)
+    probe_out = Tensor(op.output.name, (256,), op.output.dtype, op.output.quant)
+    probe = op.with_(inputs=(probe_in,) + tuple(op.inputs[1:]), outputs=(probe_out,))
+    values = np.arange(256, dtype=np.uint8).view(np.int8)
+    return op_def(op.kind).evaluate(probe, [values])[0]

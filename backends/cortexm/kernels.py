@@ -1,0 +1,519 @@
+"""Per-step C for the Cortex-M backend: one specialized static function per layer.
+
+`emit_step` picks the kernel for a step (pointwise GEMM, im2col conv, 4-channel SIMD
+depthwise, ...), folds and reorders its constants (constants.py) and renders a jinja2
+template under templates/kernels/ into a static function whose every shape, stride,
+padding and channel count is a literal. The kernels in runtime_c/ are always-inline
+bodies, so the C compiler specializes them per layer: loops unroll, impossible branches
+vanish. `scratch_requests` tells the memory planner which temporaries those kernels
+need.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import jinja2
+import numpy as np
+
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.op import Op
+from mcuc.ir.ops import supported_kinds
+from mcuc.ir.ops._common import channel_requant_params, dtype_range
+from mcuc.ir.program import Program, ScratchRequest, Step
+from mcuc.ir.tensor import Tensor
+
+from . import constants as K
+from .target import Target
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+FIXEDPOINT_H = "mcuc_fixedpoint.h"
+CONV_H = "mcuc_conv.h"
+DEPTHWISE_H = "mcuc_depthwise.h"
+ELEMENTWISE_H = "mcuc_elementwise.h"
+SOFTMAX_H = "mcuc_softmax.h"
+
+
+@dataclass
+class StepCode:
+    """The C of one step: file-scope declarations, the statement(s) that run it inside
+    `<name>_invoke` (where `arena` is the uint8_t * arena), the runtime_c files used."""
+
+    decls: str
+    call: str
+    runtime: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def _render(template: str, **context) -> str:
+    return _environment().get_template(f"kernels/{template}").render(**context)
+
+
+@dataclass(frozen=True)
+class CArray:
+    """A const array in flash."""
+
+    ctype: str
+    name: str
+    values: list[str]
+
+
+def _ints(ctype: str, name: str, values) -> CArray:
+    return CArray(ctype, name, [str(int(v)) for v in np.asarray(values).reshape(-1)])
+
+
+# -- scratch ------------------------------------------------------------------------------
+
+def _conv_layout(op: Op) -> str:
+    """Which conv kernel runs the op: "1x1" (GEMM straight over the input), "im2col"
+    (general KxK through two im2col rows) or "grouped" (direct loop)."""
+    x, w = op.inputs[0], op.inputs[1]
+    a = op.attrs
+    if x.shape[3] != w.shape[3]:
+        return "grouped"
+    p = a.padding
+    if (w.shape[1], w.shape[2]) == (1, 1) and tuple(a.stride) == (1, 1) and (p.top, p.bottom, p.left, p.right) == (0, 0, 0, 0) \
+            and x.shape[3] % 4 == 0:
+        return "1x1"
+    return "im2col"
+
+
+def _conv_depth4(op: Op) -> int:
+    w = op.inputs[1]
+    return K.round_up(w.shape[1] * w.shape[2] * w.shape[3], 4)
+
+
+def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequest]:
+    """The temporaries the kernel for `op` needs: two im2col rows for a general conv, one
+    input channel plane for an in-place depthwise conv; nothing otherwise."""
+    if op.kind == "CONV_2D" and _conv_layout(op) == "im2col":
+        return [ScratchRequest(f"{op.name or 'conv'}.im2col", 2 * _conv_depth4(op), 4)]
+    if op.kind == "DEPTHWISE_CONV_2D" and in_place:
+        x = op.inputs[0]
+        return [ScratchRequest(f"{op.name or 'depthwise'}.plane", x.shape[1] * x.shape[2], 4)]
+    return []
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def _offset(program: Program, tensor: Tensor, op: Op) -> int:
+    try:
+        return program.offsets[tensor]
+    except KeyError:
+        raise MCUCError(f"{op.label}: tensor {tensor.name!r} has no place in the arena; "
+                        "the program's memory plan is incomplete (plan the graph with mcuc.passes.plan)") from None
+
+
+def _require(cond: bool, op: Op, what: str) -> None:
+    if not cond:
+        raise MCUCError(f"{op.label}: {what}")
+
+
+def _zp(t: Tensor) -> int:
+    return t.quant.scalar_zero_point if t.quant is not None else 0
+
+
+def _requant_context(fn: str, op: Op, multiplier, shift, bias: np.ndarray, acc_bound: int,
+                     channels_padded: int) -> tuple[list[CArray], dict]:
+    r = K.requant_constants(multiplier, shift, acc_bound)
+    arrays = [
+        _ints("int32_t", f"{fn}_bias", K.padded_channels(bias, channels_padded)),
+        _ints("int32_t", f"{fn}_mult", K.padded_channels(r.multiplier, channels_padded)),
+        _ints("int32_t", f"{fn}_shift", K.padded_channels(r.shift, channels_padded)),
+        _ints("int32_t", f"{fn}_round", K.padded_channels(r.rounding, channels_padded)),
+    ]
+    q = {"out_zp": _zp(op.output), "act_min": op.attrs.act_min, "act_max": op.attrs.act_max, "fast": r.fast}
+    return arrays, q
+
+
+def _bias(op: Op) -> np.ndarray | None:
+    b = op.inputs[2] if len(op.inputs) > 2 else None
+    return None if b is None else b.data.astype(np.int64)
+
+
+def _call(fn: str) -> str:
+    return f"{fn}(arena);"
+
+
+# -- emitters -----------------------------------------------------------------------------
+
+def _emit_conv(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    op = step.op
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    a = op.attrs
+    _require(x.dtype == "int8" and y.dtype == "int8" and w.dtype == "int8", op,
+             "the Cortex-M backend supports int8 activations and weights only")
+    _require(x.shape[0] == 1, op, f"batch {x.shape[0]} is not supported (batch 1 only)")
+    out_ch, kh, kw, cin_g = w.shape
+    w2 = w.data.reshape(out_ch, -1)
+    bias = _bias(op)
+    mult, shift = channel_requant_params(op, x, w, y)
+    layout = _conv_layout(op)
+    in_zp = _zp(x)
+    ctx = dict(fn=fn, comment=f"{op.label}: {layout} kernel", kernel=layout,
+               in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
+               in_h=x.shape[1], in_w=x.shape[2], in_ch=x.shape[3], out_h=y.shape[1], out_w=y.shape[2],
+               out_ch=out_ch, kh=kh, kw=kw, stride_h=a.stride[0], stride_w=a.stride[1],
+               dil_h=a.dilation[0], dil_w=a.dilation[1], pad_top=a.padding.top, pad_left=a.padding.left,
+               in_zp=in_zp, pixels=y.shape[1] * y.shape[2], depth4=_conv_depth4(op),
+               groups=x.shape[3] // cin_g)
+    folded = K.folded_bias(bias, w2, in_zp)
+    if layout == "grouped":
+        weights = _ints("int8_t", f"{fn}_w", w.data)
+        padded = out_ch
+    else:
+        weights = _ints("int8_t", f"{fn}_w", K.channel_pair_weights(w2))
+        padded = K.round_up(out_ch, 2)
+        if layout == "im2col":
+            _require(len(step.scratch) == 1 and step.scratch[0].size >= 2 * ctx["depth4"], op,
+                     "the im2col scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
+            ctx["scratch_offset"] = step.scratch[0].offset
+    arrays, q = _requant_context(fn, op, mult, shift, folded, K.accumulator_bound(w2, bias), padded)
+    decls = _render("conv.j2", arrays=[weights] + arrays, q=q, **ctx)
+    return StepCode(decls, _call(fn), (CONV_H,))
+
+
+def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    op = step.op
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    a = op.attrs
+    _require(x.dtype == "int8" and y.dtype == "int8", op, "the Cortex-M backend supports int8 only")
+    _require(x.shape[0] == 1, op, f"batch {x.shape[0]} is not supported (batch 1 only)")
+    _, kh, kw, out_ch = w.shape
+    wk = w.data.reshape(kh, kw, out_ch)
+    bias = _bias(op)
+    mult, shift = channel_requant_params(op, x, w, y)
+    acc_bound = K.accumulator_bound(wk.reshape(-1, out_ch).T, bias)
+    b = np.zeros(out_ch, np.int64) if bias is None else bias
+    ctx = dict(fn=fn, in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
+               in_h=x.shape[1], in_w=x.shape[2], in_ch=x.shape[3], out_h=y.shape[1], out_w=y.shape[2],
+               mult=a.depth_multiplier, kh=kh, kw=kw, stride_h=a.stride[0], stride_w=a.stride[1],
+               dil_h=a.dilation[0], dil_w=a.dilation[1], pad_top=a.padding.top, pad_left=a.padding.left,
+               in_offset_value=-_zp(x))
+    if getattr(step, "in_place", False):
+        _require(a.depth_multiplier == 1, op, "an in-place depthwise conv needs depth multiplier 1; "
+                 "plan it out of place")
+        _require(len(step.scratch) == 1 and step.scratch[0].size >= x.shape[1] * x.shape[2], op,
+                 "the in-place channel plane scratch is missing; plan with the Cortex-M backend's scratch_requests")
+        kernel, weights = "in_place", _ints("int8_t", f"{fn}_w", wk)
+        ctx["scratch_offset"] = step.scratch[0].offset
+    elif a.depth_multiplier == 1 and out_ch % 4 == 0:
+        kernel, weights = "c4", _ints("int16_t", f"{fn}_w", K.depthwise_c4_weights(wk))
+    else:
+        kernel, weights = "generic", _ints("int8_t", f"{fn}_w", wk)
+    arrays, q = _requant_context(fn, op, mult, shift, b, acc_bound, out_ch)
+    decls = _render("depthwise.j2", arrays=[weights] + arrays, q=q, kernel=kernel,
+                    comment=f"{op.label}: {kernel} kernel", **ctx)
+    return StepCode(decls, _call(fn), (DEPTHWISE_H,))
+
+
+def _emit_fully_connected(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    from mcuc.ir.ops.fully_connected import requant_params
+
+    op = step.op
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    _require(x.dtype == "int8" and y.dtype == "int8" and w.dtype == "int8", op,
+             "the Cortex-M backend supports int8 fully connected layers only")
+    units, depth = w.shape
+    rows = x.size // depth
+    bias = _bias(op)
+    mult, shift = requant_params(op)
+    folded = K.folded_bias(bias, w.data, _zp(x))
+    weights = _ints("int8_t", f"{fn}_w", K.unit_quad_weights(w.data))
+    arrays, q = _requant_context(fn, op, mult, shift, folded, K.accumulator_bound(w.data, bias),
+                                 K.round_up(units, 4))
+    decls = _render("fully_connected.j2", fn=fn, comment=f"{op.label}: {rows}x{depth} -> {units}",
+                    arrays=[weights] + arrays, q=q, in_offset=_offset(program, x, op),
+                    out_offset=_offset(program, y, op), rows=rows, depth=depth,
+                    depth4=K.round_up(depth, 4), units=units)
+    return StepCode(decls, _call(fn), (CONV_H,))
+
+
+_LUT_CTYPES = {1: "int8_t", 2: "int16_t", 4: "uint32_t"}
+
+
+def _emit_lut(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    """Every per-element op with an int8 input: a 256-entry table of the op's own
+    reference semantics."""
+    op = step.op
+    x, y = op.input, op.output
+    _require(x.dtype == "int8", op, f"input dtype {x.dtype} is not supported by the Cortex-M backend (int8 only)")
+    table = K.per_element_table(op)
+    itemsize = table.dtype.itemsize
+    if table.dtype == np.float32:
+        table = table.view(np.uint32)
+    _require(itemsize in _LUT_CTYPES, op, f"output dtype {y.dtype} is not supported by the Cortex-M backend")
+    suffix = "u" if itemsize == 4 else ""
+    values = [f"{int(v)}{suffix}" for v in table.reshape(-1)]
+    decls = _render("lut.j2", fn=fn, comment=f"{op.label}: 256-entry table of the reference op",
+                    arrays=[CArray(_LUT_CTYPES[itemsize], f"{fn}_table", values)],
+                    in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
+                    n=x.size, out_bits=itemsize * 8)
+    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+
+
+def _emit_quantize(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    op = step.op
+    x, y = op.input, op.output
+    if x.dtype != "float32":
+        return _emit_lut(fn, step, program, target)
+    from mcuc.backends.cortexm.project import c_float
+
+    _require(y.dtype in ("int8", "int16"), op, f"output dtype {y.dtype} is not supported (int8, int16)")
+    lo, hi = dtype_range(y.dtype)
+    decls = _render("quantize_float.j2", fn=fn, comment=f"{op.label}: float32 -> {y.dtype}",
+                    in_offset=_offset(program, x, op), out_offset=_offset(program, y, op), n=x.size,
+                    out_ctype=f"{y.dtype}_t", scale=c_float(y.quant.scalar_scale), zero_point=_zp(y),
+                    lo=lo, hi=hi)
+    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+
+
+def _broadcast_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[int]:
+    """Element strides of `shape` read along the 6-D padded `out_shape` (0 where broadcast)."""
+    padded = (1,) * (6 - len(shape)) + tuple(shape)
+    strides, step = [0] * 6, 1
+    for axis in range(5, -1, -1):
+        strides[axis] = step if padded[axis] != 1 else 0
+        step *= padded[axis]
+    return strides
+
+
+def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    op = step.op
+    x1, x2, y = op.inputs[0], op.inputs[1], op.output
+    _require(len(y.shape) <= 6, op, f"rank {len(y.shape)} is beyond the supported 6")
+    for t in (x1, x2):
+        _require(not t.is_constant, op, f"constant input {t.name!r} is not supported by the Cortex-M backend")
+    if op.kind == "ADD":
+        from mcuc.ir.ops.add import add_params
+        p = add_params(op)
+    else:
+        from mcuc.ir.ops.mul import mul_params
+        p = mul_params(op)
+    flat = op.kind == "ADD" and x1.shape == x2.shape == y.shape
+    extents = list((1,) * (6 - len(y.shape)) + tuple(y.shape))
+    decls = _render("binary.j2", fn=fn, comment=f"{op.label}", kind=op.kind, p=p, flat=flat,
+                    act_min=op.attrs.act_min, act_max=op.attrs.act_max, extents=extents,
+                    s1=_broadcast_strides(x1.shape, y.shape), s2=_broadcast_strides(x2.shape, y.shape),
+                    in1_offset=_offset(program, x1, op), in2_offset=_offset(program, x2, op),
+                    out_offset=_offset(program, y, op), n=y.size)
+    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+
+
+@dataclass(frozen=True)
+class _Copy:
+    dst_offset: int
+    src_offset: int
+    extents: list[int]
+    dst_strides: list[int]
+    src_strides: list[int]
+    run: int
+
+
+def _contiguous_strides(shape: tuple[int, ...], itemsize: int) -> list[int]:
+    strides, step = [], itemsize
+    for d in reversed(shape):
+        strides.insert(0, step)
+        step *= d
+    return strides
+
+
+def _block_copy(op: Op, dst: int, src: int, shape, dst_strides, src_strides, itemsize: int) -> _Copy:
+    """A copy of `shape` elements, the trailing run merged into one memcpy where both
+    sides are contiguous, padded to the kernel's six loops."""
+    shape, dst_strides, src_strides = list(shape), list(dst_strides), list(src_strides)
+    run = itemsize
+    while shape and dst_strides[-1] == run and src_strides[-1] == run:
+        run *= shape.pop()
+        dst_strides.pop()
+        src_strides.pop()
+    _require(len(shape) <= 6, op, f"a copy over {len(shape)} non-contiguous axes is beyond the supported 6")
+    pad = 6 - len(shape)
+    return _Copy(dst, src, [1] * pad + shape, [0] * pad + dst_strides, [0] * pad + src_strides, run)
+
+
+def _emit_copy(fn: str, op: Op, program: Program, copies: list[_Copy], fill: int | None) -> StepCode:
+    y = op.output
+    decls = _render("copy.j2", fn=fn, comment=op.label, copies=copies, fill=fill,
+                    out_offset=_offset(program, y, op), out_bytes=y.nbytes)
+    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+
+
+def _emit_reshape(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    op = step.op
+    x, y = op.input, op.output
+    src, dst = _offset(program, x, op), _offset(program, y, op)
+    if getattr(step, "alias", False) or src == dst:
+        return StepCode("", f"/* {op.label}: shares its input's bytes */", ())
+    return _emit_copy(fn, op, program, [_Copy(dst, src, [1] * 6, [0] * 6, [0] * 6, y.nbytes)], None)
+
+
+def _emit_transpose(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    op = step.op
+    x, y = op.input, op.output
+    perm = op.attrs.perm
+    item = x.itemsize
+    in_strides = _contiguous_strides(x.shape, item)
+    copy = _block_copy(op, _offset(program, y, op), _offset(program, x, op), y.shape,
+                       _contiguous_strides(y.shape, item), [in_strides[p] for p in perm], item)
+    return _emit_copy(fn, op, program, [copy], None)
+
+
+def _emit_concatenation(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    from mcuc.ir.ops.concatenation import positive_axis
+
+    op = step.op
+    y = op.output
+    if getattr(step, "alias", False):
+        return StepCode("", f"/* {op.label}: producers wrote into the output's slices */", ())
+    axis = positive_axis(op)
+    item = y.itemsize
+    out_strides = _contiguous_strides(y.shape, item)
+    copies, start = [], 0
+    for t in op.inputs:
+        dst = _offset(program, y, op) + start * out_strides[axis]
+        if not t.is_constant:
+            src = _offset(program, t, op)
+            if not (src == dst and t.nbytes == y.nbytes):
+                copies.append(_block_copy(op, dst, src, t.shape, out_strides, _contiguous_strides(t.shape, item), item))
+        else:
+            raise MCUCError(f"{op.label}: constant input {t.name!r} is not supported by the Cortex-M backend")
+        start += t.shape[axis]
+    return _emit_copy(fn, op, program, copies, None)
+
+
+def _emit_pad(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    from mcuc.ir.ops.pad import pad_value
+
+    op = step.op
+    x, y = op.input, op.output
+    _require(y.itemsize == 1, op, f"PAD of {y.dtype} is not supported by the Cortex-M backend (int8 only)")
+    out_strides = _contiguous_strides(y.shape, 1)
+    dst = _offset(program, y, op) + sum(before * s for (before, _), s in zip(op.attrs.pads, out_strides))
+    copy = _block_copy(op, dst, _offset(program, x, op), x.shape, out_strides, _contiguous_strides(x.shape, 1), 1)
+    fill = int(pad_value(op)) & 0xFF
+    return _emit_copy(fn, op, program, [copy], fill)
+
+
+def _emit_resize(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    from mcuc.ir.ops.resize_nearest import source_indices
+
+    op = step.op
+    x, y = op.input, op.output
+    a = op.attrs
+    rows = source_indices(x.shape[1], y.shape[1], a.align_corners, a.half_pixel_centers)
+    cols = source_indices(x.shape[2], y.shape[2], a.align_corners, a.half_pixel_centers)
+    decls = _render("resize.j2", fn=fn, comment=op.label,
+                    arrays=[_ints("int16_t", f"{fn}_rows", rows), _ints("int16_t", f"{fn}_cols", cols)],
+                    in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
+                    batches=x.shape[0], in_h=x.shape[1], in_w=x.shape[2], out_h=y.shape[1], out_w=y.shape[2],
+                    pixel_bytes=x.shape[3] * x.itemsize)
+    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+
+
+def _emit_pool(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    op = step.op
+    x, y = op.input, op.output
+    a = op.attrs
+    _require(x.dtype == "int8", op, f"pooling of {x.dtype} is not supported by the Cortex-M backend (int8 only)")
+    decls = _render("pool.j2", fn=fn, comment=op.label, in_offset=_offset(program, x, op),
+                    out_offset=_offset(program, y, op), batches=x.shape[0], in_h=x.shape[1], in_w=x.shape[2],
+                    ch=x.shape[3], out_h=y.shape[1], out_w=y.shape[2], fh=a.filter[0], fw=a.filter[1],
+                    stride_h=a.stride[0], stride_w=a.stride[1], pad_top=a.padding.top,
+                    pad_left=a.padding.left, is_max=int(op.kind == "MAX_POOL_2D"),
+                    act_min=a.act_min, act_max=a.act_max)
+    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+
+
+def _emit_mean(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    from mcuc.ir.ops.mean import mean_requant_params, resolved_axes
+
+    op = step.op
+    x, y = op.input, op.output
+    _require(x.dtype == "int8" and y.dtype == "int8", op, "MEAN supports int8 only in the Cortex-M backend")
+    axes = set(resolved_axes(op))
+    strides = _contiguous_strides(x.shape, 1)
+    outer = [(d, s) for i, (d, s) in enumerate(zip(x.shape, strides)) if i not in axes and d != 1]
+    inner = [(d, s) for i, (d, s) in enumerate(zip(x.shape, strides)) if i in axes and d != 1]
+    _require(len(outer) <= 4 and len(inner) <= 4, op, "MEAN over more than 4 non-unit axes is not supported")
+    outer = [(1, 0)] * (4 - len(outer)) + outer
+    inner = [(1, 0)] * (4 - len(inner)) + inner
+    count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
+    _require(count > 0, op, "MEAN over an empty axis is not supported")
+    mult, shift = mean_requant_params(op, count)
+    lo, hi = dtype_range(y.dtype)
+    decls = _render("mean.j2", fn=fn, comment=op.label, in_offset=_offset(program, x, op),
+                    out_offset=_offset(program, y, op), outer=[d for d, _ in outer],
+                    outer_strides=[s for _, s in outer], inner=[d for d, _ in inner],
+                    inner_strides=[s for _, s in inner], count=count, in_zp=_zp(x), mult=mult, shift=shift,
+                    out_zp=_zp(y), lo=lo, hi=hi)
+    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+
+
+def _emit_softmax(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    from mcuc.ir.ops.softmax import ACCUMULATION_INTEGER_BITS, exps_of_row_differences, softmax_params
+    from mcuc.ir.fixedpoint_exp import rescale
+
+    op = step.op
+    x, y = op.input, op.output
+    p = softmax_params(op)
+    diffs = -np.arange(256, dtype=np.int64)
+    in_range = diffs >= p.diff_min
+    exps = np.where(in_range, exps_of_row_differences(np.where(in_range, diffs, 0), p), 0)
+    exps_q12 = rescale(exps, 0, ACCUMULATION_INTEGER_BITS)
+    depth = x.shape[-1]
+    decls = _render("softmax.j2", fn=fn, comment=op.label,
+                    arrays=[_ints("int32_t", f"{fn}_exps", exps), _ints("int32_t", f"{fn}_exps_q12", exps_q12)],
+                    in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
+                    rows=x.size // depth, depth=depth, out_bits=p.output_bits)
+    return StepCode(decls, _call(fn), (SOFTMAX_H,))
+
+
+_EMITTERS: dict[str, Callable[[str, Step, Program, Target], StepCode]] = {
+    "CONV_2D": _emit_conv,
+    "DEPTHWISE_CONV_2D": _emit_depthwise,
+    "FULLY_CONNECTED": _emit_fully_connected,
+    "AVERAGE_POOL_2D": _emit_pool,
+    "MAX_POOL_2D": _emit_pool,
+    "MEAN": _emit_mean,
+    "ADD": _emit_binary,
+    "MUL": _emit_binary,
+    "SOFTMAX": _emit_softmax,
+    "LOGISTIC": _emit_lut,
+    "HARD_SWISH": _emit_lut,
+    "RELU": _emit_lut,
+    "RELU6": _emit_lut,
+    "QUANTIZE": _emit_quantize,
+    "DEQUANTIZE": _emit_lut,
+    "RESHAPE": _emit_reshape,
+    "SQUEEZE": _emit_reshape,
+    "TRANSPOSE": _emit_transpose,
+    "CONCATENATION": _emit_concatenation,
+    "PAD": _emit_pad,
+    "RESIZE_NEAREST_NEIGHBOR": _emit_resize,
+}
+
+
+def emit_step(index: int, step: Step, program: Program, target: Target) -> StepCode:
+    """The C for step `index` of `program` on `target` (MCUCError for what the backend
+    cannot compile, naming the op)."""
+    op = step.op
+    emitter = _EMITTERS.get(op.kind)
+    if emitter is None:
+        raise MCUCError(f"step {index} {op.label}: op kind {op.kind} has no Cortex-M kernel "
+                        f"(supported: {', '.join(sorted(_EMITTERS))})")
+    code = emitter(f"mcuc_step{index}", step, program, target)
+    return StepCode(code.decls, code.call, tuple(dict.fromkeys((FIXEDPOINT_H,) + code.runtime)))
+
+
+def unsupported_kinds() -> list[str]:
+    """IR op kinds without an emitter (empty when every kind is covered; a test holds it so)."""
+    return [k for k in supported_kinds() if k not in _EMITTERS]

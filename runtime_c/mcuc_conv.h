@@ -1,0 +1,273 @@
+/* mcuc_conv.h: convolution and fully connected kernels (int8 x int8 -> int32 -> int8).
+ *
+ * Every kernel is an always-inline body: the per-layer wrapper that mcuc generates calls
+ * it with the layer's shapes as literal constants, so the C compiler folds them, unrolls
+ * the loops and drops the branches that cannot happen for that layer.
+ *
+ * Conventions shared by the GEMM kernels:
+ * - `bias` is the compile-time folded bias: bias[c] - input_zero_point * sum(w[c]), so the
+ *   inner loops multiply raw int8 activations (padding taps hold the input zero point and
+ *   so contribute nothing after the correction).
+ * - weights are reordered at compile time into channel pairs: for channels (c, c+1) the
+ *   row is [w[c][0..3], w[c+1][0..3], w[c][4..7], w[c+1][4..7], ...], the depth padded
+ *   with zeros to a multiple of 4 and an odd channel count padded with a zero channel.
+ * - requantization: `fast` selects mcuc_requant_fast (mult, round, right) which the
+ *   compiler chose only after proving its preconditions; otherwise mcuc_mbqm (mult, shift).
+ */
+#ifndef MCUC_CONV_H
+#define MCUC_CONV_H
+
+#include "mcuc_fixedpoint.h"
+
+typedef struct {
+    const int32_t *bias;   /* folded bias per output channel */
+    const int32_t *mult;   /* Q31 multiplier per output channel */
+    const int32_t *shift;  /* fast: right shift (>= 1); else TFLite's signed shift */
+    const int32_t *round;  /* fast: 2^(right - 1); unused otherwise */
+    int32_t out_zp;
+    int32_t act_min;
+    int32_t act_max;
+    int fast;
+} mcuc_requant_t;
+
+MCUC_INLINE int32_t mcuc_output_stage(int32_t acc, const mcuc_requant_t *q, int c) {
+    int32_t y;
+    if (q->fast) {
+        y = mcuc_requant_fast(acc, q->mult[c], q->round[c], q->shift[c]);
+    } else {
+        y = mcuc_mbqm(acc, q->mult[c], q->shift[c]);
+    }
+    y += q->out_zp;
+#if MCUC_DSP
+    if (q->act_min == -128 && q->act_max == 127) {
+        return __ssat(y, 8);
+    }
+#endif
+    return mcuc_clamp(y, q->act_min, q->act_max);
+}
+
+/* Two rows (pixels) x all output channels: y0[c] = x0 . w[c], y1[c] = x1 . w[c].
+ * x0/x1 hold `depth4` readable bytes (a multiple of 4); when `two` is 0 only row 0 is
+ * computed (the odd last pixel). */
+MCUC_INLINE void mcuc_gemm_rows2(const int8_t *x0, const int8_t *x1, int two, const int8_t *wpairs,
+                                 int depth4, int out_ch, const mcuc_requant_t *q,
+                                 int8_t *y0, int8_t *y1) {
+    const int8_t *w = wpairs;
+    int c;
+    for (c = 0; c < out_ch; c += 2) {
+        int32_t a00 = q->bias[c], a01 = q->bias[c + 1];
+        int32_t a10 = a00, a11 = a01;
+        int k;
+#if MCUC_DSP
+        for (k = 0; k < depth4; k += 4) {
+            const uint32_t p0 = mcuc_load32(x0 + k);
+            const uint32_t wa = mcuc_load32(w);
+            const uint32_t wb = mcuc_load32(w + 4);
+            const int32_t p0e = (int32_t)__sxtb16(p0), p0o = (int32_t)__sxtb16(mcuc_ror(p0, 8));
+            const int32_t wae = (int32_t)__sxtb16(wa), wao = (int32_t)__sxtb16(mcuc_ror(wa, 8));
+            const int32_t wbe = (int32_t)__sxtb16(wb), wbo = (int32_t)__sxtb16(mcuc_ror(wb, 8));
+            w += 8;
+            a00 = __smlad(p0e, wae, a00);
+            a00 = __smlad(p0o, wao, a00);
+            a01 = __smlad(p0e, wbe, a01);
+            a01 = __smlad(p0o, wbo, a01);
+            if (two) {
+                const uint32_t p1 = mcuc_load32(x1 + k);
+                const int32_t p1e = (int32_t)__sxtb16(p1), p1o = (int32_t)__sxtb16(mcuc_ror(p1, 8));
+                a10 = __smlad(p1e, wae, a10);
+                a10 = __smlad(p1o, wao, a10);
+                a11 = __smlad(p1e, wbe, a11);
+                a11 = __smlad(p1o, wbo, a11);
+            }
+        }
+#else
+        for (k = 0; k < depth4; k += 4) {
+            int j;
+            for (j = 0; j < 4; j++) {
+                const int32_t wa = w[j], wb = w[4 + j];
+                a00 += x0[k + j] * wa;
+                a01 += x0[k + j] * wb;
+                if (two) {
+                    a10 += x1[k + j] * wa;
+                    a11 += x1[k + j] * wb;
+                }
+            }
+            w += 8;
+        }
+#endif
+        y0[c] = (int8_t)mcuc_output_stage(a00, q, c);
+        if (two) {
+            y1[c] = (int8_t)mcuc_output_stage(a10, q, c);
+        }
+        if (c + 1 < out_ch) {
+            y0[c + 1] = (int8_t)mcuc_output_stage(a01, q, c + 1);
+            if (two) {
+                y1[c + 1] = (int8_t)mcuc_output_stage(a11, q, c + 1);
+            }
+        }
+    }
+}
+
+/* Pointwise (1x1, stride 1, no padding) convolution as a GEMM straight over the input:
+ * pixels are rows of `in_ch` bytes (in_ch a multiple of 4). */
+MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int pixels, int in_ch, int out_ch,
+                               const int8_t *wpairs, const mcuc_requant_t *q) {
+    int p;
+    for (p = 0; p + 1 < pixels; p += 2) {
+        mcuc_gemm_rows2(in + p * in_ch, in + (p + 1) * in_ch, 1, wpairs, in_ch, out_ch, q,
+                        out + p * out_ch, out + (p + 1) * out_ch);
+    }
+    if (pixels & 1) {
+        mcuc_gemm_rows2(in + p * in_ch, in + p * in_ch, 0, wpairs, in_ch, out_ch, q,
+                        out + p * out_ch, out + p * out_ch);
+    }
+}
+
+/* One im2col row: the receptive field of output pixel (oy, ox), taps in (ky, kx, c) order,
+ * padding taps filled with the input zero point, tail [kh*kw*in_ch, depth4) zeroed. */
+MCUC_INLINE void mcuc_im2col_row(int8_t *row, const int8_t *in, int oy, int ox,
+                                 int in_h, int in_w, int in_ch, int kh, int kw,
+                                 int stride_h, int stride_w, int dil_h, int dil_w,
+                                 int pad_top, int pad_left, int8_t in_zp, int depth4) {
+    int ky, kx;
+    int8_t *dst = row;
+    for (ky = 0; ky < kh; ky++) {
+        const int iy = oy * stride_h - pad_top + ky * dil_h;
+        for (kx = 0; kx < kw; kx++) {
+            const int ix = ox * stride_w - pad_left + kx * dil_w;
+            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                memcpy(dst, in + (iy * in_w + ix) * in_ch, (size_t)in_ch);
+            } else {
+                memset(dst, in_zp, (size_t)in_ch);
+            }
+            dst += in_ch;
+        }
+    }
+    if (depth4 > kh * kw * in_ch) {
+        memset(dst, 0, (size_t)(depth4 - kh * kw * in_ch));
+    }
+}
+
+/* General KxK convolution (groups == 1) through a partial im2col buffer of two rows
+ * (2 * depth4 bytes of scratch): two output pixels share each pass over the weights. */
+MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch,
+                                  int in_h, int in_w, int in_ch, int out_h, int out_w, int out_ch,
+                                  int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
+                                  int pad_top, int pad_left, int8_t in_zp, int depth4,
+                                  const int8_t *wpairs, const mcuc_requant_t *q) {
+    const int pixels = out_h * out_w;
+    int8_t *row0 = scratch;
+    int8_t *row1 = scratch + depth4;
+    int p;
+    for (p = 0; p < pixels; p += 2) {
+        const int two = p + 1 < pixels;
+        mcuc_im2col_row(row0, in, p / out_w, p % out_w, in_h, in_w, in_ch, kh, kw, stride_h, stride_w,
+                        dil_h, dil_w, pad_top, pad_left, in_zp, depth4);
+        if (two) {
+            mcuc_im2col_row(row1, in, (p + 1) / out_w, (p + 1) % out_w, in_h, in_w, in_ch, kh, kw,
+                            stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, in_zp, depth4);
+        }
+        mcuc_gemm_rows2(row0, row1, two, wpairs, depth4, out_ch, q, out + p * out_ch,
+                        out + (p + 1 < pixels ? p + 1 : p) * out_ch);
+    }
+}
+
+/* Grouped convolution, any shape: the plain direct loop (weights OHWI as in the model,
+ * bias folded over the whole window, padding taps read as the input zero point). */
+MCUC_INLINE void mcuc_conv_grouped(const int8_t *in, int8_t *out,
+                                   int in_h, int in_w, int in_ch, int out_h, int out_w, int out_ch,
+                                   int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
+                                   int pad_top, int pad_left, int32_t in_zp, int groups,
+                                   const int8_t *weights, const mcuc_requant_t *q) {
+    const int cin_g = in_ch / groups;
+    const int cout_g = out_ch / groups;
+    int oy, ox, oc, ky, kx, ic;
+    for (oy = 0; oy < out_h; oy++) {
+        for (ox = 0; ox < out_w; ox++) {
+            for (oc = 0; oc < out_ch; oc++) {
+                const int g = oc / cout_g;
+                const int8_t *w = weights + oc * kh * kw * cin_g;
+                int32_t acc = q->bias[oc];
+                for (ky = 0; ky < kh; ky++) {
+                    const int iy = oy * stride_h - pad_top + ky * dil_h;
+                    for (kx = 0; kx < kw; kx++) {
+                        const int ix = ox * stride_w - pad_left + kx * dil_w;
+                        const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                        const int8_t *x = in + (iy * in_w + ix) * in_ch + g * cin_g;
+                        for (ic = 0; ic < cin_g; ic++) {
+                            acc += (inside ? x[ic] : in_zp) * w[(ky * kw + kx) * cin_g + ic];
+                        }
+                    }
+                }
+                out[(oy * out_w + ox) * out_ch + oc] = (int8_t)mcuc_output_stage(acc, q, oc);
+            }
+        }
+    }
+}
+
+/* Fully connected: `rows` input rows of `depth` bytes, weights reordered in groups of four
+ * units: [w[u][k..k+3] for u in u0..u0+3] for k in steps of 4 (depth padded with zeros to
+ * depth4, units padded to a multiple of 4 with zero units). The tail k in [depth & ~3,
+ * depth) is read byte by byte so no byte past the input row is touched. */
+MCUC_INLINE void mcuc_fully_connected(const int8_t *in, int8_t *out, int rows, int depth, int depth4,
+                                      int units, const int8_t *wquads, const mcuc_requant_t *q) {
+    const int body = depth & ~3;
+    int r, u;
+    for (r = 0; r < rows; r++) {
+        const int8_t *x = in + r * depth;
+        const int8_t *w = wquads;
+        for (u = 0; u < units; u += 4) {
+            int32_t a0 = q->bias[u], a1 = q->bias[u + 1], a2 = q->bias[u + 2], a3 = q->bias[u + 3];
+            int k;
+#if MCUC_DSP
+            for (k = 0; k < body; k += 4) {
+                const uint32_t p = mcuc_load32(x + k);
+                const int32_t pe = (int32_t)__sxtb16(p), po = (int32_t)__sxtb16(mcuc_ror(p, 8));
+                uint32_t wv = mcuc_load32(w);
+                a0 = __smlad(pe, (int32_t)__sxtb16(wv), a0);
+                a0 = __smlad(po, (int32_t)__sxtb16(mcuc_ror(wv, 8)), a0);
+                wv = mcuc_load32(w + 4);
+                a1 = __smlad(pe, (int32_t)__sxtb16(wv), a1);
+                a1 = __smlad(po, (int32_t)__sxtb16(mcuc_ror(wv, 8)), a1);
+                wv = mcuc_load32(w + 8);
+                a2 = __smlad(pe, (int32_t)__sxtb16(wv), a2);
+                a2 = __smlad(po, (int32_t)__sxtb16(mcuc_ror(wv, 8)), a2);
+                wv = mcuc_load32(w + 12);
+                a3 = __smlad(pe, (int32_t)__sxtb16(wv), a3);
+                a3 = __smlad(po, (int32_t)__sxtb16(mcuc_ror(wv, 8)), a3);
+                w += 16;
+            }
+#else
+            for (k = 0; k < body; k += 4) {
+                int j;
+                for (j = 0; j < 4; j++) {
+                    const int32_t xv = x[k + j];
+                    a0 += xv * w[j];
+                    a1 += xv * w[4 + j];
+                    a2 += xv * w[8 + j];
+                    a3 += xv * w[12 + j];
+                }
+                w += 16;
+            }
+#endif
+            if (body < depth) {
+                int j;
+                for (j = 0; body + j < depth; j++) {
+                    const int32_t xv = x[body + j];
+                    a0 += xv * w[j];
+                    a1 += xv * w[4 + j];
+                    a2 += xv * w[8 + j];
+                    a3 += xv * w[12 + j];
+                }
+                w += 16;
+            }
+            out[r * units + u] = (int8_t)mcuc_output_stage(a0, q, u);
+            if (u + 1 < units) out[r * units + u + 1] = (int8_t)mcuc_output_stage(a1, q, u + 1);
+            if (u + 2 < units) out[r * units + u + 2] = (int8_t)mcuc_output_stage(a2, q, u + 2);
+            if (u + 3 < units) out[r * units + u + 3] = (int8_t)mcuc_output_stage(a3, q, u + 3);
+        }
+        (void)depth4;
+    }
+}
+
+#endif /* MCUC_CONV_H */

@@ -1,0 +1,220 @@
+/* mcuc_elementwise.h: per-element, pooling, reduction and data-movement kernels.
+ *
+ * Always-inline bodies specialized per layer by the generated wrappers. Shapes of
+ * broadcasting and data-movement kernels are passed as up to six loop extents with
+ * element strides (unit extents fold away).
+ */
+#ifndef MCUC_ELEMENTWISE_H
+#define MCUC_ELEMENTWISE_H
+
+#include "mcuc_fixedpoint.h"
+
+/* y[i] = table[(uint8_t)x[i]]: every int8 -> int8 op whose output depends on one input
+ * element only (LOGISTIC, HARD_SWISH, RELU, RELU6, int8 QUANTIZE); the compiler
+ * tabulates the op's reference semantics, so the kernel is exact by construction. */
+MCUC_INLINE void mcuc_lut_s8(const int8_t *in, int8_t *out, int n, const int8_t *table) {
+    int i;
+    for (i = 0; i < n; i++) {
+        out[i] = table[(uint8_t)in[i]];
+    }
+}
+
+/* 16- or 32-bit outputs of a per-element int8 op (DEQUANTIZE to float32 stores the
+ * float's bits; int8 -> int16 QUANTIZE). */
+MCUC_INLINE void mcuc_lut_s8_to32(const int8_t *in, uint32_t *out, int n, const uint32_t *table) {
+    int i;
+    for (i = 0; i < n; i++) {
+        out[i] = table[(uint8_t)in[i]];
+    }
+}
+
+MCUC_INLINE void mcuc_lut_s8_to16(const int8_t *in, int16_t *out, int n, const int16_t *table) {
+    int i;
+    for (i = 0; i < n; i++) {
+        out[i] = table[(uint8_t)in[i]];
+    }
+}
+
+/* QUANTIZE float32 -> integer: q = (int32)roundf(x / scale) + zero_point, clamped, where
+ * values beyond int32 (and NaN) become INT32_MIN as in the oracle's build. */
+MCUC_INLINE int32_t mcuc_quantize_float(float x, float scale, int32_t zero_point, int32_t lo, int32_t hi) {
+    const float v = x / scale;
+    int32_t q = INT32_MIN;
+    if (v >= -2147483648.0f && v < 2147483648.0f) {
+        const int32_t t = (int32_t)v;
+        const float r = v - (float)t;
+        q = t;
+        if (r >= 0.5f) {
+            q = t + 1;
+        } else if (r <= -0.5f) {
+            q = t - 1;
+        }
+    }
+    q = (int32_t)((uint32_t)q + (uint32_t)zero_point);
+    return mcuc_clamp(q, lo, hi);
+}
+
+/* Broadcasting binary ops iterate the output over six extents; s1/s2 are the inputs'
+ * element strides (0 along broadcast axes). */
+#define MCUC_FOR6(e, body)                                                              \
+    do {                                                                                \
+        int i0, i1, i2, i3, i4, i5, o = 0;                                              \
+        for (i0 = 0; i0 < (e)[0]; i0++)                                                 \
+            for (i1 = 0; i1 < (e)[1]; i1++)                                             \
+                for (i2 = 0; i2 < (e)[2]; i2++)                                         \
+                    for (i3 = 0; i3 < (e)[3]; i3++)                                     \
+                        for (i4 = 0; i4 < (e)[4]; i4++)                                 \
+                            for (i5 = 0; i5 < (e)[5]; i5++, o++) {                      \
+                                body                                                    \
+                            }                                                       \
+    } while (0)
+
+#define MCUC_IDX(s) (i0 * (s)[0] + i1 * (s)[1] + i2 * (s)[2] + i3 * (s)[3] + i4 * (s)[4] + i5 * (s)[5])
+
+typedef struct {
+    int32_t offset1, mult1, shift1;
+    int32_t offset2, mult2, shift2;
+    int32_t left_shift;
+    int32_t out_offset, out_mult, out_shift;
+    int32_t act_min, act_max;
+} mcuc_add_params_t;
+
+/* TFLM's int8 ADD: both inputs scaled to a common 2^left_shift fixed point, summed, and
+ * rescaled to the output. */
+MCUC_INLINE int8_t mcuc_add_one(int32_t x1, int32_t x2, const mcuc_add_params_t *p) {
+    const int32_t a = mcuc_mbqm_small((x1 + p->offset1) * (1 << p->left_shift), p->mult1, p->shift1);
+    const int32_t b = mcuc_mbqm_small((x2 + p->offset2) * (1 << p->left_shift), p->mult2, p->shift2);
+    const int32_t y = mcuc_mbqm_small(a + b, p->out_mult, p->out_shift) + p->out_offset;
+    return (int8_t)mcuc_clamp(y, p->act_min, p->act_max);
+}
+
+MCUC_INLINE void mcuc_add_s8(const int8_t *in1, const int8_t *in2, int8_t *out, const int *extents,
+                             const int *s1, const int *s2, const mcuc_add_params_t *p) {
+    MCUC_FOR6(extents, { out[o] = mcuc_add_one(in1[MCUC_IDX(s1)], in2[MCUC_IDX(s2)], p); });
+}
+
+/* Same shapes, no broadcast: one flat loop. */
+MCUC_INLINE void mcuc_add_s8_flat(const int8_t *in1, const int8_t *in2, int8_t *out, int n,
+                                  const mcuc_add_params_t *p) {
+    int i;
+    for (i = 0; i < n; i++) {
+        out[i] = mcuc_add_one(in1[i], in2[i], p);
+    }
+}
+
+typedef struct {
+    int32_t offset1, offset2, out_offset, out_mult, out_shift, act_min, act_max;
+} mcuc_mul_params_t;
+
+MCUC_INLINE void mcuc_mul_s8(const int8_t *in1, const int8_t *in2, int8_t *out, const int *extents,
+                             const int *s1, const int *s2, const mcuc_mul_params_t *p) {
+    MCUC_FOR6(extents, {
+        const int32_t prod = (in1[MCUC_IDX(s1)] + p->offset1) * (in2[MCUC_IDX(s2)] + p->offset2);
+        const int32_t y = mcuc_mbqm(prod, p->out_mult, p->out_shift) + p->out_offset;
+        out[o] = (int8_t)mcuc_clamp(y, p->act_min, p->act_max);
+    });
+}
+
+/* Copy of up to six nested extents: element (i0..i5) of the source at MCUC_IDX(src_strides)
+ * goes to MCUC_IDX(dst_strides) of the destination, `run` contiguous bytes at a time
+ * (strides in bytes). TRANSPOSE, CONCATENATION slices, PAD interiors, RESHAPE. */
+MCUC_INLINE void mcuc_copy6(uint8_t *dst, const uint8_t *src, const int *extents,
+                            const int *dst_strides, const int *src_strides, int run) {
+    MCUC_FOR6(extents, {
+        (void)o;
+        const uint8_t *s = src + MCUC_IDX(src_strides);
+        uint8_t *d = dst + MCUC_IDX(dst_strides);
+        if (run == 1) {
+            *d = *s;
+        } else {
+            memcpy(d, s, (size_t)run);
+        }
+    });
+}
+
+/* RESIZE_NEAREST_NEIGHBOR: source row/column tables computed at compile time. */
+MCUC_INLINE void mcuc_resize_nearest(const uint8_t *in, uint8_t *out, int batches, int in_h, int in_w,
+                                     int out_h, int out_w, int pixel_bytes,
+                                     const int16_t *rows, const int16_t *cols) {
+    int b, y, x;
+    for (b = 0; b < batches; b++) {
+        for (y = 0; y < out_h; y++) {
+            const uint8_t *src_row = in + ((b * in_h + rows[y]) * in_w) * pixel_bytes;
+            uint8_t *dst = out + ((b * out_h + y) * out_w) * pixel_bytes;
+            for (x = 0; x < out_w; x++) {
+                memcpy(dst + x * pixel_bytes, src_row + cols[x] * pixel_bytes, (size_t)pixel_bytes);
+            }
+        }
+    }
+}
+
+/* AVERAGE_POOL_2D / MAX_POOL_2D over NHWC int8, only valid (non-padding) elements. */
+MCUC_INLINE void mcuc_pool_s8(const int8_t *in, int8_t *out, int batches, int in_h, int in_w, int ch,
+                              int out_h, int out_w, int fh, int fw, int stride_h, int stride_w,
+                              int pad_top, int pad_left, int is_max, int32_t act_min, int32_t act_max) {
+    int b, oy, ox, c, ky, kx;
+    for (b = 0; b < batches; b++) {
+        const int8_t *img = in + b * in_h * in_w * ch;
+        for (oy = 0; oy < out_h; oy++) {
+            const int iy0 = oy * stride_h - pad_top;
+            const int ky0 = iy0 < 0 ? -iy0 : 0;
+            const int ky1 = iy0 + fh > in_h ? in_h - iy0 : fh;
+            for (ox = 0; ox < out_w; ox++) {
+                const int ix0 = ox * stride_w - pad_left;
+                const int kx0 = ix0 < 0 ? -ix0 : 0;
+                const int kx1 = ix0 + fw > in_w ? in_w - ix0 : fw;
+                int8_t *y = out + ((b * out_h + oy) * out_w + ox) * ch;
+                for (c = 0; c < ch; c++) {
+                    int32_t acc = is_max ? -128 : 0;
+                    for (ky = ky0; ky < ky1; ky++) {
+                        const int8_t *x = img + ((iy0 + ky) * in_w + ix0) * ch + c;
+                        for (kx = kx0; kx < kx1; kx++) {
+                            const int32_t v = x[kx * ch];
+                            if (is_max) {
+                                acc = v > acc ? v : acc;
+                            } else {
+                                acc += v;
+                            }
+                        }
+                    }
+                    if (!is_max) {
+                        const int32_t count = (ky1 - ky0) * (kx1 - kx0);
+                        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                    }
+                    y[c] = (int8_t)mcuc_clamp(acc, act_min, act_max);
+                }
+            }
+        }
+    }
+}
+
+/* MEAN: for each of the outer (kept) index tuples, the sum over the inner (reduced)
+ * extents; then TFLM's requantization with 1/count folded into the multiplier. */
+MCUC_INLINE void mcuc_mean_s8(const int8_t *in, int8_t *out, const int *outer, const int *outer_strides,
+                              const int *inner, const int *inner_strides, int32_t count, int32_t in_zp,
+                              int32_t mult, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi) {
+    int a0, a1, a2, a3, o = 0;
+    for (a0 = 0; a0 < outer[0]; a0++)
+        for (a1 = 0; a1 < outer[1]; a1++)
+            for (a2 = 0; a2 < outer[2]; a2++)
+                for (a3 = 0; a3 < outer[3]; a3++, o++) {
+                    const int8_t *base = in + a0 * outer_strides[0] + a1 * outer_strides[1] +
+                                         a2 * outer_strides[2] + a3 * outer_strides[3];
+                    int32_t sum = 0;
+                    int b0, b1, b2, b3;
+                    for (b0 = 0; b0 < inner[0]; b0++)
+                        for (b1 = 0; b1 < inner[1]; b1++)
+                            for (b2 = 0; b2 < inner[2]; b2++)
+                                for (b3 = 0; b3 < inner[3]; b3++) {
+                                    sum += base[b0 * inner_strides[0] + b1 * inner_strides[1] +
+                                                b2 * inner_strides[2] + b3 * inner_strides[3]];
+                                }
+                    {
+                        const int32_t shifted = (int32_t)((uint32_t)sum - (uint32_t)in_zp * (uint32_t)count);
+                        const int32_t y = mcuc_mbqm(shifted, mult, shift) + out_zp;
+                        out[o] = (int8_t)mcuc_clamp(y, lo, hi);
+                    }
+                }
+}
+
+#endif /* MCUC_ELEMENTWISE_H */
