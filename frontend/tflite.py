@@ -47,6 +47,8 @@ from mcuc.ir.ops.squeeze import SqueezeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
 
 _FILE_IDENTIFIER = b"TFL3"
+# A tensor larger than this cannot fit any microcontroller (nor int32 indexing).
+_MAX_ELEMENTS = 2**31 - 1
 
 _DTYPES = {
     tflite.TensorType.FLOAT32: "float32", tflite.TensorType.INT8: "int8",
@@ -527,15 +529,17 @@ class _Reader:
         if any(d < 0 for d in shape):
             raise MCUCError(f"{label}: shape {list(shape)} has a dynamic (negative) dimension; "
                             "mcuc needs static shapes")
+        if np.prod(shape, dtype=np.float64) > _MAX_ELEMENTS:
+            raise MCUCError(f"{label}: shape {list(shape)} has more than {_MAX_ELEMENTS} elements")
         if t.IsVariable():
             raise MCUCError(f"{label}: variable tensors (state) are not supported")
         if t.Sparsity() is not None:
             raise MCUCError(f"{label}: sparse tensors are not supported; densify the model")
-        quant = self._read_quant(t, shape, label)
+        quant = self._read_quant(t, shape, dtype, label)
         data = self._read_data(t.Buffer(), shape, dtype, label)
         return Tensor(self._unique_name(raw_name, index), shape, dtype, quant, data)
 
-    def _read_quant(self, t, shape: tuple[int, ...], label: str) -> Quantization | None:
+    def _read_quant(self, t, shape: tuple[int, ...], dtype: str, label: str) -> Quantization | None:
         f = self.file
         q = f.table(t.Quantization(), f"{label} quantization")
         if q is None:
@@ -552,6 +556,10 @@ class _Reader:
             zero_point = np.repeat(zero_point, scale.size)
         if zero_point.size != scale.size:
             raise MCUCError(f"{label}: {scale.size} scales but {zero_point.size} zero points")
+        if dtype in ("int8", "uint8", "int16"):
+            lo, hi = dtype_range(dtype)
+            if zero_point.min() < lo or zero_point.max() > hi:
+                raise MCUCError(f"{label}: zero point {zero_point[:8].tolist()} is outside the {dtype} range")
         if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
             raise MCUCError(f"{label}: quantization scales must be finite and positive, got {scale[:8].tolist()}")
         axis = int(q.QuantizedDimension())
@@ -664,7 +672,11 @@ def _check_shapes(graph: Graph) -> None:
         try:
             shapes = op_def(op.kind).infer_shapes(op)
         except MCUCError as e:
-            raise MCUCError(f"op {i} ({op.kind}): {e}") from None
+            detail = str(e).removeprefix(f"{op.label}: ")
+            raise MCUCError(f"op {i} ({op.kind}) {op.name!r}: {detail}") from None
+        except Exception as e:  # a corrupt file can feed shape rules values no model has
+            raise MCUCError(f"op {i} ({op.kind}) {op.name!r}: its inputs and attributes are inconsistent "
+                            f"(shape inference failed with {type(e).__name__}: {e})") from e
         declared = [t.shape for t in op.outputs]
         if [tuple(s) for s in shapes] != declared:
             raise MCUCError(f"op {i} ({op.kind}): the file declares output shapes {declared} but the "

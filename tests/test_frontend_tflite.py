@@ -509,3 +509,15 @@ def test_example_model_equals_oracle():
         assert run(graph, [x])[0].tobytes() == expected.tobytes()
         outputs.add(expected.tobytes())
     assert len(outputs) == 3  # calibrated: the network's output depends on its input
+
+
+def test_zero_point_outside_the_type_range():
+    def edit(m):
+        m.subgraphs[0].tensors[0].quantization.zeroPoint = [300]
+    _raises(_corrupted(edit), "tensor 0 ('input_0')", "zero point [300] is outside the int8 range")
+
+
+def test_inconsistent_op_names_its_index_kind_and_output():
+    def edit(m):
+        m.subgraphs[0].tensors[0].shape = [1, 6, 6, 5]  # 5 input channels, weights expect 3
+    _raises(_corrupted(edit), "op 0 (CONV_2D) 'output'", "input channels 5")
