@@ -68,10 +68,7 @@ def input_regions(op: Op, out: Region) -> list[Region | None]:
         else:
             start.append(out.start[j])
             stop.append(out.stop[j])
-    region = Region(tuple(start), tuple(stop))
-    if out.empty:
-        region = Region(region.start, region.start)
-    return [region] + [None] * (len(op.inputs) - 1)
+    return [Region(tuple(start), tuple(stop))] + [None] * (len(op.inputs) - 1)
 
 
 def mean_requant_params(op: Op, count: int) -> tuple[int, int]:

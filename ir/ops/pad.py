@@ -47,8 +47,6 @@ def input_regions(op: Op, out: Region) -> list[Region | None]:
     x = op.input
     shifted = Region(tuple(s - p[0] for s, p in zip(out.start, op.attrs.pads)),
                      tuple(e - p[0] for e, p in zip(out.stop, op.attrs.pads))).clip(x.shape)
-    if shifted.empty:
-        shifted = Region(shifted.start, shifted.start)
     return [shifted] + [None] * (len(op.inputs) - 1)
 
 
