@@ -17,12 +17,12 @@ from mcuc.samples import random_inputs
 @dataclass
 class BackendVerdict:
     bit_exact: bool = True
-    max_abs_diff: float = 0.0
+    max_abs_diff: float = 0
     mismatched_samples: list[int] = field(default_factory=list)
 
     def record(self, sample: int, expected: list[np.ndarray], actual: list[np.ndarray]) -> None:
         diff = max_abs_diff(expected, actual)
-        self.max_abs_diff = max(self.max_abs_diff, diff)
+        self.max_abs_diff = max(self.max_abs_diff, diff, key=float)
         if not same_bytes(expected, actual):
             self.bit_exact = False
             self.mismatched_samples.append(sample)
