@@ -82,7 +82,7 @@ def _optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, opt_level: int) ->
     options = llvm.create_pipeline_tuning_options(speed_level=min(int(opt_level), 3))
     options.loop_vectorization = True
     options.slp_vectorization = True
-    options.loop_unrolling = True
+    options.loop_unrolling = False
     builder = llvm.create_pass_builder(tm, options)
     manager = builder.getModulePassManager()
     manager.run(module, builder)

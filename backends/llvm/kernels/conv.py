@@ -199,42 +199,53 @@ def _depthwise_pixelwise(call: KernelCall) -> None:
 
 def _depthwise_in_place(call: KernelCall) -> None:
     """Output written over the input, channel by channel: each input channel plane is
-    first copied into one plane-sized scratch buffer, then its output channel is
-    computed from the copy. Output channel c only overwrites bytes of input channel c,
-    which is already saved, so every later channel still reads intact input."""
+    first copied into one scratch plane, then its output channel is computed from the
+    copy. Output channel c only overwrites bytes of input channel c, which is already
+    saved, so every later channel still reads intact input.
+
+    The plane is stored with its padding border filled with the input zero point, so
+    the taps need no bounds checks: a border tap adds zp * w, which the folded bias
+    already subtracted, exactly the reference's zero contribution. The taps are
+    unrolled (kernel sizes are constants) so the output-column loop vectorizes."""
     em = call.em
+    b = em.b
     d = _Depthwise(call)
     a, c = d.a, d.c
     if d.m != 1:
         raise MCUCError(f"step {call.index} {call.op.label}: in-place depthwise needs depth_multiplier 1, "
                         f"got {d.m}; plan this op out of place")
-    plane_bytes = d.h * d.w
-    plane = _scratch_plane(call, plane_bytes)
+    p = a.padding
+    plane_h, plane_w = padded_plane_shape(call.op)
+    plane = _scratch_plane(call, plane_h * plane_w)
+    zp = d.x_t.quant.scalar_zero_point
     xptr, yptr = call.ptr(d.x_t), call.ptr(d.y_t)
-    acc = em.slot(I32, "acc")
+    sh, sw = a.stride
+    dh, dw = a.dilation
 
     with em.loop(d.n, "n") as bi, em.loop(c, "c") as ch:
-        with em.loop(plane_bytes, "p") as p:
-            v = em.load(xptr, em.b.add(em.index([(bi, plane_bytes * c), (p, c)]), ch))
-            em.store(v, plane, p)
+        if d.padded:
+            em.memset(plane, zp, plane_h * plane_w)
+        with em.loop(d.h, "py") as py, em.loop(d.w, "px") as px:
+            v = em.load(xptr, b.add(em.index([(bi, d.h * d.w * c), (py, d.w * c), (px, c)]), ch))
+            em.store(v, plane, em.index([(py, plane_w), (px, 1)], p.top * plane_w + p.left))
+        taps = [(ky, kx, b.sext(em.load(d.weights, b.add(em.i64((ky * d.kw + kx) * c), ch)), I32))
+                for ky in range(d.kh) for kx in range(d.kw)]
+        bias = em.load(d.bias, ch)
         with em.loop(d.oh, "oy") as oy, em.loop(d.ow, "ox") as ox:
-            em.b.store(em.load(d.bias, ch), acc)
-            with em.loop(d.kh, "ky") as ky:
-                iy = _window_coordinate(em, oy, a.stride[0], a.padding.top, ky, a.dilation[0])
-                with em.loop(d.kw, "kx") as kx:
-                    ix = _window_coordinate(em, ox, a.stride[1], a.padding.left, kx, a.dilation[1])
-                    wi = em.b.add(em.index([(ky, d.kw * c), (kx, c)]), ch)
-
-                    def tap() -> None:
-                        _mac(em, acc, em.load(plane, em.index([(iy, d.w), (ix, 1)])), em.load(d.weights, wi))
-
-                    def skipped() -> None:
-                        em.b.store(em.b.add(em.b.load(acc), em.load(d.tap_sums, wi)), acc)
-
-                    _guarded_tap(em, d.padded, iy, d.h, ix, d.w, tap, skipped if d.tap_sums is not None else None)
-            y = d.requant(em.b.load(acc), ch)
-            yi = em.b.add(em.index([(bi, d.oh * d.ow * c), (oy, d.ow * c), (ox, c)]), ch)
+            acc = bias
+            for ky, kx, weight in taps:
+                v = em.load(plane, em.index([(oy, sh * plane_w), (ox, sw)], ky * dh * plane_w + kx * dw))
+                acc = b.add(acc, b.mul(b.sext(v, I32), weight, flags=["nsw"]))
+            y = d.requant(acc, ch)
+            yi = b.add(em.index([(bi, d.oh * d.ow * c), (oy, d.ow * c), (ox, c)]), ch)
             em.store(em.narrow(y, d.y_t.dtype), yptr, yi)
+
+
+def padded_plane_shape(op) -> tuple[int, int]:
+    """(rows, columns) of one input channel plane with its padding border."""
+    _, h, w, _ = op.inputs[0].shape
+    p = op.attrs.padding
+    return h + p.top + p.bottom, w + p.left + p.right
 
 
 def _scratch_plane(call: KernelCall, nbytes: int) -> ir.Value:
@@ -268,12 +279,3 @@ def fully_connected(call: KernelCall) -> None:
         y = requant(em.b.load(acc), u)
         em.store(em.narrow(y, y_t.dtype), yptr, em.index([(r, units), (u, 1)]))
 
-
-def scratch_requests_for(op, in_place: bool):
-    """Depthwise in place needs one input channel plane."""
-    from mcuc.ir.program import ScratchRequest
-
-    if op.kind == "DEPTHWISE_CONV_2D" and in_place:
-        _, h, w, _ = op.inputs[0].shape
-        return [ScratchRequest("dw_plane", h * w, 4)]
-    return []
