@@ -12,6 +12,12 @@ How the memory plan shows up in a Step (backends must honour these flags):
   DEPTHWISE_CONV_2D the backend must use its in-place kernel (channel by channel through
   the scratch plane it asked for with `scratch(op, in_place=True)`); the buffer holds
   max(input bytes, output bytes).
+  For CONV_2D (only 1x1, stride 1, unpadded, ungrouped: mcuc.passes.aliasing.is_pointwise)
+  the output OVERLAPS the input at a different offset: the backend's kernel must produce
+  output pixels in increasing order (pixel = flattened N*H*W index), finishing output
+  pixels [p, p+4) before reading any input pixel >= p+4 (so any kernel that handles at
+  most 4 pixels at a time, in increasing order, is safe). The plan guarantees that the
+  output bytes of pixels < p+4 never cover input pixels >= p.
 - `alias`: the op moves no bytes: its outputs already sit where the plan put them
   (RESHAPE/SQUEEZE share their input's offset; a CONCATENATION whose producers all wrote
   straight into its output's slices). Backends may emit nothing for such a step; running
@@ -45,8 +51,11 @@ class Buffer:
     """A placed interval of the arena: bytes [offset, offset + size), live from step
     `first` to step `last` inclusive.
 
-    `kind` is "tensor" (an activation, together with every tensor aliased into it:
-    `tensors` names them) or "scratch" (a kernel's temporary, live during one step)."""
+    `kind` is "tensor" (one activation tensor, `name` is the tensor's name) or "scratch"
+    (a kernel's temporary, live during one step). `group` names the storage group a
+    tensor belongs to (its root tensor): buffers of one group may share bytes while both
+    live only as an in-place pair or an alias (RESHAPE, CONCATENATION slice); buffers of
+    different groups never do."""
 
     name: str
     offset: int
@@ -55,7 +64,7 @@ class Buffer:
     last: int
     align: int = 4
     kind: str = "tensor"
-    tensors: tuple[str, ...] = ()
+    group: str = ""
 
     @property
     def end(self) -> int:

@@ -1,23 +1,30 @@
 """Aliasing and in-place decisions: which tensors share arena bytes, for one op order.
 
-Every activation tensor gets a *home*: the root of its storage group and a byte offset
-inside the group's buffer. A group's buffer is as large as its largest extent; its
-lifetime (lifetimes.py) is the union of its members' lifetimes. Rules, applied op by op
-in the graph's order:
+Tensors are gathered into storage *groups*: each member has a byte offset (delta) inside
+its group, and the whole group gets one arena offset. Members keep their own lifetimes,
+so a group is placed as a set of pieces: after an in-place depthwise, the output only
+holds its own bytes, not max(in, out) for the rest of its life. Two members of one group
+may share bytes while both live only as one of the intended relations below; every
+merge checks all other pairs (a piece conflicts with another when their lifetimes and
+byte ranges intersect). Rules, applied op by op in the graph's order:
 
-- RESHAPE / SQUEEZE: the output is the input's bytes (same group, offset 0); the step
-  is an alias step (nothing to run).
-- CONCATENATION along an axis whose outer dimensions are all 1: every input's slice is
-  a contiguous byte range of the output, so each input is written there directly by its
-  producer. All inputs must qualify (activation, used once by this concat, quantization
-  equal to the output's, its group flat and exactly the input's size); then the concat
-  is an alias step. Otherwise it copies as usual.
+- RESHAPE / SQUEEZE: the output is the input's bytes (same delta); an alias step.
+- CONCATENATION along an axis whose outer dimensions are all 1: each input's slice is a
+  contiguous byte range of the output, so every input is written there directly by its
+  producer (its group moves into the output's group). All inputs must qualify (distinct
+  groups, quantization equal to the output's, no conflict); then the concat is an alias
+  step. Otherwise it copies as usual.
 - In place: an elementwise op (ADD, MUL, RELU, RELU6, LOGISTIC, HARD_SWISH, same-size
-  QUANTIZE) writes its output over a same-shape, same-item-size input whose group is not
-  read after this step and is no graph output; a DEPTHWISE_CONV_2D with depth multiplier
-  1 writes over its input likewise (group size max(in, out); the kernel works channel by
-  channel through a scratch plane). Both groups must be *flat* (every member at offset 0:
-  no concat slices inside), so the output only ever covers bytes of dead data.
+  QUANTIZE) writes its output over a same-shape, same-item-size input that is not read
+  after this step and is no graph output; DEPTHWISE_CONV_2D with depth multiplier 1
+  likewise over its input (its output may be larger: the extra bytes must be free; the
+  kernel works channel by channel through a scratch plane).
+- Overlapping pointwise convolution: a 1x1, stride-1, unpadded, ungrouped CONV_2D whose
+  input dies there writes its output overlapping the input, shifted so that output
+  pixels [p, p + POINTWISE_CHUNK) never touch input pixels >= p (see pointwise_shift).
+  The kernel must produce output pixels in increasing order, at most POINTWISE_CHUNK
+  pixels at a time. Then the op needs max(in, out) + POINTWISE_CHUNK * min(cin, cout)
+  bytes instead of in + out.
 """
 from __future__ import annotations
 
@@ -32,14 +39,18 @@ from .lifetimes import tensor_intervals
 ALIAS_KINDS = frozenset({"RESHAPE", "SQUEEZE"})
 ELEMENTWISE_KINDS = frozenset({"ADD", "MUL", "RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "QUANTIZE"})
 DEPTHWISE = "DEPTHWISE_CONV_2D"
+POINTWISE = "CONV_2D"
+# Output pixels a pointwise kernel may write before it has read all their input pixels
+# (CMSIS-NN's 1x1 kernels compute 2 or 4 rows of the pixel x channel matrix at a time).
+POINTWISE_CHUNK = 4
 
 
 @dataclass(frozen=True, eq=False)
 class Storage:
     """Where each activation lives, for one op order (graph.ops as given).
 
-    home[t] = (root, byte offset of t inside root's buffer); size[root] = bytes of the
-    root's buffer. in_place[i] = index of the input op i writes its output 0 over.
+    home[t] = (root, byte offset of t inside the root's group); size[root] = the group's
+    extent in bytes. in_place[i] = index of the input op i writes its output 0 over.
     alias_steps: ops that move no bytes (RESHAPE/SQUEEZE, fully sliced CONCATENATION).
     """
 
@@ -52,7 +63,7 @@ class Storage:
         return self.home[tensor][0]
 
     def members(self) -> dict[Tensor, list[Tensor]]:
-        """root -> the tensors living in its buffer (root first)."""
+        """root -> the tensors living in its group (root first)."""
         groups: dict[Tensor, list[Tensor]] = {}
         for t, (root, _) in self.home.items():
             groups.setdefault(root, []).append(t)
@@ -68,28 +79,50 @@ def separate_storage(graph: Graph) -> Storage:
 
 
 class _Groups:
-    """Union of tensors into storage groups with byte offsets (a tiny union-find where
-    the smaller side is always relabelled, so merges stay cheap)."""
+    """Tensors gathered into groups with byte deltas."""
 
     def __init__(self, tensors, spans: dict[Tensor, tuple[int, int]]):
+        self.spans = spans
         self.home: dict[Tensor, tuple[Tensor, int]] = {t: (t, 0) for t in tensors}
         self.members: dict[Tensor, list[Tensor]] = {t: [t] for t in tensors}
-        self.size: dict[Tensor, int] = {t: t.nbytes for t in tensors}
-        self.flat: dict[Tensor, bool] = {t: True for t in tensors}
-        self.last: dict[Tensor, int] = {t: spans[t][1] for t in tensors}
+        # Tensors holding the same bytes as another (RESHAPE/SQUEEZE outputs) share a value id.
+        self.value: dict[Tensor, Tensor] = {t: t for t in tensors}
 
     def root(self, t: Tensor) -> Tensor:
         return self.home[t][0]
 
-    def merge(self, src: Tensor, dst: Tensor, delta: int) -> None:
-        """Move group `src` into group `dst`, `src`'s offset 0 landing at `delta`."""
-        assert src is not dst and delta >= 0
+    def delta(self, t: Tensor) -> int:
+        return self.home[t][1]
+
+    def conflicts(self, src: Tensor, dst: Tensor, shift: int, allowed) -> bool:
+        """Whether moving group `src` into `dst` at `shift` makes two pieces share bytes
+        while both live, other than pairs (a, b) with allowed(a, b) (a from src)."""
+        for a in self.members[src]:
+            a0 = self.delta(a) + shift
+            a1 = a0 + a.nbytes
+            fa, la = self.spans[a]
+            for b in self.members[dst]:
+                fb, lb = self.spans[b]
+                if fa > lb or fb > la:
+                    continue
+                b0 = self.delta(b)
+                if a0 < b0 + b.nbytes and b0 < a1 and a.nbytes and b.nbytes and not allowed(a, b):
+                    return True
+        return False
+
+    def merge(self, src: Tensor, dst: Tensor, shift: int) -> None:
+        """Move group `src` into `dst`, `src`'s delta 0 landing at `shift` (may be < 0)."""
+        assert src is not dst
         for m in self.members.pop(src):
-            self.home[m] = (dst, self.home[m][1] + delta)
+            self.home[m] = (dst, self.delta(m) + shift)
             self.members[dst].append(m)
-        self.size[dst] = max(self.size[dst], self.size.pop(src) + delta)
-        self.flat[dst] = self.flat[dst] and self.flat.pop(src) and delta == 0
-        self.last[dst] = max(self.last[dst], self.last.pop(src))
+        low = min(self.delta(m) for m in self.members[dst])
+        if low < 0:
+            for m in self.members[dst]:
+                self.home[m] = (dst, self.delta(m) - low)
+
+    def size(self, root: Tensor) -> int:
+        return max(self.delta(m) + m.nbytes for m in self.members[root])
 
 
 def same_quantization(a: Quantization | None, b: Quantization | None) -> bool:
@@ -99,19 +132,59 @@ def same_quantization(a: Quantization | None, b: Quantization | None) -> bool:
             and np.array_equal(a.zero_point, b.zero_point))
 
 
-def in_place_candidate(op: Op) -> list[int]:
+def in_place_candidates(op: Op) -> list[int]:
     """Input indices op could write its output 0 over (before checking lifetimes)."""
+    if len(op.outputs) != 1:
+        return []
     out = op.outputs[0]
-    if op.kind == DEPTHWISE and len(op.outputs) == 1:
+    if op.kind == DEPTHWISE:
         x = op.inputs[0]
         if getattr(op.attrs, "depth_multiplier", 1) == 1 and x.dtype == out.dtype and not x.is_constant:
             return [0]
         return []
-    if op.kind in ELEMENTWISE_KINDS and len(op.outputs) == 1:
+    if op.kind == POINTWISE and is_pointwise(op):
+        return [0]
+    if op.kind in ELEMENTWISE_KINDS:
         return [i for i, t in enumerate(op.inputs)
                 if t is not None and not t.is_constant and t.shape == out.shape
                 and t.itemsize == out.itemsize]
     return []
+
+
+def is_pointwise(op: Op) -> bool:
+    """A 1x1, stride-1, unpadded, ungrouped CONV_2D: pixel p of the output reads only
+    pixel p of the input."""
+    if op.kind != POINTWISE or len(op.inputs) < 2:
+        return False
+    x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    a = op.attrs
+    p = a.padding
+    return (not x.is_constant and w.shape[1:3] == (1, 1) and tuple(a.stride) == (1, 1)
+            and (p.top, p.bottom, p.left, p.right) == (0, 0, 0, 0) and w.shape[3] == x.shape[3]
+            and x.shape[:3] == y.shape[:3] and x.itemsize == 1 and y.itemsize == 1)
+
+
+def pointwise_shift(op: Op) -> int:
+    """Input offset minus output offset for an overlapping pointwise conv: the smallest
+    placement where output pixels [p, p + CHUNK) end before input pixel p starts."""
+    cin, cout = op.inputs[0].shape[3], op.outputs[0].shape[3]
+    pixels = op.outputs[0].size // cout
+    if cout >= cin:  # output grows: input sits at the output's end, one chunk further
+        return pixels * (cout - cin) + POINTWISE_CHUNK * cin
+    return POINTWISE_CHUNK * cout  # output shrinks: it starts one chunk of output before the input
+
+
+def pointwise_overlap_safe(op: Op, input_offset: int, output_offset: int, chunk: int = POINTWISE_CHUNK) -> bool:
+    """Whether, processing pixels in increasing order `chunk` at a time, the output never
+    overwrites an input pixel that is still to be read."""
+    cin, cout = op.inputs[0].shape[3], op.outputs[0].shape[3]
+    pixels = op.outputs[0].size // cout
+    a = input_offset - output_offset
+    if a + pixels * cin <= 0:
+        return True  # the input lies wholly before the output
+    p = np.arange(pixels, dtype=np.int64)
+    written_end = np.minimum(p + chunk, pixels) * cout
+    return bool(np.all(written_end <= a + p * cin))
 
 
 def concat_slices(op: Op) -> list[int] | None:
@@ -128,8 +201,14 @@ def concat_slices(op: Op) -> list[int] | None:
     return offsets
 
 
-def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True) -> Storage:
-    """Storage groups for graph.ops in their given order (see the module docstring)."""
+def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
+                 pointwise: frozenset[int] | None = frozenset()) -> Storage:
+    """Storage groups for graph.ops in their given order (see the module docstring).
+
+    `pointwise`: the op indices allowed to run as overlapping pointwise convolutions
+    (None: all eligible ones). Each one ties its input and output into one group with a
+    shift, so chains of them drift and fragment the arena: the planner enables them only
+    where they lower the peak."""
     spans = tensor_intervals(graph)
     groups = _Groups(graph.activations, spans)
     outputs = set(graph.outputs)
@@ -140,46 +219,76 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True) -> 
         if alias and op.kind in ALIAS_KINDS and op.inputs and not op.inputs[0].is_constant:
             x, y = op.inputs[0], op.outputs[0]
             if x.nbytes == y.nbytes:
-                groups.merge(groups.root(y), groups.root(x), groups.home[x][1])
+                groups.value[y] = groups.value[x]
+                groups.merge(groups.root(y), groups.root(x), groups.delta(x))
                 alias_steps.add(i)
             continue
-        if alias and op.kind == "CONCATENATION" and _concat_in_place(op, groups):
-            y = op.outputs[0]
-            for t, at in zip(op.inputs, concat_slices(op)):
-                groups.merge(groups.root(t), groups.root(y), at)
+        if alias and op.kind == "CONCATENATION" and _alias_concat(op, groups):
             alias_steps.add(i)
             continue
-        if not in_place:
-            continue
-        y = op.outputs[0] if op.outputs else None
-        for k in in_place_candidate(op):
-            x = op.inputs[k]
-            rx, ry = groups.root(x), groups.root(y)
-            if rx is ry or not (groups.flat[rx] and groups.flat[ry]):
-                continue
-            if groups.last[rx] != i or any(m in outputs for m in groups.members[rx]):
-                continue
-            if op.kind != DEPTHWISE and groups.size[rx] < y.nbytes:
-                continue
-            groups.merge(ry, rx, 0)
-            in_place_of[i] = k
-            break
+        if in_place:
+            allow_pointwise = pointwise is None or i in pointwise
+            found = None if op.kind == POINTWISE and not allow_pointwise else _in_place_input(op, i, groups, outputs)
+            if found is not None:
+                k, y_at = found
+                x, y = op.inputs[k], op.outputs[0]
+                groups.merge(groups.root(y), groups.root(x), y_at - groups.delta(y))
+                in_place_of[i] = k
 
-    return Storage(home=groups.home, size=groups.size, in_place=in_place_of,
+    roots = list(groups.members)
+    return Storage(home=groups.home, size={r: groups.size(r) for r in roots}, in_place=in_place_of,
                    alias_steps=frozenset(alias_steps))
 
 
-def _concat_in_place(op: Op, groups: _Groups) -> bool:
+def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor]) -> tuple[int, int] | None:
+    """(input index, delta of the output in that input's group) for op i, or None."""
+    y = op.outputs[0] if op.outputs else None
+    for k in in_place_candidates(op):
+        x = op.inputs[k]
+        rx, ry = groups.root(x), groups.root(y)
+        if rx is ry or x in outputs or groups.spans[x][1] != i:
+            continue
+        value, at = groups.value[x], groups.delta(x)
+        y_at = at - pointwise_shift(op) if op.kind == POINTWISE else at
+
+        def allowed(a: Tensor, b: Tensor) -> bool:
+            # y may cover x and its aliases (same bytes), all read for the last time here.
+            return (a is y and groups.value[b] is value and groups.delta(b) == at
+                    and groups.spans[b][1] == i and b not in outputs)
+
+        if not groups.conflicts(ry, rx, y_at - groups.delta(y), allowed):
+            return k, y_at
+    return None
+
+
+def _alias_concat(op: Op, groups: _Groups) -> bool:
+    """Move every input's group into the output's slice, if all of them fit; else none."""
     slices = concat_slices(op)
     if slices is None:
         return False
     y = op.outputs[0]
-    if len({groups.root(t) for t in op.inputs if t is not None}) != len(op.inputs):
+    ins = list(op.inputs)
+    if any(t is None or t.is_constant or t.dtype != y.dtype or not same_quantization(t.quant, y.quant)
+           for t in ins):
         return False
-    for t in op.inputs:
-        if t is None or t.is_constant or t.dtype != y.dtype or not same_quantization(t.quant, y.quant):
+    if len({groups.root(t) for t in ins} | {groups.root(y)}) != len(ins) + 1:
+        return False
+    # Trial merges on a copy of the bookkeeping, committed only if every input fits.
+    saved_home = dict(groups.home)
+    saved_members = {r: list(ms) for r, ms in groups.members.items()}
+    for t, at in zip(ins, slices):
+        rt, ry = groups.root(t), groups.root(y)
+        value = groups.value[t]
+        slice_at = groups.delta(y) + at
+
+        def allowed(a: Tensor, b: Tensor, value=value, slice_at=slice_at, t=t) -> bool:
+            # The concat output covers the slice holding t (and t's aliases).
+            return (b is y and groups.value[a] is value
+                    and groups.delta(a) + shift == slice_at and a.nbytes == t.nbytes)
+
+        shift = slice_at - groups.delta(t)
+        if groups.conflicts(rt, ry, shift, allowed):
+            groups.home, groups.members = saved_home, saved_members
             return False
-        r = groups.root(t)
-        if not groups.flat[r] or groups.size[r] != t.nbytes or r is groups.root(y):
-            return False
+        groups.merge(rt, ry, shift)
     return True

@@ -1,11 +1,11 @@
-"""Arena allocation: give every buffer an offset so that buffers live at the same time
-never share bytes.
+"""Arena allocation: give every buffer an offset so that no two pieces of different
+buffers share bytes while both live.
 
-`place(items, priority, fit)` is the fast heuristic: buffers are taken in priority order
-(by default largest first) and each goes to a gap among the already placed buffers whose
-lifetimes overlap its own: best fit (the smallest gap that holds it) or first fit (the
-lowest). `allocate` tries several priorities and both fits and keeps the smallest arena;
-for small problems it also runs an exact branch-and-bound search.
+`place(items, priority, best_fit)` is the fast heuristic: buffers are taken in priority
+order (by default largest first); each goes to the lowest offset (first fit) or to the
+tightest gap (best fit) left free by the already placed buffers whose pieces overlap its
+own in time. `allocate` tries several priorities and both fits and keeps the smallest
+arena, stopping as soon as one meets the live-set lower bound.
 """
 from __future__ import annotations
 
@@ -26,37 +26,53 @@ class Placement:
     method: str
 
 
-def _candidate_offset(item: Lifetime, placed: list[tuple[int, int]], best_fit: bool) -> int:
-    """Offset for `item` given the [start, end) byte ranges of overlapping placed buffers."""
-    placed = sorted(placed)
-    best: tuple[int, int] | None = None  # (gap size, offset)
+def forbidden_intervals(item: Lifetime, placed: Sequence[tuple[Lifetime, int]]) -> list[tuple[int, int]]:
+    """Open intervals (low, high) of offsets where `item` would collide with a placed buffer."""
+    result = []
+    for other, at in placed:
+        if not item.overlaps(other):
+            continue
+        for p in item.pieces:
+            for q in other.pieces:
+                if p.first <= q.last and q.first <= p.last and p.size and q.size:
+                    result.append((at + q.delta - p.delta - p.size, at + q.delta + q.size - p.delta))
+    return result
+
+
+def choose_offset(item: Lifetime, forbidden: list[tuple[int, int]], arena: int, best_fit: bool) -> int:
+    """The offset for `item` among the gaps the forbidden intervals leave."""
+    forbidden.sort()
+    gaps: list[tuple[int, int | None]] = []  # closed [start, end] of feasible offsets
     cursor = 0
-    for start, end in placed:
-        at = align_up(cursor, item.align)
-        if start - at >= item.size:
-            if not best_fit:
-                return at
-            gap = start - at
-            if best is None or gap < best[0]:
-                best = (gap, at)
-        cursor = max(cursor, end)
-    if best is not None:
-        return best[1]
-    return align_up(cursor, item.align)
+    for low, high in forbidden:
+        if low >= cursor:  # o may equal low: the item then ends exactly where the other starts
+            gaps.append((cursor, low))
+        cursor = max(cursor, high)
+    gaps.append((cursor, None))
+    candidates = []
+    for start, end in gaps:
+        at = align_up(start, item.align)
+        if end is None or at <= end:
+            candidates.append((at, end))
+    if not best_fit:
+        return candidates[0][0]
+    inside = [(end - at, at) for at, end in candidates if end is not None and at + item.size <= arena]
+    if inside:
+        return min(inside)[1]
+    return candidates[0][0]
 
 
 def place(items: Sequence[Lifetime], priority: Callable[[Lifetime], tuple] | None = None,
           best_fit: bool = True) -> Placement:
     """Greedy placement in `priority` order (default: largest, then longest-lived first)."""
-    key = priority or (lambda l: (-l.size, -(l.last - l.first), l.first))
+    key = priority or PRIORITIES["size"]
     order = sorted(range(len(items)), key=lambda i: key(items[i]))
     offsets: dict[str, int] = {}
     placed: list[tuple[Lifetime, int]] = []
     arena = 0
     for i in order:
         item = items[i]
-        ranges = [(o, o + p.size) for p, o in placed if p.overlaps(item) and p.size > 0]
-        at = _candidate_offset(item, ranges, best_fit)
+        at = choose_offset(item, forbidden_intervals(item, placed), arena, best_fit)
         offsets[item.name] = at
         placed.append((item, at))
         arena = max(arena, at + item.size)
@@ -64,26 +80,26 @@ def place(items: Sequence[Lifetime], priority: Callable[[Lifetime], tuple] | Non
 
 
 PRIORITIES: dict[str, Callable[[Lifetime], tuple]] = {
-    "size": lambda l: (-l.size, -(l.last - l.first), l.first),
-    "area": lambda l: (-l.size * (l.last - l.first + 1), -l.size, l.first),
-    "duration": lambda l: (-(l.last - l.first), -l.size, l.first),
-    "start": lambda l: (l.first, -l.size),
+    "size": lambda l: (-l.size, -(l.last - l.first), l.first, l.name),
+    "area": lambda l: (-l.size * (l.last - l.first + 1), -l.size, l.first, l.name),
+    "duration": lambda l: (-(l.last - l.first), -l.size, l.first, l.name),
+    "start": lambda l: (l.first, -l.size, l.name),
 }
 
 
 def allocate(items: Sequence[Lifetime], steps: int, optimize: bool = True) -> Placement:
     """The smallest arena among the heuristics (only greedy-by-size best-fit unless
     `optimize`). Stops early once a placement meets the live-set bound."""
+    first = place(items)
     if not optimize:
-        return place(items)
+        return first
     bound = live_bound(items, steps)
-    best: Placement | None = None
+    best = Placement(first.offsets, first.arena_bytes, first.method + "/size")
     for name, key in PRIORITIES.items():
         for fit in (True, False):
-            p = place(items, key, fit)
-            if best is None or p.arena_bytes < best.arena_bytes:
-                best = Placement(p.offsets, p.arena_bytes, f"{p.method}/{name}")
             if best.arena_bytes <= bound:
                 return best
-    assert best is not None
+            p = place(items, key, fit)
+            if p.arena_bytes < best.arena_bytes:
+                best = Placement(p.offsets, p.arena_bytes, f"{p.method}/{name}")
     return best

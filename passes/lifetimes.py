@@ -1,10 +1,11 @@
-"""Lifetimes: for a given op order, every buffer (activation storage or kernel scratch)
-as an interval of steps with a size and an alignment.
+"""Lifetimes: for a given op order, every buffer to place (a storage group of
+activations, or a kernel's scratch) with its pieces' intervals, sizes and alignment.
 
 Steps are the op indices 0..n-1. A graph input is live from step 0, a graph output until
 the last step; a computed tensor from the step that writes it to the last step that reads
-it (or its own step if nobody does: it still needs room while its op runs). Two buffers
-may share bytes only if their intervals are disjoint.
+it (or its own step if nobody does: it still needs room while its op runs). A group is
+placed at one offset; each member is a piece at its delta with its own interval, so two
+groups may share bytes wherever their live pieces do not.
 """
 from __future__ import annotations
 
@@ -23,25 +24,47 @@ DEFAULT_ALIGN = 4
 
 
 @dataclass(frozen=True)
-class Lifetime:
-    """A buffer to place: `size` bytes live during steps [first, last].
+class Piece:
+    """`size` bytes at `delta` inside its buffer, live during steps [first, last]."""
 
-    kind "tensor": the storage of `root` (and `tensors`, everything aliased into it);
-    kind "scratch": request number `request` of step `step`'s kernel."""
+    delta: int
+    size: int
+    first: int
+    last: int
+    tensor: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """A buffer to place: `size` bytes (its extent), live during steps [first, last].
+
+    kind "tensor": the storage group of `root` (`pieces`, one per member tensor);
+    kind "scratch": request number `request` of step `step`'s kernel (one piece)."""
 
     name: str
     size: int
     first: int
     last: int
+    pieces: tuple[Piece, ...]
     align: int = DEFAULT_ALIGN
     kind: str = "tensor"
     root: Tensor | None = None
-    tensors: tuple[Tensor, ...] = ()
     step: int = -1
     request: int = -1
 
     def overlaps(self, other: "Lifetime") -> bool:
         return self.first <= other.last and other.first <= self.last
+
+    def live_bytes(self, step: int) -> int:
+        """Bytes of this buffer in use at `step` (the union of its live pieces)."""
+        ranges = sorted((p.delta, p.delta + p.size) for p in self.pieces if p.first <= step <= p.last)
+        total, end = 0, 0
+        for a, b in ranges:
+            a = max(a, end)
+            if b > a:
+                total += b - a
+            end = max(end, b)
+        return total
 
 
 def tensor_intervals(graph: Graph) -> dict[Tensor, tuple[int, int]]:
@@ -59,17 +82,16 @@ def tensor_intervals(graph: Graph) -> dict[Tensor, tuple[int, int]]:
     return {t: (a, b) for t, (a, b) in span.items()}
 
 
-def lifetimes(graph: Graph, storage: Storage, scratch: ScratchFn | None = None,
+def lifetimes(graph: Graph, storage: "Storage", scratch: ScratchFn | None = None,
               align: int = DEFAULT_ALIGN) -> list[Lifetime]:
-    """Intervals of every storage root (union of its members' intervals) and every
-    scratch buffer, in a deterministic order (roots by first use, then scratch by step)."""
+    """Every storage group and every scratch buffer, in a deterministic order (groups by
+    first use, then scratch by step)."""
     spans = tensor_intervals(graph)
     result: list[Lifetime] = []
     for root, members in storage.members().items():
-        first = min(spans[t][0] for t in members)
-        last = max(spans[t][1] for t in members)
-        result.append(Lifetime(root.name, storage.size[root], first, last, align, "tensor",
-                               root, tuple(members)))
+        pieces = tuple(Piece(storage.home[t][1], t.nbytes, *spans[t], t) for t in members)
+        result.append(Lifetime(root.name, storage.size[root], min(p.first for p in pieces),
+                               max(p.last for p in pieces), pieces, align, "tensor", root))
     if scratch is not None:
         for i, op in enumerate(graph.ops):
             for r, req in enumerate(scratch(op, i in storage.in_place)):
@@ -78,18 +100,23 @@ def lifetimes(graph: Graph, storage: Storage, scratch: ScratchFn | None = None,
                                     f"{req.size} and alignment {req.align}; both must be positive")
                 if req.size == 0:
                     continue
-                result.append(Lifetime(f"scratch{i}_{req.name}", req.size, i, i, max(req.align, 1),
+                result.append(Lifetime(f"scratch{i}_{req.name}", req.size, i, i,
+                                       (Piece(0, req.size, i, i),), max(req.align, align),
                                        "scratch", step=i, request=r))
     result.sort(key=lambda l: (l.first, l.kind != "tensor", l.last))
     return result
 
 
 def live_bytes_per_step(items: Sequence[Lifetime], steps: int) -> list[int]:
-    """Sum of sizes live at each step."""
+    """Bytes in use at each step, summed over buffers."""
     live = [0] * max(steps, 1)
-    for l in items:
-        for s in range(l.first, l.last + 1):
-            live[s] += l.size
+    for item in items:
+        if len(item.pieces) == 1:
+            for s in range(item.first, item.last + 1):
+                live[s] += item.size
+        else:
+            for s in range(item.first, item.last + 1):
+                live[s] += item.live_bytes(s)
     return live
 
 

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from mcuc.ir import Graph, MCUCError, Op, Tensor
 from mcuc.ir.program import Buffer, Program, ScratchRequest, Step
 
-from .aliasing import Storage, plan_storage
+from .aliasing import Storage, is_pointwise, plan_storage
 from .allocate import Placement, allocate
 from .lifetimes import Lifetime, lifetimes, live_bound
 
@@ -24,8 +24,41 @@ def plan(graph: Graph, scratch: ScratchFn | None = None, *, optimize: bool = Tru
     With `optimize`, several placement heuristics are tried and the smallest arena wins.
     """
     graph.verify()
-    storage = plan_storage(graph)
-    return build_program(graph, storage, scratch, optimize=optimize)
+    best = build_program(graph, plan_storage(graph), scratch, optimize=optimize)
+    best = _with_overlapping_pointwise(graph, best, scratch, optimize=optimize)
+    if optimize:  # every eligible pointwise conv overlapping: sometimes better still
+        every = build_program(graph, plan_storage(graph, pointwise=None), scratch, optimize=optimize)
+        if every.arena_bytes < best.arena_bytes:
+            best = every
+    return best
+
+
+def _with_overlapping_pointwise(graph: Graph, program: Program, scratch: ScratchFn | None,
+                                *, optimize: bool) -> Program:
+    """Let pointwise convolutions at the peak overlap their input, one at a time, as long
+    as the arena shrinks (each one ties two buffers together, so only where it pays)."""
+    enabled: frozenset[int] = frozenset()
+    tried: set[int] = set()
+    best = program
+    while True:
+        live = step_live_bytes(best)
+        candidates = [s for s in sorted(range(len(live)), key=lambda s: -live[s])
+                      if s not in tried and is_pointwise(graph.ops[s])]
+        candidates = [s for s in candidates if live[s] >= 0.9 * max(live)]
+        if not candidates:
+            return best
+        step = candidates[0]
+        tried.add(step)
+        trial = build_program(graph, plan_storage(graph, pointwise=enabled | {step}), scratch,
+                              optimize=optimize)
+        if trial.arena_bytes < best.arena_bytes:
+            best, enabled = trial, enabled | {step}
+
+
+def step_live_bytes(program: Program) -> list[int]:
+    """Arena bytes in use at each step (union of live buffers' ranges)."""
+    from .report import live_bytes
+    return live_bytes(program)
 
 
 def build_program(graph: Graph, storage: Storage, scratch: ScratchFn | None,
@@ -39,19 +72,23 @@ def build_program(graph: Graph, storage: Storage, scratch: ScratchFn | None,
 
 def assemble(graph: Graph, storage: Storage, items: Sequence[Lifetime],
              placement: Placement) -> Program:
+    """The Program: one Buffer per tensor (at its group's offset plus its delta) and per
+    scratch request."""
     buffers: list[Buffer] = []
     scratch_of: dict[int, list[tuple[int, Buffer]]] = {}
-    root_offset: dict[Tensor, int] = {}
+    offsets: dict[Tensor, int] = {}
     for item in items:
         at = placement.offsets[item.name]
-        buf = Buffer(item.name, at, item.size, item.first, item.last, item.align, item.kind,
-                     tuple(t.name for t in item.tensors))
-        buffers.append(buf)
         if item.kind == "scratch":
+            buf = Buffer(item.name, at, item.size, item.first, item.last, item.align, "scratch", item.name)
+            buffers.append(buf)
             scratch_of.setdefault(item.step, []).append((item.request, buf))
-        else:
-            root_offset[item.root] = at
-    offsets = {t: root_offset[root] + delta for t, (root, delta) in storage.home.items()}
+            continue
+        for piece in item.pieces:
+            t = piece.tensor
+            offsets[t] = at + piece.delta
+            buffers.append(Buffer(t.name, at + piece.delta, piece.size, piece.first, piece.last,
+                                  item.align, "tensor", item.root.name))
     missing = [t.name for t in graph.activations if t not in offsets]
     if missing:
         raise MCUCError(f"graph {graph.name!r}: no arena offset planned for {', '.join(missing)}")

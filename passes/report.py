@@ -8,12 +8,21 @@ from mcuc.ir.program import Program
 
 
 def live_bytes(program: Program) -> list[int]:
-    """Bytes of planned buffers live at each step (what the live-set bound maximizes)."""
+    """Arena bytes in use at each step: the union of the live buffers' byte ranges (an
+    in-place pair or an alias counts once). Its maximum is the live-set bound."""
     steps = max(len(program.steps), 1)
-    live = [0] * steps
+    ranges: list[list[tuple[int, int]]] = [[] for _ in range(steps)]
     for b in program.buffers:
         for s in range(b.first, min(b.last, steps - 1) + 1):
-            live[s] += b.size
+            ranges[s].append((b.offset, b.end))
+    live = []
+    for rs in ranges:
+        total, end = 0, 0
+        for a, z in sorted(rs):
+            a = max(a, end)
+            total += max(z - a, 0)
+            end = max(end, z)
+        live.append(total)
     return live
 
 
@@ -87,7 +96,7 @@ def memory_svg(program: Program, width: int = 960, height: int = 540) -> str:
         y0, y1 = y_of(b.end), y_of(b.offset)
         color = "#bbbbbb" if b.kind == "scratch" else palette[n % len(palette)]
         label = escape(f"{b.name} ({b.kind}): {b.size} B at {b.offset}, steps {b.first}-{b.last}"
-                       + (f"; holds {', '.join(b.tensors)}" if len(b.tensors) > 1 else ""))
+                       + (f"; shares storage with {b.group}" if b.group and b.group != b.name else ""))
         parts.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 0.5):.1f}" '
                      f'height="{max(y1 - y0, 0.5):.1f}" fill="{color}" fill-opacity="0.75" '
                      f'stroke="#333" stroke-width="0.3"><title>{label}</title></rect>')
