@@ -1,5 +1,6 @@
 """Small random graphs with branches and residual adds (CONV_2D, DEPTHWISE_CONV_2D, ADD,
-CONCATENATION, pooling, 2-8 ops, possibly several outputs) written as TFLite models:
+CONCATENATION, pooling; FPN-style upsample-and-concat with RESIZE_NEAREST_NEIGHBOR; gates
+with RELU/RELU6 and MUL; 2-8 ops, possibly several outputs) written as TFLite models:
 mcuc's frontend + reference interpreter must give tflite-micro's bytes exactly.
 
 Hypothesis draws the seed and the number of ops; the seed drives the graph's structure,
@@ -123,6 +124,26 @@ class RandomGraph:
         out = self.new((n, same_or_valid_size(h, f, f, 1, "VALID"), same_or_valid_size(w, f, f, 1, "VALID"), c), x.quant)
         return self.emit(kind, [x.index], out, padding="VALID", stride_h=f, stride_w=f, filter_height=f, filter_width=f)
 
+    def upsample_concat(self, x: Value) -> Value:
+        """FPN-style: concat(x, resize_nearest(pool(x))) back at x's size (pool and resize
+        keep x's quantization, which CONCATENATION needs)."""
+        n, h, w, c = x.shape
+        pooled = self.pool(x)
+        size = [h, w]
+        resized = self.new((n, h, w, c), x.quant)
+        self.emit("RESIZE_NEAREST_NEIGHBOR", [pooled.index, self.mb.const(f"size{self.ops}", size)], resized,
+                  align_corners=bool(self.rng.integers(0, 2)))
+        out = self.new((n, h, w, 2 * c), x.quant)
+        return self.emit("CONCATENATION", [resized.index, x.index], out, axis=3)
+
+    def gate(self, x: Value) -> Value:
+        """x * relu(conv1x1(x)): an elementwise product of a tensor and its own branch."""
+        branch = self.conv(x, out_channels=x.shape[3], kernel=1, stride=1, padding="SAME")
+        kind = str(self.rng.choice(["RELU", "RELU6"]))
+        activated = self.emit(kind, [branch.index], self.new(branch.shape, branch.quant if kind == "RELU6" else None))
+        return self.emit("MUL", [x.index, activated.index], self.new(x.shape),
+                         fused_activation_function=str(self.rng.choice(ACTIVATIONS)))
+
     def same_shape_pair(self) -> tuple[Value, Value] | None:
         by_shape: dict[tuple, list[Value]] = {}
         for v in self.values:
@@ -139,7 +160,7 @@ def random_graph_model(seed: int, n_ops: int, height: int, width: int, channels:
     g = RandomGraph(np.random.default_rng(seed))
     x = g.new((1, height, width, channels))
     while g.ops < n_ops:
-        choice = str(g.rng.choice(["conv", "depthwise", "residual", "concat", "pool", "add"]))
+        choice = str(g.rng.choice(["conv", "depthwise", "residual", "concat", "pool", "add", "upsample", "gate"]))
         v = g.pick()
         if choice == "conv":
             g.conv(v)
@@ -151,6 +172,10 @@ def random_graph_model(seed: int, n_ops: int, height: int, width: int, channels:
             g.concat(v)
         elif choice == "pool":
             g.pool(v)
+        elif choice == "upsample":
+            g.upsample_concat(v)
+        elif choice == "gate":
+            g.gate(v)
         elif (pair := g.same_shape_pair()) is not None:
             g.add(*pair)
     outputs = [v.index for v in g.values[1:] if v.index not in g.consumed]
@@ -180,4 +205,5 @@ def test_generated_graphs_branch_and_rejoin():
         branching += any(len(graph.consumers(t)) > 1 for t in graph.tensors)
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "CONCATENATION"} <= set(kinds), kinds
     assert kinds.get("MAX_POOL_2D", 0) + kinds.get("AVERAGE_POOL_2D", 0) > 0, kinds
+    assert {"RESIZE_NEAREST_NEIGHBOR", "MUL"} <= set(kinds), kinds
     assert branching >= 6 and multi_output >= 1, (branching, multi_output)

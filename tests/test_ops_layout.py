@@ -122,6 +122,18 @@ def test_resize_nearest_matches_oracle(x_shape, size, align_corners, half_pixel_
     assert_matches_oracle(model, arrays)
 
 
+@pytest.mark.parametrize("in_size, out_size, align_corners, half_pixel_centers",
+                         [(2, 41, False, True), (2, 42, True, True), (4, 38, True, True), (2, 61, False, True)])
+def test_resize_nearest_index_uses_float32(in_size, out_size, align_corners, half_pixel_centers):
+    """Sizes where TFLM's float32 index arithmetic and a double version pick different
+    source pixels: the oracle's are the float32 ones."""
+    model, arrays = one_op_model("RESIZE_NEAREST_NEIGHBOR", [(1, in_size, in_size, 2)],
+                                 (1, out_size, out_size, 2), "int8", (0.05, 0), params=[(out_size, out_size)],
+                                 rng=np.random.default_rng(in_size * 100 + out_size),
+                                 align_corners=align_corners, half_pixel_centers=half_pixel_centers)
+    assert_matches_oracle(model, arrays)
+
+
 # -- input regions: exactly the elements copied ------------------------------------------------
 
 def _t(name, shape, dtype="int32", quant=(0.05, 0)) -> Tensor:
