@@ -356,6 +356,8 @@ def _illegal_ops():
         (Op("CONV_2D", (x, w_conv, None), (y,), Conv2DAttrs(stride=(0, 1))), "stride"),
         (Op("CONV_2D", (x, w_conv, None), (y,), Conv2DAttrs(padding=Padding2D(-1, 0, 0, 0))), "negative padding"),
         (Op("CONV_2D", (x, _weights(rng, (4, 7, 7, 4), 4, 0), None), (y,), Conv2DAttrs()), "does not fit"),
+        (Op("CONV_2D", (x, _weights(rng, (4, 3, 3, 3), 4, 0), None), (y,), Conv2DAttrs()), "not a multiple"),
+        (Op("CONV_2D", (x, w_conv, None), (y,), Conv2DAttrs(act_min=0, act_max=-1)), "activation range"),
         (Op("DEPTHWISE_CONV_2D", (x, w_dw, None), (y,), DepthwiseConv2DAttrs(depth_multiplier=2)), "depth_multiplier"),
         (Op("DEPTHWISE_CONV_2D", (x, w_dw, None), (y,), DepthwiseConv2DAttrs(dilation=(1, 0))), "dilation"),
         (Op("DEPTHWISE_CONV_2D", (x, w_dw, _bias(rng, 3)), (y,), DepthwiseConv2DAttrs()), "bias shape"),

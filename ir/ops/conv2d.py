@@ -42,6 +42,7 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
             f"input channels {x.shape[3]} are not a multiple of the weights' {w.shape[3]}")
     require(w.shape[0] % groups(op) == 0, op,
             f"output channels {w.shape[0]} are not a multiple of the {groups(op)} groups")
+    require(a.act_min <= a.act_max, op, f"activation range [{a.act_min}, {a.act_max}] is empty")
     bias = op.inputs[2] if len(op.inputs) > 2 else None
     require(bias is None or bias.shape == (w.shape[0],), op,
             f"bias shape {None if bias is None else bias.shape} does not match {w.shape[0]} output channels")
