@@ -66,12 +66,12 @@ _BUILTIN_NAMES = _enum_names(tflite.BuiltinOperator)
 _TYPE_NAMES = _enum_names(tflite.TensorType)
 _ACTIVATION_NAMES = _enum_names(tflite.ActivationFunctionType)
 _OPTIONS_NAMES = _enum_names(tflite.BuiltinOptions)
-_PADDING_NAMES = _enum_names(tflite.Padding)
 
-# Errors the generated accessors raise on a corrupt buffer (out-of-range reads, bad
-# numpy counts, undecodable strings).
+# Errors the generated accessors raise on a corrupt buffer: out-of-range reads
+# (struct.error, IndexError), bad numpy counts (ValueError), offsets summing past uint32
+# (flatbuffers raises TypeError "bad number ... for type uint32"), undecodable strings.
 _READ_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError,
-                UnicodeDecodeError, AttributeError, MemoryError)
+                UnicodeDecodeError, MemoryError)
 
 
 class _CorruptFile(Exception):
