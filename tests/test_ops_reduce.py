@@ -24,7 +24,7 @@ from mcuc.ir import fixedpoint as fp
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import _REGISTRY
 from mcuc.ir.ops.fully_connected import FullyConnectedAttrs, requant_params
-from mcuc.ir.ops.mean import MeanAttrs
+from mcuc.ir.ops.mean import MeanAttrs, mean_requant_params
 from test_ops_elementwise import assert_matches_oracle
 from tflite_builder import ModelBuilder, single_op_builder
 
@@ -139,6 +139,24 @@ def test_per_tensor_fc_multiplies_scales_in_double():
     acc = np.arange(-128, 128) + c["acc"]
     np.testing.assert_array_equal(y.ravel(), fp.multiply_by_quantized_multiplier(acc, *double_product))
     assert not np.array_equal(y.ravel(), fp.multiply_by_quantized_multiplier(acc, *float_product))
+
+
+def _mean_op(shape, axes, in_scale: float, out_scale: float) -> Op:
+    x = Tensor("x", shape, "int8", Quantization(np.float32(in_scale), 0))
+    probe = Op("MEAN", (x,), (x,), MeanAttrs(axes, True))
+    y = Tensor("y", op_def("MEAN").infer_shapes(probe)[0], "int8", Quantization(np.float32(out_scale), 0))
+    return probe.with_(outputs=(y,))
+
+
+def test_mean_folds_the_count_into_the_multiplier():
+    """k = min(floor(log2 n), 32, 31 + shift); M' = (M << k) // n; shift' = shift - k."""
+    op = _mean_op((1, 7, 7, 4), (1, 2), 0.5, 0.5)                   # ratio 1: M = 2^30, shift 1
+    assert mean_requant_params(op, 49) == ((2**30 << 5) // 49, 1 - 5)
+    assert mean_requant_params(op, 64) == (2**30, 1 - 6)
+    assert mean_requant_params(op, 1) == (2**30, 1)
+    tiny = _mean_op((1, 7, 7, 4), (1, 2), 2.0**-29, 1.0)            # M = 2^30, shift -28: k capped at 3
+    assert fp.quantize_multiplier(2.0**-29) == (2**30, -28)
+    assert mean_requant_params(tiny, 49) == ((2**30 << 3) // 49, -31)
 
 
 def test_mean_of_equal_quantizations_rounds():

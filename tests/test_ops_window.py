@@ -7,7 +7,7 @@
 2. Receptive fields are exact: evaluating an op on the input region its
    `input_regions` names, with padding only where that region touches the tensor's
    true border, gives exactly the same output region as the full evaluation.
-3. MAC counts: the shared models total the published figures.
+3. MAC counts: the shared models total the published figures (and run bit-exactly).
 4. The comparison can fail: deliberately broken references are caught.
 """
 from __future__ import annotations
@@ -327,6 +327,19 @@ PUBLISHED_MACS = {"mcunet_vww1": 11_578_816, "mcunet_person_det": 18_296_320, "v
 def test_shared_models_total_the_published_macs(name):
     graph = load_tflite(shared_model_path(name).read_bytes())
     assert sum(op_def(op.kind).macs(op) for op in graph.ops) == PUBLISHED_MACS[name]
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_MACS))
+def test_shared_models_match_oracle(name):
+    """The real models run every op of this file (and MEAN/FC) at realistic sizes and
+    quantizations; the whole graph must give the oracle's bytes (two random inputs)."""
+    model = shared_model_path(name).read_bytes()
+    graph = load_tflite(model)
+    rng = np.random.default_rng(len(name))
+    for _ in range(2):
+        inputs = [rng.uniform(-1, 1, t.shape).astype(np.float32) if t.dtype == "float32"
+                  else rng.integers(-128, 128, t.shape).astype(t.dtype) for t in graph.inputs]
+        assert_matches_oracle(model, inputs)
 
 
 def test_macs_of_single_layers():
