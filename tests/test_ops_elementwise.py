@@ -82,15 +82,15 @@ seeds = st.integers(0, 2**32 - 1)
 # -- ADD and MUL ---------------------------------------------------------------------------
 
 def binary_model(kind: str, shapes, quants, activation: str, constant_second: bool,
-                 rng: np.random.Generator) -> tuple[bytes, list[np.ndarray]]:
+                 rng: np.random.Generator, dtype: str = "int8") -> tuple[bytes, list[np.ndarray]]:
     mb = ModelBuilder()
-    data = random_array(rng, shapes[1], "int8") if constant_second else None
-    a = mb.tensor("a", shapes[0], "int8", *quants[0])
-    b = mb.tensor("b", shapes[1], "int8", *quants[1], data=data)
-    y = mb.tensor("y", np.broadcast_shapes(*shapes), "int8", *quants[2])
+    data = random_array(rng, shapes[1], dtype) if constant_second else None
+    a = mb.tensor("a", shapes[0], dtype, *quants[0])
+    b = mb.tensor("b", shapes[1], dtype, *quants[1], data=data)
+    y = mb.tensor("y", np.broadcast_shapes(*shapes), dtype, *quants[2])
     mb.op(kind, [a, b], [y], fused_activation_function=activation)
     graph_inputs = [a] if constant_second else [a, b]
-    inputs = [random_array(rng, shapes[0], "int8")] + ([] if constant_second else [random_array(rng, shapes[1], "int8")])
+    inputs = [random_array(rng, shapes[0], dtype)] + ([] if constant_second else [random_array(rng, shapes[1], dtype)])
     return mb.build(graph_inputs, [y]), inputs
 
 
@@ -120,6 +120,15 @@ def test_add_of_equal_scales_matches_oracle(shapes, q, qo, activation, seed):
 def test_mul_matches_oracle(shapes, q1, q2, qo, activation, constant_second, seed):
     model, inputs = binary_model("MUL", shapes, (q1, q2, qo), activation, constant_second,
                                  np.random.default_rng(seed))
+    assert_matches_oracle(model, inputs)
+
+
+@SETTINGS
+@given(shapes=broadcast_shapes(), kind=st.sampled_from(["ADD", "MUL"]), q1=quantizations("int16"),
+       q2=quantizations("int16"), qo=quantizations("int16"), activation=st.sampled_from(ACTIVATIONS), seed=seeds)
+def test_int16_add_and_mul_match_oracle(shapes, kind, q1, q2, qo, activation, seed):
+    """int16 ADD shifts by 15 instead of 20; int16 MUL needs zero points 0."""
+    model, inputs = binary_model(kind, shapes, (q1, q2, qo), activation, False, np.random.default_rng(seed), "int16")
     assert_matches_oracle(model, inputs)
 
 
@@ -278,9 +287,15 @@ def test_add_rejects_non_broadcasting_shapes_and_bad_clamps():
         op_def("ADD").infer_shapes(Op("ADD", (a, b), (y,), AddAttrs()))
     with pytest.raises(MCUCError, match=r"ADD.*activation clamp \[10, 5\]"):
         op_def("ADD").infer_shapes(Op("ADD", (a, a), (y,), AddAttrs(10, 5)))
-    with pytest.raises(MCUCError, match=r"MUL.*only int8"):
-        from mcuc.ir.ops.mul import MulAttrs
+    from mcuc.ir.ops.mul import MulAttrs
+    with pytest.raises(MCUCError, match=r"MUL.*input 'c' is int16 but the output is int8"):
         op_def("MUL").infer_shapes(Op("MUL", (a, _t("c", (3,), "int16")), (y,), MulAttrs()))
+    with pytest.raises(MCUCError, match=r"ADD.*only int8 and int16"):
+        f = _t("f", (3,), "float32", None)
+        op_def("ADD").infer_shapes(Op("ADD", (f, f), (f,), AddAttrs()))
+    with pytest.raises(MCUCError, match=r"MUL.*int16 tensor 'c' has zero point 5"):
+        c16 = _t("c", (3,), "int16", (0.1, 5))
+        op_def("MUL").infer_shapes(Op("MUL", (c16, c16), (_t("z", (3,), "int16", (0.1, 0)),), MulAttrs(-32768, 32767)))
     with pytest.raises(MCUCError, match=r"ADD.*output rescale factor"):
         tiny = _t("y", (1, 4, 3), quant=(1e-9, 0))
         op_def("ADD").infer_shapes(Op("ADD", (a, a), (tiny,), AddAttrs()))

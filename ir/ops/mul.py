@@ -1,6 +1,6 @@
-"""MUL of two int8 tensors with broadcasting.
+"""MUL of two int8 (or int16, zero points 0) tensors with broadcasting.
 
-TFLite Micro's int8 MUL (mul_common.cc, reference/integer_ops/mul.h): the product of
+TFLite Micro's quantized MUL (mul_common.cc, reference/integer_ops/mul.h): the product of
 the zero-point-corrected inputs, in int32, is scaled to the output by one multiplier
 (input1 scale * input2 scale / output scale, in double), then offset and clamped.
 """
@@ -45,6 +45,10 @@ def mul_params(op: Op) -> MulParams:
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     shapes = binary_infer_shapes(op)
+    if op.output.dtype == "int16":
+        for t in (op.inputs[0], op.inputs[1], op.output):
+            require(t.quant.scalar_zero_point == 0, op,
+                    f"int16 tensor {t.name!r} has zero point {t.quant.scalar_zero_point}; TFLite Micro needs 0")
     mul_params(op)
     return shapes
 
