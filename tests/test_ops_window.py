@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from conftest import shared_model_path
 from mcuc.frontend.tflite import load_tflite
@@ -197,7 +197,6 @@ def window_ops(draw):
     try:
         shape = op_def(kind).infer_shapes(probe)[0]
     except MCUCError:
-        from hypothesis import assume
         assume(False)
     op = probe.with_(outputs=(Tensor("y", shape, "int8", out_quant),))
     return op, rng.integers(-128, 128, size=x.shape).astype(np.int8)
