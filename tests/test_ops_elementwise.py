@@ -233,6 +233,13 @@ def test_relu6_six_uses_float32_division(scale):
         assert_matches_oracle(unary_model("RELU6", x.shape, "int8", (scale, zp), "int8", (scale, zp)), [x])
 
 
+def test_int16_relu6_with_a_zero_point_matches_oracle():
+    """TFLM's RELU6 (unlike RELU) accepts int16 zero points other than 0."""
+    for zp in (-300, 1234):
+        assert_matches_oracle(unary_model("RELU6", ALL_INT16.shape, "int16", (0.001, zp), "int16", (0.001, zp)),
+                              [ALL_INT16])
+
+
 # -- the tests can fail ----------------------------------------------------------------------
 
 def _fixed_binary_model(kind: str) -> tuple[bytes, list[np.ndarray]]:
@@ -306,8 +313,8 @@ def test_quantize_and_relu_reject_unsupported_types():
         op_def("QUANTIZE").infer_shapes(Op("QUANTIZE", (_t("x", (4,), "float32", None),), (_t("y", (4,), "int32"),)))
     with pytest.raises(MCUCError, match=r"DEQUANTIZE.*produces float32"):
         op_def("DEQUANTIZE").infer_shapes(Op("DEQUANTIZE", (_t("x", (4,)),), (_t("y", (4,), "int16"),)))
-    with pytest.raises(MCUCError, match=r"RELU6.*int16 tensor 'x' must have zero point 0"):
-        op_def("RELU6").infer_shapes(Op("RELU6", (_t("x", (4,), "int16", (0.1, 3)),), (_t("y", (4,), "int16"),)))
+    with pytest.raises(MCUCError, match=r"RELU.*int16 tensor 'x' must have zero point 0"):
+        op_def("RELU").infer_shapes(Op("RELU", (_t("x", (4,), "int16", (0.1, 3)),), (_t("y", (4,), "int16"),)))
 
 
 @settings(deadline=None, max_examples=25)

@@ -50,7 +50,8 @@ def _check_common(op: Op) -> None:
     for t in (x, y):
         require(t.quant is not None and not t.quant.per_channel and float(t.quant.scale[0]) > 0.0, op,
                 f"tensor {t.name!r} must have per-tensor quantization with a positive scale")
-        require(t.dtype != "int16" or t.quant.scalar_zero_point == 0, op,
+        # TFLM's ReluPrepare insists on this; Relu6Prepare does not.
+        require(op.kind != "RELU" or t.dtype != "int16" or t.quant.scalar_zero_point == 0, op,
                 f"int16 tensor {t.name!r} must have zero point 0")
 
 
