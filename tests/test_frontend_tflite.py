@@ -16,7 +16,8 @@ from mcuc.ir import MCUCError, Quantization, Tensor
 from mcuc.ir.interpreter import run
 from mcuc.ir.ops import op_def
 from mcuc.oracle import TFLiteOracle
-from tflite_builder import ModelBuilder, int8_weights, pack, random_int8, schema, single_op_builder, unpack
+from tflite_builder import (ModelBuilder, int8_weights, pack, random_int8, schema, single_op_builder,
+                            single_op_model, unpack)
 
 # -- the shared real models --------------------------------------------------------------
 
@@ -512,12 +513,24 @@ def test_unsupported_tensor_type_is_named():
     _raises(_corrupted(edit), "tensor 0 ('input_0')", "element type COMPLEX64 is not supported")
 
 
-@settings(max_examples=300, deadline=None)
+_FUZZ_BASES = {
+    "CONV_2D": lambda: _conv_model()[1],
+    "TRANSPOSE": lambda: single_op_model("TRANSPOSE", [(1, 2, 3, 4)], np.random.default_rng(0), perm=(0, 2, 3, 1)),
+    "PADV2": lambda: single_op_model("PADV2", [(1, 3, 3, 2)], np.random.default_rng(0),
+                                     paddings=[[0, 0], [1, 1], [0, 2], [0, 0]]),
+    "CONCATENATION": lambda: single_op_model("CONCATENATION", [(1, 2, 3), (1, 2, 2)], np.random.default_rng(0),
+                                             axis=2),
+    "SQUEEZE": lambda: single_op_model("SQUEEZE", [(1, 1, 5)], np.random.default_rng(0), squeeze_dims=[1]),
+}
+
+
+@pytest.mark.parametrize("base", sorted(_FUZZ_BASES))
+@settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_corrupted_bytes_raise_only_mcuc_error(data):
+def test_corrupted_bytes_raise_only_mcuc_error(base, data):
     """Flipped bytes anywhere in a valid model: the frontend either reads a (different)
     valid model or raises MCUCError; never IndexError, struct.error or a hang."""
-    _, model = _conv_model()
+    model = _FUZZ_BASES[base]()
     corrupt = bytearray(model)
     for _ in range(data.draw(st.integers(1, 6))):
         position = data.draw(st.integers(0, len(corrupt) - 1))
