@@ -134,6 +134,24 @@ def test_resize_nearest_index_uses_float32(in_size, out_size, align_corners, hal
     assert_matches_oracle(model, arrays)
 
 
+@pytest.mark.parametrize("second_quant", [(0.07, 1), (0.05, 2)])
+def test_concatenation_of_differing_quantizations_is_refused_like_the_oracle(second_quant):
+    """TFLM does not requantize CONCATENATION inputs: it refuses the model. So does mcuc,
+    with a message that names the input and the fix."""
+    from mcuc.frontend.tflite import load_tflite
+    from mcuc.oracle import TFLiteOracle
+    mb = ModelBuilder()
+    a = mb.tensor("a", (1, 2, 2, 3), "int8", 0.05, 1)
+    b = mb.tensor("b", (1, 2, 2, 3), "int8", *second_quant)
+    y = mb.tensor("y", (1, 2, 2, 6), "int8", 0.05, 1)
+    mb.op("CONCATENATION", [a, b], [y], axis=3)
+    model = mb.build([a, b], [y])
+    with pytest.raises(MCUCError, match="cannot load"):
+        TFLiteOracle(model)
+    with pytest.raises(MCUCError, match=r"CONCATENATION.*input 'b'.*requantize the input with a QUANTIZE op"):
+        load_tflite(model)
+
+
 # -- input regions: exactly the elements copied ------------------------------------------------
 
 def _t(name, shape, dtype="int32", quant=(0.05, 0)) -> Tensor:
