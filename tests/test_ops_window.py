@@ -124,6 +124,22 @@ def test_pool2d_matches_oracle(geometry, channels, kind, activation, seed):
     assert_matches_oracle(layer.build(), layer.random_inputs(rng))
 
 
+@settings(deadline=None, max_examples=10)
+@given(geometry=window_geometry(max_kernel=4, dilation=False), channels=st.integers(1, 4),
+       kind=st.sampled_from(["AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD"]), seed=seeds)
+def test_int16_pool_and_pad_match_oracle(geometry, channels, kind, seed):
+    """tflite-micro also runs these on int16 (zero point 0; PAD without a constant pads 0)."""
+    (n, h, w), kernel, stride, _, padding = geometry
+    rng = np.random.default_rng(seed)
+    if kind == "PAD":
+        options = dict(paddings=[[0, 0], [kernel[0] - 1, 1], [0, kernel[1] - 1], [0, 0]])
+    else:
+        options = dict(filter_height=kernel[0], filter_width=kernel[1], padding=padding,
+                       stride_h=stride[0], stride_w=stride[1])
+    layer = single_op_builder(kind, [(n, h, w, channels)], rng, input_dtype="int16", output_dtype="int16", **options)
+    assert_matches_oracle(layer.build(), layer.random_inputs(rng))
+
+
 def test_average_pool_rounds_half_away_from_zero_over_valid_elements():
     """Hand-picked sums: at a SAME-padded corner a 2x2 window over a 3x3 input counts
     2 or 1 valid elements, so -1/2 and +1/2 ties and odd counts all occur."""
