@@ -1,4 +1,4 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D over NHWC int8 tensors.
+"""AVERAGE_POOL_2D and MAX_POOL_2D over NHWC int8 (or int16) tensors.
 
 TFLite Micro's reference kernels: a window covers only the valid (non-padding) input
 elements. Average pool divides their int32 sum by their count, rounding half away
