@@ -22,7 +22,7 @@ from tflite_builder import SingleOp, single_op_builder
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 SAMPLES = 2
-LAYER_SETTINGS = settings(deadline=None, max_examples=12, suppress_health_check=[HealthCheck.too_slow])
+LAYER_SETTINGS = settings(deadline=None, max_examples=18, suppress_health_check=[HealthCheck.too_slow])
 seeds = st.integers(0, 2**32 - 1)
 
 
