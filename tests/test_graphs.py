@@ -156,7 +156,10 @@ class RandomGraph:
         return vs[int(i)], vs[int(j)]
 
 
-def random_graph_model(seed: int, n_ops: int, height: int, width: int, channels: int) -> tuple[bytes, np.ndarray]:
+def random_graph_model(seed: int, n_ops: int, height: int, width: int, channels: int,
+                       float_edges: bool = False) -> tuple[bytes, np.ndarray]:
+    """A random graph; with `float_edges` it takes float32 (QUANTIZE in front) and returns
+    float32 (DEQUANTIZE behind every output), as converted float models do."""
     g = RandomGraph(np.random.default_rng(seed))
     x = g.new((1, height, width, channels))
     while g.ops < n_ops:
@@ -179,15 +182,25 @@ def random_graph_model(seed: int, n_ops: int, height: int, width: int, channels:
         elif (pair := g.same_shape_pair()) is not None:
             g.add(*pair)
     outputs = [v.index for v in g.values[1:] if v.index not in g.consumed]
-    model = g.mb.build([x.index], outputs)
-    return model, random_int8(g.rng, x.shape)
+    if not float_edges:
+        return g.mb.build([x.index], outputs), random_int8(g.rng, x.shape)
+    float_in = g.mb.tensor("float_input", x.shape, "float32")
+    g.mb.op("QUANTIZE", [float_in], [x.index])
+    g.mb.operators.insert(0, g.mb.operators.pop())  # operators are listed in execution order
+    float_outs = []
+    for i, index in enumerate(outputs):
+        float_outs.append(g.mb.tensor(f"float_output{i}", g.mb.tensors[index].shape, "float32"))
+        g.mb.op("DEQUANTIZE", [index], [float_outs[-1]])
+    # Real inputs spanning a bit more than the quantized range (some saturate).
+    span = 160.0 * x.quant[0]
+    return g.mb.build([float_in], float_outs), g.rng.uniform(-span, span, size=x.shape).astype(np.float32)
 
 
 @settings(deadline=None, max_examples=40)
 @given(seed=st.integers(0, 2**32 - 1), n_ops=st.integers(2, 8), height=st.integers(1, 9),
-       width=st.integers(1, 9), channels=st.integers(1, 6))
-def test_random_graph_matches_oracle(seed, n_ops, height, width, channels):
-    model, x = random_graph_model(seed, n_ops, height, width, channels)
+       width=st.integers(1, 9), channels=st.integers(1, 6), float_edges=st.booleans())
+def test_random_graph_matches_oracle(seed, n_ops, height, width, channels, float_edges):
+    model, x = random_graph_model(seed, n_ops, height, width, channels, float_edges)
     assert_matches_oracle(model, [x])
 
 
