@@ -29,9 +29,9 @@ def _reference(model: Model, options: CompileOptions) -> Runner:
 
 
 def _llvm(model: Model, options: CompileOptions) -> Runner:
-    from mcuc.backends.llvm import compile_program
+    from mcuc.backends.llvm import compile_program, scratch_requests
 
-    return compile_program(schedule(model.graph, options))
+    return compile_program(schedule(model.graph, options, scratch_requests))
 
 
 def _chost(model: Model, options: CompileOptions) -> Runner:
