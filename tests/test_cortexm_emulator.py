@@ -217,9 +217,28 @@ def test_section_sizes_split_model_and_harness(built):
 def test_it_block_counts_instructions_whose_condition_fails(tmp_path):
     emulator, _ = build(tmp_path, "cortex-m3")
     taken = emulator.call("it_block", (0,))
-    not_taken = emulator.call("it_block", (1,))
+    not_taken = emulator.call("it_block", (1,), cross_check=True)
     assert (taken.return_value, not_taken.return_value) == (6, 7)
     assert taken.instructions == not_taken.instructions == 7
+
+
+def test_cross_check_agrees_with_the_per_instruction_hook(built):
+    emulator, _ = built
+    assert emulator.call("model_invoke", cross_check=True).instructions == \
+        emulator.call("model_invoke").instructions
+
+
+def test_cross_check_catches_a_miscounting_block_cache(built):
+    """A block whose cached count is off by one must fail the cross check."""
+    emulator, _ = built
+    emulator.call("loop_n", (4,))
+    key = next(k for k in emulator._blocks if k[0] == emulator.symbol("loop_n").address & ~1)
+    emulator._blocks[key] = emulator._blocks[key][:-1]
+    try:
+        with pytest.raises(MCUCError, match="per-instruction hook"):
+            emulator.call("loop_n", (4,), cross_check=True)
+    finally:
+        del emulator._blocks[key]
 
 
 @pytest.mark.parametrize("core", ["cortex-m7", "cortex-m33"])

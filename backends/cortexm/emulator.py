@@ -150,12 +150,17 @@ class Emulator:
     def call(self, function: str, args: tuple[int, ...] = (), *,
              writes: list[tuple[int, bytes]] = (), reads: list[tuple[int, int]] = (),
              stack: tuple[int, int] | None = None, marks: tuple[str, ...] = (),
-             budget: int = DEFAULT_BUDGET, until: str | None = None) -> CallResult:
+             budget: int = DEFAULT_BUDGET, until: str | None = None,
+             cross_check: bool = False) -> CallResult:
         """Call `function(*args)` (up to four int arguments) with SP at the top of `stack`
         = (bottom, top); write `writes` first, read `reads` after it returns.
 
         `until`: a symbol where the run ends instead of the return (for code that never
-        returns, such as the reset handler); its first instruction is not counted."""
+        returns, such as the reset handler); its first instruction is not counted.
+        `cross_check`: also count every instruction address with a per-instruction hook
+        (many times slower) and raise MCUCError unless the two agree everywhere except
+        at IT-block instructions whose condition failed (unicorn skips their hook; the
+        core still issues them): a check of the block counting itself."""
         if len(args) > len(_ARG_REGISTERS):
             raise MCUCError(f"emulated call of {function}: at most {len(_ARG_REGISTERS)} arguments")
         entry = self.symbol(function).address | 1
@@ -175,6 +180,9 @@ class Emulator:
 
         counter = _Counter(self, budget)
         uc.hook_add(unicorn.UC_HOOK_BLOCK, counter.on_block)
+        if cross_check:
+            counter.by_address_blocks, counter.by_address_hooked = {}, {}
+            uc.hook_add(unicorn.UC_HOOK_CODE, counter.on_instruction)
         mark_addresses = {}
         for name in marks:
             address = self.symbol(name).address & ~1
@@ -194,6 +202,8 @@ class Emulator:
         if pc & ~1 != stop:
             raise MCUCError(f"emulated call of {function} stopped at pc=0x{pc:08x} ({self.where(pc)}), "
                             "not at its return")
+        if cross_check:
+            self._cross_check(function, uc, counter)
         stack_words = np.frombuffer(bytes(uc.mem_read(bottom, words * 4)), dtype="<u4")
         touched = np.flatnonzero(stack_words != STACK_PATTERN)
         stack_bytes = (words - int(touched[0])) * 4 if touched.size else 0
@@ -207,6 +217,40 @@ class Emulator:
             reads=[bytes(uc.mem_read(address, size)) for address, size in reads],
             marks=counter.marks,
         )
+
+    def _cross_check(self, function: str, uc, counter: "_Counter") -> None:
+        # Decode each executed block from its start, so IT instructions give their
+        # condition to the instructions they cover.
+        detailed = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+        detailed.detail = True
+        text: dict[int, str] = {}
+        conditional: set[int] = set()
+        # Each block from its start, and again from any IT-like halfword up to 4
+        # halfwords before it: unicorn may start a block inside an IT block. (Extra
+        # decodes can only mark more instructions conditional, loosening the check.)
+        ranges = []
+        for address, size in self._blocks:
+            for back in (8, 6, 4, 2):
+                halfword = int.from_bytes(bytes(uc.mem_read(address - back, 2)), "little")
+                if halfword & 0xFF00 == 0xBF00 and halfword & 0x000F:
+                    ranges.append((address - back, size + back))
+            ranges.append((address, size))  # last, so the text shown is the block's own decode
+        for address, size in ranges:
+            for insn in detailed.disasm(bytes(uc.mem_read(address, size)), address):
+                text[insn.address] = f"{insn.mnemonic} {insn.op_str}"
+                if insn.cc not in (capstone.arm.ARM_CC_AL, capstone.arm.ARM_CC_INVALID) \
+                        and not insn.mnemonic.startswith("b"):
+                    conditional.add(insn.address)
+        for address, from_blocks in counter.by_address_blocks.items():
+            hooked = counter.by_address_hooked.get(address, 0)
+            if hooked > from_blocks or (hooked < from_blocks and address not in conditional):
+                raise MCUCError(f"emulated call of {function}: at 0x{address:08x} "
+                                f"({text.get(address, 'undecoded')}) block counting gives {from_blocks} "
+                                f"executions, the per-instruction hook {hooked}")
+        missing = set(counter.by_address_hooked) - set(counter.by_address_blocks)
+        if missing:
+            raise MCUCError(f"emulated call of {function}: instructions at "
+                            f"{', '.join(hex(a) for a in sorted(missing)[:5])} ran outside any counted block")
 
     def where(self, address: int) -> str:
         """The function containing `address`, for error messages."""
@@ -228,6 +272,12 @@ class _Counter:
         self.over_budget = False
         self.mark_names: dict[int, list[str]] = {}
         self.marks: dict[str, int] = {}
+        # Per-address execution counts, for cross_check only.
+        self.by_address_blocks: dict[int, int] | None = None
+        self.by_address_hooked: dict[int, int] = {}
+
+    def on_instruction(self, uc, address: int, _size: int, _user_data) -> None:
+        self.by_address_hooked[address] = self.by_address_hooked.get(address, 0) + 1
 
     def on_block(self, uc, address: int, size: int, _user_data) -> None:
         key = (address, size)
@@ -236,6 +286,9 @@ class _Counter:
             block = self.emulator._decode(bytes(uc.mem_read(address, size)), address)
             self.emulator._blocks[key] = block
         self.block = block
+        if self.by_address_blocks is not None:
+            for insn_address in block:
+                self.by_address_blocks[insn_address] = self.by_address_blocks.get(insn_address, 0) + 1
         self.block_start_total = self.total
         self.total += len(block)
         if self.total > self.budget:
