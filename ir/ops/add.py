@@ -15,6 +15,7 @@ import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier_smaller_than_one, quantize_multiplier
 from ..op import Op
+from ..ort_numerics import ONNXRUNTIME, fma_f32, int_to_f32, rne_to_int
 from ..region import Region
 from . import OpDef, register
 from ._common import dtype_range, require
@@ -27,6 +28,13 @@ MAX_BROADCAST_RANK = 6
 class AddAttrs:
     act_min: int = -128
     act_max: int = 127
+    # "tflite" (TFLM's two-stage Q31 rescale) or "onnxruntime" (QLinearAdd's float32
+    # kernel, see evaluate_onnxruntime).
+    rounding: str = "tflite"
+    # onnxruntime only: the model computed this ADD on uint8, mapped onto int8 by
+    # subtracting 128; the float kernel's rounding depends on the original values, so
+    # they are restored (+offset) before it and removed after.
+    ort_offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,12 @@ def add_params(op: Op) -> AddParams:
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     shapes = binary_infer_shapes(op)
+    if op.attrs.rounding == ONNXRUNTIME:
+        x1, x2 = op.inputs[0], op.inputs[1]
+        require(x1.shape == x2.shape or x1.size == 1 or x2.size == 1, op,
+                f"input shapes {list(x1.shape)} and {list(x2.shape)}: onnxruntime's QLinearAdd is supported for "
+                "equal shapes or a one-element input only")
+        return shapes
     add_params(op)  # rejects scales TFLM would refuse
     return shapes
 
@@ -127,7 +141,35 @@ def macs(op: Op) -> int:
     return 0
 
 
+def evaluate_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """onnxruntime's QLinearAdd (MLAS AVX2 kernel, float32 throughout):
+    ra = sa / sc, rb = sb / sc; fixed = zc - (ra * za + rb * zb);
+    y = rne(fma(a, ra, fma(b, rb, fixed))), saturated to the type. A one-element
+    input is folded into the fixed part with a separate multiply and add."""
+    a: AddAttrs = op.attrs
+    x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
+    off = a.ort_offset
+    sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y_t))
+    za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y_t))
+    ra, rb = np.float32(sa / sc), np.float32(sb / sc)
+    fixed = np.float32(zc - np.float32(np.float32(ra * za) + np.float32(rb * zb)))
+    va = int_to_f32(inputs[0].astype(np.int64) + off)
+    vb = int_to_f32(inputs[1].astype(np.int64) + off)
+    if x1.size == 1 and x2.size != 1:
+        v = fma_f32(vb, rb, np.float32(fixed + np.float32(va.reshape(()) * ra)))
+    elif x2.size == 1 and x1.size != 1:
+        v = fma_f32(va, ra, np.float32(fixed + np.float32(vb.reshape(()) * rb)))
+    else:
+        v = fma_f32(va, ra, fma_f32(vb, rb, fixed))
+    lo, hi = dtype_range(y_t.dtype)
+    y = np.clip(rne_to_int(v) - off, lo, hi)
+    y = np.clip(y, a.act_min, a.act_max)
+    return [np.broadcast_to(y, y_t.shape).astype(y_t.dtype)]
+
+
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    if op.attrs.rounding == ONNXRUNTIME:
+        return evaluate_onnxruntime(op, inputs)
     p = add_params(op)
     a: AddAttrs = op.attrs
 

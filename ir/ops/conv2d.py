@@ -11,6 +11,7 @@ import numpy as np
 
 from ..fixedpoint import requantize_per_channel
 from ..op import Op
+from ..ort_numerics import ONNXRUNTIME, requantize_accumulator
 from ..region import Region, window_input_range
 from . import OpDef, register
 from ._common import Padding2D, channel_requant_params, require, window_output_size
@@ -23,6 +24,9 @@ class Conv2DAttrs:
     padding: Padding2D = field(default_factory=Padding2D)
     act_min: int = -128
     act_max: int = 127
+    # Requantization rule: "tflite" (Q31 multiplier, TFLM) or "onnxruntime" (float32
+    # scale, round half to even; ir/ort_numerics.py).
+    rounding: str = "tflite"
 
 
 def groups(op: Op) -> int:
@@ -98,6 +102,8 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         acc[..., gi * cout_g:(gi + 1) * cout_g] = cols.reshape(*cols.shape[:3], -1) @ wg.T
     if bias is not None:
         acc += bias.astype(np.int64)
+    if a.rounding == ONNXRUNTIME:
+        return [requantize_accumulator(op, acc).astype(out_t.dtype)]
     mult, shift = channel_requant_params(op, x_t, w_t, out_t)
     y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
     return [y.astype(out_t.dtype)]

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..fixedpoint import requantize_per_channel
 from ..op import Op
+from ..ort_numerics import ONNXRUNTIME, requantize_accumulator
 from ..region import Region, window_input_range
 from . import OpDef, register
 from ._common import Padding2D, channel_requant_params, require, window_output_size
@@ -30,6 +31,9 @@ class DepthwiseConv2DAttrs:
     depth_multiplier: int = 1
     act_min: int = -128
     act_max: int = 127
+    # Requantization rule: "tflite" (Q31 multiplier, TFLM) or "onnxruntime" (float32
+    # scale, round half to even; ir/ort_numerics.py).
+    rounding: str = "tflite"
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
@@ -88,6 +92,8 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     acc = np.einsum("nhwykc,ykc->nhwc", cols, w[0].astype(np.int64))
     if bias is not None:
         acc += bias.astype(np.int64)
+    if a.rounding == ONNXRUNTIME:
+        return [requantize_accumulator(op, acc).astype(out_t.dtype)]
     mult, shift = channel_requant_params(op, x_t, w_t, out_t)
     y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
     return [y.astype(out_t.dtype)]

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..fixedpoint import requantize_per_channel
 from ..op import Op
+from ..ort_numerics import ONNXRUNTIME, requantize_accumulator
 from ..region import Region
 from . import OpDef, register
 from ._common import channel_requant_params, require
@@ -24,6 +25,9 @@ class FullyConnectedAttrs:
     act_min: int = -128
     act_max: int = 127
     keep_num_dims: bool = False
+    # Requantization rule: "tflite" (Q31 multiplier, TFLM) or "onnxruntime" (float32
+    # scale, round half to even; ir/ort_numerics.py).
+    rounding: str = "tflite"
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
@@ -87,6 +91,8 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     acc = rows @ w.astype(np.int64).T
     if bias is not None:
         acc += bias.astype(np.int64)
+    if a.rounding == ONNXRUNTIME:
+        return [requantize_accumulator(op, acc).astype(out_t.dtype).reshape(out_t.shape)]
     mult, shift = requant_params(op)
     y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
     return [y.astype(out_t.dtype).reshape(out_t.shape)]

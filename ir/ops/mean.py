@@ -20,6 +20,7 @@ import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from ..op import Op
+from ..ort_numerics import ONNXRUNTIME, requantize_output
 from ..region import Region
 from . import OpDef, register
 from ._common import dtype_range, require
@@ -29,6 +30,9 @@ from ._common import dtype_range, require
 class MeanAttrs:
     axes: tuple[int, ...]
     keep_dims: bool = False
+    # "tflite" (TFLM's folded Q31 multiplier) or "onnxruntime" (QLinearGlobalAveragePool:
+    # float32 scale in_scale / (out_scale * count), round half to even).
+    rounding: str = "tflite"
 
 
 def resolved_axes(op: Op) -> tuple[int, ...]:
@@ -91,6 +95,12 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if count == 0:
         return [np.zeros(out_t.shape, out_t.dtype)]
     total = x.sum(axis=axes).reshape(out_t.shape)
+    if op.attrs.rounding == ONNXRUNTIME:
+        scale = np.float32(x_t.quant.scale[0]) / (np.float32(out_t.quant.scale[0]) * np.float32(count))
+        lo, hi = dtype_range(out_t.dtype)
+        y = requantize_output(wrap_int32(total - x_t.quant.scalar_zero_point * count), scale,
+                              out_t.quant.scalar_zero_point, lo, hi)
+        return [y.astype(out_t.dtype)]
     multiplier, shift = mean_requant_params(op, count)
     shifted = wrap_int32(total - x_t.quant.scalar_zero_point * count)
     y = multiply_by_quantized_multiplier(shifted, multiplier, shift) + out_t.quant.scalar_zero_point

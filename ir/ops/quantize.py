@@ -18,6 +18,7 @@ import numpy as np
 
 from ..fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from ..op import Op
+from ..ort_numerics import ONNXRUNTIME, quantize_linear
 from ..region import Region
 from . import OpDef, register
 from ._common import dtype_range, require
@@ -30,6 +31,15 @@ SUPPORTED = {
     ("int16", "int8"), ("int16", "int16"), ("int16", "int32"),
     ("int32", "int8"), ("int32", "int16"),
 }
+
+
+@dataclass(frozen=True)
+class QuantizeAttrs:
+    """QUANTIZE's one attribute. TFLite models leave attrs None (the TFLite rule)."""
+
+    # "tflite" (float32 division, round half away from zero) or "onnxruntime"
+    # (QuantizeLinear: float32 division, clamp, round half to even); float input only.
+    rounding: str = "tflite"
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,9 @@ def _wrap_int32(x: np.ndarray) -> np.ndarray:
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     x_t, y_t = op.input, op.output
     lo, hi = dtype_range(y_t.dtype)
-    if x_t.dtype == "float32":
+    if x_t.dtype == "float32" and getattr(op.attrs, "rounding", "tflite") == ONNXRUNTIME:
+        y = quantize_linear(inputs[0], y_t.quant.scale[0], y_t.quant.scalar_zero_point, lo, hi)
+    elif x_t.dtype == "float32":
         # float32 division, as the kernel divides a float by static_cast<float>(scale);
         # rounding a float32 value in float64 is exact, so round_half_away == roundf.
         quotient = np.asarray(inputs[0], np.float32) / np.float32(y_t.quant.scale[0])
@@ -102,4 +114,4 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.clip(y, lo, hi).astype(y_t.dtype)]
 
 
-OPDEF = register(OpDef("QUANTIZE", None, infer_shapes, macs, identity_regions, evaluate))
+OPDEF = register(OpDef("QUANTIZE", QuantizeAttrs, infer_shapes, macs, identity_regions, evaluate))

@@ -1,0 +1,94 @@
+"""onnxruntime's float-scale requantization, vectorized over numpy arrays.
+
+The "onnxruntime" rounding rule of the IR (DESIGN.md, Numerics): onnxruntime's CPU
+execution provider requantizes an exact int32 accumulator with a float32 scale, rounds
+half to even (cvtps2dq / nearbyintf) and clamps to the output type. Every step here is
+a float32 operation in the order MLAS performs it, so numpy reproduces its bytes:
+
+- MlasRequantizeOutput (QLinearConv, QLinearMatMul, QGemm, QLinearGlobalAveragePool):
+  y = clamp(rne(float32(acc) * scale), lo - zp, hi - zp) + zp, with the scale already
+  rounded to float32 by the kernel's own formula (e.g. x_scale * w_scale / y_scale).
+- MlasQuantizeLinear (QuantizeLinear): y = rne(clamp(x / scale, lo - zp, hi - zp)) + zp,
+  a float32 division.
+- fused multiply-add (QLinearAdd's AVX2 kernel) rounds once: `fma_f32` emulates it
+  exactly with a float64 sum rounded to odd, then one rounding to float32.
+
+This module is the one Python statement of the rule; backends mirror it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ONNXRUNTIME = "onnxruntime"
+TFLITE = "tflite"
+ROUNDING_RULES = (TFLITE, ONNXRUNTIME)
+
+
+def f32(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)
+
+
+def int_to_f32(x) -> np.ndarray:
+    """C's (float)int32: round to nearest even (cvtdq2ps)."""
+    return np.asarray(x, dtype=np.int64).astype(np.float64).astype(np.float32)
+
+
+def rne_to_int(x) -> np.ndarray:
+    """cvtps2dq under the default rounding mode: nearest, ties to even, as int64."""
+    return np.rint(np.asarray(x, dtype=np.float32)).astype(np.int64)
+
+
+def requantize_output(acc, scale, zero_point: int, lo: int, hi: int) -> np.ndarray:
+    """MlasRequantizeOutput: float32(acc) * scale (float32, broadcast along the last
+    axis when per channel), clamp to the output range around the zero point, round half
+    to even, add the zero point. Returns int64 values in [lo, hi]."""
+    product = int_to_f32(acc) * f32(scale)
+    clamped = np.minimum(np.maximum(product, np.float32(lo - zero_point)), np.float32(hi - zero_point))
+    return rne_to_int(clamped) + zero_point
+
+
+def quantize_linear(x, scale, zero_point: int, lo: int, hi: int) -> np.ndarray:
+    """MlasQuantizeLinear: float32 division by the scale, clamp, round half to even,
+    add the zero point. NaN inputs give the low end (cvtps2dq's integer indefinite,
+    then saturation), as the x86 kernel does."""
+    quotient = f32(x) / np.float32(scale)
+    clamped = np.minimum(np.maximum(quotient, np.float32(lo - zero_point)), np.float32(hi - zero_point))
+    out = np.where(np.isnan(clamped), np.float32(lo - zero_point), clamped)
+    return rne_to_int(out) + zero_point
+
+
+def fma_f32(a, b, c) -> np.ndarray:
+    """float32 fused multiply-add (one rounding), exact for float32 operands.
+
+    a * b is exact in float64 (24 + 24 bits); the float64 sum is made round-to-odd
+    (its error term decides the last bit), and round-to-odd at 53 bits followed by one
+    rounding to 24 bits equals a single correct rounding."""
+    a64, b64, c64 = (np.asarray(v, np.float32).astype(np.float64) for v in (a, b, c))
+    p = a64 * b64
+    s = p + c64
+    # TwoSum: s + err == p + c exactly.
+    bv = s - p
+    err = (p - (s - bv)) + (c64 - bv)
+    mantissa_odd = (s.view(np.int64) & 1) == 1 if s.ndim else (np.array(s).view(np.int64) & 1) == 1
+    toward = np.where(err > 0, np.inf, -np.inf)
+    nudged = np.where((err != 0) & ~mantissa_odd, np.nextafter(s, toward), s)
+    return nudged.astype(np.float32)
+
+
+def channel_scales(input_scale, weight_scales, output_scale, channels: int) -> np.ndarray:
+    """QLinearConv / QLinearMatMul / QGemm output scales: x_scale * w_scale[c] / y_scale,
+    float32 left to right, one per output channel (a per-tensor weight scale repeats)."""
+    ws = f32(weight_scales).reshape(-1)
+    if ws.size == 1:
+        ws = np.repeat(ws, channels)
+    return (np.float32(input_scale) * ws) / np.float32(output_scale)
+
+
+def requantize_accumulator(op, acc: np.ndarray) -> np.ndarray:
+    """The onnxruntime output stage of a conv/depthwise/FC op of the IR: its inputs[0]
+    is the activation, inputs[1] the weights; the clamp is the op's act_min/act_max."""
+    x_t, w_t, out_t = op.inputs[0], op.inputs[1], op.output
+    scales = channel_scales(x_t.quant.scale[0], w_t.quant.scale, out_t.quant.scale[0], out_t.shape[-1])
+    info = np.iinfo(np.dtype(out_t.dtype))
+    y = requantize_output(acc, scales, out_t.quant.scalar_zero_point, int(info.min), int(info.max))
+    return np.clip(y, op.attrs.act_min, op.attrs.act_max)
