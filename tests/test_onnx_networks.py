@@ -1,0 +1,77 @@
+"""Whole networks built in the test process, quantized by onnxruntime.quantization in QDQ
+and operator-oriented formats with int8 and uint8 activations, then compared byte for
+byte with onnxruntime (mcuc.verify) on the reference interpreter and, where a backend
+declares the onnxruntime rounding rule, on that backend too."""
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+import onnx_models  # noqa: E402
+
+from mcuc.model import load_model  # noqa: E402
+from mcuc.verify import verify  # noqa: E402
+
+FORMATS = ("qdq", "qoperator")
+ACTIVATIONS = ("int8", "uint8")
+# Backends outside the reference interpreter run ONNX models once they list "onnxruntime"
+# in their module's ROUNDING_RULES (the rule of ir/ort_numerics.py).
+OTHER_BACKENDS = {"llvm": "mcuc.backends.llvm", "c-host": "mcuc.backends.cortexm"}
+
+
+@pytest.fixture(scope="module")
+def quantized():
+    cache: dict[tuple[str, str, str], bytes] = {}
+
+    def get(network: str, fmt: str, activations: str) -> bytes:
+        key = (network, fmt, activations)
+        if key not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = onnx_models.NETWORKS[network](np.random.default_rng(7))
+                cache[key] = onnx_models.quantize(model, fmt, activations, seed=1)
+        return cache[key]
+    return get
+
+
+@pytest.mark.parametrize("activations", ACTIVATIONS)
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("network", sorted(onnx_models.NETWORKS))
+def test_network_bit_exact_on_reference(quantized, network, fmt, activations):
+    model = load_model(quantized(network, fmt, activations), format="onnx")
+    report = verify(model, ["reference"], samples=4, seed=3)
+    assert report["backends"]["reference"]["bit_exact"], report
+
+
+def _declares_onnxruntime(backend: str) -> bool:
+    try:
+        module = importlib.import_module(OTHER_BACKENDS[backend])
+    except ImportError:
+        return False
+    return "onnxruntime" in getattr(module, "ROUNDING_RULES", ())
+
+
+@pytest.mark.parametrize("backend", sorted(OTHER_BACKENDS))
+@pytest.mark.parametrize("network", sorted(onnx_models.NETWORKS))
+def test_network_bit_exact_on_backend(quantized, network, backend):
+    if not _declares_onnxruntime(backend):
+        pytest.skip(f"backend {backend} does not declare the onnxruntime rounding rule "
+                    f"({OTHER_BACKENDS[backend]}.ROUNDING_RULES)")
+    model = load_model(quantized(network, "qdq", "uint8"), format="onnx")
+    report = verify(model, [backend], samples=2, seed=5)
+    assert report["backends"][backend]["bit_exact"], report
+
+
+def test_mobilenet_runs_nhwc_without_transposes_between_convolutions(quantized):
+    """The layout is settled at import: TRANSPOSE only right after the input's QUANTIZE
+    and right before the output's DEQUANTIZE (none here: the output is 2-D)."""
+    graph = load_model(quantized("mobilenet_v2", "qdq", "int8"), format="onnx").graph
+    kinds = [op.kind for op in graph.ops]
+    assert kinds[:2] == ["QUANTIZE", "TRANSPOSE"]
+    assert "TRANSPOSE" not in kinds[2:]
+    assert kinds.count("CONV_2D") >= 10 and kinds.count("DEPTHWISE_CONV_2D") >= 5 and "ADD" in kinds
+    assert all(getattr(op.attrs, "rounding", "onnxruntime") == "onnxruntime" for op in graph.ops)
