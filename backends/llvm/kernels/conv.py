@@ -76,6 +76,74 @@ def _guarded_tap(em: Emitter, padded: bool, iy: ir.Value, h: int, ix: ir.Value, 
 
 @register("CONV_2D")
 def conv2d(call: KernelCall) -> None:
+    x_t, w_t = call.op.inputs[0], call.op.inputs[1]
+    if x_t.shape[3] == w_t.shape[3]:
+        _conv_channels_innermost(call)
+    else:
+        _conv_grouped(call)
+
+
+def _conv_channels_innermost(call: KernelCall) -> None:
+    """Ungrouped convolution as a sum of outer products: for each output pixel, every
+    (tap, input channel) adds x * w[tap, ic, :] to an int32 accumulator row over the
+    output channels. The innermost loop runs over output channels with the weights
+    stored [kh, kw, ic, oc] at compile time, so it vectorizes whatever the input depth
+    (first layers have 1-3 input channels)."""
+    em, op = call.em, call.op
+    b = em.b
+    x_t, w_t, y_t = op.inputs[0], op.inputs[1], op.output
+    a = op.attrs
+    n, h, w, c = x_t.shape
+    oc, kh, kw, _ = w_t.shape
+    _, oh, ow, _ = y_t.shape
+    zp = x_t.quant.scalar_zero_point
+    weights = w_t.data
+    padded = any((a.padding.top, a.padding.bottom, a.padding.left, a.padding.right))
+    bias = em.const_ptr(folded_bias(_bias_data(call), weights, zp, oc), call.hint("bias"))
+    wptr = em.const_ptr(np.ascontiguousarray(weights.transpose(1, 2, 3, 0)).astype(np.int8), call.hint("weights"))
+    tap_sums = None
+    if padded and zp != 0:
+        sums = zp * weights.astype(np.int64).sum(axis=3)  # [oc, kh, kw]
+        tap_sums = em.const_ptr(wrap_int32(np.ascontiguousarray(sums.transpose(1, 2, 0))), call.hint("tapsum"))
+    mult, shift = channel_requant_params(op, x_t, w_t, y_t)
+    requant = ChannelRequant(em, mult, shift, y_t.quant.scalar_zero_point, a.act_min, a.act_max, call.hint())
+    xptr, yptr = call.ptr(x_t), call.ptr(y_t)
+    acc = em.slot(I32, "acc", count=oc)
+    sh, sw = a.stride
+    dh, dw = a.dilation
+
+    with em.loop(n, "n") as bi, em.loop(oh, "oy") as oy, em.loop(ow, "ox") as ox:
+        em.memcpy(acc, bias, 4 * oc)
+        with em.loop(kh, "ky") as ky:
+            iy = _window_coordinate(em, oy, sh, a.padding.top, ky, dh)
+            with em.loop(kw, "kx") as kx:
+                ix = _window_coordinate(em, ox, sw, a.padding.left, kx, dw)
+                x_base = em.index([(bi, h * w * c), (iy, w * c), (ix, c)])
+                tap = em.index([(ky, kw), (kx, 1)])
+
+                def taps() -> None:
+                    w_tap = em.mul(tap, c * oc)
+                    with em.loop(c, "ic") as ic:
+                        xv = b.sext(em.load(xptr, b.add(x_base, ic)), I32)
+                        w_row = b.add(w_tap, em.mul(ic, oc))
+                        with em.loop(oc, "oc") as o:
+                            prod = b.mul(xv, b.sext(em.load(wptr, b.add(w_row, o)), I32), flags=["nsw"])
+                            em.store(b.add(em.load(acc, o), prod), acc, o)
+
+                def skipped() -> None:
+                    row = em.mul(tap, oc)
+                    with em.loop(oc, "oc") as o:
+                        em.store(b.add(em.load(acc, o), em.load(tap_sums, b.add(row, o))), acc, o)
+
+                _guarded_tap(em, padded, iy, h, ix, w, taps, skipped if tap_sums is not None else None)
+        y_base = em.index([(bi, oh * ow * oc), (oy, ow * oc), (ox, oc)])
+        with em.loop(oc, "oc.out") as o:
+            y = requant(em.load(acc, o), o)
+            em.store(em.narrow(y, y_t.dtype), yptr, b.add(y_base, o))
+
+
+def _conv_grouped(call: KernelCall) -> None:
+    """Grouped convolution, one output channel at a time (a dot product per channel)."""
     em, op = call.em, call.op
     x_t, w_t, y_t = op.inputs[0], op.inputs[1], op.output
     a = op.attrs
