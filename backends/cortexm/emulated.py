@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuc.ir.errors import MCUCError
+from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
 
 from .emulator import DEFAULT_BUDGET, Emulator
@@ -50,6 +51,16 @@ class CortexMResult:
     instructions_by_op_kind: dict[str, int] = field(default_factory=dict)
 
 
+def runaway_budget(program: Program) -> int:
+    """An instruction count no correct inference reaches: the slowest kernels need about
+    15 instructions per MAC (Cortex-M0) and a few hundred per byte moved through
+    lookup-free ops such as softmax; budgets far above that still stop a hung run in
+    seconds to minutes instead of never."""
+    macs = sum(int(op_def(s.op.kind).macs(s.op)) for s in program.steps)
+    moved = sum(t.nbytes for s in program.steps for t in s.op.outputs)
+    return min(DEFAULT_BUDGET, 10_000_000 + 100 * macs + 1000 * moved)
+
+
 class CortexMBuild:
     """A program built for one core, ready to run any number of inputs."""
 
@@ -74,8 +85,11 @@ class CortexMBuild:
             raise MCUCError(f"the {target.name} build has no step labels {missing[:3]}...: was the "
                             "project built without MCUC_PROFILE_STEPS?")
 
-    def run(self, inputs, budget: int = DEFAULT_BUDGET) -> CortexMResult:
+    def run(self, inputs, budget: int | None = None) -> CortexMResult:
+        """One inference. `budget`: instructions before the run counts as runaway code
+        (default: generous for the model's size, see runaway_budget)."""
         program = self.program
+        budget = runaway_budget(program) if budget is None else budget
         writes = [(self.arena_address + program.offset(t), data)
                   for t, data in zip(program.graph.inputs, pack_inputs(program, inputs))]
         reads = [(self.arena_address + program.offset(t), t.nbytes) for t in program.graph.outputs]
