@@ -70,7 +70,13 @@ def cmd_run(args) -> int:
 def cmd_compile(args) -> int:
     from mcuc.build import compile_to_directory
 
-    report = compile_to_directory(args.model, Path(args.output), _options(args))
+    model_path = args.model
+    if getattr(args, "calibrate", None):
+        from mcuc.calibrate import quantize_onnx, quantized_path_for
+
+        model_path = str(quantize_onnx(args.model, args.calibrate, quantized_path_for(args.model, args.output)))
+        print(f"quantized {args.model} -> {model_path}", file=sys.stderr)
+    report = compile_to_directory(model_path, Path(args.output), _options(args))
     print(json.dumps(report, indent=2) if args.json else
           f"wrote {args.output}: arena {report['arena_bytes']:,} B, {report['macs']:,} MACs")
     return 0
@@ -116,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--json", action="store_true", help="print report.json")
+    p.add_argument("--calibrate", metavar="SAMPLES",
+                   help="quantize a float .onnx first (onnxruntime, QDQ, per-channel int8) on these samples: "
+                        "a .npy file or a folder of .npy files; the quantized model is written beside the output")
     _add_compile_options(p)
     p.set_defaults(func=cmd_compile)
 
