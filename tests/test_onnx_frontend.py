@@ -1,0 +1,121 @@
+"""The ONNX frontend's contract outside the numerics: the errors a user can cause name the
+node, its op type and what to do; layouts and weights are settled at import; the
+--calibrate path writes a quantized model that verifies byte-exact."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+import onnx  # noqa: E402
+import onnx_models  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from mcuc.calibrate import load_samples, quantize_onnx, quantized_path_for  # noqa: E402
+from mcuc.frontend.onnx import load_onnx  # noqa: E402
+from mcuc.ir.errors import MCUCError  # noqa: E402
+from mcuc.model import load_model  # noqa: E402
+from mcuc.verify import verify  # noqa: E402
+
+
+def _qdq_model(op_nodes, inits, in_shape=(1, 2, 4, 4), in_dims=None, opset=17) -> bytes:
+    """float x -> Q -> DQ -> `op_nodes` (reading "d", writing "c") -> Q -> DQ -> out."""
+    base = [numpy_helper.from_array(np.float32(0.1), "s"), numpy_helper.from_array(np.int8(0), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+             *op_nodes,
+             helper.make_node("QuantizeLinear", ["c", "s", "z"], ["qc"]),
+             helper.make_node("DequantizeLinear", ["qc", "s", "z"], ["out"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_dims or in_shape))],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], base + inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_unsupported_op_names_node_type_and_fix():
+    data = _qdq_model([helper.make_node("Sin", ["d"], ["c"], name="my_sin")], [])
+    with pytest.raises(MCUCError, match=r"'my_sin' \(Sin\).*not supported.*replace it"):
+        load_onnx(data)
+
+
+def test_dynamic_shape_is_rejected_with_the_fix():
+    data = _qdq_model([helper.make_node("MaxPool", ["d"], ["c"], kernel_shape=[2, 2])], [], in_dims=("batch", 2, 4, 4))
+    with pytest.raises(MCUCError, match=r"'x' has a dynamic or unknown shape.*static shapes"):
+        load_onnx(data)
+
+
+def test_non_constant_weight_names_node_and_fix():
+    """A Conv whose weights are another graph input (computed at run time)."""
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["qw"]),
+             helper.make_node("DequantizeLinear", ["qw", "s", "z"], ["dw"]),
+             helper.make_node("Conv", ["d", "dw"], ["c"], name="conv_dyn", kernel_shape=[1, 1])]
+    data = _qdq_model(nodes, [], in_shape=(1, 1, 1, 1))
+    with pytest.raises(MCUCError, match=r"'conv_dyn' \(Conv\).*weight.*computed at run time.*constant"):
+        load_onnx(data)
+
+
+def test_float_op_between_quantized_ops_is_rejected():
+    """An op left in float (no QuantizeLinear after it) is named, not silently approximated."""
+    data = _qdq_model([helper.make_node("MaxPool", ["d"], ["p"], kernel_shape=[1, 1], name="pool"),
+                       helper.make_node("Relu", ["p"], ["c"], name="float_relu")], [])
+    with pytest.raises(MCUCError, match=r"'pool' \(MaxPool\).*QuantizeLinear.*float"):
+        load_onnx(data)
+
+
+def test_old_opset_is_rejected_with_the_fix():
+    data = _qdq_model([helper.make_node("MaxPool", ["d"], ["c"], kernel_shape=[2, 2])], [], opset=11)
+    with pytest.raises(MCUCError, match=r"opset 11.*convert_version"):
+        load_onnx(data)
+
+
+def test_garbage_bytes_are_an_error():
+    with pytest.raises(MCUCError, match="not a readable ONNX model"):
+        load_onnx(b"\x08\x07garbage\xff\xff")
+
+
+def test_weights_are_transposed_at_import_and_uint8_maps_onto_int8():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = onnx_models.quantize(onnx_models.resnet(np.random.default_rng(0), size=16), "qoperator", "uint8")
+    model = onnx.load_from_string(data)
+    conv = next(n for n in model.graph.node if n.op_type == "QLinearConv")
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    w_onnx = inits[conv.input[3]]
+    graph = load_onnx(data)
+    ir_conv = next(op for op in graph.ops if op.kind == "CONV_2D")
+    np.testing.assert_array_equal(ir_conv.inputs[1].data, w_onnx.transpose(0, 2, 3, 1))
+    x_zp = int(inits[conv.input[2]])
+    assert ir_conv.inputs[0].dtype == "int8" and ir_conv.inputs[0].quant.scalar_zero_point == x_zp - 128
+    assert ir_conv.inputs[0].shape[3] == w_onnx.shape[1]  # NHWC: channels last
+
+
+def test_calibrate_writes_a_quantized_model_that_verifies(tmp_path):
+    float_model = onnx_models.kws_ds_cnn(np.random.default_rng(3))
+    src = tmp_path / "kws.onnx"
+    onnx.save(float_model, src)
+    samples = np.random.default_rng(4).normal(0, 1, (6, 1, 1, 49, 10)).astype(np.float32)
+    np.save(tmp_path / "samples.npy", samples)
+    dest = quantized_path_for(src, tmp_path / "out")
+    assert dest == tmp_path / "out.kws.quant.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        written = quantize_onnx(src, tmp_path / "samples.npy", dest)
+    quantized = onnx.load(str(written))
+    kinds = {n.op_type for n in quantized.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= kinds
+    report = verify(load_model(written), ["reference"], samples=3)
+    assert report["backends"]["reference"]["bit_exact"], report
+
+
+def test_calibration_samples_shapes(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((1, 3, 4, 4), np.float32))
+    np.save(tmp_path / "b.npy", np.zeros((5, 3, 4, 4), np.float32))
+    assert len(load_samples(tmp_path, (1, 3, 4, 4))) == 6
+    np.save(tmp_path / "bad.npy", np.zeros((2, 2), np.float32))
+    with pytest.raises(MCUCError, match=r"bad.npy.*shape \[2, 2\]"):
+        load_samples(tmp_path / "bad.npy", (1, 3, 4, 4))
+    with pytest.raises(MCUCError, match="does not exist"):
+        load_samples(tmp_path / "missing.npy", (1, 3, 4, 4))
