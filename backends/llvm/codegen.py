@@ -71,6 +71,9 @@ def build_module(program: Program) -> ir.Module:
         emit = emitter_for(step.op, index)
         em = Emitter(ctx, f"step{index}.{step.op.kind.lower()}")
         em.function.linkage = "internal"
+        # One function per step keeps every optimization pass working on one kernel;
+        # inlining all of them into `invoke` would only make the optimizer slower.
+        em.function.attributes.add("noinline")
         emit(KernelCall(em, step, program, index))
         em.finish()
         step_functions.append(em.function)
