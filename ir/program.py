@@ -106,3 +106,38 @@ class Program:
 
     def offset(self, tensor: Tensor) -> int:
         return self.offsets[tensor]
+
+
+@dataclass(frozen=True, eq=False)
+class PatchLoop(Step):
+    """The step of a PATCH_STAGE op (patch-based inference, mcuc.passes.patch).
+
+    `op.attrs` is an ir.patch_interpreter.PatchStage. What a backend runs: for each patch
+    p (stage.patch_regions[p], row-major), for each op i of stage.ops in order whose
+    stage.patches[p][i].out is not empty, op i computes that output region. It reads each
+    input k over stage.patches[p][i].geometry.inputs[k]: a stage input (a full tensor at
+    its arena offset) or an intermediate held in its patch buffer (at buffer_offset(t),
+    contiguous over the region its producer computed in this patch: read the sub-region).
+    Window ops and PAD apply geometry.padding (border padding: nonzero only where the
+    region touches the full tensor's border) instead of their attribute padding. Op i's
+    output goes to its patch buffer, or, for the stage's output, into its region of the
+    full tensor (a strided write). `scratch[0]` is the stage's workspace (patch buffers
+    and inner ops' kernel scratch); the stage's inputs and output never overlap it.
+    """
+
+    @property
+    def stage(self):
+        return self.op.attrs
+
+    @property
+    def workspace_offset(self) -> int:
+        return self.scratch[0].offset if self.scratch else 0
+
+    def buffer_offset(self, tensor: Tensor) -> int:
+        """Arena offset of an intermediate tensor's patch buffer."""
+        return self.workspace_offset + self.stage.buffer(tensor).delta
+
+    def op_scratch_offsets(self, index: int) -> tuple[tuple[str, int, int], ...]:
+        """(name, arena offset, size) of inner op `index`'s kernel scratch."""
+        return tuple((name, self.workspace_offset + delta, size)
+                     for name, delta, size in self.stage.op_scratch[index])

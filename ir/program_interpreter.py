@@ -18,7 +18,8 @@ import numpy as np
 
 from .interpreter import check_inputs
 from .ops import op_def
-from .program import Program
+from .patch_interpreter import run_patch_loop
+from .program import PatchLoop, Program
 from .tensor import Tensor
 
 
@@ -62,6 +63,9 @@ def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0
         _check_step_overlaps(program, index)
         for buf in step.scratch:
             arena[buf.offset: buf.end] = rng.integers(0, 256, buf.size, dtype=np.uint8)
+        if isinstance(step, PatchLoop):  # patch by patch through the stage's workspace
+            run_patch_loop(arena, program.offsets, step.workspace_offset, step.stage)
+            continue
         outs = op_def(op.kind).evaluate(op, ins)
         for t, y in zip(op.outputs, outs):
             _write(arena, program.offsets[t], t, y)

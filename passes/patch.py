@@ -1,0 +1,239 @@
+"""The patch stage transformation (patch-based inference, MCUNetV2; DESIGN.md Background).
+
+A stage is a run of consecutive ops [start, end] in the graph's order whose only tensor
+read after it (or returned) is op `end`'s output, the cut: every path out of the stage
+crosses it. The cut is split into a grid of non-overlapping patches (remainders spread
+over the leading rows/columns); for each patch the receptive field gives every op's
+region. The stage becomes one PATCH_STAGE op whose intermediates live in patch buffers
+sized for the largest patch (a workspace the memory planner places as the op's scratch),
+and whose output is written region by region into the full cut tensor. After it,
+inference continues layer by layer (or with another stage).
+
+`apply_stages(graph, specs)` rewrites the graph; `plan_patched(graph, specs)` plans it
+and turns the stage steps into PatchLoop steps for the backends.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+from mcuc.ir import Graph, MCUCError, Op, Tensor, op_def
+from mcuc.ir.ops.patch_stage import KIND as PATCH_STAGE
+from mcuc.ir.ops.patch_stage import region_macs
+from mcuc.ir.patch_interpreter import PATCHABLE_KINDS, WINDOW_KINDS, PatchBuffer, PatchStage
+from mcuc.ir.program import PatchLoop, Program, ScratchRequest
+
+from .allocate import allocate
+from .lifetimes import DEFAULT_ALIGN, Lifetime, Piece
+from .receptive_field import backward_regions, grid_regions
+
+ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
+WORKSPACE = "patch_workspace"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of a schedule: ends at op `end` (index in the graph it is applied to),
+    its output split into grid[0] x grid[1] patches; `start` None: the earliest op the
+    stage can start at."""
+
+    end: int
+    grid: tuple[int, int]
+    start: int | None = None
+
+    def __str__(self) -> str:
+        at = f"{self.start}:{self.end}" if self.start is not None else f"{self.end}"
+        return f"{self.grid[0]}x{self.grid[1]}@{at}"
+
+
+def stage_problem(graph: Graph, start: int, end: int) -> str | None:
+    """Why ops [start, end] cannot form a stage, or None if they can."""
+    ops = graph.ops
+    if not 0 <= start <= end < len(ops):
+        return f"op range [{start}, {end}] is outside the graph's {len(ops)} ops"
+    inside = set(ops[start:end + 1])
+    for i in range(start, end + 1):
+        op = ops[i]
+        if op.kind not in PATCHABLE_KINDS:
+            return f"op {i} ({op.kind}) cannot run patch by patch"
+        if len(op.outputs) != 1 or len(op.outputs[0].shape) != 4:
+            return f"op {i} ({op.kind}) does not have one 4-D NHWC output"
+        if any(len(t.shape) != 4 for t in op.activation_inputs):
+            return f"op {i} ({op.kind}) reads a tensor that is not 4-D NHWC"
+        y = op.outputs[0]
+        if i == end:
+            continue
+        if y in graph.outputs:
+            return f"op {i} ({op.kind}): its output {y.name!r} is a graph output, so it must be the cut"
+        escaping = [c for c in graph.consumers(y) if c not in inside]
+        if escaping:
+            return (f"op {i} ({op.kind}): its output {y.name!r} is read after op {end} "
+                    f"(by {escaping[0].label}), so op {end}'s output is not a cut")
+    return None
+
+
+def stage_start(graph: Graph, end: int) -> int:
+    """The earliest op a stage ending at op `end` can start at (MCUError if none)."""
+    problem = stage_problem(graph, end, end)
+    if problem is not None:
+        raise MCUCError(f"no patch stage can end at op {end}: {problem}")
+    start = end
+    while start > 0 and stage_problem(graph, start - 1, end) is None:
+        start -= 1
+    return start
+
+
+def stage_ends(graph: Graph) -> list[tuple[int, int]]:
+    """(start, end) of the longest stage ending at each op that can end one."""
+    result = []
+    for end in range(len(graph.ops)):
+        if stage_problem(graph, end, end) is None:
+            result.append((stage_start(graph, end), end))
+    return result
+
+
+def _stage_tensors(ops: Sequence[Op]) -> tuple[tuple[Tensor, ...], list[Tensor]]:
+    """(the stage's inputs in first-read order, its intermediates in production order)."""
+    produced = {op.outputs[0] for op in ops}
+    inputs: dict[Tensor, None] = {}
+    for op in ops:
+        inputs.update(dict.fromkeys(t for t in op.activation_inputs if t not in produced))
+    return tuple(inputs), [op.outputs[0] for op in ops[:-1]]
+
+
+def _largest_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+    return tuple(max(d) for d in zip(*shapes))
+
+
+def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
+                scratch: ScratchFn | None = None) -> PatchStage:
+    """The PatchStage of ops [start, end] with its output split into `grid` patches."""
+    problem = stage_problem(graph, start, end)
+    if problem is not None:
+        raise MCUCError(f"patch stage [{start}, {end}]: {problem}")
+    ops = graph.ops[start:end + 1]
+    cut = ops[-1].outputs[0]
+    ph, pw = grid
+    if not (1 <= ph <= cut.shape[1] and 1 <= pw <= cut.shape[2]):
+        raise MCUCError(f"patch grid {ph}x{pw} does not fit op {end}'s output {cut.name!r} "
+                        f"of {cut.shape[1]}x{cut.shape[2]} pixels; choose 1..{cut.shape[1]} x 1..{cut.shape[2]}")
+    inputs, intermediates = _stage_tensors(ops)
+    patch_regions = grid_regions(cut.shape, grid)
+    patches = []
+    region_shapes: dict[Tensor, list[tuple[int, ...]]] = {t: [] for t in (*inputs, *intermediates, cut)}
+    for region in patch_regions:
+        regions, works = backward_regions(ops, {cut: region})
+        for op, work in zip(ops, works):
+            if op.kind in WINDOW_KINDS and not work.out.empty and work.out.axis(3) != (0, op.outputs[0].shape[3]):
+                raise MCUCError(f"{op.label}: a patch must cover all its output channels")
+        for t, r in regions.items():
+            region_shapes[t].append(r.shape)
+        patches.append(tuple(works))
+    largest = {t: _largest_shape(shapes) for t, shapes in region_shapes.items() if shapes}
+    buffers, op_scratch, workspace = _workspace(ops, intermediates, largest, scratch)
+    return PatchStage(tuple(ops), inputs, cut, (ph, pw), tuple(patch_regions), tuple(patches),
+                      buffers, workspace, op_scratch)
+
+
+def _workspace(ops: Sequence[Op], intermediates: list[Tensor], largest: dict[Tensor, tuple[int, ...]],
+               scratch: ScratchFn | None) -> tuple[tuple[PatchBuffer, ...], tuple, int]:
+    """Place the patch buffers and the inner ops' scratch in one workspace, reusing bytes
+    between buffers whose lifetimes (in op steps within a patch) do not overlap."""
+    index = {op.outputs[0]: i for i, op in enumerate(ops)}
+    items: list[Lifetime] = []
+    for t in intermediates:
+        first = index[t]
+        last = max((i for i, op in enumerate(ops) if t in op.inputs), default=first)
+        size = _nbytes(t, largest.get(t, t.shape))
+        if size:
+            items.append(Lifetime(t.name, size, first, last, (Piece(0, size, first, last, t),),
+                                  DEFAULT_ALIGN, "tensor", t))
+    if scratch is not None:
+        for i, op in enumerate(ops):
+            proxy = op.with_(inputs=tuple(None if t is None else t if t.is_constant else
+                                          t.with_(shape=largest.get(t, t.shape)) for t in op.inputs),
+                             outputs=tuple(t.with_(shape=largest.get(t, t.shape)) for t in op.outputs))
+            for r, req in enumerate(scratch(proxy, False)):
+                if req.size > 0:
+                    items.append(Lifetime(f"stage_op{i}_{req.name}", req.size, i, i, (Piece(0, req.size, i, i),),
+                                          max(req.align, DEFAULT_ALIGN), "scratch", step=i, request=r))
+    if not items:
+        return (), tuple(() for _ in ops), 0
+    placement = allocate(items, len(ops))
+    buffers = tuple(PatchBuffer(item.root, placement.offsets[item.name], item.size)
+                    for item in items if item.kind == "tensor")
+    op_scratch = [[] for _ in ops]
+    for item in sorted((it for it in items if it.kind == "scratch"), key=lambda it: (it.step, it.request)):
+        op_scratch[item.step].append((item.name, placement.offsets[item.name], item.size))
+    return buffers, tuple(tuple(s) for s in op_scratch), placement.arena_bytes
+
+
+def _nbytes(t: Tensor, shape: tuple[int, ...]) -> int:
+    n = t.itemsize
+    for d in shape:
+        n *= d
+    return n
+
+
+def stage_op(stage: PatchStage, name: str) -> Op:
+    return Op(PATCH_STAGE, stage.inputs, (stage.output,), stage, name=name)
+
+
+def apply_stages(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | None = None) -> Graph:
+    """`graph` with each spec's stage replaced by one PATCH_STAGE op (specs index the
+    ops of `graph` as given; stages must not overlap)."""
+    ops = list(graph.ops)
+    removed = 0
+    previous_end = -1
+    for spec in sorted(specs, key=lambda s: s.end):
+        if spec.end <= previous_end:
+            raise MCUCError(f"patch stages overlap at op {spec.end}; give each stage its own ops")
+        end = spec.end - removed
+        g = graph.with_(ops=tuple(ops))
+        if not 0 <= spec.end < len(graph.ops):
+            raise MCUCError(f"patch stage {spec}: op {spec.end} does not exist "
+                            f"(the graph has ops 0..{len(graph.ops) - 1})")
+        start = stage_start(g, end) if spec.start is None else spec.start - removed
+        if spec.start is not None and spec.start <= previous_end:
+            raise MCUCError(f"patch stage {spec} starts inside the previous stage")
+        stage = build_stage(g, start, end, spec.grid, scratch)
+        ops[start:end + 1] = [stage_op(stage, f"patch_stage_{spec.end}")]
+        removed += end - start
+        previous_end = spec.end
+    patched = graph.with_(ops=tuple(ops))
+    patched.verify()
+    return patched
+
+
+def with_workspace(scratch: ScratchFn | None) -> ScratchFn:
+    """The backend's scratch requests plus each PATCH_STAGE's workspace."""
+    def requests(op: Op, in_place: bool) -> Sequence[ScratchRequest]:
+        if op.kind == PATCH_STAGE:
+            return [ScratchRequest(WORKSPACE, op.attrs.workspace_bytes, DEFAULT_ALIGN)]
+        return scratch(op, in_place) if scratch is not None else []
+    return requests
+
+
+def as_patch_loops(program: Program) -> Program:
+    """The program with every PATCH_STAGE step as a PatchLoop."""
+    steps = tuple(PatchLoop(s.op, s.scratch, s.in_place, s.in_place_input, s.alias)
+                  if s.op.kind == PATCH_STAGE and not isinstance(s, PatchLoop) else s for s in program.steps)
+    return replace(program, steps=steps)
+
+
+def plan_patched(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | None = None,
+                 **plan_options) -> Program:
+    """Apply the stages, plan memory (stage workspaces included), emit PatchLoop steps."""
+    from .plan import plan
+
+    patched = apply_stages(graph, specs, scratch)
+    return as_patch_loops(plan(patched, with_workspace(scratch), **plan_options))
+
+
+def graph_macs(graph: Graph) -> int:
+    """MACs of one inference (a stage counts its patches' MACs, halos included)."""
+    return sum(op_def(op.kind).macs(op) for op in graph.ops)
+
+
+def stage_macs(stage: PatchStage) -> int:
+    return sum(region_macs(op, work.out) for works in stage.patches for op, work in zip(stage.ops, works))

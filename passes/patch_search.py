@@ -1,0 +1,202 @@
+"""The patch schedule search: split points x patch grids (1x1 .. 8x8) with the memory
+planner, under an SRAM budget or at a MAC overhead limit.
+
+Every candidate (a stage ending at a cut op, its longest start, a grid) is first
+estimated fast and exactly in MACs: the spatial ops' rules are separable (rows depend
+only on rows, columns on columns), so ph row bands and pw column bands give every
+patch's region, the workspace and the MACs without analysing all ph*pw patches. Its
+peak is estimated by the live-set bound of the planner's storage rules (the stage's
+step holds its inputs, its output, other live tensors and the workspace). Only the most
+promising candidates are then planned exactly (plan_patched), and the exact arena
+decides.
+
+Choice (issue 6): with a budget, among the schedules whose arena fits, the fewest MACs
+(then the smallest arena); without one, the smallest arena at no more than
+`max_overhead` extra MACs. Layer-by-layer execution is always a candidate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Sequence
+
+from mcuc.ir import Graph, MCUCError, Op, Region, Tensor, op_def
+from mcuc.ir.program import Program, ScratchRequest
+
+from .aliasing import plan_storage
+from .lifetimes import live_bytes_per_step, lifetimes
+from .patch import (PATCH_STAGE, StageSpec, _workspace, apply_stages, graph_macs, plan_patched,
+                    stage_ends)
+from .plan import plan
+from .receptive_field import backward_regions, split_axis
+
+ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
+GRID_SIDES = tuple(range(1, 9))
+EXACT_PLANS = 6  # candidates planned exactly per search
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One schedule: no stage (layer by layer) or one stage [start, end] with `grid`."""
+
+    stages: tuple[StageSpec, ...]
+    start: int
+    end: int
+    grid: tuple[int, int]
+    macs: int
+    overhead: float
+    peak_estimate: int
+    arena_bytes: int | None = None  # exact, once planned
+
+    @property
+    def layer_by_layer(self) -> bool:
+        return not self.stages
+
+    @property
+    def peak(self) -> int:
+        return self.arena_bytes if self.arena_bytes is not None else self.peak_estimate
+
+    def describe(self) -> str:
+        return "layer-by-layer" if self.layer_by_layer else f"{self.grid[0]}x{self.grid[1]}@{self.end}"
+
+
+@dataclass
+class SearchResult:
+    best: Candidate
+    program: Program
+    baseline: Candidate
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def _band_ranges(ops: Sequence[Op], cut: Tensor, axis: int, parts: int) -> list[tuple[dict, list]]:
+    """Per band of the cut along `axis` (1: rows, 2: columns): each tensor's range and
+    each op's output range along that axis."""
+    full = Region.full(cut.shape)
+    bands = []
+    for a, b in split_axis(cut.shape[axis], parts):
+        regions, works = backward_regions(ops, {cut: full.with_axis(axis, a, b)})
+        bands.append(({t: r.axis(axis) for t, r in regions.items()}, [w.out.axis(axis) for w in works]))
+    return bands
+
+
+def _span(r: tuple[int, int]) -> int:
+    return max(r[1] - r[0], 0)
+
+
+class StageModel:
+    """Fast figures of one stage (ops [start, end] of `graph`) for any grid."""
+
+    def __init__(self, graph: Graph, start: int, end: int, scratch: ScratchFn | None):
+        self.graph, self.start, self.end, self.scratch = graph, start, end, scratch
+        self.ops = graph.ops[start:end + 1]
+        self.cut = self.ops[-1].outputs[0]
+        self.intermediates = [op.outputs[0] for op in self.ops[:-1]]
+        self.per_pixel = [Fraction(op_def(op.kind).macs(op), op.outputs[0].shape[1] * op.outputs[0].shape[2])
+                          for op in self.ops]
+        self._bands: dict[tuple[int, int], list] = {}
+        self.outside_macs = graph_macs(graph) - graph_macs(graph.with_(ops=self.ops))
+        self.live = self._live_without_workspace()
+
+    def bands(self, axis: int, parts: int) -> list:
+        key = (axis, parts)
+        if key not in self._bands:
+            self._bands[key] = _band_ranges(self.ops, self.cut, axis, parts)
+        return self._bands[key]
+
+    def _live_without_workspace(self) -> tuple[int, int]:
+        """(bytes live at the stage's step without its workspace, peak of the other steps)."""
+        patched = apply_stages(self.graph, [StageSpec(self.end, (1, 1), self.start)])
+
+        def no_workspace(op: Op, in_place: bool):
+            if op.kind == PATCH_STAGE:
+                return []
+            return self.scratch(op, in_place) if self.scratch is not None else []
+
+        items = lifetimes(patched, plan_storage(patched, pointwise=None), no_workspace)
+        live = live_bytes_per_step(items, len(patched.ops))
+        others = [b for i, b in enumerate(live) if i != self.start]
+        return live[self.start], max(others, default=0)
+
+    def figures(self, grid: tuple[int, int]) -> tuple[int, int]:
+        """(MACs of one inference with this stage, estimated peak bytes)."""
+        rows, cols = self.bands(1, grid[0]), self.bands(2, grid[1])
+        macs = Fraction(0)
+        for i in range(len(self.ops)):
+            macs += self.per_pixel[i] * sum(_span(b[1][i]) for b in rows) * sum(_span(b[1][i]) for b in cols)
+        largest = {}
+        for t in self.intermediates:
+            r = max((_span(b[0][t]) for b in rows if t in b[0]), default=0)
+            c = max((_span(b[0][t]) for b in cols if t in b[0]), default=0)
+            largest[t] = (t.shape[0], r, c, t.shape[3])
+        _, _, workspace = _workspace(self.ops, self.intermediates, largest, self.scratch)
+        stage_live, others = self.live
+        return self.outside_macs + int(macs), max(stage_live + workspace, others)
+
+
+def enumerate_candidates(graph: Graph, scratch: ScratchFn | None = None,
+                         sides: Sequence[int] = GRID_SIDES) -> tuple[Candidate, list[Candidate]]:
+    """(layer by layer, every stage x grid), with exact MACs and estimated peaks."""
+    base_macs = graph_macs(graph)
+    base_items = lifetimes(graph, plan_storage(graph, pointwise=None), scratch)
+    baseline = Candidate((), -1, -1, (1, 1), base_macs, 0.0, max(live_bytes_per_step(base_items, len(graph.ops))))
+    result = []
+    for start, end in stage_ends(graph):
+        model = StageModel(graph, start, end, scratch)
+        h, w = model.cut.shape[1], model.cut.shape[2]
+        for ph in sides:
+            for pw in sides:
+                if ph > h or pw > w or (ph, pw) == (1, 1):
+                    continue
+                macs, peak = model.figures((ph, pw))
+                result.append(Candidate((StageSpec(end, (ph, pw)),), start, end, (ph, pw), macs,
+                                        macs / base_macs - 1 if base_macs else 0.0, peak))
+    return baseline, result
+
+
+def _exact(graph: Graph, c: Candidate, scratch: ScratchFn | None, base_macs: int) -> tuple[Candidate, Program]:
+    """The candidate planned exactly (its arena measured), with its program."""
+    program = plan_patched(graph, c.stages, scratch) if c.stages else plan(graph, scratch)
+    macs = graph_macs(program.graph)
+    overhead = macs / base_macs - 1 if base_macs else 0.0
+    return Candidate(c.stages, c.start, c.end, c.grid, macs, overhead, c.peak_estimate, program.arena_bytes), program
+
+
+def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None = None,
+           max_overhead: float = 0.10, sides: Sequence[int] = GRID_SIDES) -> SearchResult:
+    """The best schedule for `graph` (see the module docstring); MCUCError when a budget
+    is given and nothing fits, naming the smallest peak any schedule reaches."""
+    baseline, candidates = enumerate_candidates(graph, scratch, sides)
+    exact = lambda c: _exact(graph, c, scratch, baseline.macs)
+    exact_baseline, base_program = exact(baseline)
+    planned: list[tuple[Candidate, Program]] = [(exact_baseline, base_program)]
+    if sram is not None:
+        if exact_baseline.arena_bytes <= sram:
+            return SearchResult(exact_baseline, base_program, exact_baseline, candidates)
+        fitting = sorted((c for c in candidates if c.peak_estimate <= sram), key=lambda c: (c.macs, c.peak_estimate))
+        for c in fitting[:EXACT_PLANS * 2]:
+            planned.append(exact(c))
+            if planned[-1][0].arena_bytes <= sram:
+                same = [p for p in planned if p[0].arena_bytes <= sram]
+                best = min(same, key=lambda p: (p[0].macs, p[0].arena_bytes))
+                return SearchResult(best[0], best[1], exact_baseline, candidates)
+        lowest = sorted(candidates, key=lambda c: (c.peak_estimate, c.macs))[:EXACT_PLANS]
+        planned += [exact(c) for c in lowest]
+        smallest = min(planned, key=lambda p: p[0].arena_bytes)[0]
+        raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM: the smallest peak any "
+                        f"schedule reaches is {smallest.arena_bytes:,} B ({smallest.describe()}, "
+                        f"{smallest.overhead:.1%} extra MACs); raise --sram to at least that")
+    allowed = sorted((c for c in candidates if c.overhead <= max_overhead), key=lambda c: (c.peak_estimate, c.macs))
+    for c in allowed[:EXACT_PLANS]:
+        if c.peak_estimate < exact_baseline.arena_bytes:
+            planned.append(exact(c))
+    best = min(planned, key=lambda p: (p[0].arena_bytes, p[0].macs))
+    return SearchResult(best[0], best[1], exact_baseline, candidates)
+
+
+def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Candidates no other beats in both peak and MACs, by increasing MACs."""
+    front: list[Candidate] = []
+    for c in sorted(candidates, key=lambda c: (c.macs, c.peak)):
+        if not front or c.peak < front[-1].peak:
+            front.append(c)
+    return front
