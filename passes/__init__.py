@@ -7,7 +7,8 @@ backends use (order, aliasing/in-place, lifetimes, arena placement).
 Reports: report.memory_svg(program), report.memory_table(program).
 """
 from .fold_pad import fold_pad
+from .order import order_for_memory
 from .plan import plan
 from .strip_edge_quantization import strip_edge_quantization
 
-__all__ = ["fold_pad", "plan", "strip_edge_quantization"]
+__all__ = ["fold_pad", "order_for_memory", "plan", "strip_edge_quantization"]

@@ -13,18 +13,38 @@ from mcuc.ir.program import Buffer, Program, ScratchRequest, Step
 from .aliasing import Storage, is_pointwise, plan_storage
 from .allocate import Placement, allocate
 from .lifetimes import Lifetime, lifetimes, live_bound
+from .order import order_for_memory
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 
 
-def plan(graph: Graph, scratch: ScratchFn | None = None, *, optimize: bool = True) -> Program:
+def plan(graph: Graph, scratch: ScratchFn | None = None, *, optimize: bool = True,
+         overlap_pointwise: bool = True) -> Program:
     """Schedule `graph` and place every activation and scratch buffer in one arena.
 
     `scratch(op, in_place)` is the backend's list of temporaries for an op (None: none).
-    With `optimize`, several placement heuristics are tried and the smallest arena wins.
+    With `optimize`, the least-peak operator order (order.py) is tried next to the given
+    one and several placement heuristics; the smallest arena wins (Program.graph holds
+    the chosen order).
+    `overlap_pointwise=False` keeps 1x1 convolutions out of place (for a backend whose
+    pointwise kernel does not produce pixels in increasing order).
     """
     graph.verify()
+    best = _plan_in_order(graph, scratch, optimize, overlap_pointwise)
+    if optimize:
+        reordered = order_for_memory(graph, scratch)
+        if any(a is not b for a, b in zip(reordered.ops, graph.ops)):
+            other = _plan_in_order(reordered, scratch, optimize, overlap_pointwise)
+            if other.arena_bytes < best.arena_bytes:
+                best = other
+    return best
+
+
+def _plan_in_order(graph: Graph, scratch: ScratchFn | None, optimize: bool,
+                   overlap_pointwise: bool) -> Program:
     best = build_program(graph, plan_storage(graph), scratch, optimize=optimize)
+    if not overlap_pointwise:
+        return best
     best = _with_overlapping_pointwise(graph, best, scratch, optimize=optimize)
     if optimize:  # every eligible pointwise conv overlapping: sometimes better still
         every = build_program(graph, plan_storage(graph, pointwise=None), scratch, optimize=optimize)

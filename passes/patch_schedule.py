@@ -1,0 +1,103 @@
+"""--patch and --sram: from the user's choice to a planned Program (issue 6).
+
+- `--patch off` (the default without --sram): layer by layer; with --sram, an error if
+  that does not fit.
+- `--patch auto`: the search (patch_search.search): within --sram the fewest MACs, or
+  without it the smallest arena at <= 10% extra MACs.
+- `--patch RxC@OP[,RxC@OP...]`: the given stages, each ending at op OP (its index in the
+  prepared graph, as `mcuc plan` lists it, or its output tensor's name).
+- `--sram BYTES` without --patch: layer by layer if it fits, else the search.
+
+The program's notes carry `schedule` (the stages) and `mac_overhead` (extra MACs over
+layer by layer, as a fraction) for report.json.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence
+
+from mcuc.ir import Graph, MCUCError, Op
+from mcuc.ir.ops.patch_stage import KIND as PATCH_STAGE
+from mcuc.ir.program import Program, ScratchRequest
+
+from .patch import StageSpec, graph_macs, plan_patched
+from .patch_search import search
+from .plan import plan
+
+ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
+AUTO_MAX_OVERHEAD = 0.10
+_MANUAL = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*@\s*(\S+?)\s*$")
+
+
+def check_patch_option(patch: str | None) -> None:
+    """MCUCError unless `patch` is None, auto, off or a list of RxC@OP."""
+    if patch is None or patch in ("auto", "off"):
+        return
+    for part in patch.split(","):
+        if not _MANUAL.match(part):
+            raise MCUCError(f"--patch {patch!r}: {part.strip()!r} is not RxC@OP; write auto, off, or for "
+                            f"example 3x3@12 (a 3x3 grid at op 12's output; `mcuc plan` lists the ops)")
+
+
+def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
+    """The StageSpecs of a manual --patch value; OP is an op index or an output tensor name."""
+    check_patch_option(patch)
+    by_name = {t.name: i for i, op in enumerate(graph.ops) for t in op.outputs}
+    specs = []
+    for part in patch.split(","):
+        rows, cols, at = _MANUAL.match(part).groups()
+        if at.isdigit():
+            end = int(at)
+        elif at in by_name:
+            end = by_name[at]
+        else:
+            raise MCUCError(f"--patch {part.strip()!r}: {at!r} is neither an op index (0..{len(graph.ops) - 1}) "
+                            f"nor an op output's name")
+        if not 0 <= end < len(graph.ops):
+            raise MCUCError(f"--patch {part.strip()!r}: op {end} does not exist (ops 0..{len(graph.ops) - 1})")
+        specs.append(StageSpec(end, (int(rows), int(cols))))
+    return specs
+
+
+def schedule_summary(program: Program) -> list[dict]:
+    """The stages of a planned program, for report.json."""
+    stages = []
+    for i, step in enumerate(program.steps):
+        if step.op.kind != PATCH_STAGE:
+            continue
+        stage = step.op.attrs
+        stages.append({"step": i, "ops": [op.label for op in stage.ops], "output": stage.output.name,
+                       "grid": list(stage.grid), "workspace_bytes": stage.workspace_bytes})
+    return stages
+
+
+def _annotate(program: Program, base_macs: int) -> Program:
+    macs = graph_macs(program.graph)
+    program.notes["schedule"] = schedule_summary(program)
+    program.notes["mac_overhead"] = round(macs / base_macs - 1, 6) if base_macs else 0.0
+    return program
+
+
+def schedule_with_patches(graph: Graph, patch: str | None, sram: int | None,
+                          scratch: ScratchFn | None = None) -> Program:
+    """The planned program for a prepared graph under --patch / --sram."""
+    check_patch_option(patch)
+    if sram is not None and sram <= 0:
+        raise MCUCError(f"--sram {sram}: give the SRAM budget in bytes (a positive number)")
+    base_macs = graph_macs(graph)
+    if patch in (None, "off"):
+        program = plan(graph, scratch)
+        if sram is None or program.arena_bytes <= sram:
+            return _annotate(program, base_macs)
+        if patch == "off":
+            raise MCUCError(f"layer-by-layer execution of {graph.name} needs {program.arena_bytes:,} B, more than "
+                            f"--sram {sram:,}; allow patch-based inference with --patch auto")
+        patch = "auto"
+    if patch == "auto":
+        result = search(graph, scratch, sram=sram, max_overhead=AUTO_MAX_OVERHEAD)
+        return _annotate(result.program, base_macs)
+    program = plan_patched(graph, parse_stages(patch, graph), scratch)
+    if sram is not None and program.arena_bytes > sram:
+        raise MCUCError(f"--patch {patch} needs {program.arena_bytes:,} B, more than --sram {sram:,}; "
+                        f"try --patch auto or another grid")
+    return _annotate(program, base_macs)
