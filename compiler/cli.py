@@ -21,12 +21,18 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="cortex-m4", choices=TARGETS, help="core to compile for")
     p.add_argument("--io", choices=("int8", "float"), default=None,
                    help="int8: drop a float model's QUANTIZE/DEQUANTIZE edges (API takes int8)")
+    p.add_argument("--patch", default=None, metavar="auto|off|RxC@OP",
+                   help="patch-based inference: auto (search), off (layer by layer, the default without "
+                        "--sram), or stages such as 3x3@12 (a 3x3 grid at op 12's output; see `mcuc plan`)")
+    p.add_argument("--sram", type=int, default=None, metavar="BYTES",
+                   help="SRAM budget for the arena; searches patch schedules when layer by layer does not fit")
 
 
 def _options(args):
     from mcuc.pipeline import CompileOptions
 
-    return CompileOptions(target=getattr(args, "target", "cortex-m4"), io=getattr(args, "io", None))
+    return CompileOptions(target=getattr(args, "target", "cortex-m4"), io=getattr(args, "io", None),
+                          patch=getattr(args, "patch", None), sram=getattr(args, "sram", None))
 
 
 def cmd_inspect(args) -> int:
@@ -82,6 +88,15 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from mcuc.plan_cmd import format_plan, plan_model
+
+    svg = Path(args.svg) if args.svg else Path(f"{Path(args.model).stem}_plan.svg")
+    report = plan_model(args.model, _options(args), svg)
+    print(json.dumps(report, indent=2) if args.json else format_plan(report))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from mcuc.bench import bench_models, format_bench
 
@@ -127,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "a .npy file or a folder of .npy files; the quantized model is written beside the output")
     _add_compile_options(p)
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("plan", help="patch schedules: peak memory vs MAC overhead (table and SVG plot)")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--svg", default=None, help="where to write the plot (default: MODEL_plan.svg here)")
+    p.add_argument("--target", default="cortex-m4", help="core whose kernel scratch the plan includes")
+    p.add_argument("--io", choices=("int8", "float"), default=None,
+                   help="int8: drop a float model's QUANTIZE/DEQUANTIZE edges (API takes int8)")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("bench", help="compile, emulate and measure: instructions, SRAM, flash")
     p.add_argument("models", nargs="+")

@@ -19,12 +19,17 @@ class CompileOptions:
 
     target: str = "cortex-m4"
     io: str | None = None  # None: as the model; "int8": strip float QUANTIZE/DEQUANTIZE edges
+    patch: str | None = None  # None/"off": layer by layer; "auto"; "RxC@OP,...": patch stages
+    sram: int | None = None  # SRAM budget in bytes for the arena (mcuc.passes.patch_schedule)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS and self.target != "host":
             raise MCUCError(f"unknown target {self.target!r}; choose one of {', '.join(TARGETS)}")
         if self.io is not None and self.io not in IO_MODES:
             raise MCUCError(f"unknown --io {self.io!r}; choose int8 or float")
+        from mcuc.passes.patch_schedule import check_patch_option
+
+        check_patch_option(self.patch)
 
 
 Scratch = Callable[[Op, bool], Sequence[ScratchRequest]]
@@ -44,7 +49,12 @@ def schedule(graph: Graph, options: CompileOptions, scratch: Scratch | None = No
     """The Program a backend runs: prepared graph, best op order, memory plan."""
     from mcuc import passes
 
-    return passes.plan(prepare(graph, options), scratch)
+    graph = prepare(graph, options)
+    if options.patch is None and options.sram is None:
+        return passes.plan(graph, scratch)
+    from mcuc.passes.patch_schedule import schedule_with_patches
+
+    return schedule_with_patches(graph, options.patch, options.sram, scratch)
 
 
 def cortexm_scratch(target: str) -> Scratch:

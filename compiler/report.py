@@ -14,6 +14,8 @@ def program_report(program: Program, target: str) -> dict:
         "live_bound_bytes": program.live_bound_bytes,
         "macs": sum(op_def(op.kind).macs(op) for op in ops),
         "ops": len(ops),
+        "mac_overhead": program.notes.get("mac_overhead", 0.0),
+        "schedule": program.notes.get("schedule", []),
         "inputs": [_io(program, t) for t in program.graph.inputs],
         "outputs": [_io(program, t) for t in program.graph.outputs],
         "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first, "last": b.last}

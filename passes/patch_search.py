@@ -190,6 +190,14 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
         if c.peak_estimate < exact_baseline.arena_bytes:
             planned.append(exact(c))
     best = min(planned, key=lambda p: (p[0].arena_bytes, p[0].macs))
+    # Where the stage is no longer the peak, cheaper grids reach the same arena.
+    cheaper = sorted((c for c in allowed if c.peak_estimate <= best[0].arena_bytes and c.macs < best[0].macs),
+                     key=lambda c: c.macs)
+    for c in cheaper[:EXACT_PLANS]:
+        trial = exact(c)
+        if trial[0].arena_bytes <= best[0].arena_bytes:
+            best = trial
+            break
     return SearchResult(best[0], best[1], exact_baseline, candidates)
 
 

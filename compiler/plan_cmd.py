@@ -1,0 +1,118 @@
+"""`mcuc plan`: the memory / MAC trade-off of patch-based schedules for one model.
+
+Prints the Pareto front of the schedule search (split op, grid, peak arena bytes, MACs,
+overhead), the layer-by-layer point and the schedule `--patch auto` picks, and writes an
+SVG plot of peak memory against MAC overhead (every candidate as a dot, the front as a
+line, layer by layer and the choice marked).
+"""
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from mcuc.ir.graph import Graph
+from mcuc.passes.patch_search import Candidate, _exact, pareto_front, search
+from mcuc.passes.patch_schedule import AUTO_MAX_OVERHEAD
+from mcuc.pipeline import CompileOptions, cortexm_scratch, prepare
+
+FRONT_PLANNED = 30  # front entries planned exactly (the rest keep their estimate)
+PLOT_MAX_OVERHEAD = 0.5  # the plot leaves out schedules beyond +50% MACs
+
+
+def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
+    op = graph.ops[c.end] if c.end >= 0 else None
+    return {
+        "split": c.end if op is not None else None,
+        "split_op": op.label if op is not None else None,
+        "start": c.start if op is not None else None,
+        "grid": list(c.grid) if op is not None else None,
+        "patch": c.describe(),
+        "peak_bytes": c.peak,
+        "exact": c.arena_bytes is not None,
+        "macs": c.macs,
+        "mac_overhead": round(c.overhead, 6),
+        "role": role,
+    }
+
+
+def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None = None) -> dict:
+    """The trade-off report of one model (and the SVG written to `svg_path`)."""
+    from mcuc.model import load_model
+
+    graph = prepare(load_model(model_path).graph, options)
+    scratch = cortexm_scratch(options.target) if options.target != "host" else None
+    chosen = search(graph, scratch, max_overhead=AUTO_MAX_OVERHEAD)
+    baseline, candidates = chosen.baseline, chosen.candidates
+    front = pareto_front(candidates)
+    planned = [_exact(graph, c, scratch, baseline.macs)[0] for c in front[:FRONT_PLANNED]] + front[FRONT_PLANNED:]
+    planned = pareto_front([*planned, chosen.best])
+    rows = [_row(graph, baseline, "layer-by-layer")]
+    rows += [_row(graph, c, "chosen" if c.stages == chosen.best.stages else "") for c in planned]
+    if chosen.best.stages and not any(r["role"] == "chosen" for r in rows):
+        rows.append(_row(graph, chosen.best, "chosen"))
+    report = {"model": graph.name, "io": options.io, "target": options.target,
+              "max_overhead": AUTO_MAX_OVERHEAD, "candidates": len(candidates),
+              "layer_by_layer_bytes": baseline.arena_bytes, "chosen": _row(graph, chosen.best, "chosen"),
+              "front": rows}
+    if svg_path is not None:
+        svg_path.write_text(tradeoff_svg(graph.name, baseline, candidates, planned, chosen.best))
+        report["svg"] = str(svg_path)
+    return report
+
+
+def format_plan(report: dict) -> str:
+    lines = [f"{report['model']}: {report['candidates']} patch schedules searched; layer by layer "
+             f"{report['layer_by_layer_bytes']:,} B; --patch auto (<= {report['max_overhead']:.0%} extra MACs) "
+             f"picks {report['chosen']['patch']}: {report['chosen']['peak_bytes']:,} B, "
+             f"{report['chosen']['mac_overhead']:.1%} extra MACs",
+             f"{'split':>5}  {'op':<28} {'grid':>5} {'peak B':>10} {'MACs':>12} {'overhead':>9}  note"]
+    for r in report["front"]:
+        split = "-" if r["split"] is None else str(r["split"])
+        grid = "-" if r["grid"] is None else f"{r['grid'][0]}x{r['grid'][1]}"
+        peak = f"{r['peak_bytes']:,}" + ("" if r["exact"] else "~")
+        note = r["role"] or ""
+        lines.append(f"{split:>5}  {(r['split_op'] or 'layer by layer')[:28]:<28} {grid:>5} {peak:>10} "
+                     f"{r['macs']:>12,} {r['mac_overhead']:>8.1%}  {note}")
+    lines.append("peak B: arena bytes planned exactly; ~ marks an estimate (live-set bound)")
+    if "svg" in report:
+        lines.append(f"plot: {report['svg']}")
+    return "\n".join(lines)
+
+
+def tradeoff_svg(name: str, baseline: Candidate, candidates: list[Candidate], front: list[Candidate],
+                 chosen: Candidate, width: int = 900, height: int = 540) -> str:
+    """Peak memory (y) against MAC overhead (x) as an SVG document."""
+    left, right, top, bottom = 90, 30, 40, 50
+    candidates = [c for c in candidates if c.overhead <= PLOT_MAX_OVERHEAD]
+    front = [c for c in front if c.overhead <= PLOT_MAX_OVERHEAD]
+    points = [baseline, *candidates, *front, chosen]
+    max_x = max(max(c.overhead for c in points), 0.01)
+    max_y = max(c.peak for c in points)
+    pw, ph = width - left - right, height - top - bottom
+    x_of = lambda v: left + pw * v / max_x
+    y_of = lambda v: top + ph * (1 - v / max_y)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+             f'<text x="{left}" y="22" font-size="13">{escape(name)}: peak memory vs MAC overhead '
+             f'({len(candidates)} patch schedules up to +{PLOT_MAX_OVERHEAD:.0%} MACs)</text>',
+             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>']
+    for c in candidates:
+        parts.append(f'<circle cx="{x_of(c.overhead):.1f}" cy="{y_of(c.peak):.1f}" r="1.6" fill="#9ab">'
+                     f'<title>{escape(c.describe())}: ~{c.peak} B, {c.overhead:.1%}</title></circle>')
+    line = " ".join(f"{x_of(c.overhead):.1f},{y_of(c.peak):.1f}" for c in sorted(front, key=lambda c: c.overhead))
+    parts.append(f'<polyline points="{line}" fill="none" stroke="#e15759" stroke-width="1.5"/>')
+    for c in front:
+        parts.append(f'<circle cx="{x_of(c.overhead):.1f}" cy="{y_of(c.peak):.1f}" r="3" fill="#e15759">'
+                     f'<title>{escape(c.describe())}: {c.peak} B, {c.overhead:.1%}</title></circle>')
+    for c, color, label in ((baseline, "#4e79a7", "layer by layer"), (chosen, "#59a14f", f"chosen {chosen.describe()}")):
+        x, y = x_of(c.overhead), y_of(c.peak)
+        parts.append(f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{x + 8:.1f}" y="{y - 6:.1f}">{escape(label)}: {c.peak:,} B</text>')
+    for frac in (0, 0.25, 0.5, 0.75, 1):
+        parts.append(f'<text x="{left - 6}" y="{y_of(max_y * frac) + 4:.1f}" text-anchor="end">{int(max_y * frac):,}</text>')
+        parts.append(f'<text x="{x_of(max_x * frac):.1f}" y="{top + ph + 16}" text-anchor="middle">{max_x * frac:.0%}</text>')
+    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 10}" text-anchor="middle">extra MACs over layer by layer</text>')
+    parts.append(f'<text x="16" y="{top + ph / 2:.1f}" transform="rotate(-90 16 {top + ph / 2:.1f})" '
+                 f'text-anchor="middle">peak arena bytes</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
