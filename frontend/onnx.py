@@ -16,6 +16,7 @@ whose rounding sees the raw values (QLinearAdd) carry the offset in their attrib
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +44,27 @@ NCHW_TO_NHWC = (0, 2, 3, 1)
 NHWC_TO_NCHW = (0, 3, 1, 2)
 # An ONNX axis of a 4-D NCHW tensor -> the same axis of the NHWC tensor the IR holds.
 NCHW_AXIS_IN_NHWC = {0: 0, 1: 3, 2: 1, 3: 2}
+
+
+
+def _host_runs_qdq_int8_as_uint8() -> bool:
+    """Whether onnxruntime on this machine (where `mcuc verify` runs the oracle) converts
+    int8 QDQ activations to uint8 before fusing (its QDQS8ToU8Transformer, active on
+    x86-64 without VNNI, where u8 x s8 products are summed in int16). Kernels whose float
+    rounding sees the raw values (QLinearAveragePool adds the zero point before
+    rounding) then compute on values 128 higher."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return not any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+ORT_QDQ_INT8_RUNS_AS_UINT8 = _host_runs_qdq_int8_as_uint8()
 
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
 _DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"}
@@ -261,7 +283,7 @@ class _Importer:
         else:
             raise self._error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
                                     f"{', '.join(sorted(_FLOAT_OPS))} in QDQ form, QLinearConv, QLinearMatMul, "
-                                    "QGemm, QLinearAdd, QLinearGlobalAveragePool, QLinearConcat); replace it or "
+                                    "QGemm, QLinearAdd, QLinearGlobalAveragePool, QLinearAveragePool, QLinearConcat); replace it or "
                                     "keep it outside the quantized model")
 
     # QuantizeLinear / DequantizeLinear --------------------------------------------------
@@ -446,13 +468,18 @@ class _Importer:
             ins = [self._q_operand(node, i[0], i[1], i[2])]
             out = self._qparams(node, i[3], i[4] or None, 0, "uint8")
             return self._build(node, "GlobalAveragePool", ins, out, node.output[0])
+        if kind == "QLinearAveragePool":
+            ins = [self._q_operand(node, i[0], i[1], i[2])]
+            out = self._qparams(node, i[3], i[4] or None, 0, "uint8")
+            return self._build(node, "AveragePool", ins, out, node.output[0])
         if kind == "QLinearConcat":
             out = self._qparams(node, i[0], i[1], 0, "uint8")
             names = list(node.input[2:])
             ins = [self._q_operand(node, names[k], names[k + 1], names[k + 2]) for k in range(0, len(names), 3)]
             return self._build(node, "Concat", ins, out, node.output[0])
         raise self._error(node, f"operator-format op {kind} is not supported yet (supported: QLinearConv, "
-                                "QLinearMatMul, QGemm, QLinearAdd, QLinearGlobalAveragePool, QLinearConcat); "
+                                "QLinearMatMul, QGemm, QLinearAdd, QLinearGlobalAveragePool, QLinearAveragePool, "
+                                "QLinearConcat); "
                                 "quantize in QDQ format or keep the op outside the quantized model")
 
     # building IR ops ---------------------------------------------------------------------
@@ -642,6 +669,30 @@ def _build_maxpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     return Value(y, out, nchw=True)
 
 
+def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+    x = imp._activation(node, ins[0])
+    a = imp._attrs(node)
+    kernel = tuple(int(k) for k in a["kernel_shape"])
+    if not x.nchw or len(kernel) != 2:
+        raise imp._error(node, "only 2-D pooling of 4-D NCHW tensors is supported")
+    if int(a.get("channels_last", 0)):
+        raise imp._error(node, "channels_last=1 is not supported; export NCHW")
+    if out.dtype != ins[0].qparams.dtype:
+        raise imp._error(node, "input and output mix int8 and uint8")
+    strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], kernel)
+    if dilations != (1, 1):
+        raise imp._error(node, "dilated pooling is not supported")
+    # A QDQ group's int8 may run as uint8 in onnxruntime (see _host_runs_qdq_int8_as_uint8).
+    # (QDQ int8 Adds are left alone: on such hosts onnxruntime mostly keeps them in float,
+    # the conversion breaking their fusion, and the int8-domain formula matches those.)
+    on_uint8 = out.dtype == "uint8" or (ORT_QDQ_INT8_RUNS_AS_UINT8 and node.op_type == "AveragePool")
+    attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding, rounding=ONNXRUNTIME,
+                        ort_offset=UINT8_OFFSET if on_uint8 else 0,
+                        count_include_pad=bool(int(a.get("count_include_pad", 0))))
+    y = imp._emit("AVERAGE_POOL_2D", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
+    return Value(y, out, nchw=True)
+
+
 def _build_reshape(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
     x = imp._activation(node, ins[0])
     t = x.tensor
@@ -704,6 +755,7 @@ _BUILDERS = {
     "Mul": _build_add,
     "GlobalAveragePool": _build_gap,
     "MaxPool": _build_maxpool,
+    "AveragePool": _build_avgpool,
     "Reshape": _build_reshape,
     "Flatten": _build_reshape,
     "Concat": _build_concat,

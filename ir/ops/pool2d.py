@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..op import Op
+from ..ort_numerics import ONNXRUNTIME, int_to_f32, rne_to_int
 from ..region import Region, window_input_range
 from . import OpDef, register
 from ._common import Padding2D, require, window_output_size
@@ -26,6 +27,13 @@ class Pool2DAttrs:
     padding: Padding2D = field(default_factory=Padding2D)
     act_min: int = -128
     act_max: int = 127
+    # AVERAGE_POOL_2D: "tflite" (integer mean, one quantization) or "onnxruntime"
+    # (QLinearAveragePool: float32 mean of dequantized values, requantized; see
+    # evaluate_average_onnxruntime). ort_offset: 128 when the model computed on uint8.
+    rounding: str = "tflite"
+    ort_offset: int = 0
+    # Divide by the whole window (ONNX count_include_pad=1) instead of its valid part.
+    count_include_pad: bool = False
 
 
 def _window_has_valid_element(in_size: int, out_size: int, kernel: int, stride: int, pad_before: int) -> bool:
@@ -43,7 +51,7 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(min(p.top, p.bottom, p.left, p.right) >= 0, op, f"negative padding {p}")
     require(a.act_min <= a.act_max, op, f"activation range [{a.act_min}, {a.act_max}] is empty")
     out = op.output
-    if x.quant is not None and out.quant is not None:
+    if x.quant is not None and out.quant is not None and a.rounding != ONNXRUNTIME:
         require(abs(x.quant.scalar_scale - out.quant.scalar_scale) <= 1e-6
                 and x.quant.scalar_zero_point == out.quant.scalar_zero_point, op,
                 "input and output quantization must be equal (pooling does not requantize)")
@@ -75,8 +83,39 @@ def _pool_windows(x: np.ndarray, a: Pool2DAttrs, out_shape: tuple[int, ...], fil
     return windows(pad_spatial(x, a.padding, fill), a.filter[0], a.filter[1], oh, ow, a.stride, (1, 1))
 
 
+def evaluate_average_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """onnxruntime's QLinearAveragePool: each input dequantized in float32
+    (x_scale * (x - x_zp)), the window's valid elements summed in float32 row by row,
+    divided by the element count (the whole window with count_include_pad), then
+    y = clamp(nearbyint(mean / y_scale + y_zp)) -- the zero point is added in float,
+    before the rounding, on the model's own (uint8: +128) values."""
+    a: Pool2DAttrs = op.attrs
+    x_t, y_t = op.input, op.output
+    real = np.float32(x_t.quant.scale[0]) * int_to_f32(inputs[0].astype(np.int64) - x_t.quant.scalar_zero_point)
+    _, oh, ow, _ = y_t.shape
+    padded = pad_spatial(real, a.padding, 0.0)
+    total = np.zeros(y_t.shape, np.float32)
+    sh, sw = a.stride
+    for ky in range(a.filter[0]):
+        for kx in range(a.filter[1]):
+            total = total + padded[:, ky: ky + (oh - 1) * sh + 1: sh, kx: kx + (ow - 1) * sw + 1: sw, :]
+    if a.count_include_pad:
+        count = np.float32(a.filter[0] * a.filter[1])
+    else:
+        ones = np.ones(x_t.shape[:3] + (1,), np.int64)
+        count = _pool_windows(ones, a, y_t.shape[:3] + (1,), 0).sum(axis=(3, 4)).astype(np.float32)
+    mean = total / count
+    zp = np.float32(y_t.quant.scalar_zero_point + a.ort_offset)
+    q = rne_to_int(mean / np.float32(y_t.quant.scale[0]) + zp) - a.ort_offset
+    lo, hi = np.iinfo(np.dtype(y_t.dtype)).min, np.iinfo(np.dtype(y_t.dtype)).max
+    y = np.clip(np.clip(q, lo, hi), a.act_min, a.act_max)
+    return [y.astype(y_t.dtype)]
+
+
 def evaluate_average(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     a: Pool2DAttrs = op.attrs
+    if a.rounding == ONNXRUNTIME:
+        return evaluate_average_onnxruntime(op, inputs)
     x = inputs[0].astype(np.int64)
     out_shape = op.output.shape
     total = _pool_windows(x, a, out_shape, 0).sum(axis=(3, 4))
