@@ -31,6 +31,7 @@ from mcuc.ir.ops.conv2d import Conv2DAttrs
 from mcuc.ir.ops.depthwise_conv2d import DepthwiseConv2DAttrs
 from mcuc.ir.ops.fully_connected import FullyConnectedAttrs
 from mcuc.ir.ops.mean import MeanAttrs
+from mcuc.ir.ops.mul import MulAttrs
 from mcuc.ir.ops.pool2d import Pool2DAttrs
 from mcuc.ir.ops.quantize import QuantizeAttrs
 from mcuc.ir.ops.reshape import ReshapeAttrs
@@ -622,8 +623,7 @@ def _build_matmul(imp: _Importer, node, ins, out: QParams, out_name: str) -> Val
 
 
 def _build_add(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    if node.op_type.endswith("Mul"):
-        raise imp._error(node, "quantized Mul is not supported yet; keep it outside the quantized model")
+    """Add and Mul (QLinearAdd / QLinearMul): two operands, one may be a one-element constant."""
     offsets = {q.qparams.dtype for q in ins} | {out.dtype}
     if len(offsets) != 1:
         raise imp._error(node, "inputs and output mix int8 and uint8")
@@ -638,9 +638,14 @@ def _build_add(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
             v = imp._activation(node, q)
             nchw = nchw or v.nchw
             operands.append(v.tensor)
-    # QLinearAdd's float rounding sees the model's own values: uint8 ones are 128 higher.
-    attrs = AddAttrs(rounding=ONNXRUNTIME, ort_offset=UINT8_OFFSET if out.dtype == "uint8" else 0)
-    y = imp._emit("ADD", operands, attrs, out_name, "int8", out.ir_quant(0), node.name)
+    # QLinearAdd's and QLinearMul's float rounding sees the model's own values: uint8 ones
+    # are 128 higher.
+    offset = UINT8_OFFSET if out.dtype == "uint8" else 0
+    if node.op_type.endswith("Mul"):
+        kind, attrs = "MUL", MulAttrs(rounding=ONNXRUNTIME, ort_offset=offset)
+    else:
+        kind, attrs = "ADD", AddAttrs(rounding=ONNXRUNTIME, ort_offset=offset)
+    y = imp._emit(kind, operands, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=nchw)
 
 

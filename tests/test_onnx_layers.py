@@ -137,8 +137,9 @@ def test_gemm_and_matmul(dtype, features, units, gemm, out_ratio, seed):
 
 @SETTINGS
 @given(dtype=dtypes, shape=st.sampled_from([(1, 3, 4, 5), (1, 8, 2, 2), (1, 17), (1, 2, 3, 33)]),
-       scales=st.tuples(*[st.floats(0.005, 0.2)] * 3), scalar_b=st.booleans(), seed=st.integers(0, 2**16))
-def test_add(dtype, shape, scales, scalar_b, seed):
+       scales=st.tuples(*[st.floats(0.005, 0.2)] * 3), scalar_b=st.booleans(), mul=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_add_and_mul(dtype, shape, scales, scalar_b, mul, seed):
     rng = np.random.default_rng(seed)
     b = _Builder(dtype, rng)
     xa = b.qdq("x", scales[0])
@@ -148,8 +149,9 @@ def test_add(dtype, shape, scales, scalar_b, seed):
         xb = b.name("DQc")
         b.nodes.append(helper.make_node("DequantizeLinear", [b.init(b.name("c"), b.np_dtype(rng.integers(b.lo, b.hi + 1))),
                                                              s, z], [xb]))
-    b.nodes.append(helper.make_node("Add", [xa, xb], ["c"]))
-    _compare(b.model(shape, b.qdq("c", scales[2])), seed)
+    b.nodes.append(helper.make_node("Mul" if mul else "Add", [xa, xb], ["c"]))
+    out_scale = scales[0] * scales[1] * 60 * scales[2] if mul else scales[2]
+    _compare(b.model(shape, b.qdq("c", out_scale)), seed)
 
 
 @SETTINGS

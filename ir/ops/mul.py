@@ -12,6 +12,7 @@ import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..op import Op
+from ..ort_numerics import ONNXRUNTIME, int_to_f32, rne_to_int
 from . import OpDef, register
 from ._common import require
 from .add import binary_infer_shapes, binary_input_regions
@@ -21,6 +22,10 @@ from .add import binary_infer_shapes, binary_input_regions
 class MulAttrs:
     act_min: int = -128
     act_max: int = 127
+    # "tflite" (TFLM's Q31 multiplier) or "onnxruntime" (QLinearMul's float32 kernel,
+    # see evaluate_onnxruntime); ort_offset: 128 when the model computed on uint8.
+    rounding: str = "tflite"
+    ort_offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,27 @@ def macs(op: Op) -> int:
     return 0
 
 
+def evaluate_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """onnxruntime's QLinearMul (MLAS SSE2 kernel on x86): the exact product
+    (a - za) * (b - zb) as float32, times ratio = sa * sb / sc (float32, left to right),
+    plus float(zc) on the model's own (uint8: +128) zero point, rounded half to even,
+    saturated to the type."""
+    a: MulAttrs = op.attrs
+    x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
+    sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y_t))
+    ratio = np.float32(np.float32(sa * sb) / sc)
+    product = ((inputs[0].astype(np.int64) - x1.quant.scalar_zero_point)
+               * (inputs[1].astype(np.int64) - x2.quant.scalar_zero_point))
+    value = int_to_f32(product) * ratio + np.float32(y_t.quant.scalar_zero_point + a.ort_offset)
+    lo, hi = np.iinfo(np.dtype(y_t.dtype)).min, np.iinfo(np.dtype(y_t.dtype)).max
+    y = np.clip(rne_to_int(value) - a.ort_offset, lo, hi)
+    y = np.clip(y, a.act_min, a.act_max)
+    return [np.broadcast_to(y, y_t.shape).astype(y_t.dtype)]
+
+
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    if op.attrs.rounding == ONNXRUNTIME:
+        return evaluate_onnxruntime(op, inputs)
     p = mul_params(op)
     a: MulAttrs = op.attrs
     product = (inputs[0].astype(np.int64) + p.input1_offset) * (inputs[1].astype(np.int64) + p.input2_offset)
