@@ -14,10 +14,12 @@ How the memory plan shows up in a Step (backends must honour these flags):
   max(input bytes, output bytes).
   For CONV_2D (only 1x1, stride 1, unpadded, ungrouped: mcuc.passes.aliasing.is_pointwise)
   the output OVERLAPS the input at a different offset: the backend's kernel must produce
-  output pixels in increasing order (pixel = flattened N*H*W index), finishing output
-  pixels [p, p+4) before reading any input pixel >= p+4 (so any kernel that handles at
-  most 4 pixels at a time, in increasing order, is safe). The plan guarantees that the
-  output bytes of pixels < p+4 never cover input pixels >= p.
+  output pixels in increasing order (pixel = flattened N*H*W index), at most
+  POINTWISE_OVERLAP_PIXELS (2) pixels at a time: while it works on pixels [p, p+2) it
+  may read input pixels p, p+1 and write output pixels p, p+1 in any interleaving. The
+  plan guarantees that the output bytes of pixels < p+2 never cover input pixels >= p.
+  (CMSIS-style two-row GEMM and a plain pixel loop both qualify; a channel-major loop
+  over all pixels does not.)
 - `alias`: the op moves no bytes: its outputs already sit where the plan put them
   (RESHAPE/SQUEEZE share their input's offset; a CONCATENATION whose producers all wrote
   straight into its output's slices). Backends may emit nothing for such a step; running
@@ -33,6 +35,9 @@ from dataclasses import dataclass, field
 from .graph import Graph
 from .op import Op
 from .tensor import Tensor
+
+# How many pixels an in-place (overlapping) 1x1 CONV_2D kernel may have in flight.
+POINTWISE_OVERLAP_PIXELS = 2
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 from .interpreter import check_inputs
 from .ops import op_def
 from .patch_interpreter import run_patch_loop
-from .program import PatchLoop, Program
+from .program import POINTWISE_OVERLAP_PIXELS, PatchLoop, Program
 from .tensor import Tensor
 
 
@@ -73,15 +73,16 @@ def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0
 
 
 def _pointwise_overlap_safe(op, input_offset: int, output_offset: int) -> bool:
-    """An in-place 1x1 CONV_2D: produced pixel by pixel in increasing order, up to 4
-    pixels at a time, the output must never overwrite an input pixel not yet read."""
+    """An in-place 1x1 CONV_2D: produced in increasing pixel order, up to
+    POINTWISE_OVERLAP_PIXELS pixels at a time, the output must never overwrite an input
+    pixel not yet read."""
     cin, cout = op.inputs[0].shape[-1], op.outputs[0].shape[-1]
     pixels = op.outputs[0].size // cout
     a = input_offset - output_offset
     if a + pixels * cin <= 0:
         return True
     p = np.arange(pixels, dtype=np.int64)
-    return bool(np.all(np.minimum(p + 4, pixels) * cout <= a + p * cin))
+    return bool(np.all(np.minimum(p + POINTWISE_OVERLAP_PIXELS, pixels) * cout <= a + p * cin))
 
 
 def _check_step_overlaps(program: Program, index: int) -> None:

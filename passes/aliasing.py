@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mcuc.ir import Graph, Op, Quantization, Tensor
+from mcuc.ir.program import POINTWISE_OVERLAP_PIXELS
 
 from .lifetimes import tensor_intervals
 
@@ -41,8 +42,8 @@ ELEMENTWISE_KINDS = frozenset({"ADD", "MUL", "RELU", "RELU6", "LOGISTIC", "HARD_
 DEPTHWISE = "DEPTHWISE_CONV_2D"
 POINTWISE = "CONV_2D"
 # Output pixels a pointwise kernel may write before it has read all their input pixels
-# (CMSIS-NN's 1x1 kernels compute 2 or 4 rows of the pixel x channel matrix at a time).
-POINTWISE_CHUNK = 4
+# (the Cortex-M 1x1 GEMM computes two pixel rows at a time; ir/program.py states it).
+POINTWISE_CHUNK = POINTWISE_OVERLAP_PIXELS
 
 
 @dataclass(frozen=True, eq=False)
