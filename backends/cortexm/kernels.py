@@ -502,11 +502,20 @@ _EMITTERS: dict[str, Callable[[str, Step, Program, Target], StepCode]] = {
 }
 
 
+_TFLITE_ROUNDING = "tflite"
+# Emitters that tabulate the op's own reference semantics, so any rounding rule is exact.
+_ANY_ROUNDING = {_emit_lut, _emit_reshape, _emit_transpose, _emit_concatenation, _emit_pad, _emit_resize}
+
+
 def emit_step(index: int, step: Step, program: Program, target: Target) -> StepCode:
     """The C for step `index` of `program` on `target` (MCUCError for what the backend
     cannot compile, naming the op)."""
     op = step.op
     emitter = _EMITTERS.get(op.kind)
+    rounding = getattr(op.attrs, "rounding", _TFLITE_ROUNDING)
+    if rounding != _TFLITE_ROUNDING and emitter not in _ANY_ROUNDING:
+        raise MCUCError(f"step {index} {op.label}: requantization rule {rounding!r} (from an ONNX model) "
+                        f"has no Cortex-M kernel for {op.kind} yet; only TFLite's rule is supported here")
     if emitter is None:
         raise MCUCError(f"step {index} {op.label}: op kind {op.kind} has no Cortex-M kernel "
                         f"(supported: {', '.join(sorted(_EMITTERS))})")
