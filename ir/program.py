@@ -12,14 +12,14 @@ How the memory plan shows up in a Step (backends must honour these flags):
   DEPTHWISE_CONV_2D the backend must use its in-place kernel (channel by channel through
   the scratch plane it asked for with `scratch(op, in_place=True)`); the buffer holds
   max(input bytes, output bytes).
-  For CONV_2D (only 1x1, stride 1, unpadded, ungrouped: mcuc.passes.aliasing.is_pointwise)
-  the output OVERLAPS the input at a different offset: the backend's kernel must produce
-  output pixels in increasing order (pixel = flattened N*H*W index), at most
-  POINTWISE_OVERLAP_PIXELS (2) pixels at a time: while it works on pixels [p, p+2) it
-  may read input pixels p, p+1 and write output pixels p, p+1 in any interleaving. The
-  plan guarantees that the output bytes of pixels < p+2 never cover input pixels >= p.
-  (CMSIS-style two-row GEMM and a plain pixel loop both qualify; a channel-major loop
-  over all pixels does not.)
+  For CONV_2D (ungrouped int8, any kernel/stride/padding: mcuc.passes.aliasing.
+  is_overlappable_conv) the output OVERLAPS the input at a different offset: the
+  backend's kernel must produce output pixels in increasing order (pixel = flattened
+  N*OH*OW index), at most POINTWISE_OVERLAP_PIXELS (2) pixels at a time: while it works
+  on pixels [p, p+2) it may read their windows and write their outputs in any
+  interleaving. The plan guarantees that output bytes of pixels < p+2 never cover input
+  bytes that pixels >= p still read. (A CMSIS-style two-row im2col/GEMM and a plain
+  pixel loop both qualify; a channel-major loop over all pixels does not.)
 - `alias`: the op moves no bytes: its outputs already sit where the plan put them
   (RESHAPE/SQUEEZE share their input's offset; a CONCATENATION whose producers all wrote
   straight into its output's slices). Backends may emit nothing for such a step; running

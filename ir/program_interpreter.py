@@ -72,17 +72,38 @@ def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0
     return [t.data.copy() if t.is_constant else _read(arena, program.offsets[t], t) for t in graph.outputs]
 
 
-def _pointwise_overlap_safe(op, input_offset: int, output_offset: int) -> bool:
-    """An in-place 1x1 CONV_2D: produced in increasing pixel order, up to
-    POINTWISE_OVERLAP_PIXELS pixels at a time, the output must never overwrite an input
-    pixel not yet read."""
-    cin, cout = op.inputs[0].shape[-1], op.outputs[0].shape[-1]
-    pixels = op.outputs[0].size // cout
-    a = input_offset - output_offset
-    if a + pixels * cin <= 0:
-        return True
-    p = np.arange(pixels, dtype=np.int64)
-    return bool(np.all(np.minimum(p + POINTWISE_OVERLAP_PIXELS, pixels) * cout <= a + p * cin))
+def _conv_overlap_safe(op, input_offset: int, output_offset: int) -> bool:
+    """An in-place (overlapping) CONV_2D, emulated pixel by pixel: the kernel produces
+    output pixels in increasing order, POINTWISE_OVERLAP_PIXELS at a time; before each
+    group is finished, the input bytes its windows read must not have been overwritten by
+    the output written so far (this group's included)."""
+    x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    a = op.attrs
+    n, h, wd, cin = x.shape
+    _, oh, ow, cout = y.shape
+    kh, kw = w.shape[1], w.shape[2]
+    pixels = n * oh * ow
+    chunk = POINTWISE_OVERLAP_PIXELS
+    for p in range(0, pixels, chunk):
+        written_end = output_offset + min(p + chunk, pixels) * cout
+        if written_end <= input_offset:
+            continue  # the output written so far lies wholly before the input
+        for q in range(p, min(p + chunk, pixels)):
+            b, rest = divmod(q, oh * ow)
+            oy, ox = divmod(rest, ow)
+            cols = [ox * a.stride[1] - a.padding.left + kx * a.dilation[1] for kx in range(kw)]
+            cols = [c for c in cols if 0 <= c < wd]
+            if not cols:
+                continue
+            for ky in range(kh):
+                iy = oy * a.stride[0] - a.padding.top + ky * a.dilation[0]
+                if not 0 <= iy < h:
+                    continue
+                first = input_offset + ((b * h + iy) * wd + min(cols)) * cin
+                last = input_offset + ((b * h + iy) * wd + max(cols) + 1) * cin
+                if first < written_end and output_offset < last:
+                    return False
+    return True
 
 
 def _check_step_overlaps(program: Program, index: int) -> None:
@@ -102,7 +123,7 @@ def _check_step_overlaps(program: Program, index: int) -> None:
             # same offset (an alias of it, or x + x) is read element by element alike.
             declared = step.in_place and o_i == 0 and o0 == i0 == off[op.inputs[step.in_place_input]]
             if step.in_place and op.kind == "CONV_2D" and o_i == 0 and i_i == 0:
-                declared = _pointwise_overlap_safe(op, i0, o0)
+                declared = _conv_overlap_safe(op, i0, o0)
             if not declared:
                 raise PlanError(f"step {index} {op.label}: output {out.name!r} [{o0}, {o1}) overlaps "
                                 f"input {inp.name!r} [{i0}, {i0 + inp.nbytes}) without being in place")

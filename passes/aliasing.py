@@ -19,12 +19,12 @@ byte ranges intersect). Rules, applied op by op in the graph's order:
   after this step and is no graph output; DEPTHWISE_CONV_2D with depth multiplier 1
   likewise over its input (its output may be larger: the extra bytes must be free; the
   kernel works channel by channel through a scratch plane).
-- Overlapping pointwise convolution: a 1x1, stride-1, unpadded, ungrouped CONV_2D whose
-  input dies there writes its output overlapping the input, shifted so that output
-  pixels [p, p + POINTWISE_CHUNK) never touch input pixels >= p (see pointwise_shift).
+- Overlapping convolution: an ungrouped int8 CONV_2D whose input dies there writes its
+  output overlapping the input, shifted so that output pixels [0, p + POINTWISE_CHUNK)
+  never touch an input pixel that output pixels >= p still read (conv_overlap_shift).
   The kernel must produce output pixels in increasing order, at most POINTWISE_CHUNK
-  pixels at a time. Then the op needs max(in, out) + POINTWISE_CHUNK * min(cin, cout)
-  bytes instead of in + out.
+  pixels at a time (ir/program.py). A 1x1 conv then needs max(in, out) + CHUNK *
+  min(cin, cout) bytes instead of in + out; a 3x3 one about one input row more.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from .lifetimes import tensor_intervals
 ALIAS_KINDS = frozenset({"RESHAPE", "SQUEEZE"})
 ELEMENTWISE_KINDS = frozenset({"ADD", "MUL", "RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "QUANTIZE"})
 DEPTHWISE = "DEPTHWISE_CONV_2D"
-POINTWISE = "CONV_2D"
+CONV = "CONV_2D"
 # Output pixels a pointwise kernel may write before it has read all their input pixels
 # (the Cortex-M 1x1 GEMM computes two pixel rows at a time; ir/program.py states it).
 POINTWISE_CHUNK = POINTWISE_OVERLAP_PIXELS
@@ -143,7 +143,7 @@ def in_place_candidates(op: Op) -> list[int]:
         if getattr(op.attrs, "depth_multiplier", 1) == 1 and x.dtype == out.dtype and not x.is_constant:
             return [0]
         return []
-    if op.kind == POINTWISE and is_pointwise(op):
+    if is_overlappable_conv(op):
         return [0]
     if op.kind in ELEMENTWISE_KINDS:
         return [i for i, t in enumerate(op.inputs)
@@ -152,40 +152,48 @@ def in_place_candidates(op: Op) -> list[int]:
     return []
 
 
-def is_pointwise(op: Op) -> bool:
-    """A 1x1, stride-1, unpadded, ungrouped CONV_2D: pixel p of the output reads only
-    pixel p of the input."""
-    if op.kind != POINTWISE or len(op.inputs) < 2:
+def is_overlappable_conv(op: Op) -> bool:
+    """An ungrouped int8 CONV_2D (any kernel, stride, padding, dilation): its kernels
+    produce output pixels in increasing order, so the output may overlap the input."""
+    if op.kind != CONV or len(op.inputs) < 2 or len(op.outputs) != 1:
         return False
     x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    return (not x.is_constant and len(x.shape) == 4 and w.shape[3] == x.shape[3]
+            and x.itemsize == 1 and y.itemsize == 1)
+
+
+def lowest_future_read(op: Op) -> np.ndarray:
+    """For each output pixel p (flattened N*OH*OW), the lowest input pixel that output
+    pixels >= p read (the input pixel count where they read nothing but padding)."""
+    x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
     a = op.attrs
-    p = a.padding
-    return (not x.is_constant and w.shape[1:3] == (1, 1) and tuple(a.stride) == (1, 1)
-            and (p.top, p.bottom, p.left, p.right) == (0, 0, 0, 0) and w.shape[3] == x.shape[3]
-            and x.shape[:3] == y.shape[:3] and x.itemsize == 1 and y.itemsize == 1)
+    n, h, wd, _ = x.shape
+    _, oh, ow, _ = y.shape
+
+    def first_valid(out_size: int, stride: int, pad: int, kernel: int, dilation: int, size: int) -> np.ndarray:
+        start = np.arange(out_size) * stride - pad
+        k = np.where(start < 0, -(start // dilation), 0)  # first tap at or past index 0
+        pos = start + k * dilation
+        return np.where((k < kernel) & (pos < size), pos, -1)
+
+    rows = first_valid(oh, a.stride[0], a.padding.top, w.shape[1], a.dilation[0], h)
+    cols = first_valid(ow, a.stride[1], a.padding.left, w.shape[2], a.dilation[1], wd)
+    batch = np.arange(n)[:, None, None] * (h * wd)
+    lowest = batch + rows[None, :, None] * wd + cols[None, None, :]
+    none = (rows[None, :, None] < 0) | (cols[None, None, :] < 0)
+    lowest = np.where(none, n * h * wd, lowest).reshape(-1).astype(np.int64)
+    return np.minimum.accumulate(lowest[::-1])[::-1]
 
 
-def pointwise_shift(op: Op) -> int:
-    """Input offset minus output offset for an overlapping pointwise conv: the smallest
-    placement where output pixels [p, p + CHUNK) end before input pixel p starts."""
+def conv_overlap_shift(op: Op) -> int:
+    """Input offset minus output offset of an overlapping CONV_2D: the smallest shift at
+    which output pixels [0, p + CHUNK) end before the lowest input pixel that pixels >= p
+    still read, for every p."""
     cin, cout = op.inputs[0].shape[3], op.outputs[0].shape[3]
-    pixels = op.outputs[0].size // cout
-    if cout >= cin:  # output grows: input sits at the output's end, one chunk further
-        return pixels * (cout - cin) + POINTWISE_CHUNK * cin
-    return POINTWISE_CHUNK * cout  # output shrinks: it starts one chunk of output before the input
-
-
-def pointwise_overlap_safe(op: Op, input_offset: int, output_offset: int, chunk: int = POINTWISE_CHUNK) -> bool:
-    """Whether, processing pixels in increasing order `chunk` at a time, the output never
-    overwrites an input pixel that is still to be read."""
-    cin, cout = op.inputs[0].shape[3], op.outputs[0].shape[3]
-    pixels = op.outputs[0].size // cout
-    a = input_offset - output_offset
-    if a + pixels * cin <= 0:
-        return True  # the input lies wholly before the output
-    p = np.arange(pixels, dtype=np.int64)
-    written_end = np.minimum(p + chunk, pixels) * cout
-    return bool(np.all(written_end <= a + p * cin))
+    future = lowest_future_read(op)
+    p = np.arange(future.size, dtype=np.int64)
+    written = np.minimum(p + POINTWISE_CHUNK, future.size) * cout
+    return int(np.max(written - future * cin))
 
 
 def concat_slices(op: Op) -> list[int] | None:
@@ -229,7 +237,7 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
             continue
         if in_place:
             allow_pointwise = pointwise is None or i in pointwise
-            found = None if op.kind == POINTWISE and not allow_pointwise else _in_place_input(op, i, groups, outputs)
+            found = None if op.kind == CONV and not allow_pointwise else _in_place_input(op, i, groups, outputs)
             if found is not None:
                 k, y_at = found
                 x, y = op.inputs[k], op.outputs[0]
@@ -250,7 +258,7 @@ def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor]) -> tu
         if rx is ry or x in outputs or groups.spans[x][1] != i:
             continue
         value, at = groups.value[x], groups.delta(x)
-        y_at = at - pointwise_shift(op) if op.kind == POINTWISE else at
+        y_at = at - conv_overlap_shift(op) if op.kind == CONV else at
 
         def allowed(a: Tensor, b: Tensor) -> bool:
             # y may cover x and its aliases (same bytes), all read for the last time here.

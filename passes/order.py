@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from mcuc.ir import Graph, Op, Tensor
 from mcuc.ir.program import ScratchRequest
 
-from .aliasing import ALIAS_KINDS, in_place_candidates, pointwise_shift, is_pointwise
+from .aliasing import ALIAS_KINDS, conv_overlap_shift, in_place_candidates, is_overlappable_conv
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 
@@ -65,9 +65,10 @@ class CostModel:
     def saving(self, i: int, x: Tensor) -> int:
         """Bytes op i saves by running in place over x."""
         op = self.ops[i]
-        if op.kind == "CONV_2D" and is_pointwise(op):
-            out = op.outputs[0].nbytes
-            return x.nbytes + out - max(pointwise_shift(op) + x.nbytes, out)
+        if is_overlappable_conv(op):
+            shift, out = conv_overlap_shift(op), op.outputs[0].nbytes
+            extent = max(shift + x.nbytes, out) - min(shift, 0)
+            return x.nbytes + out - extent
         return min(x.nbytes, op.outputs[0].nbytes)
 
     def ready(self, mask: int, i: int) -> bool:

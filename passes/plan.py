@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from mcuc.ir import Graph, MCUCError, Op, Tensor
 from mcuc.ir.program import Buffer, Program, ScratchRequest, Step
 
-from .aliasing import Storage, is_pointwise, plan_storage
+from .aliasing import Storage, is_overlappable_conv, plan_storage
 from .allocate import Placement, allocate
 from .lifetimes import Lifetime, lifetimes, live_bound
 from .order import order_for_memory
@@ -26,8 +26,8 @@ def plan(graph: Graph, scratch: ScratchFn | None = None, *, optimize: bool = Tru
     With `optimize`, the least-peak operator order (order.py) is tried next to the given
     one and several placement heuristics; the smallest arena wins (Program.graph holds
     the chosen order).
-    `overlap_pointwise=False` keeps 1x1 convolutions out of place (for a backend whose
-    pointwise kernel does not produce pixels in increasing order).
+    `overlap_pointwise=False` keeps CONV_2D out of place (for a backend whose conv
+    kernels do not produce output pixels in increasing order).
     """
     graph.verify()
     best = _plan_in_order(graph, scratch, optimize, overlap_pointwise)
@@ -46,7 +46,7 @@ def _plan_in_order(graph: Graph, scratch: ScratchFn | None, optimize: bool,
     if not overlap_pointwise:
         return best
     best = _with_overlapping_pointwise(graph, best, scratch, optimize=optimize)
-    if optimize:  # every eligible pointwise conv overlapping: sometimes better still
+    if optimize:  # every eligible conv overlapping: sometimes better still
         every = build_program(graph, plan_storage(graph, pointwise=None), scratch, optimize=optimize)
         if every.arena_bytes < best.arena_bytes:
             best = every
@@ -55,15 +55,15 @@ def _plan_in_order(graph: Graph, scratch: ScratchFn | None, optimize: bool,
 
 def _with_overlapping_pointwise(graph: Graph, program: Program, scratch: ScratchFn | None,
                                 *, optimize: bool) -> Program:
-    """Let pointwise convolutions at the peak overlap their input, one at a time, as long
-    as the arena shrinks (each one ties two buffers together, so only where it pays)."""
+    """Let convolutions at the peak overlap their input, one at a time, as long as the
+    arena shrinks (each one ties two buffers together, so only where it pays)."""
     enabled: frozenset[int] = frozenset()
     tried: set[int] = set()
     best = program
     while True:
         live = step_live_bytes(best)
         candidates = [s for s in sorted(range(len(live)), key=lambda s: -live[s])
-                      if s not in tried and is_pointwise(graph.ops[s])]
+                      if s not in tried and is_overlappable_conv(graph.ops[s])]
         candidates = [s for s in candidates if live[s] >= 0.9 * max(live)]
         if not candidates:
             return best
