@@ -30,13 +30,15 @@ from mcuc.ir.ops.concatenation import ConcatAttrs
 from mcuc.ir.ops.conv2d import Conv2DAttrs
 from mcuc.ir.ops.depthwise_conv2d import DepthwiseConv2DAttrs
 from mcuc.ir.ops.fully_connected import FullyConnectedAttrs
+from mcuc.ir.ops.lookup_table import LookupTableAttrs
 from mcuc.ir.ops.mean import MeanAttrs
 from mcuc.ir.ops.mul import MulAttrs
 from mcuc.ir.ops.pool2d import Pool2DAttrs
 from mcuc.ir.ops.quantize import QuantizeAttrs
 from mcuc.ir.ops.reshape import ReshapeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
-from mcuc.ir.ort_numerics import ONNXRUNTIME
+from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f32, leaky_relu_f32,
+                                  logistic_f32)
 from mcuc.ir.tensor import Quantization, Tensor
 
 MIN_OPSET = 13
@@ -284,7 +286,8 @@ class _Importer:
         else:
             raise self._error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
                                     f"{', '.join(sorted(_FLOAT_OPS))} in QDQ form, QLinearConv, QLinearMatMul, "
-                                    "QGemm, QLinearAdd, QLinearGlobalAveragePool, QLinearAveragePool, QLinearConcat); replace it or "
+                                    "QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, QLinearAveragePool, QLinearConcat, "
+                                    "QLinearSigmoid, QLinearLeakyRelu); replace it or "
                                     "keep it outside the quantized model")
 
     # QuantizeLinear / DequantizeLinear --------------------------------------------------
@@ -393,13 +396,12 @@ class _Importer:
     def _relu(self, node) -> None:
         """Relu/Clip between DQ and Q, in one quantization: onnxruntime's DQ -> float
         clamp -> Q returns the input integers clamped to the quantized bounds, which
-        mcuc folds into the clamp of the op that produced the input. Anything else
-        (other quantizations, a shared input) is rejected."""
+        mcuc folds into the clamp of the op that produced the input. Otherwise (other
+        quantizations, a shared input) it becomes the same function as a LOOKUP_TABLE."""
         x = self._dq_input(node, node.input[0])
         out_qp, out_name = self._output_q(node)
         if x.is_constant or not x.qparams.same_as(out_qp):
-            raise self._error(node, "input and output quantization differ; mcuc folds Relu/Clip only as a clamp "
-                                    "in one quantization (quantize_static removes such activations)")
+            return self._build(node, node.op_type, [x], out_qp, out_name)
         src_name = self.dequantized[node.input[0]][0]
         shared = (len(self.consumers.get(src_name, [])) != 1 or len(self.consumers.get(node.input[0], [])) != 1
                   or src_name in {o.name for o in self.graph.output})
@@ -407,8 +409,8 @@ class _Importer:
         producer = next((i for i in range(len(self.ops) - 1, -1, -1) if self.ops[i].outputs[0] is value.tensor), None)
         op = self.ops[producer] if producer is not None else None
         if shared or op is None or not hasattr(op.attrs, "act_min"):
-            raise self._error(node, "the activation's input is shared or not produced by a conv, matmul or add; "
-                                    "mcuc folds Relu/Clip only into the op that produces its input")
+            # Not foldable: the same float function, as a table.
+            return self._build(node, node.op_type, [x], out_qp, out_name)
         bounds = [0.0, np.inf]
         if node.op_type == "Clip":
             for k in (1, 2):
@@ -473,14 +475,18 @@ class _Importer:
             ins = [self._q_operand(node, i[0], i[1], i[2])]
             out = self._qparams(node, i[3], i[4] or None, 0, "uint8")
             return self._build(node, "AveragePool", ins, out, node.output[0])
+        if kind in ("QLinearSigmoid", "QLinearLeakyRelu"):
+            ins = [self._q_operand(node, i[0], i[1], i[2])]
+            out = self._qparams(node, i[3], i[4] or None, 0, "uint8")
+            return self._build(node, kind[len("QLinear"):], ins, out, node.output[0])
         if kind == "QLinearConcat":
             out = self._qparams(node, i[0], i[1], 0, "uint8")
             names = list(node.input[2:])
             ins = [self._q_operand(node, names[k], names[k + 1], names[k + 2]) for k in range(0, len(names), 3)]
             return self._build(node, "Concat", ins, out, node.output[0])
         raise self._error(node, f"operator-format op {kind} is not supported yet (supported: QLinearConv, "
-                                "QLinearMatMul, QGemm, QLinearAdd, QLinearGlobalAveragePool, QLinearAveragePool, "
-                                "QLinearConcat); "
+                                "QLinearMatMul, QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, "
+                                "QLinearAveragePool, QLinearConcat, QLinearSigmoid, QLinearLeakyRelu); "
                                 "quantize in QDQ format or keep the op outside the quantized model")
 
     # building IR ops ---------------------------------------------------------------------
@@ -719,6 +725,40 @@ def _build_reshape(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     return Value(y, out, nchw=False)
 
 
+def _table_value(imp: _Importer, node, x: Value, function, label: str, out: QParams, out_name: str) -> Value:
+    """A LOOKUP_TABLE op computing `function` (float32 -> float32, as onnxruntime does)
+    between x's quantization and `out`."""
+    xq, oq = x.tensor.quant, out.ir_quant(0)
+    table = build_lookup_table(function, float(xq.scale[0]), xq.scalar_zero_point,
+                               float(oq.scale[0]), oq.scalar_zero_point)
+    y = imp._emit("LOOKUP_TABLE", [x.tensor], LookupTableAttrs(table=table, function=label), out_name, "int8", oq,
+                  node.name)
+    return Value(y, out, nchw=x.nchw)
+
+
+def _build_elementwise(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+    """Sigmoid, LeakyRelu (QLinearSigmoid / QLinearLeakyRelu tables), HardSwish, Relu, Clip
+    (DequantizeLinear -> float op -> QuantizeLinear): one LOOKUP_TABLE."""
+    x = imp._activation(node, ins[0])
+    if ins[0].qparams.dtype != out.dtype:
+        raise imp._error(node, "input and output mix int8 and uint8")
+    kind = node.op_type
+    if kind == "Sigmoid":
+        function = logistic_f32
+    elif kind == "HardSwish":
+        function = hard_swish_f32
+    elif kind == "LeakyRelu":
+        alpha = float(imp._attrs(node).get("alpha", 0.01))
+        function = lambda r: leaky_relu_f32(r, alpha)  # noqa: E731
+    elif kind == "Relu":
+        function = lambda r: np.maximum(r, np.float32(0.0))  # noqa: E731
+    else:  # Clip
+        lo = float(imp._constant(node, node.input[1], "Clip bound")) if len(node.input) > 1 and node.input[1] else -np.inf
+        hi = float(imp._constant(node, node.input[2], "Clip bound")) if len(node.input) > 2 and node.input[2] else np.inf
+        function = lambda r: np.minimum(np.maximum(r, np.float32(lo)), np.float32(hi))  # noqa: E731
+    return _table_value(imp, node, x, function, kind, out, out_name)
+
+
 def _reshape_target(imp: _Importer, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     """ONNX Reshape's output shape: 0 copies the input dimension (allowzero=0), -1 is inferred."""
     spec = [int(d) for d in np.asarray(imp._constant(node, node.input[1], "shape")).reshape(-1)]
@@ -736,9 +776,13 @@ def _reshape_target(imp: _Importer, node, in_shape: tuple[int, ...]) -> tuple[in
 
 def _build_concat(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
     values = [imp._activation(node, q) for q in ins]
-    if not all(q.qparams.same_as(out) for q in ins):
-        raise imp._error(node, "inputs with quantization other than the output's are not supported yet; "
-                               "quantize the model so that Concat's inputs share the output's scale")
+    if any(q.qparams.dtype != out.dtype for q in ins):
+        raise imp._error(node, "inputs and output mix int8 and uint8")
+    # QLinearConcat requantizes an input of other parameters through a lookup table
+    # (DequantizeLinear -> QuantizeLinear of its 256 values).
+    values = [v if q.qparams.same_as(out) else
+              _table_value(imp, node, v, lambda r: r, "requantize", out, out_name + f"_in{k}")
+              for k, (q, v) in enumerate(zip(ins, values))]
     axis = int(imp._attrs(node).get("axis", 1))
     nchw = values[0].nchw
     if any(v.nchw != nchw for v in values):
@@ -764,5 +808,10 @@ _BUILDERS = {
     "Reshape": _build_reshape,
     "Flatten": _build_reshape,
     "Concat": _build_concat,
+    "Sigmoid": _build_elementwise,
+    "HardSwish": _build_elementwise,
+    "LeakyRelu": _build_elementwise,
+    "Relu": _build_elementwise,
+    "Clip": _build_elementwise,
 }
-_FLOAT_OPS = set(_BUILDERS) | {"Relu", "Clip"}
+_FLOAT_OPS = set(_BUILDERS)

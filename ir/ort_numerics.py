@@ -92,3 +92,54 @@ def requantize_accumulator(op, acc: np.ndarray) -> np.ndarray:
     info = np.iinfo(np.dtype(out_t.dtype))
     y = requantize_output(acc, scales, out_t.quant.scalar_zero_point, int(info.min), int(info.max))
     return np.clip(y, op.attrs.act_min, op.attrs.act_max)
+
+
+# -- elementwise functions as onnxruntime computes them on float32 --------------------------
+
+# MlasLogisticConstants (Eigen's rational approximation of the logistic function).
+_LOGISTIC_RANGE = (np.float32(-18.0), np.float32(18.0))
+_LOGISTIC_ALPHA = tuple(np.float32(v) for v in (4.37031012579801e-11, 1.15627324459942e-07, 6.08574864600143e-05,
+                                                8.51377133304701e-03, 2.48287947061529e-01))
+_LOGISTIC_BETA = tuple(np.float32(v) for v in (6.10247389755681e-13, 5.76102136993427e-09, 6.29106785017040e-06,
+                                               1.70198817374094e-03, 1.16817656904453e-01, 9.93151921023180e-01))
+
+
+def logistic_f32(x) -> np.ndarray:
+    """MlasComputeLogistic on x86-64 with FMA3 (MlasLogisticKernelFma3): clamp to
+    [-18, 18], odd/even polynomials in x^2 by fused multiply-adds, p * x / q + 0.5,
+    clamped to [0, 1]."""
+    v = np.minimum(np.maximum(f32(x), _LOGISTIC_RANGE[0]), _LOGISTIC_RANGE[1])
+    v2 = v * v
+    p = fma_f32(v2, _LOGISTIC_ALPHA[0], _LOGISTIC_ALPHA[1])
+    for c in _LOGISTIC_ALPHA[2:]:
+        p = fma_f32(p, v2, c)
+    p = p * v
+    q = fma_f32(v2, _LOGISTIC_BETA[0], _LOGISTIC_BETA[1])
+    for c in _LOGISTIC_BETA[2:]:
+        q = fma_f32(q, v2, c)
+    return np.minimum(np.maximum(p / q + np.float32(0.5), np.float32(0.0)), np.float32(1.0))
+
+
+def hard_swish_f32(x) -> np.ndarray:
+    """ONNX HardSwish as onnxruntime's CPU kernel computes it: x * clamp(x / 6 + 0.5, 0, 1)
+    with alpha = float32(1/6), the multiply and add rounded separately."""
+    x = f32(x)
+    hs = np.minimum(np.maximum(x * np.float32(1.0 / 6.0) + np.float32(0.5), np.float32(0.0)), np.float32(1.0))
+    return x * hs
+
+
+def leaky_relu_f32(x, alpha: float) -> np.ndarray:
+    x = f32(x)
+    return np.where(x >= 0, x, x * np.float32(alpha))
+
+
+def build_lookup_table(function, x_scale: float, x_zero_point: int, y_scale: float,
+                       y_zero_point: int) -> tuple[int, ...]:
+    """QlinearBuildLookupTable (and DequantizeLinear -> float op -> QuantizeLinear): the 256
+    inputs dequantized in float32 (x_scale * (x - zp)), `function` applied, QuantizeLinear
+    back. Both steps only see differences to the zero points, so the IR's int8 values give
+    a uint8 model's table too. Returns the table indexed by int8 input + 128."""
+    q = np.arange(-128, 128, dtype=np.int64)
+    real = np.float32(x_scale) * int_to_f32(q - x_zero_point)
+    y = quantize_linear(function(real), y_scale, y_zero_point, -128, 127)
+    return tuple(int(v) for v in y)

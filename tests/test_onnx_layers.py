@@ -19,7 +19,7 @@ from mcuc.model import load_model  # noqa: E402
 from mcuc.oracle_onnx import OnnxOracle  # noqa: E402
 from mcuc.samples import random_inputs  # noqa: E402
 
-CASES_PER_LAYER = 20  # x 6 layer kinds: >= 100 generated layers per run
+CASES_PER_LAYER = 15  # x 8 layer kinds: >= 100 generated layers per run
 # 7-bit weights: onnxruntime on x86 without VNNI sums u8 x s8 pairs in int16 (and runs
 # int8 QDQ activations as uint8), which saturates with full-range weights.
 WEIGHT_LIMIT = 63
@@ -213,3 +213,45 @@ def test_onnxruntime_rule_is_not_the_tflite_rule():
     ops = list(model.graph.ops)
     ops[conv] = ops[conv].with_(attrs=replace(ops[conv].attrs, rounding="tflite"))
     assert run(model.graph.with_(ops=tuple(ops)), [x])[0].tobytes() != expected.tobytes()
+
+
+@SETTINGS
+@given(dtype=dtypes, op=st.sampled_from(["Sigmoid", "HardSwish", "LeakyRelu", "Relu", "Clip"]),
+       in_scale=st.floats(0.01, 0.2), out_scale=st.floats(0.002, 0.1), seed=st.integers(0, 2**16))
+def test_elementwise_tables(dtype, op, in_scale, out_scale, seed):
+    """Every int8 input value through onnxruntime's float function (QLinearSigmoid and
+    QLinearLeakyRelu tables, DQ -> HardSwish/Relu/Clip -> Q): the whole 256-entry table."""
+    b = _Builder(dtype, np.random.default_rng(seed))
+    x = b.qdq("x", in_scale)
+    inputs = [x]
+    attrs = {"alpha": 0.15} if op == "LeakyRelu" else {}
+    if op == "Clip":
+        inputs += [b.init("lo", np.float32(-1.5)), b.init("hi", np.float32(2.0))]
+    b.nodes.append(helper.make_node(op, inputs, ["c"], **attrs))
+    data = b.model((1, 2, 8, 16), b.qdq("c", out_scale))
+    model = load_model(data, format="onnx")
+    assert any(o.kind == "LOOKUP_TABLE" for o in model.graph.ops)
+    # Inputs over the whole quantized grid: 256 distinct values at least once.
+    s, zp = in_scale, int(model.graph.ops[0].outputs[0].quant.scalar_zero_point)
+    grid = (np.arange(-128, 128) - zp).astype(np.float32) * np.float32(s)
+    x_in = np.resize(grid, (1, 2, 8, 16)).astype(np.float32)
+    expected = OnnxOracle(data)([x_in])[0]
+    assert run(model.graph, [x_in])[0].tobytes() == expected.tobytes()
+
+
+@SETTINGS
+@given(dtype=dtypes, parts=st.integers(2, 3), channels=st.integers(1, 5), same=st.booleans(), seed=st.integers(0, 2**16))
+def test_concat_requantizes_inputs(dtype, parts, channels, same, seed):
+    """QLinearConcat: inputs of other quantization pass through onnxruntime's table."""
+    rng = np.random.default_rng(seed)
+    b = _Builder(dtype, rng)
+    if same:  # one quantization everywhere: a plain copy of the slices
+        s, z = b.qparams(0.05)
+        b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q"]), helper.make_node("DequantizeLinear", ["q", s, z], ["d"]),
+                    helper.make_node("Concat", ["d"] * parts, ["c"], axis=1),
+                    helper.make_node("QuantizeLinear", ["c", s, z], ["qc"]), helper.make_node("DequantizeLinear", ["qc", s, z], ["y"])]
+        _compare(b.model((1, channels, 4, 5), "y"), seed)
+        return
+    branches = [b.qdq("x", float(rng.uniform(0.01, 0.1))) for _ in range(parts)]
+    b.nodes.append(helper.make_node("Concat", branches, ["c"], axis=1))
+    _compare(b.model((1, channels, 4, 5), b.qdq("c", float(rng.uniform(0.02, 0.1)))), seed)
