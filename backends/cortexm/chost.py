@@ -20,9 +20,9 @@ import numpy as np
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.program import Program
 
-from .project import pack_inputs, template_environment, unpack_outputs, write_project, io_tensors
+from .project import io_tensors, pack_inputs, template_environment, unpack_outputs, write_project
 from .target import TARGETS
-from .toolchain import _run, make_library
+from .toolchain import make_library, run_tool
 
 SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 # -O1: fast enough for the largest models while keeping sanitizer reports precise.
@@ -72,7 +72,7 @@ def build_chost(program: Program, workdir: Path | None = None) -> HostExecutable
     main_c = workdir / "host_main.c"
     main_c.write_text(template_environment().get_template("harness/host_main.c.j2").render(context))
     executable = workdir / "model_host"
-    _run([gcc, HOST_OPT, "-g", *SANITIZE.split(), "-std=c11", "-Wall", "-Wextra", "-Werror",
+    run_tool([gcc, HOST_OPT, "-g", *SANITIZE.split(), "-std=c11", "-Wall", "-Wextra", "-Werror",
           "-I", str(project), str(main_c), str(library), "-o", str(executable)],
          "building the c-host harness")
     return HostExecutable(program, executable, workdir, temporary)

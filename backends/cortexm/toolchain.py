@@ -9,7 +9,6 @@ and the library code they pull in, such as memcpy) and the harness's, for flash_
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -49,7 +48,8 @@ def find_arm_gcc() -> Path:
     return Path(found)
 
 
-def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+def run_tool(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+    """Run a compiler, linker or make; MCUCError with the command and its output on failure."""
     try:
         done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     except OSError as e:
@@ -69,7 +69,7 @@ def make_library(project_dir: Path, cpu: str, build_dir: Path, *, opt: str = DEF
     variables = {"CPU": cpu, "OPT": opt, "BUILD": str(build_dir), "EXTRA_CFLAGS": extra_cflags,
                  **(make_vars or {})}
     cmd = ["make", "-s", "-C", str(project_dir), *(f"{k}={v}" for k, v in variables.items())]
-    _run(cmd, f"building the generated project for {cpu}")
+    run_tool(cmd, f"building the generated project for {cpu}")
     libraries = sorted(Path(build_dir).glob("lib*.a"))
     if len(libraries) != 1:
         raise MCUCError(f"the generated Makefile in {project_dir} built {len(libraries)} libraries "
@@ -175,11 +175,11 @@ def build_firmware(project_dir: Path, target: Target, build_dir: Path, *, name: 
               "-ffunction-sections", "-fdata-sections"]
     # -fno-tree-loop-distribute-patterns: the reset copy loops stay loops, not calls
     # into libc that would be charged to the model.
-    _run([*common, "-fno-tree-loop-distribute-patterns", "-I", str(Path(project_dir).resolve()),
+    run_tool([*common, "-fno-tree-loop-distribute-patterns", "-I", str(Path(project_dir).resolve()),
           "-c", "startup.c", "-o", "startup.o"],
          "compiling the bare-metal harness", cwd=build_dir)
     elf, map_file = build_dir / "firmware.elf", build_dir / "firmware.map"
-    _run([*common, "-nostartfiles", "--specs=nano.specs", "-T", "link.ld", "-Wl,--gc-sections",
+    run_tool([*common, "-nostartfiles", "--specs=nano.specs", "-T", "link.ld", "-Wl,--gc-sections",
           f"-Wl,-Map={map_file}", "startup.o", str(library), "-o", str(elf)],
          f"linking the {target.name} firmware", cwd=build_dir)
     model, harness = section_sizes_from_map(map_file.read_text())
