@@ -12,11 +12,11 @@ How the memory plan shows up in a Step (backends must honour these flags):
   DEPTHWISE_CONV_2D the backend must use its in-place kernel (channel by channel through
   the scratch plane it asked for with `scratch(op, in_place=True)`); the buffer holds
   max(input bytes, output bytes).
-  For CONV_2D (ungrouped int8, any kernel/stride/padding: mcuc.passes.aliasing.
-  is_overlappable_conv) the output OVERLAPS the input at a different offset: the
-  backend's kernel must produce output pixels in increasing order (pixel = flattened
-  N*OH*OW index), at most POINTWISE_OVERLAP_PIXELS (2) pixels at a time: while it works
-  on pixels [p, p+2) it may read their windows and write their outputs in any
+- `overlap`: output 0 overlaps input 0 at a DIFFERENT offset (CONV_2D, ungrouped int8,
+  any kernel/stride/padding; DEPTHWISE_CONV_2D with a depth multiplier > 1). The
+  ordinary kernel runs; it must produce output pixels in increasing order (pixel =
+  flattened N*OH*OW index), at most POINTWISE_OVERLAP_PIXELS (2) pixels at a time: while
+  it works on pixels [p, p+2) it may read their windows and write their outputs in any
   interleaving. The plan guarantees that output bytes of pixels < p+2 never cover input
   bytes that pixels >= p still read. (A CMSIS-style two-row im2col/GEMM and a plain
   pixel loop both qualify; a channel-major loop over all pixels does not.)
@@ -80,12 +80,13 @@ class Buffer:
 class Step:
     """One op call. `scratch` holds the placed scratch buffers, in the order the
     backend's ScratchRequests listed them. See the module docstring for `in_place`,
-    `in_place_input` and `alias`."""
+    `in_place_input`, `overlap` and `alias`."""
 
     op: Op
     scratch: tuple[Buffer, ...] = ()
     in_place: bool = False
     in_place_input: int = 0
+    overlap: bool = False
     alias: bool = False
 
 

@@ -8,7 +8,8 @@ the executable meaning of a Program that both backends must match:
 - an `alias` step moves no bytes (its outputs must already be in place);
 - an output may overlap an input of its own step only as the step's declared in-place
   pair (output 0 over input `in_place_input`, same start offset; other inputs may sit at
-  that same offset too) or within an alias step.
+  that same offset too), as a declared overlap (checked by emulating the kernel's pixel
+  order) or within an alias step.
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0
 
 
 def _conv_overlap_safe(op, input_offset: int, output_offset: int) -> bool:
-    """An in-place (overlapping) CONV_2D, emulated pixel by pixel: the kernel produces
+    """An overlapping CONV_2D / DEPTHWISE_CONV_2D (Step.overlap), emulated pixel by pixel: the kernel produces
     output pixels in increasing order, POINTWISE_OVERLAP_PIXELS at a time; before each
     group is finished, the input bytes its windows read must not have been overwritten by
     the output written so far (this group's included)."""
@@ -122,7 +123,7 @@ def _check_step_overlaps(program: Program, index: int) -> None:
             # In place, output 0 starts exactly where its input does; another input at the
             # same offset (an alias of it, or x + x) is read element by element alike.
             declared = step.in_place and o_i == 0 and o0 == i0 == off[op.inputs[step.in_place_input]]
-            if step.in_place and op.kind == "CONV_2D" and o_i == 0 and i_i == 0:
+            if getattr(step, "overlap", False) and o_i == 0 and i_i == 0:
                 declared = _conv_overlap_safe(op, i0, o0)
             if not declared:
                 raise PlanError(f"step {index} {op.label}: output {out.name!r} [{o0}, {o1}) overlaps "

@@ -19,8 +19,9 @@ byte ranges intersect). Rules, applied op by op in the graph's order:
   after this step and is no graph output; DEPTHWISE_CONV_2D with depth multiplier 1
   likewise over its input (its output may be larger: the extra bytes must be free; the
   kernel works channel by channel through a scratch plane).
-- Overlapping convolution: an ungrouped int8 CONV_2D whose input dies there writes its
-  output overlapping the input, shifted so that output pixels [0, p + POINTWISE_CHUNK)
+- Overlapping convolution (Step.overlap): an ungrouped int8 CONV_2D, or a depthwise conv
+  with depth multiplier > 1, whose input dies there writes its output overlapping the
+  input, shifted so that output pixels [0, p + POINTWISE_CHUNK)
   never touch an input pixel that output pixels >= p still read (conv_overlap_shift).
   The kernel must produce output pixels in increasing order, at most POINTWISE_CHUNK
   pixels at a time (ir/program.py). A 1x1 conv then needs max(in, out) + CHUNK *
@@ -51,13 +52,15 @@ class Storage:
     """Where each activation lives, for one op order (graph.ops as given).
 
     home[t] = (root, byte offset of t inside the root's group); size[root] = the group's
-    extent in bytes. in_place[i] = index of the input op i writes its output 0 over.
+    extent in bytes. in_place[i] = index of the input op i writes its output 0 over (same
+    offset); overlap: ops whose output overlaps input 0 at a shift (pixel order).
     alias_steps: ops that move no bytes (RESHAPE/SQUEEZE, fully sliced CONCATENATION).
     """
 
     home: dict[Tensor, tuple[Tensor, int]]
     size: dict[Tensor, int]
     in_place: dict[int, int] = field(default_factory=dict)
+    overlap: frozenset[int] = frozenset()
     alias_steps: frozenset[int] = frozenset()
 
     def root(self, tensor: Tensor) -> Tensor:
@@ -140,8 +143,8 @@ def in_place_candidates(op: Op) -> list[int]:
     out = op.outputs[0]
     if op.kind == DEPTHWISE:
         x = op.inputs[0]
-        if getattr(op.attrs, "depth_multiplier", 1) == 1 and x.dtype == out.dtype and not x.is_constant:
-            return [0]
+        if x.dtype == out.dtype and not x.is_constant and x.itemsize == 1:
+            return [0]  # in place with multiplier 1, else overlapping
         return []
     if is_overlappable_conv(op):
         return [0]
@@ -153,13 +156,17 @@ def in_place_candidates(op: Op) -> list[int]:
 
 
 def is_overlappable_conv(op: Op) -> bool:
-    """An ungrouped int8 CONV_2D (any kernel, stride, padding, dilation): its kernels
-    produce output pixels in increasing order, so the output may overlap the input."""
-    if op.kind != CONV or len(op.inputs) < 2 or len(op.outputs) != 1:
+    """An ungrouped int8 CONV_2D (any kernel, stride, padding, dilation) or a depthwise
+    conv with a depth multiplier > 1: their ordinary kernels produce output pixels in
+    increasing order, so the output may overlap the input at a shift."""
+    if op.kind not in (CONV, DEPTHWISE) or len(op.inputs) < 2 or len(op.outputs) != 1:
         return False
     x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
-    return (not x.is_constant and len(x.shape) == 4 and w.shape[3] == x.shape[3]
-            and x.itemsize == 1 and y.itemsize == 1)
+    if x.is_constant or len(x.shape) != 4 or x.itemsize != 1 or y.itemsize != 1:
+        return False
+    if op.kind == DEPTHWISE:
+        return getattr(op.attrs, "depth_multiplier", 1) != 1
+    return w.shape[3] == x.shape[3]
 
 
 def lowest_future_read(op: Op) -> np.ndarray:
@@ -214,14 +221,15 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
                  pointwise: frozenset[int] | None = frozenset()) -> Storage:
     """Storage groups for graph.ops in their given order (see the module docstring).
 
-    `pointwise`: the op indices allowed to run as overlapping pointwise convolutions
-    (None: all eligible ones). Each one ties its input and output into one group with a
+    `pointwise`: the op indices allowed to run as overlapping convolutions (None: all
+    eligible ones). Each one ties its input and output into one group with a
     shift, so chains of them drift and fragment the arena: the planner enables them only
     where they lower the peak."""
     spans = tensor_intervals(graph)
     groups = _Groups(graph.activations, spans)
     outputs = set(graph.outputs)
     in_place_of: dict[int, int] = {}
+    overlap: set[int] = set()
     alias_steps: set[int] = set()
 
     for i, op in enumerate(graph.ops):
@@ -237,16 +245,20 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
             continue
         if in_place:
             allow_pointwise = pointwise is None or i in pointwise
-            found = None if op.kind == CONV and not allow_pointwise else _in_place_input(op, i, groups, outputs)
+            shifted = is_overlappable_conv(op)
+            found = None if shifted and not allow_pointwise else _in_place_input(op, i, groups, outputs)
             if found is not None:
                 k, y_at = found
                 x, y = op.inputs[k], op.outputs[0]
                 groups.merge(groups.root(y), groups.root(x), y_at - groups.delta(y))
-                in_place_of[i] = k
+                if shifted:
+                    overlap.add(i)
+                else:
+                    in_place_of[i] = k
 
     roots = list(groups.members)
     return Storage(home=groups.home, size={r: groups.size(r) for r in roots}, in_place=in_place_of,
-                   alias_steps=frozenset(alias_steps))
+                   overlap=frozenset(overlap), alias_steps=frozenset(alias_steps))
 
 
 def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor]) -> tuple[int, int] | None:
@@ -258,7 +270,7 @@ def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor]) -> tu
         if rx is ry or x in outputs or groups.spans[x][1] != i:
             continue
         value, at = groups.value[x], groups.delta(x)
-        y_at = at - conv_overlap_shift(op) if op.kind == CONV else at
+        y_at = at - conv_overlap_shift(op) if is_overlappable_conv(op) else at
 
         def allowed(a: Tensor, b: Tensor) -> bool:
             # y may cover x and its aliases (same bytes), all read for the last time here.

@@ -115,6 +115,7 @@ def assemble(graph: Graph, storage: Storage, items: Sequence[Lifetime],
     steps = tuple(
         Step(op, tuple(b for _, b in sorted(scratch_of.get(i, []), key=lambda rb: rb[0])),
              in_place=i in storage.in_place, in_place_input=storage.in_place.get(i, 0),
+             overlap=i in storage.overlap,
              alias=i in storage.alias_steps)
         for i, op in enumerate(graph.ops))
     buffers.sort(key=lambda b: (b.first, b.offset))

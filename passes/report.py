@@ -38,6 +38,7 @@ def memory_rows(program: Program) -> list[dict]:
             "name": op.name,
             "live_bytes": live[i],
             "in_place": step.in_place,
+            "overlap": getattr(step, "overlap", False),
             "alias": step.alias,
             "outputs": [{"name": t.name, "offset": program.offsets[t], "size": t.nbytes} for t in op.outputs],
             "scratch": [{"name": b.name, "offset": b.offset, "size": b.size} for b in step.scratch],
@@ -54,7 +55,8 @@ def memory_table(program: Program) -> str:
              f"{'#':>4}  {'op':<26} {'live B':>9}  {'output @ offset':<30} notes"]
     for row in memory_rows(program):
         outs = ", ".join(f"{o['size']}@{o['offset']}" for o in row["outputs"])
-        notes = " ".join(n for n, on in (("in-place", row["in_place"]), ("alias", row["alias"])) if on)
+        notes = " ".join(n for n, on in (("in-place", row["in_place"]), ("overlap", row["overlap"]),
+                                              ("alias", row["alias"])) if on)
         if row["scratch"]:
             notes += " scratch " + ", ".join(f"{s['size']}@{s['offset']}" for s in row["scratch"])
         mark = " <- peak" if row["live_bytes"] == peak else ""

@@ -122,7 +122,10 @@ def test_overlapping_conv_shift_is_safe(seed, k, stride, pad, cin, cout) -> None
     x = b.activation((1, 7, 6, cin), "in")
     if k > 7 + 2 * pad:
         return
-    b.conv(x, cout, k, stride, pad)
+    if cout % cin == 0 and cout > cin:  # a depthwise conv with multiplier > 1
+        b.depthwise(x, k, stride, pad, cout // cin)
+    else:
+        b.conv(x, cout, k, stride, pad)
     op = b.ops[-1]
     shift = conv_overlap_shift(op)
     base = 1000
