@@ -6,7 +6,7 @@ memory plan shows up as wrong bytes, exactly as on the microcontroller.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llvmlite import ir
 
@@ -15,7 +15,7 @@ from mcuc.ir.op import Op
 from mcuc.ir.program import Program, Step
 from mcuc.ir.tensor import Tensor
 
-from .emitter import I8, VOID, Emitter, ModuleContext
+from .emitter import I8, VOID, Emitter, ModuleContext, element_type
 
 INVOKE = "invoke"
 
@@ -23,12 +23,15 @@ INVOKE = "invoke"
 @dataclass
 class KernelCall:
     """What a kernel emitter gets: the emitter for its step's function, the step, and
-    the program (for arena offsets)."""
+    the program (for arena offsets). `pointers` overrides where some tensors live (a
+    patch stage runs its inner ops on region-shaped proxies held in patch buffers or
+    stack temporaries)."""
 
     em: Emitter
     step: Step
     program: Program
     index: int
+    pointers: dict = field(default_factory=dict)
 
     @property
     def op(self) -> Op:
@@ -43,19 +46,23 @@ class KernelCall:
 
     def ptr(self, tensor: Tensor):
         """A typed pointer to `tensor`'s bytes in the arena."""
+        found = self.pointers.get(tensor)
+        if found is not None:
+            return self.em.b.bitcast(found, element_type(tensor.dtype).as_pointer())
         return self.em.arena_ptr(self.offset(tensor), tensor.dtype)
+
+    def same_place(self, a: Tensor, b: Tensor) -> bool:
+        """Whether two tensors start at the same arena byte (an aliased reshape)."""
+        if a in self.pointers or b in self.pointers:
+            return False
+        return self.offset(a) == self.offset(b)
 
     def value_ptr(self, tensor: Tensor):
         """A typed pointer to a tensor's values: a constant global for constants, the
         arena otherwise."""
-        if tensor.is_constant:
+        if tensor.is_constant and tensor not in self.pointers:
             return self.em.const_ptr(tensor.data, self.hint(tensor.name), tensor.dtype)
         return self.ptr(tensor)
-
-    def overlaps(self, a: Tensor, b: Tensor) -> bool:
-        """Whether the plan places the two tensors on overlapping bytes."""
-        oa, ob = self.offset(a), self.offset(b)
-        return oa < ob + b.nbytes and ob < oa + a.nbytes
 
     def hint(self, what: str = "") -> str:
         return f"s{self.index}.{self.op.kind.lower()}{'.' + what if what else ''}"

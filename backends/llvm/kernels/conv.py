@@ -195,7 +195,10 @@ def _conv_grouped(call: KernelCall) -> None:
 @register("DEPTHWISE_CONV_2D")
 def depthwise_conv2d(call: KernelCall) -> None:
     op = call.op
-    if call.step.in_place or call.overlaps(op.inputs[0], op.output):
+    if call.step.in_place:
+        if call.offset(op.inputs[0]) != call.offset(op.output):
+            raise MCUCError(f"step {call.index} {op.label}: marked in place but its input and output sit at "
+                            f"different arena offsets ({call.offset(op.inputs[0])} and {call.offset(op.output)})")
         _depthwise_in_place(call)
     else:
         _depthwise_pixelwise(call)

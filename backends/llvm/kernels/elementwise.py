@@ -4,7 +4,8 @@ lookup tables, and QUANTIZE from float32.
 A unary op on an 8- or 16-bit input is a function of one integer with at most 65536
 values, so its table is computed at compile time by running the op's own reference
 `evaluate` over every input value: exact by construction, whatever the op's fixed-point
-algorithm (LOGISTIC, HARD_SWISH, RELU, RELU6, requantizing QUANTIZE, DEQUANTIZE).
+algorithm (LOGISTIC, HARD_SWISH, RELU, RELU6, requantizing QUANTIZE, DEQUANTIZE,
+LOOKUP_TABLE).
 
 In-place steps (output over an input at the same offset) need nothing special here:
 every kernel reads element i before it writes element i.
@@ -129,7 +130,7 @@ def _lookup(call: KernelCall) -> None:
         em.store(em.load(table, raw), y_ptr, i)
 
 
-@register("RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "DEQUANTIZE")
+@register("RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "DEQUANTIZE", "LOOKUP_TABLE")
 def lookup_unary(call: KernelCall) -> None:
     if np.dtype(call.op.input.dtype).itemsize > 2 or call.op.input.dtype == "float32":
         raise MCUCError(f"step {call.index} {call.op.label}: input dtype {call.op.input.dtype} is not supported "

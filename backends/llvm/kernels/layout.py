@@ -20,10 +20,8 @@ def same_bytes(call: KernelCall) -> None:
     """The output holds the input's bytes; the plan usually aliases the two (then
     nothing is emitted), otherwise the bytes are copied."""
     x_t, y_t = call.op.input, call.op.output
-    if x_t.is_constant:
+    if x_t.is_constant or not call.same_place(x_t, y_t):
         call.em.memcpy(call.ptr(y_t), call.value_ptr(x_t), y_t.nbytes)
-    elif call.offset(x_t) != call.offset(y_t):
-        call.em.memcpy(call.ptr(y_t), call.ptr(x_t), y_t.nbytes)
 
 
 def _fill(call: KernelCall, ptr, value, dtype: str, count: int) -> None:
