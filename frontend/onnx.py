@@ -33,12 +33,13 @@ from mcuc.ir.ops.fully_connected import FullyConnectedAttrs
 from mcuc.ir.ops.lookup_table import LookupTableAttrs
 from mcuc.ir.ops.mean import MeanAttrs
 from mcuc.ir.ops.mul import MulAttrs
+from mcuc.ir.ops.pad import PadAttrs
 from mcuc.ir.ops.pool2d import Pool2DAttrs
 from mcuc.ir.ops.quantize import QuantizeAttrs
 from mcuc.ir.ops.reshape import ReshapeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
 from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f32, leaky_relu_f32,
-                                  logistic_f32)
+                                  logistic_f32, quantize_linear)
 from mcuc.ir.tensor import Quantization, Tensor
 
 MIN_OPSET = 13
@@ -70,7 +71,7 @@ def _host_runs_qdq_int8_as_uint8() -> bool:
 ORT_QDQ_INT8_RUNS_AS_UINT8 = _host_runs_qdq_int8_as_uint8()
 
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
-_DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"}
+_DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Transpose", "Resize"}
 _INT_TYPES = {"int8", "uint8"}
 
 
@@ -364,7 +365,7 @@ class _Importer:
 
     def _qdq_group(self, node) -> None:
         kind = node.op_type
-        if kind in _DATA_MOVEMENT and node.input[0] in self.values:
+        if kind in (*_DATA_MOVEMENT, "Pad") and node.input[0] in self.values:
             # Operator-oriented models run these directly on the integers.
             value = self.values[node.input[0]]
             if value.qparams is None:
@@ -372,13 +373,15 @@ class _Importer:
             return self._build(node, kind, [QInput(value.qparams, value=value)], value.qparams, node.output[0])
         if kind in ("Relu", "Clip"):
             return self._relu(node)
-        n_act = {"Conv": 1, "Gemm": 1, "MatMul": 1}.get(kind)
-        ins = [self._dq_input(node, n) if n else None for n in node.input]
-        if n_act is not None:
-            ins = ins[:1] + [self._const_operand(node, n) if n else None for n in node.input[1:]]
+        if kind in ("Conv", "Gemm", "MatMul"):  # an activation, then dequantized constants
+            ins = [self._dq_input(node, node.input[0])] + [self._const_operand(node, n) if n else None
+                                                           for n in node.input[1:]]
+        elif kind in ("Add", "Mul", "Concat"):  # every operand is dequantized
+            ins = [self._dq_input(node, n) for n in node.input]
+        else:  # one dequantized activation; other inputs are constants the builder reads
+            ins = [self._dq_input(node, node.input[0])]
         out_qp, out_name = self._output_q(node)
         if kind in _DATA_MOVEMENT:
-            ins = [ins[0]]
             if not ins[0].qparams.same_as(out_qp):
                 raise self._error(node, "input and output quantization differ; onnxruntime then runs it in "
                                         "float: requantize with equal parameters around this op")
@@ -759,6 +762,133 @@ def _build_elementwise(imp: _Importer, node, ins, out: QParams, out_name: str) -
     return _table_value(imp, node, x, function, kind, out, out_name)
 
 
+def _build_transpose(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+    """Transpose of the ONNX tensor. A 4-D NCHW value is NHWC in the IR, so the ONNX perm
+    is composed with that layout; NCHW -> NHWC (the usual edge transpose) costs nothing."""
+    x = imp._activation(node, ins[0])
+    rank = len(x.tensor.shape)
+    perm = tuple(int(p) for p in imp._attrs(node).get("perm", tuple(reversed(range(rank)))))
+    ir_perm = tuple(NHWC_TO_NCHW[p] for p in perm) if x.nchw else perm
+    if ir_perm == tuple(range(rank)):
+        return Value(x.tensor, out, nchw=False)
+    y = imp._emit("TRANSPOSE", [x.tensor], TransposeAttrs(ir_perm), out_name, "int8", x.tensor.quant, node.name)
+    return Value(y, out, nchw=False)
+
+
+def _build_pad(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+    """Constant Pad. Between DequantizeLinear and QuantizeLinear onnxruntime pads in float:
+    the inside requantizes (a table when the parameters differ) and the border is
+    QuantizeLinear(constant_value)."""
+    x = imp._activation(node, ins[0])
+    a = imp._attrs(node)
+    mode = a.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise imp._error(node, f"mode {mode!r} is not supported; only constant padding")
+    if len(node.input) > 3 and node.input[3]:
+        raise imp._error(node, "the axes input is not supported; give pads for every axis")
+    pads = [int(v) for v in np.asarray(imp._constant(node, node.input[1], "pads")).reshape(-1)]
+    rank = len(x.tensor.shape)
+    if len(pads) != 2 * rank or min(pads) < 0:
+        raise imp._error(node, f"pads {pads} must be {2 * rank} non-negative values")
+    pairs = [(pads[i], pads[i + rank]) for i in range(rank)]
+    if x.nchw:  # the IR's axis j is ONNX axis NCHW_TO_NHWC[j]
+        pairs = [pairs[i] for i in NCHW_TO_NHWC]
+    constant = 0.0
+    if len(node.input) > 2 and node.input[2]:
+        name = node.input[2]
+        if name in imp.dequantized:  # a quantized constant: its real value
+            src, qp = imp.dequantized[name]
+            raw = np.asarray(imp._constant(node, src, "constant_value")).astype(np.int64).reshape(-1)[0]
+            constant = float(np.float32(qp.scale[0]) * np.float32(raw - qp.zero_point[0]))
+        else:
+            raw_value = np.asarray(imp._constant(node, name, "constant_value"))
+            if np.issubdtype(raw_value.dtype, np.integer) and ins[0].qparams.dtype in _INT_TYPES:
+                # operator-oriented: the pad value is already in the tensor's quantization
+                qp = ins[0].qparams
+                constant = float(np.float32(qp.scale[0]) * np.float32(int(raw_value.reshape(-1)[0]) - qp.zero_point[0]))
+            else:
+                constant = float(raw_value.reshape(-1)[0])
+    if not ins[0].qparams.same_as(out):
+        x = _table_value(imp, node, x, lambda r: r, "requantize", out, out_name + "_requantized")
+    oq = out.ir_quant(0)
+    value = int(quantize_linear(np.float32(constant), oq.scale[0], oq.scalar_zero_point, -128, 127))
+    y = imp._emit("PAD", [x.tensor], PadAttrs(pads=tuple(pairs), value=value), out_name, "int8", oq, node.name)
+    return Value(y, out, nchw=x.nchw)
+
+
+_NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def _onnx_nearest_indices(in_len: int, out_len: int, scale: np.float32, transform: str, nearest: str) -> np.ndarray:
+    """The input index onnxruntime's nearest Resize reads for each output index (float32
+    coordinate transform, then the nearest mode, then a clamp to the input)."""
+    x = np.arange(out_len, dtype=np.float32)
+    half = np.float32(0.5)
+    if transform == "half_pixel":
+        orig = (x + half) / scale - half
+    elif transform == "pytorch_half_pixel":
+        orig = (x + half) / scale - half if out_len > 1 else np.zeros_like(x)
+    elif transform == "asymmetric":
+        orig = x / scale
+    elif transform == "tf_half_pixel_for_nn":
+        orig = (x + half) / scale
+    elif transform == "align_corners":
+        orig = x * np.float32(in_len - 1) / np.float32(out_len - 1) if out_len > 1 else np.zeros_like(x)
+    else:
+        raise ValueError(transform)
+    if nearest == "floor":
+        idx = np.floor(orig)
+    elif nearest == "ceil":
+        idx = np.ceil(orig)
+    else:
+        is_half = orig == np.trunc(orig).astype(np.float32) + half
+        away = np.where(orig >= 0, np.floor(orig + half), np.ceil(orig - half))  # std::round
+        idx = np.where(is_half, np.floor(orig) if nearest == "round_prefer_floor" else np.ceil(orig), away)
+    return np.clip(idx.astype(np.int64), 0, in_len - 1)
+
+
+def _build_resize(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+    """Resize, mode nearest, on H and W: RESIZE_NEAREST_NEIGHBOR when one of its index rules
+    reproduces onnxruntime's indices exactly for these sizes (checked here), else an error."""
+    from mcuc.ir.ops.resize_nearest import ResizeNearestAttrs, source_indices
+
+    x = imp._activation(node, ins[0])
+    a = imp._attrs(node)
+
+    def text(key: str, default: str) -> str:
+        v = a.get(key, default)
+        return v.decode() if isinstance(v, bytes) else v
+
+    mode, transform, nearest = text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel"), \
+        text("nearest_mode", "round_prefer_floor")
+    if mode != "nearest" or not x.nchw:
+        raise imp._error(node, f"only mode 'nearest' on 4-D NCHW tensors is supported (got {mode!r})")
+    if transform not in ("half_pixel", "pytorch_half_pixel", "asymmetric", "tf_half_pixel_for_nn", "align_corners") \
+            or nearest not in _NEAREST_MODES:
+        raise imp._error(node, f"coordinate_transformation_mode {transform!r} with nearest_mode {nearest!r} is not supported")
+    n, h, w, c = x.tensor.shape
+    names = list(node.input) + ["", "", ""]
+    if names[3]:
+        sizes = [int(v) for v in np.asarray(imp._constant(node, names[3], "sizes")).reshape(-1)]
+        scales = [np.float32(o) / np.float32(i) for o, i in zip(sizes, (n, c, h, w))]
+    elif names[2]:
+        scales = [np.float32(v) for v in np.asarray(imp._constant(node, names[2], "scales")).reshape(-1)]
+        sizes = [int(np.floor(np.float32(d) * s)) for d, s in zip((n, c, h, w), scales)]
+    else:
+        raise imp._error(node, "needs constant scales or sizes")
+    if len(sizes) != 4 or sizes[0] != n or sizes[1] != c:
+        raise imp._error(node, f"only the spatial axes may be resized (sizes {sizes})")
+    wanted = [_onnx_nearest_indices(i, o, s, transform, nearest) for i, o, s in ((h, sizes[2], scales[2]), (w, sizes[3], scales[3]))]
+    for align, half in ((False, False), (False, True), (True, False)):
+        if all(np.array_equal(source_indices(i, o, align, half), idx) for i, o, idx in ((h, sizes[2], wanted[0]), (w, sizes[3], wanted[1]))):
+            attrs = ResizeNearestAttrs(size=(sizes[2], sizes[3]), align_corners=align, half_pixel_centers=half)
+            y = imp._emit("RESIZE_NEAREST_NEIGHBOR", [x.tensor], attrs, out_name, "int8", x.tensor.quant, node.name)
+            return Value(y, out, nchw=True)
+    raise imp._error(node, f"{transform} / {nearest} resizing {h}x{w} to {sizes[2]}x{sizes[3]} picks input pixels that "
+                           "no RESIZE_NEAREST_NEIGHBOR rule reproduces; use asymmetric/floor or integer scales")
+
+
 def _reshape_target(imp: _Importer, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     """ONNX Reshape's output shape: 0 copies the input dimension (allowzero=0), -1 is inferred."""
     spec = [int(d) for d in np.asarray(imp._constant(node, node.input[1], "shape")).reshape(-1)]
@@ -808,6 +938,9 @@ _BUILDERS = {
     "Reshape": _build_reshape,
     "Flatten": _build_reshape,
     "Concat": _build_concat,
+    "Transpose": _build_transpose,
+    "Pad": _build_pad,
+    "Resize": _build_resize,
     "Sigmoid": _build_elementwise,
     "HardSwish": _build_elementwise,
     "LeakyRelu": _build_elementwise,
