@@ -234,7 +234,9 @@ def pack_inputs(program: Program, inputs) -> list[bytes]:
             raise MCUCError(f"input {t.name!r}: expected {t.size} elements (shape {list(t.shape)}), "
                             f"got shape {list(array.shape)}")
         converted = array.astype(t.dtype)
-        if array.dtype != converted.dtype and not np.array_equal(converted, array):
+        # Integer inputs must fit exactly; float inputs round to float32 as any caller's would.
+        if np.issubdtype(converted.dtype, np.integer) and array.dtype != converted.dtype \
+                and not np.array_equal(converted, array):
             raise MCUCError(f"input {t.name!r}: values of dtype {array.dtype} do not fit {t.dtype}")
         packed.append(np.ascontiguousarray(converted).tobytes())
     return packed
