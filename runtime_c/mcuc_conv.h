@@ -23,21 +23,15 @@ typedef struct {
     const int32_t *bias;   /* folded bias per output channel */
     const int32_t *mult;   /* Q31 multiplier per output channel */
     const int32_t *shift;  /* fast: right shift (>= 1); else TFLite's signed shift */
-    const int32_t *round;  /* fast: 2^(right - 1); unused otherwise */
+    const int32_t *round;  /* fast: 2^(right - 1), plus out_zp << right when zp_folded */
     int32_t out_zp;
     int32_t act_min;
     int32_t act_max;
     int fast;
+    int zp_folded;         /* fast only: the output zero point is inside round[] */
 } mcuc_requant_t;
 
-MCUC_INLINE int32_t mcuc_output_stage(int32_t acc, const mcuc_requant_t *q, int c) {
-    int32_t y;
-    if (q->fast) {
-        y = mcuc_requant_fast(acc, q->mult[c], q->round[c], q->shift[c]);
-    } else {
-        y = mcuc_mbqm(acc, q->mult[c], q->shift[c]);
-    }
-    y += q->out_zp;
+MCUC_INLINE int32_t mcuc_activation(int32_t y, const mcuc_requant_t *q) {
 #if MCUC_DSP
     if (q->act_min == -128 && q->act_max == 127) {
         return __ssat(y, 8);
@@ -46,10 +40,60 @@ MCUC_INLINE int32_t mcuc_output_stage(int32_t acc, const mcuc_requant_t *q, int 
     return mcuc_clamp(y, q->act_min, q->act_max);
 }
 
-/* Two rows (pixels) x all output channels: y0[c] = x0 . w[c], y1[c] = x1 . w[c].
- * x0/x1 hold `depth4` readable bytes (a multiple of 4); when `two` is 0 only row 0 is
- * computed (the odd last pixel). */
-MCUC_INLINE void mcuc_gemm_rows2(const int8_t *x0, const int8_t *x1, int two, const int8_t *wpairs,
+MCUC_INLINE int32_t mcuc_output_stage(int32_t acc, const mcuc_requant_t *q, int c) {
+    int32_t y;
+    if (q->fast) {
+        y = mcuc_requant_fast(acc, q->mult[c], q->round[c], q->shift[c]);
+        if (!q->zp_folded) {
+            y += q->out_zp;
+        }
+    } else {
+        y = mcuc_mbqm(acc, q->mult[c], q->shift[c]) + q->out_zp;
+    }
+    return mcuc_activation(y, q);
+}
+
+/* For kernels that accumulate 2 * acc (weights doubled at compile time, which the
+ * compiler does only when the fast output stage applies). */
+MCUC_INLINE int32_t mcuc_output_stage_doubled(int32_t acc2, const mcuc_requant_t *q, int c) {
+    int32_t y;
+    if (q->fast) {
+        y = mcuc_requant_fast_doubled(acc2, q->mult[c], q->round[c], q->shift[c]);
+        if (!q->zp_folded) {
+            y += q->out_zp;
+        }
+    } else {
+        y = mcuc_mbqm(acc2 / 2, q->mult[c], q->shift[c]) + q->out_zp;
+    }
+    return mcuc_activation(y, q);
+}
+
+/* Sign-extends a row of depth4 int8 values to int16 in the lane order of SXTB16: for
+ * every 4 bytes x0..x3 the halfwords x0, x2, x1, x3, so each 32-bit word of the result
+ * pairs with the SXTB16 (even) and SXTB16-ROR8 (odd) lanes of a weight word. */
+MCUC_INLINE void mcuc_extend_row(int16_t *dst, const int8_t *src, int depth4) {
+    int k;
+#if MCUC_DSP
+    uint32_t *d = (uint32_t *)(void *)dst;
+    for (k = 0; k < depth4; k += 4) {
+        const uint32_t v = mcuc_load32(src + k);
+        d[0] = __sxtb16(v);
+        d[1] = mcuc_sxtb16_ror8(v);
+        d += 2;
+    }
+#else
+    for (k = 0; k < depth4; k += 4) {
+        dst[k] = src[k];
+        dst[k + 1] = src[k + 2];
+        dst[k + 2] = src[k + 1];
+        dst[k + 3] = src[k + 3];
+    }
+#endif
+}
+
+/* Two extended rows (pixels) x all output channels: y0[c] = x0 . w[c], y1[c] = x1 . w[c].
+ * When `two` is 0 only row 0 is stored (the odd last pixel). */
+MCUC_INLINE void mcuc_gemm_rows2(const int16_t *x0, const int16_t *x1, int two, const int8_t *wpairs,
                                  int depth4, int out_ch, const mcuc_requant_t *q,
                                  int8_t *y0, int8_t *y1) {
     const int8_t *w = wpairs;
@@ -59,38 +103,35 @@ MCUC_INLINE void mcuc_gemm_rows2(const int8_t *x0, const int8_t *x1, int two, co
         int32_t a10 = a00, a11 = a01;
         int k;
 #if MCUC_DSP
+        const uint32_t *p0 = (const uint32_t *)(const void *)x0;
+        const uint32_t *p1 = (const uint32_t *)(const void *)x1;
         for (k = 0; k < depth4; k += 4) {
-            const uint32_t p0 = mcuc_load32(x0 + k);
+            const uint32_t e0 = p0[0], o0 = p0[1];
+            const uint32_t e1 = p1[0], o1 = p1[1];
             const uint32_t wa = mcuc_load32(w);
             const uint32_t wb = mcuc_load32(w + 4);
-            const int32_t p0e = (int32_t)__sxtb16(p0), p0o = (int32_t)__sxtb16(mcuc_ror(p0, 8));
-            const int32_t wae = (int32_t)__sxtb16(wa), wao = (int32_t)__sxtb16(mcuc_ror(wa, 8));
-            const int32_t wbe = (int32_t)__sxtb16(wb), wbo = (int32_t)__sxtb16(mcuc_ror(wb, 8));
+            uint32_t we = __sxtb16(wa), wo = mcuc_sxtb16_ror8(wa);
+            p0 += 2;
+            p1 += 2;
             w += 8;
-            a00 = __smlad(p0e, wae, a00);
-            a00 = __smlad(p0o, wao, a00);
-            a01 = __smlad(p0e, wbe, a01);
-            a01 = __smlad(p0o, wbo, a01);
-            if (two) {
-                const uint32_t p1 = mcuc_load32(x1 + k);
-                const int32_t p1e = (int32_t)__sxtb16(p1), p1o = (int32_t)__sxtb16(mcuc_ror(p1, 8));
-                a10 = __smlad(p1e, wae, a10);
-                a10 = __smlad(p1o, wao, a10);
-                a11 = __smlad(p1e, wbe, a11);
-                a11 = __smlad(p1o, wbo, a11);
-            }
+            a00 = __smlad(e0, we, a00);
+            a00 = __smlad(o0, wo, a00);
+            a10 = __smlad(e1, we, a10);
+            a10 = __smlad(o1, wo, a10);
+            we = __sxtb16(wb);
+            wo = mcuc_sxtb16_ror8(wb);
+            a01 = __smlad(e0, we, a01);
+            a01 = __smlad(o0, wo, a01);
+            a11 = __smlad(e1, we, a11);
+            a11 = __smlad(o1, wo, a11);
         }
 #else
         for (k = 0; k < depth4; k += 4) {
-            int j;
-            for (j = 0; j < 4; j++) {
-                const int32_t wa = w[j], wb = w[4 + j];
-                a00 += x0[k + j] * wa;
-                a01 += x0[k + j] * wb;
-                if (two) {
-                    a10 += x1[k + j] * wa;
-                    a11 += x1[k + j] * wb;
-                }
+            a00 += x0[k] * w[0] + x0[k + 1] * w[2] + x0[k + 2] * w[1] + x0[k + 3] * w[3];
+            a01 += x0[k] * w[4] + x0[k + 1] * w[6] + x0[k + 2] * w[5] + x0[k + 3] * w[7];
+            if (two) {
+                a10 += x1[k] * w[0] + x1[k + 1] * w[2] + x1[k + 2] * w[1] + x1[k + 3] * w[3];
+                a11 += x1[k] * w[4] + x1[k + 1] * w[6] + x1[k + 2] * w[5] + x1[k + 3] * w[7];
             }
             w += 8;
         }
@@ -108,18 +149,20 @@ MCUC_INLINE void mcuc_gemm_rows2(const int8_t *x0, const int8_t *x1, int two, co
     }
 }
 
-/* Pointwise (1x1, stride 1, no padding) convolution as a GEMM straight over the input:
- * pixels are rows of `in_ch` bytes (in_ch a multiple of 4). */
-MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int pixels, int in_ch, int out_ch,
+/* Pointwise (1x1, stride 1, no padding) convolution as a GEMM: pixels are rows of
+ * `in_ch` bytes (a multiple of 4); each pixel pair is sign-extended once into `rows`
+ * (scratch, 4 * in_ch bytes) and then meets every weight row. */
+MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int16_t *rows, int pixels, int in_ch, int out_ch,
                                const int8_t *wpairs, const mcuc_requant_t *q) {
     int p;
     for (p = 0; p + 1 < pixels; p += 2) {
-        mcuc_gemm_rows2(in + p * in_ch, in + (p + 1) * in_ch, 1, wpairs, in_ch, out_ch, q,
-                        out + p * out_ch, out + (p + 1) * out_ch);
+        mcuc_extend_row(rows, in + p * in_ch, in_ch);
+        mcuc_extend_row(rows + in_ch, in + (p + 1) * in_ch, in_ch);
+        mcuc_gemm_rows2(rows, rows + in_ch, 1, wpairs, in_ch, out_ch, q, out + p * out_ch, out + (p + 1) * out_ch);
     }
     if (pixels & 1) {
-        mcuc_gemm_rows2(in + p * in_ch, in + p * in_ch, 0, wpairs, in_ch, out_ch, q,
-                        out + p * out_ch, out + p * out_ch);
+        mcuc_extend_row(rows, in + p * in_ch, in_ch);
+        mcuc_gemm_rows2(rows, rows, 0, wpairs, in_ch, out_ch, q, out + p * out_ch, out + p * out_ch);
     }
 }
 
@@ -148,26 +191,29 @@ MCUC_INLINE void mcuc_im2col_row(int8_t *row, const int8_t *in, int oy, int ox,
     }
 }
 
-/* General KxK convolution (groups == 1) through a partial im2col buffer of two rows
- * (2 * depth4 bytes of scratch): two output pixels share each pass over the weights. */
+/* General KxK convolution (groups == 1) through a partial im2col buffer: two output
+ * pixels' receptive fields (int8, 2 * depth4 bytes) sign-extended into two int16 rows
+ * (4 * depth4 bytes) share each pass over the weights. Scratch: 6 * depth4 bytes. */
 MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch,
                                   int in_h, int in_w, int in_ch, int out_h, int out_w, int out_ch,
                                   int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
                                   int pad_top, int pad_left, int8_t in_zp, int depth4,
                                   const int8_t *wpairs, const mcuc_requant_t *q) {
     const int pixels = out_h * out_w;
-    int8_t *row0 = scratch;
-    int8_t *row1 = scratch + depth4;
+    int16_t *rows = (int16_t *)(void *)scratch;
+    int8_t *col = scratch + 4 * depth4;
     int p;
     for (p = 0; p < pixels; p += 2) {
         const int two = p + 1 < pixels;
-        mcuc_im2col_row(row0, in, p / out_w, p % out_w, in_h, in_w, in_ch, kh, kw, stride_h, stride_w,
+        mcuc_im2col_row(col, in, p / out_w, p % out_w, in_h, in_w, in_ch, kh, kw, stride_h, stride_w,
                         dil_h, dil_w, pad_top, pad_left, in_zp, depth4);
+        mcuc_extend_row(rows, col, depth4);
         if (two) {
-            mcuc_im2col_row(row1, in, (p + 1) / out_w, (p + 1) % out_w, in_h, in_w, in_ch, kh, kw,
+            mcuc_im2col_row(col, in, (p + 1) / out_w, (p + 1) % out_w, in_h, in_w, in_ch, kh, kw,
                             stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, in_zp, depth4);
+            mcuc_extend_row(rows + depth4, col, depth4);
         }
-        mcuc_gemm_rows2(row0, row1, two, wpairs, depth4, out_ch, q, out + p * out_ch,
+        mcuc_gemm_rows2(rows, rows + depth4, two, wpairs, depth4, out_ch, q, out + p * out_ch,
                         out + (p + 1 < pixels ? p + 1 : p) * out_ch);
     }
 }
@@ -222,19 +268,19 @@ MCUC_INLINE void mcuc_fully_connected(const int8_t *in, int8_t *out, int rows, i
 #if MCUC_DSP
             for (k = 0; k < body; k += 4) {
                 const uint32_t p = mcuc_load32(x + k);
-                const int32_t pe = (int32_t)__sxtb16(p), po = (int32_t)__sxtb16(mcuc_ror(p, 8));
+                const int32_t pe = (int32_t)__sxtb16(p), po = (int32_t)mcuc_sxtb16_ror8(p);
                 uint32_t wv = mcuc_load32(w);
                 a0 = __smlad(pe, (int32_t)__sxtb16(wv), a0);
-                a0 = __smlad(po, (int32_t)__sxtb16(mcuc_ror(wv, 8)), a0);
+                a0 = __smlad(po, (int32_t)mcuc_sxtb16_ror8(wv), a0);
                 wv = mcuc_load32(w + 4);
                 a1 = __smlad(pe, (int32_t)__sxtb16(wv), a1);
-                a1 = __smlad(po, (int32_t)__sxtb16(mcuc_ror(wv, 8)), a1);
+                a1 = __smlad(po, (int32_t)mcuc_sxtb16_ror8(wv), a1);
                 wv = mcuc_load32(w + 8);
                 a2 = __smlad(pe, (int32_t)__sxtb16(wv), a2);
-                a2 = __smlad(po, (int32_t)__sxtb16(mcuc_ror(wv, 8)), a2);
+                a2 = __smlad(po, (int32_t)mcuc_sxtb16_ror8(wv), a2);
                 wv = mcuc_load32(w + 12);
                 a3 = __smlad(pe, (int32_t)__sxtb16(wv), a3);
-                a3 = __smlad(po, (int32_t)__sxtb16(mcuc_ror(wv, 8)), a3);
+                a3 = __smlad(po, (int32_t)mcuc_sxtb16_ror8(wv), a3);
                 w += 16;
             }
 #else

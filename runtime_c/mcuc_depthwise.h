@@ -52,7 +52,7 @@ MCUC_INLINE void mcuc_depthwise_c4(const int8_t *in, int8_t *out,
 #if MCUC_DSP
                             const uint32_t xv = mcuc_load32(xrow + kx * dil_w * ch);
                             const int32_t xe = (int32_t)__sxtab16(offset2, xv);
-                            const int32_t xo = (int32_t)__sxtab16(offset2, mcuc_ror(xv, 8));
+                            const int32_t xo = (int32_t)mcuc_sxtab16_ror8(offset2, xv);
                             const int32_t we = (int32_t)mcuc_load32(wt);
                             const int32_t wo = (int32_t)mcuc_load32(wt + 2);
                             a0 = __smlabb(xe, we, a0);
@@ -124,31 +124,97 @@ MCUC_INLINE void mcuc_depthwise_generic(const int8_t *in, int8_t *out,
 }
 
 /* In place (output written over the input, depth multiplier 1): channel by channel, the
- * input plane of channel c is first gathered into `plane` (in_h * in_w bytes); writing
- * output channel c then only overwrites bytes of channel c, which the plane holds. */
+ * input plane of channel c is first gathered into `plane`; writing output channel c then
+ * only overwrites bytes of channel c, which the plane holds.
+ *
+ * The plane is padded: plane_h x pitch bytes cover every row and column a window touches
+ * (padding included, rows and columns before the input start at pad_top / pad_left), the
+ * padding holds the input zero point (so it adds nothing) and each row has slack for the
+ * SIMD loads. No tap needs a bounds check. The padding is written once; per channel only
+ * the input's interior is gathered. `q->bias` is folded (bias - zero_point * sum(w)), so
+ * raw bytes are multiplied and the zero-point padding cancels exactly.
+ *
+ * `taps3` (3x3, dilation 1) holds per channel and kernel row r the words
+ * (w[r][0] | w[r][2] << 16) and w[r][1]: the DSP path computes four outputs of a row
+ * at once from two (stride 1) or three (stride 2) 32-bit loads per kernel row. */
+MCUC_INLINE int32_t mcuc_pkhbt(int32_t bottom_of, int32_t top_of) {
+#if MCUC_DSP
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2" : "=r"(r) : "r"(bottom_of), "r"(top_of));
+    return r;
+#else
+    return (int32_t)(((uint32_t)bottom_of & 0xFFFFu) | ((uint32_t)top_of & 0xFFFF0000u));
+#endif
+}
+
 MCUC_INLINE void mcuc_depthwise_in_place(int8_t *data, int8_t *plane,
                                          int in_h, int in_w, int ch, int out_h, int out_w,
                                          int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
-                                         int pad_top, int pad_left, int32_t in_offset,
-                                         const int8_t *weights, const mcuc_requant_t *q) {
-    int c, i, oy, ox, ky, kx;
+                                         int pad_top, int pad_left, int plane_h, int pitch, int32_t in_offset,
+                                         const int8_t *weights, const int32_t *taps3, const mcuc_requant_t *q) {
+    const int rows = in_h < plane_h - pad_top ? in_h : plane_h - pad_top;
+    const int cols = in_w < pitch - pad_left ? in_w : pitch - pad_left;
+    int c, y, x, oy, ox, ky, kx;
+    memset(plane, (int8_t)(-in_offset), (size_t)(plane_h * pitch));
     for (c = 0; c < ch; c++) {
-        for (i = 0; i < in_h * in_w; i++) {
-            plane[i] = data[i * ch + c];
+        for (y = 0; y < rows; y++) {
+            const int8_t *src = data + y * in_w * ch + c;
+            int8_t *dst = plane + (y + pad_top) * pitch + pad_left;
+            for (x = 0; x < cols; x++) {
+                dst[x] = src[x * ch];
+            }
         }
         for (oy = 0; oy < out_h; oy++) {
-            for (ox = 0; ox < out_w; ox++) {
+            const int8_t *top = plane + oy * stride_h * pitch;
+            int8_t *out = data + oy * out_w * ch + c;
+            ox = 0;
+#if MCUC_DSP
+            if (kh == 3 && kw == 3 && dil_h == 1 && dil_w == 1 && (stride_w == 1 || stride_w == 2)) {
+                const int32_t *t = taps3 + 6 * c;
+                /* taps3 is doubled when the fast output stage applies (saves its shift) */
+                const int32_t bias = q->fast ? 2 * q->bias[c] : q->bias[c];
+                for (; ox + 4 <= out_w; ox += 4) {
+                    int32_t a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+                    int r;
+                    for (r = 0; r < 3; r++) {
+                        const int8_t *p = top + r * pitch + ox * stride_w;
+                        const int32_t w02 = t[2 * r], w1 = t[2 * r + 1];
+                        const uint32_t v0 = mcuc_load32(p), v1 = mcuc_load32(p + 4);
+                        const int32_t e0 = (int32_t)__sxtb16(v0), o0 = (int32_t)mcuc_sxtb16_ror8(v0);
+                        const int32_t e1 = (int32_t)__sxtb16(v1);
+                        if (stride_w == 1) {
+                            const int32_t o1 = (int32_t)mcuc_sxtb16_ror8(v1);
+                            a0 = __smlabb(o0, w1, __smlad(e0, w02, a0));
+                            a1 = __smlatb(e0, w1, __smlad(o0, w02, a1));
+                            a2 = __smlatb(o0, w1, __smladx(mcuc_pkhbt(e1, e0), w02, a2));
+                            a3 = __smlabb(e1, w1, __smladx(mcuc_pkhbt(o1, o0), w02, a3));
+                        } else {
+                            const int32_t o1 = (int32_t)mcuc_sxtb16_ror8(v1);
+                            const int32_t e2 = (int32_t)__sxtb16(mcuc_load32(p + 8));
+                            a0 = __smlabb(o0, w1, __smlad(e0, w02, a0));
+                            a1 = __smlatb(o0, w1, __smladx(mcuc_pkhbt(e1, e0), w02, a1));
+                            a2 = __smlabb(o1, w1, __smlad(e1, w02, a2));
+                            a3 = __smlatb(o1, w1, __smladx(mcuc_pkhbt(e2, e1), w02, a3));
+                        }
+                    }
+                    out[(ox + 0) * ch] = (int8_t)(q->fast ? mcuc_output_stage_doubled(a0, q, c) : mcuc_output_stage(a0, q, c));
+                    out[(ox + 1) * ch] = (int8_t)(q->fast ? mcuc_output_stage_doubled(a1, q, c) : mcuc_output_stage(a1, q, c));
+                    out[(ox + 2) * ch] = (int8_t)(q->fast ? mcuc_output_stage_doubled(a2, q, c) : mcuc_output_stage(a2, q, c));
+                    out[(ox + 3) * ch] = (int8_t)(q->fast ? mcuc_output_stage_doubled(a3, q, c) : mcuc_output_stage(a3, q, c));
+                }
+            }
+#else
+            (void)taps3;
+#endif
+            for (; ox < out_w; ox++) {
+                const int8_t *p = top + ox * stride_w;
                 int32_t acc = q->bias[c];
                 for (ky = 0; ky < kh; ky++) {
-                    const int iy = oy * stride_h - pad_top + ky * dil_h;
-                    if (iy < 0 || iy >= in_h) continue;
                     for (kx = 0; kx < kw; kx++) {
-                        const int ix = ox * stride_w - pad_left + kx * dil_w;
-                        if (ix < 0 || ix >= in_w) continue;
-                        acc += (plane[iy * in_w + ix] + in_offset) * weights[(ky * kw + kx) * ch + c];
+                        acc += p[ky * dil_h * pitch + kx * dil_w] * weights[(ky * kw + kx) * ch + c];
                     }
                 }
-                data[(oy * out_w + ox) * ch + c] = (int8_t)mcuc_output_stage(acc, q, c);
+                out[ox * ch] = (int8_t)mcuc_output_stage(acc, q, c);
             }
         }
     }

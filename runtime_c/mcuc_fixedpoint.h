@@ -75,11 +75,38 @@ MCUC_INLINE int32_t mcuc_requant_fast(int32_t x, int32_t multiplier, int32_t rou
     return (high + rounding + (high >> 31)) >> right;
 }
 
+/* The same for an accumulator the kernel already holds doubled (x2 = 2x, even). */
+MCUC_INLINE int32_t mcuc_requant_fast_doubled(int32_t x2, int32_t multiplier, int32_t rounding, int32_t right) {
+#if MCUC_DSP
+    int32_t high;
+    __asm__("smmulr %0, %1, %2" : "=r"(high) : "r"(x2), "r"(multiplier));
+#else
+    const int32_t high = (int32_t)(((int64_t)(x2 / 2) * (int64_t)multiplier + ((int64_t)1 << 30)) >> 31);
+#endif
+    return (high + rounding + (high >> 31)) >> right;
+}
+
 /* Rotate right (ACLE's __ror is missing from some arm_acle.h versions; gcc turns this
  * into ROR, or folds it into SXTB16's rotate operand). */
 MCUC_INLINE uint32_t mcuc_ror(uint32_t x, uint32_t n) {
     return (x >> n) | (x << ((32u - n) & 31u));
 }
+
+#if MCUC_DSP
+/* SXTB16 / SXTAB16 of the operand rotated right by 8 in one instruction (the rotation
+ * is part of the encoding; compilers do not always fold a separate ROR into it). */
+MCUC_INLINE uint32_t mcuc_sxtb16_ror8(uint32_t x) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+MCUC_INLINE uint32_t mcuc_sxtab16_ror8(uint32_t add, uint32_t x) {
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(add), "r"(x));
+    return r;
+}
+#endif
 
 MCUC_INLINE int32_t mcuc_clamp(int32_t x, int32_t lo, int32_t hi) {
     return x < lo ? lo : (x > hi ? hi : x);

@@ -28,18 +28,27 @@ class Requant:
     shift: np.ndarray
     rounding: np.ndarray
     fast: bool
+    zp_folded: bool = False
 
 
-def requant_constants(multiplier: np.ndarray, shift: np.ndarray, acc_bound: int) -> Requant:
+def requant_constants(multiplier: np.ndarray, shift: np.ndarray, acc_bound: int, out_zero_point: int = 0) -> Requant:
     """Choose the fast output stage when its preconditions hold for this layer: every
     multiplier positive, every shift a right shift, and no accumulator can reach 2^30
-    (`acc_bound` is a proven bound on |acc|)."""
+    (`acc_bound` is a proven bound on |acc|).
+
+    The fast stage also folds the output zero point into the rounding constant when
+    (|zp| + 1) * 2^right stays below 2^30: floor((v + zp * 2^e) / 2^e) = floor(v / 2^e) + zp
+    exactly, and no sum can overflow."""
     multiplier = np.asarray(multiplier, np.int64)
     shift = np.asarray(shift, np.int64)
     fast = bool(np.all(multiplier > 0) and np.all(shift <= -1) and acc_bound < _FAST_ACC_LIMIT)
     if fast:
         right = -shift
-        return Requant(multiplier, right, np.left_shift(np.int64(1), right - 1), True)
+        rounding = np.left_shift(np.int64(1), right - 1)
+        folded = bool(np.all(np.left_shift(np.int64(abs(out_zero_point) + 1), right) < _FAST_ACC_LIMIT))
+        if folded:
+            rounding = rounding + np.left_shift(np.int64(out_zero_point), right)
+        return Requant(multiplier, right, rounding, True, folded)
     return Requant(multiplier, shift, np.zeros_like(shift), False)
 
 
@@ -98,6 +107,19 @@ def depthwise_c4_weights(w: np.ndarray) -> np.ndarray:
     kh, kw, ch = w.shape
     taps = w.reshape(kh * kw, ch // 4, 4).transpose(1, 0, 2)[:, :, [0, 2, 1, 3]]
     return np.ascontiguousarray(taps).astype(np.int16).reshape(-1)
+
+
+def depthwise_row_taps3(w: np.ndarray, doubled: bool = False) -> np.ndarray:
+    """[3, 3, ch] int8 -> int32 [ch][3][2]: per channel and kernel row r the SMLAD pair
+    (w[r][0] in the low half, w[r][2] in the high half) and w[r][1] (the in-place 3x3
+    kernel's operands). `doubled`: 2 * w (still int16), so the kernel accumulates 2 * acc,
+    the operand SMMULR wants."""
+    w = w.astype(np.int64) * (2 if doubled else 1)
+    low = w[:, 0, :] & 0xFFFF
+    pairs = low | (w[:, 2, :] << 16)
+    pairs = ((pairs + 2**31) & 0xFFFFFFFF) - 2**31
+    taps = np.stack([pairs, w[:, 1, :]], axis=1)  # [3 rows, 2, ch]
+    return np.ascontiguousarray(taps.transpose(2, 0, 1)).reshape(-1)
 
 
 def padded_channels(values: np.ndarray, multiple: int) -> np.ndarray:

@@ -86,6 +86,17 @@ def _conv_layout(op: Op) -> str:
     return "im2col"
 
 
+def _conv_scratch_bytes(op: Op) -> int:
+    """The GEMM kernels' scratch: two sign-extended int16 rows (1x1), plus two int8 im2col
+    rows before extension (im2col); none for the grouped direct loop."""
+    layout = _conv_layout(op)
+    if layout == "1x1":
+        return 4 * op.inputs[0].shape[3]
+    if layout == "im2col":
+        return 6 * _conv_depth4(op)
+    return 0
+
+
 def _conv_depth4(op: Op) -> int:
     w = op.inputs[1]
     return K.round_up(w.shape[1] * w.shape[2] * w.shape[3], 4)
@@ -94,12 +105,28 @@ def _conv_depth4(op: Op) -> int:
 def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequest]:
     """The temporaries the kernel for `op` needs: two im2col rows for a general conv, one
     input channel plane for an in-place depthwise conv; nothing otherwise."""
-    if op.kind == "CONV_2D" and _conv_layout(op) == "im2col":
-        return [ScratchRequest(f"{op.name or 'conv'}.im2col", 2 * _conv_depth4(op), 4)]
+    if op.kind == "CONV_2D":
+        size = _conv_scratch_bytes(op)
+        if size:
+            return [ScratchRequest(f"{op.name or 'conv'}.rows", size, 4)]
     if op.kind == "DEPTHWISE_CONV_2D" and in_place:
-        x = op.inputs[0]
-        return [ScratchRequest(f"{op.name or 'depthwise'}.plane", x.shape[1] * x.shape[2], 4)]
+        plane_h, pitch = _depthwise_plane(op)
+        return [ScratchRequest(f"{op.name or 'depthwise'}.plane", plane_h * pitch, 4)]
     return []
+
+
+# Bytes after each padded plane row that the SIMD depthwise loads may read.
+_PLANE_SLACK = 8
+
+
+def _depthwise_plane(op: Op) -> tuple[int, int]:
+    """(rows, pitch) of the in-place depthwise kernel's padded channel plane: every row
+    and column a window touches, padding included, plus slack for the SIMD loads."""
+    w, y = op.inputs[1], op.output
+    a = op.attrs
+    rows = (y.shape[1] - 1) * a.stride[0] + (w.shape[1] - 1) * a.dilation[0] + 1
+    cols = (y.shape[2] - 1) * a.stride[1] + (w.shape[2] - 1) * a.dilation[1] + 1
+    return rows, K.round_up(cols + _PLANE_SLACK, 4)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -123,14 +150,15 @@ def _zp(t: Tensor) -> int:
 
 def _requant_context(fn: str, op: Op, multiplier, shift, bias: np.ndarray, acc_bound: int,
                      channels_padded: int) -> tuple[list[CArray], dict]:
-    r = K.requant_constants(multiplier, shift, acc_bound)
+    r = K.requant_constants(multiplier, shift, acc_bound, _zp(op.output))
     arrays = [
         _ints("int32_t", f"{fn}_bias", K.padded_channels(bias, channels_padded)),
         _ints("int32_t", f"{fn}_mult", K.padded_channels(r.multiplier, channels_padded)),
         _ints("int32_t", f"{fn}_shift", K.padded_channels(r.shift, channels_padded)),
         _ints("int32_t", f"{fn}_round", K.padded_channels(r.rounding, channels_padded)),
     ]
-    q = {"out_zp": _zp(op.output), "act_min": op.attrs.act_min, "act_max": op.attrs.act_max, "fast": r.fast}
+    q = {"out_zp": _zp(op.output), "act_min": op.attrs.act_min, "act_max": op.attrs.act_max, "fast": r.fast,
+         "zp_folded": r.zp_folded}
     return arrays, q
 
 
@@ -172,10 +200,9 @@ def _emit_conv(fn: str, step: Step, program: Program, target: Target) -> StepCod
     else:
         weights = _ints("int8_t", f"{fn}_w", K.channel_pair_weights(w2))
         padded = K.round_up(out_ch, 2)
-        if layout == "im2col":
-            _require(len(step.scratch) == 1 and step.scratch[0].size >= 2 * ctx["depth4"], op,
-                     "the im2col scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
-            ctx["scratch_offset"] = step.scratch[0].offset
+        _require(len(step.scratch) == 1 and step.scratch[0].size >= _conv_scratch_bytes(op), op,
+                 "the GEMM row scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
+        ctx["scratch_offset"] = step.scratch[0].offset
     arrays, q = _requant_context(fn, op, mult, shift, folded, K.accumulator_bound(w2, bias), padded)
     decls = _render("conv.j2", arrays=[weights] + arrays, q=q, **ctx)
     return StepCode(decls, _call(fn), (CONV_H,))
@@ -193,6 +220,7 @@ def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> St
     mult, shift = channel_requant_params(op, x, w, y)
     acc_bound = K.accumulator_bound(wk.reshape(-1, out_ch).T, bias)
     b = np.zeros(out_ch, np.int64) if bias is None else bias
+    extra_arrays: list[CArray] = []
     ctx = dict(fn=fn, in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                in_h=x.shape[1], in_w=x.shape[2], in_ch=x.shape[3], out_h=y.shape[1], out_w=y.shape[2],
                mult=a.depth_multiplier, kh=kh, kw=kw, stride_h=a.stride[0], stride_w=a.stride[1],
@@ -201,16 +229,23 @@ def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> St
     if getattr(step, "in_place", False):
         _require(a.depth_multiplier == 1, op, "an in-place depthwise conv needs depth multiplier 1; "
                  "plan it out of place")
-        _require(len(step.scratch) == 1 and step.scratch[0].size >= x.shape[1] * x.shape[2], op,
+        plane_h, pitch = _depthwise_plane(op)
+        _require(len(step.scratch) == 1 and step.scratch[0].size >= plane_h * pitch, op,
                  "the in-place channel plane scratch is missing; plan with the Cortex-M backend's scratch_requests")
         kernel, weights = "in_place", _ints("int8_t", f"{fn}_w", wk)
-        ctx["scratch_offset"] = step.scratch[0].offset
+        ctx.update(scratch_offset=step.scratch[0].offset, plane_h=plane_h, pitch=pitch, taps3=None)
+        # The padded plane holds the zero point at padding: fold the input offset.
+        b = K.folded_bias(bias, wk.reshape(-1, out_ch).T, _zp(x))
+        if (kh, kw) == (3, 3) and tuple(a.dilation) == (1, 1) and a.stride[1] in (1, 2):
+            fast = K.requant_constants(mult, shift, acc_bound, _zp(y)).fast
+            ctx["taps3"] = f"{fn}_taps3"
+            extra_arrays.append(_ints("int32_t", f"{fn}_taps3", K.depthwise_row_taps3(wk, doubled=fast)))
     elif a.depth_multiplier == 1 and out_ch % 4 == 0:
         kernel, weights = "c4", _ints("int16_t", f"{fn}_w", K.depthwise_c4_weights(wk))
     else:
         kernel, weights = "generic", _ints("int8_t", f"{fn}_w", wk)
     arrays, q = _requant_context(fn, op, mult, shift, b, acc_bound, out_ch)
-    decls = _render("depthwise.j2", arrays=[weights] + arrays, q=q, kernel=kernel,
+    decls = _render("depthwise.j2", arrays=[weights] + extra_arrays + arrays, q=q, kernel=kernel,
                     comment=f"{op.label}: {kernel} kernel", **ctx)
     return StepCode(decls, _call(fn), (DEPTHWISE_H,))
 
@@ -491,6 +526,7 @@ _EMITTERS: dict[str, Callable[[str, Step, Program, Target], StepCode]] = {
     "HARD_SWISH": _emit_lut,
     "RELU": _emit_lut,
     "RELU6": _emit_lut,
+    "LOOKUP_TABLE": _emit_lut,
     "QUANTIZE": _emit_quantize,
     "DEQUANTIZE": _emit_lut,
     "RESHAPE": _emit_reshape,
