@@ -250,7 +250,7 @@ def test_instruction_count_of_generated_kernels_survives_the_cross_check(core):
     build = CortexMBuild(program_for(model_bytes, core), get_target(core))
     x = random_int8(rng, (1, 6, 6, 4))
     plain = build.run([x])
-    address = build.arena_address + build.program.offset(build.program.graph.inputs[0])
+    address = build.arena_address + build.io.input_offsets[0]
     checked = build.emulator.call("model_invoke", writes=[(address, x.tobytes())], cross_check=True)
     assert checked.instructions == plain.instructions > 1000
 
@@ -263,6 +263,26 @@ def test_shared_model_ad01_on_cortex_m4_matches_tflite_micro(shared_model):
     x = random_int8(np.random.default_rng(3), program.graph.inputs[0].shape)
     result = run_cortexm(program, [x], "cortex-m4")
     assert result.outputs[0].tobytes() == TFLiteOracle(path.read_bytes())([x])[0].tobytes()
+
+
+def test_builds_go_away_with_their_program():
+    """Runners cache one build per program; dropping the program frees it and its files."""
+    import gc
+
+    from mcuc.backends import cortexm
+
+    rng = np.random.default_rng(5)
+    program = program_for(conv_block_model(rng, 4, 4, 3, 4, 1, "SAME", 1), "cortex-m0")
+    x = random_int8(rng, (1, 4, 4, 3))
+    first = run_chost(program, [x])
+    build = cortexm._builds[program]["host"]
+    workdir = build.workdir
+    assert workdir.is_dir()
+    assert np.array_equal(run_chost(program, [x])[0], first[0])
+    assert cortexm._builds[program]["host"] is build  # reused, not rebuilt
+    del program, build
+    gc.collect()
+    assert not workdir.exists()
 
 
 # -- errors -----------------------------------------------------------------------------

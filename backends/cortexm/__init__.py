@@ -19,13 +19,13 @@ import numpy as np
 
 from mcuc.ir.program import Program
 
-from .project import pack_inputs, write_project
+from .project import ModelIO, write_project
 from .target import TARGETS, Target, get_target
 
 __all__ = ["write_project", "run_cortexm", "run_chost", "Target", "TARGETS", "get_target"]
 
 # program -> {target name -> build}; entries (and their temporary directories) go away
-# with the program.
+# with the program: builds hold a ModelIO, never the Program itself.
 _builds: "weakref.WeakKeyDictionary[Program, dict[str, object]]" = weakref.WeakKeyDictionary()
 
 
@@ -40,7 +40,7 @@ def run_cortexm(program: Program, inputs: Sequence[np.ndarray], target: Target |
     """One inference of `program` on the emulated `target` core."""
     from .emulated import CortexMBuild
 
-    pack_inputs(program, inputs)  # a wrong input is reported before any build
+    ModelIO.of(program).pack(inputs)  # a wrong input is reported before any build
     target = get_target(target) if isinstance(target, str) else target
     build = _cached(program, target.name, lambda: CortexMBuild(program, target))
     return build.run(inputs)
@@ -50,6 +50,6 @@ def run_chost(program: Program, inputs: Sequence[np.ndarray]) -> list[np.ndarray
     """One inference of `program` as sanitized host C; MCUCError on any sanitizer report."""
     from .chost import build_chost
 
-    pack_inputs(program, inputs)  # a wrong input is reported before any build
+    ModelIO.of(program).pack(inputs)  # a wrong input is reported before any build
     build = _cached(program, "host", lambda: build_chost(program))
     return build(inputs)

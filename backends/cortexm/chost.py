@@ -20,7 +20,7 @@ import numpy as np
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.program import Program
 
-from .project import io_tensors, pack_inputs, template_environment, unpack_outputs, write_project
+from .project import ModelIO, io_tensors, template_environment, write_project
 from .target import TARGETS
 from .toolchain import make_library, run_tool
 
@@ -39,7 +39,7 @@ class HostExecutable:
     """A sanitized host build of one program; `workdir` holds it (removed with this
     object when it was a temporary directory)."""
 
-    program: Program
+    io: ModelIO
     executable: Path
     workdir: Path
     _temporary: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
@@ -75,12 +75,12 @@ def build_chost(program: Program, workdir: Path | None = None) -> HostExecutable
     run_tool([gcc, HOST_OPT, "-g", *SANITIZE.split(), "-std=c11", "-Wall", "-Wextra", "-Werror",
           "-I", str(project), str(main_c), str(library), "-o", str(executable)],
          "building the c-host harness")
-    return HostExecutable(program, executable, workdir, temporary)
+    return HostExecutable(ModelIO.of(program), executable, workdir, temporary)
 
 
 def run_host_executable(build: HostExecutable, inputs) -> list[np.ndarray]:
     """One inference in a fresh process; any sanitizer report is an MCUCError."""
-    packed = pack_inputs(build.program, inputs)
+    packed = build.io.pack(inputs)
     with tempfile.TemporaryDirectory(prefix="mcuc-chost-run-") as run_dir:
         input_file, output_file = Path(run_dir) / "inputs.bin", Path(run_dir) / "outputs.bin"
         input_file.write_bytes(b"".join(packed))
@@ -91,14 +91,14 @@ def run_host_executable(build: HostExecutable, inputs) -> list[np.ndarray]:
         if done.returncode != 0 or any(marker in report for marker in _SANITIZER_MARKERS):
             kind = "a sanitizer report" if any(m in report for m in _SANITIZER_MARKERS) else \
                 f"exit status {done.returncode}"
-            raise MCUCError(f"c-host run of {build.program.graph.name!r} failed with {kind}:\n"
+            raise MCUCError(f"c-host run of {build.io.name!r} failed with {kind}:\n"
                             f"{report.strip()}")
         data = output_file.read_bytes()
     blobs, offset = [], 0
-    for t in build.program.graph.outputs:
+    for t in build.io.outputs:
         blobs.append(data[offset:offset + t.nbytes])
         offset += t.nbytes
     if offset != len(data):
-        raise MCUCError(f"c-host run of {build.program.graph.name!r} wrote {len(data)} output bytes, "
+        raise MCUCError(f"c-host run of {build.io.name!r} wrote {len(data)} output bytes, "
                         f"expected {offset}")
-    return unpack_outputs(build.program, blobs)
+    return build.io.unpack(blobs)

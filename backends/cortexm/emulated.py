@@ -19,7 +19,7 @@ from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
 
 from .emulator import DEFAULT_BUDGET, Emulator
-from .project import pack_inputs, unpack_outputs, write_project
+from .project import ModelIO, write_project
 from .target import Target
 from .toolchain import DEFAULT_OPT, FLASH_BYTES, FLASH_ORIGIN, RAM_BYTES, RAM_ORIGIN, Firmware, build_firmware
 
@@ -66,7 +66,11 @@ class CortexMBuild:
 
     def __init__(self, program: Program, target: Target, workdir: Path | None = None,
                  opt: str = DEFAULT_OPT) -> None:
-        self.program = program
+        # Only what runs need, not the Program: see the build cache in __init__.
+        self.io = ModelIO.of(program)
+        self.step_kinds = tuple(step.op.kind for step in program.steps)
+        self.arena_bytes = program.arena_bytes
+        self.default_budget = runaway_budget(program)
         self.target = target
         self._temporary = None
         if workdir is None:
@@ -88,11 +92,10 @@ class CortexMBuild:
     def run(self, inputs, budget: int | None = None) -> CortexMResult:
         """One inference. `budget`: instructions before the run counts as runaway code
         (default: generous for the model's size, see runaway_budget)."""
-        program = self.program
-        budget = runaway_budget(program) if budget is None else budget
-        writes = [(self.arena_address + program.offset(t), data)
-                  for t, data in zip(program.graph.inputs, pack_inputs(program, inputs))]
-        reads = [(self.arena_address + program.offset(t), t.nbytes) for t in program.graph.outputs]
+        io = self.io
+        budget = self.default_budget if budget is None else budget
+        writes = [(self.arena_address + offset, data) for offset, data in zip(io.input_offsets, io.pack(inputs))]
+        reads = [(self.arena_address + offset, t.nbytes) for offset, t in zip(io.output_offsets, io.outputs)]
         call = self.emulator.call(f"{NAME}_invoke", writes=writes, reads=reads, marks=self.marks,
                                   budget=budget)
         if call.return_value != 0:
@@ -101,18 +104,18 @@ class CortexMBuild:
         by_step: list[int] = []
         by_kind: dict[str, int] = {}
         if all(b is not None for b in boundaries):
-            by_step = [boundaries[i + 1] - boundaries[i] for i in range(len(program.steps))]
-            for step, count in zip(program.steps, by_step):
-                by_kind[step.op.kind] = by_kind.get(step.op.kind, 0) + count
+            by_step = [boundaries[i + 1] - boundaries[i] for i in range(len(self.step_kinds))]
+            for kind, count in zip(self.step_kinds, by_step):
+                by_kind[kind] = by_kind.get(kind, 0) + count
             by_kind["(invoke)"] = call.instructions - sum(by_step)
         model = self.firmware.model
         return CortexMResult(
-            outputs=unpack_outputs(program, call.reads),
+            outputs=io.unpack(call.reads),
             instructions=call.instructions,
             stack_bytes=call.stack_bytes,
             flash_bytes=model.flash_bytes,
             static_ram_bytes=model.ram_bytes - self.arena_storage,
-            arena_bytes=program.arena_bytes,
+            arena_bytes=self.arena_bytes,
             instructions_by_step=by_step,
             instructions_by_op_kind=by_kind,
         )

@@ -221,28 +221,47 @@ def write_project(program: Program, out_dir: Path | str, target: Target, name: s
     return out
 
 
-def pack_inputs(program: Program, inputs) -> list[bytes]:
-    """The raw bytes of each graph input, checked against the graph: one array per
-    input, as many elements as the tensor, values that fit its dtype."""
-    tensors = program.graph.inputs
-    if len(inputs) != len(tensors):
-        raise MCUCError(f"graph {program.graph.name!r} takes {len(tensors)} inputs, got {len(inputs)}")
-    packed = []
-    for t, value in zip(tensors, inputs):
-        array = np.asarray(value)
-        if array.size != t.size:
-            raise MCUCError(f"input {t.name!r}: expected {t.size} elements (shape {list(t.shape)}), "
-                            f"got shape {list(array.shape)}")
-        converted = array.astype(t.dtype)
-        # Integer inputs must fit exactly; float inputs round to float32 as any caller's would.
-        if np.issubdtype(converted.dtype, np.integer) and array.dtype != converted.dtype \
-                and not np.array_equal(converted, array):
-            raise MCUCError(f"input {t.name!r}: values of dtype {array.dtype} do not fit {t.dtype}")
-        packed.append(np.ascontiguousarray(converted).tobytes())
-    return packed
+@dataclass(frozen=True, eq=False)
+class ModelIO:
+    """What running a built program needs to know of it: its graph inputs and outputs and
+    their arena offsets. Builds keep this instead of the Program, so a cache of builds
+    keyed weakly by program can let the program (and its build) go."""
 
+    name: str
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    input_offsets: tuple[int, ...]
+    output_offsets: tuple[int, ...]
 
-def unpack_outputs(program: Program, blobs: list[bytes]) -> list[np.ndarray]:
-    """Each graph output's bytes as an array of its shape and dtype."""
-    return [np.frombuffer(blob, dtype=t.dtype).reshape(t.shape).copy()
-            for t, blob in zip(program.graph.outputs, blobs)]
+    @classmethod
+    def of(cls, program: Program) -> "ModelIO":
+        graph = program.graph
+        io_tensors(program, graph.inputs, "input")  # every input and output has an arena place
+        io_tensors(program, graph.outputs, "output")
+        return cls(graph.name, graph.inputs, graph.outputs,
+                   tuple(program.offset(t) for t in graph.inputs),
+                   tuple(program.offset(t) for t in graph.outputs))
+
+    def pack(self, inputs) -> list[bytes]:
+        """The raw bytes of each graph input, checked against the graph: one array per
+        input, as many elements as the tensor, integer values that fit its dtype."""
+        if len(inputs) != len(self.inputs):
+            raise MCUCError(f"graph {self.name!r} takes {len(self.inputs)} inputs, got {len(inputs)}")
+        packed = []
+        for t, value in zip(self.inputs, inputs):
+            array = np.asarray(value)
+            if array.size != t.size:
+                raise MCUCError(f"input {t.name!r}: expected {t.size} elements (shape {list(t.shape)}), "
+                                f"got shape {list(array.shape)}")
+            converted = array.astype(t.dtype)
+            # Integer inputs must fit exactly; float inputs round to float32 as any caller's would.
+            if np.issubdtype(converted.dtype, np.integer) and array.dtype != converted.dtype \
+                    and not np.array_equal(converted, array):
+                raise MCUCError(f"input {t.name!r}: values of dtype {array.dtype} do not fit {t.dtype}")
+            packed.append(np.ascontiguousarray(converted).tobytes())
+        return packed
+
+    def unpack(self, blobs: list[bytes]) -> list[np.ndarray]:
+        """Each graph output's bytes as an array of its shape and dtype."""
+        return [np.frombuffer(blob, dtype=t.dtype).reshape(t.shape).copy()
+                for t, blob in zip(self.outputs, blobs)]
