@@ -61,6 +61,20 @@ mark_middle:
     .thumb_func
 spin:
     b spin
+    .global breakpoint
+    .type breakpoint, %function
+    .thumb_func
+breakpoint:
+    bkpt #3
+    bx lr
+    .global load_unmapped
+    .type load_unmapped, %function
+    .thumb_func
+load_unmapped:              @ reads address 0x40000000, which no region maps
+    movs r0, #1
+    lsls r0, r0, #30
+    ldr r0, [r0]
+    bx lr
 """
 
 # ARMv7-M and ARMv7E-M only: IT blocks and a DSP instruction.
@@ -103,13 +117,15 @@ int loop_n(int n);
 int frame_64(int x);
 int marked(int x);
 int spin(int x);
+int breakpoint(int x);
+int load_unmapped(int x);
 {extra_decls}
 uint8_t source_bytes[1024];
 uint8_t target_bytes[1024];
 int32_t initialized_word = 0x12345678;
 typedef int (*function)(int);
 /* Keeps the assembly functions alive through --gc-sections. */
-function volatile keep[] = {{loop_n, frame_64, marked, spin{extra_keep}}};
+function volatile keep[] = {{loop_n, frame_64, marked, spin, breakpoint, load_unmapped{extra_keep}}};
 
 int model_invoke(void)
 {{
@@ -187,6 +203,14 @@ def test_runaway_code_hits_the_budget(built):
         emulator.call("spin", (0,), budget=10_000)
 
 
+def test_breakpoint_and_bad_load_are_named_errors(built):
+    emulator, _ = built
+    with pytest.raises(MCUCError, match=r"CPU exception 7 \(bkpt\) in breakpoint"):
+        emulator.call("breakpoint", (0,))
+    with pytest.raises(MCUCError, match="faulted in load_unmapped.*last block at load_unmapped"):
+        emulator.call("load_unmapped", (0,))
+
+
 def test_calls_start_from_the_initial_image(built):
     """.data is initialized and .bss zero for every call, even after a call wrote them."""
     emulator, _ = built
@@ -206,7 +230,7 @@ def test_reset_handler_runs_the_model_from_a_cold_start(built):
 
 def test_section_sizes_split_model_and_harness(built):
     _, firmware = built
-    assert firmware.model.data == 4 + 4 * (4 + (1 if firmware.target.name != "cortex-m0" else 0)
+    assert firmware.model.data == 4 + 4 * (6 + (1 if firmware.target.name != "cortex-m0" else 0)
                                            + (1 if firmware.target.has_dsp else 0))
     assert firmware.model.bss == 2048
     assert firmware.harness.bss == 4  # mcuc_harness_status

@@ -49,6 +49,9 @@ _CPU_MODELS = {
     "cortex-m7": arm_const.UC_CPU_ARM_CORTEX_M7,
     "cortex-m33": arm_const.UC_CPU_ARM_CORTEX_M33,
 }
+# unicorn's (QEMU's) numbers for the exceptions a model's code can raise.
+_EXCEPTION_NAMES = {1: "undefined instruction", 2: "svc", 5: "data abort", 6: "bus fault",
+                    7: "bkpt", 8: "exception exit"}
 _ARG_REGISTERS = (arm_const.UC_ARM_REG_R0, arm_const.UC_ARM_REG_R1,
                   arm_const.UC_ARM_REG_R2, arm_const.UC_ARM_REG_R3)
 
@@ -189,12 +192,21 @@ class Emulator:
             mark_addresses.setdefault(address, []).append(name)
             uc.hook_add(unicorn.UC_HOOK_CODE, counter.on_mark, begin=address, end=address)
         counter.mark_names = mark_addresses
+        uc.hook_add(unicorn.UC_HOOK_INTR, counter.on_exception)
         try:
             uc.emu_start(entry, stop)
         except unicorn.UcError as e:
             pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+            last = counter.block[0] if counter.block else pc
             raise MCUCError(f"emulated {self.target.name} faulted in {function} at pc=0x{pc:08x} "
-                            f"({self.where(pc)}) after {counter.total} instructions: {e}") from None
+                            f"({self.where(pc)}; last block at {self.where(last)}) after "
+                            f"{counter.total} instructions: {e}") from None
+        if counter.exception is not None:
+            pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
+            name = _EXCEPTION_NAMES.get(counter.exception, "exception")
+            raise MCUCError(f"emulated {self.target.name} raised CPU exception {counter.exception} ({name}) "
+                            f"in {function} at pc=0x{pc:08x} ({self.where(pc)}) after {counter.total} "
+                            "instructions")
         if counter.over_budget:
             raise MCUCError(f"emulated call of {function} ran more than {budget} instructions "
                             "without returning: runaway code (or raise the budget)")
@@ -253,11 +265,18 @@ class Emulator:
                             f"{', '.join(hex(a) for a in sorted(missing)[:5])} ran outside any counted block")
 
     def where(self, address: int) -> str:
-        """The function containing `address`, for error messages."""
+        """The function (or nearest code label before it) containing `address`, for
+        error messages."""
         for sym in self.symbols.values():
             if sym.size and sym.address & ~1 <= address < (sym.address & ~1) + sym.size:
                 return f"{sym.name}+0x{address - (sym.address & ~1):x}"
-        return "unknown code"
+        flash_start, flash_end = self.flash[0], self.flash[0] + self.flash[1]
+        before = [sym for sym in self.symbols.values()
+                  if flash_start <= sym.address & ~1 <= address < flash_end and not sym.name.startswith("$")]
+        if not before:
+            return "unknown code"
+        nearest = max(before, key=lambda sym: sym.address & ~1)
+        return f"{nearest.name}+0x{address - (nearest.address & ~1):x}"
 
 
 class _Counter:
@@ -272,6 +291,7 @@ class _Counter:
         self.over_budget = False
         self.mark_names: dict[int, list[str]] = {}
         self.marks: dict[str, int] = {}
+        self.exception: int | None = None
         # Per-address execution counts, for cross_check only.
         self.by_address_blocks: dict[int, int] | None = None
         self.by_address_hooked: dict[int, int] = {}
@@ -294,6 +314,10 @@ class _Counter:
         if self.total > self.budget:
             self.over_budget = True
             uc.emu_stop()
+
+    def on_exception(self, uc, number: int, _user_data) -> None:
+        self.exception = number
+        uc.emu_stop()
 
     def on_mark(self, uc, address: int, _size: int, _user_data) -> None:
         # Instructions before this one: all earlier blocks plus those of this block
