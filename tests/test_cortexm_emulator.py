@@ -294,3 +294,50 @@ def test_unknown_symbol_is_a_clear_error(built):
     emulator, _ = built
     with pytest.raises(MCUCError, match="no_such_function"):
         emulator.call("no_such_function")
+
+
+MAP_EXCERPT = """
+Discarded input sections
+
+ .text          0x00000000       0x40 startup.o
+
+Linker script and memory map
+
+.isr_vector     0x08000000       0x40
+ *(.isr_vector)
+ .isr_vector    0x08000000       0x40 startup.o
+                0x08000000                mcuc_vector_table
+
+.text           0x08000040      0x120
+ *(.text .text.*)
+ .text.Reset_Handler
+                0x08000040       0x30 startup.o
+                0x08000040                Reset_Handler
+ .text.model_invoke
+                0x08000070       0x64 /tmp/b/lib/libmodel.a(model.o)
+ *fill*         0x080000d4        0xc 
+ .text          0x080000e0       0x80 /usr/lib/arm-none-eabi/lib/libc_nano.a(libc_a-memcpy.o)
+
+.rodata         0x08000160      0x208
+ .rodata.mcuc_step0_w
+                0x08000160      0x200 /tmp/b/lib/libmodel.a(model.o)
+ .rodata.str1.4
+                0x08000360        0x8 startup.o
+
+.data           0x20000000        0x8 load address 0x08000368
+ .data.table    0x20000000        0x8 /tmp/b/lib/libmodel.a(model.o)
+
+.bss            0x20000008      0x3010
+ .bss.model_arena
+                0x20000008     0x3000 /tmp/b/lib/libmodel.a(model.o)
+ .bss.mcuc_harness_status
+                0x20003008        0x4 startup.o
+ COMMON         0x2000300c        0x4 /tmp/b/lib/libmodel.a(model.o)
+"""
+
+
+def test_map_sizes_charge_each_input_section_to_its_owner():
+    model, harness = toolchain.section_sizes_from_map(MAP_EXCERPT)
+    assert model == toolchain.SectionSizes(text=0x64 + 0x80, rodata=0x200, data=8, bss=0x3000 + 4)
+    assert harness == toolchain.SectionSizes(text=0x40 + 0x30, rodata=8, data=0, bss=4)
+    assert model.flash_bytes == 0x64 + 0x80 + 0x200 + 8
