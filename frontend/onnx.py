@@ -288,7 +288,7 @@ class _Importer:
             raise self._error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
                                     f"{', '.join(sorted(_FLOAT_OPS))} in QDQ form, QLinearConv, QLinearMatMul, "
                                     "QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, QLinearAveragePool, QLinearConcat, "
-                                    "QLinearSigmoid, QLinearLeakyRelu); replace it or "
+                                    "QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax); replace it or "
                                     "keep it outside the quantized model")
 
     # QuantizeLinear / DequantizeLinear --------------------------------------------------
@@ -478,6 +478,10 @@ class _Importer:
             ins = [self._q_operand(node, i[0], i[1], i[2])]
             out = self._qparams(node, i[3], i[4] or None, 0, "uint8")
             return self._build(node, "AveragePool", ins, out, node.output[0])
+        if kind == "QLinearSoftmax":
+            ins = [self._q_operand(node, i[0], i[1], i[2])]
+            out = self._qparams(node, i[3], i[4] or None, 0, "uint8")
+            return self._build(node, "Softmax", ins, out, node.output[0])
         if kind in ("QLinearSigmoid", "QLinearLeakyRelu"):
             ins = [self._q_operand(node, i[0], i[1], i[2])]
             out = self._qparams(node, i[3], i[4] or None, 0, "uint8")
@@ -489,7 +493,7 @@ class _Importer:
             return self._build(node, "Concat", ins, out, node.output[0])
         raise self._error(node, f"operator-format op {kind} is not supported yet (supported: QLinearConv, "
                                 "QLinearMatMul, QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, "
-                                "QLinearAveragePool, QLinearConcat, QLinearSigmoid, QLinearLeakyRelu); "
+                                "QLinearAveragePool, QLinearConcat, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax); "
                                 "quantize in QDQ format or keep the op outside the quantized model")
 
     # building IR ops ---------------------------------------------------------------------
@@ -889,6 +893,30 @@ def _build_resize(imp: _Importer, node, ins, out: QParams, out_name: str) -> Val
                            "no RESIZE_NEAREST_NEIGHBOR rule reproduces; use asymmetric/floor or integer scales")
 
 
+def _build_softmax(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+    """Softmax / QLinearSoftmax over the innermost axis of the IR tensor."""
+    from mcuc.ir.ops.softmax import SoftmaxAttrs
+
+    x = imp._activation(node, ins[0])
+    if ins[0].qparams.dtype != out.dtype:
+        raise imp._error(node, "input and output mix int8 and uint8")
+    a = imp._attrs(node)
+    rank = len(x.tensor.shape)
+    if node.op_type == "QLinearSoftmax" and int(a.get("opset", 13)) < 13:
+        raise imp._error(node, "QLinearSoftmax of opset < 13 (softmax over flattened axes) is not supported")
+    axis = int(a.get("axis", -1)) % rank
+    ir_axis = NCHW_AXIS_IN_NHWC[axis] if x.nchw else axis
+    if ir_axis != rank - 1:
+        raise imp._error(node, f"softmax over axis {axis} is not supported; mcuc computes it over the innermost "
+                               "(channel) axis")
+    # onnxruntime runs int8 QDQ softmax as uint8 on hosts that convert (it then clamps
+    # instead of keeping the low byte).
+    on_uint8 = out.dtype == "uint8" or (node.op_type == "Softmax" and ORT_QDQ_INT8_RUNS_AS_UINT8)
+    attrs = SoftmaxAttrs(beta=1.0, rounding=ONNXRUNTIME, ort_uint8=on_uint8)
+    y = imp._emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
+    return Value(y, out, nchw=x.nchw)
+
+
 def _reshape_target(imp: _Importer, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     """ONNX Reshape's output shape: 0 copies the input dimension (allowzero=0), -1 is inferred."""
     spec = [int(d) for d in np.asarray(imp._constant(node, node.input[1], "shape")).reshape(-1)]
@@ -941,6 +969,7 @@ _BUILDERS = {
     "Transpose": _build_transpose,
     "Pad": _build_pad,
     "Resize": _build_resize,
+    "Softmax": _build_softmax,
     "Sigmoid": _build_elementwise,
     "HardSwish": _build_elementwise,
     "LeakyRelu": _build_elementwise,

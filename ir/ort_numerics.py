@@ -143,3 +143,43 @@ def build_lookup_table(function, x_scale: float, x_zero_point: int, y_scale: flo
     real = np.float32(x_scale) * int_to_f32(q - x_zero_point)
     y = quantize_linear(function(real), y_scale, y_zero_point, -128, 127)
     return tuple(int(v) for v in y)
+
+
+def qlinear_softmax(x: np.ndarray, x_scale: float, y_scale: float, y_zero_point: int, uint8: bool,
+                    fused: bool = True) -> np.ndarray:
+    """onnxruntime's QLinearSoftmax over the last axis on x86-64 with AVX2 (MLAS
+    qsoftmax_kernel_avx2.cpp, table from contrib_ops qlinear_softmax.cc):
+    - a float32 table of exp((i - 255 + shift) * x_scale) (computed in double), read at
+      255 - (row max - x): the input zero point never matters;
+    - the row sum in the kernel's order: 8 float32 lanes over blocks of 16 (first 8, then
+      the next 8), the tail summed alone, then tail + lane 0 + ... + lane 7;
+    - scale = (1 / sum) * floor(1 / y_scale); y = round(e * scale + zero point), fused
+      multiply-add when `fused` (GCC contracts the two AVX2 intrinsics);
+    - saturation to the type (measured on the pinned build for tail elements too, where
+      the scalar source reads as a plain cast).
+    `x` and the zero point are the model's own (uint8 or int8) values as int64."""
+    import math
+
+    length = x.shape[-1]
+    shift = max(0.0, math.log(float(np.finfo(np.float32).max) / length) - 5.0) / float(np.float32(x_scale))
+    table = np.exp((np.arange(256, dtype=np.float64) - 255 + shift) * float(np.float32(x_scale))).astype(np.float32)
+    exps = table[255 - (x.max(axis=-1, keepdims=True) - x)]
+    blocks = length // 16 * 16
+    lanes = np.zeros(x.shape[:-1] + (8,), np.float32)
+    for start in range(0, blocks, 8):
+        lanes = lanes + exps[..., start:start + 8]
+    total = np.zeros(x.shape[:-1] + (1,), np.float32)
+    for k in range(blocks, length):
+        total = total + exps[..., k:k + 1]
+    for j in range(8):
+        total = total + lanes[..., j:j + 1]
+    inverse = np.float32(1.0) / total
+    scale = inverse * np.float32(np.floor(np.float32(1.0) / np.float32(y_scale)))
+    zp = np.float32(y_zero_point)
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = fma_f32(exps, scale, zp) if fused else exps * scale + zp
+        rounded = np.rint(value).astype(np.float64)
+    fits = np.isfinite(rounded) & (rounded >= -2.0**31) & (rounded < 2.0**31)
+    as_int = np.where(fits, rounded, -2.0**31).astype(np.int64)  # cvt*2dq: INT32_MIN when out of range
+    lo, hi = (0, 255) if uint8 else (-128, 127)
+    return np.clip(as_int, lo, hi)

@@ -20,7 +20,7 @@ from mcuc.model import load_model  # noqa: E402
 from mcuc.oracle_onnx import OnnxOracle  # noqa: E402
 from mcuc.samples import random_inputs  # noqa: E402
 
-CASES_PER_LAYER = 12  # x 11 layer kinds: >= 100 generated layers per run
+CASES_PER_LAYER = 10  # x 13 layer kinds: >= 100 generated layers per run
 # 7-bit weights: onnxruntime on x86 without VNNI sums u8 x s8 pairs in int16 (and runs
 # int8 QDQ activations as uint8), which saturates with full-range weights.
 WEIGHT_LIMIT = 63
@@ -316,3 +316,38 @@ def test_transpose_and_reshape(dtype, shape, perm, reshape, seed):
         b.nodes.append(helper.make_node("Transpose", ["d"], ["c"], perm=list(perm)))
     b.nodes += [helper.make_node("QuantizeLinear", ["c", s, z], ["qc"]), helper.make_node("DequantizeLinear", ["qc", s, z], ["y"])]
     _compare(b.model(shape, "y"), seed)
+
+
+@SETTINGS
+@given(dtype=dtypes, rows=st.integers(1, 3), length=st.integers(1, 40), in_scale=st.floats(0.01, 0.4),
+       out_scale=st.sampled_from([1 / 256, 1 / 255, 0.01]), spatial=st.booleans(), seed=st.integers(0, 2**16))
+def test_softmax(dtype, rows, length, in_scale, out_scale, spatial, seed):
+    """QLinearSoftmax: float32 exp table, row sum, floor(1 / y_scale) (over the channels
+    of a 4-D NCHW tensor, or the last axis of a 2-D one)."""
+    b = _Builder(dtype, np.random.default_rng(seed))
+    x = b.qdq("x", in_scale)
+    b.nodes.append(helper.make_node("Softmax", [x], ["c"], axis=1 if spatial else -1))
+    s = b.init("ys", np.float32(out_scale))
+    z = b.init("yz", b.np_dtype(-128 if dtype == "int8" else 0))
+    b.nodes += [helper.make_node("QuantizeLinear", ["c", s, z], ["qc"]), helper.make_node("DequantizeLinear", ["qc", s, z], ["y"])]
+    _compare(b.model((1, length, rows, 2) if spatial else (rows, length), "y"), seed)
+
+
+@SETTINGS
+@given(length=st.integers(1, 40), in_scale=st.floats(0.02, 0.4), out_scale=st.sampled_from([1 / 256, 1 / 255, 0.01]),
+       out_zp=st.sampled_from([-128, -100, 0]), seed=st.integers(0, 2**16))
+def test_qlinear_softmax_int8_operator(length, in_scale, out_scale, out_zp, seed):
+    """The operator-oriented com.microsoft QLinearSoftmax on int8 (no uint8 conversion)."""
+    rng = np.random.default_rng(seed)
+    zx = int(rng.integers(-128, 127))
+    inits = [numpy_helper.from_array(np.float32(in_scale), "sx"), numpy_helper.from_array(np.int8(zx), "zx"),
+             numpy_helper.from_array(np.float32(out_scale), "sy"), numpy_helper.from_array(np.int8(out_zp), "zy")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["q"]),
+             helper.make_node("QLinearSoftmax", ["q", "sx", "zx", "sy", "zy"], ["s"], domain="com.microsoft", axis=-1,
+                              opset=13),
+             helper.make_node("DequantizeLinear", ["s", "sy", "zy"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, length])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, length])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    _compare(model.SerializeToString(), seed)

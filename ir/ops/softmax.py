@@ -30,6 +30,7 @@ from ..fixedpoint_exp import (
     wrap_int32,
 )
 from ..op import Op
+from ..ort_numerics import ONNXRUNTIME, qlinear_softmax
 from ..region import Region
 from . import OpDef, register
 from ._common import dtype_range, require
@@ -42,6 +43,11 @@ ACCUMULATION_INTEGER_BITS = 12
 @dataclass(frozen=True)
 class SoftmaxAttrs:
     beta: float = 1.0
+    # "tflite" (TFLM's fixed-point softmax) or "onnxruntime" (QLinearSoftmax's float
+    # table, see ort_numerics.qlinear_softmax); ort_uint8: onnxruntime ran it on uint8
+    # (it clamps there; its int8 kernel keeps the low byte).
+    rounding: str = "tflite"
+    ort_uint8: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(x.quant is not None and y.quant is not None, op, "input and output must be quantized")
     require(not x.quant.per_channel and not y.quant.per_channel, op, "quantization must be per-tensor")
     require(op.attrs is not None and isinstance(op.attrs.beta, numbers.Real), op, "attribute beta is missing")
+    if op.attrs.rounding == ONNXRUNTIME:
+        require(y.dtype == "int8" and op.attrs.beta == 1.0, op, "onnxruntime's QLinearSoftmax maps int8 to int8 with beta 1")
+        return [x.shape]
     out_scale, out_zp = np.float32(y.quant.scalar_scale), y.quant.scalar_zero_point
     if y.dtype == "int8":
         require(out_zp == -128 and out_scale == np.float32(1.0 / 256), op,
@@ -116,6 +125,12 @@ def exps_of_row_differences(diff: np.ndarray, params: SoftmaxParams) -> np.ndarr
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    if op.attrs.rounding == ONNXRUNTIME:
+        offset = 128 if op.attrs.ort_uint8 else 0
+        y = qlinear_softmax(inputs[0].astype(np.int64) + offset, float(op.input.quant.scale[0]),
+                            float(op.output.quant.scale[0]), op.output.quant.scalar_zero_point + offset,
+                            op.attrs.ort_uint8)
+        return [(y - offset).astype(op.output.dtype)]
     params = softmax_params(op)
     x = inputs[0].astype(np.int64)
     diff = x - x.max(axis=-1, keepdims=True)
