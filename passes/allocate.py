@@ -5,7 +5,8 @@ buffers share bytes while both live.
 order (by default largest first); each goes to the lowest offset (first fit) or to the
 tightest gap (best fit) left free by the already placed buffers whose pieces overlap its
 own in time. `allocate` tries several priorities and both fits and keeps the smallest
-arena, stopping as soon as one meets the live-set lower bound.
+arena, stopping as soon as one meets the live-set lower bound; for a few buffers it then
+searches exactly (`exact_place`).
 """
 from __future__ import annotations
 
@@ -87,9 +88,64 @@ PRIORITIES: dict[str, Callable[[Lifetime], tuple]] = {
 }
 
 
+EXACT_MAX_BUFFERS = 8
+EXACT_MAX_NODES = 5_000
+
+
+def exact_place(items: Sequence[Lifetime], lower: int, upper: int,
+                max_nodes: int = EXACT_MAX_NODES) -> Placement | None:
+    """The smallest arena below `upper` (None if there is none or the search ran out of
+    nodes), by branch and bound.
+
+    Exact for single-piece buffers: every placement can be pushed down until each buffer
+    rests at 0 or on a buffer below it; listing buffers by offset, each rests on an
+    earlier one. So the search picks the next buffer among all unplaced ones, puts it at
+    0 or on the top edge of a conflicting placed piece, never below the previous buffer's
+    offset (which fixes the listing order), and prunes any branch that already reaches
+    the best arena. With multi-piece groups a buffer may rest on a piece of a buffer
+    placed higher, so the offset order is not imposed and the search, still sound, may
+    miss interlocked placements.
+    """
+    n = len(items)
+    best: list = [upper, None]
+    nodes = [0]
+    offsets: list[int] = [0] * n
+    placed: list[int] = []
+    ordered = all(len(item.pieces) == 1 for item in items)
+
+    def search(floor: int, arena: int, left: frozenset[int]) -> bool:
+        nodes[0] += 1
+        if nodes[0] > max_nodes:
+            return True
+        if not left:
+            best[0], best[1] = arena, {items[j].name: offsets[j] for j in range(n)}
+            return best[0] <= lower
+        for i in sorted(left, key=lambda j: -items[j].size):
+            forbidden = forbidden_intervals(items[i], [(items[j], offsets[j]) for j in placed])
+            spots = {0} | {high for _, high in forbidden}
+            for at in sorted({align_up(x, items[i].align) for x in spots if x >= floor}):
+                if max(arena, at + items[i].size) >= best[0]:
+                    break  # spots are sorted: every later one is as bad
+                if any(low < at < high for low, high in forbidden):
+                    continue
+                offsets[i] = at
+                placed.append(i)
+                stop = search(at if ordered else 0, max(arena, at + items[i].size), left - {i})
+                placed.pop()
+                if stop:
+                    return True
+        return False
+
+    search(0, 0, frozenset(range(n)))
+    if best[1] is None or nodes[0] > max_nodes and best[0] >= upper:
+        return None
+    return Placement(best[1], best[0], "exact")
+
+
 def allocate(items: Sequence[Lifetime], steps: int, optimize: bool = True) -> Placement:
     """The smallest arena among the heuristics (only greedy-by-size best-fit unless
-    `optimize`). Stops early once a placement meets the live-set bound."""
+    `optimize`). Stops early once a placement meets the live-set bound; tries the exact
+    search for at most EXACT_MAX_BUFFERS buffers otherwise."""
     first = place(items)
     if not optimize:
         return first
@@ -102,4 +158,8 @@ def allocate(items: Sequence[Lifetime], steps: int, optimize: bool = True) -> Pl
             p = place(items, key, fit)
             if p.arena_bytes < best.arena_bytes:
                 best = Placement(p.offsets, p.arena_bytes, f"{p.method}/{name}")
+    if best.arena_bytes > bound and len(items) <= EXACT_MAX_BUFFERS:
+        exact = exact_place(items, bound, best.arena_bytes)
+        if exact is not None and exact.arena_bytes < best.arena_bytes:
+            best = exact
     return best
