@@ -20,7 +20,11 @@
 #if defined(__GNUC__)
 #define MCUC_INLINE static inline __attribute__((always_inline))
 #define MCUC_ALIGNED(n) __attribute__((aligned(n)))
+/* Each generated step stays its own function: inlined into one large invoke function the
+ * kernels' loops lose their registers to spills. */
+#define MCUC_STEP static __attribute__((noinline))
 #else
+#define MCUC_STEP static
 #define MCUC_INLINE static inline
 #define MCUC_ALIGNED(n)
 #endif
