@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
+from mcuc.passes.report import memory_rows
 
 
 def program_report(program: Program, target: str) -> dict:
@@ -20,6 +21,7 @@ def program_report(program: Program, target: str) -> dict:
         "outputs": [_io(program, t) for t in program.graph.outputs],
         "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first, "last": b.last}
                     for b in program.buffers],
+        "memory": memory_rows(program),  # per op: bytes live, output offsets, scratch, in-place
     }
 
 

@@ -40,7 +40,7 @@ def memory_rows(program: Program) -> list[dict]:
             "in_place": step.in_place,
             "overlap": getattr(step, "overlap", False),
             "alias": step.alias,
-            "outputs": [{"name": t.name, "offset": program.offsets[t], "size": t.nbytes} for t in op.outputs],
+            "outputs": [{"name": t.name, "offset": program.offsets.get(t), "size": t.nbytes} for t in op.outputs],
             "scratch": [{"name": b.name, "offset": b.offset, "size": b.size} for b in step.scratch],
         })
     return rows
