@@ -194,6 +194,12 @@ class PatchStage:
     in patch p. Every other tensor the stage produces lives only in a patch buffer of the
     workspace (`buffers`, sized for the largest region over all patches); `op_scratch[i]`
     holds op i's kernel scratch inside the workspace as (name, delta, size).
+
+    Patches run in order and write their output regions last, so the output may overlap
+    an input that dies at the stage: `output_shifts[k]` is the smallest D such that the
+    output placed D bytes before input k's start never overwrites an input byte that the
+    current or a later patch still reads (None: no overlap saves anything); see
+    output_shifts().
     """
 
     ops: tuple[Op, ...]
@@ -205,6 +211,7 @@ class PatchStage:
     buffers: tuple[PatchBuffer, ...]
     workspace_bytes: int
     op_scratch: tuple[tuple[tuple[str, int, int], ...], ...] = ()
+    output_shifts: tuple[int | None, ...] = ()
 
     def buffer(self, tensor: Tensor) -> PatchBuffer:
         for b in self.buffers:
@@ -215,6 +222,42 @@ class PatchStage:
     def __repr__(self) -> str:
         return (f"PatchStage({len(self.ops)} ops -> {self.output.name}, grid {self.grid[0]}x{self.grid[1]}, "
                 f"workspace {self.workspace_bytes} B)")
+
+
+def region_start_byte(t: Tensor, region: Region) -> int:
+    """Byte offset in `t` (row-major) of the region's first element."""
+    return int(np.ravel_multi_index(region.start, t.shape)) * t.itemsize if not region.empty else t.nbytes
+
+
+def region_end_byte(t: Tensor, region: Region) -> int:
+    """Byte offset in `t` just past the region's last element."""
+    if region.empty:
+        return 0
+    return (int(np.ravel_multi_index(tuple(b - 1 for b in region.stop), t.shape)) + 1) * t.itemsize
+
+
+def first_read_byte(stage: PatchStage, p: int, x: Tensor) -> int:
+    """The lowest byte of stage input `x` that patch p reads (x.nbytes: none)."""
+    first = x.nbytes
+    for op, work in zip(stage.ops, stage.patches[p]):
+        if work.out.empty:
+            continue
+        for t, region in zip(op.inputs, work.geometry.inputs):
+            if t is x and region is not None:
+                first = min(first, region_start_byte(x, region))
+    return first
+
+
+def output_shifts(stage: PatchStage) -> tuple[int | None, ...]:
+    """PatchStage.output_shifts: per input, the bytes the output must start before it."""
+    shifts = []
+    for x in stage.inputs:
+        shift, lowest_later = 0, x.nbytes
+        for p in reversed(range(len(stage.patches))):
+            lowest_later = min(lowest_later, first_read_byte(stage, p, x))
+            shift = max(shift, region_end_byte(stage.output, stage.patch_regions[p]) - lowest_later)
+        shifts.append(shift if shift < stage.output.nbytes else None)
+    return tuple(shifts)
 
 
 def run_stage(stage: PatchStage, read_input: Callable[[Tensor, Region], np.ndarray],
@@ -290,7 +333,25 @@ def run_patch_loop(arena: np.ndarray, offsets: dict[Tensor, int], workspace_offs
         data = np.ascontiguousarray(y, dtype=np.dtype(b.tensor.dtype)).reshape(-1).view(np.uint8)
         buffer_bytes(b, data.size)[:] = data
 
+    # The output may overlap a dying input (PatchStage.output_shifts): a patch must then
+    # write only below every byte of it that this or a later patch still reads.
+    out_at = offsets[stage.output]
+    overlapping = [x for x in stage.inputs if offsets[x] < out_at + stage.output.nbytes
+                   and out_at < offsets[x] + x.nbytes]
+    lowest_later = {x: [0] * len(stage.patches) for x in overlapping}
+    for x in overlapping:
+        low = x.nbytes
+        for p in reversed(range(len(stage.patches))):
+            low = min(low, first_read_byte(stage, p, x))
+            lowest_later[x][p] = offsets[x] + low
+    patch_of = {r: p for p, r in enumerate(stage.patch_regions)}
+
     def write_output(region: Region, y: np.ndarray) -> None:
+        end = out_at + region_end_byte(stage.output, region)
+        for x in overlapping:
+            if end > lowest_later[x][patch_of[region]]:
+                raise AssertionError(f"patch {region} of {stage.output.name!r} overwrites bytes of "
+                                     f"{x.name!r} that a later patch still reads")
         full_view(stage.output)[region.slices()] = y
 
     run_stage(stage, lambda t, r: full_view(t)[r.slices()].copy(), write_output, read_buffer, write_buffer)

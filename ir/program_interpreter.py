@@ -123,7 +123,9 @@ def _check_step_overlaps(program: Program, index: int) -> None:
             # In place, output 0 starts exactly where its input does; another input at the
             # same offset (an alias of it, or x + x) is read element by element alike.
             declared = step.in_place and o_i == 0 and o0 == i0 == off[op.inputs[step.in_place_input]]
-            if getattr(step, "overlap", False) and o_i == 0 and i_i == 0:
+            if isinstance(step, PatchLoop):  # each patch's write is checked by run_patch_loop
+                declared = step.overlap and o0 == i0 - (step.stage.output_shifts[i_i] or 0)
+            elif getattr(step, "overlap", False) and o_i == 0 and i_i == 0:
                 declared = _conv_overlap_safe(op, i0, o0)
             if not declared:
                 raise PlanError(f"step {index} {op.label}: output {out.name!r} [{o0}, {o1}) overlaps "

@@ -41,6 +41,7 @@ from .lifetimes import tensor_intervals
 ALIAS_KINDS = frozenset({"RESHAPE", "SQUEEZE"})
 ELEMENTWISE_KINDS = frozenset({"ADD", "MUL", "RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "QUANTIZE"})
 DEPTHWISE = "DEPTHWISE_CONV_2D"
+PATCH_STAGE = "PATCH_STAGE"
 CONV = "CONV_2D"
 # Output pixels a pointwise kernel may write before it has read all their input pixels
 # (the Cortex-M 1x1 GEMM computes two pixel rows at a time; ir/program.py states it).
@@ -148,6 +149,8 @@ def in_place_candidates(op: Op) -> list[int]:
         return []
     if is_overlappable_conv(op):
         return [0]
+    if op.kind == PATCH_STAGE:  # its output may overlap a dying input at a shift (ir/patch_interpreter.py)
+        return [k for k, shift in enumerate(op.attrs.output_shifts) if shift is not None]
     if op.kind in ELEMENTWISE_KINDS:
         return [i for i, t in enumerate(op.inputs)
                 if t is not None and not t.is_constant and t.shape == out.shape
@@ -245,8 +248,9 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
             continue
         if in_place:
             allow_pointwise = pointwise is None or i in pointwise
-            shifted = is_overlappable_conv(op)
-            found = None if shifted and not allow_pointwise else _in_place_input(op, i, groups, outputs)
+            shifted = is_overlappable_conv(op) or op.kind == PATCH_STAGE
+            found = (None if is_overlappable_conv(op) and not allow_pointwise
+                     else _in_place_input(op, i, groups, outputs))
             if found is not None:
                 k, y_at = found
                 x, y = op.inputs[k], op.outputs[0]
@@ -271,6 +275,8 @@ def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor]) -> tu
             continue
         value, at = groups.value[x], groups.delta(x)
         y_at = at - conv_overlap_shift(op) if is_overlappable_conv(op) else at
+        if op.kind == PATCH_STAGE:
+            y_at = at - op.attrs.output_shifts[k]
 
         def allowed(a: Tensor, b: Tensor) -> bool:
             # y may cover x and its aliases (same bytes), all read for the last time here.

@@ -14,13 +14,13 @@ and turns the stage steps into PatchLoop steps for the backends.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor, op_def
 from mcuc.ir.ops.patch_stage import KIND as PATCH_STAGE
 from mcuc.ir.ops.patch_stage import region_macs
-from mcuc.ir.patch_interpreter import PATCHABLE_KINDS, WINDOW_KINDS, PatchBuffer, PatchStage
+from mcuc.ir.patch_interpreter import PATCHABLE_KINDS, WINDOW_KINDS, PatchBuffer, PatchStage, output_shifts
 from mcuc.ir.program import PatchLoop, Program, ScratchRequest
 
 from .allocate import allocate
@@ -131,8 +131,9 @@ def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
         patches.append(tuple(works))
     largest = {t: _largest_shape(shapes) for t, shapes in region_shapes.items() if shapes}
     buffers, op_scratch, workspace = _workspace(ops, intermediates, largest, scratch)
-    return PatchStage(tuple(ops), inputs, cut, (ph, pw), tuple(patch_regions), tuple(patches),
-                      buffers, workspace, op_scratch)
+    stage = PatchStage(tuple(ops), inputs, cut, (ph, pw), tuple(patch_regions), tuple(patches),
+                       buffers, workspace, op_scratch)
+    return replace(stage, output_shifts=output_shifts(stage))
 
 
 def _workspace(ops: Sequence[Op], intermediates: list[Tensor], largest: dict[Tensor, tuple[int, ...]],
@@ -216,7 +217,7 @@ def with_workspace(scratch: ScratchFn | None) -> ScratchFn:
 
 def as_patch_loops(program: Program) -> Program:
     """The program with every PATCH_STAGE step as a PatchLoop."""
-    steps = tuple(PatchLoop(s.op, s.scratch, s.in_place, s.in_place_input, s.alias)
+    steps = tuple(PatchLoop(**{f.name: getattr(s, f.name) for f in fields(s)})
                   if s.op.kind == PATCH_STAGE and not isinstance(s, PatchLoop) else s for s in program.steps)
     return replace(program, steps=steps)
 

@@ -21,6 +21,7 @@ from fractions import Fraction
 from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Region, Tensor, op_def
+from mcuc.ir.patch_interpreter import region_end_byte, region_start_byte
 from mcuc.ir.program import Program, ScratchRequest
 
 from .aliasing import plan_storage
@@ -96,6 +97,11 @@ class StageModel:
         self._bands: dict[tuple[int, int], list] = {}
         self.outside_macs = graph_macs(graph) - graph_macs(graph.with_(ops=self.ops))
         self.live = self._live_without_workspace()
+        inside = set(self.ops)
+        # Stage inputs read by nobody after the stage: the output may overlap them.
+        self.dying = [t for t in dict.fromkeys(t for op in self.ops for t in op.activation_inputs)
+                      if t not in {op.outputs[0] for op in self.ops} and t not in graph.outputs
+                      and all(c in inside for c in graph.consumers(t))]
 
     def bands(self, axis: int, parts: int) -> list:
         key = (axis, parts)
@@ -130,7 +136,26 @@ class StageModel:
             largest[t] = (t.shape[0], r, c, t.shape[3])
         _, _, workspace = _workspace(self.ops, self.intermediates, largest, self.scratch)
         stage_live, others = self.live
+        stage_live -= max((self._overlap_saving(x, rows, cols) for x in self.dying), default=0)
         return self.outside_macs + int(macs), max(stage_live + workspace, others)
+
+    def _overlap_saving(self, x: Tensor, rows: list, cols: list) -> int:
+        """Bytes saved by placing the output over dying input x at its shift
+        (ir.patch_interpreter.output_shifts, from the bands)."""
+        cut = self.cut
+        row_parts, col_parts = split_axis(cut.shape[1], len(rows)), split_axis(cut.shape[2], len(cols))
+        shift, lowest = 0, x.nbytes
+        for i in reversed(range(len(rows))):
+            for j in reversed(range(len(cols))):
+                r, c = rows[i][0].get(x), cols[j][0].get(x)
+                if r is not None and c is not None and _span(r) and _span(c):
+                    lowest = min(lowest, region_start_byte(x, Region((0, r[0], c[0], 0), (1, r[1], c[1], 1))))
+                (_, r1), (_, c1) = row_parts[i], col_parts[j]
+                end = region_end_byte(cut, Region((0, 0, 0, 0), (cut.shape[0], r1, c1, cut.shape[3])))
+                shift = max(shift, end - lowest)
+        if shift >= cut.nbytes:
+            return 0
+        return x.nbytes + cut.nbytes - max(shift + x.nbytes, cut.nbytes)
 
 
 def enumerate_candidates(graph: Graph, scratch: ScratchFn | None = None,

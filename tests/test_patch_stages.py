@@ -48,7 +48,8 @@ def _schedule(graph, rng, two_stages: bool) -> list[StageSpec]:
 def _check_patched_equals_layer_by_layer(graph, specs, seed: int) -> None:
     inputs = random_inputs(graph, seed)
     expected = run(graph, inputs)
-    program = plan_patched(graph, specs)
+    # optimize=False: one greedy placement is enough to check the patch buffers and overlaps
+    program = plan_patched(graph, specs, optimize=False)
     loops = [s for s in program.steps if isinstance(s, PatchLoop)]
     assert len(loops) == len(specs)
     got = run_program(program, inputs, seed=seed)
