@@ -129,6 +129,12 @@ class PatchLoop(Step):
     output goes to its patch buffer, or, for the stage's output, into its region of the
     full tensor (a strided write). `scratch[0]` is the stage's workspace (patch buffers
     and inner ops' kernel scratch); the stage's inputs and output never overlap it.
+
+    With `overlap`, the stage output sits stage.output_shifts[k] bytes before a stage
+    input k that dies at this step, over its bytes: backends must run the patches in
+    order (row-major) and write each patch's output region only after the patch has read
+    everything it reads; then no write touches an input byte a later patch still reads
+    (run_program checks every write).
     """
 
     @property
