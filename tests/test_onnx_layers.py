@@ -101,19 +101,31 @@ dtypes = st.sampled_from(["int8", "uint8"])
 
 @SETTINGS
 @given(dtype=dtypes, cin=st.integers(1, 8), cout=st.integers(1, 8), k=st.integers(1, 3), stride=st.integers(1, 2),
-       dilation=st.integers(1, 2), pad=st.integers(0, 2), size=st.integers(5, 9), depthwise=st.booleans(),
+       dilation=st.integers(1, 2), pads=st.lists(st.integers(0, 2), min_size=4, max_size=4), size=st.integers(5, 9),
+       grouping=st.sampled_from(["none", "depthwise", "groups"]),
+       auto_pad=st.sampled_from(["NOTSET", "NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]),
        out_ratio=st.floats(0.3, 3.0), seed=st.integers(0, 2**16))
-def test_conv(dtype, cin, cout, k, stride, dilation, pad, size, depthwise, out_ratio, seed):
+def test_conv(dtype, cin, cout, k, stride, dilation, pads, size, grouping, auto_pad, out_ratio, seed):
+    """Conv: plain, depthwise (with a channel multiplier) and grouped; explicit
+    asymmetric pads or auto_pad; strides and dilations."""
     rng = np.random.default_rng(seed)
     b = _Builder(dtype, rng)
-    group, cout = (cin, cin * max(1, cout // 4)) if depthwise else (1, cout)
-    pad = min(pad, k - 1) if k > 1 else 0
+    if grouping == "depthwise":
+        group, cout = cin, cin * max(1, cout // 4)
+    elif grouping == "groups" and cin % 2 == 0:
+        group, cout = 2, 2 * cout
+    else:
+        group = 1
+    pads = [min(p, k - 1) for p in pads]
+    if auto_pad.startswith("SAME"):
+        dilation = 1  # onnxruntime's QLinearConv refuses dilated SAME padding
     xs = 0.05
     x = b.qdq("x", xs)
     w, ws = b.weights((cout, cin // group, k, k), 0)
     acc_scale = xs * float(ws.mean()) * np.sqrt(k * k * cin / group) * 40
+    window = {"pads": pads} if auto_pad == "NOTSET" else {"auto_pad": auto_pad}
     b.nodes.append(helper.make_node("Conv", [x, w, b.bias(xs, ws)], ["c"], kernel_shape=[k, k], strides=[stride] * 2,
-                                    dilations=[dilation] * 2, pads=[pad] * 4, group=group))
+                                    dilations=[dilation] * 2, group=group, **window))
     y = b.qdq("c", acc_scale * out_ratio / 100)
     _compare(b.model((1, cin, size, size), y), seed)
 
