@@ -89,41 +89,43 @@ class _StageEmitter:
             raise MCUCError(f"step {call.index} {call.op.label}: the plan gives the patch stage no workspace "
                             f"({self.stage.workspace_bytes} B needed); plan it with mcuc.passes.plan")
         self.workspace = step.scratch[0].offset if step.scratch else 0
-        in_bytes, out_bytes = self._temporary_sizes()
-        self.in_temp = self.em.slot(I8, "patch.in", count=max(in_bytes, 1))
-        self.out_temp = self.em.slot(I8, "patch.out", count=max(out_bytes, 1))
-
-    # -- sizes of the stack temporaries -------------------------------------------------
 
     def _embedded(self, op: Op) -> bool:
         return op.kind not in WINDOW_KINDS and op.kind not in POSITIONAL_KINDS and op.kind not in ("PAD", "CONCATENATION")
 
-    def _temporary_sizes(self) -> tuple[int, int]:
-        in_max = out_max = 0
-        for works in self.stage.patches:
-            for op, work in zip(self.stage.ops, works):
-                if work.out.empty:
-                    continue
-                total = 0
-                for t, region in zip(op.inputs, work.geometry.inputs):
-                    if t is None or t.is_constant:
-                        continue
-                    shape = t.shape if self._embedded(op) else (region.shape if region is not None else t.shape)
-                    total += _align(int(np.prod(shape, dtype=np.int64)) * t.itemsize)
-                in_max = max(in_max, total)
-                y = op.output
-                out_shape = y.shape if self._embedded(op) else work.out.shape
-                out_max = max(out_max, int(np.prod(out_shape, dtype=np.int64)) * y.itemsize)
-        return in_max, out_max
+    def _temporary_sizes(self, op: Op, work) -> tuple[int, int]:
+        """Stack bytes for one op's gathered inputs and for its output."""
+        total = 0
+        for t, region in zip(op.inputs, work.geometry.inputs):
+            if t is None or t.is_constant:
+                continue
+            shape = t.shape if self._embedded(op) else (region.shape if region is not None else t.shape)
+            total += _align(int(np.prod(shape, dtype=np.int64)) * t.itemsize)
+        y = op.output
+        out_shape = y.shape if self._embedded(op) else work.out.shape
+        return total, int(np.prod(out_shape, dtype=np.int64)) * y.itemsize
 
     # -- emission --------------------------------------------------------------------------
 
     def emit(self) -> None:
+        """One internal function per (patch, op), called in order: the optimizer then
+        works on one small kernel at a time (a stage has patches x ops of them)."""
         held: dict[Tensor, Region] = {}
-        for works in self.stage.patches:
-            for op, work in zip(self.stage.ops, works):
-                if not work.out.empty:
-                    self._emit_op(op, work, held)
+        outer = self.call.em
+        for p, works in enumerate(self.stage.patches):
+            for i, (op, work) in enumerate(zip(self.stage.ops, works)):
+                if work.out.empty:
+                    continue
+                self.em = Emitter(outer.ctx, f"{outer.function.name}.patch{p}.op{i}")
+                self.em.function.linkage = "internal"
+                self.em.function.attributes.add("noinline")
+                in_bytes, out_bytes = self._temporary_sizes(op, work)
+                self.in_temp = self.em.slot(I8, "patch.in", count=max(in_bytes, 1))
+                self.out_temp = self.em.slot(I8, "patch.out", count=max(out_bytes, 1))
+                self._emit_op(op, work, held)
+                self.em.finish()
+                outer.b.call(self.em.function, [outer.arena])
+        self.em = outer
 
     def _source(self, t: Tensor, held: dict[Tensor, Region]) -> _Source:
         em = self.em
