@@ -749,7 +749,7 @@ def _build_elementwise(imp: _Importer, node, ins, out: QParams, out_name: str) -
     x = imp._activation(node, ins[0])
     if ins[0].qparams.dtype != out.dtype:
         raise imp._error(node, "input and output mix int8 and uint8")
-    kind = node.op_type
+    kind = node.op_type.removeprefix("QLinear")
     if kind == "Sigmoid":
         function = logistic_f32
     elif kind == "HardSwish":
@@ -759,10 +759,12 @@ def _build_elementwise(imp: _Importer, node, ins, out: QParams, out_name: str) -
         function = lambda r: leaky_relu_f32(r, alpha)  # noqa: E731
     elif kind == "Relu":
         function = lambda r: np.maximum(r, np.float32(0.0))  # noqa: E731
-    else:  # Clip
+    elif kind == "Clip":
         lo = float(imp._constant(node, node.input[1], "Clip bound")) if len(node.input) > 1 and node.input[1] else -np.inf
         hi = float(imp._constant(node, node.input[2], "Clip bound")) if len(node.input) > 2 and node.input[2] else np.inf
         function = lambda r: np.minimum(np.maximum(r, np.float32(lo)), np.float32(hi))  # noqa: E731
+    else:
+        raise imp._error(node, f"no table rule for {node.op_type}")
     return _table_value(imp, node, x, function, kind, out, out_name)
 
 

@@ -35,6 +35,10 @@ class _Net:
         self.inits.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
         return name
 
+    def _const_int(self, name: str, array: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(array, np.int64), name))
+        return name
+
     def conv(self, x: str, cin: int, cout: int, k: int, stride: int = 1, group: int = 1,
              act: str | None = "relu", pad: int | None = None) -> str:
         n = self._name("conv")
@@ -163,7 +167,31 @@ def mlp(rng: np.random.Generator) -> onnx.ModelProto:
     return net.model(net.matmul(x, 32, 10), "mlp")
 
 
-NETWORKS = {"mobilenet_v2": mobilenet_v2, "resnet": resnet, "kws_ds_cnn": kws_ds_cnn, "mlp": mlp}
+def mobilenet_v3_block(rng: np.random.Generator, size: int = 32) -> onnx.ModelProto:
+    """MobileNetV3-style pieces: HardSwish, squeeze-and-excitation (average pool, two 1x1
+    convs, Sigmoid, channel-wise Mul), a two-branch Concat, an upsampling Resize, a Pad,
+    average pooling and a Softmax head."""
+    net = _Net(rng, (1, 3, size, size))
+    x = net.node("HardSwish", [net.conv("input", 3, 16, 3, stride=2, act=None)])
+    y = net.node("HardSwish", [net.conv(x, 16, 16, 3, group=16, act=None)])
+    # (a projection first: operator-oriented quantization leaves HardSwish in float, and a
+    # float HardSwish output must feed ops that quantize their input)
+    y = net.conv(y, 16, 16, 1, pad=0)
+    squeeze = net.node("GlobalAveragePool", [y])
+    excite = net.node("Sigmoid", [net.conv(net.conv(squeeze, 16, 8, 1, pad=0), 8, 16, 1, act=None, pad=0)])
+    y = net.node("Mul", [y, excite])
+    branch = net.conv(x, 16, 8, 1, pad=0)
+    small = net.node("MaxPool", [branch], kernel_shape=[2, 2], strides=[2, 2])
+    up = net.node("Resize", [small, "", net._const("up_scales", np.array([1, 1, 2, 2]))], mode="nearest",
+                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    y = net.node("Concat", [y, up], axis=1)
+    y = net.node("Pad", [y, net._const_int("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1]))])
+    y = net.node("AveragePool", [net.conv(y, 24, 32, 3, pad=0)], kernel_shape=[3, 3], strides=[2, 2])
+    return net.model(net.node("Softmax", [net.gemm(net.gap_flatten(y), 32, 10)], axis=-1), "mobilenet_v3_block")
+
+
+NETWORKS = {"mobilenet_v2": mobilenet_v2, "resnet": resnet, "kws_ds_cnn": kws_ds_cnn, "mlp": mlp,
+            "mobilenet_v3_block": mobilenet_v3_block}
 
 
 class _RandomReader:
