@@ -123,7 +123,7 @@ def exact_place(items: Sequence[Lifetime], lower: int, upper: int,
         for i in sorted(left, key=lambda j: -items[j].size):
             forbidden = forbidden_intervals(items[i], [(items[j], offsets[j]) for j in placed])
             spots = {0} | {high for _, high in forbidden}
-            for at in sorted({align_up(x, items[i].align) for x in spots if x >= floor}):
+            for at in sorted(a for a in {align_up(x, items[i].align) for x in spots} if a >= floor):
                 if max(arena, at + items[i].size) >= best[0]:
                     break  # spots are sorted: every later one is as bad
                 if any(low < at < high for low, high in forbidden):
