@@ -45,11 +45,11 @@ def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None =
     baseline, candidates = chosen.baseline, chosen.candidates
     front = pareto_front(candidates)
     planned = [_exact(graph, c, scratch, baseline.macs)[0] for c in front[:FRONT_PLANNED]] + front[FRONT_PLANNED:]
-    planned = pareto_front([*planned, chosen.best])
-    rows = [_row(graph, baseline, "layer-by-layer")]
+    # The front below layer by layer (a schedule no smaller than it is never worth it).
+    planned = [c for c in pareto_front([*planned, chosen.best])
+               if c.stages and c.peak < baseline.arena_bytes]
+    rows = [_row(graph, baseline, "layer-by-layer" + ("" if chosen.best.stages else ", chosen"))]
     rows += [_row(graph, c, "chosen" if c.stages == chosen.best.stages else "") for c in planned]
-    if chosen.best.stages and not any(r["role"] == "chosen" for r in rows):
-        rows.append(_row(graph, chosen.best, "chosen"))
     report = {"model": graph.name, "io": options.io, "target": options.target,
               "max_overhead": AUTO_MAX_OVERHEAD, "candidates": len(candidates),
               "layer_by_layer_bytes": baseline.arena_bytes, "chosen": _row(graph, chosen.best, "chosen"),
