@@ -73,6 +73,8 @@ ORT_QDQ_INT8_RUNS_AS_UINT8 = _host_runs_qdq_int8_as_uint8()
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
 _DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Transpose", "Resize"}
 _INT_TYPES = {"int8", "uint8"}
+# What onnxruntime.quantization.quantize_dynamic writes: int32 results rescaled in float.
+_DYNAMIC_QUANTIZATION = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,11 @@ class _Importer:
             self._qoperator(node, domain)
         elif kind in _FLOAT_OPS:
             self._qdq_group(node)
+        elif kind in _DYNAMIC_QUANTIZATION:
+            raise self._error(node, "this is a dynamically quantized model (activation scales computed at run "
+                                    "time); mcuc compiles statically quantized models: quantize with "
+                                    "onnxruntime.quantization.quantize_static, or compile the float model with "
+                                    "--calibrate")
         else:
             raise self._error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
                                     f"{', '.join(sorted(_FLOAT_OPS))} in QDQ form, QLinearConv, QLinearMatMul, "

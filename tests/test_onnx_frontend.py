@@ -119,3 +119,16 @@ def test_calibration_samples_shapes(tmp_path):
         load_samples(tmp_path / "bad.npy", (1, 3, 4, 4))
     with pytest.raises(MCUCError, match="does not exist"):
         load_samples(tmp_path / "missing.npy", (1, 3, 4, 4))
+
+
+def test_dynamically_quantized_model_is_rejected_with_the_fix(tmp_path):
+    from onnxruntime.quantization import quantize_dynamic
+
+    src, dst = tmp_path / "mlp.onnx", tmp_path / "mlp_dynamic.onnx"
+    onnx.save(onnx_models.mlp(np.random.default_rng(0)), src)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(str(src), str(dst))
+    with pytest.raises(MCUCError, match=r"(DynamicQuantizeLinear|MatMulInteger|DynamicQuantizeMatMul).*dynamically "
+                                        r"quantized.*quantize_static.*--calibrate"):
+        load_onnx(dst.read_bytes())
