@@ -68,32 +68,76 @@ MCUC_INLINE int32_t mcuc_output_stage_doubled(int32_t acc2, const mcuc_requant_t
     return mcuc_activation(y, q);
 }
 
-/* Sign-extends a row of depth4 int8 values to int16 in the lane order of SXTB16: for
- * every 4 bytes x0..x3 the halfwords x0, x2, x1, x3, so each 32-bit word of the result
- * pairs with the SXTB16 (even) and SXTB16-ROR8 (odd) lanes of a weight word. */
-MCUC_INLINE void mcuc_extend_row(int16_t *dst, const int8_t *src, int depth4) {
+/* Sign-extends two rows of depth4 int8 values to int16, interleaved in steps of 4
+ * inputs: for each step the halfwords x0[k], x0[k+2], x0[k+1], x0[k+3] (the lane order
+ * SXTB16 gives a weight word: even lanes, then odd lanes), then the same for row 1. */
+MCUC_INLINE void mcuc_extend_rows2(int16_t *dst, const int8_t *src0, const int8_t *src1, int depth4) {
     int k;
 #if MCUC_DSP
     uint32_t *d = (uint32_t *)(void *)dst;
     for (k = 0; k < depth4; k += 4) {
-        const uint32_t v = mcuc_load32(src + k);
-        d[0] = __sxtb16(v);
-        d[1] = mcuc_sxtb16_ror8(v);
-        d += 2;
+        const uint32_t v0 = mcuc_load32(src0 + k);
+        const uint32_t v1 = mcuc_load32(src1 + k);
+        d[0] = __sxtb16(v0);
+        d[1] = mcuc_sxtb16_ror8(v0);
+        d[2] = __sxtb16(v1);
+        d[3] = mcuc_sxtb16_ror8(v1);
+        d += 4;
     }
 #else
     for (k = 0; k < depth4; k += 4) {
-        dst[k] = src[k];
-        dst[k + 1] = src[k + 2];
-        dst[k + 2] = src[k + 1];
-        dst[k + 3] = src[k + 3];
+        int16_t *d = dst + 2 * k;
+        d[0] = src0[k];
+        d[1] = src0[k + 2];
+        d[2] = src0[k + 1];
+        d[3] = src0[k + 3];
+        d[4] = src1[k];
+        d[5] = src1[k + 2];
+        d[6] = src1[k + 1];
+        d[7] = src1[k + 3];
     }
 #endif
 }
 
-/* Two extended rows (pixels) x all output channels: y0[c] = x0 . w[c], y1[c] = x1 . w[c].
- * When `two` is 0 only row 0 is stored (the odd last pixel). */
-MCUC_INLINE void mcuc_gemm_rows2(const int16_t *x0, const int16_t *x1, int two, const int8_t *wpairs,
+#if MCUC_DSP
+/* The 2 pixels x 2 channels inner loop in assembly: gcc 12 spills the accumulators of
+ * the C version. Per step of 4 inputs: two LDRD (even/odd lanes of both interleaved
+ * rows), two weight words, four SXTB16, eight SMLAD, and the loop's SUBS/BNE. */
+#define MCUC_GEMM_2X2_ASM(a00, a01, a10, a11, p0, w, n)                               \
+    do {                                                                              \
+        uint32_t e0_, o0_, e1_, o1_, wv_, t_;                                         \
+        __asm__ volatile(                                                             \
+            "1:\n\t"                                                                  \
+            "ldrd %[e1], %[o1], [%[p], #8]\n\t"                                       \
+            "ldrd %[e0], %[o0], [%[p]], #16\n\t"                                      \
+            "ldr %[wv], [%[w]], #4\n\t"                                               \
+            "sxtb16 %[t], %[wv]\n\t"                                                  \
+            "smlad %[b00], %[e0], %[t], %[b00]\n\t"                                   \
+            "smlad %[b10], %[e1], %[t], %[b10]\n\t"                                   \
+            "sxtb16 %[t], %[wv], ror #8\n\t"                                          \
+            "smlad %[b00], %[o0], %[t], %[b00]\n\t"                                   \
+            "smlad %[b10], %[o1], %[t], %[b10]\n\t"                                   \
+            "ldr %[wv], [%[w]], #4\n\t"                                               \
+            "sxtb16 %[t], %[wv]\n\t"                                                  \
+            "smlad %[b01], %[e0], %[t], %[b01]\n\t"                                   \
+            "smlad %[b11], %[e1], %[t], %[b11]\n\t"                                   \
+            "sxtb16 %[t], %[wv], ror #8\n\t"                                          \
+            "smlad %[b01], %[o0], %[t], %[b01]\n\t"                                   \
+            "smlad %[b11], %[o1], %[t], %[b11]\n\t"                                   \
+            "subs %[n], %[n], #1\n\t"                                                 \
+            "bne 1b\n\t"                                                              \
+            : [b00] "+r"(a00), [b01] "+r"(a01), [b10] "+r"(a10), [b11] "+r"(a11),     \
+              [p] "+r"(p0), [w] "+r"(w), [n] "+r"(n), [e0] "=&r"(e0_), [o0] "=&r"(o0_), \
+              [e1] "=&r"(e1_), [o1] "=&r"(o1_), [wv] "=&r"(wv_), [t] "=&r"(t_)        \
+            :                                                                         \
+            : "cc", "memory");                                                        \
+    } while (0)
+#endif
+
+/* Two pixels x all output channels from their interleaved extended rows (see
+ * mcuc_extend_rows2): y0[c] = x0 . w[c], y1[c] = x1 . w[c]; when `two` is 0 only y0 is
+ * stored (the odd last pixel, whose row 1 is a copy). */
+MCUC_INLINE void mcuc_gemm_rows2(const int16_t *rows, int two, const int8_t *wpairs,
                                  int depth4, int out_ch, const mcuc_requant_t *q,
                                  int8_t *y0, int8_t *y1) {
     const int8_t *w = wpairs;
@@ -101,37 +145,19 @@ MCUC_INLINE void mcuc_gemm_rows2(const int16_t *x0, const int16_t *x1, int two, 
     for (c = 0; c < out_ch; c += 2) {
         int32_t a00 = q->bias[c], a01 = q->bias[c + 1];
         int32_t a10 = a00, a11 = a01;
-        int k;
 #if MCUC_DSP
-        const uint32_t *p0 = (const uint32_t *)(const void *)x0;
-        const uint32_t *p1 = (const uint32_t *)(const void *)x1;
-        for (k = 0; k < depth4; k += 4) {
-            const uint32_t e0 = p0[0], o0 = p0[1];
-            const uint32_t e1 = p1[0], o1 = p1[1];
-            const uint32_t wa = mcuc_load32(w);
-            const uint32_t wb = mcuc_load32(w + 4);
-            uint32_t we = __sxtb16(wa), wo = mcuc_sxtb16_ror8(wa);
-            p0 += 2;
-            p1 += 2;
-            w += 8;
-            a00 = __smlad(e0, we, a00);
-            a00 = __smlad(o0, wo, a00);
-            a10 = __smlad(e1, we, a10);
-            a10 = __smlad(o1, wo, a10);
-            we = __sxtb16(wb);
-            wo = mcuc_sxtb16_ror8(wb);
-            a01 = __smlad(e0, we, a01);
-            a01 = __smlad(o0, wo, a01);
-            a11 = __smlad(e1, we, a11);
-            a11 = __smlad(o1, wo, a11);
-        }
+        const int16_t *p = rows;
+        int n = depth4 / 4;
+        MCUC_GEMM_2X2_ASM(a00, a01, a10, a11, p, w, n);
 #else
+        int k;
         for (k = 0; k < depth4; k += 4) {
-            a00 += x0[k] * w[0] + x0[k + 1] * w[2] + x0[k + 2] * w[1] + x0[k + 3] * w[3];
-            a01 += x0[k] * w[4] + x0[k + 1] * w[6] + x0[k + 2] * w[5] + x0[k + 3] * w[7];
+            const int16_t *x0 = rows + 2 * k, *x1 = x0 + 4;
+            a00 += x0[0] * w[0] + x0[1] * w[2] + x0[2] * w[1] + x0[3] * w[3];
+            a01 += x0[0] * w[4] + x0[1] * w[6] + x0[2] * w[5] + x0[3] * w[7];
             if (two) {
-                a10 += x1[k] * w[0] + x1[k + 1] * w[2] + x1[k + 2] * w[1] + x1[k + 3] * w[3];
-                a11 += x1[k] * w[4] + x1[k + 1] * w[6] + x1[k + 2] * w[5] + x1[k + 3] * w[7];
+                a10 += x1[0] * w[0] + x1[1] * w[2] + x1[2] * w[1] + x1[3] * w[3];
+                a11 += x1[0] * w[4] + x1[1] * w[6] + x1[2] * w[5] + x1[3] * w[7];
             }
             w += 8;
         }
@@ -151,18 +177,17 @@ MCUC_INLINE void mcuc_gemm_rows2(const int16_t *x0, const int16_t *x1, int two, 
 
 /* Pointwise (1x1, stride 1, no padding) convolution as a GEMM: pixels are rows of
  * `in_ch` bytes (a multiple of 4); each pixel pair is sign-extended once into `rows`
- * (scratch, 4 * in_ch bytes) and then meets every weight row. */
+ * (scratch, 4 * in_ch bytes, interleaved) and then meets every weight row. */
 MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int16_t *rows, int pixels, int in_ch, int out_ch,
                                const int8_t *wpairs, const mcuc_requant_t *q) {
     int p;
     for (p = 0; p + 1 < pixels; p += 2) {
-        mcuc_extend_row(rows, in + p * in_ch, in_ch);
-        mcuc_extend_row(rows + in_ch, in + (p + 1) * in_ch, in_ch);
-        mcuc_gemm_rows2(rows, rows + in_ch, 1, wpairs, in_ch, out_ch, q, out + p * out_ch, out + (p + 1) * out_ch);
+        mcuc_extend_rows2(rows, in + p * in_ch, in + (p + 1) * in_ch, in_ch);
+        mcuc_gemm_rows2(rows, 1, wpairs, in_ch, out_ch, q, out + p * out_ch, out + (p + 1) * out_ch);
     }
     if (pixels & 1) {
-        mcuc_extend_row(rows, in + p * in_ch, in_ch);
-        mcuc_gemm_rows2(rows, rows, 0, wpairs, in_ch, out_ch, q, out + p * out_ch, out + p * out_ch);
+        mcuc_extend_rows2(rows, in + p * in_ch, in + p * in_ch, in_ch);
+        mcuc_gemm_rows2(rows, 0, wpairs, in_ch, out_ch, q, out + p * out_ch, out + p * out_ch);
     }
 }
 
@@ -192,8 +217,8 @@ MCUC_INLINE void mcuc_im2col_row(int8_t *row, const int8_t *in, int oy, int ox,
 }
 
 /* General KxK convolution (groups == 1) through a partial im2col buffer: two output
- * pixels' receptive fields (int8, 2 * depth4 bytes) sign-extended into two int16 rows
- * (4 * depth4 bytes) share each pass over the weights. Scratch: 6 * depth4 bytes. */
+ * pixels' receptive fields (int8, 2 * depth4 bytes) sign-extended into two interleaved
+ * int16 rows (4 * depth4 bytes) share each pass over the weights. Scratch: 6 * depth4 bytes. */
 MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch,
                                   int in_h, int in_w, int in_ch, int out_h, int out_w, int out_ch,
                                   int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
@@ -201,19 +226,19 @@ MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch
                                   const int8_t *wpairs, const mcuc_requant_t *q) {
     const int pixels = out_h * out_w;
     int16_t *rows = (int16_t *)(void *)scratch;
-    int8_t *col = scratch + 4 * depth4;
+    int8_t *col0 = scratch + 4 * depth4;
+    int8_t *col1 = col0 + depth4;
     int p;
     for (p = 0; p < pixels; p += 2) {
         const int two = p + 1 < pixels;
-        mcuc_im2col_row(col, in, p / out_w, p % out_w, in_h, in_w, in_ch, kh, kw, stride_h, stride_w,
+        mcuc_im2col_row(col0, in, p / out_w, p % out_w, in_h, in_w, in_ch, kh, kw, stride_h, stride_w,
                         dil_h, dil_w, pad_top, pad_left, in_zp, depth4);
-        mcuc_extend_row(rows, col, depth4);
         if (two) {
-            mcuc_im2col_row(col, in, (p + 1) / out_w, (p + 1) % out_w, in_h, in_w, in_ch, kh, kw,
+            mcuc_im2col_row(col1, in, (p + 1) / out_w, (p + 1) % out_w, in_h, in_w, in_ch, kh, kw,
                             stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, in_zp, depth4);
-            mcuc_extend_row(rows + depth4, col, depth4);
         }
-        mcuc_gemm_rows2(rows, rows + depth4, two, wpairs, depth4, out_ch, q, out + p * out_ch,
+        mcuc_extend_rows2(rows, col0, two ? col1 : col0, depth4);
+        mcuc_gemm_rows2(rows, two, wpairs, depth4, out_ch, q, out + p * out_ch,
                         out + (p + 1 < pixels ? p + 1 : p) * out_ch);
     }
 }
