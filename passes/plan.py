@@ -62,7 +62,7 @@ def _with_overlapping_pointwise(graph: Graph, program: Program, scratch: Scratch
     best = program
     while True:
         live = step_live_bytes(best)
-        candidates = [s for s in sorted(range(len(live)), key=lambda s: -live[s])
+        candidates = [s for s in sorted(range(len(graph.ops)), key=lambda s: -live[s])
                       if s not in tried and is_overlappable_conv(graph.ops[s])]
         candidates = [s for s in candidates if live[s] >= 0.9 * max(live)]
         if not candidates:

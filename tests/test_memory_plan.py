@@ -83,3 +83,23 @@ def test_corrupted_plan_is_detected(seed: int) -> None:
     except PlanError:
         return
     assert any(not np.array_equal(e, g) for e, g in zip(expected, got))
+
+
+def test_edge_graphs_plan_and_run() -> None:
+    """No ops at all; an input that is also an output and must survive an op that could
+    otherwise run in place over it."""
+    from mcuc.ir import Graph
+    from memory_graphs import GraphBuilder
+
+    b = GraphBuilder(np.random.default_rng(0))
+    x = b.activation((1, 3, 3, 2), "in")
+    data = np.arange(18, dtype=np.int8).reshape(1, 3, 3, 2)
+    empty = plan(Graph((), (x,), (x,)))
+    assert empty.arena_bytes == x.nbytes
+    np.testing.assert_array_equal(run_program(empty, [data])[0], data)
+    y = b.add_op("RELU", [x], None)
+    graph = Graph(tuple(b.ops), (x,), (y, x))
+    program = plan(graph)
+    assert not program.steps[0].in_place
+    for e, g in zip(run(graph, [data]), run_program(program, [data])):
+        np.testing.assert_array_equal(g, e)
