@@ -56,10 +56,17 @@ class _Builder:
         return d
 
     def weights(self, shape: tuple[int, ...], axis: int) -> tuple[str, np.ndarray]:
+        """Symmetric int8 weights, per channel along `axis` or (one time in four) per tensor;
+        returns the dequantized name and the scale of every output channel."""
         w = self.rng.integers(-WEIGHT_LIMIT, WEIGHT_LIMIT + 1, shape).astype(np.int8)
-        scales = (self.rng.uniform(0.002, 0.03, shape[axis])).astype(np.float32)
         n = self.name("w")
         d = self.name("DQw")
+        if self.rng.random() < 0.25:
+            scale = np.float32(self.rng.uniform(0.002, 0.03))
+            self.nodes.append(helper.make_node("DequantizeLinear", [self.init(n, w), self.init(n + "_s", scale),
+                                                                    self.init(n + "_z", np.int8(0))], [d]))
+            return d, np.full(shape[axis], scale, np.float32)
+        scales = (self.rng.uniform(0.002, 0.03, shape[axis])).astype(np.float32)
         self.nodes.append(helper.make_node("DequantizeLinear", [self.init(n, w), self.init(n + "_s", scales),
                                                                 self.init(n + "_z", np.zeros(shape[axis], np.int8))],
                                            [d], axis=axis))
