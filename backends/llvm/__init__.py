@@ -6,4 +6,8 @@ scratch_requests(op, in_place) is the scratch function to give mcuc.passes.plan.
 from .compiled import CompiledProgram, compile_program
 from .scratch import scratch_requests
 
-__all__ = ["CompiledProgram", "compile_program", "scratch_requests"]
+# The IR's rounding rules this backend implements (mcuc.ir.ort_numerics): TFLite's
+# fixed-point requantization and onnxruntime's float-scale one.
+ROUNDING_RULES = ("tflite", "onnxruntime")
+
+__all__ = ["CompiledProgram", "ROUNDING_RULES", "compile_program", "scratch_requests"]

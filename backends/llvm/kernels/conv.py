@@ -15,12 +15,14 @@ import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.ops._common import channel_requant_params
+from mcuc.ir.ops._common import channel_requant_params, dtype_range
+from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE, channel_scales
 from mcuc.ir.ops.fully_connected import requant_params as fc_requant_params
 
 from ..codegen import KernelCall
 from ..emitter import I8, I32, Emitter
 from ..fixedpoint import ChannelRequant
+from ..floatops import FloatChannelRequant
 from . import register
 
 
@@ -39,6 +41,25 @@ def _bias_data(call: KernelCall) -> np.ndarray | None:
     op = call.op
     bias = op.inputs[2] if len(op.inputs) > 2 else None
     return None if bias is None else bias.data
+
+
+def output_stage(call: KernelCall) -> ChannelRequant | FloatChannelRequant:
+    """The op's requantization of its int32 accumulators: TFLite's Q31 multiplier and
+    shift per channel, or onnxruntime's float32 scale per channel (the op's rounding
+    rule); then the output zero point and the fused activation clamp."""
+    em, op = call.em, call.op
+    x_t, w_t, y_t = op.inputs[0], op.inputs[1], op.output
+    a = op.attrs
+    if getattr(a, "rounding", TFLITE) == ONNXRUNTIME:
+        scales = channel_scales(x_t.quant.scale[0], w_t.quant.scale, y_t.quant.scale[0], y_t.shape[-1])
+        lo, hi = dtype_range(y_t.dtype)
+        return FloatChannelRequant(em, scales, y_t.quant.scalar_zero_point, lo, hi, a.act_min, a.act_max,
+                                   call.hint())
+    if op.kind == "FULLY_CONNECTED":
+        mult, shift = fc_requant_params(op)
+    else:
+        mult, shift = channel_requant_params(op, x_t, w_t, y_t)
+    return ChannelRequant(em, mult, shift, y_t.quant.scalar_zero_point, a.act_min, a.act_max, call.hint())
 
 
 def _mac(em: Emitter, acc_slot: ir.Value, x: ir.Value, w: ir.Value) -> None:
@@ -105,8 +126,7 @@ def _conv_channels_innermost(call: KernelCall) -> None:
     if padded and zp != 0:
         sums = zp * weights.astype(np.int64).sum(axis=3)  # [oc, kh, kw]
         tap_sums = em.const_ptr(wrap_int32(np.ascontiguousarray(sums.transpose(1, 2, 0))), call.hint("tapsum"))
-    mult, shift = channel_requant_params(op, x_t, w_t, y_t)
-    requant = ChannelRequant(em, mult, shift, y_t.quant.scalar_zero_point, a.act_min, a.act_max, call.hint())
+    requant = output_stage(call)
     xptr, yptr = call.ptr(x_t), call.ptr(y_t)
     acc = em.slot(I32, "acc", count=oc)
     sh, sw = a.stride
@@ -162,8 +182,7 @@ def _conv_grouped(call: KernelCall) -> None:
     if padded and zp != 0:
         sums = zp * weights.astype(np.int64).sum(axis=3)  # [oc, kh, kw]
         tap_sums = em.const_ptr(wrap_int32(sums), call.hint("tapsum"))
-    mult, shift = channel_requant_params(op, x_t, w_t, y_t)
-    requant = ChannelRequant(em, mult, shift, y_t.quant.scalar_zero_point, a.act_min, a.act_max, call.hint())
+    requant = output_stage(call)
     xptr, yptr = call.ptr(x_t), call.ptr(y_t)
     acc = em.slot(I32, "acc")
     sh, sw = a.stride
@@ -225,9 +244,7 @@ class _Depthwise:
         self.tap_sums = None
         if self.padded and zp != 0:
             self.tap_sums = em.const_ptr(wrap_int32(zp * weights.astype(np.int64)), call.hint("tapsum"))
-        mult, shift = channel_requant_params(op, self.x_t, self.w_t, self.y_t)
-        self.requant = ChannelRequant(em, mult, shift, self.y_t.quant.scalar_zero_point,
-                                      self.a.act_min, self.a.act_max, call.hint())
+        self.requant = output_stage(call)
 
 
 def _depthwise_pixelwise(call: KernelCall) -> None:
@@ -338,8 +355,7 @@ def fully_connected(call: KernelCall) -> None:
     zp = x_t.quant.scalar_zero_point
     bias = em.const_ptr(folded_bias(_bias_data(call), w_t.data, zp, units), call.hint("bias"))
     wptr = em.const_ptr(w_t.data.astype(np.int8), call.hint("weights"))
-    mult, shift = fc_requant_params(op)
-    requant = ChannelRequant(em, mult, shift, y_t.quant.scalar_zero_point, a.act_min, a.act_max, call.hint())
+    requant = output_stage(call)
     xptr, yptr = call.ptr(x_t), call.ptr(y_t)
     acc = em.slot(I32, "acc")
     with em.loop(rows, "row") as r, em.loop(units, "unit") as u:

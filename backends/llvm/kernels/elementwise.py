@@ -20,10 +20,12 @@ from mcuc.ir.ops import op_def
 from mcuc.ir.ops._common import dtype_range
 from mcuc.ir.ops.add import add_params
 from mcuc.ir.ops.mul import mul_params
+from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE
 
 from ..codegen import KernelCall
 from ..emitter import F32, I32, strides_of
 from ..fixedpoint import multiply_by_quantized_multiplier, split_shift
+from ..floatops import f32, fma, fmax, fmin, int_to_f32, round_half_even
 from . import register
 
 INT32_MIN = -(2**31)
@@ -55,11 +57,27 @@ def _binary_loop(call: KernelCall, body) -> None:
         em.store(em.narrow(body(xa, xb), y_t.dtype), y_ptr, em.index(list(zip(idx, sy))))
 
 
+def _rounds_like_onnxruntime(op) -> bool:
+    return getattr(op.attrs, "rounding", TFLITE) == ONNXRUNTIME
+
+
+def _float_result(em, v: ir.Value, offset: int, y_t, act_min: int, act_max: int) -> ir.Value:
+    """rne(v) - offset saturated to the output type, then the op's clamp. v is first
+    bounded to +-2^30 (far outside every output range) so the conversion is defined."""
+    lo, hi = dtype_range(y_t.dtype)
+    bounded = fmin(em, fmax(em, v, f32(-2.0**30)), f32(2.0**30))
+    y = em.clamp(em.add(round_half_even(em, bounded), -offset), lo, hi)
+    return em.clamp(y, act_min, act_max)
+
+
 @register("ADD")
 def add(call: KernelCall) -> None:
     """TFLM's int8 ADD: both inputs shifted left by 20 bits and rescaled to twice the
     larger input scale, summed, then rescaled to the output."""
     em, op = call.em, call.op
+    if _rounds_like_onnxruntime(op):
+        _add_onnxruntime(call)
+        return
     p = add_params(op)
     a = op.attrs
 
@@ -76,9 +94,58 @@ def add(call: KernelCall) -> None:
     _binary_loop(call, body)
 
 
+def _add_onnxruntime(call: KernelCall) -> None:
+    """onnxruntime's QLinearAdd in float32 (mcuc.ir.ops.add.evaluate_onnxruntime): the
+    constant part computed here exactly as the reference does, the rest as fused
+    multiply-adds; a one-element input is folded with a separate multiply and add."""
+    em, op = call.em, call.op
+    a = op.attrs
+    x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
+    off = a.ort_offset
+    sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y_t))
+    za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y_t))
+    ra, rb = np.float32(sa / sc), np.float32(sb / sc)
+    fixed = np.float32(zc - np.float32(np.float32(ra * za) + np.float32(rb * zb)))
+    b = em.b
+
+    def body(v1: ir.Value, v2: ir.Value) -> ir.Value:
+        va, vb = int_to_f32(em, em.add(v1, off)), int_to_f32(em, em.add(v2, off))
+        if x1.size == 1 and x2.size != 1:
+            v = fma(em, vb, f32(rb), b.fadd(f32(fixed), b.fmul(va, f32(ra))))
+        elif x2.size == 1 and x1.size != 1:
+            v = fma(em, va, f32(ra), b.fadd(f32(fixed), b.fmul(vb, f32(rb))))
+        else:
+            v = fma(em, va, f32(ra), fma(em, vb, f32(rb), f32(fixed)))
+        return _float_result(em, v, off, y_t, a.act_min, a.act_max)
+
+    _binary_loop(call, body)
+
+
+def _mul_onnxruntime(call: KernelCall) -> None:
+    """onnxruntime's QLinearMul: float32(exact product of the centred inputs) * ratio +
+    float(zc + offset), rounded half to even."""
+    em, op = call.em, call.op
+    a = op.attrs
+    x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
+    sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y_t))
+    ratio = np.float32(np.float32(sa * sb) / sc)
+    zero = np.float32(y_t.quant.scalar_zero_point + a.ort_offset)
+    b = em.b
+
+    def body(v1: ir.Value, v2: ir.Value) -> ir.Value:
+        product = b.mul(em.add(v1, -x1.quant.scalar_zero_point), em.add(v2, -x2.quant.scalar_zero_point))
+        v = b.fadd(b.fmul(int_to_f32(em, product), f32(ratio)), f32(zero))
+        return _float_result(em, v, a.ort_offset, y_t, a.act_min, a.act_max)
+
+    _binary_loop(call, body)
+
+
 @register("MUL")
 def mul(call: KernelCall) -> None:
     em, op = call.em, call.op
+    if _rounds_like_onnxruntime(op):
+        _mul_onnxruntime(call)
+        return
     p = mul_params(op)
     a = op.attrs
     (left,), (right,) = split_shift([p.output_shift])
@@ -141,13 +208,31 @@ def lookup_unary(call: KernelCall) -> None:
 @register("QUANTIZE")
 def quantize(call: KernelCall) -> None:
     op = call.op
-    if op.input.dtype == "float32":
+    if op.input.dtype == "float32" and _rounds_like_onnxruntime(op):
+        _quantize_linear(call)
+    elif op.input.dtype == "float32":
         _quantize_float(call)
     elif np.dtype(op.input.dtype).itemsize <= 2:
         _lookup(call)
     else:
         raise MCUCError(f"step {call.index} {op.label}: QUANTIZE from {op.input.dtype} is not supported "
                         "by the llvm backend")
+
+
+def _quantize_linear(call: KernelCall) -> None:
+    """onnxruntime's QuantizeLinear: x / scale in float32, clamped to the output range
+    around the zero point (NaN -> the low end), rounded half to even, + zero point."""
+    em, op = call.em, call.op
+    x_t, y_t = op.input, op.output
+    lo, hi = dtype_range(y_t.dtype)
+    zp = y_t.quant.scalar_zero_point
+    scale = f32(y_t.quant.scale[0])
+    x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
+    with em.loop(x_t.size, "e") as i:
+        q = em.b.fdiv(em.load(x_ptr, i), scale)
+        clamped = fmin(em, fmax(em, q, f32(lo - zp)), f32(hi - zp))  # NaN compares false: -> lo - zp
+        y = em.add(round_half_even(em, clamped), zp)
+        em.store(em.narrow(y, y_t.dtype), y_ptr, i)
 
 
 def _quantize_float(call: KernelCall) -> None:

@@ -10,10 +10,12 @@ from llvmlite import ir
 
 from mcuc.ir.ops._common import dtype_range
 from mcuc.ir.ops.mean import mean_requant_params, resolved_axes
+from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE
 
 from ..codegen import KernelCall
-from ..emitter import I32, strides_of
+from ..emitter import F32, I32, strides_of
 from ..fixedpoint import multiply_by_quantized_multiplier, split_shift
+from ..floatops import f32, fmax, fmin, int_to_f32, requantize_output, round_half_even
 from . import register
 
 
@@ -62,7 +64,57 @@ def _pool(call: KernelCall, average: bool) -> None:
 
 @register("AVERAGE_POOL_2D")
 def average_pool(call: KernelCall) -> None:
-    _pool(call, average=True)
+    if getattr(call.op.attrs, "rounding", TFLITE) == ONNXRUNTIME:
+        _average_pool_onnxruntime(call)
+    else:
+        _pool(call, average=True)
+
+
+def _average_pool_onnxruntime(call: KernelCall) -> None:
+    """onnxruntime's QLinearAveragePool (mcuc.ir.ops.pool2d): every input dequantized
+    in float32, the window's valid elements summed in float32 in row-major tap order
+    (padding adds +0.0, which changes no sum that starts at +0.0), divided by the count
+    (the whole window with count_include_pad), then rne(mean / y_scale + zp)."""
+    em, op = call.em, call.op
+    b = em.b
+    x_t, y_t = op.input, op.output
+    a = op.attrs
+    n, h, w, c = x_t.shape
+    _, oh, ow, _ = y_t.shape
+    fh, fw = a.filter
+    sh, sw = a.stride
+    x_scale = f32(x_t.quant.scale[0])
+    x_zp = x_t.quant.scalar_zero_point
+    y_scale = f32(y_t.quant.scale[0])
+    zero = f32(np.float32(y_t.quant.scalar_zero_point + a.ort_offset))
+    lo, hi = dtype_range(y_t.dtype)
+    x_ptr, y_ptr = call.ptr(x_t), call.ptr(y_t)
+    acc = em.slot(F32, "acc", count=c)
+    count = em.slot(I32, "count")
+    with em.loop(n, "n") as bi, em.loop(oh, "oy") as oy, em.loop(ow, "ox") as ox:
+        with em.loop(c, "c0") as ch:
+            em.store(f32(0.0), acc, ch)
+        b.store(em.i32(0), count)
+        with em.loop(fh, "fy") as fy:
+            iy = b.add(em.add(em.mul(oy, sh), -a.padding.top), fy)
+            with em.loop(fw, "fx") as fx:
+                ix = b.add(em.add(em.mul(ox, sw), -a.padding.left), fx)
+                with em.if_then(b.and_(em.in_range(iy, 0, h), em.in_range(ix, 0, w))):
+                    b.store(b.add(b.load(count), em.i32(1)), count)
+                    base = em.index([(bi, h * w * c), (iy, w * c), (ix, c)])
+                    with em.loop(c, "c") as ch:
+                        v = em.load_i32(x_ptr, b.add(base, ch), x_t.dtype)
+                        real = b.fmul(x_scale, int_to_f32(em, em.add(v, -x_zp)))
+                        em.store(b.fadd(em.load(acc, ch), real), acc, ch)
+        divisor = f32(fh * fw) if a.count_include_pad else int_to_f32(em, b.load(count))
+        y_base = em.index([(bi, oh * ow * c), (oy, ow * c), (ox, c)])
+        with em.loop(c, "c1") as ch:
+            mean = b.fdiv(em.load(acc, ch), divisor)
+            q = b.fadd(b.fdiv(mean, y_scale), zero)
+            bounded = fmin(em, fmax(em, q, f32(-2.0**30)), f32(2.0**30))
+            y = em.clamp(em.add(round_half_even(em, bounded), -a.ort_offset), lo, hi)
+            y = em.clamp(y, a.act_min, a.act_max)
+            em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(y_base, ch))
 
 
 @register("MAX_POOL_2D")
@@ -87,8 +139,13 @@ def mean(call: KernelCall) -> None:
     if count == 0:
         em.memset(y_ptr, 0, y_t.nbytes)
         return
-    multiplier, shift = mean_requant_params(op, count)
-    (left,), (right,) = split_shift([shift])
+    onnx = getattr(op.attrs, "rounding", TFLITE) == ONNXRUNTIME
+    if onnx:
+        # float32(x_scale) / (float32(y_scale) * float32(count)), as the reference.
+        scale = np.float32(x_t.quant.scale[0]) / (np.float32(y_t.quant.scale[0]) * np.float32(count))
+    else:
+        multiplier, shift = mean_requant_params(op, count)
+        (left,), (right,) = split_shift([shift])
     x_ptr = call.ptr(x_t)
     acc = em.slot(I32, "acc")
     kept_shape = [shape[i] for i in kept]
@@ -99,8 +156,11 @@ def mean(call: KernelCall) -> None:
         with em.nest([shape[i] for i in axes], "r") as inner:
             terms = list(zip(outer, [strides[i] for i in kept])) + list(zip(inner, [strides[i] for i in axes]))
             b.store(b.add(b.load(acc), em.load_i32(x_ptr, em.index(terms), x_t.dtype)), acc)
-        y = multiply_by_quantized_multiplier(em, b.load(acc), ir.Constant(I32, multiplier), int(left), int(right))
-        y = em.clamp(em.add(y, y_t.quant.scalar_zero_point), lo, hi)
+        if onnx:
+            y = requantize_output(em, b.load(acc), f32(scale), y_t.quant.scalar_zero_point, lo, hi)
+        else:
+            y = multiply_by_quantized_multiplier(em, b.load(acc), ir.Constant(I32, multiplier), int(left), int(right))
+            y = em.clamp(em.add(y, y_t.quant.scalar_zero_point), lo, hi)
         em.store(em.narrow(y, y_t.dtype), y_ptr, em.index(list(zip(outer, kept_out_strides))))
 
 

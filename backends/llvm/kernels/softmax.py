@@ -9,15 +9,19 @@ one_over_one_plus_x_for_x_in_0_1) is emitted as integer IR.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.fixedpoint_exp import rescale
 from mcuc.ir.ops._common import dtype_range
 from mcuc.ir.ops.softmax import ACCUMULATION_INTEGER_BITS, exps_of_row_differences, softmax_params
+from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE
 
 from ..codegen import KernelCall
-from ..emitter import I32, I64, Emitter
+from ..emitter import F32, I32, I64, Emitter
+from ..floatops import f32, fma
 from ..fixedpoint import INT32_MAX, INT32_MIN, rounding_divide_by_pot, saturating_rounding_doubling_high_mul
 from . import register
 
@@ -58,6 +62,9 @@ def _one_over_one_plus_x(em: Emitter, a: ir.Value) -> ir.Value:
 @register("SOFTMAX")
 def softmax(call: KernelCall) -> None:
     em, op = call.em, call.op
+    if getattr(op.attrs, "rounding", TFLITE) == ONNXRUNTIME:
+        _softmax_onnxruntime(call)
+        return
     b = em.b
     x_t, y_t = op.input, op.output
     params = softmax_params(op)
@@ -101,4 +108,61 @@ def softmax(call: KernelCall) -> None:
             value = em.clamp(b.add(rounding_divide_by_pot(em, scaled, exponent), em.i32(lo)), lo, hi)
             inside = b.icmp_signed("!=", em.load(range_table, index), ir.Constant(ir.IntType(8), 0))
             y = b.select(inside, value, em.i32(lo))
+            em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(base, k))
+
+
+def _softmax_onnxruntime(call: KernelCall) -> None:
+    """onnxruntime's QLinearSoftmax (mcuc.ir.ort_numerics.qlinear_softmax): a float32
+    exp table read at 255 - (row max - x), the row sum in the AVX2 kernel's order (eight
+    lanes over blocks of 16, the tail alone, then tail + lane 0 + ... + lane 7), one
+    reciprocal per row, then rne(fma(e, scale, zero point)) saturated to the type."""
+    em, op = call.em, call.op
+    b = em.b
+    x_t, y_t = op.input, op.output
+    offset = 128 if op.attrs.ort_uint8 else 0
+    length = x_t.shape[-1]
+    rows = x_t.size // length
+    x_scale = float(np.float32(x_t.quant.scale[0]))
+    shift = max(0.0, math.log(float(np.finfo(np.float32).max) / length) - 5.0) / x_scale
+    table = np.exp((np.arange(256, dtype=np.float64) - 255 + shift) * x_scale).astype(np.float32)
+    table_ptr = em.const_ptr(table, call.hint("exp"))
+    multiplier = np.float32(np.floor(np.float32(1.0) / np.float32(y_t.quant.scale[0])))
+    zero = f32(np.float32(y_t.quant.scalar_zero_point + offset))
+    lo, hi = (0, 255) if op.attrs.ort_uint8 else (-128, 127)
+    blocks = length // 16 * 16
+    x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
+    row_max = em.slot(I32, "max")
+    lanes = em.slot(F32, "lanes", count=8)
+    total = em.slot(F32, "total")
+    with em.loop(rows, "row") as r:
+        base = em.mul(r, length)
+        b.store(em.i32(-(2**31)), row_max)
+        with em.loop(length, "k0") as k:
+            b.store(em.smax(b.load(row_max), em.load_i32(x_ptr, b.add(base, k), x_t.dtype)), row_max)
+        maximum = b.load(row_max)
+
+        def exp_at(k: ir.Value) -> ir.Value:
+            index = b.sub(em.i32(255), b.sub(maximum, em.load_i32(x_ptr, b.add(base, k), x_t.dtype)))
+            return em.load(table_ptr, b.zext(index, I64))
+
+        for j in range(8):
+            em.store(f32(0.0), lanes, j)
+        if blocks:
+            with em.loop(blocks // 8, "g") as g:
+                with em.loop(8, "lane") as j:
+                    em.store(b.fadd(em.load(lanes, j), exp_at(b.add(em.mul(g, 8), j))), lanes, j)
+        b.store(f32(0.0), total)
+        if length > blocks:
+            with em.loop(length - blocks, "tail") as t:
+                b.store(b.fadd(b.load(total), exp_at(em.add(t, blocks))), total)
+        row_sum = b.load(total)
+        for j in range(8):
+            row_sum = b.fadd(row_sum, em.load(lanes, j))
+        scale = b.fmul(b.fdiv(f32(1.0), row_sum), f32(multiplier))
+        with em.loop(length, "k1") as k:
+            value = fma(em, exp_at(k), scale, zero)
+            rounded = b.call(em.ctx.intrinsic("llvm.roundeven.f32", F32, [F32]), [value])
+            fits = b.and_(b.fcmp_ordered(">=", rounded, f32(-2.0**31)), b.fcmp_ordered("<", rounded, f32(2.0**31)))
+            as_int = b.select(fits, b.fptosi(rounded, I32), em.i32(-(2**31)))
+            y = em.add(em.clamp(as_int, lo, hi), -offset)
             em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(base, k))
