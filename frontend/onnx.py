@@ -11,12 +11,16 @@ the user's layout and transposed once (int8) to NHWC; a 4-D graph output is tran
 back before its DequantizeLinear. Weights are transposed at compile time.
 
 uint8 maps onto int8 exactly: data and zero points move down by 128. The float kernels
-whose rounding sees the raw values (QLinearAdd) carry the offset in their attributes.
+whose rounding sees the raw values (QLinearAdd, QLinearMul, QLinearAveragePool,
+QLinearSoftmax) carry the offset in their attributes.
+
+This module walks the graph and resolves QDQ groups and operator-oriented nodes to
+quantized operands; onnx_ops.py builds the IR ops for each op type; onnx_values.py holds
+what is known about one ONNX tensor.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,102 +28,19 @@ from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
 from mcuc.ir.op import Op
 from mcuc.ir.ops import op_def
-from mcuc.ir.ops._common import Padding2D
-from mcuc.ir.ops.add import AddAttrs
-from mcuc.ir.ops.concatenation import ConcatAttrs
-from mcuc.ir.ops.conv2d import Conv2DAttrs
-from mcuc.ir.ops.depthwise_conv2d import DepthwiseConv2DAttrs
-from mcuc.ir.ops.fully_connected import FullyConnectedAttrs
-from mcuc.ir.ops.lookup_table import LookupTableAttrs
-from mcuc.ir.ops.mean import MeanAttrs
-from mcuc.ir.ops.mul import MulAttrs
-from mcuc.ir.ops.pad import PadAttrs
-from mcuc.ir.ops.pool2d import Pool2DAttrs
 from mcuc.ir.ops.quantize import QuantizeAttrs
-from mcuc.ir.ops.reshape import ReshapeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
-from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f32, leaky_relu_f32,
-                                  logistic_f32, quantize_linear)
+from mcuc.ir.ort_numerics import ONNXRUNTIME
 from mcuc.ir.tensor import Quantization, Tensor
 
+from .onnx_ops import BUILDERS, FLOAT_OPS
+from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, QInput, QParams, Value
+
 MIN_OPSET = 13
-UINT8_OFFSET = 128
-NCHW_TO_NHWC = (0, 2, 3, 1)
-NHWC_TO_NCHW = (0, 3, 1, 2)
-# An ONNX axis of a 4-D NCHW tensor -> the same axis of the NHWC tensor the IR holds.
-NCHW_AXIS_IN_NHWC = {0: 0, 1: 3, 2: 1, 3: 2}
-
-
-
-def _host_runs_qdq_int8_as_uint8() -> bool:
-    """Whether onnxruntime on this machine (where `mcuc verify` runs the oracle) converts
-    int8 QDQ activations to uint8 before fusing (its QDQS8ToU8Transformer, active on
-    x86-64 without VNNI, where u8 x s8 products are summed in int16). Kernels whose float
-    rounding sees the raw values (QLinearAveragePool adds the zero point before
-    rounding) then compute on values 128 higher."""
-    import platform
-
-    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True
-    return not any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
-
-
-ORT_QDQ_INT8_RUNS_AS_UINT8 = _host_runs_qdq_int8_as_uint8()
-
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
 _DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Transpose", "Resize"}
-_INT_TYPES = {"int8", "uint8"}
 # What onnxruntime.quantization.quantize_dynamic writes: int32 results rescaled in float.
 _DYNAMIC_QUANTIZATION = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
-
-
-@dataclass(frozen=True)
-class QParams:
-    """Scale and zero point of an ONNX quantized value, in the model's own dtype."""
-
-    scale: np.ndarray
-    zero_point: np.ndarray
-    axis: int
-    dtype: str  # "int8" | "uint8" | "int32"
-
-    def ir_quant(self, axis: int | None = None) -> Quantization:
-        """The IR quantization: uint8 zero points move down by 128."""
-        zp = self.zero_point.astype(np.int64) - (UINT8_OFFSET if self.dtype == "uint8" else 0)
-        return Quantization(self.scale.astype(np.float32), zp, self.axis if axis is None else axis)
-
-    @property
-    def ir_dtype(self) -> str:
-        return "int8" if self.dtype in _INT_TYPES else self.dtype
-
-    def same_as(self, other: "QParams") -> bool:
-        return (self.dtype == other.dtype and np.array_equal(self.scale, other.scale)
-                and np.array_equal(self.zero_point, other.zero_point))
-
-
-@dataclass
-class Value:
-    """An ONNX tensor as the IR holds it. `nchw` marks a 4-D ONNX tensor stored NHWC."""
-
-    tensor: Tensor
-    qparams: QParams | None = None
-    nchw: bool = False
-
-
-@dataclass(frozen=True)
-class QInput:
-    """An operand of a quantized op: an activation Value or a constant array."""
-
-    qparams: QParams
-    value: Value | None = None
-    data: np.ndarray | None = None
-
-    @property
-    def is_constant(self) -> bool:
-        return self.data is not None
 
 
 def load_onnx(data: bytes) -> Graph:
@@ -284,7 +205,7 @@ class _Importer:
             self._dequantize_linear(node)
         elif kind.startswith("QLinear") or kind in ("QGemm",):
             self._qoperator(node, domain)
-        elif kind in _FLOAT_OPS:
+        elif kind in FLOAT_OPS:
             self._qdq_group(node)
         elif kind in _DYNAMIC_QUANTIZATION:
             raise self._error(node, "this is a dynamically quantized model (activation scales computed at run "
@@ -293,7 +214,7 @@ class _Importer:
                                     "--calibrate")
         else:
             raise self._error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
-                                    f"{', '.join(sorted(_FLOAT_OPS))} in QDQ form, QLinearConv, QLinearMatMul, "
+                                    f"{', '.join(sorted(FLOAT_OPS))} in QDQ form, QLinearConv, QLinearMatMul, "
                                     "QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, QLinearAveragePool, QLinearConcat, "
                                     "QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax); replace it or "
                                     "keep it outside the quantized model")
@@ -304,7 +225,7 @@ class _Importer:
         a = self._attrs(node)
         zp = node.input[2] if len(node.input) > 2 and node.input[2] else None
         qp = self._qparams(node, node.input[1], zp, int(a.get("axis", 1)), "uint8")
-        if qp.dtype not in (*_INT_TYPES, "int32"):
+        if qp.dtype not in (*INT_TYPES, "int32"):
             raise self._error(node, f"quantized type {qp.dtype} is not supported; use int8 or uint8 activations")
         return qp
 
@@ -508,7 +429,7 @@ class _Importer:
     def _activation(self, node, q: QInput) -> Value:
         if q.is_constant or q.value is None:
             raise self._error(node, "this operand must be computed at run time, not a constant")
-        if q.qparams.dtype not in _INT_TYPES:
+        if q.qparams.dtype not in INT_TYPES:
             raise self._error(node, f"activations of type {q.qparams.dtype} are not supported; use int8 or uint8")
         held, read = q.value.tensor.quant, q.qparams.ir_quant(0)
         if not (np.array_equal(held.scale, read.scale) and np.array_equal(held.zero_point, read.zero_point)):
@@ -517,9 +438,9 @@ class _Importer:
         return q.value
 
     def _build(self, node, kind: str, ins: list[QInput | None], out: QParams, out_name: str) -> None:
-        if out.dtype not in _INT_TYPES:
+        if out.dtype not in INT_TYPES:
             raise self._error(node, f"output type {out.dtype} is not supported; use int8 or uint8")
-        builder = _BUILDERS[kind]
+        builder = BUILDERS[kind]
         value = builder(self, node, ins, out, out_name)
         self.values[out_name] = value
 
@@ -544,445 +465,3 @@ class _Importer:
         scale = np.float32(x.qparams.scale[0]) * w_quant.scale
         return Tensor(self._unique(node.name + "_bias"), (channels,), "int32",
                       Quantization(scale, np.zeros(scale.size, np.int64)), data.reshape(channels))
-
-
-def _window_attrs(imp: _Importer, node, in_hw: tuple[int, int], kernel: tuple[int, int]):
-    a = imp._attrs(node)
-    strides = tuple(int(s) for s in a.get("strides", (1, 1)))
-    dilations = tuple(int(d) for d in a.get("dilations", (1, 1)))
-    if len(strides) != 2 or len(dilations) != 2:
-        raise imp._error(node, "only 2-D windows (4-D NCHW tensors) are supported")
-    auto_pad = a.get("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-    if auto_pad in ("NOTSET", ""):
-        p = [int(v) for v in a.get("pads", (0, 0, 0, 0))]
-        padding = Padding2D(top=p[0], left=p[1], bottom=p[2], right=p[3])
-    elif auto_pad == "VALID":
-        padding = Padding2D()
-    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        pads = []
-        for size, k, s, d in zip(in_hw, kernel, strides, dilations):
-            out = -(-size // s)
-            total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
-            small, big = total // 2, total - total // 2
-            pads.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
-        padding = Padding2D(top=pads[0][0], bottom=pads[0][1], left=pads[1][0], right=pads[1][1])
-    else:
-        raise imp._error(node, f"auto_pad {auto_pad!r} is not supported")
-    if int(a.get("ceil_mode", 0)):
-        raise imp._error(node, "ceil_mode=1 is not supported; export with ceil_mode=0")
-    return strides, dilations, padding
-
-
-def _build_conv(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    xq, wq = ins[0], ins[1]
-    bq = ins[2] if len(ins) > 2 else None
-    x = imp._activation(node, xq)
-    if len(x.tensor.shape) != 4 or not x.nchw:
-        raise imp._error(node, "only 2-D convolutions of 4-D NCHW tensors are supported")
-    w, wquant = imp._weights(node, wq, 0)
-    if w.ndim != 4:
-        raise imp._error(node, f"weights of shape {list(w.shape)} are not 4-D [M, C/group, kH, kW]")
-    group = int(imp._attrs(node).get("group", 1))
-    strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], w.shape[2:])
-    cin, m = x.tensor.shape[3], w.shape[0]
-    bias = imp._bias(node, bq, xq, wquant, m)
-    outq = out.ir_quant(0)
-    if group > 1 and group == cin and w.shape[1] == 1:
-        weights = Tensor(imp._unique(node.name + "_weights"), (1, *w.shape[2:], m), "int8",
-                         Quantization(wquant.scale, wquant.zero_point, 3), w.transpose(1, 2, 3, 0))
-        attrs = DepthwiseConv2DAttrs(stride=strides, dilation=dilations, padding=padding,
-                                     depth_multiplier=m // cin, rounding=ONNXRUNTIME)
-        kind = "DEPTHWISE_CONV_2D"
-    else:
-        weights = Tensor(imp._unique(node.name + "_weights"), (m, *w.shape[2:], w.shape[1]), "int8",
-                         wquant, w.transpose(0, 2, 3, 1))
-        attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding, rounding=ONNXRUNTIME)
-        kind = "CONV_2D"
-    inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
-    y = imp._emit(kind, inputs, attrs, out_name, "int8", outq, node.name)
-    return Value(y, out, nchw=True)
-
-
-def _build_fc(imp: _Importer, node, x: Value, xq: QInput, w: np.ndarray, wquant: Quantization,
-              bq: QInput | None, out: QParams, out_name: str) -> Value:
-    """FULLY_CONNECTED with weights [units, depth]."""
-    if x.nchw:
-        raise imp._error(node, "a matrix product of a 4-D tensor is not supported; Flatten it first")
-    bias = imp._bias(node, bq, xq, wquant, w.shape[0])
-    weights = Tensor(imp._unique(node.name + "_weights"), w.shape, "int8", wquant, w)
-    keep = len(x.tensor.shape) > 2
-    attrs = FullyConnectedAttrs(keep_num_dims=keep, rounding=ONNXRUNTIME)
-    inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
-    y = imp._emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
-    return Value(y, out)
-
-
-def _build_gemm(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    a = imp._attrs(node)
-    if int(a.get("transA", 0)) or float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0:
-        raise imp._error(node, "only transA=0, alpha=1, beta=1 are supported")
-    x = imp._activation(node, ins[0])
-    trans_b = int(a.get("transB", 0))
-    w, wquant = imp._weights(node, ins[1], 0 if trans_b else 1)
-    w = w if trans_b else w.T
-    bq = ins[2] if len(ins) > 2 else None
-    if bq is not None and np.asarray(bq.data).size == 1 and w.shape[0] != 1:
-        bq = QInput(bq.qparams, data=np.full(w.shape[0], np.asarray(bq.data).reshape(()), np.int32))
-    return _build_fc(imp, node, x, ins[0], np.ascontiguousarray(w), wquant, bq, out, out_name)
-
-
-def _build_matmul(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
-    if not ins[1].is_constant:
-        raise imp._error(node, "the second operand is computed at run time; mcuc needs constant weights")
-    w, wquant = imp._weights(node, ins[1], 1)
-    if w.ndim != 2:
-        raise imp._error(node, f"weights of shape {list(w.shape)} are not 2-D")
-    return _build_fc(imp, node, x, ins[0], np.ascontiguousarray(w.T), wquant, None, out, out_name)
-
-
-def _build_add(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    """Add and Mul (QLinearAdd / QLinearMul): two operands, one may be a one-element constant."""
-    offsets = {q.qparams.dtype for q in ins} | {out.dtype}
-    if len(offsets) != 1:
-        raise imp._error(node, "inputs and output mix int8 and uint8")
-    operands, nchw = [], False
-    for q in ins:
-        if q.is_constant:
-            if q.qparams.dtype not in _INT_TYPES or np.asarray(q.data).size != 1:
-                raise imp._error(node, "a constant operand must be a single quantized value")
-            data = np.asarray(q.data).astype(np.int64).reshape(1) - (UINT8_OFFSET if q.qparams.dtype == "uint8" else 0)
-            operands.append(Tensor(imp._unique(node.name + "_const"), (1,), "int8", q.qparams.ir_quant(0), data))
-        else:
-            v = imp._activation(node, q)
-            nchw = nchw or v.nchw
-            operands.append(v.tensor)
-    # QLinearAdd's and QLinearMul's float rounding sees the model's own values: uint8 ones
-    # are 128 higher.
-    offset = UINT8_OFFSET if out.dtype == "uint8" else 0
-    if node.op_type.endswith("Mul"):
-        kind, attrs = "MUL", MulAttrs(rounding=ONNXRUNTIME, ort_offset=offset)
-    else:
-        kind, attrs = "ADD", AddAttrs(rounding=ONNXRUNTIME, ort_offset=offset)
-    y = imp._emit(kind, operands, attrs, out_name, "int8", out.ir_quant(0), node.name)
-    return Value(y, out, nchw=nchw)
-
-
-def _build_gap(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
-    if not x.nchw:
-        raise imp._error(node, "only 4-D NCHW inputs are supported")
-    y = imp._emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, rounding=ONNXRUNTIME),
-                  out_name, "int8", out.ir_quant(0), node.name)
-    return Value(y, out, nchw=True)
-
-
-def _build_maxpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
-    a = imp._attrs(node)
-    kernel = tuple(int(k) for k in a["kernel_shape"])
-    if not x.nchw or len(kernel) != 2:
-        raise imp._error(node, "only 2-D pooling of 4-D NCHW tensors is supported")
-    if int(a.get("storage_order", 0)) or len(node.output) > 1 and node.output[1]:
-        raise imp._error(node, "the Indices output and storage_order are not supported")
-    strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], kernel)
-    if dilations != (1, 1):
-        raise imp._error(node, "dilated pooling is not supported")
-    y = imp._emit("MAX_POOL_2D", [x.tensor], Pool2DAttrs(filter=kernel, stride=strides, padding=padding),
-                  out_name, "int8", x.tensor.quant, node.name)
-    return Value(y, out, nchw=True)
-
-
-def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
-    a = imp._attrs(node)
-    kernel = tuple(int(k) for k in a["kernel_shape"])
-    if not x.nchw or len(kernel) != 2:
-        raise imp._error(node, "only 2-D pooling of 4-D NCHW tensors is supported")
-    if int(a.get("channels_last", 0)):
-        raise imp._error(node, "channels_last=1 is not supported; export NCHW")
-    if out.dtype != ins[0].qparams.dtype:
-        raise imp._error(node, "input and output mix int8 and uint8")
-    strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], kernel)
-    if dilations != (1, 1):
-        raise imp._error(node, "dilated pooling is not supported")
-    # A QDQ group's int8 may run as uint8 in onnxruntime (see _host_runs_qdq_int8_as_uint8).
-    # (QDQ int8 Adds are left alone: on such hosts onnxruntime mostly keeps them in float,
-    # the conversion breaking their fusion, and the int8-domain formula matches those.)
-    on_uint8 = out.dtype == "uint8" or (ORT_QDQ_INT8_RUNS_AS_UINT8 and node.op_type == "AveragePool")
-    attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding, rounding=ONNXRUNTIME,
-                        ort_offset=UINT8_OFFSET if on_uint8 else 0,
-                        count_include_pad=bool(int(a.get("count_include_pad", 0))))
-    y = imp._emit("AVERAGE_POOL_2D", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
-    return Value(y, out, nchw=True)
-
-
-def _build_reshape(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
-    t = x.tensor
-    onnx_shape = tuple(t.shape[i] for i in NHWC_TO_NCHW) if x.nchw else t.shape
-    if node.op_type == "Flatten":
-        axis = int(imp._attrs(node).get("axis", 1)) % (len(onnx_shape) + 1)
-        target = (int(np.prod(onnx_shape[:axis], dtype=np.int64)), int(np.prod(onnx_shape[axis:], dtype=np.int64)))
-    else:
-        target = _reshape_target(imp, node, onnx_shape)
-    if x.nchw:
-        n, h, w, c = t.shape
-        if len(target) == 4:
-            raise imp._error(node, "reshaping a 4-D tensor to 4-D is not supported")
-        if not (h == 1 and w == 1):
-            # ONNX flattens C, H, W in NCHW order: move the channels back first.
-            t = imp._emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), out_name + "_nchw", "int8", t.quant,
-                          node.name)
-    y = imp._emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name, "int8", t.quant, node.name)
-    return Value(y, out, nchw=False)
-
-
-def _table_value(imp: _Importer, node, x: Value, function, label: str, out: QParams, out_name: str) -> Value:
-    """A LOOKUP_TABLE op computing `function` (float32 -> float32, as onnxruntime does)
-    between x's quantization and `out`."""
-    xq, oq = x.tensor.quant, out.ir_quant(0)
-    table = build_lookup_table(function, float(xq.scale[0]), xq.scalar_zero_point,
-                               float(oq.scale[0]), oq.scalar_zero_point)
-    y = imp._emit("LOOKUP_TABLE", [x.tensor], LookupTableAttrs(table=table, function=label), out_name, "int8", oq,
-                  node.name)
-    return Value(y, out, nchw=x.nchw)
-
-
-def _build_elementwise(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    """Sigmoid, LeakyRelu (QLinearSigmoid / QLinearLeakyRelu tables), HardSwish, Relu, Clip
-    (DequantizeLinear -> float op -> QuantizeLinear): one LOOKUP_TABLE."""
-    x = imp._activation(node, ins[0])
-    if ins[0].qparams.dtype != out.dtype:
-        raise imp._error(node, "input and output mix int8 and uint8")
-    kind = node.op_type.removeprefix("QLinear")
-    if kind == "Sigmoid":
-        function = logistic_f32
-    elif kind == "HardSwish":
-        function = hard_swish_f32
-    elif kind == "LeakyRelu":
-        alpha = float(imp._attrs(node).get("alpha", 0.01))
-        function = lambda r: leaky_relu_f32(r, alpha)  # noqa: E731
-    elif kind == "Relu":
-        function = lambda r: np.maximum(r, np.float32(0.0))  # noqa: E731
-    elif kind == "Clip":
-        lo = float(imp._constant(node, node.input[1], "Clip bound")) if len(node.input) > 1 and node.input[1] else -np.inf
-        hi = float(imp._constant(node, node.input[2], "Clip bound")) if len(node.input) > 2 and node.input[2] else np.inf
-        function = lambda r: np.minimum(np.maximum(r, np.float32(lo)), np.float32(hi))  # noqa: E731
-    else:
-        raise imp._error(node, f"no table rule for {node.op_type}")
-    return _table_value(imp, node, x, function, kind, out, out_name)
-
-
-def _build_transpose(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    """Transpose of the ONNX tensor. A 4-D NCHW value is NHWC in the IR, so the ONNX perm
-    is composed with that layout; NCHW -> NHWC (the usual edge transpose) costs nothing."""
-    x = imp._activation(node, ins[0])
-    rank = len(x.tensor.shape)
-    perm = tuple(int(p) for p in imp._attrs(node).get("perm", tuple(reversed(range(rank)))))
-    ir_perm = tuple(NHWC_TO_NCHW[p] for p in perm) if x.nchw else perm
-    if ir_perm == tuple(range(rank)):
-        return Value(x.tensor, out, nchw=False)
-    y = imp._emit("TRANSPOSE", [x.tensor], TransposeAttrs(ir_perm), out_name, "int8", x.tensor.quant, node.name)
-    return Value(y, out, nchw=False)
-
-
-def _build_pad(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    """Constant Pad. Between DequantizeLinear and QuantizeLinear onnxruntime pads in float:
-    the inside requantizes (a table when the parameters differ) and the border is
-    QuantizeLinear(constant_value)."""
-    x = imp._activation(node, ins[0])
-    a = imp._attrs(node)
-    mode = a.get("mode", b"constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
-    if mode != "constant":
-        raise imp._error(node, f"mode {mode!r} is not supported; only constant padding")
-    if len(node.input) > 3 and node.input[3]:
-        raise imp._error(node, "the axes input is not supported; give pads for every axis")
-    pads = [int(v) for v in np.asarray(imp._constant(node, node.input[1], "pads")).reshape(-1)]
-    rank = len(x.tensor.shape)
-    if len(pads) != 2 * rank or min(pads) < 0:
-        raise imp._error(node, f"pads {pads} must be {2 * rank} non-negative values")
-    pairs = [(pads[i], pads[i + rank]) for i in range(rank)]
-    if x.nchw:  # the IR's axis j is ONNX axis NCHW_TO_NHWC[j]
-        pairs = [pairs[i] for i in NCHW_TO_NHWC]
-    constant = 0.0
-    if len(node.input) > 2 and node.input[2]:
-        name = node.input[2]
-        if name in imp.dequantized:  # a quantized constant: its real value
-            src, qp = imp.dequantized[name]
-            raw = np.asarray(imp._constant(node, src, "constant_value")).astype(np.int64).reshape(-1)[0]
-            constant = float(np.float32(qp.scale[0]) * np.float32(raw - qp.zero_point[0]))
-        else:
-            raw_value = np.asarray(imp._constant(node, name, "constant_value"))
-            if np.issubdtype(raw_value.dtype, np.integer) and ins[0].qparams.dtype in _INT_TYPES:
-                # operator-oriented: the pad value is already in the tensor's quantization
-                qp = ins[0].qparams
-                constant = float(np.float32(qp.scale[0]) * np.float32(int(raw_value.reshape(-1)[0]) - qp.zero_point[0]))
-            else:
-                constant = float(raw_value.reshape(-1)[0])
-    if not ins[0].qparams.same_as(out):
-        x = _table_value(imp, node, x, lambda r: r, "requantize", out, out_name + "_requantized")
-    oq = out.ir_quant(0)
-    value = int(quantize_linear(np.float32(constant), oq.scale[0], oq.scalar_zero_point, -128, 127))
-    y = imp._emit("PAD", [x.tensor], PadAttrs(pads=tuple(pairs), value=value), out_name, "int8", oq, node.name)
-    return Value(y, out, nchw=x.nchw)
-
-
-_NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
-
-
-def _onnx_nearest_indices(in_len: int, out_len: int, scale: np.float32, transform: str, nearest: str) -> np.ndarray:
-    """The input index onnxruntime's nearest Resize reads for each output index (float32
-    coordinate transform, then the nearest mode, then a clamp to the input)."""
-    x = np.arange(out_len, dtype=np.float32)
-    half = np.float32(0.5)
-    if transform == "half_pixel":
-        orig = (x + half) / scale - half
-    elif transform == "pytorch_half_pixel":
-        orig = (x + half) / scale - half if out_len > 1 else np.zeros_like(x)
-    elif transform == "asymmetric":
-        orig = x / scale
-    elif transform == "tf_half_pixel_for_nn":
-        orig = (x + half) / scale
-    elif transform == "align_corners":
-        orig = x * np.float32(in_len - 1) / np.float32(out_len - 1) if out_len > 1 else np.zeros_like(x)
-    else:
-        raise ValueError(transform)
-    if nearest == "floor":
-        idx = np.floor(orig)
-    elif nearest == "ceil":
-        idx = np.ceil(orig)
-    else:
-        is_half = orig == np.trunc(orig).astype(np.float32) + half
-        away = np.where(orig >= 0, np.floor(orig + half), np.ceil(orig - half))  # std::round
-        idx = np.where(is_half, np.floor(orig) if nearest == "round_prefer_floor" else np.ceil(orig), away)
-    return np.clip(idx.astype(np.int64), 0, in_len - 1)
-
-
-def _build_resize(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    """Resize, mode nearest, on H and W: RESIZE_NEAREST_NEIGHBOR when one of its index rules
-    reproduces onnxruntime's indices exactly for these sizes (checked here), else an error."""
-    from mcuc.ir.ops.resize_nearest import ResizeNearestAttrs, source_indices
-
-    x = imp._activation(node, ins[0])
-    a = imp._attrs(node)
-
-    def text(key: str, default: str) -> str:
-        v = a.get(key, default)
-        return v.decode() if isinstance(v, bytes) else v
-
-    mode, transform, nearest = text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel"), \
-        text("nearest_mode", "round_prefer_floor")
-    if mode != "nearest" or not x.nchw:
-        raise imp._error(node, f"only mode 'nearest' on 4-D NCHW tensors is supported (got {mode!r})")
-    if transform not in ("half_pixel", "pytorch_half_pixel", "asymmetric", "tf_half_pixel_for_nn", "align_corners") \
-            or nearest not in _NEAREST_MODES:
-        raise imp._error(node, f"coordinate_transformation_mode {transform!r} with nearest_mode {nearest!r} is not supported")
-    n, h, w, c = x.tensor.shape
-    names = list(node.input) + ["", "", ""]
-    if names[3]:
-        sizes = [int(v) for v in np.asarray(imp._constant(node, names[3], "sizes")).reshape(-1)]
-        scales = [np.float32(o) / np.float32(i) for o, i in zip(sizes, (n, c, h, w))]
-    elif names[2]:
-        scales = [np.float32(v) for v in np.asarray(imp._constant(node, names[2], "scales")).reshape(-1)]
-        sizes = [int(np.floor(np.float32(d) * s)) for d, s in zip((n, c, h, w), scales)]
-    else:
-        raise imp._error(node, "needs constant scales or sizes")
-    if len(sizes) != 4 or sizes[0] != n or sizes[1] != c:
-        raise imp._error(node, f"only the spatial axes may be resized (sizes {sizes})")
-    wanted = [_onnx_nearest_indices(i, o, s, transform, nearest) for i, o, s in ((h, sizes[2], scales[2]), (w, sizes[3], scales[3]))]
-    for align, half in ((False, False), (False, True), (True, False)):
-        if all(np.array_equal(source_indices(i, o, align, half), idx) for i, o, idx in ((h, sizes[2], wanted[0]), (w, sizes[3], wanted[1]))):
-            attrs = ResizeNearestAttrs(size=(sizes[2], sizes[3]), align_corners=align, half_pixel_centers=half)
-            y = imp._emit("RESIZE_NEAREST_NEIGHBOR", [x.tensor], attrs, out_name, "int8", x.tensor.quant, node.name)
-            return Value(y, out, nchw=True)
-    raise imp._error(node, f"{transform} / {nearest} resizing {h}x{w} to {sizes[2]}x{sizes[3]} picks input pixels that "
-                           "no RESIZE_NEAREST_NEIGHBOR rule reproduces; use asymmetric/floor or integer scales")
-
-
-def _build_softmax(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    """Softmax / QLinearSoftmax over the innermost axis of the IR tensor."""
-    from mcuc.ir.ops.softmax import SoftmaxAttrs
-
-    x = imp._activation(node, ins[0])
-    if ins[0].qparams.dtype != out.dtype:
-        raise imp._error(node, "input and output mix int8 and uint8")
-    a = imp._attrs(node)
-    rank = len(x.tensor.shape)
-    if node.op_type == "QLinearSoftmax" and int(a.get("opset", 13)) < 13:
-        raise imp._error(node, "QLinearSoftmax of opset < 13 (softmax over flattened axes) is not supported")
-    axis = int(a.get("axis", -1)) % rank
-    ir_axis = NCHW_AXIS_IN_NHWC[axis] if x.nchw else axis
-    if ir_axis != rank - 1:
-        raise imp._error(node, f"softmax over axis {axis} is not supported; mcuc computes it over the innermost "
-                               "(channel) axis")
-    # onnxruntime runs int8 QDQ softmax as uint8 on hosts that convert (it then clamps
-    # instead of keeping the low byte).
-    on_uint8 = out.dtype == "uint8" or (node.op_type == "Softmax" and ORT_QDQ_INT8_RUNS_AS_UINT8)
-    attrs = SoftmaxAttrs(beta=1.0, rounding=ONNXRUNTIME, ort_uint8=on_uint8)
-    y = imp._emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
-    return Value(y, out, nchw=x.nchw)
-
-
-def _reshape_target(imp: _Importer, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """ONNX Reshape's output shape: 0 copies the input dimension (allowzero=0), -1 is inferred."""
-    spec = [int(d) for d in np.asarray(imp._constant(node, node.input[1], "shape")).reshape(-1)]
-    if int(imp._attrs(node).get("allowzero", 0)):
-        raise imp._error(node, "allowzero=1 is not supported")
-    dims = [in_shape[i] if d == 0 else d for i, d in enumerate(spec)]
-    total = int(np.prod(in_shape, dtype=np.int64))
-    if dims.count(-1) == 1:
-        known = int(np.prod([d for d in dims if d != -1], dtype=np.int64))
-        dims[dims.index(-1)] = total // known if known else 0
-    if any(d <= 0 for d in dims) or int(np.prod(dims, dtype=np.int64)) != total:
-        raise imp._error(node, f"shape {spec} does not fit an input of shape {list(in_shape)}")
-    return tuple(dims)
-
-
-def _build_concat(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    values = [imp._activation(node, q) for q in ins]
-    if any(q.qparams.dtype != out.dtype for q in ins):
-        raise imp._error(node, "inputs and output mix int8 and uint8")
-    # QLinearConcat requantizes an input of other parameters through a lookup table
-    # (DequantizeLinear -> QuantizeLinear of its 256 values).
-    values = [v if q.qparams.same_as(out) else
-              _table_value(imp, node, v, lambda r: r, "requantize", out, out_name + f"_in{k}")
-              for k, (q, v) in enumerate(zip(ins, values))]
-    axis = int(imp._attrs(node).get("axis", 1))
-    nchw = values[0].nchw
-    if any(v.nchw != nchw for v in values):
-        raise imp._error(node, "inputs mix layouts")
-    rank = len(values[0].tensor.shape)
-    axis = axis % rank
-    if nchw:
-        axis = NCHW_AXIS_IN_NHWC[axis]
-    y = imp._emit("CONCATENATION", [v.tensor for v in values], ConcatAttrs(axis=axis), out_name, "int8",
-                  out.ir_quant(0), node.name)
-    return Value(y, out, nchw=nchw)
-
-
-_BUILDERS = {
-    "Conv": _build_conv,
-    "Gemm": _build_gemm,
-    "MatMul": _build_matmul,
-    "Add": _build_add,
-    "Mul": _build_add,
-    "GlobalAveragePool": _build_gap,
-    "MaxPool": _build_maxpool,
-    "AveragePool": _build_avgpool,
-    "Reshape": _build_reshape,
-    "Flatten": _build_reshape,
-    "Concat": _build_concat,
-    "Transpose": _build_transpose,
-    "Pad": _build_pad,
-    "Resize": _build_resize,
-    "Softmax": _build_softmax,
-    "Sigmoid": _build_elementwise,
-    "HardSwish": _build_elementwise,
-    "LeakyRelu": _build_elementwise,
-    "Relu": _build_elementwise,
-    "Clip": _build_elementwise,
-}
-_FLOAT_OPS = set(_BUILDERS)

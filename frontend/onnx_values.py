@@ -1,0 +1,80 @@
+"""What the ONNX frontend knows about one ONNX tensor: its quantization in the model's own
+dtype, where the IR holds it and in which layout; the layout permutations; and which
+integer type onnxruntime on this machine really computes int8 QDQ groups in."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mcuc.ir.tensor import Quantization, Tensor
+
+UINT8_OFFSET = 128
+NCHW_TO_NHWC = (0, 2, 3, 1)
+NHWC_TO_NCHW = (0, 3, 1, 2)
+# An ONNX axis of a 4-D NCHW tensor -> the same axis of the NHWC tensor the IR holds.
+NCHW_AXIS_IN_NHWC = {0: 0, 1: 3, 2: 1, 3: 2}
+
+
+def _host_runs_qdq_int8_as_uint8() -> bool:
+    """Whether onnxruntime on this machine (where `mcuc verify` runs the oracle) converts
+    int8 QDQ activations to uint8 before fusing (its QDQS8ToU8Transformer, active on
+    x86-64 without VNNI, where u8 x s8 products are summed in int16). Kernels whose float
+    rounding sees the raw values (QLinearAveragePool adds the zero point before
+    rounding) then compute on values 128 higher."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return not any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+ORT_QDQ_INT8_RUNS_AS_UINT8 = _host_runs_qdq_int8_as_uint8()
+
+INT_TYPES = frozenset({"int8", "uint8"})
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Scale and zero point of an ONNX quantized value, in the model's own dtype."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int
+    dtype: str  # "int8" | "uint8" | "int32"
+
+    def ir_quant(self, axis: int | None = None) -> Quantization:
+        """The IR quantization: uint8 zero points move down by 128."""
+        zp = self.zero_point.astype(np.int64) - (UINT8_OFFSET if self.dtype == "uint8" else 0)
+        return Quantization(self.scale.astype(np.float32), zp, self.axis if axis is None else axis)
+
+    def same_as(self, other: "QParams") -> bool:
+        return (self.dtype == other.dtype and np.array_equal(self.scale, other.scale)
+                and np.array_equal(self.zero_point, other.zero_point))
+
+
+@dataclass
+class Value:
+    """An ONNX tensor as the IR holds it. `nchw` marks a 4-D ONNX tensor stored NHWC."""
+
+    tensor: Tensor
+    qparams: QParams | None = None
+    nchw: bool = False
+
+
+@dataclass(frozen=True)
+class QInput:
+    """An operand of a quantized op: an activation Value or a constant array."""
+
+    qparams: QParams
+    value: Value | None = None
+    data: np.ndarray | None = None
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
