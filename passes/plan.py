@@ -26,8 +26,8 @@ def plan(graph: Graph, scratch: ScratchFn | None = None, *, optimize: bool = Tru
     With `optimize`, the least-peak operator order (order.py) is tried next to the given
     one and several placement heuristics; the smallest arena wins (Program.graph holds
     the chosen order).
-    `overlap_pointwise=False` keeps CONV_2D out of place (for a backend whose conv
-    kernels do not produce output pixels in increasing order).
+    `overlap_pointwise=False` plans no Step.overlap (CONV_2D, depthwise with multiplier
+    > 1) for a backend whose kernels do not produce output pixels in increasing order.
     """
     graph.verify()
     best = _plan_in_order(graph, scratch, optimize, overlap_pointwise)
