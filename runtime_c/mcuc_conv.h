@@ -341,4 +341,72 @@ MCUC_INLINE void mcuc_fully_connected(const int8_t *in, int8_t *out, int rows, i
     }
 }
 
+#if MCUC_DSP
+/* Fully connected on ARMv7E-M with weights widened to int16 at compile time (twice the
+ * flash of int8, for no SXTB16 on the weight side): the input row is sign-extended once
+ * into `xrow` (scratch, 2 * depth4 bytes, lanes x[k], x[k+2], x[k+1], x[k+3]); weights per
+ * group of four units and step of 4 inputs hold each unit's two lane words. Per step:
+ * one LDRD of the input, four LDRD of weights, eight SMLAD. */
+MCUC_INLINE void mcuc_fully_connected_w16(const int8_t *in, int8_t *out, int16_t *xrow, int rows, int depth,
+                                          int depth4, int units, const int16_t *wq, const mcuc_requant_t *q) {
+    int r, u, k;
+    uint32_t *x32 = (uint32_t *)(void *)xrow;
+    for (r = 0; r < rows; r++) {
+        const int8_t *x = in + r * depth;
+        for (k = 0; k + 4 <= depth; k += 4) {
+            const uint32_t v = mcuc_load32(x + k);
+            x32[k / 2] = __sxtb16(v);
+            x32[k / 2 + 1] = mcuc_sxtb16_ror8(v);
+        }
+        if (k < depth) {
+            int8_t tail[4] = {0, 0, 0, 0};
+            int j;
+            for (j = 0; k + j < depth; j++) {
+                tail[j] = x[k + j];
+            }
+            {
+                const uint32_t v = mcuc_load32(tail);
+                x32[k / 2] = __sxtb16(v);
+                x32[k / 2 + 1] = mcuc_sxtb16_ror8(v);
+            }
+        }
+        {
+            const int16_t *w = wq;
+            for (u = 0; u < units; u += 4) {
+                int32_t a0 = q->bias[u], a1 = q->bias[u + 1], a2 = q->bias[u + 2], a3 = q->bias[u + 3];
+                const int16_t *px = xrow;
+                int n = depth4 / 4;
+                uint32_t xe, xo, we, wo;
+                __asm__ volatile(
+                    "1:\n\t"
+                    "ldrd %[xe], %[xo], [%[px]], #8\n\t"
+                    "ldrd %[we], %[wo], [%[pw]], #8\n\t"
+                    "smlad %[a0], %[xe], %[we], %[a0]\n\t"
+                    "smlad %[a0], %[xo], %[wo], %[a0]\n\t"
+                    "ldrd %[we], %[wo], [%[pw]], #8\n\t"
+                    "smlad %[a1], %[xe], %[we], %[a1]\n\t"
+                    "smlad %[a1], %[xo], %[wo], %[a1]\n\t"
+                    "ldrd %[we], %[wo], [%[pw]], #8\n\t"
+                    "smlad %[a2], %[xe], %[we], %[a2]\n\t"
+                    "smlad %[a2], %[xo], %[wo], %[a2]\n\t"
+                    "ldrd %[we], %[wo], [%[pw]], #8\n\t"
+                    "smlad %[a3], %[xe], %[we], %[a3]\n\t"
+                    "smlad %[a3], %[xo], %[wo], %[a3]\n\t"
+                    "subs %[n], %[n], #1\n\t"
+                    "bne 1b\n\t"
+                    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [px] "+r"(px),
+                      [pw] "+r"(w), [n] "+r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [we] "=&r"(we),
+                      [wo] "=&r"(wo)
+                    :
+                    : "cc", "memory");
+                out[r * units + u] = (int8_t)mcuc_output_stage(a0, q, u);
+                if (u + 1 < units) out[r * units + u + 1] = (int8_t)mcuc_output_stage(a1, q, u + 1);
+                if (u + 2 < units) out[r * units + u + 2] = (int8_t)mcuc_output_stage(a2, q, u + 2);
+                if (u + 3 < units) out[r * units + u + 3] = (int8_t)mcuc_output_stage(a3, q, u + 3);
+            }
+        }
+    }
+}
+#endif
+
 #endif /* MCUC_CONV_H */

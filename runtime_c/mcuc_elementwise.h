@@ -7,7 +7,7 @@
 #ifndef MCUC_ELEMENTWISE_H
 #define MCUC_ELEMENTWISE_H
 
-#include "mcuc_fixedpoint.h"
+#include "mcuc_conv.h"
 
 /* y[i] = table[(uint8_t)x[i]]: every int8 -> int8 op whose output depends on one input
  * element only (LOGISTIC, HARD_SWISH, RELU, RELU6, int8 QUANTIZE); the compiler
@@ -99,6 +99,26 @@ MCUC_INLINE void mcuc_add_s8_flat(const int8_t *in1, const int8_t *in2, int8_t *
     int i;
     for (i = 0; i < n; i++) {
         out[i] = mcuc_add_one(in1[i], in2[i], p);
+    }
+}
+
+/* ADD through tables: each input's rescaled value ((x + offset) << left_shift, high-
+ * multiplied and shifted: a function of the int8 value alone) is tabulated at compile
+ * time, so only the sum and the output stage (q, channel 0) run per element. */
+MCUC_INLINE void mcuc_add_s8_tables(const int8_t *in1, const int8_t *in2, int8_t *out, const int *extents,
+                                    const int *s1, const int *s2, const int32_t *t1, const int32_t *t2,
+                                    const mcuc_requant_t *q) {
+    MCUC_FOR6(extents, {
+        const int32_t sum = t1[(uint8_t)in1[MCUC_IDX(s1)]] + t2[(uint8_t)in2[MCUC_IDX(s2)]];
+        out[o] = (int8_t)mcuc_output_stage(sum, q, 0);
+    });
+}
+
+MCUC_INLINE void mcuc_add_s8_tables_flat(const int8_t *in1, const int8_t *in2, int8_t *out, int n,
+                                         const int32_t *t1, const int32_t *t2, const mcuc_requant_t *q) {
+    int i;
+    for (i = 0; i < n; i++) {
+        out[i] = (int8_t)mcuc_output_stage(t1[(uint8_t)in1[i]] + t2[(uint8_t)in2[i]], q, 0);
     }
 }
 

@@ -140,3 +140,28 @@ def per_element_table(op: Op) -> np.ndarray:
     probe = op.with_(inputs=(probe_in,) + tuple(op.inputs[1:]), outputs=(probe_out,))
     values = np.arange(256, dtype=np.uint8).view(np.int8)
     return op_def(op.kind).evaluate(probe, [values])[0]
+
+
+def add_input_tables(p) -> tuple[np.ndarray, np.ndarray]:
+    """ADD's input stage for every int8 value of each input (TFLM: (x + offset) shifted
+    left by left_shift, then MultiplyByQuantizedMultiplierSmallerThanOneExp), indexed by
+    (uint8)x: the kernel only adds two table entries per element."""
+    from mcuc.ir.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one as mbqm_small
+
+    x = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int64)
+    t1 = mbqm_small((x + p.input1_offset) << p.left_shift, p.input1_multiplier, p.input1_shift)
+    t2 = mbqm_small((x + p.input2_offset) << p.left_shift, p.input2_multiplier, p.input2_shift)
+    return t1.astype(np.int64), t2.astype(np.int64)
+
+
+def unit_quad_lane_weights16(w: np.ndarray) -> np.ndarray:
+    """[units, depth] int8 -> int16 for the DSP fully connected kernel: groups of four
+    units; per group and step of 4 inputs, each unit's lanes w[k], w[k+2], w[k+1], w[k+3]
+    (the order of the sign-extended input row); depth and units zero-padded to
+    multiples of 4."""
+    units, depth = w.shape
+    depth4 = round_up(depth, 4)
+    padded = np.zeros((round_up(units, 4), depth4), np.int16)
+    padded[:units, :depth] = w
+    lanes = padded.reshape(-1, 4, depth4 // 4, 4)[..., [0, 2, 1, 3]]  # [group, unit, step, lane]
+    return np.ascontiguousarray(lanes.transpose(0, 2, 1, 3)).reshape(-1)

@@ -109,6 +109,8 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
         size = _conv_scratch_bytes(op)
         if size:
             return [ScratchRequest(f"{op.name or 'conv'}.rows", size, 4)]
+    if op.kind == "FULLY_CONNECTED" and target.has_dsp:
+        return [ScratchRequest(f"{op.name or 'fc'}.row", 2 * K.round_up(op.inputs[1].shape[1], 4), 4)]
     if op.kind == "DEPTHWISE_CONV_2D" and in_place:
         plane_h, pitch = _depthwise_plane(op)
         return [ScratchRequest(f"{op.name or 'depthwise'}.plane", plane_h * pitch, 4)]
@@ -262,13 +264,22 @@ def _emit_fully_connected(fn: str, step: Step, program: Program, target: Target)
     bias = _bias(op)
     mult, shift = requant_params(op)
     folded = K.folded_bias(bias, w.data, _zp(x))
-    weights = _ints("int8_t", f"{fn}_w", K.unit_quad_weights(w.data))
+    depth4 = K.round_up(depth, 4)
+    scratch_offset = None
+    if target.has_dsp:
+        # int16 weights: twice the flash, no weight sign extension in the inner loop
+        weights = _ints("int16_t", f"{fn}_w", K.unit_quad_lane_weights16(w.data))
+        _require(len(step.scratch) == 1 and step.scratch[0].size >= 2 * depth4, op,
+                 "the input row scratch is missing; plan with the Cortex-M backend's scratch_requests")
+        scratch_offset = step.scratch[0].offset
+    else:
+        weights = _ints("int8_t", f"{fn}_w", K.unit_quad_weights(w.data))
     arrays, q = _requant_context(fn, op, mult, shift, folded, K.accumulator_bound(w.data, bias),
                                  K.round_up(units, 4))
     decls = _render("fully_connected.j2", fn=fn, comment=f"{op.label}: {rows}x{depth} -> {units}",
                     arrays=[weights] + arrays, q=q, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op), rows=rows, depth=depth,
-                    depth4=K.round_up(depth, 4), units=units)
+                    depth4=depth4, units=units, scratch_offset=scratch_offset)
     return StepCode(decls, _call(fn), (CONV_H,))
 
 
@@ -327,15 +338,25 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
     _require(len(y.shape) <= 6, op, f"rank {len(y.shape)} is beyond the supported 6")
     for t in (x1, x2):
         _require(not t.is_constant, op, f"constant input {t.name!r} is not supported by the Cortex-M backend")
+    arrays: list[CArray] = []
+    q: dict = {}
     if op.kind == "ADD":
         from mcuc.ir.ops.add import add_params
         p = add_params(op)
+        t1, t2 = K.add_input_tables(p)
+        bound = int(np.abs(t1).max() + np.abs(t2).max())
+        r = K.requant_constants([p.output_multiplier], [p.output_shift], bound, p.output_offset)
+        arrays = [_ints("int32_t", f"{fn}_t1", t1), _ints("int32_t", f"{fn}_t2", t2),
+                  _ints("int32_t", f"{fn}_mult", r.multiplier), _ints("int32_t", f"{fn}_shift", r.shift),
+                  _ints("int32_t", f"{fn}_round", r.rounding)]
+        q = {"out_zp": p.output_offset, "act_min": op.attrs.act_min, "act_max": op.attrs.act_max,
+             "fast": r.fast, "zp_folded": r.zp_folded}
     else:
         from mcuc.ir.ops.mul import mul_params
         p = mul_params(op)
     flat = op.kind == "ADD" and x1.shape == x2.shape == y.shape
     extents = list((1,) * (6 - len(y.shape)) + tuple(y.shape))
-    decls = _render("binary.j2", fn=fn, comment=f"{op.label}", kind=op.kind, p=p, flat=flat,
+    decls = _render("binary.j2", fn=fn, comment=f"{op.label}", kind=op.kind, p=p, flat=flat, arrays=arrays, q=q,
                     act_min=op.attrs.act_min, act_max=op.attrs.act_max, extents=extents,
                     s1=_broadcast_strides(x1.shape, y.shape), s2=_broadcast_strides(x2.shape, y.shape),
                     in1_offset=_offset(program, x1, op), in2_offset=_offset(program, x2, op),
