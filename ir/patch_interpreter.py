@@ -212,6 +212,7 @@ class PatchStage:
     workspace_bytes: int
     op_scratch: tuple[tuple[tuple[str, int, int], ...], ...] = ()
     output_shifts: tuple[int | None, ...] = ()
+    span: tuple[int, int] = (-1, -1)  # [first, last] op index in the graph the stage was cut from
 
     def buffer(self, tensor: Tensor) -> PatchBuffer:
         for b in self.buffers:

@@ -197,7 +197,7 @@ def apply_stages(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | 
         start = stage_start(g, end) if spec.start is None else spec.start - removed
         if spec.start is not None and spec.start <= previous_end:
             raise MCUCError(f"patch stage {spec} starts inside the previous stage")
-        stage = build_stage(g, start, end, spec.grid, scratch)
+        stage = replace(build_stage(g, start, end, spec.grid, scratch), span=(start + removed, spec.end))
         ops[start:end + 1] = [stage_op(stage, f"patch_stage_{spec.end}")]
         removed += end - start
         previous_end = spec.end

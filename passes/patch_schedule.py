@@ -66,7 +66,9 @@ def schedule_summary(program: Program) -> list[dict]:
         if step.op.kind != PATCH_STAGE:
             continue
         stage = step.op.attrs
-        stages.append({"step": i, "ops": [op.label for op in stage.ops], "output": stage.output.name,
+        first, last = stage.span
+        stages.append({"patch": f"{stage.grid[0]}x{stage.grid[1]}@{last}", "start": first, "split": last,
+                       "step": i, "ops": [op.label for op in stage.ops], "output": stage.output.name,
                        "grid": list(stage.grid), "workspace_bytes": stage.workspace_bytes})
     return stages
 

@@ -17,7 +17,7 @@ from mcuc.ir import MCUCError
 from mcuc.ir.program import PatchLoop
 from mcuc.ir.program_interpreter import run_program
 from mcuc.model import load_model
-from mcuc.passes.patch import StageSpec, graph_macs, plan_patched, stage_ends
+from mcuc.passes.patch import StageSpec, graph_macs, plan_patched, stage_ends, stage_start
 from mcuc.pipeline import CompileOptions, prepare, schedule
 from mcuc.report import program_report
 from mcuc.samples import random_inputs
@@ -70,7 +70,8 @@ def test_forced_schedules_equal_the_oracle(name, io):
         start, end = later[len(later) // 2]
         second = StageSpec(end, (2, 1), max(start, first.end + 1))
         program = plan_patched(graph, [first, second], optimize=False)
-        assert sum(isinstance(s, PatchLoop) for s in program.steps) == 2
+        spans = [s.stage.span for s in program.steps if isinstance(s, PatchLoop)]
+        assert spans == [(stage_start(graph, first.end), first.end), (second.start, second.end)]
         assert all(np.array_equal(e, g) for e, g in zip(expected, run_program(program, inputs)))
 
 
@@ -80,7 +81,8 @@ def test_compile_options_patch_and_report():
     base = schedule(graph, CompileOptions(io="int8"))
     program = schedule(graph, CompileOptions(io="int8", patch="3x4@5"))
     report = program_report(program, "cortex-m4")
-    assert report["schedule"][0]["grid"] == [3, 4]
+    assert report["schedule"][0]["grid"] == [3, 4] and report["schedule"][0]["patch"] == "3x4@5"
+    assert report["schedule"][0]["start"] == 0 and report["schedule"][0]["split"] == 5
     assert report["macs"] == graph_macs(program.graph) > graph_macs(base.graph)
     assert report["mac_overhead"] == pytest.approx(report["macs"] / graph_macs(base.graph) - 1, abs=1e-6)
     assert 0 < report["mac_overhead"] < 0.10 and program.arena_bytes < base.arena_bytes
@@ -94,6 +96,10 @@ def test_auto_search_beats_layer_by_layer_within_the_overhead():
     program = schedule(graph, CompileOptions(io="int8", patch="auto"))
     assert program.notes["mac_overhead"] <= 0.10
     assert program.arena_bytes < base.arena_bytes
+    # The reported schedule, given back as --patch, is the same program.
+    pinned = ",".join(s["patch"] for s in program.notes["schedule"])
+    again = schedule(graph, CompileOptions(io="int8", patch=pinned))
+    assert again.arena_bytes == program.arena_bytes and again.notes["mac_overhead"] == program.notes["mac_overhead"]
     inputs = random_inputs(program.graph, np.random.default_rng(1))
     expected = EdgeOracle(load_model(path), program.graph)(inputs)
     assert all(np.array_equal(e, g) for e, g in zip(expected, run_program(program, inputs)))
