@@ -370,3 +370,25 @@ def test_qlinear_softmax_int8_operator(length, in_scale, out_scale, out_zp, seed
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8
     _compare(model.SerializeToString(), seed)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+@pytest.mark.parametrize("scale", [0.5, 0.25, 0.1, 1 / 3, 0.05, 0.0123])
+def test_quantize_linear_on_ties(dtype, scale):
+    """QuantizeLinear of values exactly half-way between grid points (and one ulp above):
+    onnxruntime divides in float32 and rounds half to even, TFLite's QUANTIZE rounds half
+    away from zero; the reference must give onnxruntime's bytes."""
+    np_dtype = np.int8 if dtype == "int8" else np.uint8
+    zero_point = np_dtype(3 if dtype == "int8" else 131)
+    inits = [numpy_helper.from_array(np.float32(scale), "s"), numpy_helper.from_array(zero_point, "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 600])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 600])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    data = model.SerializeToString()
+    x = ((np.arange(-300, 300) + 0.5) * np.float32(scale)).astype(np.float32).reshape(1, 600)
+    x[0, ::7] = np.nextafter(x[0, ::7], np.float32(np.inf))
+    expected = OnnxOracle(data)([x])[0]
+    assert run(load_model(data, format="onnx").graph, [x])[0].tobytes() == expected.tobytes()
