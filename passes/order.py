@@ -22,6 +22,8 @@ from .aliasing import ALIAS_KINDS, conv_overlap_shift, in_place_candidates, is_o
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 
+WORK_BUDGET = 2_000_000
+
 
 def order_for_memory(graph: Graph, scratch: ScratchFn | None = None, beam: int = 4000) -> Graph:
     """The graph with its ops in the order of least peak memory (ties: the given order)."""
@@ -60,10 +62,17 @@ class CostModel:
                 for flag in (0, 1):
                     self.scratch_bytes[i][flag] = sum(r.size for r in scratch(op, bool(flag)))
         self.in_place_inputs = [[value[op.inputs[k]] for k in in_place_candidates(op)] for op in ops]
+        self._savings: dict[tuple[int, Tensor], int] = {}
         self.start_live = sum(t.nbytes for t in graph.inputs if value[t] is t)
 
     def saving(self, i: int, x: Tensor) -> int:
-        """Bytes op i saves by running in place over x."""
+        """Bytes op i saves by running in place over x (memoized: shifts cost numpy work)."""
+        key = (i, x)
+        if key not in self._savings:
+            self._savings[key] = self._saving(i, x)
+        return self._savings[key]
+
+    def _saving(self, i: int, x: Tensor) -> int:
         op = self.ops[i]
         if is_overlappable_conv(op):
             shift, out = conv_overlap_shift(op), op.outputs[0].nbytes
@@ -99,14 +108,19 @@ def best_order(graph: Graph, scratch: ScratchFn | None = None, beam: int = 4000)
     if n <= 1:
         return list(range(n))
     model = CostModel(graph, scratch)
+    # Each state costs O(n) to expand: cap the states per level so the whole search
+    # stays near WORK_BUDGET steps (mcunet_person_det never has more than 25 per level).
+    beam = max(16, min(beam, WORK_BUDGET // (n * n)))
+    preds = model.preds
     # state mask -> (peak, live bytes, previous mask, op)
     level: dict[int, tuple[int, int, int, int]] = {0: (model.start_live, model.start_live, -1, -1)}
     history = [level]
     for _ in range(n):
         nxt: dict[int, tuple[int, int, int, int]] = {}
         for mask, (peak, live, _, _) in level.items():
+            pending = ~mask
             for i in range(n):
-                if not model.ready(mask, i):
+                if not (pending >> i) & 1 or preds[i] & pending:
                     continue
                 during, live_after = model.step(mask, live, i)
                 cand = (max(peak, during), live_after, mask, i)
