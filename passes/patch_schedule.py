@@ -5,7 +5,8 @@
 - `--patch auto`: the search (patch_search.search): within --sram the fewest MACs, or
   without it the smallest arena at <= 10% extra MACs.
 - `--patch RxC@OP[,RxC@OP...]`: the given stages, each ending at op OP (its index in the
-  prepared graph, as `mcuc plan` lists it, or its output tensor's name).
+  prepared graph, as `mcuc plan` lists it, or its output tensor's name) and starting at
+  the earliest op it can; `RxC@START:END` starts it at op START.
 - `--sram BYTES` without --patch: layer by layer if it fits, else the search.
 
 The program's notes carry `schedule` (the stages) and `mac_overhead` (extra MACs over
@@ -46,6 +47,12 @@ def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
     specs = []
     for part in patch.split(","):
         rows, cols, at = _MANUAL.match(part).groups()
+        start = None
+        if ":" in at:  # START:END, a stage that starts later than it could
+            first, at = at.split(":", 1)
+            if not first.isdigit():
+                raise MCUCError(f"--patch {part.strip()!r}: the stage's first op {first!r} is not an op index")
+            start = int(first)
         if at.isdigit():
             end = int(at)
         elif at in by_name:
@@ -55,7 +62,9 @@ def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
                             f"nor an op output's name")
         if not 0 <= end < len(graph.ops):
             raise MCUCError(f"--patch {part.strip()!r}: op {end} does not exist (ops 0..{len(graph.ops) - 1})")
-        specs.append(StageSpec(end, (int(rows), int(cols))))
+        if start is not None and not 0 <= start <= end:
+            raise MCUCError(f"--patch {part.strip()!r}: the stage must start at an op from 0 to {end}")
+        specs.append(StageSpec(end, (int(rows), int(cols)), start))
     return specs
 
 

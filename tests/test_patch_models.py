@@ -133,6 +133,8 @@ def test_budget_picks_fewest_macs_that_fit():
     ("3x3@999", r"op 999 does not exist"),
     ("2x2@nonesuch", r"'nonesuch' is neither an op index"),
     ("9x9@26", r"grid 9x9 does not fit"),
+    ("2x2@7:5", r"must start at an op from 0 to 5"),
+    ("2x2@5:8", r"op 5 \(CONV_2D\): its output .* is read after op 8"),
 ])
 def test_bad_patch_options_are_named(patch, message):
     path = shared_model_path("mcunet_vww1")
