@@ -77,12 +77,6 @@ class Storage:
         return groups
 
 
-def separate_storage(graph: Graph) -> Storage:
-    """Every activation in its own buffer: no aliasing, no in-place (the baseline)."""
-    acts = graph.activations
-    return Storage(home={t: (t, 0) for t in acts}, size={t: t.nbytes for t in acts})
-
-
 class _Groups:
     """Tensors gathered into groups with byte deltas."""
 
