@@ -33,7 +33,7 @@ from mcuc.ir.ops.transpose import TransposeAttrs
 from mcuc.ir.ort_numerics import ONNXRUNTIME
 from mcuc.ir.tensor import Quantization, Tensor
 
-from .onnx_ops import BUILDERS, FLOAT_OPS
+from .onnx_ops import BUILDERS, FLOAT_OPS, table_value
 from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, QInput, QParams, Value
 
 MIN_OPSET = 13
@@ -309,10 +309,12 @@ class _Importer:
         else:  # one dequantized activation; other inputs are constants the builder reads
             ins = [self._dq_input(node, node.input[0])]
         out_qp, out_name = self._output_q(node)
-        if kind in _DATA_MOVEMENT:
-            if not ins[0].qparams.same_as(out_qp):
-                raise self._error(node, "input and output quantization differ; onnxruntime then runs it in "
-                                        "float: requantize with equal parameters around this op")
+        if kind in _DATA_MOVEMENT and not ins[0].qparams.same_as(out_qp):
+            # onnxruntime keeps DQ -> float op -> Q: the op only moves (or, for MaxPool, picks)
+            # dequantized values, so it equals the integer op followed by DQ -> Q as a table.
+            moved = BUILDERS[kind](self, node, ins, ins[0].qparams, out_name + "_moved")
+            self.values[out_name] = table_value(self, node, moved, lambda r: r, "requantize", out_qp, out_name)
+            return
         self._build(node, kind, ins, out_qp, out_name)
 
     def _const_operand(self, node, name: str) -> QInput:

@@ -223,7 +223,7 @@ def _build_reshape(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     return Value(y, out, nchw=False)
 
 
-def _table_value(imp: _Importer, node, x: Value, function, label: str, out: QParams, out_name: str) -> Value:
+def table_value(imp: _Importer, node, x: Value, function, label: str, out: QParams, out_name: str) -> Value:
     """A LOOKUP_TABLE op computing `function` (float32 -> float32, as onnxruntime does)
     between x's quantization and `out`."""
     xq, oq = x.tensor.quant, out.ir_quant(0)
@@ -256,7 +256,7 @@ def _build_elementwise(imp: _Importer, node, ins, out: QParams, out_name: str) -
         function = lambda r: np.minimum(np.maximum(r, np.float32(lo)), np.float32(hi))  # noqa: E731
     else:
         raise imp._error(node, f"no table rule for {node.op_type}")
-    return _table_value(imp, node, x, function, kind, out, out_name)
+    return table_value(imp, node, x, function, kind, out, out_name)
 
 
 def _build_transpose(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
@@ -307,7 +307,7 @@ def _build_pad(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
             else:
                 constant = float(raw_value.reshape(-1)[0])
     if not ins[0].qparams.same_as(out):
-        x = _table_value(imp, node, x, lambda r: r, "requantize", out, out_name + "_requantized")
+        x = table_value(imp, node, x, lambda r: r, "requantize", out, out_name + "_requantized")
     oq = out.ir_quant(0)
     value = int(quantize_linear(np.float32(constant), oq.scale[0], oq.scalar_zero_point, -128, 127))
     y = imp._emit("PAD", [x.tensor], PadAttrs(pads=tuple(pairs), value=value), out_name, "int8", oq, node.name)
@@ -432,7 +432,7 @@ def _build_concat(imp: _Importer, node, ins, out: QParams, out_name: str) -> Val
     # QLinearConcat requantizes an input of other parameters through a lookup table
     # (DequantizeLinear -> QuantizeLinear of its 256 values).
     values = [v if q.qparams.same_as(out) else
-              _table_value(imp, node, v, lambda r: r, "requantize", out, out_name + f"_in{k}")
+              table_value(imp, node, v, lambda r: r, "requantize", out, out_name + f"_in{k}")
               for k, (q, v) in enumerate(zip(ins, values))]
     axis = int(imp._attrs(node).get("axis", 1))
     nchw = values[0].nchw

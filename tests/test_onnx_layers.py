@@ -197,13 +197,17 @@ def test_average_pool(dtype, channels, size, k, stride, pad, include_pad, out_ra
 
 @SETTINGS
 @given(dtype=dtypes, channels=st.integers(1, 6), size=st.integers(4, 9), k=st.integers(1, 3), stride=st.integers(1, 3),
-       pad=st.integers(0, 1), flatten=st.booleans(), seed=st.integers(0, 2**16))
-def test_max_pool_and_flatten(dtype, channels, size, k, stride, pad, flatten, seed):
+       pad=st.integers(0, 1), flatten=st.booleans(), requantize=st.booleans(), seed=st.integers(0, 2**16))
+def test_max_pool_and_flatten(dtype, channels, size, k, stride, pad, flatten, requantize, seed):
+    """MaxPool (and Flatten) on the integers; with other output parameters onnxruntime
+    keeps DQ -> float MaxPool -> Q, which mcuc computes as the pool plus a table."""
     b = _Builder(dtype, np.random.default_rng(seed))
     s, z = b.qparams(0.05)
+    s1, z1 = b.qparams(0.03) if requantize else (s, z)
     b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q0"]), helper.make_node("DequantizeLinear", ["q0", s, z], ["d0"]),
                 helper.make_node("MaxPool", ["d0"], ["p"], kernel_shape=[k, k], strides=[stride] * 2, pads=[min(pad, k - 1)] * 4),
-                helper.make_node("QuantizeLinear", ["p", s, z], ["q1"]), helper.make_node("DequantizeLinear", ["q1", s, z], ["d1"])]
+                helper.make_node("QuantizeLinear", ["p", s1, z1], ["q1"]), helper.make_node("DequantizeLinear", ["q1", s1, z1], ["d1"])]
+    s, z = s1, z1
     out = "d1"
     if flatten:
         b.nodes += [helper.make_node("Flatten", ["d1"], ["f"]), helper.make_node("QuantizeLinear", ["f", s, z], ["q2"]),
