@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 
 from mcuc.ir.graph import Graph
-from mcuc.passes.patch_search import Candidate, _exact, pareto_front, search
+from mcuc.passes.patch_search import Candidate, plan_candidate, pareto_front, search
 from mcuc.passes.patch_schedule import AUTO_MAX_OVERHEAD
 from mcuc.pipeline import CompileOptions, cortexm_scratch, prepare
 
@@ -44,7 +44,8 @@ def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None =
     chosen = search(graph, scratch, max_overhead=AUTO_MAX_OVERHEAD)
     baseline, candidates = chosen.baseline, chosen.candidates
     front = pareto_front(candidates)
-    planned = [_exact(graph, c, scratch, baseline.macs)[0] for c in front[:FRONT_PLANNED]] + front[FRONT_PLANNED:]
+    planned = [plan_candidate(graph, c, scratch, baseline.macs)[0] for c in front[:FRONT_PLANNED]]
+    planned += front[FRONT_PLANNED:]
     # The front below layer by layer (a schedule no smaller than it is never worth it).
     planned = [c for c in pareto_front([*planned, chosen.best])
                if c.stages and c.peak < baseline.arena_bytes]
@@ -104,14 +105,17 @@ def tradeoff_svg(name: str, baseline: Candidate, candidates: list[Candidate], fr
     for c in front:
         parts.append(f'<circle cx="{x_of(c.overhead):.1f}" cy="{y_of(c.peak):.1f}" r="3" fill="#e15759">'
                      f'<title>{escape(c.describe())}: {c.peak} B, {c.overhead:.1%}</title></circle>')
-    for c, color, label in ((baseline, "#4e79a7", "layer by layer"), (chosen, "#59a14f", f"chosen {chosen.describe()}")):
+    marks = ((baseline, "#4e79a7", "layer by layer"), (chosen, "#59a14f", f"chosen {chosen.describe()}"))
+    for c, color, label in marks:
         x, y = x_of(c.overhead), y_of(c.peak)
         parts.append(f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" fill="{color}"/>'
                      f'<text x="{x + 8:.1f}" y="{y - 6:.1f}">{escape(label)}: {c.peak:,} B</text>')
     for frac in (0, 0.25, 0.5, 0.75, 1):
-        parts.append(f'<text x="{left - 6}" y="{y_of(max_y * frac) + 4:.1f}" text-anchor="end">{int(max_y * frac):,}</text>')
-        parts.append(f'<text x="{x_of(max_x * frac):.1f}" y="{top + ph + 16}" text-anchor="middle">{max_x * frac:.0%}</text>')
-    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 10}" text-anchor="middle">extra MACs over layer by layer</text>')
+        y_tick, x_tick = max_y * frac, max_x * frac
+        parts.append(f'<text x="{left - 6}" y="{y_of(y_tick) + 4:.1f}" text-anchor="end">{int(y_tick):,}</text>')
+        parts.append(f'<text x="{x_of(x_tick):.1f}" y="{top + ph + 16}" text-anchor="middle">{x_tick:.0%}</text>')
+    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 10}" text-anchor="middle">'
+                 f'extra MACs over layer by layer</text>')
     parts.append(f'<text x="16" y="{top + ph / 2:.1f}" transform="rotate(-90 16 {top + ph / 2:.1f})" '
                  f'text-anchor="middle">peak arena bytes</text>')
     parts.append("</svg>")

@@ -130,14 +130,15 @@ def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
             region_shapes[t].append(r.shape)
         patches.append(tuple(works))
     largest = {t: _largest_shape(shapes) for t, shapes in region_shapes.items() if shapes}
-    buffers, op_scratch, workspace = _workspace(ops, intermediates, largest, scratch)
+    buffers, op_scratch, workspace = workspace_layout(ops, intermediates, largest, scratch)
     stage = PatchStage(tuple(ops), inputs, cut, (ph, pw), tuple(patch_regions), tuple(patches),
                        buffers, workspace, op_scratch)
     return replace(stage, output_shifts=output_shifts(stage))
 
 
-def _workspace(ops: Sequence[Op], intermediates: list[Tensor], largest: dict[Tensor, tuple[int, ...]],
-               scratch: ScratchFn | None) -> tuple[tuple[PatchBuffer, ...], tuple, int]:
+def workspace_layout(ops: Sequence[Op], intermediates: list[Tensor],
+                     largest: dict[Tensor, tuple[int, ...]],
+                     scratch: ScratchFn | None) -> tuple[tuple[PatchBuffer, ...], tuple, int]:
     """Place the patch buffers and the inner ops' scratch in one workspace, reusing bytes
     between buffers whose lifetimes (in op steps within a patch) do not overlap."""
     index = {op.outputs[0]: i for i, op in enumerate(ops)}

@@ -26,8 +26,8 @@ from mcuc.ir.program import Program, ScratchRequest
 
 from .aliasing import plan_storage
 from .lifetimes import live_bytes_per_step, lifetimes
-from .patch import (PATCH_STAGE, StageSpec, _workspace, apply_stages, graph_macs, plan_patched,
-                    stage_ends)
+from .patch import (PATCH_STAGE, StageSpec, apply_stages, graph_macs, plan_patched, stage_ends,
+                    workspace_layout)
 from .plan import plan
 from .receptive_field import backward_regions, split_axis
 
@@ -134,7 +134,7 @@ class StageModel:
             r = max((_span(b[0][t]) for b in rows if t in b[0]), default=0)
             c = max((_span(b[0][t]) for b in cols if t in b[0]), default=0)
             largest[t] = (t.shape[0], r, c, t.shape[3])
-        _, _, workspace = _workspace(self.ops, self.intermediates, largest, self.scratch)
+        _, _, workspace = workspace_layout(self.ops, self.intermediates, largest, self.scratch)
         stage_live, others = self.live
         stage_live -= max((self._overlap_saving(x, rows, cols) for x in self.dying), default=0)
         return self.outside_macs + int(macs), max(stage_live + workspace, others)
@@ -178,7 +178,8 @@ def enumerate_candidates(graph: Graph, scratch: ScratchFn | None = None,
     return baseline, result
 
 
-def _exact(graph: Graph, c: Candidate, scratch: ScratchFn | None, base_macs: int) -> tuple[Candidate, Program]:
+def plan_candidate(graph: Graph, c: Candidate, scratch: ScratchFn | None,
+                   base_macs: int) -> tuple[Candidate, Program]:
     """The candidate planned exactly (its arena measured), with its program."""
     program = plan_patched(graph, c.stages, scratch) if c.stages else plan(graph, scratch)
     macs = graph_macs(program.graph)
@@ -191,7 +192,7 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
     """The best schedule for `graph` (see the module docstring); MCUCError when a budget
     is given and nothing fits, naming the smallest peak any schedule reaches."""
     baseline, candidates = enumerate_candidates(graph, scratch, sides)
-    exact = lambda c: _exact(graph, c, scratch, baseline.macs)
+    exact = lambda c: plan_candidate(graph, c, scratch, baseline.macs)
     exact_baseline, base_program = exact(baseline)
     planned: list[tuple[Candidate, Program]] = [(exact_baseline, base_program)]
     if sram is not None:
