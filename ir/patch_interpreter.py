@@ -102,12 +102,15 @@ def _proxy(t: Tensor, shape: tuple[int, ...]) -> Tensor:
     return t if t.shape == shape else t.with_(shape=shape)
 
 
-def _constant_slice(t: Tensor, out: Region) -> np.ndarray:
+def constant_slice(t: Tensor, out: Region) -> np.ndarray:
     """A broadcast constant's part of an output region (axes aligned from the right)."""
     offset = len(out.start) - len(t.shape)
     index = tuple(slice(None) if d == 1 else slice(out.start[offset + i], out.stop[offset + i])
                   for i, d in enumerate(t.shape))
     return t.data[index]
+
+
+_constant_slice = constant_slice  # the name backends/llvm/kernels/patch.py imports
 
 
 def evaluate_region(op: Op, out: Region, read: Callable[[int, Region], np.ndarray]) -> np.ndarray:
@@ -139,7 +142,7 @@ def evaluate_region(op: Op, out: Region, read: Callable[[int, Region], np.ndarra
                 ins.append(None)
                 proxies.append(None)
             elif t.is_constant:
-                data = _constant_slice(t, out) if op.kind in POSITIONAL_KINDS else t.data
+                data = constant_slice(t, out) if op.kind in POSITIONAL_KINDS else t.data
                 ins.append(data)
                 proxies.append(t)
             else:
