@@ -38,7 +38,7 @@ from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, QInput, QParams,
 
 MIN_OPSET = 13
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
-_DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Transpose", "Resize"}
+_DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize"}
 # What onnxruntime.quantization.quantize_dynamic writes: int32 results rescaled in float.
 _DYNAMIC_QUANTIZATION = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
 

@@ -203,24 +203,50 @@ def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
 
 
 def _build_reshape(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+    """Reshape, Flatten, Squeeze, Unsqueeze: the ONNX (NCHW) element order is kept. A 4-D
+    value with more than one pixel goes back to NCHW first, and a 4-D result with more
+    than one pixel is moved to NHWC after; [N, C, 1, 1] needs neither."""
     x = imp._activation(node, ins[0])
     t = x.tensor
     onnx_shape = tuple(t.shape[i] for i in NHWC_TO_NCHW) if x.nchw else t.shape
     if node.op_type == "Flatten":
         axis = int(imp._attrs(node).get("axis", 1)) % (len(onnx_shape) + 1)
         target = (int(np.prod(onnx_shape[:axis], dtype=np.int64)), int(np.prod(onnx_shape[axis:], dtype=np.int64)))
+    elif node.op_type in ("Squeeze", "Unsqueeze"):
+        target = _squeeze_target(imp, node, onnx_shape)
     else:
         target = _reshape_target(imp, node, onnx_shape)
-    if x.nchw:
-        n, h, w, c = t.shape
-        if len(target) == 4:
-            raise imp._error(node, "reshaping a 4-D tensor to 4-D is not supported")
-        if not (h == 1 and w == 1):
-            # ONNX flattens C, H, W in NCHW order: move the channels back first.
-            t = imp._emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), out_name + "_nchw", "int8", t.quant,
-                          node.name)
-    y = imp._emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name, "int8", t.quant, node.name)
-    return Value(y, out, nchw=False)
+    if x.nchw and t.shape[1] * t.shape[2] != 1:
+        t = imp._emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), out_name + "_nchw", "int8", t.quant, node.name)
+    if len(target) != 4:
+        y = imp._emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name, "int8", t.quant, node.name)
+        return Value(y, out, nchw=False)
+    n, c, h, w = target
+    if h * w == 1:
+        y = imp._emit("RESHAPE", [t], ReshapeAttrs(shape=(n, 1, 1, c)), out_name, "int8", t.quant, node.name)
+        return Value(y, out, nchw=True)
+    y = imp._emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name + "_nchw_out", "int8", t.quant,
+                  node.name)
+    y = imp._emit("TRANSPOSE", [y], TransposeAttrs(NCHW_TO_NHWC), out_name, "int8", t.quant, node.name)
+    return Value(y, out, nchw=True)
+
+
+def _squeeze_target(imp: _Importer, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Squeeze / Unsqueeze (opset 13: axes as a constant input)."""
+    axes_given = len(node.input) > 1 and node.input[1]
+    axes = [int(a) for a in np.asarray(imp._constant(node, node.input[1], "axes")).reshape(-1)] if axes_given else None
+    if node.op_type == "Squeeze":
+        rank = len(in_shape)
+        drop = {a % rank for a in axes} if axes is not None else {i for i, d in enumerate(in_shape) if d == 1}
+        if any(in_shape[a] != 1 for a in drop):
+            raise imp._error(node, f"axes {sorted(drop)} of shape {list(in_shape)} are not all 1")
+        return tuple(d for i, d in enumerate(in_shape) if i not in drop)
+    if axes is None:
+        raise imp._error(node, "Unsqueeze needs its axes input")
+    rank = len(in_shape) + len(axes)
+    insert = {a % rank for a in axes}
+    dims = iter(in_shape)
+    return tuple(1 if i in insert else next(dims) for i in range(rank))
 
 
 def table_value(imp: _Importer, node, x: Value, function, label: str, out: QParams, out_name: str) -> Value:
@@ -457,6 +483,8 @@ BUILDERS = {
     "MaxPool": _build_maxpool,
     "AveragePool": _build_avgpool,
     "Reshape": _build_reshape,
+    "Squeeze": _build_reshape,
+    "Unsqueeze": _build_reshape,
     "Flatten": _build_reshape,
     "Concat": _build_concat,
     "Transpose": _build_transpose,

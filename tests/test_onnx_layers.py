@@ -325,18 +325,34 @@ def test_resize_nearest(dtype, h, w, factor, mode, seed):
         assert mode not in RESIZE_MODES[:2] and "no RESIZE_NEAREST_NEIGHBOR rule" in str(e)
 
 
+RESHAPE_CASES = [  # (input shape, ONNX op, shape or axes input): 4-D <-> 2/3/4-D, one pixel or many
+    ((1, 2, 3, 4), "Reshape", [1, -1, 12]), ((1, 4, 1, 1), "Reshape", [1, 4]), ((1, 3, 2, 2), "Reshape", [1, 6, 2, 1]),
+    ((1, 24), "Reshape", [1, 6, 2, 2]), ((1, 8), "Reshape", [1, 8, 1, 1]), ((1, 4, 1, 1), "Squeeze", [2, 3]),
+    ((1, 6), "Unsqueeze", [2, 3]), ((1, 3, 2, 2), "Flatten", None)]
+
+
 @SETTINGS
-@given(dtype=dtypes, shape=st.sampled_from([(1, 2, 3, 4), (1, 4, 1, 1), (1, 3, 2, 2)]),
-       perm=st.permutations([0, 1, 2, 3]), reshape=st.booleans(), seed=st.integers(0, 2**16))
-def test_transpose_and_reshape(dtype, shape, perm, reshape, seed):
+@given(dtype=dtypes, perm=st.permutations([0, 1, 2, 3]), seed=st.integers(0, 2**16))
+def test_transpose(dtype, perm, seed):
+    """Any permutation of a 4-D NCHW tensor, composed with the IR's NHWC layout."""
+    b = _Builder(dtype, np.random.default_rng(seed))
+    s, z = b.qparams(0.05)
+    b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q"]), helper.make_node("DequantizeLinear", ["q", s, z], ["d"]),
+                helper.make_node("Transpose", ["d"], ["c"], perm=list(perm)),
+                helper.make_node("QuantizeLinear", ["c", s, z], ["qc"]), helper.make_node("DequantizeLinear", ["qc", s, z], ["y"])]
+    _compare(b.model((1, 2, 3, 4), "y"), seed)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+@pytest.mark.parametrize("shape,op,arg", RESHAPE_CASES)
+def test_reshape_across_layouts(dtype, shape, op, arg):
+    """Reshape/Flatten/Squeeze/Unsqueeze across the NCHW/NHWC boundary keep ONNX's order."""
+    seed = 5
     b = _Builder(dtype, np.random.default_rng(seed))
     s, z = b.qparams(0.05)
     b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q"]), helper.make_node("DequantizeLinear", ["q", s, z], ["d"])]
-    if reshape:
-        target = np.array([1, -1, int(np.prod(shape)) // (2 if np.prod(shape) % 2 == 0 else 1)], np.int64)
-        b.nodes.append(helper.make_node("Reshape", ["d", b.init("shape", target)], ["c"]))
-    else:
-        b.nodes.append(helper.make_node("Transpose", ["d"], ["c"], perm=list(perm)))
+    inputs = ["d"] if arg is None else ["d", b.init("arg", np.array(arg, np.int64))]
+    b.nodes.append(helper.make_node(op, inputs, ["c"]))
     b.nodes += [helper.make_node("QuantizeLinear", ["c", s, z], ["qc"]), helper.make_node("DequantizeLinear", ["qc", s, z], ["y"])]
     _compare(b.model(shape, "y"), seed)
 
