@@ -182,12 +182,15 @@ def test_add_and_mul(shapes, kind, activation, constant_second, seed):
 
 @LAYER_SETTINGS
 @given(st.lists(st.integers(1, 7), min_size=1, max_size=4),
-       st.sampled_from(["RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "DEQUANTIZE", "QUANTIZE", "QUANTIZE_FLOAT"]),
+       st.sampled_from(["RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "DEQUANTIZE", "QUANTIZE", "QUANTIZE_FLOAT",
+                        "DEQUANTIZE_INT16", "QUANTIZE_INT16"]),
        seeds)
 def test_unary(shape, kind, seed):
     rng = np.random.default_rng(seed)
     if kind == "QUANTIZE_FLOAT":
         layer = single_op_builder("QUANTIZE", [tuple(shape)], rng, input_dtype="float32", input_quants=[None])
+    elif kind.endswith("_INT16"):  # 65536-entry tables
+        layer = single_op_builder(kind[:-len("_INT16")], [tuple(shape)], rng, input_dtype="int16")
     else:
         layer = single_op_builder(kind, [tuple(shape)], rng)
     check_layer(layer, rng)

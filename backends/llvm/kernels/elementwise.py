@@ -161,25 +161,18 @@ def mul(call: KernelCall) -> None:
 def unary_table(op, index: int) -> np.ndarray:
     """The op's output for every value of its 8- or 16-bit input, in the order of the
     input's raw bits read as unsigned (so the table is indexed by zero-extended input),
-    computed with the op's reference evaluate."""
-    x_t = op.input
+    computed with the op's reference evaluate on a one-dimensional proxy of the op
+    holding every input value once (elementwise ops evaluate any shape, as the patch
+    interpreter's region proxies rely on)."""
+    x_t, y_t = op.input, op.output
     lo, hi = dtype_range(x_t.dtype)
     values = np.arange(lo, hi + 1, dtype=np.int64).astype(x_t.dtype)
-    evaluate = op_def(op.kind).evaluate
-    size = max(x_t.size, 1)
-    outputs = np.empty(values.size, np.dtype(op.output.dtype))
-    for start in range(0, values.size, size):
-        chunk = values[start:start + size]
-        probe = np.resize(chunk, x_t.shape)  # repeats the chunk to fill the tensor
-        got = np.asarray(evaluate(op, [probe])[0]).reshape(-1)
-        expected_positions = np.resize(np.arange(chunk.size), probe.size)
-        first = got[:chunk.size]
-        if not np.array_equal(got.view(np.uint8) if got.dtype == np.float32 else got,
-                              (first[expected_positions].view(np.uint8) if got.dtype == np.float32
-                               else first[expected_positions])):
-            raise MCUCError(f"step {index} {op.label}: output depends on more than its own input element; "
-                            "it cannot be compiled as a lookup table")
-        outputs[start:start + chunk.size] = first
+    proxy = op.with_(inputs=(x_t.with_(shape=values.shape),) + tuple(op.inputs[1:]),
+                     outputs=(y_t.with_(shape=values.shape),))
+    outputs = np.asarray(op_def(op.kind).evaluate(proxy, [values])[0])
+    if outputs.shape != values.shape or outputs.dtype != np.dtype(y_t.dtype):
+        raise MCUCError(f"step {index} {op.label}: evaluating it on all {values.size} input values gave "
+                        f"{outputs.dtype}{list(outputs.shape)}; it cannot be compiled as a lookup table")
     # Reorder from signed order (lo..hi) to raw-bit order (0..2^bits-1).
     raw_order = values.view(np.dtype(f"uint{8 * values.itemsize}")).astype(np.int64)
     table = np.empty_like(outputs)
