@@ -573,6 +573,9 @@ def emit_step(index: int, step: Step, program: Program, target: Target) -> StepC
     if rounding != _TFLITE_ROUNDING and emitter not in _ANY_ROUNDING:
         raise MCUCError(f"step {index} {op.label}: requantization rule {rounding!r} (from an ONNX model) "
                         f"has no Cortex-M kernel for {op.kind} yet; only TFLite's rule is supported here")
+    if op.kind == "PATCH_STAGE":
+        raise MCUCError(f"step {index} {op.label}: patch-based schedules are not supported by the "
+                        "Cortex-M backend yet; compile with --patch off (layer-by-layer schedule)")
     if emitter is None:
         raise MCUCError(f"step {index} {op.label}: op kind {op.kind} has no Cortex-M kernel "
                         f"(supported: {', '.join(sorted(_EMITTERS))})")
