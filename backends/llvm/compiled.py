@@ -53,23 +53,28 @@ class CompiledProgram:
                     for t, offset in self._outputs]
 
 
-_by_program: "weakref.WeakKeyDictionary[Program, dict[int, CompiledProgram]]" = weakref.WeakKeyDictionary()
+# (id(program), opt level) -> its compiled program while anyone holds that compiled program
+# (weak values: a compiled program references its Program, so a weak-key map would
+# keep both alive forever). Dropped entries still find their machine code in the
+# JIT's cache by IR hash.
+_by_program: "weakref.WeakValueDictionary[tuple[int, int], CompiledProgram]" = weakref.WeakValueDictionary()
 
 
 def compile_program(program: Program, opt_level: int = 2) -> CompiledProgram:
     """Generate LLVM IR for `program` and JIT-compile it at -O`opt_level`.
 
     Compiled code is cached in memory: the same Program object returns its compiled
-    program at once; an equal program (same IR text) reuses the machine code.
-    `jit_seconds` is the wall time of IR generation plus LLVM compilation (0 work
-    from the cache is reported as the time actually spent)."""
-    per_program = _by_program.setdefault(program, {})
-    found = per_program.get(opt_level)
-    if found is not None:
+    program at once (while it is alive); an equal program (same IR text) reuses the
+    machine code. `jit_seconds` is the wall time this compile took: IR generation plus
+    LLVM optimization and code generation, or IR generation alone when the machine
+    code came from the cache (`from_cache`)."""
+    key = (id(program), int(opt_level))
+    found = _by_program.get(key)
+    if found is not None and found.program is program:
         return found
     start = time.perf_counter()
     ir_text = str(build_module(program))
     jit, cached = jit_compile(ir_text, opt_level)
     compiled = CompiledProgram(program, jit, ir_text, time.perf_counter() - start, cached)
-    per_program[opt_level] = compiled
+    _by_program[key] = compiled
     return compiled

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -45,7 +46,10 @@ class JitModule:
         return ctypes.CFUNCTYPE(restype, *argtypes)(address)
 
 
-_cache: dict[tuple[str, int], JitModule] = {}
+# Compiled modules by (IR hash, opt level), least recently used dropped first; a
+# compiled program keeps its own module alive, so eviction never breaks a caller.
+_CACHE_ENTRIES = 64
+_cache: "OrderedDict[tuple[str, int], JitModule]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -60,6 +64,7 @@ def jit_compile(ir_text: str, opt_level: int = 2) -> tuple[JitModule, bool]:
     with _cache_lock:
         found = _cache.get(key)
         if found is not None:
+            _cache.move_to_end(key)
             return found, True
     tm = _ensure_llvm()
     module = llvm.parse_assembly(ir_text)
@@ -74,6 +79,9 @@ def jit_compile(ir_text: str, opt_level: int = 2) -> tuple[JitModule, bool]:
     compiled = JitModule(engine, module)
     with _cache_lock:
         _cache.setdefault(key, compiled)
+        _cache.move_to_end(key)
+        while len(_cache) > _CACHE_ENTRIES:
+            _cache.popitem(last=False)
         return _cache[key], False
 
 
