@@ -106,3 +106,76 @@ def test_edge_graphs_plan_and_run() -> None:
     assert not program.steps[0].in_place
     for e, g in zip(run(graph, [data]), run_program(program, [data])):
         np.testing.assert_array_equal(g, e)
+
+
+def _check_runs(graph, program) -> None:
+    inputs = random_inputs(graph, 3)
+    for e, g in zip(run(graph, inputs), run_program(program, inputs)):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_concat_producers_write_into_their_slices() -> None:
+    from mcuc.ir.ops.concatenation import ConcatAttrs
+    from memory_graphs import GraphBuilder
+
+    b = GraphBuilder(np.random.default_rng(4))
+    x = b.activation((1, 4, 4, 3), "in")
+    q = b.quant()
+    parts = [b.conv(x, 3, 3, pad=1, out_quant=q) for _ in range(3)]
+    y = b.add_op("CONCATENATION", parts, ConcatAttrs(1), q)  # along H: contiguous slices
+    graph = b.graph([x], [y])
+    program = plan(graph, optimize=False)
+    assert program.steps[-1].alias
+    for k, part in enumerate(parts):
+        assert program.offsets[part] == program.offsets[y] + k * part.nbytes
+    _check_runs(graph, program)
+    # Along C the slices interleave: the concat copies.
+    b.ops.pop()
+    y = b.add_op("CONCATENATION", parts, ConcatAttrs(3), q)
+    graph = b.graph([x], [y])
+    program = plan(graph, optimize=False)
+    assert not program.steps[-1].alias
+    _check_runs(graph, program)
+
+
+def test_depthwise_in_place_only_over_a_dying_input() -> None:
+    from mcuc.ir.ops.add import AddAttrs
+    from memory_graphs import GraphBuilder
+
+    b = GraphBuilder(np.random.default_rng(5))
+    x = b.activation((1, 6, 6, 4), "in")
+    e = b.conv(x, 8)
+    d = b.depthwise(e, 3, 2, 1)  # stride 2: the output is smaller than the input
+    graph = b.graph([x], [d])
+    program = plan(graph, mimic_cortexm_scratch, optimize=False)
+    step = program.steps[1]
+    assert step.in_place and program.offsets[d] == program.offsets[e]
+    assert [s.size for s in step.scratch] == [3 * 3]  # the mimicked channel plane
+    _check_runs(graph, program)
+    # A residual: the depthwise input is read again by the ADD, so it must survive.
+    d2 = b.depthwise(e, 3, 1, 1)
+    s = b.add_op("ADD", [d2, e], AddAttrs())
+    b.ops.remove(next(op for op in b.ops if op.outputs[0] is d))
+    graph = b.graph([x], [s])
+    program = plan(graph, mimic_cortexm_scratch, optimize=False)
+    dw_step = next(st for st in program.steps if st.op.outputs[0] is d2)
+    assert not dw_step.in_place
+    assert program.steps[-1].in_place  # the ADD writes over an input dying there
+    _check_runs(graph, program)
+
+
+def test_memory_svg_draws_every_buffer_and_the_peak() -> None:
+    import xml.etree.ElementTree as ET
+
+    from mcuc.passes.report import live_bytes, memory_svg
+
+    graph = random_graph(11)
+    program = plan(graph, mimic_cortexm_scratch)
+    root = ET.fromstring(memory_svg(program))
+    rects = [r for r in root.iter("{http://www.w3.org/2000/svg}rect")]
+    titles = [r.find("{http://www.w3.org/2000/svg}title") for r in rects]
+    drawn = {t.text.split(" (")[0] for t in titles if t is not None and " B at " in t.text}
+    assert drawn == {b.name for b in program.buffers if b.size}
+    peak = max(live_bytes(program))
+    assert any(t is not None and t.text.startswith("peak:") and f"{peak} B live" in t.text for t in titles)
+    assert peak == program.live_bound_bytes
