@@ -14,6 +14,7 @@ from .aliasing import Storage, is_overlappable_conv, plan_storage
 from .allocate import Placement, allocate
 from .lifetimes import Lifetime, lifetimes, live_bound
 from .order import order_for_memory
+from .report import live_bytes
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 
@@ -61,7 +62,7 @@ def _with_overlapping_pointwise(graph: Graph, program: Program, scratch: Scratch
     tried: set[int] = set()
     best = program
     while True:
-        live = step_live_bytes(best)
+        live = live_bytes(best)
         candidates = [s for s in sorted(range(len(graph.ops)), key=lambda s: -live[s])
                       if s not in tried and is_overlappable_conv(graph.ops[s])]
         candidates = [s for s in candidates if live[s] >= 0.9 * max(live)]
@@ -73,12 +74,6 @@ def _with_overlapping_pointwise(graph: Graph, program: Program, scratch: Scratch
                               optimize=optimize)
         if trial.arena_bytes < best.arena_bytes:
             best, enabled = trial, enabled | {step}
-
-
-def step_live_bytes(program: Program) -> list[int]:
-    """Arena bytes in use at each step (union of live buffers' ranges)."""
-    from .report import live_bytes
-    return live_bytes(program)
 
 
 def build_program(graph: Graph, storage: Storage, scratch: ScratchFn | None,
