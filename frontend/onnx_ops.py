@@ -24,8 +24,8 @@ from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f3
                                   logistic_f32, quantize_linear)
 from mcuc.ir.tensor import Quantization, Tensor
 
-from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_QDQ_INT8_RUNS_AS_UINT8,
-                          UINT8_OFFSET, QInput, QParams, Value)
+from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_U8S8_PAIRS_SATURATE,
+                          UINT8_OFFSET, QInput, QParams, Value, ort_runs_on_uint8)
 
 if TYPE_CHECKING:
     from .onnx import _Importer
@@ -72,16 +72,20 @@ def _build_conv(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value
     cin, m = x.tensor.shape[3], w.shape[0]
     bias = imp._bias(node, bq, xq, wquant, m)
     outq = out.ir_quant(0)
+    # Every conv but onnxruntime's depthwise kernel (one output per channel) is a u8s8 GEMM.
+    u8s8 = ORT_U8S8_PAIRS_SATURATE and ort_runs_on_uint8(node, xq.qparams)
     if group > 1 and group == cin and w.shape[1] == 1:
         weights = Tensor(imp._unique(node.name + "_weights"), (1, *w.shape[2:], m), "int8",
                          Quantization(wquant.scale, wquant.zero_point, 3), w.transpose(1, 2, 3, 0))
         attrs = DepthwiseConv2DAttrs(stride=strides, dilation=dilations, padding=padding,
-                                     depth_multiplier=m // cin, rounding=ONNXRUNTIME)
+                                     depth_multiplier=m // cin, rounding=ONNXRUNTIME,
+                                     ort_u8s8_pairs=u8s8 and m > cin)
         kind = "DEPTHWISE_CONV_2D"
     else:
         weights = Tensor(imp._unique(node.name + "_weights"), (m, *w.shape[2:], w.shape[1]), "int8",
                          wquant, w.transpose(0, 2, 3, 1))
-        attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding, rounding=ONNXRUNTIME)
+        attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding, rounding=ONNXRUNTIME,
+                            ort_u8s8_pairs=u8s8)
         kind = "CONV_2D"
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp._emit(kind, inputs, attrs, out_name, "int8", outq, node.name)
@@ -96,7 +100,8 @@ def _build_fc(imp: _Importer, node, x: Value, xq: QInput, w: np.ndarray, wquant:
     bias = imp._bias(node, bq, xq, wquant, w.shape[0])
     weights = Tensor(imp._unique(node.name + "_weights"), w.shape, "int8", wquant, w)
     keep = len(x.tensor.shape) > 2
-    attrs = FullyConnectedAttrs(keep_num_dims=keep, rounding=ONNXRUNTIME)
+    attrs = FullyConnectedAttrs(keep_num_dims=keep, rounding=ONNXRUNTIME,
+                                ort_u8s8_pairs=ORT_U8S8_PAIRS_SATURATE and ort_runs_on_uint8(node, xq.qparams))
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp._emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out)
@@ -194,7 +199,7 @@ def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     # A QDQ group's int8 may run as uint8 in onnxruntime (see _host_runs_qdq_int8_as_uint8).
     # (QDQ int8 Adds are left alone: on such hosts onnxruntime mostly keeps them in float,
     # the conversion breaking their fusion, and the int8-domain formula matches those.)
-    on_uint8 = out.dtype == "uint8" or (ORT_QDQ_INT8_RUNS_AS_UINT8 and node.op_type == "AveragePool")
+    on_uint8 = ort_runs_on_uint8(node, out)
     attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding, rounding=ONNXRUNTIME,
                         ort_offset=UINT8_OFFSET if on_uint8 else 0,
                         count_include_pad=bool(int(a.get("count_include_pad", 0))))
@@ -430,7 +435,7 @@ def _build_softmax(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
                                "(channel) axis")
     # onnxruntime runs int8 QDQ softmax as uint8 on hosts that convert (it then clamps
     # instead of keeping the low byte).
-    on_uint8 = out.dtype == "uint8" or (node.op_type == "Softmax" and ORT_QDQ_INT8_RUNS_AS_UINT8)
+    on_uint8 = ort_runs_on_uint8(node, out)
     attrs = SoftmaxAttrs(beta=1.0, rounding=ONNXRUNTIME, ort_uint8=on_uint8)
     y = imp._emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=x.nchw)

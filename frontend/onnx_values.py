@@ -35,6 +35,17 @@ def _host_runs_qdq_int8_as_uint8() -> bool:
 
 
 ORT_QDQ_INT8_RUNS_AS_UINT8 = _host_runs_qdq_int8_as_uint8()
+# The same hosts' u8 x s8 GEMM kernels sum neighbouring products in saturating int16
+# pairs (ir/ops/_ort_u8s8.py): MLAS calls this "U8S8 overflow".
+ORT_U8S8_PAIRS_SATURATE = ORT_QDQ_INT8_RUNS_AS_UINT8
+
+
+def ort_runs_on_uint8(node, qparams: "QParams") -> bool:
+    """Whether onnxruntime computes this node's activation as uint8: a uint8 model, or an
+    int8 QDQ group on a host whose onnxruntime converts those (operator-oriented QLinear*
+    nodes run in their own type)."""
+    operator_node = node.op_type.startswith("QLinear") or node.op_type == "QGemm"
+    return qparams.dtype == "uint8" or (not operator_node and ORT_QDQ_INT8_RUNS_AS_UINT8)
 
 INT_TYPES = frozenset({"int8", "uint8"})
 

@@ -209,11 +209,10 @@ def input_shape(model: onnx.ModelProto) -> tuple[int, ...]:
 
 
 def quantize(model: onnx.ModelProto, fmt: str = "qdq", activations: str = "int8", seed: int = 0,
-             samples: int = 8) -> bytes:
-    """quantize_static with per-channel int8 weights in 7 bits (reduce_range), onnxruntime's
-    advice for x86 without VNNI: there its u8 x s8 kernels (which int8 QDQ activations
-    also reach, converted to uint8) sum pairs of products in int16 and saturate with
-    full-range weights, so onnxruntime itself would not compute the exact sums."""
+             samples: int = 8, reduce_range: bool = False) -> bytes:
+    """quantize_static with per-channel int8 weights, full range by default (its default);
+    reduce_range gives 7-bit weights, onnxruntime's advice for x86 without VNNI, where its
+    u8 x s8 kernels sum pairs of products in saturating int16."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(_RandomReader, CalibrationDataReader):
@@ -228,5 +227,5 @@ def quantize(model: onnx.ModelProto, fmt: str = "qdq", activations: str = "int8"
                         quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
                         activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
                         weight_type=QuantType.QInt8, per_channel=True,
-                        reduce_range=True)
+                        reduce_range=reduce_range)
         return dst.read_bytes()

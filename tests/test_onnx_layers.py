@@ -21,9 +21,9 @@ from mcuc.oracle_onnx import OnnxOracle  # noqa: E402
 from mcuc.samples import random_inputs  # noqa: E402
 
 CASES_PER_LAYER = 10  # x 13 layer kinds: >= 100 generated layers per run
-# 7-bit weights: onnxruntime on x86 without VNNI sums u8 x s8 pairs in int16 (and runs
-# int8 QDQ activations as uint8), which saturates with full-range weights.
-WEIGHT_LIMIT = 63
+# Full-range weights: on x86 without VNNI onnxruntime sums u8 x s8 products in saturating
+# int16 pairs (and runs int8 QDQ activations as uint8), which mcuc reproduces there.
+WEIGHT_LIMIT = 127
 
 
 class _Builder:
@@ -412,3 +412,43 @@ def test_quantize_linear_on_ties(dtype, scale):
     x[0, ::7] = np.nextafter(x[0, ::7], np.float32(np.inf))
     expected = OnnxOracle(data)([x])[0]
     assert run(load_model(data, format="onnx").graph, [x])[0].tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("seed", range(8))
+def test_qlinear_add_every_input_pair(dtype, seed):
+    """com.microsoft QLinearAdd over all 65536 input pairs, with scales whose fused and
+    unfused zero-point terms differ (onnxruntime's build contracts ra * za + rb * zb)."""
+    from mcuc.ir.ort_numerics import fma_f32
+
+    rng = np.random.default_rng(seed)
+    np_dtype, tp = (np.uint8, TensorProto.UINT8) if dtype == "uint8" else (np.int8, TensorProto.INT8)
+    while True:
+        sa, sb, sc = rng.uniform(0.01, 0.2, 3).astype(np.float32)
+        za, zb, zc = (int(v) for v in rng.integers(0, 256, 3) - (0 if dtype == "uint8" else 128))
+        ra, rb = np.float32(sa / sc), np.float32(sb / sc)
+        off = 0 if dtype == "uint8" else 128
+        fused = fma_f32(ra, np.float32(za + off), np.float32(rb * np.float32(zb + off)))
+        unfused = np.float32(np.float32(ra * np.float32(za + off)) + np.float32(rb * np.float32(zb + off)))
+        if fused != unfused:
+            break
+    inits = [numpy_helper.from_array(np.float32(sa), "sa"), numpy_helper.from_array(np_dtype(za), "za"),
+             numpy_helper.from_array(np.float32(sb), "sb"), numpy_helper.from_array(np_dtype(zb), "zb"),
+             numpy_helper.from_array(np.float32(sc), "sc"), numpy_helper.from_array(np_dtype(zc), "zc")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sa", "za"], ["qa"]),
+             helper.make_node("QuantizeLinear", ["x2", "sb", "zb"], ["qb"]),
+             helper.make_node("QLinearAdd", ["qa", "sa", "za", "qb", "sb", "zb", "sc", "zc"], ["q"], domain="com.microsoft"),
+             helper.make_node("DequantizeLinear", ["q", "sc", "zc"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 65536]),
+                                           helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 65536])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 65536])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    data = model.SerializeToString()
+    lo = 0 if dtype == "uint8" else -128
+    qa = np.repeat(np.arange(256), 256) + lo
+    qb = np.tile(np.arange(256), 256) + lo
+    xa = ((qa - za) * np.float32(sa)).astype(np.float32).reshape(1, -1)
+    xb = ((qb - zb) * np.float32(sb)).astype(np.float32).reshape(1, -1)
+    expected = OnnxOracle(data)([xa, xb])[0]
+    assert run(load_model(data, format="onnx").graph, [xa, xb])[0].tobytes() == expected.tobytes()

@@ -143,22 +143,23 @@ def macs(op: Op) -> int:
 
 def evaluate_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """onnxruntime's QLinearAdd (MLAS AVX2 kernel, float32 throughout):
-    ra = sa / sc, rb = sb / sc; fixed = zc - (ra * za + rb * zb);
+    ra = sa / sc, rb = sb / sc; fixed = zc - fma(ra, za, rb * zb) (GCC contracts the
+    source's ra * za + rb * zb; measured against the pinned build);
     y = rne(fma(a, ra, fma(b, rb, fixed))), saturated to the type. A one-element
-    input is folded into the fixed part with a separate multiply and add."""
+    input is folded into the fixed part by one more fused multiply-add."""
     a: AddAttrs = op.attrs
     x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
     off = a.ort_offset
     sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y_t))
     za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y_t))
     ra, rb = np.float32(sa / sc), np.float32(sb / sc)
-    fixed = np.float32(zc - np.float32(np.float32(ra * za) + np.float32(rb * zb)))
+    fixed = np.float32(zc - fma_f32(ra, za, np.float32(rb * zb)))
     va = int_to_f32(inputs[0].astype(np.int64) + off)
     vb = int_to_f32(inputs[1].astype(np.int64) + off)
     if x1.size == 1 and x2.size != 1:
-        v = fma_f32(vb, rb, np.float32(fixed + np.float32(va.reshape(()) * ra)))
+        v = fma_f32(vb, rb, fma_f32(va.reshape(()), ra, fixed))
     elif x2.size == 1 and x1.size != 1:
-        v = fma_f32(va, ra, np.float32(fixed + np.float32(vb.reshape(()) * rb)))
+        v = fma_f32(va, ra, fma_f32(vb.reshape(()), rb, fixed))
     else:
         v = fma_f32(va, ra, fma_f32(vb, rb, fixed))
     lo, hi = dtype_range(y_t.dtype)

@@ -27,6 +27,9 @@ class Conv2DAttrs:
     # Requantization rule: "tflite" (Q31 multiplier, TFLM) or "onnxruntime" (float32
     # scale, round half to even; ir/ort_numerics.py).
     rounding: str = "tflite"
+    # onnxruntime on x86 AVX2 without VNNI sums uint8 x int8 products in saturating int16
+    # pairs (ir/ops/_ort_u8s8.py); set by the ONNX frontend where its kernel does.
+    ort_u8s8_pairs: bool = False
 
 
 def groups(op: Op) -> int:
@@ -103,6 +106,10 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if bias is not None:
         acc += bias.astype(np.int64)
     if a.rounding == ONNXRUNTIME:
+        if a.ort_u8s8_pairs:
+            from ._ort_u8s8 import conv_accumulator
+
+            acc = conv_accumulator(op, x, w) + (0 if bias is None else bias.astype(np.int64))
         return [requantize_accumulator(op, acc).astype(out_t.dtype)]
     mult, shift = channel_requant_params(op, x_t, w_t, out_t)
     y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)

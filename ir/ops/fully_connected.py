@@ -28,6 +28,9 @@ class FullyConnectedAttrs:
     # Requantization rule: "tflite" (Q31 multiplier, TFLM) or "onnxruntime" (float32
     # scale, round half to even; ir/ort_numerics.py).
     rounding: str = "tflite"
+    # onnxruntime on x86 AVX2 without VNNI sums uint8 x int8 products in saturating int16
+    # pairs (ir/ops/_ort_u8s8.py); set by the ONNX frontend where its kernel does.
+    ort_u8s8_pairs: bool = False
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
@@ -92,6 +95,10 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if bias is not None:
         acc += bias.astype(np.int64)
     if a.rounding == ONNXRUNTIME:
+        if a.ort_u8s8_pairs:
+            from ._ort_u8s8 import fully_connected_accumulator
+
+            acc = fully_connected_accumulator(op, x, w) + (0 if bias is None else bias.astype(np.int64))
         return [requantize_accumulator(op, acc).astype(out_t.dtype).reshape(out_t.shape)]
     mult, shift = requant_params(op)
     y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
