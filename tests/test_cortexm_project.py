@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcuc.ir.errors import MCUCError
@@ -223,7 +223,7 @@ def test_example_model_on_chost_and_cores_matches_tflite_micro():
 
 
 @needs_arm
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), h=st.integers(3, 9), w=st.integers(3, 9),
        c=st.sampled_from([1, 3, 4, 8]), oc=st.sampled_from([2, 4, 8, 12]), stride=st.sampled_from([1, 2]),
        padding=st.sampled_from(["SAME", "VALID"]), kernel=st.sampled_from([1, 3]))
