@@ -123,12 +123,13 @@ def test_depthwise_conv2d(geometry, channels, multiplier, per_channel, bias, act
 
 @LAYER_SETTINGS
 @given(window(max_kernel=4), st.integers(1, 10), st.sampled_from(["AVERAGE_POOL_2D", "MAX_POOL_2D"]),
-       st.sampled_from(ACTIVATIONS), seeds)
-def test_pool2d(geometry, channels, kind, activation, seed):
+       st.sampled_from(ACTIVATIONS), st.sampled_from(["int8", "int8", "int16"]), seeds)
+def test_pool2d(geometry, channels, kind, activation, dtype, seed):
     (n, h, w), kernel, _, options = geometry
     rng = np.random.default_rng(seed)
     layer = single_op_builder(kind, [(n, h, w, channels)], rng, filter_height=kernel[0], filter_width=kernel[1],
-                              fused_activation_function=activation, **options)
+                              fused_activation_function=activation, input_dtype=dtype, output_dtype=dtype,
+                              **options)
     check_layer(layer, rng)
 
 
@@ -172,11 +173,12 @@ def broadcast_pair(draw):
 
 
 @LAYER_SETTINGS
-@given(broadcast_pair(), st.sampled_from(["ADD", "MUL"]), st.sampled_from(ACTIVATIONS), st.booleans(), seeds)
-def test_add_and_mul(shapes, kind, activation, constant_second, seed):
+@given(broadcast_pair(), st.sampled_from(["ADD", "MUL"]), st.sampled_from(ACTIVATIONS), st.booleans(),
+       st.sampled_from(["int8", "int8", "int16"]), seeds)
+def test_add_and_mul(shapes, kind, activation, constant_second, dtype, seed):
     rng = np.random.default_rng(seed)
     layer = single_op_builder(kind, list(shapes), rng, fused_activation_function=activation,
-                              constant_inputs=(1,) if constant_second else ())
+                              constant_inputs=(1,) if constant_second else (), input_dtype=dtype, output_dtype=dtype)
     check_layer(layer, rng)
 
 

@@ -12,24 +12,22 @@ import llvmlite.binding as llvm
 
 _init_lock = threading.Lock()
 _initialized = False
-_target_machine: llvm.TargetMachine | None = None
 
 
-def _ensure_llvm() -> llvm.TargetMachine:
-    """Initialize the native target once and build a target machine for the host CPU
-    (its vector extensions are what make the kernels fast)."""
-    global _initialized, _target_machine
+def _new_target_machine() -> llvm.TargetMachine:
+    """A target machine for the host CPU (its vector extensions are what make the
+    kernels fast). Each execution engine needs its own: llvmlite's MCJIT engine takes
+    ownership of the target machine it is given and frees it with the engine, so a
+    shared one would be freed under the others' feet."""
+    global _initialized
     with _init_lock:
         if not _initialized:
             llvm.initialize_native_target()
             llvm.initialize_native_asmprinter()
             _initialized = True
-        if _target_machine is None:
-            target = llvm.Target.from_default_triple()
-            _target_machine = target.create_target_machine(
-                cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-                opt=3, reloc="default", codemodel="jitdefault")
-        return _target_machine
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+                                        opt=3, reloc="default", codemodel="jitdefault")
 
 
 @dataclass
@@ -66,7 +64,7 @@ def jit_compile(ir_text: str, opt_level: int = 2) -> tuple[JitModule, bool]:
         if found is not None:
             _cache.move_to_end(key)
             return found, True
-    tm = _ensure_llvm()
+    tm = _new_target_machine()
     module = llvm.parse_assembly(ir_text)
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
