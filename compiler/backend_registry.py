@@ -22,8 +22,14 @@ BACKENDS = ("reference", "llvm", "c-host", *EMULATED)
 
 def _reference(model: Model, options: CompileOptions) -> Runner:
     from mcuc.ir.interpreter import run
+    from mcuc.ir.program_interpreter import run_program
 
-    # The reference rung runs the model as read; only --io int8 changes its edges.
+    if options.patch not in (None, "off") or options.sram is not None:
+        # A patch schedule changes what runs: execute the scheduled program with the
+        # reference semantics, on one arena at the planned offsets.
+        program = schedule(model.graph, options)
+        return lambda inputs: run_program(program, inputs)
+    # Otherwise the reference rung runs the model as read; only --io int8 changes its edges.
     graph = prepare(model.graph, options) if options.io == "int8" else model.graph
     return lambda inputs: run(graph, inputs)
 
