@@ -36,11 +36,10 @@ def _options(args):
 
 
 def cmd_inspect(args) -> int:
-    from mcuc.inspect import format_inspection, inspect_graph
-    from mcuc.model import load_model
+    from mcuc.inspect import format_inspection, inspect_model
 
-    report = inspect_graph(load_model(args.model).graph)
-    print(json.dumps(report, indent=2) if args.json else format_inspection(report))
+    report, program = inspect_model(args.model, _options(args))
+    print(json.dumps(report, indent=2) if args.json else format_inspection(report, program))
     return 0
 
 
@@ -114,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="per-op shapes, MACs, weight and activation bytes")
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
+    _add_compile_options(p)
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("verify", help="compare backends with the oracle on random inputs, byte for byte")

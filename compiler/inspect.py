@@ -5,6 +5,10 @@ from dataclasses import asdict, dataclass
 
 from mcuc.ir.graph import Graph
 from mcuc.ir.ops import op_def
+from mcuc.ir.program import Program
+from mcuc.model import load_model
+from mcuc.passes.report import live_bytes, memory_rows, memory_table
+from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,24 @@ def inspect_graph(graph: Graph) -> dict:
     }
 
 
+def inspect_model(path: str, options: CompileOptions) -> tuple[dict, Program]:
+    """The model's ops as read, plus the memory plan mcuc makes for `options`:
+    bytes live per step, where every output goes, the arena, the peak and the bound."""
+    model = load_model(path)
+    report = inspect_graph(model.graph)
+    program = schedule(model.graph, options, cortexm_scratch(options.target))
+    live = live_bytes(program)
+    report["memory"] = {
+        "target": options.target,
+        "io": options.io or "as the model",
+        "arena_bytes": program.arena_bytes,
+        "live_bound_bytes": program.live_bound_bytes,
+        "peak_step": live.index(max(live)) if live else 0,
+        "steps": memory_rows(program),
+    }
+    return report, program
+
+
 def _tensor_info(t) -> dict:
     info = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype}
     if t.quant is not None and not t.quant.per_channel:
@@ -55,7 +77,7 @@ def _tensor_info(t) -> dict:
     return info
 
 
-def format_inspection(report: dict) -> str:
+def format_inspection(report: dict, program: Program | None = None) -> str:
     lines = [f"model {report['model']}"]
     for t in report["inputs"]:
         lines.append(f"  input  {t['name']}: {t['dtype']}{t['shape']}")
@@ -72,4 +94,8 @@ def format_inspection(report: dict) -> str:
     lines += ["-" * len(header),
               f"total MACs {report['macs']:,}   weights {report['weight_bytes']:,} B   "
               f"largest op working set {report['max_op_activation_bytes']:,} B"]
+    if program is not None:
+        m = report["memory"]
+        lines += ["", f"memory plan for {m['target']} (--io {m['io']}), in scheduled order:",
+                  memory_table(program)]
     return "\n".join(lines)
