@@ -34,7 +34,7 @@ from mcuc.ir.ort_numerics import ONNXRUNTIME
 from mcuc.ir.tensor import Quantization, Tensor
 
 from .onnx_ops import BUILDERS, FLOAT_OPS, table_value
-from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, QInput, QParams, Value
+from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_QDQ_INT8_RUNS_AS_UINT8, QInput, QParams, Value
 
 MIN_OPSET = 13
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
@@ -227,6 +227,10 @@ class _Importer:
         qp = self._qparams(node, node.input[1], zp, int(a.get("axis", 1)), "uint8")
         if qp.dtype not in (*INT_TYPES, "int32"):
             raise self._error(node, f"quantized type {qp.dtype} is not supported; use int8 or uint8 activations")
+        quantized = node.output[0] if node.op_type == "QuantizeLinear" else node.input[0]
+        if ORT_QDQ_INT8_RUNS_AS_UINT8 and qp.dtype == "int8" and quantized not in self.constants \
+                and self._single_consumer(quantized):
+            qp = replace(qp, converted_to_uint8=True)
         return qp
 
     def _quantize_linear(self, node) -> None:
@@ -275,6 +279,20 @@ class _Importer:
         if src_name not in self.values:
             raise self._error(node, f"input {src_name!r} is not computed by a supported op")
         return QInput(qp, value=self.values[src_name])
+
+    def _single_consumer(self, quantized_name: str) -> bool:
+        """Whether a QuantizeLinear output reaches exactly one op (through one DQ): the
+        pairs onnxruntime's QDQS8ToU8Transformer converts (it gives shared DQs one copy
+        per consumer first)."""
+        outputs = {o.name for o in self.graph.output}
+        edges = 0
+        for user in self.consumers.get(quantized_name, []):
+            if user.op_type == "DequantizeLinear":
+                dq_out = user.output[0]
+                edges += max(1, len(self.consumers.get(dq_out, [])) + (dq_out in outputs))
+            else:
+                edges += 1
+        return edges == 1 and quantized_name not in outputs
 
     def _output_q(self, node) -> tuple[QParams, str]:
         """The QuantizeLinear that consumes the node's output (absorbed into the op)."""

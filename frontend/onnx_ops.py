@@ -25,7 +25,7 @@ from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f3
 from mcuc.ir.tensor import Quantization, Tensor
 
 from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_U8S8_PAIRS_SATURATE,
-                          UINT8_OFFSET, QInput, QParams, Value, ort_runs_on_uint8)
+                          UINT8_OFFSET, QInput, QParams, Value, ort_on_uint8)
 
 if TYPE_CHECKING:
     from .onnx import _Importer
@@ -73,7 +73,7 @@ def _build_conv(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value
     bias = imp._bias(node, bq, xq, wquant, m)
     outq = out.ir_quant(0)
     # Every conv but onnxruntime's depthwise kernel (one output per channel) is a u8s8 GEMM.
-    u8s8 = ORT_U8S8_PAIRS_SATURATE and ort_runs_on_uint8(node, xq.qparams)
+    u8s8 = ORT_U8S8_PAIRS_SATURATE and ort_on_uint8(xq.qparams, out)
     if group > 1 and group == cin and w.shape[1] == 1:
         weights = Tensor(imp._unique(node.name + "_weights"), (1, *w.shape[2:], m), "int8",
                          Quantization(wquant.scale, wquant.zero_point, 3), w.transpose(1, 2, 3, 0))
@@ -101,7 +101,7 @@ def _build_fc(imp: _Importer, node, x: Value, xq: QInput, w: np.ndarray, wquant:
     weights = Tensor(imp._unique(node.name + "_weights"), w.shape, "int8", wquant, w)
     keep = len(x.tensor.shape) > 2
     attrs = FullyConnectedAttrs(keep_num_dims=keep, rounding=ONNXRUNTIME,
-                                ort_u8s8_pairs=ORT_U8S8_PAIRS_SATURATE and ort_runs_on_uint8(node, xq.qparams))
+                                ort_u8s8_pairs=ORT_U8S8_PAIRS_SATURATE and ort_on_uint8(xq.qparams, out))
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp._emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out)
@@ -147,13 +147,17 @@ def _build_add(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
             v = imp._activation(node, q)
             nchw = nchw or v.nchw
             operands.append(v.tensor)
-    # QLinearAdd's and QLinearMul's float rounding sees the model's own values: uint8 ones
-    # are 128 higher.
-    offset = UINT8_OFFSET if out.dtype == "uint8" else 0
+    # QLinearAdd's and QLinearMul's float rounding sees the values onnxruntime computes on:
+    # uint8 ones (the model's, or int8 QDQ ones it converted) are 128 higher. An int8 QDQ
+    # group whose tensors were converted only in part is not fused: onnxruntime adds in float.
+    activations = [q.qparams for q in ins if not q.is_constant] + [out]
+    on_uint8 = ort_on_uint8(*activations)
+    mixed = len({ort_on_uint8(q) for q in activations}) > 1
+    offset = UINT8_OFFSET if on_uint8 else 0
     if node.op_type.endswith("Mul"):
         kind, attrs = "MUL", MulAttrs(rounding=ONNXRUNTIME, ort_offset=offset)
     else:
-        kind, attrs = "ADD", AddAttrs(rounding=ONNXRUNTIME, ort_offset=offset)
+        kind, attrs = "ADD", AddAttrs(rounding=ONNXRUNTIME, ort_offset=offset, ort_float=mixed)
     y = imp._emit(kind, operands, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=nchw)
 
@@ -199,7 +203,7 @@ def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     # A QDQ group's int8 may run as uint8 in onnxruntime (see _host_runs_qdq_int8_as_uint8).
     # (QDQ int8 Adds are left alone: on such hosts onnxruntime mostly keeps them in float,
     # the conversion breaking their fusion, and the int8-domain formula matches those.)
-    on_uint8 = ort_runs_on_uint8(node, out)
+    on_uint8 = ort_on_uint8(ins[0].qparams, out)
     attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding, rounding=ONNXRUNTIME,
                         ort_offset=UINT8_OFFSET if on_uint8 else 0,
                         count_include_pad=bool(int(a.get("count_include_pad", 0))))
@@ -435,7 +439,7 @@ def _build_softmax(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
                                "(channel) axis")
     # onnxruntime runs int8 QDQ softmax as uint8 on hosts that convert (it then clamps
     # instead of keeping the low byte).
-    on_uint8 = ort_runs_on_uint8(node, out)
+    on_uint8 = ort_on_uint8(ins[0].qparams, out)
     attrs = SoftmaxAttrs(beta=1.0, rounding=ONNXRUNTIME, ort_uint8=on_uint8)
     y = imp._emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=x.nchw)

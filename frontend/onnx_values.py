@@ -40,12 +40,12 @@ ORT_QDQ_INT8_RUNS_AS_UINT8 = _host_runs_qdq_int8_as_uint8()
 ORT_U8S8_PAIRS_SATURATE = ORT_QDQ_INT8_RUNS_AS_UINT8
 
 
-def ort_runs_on_uint8(node, qparams: "QParams") -> bool:
-    """Whether onnxruntime computes this node's activation as uint8: a uint8 model, or an
-    int8 QDQ group on a host whose onnxruntime converts those (operator-oriented QLinear*
-    nodes run in their own type)."""
-    operator_node = node.op_type.startswith("QLinear") or node.op_type == "QGemm"
-    return qparams.dtype == "uint8" or (not operator_node and ORT_QDQ_INT8_RUNS_AS_UINT8)
+def ort_on_uint8(*qparams: "QParams") -> bool:
+    """Whether onnxruntime's integer kernel for an op whose activations have these
+    parameters runs on uint8: every one of them is uint8 in the model or converted (an
+    int8 QDQ group with some unconverted tensor is not fused: onnxruntime runs it in
+    float, which mcuc approximates by the int8 kernel)."""
+    return all(q.dtype == "uint8" or q.converted_to_uint8 for q in qparams)
 
 INT_TYPES = frozenset({"int8", "uint8"})
 
@@ -58,6 +58,9 @@ class QParams:
     zero_point: np.ndarray
     axis: int
     dtype: str  # "int8" | "uint8" | "int32"
+    # An int8 QDQ activation that onnxruntime on this host turns into uint8: its
+    # QuantizeLinear has a single consumer (QDQS8ToU8Transformer converts only those).
+    converted_to_uint8: bool = False
 
     def ir_quant(self, axis: int | None = None) -> Quantization:
         """The IR quantization: uint8 zero points move down by 128."""

@@ -452,3 +452,37 @@ def test_qlinear_add_every_input_pair(dtype, seed):
     xb = ((qb - zb) * np.float32(sb)).astype(np.float32).reshape(1, -1)
     expected = OnnxOracle(data)([xa, xb])[0]
     assert run(load_model(data, format="onnx").graph, [xa, xb])[0].tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_qdq_int8_add_of_a_shared_tensor(seed):
+    """An int8 QDQ Add reading a tensor that also feeds another op: where onnxruntime
+    converts only single-consumer int8 pairs to uint8, this Add mixes types and runs in
+    float (DQ -> Add -> Q), which mcuc reproduces (ADD ort_float); elsewhere it is
+    QLinearAdd. Every pair of input values; both outputs must match onnxruntime."""
+    rng = np.random.default_rng(seed)
+    b = _Builder("int8", rng)
+    sa, sb, sc = (float(v) for v in rng.uniform(0.01, 0.15, 3))
+    shared = b.qdq("x", sa)
+    other = b.qdq("x2", sb)
+    b.nodes.append(helper.make_node("Add", [shared, other], ["c"]))
+    sum_out = b.qdq("c", sc)
+    s, z = b.nodes[0].input[1], b.nodes[0].input[2]
+    b.nodes += [helper.make_node("Flatten", [shared], ["f"]),
+                helper.make_node("QuantizeLinear", ["f", s, z], ["qf"]), helper.make_node("DequantizeLinear", ["qf", s, z], ["flat"])]
+    graph = helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 65536]),
+                                             helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 65536])],
+                              [helper.make_tensor_value_info(sum_out, TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("flat", TensorProto.FLOAT, None)], b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    data = model.SerializeToString()
+    mcuc_model = load_model(data, format="onnx")
+    za = mcuc_model.graph.ops[0].outputs[0].quant.scalar_zero_point
+    zb = next(op for op in mcuc_model.graph.ops if op.kind == "QUANTIZE" and op.inputs[0].name == "x2").outputs[0].quant.scalar_zero_point
+    qa, qb = np.repeat(np.arange(-128, 128), 256), np.tile(np.arange(-128, 128), 256)
+    xa = ((qa - za) * np.float32(sa)).astype(np.float32).reshape(1, -1)
+    xb = ((qb - zb) * np.float32(sb)).astype(np.float32).reshape(1, -1)
+    expected = OnnxOracle(data)([xa, xb])
+    actual = run(mcuc_model.graph, [xa, xb])
+    assert all(e.tobytes() == a.tobytes() for e, a in zip(expected, actual))

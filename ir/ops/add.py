@@ -35,6 +35,9 @@ class AddAttrs:
     # subtracting 128; the float kernel's rounding depends on the original values, so
     # they are restored (+offset) before it and removed after.
     ort_offset: int = 0
+    # onnxruntime only: the group was left in float (DequantizeLinear -> Add ->
+    # QuantizeLinear, see evaluate_onnxruntime_float) instead of fused into QLinearAdd.
+    ort_float: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,20 @@ def macs(op: Op) -> int:
     return 0
 
 
+def evaluate_onnxruntime_float(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """DequantizeLinear -> float Add -> QuantizeLinear as onnxruntime runs it unfused:
+    float32(x - zp) * scale per input, one float32 sum, QuantizeLinear of the sum."""
+    from ..ort_numerics import quantize_linear
+
+    x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
+    real = [int_to_f32(x.astype(np.int64) - t.quant.scalar_zero_point) * np.float32(t.quant.scale[0])
+            for x, t in zip(inputs, (x1, x2))]
+    lo, hi = dtype_range(y_t.dtype)
+    y = quantize_linear(real[0] + real[1], y_t.quant.scale[0], y_t.quant.scalar_zero_point, lo, hi)
+    y = np.clip(y, op.attrs.act_min, op.attrs.act_max)
+    return [np.broadcast_to(y, y_t.shape).astype(y_t.dtype)]
+
+
 def evaluate_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """onnxruntime's QLinearAdd (MLAS AVX2 kernel, float32 throughout):
     ra = sa / sc, rb = sb / sc; fixed = zc - fma(ra, za, rb * zb) (GCC contracts the
@@ -170,6 +187,8 @@ def evaluate_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if op.attrs.rounding == ONNXRUNTIME:
+        if op.attrs.ort_float:
+            return evaluate_onnxruntime_float(op, inputs)
         return evaluate_onnxruntime(op, inputs)
     p = add_params(op)
     a: AddAttrs = op.attrs
