@@ -27,8 +27,8 @@ from mcuc.verify import verify  # noqa: E402
 
 LAYER_TESTS = ("test_conv", "test_gemm_and_matmul", "test_add_and_mul", "test_global_average_pool",
                "test_average_pool", "test_max_pool_and_flatten", "test_elementwise_tables",
-               "test_concat_requantizes_inputs", "test_pad", "test_resize_nearest", "test_transpose_and_reshape",
-               "test_softmax", "test_qlinear_softmax_int8_operator")
+               "test_concat_requantizes_inputs", "test_pad", "test_resize_nearest", "test_transpose", "test_reshape_across_layouts",
+               "test_softmax", "test_qlinear_softmax_int8_operator", "test_quantize_linear_on_ties", "test_qlinear_add_every_input_pair")
 
 
 def run_on_llvm(graph, inputs):
@@ -41,10 +41,25 @@ def test_llvm_declares_the_onnxruntime_rule():
     assert "onnxruntime" in ROUNDING_RULES
 
 
+def parameter_sets(test) -> list[dict]:
+    """Every combination of a test's pytest.mark.parametrize arguments ([{}] if none:
+    hypothesis tests draw their own)."""
+    combos = [{}]
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name != "parametrize":
+            continue
+        names = [n.strip() for n in mark.args[0].split(",")] if isinstance(mark.args[0], str) else list(mark.args[0])
+        values = [v if len(names) > 1 else (v,) for v in mark.args[1]]
+        combos = [{**c, **dict(zip(names, v))} for c in combos for v in values]
+    return combos
+
+
 @pytest.mark.parametrize("name", LAYER_TESTS)
 def test_onnx_layers_on_llvm(name, monkeypatch):
     monkeypatch.setattr(test_onnx_layers, "run", run_on_llvm)
-    getattr(test_onnx_layers, name)()
+    test = getattr(test_onnx_layers, name)
+    for params in parameter_sets(test):
+        test(**params)
 
 
 @pytest.mark.parametrize("activations", ["int8", "uint8"])

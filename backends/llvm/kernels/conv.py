@@ -43,6 +43,13 @@ def _bias_data(call: KernelCall) -> np.ndarray | None:
     return None if bias is None else bias.data
 
 
+def _onnxruntime_pairs(call: KernelCall) -> bool:
+    """Whether the op sums uint8 x int8 products in saturating int16 pairs, as
+    onnxruntime does on x86 without VNNI (kernels/ort_pairs.py)."""
+    a = call.op.attrs
+    return getattr(a, "rounding", TFLITE) == ONNXRUNTIME and getattr(a, "ort_u8s8_pairs", False)
+
+
 def output_stage(call: KernelCall) -> ChannelRequant | FloatChannelRequant:
     """The op's requantization of its int32 accumulators: TFLite's Q31 multiplier and
     shift per channel, or onnxruntime's float32 scale per channel (the op's rounding
@@ -98,7 +105,10 @@ def _guarded_tap(em: Emitter, padded: bool, iy: ir.Value, h: int, ix: ir.Value, 
 @register("CONV_2D")
 def conv2d(call: KernelCall) -> None:
     x_t, w_t = call.op.inputs[0], call.op.inputs[1]
-    if x_t.shape[3] == w_t.shape[3]:
+    if _onnxruntime_pairs(call):
+        from .ort_pairs import conv2d_pairs
+        conv2d_pairs(call)
+    elif x_t.shape[3] == w_t.shape[3]:
         _conv_channels_innermost(call)
     else:
         _conv_grouped(call)
@@ -214,7 +224,10 @@ def _conv_grouped(call: KernelCall) -> None:
 @register("DEPTHWISE_CONV_2D")
 def depthwise_conv2d(call: KernelCall) -> None:
     op = call.op
-    if call.step.in_place:
+    if _onnxruntime_pairs(call):
+        from .ort_pairs import depthwise_pairs
+        depthwise_pairs(call)
+    elif call.step.in_place:
         if call.offset(op.inputs[0]) != call.offset(op.output):
             raise MCUCError(f"step {call.index} {op.label}: marked in place but its input and output sit at "
                             f"different arena offsets ({call.offset(op.inputs[0])} and {call.offset(op.output)})")
@@ -347,6 +360,10 @@ def _scratch_plane(call: KernelCall, nbytes: int) -> ir.Value:
 
 @register("FULLY_CONNECTED")
 def fully_connected(call: KernelCall) -> None:
+    if _onnxruntime_pairs(call):
+        from .ort_pairs import fully_connected_pairs
+        fully_connected_pairs(call)
+        return
     em, op = call.em, call.op
     x_t, w_t, y_t = op.inputs[0], op.inputs[1], op.output
     a = op.attrs

@@ -20,7 +20,7 @@ from mcuc.ir.ops import op_def
 from mcuc.ir.ops._common import dtype_range
 from mcuc.ir.ops.add import add_params
 from mcuc.ir.ops.mul import mul_params
-from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE
+from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE, fma_f32
 
 from ..codegen import KernelCall
 from ..emitter import F32, I32, strides_of
@@ -75,6 +75,9 @@ def add(call: KernelCall) -> None:
     """TFLM's int8 ADD: both inputs shifted left by 20 bits and rescaled to twice the
     larger input scale, summed, then rescaled to the output."""
     em, op = call.em, call.op
+    if _rounds_like_onnxruntime(op) and getattr(op.attrs, "ort_float", False):
+        _add_onnxruntime_float(call)
+        return
     if _rounds_like_onnxruntime(op):
         _add_onnxruntime(call)
         return
@@ -97,7 +100,7 @@ def add(call: KernelCall) -> None:
 def _add_onnxruntime(call: KernelCall) -> None:
     """onnxruntime's QLinearAdd in float32 (mcuc.ir.ops.add.evaluate_onnxruntime): the
     constant part computed here exactly as the reference does, the rest as fused
-    multiply-adds; a one-element input is folded with a separate multiply and add."""
+    multiply-adds (a one-element input goes through one more)."""
     em, op = call.em, call.op
     a = op.attrs
     x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
@@ -105,18 +108,39 @@ def _add_onnxruntime(call: KernelCall) -> None:
     sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y_t))
     za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y_t))
     ra, rb = np.float32(sa / sc), np.float32(sb / sc)
-    fixed = np.float32(zc - np.float32(np.float32(ra * za) + np.float32(rb * zb)))
-    b = em.b
+    fixed = np.float32(zc - fma_f32(ra, za, np.float32(rb * zb)))
 
     def body(v1: ir.Value, v2: ir.Value) -> ir.Value:
         va, vb = int_to_f32(em, em.add(v1, off)), int_to_f32(em, em.add(v2, off))
         if x1.size == 1 and x2.size != 1:
-            v = fma(em, vb, f32(rb), b.fadd(f32(fixed), b.fmul(va, f32(ra))))
+            v = fma(em, vb, f32(rb), fma(em, va, f32(ra), f32(fixed)))
         elif x2.size == 1 and x1.size != 1:
-            v = fma(em, va, f32(ra), b.fadd(f32(fixed), b.fmul(vb, f32(rb))))
+            v = fma(em, va, f32(ra), fma(em, vb, f32(rb), f32(fixed)))
         else:
             v = fma(em, va, f32(ra), fma(em, vb, f32(rb), f32(fixed)))
         return _float_result(em, v, off, y_t, a.act_min, a.act_max)
+
+    _binary_loop(call, body)
+
+
+def _add_onnxruntime_float(call: KernelCall) -> None:
+    """DequantizeLinear -> float Add -> QuantizeLinear as onnxruntime runs it unfused
+    (mcuc.ir.ops.add.evaluate_onnxruntime_float): float32(x - zp) * scale per input,
+    one float32 sum, then QuantizeLinear of the sum and the op's clamp."""
+    em, op = call.em, call.op
+    a = op.attrs
+    x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
+    lo, hi = dtype_range(y_t.dtype)
+    zp = y_t.quant.scalar_zero_point
+    b = em.b
+
+    def real(v: ir.Value, t) -> ir.Value:
+        return b.fmul(int_to_f32(em, em.add(v, -t.quant.scalar_zero_point)), f32(t.quant.scale[0]))
+
+    def body(v1: ir.Value, v2: ir.Value) -> ir.Value:
+        total = b.fadd(real(v1, x1), real(v2, x2))
+        y = _quantize_linear_value(em, total, y_t.quant.scale[0], zp, lo, hi)
+        return em.clamp(y, a.act_min, a.act_max)
 
     _binary_loop(call, body)
 
@@ -219,13 +243,17 @@ def _quantize_linear(call: KernelCall) -> None:
     x_t, y_t = op.input, op.output
     lo, hi = dtype_range(y_t.dtype)
     zp = y_t.quant.scalar_zero_point
-    scale = f32(y_t.quant.scale[0])
     x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
     with em.loop(x_t.size, "e") as i:
-        q = em.b.fdiv(em.load(x_ptr, i), scale)
-        clamped = fmin(em, fmax(em, q, f32(lo - zp)), f32(hi - zp))  # NaN compares false: -> lo - zp
-        y = em.add(round_half_even(em, clamped), zp)
+        y = _quantize_linear_value(em, em.load(x_ptr, i), y_t.quant.scale[0], zp, lo, hi)
         em.store(em.narrow(y, y_t.dtype), y_ptr, i)
+
+
+def _quantize_linear_value(em, x: ir.Value, scale: float, zp: int, lo: int, hi: int) -> ir.Value:
+    """MlasQuantizeLinear of one float32 value (ort_numerics.quantize_linear)."""
+    q = em.b.fdiv(x, f32(scale))
+    clamped = fmin(em, fmax(em, q, f32(lo - zp)), f32(hi - zp))  # NaN compares false: -> lo - zp
+    return em.add(round_half_even(em, clamped), zp)
 
 
 def _quantize_float(call: KernelCall) -> None:
