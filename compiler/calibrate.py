@@ -1,11 +1,13 @@
 """`mcuc compile model.onnx --calibrate samples.npy`: quantize a float ONNX model with
-onnxruntime.quantization (static, QDQ, per-channel int8 weights, int8 activations) on
-the user's calibration samples, then compile the quantized model.
+onnxruntime.quantization (static, QDQ, per-channel int8 weights, int8 activations by
+default) on the user's calibration samples, then compile the quantized model.
 
-Weights are quantized to 7 bits (reduce_range): onnxruntime on x86-64 without VNNI runs
-int8 activations through u8 x s8 kernels that add pairs of products in int16, which
-saturates with full-range weights; with 7-bit weights onnxruntime computes the exact
-sums that mcuc computes, so `mcuc verify` can hold the two byte-exact.
+The weights keep quantize_static's full 8-bit range. Where onnxruntime's u8 x s8 kernels
+saturate int16 pairs (x86-64 without VNNI) mcuc reproduces that (ir/ops/_ort_u8s8.py).
+On those hosts onnxruntime also converts int8 QDQ activations to uint8 one Q/DQ pair at
+a time and runs ops that read a shared int8 tensor in float; `mcuc verify` of a residual
+network can then differ in a few outputs. `activations="uint8"` avoids that: every group
+is fused and verification is byte-exact on every host.
 """
 from __future__ import annotations
 
@@ -50,9 +52,14 @@ def load_samples(source: str | os.PathLike, input_shape: tuple[int, ...]) -> lis
     return samples
 
 
+ACTIVATION_TYPES = ("int8", "uint8")
+
+
 def quantize_onnx(model_path: str | os.PathLike, samples_source: str | os.PathLike,
-                  output_path: str | os.PathLike) -> Path:
+                  output_path: str | os.PathLike, activations: str = "int8") -> Path:
     """Quantize the float model at `model_path` and write it to `output_path`."""
+    if activations not in ACTIVATION_TYPES:
+        raise MCUCError(f"calibration activations {activations!r}: choose int8 or uint8")
     try:
         import onnx
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -91,8 +98,8 @@ def quantize_onnx(model_path: str | os.PathLike, samples_source: str | os.PathLi
         src.write_bytes(model_path.read_bytes())
         try:
             quantize_static(str(src), str(output_path), Reader(), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            per_channel=True, reduce_range=True)
+                            activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, per_channel=True)
         except Exception as e:  # onnxruntime reports its own error types
             raise MCUCError(f"onnxruntime.quantization failed on {model_path.name}: {e}") from None
     return output_path

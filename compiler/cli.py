@@ -79,7 +79,8 @@ def cmd_compile(args) -> int:
     if getattr(args, "calibrate", None):
         from mcuc.calibrate import quantize_onnx, quantized_path_for
 
-        model_path = str(quantize_onnx(args.model, args.calibrate, quantized_path_for(args.model, args.output)))
+        model_path = str(quantize_onnx(args.model, args.calibrate, quantized_path_for(args.model, args.output),
+                                       args.calibrate_activations))
         print(f"quantized {args.model} -> {model_path}", file=sys.stderr)
     report = compile_to_directory(model_path, Path(args.output), _options(args))
     print(json.dumps(report, indent=2) if args.json else
@@ -140,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", metavar="SAMPLES",
                    help="quantize a float .onnx first (onnxruntime, QDQ, per-channel int8) on these samples: "
                         "a .npy file or a folder of .npy files; the quantized model is written beside the output")
+    p.add_argument("--calibrate-activations", choices=("int8", "uint8"), default="int8",
+                   help="activation type for --calibrate (uint8: byte-exact verify against onnxruntime on every "
+                        "host; int8: onnxruntime on x86 without VNNI runs some residual ops in float)")
     _add_compile_options(p)
     p.set_defaults(func=cmd_compile)
 

@@ -152,3 +152,18 @@ def test_cli_compile_calibrate_writes_the_quantized_model_and_verify_accepts_it(
     assert quantized.is_file()
     assert code == 0 or (code == 2 and "onnxruntime" in err), err
     assert main(["verify", str(quantized), "--backends", "reference", "--samples", "3"]) == 0
+
+
+def test_calibrate_uint8_residual_network_verifies_byte_exact(tmp_path):
+    """--calibrate-activations uint8: a residual network (shared activations) quantized
+    with full-range int8 weights verifies byte-exact, on every host."""
+    src = tmp_path / "resnet.onnx"
+    onnx.save(onnx_models.resnet(np.random.default_rng(8), size=16), src)
+    np.save(tmp_path / "samples.npy", np.random.default_rng(9).normal(0, 1, (6, 1, 3, 16, 16)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        written = quantize_onnx(src, tmp_path / "samples.npy", tmp_path / "resnet.quant.onnx", activations="uint8")
+    report = verify(load_model(written), ["reference"], samples=4)
+    assert report["backends"]["reference"]["bit_exact"], report
+    with pytest.raises(MCUCError, match="choose int8 or uint8"):
+        quantize_onnx(src, tmp_path / "samples.npy", tmp_path / "x.onnx", activations="int16")
