@@ -6,9 +6,11 @@ the "onnxruntime" rounding rule; groups it only strips (MaxPool, Reshape, Flatte
 become the IR's data-movement ops. Everything else is rejected with the node's name, its
 op type and what to do.
 
-Layout: 4-D activations are NHWC in the IR. A float NCHW graph input is quantized in
-the user's layout and transposed once (int8) to NHWC; a 4-D graph output is transposed
-back before its DequantizeLinear. Weights are transposed at compile time.
+Layout and API: 4-D activations are NHWC in the IR. Graph inputs and outputs keep the
+model's dtype (float32, int8 or uint8) and NCHW layout: a float input is quantized in the
+user's layout and transposed once (int8) to NHWC; a 4-D output is transposed back before
+its DequantizeLinear (or before the exact int8 -> uint8 QUANTIZE of a uint8 output).
+Weights are transposed at compile time; no transpose runs between ops.
 
 uint8 maps onto int8 exactly: data and zero points move down by 128. The float kernels
 whose rounding sees the raw values (QLinearAdd, QLinearMul, QLinearAveragePool,
@@ -177,9 +179,12 @@ class _Importer:
                                 "static shapes: export with fixed dimensions or set them with "
                                 "onnx.tools.update_model_dims")
             dtype = self.dtypes.get(info.name, "?")
+            if dtype in INT_TYPES:
+                inputs.append(self._quantized_graph_input(info.name, shape, dtype))
+                continue
             if dtype != "float32":
-                raise MCUCError(f"ONNX graph input {info.name!r} is {dtype}; mcuc reads models with float32 "
-                                "inputs followed by QuantizeLinear (what onnxruntime.quantization writes)")
+                raise MCUCError(f"ONNX graph input {info.name!r} is {dtype}; mcuc reads float32 inputs followed "
+                                "by QuantizeLinear (what onnxruntime.quantization writes) or int8/uint8 inputs")
             t = Tensor(self._unique(info.name), shape, "float32")
             inputs.append(t)
             self.values[info.name] = Value(t)
@@ -254,7 +259,41 @@ class _Importer:
         qp = self._qdq_params(node)
         self.dequantized[node.output[0]] = (node.input[0], qp)
 
+    def _quantized_graph_input(self, name: str, shape: tuple[int, ...], dtype: str) -> Tensor:
+        """An int8/uint8 graph input keeps the model's dtype and NCHW layout at the API: its
+        parameters are those its first reader (DequantizeLinear or a QLinear* node, which
+        both give scale and zero point right after the tensor) states; uint8 moves onto
+        int8 by an exact QUANTIZE, 4-D goes NHWC by one TRANSPOSE."""
+        reader = next(iter(self.consumers.get(name, [])), None)
+        if reader is None or not (reader.op_type == "DequantizeLinear" or reader.op_type.startswith("QLinear")
+                                  or reader.op_type == "QGemm"):
+            raise MCUCError(f"ONNX graph input {name!r} ({dtype}) is not read by a DequantizeLinear or QLinear* "
+                            "node; mcuc cannot tell its quantization")
+        position = list(reader.input).index(name)
+        zp_name = reader.input[position + 2] if len(reader.input) > position + 2 else ""
+        qp = self._qparams(reader, reader.input[position + 1], zp_name or None, 0, dtype)
+        if qp.scale.size != 1:
+            raise self._error(reader, f"per-channel quantization of graph input {name!r} is not supported")
+        t = Tensor(self._unique(name), shape, dtype, Quantization(qp.scale, qp.zero_point, 0))
+        q = t
+        if dtype == "uint8":
+            q = self._emit("QUANTIZE", [q], None, name + "_int8", "int8", qp.ir_quant(0))
+        if len(shape) == 4:
+            q = self._emit("TRANSPOSE", [q], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", q.quant)
+        self.values[name] = Value(q, qp, nchw=len(shape) == 4)
+        return t
+
     def _graph_output(self, name: str) -> Tensor:
+        value = self.values.get(name)
+        if value is not None and value.qparams is not None:
+            # A quantized output keeps the model's dtype and layout.
+            t = value.tensor
+            if value.nchw:
+                t = self._emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), name + "_nchw", "int8", t.quant)
+            if value.qparams.dtype == "uint8":
+                quant = Quantization(value.qparams.scale, value.qparams.zero_point, 0)
+                return self._emit("QUANTIZE", [t], None, name, "uint8", quant)
+            return t
         if name in self.dequantized:
             src_name, qp = self.dequantized[name]
             src = self.values.get(src_name)
