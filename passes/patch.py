@@ -211,7 +211,9 @@ def with_workspace(scratch: ScratchFn | None) -> ScratchFn:
     """The backend's scratch requests plus each PATCH_STAGE's workspace."""
     def requests(op: Op, in_place: bool) -> Sequence[ScratchRequest]:
         if op.kind == PATCH_STAGE:
-            return [ScratchRequest(WORKSPACE, op.attrs.workspace_bytes, DEFAULT_ALIGN)]
+            # The workspace first; then whatever the backend's stage code needs besides it.
+            extra = list(scratch(op, in_place)) if scratch is not None else []
+            return [ScratchRequest(WORKSPACE, op.attrs.workspace_bytes, DEFAULT_ALIGN)] + extra
         return scratch(op, in_place) if scratch is not None else []
     return requests
 

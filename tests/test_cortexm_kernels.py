@@ -303,10 +303,8 @@ def test_a_wrong_kernel_is_caught():
         check([layer], "host")
 
 
-def test_every_model_op_kind_has_a_kernel():
-    """Every op kind a model file can contain has a kernel; the one compiler-made kind
-    without one (PATCH_STAGE, patch-based schedules) is refused by name, not skipped."""
-    assert set(unsupported_kinds()) <= {"PATCH_STAGE"}
+def test_every_ir_op_kind_has_a_kernel():
+    assert unsupported_kinds() == []
 
 
 def test_unsupported_configuration_is_a_clear_error():
@@ -321,3 +319,51 @@ def test_unsupported_configuration_is_a_clear_error():
     program = plan(graph, scratch=lambda o, ip: scratch_requests(o, ip, target))
     with pytest.raises(MCUCError, match="CONV_2D.*batch 2"):
         emit_step(0, program.steps[0], program, target)
+
+
+# -- patch-based stages ------------------------------------------------------------------------
+
+def _chain_model(seed: int) -> tuple[bytes, list[np.ndarray]]:
+    """conv 3x3 SAME -> depthwise 3x3 stride 2 -> conv 1x1 -> max pool 2x2: every window
+    kind a stage holds, with padding that only the border patches see."""
+    from tflite_builder import ModelBuilder, int8_weights, int32_bias, random_quant
+
+    rng = np.random.default_rng(seed)
+    mb = ModelBuilder()
+    q = [random_quant(rng) for _ in range(4)]
+
+    def conv_weights(name, shape, in_scale, axis):
+        w, s = int8_weights(rng, shape, axis=axis)
+        channels = shape[axis]
+        wt = mb.tensor(name, shape, "int8", s, np.zeros(channels, np.int64), axis=axis, data=w)
+        bt = mb.tensor(name + "_b", (channels,), "int32", (in_scale * s).astype(np.float32),
+                       np.zeros(channels, np.int64), data=int32_bias(rng, channels))
+        return wt, bt
+
+    x = mb.tensor("x", (1, 11, 10, 3), "int8", *q[0])
+    h1 = mb.tensor("h1", (1, 11, 10, 8), "int8", *q[1])
+    mb.op("CONV_2D", [x, *conv_weights("w1", (8, 3, 3, 3), q[0][0], 0)], [h1], padding="SAME")
+    h2 = mb.tensor("h2", (1, 6, 5, 8), "int8", *q[2])
+    mb.op("DEPTHWISE_CONV_2D", [h1, *conv_weights("w2", (1, 3, 3, 8), q[1][0], 3)], [h2], padding="SAME",
+          stride_h=2, stride_w=2, depth_multiplier=1)
+    h3 = mb.tensor("h3", (1, 6, 5, 12), "int8", *q[3])
+    mb.op("CONV_2D", [h2, *conv_weights("w3", (12, 1, 1, 8), q[2][0], 0)], [h3], padding="VALID")
+    y = mb.tensor("y", (1, 3, 2, 12), "int8", *q[3])
+    mb.op("MAX_POOL_2D", [h3], [y], padding="VALID", filter_height=2, filter_width=2, stride_h=2, stride_w=2)
+    return mb.build([x], [y]), [rng.integers(-128, 128, (1, 11, 10, 3)).astype(np.int8)]
+
+
+@pytest.mark.parametrize("backend", ["host", pytest.param("cortex-m4", marks=_NEEDS_ARM)])
+@pytest.mark.parametrize("grid", ["2x2@2", "3x2@1", "1x2@3"])
+def test_patch_stage(backend, grid):
+    """A PATCH_STAGE (regions, border padding, gathers of partial rows, scatters into the
+    stage output) equals tflite-micro byte for byte."""
+    from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
+
+    model, inputs = _chain_model(11)
+    target = "cortex-m4"
+    program = schedule(load_tflite(model), CompileOptions(target, patch=grid), cortexm_scratch(target))
+    assert any(s.op.kind == "PATCH_STAGE" for s in program.steps)
+    got = run_chost(program, inputs) if backend == "host" else run_cortexm(program, inputs, get_target(target)).outputs
+    want = TFLiteOracle(model)(inputs)
+    assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0])

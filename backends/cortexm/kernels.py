@@ -53,17 +53,37 @@ def _environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
+@dataclass
+class _Naming:
+    """How the step being emitted names its C: `name` is the function (None: the emitter's
+    `fn`); with `shared` False the op's shape-independent constants (weights, requant
+    tables, ...) were already emitted under `fn` by an earlier call of the same op (the
+    patches of a PATCH_STAGE share them), so only per-call arrays are written."""
+
+    name: str | None = None
+    shared: bool = True
+
+
+_naming = _Naming()
+
+
 def _render(template: str, **context) -> str:
+    context.setdefault("name", _naming.name or context["fn"])
+    context["shared"] = _naming.shared
+    if not _naming.shared and "arrays" in context:
+        context["arrays"] = [a for a in context["arrays"] if a.per_call]
     return _environment().get_template(f"kernels/{template}").render(**context)
 
 
 @dataclass(frozen=True)
 class CArray:
-    """A const array in flash."""
+    """A const array in flash. `per_call` arrays depend on the call's shapes (patches of
+    one op each need their own); the others are the op's constants."""
 
     ctype: str
     name: str
     values: list[str]
+    per_call: bool = False
 
 
 def _ints(ctype: str, name: str, values) -> CArray:
@@ -109,12 +129,27 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
         size = _conv_scratch_bytes(op)
         if size:
             return [ScratchRequest(f"{op.name or 'conv'}.rows", size, 4)]
+    if op.kind == "PATCH_STAGE":
+        # (the planner adds the stage's workspace itself, before these)
+        need = _patch_temp_bytes(_patch_calls(Step(op, scratch=()), _NoOffsets()))
+        return [ScratchRequest(f"{op.name or 'stage'}.temp", need, 8)] if need else []
     if op.kind == "FULLY_CONNECTED" and target.has_dsp:
         return [ScratchRequest(f"{op.name or 'fc'}.row", 2 * K.round_up(op.inputs[1].shape[1], 4), 4)]
     if op.kind == "DEPTHWISE_CONV_2D" and in_place:
         plane_h, pitch = _depthwise_plane(op)
         return [ScratchRequest(f"{op.name or 'depthwise'}.plane", plane_h * pitch, 4)]
     return []
+
+
+class _NoOffsets:
+    """A stand-in program for sizing a stage's temporaries before the plan exists:
+    sizes do not depend on offsets."""
+
+    class _Zero(dict):
+        def __getitem__(self, key):
+            return 0
+
+    offsets = _Zero()
 
 
 # Bytes after each padded plane row that the SIMD depthwise loads may read.
@@ -170,7 +205,7 @@ def _bias(op: Op) -> np.ndarray | None:
 
 
 def _call(fn: str) -> str:
-    return f"{fn}(arena);"
+    return f"{_naming.name or fn}(arena);"
 
 
 # -- emitters -----------------------------------------------------------------------------
@@ -399,7 +434,7 @@ def _block_copy(op: Op, dst: int, src: int, shape, dst_strides, src_strides, ite
 def _emit_copy(fn: str, op: Op, program: Program, copies: list[_Copy], fill: int | None) -> StepCode:
     y = op.output
     decls = _render("copy.j2", fn=fn, comment=op.label, copies=copies, fill=fill,
-                    out_offset=_offset(program, y, op), out_bytes=y.nbytes)
+                    out_offset=_offset(program, y, op) if fill is not None else 0, out_bytes=y.nbytes)
     return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
 
 
@@ -459,6 +494,10 @@ def _emit_pad(fn: str, step: Step, program: Program, target: Target) -> StepCode
     return _emit_copy(fn, op, program, [copy], fill)
 
 
+def _resize_table(name: str, values) -> CArray:
+    return CArray("int16_t", name, [str(int(v)) for v in np.asarray(values).reshape(-1)], per_call=True)
+
+
 def _emit_resize(fn: str, step: Step, program: Program, target: Target) -> StepCode:
     from mcuc.ir.ops.resize_nearest import source_indices
 
@@ -467,8 +506,17 @@ def _emit_resize(fn: str, step: Step, program: Program, target: Target) -> StepC
     a = op.attrs
     rows = source_indices(x.shape[1], y.shape[1], a.align_corners, a.half_pixel_centers)
     cols = source_indices(x.shape[2], y.shape[2], a.align_corners, a.half_pixel_centers)
+    return _emit_resize_tables(fn, step, program, rows, cols)
+
+
+def _emit_resize_tables(fn: str, step: Step, program: Program, rows, cols) -> StepCode:
+    """RESIZE_NEAREST_NEIGHBOR with the source row and column of every output row and
+    column given (relative to the input buffer the step reads)."""
+    op = step.op
+    x, y = op.input, op.output
     decls = _render("resize.j2", fn=fn, comment=op.label,
-                    arrays=[_ints("int16_t", f"{fn}_rows", rows), _ints("int16_t", f"{fn}_cols", cols)],
+                    arrays=[_resize_table(f"{_naming.name or fn}_rows", rows),
+                            _resize_table(f"{_naming.name or fn}_cols", cols)],
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                     batches=x.shape[0], in_h=x.shape[1], in_w=x.shape[2], out_h=y.shape[1], out_w=y.shape[2],
                     pixel_bytes=x.shape[3] * x.itemsize)
@@ -559,9 +607,231 @@ _EMITTERS: dict[str, Callable[[str, Step, Program, Target], StepCode]] = {
 }
 
 
+# -- patch-based stages ----------------------------------------------------------------------
+
+def _contiguous_start(start: tuple[int, ...], shape: tuple[int, ...], full: tuple[int, ...]) -> int | None:
+    """The flat element offset of a box in a C-order array of shape `full` when the box is
+    one contiguous run of it (extent 1 before some axis, full extent after it), else None."""
+    axis = next((a for a in range(len(shape)) if shape[a] != 1), len(shape))
+    if any(shape[a] != full[a] for a in range(axis + 1, len(shape))):
+        return None
+    strides = [int(np.prod(full[a + 1:], dtype=np.int64)) for a in range(len(full))]
+    return int(sum(b * st for b, st in zip(start, strides)))
+
+
+@dataclass(frozen=True)
+class _RegionSource:
+    """Where a region of a tensor lives: `offset` (arena bytes) of the buffer holding the
+    box `held_start` + `held_shape` of the tensor; the region is read from there."""
+
+    offset: int
+    held_start: tuple[int, ...]
+    held_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _PatchCall:
+    """One op of a stage in one patch: its region-shaped proxy op, where each activation
+    input region comes from, and where its output region goes."""
+
+    patch: int
+    index: int
+    proxy: Op
+    sources: tuple[tuple[Tensor, Tensor, _RegionSource, Region] | None, ...]
+    output: Tensor
+    output_source: _RegionSource
+    out_region: Region
+
+
+def _patch_calls(step: Step, program: Program) -> list[_PatchCall]:
+    """Every (patch, op) call of a PATCH_STAGE step in run order, as
+    mcuc.ir.patch_interpreter.run_stage defines them."""
+    from dataclasses import replace
+
+    from mcuc.ir.ops._common import Padding2D
+    from mcuc.ir.patch_interpreter import POSITIONAL_KINDS, WINDOW_KINDS, _constant_slice
+
+    stage = step.op.attrs
+    workspace = step.scratch[0].offset if step.scratch else 0
+    internal = {b.tensor: b for b in stage.buffers}
+    calls: list[_PatchCall] = []
+    for p, works in enumerate(stage.patches):
+        held: dict[Tensor, Region] = {}
+        for i, (op, work) in enumerate(zip(stage.ops, works)):
+            if work.out.empty:
+                continue
+            inputs, sources = [], []
+            for t, region in zip(op.inputs, work.geometry.inputs):
+                if t is None:
+                    inputs.append(None)
+                    sources.append(None)
+                elif t.is_constant:
+                    if op.kind in POSITIONAL_KINDS:
+                        data = _constant_slice(t, work.out)
+                        t = t.with_(shape=data.shape, data=data)
+                    inputs.append(t)
+                    sources.append(None)
+                else:
+                    proxy_t = t.with_(shape=region.shape)
+                    if t in internal:
+                        have = held[t]
+                        source = _RegionSource(workspace + internal[t].delta, have.start, have.shape)
+                    else:
+                        source = _RegionSource(program.offsets[t], tuple(0 for _ in t.shape), t.shape)
+                    inputs.append(proxy_t)
+                    sources.append((t, proxy_t, source, region))
+            y = op.outputs[0]
+            proxy_y = y.with_(shape=work.out.shape)
+            if y is stage.output:
+                out_source = _RegionSource(program.offsets[y], tuple(0 for _ in y.shape), y.shape)
+            else:
+                out_source = _RegionSource(workspace + internal[y].delta, work.out.start, work.out.shape)
+                held[y] = work.out
+            attrs = op.attrs
+            if op.kind in WINDOW_KINDS:
+                (top, bottom), (left, right) = work.geometry.padding
+                attrs = replace(attrs, padding=Padding2D(top, bottom, left, right))
+            elif op.kind == "PAD":
+                attrs = replace(attrs, pads=work.geometry.padding)
+            proxy = op.with_(inputs=tuple(inputs), outputs=(proxy_y,), attrs=attrs)
+            calls.append(_PatchCall(p, i, proxy, tuple(sources), proxy_y, out_source, work.out))
+    return calls
+
+
+def _box_offset(source: _RegionSource, region: Region, itemsize: int) -> int | None:
+    """Arena offset of `region` inside its source when it is contiguous there, else None."""
+    local = tuple(a - h for a, h in zip(region.start, source.held_start))
+    flat = _contiguous_start(local, region.shape, source.held_shape)
+    return None if flat is None else source.offset + flat * itemsize
+
+
+def _patch_temp_bytes(calls: list[_PatchCall]) -> int:
+    """Bytes of temporaries the stage needs: per call, the non-contiguous input regions
+    gathered and the non-contiguous output region staged before its scatter."""
+    need = 0
+    for call in calls:
+        total = 0
+        for src in call.sources:
+            if src is not None and _box_offset(src[2], src[3], src[0].itemsize) is None:
+                total += K.round_up(src[1].nbytes, 8)
+        if _box_offset(call.output_source, call.out_region, call.output.itemsize) is None:
+            total += K.round_up(call.output.nbytes, 8)
+        need = max(need, total)
+    return need
+
+
+def _region_copy(op: Op, dst: int, dst_shape, src: int, src_shape, shape, itemsize: int) -> _Copy:
+    return _block_copy(op, dst, src, shape, _contiguous_strides(tuple(dst_shape), itemsize),
+                       _contiguous_strides(tuple(src_shape), itemsize), itemsize)
+
+
+def _emit_patch_stage(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    """A PATCH_STAGE: every (patch, op) call as the op's ordinary specialized kernel on
+    region-shaped tensors, exactly as the reference's run_stage: window ops and PAD get
+    the region's border padding; regions that are not one contiguous run of their buffer
+    are gathered into (and outputs staged in) the stage's temporary scratch; an op's
+    constants are emitted once and shared by its patches."""
+    from mcuc.ir.program import Buffer
+
+    op = step.op
+    stage = op.attrs
+    calls = _patch_calls(step, program)
+    temp_need = _patch_temp_bytes(calls)
+    _require(len(step.scratch) >= 1 + (1 if temp_need else 0)
+             and (not temp_need or step.scratch[1].size >= temp_need), op,
+             "the stage workspace or its temporary scratch is missing; plan with the Cortex-M backend's scratch_requests")
+    temp = step.scratch[1].offset if temp_need else 0
+    workspace = step.scratch[0].offset
+    decls: list[str] = []
+    body: list[str] = []
+    runtime: dict[str, None] = {}
+    emitted_ops: set[int] = set()
+    saved = (_naming.name, _naming.shared)
+    try:
+        for call in calls:
+            inner = stage.ops[call.index]
+            base = f"{fn}_op{call.index}"
+            name = f"{base}_p{call.patch}"
+            offsets: dict[Tensor, int] = {}
+            cursor = temp
+            gathers: list[_Copy] = []
+            for src in call.sources:
+                if src is None:
+                    continue
+                t, proxy_t, source, region = src
+                where = _box_offset(source, region, t.itemsize)
+                if where is None:
+                    where = cursor
+                    cursor += K.round_up(proxy_t.nbytes, 8)
+                    local = tuple(a - h for a, h in zip(region.start, source.held_start))
+                    flat = int(np.ravel_multi_index(local, source.held_shape)) if proxy_t.size else 0
+                    gathers.append(_region_copy(inner, where, region.shape, source.offset + flat * t.itemsize,
+                                                source.held_shape, region.shape, t.itemsize))
+                offsets[proxy_t] = where
+            out_at = _box_offset(call.output_source, call.out_region, call.output.itemsize)
+            scatter = None
+            if out_at is None:
+                out_at = cursor
+                src = call.output_source
+                local = tuple(a - h for a, h in zip(call.out_region.start, src.held_start))
+                flat = int(np.ravel_multi_index(local, src.held_shape))
+                scatter = _region_copy(inner, src.offset + flat * call.output.itemsize, src.held_shape, out_at,
+                                       call.out_region.shape, call.out_region.shape, call.output.itemsize)
+            offsets[call.output] = out_at
+            scratch = tuple(Buffer(n, workspace + delta, size, 0, 0, kind="scratch")
+                            for n, delta, size in stage.op_scratch[call.index])
+            proxy_program = Program(program.graph, (), offsets, program.arena_bytes)
+            proxy_step = Step(call.proxy, scratch=scratch)
+            if gathers:
+                _naming.name, _naming.shared = f"{name}_gather", True
+                code = _emit_copy(f"{name}_gather", call.proxy, program, gathers, None)
+                decls.append(code.decls)
+                body.append(code.call)
+                runtime.update(dict.fromkeys(code.runtime))
+            emitter = _EMITTERS.get(inner.kind)
+            _require(emitter is not None, op, f"op kind {inner.kind} inside a patch stage has no Cortex-M kernel")
+            _naming.name, _naming.shared = name, call.index not in emitted_ops
+            if inner.kind == "RESIZE_NEAREST_NEIGHBOR":
+                code = _emit_patch_resize(base, proxy_step, proxy_program, inner, call)
+            else:
+                code = emitter(base, proxy_step, proxy_program, target)
+            emitted_ops.add(call.index)
+            decls.append(code.decls)
+            body.append(code.call)
+            runtime.update(dict.fromkeys(code.runtime))
+            if scatter is not None:
+                _naming.name, _naming.shared = f"{name}_scatter", True
+                code = _emit_copy(f"{name}_scatter", call.proxy, program, [scatter], None)
+                decls.append(code.decls)
+                body.append(code.call)
+    finally:
+        _naming.name, _naming.shared = saved
+    decls.append(_render("patch_stage.j2", fn=fn, comment=f"{op.label}: {len(stage.ops)} ops, "
+                         f"{stage.grid[0]}x{stage.grid[1]} patches", calls=body))
+    return StepCode("\n".join(d for d in decls if d), _call(fn), tuple(runtime) or (ELEMENTWISE_H,))
+
+
+def _emit_patch_resize(fn: str, step: Step, program: Program, full: Op, call: _PatchCall) -> StepCode:
+    """RESIZE_NEAREST_NEIGHBOR on a patch: the full op's source rows/columns of the output
+    region, relative to the input region the step reads."""
+    from mcuc.ir.ops.resize_nearest import source_indices
+
+    x, y = full.input, full.output
+    a = full.attrs
+    region = call.sources[0][3]
+    rows = source_indices(x.shape[1], y.shape[1], a.align_corners, a.half_pixel_centers)
+    cols = source_indices(x.shape[2], y.shape[2], a.align_corners, a.half_pixel_centers)
+    out = call.out_region
+    return _emit_resize_tables(fn, step, program, rows[out.start[1]:out.stop[1]] - region.start[1],
+                               cols[out.start[2]:out.stop[2]] - region.start[2])
+
+
+_EMITTERS["PATCH_STAGE"] = _emit_patch_stage
+
 _TFLITE_ROUNDING = "tflite"
 # Emitters that tabulate the op's own reference semantics, so any rounding rule is exact.
-_ANY_ROUNDING = {_emit_lut, _emit_reshape, _emit_transpose, _emit_concatenation, _emit_pad, _emit_resize}
+_ANY_ROUNDING = {_emit_lut, _emit_reshape, _emit_transpose, _emit_concatenation, _emit_pad, _emit_resize,
+                 _emit_patch_stage}
 
 
 def emit_step(index: int, step: Step, program: Program, target: Target) -> StepCode:
@@ -573,9 +843,6 @@ def emit_step(index: int, step: Step, program: Program, target: Target) -> StepC
     if rounding != _TFLITE_ROUNDING and emitter not in _ANY_ROUNDING:
         raise MCUCError(f"step {index} {op.label}: requantization rule {rounding!r} (from an ONNX model) "
                         f"has no Cortex-M kernel for {op.kind} yet; only TFLite's rule is supported here")
-    if op.kind == "PATCH_STAGE":
-        raise MCUCError(f"step {index} {op.label}: patch-based schedules are not supported by the "
-                        "Cortex-M backend yet; compile with --patch off (layer-by-layer schedule)")
     if emitter is None:
         raise MCUCError(f"step {index} {op.label}: op kind {op.kind} has no Cortex-M kernel "
                         f"(supported: {', '.join(sorted(_EMITTERS))})")
