@@ -41,6 +41,9 @@ from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_QDQ_INT8_RUN
 MIN_OPSET = 13
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
 _DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize"}
+# Operator-oriented (QOperator) ops mcuc reads.
+QOPERATOR_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
+                 "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax")
 # What onnxruntime.quantization.quantize_dynamic writes: int32 results rescaled in float.
 _DYNAMIC_QUANTIZATION = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
 
@@ -198,18 +201,18 @@ class _Importer:
         return graph
 
     def _convert(self, node) -> None:
-        domain = node.domain if node.domain not in ("ai.onnx",) else ""
         kind = node.op_type
+        if node.domain not in ("", "ai.onnx", "com.microsoft"):
+            raise self._error(node, f"op domain {node.domain!r} is not supported; mcuc reads the standard ONNX "
+                                    "ops and onnxruntime's com.microsoft quantized ops")
         if kind == "Constant":
-            from onnx import numpy_helper
-
-            self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            self.constants[node.output[0]] = self._constant_value(node)
         elif kind == "QuantizeLinear":
             self._quantize_linear(node)
         elif kind == "DequantizeLinear":
             self._dequantize_linear(node)
-        elif kind.startswith("QLinear") or kind in ("QGemm",):
-            self._qoperator(node, domain)
+        elif kind.startswith("QLinear") or kind == "QGemm":
+            self._qoperator(node)
         elif kind in FLOAT_OPS:
             self._qdq_group(node)
         elif kind in _DYNAMIC_QUANTIZATION:
@@ -219,10 +222,14 @@ class _Importer:
                                     "--calibrate")
         else:
             raise self._error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
-                                    f"{', '.join(sorted(FLOAT_OPS))} in QDQ form, QLinearConv, QLinearMatMul, "
-                                    "QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, QLinearAveragePool, QLinearConcat, "
-                                    "QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax); replace it or "
-                                    "keep it outside the quantized model")
+                                    f"{', '.join(sorted(FLOAT_OPS))} in QDQ form, and {', '.join(QOPERATOR_OPS)}); "
+                                    "replace it or keep it outside the quantized model")
+
+    def _constant_value(self, node) -> np.ndarray:
+        from onnx import TensorProto, helper, numpy_helper
+
+        value = helper.get_attribute_value(node.attribute[0])
+        return numpy_helper.to_array(value) if isinstance(value, TensorProto) else np.asarray(value)
 
     # QuantizeLinear / DequantizeLinear --------------------------------------------------
 
@@ -430,7 +437,7 @@ class _Importer:
             raise self._error(node, f"input {value_name!r} is not computed by a supported op")
         return QInput(qp, value=self.values[value_name])
 
-    def _qoperator(self, node, domain: str) -> None:
+    def _qoperator(self, node) -> None:
         kind = node.op_type
         i = list(node.input) + [""] * 9
         if kind == "QLinearConv":
@@ -478,10 +485,9 @@ class _Importer:
             names = list(node.input[2:])
             ins = [self._q_operand(node, names[k], names[k + 1], names[k + 2]) for k in range(0, len(names), 3)]
             return self._build(node, "Concat", ins, out, node.output[0])
-        raise self._error(node, f"operator-format op {kind} is not supported yet (supported: QLinearConv, "
-                                "QLinearMatMul, QGemm, QLinearAdd, QLinearMul, QLinearGlobalAveragePool, "
-                                "QLinearAveragePool, QLinearConcat, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax); "
-                                "quantize in QDQ format or keep the op outside the quantized model")
+        raise self._error(node, f"operator-oriented op {kind} is not supported (supported: "
+                                f"{', '.join(QOPERATOR_OPS)}); quantize in QDQ format or keep the op outside the "
+                                "quantized model")
 
     # building IR ops ---------------------------------------------------------------------
 
