@@ -320,6 +320,7 @@ def _depthwise_in_place(call: KernelCall) -> None:
     plane = _scratch_plane(call, plane_h * plane_w)
     zp = d.x_t.quant.scalar_zero_point
     xptr, yptr = call.ptr(d.x_t), call.ptr(d.y_t)
+    acc_slot = em.slot(I32, "acc")
     sh, sw = a.stride
     dh, dw = a.dilation
 
@@ -329,14 +330,32 @@ def _depthwise_in_place(call: KernelCall) -> None:
         with em.loop(d.h, "py") as py, em.loop(d.w, "px") as px:
             v = em.load(xptr, b.add(em.index([(bi, d.h * d.w * c), (py, d.w * c), (px, c)]), ch))
             em.store(v, plane, em.index([(py, plane_w), (px, 1)], p.top * plane_w + p.left))
-        taps = [(ky, kx, b.sext(em.load(d.weights, b.add(em.i64((ky * d.kw + kx) * c), ch)), I32))
-                for ky in range(d.kh) for kx in range(d.kw)]
         bias = em.load(d.bias, ch)
+        # Small kernels are fully unrolled; larger ones loop over kernel rows at run
+        # time with each row's taps unrolled (less code for the JIT, same speed).
+        unrolled_rows = d.kh if d.kh * d.kw <= 9 else 1
+        row_weights = None
+        if unrolled_rows == d.kh:
+            row_weights = [[b.sext(em.load(d.weights, b.add(em.i64((ky * d.kw + kx) * c), ch)), I32)
+                            for kx in range(d.kw)] for ky in range(d.kh)]
         with em.loop(d.oh, "oy") as oy, em.loop(d.ow, "ox") as ox:
-            acc = bias
-            for ky, kx, weight in taps:
-                v = em.load(plane, em.index([(oy, sh * plane_w), (ox, sw)], ky * dh * plane_w + kx * dw))
-                acc = b.add(acc, b.mul(b.sext(v, I32), weight, flags=["nsw"]))
+            if row_weights is not None:
+                acc = bias
+                for ky in range(d.kh):
+                    for kx in range(d.kw):
+                        v = em.load(plane, em.index([(oy, sh * plane_w), (ox, sw)], ky * dh * plane_w + kx * dw))
+                        acc = b.add(acc, b.mul(b.sext(v, I32), row_weights[ky][kx], flags=["nsw"]))
+            else:
+                b.store(bias, acc_slot)
+                with em.loop(d.kh, "ky") as ky:
+                    row = em.index([(oy, sh * plane_w), (ox, sw), (ky, dh * plane_w)])
+                    total = b.load(acc_slot)
+                    for kx in range(d.kw):
+                        weight = b.sext(em.load(d.weights, b.add(em.index([(ky, d.kw * c)], kx * c), ch)), I32)
+                        v = em.load(plane, em.add(row, kx * dw))
+                        total = b.add(total, b.mul(b.sext(v, I32), weight, flags=["nsw"]))
+                    b.store(total, acc_slot)
+                acc = b.load(acc_slot)
             y = d.requant(acc, ch)
             yi = b.add(em.index([(bi, d.oh * d.ow * c), (oy, d.ow * c), (ox, c)]), ch)
             em.store(em.narrow(y, d.y_t.dtype), yptr, yi)
