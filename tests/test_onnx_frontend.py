@@ -192,3 +192,21 @@ def test_quantized_graph_inputs_and_outputs_keep_the_model_dtype_and_layout(dtyp
     assert [(t.dtype, t.shape) for t in ir.outputs] == [(dtype, (1, 6, 8, 8))]
     report = verify(load_model(data, format="onnx"), ["reference"], samples=4)
     assert report["backends"]["reference"]["bit_exact"], report
+
+
+@pytest.mark.parametrize("activations", ["int8", "uint8"])
+def test_io_int8_strips_the_float_edges_of_an_onnx_model(activations):
+    """--io int8: the compiled graph takes int8 NCHW and returns int8 (uint8 models too:
+    the IR holds them as int8), and still equals onnxruntime through the float edges."""
+    from mcuc.pipeline import CompileOptions, prepare
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = onnx_models.quantize(onnx_models.kws_ds_cnn(np.random.default_rng(0)), "qdq", activations)
+    model = load_model(data, format="onnx")
+    options = CompileOptions(io="int8")
+    compiled = prepare(model.graph, options)
+    assert [(t.dtype, t.shape) for t in compiled.inputs] == [("int8", (1, 1, 49, 10))]
+    assert [t.dtype for t in compiled.outputs] == ["int8"]
+    report = verify(model, ["reference"], samples=3, options=options)
+    assert report["backends"]["reference"]["bit_exact"], report
