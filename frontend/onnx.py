@@ -451,7 +451,8 @@ class _Importer:
             out = self._qparams(node, i[6], i[7], 0, "uint8")
             return self._build(node, "MatMul", ins, out, node.output[0])
         if kind == "QGemm":
-            ins = [self._q_operand(node, i[0], i[1], i[2]), self._q_operand(node, i[3], i[4], i[5], 0)]
+            output_axis = 0 if int(self._attrs(node).get("transB", 0)) else 1
+            ins = [self._q_operand(node, i[0], i[1], i[2]), self._q_operand(node, i[3], i[4], i[5], output_axis)]
             bias = QInput(QParams(np.ones(1, np.float32), np.zeros(1, np.int64), 0, "int32"),
                           data=self._constant(node, i[6], "bias")) if i[6] else None
             if not i[7]:
@@ -519,6 +520,9 @@ class _Importer:
         if w.qparams.scale.size not in (1, w.data.shape[channel_axis]):
             raise self._error(node, f"weights have {w.qparams.scale.size} scales for "
                                     f"{w.data.shape[channel_axis]} output channels")
+        if w.qparams.scale.size > 1 and w.qparams.axis % w.data.ndim != channel_axis:
+            raise self._error(node, f"weights are quantized per channel along axis {w.qparams.axis}; mcuc needs "
+                                    f"the output-channel axis {channel_axis}")
         return w.data, Quantization(w.qparams.scale, np.zeros(w.qparams.scale.size, np.int64), 0)
 
     def _bias(self, node, b: QInput | None, x: QInput, w_quant: Quantization, channels: int) -> Tensor | None:

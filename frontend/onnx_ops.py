@@ -30,6 +30,7 @@ from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NC
 if TYPE_CHECKING:
     from .onnx import _Importer
 
+
 def _window_attrs(imp: _Importer, node, in_hw: tuple[int, int], kernel: tuple[int, int]):
     a = imp._attrs(node)
     strides = tuple(int(s) for s in a.get("strides", (1, 1)))

@@ -210,3 +210,16 @@ def test_io_int8_strips_the_float_edges_of_an_onnx_model(activations):
     assert [t.dtype for t in compiled.outputs] == ["int8"]
     report = verify(model, ["reference"], samples=3, options=options)
     assert report["backends"]["reference"]["bit_exact"], report
+
+
+def test_weights_quantized_along_the_wrong_axis_are_rejected():
+    """MatMul weights [K, N] need their scales along N (axis 1); scales along K would
+    rescale the wrong way, so the frontend names the node and the axis."""
+    w = np.ones((4, 4), np.int8)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.full(4, 0.01, np.float32), "ws"),
+             numpy_helper.from_array(np.zeros(4, np.int8), "wz")]
+    nodes = [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+             helper.make_node("MatMul", ["d", "wd"], ["c"], name="mm")]
+    data = _qdq_model(nodes, inits, in_shape=(1, 4))
+    with pytest.raises(MCUCError, match=r"'mm' \(MatMul\).*per channel along axis 0.*output-channel axis 1"):
+        load_onnx(data)
