@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuc.ir.errors import MCUCError
 from mcuc.ir.tensor import Quantization, Tensor
 
 UINT8_OFFSET = 128
@@ -17,14 +18,26 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_AXIS_IN_NHWC = {0: 0, 1: 3, 2: 1, 3: 2}
 
 
+# Which onnxruntime the compiled numerics follow: "x86-avx2" (x86-64 without VNNI),
+# "exact" (VNNI, ARM: integer kernels without int16 pairs), or unset: this machine's.
+ONNXRUNTIME_HOST_ENV = "MCUC_ONNXRUNTIME_HOST"
+
+
 def _host_runs_qdq_int8_as_uint8() -> bool:
     """Whether onnxruntime on this machine (where `mcuc verify` runs the oracle) converts
     int8 QDQ activations to uint8 before fusing (its QDQS8ToU8Transformer, active on
     x86-64 without VNNI, where u8 x s8 products are summed in int16). Kernels whose float
     rounding sees the raw values (QLinearAveragePool adds the zero point before
-    rounding) then compute on values 128 higher."""
+    rounding) then compute on values 128 higher. MCUC_ONNXRUNTIME_HOST overrides the
+    detection (to match an onnxruntime on another machine)."""
+    import os
     import platform
 
+    chosen = os.environ.get(ONNXRUNTIME_HOST_ENV, "").strip().lower()
+    if chosen in ("x86-avx2", "exact"):
+        return chosen == "x86-avx2"
+    if chosen:
+        raise MCUCError(f"{ONNXRUNTIME_HOST_ENV}={chosen!r}: use x86-avx2 or exact")
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return False
     try:

@@ -486,3 +486,30 @@ def test_qdq_int8_add_of_a_shared_tensor(seed):
     expected = OnnxOracle(data)([xa, xb])
     actual = run(mcuc_model.graph, [xa, xb])
     assert all(e.tobytes() == a.tobytes() for e, a in zip(expected, actual))
+
+
+def test_u8s8_pair_saturation_is_what_this_onnxruntime_computes():
+    """Extreme uint8 inputs and full-range weights: on x86 without VNNI onnxruntime's
+    int16 pair sums saturate, and the reference matches only with ort_u8s8_pairs (on
+    other hosts the frontend leaves the flag off and the exact sum matches)."""
+    from mcuc.frontend.onnx_values import ORT_U8S8_PAIRS_SATURATE
+
+    b = _Builder("uint8", np.random.default_rng(0))
+    s, z = b.init("xs", np.float32(0.05)), b.init("xz", np.uint8(0))
+    w = b.init("w", np.full((2, 8, 1, 1), 127, np.int8))
+    b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q"]), helper.make_node("DequantizeLinear", ["q", s, z], ["d"]),
+                helper.make_node("DequantizeLinear", [w, b.init("ws", np.full(2, 0.01, np.float32)),
+                                                      b.init("wz", np.zeros(2, np.int8))], ["wd"], axis=0),
+                helper.make_node("Conv", ["d", "wd"], ["c"], kernel_shape=[1, 1]),
+                helper.make_node("QuantizeLinear", ["c", b.init("ys", np.float32(2.0)), b.init("yz", np.uint8(0))], ["y"]),
+                helper.make_node("DequantizeLinear", ["y", "ys", "yz"], ["out"])]
+    data = b.model((1, 8, 2, 2), "out")
+    model = load_model(data, format="onnx")
+    x = np.full((1, 8, 2, 2), 255 * 0.05, np.float32)  # every input 255: each pair is 2 * 255 * 127 > 32767
+    expected = OnnxOracle(data)([x])[0]
+    conv = next(i for i, op in enumerate(model.graph.ops) if op.kind == "CONV_2D")
+    assert model.graph.ops[conv].attrs.ort_u8s8_pairs == ORT_U8S8_PAIRS_SATURATE
+    assert run(model.graph, [x])[0].tobytes() == expected.tobytes()
+    ops = list(model.graph.ops)
+    ops[conv] = ops[conv].with_(attrs=replace(ops[conv].attrs, ort_u8s8_pairs=not ORT_U8S8_PAIRS_SATURATE))
+    assert run(model.graph.with_(ops=tuple(ops)), [x])[0].tobytes() != expected.tobytes()
