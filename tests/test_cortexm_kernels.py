@@ -367,3 +367,18 @@ def test_patch_stage(backend, grid):
     got = run_chost(program, inputs) if backend == "host" else run_cortexm(program, inputs, get_target(target)).outputs
     want = TFLiteOracle(model)(inputs)
     assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0])
+
+
+@settings(deadline=None, max_examples=6, suppress_health_check=list(HealthCheck))
+@given(rows=st.integers(1, 3), cols=st.integers(1, 3), end=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_patch_stage_random_grids_c_host(rows, cols, end, seed):
+    from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
+
+    model, inputs = _chain_model(seed)
+    # op `end`'s output: h2 6x5, h3 6x5, y 3x2 (grids beyond the output are not legal)
+    out_h, out_w = [(11, 10), (6, 5), (6, 5), (3, 2)][end]
+    grid = f"{min(rows, out_h)}x{min(cols, out_w)}@{end}"
+    program = schedule(load_tflite(model), CompileOptions("cortex-m4", patch=grid), cortexm_scratch("cortex-m4"))
+    got = run_chost(program, inputs)
+    want = TFLiteOracle(model)(inputs)
+    assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0]), grid
