@@ -12,8 +12,14 @@ a float32 operation in the order MLAS performs it, so numpy reproduces its bytes
   a float32 division.
 - fused multiply-add (QLinearAdd's AVX2 kernel) rounds once: `fma_f32` emulates it
   exactly with a float64 sum rounded to odd, then one rounding to float32.
+- elementwise float functions as onnxruntime evaluates them (MLAS's logistic, HardSwish,
+  LeakyRelu) and `build_lookup_table`, the 256-entry tables of QLinearSigmoid,
+  QLinearLeakyRelu, QLinearConcat and DQ -> float op -> Q groups (the LOOKUP_TABLE op);
+- `qlinear_softmax`, MLAS's AVX2 QLinearSoftmax.
 
-This module is the one Python statement of the rule; backends mirror it.
+Op-specific formulas (QLinearAdd, QLinearMul, QLinearAveragePool, the u8 x s8 int16
+pairs in ir/ops/_ort_u8s8.py) live in their op modules' onnxruntime branches.
+This module is the one Python statement of the shared pieces; backends mirror them.
 """
 from __future__ import annotations
 
