@@ -3,11 +3,9 @@ onnxruntime.quantization (static, QDQ, per-channel int8 weights, int8 activation
 default) on the user's calibration samples, then compile the quantized model.
 
 The weights keep quantize_static's full 8-bit range. Where onnxruntime's u8 x s8 kernels
-saturate int16 pairs (x86-64 without VNNI) mcuc reproduces that (ir/ops/_ort_u8s8.py).
-On those hosts onnxruntime also converts int8 QDQ activations to uint8 one Q/DQ pair at
-a time and runs ops that read a shared int8 tensor in float; `mcuc verify` of a residual
-network can then differ in a few outputs. `activations="uint8"` avoids that: every group
-is fused and verification is byte-exact on every host.
+saturate int16 pairs (x86-64 without VNNI) mcuc reproduces that (ir/ops/_ort_u8s8.py), and
+the int8 QDQ groups such hosts leave in float (ir/ops/_ort_float.py). uint8 activations
+(`activations="uint8"`) are the other choice onnxruntime.quantization offers.
 """
 from __future__ import annotations
 

@@ -142,8 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quantize a float .onnx first (onnxruntime, QDQ, per-channel int8) on these samples: "
                         "a .npy file or a folder of .npy files; the quantized model is written beside the output")
     p.add_argument("--calibrate-activations", choices=("int8", "uint8"), default="int8",
-                   help="activation type for --calibrate (uint8: byte-exact verify against onnxruntime on every "
-                        "host; int8: onnxruntime on x86 without VNNI runs some residual ops in float)")
+                   help="activation type of the --calibrate quantization")
     _add_compile_options(p)
     p.set_defaults(func=cmd_compile)
 

@@ -41,6 +41,8 @@ from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_QDQ_INT8_RUN
 MIN_OPSET = 13
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
 _DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize"}
+# The bias operand of QLinearConv / QGemm, whose scale is implied (x_scale * w_scale).
+_IMPLIED_BIAS_QPARAMS = QParams(np.ones(1, np.float32), np.zeros(1, np.int64), 0, "int32")
 # Operator-oriented (QOperator) ops mcuc reads.
 QOPERATOR_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
                  "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax")
@@ -442,7 +444,7 @@ class _Importer:
         i = list(node.input) + [""] * 9
         if kind == "QLinearConv":
             ins = [self._q_operand(node, i[0], i[1], i[2]), self._q_operand(node, i[3], i[4], i[5], 0)]
-            bias = QInput(QParams(np.ones(1, np.float32), np.zeros(1, np.int64), 0, "int32"),
+            bias = QInput(_IMPLIED_BIAS_QPARAMS,
                           data=self._constant(node, i[8], "bias")) if i[8] else None
             out = self._qparams(node, i[6], i[7], 0, "uint8")
             return self._build(node, "Conv", ins + [bias], out, node.output[0])
@@ -453,7 +455,7 @@ class _Importer:
         if kind == "QGemm":
             output_axis = 0 if int(self._attrs(node).get("transB", 0)) else 1
             ins = [self._q_operand(node, i[0], i[1], i[2]), self._q_operand(node, i[3], i[4], i[5], output_axis)]
-            bias = QInput(QParams(np.ones(1, np.float32), np.zeros(1, np.int64), 0, "int32"),
+            bias = QInput(_IMPLIED_BIAS_QPARAMS,
                           data=self._constant(node, i[6], "bias")) if i[6] else None
             if not i[7]:
                 raise self._error(node, "QGemm without an output scale produces float; mcuc needs quantized output")
@@ -531,6 +533,9 @@ class _Importer:
         data = np.asarray(b.data)
         if data.dtype != np.int32 or data.size != channels:
             raise self._error(node, f"bias must be int32 with {channels} values, got {data.dtype} x {data.size}")
-        scale = np.float32(x.qparams.scale[0]) * w_quant.scale
+        if b.qparams is _IMPLIED_BIAS_QPARAMS:  # QLinearConv/QGemm: the bias scale is x_scale * w_scale
+            scale = np.float32(x.qparams.scale[0]) * w_quant.scale
+        else:  # a QDQ bias states its own (a float island dequantizes it with that)
+            scale = np.broadcast_to(b.qparams.scale.astype(np.float32), (channels,)).copy()
         return Tensor(self._unique(node.name + "_bias"), (channels,), "int32",
                       Quantization(scale, np.zeros(scale.size, np.int64)), data.reshape(channels))

@@ -25,7 +25,7 @@ from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f3
 from mcuc.ir.tensor import Quantization, Tensor
 
 from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_U8S8_PAIRS_SATURATE,
-                          UINT8_OFFSET, QInput, QParams, Value, ort_on_uint8)
+                          UINT8_OFFSET, QInput, QParams, Value, ort_on_uint8, runs_in_float)
 
 if TYPE_CHECKING:
     from .onnx import _Importer
@@ -75,18 +75,19 @@ def _build_conv(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value
     outq = out.ir_quant(0)
     # Every conv but onnxruntime's depthwise kernel (one output per channel) is a u8s8 GEMM.
     u8s8 = ORT_U8S8_PAIRS_SATURATE and ort_on_uint8(xq.qparams, out)
+    in_float = runs_in_float(node, xq.qparams, out)
     if group > 1 and group == cin and w.shape[1] == 1:
         weights = Tensor(imp._unique(node.name + "_weights"), (1, *w.shape[2:], m), "int8",
                          Quantization(wquant.scale, wquant.zero_point, 3), w.transpose(1, 2, 3, 0))
         attrs = DepthwiseConv2DAttrs(stride=strides, dilation=dilations, padding=padding,
                                      depth_multiplier=m // cin, rounding=ONNXRUNTIME,
-                                     ort_u8s8_pairs=u8s8 and m > cin)
+                                     ort_u8s8_pairs=u8s8 and m > cin, ort_float=in_float)
         kind = "DEPTHWISE_CONV_2D"
     else:
         weights = Tensor(imp._unique(node.name + "_weights"), (m, *w.shape[2:], w.shape[1]), "int8",
                          wquant, w.transpose(0, 2, 3, 1))
         attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding, rounding=ONNXRUNTIME,
-                            ort_u8s8_pairs=u8s8)
+                            ort_u8s8_pairs=u8s8, ort_float=in_float)
         kind = "CONV_2D"
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp._emit(kind, inputs, attrs, out_name, "int8", outq, node.name)
@@ -102,7 +103,8 @@ def _build_fc(imp: _Importer, node, x: Value, xq: QInput, w: np.ndarray, wquant:
     weights = Tensor(imp._unique(node.name + "_weights"), w.shape, "int8", wquant, w)
     keep = len(x.tensor.shape) > 2
     attrs = FullyConnectedAttrs(keep_num_dims=keep, rounding=ONNXRUNTIME,
-                                ort_u8s8_pairs=ORT_U8S8_PAIRS_SATURATE and ort_on_uint8(xq.qparams, out))
+                                ort_u8s8_pairs=ORT_U8S8_PAIRS_SATURATE and ort_on_uint8(xq.qparams, out),
+                                ort_float=runs_in_float(node, xq.qparams, out))
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp._emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out)
@@ -153,7 +155,8 @@ def _build_add(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
     # group whose tensors were converted only in part is not fused: onnxruntime adds in float.
     activations = [q.qparams for q in ins if not q.is_constant] + [out]
     on_uint8 = ort_on_uint8(*activations)
-    mixed = len({ort_on_uint8(q) for q in activations}) > 1
+    # (An int8 group with no converted tensor is still fused: QLinearAdd has int8 kernels.)
+    mixed = runs_in_float(node, *activations) and len({ort_on_uint8(q) for q in activations}) > 1
     offset = UINT8_OFFSET if on_uint8 else 0
     if node.op_type.endswith("Mul"):
         kind, attrs = "MUL", MulAttrs(rounding=ONNXRUNTIME, ort_offset=offset)

@@ -53,6 +53,15 @@ ORT_QDQ_INT8_RUNS_AS_UINT8 = _host_runs_qdq_int8_as_uint8()
 ORT_U8S8_PAIRS_SATURATE = ORT_QDQ_INT8_RUNS_AS_UINT8
 
 
+def runs_in_float(node, *qparams: "QParams") -> bool:
+    """Whether onnxruntime on this host leaves this QDQ group unfused (DQ -> float op -> Q):
+    an int8 group whose tensors were converted to uint8 in part, or not at all where int8
+    groups are not fused (the same hosts). Operator-oriented nodes always run integer."""
+    if node.op_type.startswith("QLinear") or node.op_type == "QGemm" or not ORT_QDQ_INT8_RUNS_AS_UINT8:
+        return False
+    return not ort_on_uint8(*qparams)
+
+
 def ort_on_uint8(*qparams: "QParams") -> bool:
     """Whether onnxruntime's integer kernel for an op whose activations have these
     parameters runs on uint8: every one of them is uint8 in the model or converted (an

@@ -30,6 +30,8 @@ class Conv2DAttrs:
     # onnxruntime on x86 AVX2 without VNNI sums uint8 x int8 products in saturating int16
     # pairs (ir/ops/_ort_u8s8.py); set by the ONNX frontend where its kernel does.
     ort_u8s8_pairs: bool = False
+    # onnxruntime left this QDQ group in float (DQ -> float op -> Q, ir/ops/_ort_float.py).
+    ort_float: bool = False
 
 
 def groups(op: Op) -> int:
@@ -106,6 +108,10 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if bias is not None:
         acc += bias.astype(np.int64)
     if a.rounding == ONNXRUNTIME:
+        if a.ort_float:
+            from ._ort_float import conv
+
+            return [conv(op, inputs)]
         if a.ort_u8s8_pairs:
             from ._ort_u8s8 import conv_accumulator
 
