@@ -20,7 +20,7 @@ from mcuc.model import load_model  # noqa: E402
 from mcuc.oracle_onnx import OnnxOracle  # noqa: E402
 from mcuc.samples import random_inputs  # noqa: E402
 
-CASES_PER_LAYER = 15  # x 13 hypothesis layer kinds: 195 generated layers per run
+CASES_PER_LAYER = 15  # x 14 hypothesis layer kinds: 210 generated layers per run
 # Full-range weights: on x86 without VNNI onnxruntime sums u8 x s8 products in saturating
 # int16 pairs (and runs int8 QDQ activations as uint8), which mcuc reproduces there.
 WEIGHT_LIMIT = 127
@@ -513,3 +513,36 @@ def test_u8s8_pair_saturation_is_what_this_onnxruntime_computes():
     ops = list(model.graph.ops)
     ops[conv] = ops[conv].with_(attrs=replace(ops[conv].attrs, ort_u8s8_pairs=not ORT_U8S8_PAIRS_SATURATE))
     assert run(model.graph.with_(ops=tuple(ops)), [x])[0].tobytes() != expected.tobytes()
+
+
+@SETTINGS
+@given(cin=st.integers(1, 72), cout=st.integers(1, 12), k=st.sampled_from([1, 3, 5]), stride=st.integers(1, 2),
+       grouping=st.sampled_from(["none", "depthwise", "gemm"]), seed=st.integers(0, 2**16))
+def test_qdq_int8_group_left_in_float(cin, cout, k, stride, grouping, seed):
+    """An int8 QDQ Conv/Gemm whose input also feeds another op: on x86 without VNNI
+    onnxruntime runs it in float (DQ -> Conv -> Q) and the reference reproduces that
+    (ort_float), up to long reductions (K up to 72 x 25); elsewhere it is fused."""
+    rng = np.random.default_rng(seed)
+    b = _Builder("int8", rng)
+    xs = 0.05
+    s, z = b.qparams(xs)
+    b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q"]), helper.make_node("DequantizeLinear", ["q", s, z], ["d"])]
+    if grouping == "gemm":
+        w, ws = b.weights((cout, cin), 0)
+        b.nodes.append(helper.make_node("Gemm", ["d", w, b.bias(xs, ws)], ["c"], transB=1))
+        shape, reduction = (1, cin), cin
+    else:
+        group, cout = (cin, cin) if grouping == "depthwise" else (1, cout)
+        w, ws = b.weights((cout, cin // group, k, k), 0)
+        b.nodes.append(helper.make_node("Conv", ["d", w, b.bias(xs, ws)], ["c"], kernel_shape=[k, k], pads=[k // 2] * 4,
+                                        strides=[stride] * 2, group=group))
+        shape, reduction = (1, cin, 6, 6), k * k * cin // group
+    out = b.qdq("c", xs * float(ws.mean()) * np.sqrt(reduction) * 0.4)
+    b.nodes += [helper.make_node("Flatten", ["d"], ["f"]), helper.make_node("QuantizeLinear", ["f", s, z], ["qf"]),
+                helper.make_node("DequantizeLinear", ["qf", s, z], ["flat"])]
+    graph = helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("flat", TensorProto.FLOAT, None)], b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    _compare(model.SerializeToString(), seed)
