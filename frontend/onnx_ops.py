@@ -155,11 +155,11 @@ def _build_add(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
     # group whose tensors were converted only in part is not fused: onnxruntime adds in float.
     activations = [q.qparams for q in ins if not q.is_constant] + [out]
     on_uint8 = ort_on_uint8(*activations)
-    # (An int8 group with no converted tensor is still fused: QLinearAdd has int8 kernels.)
+    # (An int8 group with no converted tensor is still fused: QLinearAdd/Mul have int8 kernels.)
     mixed = runs_in_float(node, *activations) and len({ort_on_uint8(q) for q in activations}) > 1
     offset = UINT8_OFFSET if on_uint8 else 0
     if node.op_type.endswith("Mul"):
-        kind, attrs = "MUL", MulAttrs(rounding=ONNXRUNTIME, ort_offset=offset)
+        kind, attrs = "MUL", MulAttrs(rounding=ONNXRUNTIME, ort_offset=offset, ort_float=mixed)
     else:
         kind, attrs = "ADD", AddAttrs(rounding=ONNXRUNTIME, ort_offset=offset, ort_float=mixed)
     y = imp._emit(kind, operands, attrs, out_name, "int8", out.ir_quant(0), node.name)

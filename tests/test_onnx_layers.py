@@ -454,8 +454,9 @@ def test_qlinear_add_every_input_pair(dtype, seed):
     assert run(load_model(data, format="onnx").graph, [xa, xb])[0].tobytes() == expected.tobytes()
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_qdq_int8_add_of_a_shared_tensor(seed):
+@pytest.mark.parametrize("op", ["Add", "Mul"])
+@pytest.mark.parametrize("seed", range(4))
+def test_qdq_int8_add_of_a_shared_tensor(seed, op):
     """An int8 QDQ Add reading a tensor that also feeds another op: where onnxruntime
     converts only single-consumer int8 pairs to uint8, this Add mixes types and runs in
     float (DQ -> Add -> Q), which mcuc reproduces (ADD ort_float); elsewhere it is
@@ -465,8 +466,8 @@ def test_qdq_int8_add_of_a_shared_tensor(seed):
     sa, sb, sc = (float(v) for v in rng.uniform(0.01, 0.15, 3))
     shared = b.qdq("x", sa)
     other = b.qdq("x2", sb)
-    b.nodes.append(helper.make_node("Add", [shared, other], ["c"]))
-    sum_out = b.qdq("c", sc)
+    b.nodes.append(helper.make_node(op, [shared, other], ["c"]))
+    sum_out = b.qdq("c", sc if op == "Add" else sa * sb * 64)
     s, z = b.nodes[0].input[1], b.nodes[0].input[2]
     b.nodes += [helper.make_node("Flatten", [shared], ["f"]),
                 helper.make_node("QuantizeLinear", ["f", s, z], ["qf"]), helper.make_node("DequantizeLinear", ["qf", s, z], ["flat"])]

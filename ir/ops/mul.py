@@ -26,6 +26,8 @@ class MulAttrs:
     # see evaluate_onnxruntime); ort_offset: 128 when the model computed on uint8.
     rounding: str = "tflite"
     ort_offset: int = 0
+    # onnxruntime left this QDQ group in float: DQ -> float Mul -> QuantizeLinear.
+    ort_float: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,23 @@ def evaluate_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.broadcast_to(y, y_t.shape).astype(y_t.dtype)]
 
 
+def evaluate_onnxruntime_float(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """DequantizeLinear -> float Mul -> QuantizeLinear as onnxruntime runs it unfused."""
+    from ..ort_numerics import quantize_linear
+
+    x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
+    real = [int_to_f32(x.astype(np.int64) - t.quant.scalar_zero_point) * np.float32(t.quant.scale[0])
+            for x, t in zip(inputs, (x1, x2))]
+    lo, hi = np.iinfo(np.dtype(y_t.dtype)).min, np.iinfo(np.dtype(y_t.dtype)).max
+    y = quantize_linear(real[0] * real[1], y_t.quant.scale[0], y_t.quant.scalar_zero_point, int(lo), int(hi))
+    y = np.clip(y, op.attrs.act_min, op.attrs.act_max)
+    return [np.broadcast_to(y, y_t.shape).astype(y_t.dtype)]
+
+
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if op.attrs.rounding == ONNXRUNTIME:
+        if op.attrs.ort_float:
+            return evaluate_onnxruntime_float(op, inputs)
         return evaluate_onnxruntime(op, inputs)
     p = mul_params(op)
     a: MulAttrs = op.attrs
