@@ -132,7 +132,7 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
     if op.kind == "PATCH_STAGE":
         # (the planner adds the stage's workspace itself, before these)
         need = _patch_temp_bytes(_patch_calls(Step(op, scratch=()), _NoOffsets()))
-        return [ScratchRequest(f"{op.name or 'stage'}.temp", need, 8)] if need else []
+        return [ScratchRequest(_STAGE_TEMP, need, 8)] if need else []
     if op.kind == "FULLY_CONNECTED" and target.has_dsp:
         return [ScratchRequest(f"{op.name or 'fc'}.row", 2 * K.round_up(op.inputs[1].shape[1], 4), 4)]
     if op.kind == "DEPTHWISE_CONV_2D" and in_place:
@@ -643,6 +643,18 @@ class _PatchCall:
     out_region: Region
 
 
+# The name of a stage's temporary scratch (the planner also gives the stage its workspace;
+# a zero-byte request is dropped, so buffers are found by name, not position).
+_STAGE_TEMP = "stage_temp"
+
+
+def _stage_buffers(step: Step):
+    """(workspace, temporary) scratch buffers of a PATCH_STAGE step (None when absent)."""
+    temp = next((b for b in step.scratch if b.name.endswith(_STAGE_TEMP)), None)
+    workspace = next((b for b in step.scratch if b is not temp), None)
+    return workspace, temp
+
+
 def _patch_calls(step: Step, program: Program) -> list[_PatchCall]:
     """Every (patch, op) call of a PATCH_STAGE step in run order, as
     mcuc.ir.patch_interpreter.run_stage defines them."""
@@ -652,7 +664,8 @@ def _patch_calls(step: Step, program: Program) -> list[_PatchCall]:
     from mcuc.ir.patch_interpreter import POSITIONAL_KINDS, WINDOW_KINDS, _constant_slice
 
     stage = step.op.attrs
-    workspace = step.scratch[0].offset if step.scratch else 0
+    workspace_buffer, _ = _stage_buffers(step)
+    workspace = workspace_buffer.offset if workspace_buffer is not None else 0
     internal = {b.tensor: b for b in stage.buffers}
     calls: list[_PatchCall] = []
     for p, works in enumerate(stage.patches):
@@ -737,11 +750,12 @@ def _emit_patch_stage(fn: str, step: Step, program: Program, target: Target) -> 
     stage = op.attrs
     calls = _patch_calls(step, program)
     temp_need = _patch_temp_bytes(calls)
-    _require(len(step.scratch) >= 1 + (1 if temp_need else 0)
-             and (not temp_need or step.scratch[1].size >= temp_need), op,
+    workspace_buffer, temp_buffer = _stage_buffers(step)
+    _require((workspace_buffer is not None or stage.workspace_bytes == 0)
+             and (not temp_need or (temp_buffer is not None and temp_buffer.size >= temp_need)), op,
              "the stage workspace or its temporary scratch is missing; plan with the Cortex-M backend's scratch_requests")
-    temp = step.scratch[1].offset if temp_need else 0
-    workspace = step.scratch[0].offset
+    temp = temp_buffer.offset if temp_need else 0
+    workspace = workspace_buffer.offset if workspace_buffer is not None else 0
     decls: list[str] = []
     body: list[str] = []
     runtime: dict[str, None] = {}
