@@ -160,7 +160,8 @@ def binary_layer(draw):
     kind = draw(st.sampled_from(["ADD", "ADD", "MUL"]))
     shape = (1, draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 6)))
     other = draw(st.sampled_from([shape, (1, 1, 1, shape[3]), (1, shape[1], 1, 1)]))
-    return (kind, [shape, other], dict(fused_activation_function=draw(_act())))
+    return (kind, [shape, other], dict(fused_activation_function=draw(_act()),
+                                       constant_inputs=draw(st.sampled_from([(), (), (1,)]))))
 
 
 @st.composite
@@ -235,6 +236,10 @@ FIXED_LAYERS = [
     ("DEPTHWISE_CONV_2D", [(1, 9, 9, 4)], dict(kernel=(5, 5), padding="SAME")),
     ("DEPTHWISE_CONV_2D", [(1, 10, 9, 4)], dict(kernel=(7, 7), padding="SAME", stride_h=2, stride_w=2)),
     ("FULLY_CONNECTED", [(1, 37)], dict(units=9)),
+    # constant operands (read from flash), broadcast and not
+    ("ADD", [(1, 3, 4, 5), (1, 1, 1, 5)], dict(constant_inputs=(1,))),
+    ("ADD", [(1, 3, 4, 5), (1, 3, 4, 5)], dict(constant_inputs=(1,))),
+    ("MUL", [(1, 3, 4, 5), (1, 3, 1, 1)], dict(constant_inputs=(1,))),
 ]
 
 

@@ -371,17 +371,23 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
     op = step.op
     x1, x2, y = op.inputs[0], op.inputs[1], op.output
     _require(len(y.shape) <= 6, op, f"rank {len(y.shape)} is beyond the supported 6")
-    for t in (x1, x2):
-        _require(not t.is_constant, op, f"constant input {t.name!r} is not supported by the Cortex-M backend")
     arrays: list[CArray] = []
     q: dict = {}
+    # A constant operand (a folded bias or scale) is read from flash; in a patch stage it
+    # is the patch's slice, so it is a per-call array.
+    consts = [None, None]
+    for k, t in enumerate((x1, x2)):
+        if t.is_constant:
+            _require(t.dtype == "int8", op, f"constant input {t.name!r} must be int8, got {t.dtype}")
+            consts[k] = f"{_naming.name or fn}_c{k + 1}"
+            arrays.append(CArray("int8_t", consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
     if op.kind == "ADD":
         from mcuc.ir.ops.add import add_params
         p = add_params(op)
         t1, t2 = K.add_input_tables(p)
         bound = int(np.abs(t1).max() + np.abs(t2).max())
         r = K.requant_constants([p.output_multiplier], [p.output_shift], bound, p.output_offset)
-        arrays = [_ints("int32_t", f"{fn}_t1", t1), _ints("int32_t", f"{fn}_t2", t2),
+        arrays += [_ints("int32_t", f"{fn}_t1", t1), _ints("int32_t", f"{fn}_t2", t2),
                   _ints("int32_t", f"{fn}_mult", r.multiplier), _ints("int32_t", f"{fn}_shift", r.shift),
                   _ints("int32_t", f"{fn}_round", r.rounding)]
         q = {"out_zp": p.output_offset, "act_min": op.attrs.act_min, "act_max": op.attrs.act_max,
@@ -394,7 +400,8 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
     decls = _render("binary.j2", fn=fn, comment=f"{op.label}", kind=op.kind, p=p, flat=flat, arrays=arrays, q=q,
                     act_min=op.attrs.act_min, act_max=op.attrs.act_max, extents=extents,
                     s1=_broadcast_strides(x1.shape, y.shape), s2=_broadcast_strides(x2.shape, y.shape),
-                    in1_offset=_offset(program, x1, op), in2_offset=_offset(program, x2, op),
+                    in1_offset=None if consts[0] else _offset(program, x1, op),
+                    in2_offset=None if consts[1] else _offset(program, x2, op), consts=consts,
                     out_offset=_offset(program, y, op), n=y.size)
     return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
 
