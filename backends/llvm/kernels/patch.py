@@ -115,6 +115,10 @@ class _StageEmitter:
         for p, works in enumerate(self.stage.patches):
             for i, (op, work) in enumerate(zip(self.stage.ops, works)):
                 if work.out.empty:
+                    # Nothing to compute in this patch; a consumer that reads this tensor
+                    # here reads an empty region of it (e.g. a PAD whose patch is all border).
+                    for t in op.outputs:
+                        held[t] = work.out
                     continue
                 self.em = Emitter(outer.ctx, f"{outer.function.name}.patch{p}.op{i}")
                 self.em.function.linkage = "internal"
