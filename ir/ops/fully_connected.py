@@ -38,7 +38,8 @@ class FullyConnectedAttrs:
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     x, w = op.inputs[0], op.inputs[1]
     a: FullyConnectedAttrs = op.attrs
-    require(w.is_constant and len(w.shape) == 2, op, f"weights must be a constant 2-D [units, depth] tensor, got shape {w.shape}")
+    require(w.is_constant and len(w.shape) == 2, op,
+            f"weights must be a constant 2-D [units, depth] tensor, got shape {w.shape}")
     units, depth = w.shape
     require(len(x.shape) >= 1 and depth > 0 and x.size % depth == 0, op,
             f"input shape {x.shape} does not flatten to rows of the weights' depth {depth}")
