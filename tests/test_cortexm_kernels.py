@@ -248,7 +248,7 @@ def test_special_cases(backend):
     check(layers_of(FIXED_LAYERS, 7), backend)
 
 
-def _depthwise_chain(seed: int) -> tuple[bytes, list[np.ndarray]]:
+def _depthwise_chain(seed: int, stride: int = 1) -> tuple[bytes, list[np.ndarray]]:
     """conv 1x1 -> depthwise 3x3: the depthwise input dies there, so the planner writes
     its output over its input (the in-place kernel)."""
     from tflite_builder import ModelBuilder, int8_weights, int32_bias, random_quant
@@ -265,14 +265,18 @@ def _depthwise_chain(seed: int) -> tuple[bytes, list[np.ndarray]]:
     w2, s2 = int8_weights(rng, (1, 3, 3, 8), axis=3)
     wt2 = mb.tensor("w2", (1, 3, 3, 8), "int8", s2, np.zeros(8, np.int64), axis=3, data=w2)
     b2 = mb.tensor("b2", (8,), "int32", (q1[0] * s2).astype(np.float32), np.zeros(8, np.int64), data=int32_bias(rng, 8))
-    y = mb.tensor("y", (1, 7, 6, 8), "int8", *q2)
-    mb.op("DEPTHWISE_CONV_2D", [h, wt2, b2], [y], padding="SAME", depth_multiplier=1)
+    y = mb.tensor("y", (1, -(-7 // stride), -(-6 // stride), 8), "int8", *q2)
+    mb.op("DEPTHWISE_CONV_2D", [h, wt2, b2], [y], padding="SAME", depth_multiplier=1,
+          stride_h=stride, stride_w=stride)
     return mb.build([x], [y]), [rng.integers(-128, 128, (1, 7, 6, 4)).astype(np.int8)]
 
 
 @pytest.mark.parametrize("backend", ["host", pytest.param("cortex-m4", marks=_NEEDS_ARM)])
-def test_in_place_depthwise(backend):
-    model, inputs = _depthwise_chain(3)
+@pytest.mark.parametrize("seed, stride", [(3, 1), (4, 1), (5, 2), (6, 2)])
+def test_in_place_depthwise(backend, seed, stride):
+    """The in-place kernel (padded channel plane; on the M4 the 4-output SIMD 3x3 path,
+    with the fast or the general output stage as the layer's constants allow)."""
+    model, inputs = _depthwise_chain(seed, stride)
     graph = load_tflite(model)
     target = get_target("cortex-m4")
     program = plan(graph, scratch=lambda op, in_place: scratch_requests(op, in_place, target))
