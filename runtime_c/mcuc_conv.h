@@ -343,40 +343,49 @@ MCUC_INLINE void mcuc_fully_connected(const int8_t *in, int8_t *out, int rows, i
 
 #if MCUC_DSP
 /* Fully connected on ARMv7E-M with weights widened to int16 at compile time (twice the
- * flash of int8, for no SXTB16 on the weight side): the input row is sign-extended once
- * into `xrow` (scratch, 2 * depth4 bytes, lanes x[k], x[k+2], x[k+1], x[k+3]); weights per
- * group of four units and step of 4 inputs hold each unit's two lane words. Per step:
- * one LDRD of the input, four LDRD of weights, eight SMLAD. */
-MCUC_INLINE void mcuc_fully_connected_w16(const int8_t *in, int8_t *out, int16_t *xrow, int rows, int depth,
-                                          int depth4, int units, const int16_t *wq, const mcuc_requant_t *q) {
-    int r, u, k;
+ * flash of int8, for no SXTB16 on the weight side). The input row is sign-extended
+ * `chunk` inputs at a time (a multiple of 4) into `xrow` (scratch, 2 * chunk bytes,
+ * lanes x[k], x[k+2], x[k+1], x[k+3]), so the scratch stays small for deep layers; when
+ * the depth spans several chunks each unit's int32 sum is carried between chunks in
+ * `partial` (scratch, one int32 per unit rounded up to 4). Weights per group of four
+ * units and step of 4 inputs hold each unit's two lane words, a group's steps
+ * contiguous. Per step: one LDRD of the input, four LDRD of weights, eight SMLAD. */
+MCUC_INLINE void mcuc_fully_connected_w16(const int8_t *in, int8_t *out, int16_t *xrow, int32_t *partial,
+                                          int rows, int depth, int depth4, int chunk, int units,
+                                          const int16_t *wq, const mcuc_requant_t *q) {
+    int r, u, k, c0;
     uint32_t *x32 = (uint32_t *)(void *)xrow;
     for (r = 0; r < rows; r++) {
         const int8_t *x = in + r * depth;
-        for (k = 0; k + 4 <= depth; k += 4) {
-            const uint32_t v = mcuc_load32(x + k);
-            x32[k / 2] = __sxtb16(v);
-            x32[k / 2 + 1] = mcuc_sxtb16_ror8(v);
-        }
-        if (k < depth) {
-            int8_t tail[4] = {0, 0, 0, 0};
-            int j;
-            for (j = 0; k + j < depth; j++) {
-                tail[j] = x[k + j];
-            }
-            {
-                const uint32_t v = mcuc_load32(tail);
+        for (c0 = 0; c0 < depth4; c0 += chunk) {
+            const int n4 = depth4 - c0 < chunk ? depth4 - c0 : chunk;
+            const int first = c0 == 0, last = c0 + n4 >= depth4;
+            for (k = 0; k < n4; k += 4) {
+                uint32_t v;
+                if (c0 + k + 4 <= depth) {
+                    v = mcuc_load32(x + c0 + k);
+                } else {
+                    int8_t tail[4] = {0, 0, 0, 0};
+                    int j;
+                    for (j = 0; c0 + k + j < depth; j++) {
+                        tail[j] = x[c0 + k + j];
+                    }
+                    v = mcuc_load32(tail);
+                }
                 x32[k / 2] = __sxtb16(v);
                 x32[k / 2 + 1] = mcuc_sxtb16_ror8(v);
             }
-        }
-        {
-            const int16_t *w = wq;
             for (u = 0; u < units; u += 4) {
-                int32_t a0 = q->bias[u], a1 = q->bias[u + 1], a2 = q->bias[u + 2], a3 = q->bias[u + 3];
+                const int16_t *w = wq + u * depth4 + c0 * 4;
+                int32_t a0, a1, a2, a3;
                 const int16_t *px = xrow;
-                int n = depth4 / 4;
+                int n = n4 / 4;
                 uint32_t xe, xo, we, wo;
+                if (first) {
+                    a0 = q->bias[u], a1 = q->bias[u + 1], a2 = q->bias[u + 2], a3 = q->bias[u + 3];
+                } else {
+                    a0 = partial[u], a1 = partial[u + 1], a2 = partial[u + 2], a3 = partial[u + 3];
+                }
                 __asm__ volatile(
                     "1:\n\t"
                     "ldrd %[xe], %[xo], [%[px]], #8\n\t"
@@ -399,6 +408,10 @@ MCUC_INLINE void mcuc_fully_connected_w16(const int8_t *in, int8_t *out, int16_t
                       [wo] "=&r"(wo)
                     :
                     : "cc", "memory");
+                if (!last) {
+                    partial[u] = a0, partial[u + 1] = a1, partial[u + 2] = a2, partial[u + 3] = a3;
+                    continue;
+                }
                 out[r * units + u] = (int8_t)mcuc_output_stage(a0, q, u);
                 if (u + 1 < units) out[r * units + u + 1] = (int8_t)mcuc_output_stage(a1, q, u + 1);
                 if (u + 2 < units) out[r * units + u + 2] = (int8_t)mcuc_output_stage(a2, q, u + 2);

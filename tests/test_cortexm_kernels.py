@@ -236,6 +236,8 @@ FIXED_LAYERS = [
     ("DEPTHWISE_CONV_2D", [(1, 9, 9, 4)], dict(kernel=(5, 5), padding="SAME")),
     ("DEPTHWISE_CONV_2D", [(1, 10, 9, 4)], dict(kernel=(7, 7), padding="SAME", stride_h=2, stride_w=2)),
     ("FULLY_CONNECTED", [(1, 37)], dict(units=9)),
+    # deeper than the DSP kernel's 256-input chunk: sums carried between chunks, a tail
+    ("FULLY_CONNECTED", [(2, 603)], dict(units=6)),
     # constant operands (read from flash), broadcast and not
     ("ADD", [(1, 3, 4, 5), (1, 1, 1, 5)], dict(constant_inputs=(1,))),
     ("ADD", [(1, 3, 4, 5), (1, 3, 4, 5)], dict(constant_inputs=(1,))),

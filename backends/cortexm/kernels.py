@@ -117,6 +117,25 @@ def _conv_scratch_bytes(op: Op) -> int:
     return 0
 
 
+# Inputs the DSP fully connected kernel sign-extends at a time: bounds its scratch
+# (2 bytes per input) on deep layers such as micro_speech's 4000-input one.
+_FC_CHUNK = 256
+
+
+def _fc_chunking(op: Op) -> tuple[int, int]:
+    """(chunk, partial bytes) of the DSP fully connected kernel: inputs extended at a time
+    and the int32 per-unit sums carried between chunks (0 when one chunk covers the depth)."""
+    units, depth = op.inputs[1].shape
+    depth4 = K.round_up(depth, 4)
+    chunk = min(depth4, _FC_CHUNK)
+    return chunk, (4 * K.round_up(units, 4) if depth4 > chunk else 0)
+
+
+def _fc_scratch_bytes(op: Op) -> int:
+    chunk, partial = _fc_chunking(op)
+    return 2 * chunk + partial
+
+
 def _conv_depth4(op: Op) -> int:
     w = op.inputs[1]
     return K.round_up(w.shape[1] * w.shape[2] * w.shape[3], 4)
@@ -134,7 +153,7 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
         need = _patch_temp_bytes(_patch_calls(Step(op, scratch=()), _NoOffsets()))
         return [ScratchRequest(_STAGE_TEMP, need, 8)] if need else []
     if op.kind == "FULLY_CONNECTED" and target.has_dsp:
-        return [ScratchRequest(f"{op.name or 'fc'}.row", 2 * K.round_up(op.inputs[1].shape[1], 4), 4)]
+        return [ScratchRequest(f"{op.name or 'fc'}.row", _fc_scratch_bytes(op), 4)]
     if op.kind == "DEPTHWISE_CONV_2D" and in_place:
         plane_h, pitch = _depthwise_plane(op)
         return [ScratchRequest(f"{op.name or 'depthwise'}.plane", plane_h * pitch, 4)]
@@ -301,12 +320,14 @@ def _emit_fully_connected(fn: str, step: Step, program: Program, target: Target)
     folded = K.folded_bias(bias, w.data, _zp(x))
     depth4 = K.round_up(depth, 4)
     scratch_offset = None
+    chunk = depth4
     if target.has_dsp:
         # int16 weights: twice the flash, no weight sign extension in the inner loop
         weights = _ints("int16_t", f"{fn}_w", K.unit_quad_lane_weights16(w.data))
-        _require(len(step.scratch) == 1 and step.scratch[0].size >= 2 * depth4, op,
+        _require(len(step.scratch) == 1 and step.scratch[0].size >= _fc_scratch_bytes(op), op,
                  "the input row scratch is missing; plan with the Cortex-M backend's scratch_requests")
         scratch_offset = step.scratch[0].offset
+        chunk, _ = _fc_chunking(op)
     else:
         weights = _ints("int8_t", f"{fn}_w", K.unit_quad_weights(w.data))
     arrays, q = _requant_context(fn, op, mult, shift, folded, K.accumulator_bound(w.data, bias),
@@ -314,7 +335,7 @@ def _emit_fully_connected(fn: str, step: Step, program: Program, target: Target)
     decls = _render("fully_connected.j2", fn=fn, comment=f"{op.label}: {rows}x{depth} -> {units}",
                     arrays=[weights] + arrays, q=q, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op), rows=rows, depth=depth,
-                    depth4=depth4, units=units, scratch_offset=scratch_offset)
+                    depth4=depth4, units=units, scratch_offset=scratch_offset, chunk=chunk)
     return StepCode(decls, _call(fn), (CONV_H,))
 
 
