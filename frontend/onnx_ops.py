@@ -24,7 +24,7 @@ from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f3
                                   logistic_f32, quantize_linear)
 from mcuc.ir.tensor import Quantization, Tensor
 
-from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_U8S8_PAIRS_SATURATE,
+from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_THREADS, ORT_U8S8_PAIRS_SATURATE,
                           UINT8_OFFSET, QInput, QParams, Value, ort_on_uint8, runs_in_float)
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def _build_conv(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value
         weights = Tensor(imp._unique(node.name + "_weights"), (m, *w.shape[2:], w.shape[1]), "int8",
                          wquant, w.transpose(0, 2, 3, 1))
         attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding, rounding=ONNXRUNTIME,
-                            ort_u8s8_pairs=u8s8, ort_float=in_float)
+                            ort_u8s8_pairs=u8s8, ort_float=in_float, ort_threads=ORT_THREADS if in_float else 1)
         kind = "CONV_2D"
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp._emit(kind, inputs, attrs, out_name, "int8", outq, node.name)
@@ -95,7 +95,7 @@ def _build_conv(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value
 
 
 def _build_fc(imp: _Importer, node, x: Value, xq: QInput, w: np.ndarray, wquant: Quantization,
-              bq: QInput | None, out: QParams, out_name: str) -> Value:
+              bq: QInput | None, out: QParams, out_name: str, transposed_b: bool = False) -> Value:
     """FULLY_CONNECTED with weights [units, depth]."""
     if x.nchw:
         raise imp._error(node, "a matrix product of a 4-D tensor is not supported; Flatten it first")
@@ -104,7 +104,7 @@ def _build_fc(imp: _Importer, node, x: Value, xq: QInput, w: np.ndarray, wquant:
     keep = len(x.tensor.shape) > 2
     attrs = FullyConnectedAttrs(keep_num_dims=keep, rounding=ONNXRUNTIME,
                                 ort_u8s8_pairs=ORT_U8S8_PAIRS_SATURATE and ort_on_uint8(xq.qparams, out),
-                                ort_float=runs_in_float(node, xq.qparams, out))
+                                ort_float=runs_in_float(node, xq.qparams, out), ort_gemm_transposed_b=transposed_b)
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp._emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out)
@@ -121,7 +121,7 @@ def _build_gemm(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value
     bq = ins[2] if len(ins) > 2 else None
     if bq is not None and np.asarray(bq.data).size == 1 and w.shape[0] != 1:
         bq = QInput(bq.qparams, data=np.full(w.shape[0], np.asarray(bq.data).reshape(()), np.int32))
-    return _build_fc(imp, node, x, ins[0], np.ascontiguousarray(w), wquant, bq, out, out_name)
+    return _build_fc(imp, node, x, ins[0], np.ascontiguousarray(w), wquant, bq, out, out_name, bool(trans_b))
 
 
 def _build_matmul(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
@@ -170,7 +170,9 @@ def _build_gap(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
     x = imp._activation(node, ins[0])
     if not x.nchw:
         raise imp._error(node, "only 4-D NCHW inputs are supported")
-    y = imp._emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, rounding=ONNXRUNTIME),
+    # An int8 QDQ group converted to uint8 in part is not fused: onnxruntime averages in float.
+    in_float = runs_in_float(node, ins[0].qparams, out) and ort_on_uint8(ins[0].qparams) != ort_on_uint8(out)
+    y = imp._emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, rounding=ONNXRUNTIME, ort_float=in_float),
                   out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
 

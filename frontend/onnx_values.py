@@ -52,6 +52,38 @@ ORT_QDQ_INT8_RUNS_AS_UINT8 = _host_runs_qdq_int8_as_uint8()
 # pairs (ir/ops/_ort_u8s8.py): MLAS calls this "U8S8 overflow".
 ORT_U8S8_PAIRS_SATURATE = ORT_QDQ_INT8_RUNS_AS_UINT8
 
+ONNXRUNTIME_THREADS_ENV = "MCUC_ONNXRUNTIME_THREADS"
+
+
+def _host_onnxruntime_threads() -> int:
+    """onnxruntime's default intra-op thread count on this machine: its physical cores
+    (distinct physical id / core id pairs of /proc/cpuinfo, else the CPU count).
+    MCUC_ONNXRUNTIME_THREADS overrides it (to match an onnxruntime elsewhere, or a session
+    created with intra_op_num_threads)."""
+    import os
+
+    chosen = os.environ.get(ONNXRUNTIME_THREADS_ENV, "").strip()
+    if chosen:
+        if not chosen.isdigit() or int(chosen) < 1:
+            raise MCUCError(f"{ONNXRUNTIME_THREADS_ENV}={chosen!r}: use a positive thread count")
+        return int(chosen)
+    try:
+        cores, physical = set(), "0"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "physical id":
+                physical = value.strip()
+            elif key.strip() == "core id":
+                cores.add((physical, value.strip()))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+ORT_THREADS = _host_onnxruntime_threads()
+
 
 def runs_in_float(node, *qparams: "QParams") -> bool:
     """Whether onnxruntime on this host leaves this QDQ group unfused (DQ -> float op -> Q):

@@ -32,6 +32,9 @@ class Conv2DAttrs:
     ort_u8s8_pairs: bool = False
     # onnxruntime left this QDQ group in float (DQ -> float op -> Q, ir/ops/_ort_float.py).
     ort_float: bool = False
+    # With ort_float: onnxruntime's intra-op thread count, which decides how MLAS slices
+    # a long float conv's output columns and so its reduction blocks (_ort_float.py).
+    ort_threads: int = 1
 
 
 def groups(op: Op) -> int:

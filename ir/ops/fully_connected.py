@@ -33,6 +33,9 @@ class FullyConnectedAttrs:
     ort_u8s8_pairs: bool = False
     # onnxruntime left this QDQ group in float (DQ -> float op -> Q, ir/ops/_ort_float.py).
     ort_float: bool = False
+    # With ort_float: the ONNX op was a Gemm with transB=1, whose float product onnxruntime
+    # computes with MLAS's transposed-B kernel (a MatMul or transB=0 Gemm uses the other).
+    ort_gemm_transposed_b: bool = False
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:

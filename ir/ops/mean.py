@@ -33,6 +33,9 @@ class MeanAttrs:
     # "tflite" (TFLM's folded Q31 multiplier) or "onnxruntime" (QLinearGlobalAveragePool:
     # float32 scale in_scale / (out_scale * count), round half to even).
     rounding: str = "tflite"
+    # onnxruntime left this QDQ GlobalAveragePool in float (DQ -> float op -> Q,
+    # ir/ops/_ort_float.py).
+    ort_float: bool = False
 
 
 def resolved_axes(op: Op) -> tuple[int, ...]:
@@ -95,6 +98,10 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if count == 0:
         return [np.zeros(out_t.shape, out_t.dtype)]
     total = x.sum(axis=axes).reshape(out_t.shape)
+    if op.attrs.rounding == ONNXRUNTIME and getattr(op.attrs, "ort_float", False):
+        from ._ort_float import global_average_pool
+
+        return [global_average_pool(op, inputs)]
     if op.attrs.rounding == ONNXRUNTIME:
         scale = np.float32(x_t.quant.scale[0]) / (np.float32(out_t.quant.scale[0]) * np.float32(count))
         lo, hi = dtype_range(out_t.dtype)
