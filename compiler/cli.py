@@ -108,7 +108,10 @@ def cmd_bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from mcuc.backend_registry import BACKENDS
 
-    parser = argparse.ArgumentParser(prog="mcuc", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="mcuc", description="Compile int8 TFLite/ONNX models into C for Arm Cortex-M, "
+                                 "and verify every backend bit for bit against the oracle.",
+        epilog="Errors in the input print one line and exit 2; a verification mismatch exits 1.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="per-op shapes, MACs, weight and activation bytes")
