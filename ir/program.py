@@ -12,6 +12,15 @@ How the memory plan shows up in a Step (backends must honour these flags):
   DEPTHWISE_CONV_2D the backend must use its in-place kernel (channel by channel through
   the scratch plane it asked for with `scratch(op, in_place=True)`); the buffer holds
   max(input bytes, output bytes).
+- `in_place_shift` (DEPTHWISE_CONV_2D in place only; 0 for every other step): output 0
+  starts `in_place_shift` bytes after input 0 (negative: before), a multiple of the
+  channel count C, i.e. a whole number of pixels. The in-place kernel stays correct:
+  for each batch b, for each channel c, it first copies input plane (b, c) into its
+  scratch and only then writes output channel (b, c); with the shift a multiple of C,
+  output channel c only lands on input bytes of channel c (already copied) or outside
+  the input (the plan keeps those bytes free). The plan also guarantees that no output
+  byte of batch b lands on an input pixel of a later batch (not copied yet).
+  run_program checks all of this.
 - `overlap`: output 0 overlaps input 0 at a DIFFERENT offset (CONV_2D, ungrouped int8,
   any kernel/stride/padding; DEPTHWISE_CONV_2D with a depth multiplier > 1). The
   ordinary kernel runs; it must produce output pixels in increasing order (pixel =
@@ -80,12 +89,13 @@ class Buffer:
 class Step:
     """One op call. `scratch` holds the placed scratch buffers, in the order the
     backend's ScratchRequests listed them. See the module docstring for `in_place`,
-    `in_place_input`, `overlap` and `alias`."""
+    `in_place_input`, `in_place_shift`, `overlap` and `alias`."""
 
     op: Op
     scratch: tuple[Buffer, ...] = ()
     in_place: bool = False
     in_place_input: int = 0
+    in_place_shift: int = 0
     overlap: bool = False
     alias: bool = False
 

@@ -8,8 +8,11 @@ the executable meaning of a Program that both backends must match:
 - an `alias` step moves no bytes (its outputs must already be in place);
 - an output may overlap an input of its own step only as the step's declared in-place
   pair (output 0 over input `in_place_input`, same start offset; other inputs may sit at
-  that same offset too), as a declared overlap (checked by emulating the kernel's pixel
-  order) or within an alias step.
+  that same offset too; a depthwise conv's output may start `in_place_shift` bytes away,
+  checked against the kernel's batch/channel order), as a declared overlap (checked by
+  emulating the kernel's pixel order) or within an alias step;
+- no output or scratch byte of a step may cover a tensor that is still read after the
+  step (or is a graph output), unless it is that same tensor.
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0
     for t, x in zip(graph.inputs, check_inputs(graph, inputs)):
         _write(arena, program.offsets[t], t, x)
 
+    produced, last_read = _tensor_steps(program)
     for index, step in enumerate(program.steps):
         op = step.op
         if step.alias:
@@ -62,6 +66,7 @@ def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0
         ins = [None if t is None else t.data if t.is_constant else _read(arena, program.offsets[t], t)
                for t in op.inputs]
         _check_step_overlaps(program, index)
+        _check_live_tensors_kept(program, index, produced, last_read)
         for buf in step.scratch:
             arena[buf.offset: buf.end] = rng.integers(0, 256, buf.size, dtype=np.uint8)
         if isinstance(step, PatchLoop):  # patch by patch through the stage's workspace
@@ -107,10 +112,78 @@ def _conv_overlap_safe(op, input_offset: int, output_offset: int) -> bool:
     return True
 
 
+def _tensor_steps(program: Program) -> tuple[dict[Tensor, int], dict[Tensor, int]]:
+    """Per activation tensor: the step producing it (-1: graph input) and the last step
+    reading it (len(steps): a graph output, read after the last step)."""
+    produced: dict[Tensor, int] = {t: -1 for t in program.graph.inputs}
+    last_read: dict[Tensor, int] = {}
+    for index, step in enumerate(program.steps):
+        for t in step.op.inputs:
+            if t is not None and not t.is_constant:
+                last_read[t] = index
+        for t in step.op.outputs:
+            produced.setdefault(t, index)
+    for t in program.graph.outputs:
+        last_read[t] = len(program.steps)
+    return produced, last_read
+
+
+def _check_live_tensors_kept(program: Program, index: int, produced: dict[Tensor, int],
+                             last_read: dict[Tensor, int]) -> None:
+    """No byte step `index` writes (its outputs, its scratch) may belong to another tensor
+    that was produced earlier and is still read after this step."""
+    step = program.steps[index]
+    op = step.op
+    off = program.offsets
+    writes = [(t.name, off[t], off[t] + t.nbytes) for t in op.outputs if t is not None and t.nbytes]
+    writes += [(f"scratch {buf.name}", buf.offset, buf.end) for buf in step.scratch if buf.size]
+    own = set(op.outputs)
+    for t, first in produced.items():
+        if first >= index or t in own or t.nbytes == 0 or last_read.get(t, -1) <= index:
+            continue
+        t0 = off[t]
+        for name, w0, w1 in writes:
+            if _overlap(w0, w1, t0, t0 + t.nbytes):
+                raise PlanError(f"step {index} {op.label}: writes {name!r} [{w0}, {w1}) over tensor {t.name!r} "
+                                f"[{t0}, {t0 + t.nbytes}) which is read again later")
+
+
+def _depthwise_shift_safe(op, input_offset: int, output_offset: int) -> bool:
+    """An in-place depthwise conv (depth multiplier 1) whose output starts at a shift from
+    its input, emulated in the kernel's order: for each batch b, for each channel c, the
+    input plane (b, c) is copied to the scratch, then output channel (b, c) is written.
+    Safe when the shift is a whole number of pixels (output channel c only covers input
+    bytes of channel c) and no output byte of batch b covers an input pixel of a later
+    batch (its plane is not copied yet)."""
+    x, y = op.inputs[0], op.outputs[0]
+    if op.kind != "DEPTHWISE_CONV_2D" or len(x.shape) != 4 or len(y.shape) != 4:
+        return False
+    n, h, w, c = x.shape
+    _, oh, ow, oc = y.shape
+    shift = output_offset - input_offset
+    if oc != c or x.itemsize != 1 or y.itemsize != 1 or shift % c:
+        return False
+    out_batch = np.arange(n * oh * ow) // (oh * ow)
+    landing = np.arange(n * oh * ow) + shift // c  # the input pixel each output pixel covers
+    inside = (landing >= 0) & (landing < n * h * w)
+    return bool(np.all(landing[inside] // (h * w) <= out_batch[inside]))
+
+
 def _check_step_overlaps(program: Program, index: int) -> None:
     step = program.steps[index]
     op = step.op
     off = program.offsets
+    shift = getattr(step, "in_place_shift", 0)
+    depthwise_in_place = step.in_place and op.kind == "DEPTHWISE_CONV_2D"
+    if shift or depthwise_in_place:
+        base = off[op.inputs[step.in_place_input]]
+        if not depthwise_in_place or off[op.outputs[0]] - base != shift:
+            raise PlanError(f"step {index} {op.label}: in_place_shift {shift} declared, but only an in-place "
+                            f"depthwise conv may shift and its output sits {off[op.outputs[0]] - base} bytes "
+                            f"from its input")
+        if not _depthwise_shift_safe(op, base, base + shift):
+            raise PlanError(f"step {index} {op.label}: in_place_shift {shift} is not a whole number of "
+                            f"pixels within the batch (the channel-by-channel kernel would read overwritten bytes)")
     for o_i, out in enumerate(op.outputs):
         o0 = off[out]
         o1 = o0 + out.nbytes
@@ -122,7 +195,7 @@ def _check_step_overlaps(program: Program, index: int) -> None:
                 continue
             # In place, output 0 starts exactly where its input does; another input at the
             # same offset (an alias of it, or x + x) is read element by element alike.
-            declared = step.in_place and o_i == 0 and o0 == i0 == off[op.inputs[step.in_place_input]]
+            declared = step.in_place and o_i == 0 and o0 - shift == i0 == off[op.inputs[step.in_place_input]]
             if isinstance(step, PatchLoop):  # each patch's write is checked by run_patch_loop
                 declared = step.overlap and o0 == i0 - (step.stage.output_shifts[i_i] or 0)
             elif getattr(step, "overlap", False) and o_i == 0 and i_i == 0:

@@ -18,7 +18,11 @@ byte ranges intersect). Rules, applied op by op in the graph's order:
   QUANTIZE) writes its output over a same-shape, same-item-size input that is not read
   after this step and is no graph output; DEPTHWISE_CONV_2D with depth multiplier 1
   likewise over its input (its output may be larger: the extra bytes must be free; the
-  kernel works channel by channel through a scratch plane).
+  kernel works channel by channel through a scratch plane). The depthwise output may
+  also start a whole number of pixels after or before its input (Step.in_place_shift,
+  a multiple of the channel count; batch 1): channel c still only lands on bytes of
+  channel c, already saved in the plane. The planner asks for shifts where they undo
+  the drift of a chain of overlapping convolutions (plan.py).
 - Overlapping convolution (Step.overlap): an ungrouped int8 CONV_2D, or a depthwise conv
   with depth multiplier > 1, whose input dies there writes its output overlapping the
   input, shifted so that output pixels [0, p + POINTWISE_CHUNK)
@@ -54,13 +58,15 @@ class Storage:
 
     home[t] = (root, byte offset of t inside the root's group); size[root] = the group's
     extent in bytes. in_place[i] = index of the input op i writes its output 0 over (same
-    offset); overlap: ops whose output overlaps input 0 at a shift (pixel order).
+    offset, or in_place_shift[i] bytes after it for a depthwise conv); overlap: ops whose
+    output overlaps input 0 at a shift (pixel order).
     alias_steps: ops that move no bytes (RESHAPE/SQUEEZE, fully sliced CONCATENATION).
     """
 
     home: dict[Tensor, tuple[Tensor, int]]
     size: dict[Tensor, int]
     in_place: dict[int, int] = field(default_factory=dict)
+    in_place_shift: dict[int, int] = field(default_factory=dict)
     overlap: frozenset[int] = frozenset()
     alias_steps: frozenset[int] = frozenset()
 
@@ -214,18 +220,42 @@ def concat_slices(op: Op) -> list[int] | None:
     return offsets
 
 
+def depthwise_shift_allowed(op: Op, shift: int) -> bool:
+    """Whether an in-place depthwise conv (depth multiplier 1) may write its output
+    `shift` bytes after its input: a whole number of pixels (output channel c then only
+    covers input bytes of channel c), and, since the kernel's channel loop runs inside
+    its batch loop, no output pixel of batch b may cover an input pixel of a later batch
+    (not saved yet)."""
+    x, y = op.inputs[0], op.outputs[0]
+    if op.kind != DEPTHWISE or len(x.shape) != 4 or len(y.shape) != 4 or y.shape[3] != x.shape[3]:
+        return False
+    n, h, w, c = x.shape
+    _, oh, ow, _ = y.shape
+    if shift % c:
+        return False
+    if n == 1:
+        return True
+    landing = np.arange(n * oh * ow) + shift // c
+    inside = (landing >= 0) & (landing < n * h * w)
+    return bool(np.all(landing[inside] // (h * w) <= (np.arange(n * oh * ow) // (oh * ow))[inside]))
+
+
 def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
-                 pointwise: frozenset[int] | None = frozenset()) -> Storage:
+                 pointwise: frozenset[int] | None = frozenset(),
+                 depthwise_shifts: dict[int, int] | None = None) -> Storage:
     """Storage groups for graph.ops in their given order (see the module docstring).
 
     `pointwise`: the op indices allowed to run as overlapping convolutions (None: all
     eligible ones). Each one ties its input and output into one group with a
     shift, so chains of them drift and fragment the arena: the planner enables them only
-    where they lower the peak."""
+    where they lower the peak.
+    `depthwise_shifts`: op index -> Step.in_place_shift wished for an in-place depthwise
+    conv (a multiple of its channel count); where it does not fit, shift 0 is tried."""
     spans = tensor_intervals(graph)
     groups = _Groups(graph.activations, spans)
     outputs = set(graph.outputs)
     in_place_of: dict[int, int] = {}
+    shift_of: dict[int, int] = {}
     overlap: set[int] = set()
     alias_steps: set[int] = set()
 
@@ -243,8 +273,13 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
         if in_place:
             allow_pointwise = pointwise is None or i in pointwise
             shifted = is_overlappable_conv(op) or op.kind == PATCH_STAGE
-            found = (None if is_overlappable_conv(op) and not allow_pointwise
-                     else _in_place_input(op, i, groups, outputs))
+            wished = (depthwise_shifts or {}).get(i, 0)
+            found = None
+            if not (is_overlappable_conv(op) and not allow_pointwise):
+                if wished and depthwise_shift_allowed(op, wished) and not shifted:
+                    found = _in_place_input(op, i, groups, outputs, wished)
+                if found is None:
+                    found = _in_place_input(op, i, groups, outputs)
             if found is not None:
                 k, y_at = found
                 x, y = op.inputs[k], op.outputs[0]
@@ -253,14 +288,19 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
                     overlap.add(i)
                 else:
                     in_place_of[i] = k
+                    at_x = groups.delta(x)
+                    if groups.delta(y) != at_x:
+                        shift_of[i] = groups.delta(y) - at_x
 
     roots = list(groups.members)
     return Storage(home=groups.home, size={r: groups.size(r) for r in roots}, in_place=in_place_of,
-                   overlap=frozenset(overlap), alias_steps=frozenset(alias_steps))
+                   in_place_shift=shift_of, overlap=frozenset(overlap), alias_steps=frozenset(alias_steps))
 
 
-def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor]) -> tuple[int, int] | None:
-    """(input index, delta of the output in that input's group) for op i, or None."""
+def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor],
+                    depthwise_shift: int = 0) -> tuple[int, int] | None:
+    """(input index, delta of the output in that input's group) for op i, or None.
+    `depthwise_shift`: an in-place depthwise output's offset minus its input's."""
     y = op.outputs[0] if op.outputs else None
     for k in in_place_candidates(op):
         x = op.inputs[k]
@@ -271,6 +311,10 @@ def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor]) -> tu
         y_at = at - conv_overlap_shift(op) if is_overlappable_conv(op) else at
         if op.kind == PATCH_STAGE:
             y_at = at - op.attrs.output_shifts[k]
+        if op.kind == DEPTHWISE and not is_overlappable_conv(op):
+            if not depthwise_shift_allowed(op, depthwise_shift):
+                continue
+            y_at = at + depthwise_shift
 
         def allowed(a: Tensor, b: Tensor) -> bool:
             # y may cover x and its aliases (same bytes), all read for the last time here.

@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 from mcuc.ir import Graph, MCUCError, Op, Tensor
 from mcuc.ir.program import Buffer, Program, ScratchRequest, Step
 
-from .aliasing import Storage, is_overlappable_conv, plan_storage
+from .aliasing import (DEPTHWISE, Storage, conv_overlap_shift, depthwise_shift_allowed,
+                       is_overlappable_conv, plan_storage)
 from .allocate import Placement, allocate
 from .lifetimes import Lifetime, lifetimes, live_bound
 from .order import order_for_memory
@@ -51,7 +52,64 @@ def _plan_in_order(graph: Graph, scratch: ScratchFn | None, optimize: bool,
         every = build_program(graph, plan_storage(graph, pointwise=None), scratch, optimize=optimize)
         if every.arena_bytes < best.arena_bytes:
             best = every
+        best = _with_shifted_depthwise(graph, best, scratch)
     return best
+
+
+def _with_shifted_depthwise(graph: Graph, program: Program, scratch: ScratchFn | None) -> Program:
+    """Let in-place depthwise convs write their output a few pixels after or before their
+    input (Step.in_place_shift) where that shrinks the arena.
+
+    A chain of overlapping convolutions moves its tensors down by each conv's overlap
+    shift, so the chain's storage group spreads and scratch no longer fits beside it;
+    an in-place depthwise between them can move the data back up. Tried: the same shift
+    for every in-place depthwise (each candidate), then one step at a time around the
+    peak, each kept only if the arena shrinks."""
+    if program.arena_bytes <= program.live_bound_bytes:
+        return program
+    pointwise = frozenset(i for i, s in enumerate(program.steps) if s.overlap and is_overlappable_conv(s.op))
+    steps = [i for i, s in enumerate(program.steps) if s.in_place and s.op.kind == DEPTHWISE]
+    if not steps:
+        return program
+    candidates = _depthwise_shift_candidates(graph, steps, pointwise)
+    if not candidates:
+        return program
+    best, wished = program, {i: program.steps[i].in_place_shift for i in steps}
+
+    def attempt(shifts: dict[int, int]) -> bool:
+        nonlocal best, wished
+        trial = build_program(graph, plan_storage(graph, pointwise=pointwise, depthwise_shifts=shifts),
+                              scratch, optimize=True)
+        if trial.arena_bytes < best.arena_bytes:
+            best, wished = trial, dict(shifts)
+            return True
+        return False
+
+    for shift in sorted(candidates, key=abs):
+        attempt({i: shift for i in steps})
+    live = live_bytes(best)
+    near_peak = [i for i in sorted(steps, key=lambda s: -live[s]) if live[i] >= 0.9 * max(live)]
+    for i in near_peak[:8]:
+        for shift in sorted(candidates | {0}, key=abs):
+            if shift != wished.get(i, 0):
+                attempt({**wished, i: shift})
+    return best
+
+
+def _depthwise_shift_candidates(graph: Graph, steps: Sequence[int], pointwise: frozenset[int]) -> set[int]:
+    """Nonzero shifts (whole pixels) worth trying: the overlapping convs' shifts rounded
+    up to whole pixels of the depthwise convs' channels, one pixel either way, both signs."""
+    drifts = {conv_overlap_shift(graph.ops[i]) for i in pointwise}
+    shifts: set[int] = set()
+    for i in steps:
+        op = graph.ops[i]
+        channels = op.inputs[0].shape[-1]
+        for drift in drifts | {channels}:
+            pixels = -(-drift // channels)
+            for sign in (1, -1):
+                if pixels and depthwise_shift_allowed(op, sign * pixels * channels):
+                    shifts.add(sign * pixels * channels)
+    return shifts
 
 
 def _with_overlapping_pointwise(graph: Graph, program: Program, scratch: ScratchFn | None,
@@ -110,6 +168,7 @@ def assemble(graph: Graph, storage: Storage, items: Sequence[Lifetime],
     steps = tuple(
         Step(op, tuple(b for _, b in sorted(scratch_of.get(i, []), key=lambda rb: rb[0])),
              in_place=i in storage.in_place, in_place_input=storage.in_place.get(i, 0),
+             in_place_shift=storage.in_place_shift.get(i, 0),
              overlap=i in storage.overlap,
              alias=i in storage.alias_steps)
         for i, op in enumerate(graph.ops))

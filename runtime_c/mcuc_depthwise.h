@@ -127,6 +127,14 @@ MCUC_INLINE void mcuc_depthwise_generic(const int8_t *in, int8_t *out,
  * input plane of channel c is first gathered into `plane`; writing output channel c then
  * only overwrites bytes of channel c, which the plane holds.
  *
+ * `out_base` may start a whole number of pixels before or after `in` (the plan's
+ * in_place_shift, a multiple of ch; batch 1): output channel c is written at
+ * out_base + k * ch + c = in + (k + shift / ch) * ch + c, i.e. only on input bytes of channel
+ * c (already gathered: the gather loop of channel c ends before its first output byte
+ * is stored, and the output loop only reads `plane`) or on bytes outside the input,
+ * which the plan keeps free. Channels > c are neither read nor written before their
+ * own gather. `in` and `out_base` are not restrict: they alias.
+ *
  * The plane is padded: plane_h x pitch bytes cover every row and column a window touches
  * (padding included, rows and columns before the input start at pad_top / pad_left), the
  * padding holds the input zero point (so it adds nothing) and each row has slack for the
@@ -147,7 +155,7 @@ MCUC_INLINE int32_t mcuc_pkhbt(int32_t bottom_of, int32_t top_of) {
 #endif
 }
 
-MCUC_INLINE void mcuc_depthwise_in_place(int8_t *data, int8_t *plane,
+MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int8_t *plane,
                                          int in_h, int in_w, int ch, int out_h, int out_w,
                                          int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
                                          int pad_top, int pad_left, int plane_h, int pitch, int32_t in_offset,
@@ -158,7 +166,7 @@ MCUC_INLINE void mcuc_depthwise_in_place(int8_t *data, int8_t *plane,
     memset(plane, (int8_t)(-in_offset), (size_t)(plane_h * pitch));
     for (c = 0; c < ch; c++) {
         for (y = 0; y < rows; y++) {
-            const int8_t *src = data + y * in_w * ch + c;
+            const int8_t *src = in + y * in_w * ch + c;
             int8_t *dst = plane + (y + pad_top) * pitch + pad_left;
             /* four bytes per step through moving pointers: immediate offsets, no index math */
             for (x = 0; x + 4 <= cols; x += 4) {
@@ -176,7 +184,7 @@ MCUC_INLINE void mcuc_depthwise_in_place(int8_t *data, int8_t *plane,
         }
         for (oy = 0; oy < out_h; oy++) {
             const int8_t *top = plane + oy * stride_h * pitch;
-            int8_t *out = data + oy * out_w * ch + c;
+            int8_t *out = out_base + oy * out_w * ch + c;
             ox = 0;
 #if MCUC_DSP
             if (kh == 3 && kw == 3 && dil_h == 1 && dil_w == 1 && (stride_w == 1 || stride_w == 2)) {

@@ -285,6 +285,12 @@ def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> St
     if getattr(step, "in_place", False):
         _require(a.depth_multiplier == 1, op, "an in-place depthwise conv needs depth multiplier 1; "
                  "plan it out of place")
+        # Step.in_place_shift: the output may start whole pixels away from the input;
+        # mcuc_depthwise_in_place takes both pointers (see mcuc_depthwise.h).
+        moved = getattr(step, "in_place_shift", 0)
+        _require(ctx["out_offset"] - ctx["in_offset"] == moved and moved % x.shape[3] == 0, op,
+                 f"the plan puts the in-place output {ctx['out_offset'] - ctx['in_offset']} bytes from its "
+                 f"input but declares in_place_shift {moved}; re-run mcuc.passes.plan")
         plane_h, pitch = _depthwise_plane(op)
         _require(len(step.scratch) == 1 and step.scratch[0].size >= plane_h * pitch, op,
                  "the in-place channel plane scratch is missing; plan with the Cortex-M backend's scratch_requests")

@@ -228,9 +228,13 @@ def depthwise_conv2d(call: KernelCall) -> None:
         from .ort_pairs import depthwise_pairs
         depthwise_pairs(call)
     elif call.step.in_place:
-        if call.offset(op.inputs[0]) != call.offset(op.output):
-            raise MCUCError(f"step {call.index} {op.label}: marked in place but its input and output sit at "
-                            f"different arena offsets ({call.offset(op.inputs[0])} and {call.offset(op.output)})")
+        # Step.in_place_shift: the output may start a whole number of pixels away from the
+        # input (the plan checked that the channel-by-channel order stays safe).
+        shift = getattr(call.step, "in_place_shift", 0)
+        if call.offset(op.output) - call.offset(op.inputs[0]) != shift or shift % op.inputs[0].shape[-1]:
+            raise MCUCError(f"step {call.index} {op.label}: marked in place with shift {shift} but its input "
+                            f"and output sit at arena offsets {call.offset(op.inputs[0])} and "
+                            f"{call.offset(op.output)}")
         _depthwise_in_place(call)
     else:
         _depthwise_pixelwise(call)
@@ -302,7 +306,10 @@ def _depthwise_in_place(call: KernelCall) -> None:
     """Output written over the input, channel by channel: each input channel plane is
     first copied into one scratch plane, then its output channel is computed from the
     copy. Output channel c only overwrites bytes of input channel c, which is already
-    saved, so every later channel still reads intact input.
+    saved, so every later channel still reads intact input. The output may start
+    Step.in_place_shift bytes (whole pixels) away from the input: output channel c then
+    still lands only on input channel c or outside the input. Input and output are
+    separate pointers into the arena, loaded and stored in exactly this order.
 
     The plane is stored with its padding border filled with the input zero point, so
     the taps need no bounds checks: a border tap adds zp * w, which the folded bias
