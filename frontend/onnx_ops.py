@@ -24,7 +24,8 @@ from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f3
                                   logistic_f32, quantize_linear)
 from mcuc.ir.tensor import Quantization, Tensor
 
-from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_THREADS, ORT_U8S8_PAIRS_SATURATE,
+from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_NCHWC_BLOCK, ORT_THREADS,
+                          ORT_U8S8_PAIRS_SATURATE, float_group_error_advice,
                           UINT8_OFFSET, QInput, QParams, Value, ort_on_uint8, runs_in_float)
 
 if TYPE_CHECKING:
@@ -210,9 +211,15 @@ def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     # (QDQ int8 Adds are left alone: on such hosts onnxruntime mostly keeps them in float,
     # the conversion breaking their fusion, and the int8-domain formula matches those.)
     on_uint8 = ort_on_uint8(ins[0].qparams, out)
+    # An int8 QDQ group converted to uint8 in part is not fused: onnxruntime pools in float,
+    # exactly like QLinearAveragePool's mean when its NCHWc kernel runs (whole channel blocks).
+    in_float = runs_in_float(node, ins[0].qparams, out) and ort_on_uint8(ins[0].qparams) != ort_on_uint8(out)
+    if in_float and x.tensor.shape[3] % ORT_NCHWC_BLOCK:
+        raise imp._error(node, f"{x.tensor.shape[3]} channels are not a multiple of {ORT_NCHWC_BLOCK} (MLAS's NCHWc "
+                               f"block): {float_group_error_advice('AveragePool')}")
     attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding, rounding=ONNXRUNTIME,
                         ort_offset=UINT8_OFFSET if on_uint8 else 0,
-                        count_include_pad=bool(int(a.get("count_include_pad", 0))))
+                        count_include_pad=bool(int(a.get("count_include_pad", 0))), ort_float=in_float)
     y = imp._emit("AVERAGE_POOL_2D", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
 
@@ -446,6 +453,8 @@ def _build_softmax(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     # onnxruntime runs int8 QDQ softmax as uint8 on hosts that convert (it then clamps
     # instead of keeping the low byte).
     on_uint8 = ort_on_uint8(ins[0].qparams, out)
+    if runs_in_float(node, ins[0].qparams, out) and ort_on_uint8(ins[0].qparams) != ort_on_uint8(out):
+        raise imp._error(node, float_group_error_advice("Softmax"))
     attrs = SoftmaxAttrs(beta=1.0, rounding=ONNXRUNTIME, ort_uint8=on_uint8)
     y = imp._emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=x.nchw)

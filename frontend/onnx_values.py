@@ -85,6 +85,27 @@ def _host_onnxruntime_threads() -> int:
 ORT_THREADS = _host_onnxruntime_threads()
 
 
+def _host_nchwc_block() -> int:
+    """MLAS's NCHWc block size on this machine (16 floats with AVX-512F, else 8): float
+    pooling of a channel count that is a multiple of it runs as an NCHWc kernel."""
+    try:
+        return 16 if " avx512f" in Path("/proc/cpuinfo").read_text() else 8
+    except OSError:
+        return 8
+
+
+ORT_NCHWC_BLOCK = _host_nchwc_block()
+
+
+def float_group_error_advice(op_type: str) -> str:
+    return (f"onnxruntime on this host (x86-64 without VNNI) converts only single-consumer int8 QDQ pairs to "
+            f"uint8, so this int8 {op_type} group mixes int8 and uint8 and onnxruntime runs it in float, which mcuc "
+            f"does not reproduce exactly for it; quantize with uint8 activations (quantize_static "
+            f"activation_type=QUInt8, or mcuc compile --calibrate-activations uint8), or give the quantized tensors "
+            f"of this node a single consumer each, or set {ONNXRUNTIME_HOST_ENV}=exact to compile for an onnxruntime "
+            f"that fuses int8 groups (VNNI, ARM)")
+
+
 def runs_in_float(node, *qparams: "QParams") -> bool:
     """Whether onnxruntime on this host leaves this QDQ group unfused (DQ -> float op -> Q):
     an int8 group whose tensors were converted to uint8 in part, or not at all where int8

@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 import onnx_models  # noqa: E402
+import test_onnx_float_groups  # noqa: E402
 import test_onnx_layers  # noqa: E402
 
 from mcuc.backends.llvm import ROUNDING_RULES, compile_program, scratch_requests  # noqa: E402
@@ -28,7 +29,8 @@ from mcuc.verify import verify  # noqa: E402
 LAYER_TESTS = ("test_conv", "test_gemm_and_matmul", "test_add_and_mul", "test_global_average_pool",
                "test_average_pool", "test_max_pool_and_flatten", "test_elementwise_tables",
                "test_concat_requantizes_inputs", "test_pad", "test_resize_nearest", "test_transpose", "test_reshape_across_layouts",
-               "test_softmax", "test_qlinear_softmax_int8_operator", "test_quantize_linear_on_ties", "test_qlinear_add_every_input_pair")
+               "test_softmax", "test_qlinear_softmax_int8_operator", "test_quantize_linear_on_ties", "test_qlinear_add_every_input_pair",
+               "test_qdq_int8_group_left_in_float", "test_qdq_int8_add_of_a_shared_tensor")
 
 
 def run_on_llvm(graph, inputs):
@@ -71,3 +73,84 @@ def test_onnx_networks_on_llvm(network, fmt, activations):
         data = onnx_models.quantize(onnx_models.NETWORKS[network](np.random.default_rng(7)), fmt, activations, seed=1)
     report = verify(load_model(data, format="onnx"), ["llvm"], samples=2, seed=11)
     assert report["backends"]["llvm"]["bit_exact"], report
+
+
+def _forced_float(graph):
+    """The graph with its conv/FC/MEAN ops marked as onnxruntime float groups (the
+    threads the frontend would record), whatever this host's onnxruntime fuses."""
+    from dataclasses import replace
+
+    from mcuc.frontend.onnx_values import ORT_THREADS
+
+    ops = []
+    for op in graph.ops:
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN"):
+            extra = {"ort_threads": ORT_THREADS} if op.kind == "CONV_2D" else {}
+            op = op.with_(attrs=replace(op.attrs, ort_float=True, **extra))
+        ops.append(op)
+    return graph.with_(ops=tuple(ops))
+
+
+@pytest.mark.parametrize("case", test_onnx_float_groups.CONVS + test_onnx_float_groups.FCS, ids=str)
+def test_float_groups_on_llvm_equal_reference(case):
+    """Every MLAS kernel shape of ir/ops/_ort_float.py (M == 1 blocks of four and their
+    tails, transposed-B lanes in 4/2/1-unit blocks, FMA3 blocks per thread segment) as
+    llvm code: byte-exact with the reference interpreter on many inputs."""
+    from mcuc.ir.interpreter import run
+
+    quantized, _, shape = test_onnx_float_groups._float_model(case, 3)
+    graph = _forced_float(load_model(quantized, format="onnx").graph)
+    compiled = compile_program(plan(graph, scratch_requests))
+    rng = np.random.default_rng(5)
+    for _ in range(8):
+        x = rng.normal(0, 1, shape).astype(np.float32)
+        assert compiled([x])[0].tobytes() == run(graph, [x])[0].tobytes()
+
+
+@pytest.mark.parametrize("share_input, share_output", [(True, False), (False, True)])
+def test_global_average_pool_left_in_float_on_llvm(share_input, share_output):
+    from mcuc.oracle_onnx import OnnxOracle
+
+    quantized, _ = test_onnx_float_groups._gap_model(0, (1, 12, 7, 7), share_input, share_output)
+    graph = load_model(quantized, format="onnx").graph
+    assert any(getattr(op.attrs, "ort_float", False) for op in graph.ops if op.kind == "MEAN") \
+        or not test_onnx_float_groups.ORT_QDQ_INT8_RUNS_AS_UINT8
+    compiled = compile_program(plan(graph, scratch_requests))
+    oracle = OnnxOracle(quantized)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = rng.normal(0, 2, (1, 12, 7, 7)).astype(np.float32)
+        assert all(e.tobytes() == a.tobytes() for e, a in zip(oracle([x]), compiled([x])))
+
+
+def test_mobilenet_v2_qdq_int8_on_llvm_many_inputs():
+    """The network whose depthwise float group needs MLAS's M == 1 kernel order: llvm
+    byte-exact with onnxruntime on 4 seeds x 10 inputs."""
+    from mcuc.oracle_onnx import OnnxOracle
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = onnx_models.quantize(onnx_models.mobilenet_v2(np.random.default_rng(7)), "qdq", "int8", seed=1)
+    graph = load_model(data, format="onnx").graph
+    compiled = compile_program(plan(graph, scratch_requests))
+    oracle = OnnxOracle(data)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        for _ in range(10):
+            x = rng.normal(0, 1, (1, 3, 96, 96)).astype(np.float32)
+            assert oracle([x])[0].tobytes() == compiled([x])[0].tobytes()
+
+
+@pytest.mark.parametrize("attrs", test_onnx_float_groups.POOLS, ids=str)
+def test_average_pool_left_in_float_on_llvm(attrs):
+    from mcuc.frontend.onnx_values import ORT_NCHWC_BLOCK
+    from mcuc.oracle_onnx import OnnxOracle
+
+    shape = (1, 2 * ORT_NCHWC_BLOCK, 9, 9)
+    quantized, _ = test_onnx_float_groups._gap_model(1, shape, True, False, "AveragePool", 0.03, **attrs)
+    compiled = compile_program(plan(load_model(quantized, format="onnx").graph, scratch_requests))
+    oracle = OnnxOracle(quantized)
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        x = rng.normal(0, 2, shape).astype(np.float32)
+        assert all(e.tobytes() == a.tobytes() for e, a in zip(oracle([x]), compiled([x])))

@@ -13,7 +13,7 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
-from mcuc.frontend.onnx_values import NHWC_TO_NCHW, ORT_THREADS  # noqa: E402
+from mcuc.frontend.onnx_values import NHWC_TO_NCHW, ORT_QDQ_INT8_RUNS_AS_UINT8, ORT_THREADS  # noqa: E402
 from mcuc.ir.interpreter import run  # noqa: E402
 from mcuc.ir.ops import _ort_float  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
@@ -122,16 +122,17 @@ def test_mobilenet_v2_qdq_int8_on_many_inputs():
             assert oracle([x])[0].tobytes() == run(graph, [x])[0].tobytes()
 
 
-def _gap_model(seed: int, shape: tuple[int, ...], share_input: bool, share_output: bool):
-    """x -> Q -> DQ -> GlobalAveragePool -> Q -> DQ; a shared Q (a second consumer,
+def _gap_model(seed: int, shape: tuple[int, ...], share_input: bool, share_output: bool,
+               op_type: str = "GlobalAveragePool", out_scale: float = 0.02, **attrs):
+    """x -> Q -> DQ -> op (GlobalAveragePool) -> Q -> DQ; a shared Q (a second consumer,
     Flatten) is not converted to uint8 by onnxruntime, so a group with one side shared
     mixes int8 and uint8 and runs in float. Returns (model, model exposing the float "c")."""
     rng = np.random.default_rng(seed)
     b = _Builder("int8", rng)
     s, z = b.qparams(0.05)
-    so, zo = b.qparams(0.02)
+    so, zo = b.qparams(out_scale)
     b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q"]), helper.make_node("DequantizeLinear", ["q", s, z], ["d"]),
-                helper.make_node("GlobalAveragePool", ["d"], ["c"]),
+                helper.make_node(op_type, ["d"], ["c"], **attrs),
                 helper.make_node("QuantizeLinear", ["c", so, zo], ["qc"]), helper.make_node("DequantizeLinear", ["qc", so, zo], ["y"])]
     outputs = ["y"]
     for shared, (name, sc, zc) in ((share_input, ("d", s, z)), (share_output, ("y", so, zo))):
@@ -184,3 +185,43 @@ def test_global_average_pool_group_left_in_float(seed, share_input, share_output
     for _ in range(20):
         x = rng.normal(0, 2, (1, 12, 7, 7)).astype(np.float32)
         assert all(e.tobytes() == a.tobytes() for e, a in zip(oracle([x]), run(graph, [x])))
+
+
+POOLS = [dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=0),
+         dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=1),
+         dict(kernel_shape=[2, 2], strides=[2, 2])]
+
+
+@pytest.mark.parametrize("attrs", POOLS, ids=str)
+@pytest.mark.parametrize("share_input, share_output", [(True, False), (False, True), (True, True)])
+def test_average_pool_group_left_in_float(attrs, share_input, share_output):
+    """Where onnxruntime pools an int8 QDQ group in float (MLAS's NCHWc kernel: channels
+    a multiple of its block), the reference reproduces it (AVERAGE_POOL_2D ort_float)."""
+    from mcuc.frontend.onnx_values import ORT_NCHWC_BLOCK
+    from mcuc.oracle_onnx import OnnxOracle
+
+    shape = (1, 2 * ORT_NCHWC_BLOCK, 9, 9)
+    quantized, _ = _gap_model(1, shape, share_input, share_output, "AveragePool", 0.03, **attrs)
+    graph = load_model(quantized, format="onnx").graph
+    oracle = OnnxOracle(quantized)
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        x = rng.normal(0, 2, shape).astype(np.float32)
+        assert all(e.tobytes() == a.tobytes() for e, a in zip(oracle([x]), run(graph, [x])))
+
+
+@pytest.mark.parametrize("op_type, channels, attrs", [("AveragePool", 6, POOLS[0]), ("Softmax", 6, {"axis": 1})])
+def test_float_groups_mcuc_does_not_reproduce_are_rejected(op_type, channels, attrs):
+    """A float AveragePool outside the NCHWc kernel and a float Softmax: a named error
+    that says what to do (where onnxruntime fuses the group, the model loads)."""
+    from mcuc.ir.errors import MCUCError
+
+    shape = (1, channels, 5, 5) if op_type == "AveragePool" else (1, channels)
+    mixed, _ = _gap_model(0, shape, True, False, op_type, 1 / 256, **attrs)
+    fused, _ = _gap_model(0, shape, True, True, op_type, 1 / 256, **attrs)
+    load_model(fused, format="onnx")
+    if not ORT_QDQ_INT8_RUNS_AS_UINT8:
+        load_model(mixed, format="onnx")
+        return
+    with pytest.raises(MCUCError, match=rf"\({op_type}\).*runs it in float.*uint8 activations"):
+        load_model(mixed, format="onnx")

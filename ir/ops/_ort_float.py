@@ -41,6 +41,15 @@ def _bias(op: Op, inputs: list[np.ndarray], channels: int) -> np.ndarray | None:
     return int_to_f32(inputs[2].astype(np.int64)) * np.broadcast_to(b_t.quant.scale.astype(np.float32), (channels,))
 
 
+def quantize_with_clamp(op: Op, values: np.ndarray) -> np.ndarray:
+    """QuantizeLinear of a float op's result, then the op's fused clamp. Used by
+    AVERAGE_POOL_2D left in float: MLAS's NCHWc average pool (channel counts that are a
+    multiple of its block) sums the window's valid taps in row-major order and divides by
+    the count, the same float mean as QLinearAveragePool's, so only the output rounding
+    differs (tests/test_onnx_float_groups.py)."""
+    return _quantize(op, values)
+
+
 def _quantize(op: Op, acc: np.ndarray) -> np.ndarray:
     y_t = op.output
     info = np.iinfo(np.dtype(y_t.dtype))

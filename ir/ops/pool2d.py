@@ -34,6 +34,9 @@ class Pool2DAttrs:
     ort_offset: int = 0
     # Divide by the whole window (ONNX count_include_pad=1) instead of its valid part.
     count_include_pad: bool = False
+    # onnxruntime left this QDQ AveragePool in float (DQ -> float op -> Q): the same float
+    # mean, then QuantizeLinear (ir/ops/_ort_float.py).
+    ort_float: bool = False
 
 
 def _window_has_valid_element(in_size: int, out_size: int, kernel: int, stride: int, pad_before: int) -> bool:
@@ -105,6 +108,10 @@ def evaluate_average_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.nd
         ones = np.ones(x_t.shape[:3] + (1,), np.int64)
         count = _pool_windows(ones, a, y_t.shape[:3] + (1,), 0).sum(axis=(3, 4)).astype(np.float32)
     mean = total / count
+    if getattr(a, "ort_float", False):
+        from ._ort_float import quantize_with_clamp
+
+        return [quantize_with_clamp(op, mean)]
     zp = np.float32(y_t.quant.scalar_zero_point + a.ort_offset)
     q = rne_to_int(mean / np.float32(y_t.quant.scale[0]) + zp) - a.ort_offset
     lo, hi = np.iinfo(np.dtype(y_t.dtype)).min, np.iinfo(np.dtype(y_t.dtype)).max

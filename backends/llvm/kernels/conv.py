@@ -43,6 +43,12 @@ def _bias_data(call: KernelCall) -> np.ndarray | None:
     return None if bias is None else bias.data
 
 
+def _onnxruntime_float(call: KernelCall) -> bool:
+    """Whether onnxruntime runs the op's QDQ group in float (kernels/ort_float.py)."""
+    a = call.op.attrs
+    return getattr(a, "rounding", TFLITE) == ONNXRUNTIME and getattr(a, "ort_float", False)
+
+
 def _onnxruntime_pairs(call: KernelCall) -> bool:
     """Whether the op sums uint8 x int8 products in saturating int16 pairs, as
     onnxruntime does on x86 without VNNI (kernels/ort_pairs.py)."""
@@ -105,7 +111,10 @@ def _guarded_tap(em: Emitter, padded: bool, iy: ir.Value, h: int, ix: ir.Value, 
 @register("CONV_2D")
 def conv2d(call: KernelCall) -> None:
     x_t, w_t = call.op.inputs[0], call.op.inputs[1]
-    if _onnxruntime_pairs(call):
+    if _onnxruntime_float(call):
+        from .ort_float import conv2d_float
+        conv2d_float(call)
+    elif _onnxruntime_pairs(call):
         from .ort_pairs import conv2d_pairs
         conv2d_pairs(call)
     elif x_t.shape[3] == w_t.shape[3]:
@@ -224,7 +233,10 @@ def _conv_grouped(call: KernelCall) -> None:
 @register("DEPTHWISE_CONV_2D")
 def depthwise_conv2d(call: KernelCall) -> None:
     op = call.op
-    if _onnxruntime_pairs(call):
+    if _onnxruntime_float(call):
+        from .ort_float import depthwise_float
+        depthwise_float(call)
+    elif _onnxruntime_pairs(call):
         from .ort_pairs import depthwise_pairs
         depthwise_pairs(call)
     elif call.step.in_place:
@@ -386,6 +398,10 @@ def _scratch_plane(call: KernelCall, nbytes: int) -> ir.Value:
 
 @register("FULLY_CONNECTED")
 def fully_connected(call: KernelCall) -> None:
+    if _onnxruntime_float(call):
+        from .ort_float import fully_connected_float
+        fully_connected_float(call)
+        return
     if _onnxruntime_pairs(call):
         from .ort_pairs import fully_connected_pairs
         fully_connected_pairs(call)

@@ -167,6 +167,10 @@ def _mul_onnxruntime(call: KernelCall) -> None:
 @register("MUL")
 def mul(call: KernelCall) -> None:
     em, op = call.em, call.op
+    if _rounds_like_onnxruntime(op) and getattr(op.attrs, "ort_float", False):
+        from .ort_float import mul_float
+        mul_float(call)
+        return
     if _rounds_like_onnxruntime(op):
         _mul_onnxruntime(call)
         return

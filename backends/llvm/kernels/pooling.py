@@ -110,11 +110,15 @@ def _average_pool_onnxruntime(call: KernelCall) -> None:
         y_base = em.index([(bi, oh * ow * c), (oy, ow * c), (ox, c)])
         with em.loop(c, "c1") as ch:
             mean = b.fdiv(em.load(acc, ch), divisor)
-            q = b.fadd(b.fdiv(mean, y_scale), zero)
-            bounded = fmin(em, fmax(em, q, f32(-2.0**30)), f32(2.0**30))
-            y = em.clamp(em.add(round_half_even(em, bounded), -a.ort_offset), lo, hi)
-            y = em.clamp(y, a.act_min, a.act_max)
-            em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(y_base, ch))
+            if getattr(a, "ort_float", False):  # float AveragePool, then QuantizeLinear
+                from .ort_float import _quantize_store
+                _quantize_store(call, mean, y_ptr, b.add(y_base, ch))
+            else:
+                q = b.fadd(b.fdiv(mean, y_scale), zero)
+                bounded = fmin(em, fmax(em, q, f32(-2.0**30)), f32(2.0**30))
+                y = em.clamp(em.add(round_half_even(em, bounded), -a.ort_offset), lo, hi)
+                y = em.clamp(y, a.act_min, a.act_max)
+                em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(y_base, ch))
 
 
 @register("MAX_POOL_2D")
@@ -127,6 +131,10 @@ def mean(call: KernelCall) -> None:
     """Sum over the reduced axes in int32, minus zp * count, then one requantization
     whose multiplier has 1/count folded in (mcuc.ir.ops.mean)."""
     em, op = call.em, call.op
+    if getattr(op.attrs, "rounding", TFLITE) == ONNXRUNTIME and getattr(op.attrs, "ort_float", False):
+        from .ort_float import global_average_pool_float
+        global_average_pool_float(call)
+        return
     x_t, y_t = op.input, op.output
     b = em.b
     axes = resolved_axes(op)
