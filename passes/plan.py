@@ -93,6 +93,9 @@ def _with_shifted_depthwise(graph: Graph, program: Program, scratch: ScratchFn |
         for shift in sorted(candidates | {0}, key=abs):
             if shift != wished.get(i, 0):
                 attempt({**wished, i: shift})
+    if best is not program:  # the unshifted figures, for reports (the bound moves with the storage)
+        best.notes["unshifted"] = {"arena_bytes": program.arena_bytes,
+                                   "live_bound_bytes": program.live_bound_bytes}
     return best
 
 

@@ -38,6 +38,7 @@ def memory_rows(program: Program) -> list[dict]:
             "name": op.name,
             "live_bytes": live[i],
             "in_place": step.in_place,
+            "in_place_shift": getattr(step, "in_place_shift", 0),
             "overlap": getattr(step, "overlap", False),
             "alias": step.alias,
             "outputs": [{"name": t.name, "offset": program.offsets.get(t), "size": t.nbytes} for t in op.outputs],
@@ -57,6 +58,8 @@ def memory_table(program: Program) -> str:
         outs = ", ".join(f"{o['size']}@{o['offset']}" for o in row["outputs"])
         notes = " ".join(n for n, on in (("in-place", row["in_place"]), ("overlap", row["overlap"]),
                                               ("alias", row["alias"])) if on)
+        if row["in_place_shift"]:
+            notes += f" {row['in_place_shift']:+d}B"
         if row["scratch"]:
             notes += " scratch " + ", ".join(f"{s['size']}@{s['offset']}" for s in row["scratch"])
         mark = " <- peak" if row["live_bytes"] == peak else ""
