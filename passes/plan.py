@@ -56,41 +56,49 @@ def _plan_in_order(graph: Graph, scratch: ScratchFn | None, optimize: bool,
     return best
 
 
+# Plans built at most while looking for depthwise shifts (each is a full placement).
+MAX_SHIFT_TRIALS = 40
+
+
 def _with_shifted_depthwise(graph: Graph, program: Program, scratch: ScratchFn | None) -> Program:
     """Let in-place depthwise convs write their output a few pixels after or before their
     input (Step.in_place_shift) where that shrinks the arena.
 
     A chain of overlapping convolutions moves its tensors down by each conv's overlap
     shift, so the chain's storage group spreads and scratch no longer fits beside it;
-    an in-place depthwise between them can move the data back up. Tried: the same shift
-    for every in-place depthwise (each candidate), then one step at a time around the
-    peak, each kept only if the arena shrinks."""
+    an in-place depthwise between them can move the data back up. Tried, each kept only
+    if the arena shrinks: every depthwise undoing its producer's overlap shift (rounded
+    up to whole pixels), the same pixel count for every depthwise, then one step at a
+    time around the peak."""
     if program.arena_bytes <= program.live_bound_bytes:
         return program
     pointwise = frozenset(i for i, s in enumerate(program.steps) if s.overlap and is_overlappable_conv(s.op))
     steps = [i for i, s in enumerate(program.steps) if s.in_place and s.op.kind == DEPTHWISE]
     if not steps:
         return program
-    candidates = _depthwise_shift_candidates(graph, steps, pointwise)
-    if not candidates:
-        return program
+    candidates = {i: _depthwise_shift_candidates(graph, i, pointwise) for i in steps}
     best, wished = program, {i: program.steps[i].in_place_shift for i in steps}
+    trials = [0]
 
-    def attempt(shifts: dict[int, int]) -> bool:
+    def attempt(shifts: dict[int, int]) -> None:
         nonlocal best, wished
+        if trials[0] >= MAX_SHIFT_TRIALS:
+            return
+        trials[0] += 1
         trial = build_program(graph, plan_storage(graph, pointwise=pointwise, depthwise_shifts=shifts),
                               scratch, optimize=True)
         if trial.arena_bytes < best.arena_bytes:
             best, wished = trial, dict(shifts)
-            return True
-        return False
 
-    for shift in sorted(candidates, key=abs):
-        attempt({i: shift for i in steps})
+    undo = {i: c[0] for i, c in candidates.items() if c and c[0] > 0}
+    if undo:
+        attempt(undo)
+    for pixels in (1, -1, 2, -2):
+        attempt({i: pixels * graph.ops[i].inputs[0].shape[-1] for i in steps})
     live = live_bytes(best)
     near_peak = [i for i in sorted(steps, key=lambda s: -live[s]) if live[i] >= 0.9 * max(live)]
     for i in near_peak[:8]:
-        for shift in sorted(candidates | {0}, key=abs):
+        for shift in (0, *candidates[i]):
             if shift != wished.get(i, 0):
                 attempt({**wished, i: shift})
     if best is not program:  # the unshifted figures, for reports (the bound moves with the storage)
@@ -99,20 +107,20 @@ def _with_shifted_depthwise(graph: Graph, program: Program, scratch: ScratchFn |
     return best
 
 
-def _depthwise_shift_candidates(graph: Graph, steps: Sequence[int], pointwise: frozenset[int]) -> set[int]:
-    """Nonzero shifts (whole pixels) worth trying: the overlapping convs' shifts rounded
-    up to whole pixels of the depthwise convs' channels, one pixel either way, both signs."""
-    drifts = {conv_overlap_shift(graph.ops[i]) for i in pointwise}
-    shifts: set[int] = set()
-    for i in steps:
-        op = graph.ops[i]
-        channels = op.inputs[0].shape[-1]
-        for drift in drifts | {channels}:
-            pixels = -(-drift // channels)
-            for sign in (1, -1):
-                if pixels and depthwise_shift_allowed(op, sign * pixels * channels):
-                    shifts.add(sign * pixels * channels)
-    return shifts
+def _depthwise_shift_candidates(graph: Graph, index: int, pointwise: frozenset[int]) -> list[int]:
+    """Nonzero shifts (whole pixels, allowed for this op) worth trying for the in-place
+    depthwise op `index`: first the shift undoing its producer's overlap (when its input
+    comes from an overlapping conv), then one and two pixels either way."""
+    op = graph.ops[index]
+    channels = op.inputs[0].shape[-1]
+    shifts: list[int] = []
+    producer = next((j for j, p in enumerate(graph.ops[:index]) if op.inputs[0] in p.outputs), None)
+    if producer in pointwise:
+        drift = conv_overlap_shift(graph.ops[producer])
+        shifts += [-(-drift // channels) * channels] if drift > 0 else []
+    for pixels in (1, -1, 2, -2):
+        shifts.append(pixels * channels)
+    return [s for s in dict.fromkeys(shifts) if s and depthwise_shift_allowed(op, s)]
 
 
 def _with_overlapping_pointwise(graph: Graph, program: Program, scratch: ScratchFn | None,
