@@ -131,9 +131,11 @@ def _gap_model(seed: int, shape: tuple[int, ...], share_input: bool, share_outpu
     b = _Builder("int8", rng)
     s, z = b.qparams(0.05)
     so, zo = b.qparams(out_scale)
-    b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q"]), helper.make_node("DequantizeLinear", ["q", s, z], ["d"]),
+    b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q"]),
+                helper.make_node("DequantizeLinear", ["q", s, z], ["d"]),
                 helper.make_node(op_type, ["d"], ["c"], **attrs),
-                helper.make_node("QuantizeLinear", ["c", so, zo], ["qc"]), helper.make_node("DequantizeLinear", ["qc", so, zo], ["y"])]
+                helper.make_node("QuantizeLinear", ["c", so, zo], ["qc"]),
+                helper.make_node("DequantizeLinear", ["qc", so, zo], ["y"])]
     outputs = ["y"]
     for shared, (name, sc, zc) in ((share_input, ("d", s, z)), (share_output, ("y", so, zo))):
         if shared:

@@ -246,10 +246,12 @@ def fully_connected_float(call: KernelCall) -> None:
                           b.fadd(b.fadd(b.fadd(l[4], l[5]), l[6]), l[7]))
 
         def two(l):
-            return b.fadd(b.fadd(b.fadd(l[0], l[2]), b.fadd(l[4], l[6])), b.fadd(b.fadd(l[1], l[3]), b.fadd(l[5], l[7])))
+            return b.fadd(b.fadd(b.fadd(l[0], l[2]), b.fadd(l[4], l[6])),
+                          b.fadd(b.fadd(l[1], l[3]), b.fadd(l[5], l[7])))
 
         def one(l):
-            return b.fadd(b.fadd(b.fadd(l[0], l[1]), b.fadd(l[2], l[3])), b.fadd(b.fadd(l[4], l[5]), b.fadd(l[6], l[7])))
+            return b.fadd(b.fadd(b.fadd(l[0], l[1]), b.fadd(l[2], l[3])),
+                          b.fadd(b.fadd(l[4], l[5]), b.fadd(l[6], l[7])))
 
         n4 = units // 4 * 4
         n2 = n4 + (units % 4) // 2 * 2
