@@ -28,7 +28,10 @@ CONVS = [("conv", 8, 8, 3, 8),     # depthwise, multiplier 1: M == 1 kernel
          ("conv", 5, 1, 3, 1),     # a single output channel: M == 1 kernel, odd K
          ("conv", 72, 4, 5, 1),    # K = 1800: reduction blocks per thread segment of the columns
          ("conv", 64, 16, 3, 1),   # K = 576
-         ("conv", 144, 8, 1, 1)]   # pointwise: MlasGemm
+         ("conv", 144, 8, 1, 1),   # pointwise: MlasGemm
+         ("conv", 576, 8, 1, 1),   # pointwise, long: MlasGemm's column blocks per thread
+         ("conv", 256, 16, 1, 1, (14, 14)),
+         ("conv", 64, 48, 3, 1)]   # more filters than pixels: expand, then MlasGemm
 FCS = [("gemm_t", 64, 10), ("gemm_t", 37, 7), ("gemm_t", 20, 6), ("gemm_t", 33, 5),
        ("gemm", 64, 10), ("gemm", 19, 6), ("matmul", 48, 10), ("matmul", 7, 3)]
 
@@ -44,11 +47,12 @@ def _float_model(case, seed: int):
     b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q"]),
                 helper.make_node("DequantizeLinear", ["q", s, z], ["d"])]
     if kind == "conv":
-        _, cin, cout, k, group = case
+        _, cin, cout, k, group = case[:5]
+        size = case[5] if len(case) > 5 else (7, 6)
         w, ws = b.weights((cout, cin // group, k, k), 0)
         b.nodes.append(helper.make_node("Conv", ["d", w, b.bias(xs, ws)], ["c"], kernel_shape=[k, k],
                                         pads=[k // 2] * 4, group=group))
-        shape, reduction = (1, cin, 7, 6), k * k * cin // group
+        shape, reduction = (1, cin, *size), k * k * cin // group
     else:
         _, cin, cout = case
         if kind == "gemm_t":

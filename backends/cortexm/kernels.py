@@ -260,6 +260,9 @@ def _emit_conv(fn: str, step: Step, program: Program, target: Target) -> StepCod
                  "the GEMM row scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
         ctx["scratch_offset"] = step.scratch[0].offset
     arrays, q = _requant_context(fn, op, mult, shift, folded, K.accumulator_bound(w2, bias), padded)
+    if _is_ort(op):
+        extra, ort_q = _ort_scale_context(fn, op, padded)
+        arrays, q = arrays + extra, {**q, **ort_q}
     decls = _render("conv.j2", arrays=[weights] + arrays, q=q, **ctx)
     return StepCode(decls, _call(fn), (CONV_H,))
 
@@ -307,6 +310,9 @@ def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> St
     else:
         kernel, weights = "generic", _ints("int8_t", f"{fn}_w", wk)
     arrays, q = _requant_context(fn, op, mult, shift, b, acc_bound, out_ch)
+    if _is_ort(op):
+        extra, ort_q = _ort_scale_context(fn, op, out_ch)
+        arrays, q = arrays + extra, {**q, **ort_q}
     decls = _render("depthwise.j2", arrays=[weights] + extra_arrays + arrays, q=q, kernel=kernel,
                     comment=f"{op.label}: {kernel} kernel", **ctx)
     return StepCode(decls, _call(fn), (DEPTHWISE_H,))
@@ -338,6 +344,9 @@ def _emit_fully_connected(fn: str, step: Step, program: Program, target: Target)
         weights = _ints("int8_t", f"{fn}_w", K.unit_quad_weights(w.data))
     arrays, q = _requant_context(fn, op, mult, shift, folded, K.accumulator_bound(w.data, bias),
                                  K.round_up(units, 4))
+    if _is_ort(op):
+        extra, ort_q = _ort_scale_context(fn, op, K.round_up(units, 4))
+        arrays, q = arrays + extra, {**q, **ort_q}
     decls = _render("fully_connected.j2", fn=fn, comment=f"{op.label}: {rows}x{depth} -> {units}",
                     arrays=[weights] + arrays, q=q, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op), rows=rows, depth=depth,
@@ -586,13 +595,20 @@ def _emit_mean(fn: str, step: Step, program: Program, target: Target) -> StepCod
     inner = [(1, 0)] * (4 - len(inner)) + inner
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
     _require(count > 0, op, "MEAN over an empty axis is not supported")
-    mult, shift = mean_requant_params(op, count)
     lo, hi = dtype_range(y.dtype)
+    ort_scale = "(const float *)0"
+    if _is_ort(op):
+        # QLinearGlobalAveragePool: in_scale / (out_scale * count) in float32
+        mult, shift = 0, 0
+        ort_scale = _c_f(np.float32(x.quant.scale[0]) / (np.float32(y.quant.scale[0]) * np.float32(count)))
+        ort_scale = f"&(const float){{ {ort_scale} }}"
+    else:
+        mult, shift = mean_requant_params(op, count)
     decls = _render("mean.j2", fn=fn, comment=op.label, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op), outer=[d for d, _ in outer],
                     outer_strides=[s for _, s in outer], inner=[d for d, _ in inner],
                     inner_strides=[s for _, s in inner], count=count, in_zp=_zp(x), mult=mult, shift=shift,
-                    out_zp=_zp(y), lo=lo, hi=hi)
+                    out_zp=_zp(y), lo=lo, hi=hi, ort_scale=ort_scale)
     return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
 
 
@@ -877,9 +893,266 @@ def _emit_patch_resize(fn: str, step: Step, program: Program, full: Op, call: _P
 _EMITTERS["PATCH_STAGE"] = _emit_patch_stage
 
 _TFLITE_ROUNDING = "tflite"
-# Emitters that tabulate the op's own reference semantics, so any rounding rule is exact.
+_ONNXRUNTIME_ROUNDING = "onnxruntime"
+# Emitters that tabulate the op's own reference semantics (so any rounding rule is
+# exact), or that implement both rules themselves.
 _ANY_ROUNDING = {_emit_lut, _emit_reshape, _emit_transpose, _emit_concatenation, _emit_pad, _emit_resize,
-                 _emit_patch_stage}
+                 _emit_patch_stage, _emit_conv, _emit_depthwise, _emit_fully_connected, _emit_mean}
+
+
+# -- onnxruntime's rule (mcuc_ort.h) --------------------------------------------------------
+
+ORT_H = "mcuc_ort.h"
+
+
+def _is_ort(op: Op) -> bool:
+    return getattr(op.attrs, "rounding", _TFLITE_ROUNDING) == _ONNXRUNTIME_ROUNDING
+
+
+def _floats(name: str, values, per_call: bool = False) -> CArray:
+    from mcuc.backends.cortexm.project import c_float
+
+    return CArray("float", name, [f"{c_float(v)}f" for v in np.asarray(values, np.float32).reshape(-1)], per_call)
+
+
+def _c_f(value) -> str:
+    from mcuc.backends.cortexm.project import c_float
+
+    return f"{c_float(value)}f"
+
+
+def _dequantize_table(t: Tensor) -> np.ndarray:
+    """DequantizeLinear of every int8 value (index value + 128), float32 as onnxruntime."""
+    from mcuc.ir.ort_numerics import int_to_f32
+
+    return int_to_f32(np.arange(-128, 128) - t.quant.scalar_zero_point) * np.float32(t.quant.scale[0])
+
+
+def _ort_scale_context(fn: str, op: Op, channels_padded: int) -> tuple[list[CArray], dict]:
+    """The per-channel float32 scales of onnxruntime's output stage (MlasRequantizeOutput),
+    for the mcuc_requant_t of the integer GEMM kernels."""
+    from mcuc.ir.ort_numerics import channel_scales
+
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    scales = channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], y.shape[-1])
+    lo, hi = dtype_range(y.dtype)
+    padded = np.ones(channels_padded, np.float32)
+    padded[:scales.size] = scales
+    return [_floats(f"{fn}_ort_scale", padded)], {"ort_scale": f"{fn}_ort_scale", "ort_lo": lo, "ort_hi": hi}
+
+
+@dataclass(frozen=True)
+class _Gemm:
+    """A conv-like op as mcuc_ort_conv_*'s grouped NHWC convolution."""
+
+    in_h: int
+    in_w: int
+    in_ch: int
+    out_h: int
+    out_w: int
+    out_ch: int
+    kh: int
+    kw: int
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad: tuple[int, int]
+    groups: int
+    weights: np.ndarray   # [oc, kh, kw, cin_g] int8
+    scales: np.ndarray    # per output channel weight scale (float32)
+    zero_points: np.ndarray
+
+
+def _gemm_of(op: Op) -> _Gemm:
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    a = op.attrs
+    oc = y.shape[-1]
+    scales = np.broadcast_to(w.quant.scale.astype(np.float32), (oc,))
+    zps = np.broadcast_to(w.quant.zero_point.astype(np.int64), (oc,))
+    if op.kind == "FULLY_CONNECTED":
+        units, depth = w.shape
+        rows = x.size // depth
+        return _Gemm(1, rows, depth, 1, rows, units, 1, 1, (1, 1), (1, 1), (0, 0), 1,
+                     w.data.reshape(units, 1, 1, depth), scales, zps)
+    if op.kind == "DEPTHWISE_CONV_2D":
+        _, kh, kw, _ = w.shape
+        weights = np.moveaxis(w.data[0], -1, 0)[..., None]  # [oc, kh, kw, 1]
+        groups = x.shape[3]
+    else:
+        _, kh, kw, cin_g = w.shape
+        weights = w.data
+        groups = x.shape[3] // cin_g
+    return _Gemm(x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2], oc, kh, kw, tuple(a.stride),
+                 tuple(a.dilation), (a.padding.top, a.padding.left), groups, weights, scales, zps)
+
+
+def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    """CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED under onnxruntime's rule where its
+    kernel is not an exact int32 GEMM: saturating u8 x s8 pairs (ort_u8s8_pairs) or the
+    float group (ort_float)."""
+    from mcuc.ir.ort_numerics import channel_scales, int_to_f32
+
+    op = step.op
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    _require(x.dtype == "int8" and y.dtype == "int8" and w.dtype == "int8", op,
+             "the Cortex-M backend supports int8 activations and weights only")
+    _require(x.shape[0] == 1 or op.kind == "FULLY_CONNECTED", op, f"batch {x.shape[0]} is not supported (batch 1 only)")
+    g = _gemm_of(op)
+    oc = g.out_ch
+    bias = _bias(op)
+    lo, hi = dtype_range(y.dtype)
+    arrays: list[CArray] = []
+    fields = dict(bias="(const int32_t *)0", scale="(const float *)0", fbias="(const float *)0",
+                  xdeq="(const float *)0", out_scale=_c_f(y.quant.scale[0]))
+    if op.attrs.ort_float:
+        kernel = "mcuc_ort_conv_float"
+        deq = int_to_f32(g.weights.astype(np.int64) - g.zero_points[:, None, None, None]) * g.scales[:, None, None, None]
+        arrays.append(_floats(f"{fn}_w", np.ascontiguousarray(deq.transpose(0, 3, 1, 2))))  # [oc][cin_g][kh][kw]
+        arrays.append(_floats(f"{fn}_xdeq", _dequantize_table(x)))
+        fields["xdeq"] = f"{fn}_xdeq"
+        if bias is not None:
+            b_t = op.inputs[2]
+            fb = int_to_f32(bias) * np.broadcast_to(b_t.quant.scale.astype(np.float32), (oc,))
+            arrays.append(_floats(f"{fn}_fbias", fb))
+            fields["fbias"] = f"{fn}_fbias"
+    else:
+        kernel = "mcuc_ort_conv_pairs"
+        arrays.append(_ints("int8_t", f"{fn}_w", g.weights))
+        zero_point = _zp(x) + 128
+        folded = (np.zeros(oc, np.int64) if bias is None else bias) \
+            - zero_point * g.weights.reshape(oc, -1).astype(np.int64).sum(axis=1)
+        arrays.append(_ints("int32_t", f"{fn}_bias", folded))
+        arrays.append(_floats(f"{fn}_scale", channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], oc)))
+        fields.update(bias=f"{fn}_bias", scale=f"{fn}_scale")
+    params = (f"static const mcuc_ort_conv_t {fn}_p = {{\n    {fields['bias']}, {fields['scale']}, {fields['fbias']}, "
+              f"{fields['xdeq']}, {fields['out_scale']},\n    {_zp(x)}, {_zp(y)}, {lo}, {hi}, "
+              f"{op.attrs.act_min}, {op.attrs.act_max}\n}};")
+    body = (f"    {kernel}((const int8_t *)(arena + {_offset(program, x, op)}), (int8_t *)(arena + {_offset(program, y, op)}),\n"
+            f"        {g.in_h}, {g.in_w}, {g.in_ch}, {g.out_h}, {g.out_w}, {oc}, {g.kh}, {g.kw}, {g.stride[0]}, "
+            f"{g.stride[1]}, {g.dilation[0]}, {g.dilation[1]}, {g.pad[0]}, {g.pad[1]}, {g.groups}, {fn}_w, &{fn}_p);")
+    rule = "float group" if op.attrs.ort_float else "u8 x s8 int16 pairs"
+    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime {rule}", arrays=arrays, params=params,
+                    body=body)
+    return StepCode(decls, _call(fn), (ORT_H,))
+
+
+def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    """ADD (QLinearAdd) and MUL (QLinearMul) under onnxruntime's rule, and their float
+    groups (ort_float): per element through the broadcasting six loops."""
+    from mcuc.ir.ort_numerics import fma_f32
+
+    op = step.op
+    x1, x2, y = op.inputs[0], op.inputs[1], op.output
+    a = op.attrs
+    _require(x1.dtype == x2.dtype == y.dtype == "int8", op, "the Cortex-M backend supports int8 only")
+    _require(len(y.shape) <= 6, op, f"rank {len(y.shape)} is beyond the supported 6")
+    lo, hi = dtype_range(y.dtype)
+    arrays: list[CArray] = []
+    consts = [None, None]
+    for k, t in enumerate((x1, x2)):
+        if t.is_constant:
+            consts[k] = f"{_naming.name or fn}_c{k + 1}"
+            arrays.append(CArray("int8_t", consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
+    if a.ort_float:
+        arrays += [_floats(f"{fn}_deq1", _dequantize_table(x1)), _floats(f"{fn}_deq2", _dequantize_table(x2))]
+        ctype, one = "mcuc_ort_float_binary_t", "mcuc_ort_float_binary_one"
+        params = (f"{fn}_deq1, {fn}_deq2, {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi}, {a.act_min}, {a.act_max}, "
+                  f"{int(op.kind == 'MUL')}")
+    elif op.kind == "ADD":
+        off = a.ort_offset
+        sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y))
+        za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y))
+        ra, rb = np.float32(sa / sc), np.float32(sb / sc)
+        fixed = np.float32(zc - fma_f32(ra, za, np.float32(rb * zb)))
+        swap = int(x1.size == 1 and x2.size != 1)
+        ctype, one = "mcuc_ort_add_t", "mcuc_ort_add_one"
+        params = f"{_c_f(ra)}, {_c_f(rb)}, {_c_f(fixed)}, {off}, {lo}, {hi}, {a.act_min}, {a.act_max}, {swap}"
+    else:
+        off = a.ort_offset
+        sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y))
+        ratio = np.float32(np.float32(sa * sb) / sc)
+        ctype, one = "mcuc_ort_mul_t", "mcuc_ort_mul_one"
+        params = (f"{x1.quant.scalar_zero_point}, {x2.quant.scalar_zero_point}, {_c_f(ratio)}, "
+                  f"{_c_f(np.float32(y.quant.scalar_zero_point + off))}, {off}, {lo}, {hi}, {a.act_min}, {a.act_max}")
+    extents = [int(e) for e in (1,) * (6 - len(y.shape)) + tuple(y.shape)]
+    s1, s2 = _broadcast_strides(x1.shape, y.shape), _broadcast_strides(x2.shape, y.shape)
+    in1 = consts[0] or f"(const int8_t *)(arena + {_offset(program, x1, op)})"
+    in2 = consts[1] or f"(const int8_t *)(arena + {_offset(program, x2, op)})"
+    body = (f"    static const int extents[6] = {{ {', '.join(map(str, extents))} }};\n"
+            f"    static const int s1[6] = {{ {', '.join(map(str, s1))} }};\n"
+            f"    static const int s2[6] = {{ {', '.join(map(str, s2))} }};\n"
+            f"    const int8_t *in1 = {in1};\n    const int8_t *in2 = {in2};\n"
+            f"    int8_t *out = (int8_t *)(arena + {_offset(program, y, op)});\n"
+            f"    MCUC_FOR6(extents, {{ out[o] = {one}(in1[MCUC_IDX(s1)], in2[MCUC_IDX(s2)], &{fn}_p); }});")
+    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime rule", arrays=arrays,
+                    params=f"static const {ctype} {fn}_p = {{ {params} }};", body=body)
+    return StepCode(decls, _call(fn), (ORT_H, ELEMENTWISE_H))
+
+
+def _emit_ort_avg_pool(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    op = step.op
+    x, y = op.input, op.output
+    a = op.attrs
+    _require(x.dtype == y.dtype == "int8", op, "the Cortex-M backend supports int8 pooling only")
+    lo, hi = dtype_range(y.dtype)
+    lo, hi = max(lo, a.act_min), min(hi, a.act_max)
+    body = (f"    mcuc_ort_avg_pool((const int8_t *)(arena + {_offset(program, x, op)}), "
+            f"(int8_t *)(arena + {_offset(program, y, op)}),\n        {x.shape[0]}, {x.shape[1]}, {x.shape[2]}, "
+            f"{x.shape[3]}, {y.shape[1]}, {y.shape[2]}, {a.filter[0]}, {a.filter[1]}, {a.stride[0]}, {a.stride[1]}, "
+            f"{a.padding.top}, {a.padding.left}, {int(a.count_include_pad)}, {fn}_xdeq,\n        "
+            f"{_c_f(y.quant.scale[0])}, {_c_f(np.float32(y.quant.scalar_zero_point + a.ort_offset))}, "
+            f"{a.ort_offset}, {lo}, {hi});")
+    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime QLinearAveragePool",
+                    arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params="", body=body)
+    return StepCode(decls, _call(fn), (ORT_H,))
+
+
+def _emit_ort_softmax(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    """QLinearSoftmax: the float exp table of ort_numerics.qlinear_softmax, built here the
+    same way."""
+    import math
+
+    op = step.op
+    x, y = op.input, op.output
+    depth = x.shape[-1]
+    x_scale = float(np.float32(x.quant.scale[0]))
+    shift = max(0.0, math.log(float(np.finfo(np.float32).max) / depth) - 5.0) / x_scale
+    table = np.exp((np.arange(256, dtype=np.float64) - 255 + shift) * x_scale).astype(np.float32)
+    floor_inv = np.float32(np.floor(np.float32(1.0) / np.float32(y.quant.scale[0])))
+    offset = 128 if op.attrs.ort_uint8 else 0
+    lo, hi = (0, 255) if op.attrs.ort_uint8 else (-128, 127)
+    body = (f"    mcuc_ort_softmax((const int8_t *)(arena + {_offset(program, x, op)}), "
+            f"(int8_t *)(arena + {_offset(program, y, op)}), {x.size // depth}, {depth}, {fn}_table,\n"
+            f"        {_c_f(floor_inv)}, {_c_f(np.float32(y.quant.scalar_zero_point + offset))}, {offset}, {lo}, {hi});")
+    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime QLinearSoftmax",
+                    arrays=[_floats(f"{fn}_table", table)], params="", body=body)
+    return StepCode(decls, _call(fn), (ORT_H,))
+
+
+def _emit_ort_quantize(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    op = step.op
+    x, y = op.input, op.output
+    if x.dtype != "float32":
+        return _emit_lut(fn, step, program, target)
+    _require(y.dtype in ("int8", "int16"), op, f"output dtype {y.dtype} is not supported (int8, int16)")
+    lo, hi = dtype_range(y.dtype)
+    body = (f"    const float *in = (const float *)(const void *)(arena + {_offset(program, x, op)});\n"
+            f"    {y.dtype}_t *out = ({y.dtype}_t *)(void *)(arena + {_offset(program, y, op)});\n"
+            f"    int i;\n    for (i = 0; i < {x.size}; i++) {{\n"
+            f"        out[i] = ({y.dtype}_t)mcuc_ort_quantize_linear(in[i], {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi});\n"
+            f"    }}")
+    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime QuantizeLinear", arrays=[], params="",
+                    body=body)
+    return StepCode(decls, _call(fn), (ORT_H,))
+
+
+def _ort_emitter(op: Op, emitter):
+    """The emitter for an op under onnxruntime's rule (None: the ordinary emitter handles
+    both rules)."""
+    a = op.attrs
+    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return _emit_ort_gemm if (a.ort_float or a.ort_u8s8_pairs) else None
+    return {"ADD": _emit_ort_binary, "MUL": _emit_ort_binary, "AVERAGE_POOL_2D": _emit_ort_avg_pool,
+            "SOFTMAX": _emit_ort_softmax, "QUANTIZE": _emit_ort_quantize}.get(op.kind)
 
 
 def emit_step(index: int, step: Step, program: Program, target: Target) -> StepCode:
@@ -888,7 +1161,9 @@ def emit_step(index: int, step: Step, program: Program, target: Target) -> StepC
     op = step.op
     emitter = _EMITTERS.get(op.kind)
     rounding = getattr(op.attrs, "rounding", _TFLITE_ROUNDING)
-    if rounding != _TFLITE_ROUNDING and emitter not in _ANY_ROUNDING:
+    if rounding == _ONNXRUNTIME_ROUNDING and emitter is not None:
+        emitter = _ort_emitter(op, emitter) or emitter
+    if rounding != _TFLITE_ROUNDING and emitter not in _ANY_ROUNDING and emitter not in _ORT_EMITTERS:
         raise MCUCError(f"step {index} {op.label}: requantization rule {rounding!r} (from an ONNX model) "
                         f"has no Cortex-M kernel for {op.kind} yet; only TFLite's rule is supported here")
     if emitter is None:
@@ -896,6 +1171,9 @@ def emit_step(index: int, step: Step, program: Program, target: Target) -> StepC
                         f"(supported: {', '.join(sorted(_EMITTERS))})")
     code = emitter(f"mcuc_step{index}", step, program, target)
     return StepCode(code.decls, code.call, tuple(dict.fromkeys((FIXEDPOINT_H,) + code.runtime)))
+
+
+_ORT_EMITTERS = {_emit_ort_gemm, _emit_ort_binary, _emit_ort_avg_pool, _emit_ort_softmax, _emit_ort_quantize}
 
 
 def unsupported_kinds() -> list[str]:

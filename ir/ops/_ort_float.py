@@ -97,6 +97,27 @@ def conv_segments(n_out: int, filters: int, k: int, groups: int, threads: int) -
     return [(start, min(stride, n_out - start)) for start in range(0, n_out, stride)]
 
 
+def gemm_segments(m: int, n: int, k: int, threads: int) -> list[tuple[int, int]]:
+    """MlasGemmBatch's column ranges: with more columns than rows, N is cut into blocks
+    of 16 shared out evenly (MlasPartitionWork) among min(M*N*K / 64Ki + 1, threads)
+    threads, each running its own MlasSgemmOperation; else the rows are split and every
+    thread sees all N columns."""
+    target = min(m * n * k // SGEMM_THREAD_COMPLEXITY + 1, threads)
+    if n <= m or target <= 1:
+        return [(0, n)]
+    blocked = -(-n // SGEMM_STRIDE_N_THREAD_ALIGN)
+    target = min(target, blocked)
+    per, extra = divmod(blocked, target)
+    segments = []
+    for t in range(target):
+        start = (per + 1) * t if t < extra else per * t + extra
+        count = per + 1 if t < extra else per
+        first, last = start * SGEMM_STRIDE_N_THREAD_ALIGN, min(n, (start + count) * SGEMM_STRIDE_N_THREAD_ALIGN)
+        if last > first:
+            segments.append((first, last - first))
+    return segments
+
+
 def conv_k_blocks(op: Op) -> np.ndarray:
     """The FMA3 reduction block of every output column (oh * ow, row-major) of a float
     CONV_2D with more than one output channel per group."""
@@ -110,11 +131,15 @@ def conv_k_blocks(op: Op) -> np.ndarray:
     a = op.attrs
     gemm_direct = (w.shape[1] == w.shape[2] == 1 and a.stride == (1, 1)
                    and (a.padding.top, a.padding.bottom, a.padding.left, a.padding.right) == (0, 0, 0, 0))
+    threads = max(1, getattr(a, "ort_threads", 1))
     blocks = np.empty(n_out, np.int64)
-    if gemm_direct or oc // g > n_out:
-        blocks[:] = sgemm_k_block(n_out, k)  # MlasGemm on every column (one thread's worth)
-        return blocks
-    for start, count in conv_segments(n_out, oc // g, k, g, max(1, getattr(a, "ort_threads", 1))):
+    if gemm_direct and g > 1:  # MlasConvGemmDirectThreaded: one MlasSgemmOperation per group
+        segments = [(0, n_out)]
+    elif gemm_direct or oc // g > n_out:  # MlasGemm (GemmDirect, ExpandThenGemm)
+        segments = gemm_segments(oc // g, n_out, k, threads)
+    else:  # ExpandThenGemmSegmented
+        segments = conv_segments(n_out, oc // g, k, g, threads)
+    for start, count in segments:
         blocks[start:start + count] = sgemm_k_block(count, k)
     return blocks
 
