@@ -18,6 +18,7 @@
 #define MCUC_CONV_H
 
 #include "mcuc_fixedpoint.h"
+#include "mcuc_ort.h"
 
 typedef struct {
     const int32_t *bias;   /* folded bias per output channel */
@@ -29,6 +30,10 @@ typedef struct {
     int32_t act_max;
     int fast;
     int zp_folded;         /* fast only: the output zero point is inside round[] */
+    const float *ort_scale; /* non-NULL: onnxruntime's rule (float32 scale per channel,
+                               round half to even, clamp to [ort_lo, ort_hi]) instead */
+    int32_t ort_lo;
+    int32_t ort_hi;
 } mcuc_requant_t;
 
 MCUC_INLINE int32_t mcuc_activation(int32_t y, const mcuc_requant_t *q) {
@@ -42,6 +47,10 @@ MCUC_INLINE int32_t mcuc_activation(int32_t y, const mcuc_requant_t *q) {
 
 MCUC_INLINE int32_t mcuc_output_stage(int32_t acc, const mcuc_requant_t *q, int c) {
     int32_t y;
+    if (q->ort_scale) {
+        y = mcuc_ort_requant(acc, q->ort_scale[c], q->out_zp, q->ort_lo, q->ort_hi);
+        return mcuc_clamp(y, q->act_min, q->act_max);
+    }
     if (q->fast) {
         y = mcuc_requant_fast(acc, q->mult[c], q->round[c], q->shift[c]);
         if (!q->zp_folded) {
@@ -57,6 +66,9 @@ MCUC_INLINE int32_t mcuc_output_stage(int32_t acc, const mcuc_requant_t *q, int 
  * compiler does only when the fast output stage applies). */
 MCUC_INLINE int32_t mcuc_output_stage_doubled(int32_t acc2, const mcuc_requant_t *q, int c) {
     int32_t y;
+    if (q->ort_scale) {
+        return mcuc_output_stage(acc2 / 2, q, c);
+    }
     if (q->fast) {
         y = mcuc_requant_fast_doubled(acc2, q->mult[c], q->round[c], q->shift[c]);
         if (!q->zp_folded) {

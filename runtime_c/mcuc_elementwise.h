@@ -209,10 +209,12 @@ MCUC_INLINE void mcuc_pool_s8(const int8_t *in, int8_t *out, int batches, int in
 }
 
 /* MEAN: for each of the outer (kept) index tuples, the sum over the inner (reduced)
- * extents; then TFLM's requantization with 1/count folded into the multiplier. */
+ * extents; then TFLM's requantization with 1/count folded into the multiplier, or with
+ * `ort_scale` onnxruntime's (QLinearGlobalAveragePool: float32 scale, half to even). */
 MCUC_INLINE void mcuc_mean_s8(const int8_t *in, int8_t *out, const int *outer, const int *outer_strides,
                               const int *inner, const int *inner_strides, int32_t count, int32_t in_zp,
-                              int32_t mult, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi) {
+                              int32_t mult, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi,
+                              const float *ort_scale) {
     int a0, a1, a2, a3, o = 0;
     for (a0 = 0; a0 < outer[0]; a0++)
         for (a1 = 0; a1 < outer[1]; a1++)
@@ -231,8 +233,11 @@ MCUC_INLINE void mcuc_mean_s8(const int8_t *in, int8_t *out, const int *outer, c
                                 }
                     {
                         const int32_t shifted = (int32_t)((uint32_t)sum - (uint32_t)in_zp * (uint32_t)count);
-                        const int32_t y = mcuc_mbqm(shifted, mult, shift) + out_zp;
-                        out[o] = (int8_t)mcuc_clamp(y, lo, hi);
+                        if (ort_scale) {
+                            out[o] = (int8_t)mcuc_ort_requant(shifted, *ort_scale, out_zp, lo, hi);
+                        } else {
+                            out[o] = (int8_t)mcuc_clamp(mcuc_mbqm(shifted, mult, shift) + out_zp, lo, hi);
+                        }
                     }
                 }
 }

@@ -22,7 +22,11 @@ from mcuc.ir.program import Program
 from .project import ModelIO, write_project
 from .target import TARGETS, Target, get_target
 
-__all__ = ["write_project", "run_cortexm", "run_chost", "Target", "TARGETS", "get_target"]
+__all__ = ["write_project", "run_cortexm", "run_chost", "Target", "TARGETS", "get_target", "ROUNDING_RULES"]
+
+# The requantization rules the C kernels implement exactly (mcuc.ir.ort_numerics):
+# TFLite's and onnxruntime's (runtime_c/mcuc_ort.h).
+ROUNDING_RULES = ("tflite", "onnxruntime")
 
 # program -> {target name -> build}; entries (and their temporary directories) go away
 # with the program: builds hold a ModelIO, never the Program itself.

@@ -1003,10 +1003,27 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
     arrays: list[CArray] = []
     fields = dict(bias="(const int32_t *)0", scale="(const float *)0", fbias="(const float *)0",
                   xdeq="(const float *)0", out_scale=_c_f(y.quant.scale[0]))
+    schedule = ""
     if op.attrs.ort_float:
+        from mcuc.ir.ops._ort_float import conv_k_blocks, sgemm_k_block
+
         kernel = "mcuc_ort_conv_float"
         deq = int_to_f32(g.weights.astype(np.int64) - g.zero_points[:, None, None, None]) * g.scales[:, None, None, None]
         arrays.append(_floats(f"{fn}_w", np.ascontiguousarray(deq.transpose(0, 3, 1, 2))))  # [oc][cin_g][kh][kw]
+        # which of MLAS's SGEMM kernels sums each output (the reference's own choice)
+        if op.kind == "FULLY_CONNECTED":
+            kernel = "mcuc_ort_fc_float"
+            schedule = (f"{int(op.attrs.ort_gemm_transposed_b)}, "
+                        f"{sgemm_k_block(oc, g.in_ch)}, ")
+        elif op.kind == "DEPTHWISE_CONV_2D" or oc // g.groups == 1:
+            schedule = f"(const uint16_t *)0, {sgemm_k_block(g.out_h * g.out_w, g.kh * g.kw)}, "
+        else:
+            blocks = conv_k_blocks(op).reshape(-1)
+            if np.all(blocks == blocks[0]):
+                schedule = f"(const uint16_t *)0, {int(blocks[0])}, "
+            else:
+                arrays.append(_ints("uint16_t", f"{fn}_blocks", blocks))
+                schedule = f"{fn}_blocks, 0, "
         arrays.append(_floats(f"{fn}_xdeq", _dequantize_table(x)))
         fields["xdeq"] = f"{fn}_xdeq"
         if bias is not None:
@@ -1026,9 +1043,14 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
     params = (f"static const mcuc_ort_conv_t {fn}_p = {{\n    {fields['bias']}, {fields['scale']}, {fields['fbias']}, "
               f"{fields['xdeq']}, {fields['out_scale']},\n    {_zp(x)}, {_zp(y)}, {lo}, {hi}, "
               f"{op.attrs.act_min}, {op.attrs.act_max}\n}};")
-    body = (f"    {kernel}((const int8_t *)(arena + {_offset(program, x, op)}), (int8_t *)(arena + {_offset(program, y, op)}),\n"
-            f"        {g.in_h}, {g.in_w}, {g.in_ch}, {g.out_h}, {g.out_w}, {oc}, {g.kh}, {g.kw}, {g.stride[0]}, "
-            f"{g.stride[1]}, {g.dilation[0]}, {g.dilation[1]}, {g.pad[0]}, {g.pad[1]}, {g.groups}, {fn}_w, &{fn}_p);")
+    pointers = f"(const int8_t *)(arena + {_offset(program, x, op)}), (int8_t *)(arena + {_offset(program, y, op)})"
+    if kernel == "mcuc_ort_fc_float":
+        body = f"    {kernel}({pointers}, {g.in_w}, {g.in_ch}, {oc}, {schedule}{fn}_w, &{fn}_p);"
+    else:
+        body = (f"    {kernel}({pointers},\n"
+                f"        {g.in_h}, {g.in_w}, {g.in_ch}, {g.out_h}, {g.out_w}, {oc}, {g.kh}, {g.kw}, {g.stride[0]}, "
+                f"{g.stride[1]}, {g.dilation[0]}, {g.dilation[1]}, {g.pad[0]}, {g.pad[1]}, {g.groups}, "
+                f"{schedule}{fn}_w, &{fn}_p);")
     rule = "float group" if op.attrs.ort_float else "u8 x s8 int16 pairs"
     decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime {rule}", arrays=arrays, params=params,
                     body=body)
@@ -1094,13 +1116,14 @@ def _emit_ort_avg_pool(fn: str, step: Step, program: Program, target: Target) ->
     a = op.attrs
     _require(x.dtype == y.dtype == "int8", op, "the Cortex-M backend supports int8 pooling only")
     lo, hi = dtype_range(y.dtype)
-    lo, hi = max(lo, a.act_min), min(hi, a.act_max)
+    if not getattr(a, "ort_float", False):
+        lo, hi = max(lo, a.act_min), min(hi, a.act_max)
     body = (f"    mcuc_ort_avg_pool((const int8_t *)(arena + {_offset(program, x, op)}), "
             f"(int8_t *)(arena + {_offset(program, y, op)}),\n        {x.shape[0]}, {x.shape[1]}, {x.shape[2]}, "
             f"{x.shape[3]}, {y.shape[1]}, {y.shape[2]}, {a.filter[0]}, {a.filter[1]}, {a.stride[0]}, {a.stride[1]}, "
             f"{a.padding.top}, {a.padding.left}, {int(a.count_include_pad)}, {fn}_xdeq,\n        "
             f"{_c_f(y.quant.scale[0])}, {_c_f(np.float32(y.quant.scalar_zero_point + a.ort_offset))}, "
-            f"{a.ort_offset}, {lo}, {hi});")
+            f"{a.ort_offset}, {lo}, {hi}, {int(getattr(a, 'ort_float', False))}, {a.act_min}, {a.act_max});")
     decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime QLinearAveragePool",
                     arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params="", body=body)
     return StepCode(decls, _call(fn), (ORT_H,))
@@ -1145,10 +1168,29 @@ def _emit_ort_quantize(fn: str, step: Step, program: Program, target: Target) ->
     return StepCode(decls, _call(fn), (ORT_H,))
 
 
+def _emit_ort_global_avg_float(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    """MEAN over H and W left in float by onnxruntime (a float GlobalAveragePool)."""
+    from mcuc.ir.ops.mean import resolved_axes
+
+    op = step.op
+    x, y = op.input, op.output
+    _require(len(x.shape) == 4 and resolved_axes(op) == (1, 2) and x.dtype == y.dtype == "int8", op,
+             "a MEAN left in float by onnxruntime must reduce H and W of a 4-D int8 tensor")
+    lo, hi = dtype_range(y.dtype)
+    body = (f"    mcuc_ort_global_avg_float((const int8_t *)(arena + {_offset(program, x, op)}), "
+            f"(int8_t *)(arena + {_offset(program, y, op)}), {x.shape[0]}, {x.shape[1] * x.shape[2]}, {x.shape[3]}, "
+            f"{fn}_xdeq, {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi});")
+    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime float GlobalAveragePool",
+                    arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params="", body=body)
+    return StepCode(decls, _call(fn), (ORT_H,))
+
+
 def _ort_emitter(op: Op, emitter):
     """The emitter for an op under onnxruntime's rule (None: the ordinary emitter handles
     both rules)."""
     a = op.attrs
+    if op.kind == "MEAN" and getattr(a, "ort_float", False):
+        return _emit_ort_global_avg_float
     if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
         return _emit_ort_gemm if (a.ort_float or a.ort_u8s8_pairs) else None
     return {"ADD": _emit_ort_binary, "MUL": _emit_ort_binary, "AVERAGE_POOL_2D": _emit_ort_avg_pool,
@@ -1173,7 +1215,8 @@ def emit_step(index: int, step: Step, program: Program, target: Target) -> StepC
     return StepCode(code.decls, code.call, tuple(dict.fromkeys((FIXEDPOINT_H,) + code.runtime)))
 
 
-_ORT_EMITTERS = {_emit_ort_gemm, _emit_ort_binary, _emit_ort_avg_pool, _emit_ort_softmax, _emit_ort_quantize}
+_ORT_EMITTERS = {_emit_ort_gemm, _emit_ort_binary, _emit_ort_avg_pool, _emit_ort_softmax, _emit_ort_quantize,
+                 _emit_ort_global_avg_float}
 
 
 def unsupported_kinds() -> list[str]:

@@ -1,0 +1,436 @@
+/* mcuc_ort.h: onnxruntime's requantization rule (the IR's "onnxruntime" rounding), exactly.
+ *
+ * onnxruntime's CPU execution provider requantizes with float32 scales and rounds half
+ * to even; some groups it even leaves in float (dequantize, float op, quantize) and its
+ * u8 x s8 GEMM saturates pairs of products in int16. mcuc.ir.ort_numerics and
+ * mcuc.ir.ops._ort_*.py state every formula; this file mirrors them operation by
+ * operation. Float is allowed for this rule only. It must give the same bytes with or
+ * without an FPU, so:
+ * - only IEEE-exact operations are used (+, -, *, / and int <-> float conversions, which
+ *   libgcc's soft-float also rounds correctly), never libm;
+ * - a fused multiply-add is emulated exactly in double (mcuc_fmaf), as newlib's fmaf
+ *   rounds twice; the code is built as ISO C (-std=c11), where GCC does not contract
+ *   a * b + c into an FMA on its own;
+ * - rounding half to even works on the float's bits (mcuc_rne_f32), not on rintf.
+ */
+#ifndef MCUC_ORT_H
+#define MCUC_ORT_H
+
+#include <string.h>
+
+#include "mcuc_fixedpoint.h"
+
+/* Round half to even of a float32 with |v| < 2^31 (callers clamp first): cvtps2dq. */
+MCUC_INLINE int32_t mcuc_rne_f32(float v) {
+    uint32_t b, m, r;
+    int e;
+    memcpy(&b, &v, sizeof b);
+    e = (int)((b >> 23) & 0xFFu) - 127;
+    m = (b & 0x7FFFFFu) | 0x800000u;
+    if (e < -1) {
+        return 0; /* |v| < 0.5, zeros and subnormals included */
+    }
+    if (e >= 23) {
+        r = m << (e - 23);
+    } else {
+        const int s = 23 - e; /* 1..24 */
+        const uint32_t rem = m & ((1u << s) - 1u), half = 1u << (s - 1);
+        r = m >> s;
+        if (rem > half || (rem == half && (r & 1u))) {
+            r++;
+        }
+    }
+    return (b >> 31) ? -(int32_t)r : (int32_t)r;
+}
+
+MCUC_INLINE float mcuc_clampf(float v, float lo, float hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* float32 fused multiply-add, one rounding (mcuc.ir.ort_numerics.fma_f32): a * b is
+ * exact in double; the double sum is made round-to-odd from its exact error (TwoSum),
+ * and round-to-odd at 53 bits then one rounding to 24 bits is the correct rounding. */
+MCUC_INLINE float mcuc_fmaf(float a, float b, float c) {
+    const double p = (double)a * (double)b;
+    double s = p + (double)c;
+    const double bv = s - p;
+    const double err = (p - (s - bv)) + ((double)c - bv);
+    uint64_t bits;
+    memcpy(&bits, &s, sizeof bits);
+    if (err != 0.0 && (bits & 1u) == 0) {
+        bits = ((err > 0.0) == (s > 0.0)) ? bits + 1u : bits - 1u;
+        memcpy(&s, &bits, sizeof s);
+    }
+    return (float)s;
+}
+
+/* MlasRequantizeOutput: clamp(rne(float(acc) * scale), lo - zp, hi - zp) + zp. */
+MCUC_INLINE int32_t mcuc_ort_requant(int32_t acc, float scale, int32_t zp, int32_t lo, int32_t hi) {
+    const float v = (float)acc * scale;
+    return mcuc_rne_f32(mcuc_clampf(v, (float)(lo - zp), (float)(hi - zp))) + zp;
+}
+
+/* MlasQuantizeLinear: float32 division, clamp (NaN gives the low end), rne, + zp. */
+MCUC_INLINE int32_t mcuc_ort_quantize_linear(float x, float scale, int32_t zp, int32_t lo, int32_t hi) {
+    const float v = x / scale;
+    if (v != v) {
+        return lo;
+    }
+    return mcuc_rne_f32(mcuc_clampf(v, (float)(lo - zp), (float)(hi - zp))) + zp;
+}
+
+/* rne of a float that may be out of range, then - offset, clamped to [lo, hi]. */
+MCUC_INLINE int32_t mcuc_ort_round_clamp(float v, int32_t offset, int32_t lo, int32_t hi) {
+    return mcuc_clamp(mcuc_rne_f32(mcuc_clampf(v, -1048576.0f, 1048576.0f)) - offset, lo, hi);
+}
+
+/* The output stage of the conv-like kernels below: per channel scale (pairs rule) or
+ * QuantizeLinear of a float sum (float rule), then the activation clamp. */
+typedef struct {
+    const int32_t *bias;   /* pairs: bias - (zp + 128) * sum(w) per channel */
+    const float *scale;    /* pairs: x_scale * w_scale / y_scale per channel */
+    const float *fbias;    /* float: dequantized bias per channel (NULL: none) */
+    const float *xdeq;     /* float: dequantized input, indexed by int8 value + 128 */
+    float out_scale;       /* float: the output scale */
+    int32_t in_zp;         /* the input zero point (int8) */
+    int32_t out_zp, lo, hi, act_min, act_max;
+} mcuc_ort_conv_t;
+
+/* A grouped convolution over NHWC input (a fully connected layer is the 1x1 case with
+ * the rows as pixels, a depthwise conv the case of one input channel per group) with
+ * onnxruntime's u8 x s8 GEMM: the reduction in (ky, kx, channel) order, products of the
+ * uint8 activation (int8 + 128, padding at the zero point) and the weight summed in
+ * saturating int16 pairs (an odd last product pairs with zero). Weights [oc][kh][kw][cin_g]. */
+MCUC_INLINE void mcuc_ort_conv_pairs(const int8_t *in, int8_t *out, int in_h, int in_w, int in_ch, int out_h,
+                                     int out_w, int out_ch, int kh, int kw, int stride_h, int stride_w,
+                                     int dil_h, int dil_w, int pad_top, int pad_left, int groups,
+                                     const int8_t *w, const mcuc_ort_conv_t *p) {
+    const int cin_g = in_ch / groups, cout_g = out_ch / groups;
+    const int32_t pad_u8 = p->in_zp + 128;
+    int oy, ox, oc;
+    for (oy = 0; oy < out_h; oy++) {
+        for (ox = 0; ox < out_w; ox++) {
+            for (oc = 0; oc < out_ch; oc++) {
+                const int8_t *wc = w + oc * kh * kw * cin_g;
+                const int c0 = (oc / cout_g) * cin_g;
+                int32_t acc = 0, pending = 0;
+                int k = 0, ky, kx, c;
+                for (ky = 0; ky < kh; ky++) {
+                    const int iy = oy * stride_h - pad_top + ky * dil_h;
+                    for (kx = 0; kx < kw; kx++) {
+                        const int ix = ox * stride_w - pad_left + kx * dil_w;
+                        const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                        const int8_t *px = in + (iy * in_w + ix) * in_ch + c0;
+                        for (c = 0; c < cin_g; c++, k++) {
+                            const int32_t v = inside ? px[c] + 128 : pad_u8;
+                            const int32_t prod = v * wc[k];
+                            if (k & 1) {
+                                acc += mcuc_clamp(pending + prod, -32768, 32767);
+                            } else {
+                                pending = prod;
+                            }
+                        }
+                    }
+                }
+                if (k & 1) {
+                    acc += mcuc_clamp(pending, -32768, 32767);
+                }
+                acc += p->bias[oc];
+                out[(oy * out_w + ox) * out_ch + oc] = (int8_t)mcuc_clamp(
+                    mcuc_ort_requant(acc, p->scale[oc], p->out_zp, p->lo, p->hi), p->act_min, p->act_max);
+            }
+        }
+    }
+}
+
+/* MlasSgemmKernelM1Avx's sum over rounded products p[0..K) (mcuc.ir.ops._ort_float.m1_sum):
+ * blocks of four ((p0 + p1) + p2) + p3 added to the output, then a pair, then a single.
+ * Fed one product at a time: `t` is the product's index, `total` K. */
+typedef struct {
+    float out, buf[4];
+} mcuc_m1_t;
+
+MCUC_INLINE void mcuc_m1_add(mcuc_m1_t *s, float p, int t, int total) {
+    const int full4 = total / 4 * 4;
+    s->buf[t & 3] = p;
+    if (t < full4) {
+        if ((t & 3) == 3) {
+            s->out = (((s->buf[0] + s->buf[1]) + s->buf[2]) + s->buf[3]) + s->out;
+        }
+        return;
+    }
+    if (t == total - 1) {
+        const int rem = total - full4;
+        if (rem >= 2) {
+            s->out = (s->buf[0] + s->buf[1]) + s->out;
+        }
+        if (rem & 1) {
+            s->out = s->buf[rem - 1] + s->out;
+        }
+    }
+}
+
+/* The same convolution as onnxruntime's float Conv computes it on dequantized values
+ * (mcuc.ir.ops._ort_float.conv_float), taps in NCHW im2col order (channel, ky, kx;
+ * padding is 0.0): with one output channel per group the M == 1 kernel's rounded
+ * products (mcuc_m1_add); otherwise the FMA3 kernel, fused multiply-add chains from
+ * zero over blocks of `blocks[pixel]` taps (`block` for every pixel when NULL), each
+ * added to the output. Then the float bias, then QuantizeLinear. Weights dequantized at
+ * compile time, [oc][cin_g][kh][kw]. */
+MCUC_INLINE void mcuc_ort_conv_float(const int8_t *in, int8_t *out, int in_h, int in_w, int in_ch, int out_h,
+                                     int out_w, int out_ch, int kh, int kw, int stride_h, int stride_w,
+                                     int dil_h, int dil_w, int pad_top, int pad_left, int groups,
+                                     const uint16_t *blocks, int block, const float *w, const mcuc_ort_conv_t *p) {
+    const int cin_g = in_ch / groups, cout_g = out_ch / groups, taps = cin_g * kh * kw;
+    int oy, ox, oc;
+    for (oy = 0; oy < out_h; oy++) {
+        for (ox = 0; ox < out_w; ox++) {
+            const int kblock = blocks ? blocks[oy * out_w + ox] : block;
+            for (oc = 0; oc < out_ch; oc++) {
+                const float *wc = w + oc * taps;
+                const int c0 = (oc / cout_g) * cin_g;
+                mcuc_m1_t m1 = {0.0f, {0.0f, 0.0f, 0.0f, 0.0f}};
+                float acc = 0.0f, total = 0.0f;
+                int ky, kx, c, t = 0, inblock = 0, have = 0;
+                for (c = 0; c < cin_g; c++) {
+                    for (ky = 0; ky < kh; ky++) {
+                        const int iy = oy * stride_h - pad_top + ky * dil_h;
+                        for (kx = 0; kx < kw; kx++, t++) {
+                            const int ix = ox * stride_w - pad_left + kx * dil_w;
+                            const float v = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w)
+                                                ? p->xdeq[in[(iy * in_w + ix) * in_ch + c0 + c] + 128]
+                                                : 0.0f;
+                            if (cout_g == 1) {
+                                mcuc_m1_add(&m1, wc[t] * v, t, taps);
+                                continue;
+                            }
+                            acc = mcuc_fmaf(wc[t], v, acc);
+                            if (++inblock == kblock || t == taps - 1) {
+                                total = have ? acc + total : acc;
+                                have = 1;
+                                acc = 0.0f;
+                                inblock = 0;
+                            }
+                        }
+                    }
+                }
+                if (cout_g == 1) {
+                    total = m1.out;
+                }
+                if (p->fbias) {
+                    total = total + p->fbias[oc];
+                }
+                out[(oy * out_w + ox) * out_ch + oc] = (int8_t)mcuc_clamp(
+                    mcuc_ort_quantize_linear(total, p->out_scale, p->out_zp, p->lo, p->hi), p->act_min, p->act_max);
+            }
+        }
+    }
+}
+
+/* onnxruntime's float Gemm/MatMul (mcuc.ir.ops._ort_float.fully_connected_float) on
+ * [rows, depth] x [units][depth] (dequantized weights), the output starting at the
+ * float bias (zero without one): one row through the M == 1 kernel (mcuc_m1_add), or
+ * for a Gemm with transB (`transposed`) its eight lanes over k mod 8 reduced in the
+ * tree of the unit's position; more rows through FMA3 blocks of `block` terms (the
+ * first block is the output when there is no bias). */
+MCUC_INLINE void mcuc_ort_fc_float(const int8_t *in, int8_t *out, int rows, int depth, int units, int transposed,
+                                   int block, const float *w, const mcuc_ort_conv_t *p) {
+    int r, u, k;
+    for (r = 0; r < rows; r++) {
+        const int8_t *x = in + r * depth;
+        for (u = 0; u < units; u++) {
+            const float *wu = w + u * depth;
+            const float start = p->fbias ? p->fbias[u] : 0.0f;
+            float total;
+            if (rows == 1 && transposed) {
+                float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                for (k = 0; k < depth; k++) {
+                    l[k & 7] = l[k & 7] + wu[k] * p->xdeq[x[k] + 128];
+                }
+                if (u < units / 4 * 4) {
+                    total = (((l[0] + l[1]) + l[2]) + l[3]) + (((l[4] + l[5]) + l[6]) + l[7]);
+                } else if (u < units / 4 * 4 + (units % 4) / 2 * 2) {
+                    total = ((l[0] + l[2]) + (l[4] + l[6])) + ((l[1] + l[3]) + (l[5] + l[7]));
+                } else {
+                    total = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+                }
+                total = total + start;
+            } else if (rows == 1) {
+                mcuc_m1_t m1 = {0.0f, {0.0f, 0.0f, 0.0f, 0.0f}};
+                m1.out = start;
+                for (k = 0; k < depth; k++) {
+                    mcuc_m1_add(&m1, p->xdeq[x[k] + 128] * wu[k], k, depth);
+                }
+                total = m1.out;
+            } else {
+                float acc = 0.0f;
+                int inblock = 0, have = p->fbias != 0;
+                total = start;
+                for (k = 0; k < depth; k++) {
+                    acc = mcuc_fmaf(p->xdeq[x[k] + 128], wu[k], acc);
+                    if (++inblock == block || k == depth - 1) {
+                        total = have ? acc + total : acc;
+                        have = 1;
+                        acc = 0.0f;
+                        inblock = 0;
+                    }
+                }
+            }
+            out[r * units + u] = (int8_t)mcuc_clamp(
+                mcuc_ort_quantize_linear(total, p->out_scale, p->out_zp, p->lo, p->hi), p->act_min, p->act_max);
+        }
+    }
+}
+
+/* QLinearAdd (MLAS AVX2): y = rne(fma(a, ra, fma(b, rb, fixed))) on the model's own
+ * values (int8 + offset); with a one-element first input `swap` folds it first. */
+typedef struct {
+    float ra, rb, fixed;
+    int32_t offset, lo, hi, act_min, act_max, swap;
+} mcuc_ort_add_t;
+
+MCUC_INLINE int8_t mcuc_ort_add_one(int32_t x1, int32_t x2, const mcuc_ort_add_t *p) {
+    const float va = (float)(x1 + p->offset), vb = (float)(x2 + p->offset);
+    const float v = p->swap ? mcuc_fmaf(vb, p->rb, mcuc_fmaf(va, p->ra, p->fixed))
+                            : mcuc_fmaf(va, p->ra, mcuc_fmaf(vb, p->rb, p->fixed));
+    return (int8_t)mcuc_clamp(mcuc_ort_round_clamp(v, p->offset, p->lo, p->hi), p->act_min, p->act_max);
+}
+
+/* QLinearMul (MLAS SSE2): float(exact product of the centred inputs) * ratio + float(zc),
+ * rounded half to even, on the model's own values. */
+typedef struct {
+    int32_t za, zb;
+    float ratio, zc;
+    int32_t offset, lo, hi, act_min, act_max;
+} mcuc_ort_mul_t;
+
+MCUC_INLINE int8_t mcuc_ort_mul_one(int32_t x1, int32_t x2, const mcuc_ort_mul_t *p) {
+    const float product = (float)((x1 - p->za) * (x2 - p->zb)) * p->ratio;
+    const float v = product + p->zc;
+    return (int8_t)mcuc_clamp(mcuc_ort_round_clamp(v, p->offset, p->lo, p->hi), p->act_min, p->act_max);
+}
+
+/* A DQ -> float Add/Mul -> Q group: both inputs dequantized by table, one float op,
+ * QuantizeLinear. */
+typedef struct {
+    const float *deq1, *deq2;
+    float out_scale;
+    int32_t out_zp, lo, hi, act_min, act_max, is_mul;
+} mcuc_ort_float_binary_t;
+
+MCUC_INLINE int8_t mcuc_ort_float_binary_one(int32_t x1, int32_t x2, const mcuc_ort_float_binary_t *p) {
+    const float a = p->deq1[x1 + 128], b = p->deq2[x2 + 128];
+    const float v = p->is_mul ? a * b : a + b;
+    return (int8_t)mcuc_clamp(mcuc_ort_quantize_linear(v, p->out_scale, p->out_zp, p->lo, p->hi), p->act_min,
+                              p->act_max);
+}
+
+/* QLinearAveragePool: the window's dequantized values summed in float32 row by row
+ * (padding adds 0.0), divided by the count (whole window with count_include_pad), then
+ * rne(mean / y_scale + y_zp) on the model's own values. */
+MCUC_INLINE void mcuc_ort_avg_pool(const int8_t *in, int8_t *out, int batches, int in_h, int in_w, int ch,
+                                   int out_h, int out_w, int fh, int fw, int stride_h, int stride_w, int pad_top,
+                                   int pad_left, int count_include_pad, const float *xdeq, float out_scale,
+                                   float out_zp, int32_t offset, int32_t lo, int32_t hi, int float_group,
+                                   int32_t act_min, int32_t act_max) {
+    int b, oy, ox, c;
+    for (b = 0; b < batches; b++) {
+        for (oy = 0; oy < out_h; oy++) {
+            for (ox = 0; ox < out_w; ox++) {
+                for (c = 0; c < ch; c++) {
+                    float total = 0.0f;
+                    int count = 0, ky, kx;
+                    for (ky = 0; ky < fh; ky++) {
+                        const int iy = oy * stride_h - pad_top + ky;
+                        for (kx = 0; kx < fw; kx++) {
+                            const int ix = ox * stride_w - pad_left + kx;
+                            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                                total = total + xdeq[in[((b * in_h + iy) * in_w + ix) * ch + c] + 128];
+                                count++;
+                            } else {
+                                total = total + 0.0f;
+                            }
+                        }
+                    }
+                    {
+                        const float n = (float)(count_include_pad ? fh * fw : count);
+                        const float mean = total / n;
+                        const float v = mean / out_scale + out_zp;
+                        /* a DQ -> AveragePool -> Q group left in float: the same mean, then
+                           QuantizeLinear (out_zp is then the IR's zero point, no offset) */
+                        out[((b * out_h + oy) * out_w + ox) * ch + c] = (int8_t)(
+                            float_group ? mcuc_clamp(mcuc_ort_quantize_linear(mean, out_scale, (int32_t)out_zp, lo, hi),
+                                                     act_min, act_max)
+                                        : mcuc_ort_round_clamp(v, offset, lo, hi));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* A DQ -> GlobalAveragePool -> Q group left in float (MlasPoolGlobalKernel, mcuc.ir.ops.
+ * _ort_float.global_average_pool_float): per channel the hw dequantized values in four
+ * float32 lanes (whole blocks of four), reduced (l0 + l2) + (l1 + l3), the rest added one
+ * by one, divided by float(hw); then QuantizeLinear. NHWC input [n][hw][ch]. */
+MCUC_INLINE void mcuc_ort_global_avg_float(const int8_t *in, int8_t *out, int n, int hw, int ch, const float *xdeq,
+                                           float out_scale, int32_t out_zp, int32_t lo, int32_t hi) {
+    const int full = hw / 4 * 4;
+    int b, c, i;
+    for (b = 0; b < n; b++) {
+        for (c = 0; c < ch; c++) {
+            const int8_t *x = in + b * hw * ch + c;
+            float l[4] = {0.0f, 0.0f, 0.0f, 0.0f}, total;
+            for (i = 0; i < full; i++) {
+                l[i & 3] = l[i & 3] + xdeq[x[i * ch] + 128];
+            }
+            total = (l[0] + l[2]) + (l[1] + l[3]);
+            for (i = full; i < hw; i++) {
+                total = total + xdeq[x[i * ch] + 128];
+            }
+            out[b * ch + c] = (int8_t)mcuc_ort_quantize_linear(total / (float)hw, out_scale, out_zp, lo, hi);
+        }
+    }
+}
+
+/* QLinearSoftmax (MLAS AVX2) over rows of `depth`: exps from a float table at 255 -
+ * (row max - x); the sum in the kernel's order (8 lanes over blocks of 16, the tail
+ * alone, then tail + lanes 0..7); scale = (1 / sum) * floor(1 / y_scale); y =
+ * rne(fma(e, scale, zp)) (INT32_MIN beyond int32), clamped to [lo, hi], - offset. */
+MCUC_INLINE void mcuc_ort_softmax(const int8_t *in, int8_t *out, int rows, int depth, const float *table,
+                                  float floor_inv_scale, float zp, int32_t offset, int32_t lo, int32_t hi) {
+    const int blocks = depth / 16 * 16;
+    int r, k, j;
+    for (r = 0; r < rows; r++) {
+        const int8_t *x = in + r * depth;
+        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        float total = 0.0f, scale;
+        int32_t m = x[0];
+        for (k = 1; k < depth; k++) {
+            m = x[k] > m ? x[k] : m;
+        }
+        for (k = 0; k < blocks; k += 8) {
+            for (j = 0; j < 8; j++) {
+                lanes[j] = lanes[j] + table[255 - (m - x[k + j])];
+            }
+        }
+        for (k = blocks; k < depth; k++) {
+            total = total + table[255 - (m - x[k])];
+        }
+        for (j = 0; j < 8; j++) {
+            total = total + lanes[j];
+        }
+        scale = (1.0f / total) * floor_inv_scale;
+        for (k = 0; k < depth; k++) {
+            const float v = mcuc_fmaf(table[255 - (m - x[k])], scale, zp);
+            int32_t q = INT32_MIN;
+            if (v == v && v > -2147483904.0f && v < 2147483648.0f) {
+                /* rne within int32 (2^31 - 128 is the largest float below 2^31) */
+                q = mcuc_rne_f32(mcuc_clampf(v, -1048576.0f, 1048576.0f));
+            }
+            out[r * depth + k] = (int8_t)(mcuc_clamp(q, lo, hi) - offset);
+        }
+    }
+}
+
+#endif /* MCUC_ORT_H */

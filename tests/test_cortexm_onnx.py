@@ -1,0 +1,102 @@
+"""ONNX models (the IR's "onnxruntime" rounding rule, runtime_c/mcuc_ort.h) through the
+Cortex-M C backend, byte for byte against onnxruntime.
+
+1. Whole networks (onnx_models: MobileNetV2, ResNet, DS-CNN, MLP, a MobileNetV3 block)
+   quantized by onnxruntime in QDQ and operator formats with int8 and uint8 activations,
+   on c-host (sanitized host build): int8 QDQ brings the float groups onnxruntime leaves
+   unfused (ort_float: exact fused multiply-add chains), full-range weights the
+   saturating u8 x s8 int16 pairs (ort_u8s8_pairs), uint8 the ort_offset formulas.
+2. The same C cross-compiled for cortex-m4 (DSP path) and cortex-m0 (portable path,
+   soft-float without an FPU) in the emulator, on the networks that stay cheap there.
+3. A few hypothesis cases of each ONNX layer test of test_onnx_layers with c-host
+   standing in for the reference interpreter.
+"""
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+pytest.importorskip("onnxruntime")
+import onnx_models  # noqa: E402
+import test_onnx_layers  # noqa: E402
+
+from mcuc.backends.cortexm import ROUNDING_RULES, run_chost  # noqa: E402
+from mcuc.model import load_model  # noqa: E402
+from mcuc.pipeline import cortexm_scratch  # noqa: E402
+from mcuc.passes import plan  # noqa: E402
+from mcuc.verify import verify  # noqa: E402
+
+_NEEDS_ARM = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
+                                reason="arm-none-eabi-gcc is not installed (Debian: gcc-arm-none-eabi, "
+                                       "libnewlib-arm-none-eabi)")
+
+# (network, format, activations) on c-host: every network in the two formats that bring
+# the most distinct kernels (int8 QDQ: float groups and pairs; uint8 operator: offsets),
+# every combination for the two small ones.
+CHOST_CASES = sorted({(n, f, a) for n in onnx_models.NETWORKS for f, a in (("qdq", "int8"), ("qoperator", "uint8"))}
+                     | {(n, f, a) for n in ("mlp", "mobilenet_v3_block") for f in ("qdq", "qoperator")
+                        for a in ("int8", "uint8")})
+# Emulated cores: soft-float fused multiply-adds cost hundreds of instructions, so the
+# float groups of the bigger int8 QDQ networks stay on c-host.
+EMULATED_CASES = [("cortex-m4", "mlp", "qdq", "int8"), ("cortex-m4", "mlp", "qoperator", "uint8"),
+                  ("cortex-m4", "mobilenet_v3_block", "qoperator", "uint8"),
+                  ("cortex-m0", "mlp", "qdq", "int8"), ("cortex-m0", "mobilenet_v3_block", "qdq", "uint8")]
+
+LAYER_TESTS = ("test_conv", "test_gemm_and_matmul", "test_add_and_mul", "test_global_average_pool",
+               "test_average_pool", "test_elementwise_tables", "test_concat_requantizes_inputs",
+               "test_softmax", "test_qlinear_softmax_int8_operator", "test_qdq_int8_group_left_in_float")
+LAYER_CASES = 3
+
+
+def _quantized(network: str, fmt: str, activations: str) -> bytes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return onnx_models.quantize(onnx_models.NETWORKS[network](np.random.default_rng(7)), fmt, activations, seed=1)
+
+
+def test_cortexm_declares_the_onnxruntime_rule():
+    assert "onnxruntime" in ROUNDING_RULES
+
+
+@pytest.mark.parametrize("network, fmt, activations", CHOST_CASES)
+def test_onnx_network_on_chost(network, fmt, activations):
+    report = verify(load_model(_quantized(network, fmt, activations), format="onnx"), ["c-host"], samples=2, seed=11)
+    assert report["backends"]["c-host"]["bit_exact"], report
+
+
+@_NEEDS_ARM
+@pytest.mark.parametrize("target, network, fmt, activations", EMULATED_CASES)
+def test_onnx_network_on_emulated_core(target, network, fmt, activations):
+    report = verify(load_model(_quantized(network, fmt, activations), format="onnx"), [target], samples=1, seed=13)
+    assert report["backends"][target]["bit_exact"], report
+
+
+def run_on_chost(graph, inputs):
+    """The reference interpreter's signature, executed as the generated C on the host."""
+    return run_chost(plan(graph, cortexm_scratch("cortex-m0")), inputs)
+
+
+@pytest.mark.parametrize("name", LAYER_TESTS)
+def test_onnx_layers_on_chost(name, monkeypatch):
+    monkeypatch.setattr(test_onnx_layers, "run", run_on_chost)
+    test = getattr(test_onnx_layers, name)
+    # fewer examples than the reference's run: each one is a C build
+    monkeypatch.setattr(test, "_hypothesis_internal_use_settings",
+                        settings(test_onnx_layers.SETTINGS, max_examples=LAYER_CASES))
+    test()
+
+
+# Cases built on round-half-to-even ties (QuantizeLinear exactly between two integers;
+# QLinearAdd over every pair of input values), which random scales rarely hit.
+TIE_CASES = [("test_quantize_linear_on_ties", dict(dtype=d, scale=s)) for d in ("int8", "uint8") for s in (0.5, 0.1)] \
+    + [("test_qlinear_add_every_input_pair", dict(dtype=d, seed=0)) for d in ("int8", "uint8")]
+
+
+@pytest.mark.parametrize("name, params", TIE_CASES)
+def test_onnx_ties_on_chost(name, params, monkeypatch):
+    monkeypatch.setattr(test_onnx_layers, "run", run_on_chost)
+    getattr(test_onnx_layers, name)(**params)
