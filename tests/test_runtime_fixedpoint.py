@@ -100,3 +100,82 @@ def test_fast_requant_ties(lib):
             for x in (-(2**29), -3, -2, -1, 1, 2, 3, 2**29, 12345, -12345):
                 want = int(fp.multiply_by_quantized_multiplier(x, m, -e))
                 assert lib.w_requant_fast(x, m, 1 << (e - 1), e) == want, (x, m, e)
+
+
+# -- runtime_c/mcuc_ort.h: the float pieces of onnxruntime's rule ------------------------
+
+_ORT_WRAPPERS = r"""
+#include "mcuc_ort.h"
+void w_fmaf(const float *a, const float *b, const float *c, float *out, int n) {
+    int i;
+    for (i = 0; i < n; i++) out[i] = mcuc_fmaf(a[i], b[i], c[i]);
+}
+void w_rne(const float *v, int32_t *out, int n) {
+    int i;
+    for (i = 0; i < n; i++) out[i] = mcuc_rne_f32(v[i]);
+}
+void w_requant(const int32_t *acc, const float *scale, int32_t *out, int n, int32_t zp) {
+    int i;
+    for (i = 0; i < n; i++) out[i] = mcuc_ort_requant(acc[i], scale[i], zp, -128, 127);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def ort_lib(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("host gcc is not installed")
+    d = tmp_path_factory.mktemp("ort")
+    (d / "w.c").write_text(_ORT_WRAPPERS)
+    so = d / "libw.so"
+    # ISO C (-std=c11): GCC contracts nothing into FMAs, as in the generated projects
+    subprocess.run(["gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+                    f"-I{SOURCE_DIR}", str(d / "w.c"), "-o", str(so)], check=True)
+    return ctypes.CDLL(str(so))
+
+
+def _ptr(a: np.ndarray):
+    return a.ctypes.data_as(ctypes.c_void_p)
+
+
+def _hard_floats(rng: np.random.Generator, n: int) -> np.ndarray:
+    """float32 values of every magnitude and many with few significant bits (ties)."""
+    mantissas = rng.integers(-(2**24), 2**24, n)
+    exps = rng.integers(-30, 20, n)
+    few = rng.integers(-64, 64, n) * 2.0 ** rng.integers(-8, 8, n)
+    return np.where(rng.random(n) < 0.5, np.ldexp(mantissas.astype(np.float64), exps - 24), few).astype(np.float32)
+
+
+def test_fmaf_is_one_rounding(ort_lib):
+    from mcuc.ir.ort_numerics import fma_f32
+
+    rng = np.random.default_rng(5)
+    n = 200_000
+    a, b, c = (_hard_floats(rng, n) for _ in range(3))
+    # c close to -a*b: cancellation, the case a double-rounded fmaf gets wrong
+    c[: n // 2] = (-(a[: n // 2].astype(np.float64) * b[: n // 2]) * (1 + rng.normal(0, 1e-7, n // 2))).astype(np.float32)
+    out = np.empty(n, np.float32)
+    ort_lib.w_fmaf(_ptr(a), _ptr(b), _ptr(c), _ptr(out), ctypes.c_int(n))
+    want = fma_f32(a, b, c)
+    assert np.array_equal(out.view(np.uint32), want.view(np.uint32))
+    # and the naive product-then-sum differs somewhere (the test can tell them apart)
+    assert not np.array_equal((a * b + c).view(np.uint32), want.view(np.uint32))
+
+
+def test_rne_and_requant(ort_lib):
+    from mcuc.ir.ort_numerics import requantize_output
+
+    rng = np.random.default_rng(6)
+    v = np.concatenate([np.arange(-600, 601, dtype=np.float32) / 2, _hard_floats(rng, 50_000),
+                        np.float32([0.0, -0.0, 0.49999997, -0.49999997, 1.5, 2.5, -2.5, 8388607.5, 2.0**30])])
+    v = v[np.abs(v) < 2.0**31]
+    out = np.empty(v.size, np.int32)
+    ort_lib.w_rne(_ptr(v), _ptr(out), ctypes.c_int(v.size))
+    assert np.array_equal(out, np.rint(v).astype(np.int64))
+    acc = rng.integers(-(2**31), 2**31, 50_000, dtype=np.int64).astype(np.int32)
+    acc[:1000] = rng.integers(-3000, 3000, 1000)
+    scale = (2.0 ** rng.uniform(-24, 0, acc.size)).astype(np.float32)
+    scale[:1000] = np.float32(0.5)  # exact ties
+    y = np.empty(acc.size, np.int32)
+    ort_lib.w_requant(_ptr(acc), _ptr(scale), _ptr(y), ctypes.c_int(acc.size), ctypes.c_int32(3))
+    assert np.array_equal(y, requantize_output(acc, scale, 3, -128, 127))

@@ -1022,8 +1022,10 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
             if np.all(blocks == blocks[0]):
                 schedule = f"(const uint16_t *)0, {int(blocks[0])}, "
             else:
-                arrays.append(_ints("uint16_t", f"{fn}_blocks", blocks))
-                schedule = f"{fn}_blocks, 0, "
+                # per call: a patch's columns have their own blocks
+                name = f"{_naming.name or fn}_blocks"
+                arrays.append(CArray("uint16_t", name, [str(int(b)) for b in blocks], per_call=True))
+                schedule = f"{name}, 0, "
         arrays.append(_floats(f"{fn}_xdeq", _dequantize_table(x)))
         fields["xdeq"] = f"{fn}_xdeq"
         if bias is not None:
