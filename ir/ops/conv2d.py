@@ -94,10 +94,9 @@ def pad_spatial(x: np.ndarray, padding: Padding2D, value: int = 0) -> np.ndarray
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    x_t, w_t, out_t = op.inputs[0], op.inputs[1], op.output
+    x_t, out_t = op.inputs[0], op.output
     a: Conv2DAttrs = op.attrs
     x, w = inputs[0], inputs[1]
-    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
     # Padding contributes nothing to the sum: pad (x - zero_point) with zeros.
     xs = pad_spatial(x.astype(np.int64) - x_t.quant.scalar_zero_point, a.padding)
     _, oh, ow, oc = out_t.shape
@@ -108,21 +107,30 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         cols = windows(xs[..., gi * cin_g:(gi + 1) * cin_g], w.shape[1], w.shape[2], oh, ow, a.stride, a.dilation)
         wg = w[gi * cout_g:(gi + 1) * cout_g].astype(np.int64).reshape(cout_g, -1)
         acc[..., gi * cout_g:(gi + 1) * cout_g] = cols.reshape(*cols.shape[:3], -1) @ wg.T
-    if bias is not None:
-        acc += bias.astype(np.int64)
+    return [output_stage(op, acc, inputs, "conv")]
+
+
+def output_stage(op: Op, acc: np.ndarray, inputs: list[np.ndarray], family: str) -> np.ndarray:
+    """Bias, requantization and clamp of a convolution's int64 sums (CONV_2D and
+    DEPTHWISE_CONV_2D alike): TFLite's per-channel Q31 rule, or one of onnxruntime's
+    (`family` names the conv's functions in _ort_float / _ort_u8s8)."""
+    x_t, w_t, out_t = op.inputs[0], op.inputs[1], op.output
+    a = op.attrs
+    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    bias64 = 0 if bias is None else bias.astype(np.int64)
     if a.rounding == ONNXRUNTIME:
         if a.ort_float:
-            from ._ort_float import conv
+            from . import _ort_float
 
-            return [conv(op, inputs)]
+            return getattr(_ort_float, family)(op, inputs)
         if a.ort_u8s8_pairs:
-            from ._ort_u8s8 import conv_accumulator
+            from . import _ort_u8s8
 
-            acc = conv_accumulator(op, x, w) + (0 if bias is None else bias.astype(np.int64))
-        return [requantize_accumulator(op, acc).astype(out_t.dtype)]
+            acc = getattr(_ort_u8s8, f"{family}_accumulator")(op, inputs[0], inputs[1])
+        return requantize_accumulator(op, acc + bias64).astype(out_t.dtype)
     mult, shift = channel_requant_params(op, x_t, w_t, out_t)
-    y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
-    return [y.astype(out_t.dtype)]
+    y = requantize_per_channel(acc + bias64, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
+    return y.astype(out_t.dtype)
 
 
 OPDEF = register(OpDef("CONV_2D", Conv2DAttrs, infer_shapes, macs, input_regions, evaluate))

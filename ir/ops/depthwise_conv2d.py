@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..fixedpoint import requantize_per_channel
 from ..op import Op
-from ..ort_numerics import ONNXRUNTIME, requantize_accumulator
 from ..region import Region, window_input_range
 from . import OpDef, register
-from ._common import Padding2D, channel_requant_params, require, window_output_size
-from .conv2d import pad_spatial, windows
+from ._common import Padding2D, require, window_output_size
+from .conv2d import output_stage, pad_spatial, windows
 
 
 @dataclass(frozen=True)
@@ -84,10 +82,9 @@ def input_regions(op: Op, out: Region) -> list[Region | None]:
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    x_t, w_t, out_t = op.inputs[0], op.inputs[1], op.output
+    x_t, out_t = op.inputs[0], op.output
     a: DepthwiseConv2DAttrs = op.attrs
     x, w = inputs[0], inputs[1]
-    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
     # Skipping padding taps equals padding (x - zero_point) with zeros.
     xs = pad_spatial(x.astype(np.int64) - x_t.quant.scalar_zero_point, a.padding)
     # Input channel c feeds output channels c*m .. c*m + m - 1: repeat it m times.
@@ -95,21 +92,7 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     _, oh, ow, _ = out_t.shape
     cols = windows(xs, w.shape[1], w.shape[2], oh, ow, a.stride, a.dilation)  # [N,OH,OW,KH,KW,C]
     acc = np.einsum("nhwykc,ykc->nhwc", cols, w[0].astype(np.int64))
-    if bias is not None:
-        acc += bias.astype(np.int64)
-    if a.rounding == ONNXRUNTIME:
-        if a.ort_float:
-            from ._ort_float import depthwise
-
-            return [depthwise(op, inputs)]
-        if a.ort_u8s8_pairs:
-            from ._ort_u8s8 import depthwise_accumulator
-
-            acc = depthwise_accumulator(op, x, w) + (0 if bias is None else bias.astype(np.int64))
-        return [requantize_accumulator(op, acc).astype(out_t.dtype)]
-    mult, shift = channel_requant_params(op, x_t, w_t, out_t)
-    y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
-    return [y.astype(out_t.dtype)]
+    return [output_stage(op, acc, inputs, "depthwise")]
 
 
 OPDEF = register(OpDef("DEPTHWISE_CONV_2D", DepthwiseConv2DAttrs, infer_shapes, macs, input_regions, evaluate))
