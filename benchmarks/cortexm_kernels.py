@@ -4,7 +4,7 @@ counts, arm-none-eabi-gcc 12.2 -O3, cortex-m4), with the per-op-kind breakdown (
 split into pointwise GEMM / im2col / grouped, depthwise by kernel, stride and in-place).
 Prints tables; run:
 
-    .venv/bin/python tests/benchmarks/cortexm_kernels.py [--target cortex-m4] [--layers] [MODEL ...]
+    .venv/bin/python benchmarks/cortexm_kernels.py [--target cortex-m4] [--layers] [MODEL ...]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from mcuc.ir.ops import op_def
 from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
 from mcuc.samples import random_inputs
 
-MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
+MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 
 # Issue 3: CMSIS-NN kernels called directly, bit-exact with tflite-micro, cortex-m4.
 CMSIS_NN_INSTRUCTIONS = {

@@ -2,7 +2,7 @@
 scratch), the live-set bound of the chosen order, the planning time, and tflite-micro's
 arena for the same model. Prints a table; run:
 
-    .venv/bin/python tests/benchmarks/memory.py [--io int8|model] [--real-scratch]
+    .venv/bin/python benchmarks/memory.py [--io int8|model] [--real-scratch]
 
 --real-scratch asks the Cortex-M backend for its scratch requests (when it exists);
 otherwise tests/memory_scratch.py mimics them.
@@ -14,14 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from memory_scratch import mimic_cortexm_scratch  # noqa: E402
 
 from mcuc.frontend.tflite import load_tflite  # noqa: E402
 from mcuc.passes import fold_pad, plan, strip_edge_quantization  # noqa: E402
 
-MODELS = Path("/work/shared/models")
+MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 
 
 def main() -> None:
