@@ -8,6 +8,7 @@ import numpy as np
 from ..errors import MCUCError
 from ..fixedpoint import quantize_multiplier
 from ..op import Op
+from ..region import Region
 from ..tensor import Tensor
 
 
@@ -56,3 +57,23 @@ def channel_requant_params(op: Op, input: Tensor, weights: Tensor, output: Tenso
 def dtype_range(dtype: str) -> tuple[int, int]:
     info = np.iinfo(np.dtype(dtype))
     return int(info.min), int(info.max)
+
+
+def require_int8_per_tensor_unary(op: Op) -> None:
+    """The checks TFLM's int8 LOGISTIC and HARD_SWISH share: one int8 input and output,
+    both quantized per tensor."""
+    x, y = op.input, op.output
+    require(x.dtype == "int8" and y.dtype == "int8", op,
+            f"input {x.dtype} and output {y.dtype} are not supported (int8 only)")
+    require(x.quant is not None and y.quant is not None, op, "input and output must be quantized")
+    require(not x.quant.per_channel and not y.quant.per_channel, op, "quantization must be per-tensor")
+
+
+def no_macs(op: Op) -> int:
+    """MACs of an op that multiplies nothing (the project counts conv, depthwise, FC)."""
+    return 0
+
+
+def same_region(op: Op, out: Region) -> list[Region | None]:
+    """Input region of a one-input elementwise op: the output region itself."""
+    return [out]

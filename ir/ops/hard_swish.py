@@ -29,9 +29,8 @@ from ..fixedpoint_exp import (
     wrap_int16,
 )
 from ..op import Op
-from ..region import Region
 from . import OpDef, register
-from ._common import require
+from ._common import no_macs, require, require_int8_per_tensor_unary, same_region
 
 
 @dataclass(frozen=True)
@@ -70,21 +69,9 @@ def hard_swish_params(op: Op) -> HardSwishParams:
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(len(op.inputs) == 1 and op.inputs[0] is not None and len(op.outputs) == 1, op,
             "takes exactly one input and one output")
-    x, y = op.input, op.output
-    require(x.dtype == "int8" and y.dtype == "int8", op,
-            f"input {x.dtype} and output {y.dtype} are not supported (int8 only)")
-    require(x.quant is not None and y.quant is not None, op, "input and output must be quantized")
-    require(not x.quant.per_channel and not y.quant.per_channel, op, "quantization must be per-tensor")
+    require_int8_per_tensor_unary(op)
     hard_swish_params(op)
-    return [x.shape]
-
-
-def macs(op: Op) -> int:
-    return 0
-
-
-def input_regions(op: Op, out: Region) -> list[Region | None]:
-    return [out]
+    return [op.input.shape]
 
 
 def reluish_value(hires: np.ndarray, p: HardSwishParams) -> np.ndarray:
@@ -114,4 +101,4 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.clip(y, -128, 127).astype(np.int8)]
 
 
-OPDEF = register(OpDef("HARD_SWISH", None, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef("HARD_SWISH", None, infer_shapes, no_macs, same_region, evaluate))

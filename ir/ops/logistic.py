@@ -20,9 +20,8 @@ import numpy as np
 from ..fixedpoint import multiply_by_quantized_multiplier, rounding_divide_by_pot
 from ..fixedpoint_exp import calculate_input_radius, logistic, std_round
 from ..op import Op
-from ..region import Region
 from . import OpDef, register
-from ._common import require
+from ._common import no_macs, require, require_int8_per_tensor_unary, same_region
 
 # Integer bits of the rescaled input (Q4.27) and of the int8 output's scale (2^-8).
 INPUT_INTEGER_BITS = 4
@@ -59,23 +58,12 @@ def logistic_params(op: Op) -> LogisticParams:
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(len(op.inputs) == 1 and op.inputs[0] is not None and len(op.outputs) == 1, op,
             "takes exactly one input and one output")
-    x, y = op.input, op.output
-    require(x.dtype == "int8" and y.dtype == "int8", op,
-            f"input {x.dtype} and output {y.dtype} are not supported (int8 only)")
-    require(x.quant is not None and y.quant is not None, op, "input and output must be quantized")
-    require(not x.quant.per_channel and not y.quant.per_channel, op, "quantization must be per-tensor")
+    require_int8_per_tensor_unary(op)
+    y = op.output
     require(y.quant.scalar_zero_point == OUTPUT_ZERO_POINT, op,
             f"output zero point must be -128 (TFLite's fixed logistic output), got {y.quant.scalar_zero_point}")
     logistic_params(op)
-    return [x.shape]
-
-
-def macs(op: Op) -> int:
-    return 0
-
-
-def input_regions(op: Op, out: Region) -> list[Region | None]:
-    return [out]
+    return [op.input.shape]
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -90,4 +78,4 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(np.int8)]
 
 
-OPDEF = register(OpDef("LOGISTIC", None, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef("LOGISTIC", None, infer_shapes, no_macs, same_region, evaluate))
