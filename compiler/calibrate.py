@@ -2,7 +2,11 @@
 onnxruntime.quantization (static, QDQ, per-channel int8 weights, int8 activations by
 default) on the user's calibration samples, then compile the quantized model.
 
-The weights keep quantize_static's full 8-bit range. Where onnxruntime's u8 x s8 kernels
+The float model first goes through onnxruntime's quantization pre-processing (its basic
+graph optimizations: constant folding, Identity removal, Conv+BatchNormalization fusion), as
+onnxruntime recommends: torch.onnx's legacy exporter writes biases behind Identity nodes that
+quantize_static would otherwise leave in float. The weights keep quantize_static's full
+8-bit range. Where onnxruntime's u8 x s8 kernels
 saturate int16 pairs (x86-64 without VNNI) mcuc reproduces that (ir/ops/_ort_u8s8.py), and
 the int8 QDQ groups such hosts leave in float (ir/ops/_ort_float.py). uint8 activations
 (`activations="uint8"`) are the other choice onnxruntime.quantization offers.
@@ -61,13 +65,14 @@ def quantize_onnx(model_path: str | os.PathLike, samples_source: str | os.PathLi
     try:
         import onnx
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as e:
         raise MCUCError("--calibrate needs onnxruntime: pip install onnxruntime") from e
     model_path = Path(model_path)
     if model_path.suffix.lower() != ".onnx":
         raise MCUCError(f"--calibrate quantizes float ONNX models; {model_path.name} is not .onnx")
     try:
-        model = onnx.load(str(model_path))
+        model = onnx.load(str(model_path))  # tensors saved as external data load from beside the file
     except Exception as e:
         raise MCUCError(f"cannot read {str(model_path)!r} as ONNX: {e}") from None
     inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
@@ -93,7 +98,11 @@ def quantize_onnx(model_path: str | os.PathLike, samples_source: str | os.PathLi
     with tempfile.TemporaryDirectory() as tmp:
         # quantize_static writes beside its input while it works: give it a private copy.
         src = Path(tmp) / "float.onnx"
-        src.write_bytes(model_path.read_bytes())
+        try:
+            # Symbolic shape inference (sympy) is for dynamic shapes; mcuc's are static.
+            quant_pre_process(model, src, skip_symbolic_shape=True)
+        except Exception as e:  # onnxruntime reports its own error types
+            raise MCUCError(f"onnxruntime's quantization pre-processing failed on {model_path.name}: {e}") from None
         try:
             quantize_static(str(src), str(output_path), Reader(), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
