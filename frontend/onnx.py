@@ -209,6 +209,8 @@ class _Importer:
                                     "ops and onnxruntime's com.microsoft quantized ops")
         if kind == "Constant":
             self.constants[node.output[0]] = self._constant_value(node)
+        elif kind == "Identity":
+            self._identity(node)
         elif kind == "QuantizeLinear":
             self._quantize_linear(node)
         elif kind == "DequantizeLinear":
@@ -226,6 +228,16 @@ class _Importer:
             raise self._error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
                                     f"{', '.join(sorted(FLOAT_OPS))} in QDQ form, and {', '.join(QOPERATOR_OPS)}); "
                                     "replace it or keep it outside the quantized model")
+
+    def _identity(self, node) -> None:
+        """Identity (torch.onnx's legacy exporter writes one per shared initializer): the
+        output names whatever the input is, a constant, a dequantized tensor or a value."""
+        src, out = node.input[0], node.output[0]
+        for table in (self.constants, self.dequantized, self.values):
+            if src in table:
+                table[out] = table[src]
+                return
+        raise self._error(node, f"input {src!r} is not computed by a supported op")
 
     def _constant_value(self, node) -> np.ndarray:
         from onnx import TensorProto, helper, numpy_helper
