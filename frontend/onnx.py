@@ -355,10 +355,15 @@ class _Importer:
         return edges == 1 and quantized_name not in outputs
 
     def _output_q(self, node) -> tuple[QParams, str]:
-        """The QuantizeLinear that consumes the node's output (absorbed into the op)."""
+        """The QuantizeLinear that consumes the node's output (absorbed into the op),
+        through any Identity nodes."""
         out = node.output[0]
         users = self.consumers.get(out, [])
         graph_outputs = {o.name for o in self.graph.output}
+        while out not in graph_outputs and len(users) == 1 and users[0].op_type == "Identity":
+            self.absorbed.add(id(users[0]))  # onnxruntime removes it; so does mcuc
+            out = users[0].output[0]
+            users = self.consumers.get(out, [])
         if out in graph_outputs or len(users) != 1 or users[0].op_type != "QuantizeLinear":
             raise self._error(node, f"output {out!r} is not consumed by exactly one QuantizeLinear; onnxruntime "
                                     "would run this op in float; quantize the whole model")

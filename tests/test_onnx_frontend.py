@@ -223,3 +223,32 @@ def test_weights_quantized_along_the_wrong_axis_are_rejected():
     data = _qdq_model(nodes, inits, in_shape=(1, 4))
     with pytest.raises(MCUCError, match=r"'mm' \(MatMul\).*per channel along axis 0.*output-channel axis 1"):
         load_onnx(data)
+
+
+def test_identity_nodes_pass_constants_dequantized_tensors_and_values_through():
+    """torch.onnx's TorchScript exporter puts Identity in front of shared initializers; a
+    quantized model may keep them on weights, on dequantized tensors and on activations.
+    With Identities on all three the model computes exactly what it computes without."""
+    w = np.random.default_rng(0).normal(0, 0.3, (3, 2, 3, 3)).astype(np.float32)
+    w_scale = np.float32(np.abs(w).max() / 127)
+    inits = [numpy_helper.from_array(np.round(w / w_scale).astype(np.int8), "wq"),
+             numpy_helper.from_array(w_scale, "ws"), numpy_helper.from_array(np.int8(0), "wz")]
+
+    def conv(identities: bool) -> list:
+        weight = "wq_id" if identities else "wq"
+        data = "d_id" if identities else "d"
+        nodes = [helper.make_node("DequantizeLinear", [weight, "ws", "wz"], ["w"]),
+                 helper.make_node("Conv", [data, "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+        if identities:
+            nodes = [helper.make_node("Identity", ["wq"], ["wq_id"]), helper.make_node("Identity", ["d"], ["d_id"]),
+                     *nodes]
+        return nodes
+
+    plain, with_ids = (load_model(_qdq_model(conv(ids), inits), format="onnx") for ids in (False, True))
+    assert [op.kind for op in plain.graph.ops] == [op.kind for op in with_ids.graph.ops]
+    assert verify(with_ids, ["reference"], samples=3)["backends"]["reference"]["bit_exact"]
+    # Identity between an op and its QuantizeLinear: onnxruntime drops it, and so does mcuc.
+    pooled = load_model(_qdq_model([helper.make_node("MaxPool", ["d"], ["m"], kernel_shape=[2, 2]),
+                                    helper.make_node("Identity", ["m"], ["c"])], []), format="onnx")
+    assert "MAX_POOL_2D" in [op.kind for op in pooled.graph.ops]
+    assert verify(pooled, ["reference"], samples=3)["backends"]["reference"]["bit_exact"]
