@@ -1,5 +1,5 @@
-"""Conv and matrix products that onnxruntime leaves in float between DequantizeLinear and
-QuantizeLinear (ops with `ort_float`).
+"""Conv, matrix products and means that onnxruntime leaves in float between
+DequantizeLinear and QuantizeLinear (ops with `ort_float`).
 
 On x86-64 without VNNI onnxruntime converts int8 QDQ activations to uint8 one Q/DQ pair
 at a time (single-consumer pairs only) and does not fuse a group whose tensors were
@@ -18,6 +18,9 @@ kx; one group at a time), and which SGEMM kernel runs decides the float32 roundi
   output position (4-, 2- or 1-row block of the units) dictates, plus the bias.
 
 A conv's float bias is added after the product (MlasActivation); then QuantizeLinear.
+A MEAN over H and W sums each channel in the order of its kernel: GlobalAveragePool's
+MlasPoolGlobalKernel (four lanes) or ReduceMean's Eigen sum (aligned SSE packets, which
+depend on where the channel's row starts in memory).
 Measured byte-exact against the pinned onnxruntime's float outputs (tests/test_onnx_layers.py).
 """
 from __future__ import annotations
@@ -294,3 +297,79 @@ def global_average_pool_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
     for i in range(full, count):
         total = total + values[..., i]
     return (total / np.float32(count)).astype(np.float32)  # [N, C]
+
+
+# onnxruntime's core is compiled for SSE2, so Eigen's float packet is Packet4f: 4 floats,
+# 16-byte aligned loads.
+EIGEN_PACKET = 4
+
+
+def eigen_first_aligned(row: int, count: int) -> int:
+    """Eigen's first_default_aligned for row `row` of a [rows, count] float32 tensor whose
+    base is 16-byte aligned (onnxruntime's allocations are 64-byte aligned): the index of
+    the row's first element on a 16-byte boundary, or `count` when it has none."""
+    return min((-row * count) % EIGEN_PACKET, count)
+
+
+def eigen_sum(values: np.ndarray, first_aligned: int) -> np.ndarray:
+    """Eigen's vectorized sum (redux_impl, LinearVectorizedTraversal) over the last axis
+    of float32 `values` [..., count], every row starting `first_aligned` elements before a
+    packet boundary.
+
+    Fewer than one whole aligned packet: a sequential sum from element 0. Otherwise the
+    aligned packets [a, a + 4), [a + 4, a + 8), ... are summed lane-wise: with two or more,
+    packet 0 and packet 1 start two accumulators that take every other pair of packets, the
+    accumulators are added, then the last odd packet; the packet is reduced as
+    (l0 + l2) + (l1 + l3) (predux on SSE); then the unaligned head elements [0, a) are
+    added one by one, then the tail after the last whole packet."""
+    count = values.shape[-1]
+    a = first_aligned
+    packets = (count - a) // EIGEN_PACKET
+    if packets == 0:
+        total = values[..., 0]
+        for i in range(1, count):
+            total = total + values[..., i]
+        return np.asarray(total, np.float32)
+
+    def packet(k: int) -> np.ndarray:
+        return values[..., a + k * EIGEN_PACKET:a + (k + 1) * EIGEN_PACKET]
+
+    acc0 = packet(0)
+    if packets > 1:
+        acc1 = packet(1)
+        for k in range(2, packets // 2 * 2, 2):
+            acc0, acc1 = acc0 + packet(k), acc1 + packet(k + 1)
+        acc0 = acc0 + acc1
+        if packets % 2:
+            acc0 = acc0 + packet(packets - 1)
+    total = (acc0[..., 0] + acc0[..., 2]) + (acc0[..., 1] + acc0[..., 3])
+    for i in [*range(a), *range(a + packets * EIGEN_PACKET, count)]:
+        total = total + values[..., i]
+    return np.asarray(total, np.float32)
+
+
+def reduce_mean_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    """MEAN over H and W as onnxruntime's float ReduceMean computes it (ReduceAggregatorMean,
+    FastReduceKR): the NCHW input is [N * C, H * W] rows; row d (channel d % C of image
+    d // C) starts at float offset d * H * W of a 64-byte aligned buffer, and is summed with
+    Eigen's `.sum()` (eigen_sum, whose packet alignment depends on that offset); then each
+    sum is divided by float32(H * W): [N, C] float32."""
+    x = _dequantized(op.inputs[0], inputs[0])  # [N, H, W, C]
+    n, h, w, c = x.shape
+    count = h * w
+    rows = np.moveaxis(x.reshape(n, count, c), 1, -1).reshape(n * c, count)  # NCHW rows
+    total = np.empty(n * c, np.float32)
+    phases = np.array([eigen_first_aligned(d, count) for d in range(n * c)])
+    for first_aligned in np.unique(phases):
+        chosen = phases == first_aligned
+        total[chosen] = eigen_sum(rows[chosen], int(first_aligned))
+    return (total / np.float32(count)).astype(np.float32).reshape(n, c)
+
+
+def reduce_mean(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    """MEAN over H and W as onnxruntime's float ReduceMean, then QuantizeLinear."""
+    y_t = op.output
+    info = np.iinfo(np.dtype(y_t.dtype))
+    y = quantize_linear(reduce_mean_float(op, inputs), y_t.quant.scale[0], y_t.quant.scalar_zero_point,
+                        int(info.min), int(info.max))
+    return y.reshape(y_t.shape).astype(y_t.dtype)

@@ -11,6 +11,11 @@ int8 MEAN whatever the axes and whether or not input and output quantization agr
 Older TFLite Micro releases took other paths (a plain integer division when the
 quantizations were equal, a float path otherwise); the tests pin this one against the
 oracle.
+
+ONNX MEANs onnxruntime leaves in float (`ort_float`: DequantizeLinear -> float op ->
+QuantizeLinear) follow one of two float kernels, `ort_float_kernel`: a GlobalAveragePool
+(MLAS's pool kernel) or a ReduceMean (an Eigen sum); ir/ops/_ort_float.py states both
+summation orders.
 """
 from __future__ import annotations
 
@@ -25,6 +30,11 @@ from ..region import Region
 from . import OpDef, register
 from ._common import dtype_range, require
 
+# The float kernels of an ONNX MEAN left in float (MeanAttrs.ort_float_kernel).
+ORT_GLOBAL_AVERAGE_POOL = "global_average_pool"
+ORT_REDUCE_MEAN = "reduce_mean"
+ORT_FLOAT_KERNELS = (ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN)
+
 
 @dataclass(frozen=True)
 class MeanAttrs:
@@ -33,9 +43,11 @@ class MeanAttrs:
     # "tflite" (TFLM's folded Q31 multiplier) or "onnxruntime" (QLinearGlobalAveragePool:
     # float32 scale in_scale / (out_scale * count), round half to even).
     rounding: str = "tflite"
-    # onnxruntime left this QDQ GlobalAveragePool in float (DQ -> float op -> Q,
-    # ir/ops/_ort_float.py).
+    # onnxruntime left this QDQ group in float (DQ -> float op -> Q, ir/ops/_ort_float.py).
     ort_float: bool = False
+    # Which float kernel an ort_float MEAN is: ORT_GLOBAL_AVERAGE_POOL (MlasPoolGlobalKernel)
+    # or ORT_REDUCE_MEAN (ReduceMean's Eigen sum); they add the same values in other orders.
+    ort_float_kernel: str = ORT_GLOBAL_AVERAGE_POOL
 
 
 def resolved_axes(op: Op) -> tuple[int, ...]:
@@ -99,9 +111,11 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [np.zeros(out_t.shape, out_t.dtype)]
     total = x.sum(axis=axes).reshape(out_t.shape)
     if op.attrs.rounding == ONNXRUNTIME and getattr(op.attrs, "ort_float", False):
-        from ._ort_float import global_average_pool
+        from ._ort_float import global_average_pool, reduce_mean
 
-        return [global_average_pool(op, inputs)]
+        kernel = getattr(op.attrs, "ort_float_kernel", ORT_GLOBAL_AVERAGE_POOL)
+        require(kernel in ORT_FLOAT_KERNELS, op, f"ort_float_kernel {kernel!r} is not one of {ORT_FLOAT_KERNELS}")
+        return [reduce_mean(op, inputs) if kernel == ORT_REDUCE_MEAN else global_average_pool(op, inputs)]
     if op.attrs.rounding == ONNXRUNTIME:
         scale = np.float32(x_t.quant.scale[0]) / (np.float32(out_t.quant.scale[0]) * np.float32(count))
         lo, hi = dtype_range(out_t.dtype)
