@@ -14,7 +14,7 @@ from mcuc.ir.ops.conv2d import Conv2DAttrs
 from mcuc.ir.ops.depthwise_conv2d import DepthwiseConv2DAttrs
 from mcuc.ir.ops.fully_connected import FullyConnectedAttrs
 from mcuc.ir.ops.lookup_table import LookupTableAttrs
-from mcuc.ir.ops.mean import MeanAttrs
+from mcuc.ir.ops.mean import ORT_REDUCE_MEAN, MeanAttrs
 from mcuc.ir.ops.mul import MulAttrs
 from mcuc.ir.ops.pad import PadAttrs
 from mcuc.ir.ops.pool2d import Pool2DAttrs
@@ -176,6 +176,36 @@ def _build_gap(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
     y = imp._emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, rounding=ONNXRUNTIME, ort_float=in_float),
                   out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
+
+
+def _build_reduce_mean(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+    """ReduceMean over H and W of a 4-D NCHW tensor (what torchvision's `x.mean([2, 3])`
+    exports), axes as an attribute (opset < 18) or a constant input (opset 18+). onnxruntime
+    has no quantized ReduceMean: DQ -> ReduceMean -> Q runs its float kernel, whose Eigen
+    summation order the MEAN follows (ort_float_kernel, ir/ops/_ort_float.py)."""
+    x = imp._activation(node, ins[0])
+    a = imp._attrs(node)
+    if len(node.input) > 1 and node.input[1]:
+        axes = [int(v) for v in np.asarray(imp._constant(node, node.input[1], "axes")).reshape(-1)]
+    else:
+        axes = [int(v) for v in a.get("axes", [])]
+    if not axes:
+        noop = int(a.get("noop_with_empty_axes", 0))
+        raise imp._error(node, f"no axes (noop_with_empty_axes={noop}: "
+                               f"{'the identity' if noop else 'a mean over every axis'}) is not supported; "
+                               "give axes [2, 3] (the mean over H and W of an NCHW tensor)")
+    if not x.nchw or len(x.tensor.shape) != 4:
+        raise imp._error(node, f"axes {axes} of a {len(x.tensor.shape)}-D tensor are not supported; mcuc computes "
+                               "ReduceMean over H and W (axes [2, 3]) of a 4-D NCHW tensor")
+    if any(not -4 <= ax < 4 for ax in axes) or sorted({ax % 4 for ax in axes}) != [2, 3] or len(axes) != 2:
+        raise imp._error(node, f"axes {axes} are not supported; mcuc computes ReduceMean over H and W "
+                               "(axes [2, 3] or [-2, -1]) of a 4-D NCHW tensor")
+    keep = bool(int(a.get("keepdims", 1)))
+    attrs = MeanAttrs(axes=(1, 2), keep_dims=keep, rounding=ONNXRUNTIME, ort_float=True,
+                      ort_float_kernel=ORT_REDUCE_MEAN)
+    y = imp._emit("MEAN", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
+    # keepdims: [N, 1, 1, C] NHWC is the NCHW [N, C, 1, 1]; else [N, C] as in the model.
+    return Value(y, out, nchw=keep)
 
 
 def _build_maxpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
@@ -504,6 +534,7 @@ BUILDERS = {
     "Add": _build_add,
     "Mul": _build_add,
     "GlobalAveragePool": _build_gap,
+    "ReduceMean": _build_reduce_mean,
     "MaxPool": _build_maxpool,
     "AveragePool": _build_avgpool,
     "Reshape": _build_reshape,
