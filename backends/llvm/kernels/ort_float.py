@@ -356,3 +356,64 @@ def global_average_pool_float(call: KernelCall) -> None:
         for i in range(full * 4, count):
             b.store(b.fadd(b.load(total), value(n, ch, em.i64(i))), total)
         _quantize_store(call, b.fdiv(b.load(total), f32(float(count))), y_ptr, em.index([(n, c), (ch, 1)]))
+
+
+def reduce_mean_float(call: KernelCall) -> None:
+    """MEAN over H and W as onnxruntime's float ReduceMean (mcuc.ir.ops._ort_float.
+    reduce_mean): per NCHW row d (image d // C, channel d % C) Eigen's packet sum from the
+    row's first aligned element, divided by float32(H*W), QuantizeLinear. The aligned start
+    depends on d only through d mod 4 / gcd(H*W, 4), so rows are visited in that many
+    loops, each with its own constant start."""
+    from math import gcd
+
+    em, op = call.em, call.op
+    b = em.b
+    x_t, y_t = op.input, op.output
+    n_img, h, w, c = x_t.shape
+    count, rows = h * w, n_img * c
+    size = _ort_float.EIGEN_PACKET
+    table = _dequantized_inputs(em, x_t, call.hint("deq"))
+    x_ptr, y_ptr = call.ptr(x_t), call.ptr(y_t)
+    lanes = em.slot(F32, "packets", count=2 * size)  # two packet accumulators
+    total = em.slot(F32, "total")
+    period = size // gcd(count, size)
+    for residue in range(min(period, rows)):
+        first = _ort_float.eigen_first_aligned(residue, count)
+        packets = (count - first) // size
+        with em.loop(-(-(rows - residue) // period), "row") as j:
+            d = b.add(b.mul(j, em.i64(period)), em.i64(residue))
+            image, channel = b.udiv(d, em.i64(c)), b.urem(d, em.i64(c))
+
+            def value(pixel: int | ir.Value) -> ir.Value:
+                pixel = em.i64(pixel) if isinstance(pixel, int) else pixel
+                return _load_dequantized(em, table, x_ptr, em.index([(image, count * c), (pixel, c), (channel, 1)]))
+
+            def add_packet(acc: int, start: int | ir.Value) -> None:
+                for lane in range(size):
+                    at = start + lane if isinstance(start, int) else b.add(start, em.i64(lane))
+                    em.store(b.fadd(em.load(lanes, acc * size + lane), value(at)), lanes, acc * size + lane)
+
+            if packets == 0:  # no whole aligned packet: in order from element 0
+                b.store(value(0), total)
+                for i in range(1, count):
+                    b.store(b.fadd(b.load(total), value(i)), total)
+            else:
+                for lane in range(size):
+                    em.store(value(first + lane), lanes, lane)
+                if packets > 1:
+                    for lane in range(size):
+                        em.store(value(first + size + lane), lanes, size + lane)
+                    if packets // 2 > 1:
+                        with em.loop(packets // 2 - 1, "pair") as k:
+                            start = b.add(b.mul(k, em.i64(2 * size)), em.i64(first + 2 * size))
+                            add_packet(0, start)
+                            add_packet(1, b.add(start, em.i64(size)))
+                    for lane in range(size):
+                        em.store(b.fadd(em.load(lanes, lane), em.load(lanes, size + lane)), lanes, lane)
+                    if packets % 2:
+                        add_packet(0, first + (packets - 1) * size)
+                lane = [em.load(lanes, k) for k in range(size)]
+                b.store(b.fadd(b.fadd(lane[0], lane[2]), b.fadd(lane[1], lane[3])), total)
+                for i in [*range(first), *range(first + packets * size, count)]:
+                    b.store(b.fadd(b.load(total), value(i)), total)
+            _quantize_store(call, b.fdiv(b.load(total), f32(float(count))), y_ptr, d)

@@ -132,8 +132,11 @@ def mean(call: KernelCall) -> None:
     whose multiplier has 1/count folded in (mcuc.ir.ops.mean)."""
     em, op = call.em, call.op
     if getattr(op.attrs, "rounding", TFLITE) == ONNXRUNTIME and getattr(op.attrs, "ort_float", False):
-        from .ort_float import global_average_pool_float
-        global_average_pool_float(call)
+        from mcuc.ir.ops.mean import ORT_REDUCE_MEAN
+
+        from .ort_float import global_average_pool_float, reduce_mean_float
+        kernel = getattr(op.attrs, "ort_float_kernel", None)
+        (reduce_mean_float if kernel == ORT_REDUCE_MEAN else global_average_pool_float)(call)
         return
     x_t, y_t = op.input, op.output
     b = em.b
