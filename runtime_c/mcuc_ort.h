@@ -477,6 +477,79 @@ MCUC_INLINE void mcuc_ort_global_avg_float(const int8_t *in, int8_t *out, int n,
     }
 }
 
+/* The Eigen (SSE2, 4-float packets) sum onnxruntime's float ReduceMean takes of one row of
+ * `count` dequantized values x[i * stride], whose element `first_aligned` is the row's first
+ * on a 16-byte boundary (mcuc.ir.ops._ort_float.eigen_sum): without a whole aligned
+ * packet, in order from element 0; else lane-wise packet sums (two accumulators taking
+ * every other packet, added, then the last odd packet), reduced (l0 + l2) + (l1 + l3),
+ * then the unaligned head, then the tail, one by one. */
+MCUC_INLINE float mcuc_ort_eigen_sum(const int8_t *x, int stride, int count, int first_aligned, const float *xdeq) {
+    const int packets = (count - first_aligned) / 4;
+    float p0[4], p1[4], total;
+    int i, k, l;
+    if (packets == 0) {
+        total = xdeq[x[0] + 128];
+        for (i = 1; i < count; i++) {
+            total = total + xdeq[x[i * stride] + 128];
+        }
+        return total;
+    }
+    for (l = 0; l < 4; l++) {
+        p0[l] = xdeq[x[(first_aligned + l) * stride] + 128];
+    }
+    if (packets > 1) {
+        for (l = 0; l < 4; l++) {
+            p1[l] = xdeq[x[(first_aligned + 4 + l) * stride] + 128];
+        }
+        for (k = 2; k + 1 < packets; k += 2) {
+            const int8_t *q = x + (first_aligned + 4 * k) * stride;
+            for (l = 0; l < 4; l++) {
+                p0[l] = p0[l] + xdeq[q[l * stride] + 128];
+                p1[l] = p1[l] + xdeq[q[(4 + l) * stride] + 128];
+            }
+        }
+        for (l = 0; l < 4; l++) {
+            p0[l] = p0[l] + p1[l];
+        }
+        if (packets & 1) {
+            const int8_t *q = x + (first_aligned + 4 * (packets - 1)) * stride;
+            for (l = 0; l < 4; l++) {
+                p0[l] = p0[l] + xdeq[q[l * stride] + 128];
+            }
+        }
+    }
+    total = (p0[0] + p0[2]) + (p0[1] + p0[3]);
+    for (i = 0; i < first_aligned; i++) {
+        total = total + xdeq[x[i * stride] + 128];
+    }
+    for (i = first_aligned + 4 * packets; i < count; i++) {
+        total = total + xdeq[x[i * stride] + 128];
+    }
+    return total;
+}
+
+/* A DQ -> ReduceMean(H, W) -> Q group (always float in onnxruntime: ReduceAggregatorMean,
+ * mcuc.ir.ops._ort_float.reduce_mean_float): NCHW row d = image * ch + channel starts at
+ * float d * hw of a 64-byte aligned buffer, so its first aligned element is (-d * hw) mod 4
+ * (at most hw); the Eigen sum, divided by float(hw), QuantizeLinear. NHWC input [n][hw][ch],
+ * output [n][ch]. */
+MCUC_INLINE void mcuc_ort_reduce_mean_float(const int8_t *in, int8_t *out, int n, int hw, int ch, const float *xdeq,
+                                            float out_scale, int32_t out_zp, int32_t lo, int32_t hi) {
+    int b, c;
+    for (b = 0; b < n; b++) {
+        for (c = 0; c < ch; c++) {
+            const unsigned row = (unsigned)(b * ch + c);
+            int first_aligned = (int)((4u - (row * (unsigned)hw) % 4u) % 4u);
+            float total;
+            if (first_aligned > hw) {
+                first_aligned = hw;
+            }
+            total = mcuc_ort_eigen_sum(in + b * hw * ch + c, ch, hw, first_aligned, xdeq);
+            out[b * ch + c] = (int8_t)mcuc_ort_quantize_linear(total / (float)hw, out_scale, out_zp, lo, hi);
+        }
+    }
+}
+
 /* QLinearSoftmax (MLAS AVX2) over rows of `depth`: exps from a float table at 255 -
  * (row max - x); the sum in the kernel's order (8 lanes over blocks of 16, the tail
  * alone, then tail + lanes 0..7); scale = (1 / sum) * floor(1 / y_scale); y =
