@@ -5,27 +5,42 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
+from mcuc.pipeline import LAYOUTS
+
+
+# The layout of 4-D graph inputs and outputs each format has of its own.
+NATIVE_LAYOUT = {"tflite": "nhwc", "onnx": "nchw"}
+_NCHW_TO_NHWC = (0, 2, 3, 1)
+_NHWC_TO_NCHW = (0, 3, 1, 2)
 
 
 @dataclass(frozen=True)
 class Model:
     """A model as read from a file: its graph, its format and its original bytes (the
-    oracle runs the original file, never our reading of it)."""
+    oracle runs the original file, never our reading of it), and the layout of the
+    graph's 4-D inputs and outputs ("nchw" or "nhwc"), which the oracle must follow."""
 
     graph: Graph
     format: str  # "tflite" | "onnx"
     source: bytes
     path: Path | None = None
+    layout: str = "nhwc"
 
     @property
     def name(self) -> str:
         return self.path.stem if self.path is not None else self.graph.name
 
 
-def load_model(source: str | os.PathLike | bytes, format: str | None = None) -> Model:
-    """Read a .tflite or .onnx model (by extension, or `format` for bytes)."""
+def load_model(source: str | os.PathLike | bytes, format: str | None = None, layout: str | None = None) -> Model:
+    """Read a .tflite or .onnx model (by extension, or `format` for bytes). `layout` is
+    the layout of 4-D graph inputs and outputs at the API (`--layout`): None keeps the
+    model's own (NCHW for ONNX, NHWC for TFLite)."""
+    if layout is not None and layout not in LAYOUTS:
+        raise MCUCError(f"unknown --layout {layout!r}; choose nchw or nhwc")
     path = None
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
@@ -40,21 +55,54 @@ def load_model(source: str | os.PathLike | bytes, format: str | None = None) -> 
     if format == "tflite":
         from mcuc.frontend.tflite import load_tflite
 
+        if layout == "nchw":
+            raise MCUCError("--layout nchw: a .tflite model is NHWC and mcuc keeps it so (no transposes are "
+                            "added); give NHWC inputs, or leave --layout out (nhwc is the only layout for .tflite)")
         graph = load_tflite(data)
     elif format == "onnx":
         try:
             from mcuc.frontend.onnx import load_onnx
         except ImportError as e:
             raise MCUCError("this mcuc has no ONNX frontend yet") from e
-        graph = load_onnx(data)
+        graph = load_onnx(data, layout or NATIVE_LAYOUT["onnx"])
     else:
         raise MCUCError(f"unknown model format {format!r}: mcuc reads .tflite and .onnx files")
     if path is not None:
         graph = graph.with_(name=_c_identifier(path.stem))
-    return Model(graph, format, data, path)
+    return Model(graph, format, data, path, layout or NATIVE_LAYOUT[format])
+
+
+def in_layout(model: Model, layout: str | None) -> Model:
+    """`model` with its 4-D graph inputs and outputs in `layout` (None: as it is),
+    read again from its source when it was loaded in the other layout."""
+    if layout is None or layout == model.layout:
+        return model
+    return load_model(model.path if model.path is not None else model.source, model.format, layout)
 
 
 def _c_identifier(name: str) -> str:
     """A model name usable as a C prefix."""
     out = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
     return out if out and not out[0].isdigit() else f"m_{out}"
+
+
+def check_input_shapes(model: Model, inputs) -> None:
+    """MCUCError when an input has the rank of its graph input but another shape, above
+    all the same tensor in the other layout (its element count matches, so the runners,
+    which accept flat arrays, would read it in the wrong order without a word)."""
+    tensors = model.graph.inputs
+    if len(inputs) != len(tensors):
+        raise MCUCError(f"{model.name} takes {len(tensors)} inputs, got {len(inputs)}")
+    for t, x in zip(tensors, inputs):
+        shape = tuple(np.shape(x))
+        if len(shape) != len(t.shape) or shape == tuple(t.shape):
+            continue
+        advice = "give an array of that shape"
+        for looks, perm, other in (("NCHW", _NCHW_TO_NHWC, "nchw"), ("NHWC", _NHWC_TO_NCHW, "nhwc")):
+            if len(shape) == 4 and tuple(shape[i] for i in perm) == tuple(t.shape):
+                advice = f"it looks {looks}: transpose it with x.transpose{perm}"
+                if model.format == "onnx":
+                    advice += f", or compile the model with --layout {other} (layout='{other}')"
+        layout = f", layout {model.layout.upper()}" if len(t.shape) == 4 else ""
+        raise MCUCError(f"input {t.name!r} of {model.name}: expected shape {list(t.shape)}{layout}, "
+                        f"got {list(shape)}; {advice}")

@@ -11,6 +11,7 @@ from mcuc.ir.program import Program, ScratchRequest
 
 TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33")
 IO_MODES = ("int8", "float")
+LAYOUTS = ("nchw", "nhwc")
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,17 @@ class CompileOptions:
     io: str | None = None  # None: as the model; "int8": strip float QUANTIZE/DEQUANTIZE edges
     patch: str | None = None  # None/"off": layer by layer; "auto"; "RxC@OP,...": patch stages
     sram: int | None = None  # SRAM budget in bytes for the arena (mcuc.passes.patch_schedule)
+    # Layout of 4-D graph inputs/outputs: None as the model (ONNX nchw, TFLite nhwc).
+    # It acts when the model is read (mcuc.model.load_model), not in the passes.
+    layout: str | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS and self.target != "host":
             raise MCUCError(f"unknown target {self.target!r}; choose one of {', '.join(TARGETS)}")
         if self.io is not None and self.io not in IO_MODES:
             raise MCUCError(f"unknown --io {self.io!r}; choose int8 or float")
+        if self.layout is not None and self.layout not in LAYOUTS:
+            raise MCUCError(f"unknown --layout {self.layout!r}; choose nchw or nhwc")
         from mcuc.passes.patch_schedule import check_patch_option
 
         check_patch_option(self.patch)

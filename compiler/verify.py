@@ -8,7 +8,7 @@ import numpy as np
 from mcuc.backend_registry import make_runner
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
-from mcuc.model import Model
+from mcuc.model import Model, in_layout
 from mcuc.oracle import TFLiteOracle
 from mcuc.pipeline import CompileOptions, prepare
 from mcuc.samples import random_inputs
@@ -52,7 +52,8 @@ def make_oracle(model: Model):
     if model.format == "onnx":
         from mcuc.oracle_onnx import OnnxOracle
 
-        return OnnxOracle(model.source)
+        # onnxruntime runs the NCHW model; the oracle moves 4-D tensors to the model's layout.
+        return OnnxOracle(model.source, model.layout)
     raise MCUCError(f"no oracle for {model.format} models")
 
 
@@ -62,7 +63,9 @@ class EdgeOracle:
     With `--io int8` the compiled graph takes and returns int8 where the model has float
     QUANTIZE/DEQUANTIZE edges. The oracle still runs the original model: int8 inputs are
     dequantized for it (its QUANTIZE recovers them exactly) and its float outputs are
-    quantized back (exact too: they are DEQUANTIZE results of int8 values)."""
+    quantized back (exact too: they are DEQUANTIZE results of int8 values). Both are
+    elementwise, so they hold in either layout (`--layout`: make_oracle's oracle gives
+    and takes 4-D tensors in the model's layout)."""
 
     def __init__(self, model: Model, compiled: Graph):
         self.oracle = make_oracle(model)
@@ -97,6 +100,7 @@ def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
     if samples < 1:
         raise MCUCError("--samples must be at least 1")
     options = options or CompileOptions()
+    model = in_layout(model, options.layout)
     compiled = prepare(model.graph, options) if options.io == "int8" else model.graph
     oracle = EdgeOracle(model, compiled)
     runners = {name: make_runner(name, model, options) for name in backends}

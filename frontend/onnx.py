@@ -7,10 +7,13 @@ become the IR's data-movement ops. Everything else is rejected with the node's n
 op type and what to do.
 
 Layout and API: 4-D activations are NHWC in the IR. Graph inputs and outputs keep the
-model's dtype (float32, int8 or uint8) and NCHW layout: a float input is quantized in the
-user's layout and transposed once (int8) to NHWC; a 4-D output is transposed back before
-its DequantizeLinear (or before the exact int8 -> uint8 QUANTIZE of a uint8 output).
-Weights are transposed at compile time; no transpose runs between ops.
+model's dtype (float32, int8 or uint8). With layout "nchw" (the default, the model's own)
+they keep the NCHW layout too: a float input is quantized in the user's layout and
+transposed once (int8) to NHWC; a 4-D output is transposed back before its
+DequantizeLinear (or before the exact int8 -> uint8 QUANTIZE of a uint8 output). With
+layout "nhwc" every 4-D graph input and output is the ONNX tensor permuted to NHWC, so the
+edges need no TRANSPOSE (for firmware whose camera/audio data is NHWC already). Weights are
+transposed at compile time; no transpose runs between ops.
 
 uint8 maps onto int8 exactly: data and zero points move down by 128. The float kernels
 whose rounding sees the raw values (QLinearAdd, QLinearMul, QLinearAveragePool,
@@ -50,8 +53,14 @@ QOPERATOR_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinear
 _DYNAMIC_QUANTIZATION = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
 
 
-def load_onnx(data: bytes) -> Graph:
-    """Read a quantized .onnx model into the IR, or raise MCUCError."""
+LAYOUTS = ("nchw", "nhwc")
+
+
+def load_onnx(data: bytes, layout: str = "nchw") -> Graph:
+    """Read a quantized .onnx model into the IR, or raise MCUCError. `layout` is the
+    layout of 4-D graph inputs and outputs at the API: "nchw" (the model's) or "nhwc"."""
+    if layout not in LAYOUTS:
+        raise MCUCError(f"unknown layout {layout!r} for an ONNX model; choose nchw or nhwc")
     try:
         import onnx
     except ImportError as e:  # pragma: no cover - onnx is an install requirement
@@ -60,7 +69,12 @@ def load_onnx(data: bytes) -> Graph:
         model = onnx.load_model_from_string(bytes(data))
     except Exception as e:  # protobuf raises its own DecodeError type
         raise MCUCError(f"this is not a readable ONNX model: {e}") from None
-    return _Importer(model).run()
+    return _Importer(model, layout).run()
+
+
+def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A 4-D ONNX (NCHW) shape as the NHWC shape the API gives with layout "nhwc"."""
+    return tuple(shape[i] for i in NCHW_TO_NHWC)
 
 
 def _onnx_dtype(elem_type: int) -> str:
@@ -73,10 +87,11 @@ def _onnx_dtype(elem_type: int) -> str:
 
 
 class _Importer:
-    def __init__(self, model):
+    def __init__(self, model, layout: str = "nchw"):
         import onnx
 
         self.model = model
+        self.nhwc_edges = layout == "nhwc"  # 4-D graph inputs/outputs are NHWC at the API
         self._check_opset()
         try:
             model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
@@ -190,9 +205,10 @@ class _Importer:
             if dtype != "float32":
                 raise MCUCError(f"ONNX graph input {info.name!r} is {dtype}; mcuc reads float32 inputs followed "
                                 "by QuantizeLinear (what onnxruntime.quantization writes) or int8/uint8 inputs")
-            t = Tensor(self._unique(info.name), shape, "float32")
+            nhwc = self.nhwc_edges and len(shape) == 4
+            t = Tensor(self._unique(info.name), _nhwc(shape) if nhwc else shape, "float32")
             inputs.append(t)
-            self.values[info.name] = Value(t)
+            self.values[info.name] = Value(t, nchw=nhwc)
         for node in self.graph.node:
             if id(node) in self.absorbed:
                 continue
@@ -269,7 +285,9 @@ class _Importer:
             raise self._error(node, "per-channel activation quantization is not supported")
         q = self._emit("QUANTIZE", [src.tensor], QuantizeAttrs(rounding=ONNXRUNTIME), node.output[0],
                        "int8", qp.ir_quant(0), node.name)
-        if len(q.shape) == 4:
+        if src.nchw:  # a 4-D input the user gives NHWC (layout "nhwc"): nothing to move
+            self.values[node.output[0]] = Value(q, qp, nchw=True)
+        elif len(q.shape) == 4:
             q = self._emit("TRANSPOSE", [q], TransposeAttrs(NCHW_TO_NHWC), node.output[0] + "_nhwc",
                            "int8", q.quant, node.name)
             self.values[node.output[0]] = Value(q, qp, nchw=True)
@@ -284,7 +302,8 @@ class _Importer:
         """An int8/uint8 graph input keeps the model's dtype and NCHW layout at the API: its
         parameters are those its first reader (DequantizeLinear or a QLinear* node, which
         both give scale and zero point right after the tensor) states; uint8 moves onto
-        int8 by an exact QUANTIZE, 4-D goes NHWC by one TRANSPOSE."""
+        int8 by an exact QUANTIZE, 4-D goes NHWC by one TRANSPOSE (none with layout
+        "nhwc", where the user gives it NHWC)."""
         reader = next(iter(self.consumers.get(name, [])), None)
         if reader is None or not (reader.op_type == "DequantizeLinear" or reader.op_type.startswith("QLinear")
                                   or reader.op_type == "QGemm"):
@@ -295,22 +314,34 @@ class _Importer:
         qp = self._qparams(reader, reader.input[position + 1], zp_name or None, 0, dtype)
         if qp.scale.size != 1:
             raise self._error(reader, f"per-channel quantization of graph input {name!r} is not supported")
-        t = Tensor(self._unique(name), shape, dtype, Quantization(qp.scale, qp.zero_point, 0))
+        api_shape = _nhwc(shape) if self.nhwc_edges and len(shape) == 4 else shape
+        t = Tensor(self._unique(name), api_shape, dtype, Quantization(qp.scale, qp.zero_point, 0))
         q = t
         if dtype == "uint8":
             q = self._emit("QUANTIZE", [q], None, name + "_int8", "int8", qp.ir_quant(0))
-        if len(shape) == 4:
+        if len(shape) == 4 and not self.nhwc_edges:
             q = self._emit("TRANSPOSE", [q], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", q.quant)
         self.values[name] = Value(q, qp, nchw=len(shape) == 4)
+        return t
+
+    def _api_layout(self, name: str, value: Value) -> Tensor:
+        """The IR tensor of a graph output in the layout the API gives: NCHW (the model's)
+        by default, NHWC for 4-D outputs with layout "nhwc". A 4-D value the IR holds in
+        ONNX order (after a Transpose or Reshape node) still moves to NHWC then, so that
+        every 4-D output follows the one rule the user was promised."""
+        t = value.tensor
+        if self.nhwc_edges:
+            if len(t.shape) == 4 and not value.nchw:
+                t = self._emit("TRANSPOSE", [t], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", t.quant)
+        elif value.nchw:
+            t = self._emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), name + "_nchw", "int8", t.quant)
         return t
 
     def _graph_output(self, name: str) -> Tensor:
         value = self.values.get(name)
         if value is not None and value.qparams is not None:
-            # A quantized output keeps the model's dtype and layout.
-            t = value.tensor
-            if value.nchw:
-                t = self._emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), name + "_nchw", "int8", t.quant)
+            # A quantized output keeps the model's dtype, in the layout the API gives.
+            t = self._api_layout(name, value)
             if value.qparams.dtype == "uint8":
                 quant = Quantization(value.qparams.scale, value.qparams.zero_point, 0)
                 return self._emit("QUANTIZE", [t], None, name, "uint8", quant)
@@ -320,10 +351,7 @@ class _Importer:
             src = self.values.get(src_name)
             if src is None:
                 raise MCUCError(f"ONNX graph output {name!r} dequantizes a constant; mcuc needs computed outputs")
-            t = src.tensor
-            if src.nchw:
-                t = self._emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), name + "_nchw", "int8", t.quant)
-            return self._emit("DEQUANTIZE", [t], None, name, "float32", None)
+            return self._emit("DEQUANTIZE", [self._api_layout(name, src)], None, name, "float32", None)
         raise MCUCError(f"ONNX graph output {name!r} is not the result of a DequantizeLinear; mcuc compiles "
                         "quantized models with float outputs (what onnxruntime.quantization writes)")
 
