@@ -8,7 +8,7 @@ import numpy as np
 
 from mcuc.backend_registry import make_runner
 from mcuc.ir.errors import MCUCError
-from mcuc.model import Model, load_model
+from mcuc.model import Model, check_input_shapes, in_layout, load_model
 from mcuc.pipeline import CompileOptions, schedule
 from mcuc.report import program_report
 
@@ -21,7 +21,7 @@ class CompiledModel:
         self.model = model
         self.backend = backend
         self.options = options
-        self.report = program_report(schedule(model.graph, options), options.target)
+        self.report = program_report(schedule(model.graph, options), options.target, model.layout)
         self._run = make_runner(backend, model, options)
 
     @property
@@ -35,6 +35,7 @@ class CompiledModel:
     def __call__(self, *inputs: np.ndarray) -> np.ndarray | list[np.ndarray]:
         if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
             inputs = tuple(inputs[0])
+        check_input_shapes(self.model, inputs)  # e.g. an NCHW array for a --layout nhwc model
         outputs = self._run(list(inputs))
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -44,21 +45,23 @@ class CompiledModel:
 
 
 def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
-            target: str = "cortex-m4", io: str | None = None) -> CompiledModel:
-    """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`."""
-    if not isinstance(model, Model):
-        model = load_model(model)
-    return CompiledModel(model, backend, CompileOptions(target=target, io=io))
+            target: str = "cortex-m4", io: str | None = None, layout: str | None = None) -> CompiledModel:
+    """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`.
+    `layout` ("nchw" | "nhwc", None: the model's own) is the layout of 4-D inputs and
+    outputs: layout="nhwc" lets an ONNX model take and give NHWC arrays, with no transpose."""
+    options = CompileOptions(target=target, io=io, layout=layout)
+    model = in_layout(model, layout) if isinstance(model, Model) else load_model(model, layout=layout)
+    return CompiledModel(model, backend, options)
 
 
 def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] = ("reference",),
-           samples: int = 10, seed: int = 0) -> dict:
+           samples: int = 10, seed: int = 0, io: str | None = None, layout: str | None = None) -> dict:
     """The `mcuc verify` report as a dict."""
     from mcuc.verify import verify as _verify
 
-    if not isinstance(model, Model):
-        model = load_model(model)
-    return _verify(model, list(backends), samples, seed)
+    options = CompileOptions(io=io, layout=layout)
+    model = in_layout(model, layout) if isinstance(model, Model) else load_model(model, layout=layout)
+    return _verify(model, list(backends), samples, seed, options)
 
 
 __all__ = ["compile", "verify", "CompiledModel", "MCUCError"]

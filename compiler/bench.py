@@ -18,7 +18,7 @@ def bench_model(path: str, options: CompileOptions, seed: int = 0) -> dict:
     from mcuc.backends.cortexm.target import get_target
     from mcuc.oracle import tflm_arena_bytes
 
-    model = load_model(path)
+    model = load_model(path, layout=options.layout)
     start = time.perf_counter()
     program = schedule(model.graph, options, cortexm_scratch(options.target))
     compile_seconds = time.perf_counter() - start

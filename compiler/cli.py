@@ -26,13 +26,17 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
                         "--sram), or stages such as 3x3@12 (a 3x3 grid at op 12's output; see `mcuc plan`)")
     p.add_argument("--sram", type=int, default=None, metavar="BYTES",
                    help="SRAM budget for the arena; searches patch schedules when layer by layer does not fit")
+    p.add_argument("--layout", choices=("nchw", "nhwc"), default=None,
+                   help="layout of 4-D inputs/outputs at the API (default: the model's own, nchw for ONNX); "
+                        "nhwc makes an ONNX model take and give NHWC data with no transpose")
 
 
 def _options(args):
     from mcuc.pipeline import CompileOptions
 
     return CompileOptions(target=getattr(args, "target", "cortex-m4"), io=getattr(args, "io", None),
-                          patch=getattr(args, "patch", None), sram=getattr(args, "sram", None))
+                          patch=getattr(args, "patch", None), sram=getattr(args, "sram", None),
+                          layout=getattr(args, "layout", None))
 
 
 def cmd_inspect(args) -> int:
@@ -48,23 +52,26 @@ def cmd_verify(args) -> int:
     from mcuc.verify import format_verdict, verify
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    report = verify(load_model(args.model), backends, args.samples, args.seed, _options(args))
+    options = _options(args)
+    report = verify(load_model(args.model, layout=options.layout), backends, args.samples, args.seed, options)
     print(json.dumps(report, indent=2) if args.json else format_verdict(report))
     return 0 if all(v["bit_exact"] for v in report["backends"].values()) else EXIT_MISMATCH
 
 
 def cmd_run(args) -> int:
     from mcuc.backend_registry import make_runner
-    from mcuc.model import load_model
+    from mcuc.model import check_input_shapes, load_model
 
-    model = load_model(args.model)
+    options = _options(args)
+    model = load_model(args.model, layout=options.layout)
     try:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise MCUCError(f"cannot read input {args.input!r}: {e}") from None
     if len(model.graph.inputs) != 1:
         raise MCUCError(f"{model.name} has {len(model.graph.inputs)} inputs; `mcuc run` takes one .npy")
-    outputs = make_runner(args.backend, model, _options(args))([x])
+    check_input_shapes(model, [x])  # e.g. NCHW data for a --layout nhwc model
+    outputs = make_runner(args.backend, model, options)([x])
     if len(outputs) == 1:
         np.save(args.output, outputs[0])
     else:

@@ -54,7 +54,7 @@ def inspect_graph(graph: Graph) -> dict:
 def inspect_model(path: str, options: CompileOptions) -> tuple[dict, Program]:
     """The model's ops as read, plus the memory plan mcuc makes for `options`:
     bytes live per step, where every output goes, the arena, the peak and the bound."""
-    model = load_model(path)
+    model = load_model(path, layout=options.layout)
     report = inspect_graph(model.graph)
     program = schedule(model.graph, options, cortexm_scratch(options.target))
     live = live_bytes(program)

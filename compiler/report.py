@@ -6,7 +6,8 @@ from mcuc.ir.program import Program
 from mcuc.passes.report import memory_rows
 
 
-def program_report(program: Program, target: str) -> dict:
+def program_report(program: Program, target: str, layout: str | None = None) -> dict:
+    """`layout` ("nchw" | "nhwc"), when given, is stated beside each 4-D input and output."""
     ops = [step.op for step in program.steps]
     return {
         "model": program.graph.name,
@@ -17,16 +18,18 @@ def program_report(program: Program, target: str) -> dict:
         "ops": len(ops),
         "mac_overhead": program.notes.get("mac_overhead", 0.0),
         "schedule": program.notes.get("schedule", []),
-        "inputs": [_io(program, t) for t in program.graph.inputs],
-        "outputs": [_io(program, t) for t in program.graph.outputs],
+        "inputs": [_io(program, t, layout) for t in program.graph.inputs],
+        "outputs": [_io(program, t, layout) for t in program.graph.outputs],
         "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first, "last": b.last}
                     for b in program.buffers],
         "memory": memory_rows(program),  # per op: bytes live, output offsets, scratch, in-place
     }
 
 
-def _io(program: Program, t) -> dict:
+def _io(program: Program, t, layout: str | None = None) -> dict:
     info = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "offset": program.offsets.get(t)}
+    if layout and len(t.shape) == 4:
+        info["layout"] = layout.upper()
     if t.quant is not None:
         info["scale"] = t.quant.scalar_scale
         info["zero_point"] = t.quant.scalar_zero_point

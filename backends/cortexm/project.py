@@ -76,9 +76,11 @@ class IOTensor:
     quantized: bool
     scale: str
     zero_point: int
+    layout: str = ""  # "NCHW" | "NHWC" for a 4-D tensor of a model compiled for a stated layout
 
     def as_json(self) -> dict:
         info = {"index": self.index, "name": self.name, "dtype": self.dtype, "shape": list(self.shape),
+                **({"layout": self.layout} if self.layout else {}),
                 "bytes": self.bytes, "arena_offset": self.offset}
         if self.quantized:
             info["scale"] = float(self.scale)
@@ -86,7 +88,7 @@ class IOTensor:
         return info
 
 
-def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str) -> list[IOTensor]:
+def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str, layout: str | None = None) -> list[IOTensor]:
     result = []
     for index, t in enumerate(tensors):
         if t not in program.offsets:
@@ -101,7 +103,8 @@ def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str) -> list
             index=index, name=c_comment(t.name), dtype=t.dtype, ctype=C_TYPES[t.dtype],
             shape=t.shape, elements=t.size, bytes=t.nbytes, offset=program.offset(t),
             quantized=quantized, scale=c_float(t.quant.scalar_scale) if quantized else "",
-            zero_point=t.quant.scalar_zero_point if quantized else 0))
+            zero_point=t.quant.scalar_zero_point if quantized else 0,
+            layout=layout.upper() if layout and len(t.shape) == 4 else ""))
     return result
 
 
@@ -163,8 +166,10 @@ def op_report(index: int, program: Program) -> dict:
     }
 
 
-def write_project(program: Program, out_dir: Path | str, target: Target, name: str = "model") -> Path:
+def write_project(program: Program, out_dir: Path | str, target: Target, name: str = "model",
+                  layout: str | None = None) -> Path:
     """Write the C project for `program` into `out_dir` (created if needed); return it.
+    `layout` ("nchw" | "nhwc"), when given, is named beside each 4-D input and output.
 
     Files: model.h (the API), model.c (arena, weights, schedule), the runtime_c files the
     model uses, Makefile (`make CPU=<core>` builds lib<name>.a), report.json.
@@ -177,8 +182,8 @@ def write_project(program: Program, out_dir: Path | str, target: Target, name: s
     prefix = c_name(name)
     steps, runtime = emit_steps(program, target)
     runtime_files = runtime_closure(runtime)
-    inputs = io_tensors(program, program.graph.inputs, "input")
-    outputs = io_tensors(program, program.graph.outputs, "output")
+    inputs = io_tensors(program, program.graph.inputs, "input", layout)
+    outputs = io_tensors(program, program.graph.outputs, "output", layout)
     macs = sum(int(op_def(s.op.kind).macs(s.op)) for s in program.steps)
     context = {
         "name": prefix,
