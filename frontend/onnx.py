@@ -44,6 +44,12 @@ from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_QDQ_INT8_RUN
 MIN_OPSET = 13
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
 _DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize"}
+# Ops onnxruntime always runs in float (it has no quantized kernel for them). Their float
+# result may go on through shape-only ops before its QuantizeLinear (torch.onnx writes
+# ReduceMean(keepdims=1) -> Reshape); those commute with a per-tensor QuantizeLinear, so
+# mcuc quantizes right after the op and moves the integers.
+_ALWAYS_FLOAT = {"ReduceMean"}
+_SHAPE_ONLY = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 # The bias operand of QLinearConv / QGemm, whose scale is implied (x_scale * w_scale).
 _IMPLIED_BIAS_QPARAMS = QParams(np.ones(1, np.float32), np.zeros(1, np.int64), 0, "int32")
 # Operator-oriented (QOperator) ops mcuc reads.
@@ -419,6 +425,14 @@ class _Importer:
             ins = [self._dq_input(node, n) for n in node.input]
         else:  # one dequantized activation; other inputs are constants the builder reads
             ins = [self._dq_input(node, node.input[0])]
+        reshapes = self._float_shape_chain(node) if kind in _ALWAYS_FLOAT else []
+        if reshapes:
+            out_qp, out_name = self._output_q(reshapes[-1])
+            self._build(node, kind, ins, out_qp, node.output[0])
+            for r in reshapes:  # each moves the integers of the one before
+                self._build(r, r.op_type, [QInput(out_qp, value=self.values[r.input[0]])], out_qp,
+                            out_name if r is reshapes[-1] else r.output[0])
+            return
         out_qp, out_name = self._output_q(node)
         if kind in _DATA_MOVEMENT and not ins[0].qparams.same_as(out_qp):
             # onnxruntime keeps DQ -> float op -> Q: the op only moves (or, for MaxPool, picks)
@@ -427,6 +441,20 @@ class _Importer:
             self.values[out_name] = table_value(self, node, moved, lambda r: r, "requantize", out_qp, out_name)
             return
         self._build(node, kind, ins, out_qp, out_name)
+
+    def _float_shape_chain(self, node) -> list:
+        """The shape-only nodes (_SHAPE_ONLY) that alone consume the float output of `node`,
+        one after another, absorbed into its group."""
+        chain, out = [], node.output[0]
+        graph_outputs = {o.name for o in self.graph.output}
+        while out not in graph_outputs:
+            users = self.consumers.get(out, [])
+            if len(users) != 1 or users[0].op_type not in _SHAPE_ONLY:
+                break
+            chain.append(users[0])
+            self.absorbed.add(id(users[0]))
+            out = users[0].output[0]
+        return chain
 
     def _const_operand(self, node, name: str) -> QInput:
         if name in self.dequantized:

@@ -493,8 +493,9 @@ def _build_softmax(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
 def _reshape_target(imp: _Importer, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     """ONNX Reshape's output shape: 0 copies the input dimension (allowzero=0), -1 is inferred."""
     spec = [int(d) for d in np.asarray(imp._constant(node, node.input[1], "shape")).reshape(-1)]
-    if int(imp._attrs(node).get("allowzero", 0)):
-        raise imp._error(node, "allowzero=1 is not supported")
+    if int(imp._attrs(node).get("allowzero", 0)) and 0 in spec:
+        # (allowzero only changes what a 0 in the shape means; torch.onnx sets it on every Reshape)
+        raise imp._error(node, "a 0 in the shape with allowzero=1 (an empty tensor) is not supported")
     dims = [in_shape[i] if d == 0 else d for i, d in enumerate(spec)]
     total = int(np.prod(in_shape, dtype=np.int64))
     if dims.count(-1) == 1:
