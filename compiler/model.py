@@ -11,7 +11,6 @@ from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
 from mcuc.pipeline import LAYOUTS
 
-
 # The layout of 4-D graph inputs and outputs each format has of its own.
 NATIVE_LAYOUT = {"tflite": "nhwc", "onnx": "nchw"}
 _NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -28,7 +27,11 @@ class Model:
     format: str  # "tflite" | "onnx"
     source: bytes
     path: Path | None = None
-    layout: str = "nhwc"
+    layout: str | None = None  # None: the format's own (NATIVE_LAYOUT)
+
+    def __post_init__(self) -> None:
+        if self.layout is None:
+            object.__setattr__(self, "layout", NATIVE_LAYOUT.get(self.format, "nhwc"))
 
     @property
     def name(self) -> str:
