@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="cortex-m4", help="core whose kernel scratch the plan includes")
     p.add_argument("--io", choices=("int8", "float"), default=None,
                    help="int8: drop a float model's QUANTIZE/DEQUANTIZE edges (API takes int8)")
+    p.add_argument("--layout", choices=("nchw", "nhwc"), default=None,
+                   help="layout of 4-D inputs/outputs at the API (as in compile)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("bench", help="compile, emulate and measure: instructions, SRAM, flash")

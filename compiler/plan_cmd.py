@@ -39,7 +39,7 @@ def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None =
     """The trade-off report of one model (and the SVG written to `svg_path`)."""
     from mcuc.model import load_model
 
-    graph = prepare(load_model(model_path).graph, options)
+    graph = prepare(load_model(model_path, layout=options.layout).graph, options)
     scratch = cortexm_scratch(options.target) if options.target != "host" else None
     chosen = search(graph, scratch, max_overhead=AUTO_MAX_OVERHEAD)
     baseline, candidates = chosen.baseline, chosen.candidates
