@@ -131,3 +131,13 @@ def test_console_script_has_no_traceback(tmp_path):
                           capture_output=True, text=True, cwd=REPO_ROOT)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("mcuc: error:")
+
+
+def test_closed_stdout_is_quiet_not_a_traceback():
+    """`mcuc inspect MODEL | head`: a reader that leaves before mcuc writes gets no
+    traceback on stderr (the pipe is closed before the model has even loaded)."""
+    proc = subprocess.Popen([sys.executable, "-m", "mcuc", "inspect", str(EXAMPLE)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in stderr, stderr
