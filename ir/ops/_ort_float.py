@@ -21,7 +21,8 @@ A conv's float bias is added after the product (MlasActivation); then QuantizeLi
 A MEAN over H and W sums each channel in the order of its kernel: GlobalAveragePool's
 MlasPoolGlobalKernel (four lanes) or ReduceMean's Eigen sum (aligned SSE packets, which
 depend on where the channel's row starts in memory).
-Measured byte-exact against the pinned onnxruntime's float outputs (tests/test_onnx_layers.py).
+Measured byte-exact against the pinned onnxruntime's float outputs (tests/test_onnx_layers.py,
+tests/test_onnx_float_groups.py, tests/test_onnx_reduce_mean.py).
 """
 from __future__ import annotations
 
@@ -300,7 +301,8 @@ def global_average_pool_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
 
 
 # onnxruntime's core is compiled for SSE2, so Eigen's float packet is Packet4f: 4 floats,
-# 16-byte aligned loads.
+# 16-byte aligned loads (an AVX Packet8f order disagrees with the pinned onnxruntime on
+# most shapes; tests/test_onnx_reduce_mean.py measures this one bit-exact).
 EIGEN_PACKET = 4
 
 
@@ -313,15 +315,15 @@ def eigen_first_aligned(row: int, count: int) -> int:
 
 def eigen_sum(values: np.ndarray, first_aligned: int) -> np.ndarray:
     """Eigen's vectorized sum (redux_impl, LinearVectorizedTraversal) over the last axis
-    of float32 `values` [..., count], every row starting `first_aligned` elements before a
-    packet boundary.
+    of float32 `values` [..., count] whose element a = `first_aligned` is every row's first
+    on a packet (16-byte) boundary.
 
-    Fewer than one whole aligned packet: a sequential sum from element 0. Otherwise the
-    aligned packets [a, a + 4), [a + 4, a + 8), ... are summed lane-wise: with two or more,
-    packet 0 and packet 1 start two accumulators that take every other pair of packets, the
-    accumulators are added, then the last odd packet; the packet is reduced as
-    (l0 + l2) + (l1 + l3) (predux on SSE); then the unaligned head elements [0, a) are
-    added one by one, then the tail after the last whole packet."""
+    Fewer than one whole packet from a on: a sequential sum from element 0. Otherwise the
+    packets P0 = [a, a + 4), P1 = [a + 4, a + 8), ... are summed lane-wise: P0 alone, or
+    with two or more, P0 and P1 start two accumulators, P2k goes to the first and P2k+1 to
+    the second up to the last whole pair, the two are added, then an odd last packet; the
+    packet is reduced as (l0 + l2) + (l1 + l3) (predux on SSE); then the unaligned head
+    elements [0, a) are added one by one, then the tail after the last packet."""
     count = values.shape[-1]
     a = first_aligned
     packets = (count - a) // EIGEN_PACKET
