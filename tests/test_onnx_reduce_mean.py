@@ -80,8 +80,9 @@ def _inputs(shape, ties: int, rng: np.random.Generator, count: int) -> list[np.n
 # 1. float32 bits
 
 # (N, C, H, W): every residue of C * H * W and H * W mod 4, fewer elements than a packet,
-# exactly one or two packets, long rows, the torchvision heads.
-FLOAT_SHAPES = [(1, 7, 1, 1), (1, 9, 1, 3), (1, 5, 2, 3), (1, 11, 1, 7), (1, 6, 2, 4), (1, 13, 3, 3), (2, 9, 3, 5),
+# exactly one or two packets, long rows, one channel (a reduction of everything), the
+# torchvision heads.
+FLOAT_SHAPES = [(1, 7, 1, 1), (1, 1, 5, 7), (1, 1, 1, 3), (2, 1, 3, 3), (1, 9, 1, 3), (1, 5, 2, 3), (1, 11, 1, 7), (1, 6, 2, 4), (1, 13, 3, 3), (2, 9, 3, 5),
                 (1, 40, 7, 7), (1, 3, 10, 7), (1, 17, 6, 11), (3, 5, 5, 5), (1, 2, 56, 56), (1, 1280, 7, 7)]
 
 
@@ -238,20 +239,21 @@ def test_network_ending_in_reduce_mean(fmt, activations, keepdims, opset):
 # ---------------------------------------------------------------------------------------
 # 5. refused axes
 
-@pytest.mark.parametrize("axes, attrs, pattern", [
-    ([1], {}, r"axes \[1\] are not supported.*axes \[2, 3\]"),
-    ([1, 2, 3], {}, r"axes \[1, 2, 3\] are not supported"),
-    ([2], {}, r"axes \[2\] are not supported"),
-    (None, {}, r"no axes.*a mean over every axis.*give axes \[2, 3\]"),
-    (None, {"noop_with_empty_axes": 1}, r"no axes \(noop_with_empty_axes=1: the identity\)"),
+@pytest.mark.parametrize("shape, axes, attrs, pattern", [
+    ((1, 4, 3, 3), [1], {}, r"axes \[1\] are not supported.*axes \[2, 3\]"),
+    ((1, 4, 3, 3), [1, 2, 3], {}, r"axes \[1, 2, 3\] are not supported"),
+    ((1, 4, 3, 3), [2], {}, r"axes \[2\] are not supported"),
+    ((1, 4, 3, 3), None, {}, r"no axes.*a mean over every axis.*give axes \[2, 3\]"),
+    ((1, 4, 3, 3), None, {"noop_with_empty_axes": 1}, r"no axes \(noop_with_empty_axes=1: the identity\)"),
+    ((1, 4, 9), [2], {}, r"axes \[2\] of a 3-D tensor are not supported.*4-D NCHW"),
 ])
-def test_unsupported_axes_are_refused(axes, attrs, pattern):
+def test_unsupported_axes_are_refused(shape, axes, attrs, pattern):
     b = _Builder("int8", np.random.default_rng(0))
     x = b.qdq("x", X_SCALE)
     inputs = [x] + ([b.init("axes", np.array(axes, np.int64))] if axes is not None else [])
     b.nodes.append(helper.make_node("ReduceMean", inputs, ["mean"], name="head_mean", **attrs))
     y = b.qdq("mean", X_SCALE)
-    graph = helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
+    graph = helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
                               [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)], b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
