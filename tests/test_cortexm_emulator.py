@@ -203,6 +203,25 @@ def test_runaway_code_hits_the_budget(built):
         emulator.call("spin", (0,), budget=10_000)
 
 
+@pytest.mark.parametrize("n", [1, 1000])
+def test_uncounted_call_gives_the_same_results_without_counts(built, n):
+    emulator, _ = built
+    counted, uncounted = emulator.call("loop_n", (n,)), emulator.call("loop_n", (n,), count_instructions=False)
+    assert (uncounted.return_value, uncounted.stack_bytes) == (counted.return_value, counted.stack_bytes)
+    assert uncounted.instructions is None
+    assert emulator.call("frame_64", (3,), count_instructions=False).stack_bytes == 8 + 64
+
+
+def test_uncounted_runaway_code_hits_the_budget(built):
+    emulator, _ = built
+    with pytest.raises(MCUCError, match="runaway"):
+        emulator.call("spin", (0,), budget=10_000, count_instructions=False)
+    with pytest.raises(MCUCError, match=r"CPU exception 7 \(bkpt\) in breakpoint"):
+        emulator.call("breakpoint", (0,), count_instructions=False)
+    with pytest.raises(MCUCError, match="need count_instructions"):
+        emulator.call("marked", (10,), marks=("mark_middle",), count_instructions=False)
+
+
 def test_breakpoint_and_bad_load_are_named_errors(built):
     emulator, _ = built
     with pytest.raises(MCUCError, match=r"CPU exception 7 \(bkpt\) in breakpoint"):

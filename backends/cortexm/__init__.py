@@ -2,8 +2,9 @@
 
     write_project(program, out_dir, target, name="model") -> Path
         the firmware project (model.h, model.c, runtime files, Makefile, report.json)
-    run_cortexm(program, inputs, target) -> CortexMResult
+    run_cortexm(program, inputs, target, count_instructions=True) -> CortexMResult
         outputs, instructions, stack_bytes, flash_bytes, static_ram_bytes, per-op counts
+        (count_instructions=False: no counts, many times faster; what verification uses)
     run_chost(program, inputs) -> list[np.ndarray]
         the same C built for the host with ASan and UBSan
 
@@ -40,14 +41,15 @@ def _cached(program: Program, key: str, make):
     return per_program[key]
 
 
-def run_cortexm(program: Program, inputs: Sequence[np.ndarray], target: Target | str):
+def run_cortexm(program: Program, inputs: Sequence[np.ndarray], target: Target | str,
+                count_instructions: bool = True):
     """One inference of `program` on the emulated `target` core."""
     from .emulated import CortexMBuild
 
     ModelIO.of(program).pack(inputs)  # a wrong input is reported before any build
     target = get_target(target) if isinstance(target, str) else target
     build = _cached(program, target.name, lambda: CortexMBuild(program, target))
-    return build.run(inputs)
+    return build.run(inputs, count_instructions=count_instructions)
 
 
 def run_chost(program: Program, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

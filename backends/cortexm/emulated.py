@@ -42,10 +42,12 @@ class CortexMResult:
         is arena_bytes + static_ram_bytes + stack_bytes).
     instructions_by_step: per schedule step; their sum plus the invoke function's own
         prologue and epilogue (`instructions_by_op_kind["(invoke)"]`) is `instructions`.
+    An uncounted run (count_instructions=False) has instructions None and no per-step
+    figures.
     """
 
     outputs: list[np.ndarray]
-    instructions: int
+    instructions: int | None
     stack_bytes: int
     flash_bytes: int
     static_ram_bytes: int
@@ -92,21 +94,23 @@ class CortexMBuild:
             raise MCUCError(f"the {target.name} build has no step labels {missing[:3]}...: was the "
                             "project built without MCUC_PROFILE_STEPS?")
 
-    def run(self, inputs, budget: int | None = None) -> CortexMResult:
+    def run(self, inputs, budget: int | None = None, count_instructions: bool = True) -> CortexMResult:
         """One inference. `budget`: instructions before the run counts as runaway code
-        (default: generous for the model's size, see runaway_budget)."""
+        (default: generous for the model's size, see runaway_budget).
+        `count_instructions=False`: outputs and stack only, many times faster (emulator.py)."""
         io = self.io
         budget = self.default_budget if budget is None else budget
         writes = [(self.arena_address + offset, data) for offset, data in zip(io.input_offsets, io.pack(inputs))]
         reads = [(self.arena_address + offset, t.nbytes) for offset, t in zip(io.output_offsets, io.outputs)]
-        call = self.emulator.call(f"{NAME}_invoke", writes=writes, reads=reads, marks=self.marks,
-                                  budget=budget)
+        call = self.emulator.call(f"{NAME}_invoke", writes=writes, reads=reads,
+                                  marks=self.marks if count_instructions else (), budget=budget,
+                                  count_instructions=count_instructions)
         if call.return_value != 0:
             raise MCUCError(f"{NAME}_invoke returned {call.return_value} on {self.target.name}")
         boundaries = [call.marks.get(m) for m in self.marks]
         by_step: list[int] = []
         by_kind: dict[str, int] = {}
-        if all(b is not None for b in boundaries):
+        if count_instructions and all(b is not None for b in boundaries):
             by_step = [boundaries[i + 1] - boundaries[i] for i in range(len(self.step_kinds))]
             for kind, count in zip(self.step_kinds, by_step):
                 by_kind[kind] = by_kind.get(kind, 0) + count
