@@ -63,7 +63,8 @@ def _layer(dtype: str, shape: tuple[int, int, int, int], keepdims: int, opset: i
         b.nodes.append(helper.make_node("ReduceMean", [x], ["mean"], axes=axes, keepdims=keepdims))
     y = b.qdq("mean", X_SCALE * 2 * ties / (shape[2] * shape[3]))
     outputs = [y, "mean"] if expose_float else [y]
-    graph = helper.make_graph(b.nodes, "reduce_mean", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+    graph = helper.make_graph(b.nodes, "reduce_mean",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs], b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
@@ -82,8 +83,9 @@ def _inputs(shape, ties: int, rng: np.random.Generator, count: int) -> list[np.n
 # (N, C, H, W): every residue of C * H * W and H * W mod 4, fewer elements than a packet,
 # exactly one or two packets, long rows, one channel (a reduction of everything), the
 # torchvision heads.
-FLOAT_SHAPES = [(1, 7, 1, 1), (1, 1, 5, 7), (1, 1, 1, 3), (2, 1, 3, 3), (1, 9, 1, 3), (1, 5, 2, 3), (1, 11, 1, 7), (1, 6, 2, 4), (1, 13, 3, 3), (2, 9, 3, 5),
-                (1, 40, 7, 7), (1, 3, 10, 7), (1, 17, 6, 11), (3, 5, 5, 5), (1, 2, 56, 56), (1, 1280, 7, 7)]
+FLOAT_SHAPES = [(1, 7, 1, 1), (1, 1, 5, 7), (1, 1, 1, 3), (2, 1, 3, 3), (1, 9, 1, 3), (1, 5, 2, 3), (1, 11, 1, 7),
+                (1, 6, 2, 4), (1, 13, 3, 3), (2, 9, 3, 5), (1, 40, 7, 7), (1, 3, 10, 7), (1, 17, 6, 11), (3, 5, 5, 5),
+                (1, 2, 56, 56), (1, 1280, 7, 7)]
 
 
 def _float_means(shape, seed: int):
