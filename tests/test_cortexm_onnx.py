@@ -3,16 +3,24 @@ Cortex-M C backend, byte for byte against onnxruntime.
 
 1. Whole networks (onnx_models: MobileNetV2, ResNet, DS-CNN, MLP, a MobileNetV3 block)
    quantized by onnxruntime in QDQ and operator formats with int8 and uint8 activations,
-   on c-host (sanitized host build): int8 QDQ brings the float groups onnxruntime leaves
-   unfused (ort_float: exact fused multiply-add chains), full-range weights the
-   saturating u8 x s8 int16 pairs (ort_u8s8_pairs), uint8 the ort_offset formulas.
-2. The same C cross-compiled for cortex-m4 (DSP path) and cortex-m0 (portable path,
-   soft-float without an FPU) in the emulator, on the networks that stay cheap there.
+   every combination on c-host (sanitized host build): int8 QDQ brings the float groups
+   onnxruntime leaves unfused (ort_float: exact fused multiply-add chains), full-range
+   weights the saturating u8 x s8 int16 pairs (ort_u8s8_pairs), uint8 the ort_offset
+   formulas.
+2. The same C cross-compiled for every emulated core family. All of them build with
+   -mfloat-abi=soft (target.py: the generated code is integer-only), so the float
+   groups and float32 requantization run in libgcc's soft-float on every core; what
+   differs is the instruction set libgcc and the kernels are compiled for: ARMv6-M
+   (cortex-m0: no 32x32->64 multiply, portable kernels), ARMv7-M (cortex-m3: long
+   multiplies, portable kernels), ARMv7E-M (cortex-m4/m7: DSP kernels) and ARMv8-M
+   Mainline (cortex-m33: DSP kernels). Each family runs at least one int8 QDQ network
+   with float groups; the emulator runs uncounted (verification needs only outputs).
 3. A few hypothesis cases of each ONNX layer test of test_onnx_layers with c-host
    standing in for the reference interpreter.
 """
 from __future__ import annotations
 
+import functools
 import shutil
 import warnings
 
@@ -34,18 +42,22 @@ _NEEDS_ARM = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                 reason="arm-none-eabi-gcc is not installed (Debian: gcc-arm-none-eabi, "
                                        "libnewlib-arm-none-eabi)")
 
-# (network, format, activations) on c-host: every network in the two formats that bring
-# the most distinct kernels (int8 QDQ: float groups and pairs; uint8 operator: offsets),
-# every combination for the two small ones.
-CHOST_CASES = sorted({(n, f, a) for n in onnx_models.NETWORKS for f, a in (("qdq", "int8"), ("qoperator", "uint8"))}
-                     | {(n, f, a) for n in ("mlp", "mobilenet_v3_block") for f in ("qdq", "qoperator")
-                        for a in ("int8", "uint8")})
-# Emulated cores: the float groups of the bigger int8 QDQ networks (a fused multiply-add
-# per tap in integer arithmetic) take about a minute to emulate, so they stay on c-host
-# (resnet qdq int8 on cortex-m4 is bit-exact too, in ~67 s).
-EMULATED_CASES = [("cortex-m4", "mlp", "qdq", "int8"), ("cortex-m4", "mlp", "qoperator", "uint8"),
+# (network, format, activations) on c-host: every combination (about a second or two each).
+CHOST_CASES = [(n, f, a) for n in sorted(onnx_models.NETWORKS) for f in ("qdq", "qoperator")
+               for a in ("int8", "uint8")]
+# Emulated cores, one sample each: every core family on an int8 QDQ network whose float
+# groups onnxruntime leaves in float (mobilenet_v3_block: float depthwise, pointwise FMA3
+# blocks, GlobalAveragePool and Mul, next to u8 x s8 pairs, tables, QLinearSoftmax and
+# QLinearAveragePool; resnet: float 3x3 convs and residual Adds, ~1.5M float MACs, the
+# heaviest soft-float load, which on cortex-m0 needs ~800M instructions), plus the
+# cheap MLP in the formats that bring the pair and offset kernels.
+EMULATED_CASES = [("cortex-m0", "mlp", "qdq", "int8"), ("cortex-m0", "mobilenet_v3_block", "qdq", "uint8"),
+                  ("cortex-m0", "resnet", "qdq", "int8"),
+                  ("cortex-m3", "mobilenet_v3_block", "qdq", "int8"), ("cortex-m3", "mlp", "qoperator", "int8"),
+                  ("cortex-m4", "mlp", "qdq", "int8"), ("cortex-m4", "mlp", "qoperator", "uint8"),
                   ("cortex-m4", "mobilenet_v3_block", "qoperator", "uint8"),
-                  ("cortex-m0", "mlp", "qdq", "int8"), ("cortex-m0", "mobilenet_v3_block", "qdq", "uint8")]
+                  ("cortex-m7", "resnet", "qdq", "int8"), ("cortex-m7", "mlp", "qdq", "uint8"),
+                  ("cortex-m33", "mobilenet_v3_block", "qdq", "int8"), ("cortex-m33", "kws_ds_cnn", "qoperator", "uint8")]
 
 LAYER_TESTS = ("test_conv", "test_gemm_and_matmul", "test_add_and_mul", "test_global_average_pool",
                "test_average_pool", "test_elementwise_tables", "test_concat_requantizes_inputs",
@@ -53,6 +65,7 @@ LAYER_TESTS = ("test_conv", "test_gemm_and_matmul", "test_add_and_mul", "test_gl
 LAYER_CASES = 3
 
 
+@functools.lru_cache(maxsize=None)  # shared by the c-host and emulated cases
 def _quantized(network: str, fmt: str, activations: str) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
