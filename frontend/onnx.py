@@ -255,6 +255,15 @@ class _Importer:
         """Identity (torch.onnx's legacy exporter writes one per shared initializer): the
         output names whatever the input is, a constant, a dequantized tensor or a value."""
         src, out = node.input[0], node.output[0]
+        if src in self.dequantized and len(self.consumers.get(src, [])) > 1:
+            # What quantize_static writes for a model exported with shared initializers and
+            # not pre-processed: after removing the Identity nodes, onnxruntime's optimizer
+            # fuses some of the ops sharing that DequantizeLinear and runs others in float.
+            raise self._error(node, f"shares the dequantized constant {src!r} among "
+                                    f"{len(self.consumers[src])} nodes, which onnxruntime runs partly in float in "
+                                    "a way mcuc does not reproduce; quantize after onnxruntime.quantization."
+                                    "shape_inference.quant_pre_process (it folds Identity nodes), or compile the "
+                                    "float model with --calibrate, which does")
         for table in (self.constants, self.dequantized, self.values):
             if src in table:
                 table[out] = table[src]

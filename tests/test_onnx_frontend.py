@@ -252,3 +252,23 @@ def test_identity_nodes_pass_constants_dequantized_tensors_and_values_through():
                                     helper.make_node("Identity", ["m"], ["c"])], []), format="onnx")
     assert "MAX_POOL_2D" in [op.kind for op in pooled.graph.ops]
     assert verify(pooled, ["reference"], samples=3)["backends"]["reference"]["bit_exact"]
+
+
+def test_a_dequantized_bias_shared_through_identity_is_refused_with_the_fix():
+    """quantize_static on a TorchScript export that was not pre-processed shares one
+    conv's dequantized bias with others through Identity nodes; onnxruntime then runs
+    some of those convs in float, which mcuc does not reproduce: a named error instead
+    of a wrong answer."""
+    inits = [numpy_helper.from_array(np.ones((2, 2, 1, 1), np.int8), "wq"), numpy_helper.from_array(np.float32(0.05), "ws"),
+             numpy_helper.from_array(np.int8(0), "wz"), numpy_helper.from_array(np.zeros(2, np.int32), "bq"),
+             numpy_helper.from_array(np.float32(0.005), "bs"), numpy_helper.from_array(np.int32(0), "bz")]
+    nodes = [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"]),
+             helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["b"]),
+             helper.make_node("Identity", ["b"], ["b_shared"], name="shared_bias"),
+             helper.make_node("Conv", ["d", "w", "b"], ["c1"], kernel_shape=[1, 1]),
+             helper.make_node("QuantizeLinear", ["c1", "s", "z"], ["q1"]),
+             helper.make_node("DequantizeLinear", ["q1", "s", "z"], ["d1"]),
+             helper.make_node("Conv", ["d1", "w", "b_shared"], ["c"], kernel_shape=[1, 1])]
+    with pytest.raises(MCUCError, match=r"'shared_bias' \(Identity\): shares the dequantized constant 'b'.*"
+                                        r"quant_pre_process.*--calibrate"):
+        load_onnx(_qdq_model(nodes, inits))
