@@ -97,10 +97,14 @@ def quantize_onnx(model_path: str | os.PathLike, samples_source: str | os.PathLi
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         # quantize_static writes beside its input while it works: give it a private copy.
-        src = Path(tmp) / "float.onnx"
+        whole, src = Path(tmp) / "whole.onnx", Path(tmp) / "float.onnx"
+        # One self-contained file (external data folded in): handed a ModelProto,
+        # quant_pre_process moves every initializer out of the graph, and onnxruntime's
+        # shape inference then cannot read constant inputs such as ReduceMean's axes.
+        onnx.save_model(model, str(whole))
         try:
             # Symbolic shape inference (sympy) is for dynamic shapes; mcuc's are static.
-            quant_pre_process(model, src, skip_symbolic_shape=True)
+            quant_pre_process(str(whole), str(src), skip_symbolic_shape=True)
         except Exception as e:  # onnxruntime reports its own error types
             raise MCUCError(f"onnxruntime's quantization pre-processing failed on {model_path.name}: {e}") from None
         try:
