@@ -147,9 +147,7 @@ def test_quantized_graph_input_and_output_in_nhwc(dtype):
     assert [(t.dtype, t.shape) for t in model.graph.inputs] == [(dtype, (1, 8, 6, 3))]
     assert [(t.dtype, t.shape) for t in model.graph.outputs] == [(dtype, (1, 8, 6, 6))]
     assert "TRANSPOSE" not in _kinds(model.graph)
-    # (the Cortex-M backend has no uint8 QUANTIZE kernel, whatever the layout)
-    backends = ["reference", "llvm"] + (["c-host"] if dtype == "int8" else [])
-    _assert_bit_exact(verify(model, backends, samples=3, seed=6, options=CompileOptions(layout="nhwc")))
+    _assert_bit_exact(verify(model, BACKENDS, samples=3, seed=6, options=CompileOptions(layout="nhwc")))
 
 
 def test_a_4d_output_the_model_already_permuted_still_follows_the_one_rule():

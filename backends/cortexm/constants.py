@@ -132,14 +132,14 @@ def padded_channels(values: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def per_element_table(op: Op) -> np.ndarray:
-    """The op's reference output for each of the 256 int8 inputs, in index order
-    (uint8)i, from the op's own numpy semantics: exact by construction."""
+    """The op's reference output for each of the 256 int8 (or uint8) inputs, in index
+    order (uint8)i, from the op's own numpy semantics: exact by construction."""
     x = op.input
     probe_in = Tensor(x.name, (256,), x.dtype, x.quant)
     probe_out = Tensor(op.output.name, (256,), op.output.dtype, op.output.quant)
     probe = op.with_(inputs=(probe_in,) + tuple(op.inputs[1:]), outputs=(probe_out,))
-    values = np.arange(256, dtype=np.uint8).view(np.int8)
-    return op_def(op.kind).evaluate(probe, [values])[0]
+    values = np.arange(256, dtype=np.uint8)
+    return op_def(op.kind).evaluate(probe, [values if x.dtype == "uint8" else values.view(np.int8)])[0]
 
 
 def add_input_tables(p) -> tuple[np.ndarray, np.ndarray]:

@@ -358,15 +358,19 @@ _LUT_CTYPES = {1: "int8_t", 2: "int16_t", 4: "uint32_t"}
 
 
 def _emit_lut(fn: str, step: Step, program: Program, target: Target) -> StepCode:
-    """Every per-element op with an int8 input: a 256-entry table of the op's own
-    reference semantics."""
+    """Every per-element op with an int8 or uint8 input (a uint8 graph input or output
+    moves onto int8 by an exact QUANTIZE): a 256-entry table of the op's own reference
+    semantics, indexed by the input's bits."""
     op = step.op
     x, y = op.input, op.output
-    _require(x.dtype == "int8", op, f"input dtype {x.dtype} is not supported by the Cortex-M backend (int8 only)")
+    _require(x.dtype in ("int8", "uint8"), op,
+             f"input dtype {x.dtype} is not supported by the Cortex-M backend (int8, uint8)")
     table = K.per_element_table(op)
     itemsize = table.dtype.itemsize
     if table.dtype == np.float32:
         table = table.view(np.uint32)
+    elif table.dtype == np.uint8:  # the same bits in the kernel's int8_t table
+        table = table.view(np.int8)
     _require(itemsize in _LUT_CTYPES, op, f"output dtype {y.dtype} is not supported by the Cortex-M backend")
     suffix = "u" if itemsize == 4 else ""
     values = [f"{int(v)}{suffix}" for v in table.reshape(-1)]
