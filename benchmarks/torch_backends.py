@@ -16,7 +16,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import io
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -43,11 +42,8 @@ def compile_with_calibration(network: str, exporter: str, folder: Path) -> tuple
         code = mcuc_main(["compile", str(model), "--calibrate", str(samples), "-o", str(out), "--target", "cortex-m4"])
     if code != 0:
         raise SystemExit(f"mcuc compile --calibrate failed on {network} ({exporter}) with exit code {code}")
-    source = (out / "model.c").read_text()
-    steps = re.findall(r"/\* step \d+: ([A-Z0-9_]+)\(", source[source.index("_invoke(void)"):])
-    convs = [i for i, kind in enumerate(steps) if kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]
-    between = sum(kind == "TRANSPOSE" and convs[0] < i < convs[-1] for i, kind in enumerate(steps))
-    return quantized_path_for(model, out), between
+    steps = torch_models.invoked_steps((out / "model.c").read_text())
+    return quantized_path_for(model, out), torch_models.transposes_between_convolutions(steps)
 
 
 def main() -> int:

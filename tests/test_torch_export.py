@@ -6,7 +6,6 @@ settles the layout at the input: no transpose runs between convolutions."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -69,26 +68,19 @@ def test_torchvision_model_is_bit_exact_on_cortex_m4(compiled, capsys):
     assert report["backends"]["cortex-m4"]["bit_exact"], report
 
 
-def _invoked_steps(model_c: str) -> list[str]:
-    """The op kinds the generated invoke function runs, in order (from its step comments)."""
-    body = model_c[model_c.index("_invoke(void)"):]
-    return re.findall(r"/\* step \d+: ([A-Z0-9_]+)\(", body)
-
-
 @pytest.mark.parametrize("network,exporter", CASES)
 def test_generated_c_has_no_transpose_between_convolutions(compiled, network, exporter):
     out, _ = compiled(network, exporter)
-    steps = _invoked_steps((out / "model.c").read_text())
-    convs = [i for i, kind in enumerate(steps) if kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]
-    assert len(convs) >= 50, steps  # both networks have 52 convolutions
-    transposes = [i for i, kind in enumerate(steps) if kind == "TRANSPOSE"]
-    assert all(i < convs[0] or i > convs[-1] for i in transposes), steps
-    assert len(transposes) <= 1, steps  # the NCHW image once, at the input; the logits are 2-D
+    steps = torch_models.invoked_steps((out / "model.c").read_text())
+    assert sum(kind in ("CONV_2D", "DEPTHWISE_CONV_2D") for kind in steps) == 52, steps
+    assert torch_models.transposes_between_convolutions(steps) == 0, steps
+    assert steps.count("TRANSPOSE") <= 1, steps  # the NCHW image once, at the input; the logits are 2-D
 
 
 def test_step_parser_sees_a_transpose_between_convolutions():
     """The check above can fail: a transpose between two convolutions is found."""
     fake = "int m_invoke(void)\n{\n" + "".join(
         f"    /* step {i}: {kind}(x) */\n" for i, kind in enumerate(["QUANTIZE", "CONV_2D", "TRANSPOSE", "CONV_2D"]))
-    steps = _invoked_steps(fake)
+    steps = torch_models.invoked_steps(fake)
     assert steps == ["QUANTIZE", "CONV_2D", "TRANSPOSE", "CONV_2D"]
+    assert torch_models.transposes_between_convolutions(steps) == 1

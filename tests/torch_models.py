@@ -7,6 +7,7 @@ opset 17, Identity nodes in front of shared initializers).
 """
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -52,3 +53,15 @@ def calibration_samples(path: Path, count: int = 8, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     np.save(path, rng.standard_normal((count, 1, 3, RESOLUTION, RESOLUTION)).astype(np.float32))
     return path
+
+
+def invoked_steps(model_c: str) -> list[str]:
+    """The op kinds the generated C's invoke function runs, in order (its step comments)."""
+    body = model_c[model_c.index("_invoke(void)"):]
+    return re.findall(r"/\* step \d+: ([A-Z0-9_]+)\(", body)
+
+
+def transposes_between_convolutions(steps: list[str]) -> int:
+    """How many TRANSPOSE steps run after the first and before the last convolution."""
+    convs = [i for i, kind in enumerate(steps) if kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    return sum(kind == "TRANSPOSE" and convs[0] < i < convs[-1] for i, kind in enumerate(steps))
