@@ -22,6 +22,7 @@ from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
 from mcuc.ir.ops import supported_kinds
 from mcuc.ir.ops._common import channel_requant_params, dtype_range
+from mcuc.ir.ops.mean import ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, resolved_axes
 from mcuc.ir.program import Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
@@ -585,7 +586,7 @@ def _emit_pool(fn: str, step: Step, program: Program, target: Target) -> StepCod
 
 
 def _emit_mean(fn: str, step: Step, program: Program, target: Target) -> StepCode:
-    from mcuc.ir.ops.mean import mean_requant_params, resolved_axes
+    from mcuc.ir.ops.mean import mean_requant_params
 
     op = step.op
     x, y = op.input, op.output
@@ -1174,36 +1175,24 @@ def _emit_ort_quantize(fn: str, step: Step, program: Program, target: Target) ->
     return StepCode(decls, _call(fn), (ORT_H,))
 
 
-def _emit_ort_global_avg_float(fn: str, step: Step, program: Program, target: Target) -> StepCode:
-    """MEAN over H and W left in float by onnxruntime (a float GlobalAveragePool)."""
-    from mcuc.ir.ops.mean import resolved_axes
+# The C function of each float MEAN kernel onnxruntime may run, and what it is.
+_ORT_FLOAT_MEANS = {ORT_GLOBAL_AVERAGE_POOL: ("mcuc_ort_global_avg_float", "float GlobalAveragePool"),
+                    ORT_REDUCE_MEAN: ("mcuc_ort_reduce_mean_float", "float ReduceMean (Eigen sum)")}
 
+
+def _emit_ort_mean_float(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    """MEAN over H and W left in float by onnxruntime: its GlobalAveragePool (MLAS) or
+    its ReduceMean (Eigen) kernel, which add the same values in different orders."""
     op = step.op
     x, y = op.input, op.output
     _require(len(x.shape) == 4 and resolved_axes(op) == (1, 2) and x.dtype == y.dtype == "int8", op,
              "a MEAN left in float by onnxruntime must reduce H and W of a 4-D int8 tensor")
+    function, what = _ORT_FLOAT_MEANS[getattr(op.attrs, "ort_float_kernel", ORT_GLOBAL_AVERAGE_POOL)]
     lo, hi = dtype_range(y.dtype)
-    body = (f"    mcuc_ort_global_avg_float((const int8_t *)(arena + {_offset(program, x, op)}), "
+    body = (f"    {function}((const int8_t *)(arena + {_offset(program, x, op)}), "
             f"(int8_t *)(arena + {_offset(program, y, op)}), {x.shape[0]}, {x.shape[1] * x.shape[2]}, {x.shape[3]}, "
             f"{fn}_xdeq, {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi});")
-    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime float GlobalAveragePool",
-                    arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params="", body=body)
-    return StepCode(decls, _call(fn), (ORT_H,))
-
-
-def _emit_ort_reduce_mean_float(fn: str, step: Step, program: Program, target: Target) -> StepCode:
-    """MEAN over H and W of an ONNX ReduceMean (always float in onnxruntime: its Eigen sum)."""
-    from mcuc.ir.ops.mean import resolved_axes
-
-    op = step.op
-    x, y = op.input, op.output
-    _require(len(x.shape) == 4 and resolved_axes(op) == (1, 2) and x.dtype == y.dtype == "int8", op,
-             "a float ReduceMean must reduce H and W of a 4-D int8 tensor")
-    lo, hi = dtype_range(y.dtype)
-    body = (f"    mcuc_ort_reduce_mean_float((const int8_t *)(arena + {_offset(program, x, op)}), "
-            f"(int8_t *)(arena + {_offset(program, y, op)}), {x.shape[0]}, {x.shape[1] * x.shape[2]}, {x.shape[3]}, "
-            f"{fn}_xdeq, {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi});")
-    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime float ReduceMean (Eigen sum)",
+    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime {what}",
                     arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params="", body=body)
     return StepCode(decls, _call(fn), (ORT_H,))
 
@@ -1213,10 +1202,7 @@ def _ort_emitter(op: Op, emitter):
     both rules)."""
     a = op.attrs
     if op.kind == "MEAN" and getattr(a, "ort_float", False):
-        from mcuc.ir.ops.mean import ORT_REDUCE_MEAN
-
-        reduce_mean = getattr(a, "ort_float_kernel", None) == ORT_REDUCE_MEAN
-        return _emit_ort_reduce_mean_float if reduce_mean else _emit_ort_global_avg_float
+        return _emit_ort_mean_float
     if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
         return _emit_ort_gemm if (a.ort_float or a.ort_u8s8_pairs) else None
     return {"ADD": _emit_ort_binary, "MUL": _emit_ort_binary, "AVERAGE_POOL_2D": _emit_ort_avg_pool,
@@ -1242,7 +1228,7 @@ def emit_step(index: int, step: Step, program: Program, target: Target) -> StepC
 
 
 _ORT_EMITTERS = {_emit_ort_gemm, _emit_ort_binary, _emit_ort_avg_pool, _emit_ort_softmax, _emit_ort_quantize,
-                 _emit_ort_global_avg_float, _emit_ort_reduce_mean_float}
+                 _emit_ort_mean_float}
 
 
 def unsupported_kinds() -> list[str]:

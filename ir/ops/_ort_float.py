@@ -271,15 +271,6 @@ def fully_connected(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
     return _quantize(op, fully_connected_float(op, inputs)).reshape(op.output.shape)
 
 
-def global_average_pool(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
-    """MEAN over H and W as onnxruntime's float GlobalAveragePool, then QuantizeLinear."""
-    y_t = op.output
-    info = np.iinfo(np.dtype(y_t.dtype))
-    y = quantize_linear(global_average_pool_float(op, inputs), y_t.quant.scale[0], y_t.quant.scalar_zero_point,
-                        int(info.min), int(info.max))
-    return y.reshape(y_t.shape).astype(y_t.dtype)
-
-
 def global_average_pool_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
     """MEAN over H and W (a GlobalAveragePool) as onnxruntime's float MlasPool computes it
     (MlasPoolGlobalKernel): per channel, the H*W dequantized values in NCHW order summed
@@ -368,10 +359,11 @@ def reduce_mean_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
     return (total / np.float32(count)).astype(np.float32).reshape(n, c)
 
 
-def reduce_mean(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
-    """MEAN over H and W as onnxruntime's float ReduceMean, then QuantizeLinear."""
+def float_mean(op: Op, inputs: list[np.ndarray], kernel_float) -> np.ndarray:
+    """MEAN over H and W as one of onnxruntime's float kernels (global_average_pool_float
+    or reduce_mean_float), then QuantizeLinear."""
     y_t = op.output
     info = np.iinfo(np.dtype(y_t.dtype))
-    y = quantize_linear(reduce_mean_float(op, inputs), y_t.quant.scale[0], y_t.quant.scalar_zero_point,
+    y = quantize_linear(kernel_float(op, inputs), y_t.quant.scale[0], y_t.quant.scalar_zero_point,
                         int(info.min), int(info.max))
     return y.reshape(y_t.shape).astype(y_t.dtype)

@@ -111,11 +111,12 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [np.zeros(out_t.shape, out_t.dtype)]
     total = x.sum(axis=axes).reshape(out_t.shape)
     if op.attrs.rounding == ONNXRUNTIME and getattr(op.attrs, "ort_float", False):
-        from ._ort_float import global_average_pool, reduce_mean
+        from ._ort_float import float_mean, global_average_pool_float, reduce_mean_float
 
         kernel = getattr(op.attrs, "ort_float_kernel", ORT_GLOBAL_AVERAGE_POOL)
         require(kernel in ORT_FLOAT_KERNELS, op, f"ort_float_kernel {kernel!r} is not one of {ORT_FLOAT_KERNELS}")
-        return [reduce_mean(op, inputs) if kernel == ORT_REDUCE_MEAN else global_average_pool(op, inputs)]
+        kernel_float = reduce_mean_float if kernel == ORT_REDUCE_MEAN else global_average_pool_float
+        return [float_mean(op, inputs, kernel_float)]
     if op.attrs.rounding == ONNXRUNTIME:
         scale = np.float32(x_t.quant.scale[0]) / (np.float32(out_t.quant.scale[0]) * np.float32(count))
         lo, hi = dtype_range(out_t.dtype)
