@@ -18,7 +18,7 @@ from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
 
-from .emulator import DEFAULT_BUDGET, Emulator
+from .emulator import Emulator
 from .project import ModelIO, write_project
 from .target import Target
 from .toolchain import DEFAULT_OPT, FLASH_BYTES, FLASH_ORIGIN, RAM_BYTES, RAM_ORIGIN, Firmware, build_firmware
@@ -62,13 +62,15 @@ def runaway_budget(program: Program) -> int:
     lookup-free ops such as softmax; onnxruntime float groups (`ort_float`) compute each
     MAC as an exactly rounded float multiply-add in soft-float, about 520 instructions on
     Cortex-M0 (a float pointwise conv of mobilenet_v3_block QDQ int8). Budgets far above
-    that still stop a hung run in seconds to minutes instead of never."""
+    that still stop a hung run in seconds to minutes instead of never. Not capped: a
+    float-heavy network on Cortex-M0 (torchvision's mnasnet0_5 QDQ int8 at 96x96) needs
+    several billion instructions, all of them real work."""
     def per_mac(op) -> int:
         return 2000 if getattr(op.attrs, "ort_float", False) else 100
 
     macs = sum(int(op_def(s.op.kind).macs(s.op)) * per_mac(s.op) for s in program.steps)
     moved = sum(t.nbytes for s in program.steps for t in s.op.outputs)
-    return min(DEFAULT_BUDGET, 10_000_000 + macs + 1000 * moved)
+    return 10_000_000 + macs + 1000 * moved
 
 
 class CortexMBuild:
