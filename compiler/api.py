@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -15,9 +17,11 @@ from mcuc.report import program_report
 
 class CompiledModel:
     """A compiled model: call it with one array per graph input; `.report` holds the
-    compilation's figures (arena bytes, MACs, buffers)."""
+    compilation's figures (arena bytes, MACs, buffers); `.quantized_onnx` the model
+    `calibrate=` quantized (bytes), else None."""
 
     def __init__(self, model: Model, backend: str, options: CompileOptions):
+        self.quantized_onnx: bytes | None = None
         self.model = model
         self.backend = backend
         self.options = options
@@ -45,13 +49,33 @@ class CompiledModel:
 
 
 def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
-            target: str = "cortex-m4", io: str | None = None, layout: str | None = None) -> CompiledModel:
+            target: str = "cortex-m4", io: str | None = None, layout: str | None = None,
+            calibrate: str | os.PathLike | np.ndarray | None = None,
+            calibrate_activations: str = "int8") -> CompiledModel:
     """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`.
     `layout` ("nchw" | "nhwc", None: the model's own) is the layout of 4-D inputs and
-    outputs: layout="nhwc" lets an ONNX model take and give NHWC arrays, with no transpose."""
+    outputs: layout="nhwc" lets an ONNX model take and give NHWC arrays, with no transpose.
+    `calibrate` (samples: an array, a .npy file or a folder of them) quantizes a float
+    .onnx file first, as `mcuc compile --calibrate` does; the quantized model's bytes are
+    then `compiled.quantized_onnx`, for onnxruntime or for saving."""
     options = CompileOptions(target=target, io=io, layout=layout)
-    model = in_layout(model, layout) if isinstance(model, Model) else load_model(model, layout=layout)
-    return CompiledModel(model, backend, options)
+    quantized = None
+    if calibrate is not None:
+        if not isinstance(model, (str, os.PathLike)):
+            raise MCUCError("calibrate= quantizes a float .onnx file: pass the model's path")
+        from mcuc.calibrate import quantize_onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            quantized = quantize_onnx(model, calibrate, Path(tmp) / "model.quant.onnx",
+                                      calibrate_activations).read_bytes()
+        model = load_model(quantized, format="onnx", layout=layout)
+    elif isinstance(model, Model):
+        model = in_layout(model, layout)
+    else:
+        model = load_model(model, layout=layout)
+    compiled = CompiledModel(model, backend, options)
+    compiled.quantized_onnx = quantized
+    return compiled
 
 
 def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] = ("reference",),

@@ -22,10 +22,12 @@ import numpy as np
 from mcuc.ir.errors import MCUCError
 
 
-def load_samples(source: str | os.PathLike, input_shape: tuple[int, ...]) -> list[np.ndarray]:
-    """Calibration samples from a .npy file or a folder of .npy files. Each array is one
-    sample of `input_shape`, or a stack of them ([count, *input_shape], or [count,
-    *input_shape[1:]] for a batch-1 model)."""
+def load_samples(source: str | os.PathLike | np.ndarray, input_shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Calibration samples from an array (the Python API), a .npy file or a folder of
+    .npy files. Each array is one sample of `input_shape`, or a stack of them ([count,
+    *input_shape], or [count, *input_shape[1:]] for a batch-1 model)."""
+    if isinstance(source, np.ndarray):
+        return _split(source, input_shape, "the calibration array")
     path = Path(source)
     if path.is_dir():
         files = sorted(path.glob("*.npy"))
@@ -41,23 +43,27 @@ def load_samples(source: str | os.PathLike, input_shape: tuple[int, ...]) -> lis
             array = np.load(f, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise MCUCError(f"cannot read calibration file {str(f)!r}: {e}") from None
-        array = np.asarray(array, np.float32)
-        if array.shape == tuple(input_shape):
-            samples.append(array)
-        elif array.shape[1:] == tuple(input_shape):
-            samples += [a for a in array]
-        elif input_shape[0] == 1 and array.shape[1:] == tuple(input_shape[1:]):
-            samples += [a[None] for a in array]
-        else:
-            raise MCUCError(f"calibration file {str(f)!r} has shape {list(array.shape)}; the model's input is "
-                            f"{list(input_shape)} (give one sample or a stack of samples)")
+        samples += _split(array, input_shape, f"calibration file {str(f)!r}")
     return samples
+
+
+def _split(array: np.ndarray, input_shape: tuple[int, ...], what: str) -> list[np.ndarray]:
+    """One sample or a stack of samples of `input_shape`, as float32 samples."""
+    array = np.asarray(array, np.float32)
+    if array.shape == tuple(input_shape):
+        return [array]
+    if array.shape[1:] == tuple(input_shape):
+        return list(array)
+    if input_shape[0] == 1 and array.shape[1:] == tuple(input_shape[1:]):
+        return [a[None] for a in array]
+    raise MCUCError(f"{what} has shape {list(array.shape)}; the model's input is {list(input_shape)} "
+                    "(give one sample or a stack of samples)")
 
 
 ACTIVATION_TYPES = ("int8", "uint8")
 
 
-def quantize_onnx(model_path: str | os.PathLike, samples_source: str | os.PathLike,
+def quantize_onnx(model_path: str | os.PathLike, samples_source: str | os.PathLike | np.ndarray,
                   output_path: str | os.PathLike, activations: str = "int8") -> Path:
     """Quantize the float model at `model_path` and write it to `output_path`."""
     if activations not in ACTIVATION_TYPES:

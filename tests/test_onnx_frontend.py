@@ -272,3 +272,26 @@ def test_a_dequantized_bias_shared_through_identity_is_refused_with_the_fix():
     with pytest.raises(MCUCError, match=r"'shared_bias' \(Identity\): shares the dequantized constant 'b'.*"
                                         r"quant_pre_process.*--calibrate"):
         load_onnx(_qdq_model(nodes, inits))
+
+
+def test_python_api_calibrates_a_float_model_from_an_array(tmp_path):
+    """mcuc.compile(float.onnx, calibrate=array): the same quantization as the CLI's
+    --calibrate; the compiled model equals onnxruntime running the quantized bytes."""
+    import onnxruntime as ort
+
+    from mcuc.api import compile as mcuc_compile
+
+    src = tmp_path / "kws.onnx"
+    onnx.save(onnx_models.kws_ds_cnn(np.random.default_rng(3)), src)
+    samples = np.random.default_rng(4).normal(0, 1, (6, 1, 49, 10)).astype(np.float32)  # [N, C, H, W], batch 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiled = mcuc_compile(src, backend="reference", calibrate=samples)
+    x = np.random.default_rng(5).normal(0, 1, (1, 1, 49, 10)).astype(np.float32)
+    session = ort.InferenceSession(compiled.quantized_onnx, providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert np.array_equal(compiled(x), expected)
+    with pytest.raises(MCUCError, match="pass the model's path"):
+        mcuc_compile(src.read_bytes(), calibrate=samples)
+    with pytest.raises(MCUCError, match=r"the calibration array has shape \[2, 3\]"):
+        mcuc_compile(src, calibrate=np.zeros((2, 3), np.float32))
