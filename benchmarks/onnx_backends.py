@@ -17,7 +17,7 @@ integer-only, -mfloat-abi=soft); MobileNetV2 QDQ int8 on cortex-m0 takes ~14 s p
 inference even uncounted. --jobs N measures N rows at once (seconds are then per row,
 with the machine shared).
 
-    .venv/bin/python benchmarks/onnx_backends.py --jobs 2          # ~10 min on 2 cores
+    .venv/bin/python benchmarks/onnx_backends.py --jobs 2          # ~5 min on 2 cores
     .venv/bin/python benchmarks/onnx_backends.py --backends reference,llvm --samples 10 --networks mlp,resnet
 """
 from __future__ import annotations
