@@ -65,8 +65,9 @@ def test_network_bit_exact_on_backend(quantized, network, backend):
     if not _declares_onnxruntime(backend):
         pytest.skip(f"backend {backend} does not declare the onnxruntime rounding rule "
                     f"({OTHER_BACKENDS[backend]}.ROUNDING_RULES)")
-    # 7-bit weights: no u8 x s8 pair saturates, so this holds before a backend implements
-    # the pair rule (ort_u8s8_pairs), which the reference tests above exercise.
+    # 7-bit weights (quantize_static's reduce_range): the weights' other quantization.
+    # Every format x activations combination with full-range weights runs on llvm in
+    # tests/test_llvm_onnx.py and on c-host in tests/test_cortexm_onnx.py.
     model = load_model(quantized(network, "qdq", "uint8", reduce_range=True), format="onnx")
     report = verify(model, [backend], samples=2, seed=5)
     assert report["backends"][backend]["bit_exact"], report
