@@ -84,15 +84,21 @@ def measure(path: Path, backend: str, samples: int, seed: int) -> tuple[str, str
     return str(verdict["max_abs_diff"]), exact, time.perf_counter() - start
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def verification_arguments(parser: argparse.ArgumentParser, emulated_samples: int) -> None:
+    """The options every verify-on-every-backend benchmark takes."""
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: all)")
-    parser.add_argument("--networks", default=",".join(onnx_models.NETWORKS),
-                        help=f"comma-separated from {', '.join(onnx_models.NETWORKS)} (default: all)")
     parser.add_argument("--samples", type=int, default=10, help="random inputs per host backend")
-    parser.add_argument("--emulated-samples", type=int, default=3, help="random inputs per emulated core")
+    parser.add_argument("--emulated-samples", type=int, default=emulated_samples,
+                        help="random inputs per emulated core")
     parser.add_argument("--jobs", type=int, default=1, help="rows measured at once, one process each")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (mcuc verify --seed)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    verification_arguments(parser, emulated_samples=3)
+    parser.add_argument("--networks", default=",".join(onnx_models.NETWORKS),
+                        help=f"comma-separated from {', '.join(onnx_models.NETWORKS)} (default: all)")
     args = parser.parse_args()
     backends = [b for b in args.backends.split(",") if b]
     networks = [n for n in args.networks.split(",") if n]

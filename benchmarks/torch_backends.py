@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch_models  # noqa: E402
-from onnx_backends import measure  # noqa: E402
+from onnx_backends import measure, verification_arguments  # noqa: E402
 
 from mcuc.backend_registry import BACKENDS, EMULATED  # noqa: E402
 from mcuc.calibrate import quantized_path_for  # noqa: E402
@@ -48,11 +48,7 @@ def compile_with_calibration(network: str, exporter: str, folder: Path) -> tuple
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: all)")
-    parser.add_argument("--samples", type=int, default=10, help="random inputs per host backend")
-    parser.add_argument("--emulated-samples", type=int, default=1, help="random inputs per emulated core")
-    parser.add_argument("--jobs", type=int, default=1, help="rows measured at once, one process each")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (mcuc verify --seed)")
+    verification_arguments(parser, emulated_samples=1)
     args = parser.parse_args()
     backends = [b for b in args.backends.split(",") if b]
     unknown = [b for b in backends if b not in BACKENDS]

@@ -229,3 +229,22 @@ def quantize(model: onnx.ModelProto, fmt: str = "qdq", activations: str = "int8"
                         weight_type=QuantType.QInt8, per_channel=True,
                         reduce_range=reduce_range)
         return dst.read_bytes()
+
+
+def qlinear_conv_model(dtype: str, height: int = 8, width: int = 8) -> bytes:
+    """An operator-oriented model whose graph input and output are int8/uint8 NCHW tensors:
+    one 3x3 QLinearConv, 3 -> 6 channels, per-channel weights (seeded)."""
+    rng = np.random.default_rng(3)
+    np_dtype, tp = (np.uint8, TensorProto.UINT8) if dtype == "uint8" else (np.int8, TensorProto.INT8)
+    off = 128 if dtype == "uint8" else 0
+    w = rng.integers(-127, 128, (6, 3, 3, 3)).astype(np.int8)
+    inits = [numpy_helper.from_array(np.float32(0.04), "xs"), numpy_helper.from_array(np_dtype(off + 5), "xz"),
+             numpy_helper.from_array(w, "w"), numpy_helper.from_array(rng.uniform(0.002, 0.01, 6).astype(np.float32), "ws"),
+             numpy_helper.from_array(np.zeros(6, np.int8), "wz"),
+             numpy_helper.from_array(np.float32(0.3), "ys"), numpy_helper.from_array(np_dtype(off - 7), "yz")]
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"], pads=[1, 1, 1, 1])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", tp, [1, 3, height, width])],
+                              [helper.make_tensor_value_info("y", tp, [1, 6, height, width])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()

@@ -173,20 +173,7 @@ def test_calibrate_uint8_residual_network_verifies_byte_exact(tmp_path):
 def test_quantized_graph_inputs_and_outputs_keep_the_model_dtype_and_layout(dtype):
     """An operator-oriented model that takes and returns int8/uint8 NCHW tensors: the
     compiled graph's API has the same dtypes and shapes, and verify is byte-exact."""
-    rng = np.random.default_rng(3)
-    np_dtype, tp = (np.uint8, TensorProto.UINT8) if dtype == "uint8" else (np.int8, TensorProto.INT8)
-    off = 128 if dtype == "uint8" else 0
-    w = rng.integers(-127, 128, (6, 3, 3, 3)).astype(np.int8)
-    inits = [numpy_helper.from_array(np.float32(0.04), "xs"), numpy_helper.from_array(np_dtype(off + 5), "xz"),
-             numpy_helper.from_array(w, "w"), numpy_helper.from_array(rng.uniform(0.002, 0.01, 6).astype(np.float32), "ws"),
-             numpy_helper.from_array(np.zeros(6, np.int8), "wz"),
-             numpy_helper.from_array(np.float32(0.3), "ys"), numpy_helper.from_array(np_dtype(off - 7), "yz")]
-    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"], pads=[1, 1, 1, 1])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", tp, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", tp, [1, 6, 8, 8])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    data = model.SerializeToString()
+    data = onnx_models.qlinear_conv_model(dtype)
     ir = load_onnx(data)
     assert [(t.dtype, t.shape) for t in ir.inputs] == [(dtype, (1, 3, 8, 8))]
     assert [(t.dtype, t.shape) for t in ir.outputs] == [(dtype, (1, 6, 8, 8))]

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 pytest.importorskip("onnxruntime")
 import onnx_models  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import mcuc  # noqa: E402
 from mcuc.api import verify as api_verify  # noqa: E402  (mcuc.verify is also the module's name)
@@ -120,30 +119,11 @@ def test_nhwc_model_is_the_nchw_model_transposed(seed, fmt_activations):
     assert np.ascontiguousarray(y_nchw.transpose(0, 2, 3, 1)).tobytes() == y_nhwc.tobytes()
 
 
-def _qlinear_conv_model(dtype: str) -> bytes:
-    """An operator-oriented model that takes and returns int8/uint8 NCHW tensors."""
-    rng = np.random.default_rng(3)
-    np_dtype, tp = (np.uint8, TensorProto.UINT8) if dtype == "uint8" else (np.int8, TensorProto.INT8)
-    off = 128 if dtype == "uint8" else 0
-    w = rng.integers(-127, 128, (6, 3, 3, 3)).astype(np.int8)
-    inits = [numpy_helper.from_array(np.float32(0.04), "xs"), numpy_helper.from_array(np_dtype(off + 5), "xz"),
-             numpy_helper.from_array(w, "w"),
-             numpy_helper.from_array(rng.uniform(0.002, 0.01, 6).astype(np.float32), "ws"),
-             numpy_helper.from_array(np.zeros(6, np.int8), "wz"),
-             numpy_helper.from_array(np.float32(0.3), "ys"), numpy_helper.from_array(np_dtype(off - 7), "yz")]
-    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"], pads=[1, 1, 1, 1])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", tp, [1, 3, 8, 6])],
-                              [helper.make_tensor_value_info("y", tp, [1, 6, 8, 6])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])
 def test_quantized_graph_input_and_output_in_nhwc(dtype):
     """An int8/uint8 graph input and output keep the model's dtype and take NHWC shapes;
     uint8 still moves onto int8 by exact QUANTIZE ops, and nothing is transposed."""
-    model = load_model(_qlinear_conv_model(dtype), format="onnx", layout="nhwc")
+    model = load_model(onnx_models.qlinear_conv_model(dtype, 8, 6), format="onnx", layout="nhwc")
     assert [(t.dtype, t.shape) for t in model.graph.inputs] == [(dtype, (1, 8, 6, 3))]
     assert [(t.dtype, t.shape) for t in model.graph.outputs] == [(dtype, (1, 8, 6, 6))]
     assert "TRANSPOSE" not in _kinds(model.graph)
