@@ -11,7 +11,7 @@ import numpy as np
 
 from mcuc.ir.errors import MCUCError
 from mcuc.model import Model
-from mcuc.pipeline import CompileOptions, cortexm_scratch, prepare, schedule
+from mcuc.pipeline import CompileOptions, cortexm_scratch, cortexm_target, prepare, schedule
 
 Runner = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
 
@@ -50,10 +50,9 @@ def _chost(model: Model, options: CompileOptions) -> Runner:
 def _emulated(target: str) -> Callable[[Model, CompileOptions], Runner]:
     def make(model: Model, options: CompileOptions) -> Runner:
         from mcuc.backends.cortexm import run_cortexm
-        from mcuc.backends.cortexm.target import get_target
 
-        program = schedule(model.graph, options, cortexm_scratch(target))
-        t = get_target(target)
+        program = schedule(model.graph, options, cortexm_scratch(target, options.optimize))
+        t = cortexm_target(target, options.optimize)
         # Verification needs the outputs only: an uncounted run is many times faster.
         return lambda inputs: run_cortexm(program, inputs, t, count_instructions=False).outputs
     return make

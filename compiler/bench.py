@@ -8,27 +8,27 @@ import numpy as np
 
 from mcuc.ir.ops import op_def
 from mcuc.model import load_model
-from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
+from mcuc.pipeline import CompileOptions, cortexm_scratch, cortexm_target, schedule
 from mcuc.samples import random_inputs
 from mcuc.verify import EdgeOracle, same_bytes
 
 
 def bench_model(path: str, options: CompileOptions, seed: int = 0) -> dict:
     from mcuc.backends.cortexm import run_cortexm
-    from mcuc.backends.cortexm.target import get_target
     from mcuc.oracle import tflm_arena_bytes
 
     model = load_model(path, layout=options.layout)
     start = time.perf_counter()
-    program = schedule(model.graph, options, cortexm_scratch(options.target))
+    program = schedule(model.graph, options, cortexm_scratch(options.target, options.optimize))
     compile_seconds = time.perf_counter() - start
     inputs = random_inputs(program.graph, np.random.default_rng(seed))
-    result = run_cortexm(program, inputs, get_target(options.target))
+    result = run_cortexm(program, inputs, cortexm_target(options.target, options.optimize))
     expected = EdgeOracle(model, program.graph)(inputs)
     macs = sum(op_def(s.op.kind).macs(s.op) for s in program.steps)
     return {
         "model": model.name,
         "target": options.target,
+        "optimize": options.optimize,
         "bit_exact": same_bytes(expected, result.outputs),
         "macs": macs,
         "instructions": result.instructions,

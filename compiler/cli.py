@@ -31,6 +31,9 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=("nchw", "nhwc"), default=None,
                    help="layout of 4-D inputs/outputs at the API (default: the model's own, nchw for ONNX); "
                         "nhwc makes an ONNX model take and give NHWC data with no transpose")
+    p.add_argument("--optimize", choices=("speed", "size"), default="speed",
+                   help="speed: -O3 and, on DSP cores, int16 fully connected weights (twice their flash); "
+                        "size: -Os and int8 weights")
 
 
 def _options(args):
@@ -38,7 +41,7 @@ def _options(args):
 
     return CompileOptions(target=getattr(args, "target", "cortex-m4"), io=getattr(args, "io", None),
                           patch=getattr(args, "patch", None), sram=getattr(args, "sram", None),
-                          layout=getattr(args, "layout", None))
+                          layout=getattr(args, "layout", None), optimize=getattr(args, "optimize", "speed"))
 
 
 def cmd_inspect(args) -> int:

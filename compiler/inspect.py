@@ -56,7 +56,7 @@ def inspect_model(path: str, options: CompileOptions) -> tuple[dict, Program]:
     bytes live per step, where every output goes, the arena, the peak and the bound."""
     model = load_model(path, layout=options.layout)
     report = inspect_graph(model.graph)
-    program = schedule(model.graph, options, cortexm_scratch(options.target))
+    program = schedule(model.graph, options, cortexm_scratch(options.target, options.optimize))
     live = live_bytes(program)
     report["memory"] = {
         "target": options.target,

@@ -25,6 +25,8 @@ class CompileOptions:
     # Layout of 4-D graph inputs/outputs: None as the model (ONNX nchw, TFLite nhwc).
     # It acts when the model is read (mcuc.model.load_model), not in the passes.
     layout: str | None = None
+    # "speed" (-O3, int16 fully connected weights on DSP cores) or "size" (-Os, int8).
+    optimize: str = "speed"
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS and self.target != "host":
@@ -33,6 +35,8 @@ class CompileOptions:
             raise MCUCError(f"unknown --io {self.io!r}; choose int8 or float")
         if self.layout is not None and self.layout not in LAYOUTS:
             raise MCUCError(f"unknown --layout {self.layout!r}; choose nchw or nhwc")
+        if self.optimize not in ("speed", "size"):
+            raise MCUCError(f"unknown --optimize {self.optimize!r}; choose speed or size")
         from mcuc.passes.patch_schedule import check_patch_option
 
         check_patch_option(self.patch)
@@ -63,10 +67,16 @@ def schedule(graph: Graph, options: CompileOptions, scratch: Scratch | None = No
     return schedule_with_patches(graph, options.patch, options.sram, scratch)
 
 
-def cortexm_scratch(target: str) -> Scratch:
-    """The scratch buffers the Cortex-M kernels of `target` ask for."""
-    from mcuc.backends.cortexm import kernels
+def cortexm_target(target: str, optimize: str = "speed"):
+    """The Cortex-M Target `target` compiled for `optimize` ("speed" or "size")."""
     from mcuc.backends.cortexm.target import get_target
 
-    t = get_target(target)
+    return get_target(target).optimized_for(optimize)
+
+
+def cortexm_scratch(target: str, optimize: str = "speed") -> Scratch:
+    """The scratch buffers the Cortex-M kernels of `target` ask for."""
+    from mcuc.backends.cortexm import kernels
+
+    t = cortexm_target(target, optimize)
     return lambda op, in_place: kernels.scratch_requests(op, in_place, t)

@@ -40,7 +40,7 @@ def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None =
     from mcuc.model import load_model
 
     graph = prepare(load_model(model_path, layout=options.layout).graph, options)
-    scratch = cortexm_scratch(options.target) if options.target != "host" else None
+    scratch = cortexm_scratch(options.target, options.optimize) if options.target != "host" else None
     chosen = search(graph, scratch, max_overhead=AUTO_MAX_OVERHEAD)
     baseline, candidates = chosen.baseline, chosen.candidates
     front = pareto_front(candidates)

@@ -29,12 +29,12 @@ __all__ = ["write_project", "run_cortexm", "run_chost", "Target", "TARGETS", "ge
 # TFLite's and onnxruntime's (runtime_c/mcuc_ort.h).
 ROUNDING_RULES = ("tflite", "onnxruntime")
 
-# program -> {target name -> build}; entries (and their temporary directories) go away
+# program -> {target (a core with its --optimize choices) or "host" -> build}; entries (and their temporary directories) go away
 # with the program: builds hold a ModelIO, never the Program itself.
-_builds: "weakref.WeakKeyDictionary[Program, dict[str, object]]" = weakref.WeakKeyDictionary()
+_builds: "weakref.WeakKeyDictionary[Program, dict[Target | str, object]]" = weakref.WeakKeyDictionary()
 
 
-def _cached(program: Program, key: str, make):
+def _cached(program: Program, key: Target | str, make):
     per_program = _builds.setdefault(program, {})
     if key not in per_program:
         per_program[key] = make()
@@ -48,7 +48,7 @@ def run_cortexm(program: Program, inputs: Sequence[np.ndarray], target: Target |
 
     ModelIO.of(program).pack(inputs)  # a wrong input is reported before any build
     target = get_target(target) if isinstance(target, str) else target
-    build = _cached(program, target.name, lambda: CortexMBuild(program, target))
+    build = _cached(program, target, lambda: CortexMBuild(program, target))
     return build.run(inputs, count_instructions=count_instructions)
 
 

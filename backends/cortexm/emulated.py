@@ -21,7 +21,7 @@ from mcuc.ir.program import Program
 from .emulator import Emulator
 from .project import ModelIO, write_project
 from .target import Target
-from .toolchain import DEFAULT_OPT, FLASH_BYTES, FLASH_ORIGIN, RAM_BYTES, RAM_ORIGIN, Firmware, build_firmware
+from .toolchain import FLASH_BYTES, FLASH_ORIGIN, RAM_BYTES, RAM_ORIGIN, Firmware, build_firmware
 
 NAME = "model"
 """The C prefix of emulated builds (the symbols the emulator looks up)."""
@@ -77,7 +77,7 @@ class CortexMBuild:
     """A program built for one core, ready to run any number of inputs."""
 
     def __init__(self, program: Program, target: Target, workdir: Path | None = None,
-                 opt: str = DEFAULT_OPT) -> None:
+                 opt: str | None = None) -> None:
         # Only what runs need, not the Program: see the build cache in __init__.
         self.io = ModelIO.of(program)
         self.step_kinds = tuple(step.op.kind for step in program.steps)
@@ -90,7 +90,7 @@ class CortexMBuild:
             workdir = Path(self._temporary.name)
         self.workdir = Path(workdir).resolve()
         project = write_project(program, self.workdir / "project", target, name=NAME)
-        self.firmware: Firmware = build_firmware(project, target, self.workdir / "build", name=NAME, opt=opt)
+        self.firmware: Firmware = build_firmware(project, target, self.workdir / "build", name=NAME, opt=opt or target.opt)
         self.emulator = Emulator(self.firmware.elf, target, (FLASH_ORIGIN, FLASH_BYTES), (RAM_ORIGIN, RAM_BYTES))
         arena = self.emulator.symbol(f"{NAME}_arena")
         self.arena_address = arena.address

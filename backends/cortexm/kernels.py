@@ -153,7 +153,7 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
         # (the planner adds the stage's workspace itself, before these)
         need = _patch_temp_bytes(_patch_calls(Step(op, scratch=()), _NoOffsets()))
         return [ScratchRequest(_STAGE_TEMP, need, 8)] if need else []
-    if op.kind == "FULLY_CONNECTED" and target.has_dsp:
+    if op.kind == "FULLY_CONNECTED" and target.fc_weights_int16:
         return [ScratchRequest(f"{op.name or 'fc'}.row", _fc_scratch_bytes(op), 4)]
     if op.kind == "DEPTHWISE_CONV_2D" and in_place:
         plane_h, pitch = _depthwise_plane(op)
@@ -334,7 +334,7 @@ def _emit_fully_connected(fn: str, step: Step, program: Program, target: Target)
     depth4 = K.round_up(depth, 4)
     scratch_offset = None
     chunk = depth4
-    if target.has_dsp:
+    if target.fc_weights_int16:
         # int16 weights: twice the flash, no weight sign extension in the inner loop
         weights = _ints("int16_t", f"{fn}_w", K.unit_quad_lane_weights16(w.data))
         _require(len(step.scratch) == 1 and step.scratch[0].size >= _fc_scratch_bytes(op), op,

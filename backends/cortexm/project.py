@@ -191,6 +191,7 @@ def write_project(program: Program, out_dir: Path | str, target: Target, name: s
         "graph_name": c_comment(program.graph.name),
         "target": target.name,
         "default_cpu": target.name,
+        "opt": target.opt,
         "arena_bytes": program.arena_bytes,
         # A zero-length array is not C; a model whose activations need no bytes still
         # gets a one-byte arena.

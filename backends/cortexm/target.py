@@ -7,7 +7,7 @@ to arm-none-eabi-gcc, and the emulator picks the matching unicorn CPU model by `
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mcuc.ir.errors import MCUCError
 
@@ -19,16 +19,36 @@ class Target:
     `cpu_flags` are gcc flags for the core (empty for "host"). The float ABI is soft on
     every core: generated code is integer-only, so an FPU would only change the calling
     convention, not the speed, and soft keeps one newlib multilib for all cores.
+
+    `opt` and `int16_fc_weights` are what `--optimize` chooses: for speed (-O3, and on DSP
+    cores fully connected weights stored as int16 so the SMLAD loop needs no sign
+    extension: twice their flash) or for size (-Os, int8 weights).
     """
 
     name: str
     cpu_flags: tuple[str, ...]
     has_dsp: bool
     has_fpu: bool
+    opt: str = "-O3"
+    int16_fc_weights: bool = True
 
     @property
     def is_arm(self) -> bool:
         return self.name != "host"
+
+    @property
+    def fc_weights_int16(self) -> bool:
+        """Whether fully connected layers use the DSP kernel on int16 weights."""
+        return self.has_dsp and self.int16_fc_weights
+
+    def optimized_for(self, optimize: str) -> "Target":
+        """This core compiled for "speed" (the default) or "size"."""
+        if optimize not in OPTIMIZE_GOALS:
+            raise MCUCError(f"unknown --optimize {optimize!r}; choose {' or '.join(OPTIMIZE_GOALS)}")
+        return self if optimize == "speed" else replace(self, opt="-Os", int16_fc_weights=False)
+
+
+OPTIMIZE_GOALS = ("speed", "size")
 
 
 def _arm(name: str, has_dsp: bool, has_fpu: bool) -> Target:
