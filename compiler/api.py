@@ -51,14 +51,15 @@ class CompiledModel:
 def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
             target: str = "cortex-m4", io: str | None = None, layout: str | None = None,
             calibrate: str | os.PathLike | np.ndarray | None = None,
-            calibrate_activations: str = "int8") -> CompiledModel:
+            calibrate_activations: str = "int8", optimize: str = "speed") -> CompiledModel:
     """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`.
     `layout` ("nchw" | "nhwc", None: the model's own) is the layout of 4-D inputs and
     outputs: layout="nhwc" lets an ONNX model take and give NHWC arrays, with no transpose.
     `calibrate` (samples: an array, a .npy file or a folder of them) quantizes a float
     .onnx file first, as `mcuc compile --calibrate` does; the quantized model's bytes are
-    then `compiled.quantized_onnx`, for onnxruntime or for saving."""
-    options = CompileOptions(target=target, io=io, layout=layout)
+    then `compiled.quantized_onnx`, for onnxruntime or for saving. `optimize` ("speed" or
+    "size") is `--optimize`: what the Cortex-M backends build."""
+    options = CompileOptions(target=target, io=io, layout=layout, optimize=optimize)
     quantized = None
     if calibrate is not None:
         if not isinstance(model, (str, os.PathLike)):
