@@ -383,19 +383,24 @@ def _emit_lut(fn: str, step: Step, program: Program, target: Target) -> StepCode
 
 
 def _emit_quantize(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+    return _emit_float_quantize(fn, step, program, target, "mcuc_quantize_float", ELEMENTWISE_H, "")
+
+
+def _emit_float_quantize(fn: str, step: Step, program: Program, target: Target, function: str, runtime: str,
+                         rule: str) -> StepCode:
+    """QUANTIZE of a float32 input through the runtime's `function` (TFLite's rounding or
+    onnxruntime's QuantizeLinear, per `rule`); an integer input is a 256-entry table."""
     op = step.op
     x, y = op.input, op.output
     if x.dtype != "float32":
         return _emit_lut(fn, step, program, target)
-    from mcuc.backends.cortexm.project import c_float
-
     _require(y.dtype in ("int8", "int16"), op, f"output dtype {y.dtype} is not supported (int8, int16)")
     lo, hi = dtype_range(y.dtype)
-    decls = _render("quantize_float.j2", fn=fn, comment=f"{op.label}: float32 -> {y.dtype}",
+    decls = _render("quantize_float.j2", fn=fn, comment=f"{op.label}: float32 -> {y.dtype}{rule}",
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op), n=x.size,
-                    out_ctype=f"{y.dtype}_t", scale=c_float(y.quant.scalar_scale), zero_point=_zp(y),
-                    lo=lo, hi=hi)
-    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+                    out_ctype=f"{y.dtype}_t", function=function, scale=_c_f(y.quant.scalar_scale),
+                    zero_point=_zp(y), lo=lo, hi=hi)
+    return StepCode(decls, _call(fn), (runtime,))
 
 
 def _broadcast_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[int]:
@@ -1159,20 +1164,8 @@ def _emit_ort_softmax(fn: str, step: Step, program: Program, target: Target) -> 
 
 
 def _emit_ort_quantize(fn: str, step: Step, program: Program, target: Target) -> StepCode:
-    op = step.op
-    x, y = op.input, op.output
-    if x.dtype != "float32":
-        return _emit_lut(fn, step, program, target)
-    _require(y.dtype in ("int8", "int16"), op, f"output dtype {y.dtype} is not supported (int8, int16)")
-    lo, hi = dtype_range(y.dtype)
-    body = (f"    const float *in = (const float *)(const void *)(arena + {_offset(program, x, op)});\n"
-            f"    {y.dtype}_t *out = ({y.dtype}_t *)(void *)(arena + {_offset(program, y, op)});\n"
-            f"    int i;\n    for (i = 0; i < {x.size}; i++) {{\n"
-            f"        out[i] = ({y.dtype}_t)mcuc_ort_quantize_linear(in[i], {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi});\n"
-            f"    }}")
-    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime QuantizeLinear", arrays=[], params="",
-                    body=body)
-    return StepCode(decls, _call(fn), (ORT_H,))
+    return _emit_float_quantize(fn, step, program, target, "mcuc_ort_quantize_linear", ORT_H,
+                                " (onnxruntime QuantizeLinear)")
 
 
 # The C function of each float MEAN kernel onnxruntime may run, and what it is.
