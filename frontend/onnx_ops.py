@@ -208,17 +208,23 @@ def _build_reduce_mean(imp: _Importer, node, ins, out: QParams, out_name: str) -
     return Value(y, out, nchw=keep)
 
 
-def _build_maxpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
-    a = imp._attrs(node)
-    kernel = tuple(int(k) for k in a["kernel_shape"])
+def _pool_window(imp: _Importer, node, x: Value):
+    """(kernel, strides, padding) of a MaxPool/AveragePool: 2-D windows over a 4-D NCHW
+    tensor, without dilation."""
+    kernel = tuple(int(k) for k in imp._attrs(node)["kernel_shape"])
     if not x.nchw or len(kernel) != 2:
         raise imp._error(node, "only 2-D pooling of 4-D NCHW tensors is supported")
-    if int(a.get("storage_order", 0)) or len(node.output) > 1 and node.output[1]:
-        raise imp._error(node, "the Indices output and storage_order are not supported")
     strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], kernel)
     if dilations != (1, 1):
         raise imp._error(node, "dilated pooling is not supported")
+    return kernel, strides, padding
+
+
+def _build_maxpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+    x = imp._activation(node, ins[0])
+    if int(imp._attrs(node).get("storage_order", 0)) or len(node.output) > 1 and node.output[1]:
+        raise imp._error(node, "the Indices output and storage_order are not supported")
+    kernel, strides, padding = _pool_window(imp, node, x)
     y = imp._emit("MAX_POOL_2D", [x.tensor], Pool2DAttrs(filter=kernel, stride=strides, padding=padding),
                   out_name, "int8", x.tensor.quant, node.name)
     return Value(y, out, nchw=True)
@@ -227,16 +233,11 @@ def _build_maxpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
 def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
     x = imp._activation(node, ins[0])
     a = imp._attrs(node)
-    kernel = tuple(int(k) for k in a["kernel_shape"])
-    if not x.nchw or len(kernel) != 2:
-        raise imp._error(node, "only 2-D pooling of 4-D NCHW tensors is supported")
     if int(a.get("channels_last", 0)):
         raise imp._error(node, "channels_last=1 is not supported; export NCHW")
     if out.dtype != ins[0].qparams.dtype:
         raise imp._error(node, "input and output mix int8 and uint8")
-    strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], kernel)
-    if dilations != (1, 1):
-        raise imp._error(node, "dilated pooling is not supported")
+    kernel, strides, padding = _pool_window(imp, node, x)
     # A QDQ group's int8 may run as uint8 in onnxruntime (see _host_runs_qdq_int8_as_uint8).
     # (QDQ int8 Adds are left alone: on such hosts onnxruntime mostly keeps them in float,
     # the conversion breaking their fusion, and the int8-domain formula matches those.)
