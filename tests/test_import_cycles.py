@@ -20,7 +20,6 @@ ALLOWED_CYCLES = [
     ["mcuc.backends.llvm.kernels.conv", "mcuc.backends.llvm.kernels.elementwise",
      "mcuc.backends.llvm.kernels.ort_float", "mcuc.backends.llvm.kernels.ort_pairs"],
     ["mcuc.frontend.onnx", "mcuc.frontend.onnx_ops"],
-    ["mcuc.ir.ops._ort_float", "mcuc.ir.ops._ort_u8s8", "mcuc.ir.ops.conv2d"],
     ["mcuc.passes.aliasing", "mcuc.passes.lifetimes"],
 ]
 

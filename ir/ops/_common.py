@@ -1,4 +1,4 @@
-"""Pieces several op modules share: padding, output stages, shape checks."""
+"""Pieces several op modules share: padding, sliding windows, output stages, shape checks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,6 +32,26 @@ def window_output_size(in_size: int, kernel: int, stride: int, dilation: int,
                        pad_before: int, pad_after: int) -> int:
     effective = (kernel - 1) * dilation + 1
     return (in_size + pad_before + pad_after - effective) // stride + 1
+
+
+def windows(x: np.ndarray, kh: int, kw: int, oh: int, ow: int,
+            stride: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """Gather sliding windows of an (already padded) NHWC array: [N, OH, OW, KH, KW, C]."""
+    sh, sw = stride
+    dh, dw = dilation
+    taps = [[x[:, ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :]
+             for kx in range(kw)] for ky in range(kh)]
+    return np.stack([np.stack(row, axis=3) for row in taps], axis=3)
+
+
+def pad_spatial(x: np.ndarray, padding: Padding2D, value: int = 0) -> np.ndarray:
+    return np.pad(x, ((0, 0), (padding.top, padding.bottom), (padding.left, padding.right), (0, 0)),
+                  constant_values=value)
+
+
+def groups(op: Op) -> int:
+    """The group count of a CONV_2D: input channels over the weights' input channels."""
+    return op.inputs[0].shape[3] // op.inputs[1].shape[3]
 
 
 def channel_requant_params(op: Op, input: Tensor, weights: Tensor, output: Tensor) -> tuple[np.ndarray, np.ndarray]:

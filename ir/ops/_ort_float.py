@@ -30,6 +30,7 @@ import numpy as np
 
 from ..op import Op
 from ..ort_numerics import fma_f32, int_to_f32, quantize_linear
+from ._common import groups, pad_spatial, windows
 
 
 def _dequantized(t, values: np.ndarray) -> np.ndarray:
@@ -125,8 +126,6 @@ def gemm_segments(m: int, n: int, k: int, threads: int) -> list[tuple[int, int]]
 def conv_k_blocks(op: Op) -> np.ndarray:
     """The FMA3 reduction block of every output column (oh * ow, row-major) of a float
     CONV_2D with more than one output channel per group."""
-    from .conv2d import groups
-
     _, oh, ow, oc = op.output.shape
     w = op.inputs[1]
     g = groups(op)
@@ -196,8 +195,6 @@ def m1_transposed_b(row: np.ndarray, weights: np.ndarray, start: np.ndarray) -> 
 
 def conv_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
     """CONV_2D (weights OHWI) as onnxruntime's float Conv computes it, bias included."""
-    from .conv2d import groups, pad_spatial, windows
-
     a = op.attrs
     x = pad_spatial(_dequantized(op.inputs[0], inputs[0]), a.padding, 0.0)
     w = inputs[1]
@@ -224,8 +221,6 @@ def conv_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
 
 def depthwise_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
     """DEPTHWISE_CONV_2D (weights [1, KH, KW, C*m]) as onnxruntime's float grouped Conv."""
-    from .conv2d import pad_spatial, windows
-
     a = op.attrs
     x = pad_spatial(_dequantized(op.inputs[0], inputs[0]), a.padding, 0.0)
     weights = _dequantized(op.inputs[1], inputs[1][0])  # [KH, KW, C*m]

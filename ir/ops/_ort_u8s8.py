@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..op import Op
+from ._common import groups, pad_spatial, windows
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
@@ -36,8 +37,6 @@ def pair_saturating_dot(activations_u8: np.ndarray, weights: np.ndarray) -> np.n
 
 def conv_accumulator(op: Op, x: np.ndarray, w_ohwi: np.ndarray) -> np.ndarray:
     """int32 accumulators (before bias) of a CONV_2D as onnxruntime's u8s8 GEMM sums them."""
-    from .conv2d import groups, pad_spatial, windows
-
     a = op.attrs
     zero_point = op.inputs[0].quant.scalar_zero_point + 128
     padded = pad_spatial(x.astype(np.int64) + 128, a.padding, zero_point)
@@ -57,8 +56,6 @@ def conv_accumulator(op: Op, x: np.ndarray, w_ohwi: np.ndarray) -> np.ndarray:
 def depthwise_accumulator(op: Op, x: np.ndarray, w_1hwc: np.ndarray) -> np.ndarray:
     """A DEPTHWISE_CONV_2D with a channel multiplier above 1 is a grouped conv to
     onnxruntime (one input channel per group): its GEMM sums the kh*kw taps in pairs."""
-    from .conv2d import pad_spatial, windows
-
     a = op.attrs
     m = a.depth_multiplier
     zero_point = op.inputs[0].quant.scalar_zero_point + 128

@@ -13,8 +13,9 @@ from ..fixedpoint import requantize_per_channel
 from ..op import Op
 from ..ort_numerics import ONNXRUNTIME, requantize_accumulator
 from ..region import Region, window_input_range
-from . import OpDef, register
-from ._common import Padding2D, channel_requant_params, require, window_output_size
+from . import OpDef, _ort_float, _ort_u8s8, register
+from ._common import (Padding2D, channel_requant_params, groups, pad_spatial, require, window_output_size,
+                      windows)
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,6 @@ class Conv2DAttrs:
     # With ort_float: onnxruntime's intra-op thread count, which decides how MLAS slices
     # a long float conv's output columns and so its reduction blocks (_ort_float.py).
     ort_threads: int = 1
-
-
-def groups(op: Op) -> int:
-    return op.inputs[0].shape[3] // op.inputs[1].shape[3]
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
@@ -78,21 +75,6 @@ def input_regions(op: Op, out: Region) -> list[Region | None]:
     return [region] + [None] * (len(op.inputs) - 1)
 
 
-def windows(x: np.ndarray, kh: int, kw: int, oh: int, ow: int,
-            stride: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
-    """Gather sliding windows of an (already padded) NHWC array: [N, OH, OW, KH, KW, C]."""
-    sh, sw = stride
-    dh, dw = dilation
-    taps = [[x[:, ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw, :]
-             for kx in range(kw)] for ky in range(kh)]
-    return np.stack([np.stack(row, axis=3) for row in taps], axis=3)
-
-
-def pad_spatial(x: np.ndarray, padding: Padding2D, value: int = 0) -> np.ndarray:
-    return np.pad(x, ((0, 0), (padding.top, padding.bottom), (padding.left, padding.right), (0, 0)),
-                  constant_values=value)
-
-
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     x_t, out_t = op.inputs[0], op.output
     a: Conv2DAttrs = op.attrs
@@ -120,12 +102,8 @@ def output_stage(op: Op, acc: np.ndarray, inputs: list[np.ndarray], family: str)
     bias64 = 0 if bias is None else bias.astype(np.int64)
     if a.rounding == ONNXRUNTIME:
         if a.ort_float:
-            from . import _ort_float
-
             return getattr(_ort_float, family)(op, inputs)
         if a.ort_u8s8_pairs:
-            from . import _ort_u8s8
-
             acc = getattr(_ort_u8s8, f"{family}_accumulator")(op, inputs[0], inputs[1])
         return requantize_accumulator(op, acc + bias64).astype(out_t.dtype)
     mult, shift = channel_requant_params(op, x_t, w_t, out_t)

@@ -17,8 +17,8 @@ import numpy as np
 from ..op import Op
 from ..region import Region, window_input_range
 from . import OpDef, register
-from ._common import Padding2D, require, window_output_size
-from .conv2d import output_stage, pad_spatial, windows
+from ._common import Padding2D, pad_spatial, require, window_output_size, windows
+from .conv2d import output_stage
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ from ..op import Op
 from ..ort_numerics import ONNXRUNTIME, int_to_f32, rne_to_int
 from ..region import Region, window_input_range
 from . import OpDef, register
-from ._common import Padding2D, require, window_output_size
-from .conv2d import pad_spatial, windows
+from ._common import Padding2D, pad_spatial, require, window_output_size, windows
 
 
 @dataclass(frozen=True)
