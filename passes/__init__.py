@@ -3,10 +3,11 @@
 Graph -> Graph passes (run by the compiler's pipeline, each runnable alone):
   fold_pad, strip_edge_quantization (--io int8), order_for_memory
 Scheduling: plan(graph, scratch=None, optimize=True) -> Program, the entry point
-backends use: order.py (least-peak topological order), aliasing.py (RESHAPE/CONCAT
-aliases, in-place and overlapping ops -> storage groups), lifetimes.py (pieces with
-intervals, live-set bound), allocate.py (greedy best/first fit, exact search for few
-buffers), plan.py (tries the variants, keeps the smallest arena).
+backends use: order.py (least-peak topological order), intervals.py (the steps each
+tensor is live), aliasing.py (RESHAPE/CONCAT aliases, in-place and overlapping ops ->
+storage groups), lifetimes.py (pieces with intervals, live-set bound), allocate.py
+(greedy best/first fit, exact search for few buffers), plan.py (tries the variants,
+keeps the smallest arena).
 Reports: report.memory_svg(program), report.memory_table(program), report.memory_rows.
 """
 from .fold_pad import fold_pad

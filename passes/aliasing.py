@@ -40,7 +40,7 @@ import numpy as np
 from mcuc.ir import Graph, Op, Quantization, Tensor
 from mcuc.ir.program import POINTWISE_OVERLAP_PIXELS
 
-from .lifetimes import tensor_intervals
+from .intervals import tensor_intervals
 
 ALIAS_KINDS = frozenset({"RESHAPE", "SQUEEZE"})
 ELEMENTWISE_KINDS = frozenset({"ADD", "MUL", "RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "QUANTIZE"})

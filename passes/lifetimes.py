@@ -1,22 +1,21 @@
 """Lifetimes: for a given op order, every buffer to place (a storage group of
 activations, or a kernel's scratch) with its pieces' intervals, sizes and alignment.
 
-Steps are the op indices 0..n-1. A graph input is live from step 0, a graph output until
-the last step; a computed tensor from the step that writes it to the last step that reads
-it (or its own step if nobody does: it still needs room while its op runs). A group is
-placed at one offset; each member is a piece at its delta with its own interval, so two
-groups may share bytes wherever their live pieces do not.
+Steps are the op indices 0..n-1; each tensor is live during its interval
+(intervals.tensor_intervals). A group is placed at one offset; each member is a piece at
+its delta with its own interval, so two groups may share bytes wherever their live
+pieces do not.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor
 from mcuc.ir.program import ScratchRequest
 
-if TYPE_CHECKING:  # aliasing.py uses tensor_intervals from here
-    from .aliasing import Storage
+from .aliasing import Storage
+from .intervals import tensor_intervals
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 
@@ -67,22 +66,7 @@ class Lifetime:
         return total
 
 
-def tensor_intervals(graph: Graph) -> dict[Tensor, tuple[int, int]]:
-    """[first, last] step of every activation tensor in graph.ops order."""
-    last_step = max(len(graph.ops) - 1, 0)
-    span: dict[Tensor, list[int]] = {t: [0, 0] for t in graph.inputs}
-    for i, op in enumerate(graph.ops):
-        for t in op.outputs:
-            span[t] = [i, i]
-        for t in op.activation_inputs:
-            span[t][1] = max(span[t][1], i)
-    for t in graph.outputs:
-        if not t.is_constant:
-            span[t][1] = last_step
-    return {t: (a, b) for t, (a, b) in span.items()}
-
-
-def lifetimes(graph: Graph, storage: "Storage", scratch: ScratchFn | None = None,
+def lifetimes(graph: Graph, storage: Storage, scratch: ScratchFn | None = None,
               align: int = DEFAULT_ALIGN) -> list[Lifetime]:
     """Every storage group and every scratch buffer, in a deterministic order (groups by
     first use, then scratch by step)."""

@@ -20,7 +20,6 @@ ALLOWED_CYCLES = [
     ["mcuc.backends.llvm.kernels.conv", "mcuc.backends.llvm.kernels.elementwise",
      "mcuc.backends.llvm.kernels.ort_float", "mcuc.backends.llvm.kernels.ort_pairs"],
     ["mcuc.frontend.onnx", "mcuc.frontend.onnx_ops"],
-    ["mcuc.passes.aliasing", "mcuc.passes.lifetimes"],
 ]
 
 # (importer, private module) pairs across top-level folders (ir, passes, backends,
