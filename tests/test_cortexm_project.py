@@ -23,7 +23,7 @@ if shutil.which("gcc") is None or shutil.which("make") is None:
 
 from mcuc.backends.cortexm import run_chost, run_cortexm, write_project  # noqa: E402
 from mcuc.backends.cortexm.kernels import scratch_requests  # noqa: E402
-from mcuc.backends.cortexm.project import c_float, c_name  # noqa: E402
+from mcuc.backends.cortexm.c_syntax import c_float, c_name  # noqa: E402
 from mcuc.backends.cortexm.target import TARGETS, get_target  # noqa: E402
 from mcuc.backends.cortexm.toolchain import make_library  # noqa: E402
 from mcuc.frontend.tflite import load_tflite  # noqa: E402

@@ -27,6 +27,7 @@ from mcuc.ir.program import Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
+from .c_syntax import c_float
 from .target import Target
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -920,14 +921,10 @@ def _is_ort(op: Op) -> bool:
 
 
 def _floats(name: str, values, per_call: bool = False) -> CArray:
-    from mcuc.backends.cortexm.project import c_float
-
     return CArray("float", name, [f"{c_float(v)}f" for v in np.asarray(values, np.float32).reshape(-1)], per_call)
 
 
 def _c_f(value) -> str:
-    from mcuc.backends.cortexm.project import c_float
-
     return f"{c_float(value)}f"
 
 

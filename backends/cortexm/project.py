@@ -22,6 +22,7 @@ from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
 from mcuc.ir.tensor import Tensor
 
+from .c_syntax import c_comment, c_float, c_name
 from .target import Target
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -39,26 +40,6 @@ def template_environment() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                               trim_blocks=False, lstrip_blocks=False)
-
-
-def c_name(name: str) -> str:
-    """`name` as a C identifier prefix: other characters become '_', a leading digit gets
-    'm_' (graph names come from model files and may be anything)."""
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", name) or "model"
-    if ident[0].isdigit():
-        ident = "m_" + ident
-    return ident
-
-
-def c_comment(text: str) -> str:
-    """`text` safe inside a /* */ comment."""
-    return text.replace("*/", "* /").replace("\n", " ")
-
-
-def c_float(value: float) -> str:
-    """A float32 value as a C literal body that reads back exactly (caller adds 'f')."""
-    text = f"{float(np.float32(value)):.9g}"
-    return text if any(c in text for c in ".en") else text + ".0"
 
 
 @dataclass(frozen=True)

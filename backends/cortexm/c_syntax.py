@@ -1,0 +1,29 @@
+"""How the generated C spells values that come from the model: identifiers, comments,
+float literals. The project files (project.py) and the per-step kernels (kernels.py)
+both write such text.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+
+def c_name(name: str) -> str:
+    """`name` as a C identifier prefix: other characters become '_', a leading digit gets
+    'm_' (graph names come from model files and may be anything)."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name) or "model"
+    if ident[0].isdigit():
+        ident = "m_" + ident
+    return ident
+
+
+def c_comment(text: str) -> str:
+    """`text` safe inside a /* */ comment."""
+    return text.replace("*/", "* /").replace("\n", " ")
+
+
+def c_float(value: float) -> str:
+    """A float32 value as a C literal body that reads back exactly (caller adds 'f')."""
+    text = f"{float(np.float32(value)):.9g}"
+    return text if any(c in text for c in ".en") else text + ".0"
