@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from mcuc.ir.ops import op_def
-from mcuc.model import load_model
+from mcuc.model import load_with_options
 from mcuc.pipeline import CompileOptions, cortexm_scratch, cortexm_target, schedule
 from mcuc.samples import random_inputs
 from mcuc.verify import EdgeOracle, same_bytes
@@ -17,7 +17,7 @@ def bench_model(path: str, options: CompileOptions, seed: int = 0) -> dict:
     from mcuc.backends.cortexm import run_cortexm
     from mcuc.oracle import tflm_arena_bytes
 
-    model = load_model(path, layout=options.layout)
+    model = load_with_options(path, options)
     start = time.perf_counter()
     program = schedule(model.graph, options, cortexm_scratch(options.target, options.optimize))
     compile_seconds = time.perf_counter() - start

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from mcuc.ir.errors import MCUCError
-from mcuc.model import load_model
+from mcuc.model import load_with_options
 from mcuc.pipeline import CompileOptions, cortexm_scratch, cortexm_target, schedule
 from mcuc.report import program_report
 
@@ -17,7 +17,7 @@ def compile_to_directory(model_path: str, out_dir: Path, options: CompileOptions
     from mcuc.passes.report import memory_svg
 
     start = time.perf_counter()
-    model = load_model(model_path, layout=options.layout)
+    model = load_with_options(model_path, options)
     program = schedule(model.graph, options, cortexm_scratch(options.target, options.optimize))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -30,7 +30,10 @@ def compile_to_directory(model_path: str, out_dir: Path, options: CompileOptions
     report = json.loads(backend_report_path.read_text()) if backend_report_path.is_file() else {}
     report.update(program_report(program, options.target, model.layout))
     report["optimize"] = options.optimize
-    report["compile_seconds"] = round(time.perf_counter() - start, 3)
+    if model.onnx_numerics is not None:
+        report["onnx_numerics"] = model.onnx_numerics.spec
+    # The folder depends on the model and the options only (same bytes on every host and
+    # run); how long this run took is told to the caller, not written there.
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "memory.svg").write_text(memory_svg(program))
-    return report
+    return {**report, "compile_seconds": round(time.perf_counter() - start, 3)}

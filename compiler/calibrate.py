@@ -6,9 +6,10 @@ The float model first goes through onnxruntime's quantization pre-processing (it
 graph optimizations: constant folding, Identity removal, Conv+BatchNormalization fusion), as
 onnxruntime recommends: torch.onnx's legacy exporter writes biases behind Identity nodes that
 quantize_static would otherwise leave in float. The weights keep quantize_static's full
-8-bit range. Where onnxruntime's u8 x s8 kernels
-saturate int16 pairs (x86-64 without VNNI) mcuc reproduces that (ir/ops/_ort_u8s8.py), and
-the int8 QDQ groups such hosts leave in float (ir/ops/_ort_float.py). uint8 activations
+8-bit range: with the default --onnx-numerics exact their sums are exact; with ort-x86-avx2
+mcuc reproduces the saturating int16 pairs of onnxruntime's u8 x s8 kernels on x86-64
+without VNNI (ir/ops/_ort_u8s8.py) and the int8 QDQ groups it leaves in float there
+(ir/ops/_ort_float.py). uint8 activations
 (`activations="uint8"`) are the other choice onnxruntime.quantization offers.
 """
 from __future__ import annotations

@@ -34,6 +34,15 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimize", choices=("speed", "size"), default="speed",
                    help="speed: -O3 and, on DSP cores, int16 fully connected weights (twice their flash); "
                         "size: -Os and int8 weights")
+    _add_onnx_numerics_option(p)
+
+
+def _add_onnx_numerics_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onnx-numerics", default="exact", metavar="exact|ort-x86-avx2[:threads=N]",
+                   help="what an ONNX model computes: exact (default; int8 QDQ on int8, exact int32 sums: "
+                        "onnxruntime on ARM, or on x86 with session.qdqisint8allowed=1) or ort-x86-avx2 (the "
+                        "bytes of onnxruntime on x86-64 without VNNI: int8 QDQ run as uint8, saturating u8xs8 "
+                        "pairs); never taken from the machine that compiles")
 
 
 def _options(args):
@@ -41,7 +50,8 @@ def _options(args):
 
     return CompileOptions(target=getattr(args, "target", "cortex-m4"), io=getattr(args, "io", None),
                           patch=getattr(args, "patch", None), sram=getattr(args, "sram", None),
-                          layout=getattr(args, "layout", None), optimize=getattr(args, "optimize", "speed"))
+                          layout=getattr(args, "layout", None), optimize=getattr(args, "optimize", "speed"),
+                          onnx_numerics=getattr(args, "onnx_numerics", "exact"))
 
 
 def cmd_inspect(args) -> int:
@@ -53,22 +63,22 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from mcuc.model import load_model
+    from mcuc.model import load_with_options
     from mcuc.verify import format_verdict, verify
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     options = _options(args)
-    report = verify(load_model(args.model, layout=options.layout), backends, args.samples, args.seed, options)
+    report = verify(load_with_options(args.model, options), backends, args.samples, args.seed, options)
     print(json.dumps(report, indent=2) if args.json else format_verdict(report))
     return 0 if all(v["bit_exact"] for v in report["backends"].values()) else EXIT_MISMATCH
 
 
 def cmd_run(args) -> int:
     from mcuc.backend_registry import make_runner
-    from mcuc.model import check_input_shapes, load_model
+    from mcuc.model import check_input_shapes, load_with_options
 
     options = _options(args)
-    model = load_model(args.model, layout=options.layout)
+    model = load_with_options(args.model, options)
     try:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -170,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8: drop a float model's QUANTIZE/DEQUANTIZE edges (API takes int8)")
     p.add_argument("--layout", choices=("nchw", "nhwc"), default=None,
                    help="layout of 4-D inputs/outputs at the API (as in compile)")
+    _add_onnx_numerics_option(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("bench", help="compile, emulate and measure: instructions, SRAM, flash")

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from mcuc.ir.graph import Graph
 from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
-from mcuc.model import load_model
+from mcuc.model import load_with_options
 from mcuc.passes.report import live_bytes, memory_rows, memory_table
 from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
 
@@ -54,7 +54,7 @@ def inspect_graph(graph: Graph) -> dict:
 def inspect_model(path: str, options: CompileOptions) -> tuple[dict, Program]:
     """The model's ops as read, plus the memory plan mcuc makes for `options`:
     bytes live per step, where every output goes, the arena, the peak and the bound."""
-    model = load_model(path, layout=options.layout)
+    model = load_with_options(path, options)
     report = inspect_graph(model.graph)
     program = schedule(model.graph, options, cortexm_scratch(options.target, options.optimize))
     live = live_bytes(program)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuc.frontend.onnx_numerics import OnnxNumerics, parse_onnx_numerics
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
 from mcuc.pipeline import LAYOUTS
@@ -28,6 +29,8 @@ class Model:
     source: bytes
     path: Path | None = None
     layout: str | None = None  # None: the format's own (NATIVE_LAYOUT)
+    # What an ONNX model computes (mcuc.frontend.onnx_numerics.OnnxNumerics); None for .tflite.
+    onnx_numerics: OnnxNumerics | None = None
 
     def __post_init__(self) -> None:
         if self.layout is None:
@@ -38,10 +41,13 @@ class Model:
         return self.path.stem if self.path is not None else self.graph.name
 
 
-def load_model(source: str | os.PathLike | bytes, format: str | None = None, layout: str | None = None) -> Model:
+def load_model(source: str | os.PathLike | bytes, format: str | None = None, layout: str | None = None,
+               onnx_numerics=None) -> Model:
     """Read a .tflite or .onnx model (by extension, or `format` for bytes). `layout` is
     the layout of 4-D graph inputs and outputs at the API (`--layout`): None keeps the
-    model's own (NCHW for ONNX, NHWC for TFLite)."""
+    model's own (NCHW for ONNX, NHWC for TFLite). `onnx_numerics` (`--onnx-numerics`: a
+    name or an OnnxNumerics; None: exact) is the onnxruntime behaviour an ONNX model's
+    compiled code reproduces; it means nothing for .tflite."""
     if layout is not None and layout not in LAYOUTS:
         raise MCUCError(f"unknown --layout {layout!r}; choose nchw or nhwc")
     path = None
@@ -67,20 +73,33 @@ def load_model(source: str | os.PathLike | bytes, format: str | None = None, lay
             from mcuc.frontend.onnx import load_onnx
         except ImportError as e:
             raise MCUCError("this mcuc has no ONNX frontend yet") from e
-        graph = load_onnx(data, layout or NATIVE_LAYOUT["onnx"])
+        onnx_numerics = parse_onnx_numerics(onnx_numerics)
+        graph = load_onnx(data, layout or NATIVE_LAYOUT["onnx"], onnx_numerics)
     else:
         raise MCUCError(f"unknown model format {format!r}: mcuc reads .tflite and .onnx files")
     if path is not None:
         graph = graph.with_(name=_c_identifier(path.stem))
-    return Model(graph, format, data, path, layout or NATIVE_LAYOUT[format])
+    return Model(graph, format, data, path, layout or NATIVE_LAYOUT[format],
+                 onnx_numerics if format == "onnx" else None)
 
 
-def in_layout(model: Model, layout: str | None) -> Model:
-    """`model` with its 4-D graph inputs and outputs in `layout` (None: as it is),
-    read again from its source when it was loaded in the other layout."""
-    if layout is None or layout == model.layout:
+def load_with_options(source: str | os.PathLike | bytes, options) -> Model:
+    """`load_model` with the compile options that act when a model is read (a
+    CompileOptions: --layout and --onnx-numerics)."""
+    return load_model(source, layout=options.layout, onnx_numerics=options.onnx_numerics)
+
+
+def in_layout(model: Model, layout: str | None, onnx_numerics=None) -> Model:
+    """`model` with its 4-D graph inputs and outputs in `layout` and, for ONNX, computing
+    `onnx_numerics` (None: as it is), read again from its source when it was loaded
+    otherwise."""
+    same_layout = layout is None or layout == model.layout
+    same_numerics = (model.format != "onnx" or onnx_numerics is None
+                     or parse_onnx_numerics(onnx_numerics) == model.onnx_numerics)
+    if same_layout and same_numerics:
         return model
-    return load_model(model.path if model.path is not None else model.source, model.format, layout)
+    return load_model(model.path if model.path is not None else model.source, model.format,
+                      layout or model.layout, onnx_numerics if onnx_numerics is not None else model.onnx_numerics)
 
 
 def _c_identifier(name: str) -> str:

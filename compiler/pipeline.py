@@ -27,6 +27,9 @@ class CompileOptions:
     layout: str | None = None
     # "speed" (-O3, int16 fully connected weights on DSP cores) or "size" (-Os, int8).
     optimize: str = "speed"
+    # What an ONNX model computes (mcuc.frontend.onnx_numerics): "exact" or
+    # "ort-x86-avx2[:threads=N]". Like layout, it acts when the model is read.
+    onnx_numerics: str = "exact"
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS and self.target != "host":
@@ -37,7 +40,10 @@ class CompileOptions:
             raise MCUCError(f"unknown --layout {self.layout!r}; choose nchw or nhwc")
         if self.optimize not in ("speed", "size"):
             raise MCUCError(f"unknown --optimize {self.optimize!r}; choose speed or size")
+        from mcuc.frontend.onnx_numerics import parse_onnx_numerics
         from mcuc.passes.patch_schedule import check_patch_option
+
+        parse_onnx_numerics(self.onnx_numerics)
 
         check_patch_option(self.patch)
 

@@ -37,9 +37,9 @@ def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
 
 def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None = None) -> dict:
     """The trade-off report of one model (and the SVG written to `svg_path`)."""
-    from mcuc.model import load_model
+    from mcuc.model import load_with_options
 
-    graph = prepare(load_model(model_path, layout=options.layout).graph, options)
+    graph = prepare(load_with_options(model_path, options).graph, options)
     scratch = cortexm_scratch(options.target, options.optimize) if options.target != "host" else None
     chosen = search(graph, scratch, max_overhead=AUTO_MAX_OVERHEAD)
     baseline, candidates = chosen.baseline, chosen.candidates

@@ -1,4 +1,5 @@
-"""`mcuc verify`: the oracle against every requested backend, byte for byte."""
+"""`mcuc verify`: every requested backend against the oracle, byte for byte (for ONNX
+models: against mcuc's reference, itself checked against onnxruntime)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -52,8 +53,9 @@ def make_oracle(model: Model):
     if model.format == "onnx":
         from mcuc.oracle_onnx import OnnxOracle
 
-        # onnxruntime runs the NCHW model; the oracle moves 4-D tensors to the model's layout.
-        return OnnxOracle(model.source, model.layout)
+        # onnxruntime runs the NCHW model; the oracle moves 4-D tensors to the model's layout,
+        # and runs with the session options of the model's numerics.
+        return OnnxOracle(model.source, model.layout, model.onnx_numerics)
     raise MCUCError(f"no oracle for {model.format} models")
 
 
@@ -94,27 +96,115 @@ def _convert(x: np.ndarray, to, frm) -> np.ndarray:
     return np.clip(y, info.min, info.max).astype(to.dtype)
 
 
+class OnnxruntimeCheck:
+    """mcuc's reference against onnxruntime, for an ONNX model.
+
+    The reference computes the chosen OnnxNumerics; onnxruntime runs with the session
+    options that select the same numerics. Its bytes may still differ where this host's
+    MLAS kernels differ from the numerics' (oracle_onnx.host_facts). The rule: a difference
+    is explained only when mcuc's reference compiled with this host's facts equals
+    onnxruntime byte for byte on every sample; anything else is a mismatch."""
+
+    def __init__(self, model: Model, compiled: Graph, options: CompileOptions, reference):
+        from mcuc.oracle_onnx import describe_session, host_numerics
+
+        self.model, self.options = model, options
+        self.oracle = EdgeOracle(model, compiled)
+        self.reference = reference
+        self.numerics = model.onnx_numerics
+        self.host = host_numerics(self.numerics)
+        self.session = describe_session(self.numerics)
+        self.differing_bytes = 0
+        self.max_abs_diff: float = 0
+        self.differing_samples: list[int] = []
+        self.host_agrees = True
+        self._host_reference = None
+
+    def record(self, sample: int, inputs: list[np.ndarray], ours: list[np.ndarray]) -> None:
+        theirs = self.oracle(inputs)
+        if same_bytes(theirs, ours):
+            return
+        self.differing_samples.append(sample)
+        self.max_abs_diff = max(self.max_abs_diff, max_abs_diff(theirs, ours), key=float)
+        self.differing_bytes += sum(int(np.count_nonzero(t.view(np.uint8) != o.view(np.uint8)))
+                                    if t.shape == o.shape and t.dtype == o.dtype else max(t.nbytes, o.nbytes)
+                                    for t, o in zip(theirs, ours))
+        as_host = self._run_as_host(inputs)
+        self.host_agrees = self.host_agrees and as_host is not None and same_bytes(theirs, as_host)
+
+    def _run_as_host(self, inputs: list[np.ndarray]) -> list[np.ndarray] | None:
+        if self.host == self.numerics:
+            return None
+        if self._host_reference is None:
+            from mcuc.model import in_layout
+
+            try:
+                self._host_reference = make_runner("reference", in_layout(self.model, None, self.host), self.options)
+            except MCUCError:  # e.g. a float pooling group this host's NCHWc block refuses
+                self._host_reference = lambda inputs: None
+        return self._host_reference(inputs)
+
+    @property
+    def explanation(self) -> str | None:
+        from mcuc.oracle_onnx import explain_host_difference
+
+        if not self.differing_samples or not self.host_agrees or self.host == self.numerics:
+            return None
+        return (f"{explain_host_difference(self.numerics, self.host)}; mcuc's reference with this host's "
+                f"kernels equals onnxruntime byte for byte on every sample")
+
+    @property
+    def ok(self) -> bool:
+        return not self.differing_samples or self.explanation is not None
+
+    def report(self) -> dict:
+        return {"runtime": self.session, "numerics": self.numerics.spec, "ok": self.ok,
+                "equal": not self.differing_samples, "differing_bytes": self.differing_bytes,
+                "max_abs_diff": self.max_abs_diff,
+                **({"differing_samples": self.differing_samples} if self.differing_samples else {}),
+                **({"explained_by": self.explanation} if self.explanation else {})}
+
+
 def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
            options: CompileOptions | None = None) -> dict:
-    """Run the oracle and each backend on `samples` random inputs; report per backend."""
+    """Run the oracle and each backend on `samples` random inputs; report per backend.
+
+    TFLite: every backend against tflite-micro. ONNX: every backend against mcuc's
+    reference byte for byte, and the reference against onnxruntime (OnnxruntimeCheck); a
+    backend is bit-exact when it equals the reference and the reference passed that check."""
     if samples < 1:
         raise MCUCError("--samples must be at least 1")
     options = options or CompileOptions()
-    model = in_layout(model, options.layout)
+    model = in_layout(model, options.layout, options.onnx_numerics)
     compiled = prepare(model.graph, options) if options.io == "int8" else model.graph
-    oracle = EdgeOracle(model, compiled)
     runners = {name: make_runner(name, model, options) for name in backends}
     verdicts = {name: BackendVerdict() for name in backends}
+    onnx = model.format == "onnx"
+    if onnx:
+        reference = runners.get("reference") or make_runner("reference", model, options)
+        check = OnnxruntimeCheck(model, compiled, options, reference)
+    else:
+        oracle = EdgeOracle(model, compiled)
     rng = np.random.default_rng(seed)
     for sample in range(samples):
         inputs = random_inputs(compiled, rng)
-        expected = oracle(inputs)
+        if onnx:
+            expected = reference(inputs)
+            check.record(sample, inputs, expected)
+        else:
+            expected = oracle(inputs)
         for name, run in runners.items():
             verdicts[name].record(sample, expected, run(inputs))
+    if onnx and not check.ok:
+        for v in verdicts.values():
+            v.bit_exact = False
+            v.mismatched_samples = sorted(set(v.mismatched_samples) | set(check.differing_samples))
+            v.max_abs_diff = max(v.max_abs_diff, check.max_abs_diff, key=float)
     return {
         "model": model.name,
         "samples": samples,
         "seed": seed,
+        **({"onnxruntime": check.report()} if onnx else {}),
         "backends": {
             name: {"bit_exact": v.bit_exact, "max_abs_diff": v.max_abs_diff,
                    **({"mismatched_samples": v.mismatched_samples} if v.mismatched_samples else {})}
@@ -124,7 +214,18 @@ def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
 
 def format_verdict(report: dict) -> str:
     lines = [f"verify {report['model']}: {report['samples']} random samples (seed {report['seed']})"]
+    ort = report.get("onnxruntime")
+    if ort is not None:
+        lines.append(f"  ONNX numerics {ort['numerics']}; oracle: {ort['runtime']}")
+        if ort["equal"]:
+            status = "reference equals onnxruntime byte for byte"
+        else:
+            status = (f"reference differs from onnxruntime in {ort['differing_bytes']} bytes on samples "
+                      f"{ort['differing_samples']}, max |diff| {ort['max_abs_diff']}: "
+                      + (f"explained: {ort['explained_by']}" if ort["ok"] else "NOT explained by this host"))
+        lines.append(f"  {'onnxruntime':<12} {status}")
+    against = "reference" if ort is not None else "oracle"
     for name, v in report["backends"].items():
         status = "bit-exact" if v["bit_exact"] else f"MISMATCH on samples {v['mismatched_samples']}"
-        lines.append(f"  {name:<12} {status:<30} max |diff| {v['max_abs_diff']}")
+        lines.append(f"  {name:<12} {status:<30} max |diff| {v['max_abs_diff']} (vs {against})")
     return "\n".join(lines)

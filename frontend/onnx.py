@@ -39,7 +39,8 @@ from mcuc.ir.ort_numerics import ONNXRUNTIME
 from mcuc.ir.tensor import Quantization, Tensor
 
 from .onnx_ops import BUILDERS, FLOAT_OPS, table_value
-from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_QDQ_INT8_RUNS_AS_UINT8, QInput, QParams, Value
+from .onnx_numerics import OnnxNumerics, parse_onnx_numerics
+from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, QInput, QParams, Value
 
 MIN_OPSET = 13
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
@@ -62,9 +63,12 @@ _DYNAMIC_QUANTIZATION = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"
 LAYOUTS = ("nchw", "nhwc")
 
 
-def load_onnx(data: bytes, layout: str = "nchw") -> Graph:
+def load_onnx(data: bytes, layout: str = "nchw", numerics: OnnxNumerics | str | None = None) -> Graph:
     """Read a quantized .onnx model into the IR, or raise MCUCError. `layout` is the
-    layout of 4-D graph inputs and outputs at the API: "nchw" (the model's) or "nhwc"."""
+    layout of 4-D graph inputs and outputs at the API: "nchw" (the model's) or "nhwc".
+    `numerics` is the onnxruntime behaviour to reproduce (mcuc.frontend.onnx_numerics;
+    None: the default, exact)."""
+    numerics = parse_onnx_numerics(numerics)
     if layout not in LAYOUTS:
         raise MCUCError(f"unknown layout {layout!r} for an ONNX model; choose nchw or nhwc")
     try:
@@ -75,7 +79,7 @@ def load_onnx(data: bytes, layout: str = "nchw") -> Graph:
         model = onnx.load_model_from_string(bytes(data))
     except Exception as e:  # protobuf raises its own DecodeError type
         raise MCUCError(f"this is not a readable ONNX model: {e}") from None
-    return _Importer(model, layout).run()
+    return _Importer(model, layout, numerics).run()
 
 
 def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -93,10 +97,11 @@ def _onnx_dtype(elem_type: int) -> str:
 
 
 class _Importer:
-    def __init__(self, model, layout: str = "nchw"):
+    def __init__(self, model, layout: str, numerics: OnnxNumerics):
         import onnx
 
         self.model = model
+        self.numerics = numerics
         self.nhwc_edges = layout == "nhwc"  # 4-D graph inputs/outputs are NHWC at the API
         self._check_opset()
         try:
@@ -285,7 +290,7 @@ class _Importer:
         if qp.dtype not in (*INT_TYPES, "int32"):
             raise self._error(node, f"quantized type {qp.dtype} is not supported; use int8 or uint8 activations")
         quantized = node.output[0] if node.op_type == "QuantizeLinear" else node.input[0]
-        if ORT_QDQ_INT8_RUNS_AS_UINT8 and qp.dtype == "int8" and quantized not in self.constants \
+        if self.numerics.qdq_int8_as_uint8 and qp.dtype == "int8" and quantized not in self.constants \
                 and self._single_consumer(quantized):
             qp = replace(qp, converted_to_uint8=True)
         return qp

@@ -24,9 +24,9 @@ from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f3
                                   logistic_f32, quantize_linear)
 from mcuc.ir.tensor import Quantization, Tensor
 
-from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, ORT_NCHWC_BLOCK, ORT_THREADS,
-                          ORT_U8S8_PAIRS_SATURATE, float_group_error_advice,
-                          UINT8_OFFSET, QInput, QParams, Value, ort_on_uint8, runs_in_float)
+from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, UINT8_OFFSET, QInput, QParams,
+                          Value, float_group_error_advice, mixed_float_group, ort_on_uint8, runs_in_float,
+                          u8s8_pairs_saturate)
 
 if TYPE_CHECKING:
     from .onnx import _Importer
@@ -75,8 +75,8 @@ def _build_conv(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value
     bias = imp._bias(node, bq, xq, wquant, m)
     outq = out.ir_quant(0)
     # Every conv but onnxruntime's depthwise kernel (one output per channel) is a u8s8 GEMM.
-    u8s8 = ORT_U8S8_PAIRS_SATURATE and ort_on_uint8(xq.qparams, out)
-    in_float = runs_in_float(node, xq.qparams, out)
+    u8s8 = u8s8_pairs_saturate(imp.numerics, xq.qparams, out)
+    in_float = runs_in_float(node, imp.numerics, xq.qparams, out)
     if group > 1 and group == cin and w.shape[1] == 1:
         weights = Tensor(imp._unique(node.name + "_weights"), (1, *w.shape[2:], m), "int8",
                          Quantization(wquant.scale, wquant.zero_point, 3), w.transpose(1, 2, 3, 0))
@@ -88,7 +88,7 @@ def _build_conv(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value
         weights = Tensor(imp._unique(node.name + "_weights"), (m, *w.shape[2:], w.shape[1]), "int8",
                          wquant, w.transpose(0, 2, 3, 1))
         attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding, rounding=ONNXRUNTIME,
-                            ort_u8s8_pairs=u8s8, ort_float=in_float, ort_threads=ORT_THREADS if in_float else 1)
+                            ort_u8s8_pairs=u8s8, ort_float=in_float, ort_threads=imp.numerics.threads if in_float else 1)
         kind = "CONV_2D"
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp._emit(kind, inputs, attrs, out_name, "int8", outq, node.name)
@@ -104,8 +104,9 @@ def _build_fc(imp: _Importer, node, x: Value, xq: QInput, w: np.ndarray, wquant:
     weights = Tensor(imp._unique(node.name + "_weights"), w.shape, "int8", wquant, w)
     keep = len(x.tensor.shape) > 2
     attrs = FullyConnectedAttrs(keep_num_dims=keep, rounding=ONNXRUNTIME,
-                                ort_u8s8_pairs=ORT_U8S8_PAIRS_SATURATE and ort_on_uint8(xq.qparams, out),
-                                ort_float=runs_in_float(node, xq.qparams, out), ort_gemm_transposed_b=transposed_b)
+                                ort_u8s8_pairs=u8s8_pairs_saturate(imp.numerics, xq.qparams, out),
+                                ort_float=runs_in_float(node, imp.numerics, xq.qparams, out),
+                                ort_gemm_transposed_b=transposed_b)
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp._emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out)
@@ -157,7 +158,7 @@ def _build_add(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
     activations = [q.qparams for q in ins if not q.is_constant] + [out]
     on_uint8 = ort_on_uint8(*activations)
     # (An int8 group with no converted tensor is still fused: QLinearAdd/Mul have int8 kernels.)
-    mixed = runs_in_float(node, *activations) and len({ort_on_uint8(q) for q in activations}) > 1
+    mixed = mixed_float_group(node, imp.numerics, *activations)
     offset = UINT8_OFFSET if on_uint8 else 0
     if node.op_type.endswith("Mul"):
         kind, attrs = "MUL", MulAttrs(rounding=ONNXRUNTIME, ort_offset=offset, ort_float=mixed)
@@ -172,7 +173,7 @@ def _build_gap(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
     if not x.nchw:
         raise imp._error(node, "only 4-D NCHW inputs are supported")
     # An int8 QDQ group converted to uint8 in part is not fused: onnxruntime averages in float.
-    in_float = runs_in_float(node, ins[0].qparams, out) and ort_on_uint8(ins[0].qparams) != ort_on_uint8(out)
+    in_float = mixed_float_group(node, imp.numerics, ins[0].qparams, out)
     y = imp._emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, rounding=ONNXRUNTIME, ort_float=in_float),
                   out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
@@ -238,15 +239,16 @@ def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     if out.dtype != ins[0].qparams.dtype:
         raise imp._error(node, "input and output mix int8 and uint8")
     kernel, strides, padding = _pool_window(imp, node, x)
-    # A QDQ group's int8 may run as uint8 in onnxruntime (see _host_runs_qdq_int8_as_uint8).
+    # A QDQ group's int8 may run as uint8 in onnxruntime (OnnxNumerics.qdq_int8_as_uint8).
     # (QDQ int8 Adds are left alone: on such hosts onnxruntime mostly keeps them in float,
     # the conversion breaking their fusion, and the int8-domain formula matches those.)
     on_uint8 = ort_on_uint8(ins[0].qparams, out)
     # An int8 QDQ group converted to uint8 in part is not fused: onnxruntime pools in float,
     # exactly like QLinearAveragePool's mean when its NCHWc kernel runs (whole channel blocks).
-    in_float = runs_in_float(node, ins[0].qparams, out) and ort_on_uint8(ins[0].qparams) != ort_on_uint8(out)
-    if in_float and x.tensor.shape[3] % ORT_NCHWC_BLOCK:
-        raise imp._error(node, f"{x.tensor.shape[3]} channels are not a multiple of {ORT_NCHWC_BLOCK} (MLAS's NCHWc "
+    in_float = mixed_float_group(node, imp.numerics, ins[0].qparams, out)
+    block = imp.numerics.nchwc_block
+    if in_float and x.tensor.shape[3] % block:
+        raise imp._error(node, f"{x.tensor.shape[3]} channels are not a multiple of {block} (MLAS's NCHWc "
                                f"block): {float_group_error_advice('AveragePool')}")
     attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding, rounding=ONNXRUNTIME,
                         ort_offset=UINT8_OFFSET if on_uint8 else 0,
@@ -481,10 +483,10 @@ def _build_softmax(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     if ir_axis != rank - 1:
         raise imp._error(node, f"softmax over axis {axis} is not supported; mcuc computes it over the innermost "
                                "(channel) axis")
-    # onnxruntime runs int8 QDQ softmax as uint8 on hosts that convert (it then clamps
+    # onnxruntime runs int8 QDQ softmax as uint8 where it converts (it then clamps
     # instead of keeping the low byte).
     on_uint8 = ort_on_uint8(ins[0].qparams, out)
-    if runs_in_float(node, ins[0].qparams, out) and ort_on_uint8(ins[0].qparams) != ort_on_uint8(out):
+    if mixed_float_group(node, imp.numerics, ins[0].qparams, out):
         raise imp._error(node, float_group_error_advice("Softmax"))
     attrs = SoftmaxAttrs(beta=1.0, rounding=ONNXRUNTIME, ort_uint8=on_uint8)
     y = imp._emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)

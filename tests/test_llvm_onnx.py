@@ -23,6 +23,8 @@ pytest.importorskip("onnxruntime")
 import onnx_models  # noqa: E402
 import test_onnx_float_groups  # noqa: E402
 import test_onnx_layers  # noqa: E402
+from onnx_oracle import as_this_host, model_and_oracle  # noqa: E402
+from test_onnx_float_groups import NUMERICS  # noqa: E402
 
 from mcuc.backends.llvm import ROUNDING_RULES, compile_program, scratch_requests  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
@@ -90,16 +92,17 @@ def test_onnx_networks_on_llvm(network, fmt, activations):
 
 
 def _forced_float(graph):
-    """The graph with its conv/FC/MEAN ops marked as onnxruntime float groups (the
-    threads the frontend would record), whatever this host's onnxruntime fuses."""
+    """The graph with its conv/FC/MEAN ops marked as onnxruntime float groups (with the
+    threads of the float-group tests' numerics), whatever onnxruntime fuses."""
     from dataclasses import replace
 
-    from mcuc.frontend.onnx_values import ORT_THREADS
+    from mcuc.frontend.onnx_numerics import parse_onnx_numerics
 
+    threads = parse_onnx_numerics(NUMERICS).threads
     ops = []
     for op in graph.ops:
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN"):
-            extra = {"ort_threads": ORT_THREADS} if op.kind == "CONV_2D" else {}
+            extra = {"ort_threads": threads} if op.kind == "CONV_2D" else {}
             op = op.with_(attrs=replace(op.attrs, ort_float=True, **extra))
         ops.append(op)
     return graph.with_(ops=tuple(ops))
@@ -123,14 +126,11 @@ def test_float_groups_on_llvm_equal_reference(case):
 
 @pytest.mark.parametrize("share_input, share_output", [(True, False), (False, True)])
 def test_global_average_pool_left_in_float_on_llvm(share_input, share_output):
-    from mcuc.oracle_onnx import OnnxOracle
-
     quantized, _ = test_onnx_float_groups._gap_model(0, (1, 12, 7, 7), share_input, share_output)
-    graph = load_model(quantized, format="onnx").graph
-    assert any(getattr(op.attrs, "ort_float", False) for op in graph.ops if op.kind == "MEAN") \
-        or not test_onnx_float_groups.ORT_QDQ_INT8_RUNS_AS_UINT8
+    model, oracle = model_and_oracle(quantized, NUMERICS)
+    graph = model.graph
+    assert any(getattr(op.attrs, "ort_float", False) for op in graph.ops if op.kind == "MEAN")
     compiled = compile_program(plan(graph, scratch_requests))
-    oracle = OnnxOracle(quantized)
     rng = np.random.default_rng(0)
     for _ in range(20):
         x = rng.normal(0, 2, (1, 12, 7, 7)).astype(np.float32)
@@ -140,14 +140,11 @@ def test_global_average_pool_left_in_float_on_llvm(share_input, share_output):
 def test_mobilenet_v2_qdq_int8_on_llvm_many_inputs():
     """The network whose depthwise float group needs MLAS's M == 1 kernel order: llvm
     byte-exact with onnxruntime on 4 seeds x 10 inputs."""
-    from mcuc.oracle_onnx import OnnxOracle
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = onnx_models.quantize(onnx_models.mobilenet_v2(np.random.default_rng(7)), "qdq", "int8", seed=1)
-    graph = load_model(data, format="onnx").graph
-    compiled = compile_program(plan(graph, scratch_requests))
-    oracle = OnnxOracle(data)
+    model, oracle = model_and_oracle(data, NUMERICS)
+    compiled = compile_program(plan(model.graph, scratch_requests))
     for seed in range(4):
         rng = np.random.default_rng(seed)
         for _ in range(10):
@@ -157,13 +154,10 @@ def test_mobilenet_v2_qdq_int8_on_llvm_many_inputs():
 
 @pytest.mark.parametrize("attrs", test_onnx_float_groups.POOLS, ids=str)
 def test_average_pool_left_in_float_on_llvm(attrs):
-    from mcuc.frontend.onnx_values import ORT_NCHWC_BLOCK
-    from mcuc.oracle_onnx import OnnxOracle
-
-    shape = (1, 2 * ORT_NCHWC_BLOCK, 9, 9)
+    shape = (1, 2 * as_this_host(NUMERICS).nchwc_block, 9, 9)
     quantized, _ = test_onnx_float_groups._gap_model(1, shape, True, False, "AveragePool", 0.03, **attrs)
-    compiled = compile_program(plan(load_model(quantized, format="onnx").graph, scratch_requests))
-    oracle = OnnxOracle(quantized)
+    model, oracle = model_and_oracle(quantized, NUMERICS)
+    compiled = compile_program(plan(model.graph, scratch_requests))
     rng = np.random.default_rng(2)
     for _ in range(10):
         x = rng.normal(0, 2, shape).astype(np.float32)

@@ -13,11 +13,17 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
-from mcuc.frontend.onnx_values import NHWC_TO_NCHW, ORT_QDQ_INT8_RUNS_AS_UINT8, ORT_THREADS  # noqa: E402
+from onnx_oracle import as_this_host, model_and_oracle, session  # noqa: E402
+from test_onnx_layers import _Builder  # noqa: E402
+
+from mcuc.frontend.onnx_values import NHWC_TO_NCHW  # noqa: E402
 from mcuc.ir.interpreter import run  # noqa: E402
 from mcuc.ir.ops import _ort_float  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
-from test_onnx_layers import _Builder  # noqa: E402
+
+# Float groups exist where onnxruntime converts int8 QDQ to uint8 in part: the
+# ort-x86-avx2 numerics; two threads, so MLAS splits the float convolutions' columns.
+NUMERICS = "ort-x86-avx2:threads=2"
 
 # (kind, cin, cout, k, group) -- which MLAS SGEMM kernel runs: M = cout / group rows.
 CONVS = [("conv", 8, 8, 3, 8),     # depthwise, multiplier 1: M == 1 kernel
@@ -78,17 +84,16 @@ def _float_model(case, seed: int):
 
 def _check(case, seed: int) -> None:
     quantized, exposed, shape = _float_model(case, seed)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(exposed, options, providers=["CPUExecutionProvider"])
-    graph = load_model(quantized, format="onnx").graph
+    numerics = as_this_host(NUMERICS)
+    ort_session = session(exposed, numerics)
+    graph = load_model(quantized, format="onnx", onnx_numerics=numerics).graph
     op = next(o for o in graph.ops if o.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
-    if op.kind == "CONV_2D":  # (the group itself may be fused: its float twin takes the host's threads)
-        op = op.with_(attrs=replace(op.attrs, ort_threads=ORT_THREADS))
+    if op.kind == "CONV_2D":  # (the group itself may be fused: its float twin takes the session's threads)
+        op = op.with_(attrs=replace(op.attrs, ort_threads=numerics.threads))
     rng = np.random.default_rng(seed + 1)
     for _ in range(3):
         x = rng.normal(0, 1, shape).astype(np.float32)
-        theirs = session.run(["c"], {"x": x})[0]
+        theirs = ort_session.run(["c"], {"x": x})[0]
         seen = {}
         run(graph, [x], observe=lambda o, ys: seen.update({o.outputs[0]: ys[0]}))
         inputs = [seen[op.inputs[0]]] + [t.data for t in op.inputs[1:]]
@@ -112,13 +117,12 @@ def test_mobilenet_v2_qdq_int8_on_many_inputs():
     import warnings
 
     import onnx_models
-    from mcuc.oracle_onnx import OnnxOracle
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = onnx_models.quantize(onnx_models.mobilenet_v2(np.random.default_rng(7)), "qdq", "int8", seed=1)
-    graph = load_model(data, format="onnx").graph
-    oracle = OnnxOracle(data)
+    model, oracle = model_and_oracle(data, NUMERICS)
+    graph = model.graph
     for seed in range(4):
         rng = np.random.default_rng(seed)
         for _ in range(10):
@@ -163,30 +167,29 @@ def test_global_average_pool_float_bits(shape):
     from mcuc.ir.ops.mean import MeanAttrs
 
     quantized, exposed = _gap_model(0, shape, True, False)
-    session = ort.InferenceSession(exposed, providers=["CPUExecutionProvider"])
-    graph = load_model(quantized, format="onnx").graph
+    ort_session = session(exposed, NUMERICS)
+    graph = load_model(quantized, format="onnx", onnx_numerics=as_this_host(NUMERICS)).graph
     op = next(o for o in graph.ops if o.kind == "MEAN")
     op = op.with_(attrs=replace(op.attrs, ort_float=True))
     assert isinstance(op.attrs, MeanAttrs)
     rng = np.random.default_rng(1)
     for _ in range(3):
         x = rng.normal(0, 2, shape).astype(np.float32)
-        theirs = session.run(["c"], {"x": x})[0].reshape(shape[0], shape[1])
+        theirs = ort_session.run(["c"], {"x": x})[0].reshape(shape[0], shape[1])
         seen = {}
         run(graph, [x], observe=lambda o, ys: seen.update({o.outputs[0]: ys[0]}))
         assert _ort_float.global_average_pool_float(op, [seen[op.inputs[0]]]).tobytes() == theirs.tobytes()
 
 
+@pytest.mark.parametrize("numerics", ["exact", NUMERICS])
 @pytest.mark.parametrize("share_input, share_output", [(True, False), (False, True), (True, True), (False, False)])
 @pytest.mark.parametrize("seed", range(2))
-def test_global_average_pool_group_left_in_float(seed, share_input, share_output):
+def test_global_average_pool_group_left_in_float(seed, share_input, share_output, numerics):
     """Whatever onnxruntime does with the group (float where int8 and uint8 mix, else
     QLinearGlobalAveragePool), the reference gives its bytes; int8 tails near ties."""
-    from mcuc.oracle_onnx import OnnxOracle
-
     quantized, _ = _gap_model(seed, (1, 12, 7, 7), share_input, share_output)
-    graph = load_model(quantized, format="onnx").graph
-    oracle = OnnxOracle(quantized)
+    model, oracle = model_and_oracle(quantized, numerics)
+    graph = model.graph
     rng = np.random.default_rng(seed)
     for _ in range(20):
         x = rng.normal(0, 2, (1, 12, 7, 7)).astype(np.float32)
@@ -203,13 +206,11 @@ POOLS = [dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_incl
 def test_average_pool_group_left_in_float(attrs, share_input, share_output):
     """Where onnxruntime pools an int8 QDQ group in float (MLAS's NCHWc kernel: channels
     a multiple of its block), the reference reproduces it (AVERAGE_POOL_2D ort_float)."""
-    from mcuc.frontend.onnx_values import ORT_NCHWC_BLOCK
-    from mcuc.oracle_onnx import OnnxOracle
-
-    shape = (1, 2 * ORT_NCHWC_BLOCK, 9, 9)
+    numerics = as_this_host(NUMERICS)
+    shape = (1, 2 * numerics.nchwc_block, 9, 9)
     quantized, _ = _gap_model(1, shape, share_input, share_output, "AveragePool", 0.03, **attrs)
-    graph = load_model(quantized, format="onnx").graph
-    oracle = OnnxOracle(quantized)
+    model, oracle = model_and_oracle(quantized, NUMERICS)
+    graph = model.graph
     rng = np.random.default_rng(2)
     for _ in range(10):
         x = rng.normal(0, 2, shape).astype(np.float32)
@@ -225,9 +226,7 @@ def test_float_groups_mcuc_does_not_reproduce_are_rejected(op_type, channels, at
     shape = (1, channels, 5, 5) if op_type == "AveragePool" else (1, channels)
     mixed, _ = _gap_model(0, shape, True, False, op_type, 1 / 256, **attrs)
     fused, _ = _gap_model(0, shape, True, True, op_type, 1 / 256, **attrs)
-    load_model(fused, format="onnx")
-    if not ORT_QDQ_INT8_RUNS_AS_UINT8:
-        load_model(mixed, format="onnx")
-        return
-    with pytest.raises(MCUCError, match=rf"\({op_type}\).*runs it in float.*uint8 activations"):
-        load_model(mixed, format="onnx")
+    load_model(fused, format="onnx", onnx_numerics=NUMERICS)
+    load_model(mixed, format="onnx")  # exact numerics: fused on int8, nothing in float
+    with pytest.raises(MCUCError, match=rf"\({op_type}\).*runs it in float.*--onnx-numerics exact"):
+        load_model(mixed, format="onnx", onnx_numerics=NUMERICS)

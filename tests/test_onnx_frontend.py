@@ -264,7 +264,7 @@ def test_a_dequantized_bias_shared_through_identity_is_refused_with_the_fix():
 def test_python_api_calibrates_a_float_model_from_an_array(tmp_path):
     """mcuc.compile(float.onnx, calibrate=array): the same quantization as the CLI's
     --calibrate; the compiled model equals onnxruntime running the quantized bytes."""
-    import onnxruntime as ort
+    from onnx_oracle import session
 
     from mcuc.api import compile as mcuc_compile
 
@@ -275,8 +275,8 @@ def test_python_api_calibrates_a_float_model_from_an_array(tmp_path):
         warnings.simplefilter("ignore")
         compiled = mcuc_compile(src, backend="reference", calibrate=samples)
     x = np.random.default_rng(5).normal(0, 1, (1, 1, 49, 10)).astype(np.float32)
-    session = ort.InferenceSession(compiled.quantized_onnx, providers=["CPUExecutionProvider"])
-    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
+    ort_session = session(compiled.quantized_onnx)  # as the oracle runs it for the default (exact) numerics
+    expected = ort_session.run(None, {ort_session.get_inputs()[0].name: x})[0]
     assert np.array_equal(compiled(x), expected)
     with pytest.raises(MCUCError, match="pass the model's path"):
         mcuc_compile(src.read_bytes(), calibrate=samples)

@@ -16,13 +16,12 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from mcuc.ir.errors import MCUCError  # noqa: E402
 from mcuc.ir.interpreter import run  # noqa: E402
-from mcuc.model import load_model  # noqa: E402
-from mcuc.oracle_onnx import OnnxOracle  # noqa: E402
+from onnx_oracle import model_and_oracle  # noqa: E402
 from mcuc.samples import random_inputs  # noqa: E402
 
 CASES_PER_LAYER = 15  # x 14 hypothesis layer kinds: 210 generated layers per run
 # Full-range weights: on x86 without VNNI onnxruntime sums u8 x s8 products in saturating
-# int16 pairs (and runs int8 QDQ activations as uint8), which mcuc reproduces there.
+# int16 pairs, which mcuc reproduces for that host (tests/onnx_oracle.py).
 WEIGHT_LIMIT = 127
 
 
@@ -88,9 +87,8 @@ class _Builder:
         return model.SerializeToString()
 
 
-def _compare(model_bytes: bytes, seed: int) -> None:
-    model = load_model(model_bytes, format="onnx")
-    oracle = OnnxOracle(model_bytes)
+def _compare(model_bytes: bytes, seed: int, numerics: str = "exact") -> None:
+    model, oracle = model_and_oracle(model_bytes, numerics)
     rng = np.random.default_rng(seed)
     for _ in range(2):
         inputs = random_inputs(model.graph, rng)
@@ -229,9 +227,9 @@ def test_onnxruntime_rule_is_not_the_tflite_rule():
                 helper.make_node("QuantizeLinear", ["c", b.init("ys", np.float32(2.0)), b.init("yz", np.int8(0))], ["y"]),
                 helper.make_node("DequantizeLinear", ["y", "ys", "yz"], ["out"])]
     data = b.model((1, 1, 1, 256), "out")
-    model = load_model(data, format="onnx")
+    model, oracle = model_and_oracle(data)
     x = np.arange(-128, 128, dtype=np.float32).reshape(1, 1, 1, 256)
-    expected = OnnxOracle(data)([x])[0]
+    expected = oracle([x])[0]
     assert run(model.graph, [x])[0].tobytes() == expected.tobytes()
     conv = next(i for i, op in enumerate(model.graph.ops) if op.kind == "CONV_2D")
     ops = list(model.graph.ops)
@@ -253,13 +251,13 @@ def test_elementwise_tables(dtype, op, in_scale, out_scale, seed):
         inputs += [b.init("lo", np.float32(-1.5)), b.init("hi", np.float32(2.0))]
     b.nodes.append(helper.make_node(op, inputs, ["c"], **attrs))
     data = b.model((1, 2, 8, 16), b.qdq("c", out_scale))
-    model = load_model(data, format="onnx")
+    model, oracle = model_and_oracle(data)
     assert any(o.kind == "LOOKUP_TABLE" for o in model.graph.ops)
     # Inputs over the whole quantized grid: 256 distinct values at least once.
     s, zp = in_scale, int(model.graph.ops[0].outputs[0].quant.scalar_zero_point)
     grid = (np.arange(-128, 128) - zp).astype(np.float32) * np.float32(s)
     x_in = np.resize(grid, (1, 2, 8, 16)).astype(np.float32)
-    expected = OnnxOracle(data)([x_in])[0]
+    expected = oracle([x_in])[0]
     assert run(model.graph, [x_in])[0].tobytes() == expected.tobytes()
 
 
@@ -410,8 +408,8 @@ def test_quantize_linear_on_ties(dtype, scale):
     data = model.SerializeToString()
     x = ((np.arange(-300, 300) + 0.5) * np.float32(scale)).astype(np.float32).reshape(1, 600)
     x[0, ::7] = np.nextafter(x[0, ::7], np.float32(np.inf))
-    expected = OnnxOracle(data)([x])[0]
-    assert run(load_model(data, format="onnx").graph, [x])[0].tobytes() == expected.tobytes()
+    model, oracle = model_and_oracle(data)
+    assert run(model.graph, [x])[0].tobytes() == oracle([x])[0].tobytes()
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])
@@ -450,17 +448,19 @@ def test_qlinear_add_every_input_pair(dtype, seed):
     qb = np.tile(np.arange(256), 256) + lo
     xa = ((qa - za) * np.float32(sa)).astype(np.float32).reshape(1, -1)
     xb = ((qb - zb) * np.float32(sb)).astype(np.float32).reshape(1, -1)
-    expected = OnnxOracle(data)([xa, xb])[0]
-    assert run(load_model(data, format="onnx").graph, [xa, xb])[0].tobytes() == expected.tobytes()
+    model, oracle = model_and_oracle(data)
+    assert run(model.graph, [xa, xb])[0].tobytes() == oracle([xa, xb])[0].tobytes()
 
 
+@pytest.mark.parametrize("numerics", ["exact", "ort-x86-avx2"])
 @pytest.mark.parametrize("op", ["Add", "Mul"])
 @pytest.mark.parametrize("seed", range(4))
-def test_qdq_int8_add_of_a_shared_tensor(seed, op):
+def test_qdq_int8_add_of_a_shared_tensor(seed, op, numerics):
     """An int8 QDQ Add reading a tensor that also feeds another op: where onnxruntime
-    converts only single-consumer int8 pairs to uint8, this Add mixes types and runs in
-    float (DQ -> Add -> Q), which mcuc reproduces (ADD ort_float); elsewhere it is
-    QLinearAdd. Every pair of input values; both outputs must match onnxruntime."""
+    converts only single-consumer int8 pairs to uint8 (ort-x86-avx2), this Add mixes types
+    and runs in float (DQ -> Add -> Q), which mcuc reproduces (ADD ort_float); with exact
+    numerics it is QLinearAdd on int8. Every pair of input values; both outputs must match
+    onnxruntime."""
     rng = np.random.default_rng(seed)
     b = _Builder("int8", rng)
     sa, sb, sc = (float(v) for v in rng.uniform(0.01, 0.15, 3))
@@ -478,13 +478,13 @@ def test_qdq_int8_add_of_a_shared_tensor(seed, op):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     data = model.SerializeToString()
-    mcuc_model = load_model(data, format="onnx")
+    mcuc_model, oracle = model_and_oracle(data, numerics)
     za = mcuc_model.graph.ops[0].outputs[0].quant.scalar_zero_point
     zb = next(op for op in mcuc_model.graph.ops if op.kind == "QUANTIZE" and op.inputs[0].name == "x2").outputs[0].quant.scalar_zero_point
     qa, qb = np.repeat(np.arange(-128, 128), 256), np.tile(np.arange(-128, 128), 256)
     xa = ((qa - za) * np.float32(sa)).astype(np.float32).reshape(1, -1)
     xb = ((qb - zb) * np.float32(sb)).astype(np.float32).reshape(1, -1)
-    expected = OnnxOracle(data)([xa, xb])
+    expected = oracle([xa, xb])
     actual = run(mcuc_model.graph, [xa, xb])
     assert all(e.tobytes() == a.tobytes() for e, a in zip(expected, actual))
 
@@ -492,9 +492,7 @@ def test_qdq_int8_add_of_a_shared_tensor(seed, op):
 def test_u8s8_pair_saturation_is_what_this_onnxruntime_computes():
     """Extreme uint8 inputs and full-range weights: on x86 without VNNI onnxruntime's
     int16 pair sums saturate, and the reference matches only with ort_u8s8_pairs (on
-    other hosts the frontend leaves the flag off and the exact sum matches)."""
-    from mcuc.frontend.onnx_values import ORT_U8S8_PAIRS_SATURATE
-
+    other hosts onnxruntime sums exactly, and so does the reference without the flag)."""
     b = _Builder("uint8", np.random.default_rng(0))
     s, z = b.init("xs", np.float32(0.05)), b.init("xz", np.uint8(0))
     w = b.init("w", np.full((2, 8, 1, 1), 127, np.int8))
@@ -505,14 +503,15 @@ def test_u8s8_pair_saturation_is_what_this_onnxruntime_computes():
                 helper.make_node("QuantizeLinear", ["c", b.init("ys", np.float32(2.0)), b.init("yz", np.uint8(0))], ["y"]),
                 helper.make_node("DequantizeLinear", ["y", "ys", "yz"], ["out"])]
     data = b.model((1, 8, 2, 2), "out")
-    model = load_model(data, format="onnx")
+    model, oracle = model_and_oracle(data)
+    saturate = model.onnx_numerics.u8s8_pairs_saturate
     x = np.full((1, 8, 2, 2), 255 * 0.05, np.float32)  # every input 255: each pair is 2 * 255 * 127 > 32767
-    expected = OnnxOracle(data)([x])[0]
+    expected = oracle([x])[0]
     conv = next(i for i, op in enumerate(model.graph.ops) if op.kind == "CONV_2D")
-    assert model.graph.ops[conv].attrs.ort_u8s8_pairs == ORT_U8S8_PAIRS_SATURATE
+    assert model.graph.ops[conv].attrs.ort_u8s8_pairs == saturate
     assert run(model.graph, [x])[0].tobytes() == expected.tobytes()
     ops = list(model.graph.ops)
-    ops[conv] = ops[conv].with_(attrs=replace(ops[conv].attrs, ort_u8s8_pairs=not ORT_U8S8_PAIRS_SATURATE))
+    ops[conv] = ops[conv].with_(attrs=replace(ops[conv].attrs, ort_u8s8_pairs=not saturate))
     assert run(model.graph.with_(ops=tuple(ops)), [x])[0].tobytes() != expected.tobytes()
 
 
@@ -520,9 +519,9 @@ def test_u8s8_pair_saturation_is_what_this_onnxruntime_computes():
 @given(cin=st.integers(1, 72), cout=st.integers(1, 12), k=st.sampled_from([1, 3, 5]), stride=st.integers(1, 2),
        grouping=st.sampled_from(["none", "depthwise", "gemm"]), seed=st.integers(0, 2**16))
 def test_qdq_int8_group_left_in_float(cin, cout, k, stride, grouping, seed):
-    """An int8 QDQ Conv/Gemm whose input also feeds another op: on x86 without VNNI
-    onnxruntime runs it in float (DQ -> Conv -> Q) and the reference reproduces that
-    (ort_float), up to long reductions (K up to 72 x 25); elsewhere it is fused."""
+    """An int8 QDQ Conv/Gemm whose input also feeds another op: with ort-x86-avx2
+    numerics onnxruntime runs it in float (DQ -> Conv -> Q) and the reference reproduces
+    that (ort_float), up to long reductions (K up to 72 x 25)."""
     rng = np.random.default_rng(seed)
     b = _Builder("int8", rng)
     xs = 0.05
@@ -546,4 +545,4 @@ def test_qdq_int8_group_left_in_float(cin, cout, k, stride, grouping, seed):
                                helper.make_tensor_value_info("flat", TensorProto.FLOAT, None)], b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    _compare(model.SerializeToString(), seed)
+    _compare(model.SerializeToString(), seed, "ort-x86-avx2:threads=2")

@@ -40,6 +40,7 @@ from mcuc.ir.ops import _ort_float  # noqa: E402
 from mcuc.ir.ops.mean import ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
 from mcuc.oracle_onnx import OnnxOracle  # noqa: E402
+from onnx_oracle import model_and_oracle, session  # noqa: E402
 from mcuc.passes import plan  # noqa: E402
 from mcuc.pipeline import cortexm_scratch  # noqa: E402
 from test_onnx_layers import _Builder  # noqa: E402
@@ -92,14 +93,12 @@ def _float_means(shape, seed: int):
     """onnxruntime's float ReduceMean output and reduce_mean_float's, over 3 inputs."""
     data = _layer("int8", shape, 0, 17, [2, 3], 1, seed, expose_float=True)
     graph = load_model(_layer("int8", shape, 0, 17, [2, 3], 1, seed), format="onnx").graph
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    ort_session = session(data)
     op = next(o for o in graph.ops if o.kind == "MEAN")
     for x in _inputs(shape, 20, np.random.default_rng(seed), 3):
         seen = {}
         run(graph, [x], observe=lambda o, ys: seen.update({o.outputs[0]: ys[0]}))
-        yield session.run(["mean"], {"x": x})[0], op, [seen[op.input]]
+        yield ort_session.run(["mean"], {"x": x})[0], op, [seen[op.input]]
 
 
 @pytest.mark.parametrize("shape", FLOAT_SHAPES, ids=str)
@@ -131,10 +130,10 @@ def _run_chost(graph, inputs):
 
 
 def _compare(data: bytes, shape, ties: int, seed: int, runners, count: int = 3) -> None:
-    graph = load_model(data, format="onnx").graph
+    model, oracle = model_and_oracle(data)
+    graph = model.graph
     mean = next(o for o in graph.ops if o.kind == "MEAN")
     assert mean.attrs.ort_float and mean.attrs.ort_float_kernel == ORT_REDUCE_MEAN
-    oracle = OnnxOracle(data)
     inputs = _inputs(shape, ties, np.random.default_rng(seed), count)
     expected = [oracle([x])[0] for x in inputs]
     for name, runner in runners:
@@ -224,9 +223,9 @@ def test_network_ending_in_reduce_mean(fmt, activations, keepdims, opset):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = onnx_models.quantize(_conv_reduce_mean_gemm(keepdims, opset), fmt, activations, seed=1)
-    graph = load_model(data, format="onnx").graph
+    model, oracle = model_and_oracle(data)  # uint8 convs: this host's u8 x s8 pair rule
+    graph = model.graph
     assert [o.attrs.ort_float_kernel for o in graph.ops if o.kind == "MEAN"] == [ORT_REDUCE_MEAN]
-    oracle = OnnxOracle(data)
     rng = np.random.default_rng(2)
     inputs = [rng.normal(0, 1, (1, 3, 12, 10)).astype(np.float32) for _ in range(4)]
     llvm = compile_program(plan(graph, scratch_requests))
