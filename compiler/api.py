@@ -8,10 +8,10 @@ from typing import Sequence
 
 import numpy as np
 
-from mcuc.backend_registry import make_runner
+from mcuc.backend_registry import build
 from mcuc.ir.errors import MCUCError
 from mcuc.model import Model, check_input_shapes, in_layout, load_model
-from mcuc.pipeline import CompileOptions, schedule
+from mcuc.pipeline import CompileOptions
 from mcuc.report import program_report
 
 
@@ -25,8 +25,11 @@ class CompiledModel:
         self.model = model
         self.backend = backend
         self.options = options
-        self.report = program_report(schedule(model.graph, options), options.target, model.layout)
-        self._run = make_runner(backend, model, options)
+        built = build(backend, model, options)
+        # The figures of the program this backend runs (its scratch included), not of a plan
+        # made apart from it.
+        self.report = program_report(built.program, options.target, model.layout)
+        self._run = built.run
 
     @property
     def inputs(self):
@@ -51,15 +54,18 @@ class CompiledModel:
 def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
             target: str = "cortex-m4", io: str | None = None, layout: str | None = None,
             calibrate: str | os.PathLike | np.ndarray | None = None,
-            calibrate_activations: str = "int8", optimize: str = "speed") -> CompiledModel:
+            calibrate_activations: str = "int8", optimize: str = "speed",
+            onnx_numerics: str = "exact") -> CompiledModel:
     """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`.
     `layout` ("nchw" | "nhwc", None: the model's own) is the layout of 4-D inputs and
     outputs: layout="nhwc" lets an ONNX model take and give NHWC arrays, with no transpose.
     `calibrate` (samples: an array, a .npy file or a folder of them) quantizes a float
     .onnx file first, as `mcuc compile --calibrate` does; the quantized model's bytes are
     then `compiled.quantized_onnx`, for onnxruntime or for saving. `optimize` ("speed" or
-    "size") is `--optimize`: what the Cortex-M backends build."""
-    options = CompileOptions(target=target, io=io, layout=layout, optimize=optimize)
+    "size") is `--optimize`: what the Cortex-M backends build. `onnx_numerics` ("exact" or
+    "ort-x86-avx2[:threads=N]") is `--onnx-numerics`: which onnxruntime an ONNX model's
+    compiled code reproduces (mcuc.frontend.onnx_numerics)."""
+    options = CompileOptions(target=target, io=io, layout=layout, optimize=optimize, onnx_numerics=onnx_numerics)
     quantized = None
     if calibrate is not None:
         if not isinstance(model, (str, os.PathLike)):
@@ -69,23 +75,25 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
         with tempfile.TemporaryDirectory() as tmp:
             quantized = quantize_onnx(model, calibrate, Path(tmp) / "model.quant.onnx",
                                       calibrate_activations).read_bytes()
-        model = load_model(quantized, format="onnx", layout=layout)
+        model = load_model(quantized, format="onnx", layout=layout, onnx_numerics=onnx_numerics)
     elif isinstance(model, Model):
-        model = in_layout(model, layout)
+        model = in_layout(model, layout, onnx_numerics)
     else:
-        model = load_model(model, layout=layout)
+        model = load_model(model, layout=layout, onnx_numerics=onnx_numerics)
     compiled = CompiledModel(model, backend, options)
     compiled.quantized_onnx = quantized
     return compiled
 
 
 def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] = ("reference",),
-           samples: int = 10, seed: int = 0, io: str | None = None, layout: str | None = None) -> dict:
+           samples: int = 10, seed: int = 0, io: str | None = None, layout: str | None = None,
+           onnx_numerics: str = "exact") -> dict:
     """The `mcuc verify` report as a dict."""
     from mcuc.verify import verify as _verify
 
-    options = CompileOptions(io=io, layout=layout)
-    model = in_layout(model, layout) if isinstance(model, Model) else load_model(model, layout=layout)
+    options = CompileOptions(io=io, layout=layout, onnx_numerics=onnx_numerics)
+    model = (in_layout(model, layout, onnx_numerics) if isinstance(model, Model)
+             else load_model(model, layout=layout, onnx_numerics=onnx_numerics))
     return _verify(model, list(backends), samples, seed, options)
 
 

@@ -5,11 +5,13 @@ output arrays, built once per model so that many samples reuse one compilation.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from mcuc.ir.errors import MCUCError
+from mcuc.ir.program import Program
 from mcuc.model import Model
 from mcuc.pipeline import CompileOptions, cortexm_scratch, cortexm_target, prepare, schedule
 
@@ -20,41 +22,51 @@ EMULATED = {"cortex-m0": "cortex-m0", "cortex-m3": "cortex-m3", "cortex-m4": "co
 BACKENDS = ("reference", "llvm", "c-host", *EMULATED)
 
 
-def _reference(model: Model, options: CompileOptions) -> Runner:
+@dataclass(frozen=True)
+class Built:
+    """A model built for one backend: the scheduled Program it executes (its arena, scratch
+    and order: what a report of this build must describe) and the runner."""
+
+    program: Program
+    run: Runner
+
+
+def _reference(model: Model, options: CompileOptions) -> Built:
     from mcuc.ir.interpreter import run
     from mcuc.ir.program_interpreter import run_program
 
+    program = schedule(model.graph, options)
     if options.patch not in (None, "off") or options.sram is not None:
         # A patch schedule changes what runs: execute the scheduled program with the
         # reference semantics, on one arena at the planned offsets.
-        program = schedule(model.graph, options)
-        return lambda inputs: run_program(program, inputs)
+        return Built(program, lambda inputs: run_program(program, inputs))
     # Otherwise the reference rung runs the model as read; only --io int8 changes its edges.
     graph = prepare(model.graph, options) if options.io == "int8" else model.graph
-    return lambda inputs: run(graph, inputs)
+    return Built(program, lambda inputs: run(graph, inputs))
 
 
-def _llvm(model: Model, options: CompileOptions) -> Runner:
+def _llvm(model: Model, options: CompileOptions) -> Built:
     from mcuc.backends.llvm import compile_program, scratch_requests
 
-    return compile_program(schedule(model.graph, options, scratch_requests))
+    program = schedule(model.graph, options, scratch_requests)
+    return Built(program, compile_program(program))
 
 
-def _chost(model: Model, options: CompileOptions) -> Runner:
+def _chost(model: Model, options: CompileOptions) -> Built:
     from mcuc.backends.cortexm import run_chost
 
     program = schedule(model.graph, options, cortexm_scratch("cortex-m0"))
-    return lambda inputs: run_chost(program, inputs)
+    return Built(program, lambda inputs: run_chost(program, inputs))
 
 
-def _emulated(target: str) -> Callable[[Model, CompileOptions], Runner]:
-    def make(model: Model, options: CompileOptions) -> Runner:
+def _emulated(target: str) -> Callable[[Model, CompileOptions], Built]:
+    def make(model: Model, options: CompileOptions) -> Built:
         from mcuc.backends.cortexm import run_cortexm
 
         program = schedule(model.graph, options, cortexm_scratch(target, options.optimize))
         t = cortexm_target(target, options.optimize)
         # Verification needs the outputs only: an uncounted run is many times faster.
-        return lambda inputs: run_cortexm(program, inputs, t, count_instructions=False).outputs
+        return Built(program, lambda inputs: run_cortexm(program, inputs, t, count_instructions=False).outputs)
     return make
 
 
@@ -62,10 +74,15 @@ _FACTORIES = {"reference": _reference, "llvm": _llvm, "c-host": _chost,
               **{name: _emulated(target) for name, target in EMULATED.items()}}
 
 
-def make_runner(name: str, model: Model, options: CompileOptions | None = None) -> Runner:
+def build(name: str, model: Model, options: CompileOptions | None = None) -> Built:
+    """`model` built for backend `name`: its program and its runner."""
     if name not in _FACTORIES:
         raise MCUCError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     try:
         return _FACTORIES[name](model, options or CompileOptions())
     except ImportError as e:
         raise MCUCError(f"backend {name!r} is not available in this mcuc: {e}") from None
+
+
+def make_runner(name: str, model: Model, options: CompileOptions | None = None) -> Runner:
+    return build(name, model, options).run

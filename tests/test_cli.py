@@ -58,14 +58,14 @@ def test_verify_exits_1_when_a_backend_differs(capsys, monkeypatch):
     import mcuc.backend_registry as registry
 
     def off_by_one(model, options):
-        run = registry._reference(model, options)
+        built = registry._reference(model, options)
 
         def wrong(inputs):
-            outs = run(inputs)
+            outs = built.run(inputs)
             outs[0] = outs[0].copy()
             outs[0].flat[0] = np.int8(outs[0].flat[0] ^ 1)
             return outs
-        return wrong
+        return registry.Built(built.program, wrong)
 
     monkeypatch.setitem(registry._FACTORIES, "reference", off_by_one)
     code, out, _ = run_cli(capsys, "verify", str(EXAMPLE), "--samples", "1", "--json")
