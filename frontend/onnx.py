@@ -79,7 +79,7 @@ def load_onnx(data: bytes, layout: str = "nchw", numerics: OnnxNumerics | str | 
         model = onnx.load_model_from_string(bytes(data))
     except Exception as e:  # protobuf raises its own DecodeError type
         raise MCUCError(f"this is not a readable ONNX model: {e}") from None
-    return _Importer(model, layout, numerics).run()
+    return OnnxImporter(model, layout, numerics).run()
 
 
 def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -96,7 +96,10 @@ def _onnx_dtype(elem_type: int) -> str:
         return f"onnx type {elem_type}"
 
 
-class _Importer:
+class OnnxImporter:
+    """Reads one ONNX model into the IR; implements onnx_context.BuildContext for the op
+    builders of onnx_ops.py."""
+
     def __init__(self, model, layout: str, numerics: OnnxNumerics):
         import onnx
 
@@ -153,10 +156,10 @@ class _Importer:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _error(self, node, what: str) -> MCUCError:
+    def error(self, node, what: str) -> MCUCError:
         return MCUCError(f"ONNX node {node.name or node.output[0]!r} ({node.op_type}): {what}")
 
-    def _unique(self, name: str) -> str:
+    def unique(self, name: str) -> str:
         base, n = name or "t", 1
         while name in self.names:
             name = f"{base}_{n}"
@@ -164,21 +167,21 @@ class _Importer:
         self.names.add(name)
         return name
 
-    def _constant(self, node, name: str, what: str) -> np.ndarray:
+    def constant(self, node, name: str, what: str) -> np.ndarray:
         if name not in self.constants:
-            raise self._error(node, f"{what} {name!r} is computed at run time; mcuc needs it as a constant "
+            raise self.error(node, f"{what} {name!r} is computed at run time; mcuc needs it as a constant "
                                     "initializer (fold it with onnxruntime's optimizer or onnx-simplifier)")
         return self.constants[name]
 
-    def _attrs(self, node) -> dict:
+    def attrs(self, node) -> dict:
         from onnx import helper
 
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
-    def _emit(self, kind: str, inputs, attrs, out_name: str, dtype: str, quant: Quantization | None,
+    def emit(self, kind: str, inputs, attrs, out_name: str, dtype: str, quant: Quantization | None,
               node_name: str = "") -> Tensor:
         """Append one IR op; its output shape comes from the op's own shape rule."""
-        probe = Tensor(self._unique(out_name), (1,), dtype, quant)
+        probe = Tensor(self.unique(out_name), (1,), dtype, quant)
         op = Op(kind, tuple(inputs), (probe,), attrs, name=node_name)
         shape = op_def(kind).infer_shapes(op)[0]
         out = probe.with_(shape=shape)
@@ -186,15 +189,15 @@ class _Importer:
         return out
 
     def _qparams(self, node, scale_name: str, zp_name: str | None, axis: int, dtype: str) -> QParams:
-        scale = np.atleast_1d(self._constant(node, scale_name, "scale")).astype(np.float32)
+        scale = np.atleast_1d(self.constant(node, scale_name, "scale")).astype(np.float32)
         if zp_name:
-            zp_arr = self._constant(node, zp_name, "zero point")
+            zp_arr = self.constant(node, zp_name, "zero point")
             dtype = str(zp_arr.dtype)
             zp = np.atleast_1d(zp_arr).astype(np.int64)
         else:
             zp = np.zeros(scale.shape, np.int64)
         if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
-            raise self._error(node, f"scale {scale_name!r} must be positive and finite")
+            raise self.error(node, f"scale {scale_name!r} must be positive and finite")
         return QParams(scale, zp, axis, dtype)
 
     # -- the walk --------------------------------------------------------------------
@@ -217,7 +220,7 @@ class _Importer:
                 raise MCUCError(f"ONNX graph input {info.name!r} is {dtype}; mcuc reads float32 inputs followed "
                                 "by QuantizeLinear (what onnxruntime.quantization writes) or int8/uint8 inputs")
             nhwc = self.nhwc_edges and len(shape) == 4
-            t = Tensor(self._unique(info.name), _nhwc(shape) if nhwc else shape, "float32")
+            t = Tensor(self.unique(info.name), _nhwc(shape) if nhwc else shape, "float32")
             inputs.append(t)
             self.values[info.name] = Value(t, nchw=nhwc)
         for node in self.graph.node:
@@ -232,7 +235,7 @@ class _Importer:
     def _convert(self, node) -> None:
         kind = node.op_type
         if node.domain not in ("", "ai.onnx", "com.microsoft"):
-            raise self._error(node, f"op domain {node.domain!r} is not supported; mcuc reads the standard ONNX "
+            raise self.error(node, f"op domain {node.domain!r} is not supported; mcuc reads the standard ONNX "
                                     "ops and onnxruntime's com.microsoft quantized ops")
         if kind == "Constant":
             self.constants[node.output[0]] = self._constant_value(node)
@@ -247,12 +250,12 @@ class _Importer:
         elif kind in FLOAT_OPS:
             self._qdq_group(node)
         elif kind in _DYNAMIC_QUANTIZATION:
-            raise self._error(node, "this is a dynamically quantized model (activation scales computed at run "
+            raise self.error(node, "this is a dynamically quantized model (activation scales computed at run "
                                     "time); mcuc compiles statically quantized models: quantize with "
                                     "onnxruntime.quantization.quantize_static, or compile the float model with "
                                     "--calibrate")
         else:
-            raise self._error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
+            raise self.error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
                                     f"{', '.join(sorted(FLOAT_OPS))} in QDQ form, and {', '.join(QOPERATOR_OPS)}); "
                                     "replace it or keep it outside the quantized model")
 
@@ -264,7 +267,7 @@ class _Importer:
             # What quantize_static writes for a model exported with shared initializers and
             # not pre-processed: after removing the Identity nodes, onnxruntime's optimizer
             # fuses some of the ops sharing that DequantizeLinear and runs others in float.
-            raise self._error(node, f"shares the dequantized constant {src!r} among "
+            raise self.error(node, f"shares the dequantized constant {src!r} among "
                                     f"{len(self.consumers[src])} nodes, which onnxruntime runs partly in float in "
                                     "a way mcuc does not reproduce; quantize after onnxruntime.quantization."
                                     "shape_inference.quant_pre_process (it folds Identity nodes), or compile the "
@@ -273,7 +276,7 @@ class _Importer:
             if src in table:
                 table[out] = table[src]
                 return
-        raise self._error(node, f"input {src!r} is not computed by a supported op")
+        raise self.error(node, f"input {src!r} is not computed by a supported op")
 
     def _constant_value(self, node) -> np.ndarray:
         from onnx import TensorProto, helper, numpy_helper
@@ -284,11 +287,11 @@ class _Importer:
     # QuantizeLinear / DequantizeLinear --------------------------------------------------
 
     def _qdq_params(self, node) -> QParams:
-        a = self._attrs(node)
+        a = self.attrs(node)
         zp = node.input[2] if len(node.input) > 2 and node.input[2] else None
         qp = self._qparams(node, node.input[1], zp, int(a.get("axis", 1)), "uint8")
         if qp.dtype not in (*INT_TYPES, "int32"):
-            raise self._error(node, f"quantized type {qp.dtype} is not supported; use int8 or uint8 activations")
+            raise self.error(node, f"quantized type {qp.dtype} is not supported; use int8 or uint8 activations")
         quantized = node.output[0] if node.op_type == "QuantizeLinear" else node.input[0]
         if self.numerics.qdq_int8_as_uint8 and qp.dtype == "int8" and quantized not in self.constants \
                 and self._single_consumer(quantized):
@@ -299,16 +302,16 @@ class _Importer:
         qp = self._qdq_params(node)
         src = self.values.get(node.input[0])
         if src is None or src.tensor.dtype != "float32":
-            raise self._error(node, f"input {node.input[0]!r} is not a float graph input; mcuc supports "
+            raise self.error(node, f"input {node.input[0]!r} is not a float graph input; mcuc supports "
                                     "QuantizeLinear on graph inputs and after the ops it fuses")
         if qp.scale.size != 1:
-            raise self._error(node, "per-channel activation quantization is not supported")
-        q = self._emit("QUANTIZE", [src.tensor], QuantizeAttrs(rounding=ONNXRUNTIME), node.output[0],
+            raise self.error(node, "per-channel activation quantization is not supported")
+        q = self.emit("QUANTIZE", [src.tensor], QuantizeAttrs(rounding=ONNXRUNTIME), node.output[0],
                        "int8", qp.ir_quant(0), node.name)
         if src.nchw:  # a 4-D input the user gives NHWC (layout "nhwc"): nothing to move
             self.values[node.output[0]] = Value(q, qp, nchw=True)
         elif len(q.shape) == 4:
-            q = self._emit("TRANSPOSE", [q], TransposeAttrs(NCHW_TO_NHWC), node.output[0] + "_nhwc",
+            q = self.emit("TRANSPOSE", [q], TransposeAttrs(NCHW_TO_NHWC), node.output[0] + "_nhwc",
                            "int8", q.quant, node.name)
             self.values[node.output[0]] = Value(q, qp, nchw=True)
         else:
@@ -333,14 +336,14 @@ class _Importer:
         zp_name = reader.input[position + 2] if len(reader.input) > position + 2 else ""
         qp = self._qparams(reader, reader.input[position + 1], zp_name or None, 0, dtype)
         if qp.scale.size != 1:
-            raise self._error(reader, f"per-channel quantization of graph input {name!r} is not supported")
+            raise self.error(reader, f"per-channel quantization of graph input {name!r} is not supported")
         api_shape = _nhwc(shape) if self.nhwc_edges and len(shape) == 4 else shape
-        t = Tensor(self._unique(name), api_shape, dtype, Quantization(qp.scale, qp.zero_point, 0))
+        t = Tensor(self.unique(name), api_shape, dtype, Quantization(qp.scale, qp.zero_point, 0))
         q = t
         if dtype == "uint8":
-            q = self._emit("QUANTIZE", [q], None, name + "_int8", "int8", qp.ir_quant(0))
+            q = self.emit("QUANTIZE", [q], None, name + "_int8", "int8", qp.ir_quant(0))
         if len(shape) == 4 and not self.nhwc_edges:
-            q = self._emit("TRANSPOSE", [q], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", q.quant)
+            q = self.emit("TRANSPOSE", [q], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", q.quant)
         self.values[name] = Value(q, qp, nchw=len(shape) == 4)
         return t
 
@@ -352,9 +355,9 @@ class _Importer:
         t = value.tensor
         if self.nhwc_edges:
             if len(t.shape) == 4 and not value.nchw:
-                t = self._emit("TRANSPOSE", [t], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", t.quant)
+                t = self.emit("TRANSPOSE", [t], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", t.quant)
         elif value.nchw:
-            t = self._emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), name + "_nchw", "int8", t.quant)
+            t = self.emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), name + "_nchw", "int8", t.quant)
         return t
 
     def _graph_output(self, name: str) -> Tensor:
@@ -364,14 +367,14 @@ class _Importer:
             t = self._api_layout(name, value)
             if value.qparams.dtype == "uint8":
                 quant = Quantization(value.qparams.scale, value.qparams.zero_point, 0)
-                return self._emit("QUANTIZE", [t], None, name, "uint8", quant)
+                return self.emit("QUANTIZE", [t], None, name, "uint8", quant)
             return t
         if name in self.dequantized:
             src_name, qp = self.dequantized[name]
             src = self.values.get(src_name)
             if src is None:
                 raise MCUCError(f"ONNX graph output {name!r} dequantizes a constant; mcuc needs computed outputs")
-            return self._emit("DEQUANTIZE", [self._api_layout(name, src)], None, name, "float32", None)
+            return self.emit("DEQUANTIZE", [self._api_layout(name, src)], None, name, "float32", None)
         raise MCUCError(f"ONNX graph output {name!r} is not the result of a DequantizeLinear; mcuc compiles "
                         "quantized models with float outputs (what onnxruntime.quantization writes)")
 
@@ -379,13 +382,13 @@ class _Importer:
 
     def _dq_input(self, node, name: str) -> QInput:
         if name not in self.dequantized:
-            raise self._error(node, f"input {name!r} does not come from a DequantizeLinear: the op would run in "
+            raise self.error(node, f"input {name!r} does not come from a DequantizeLinear: the op would run in "
                                     "float; quantize the whole model (onnxruntime.quantization.quantize_static)")
         src_name, qp = self.dequantized[name]
         if src_name in self.constants:
             return QInput(qp, data=self.constants[src_name])
         if src_name not in self.values:
-            raise self._error(node, f"input {src_name!r} is not computed by a supported op")
+            raise self.error(node, f"input {src_name!r} is not computed by a supported op")
         return QInput(qp, value=self.values[src_name])
 
     def _single_consumer(self, quantized_name: str) -> bool:
@@ -413,13 +416,13 @@ class _Importer:
             out = users[0].output[0]
             users = self.consumers.get(out, [])
         if out in graph_outputs or len(users) != 1 or users[0].op_type != "QuantizeLinear":
-            raise self._error(node, f"output {out!r} is not consumed by exactly one QuantizeLinear; onnxruntime "
+            raise self.error(node, f"output {out!r} is not consumed by exactly one QuantizeLinear; onnxruntime "
                                     "would run this op in float; quantize the whole model")
         q = users[0]
         self.absorbed.add(id(q))
         qp = self._qdq_params(q)
         if qp.scale.size != 1:
-            raise self._error(q, "per-channel activation quantization is not supported")
+            raise self.error(q, "per-channel activation quantization is not supported")
         return qp, q.output[0]
 
     def _qdq_group(self, node) -> None:
@@ -428,7 +431,7 @@ class _Importer:
             # Operator-oriented models run these directly on the integers.
             value = self.values[node.input[0]]
             if value.qparams is None:
-                raise self._error(node, "runs on a float tensor; mcuc compiles quantized graphs")
+                raise self.error(node, "runs on a float tensor; mcuc compiles quantized graphs")
             return self._build(node, kind, [QInput(value.qparams, value=value)], value.qparams, node.output[0])
         if kind in ("Relu", "Clip"):
             return self._relu(node)
@@ -474,9 +477,9 @@ class _Importer:
         if name in self.dequantized:
             src, qp = self.dequantized[name]
             if src not in self.constants:
-                raise self._error(node, f"weight {src!r} is computed at run time; mcuc needs constant weights")
+                raise self.error(node, f"weight {src!r} is computed at run time; mcuc needs constant weights")
             return QInput(qp, data=self.constants[src])
-        raise self._error(node, f"weight {name!r} is not a dequantized constant (float weights); quantize the "
+        raise self.error(node, f"weight {name!r} is not a dequantized constant (float weights); quantize the "
                                 "model with onnxruntime.quantization.quantize_static")
 
     def _relu(self, node) -> None:
@@ -501,7 +504,7 @@ class _Importer:
         if node.op_type == "Clip":
             for k in (1, 2):
                 if len(node.input) > k and node.input[k]:
-                    bounds[k - 1] = float(self._constant(node, node.input[k], "Clip bound"))
+                    bounds[k - 1] = float(self.constant(node, node.input[k], "Clip bound"))
             if node.input[1:2] == [""] or len(node.input) < 2:
                 bounds[0] = -np.inf
         scale, zp = np.float32(out_qp.scale[0]), int(value.tensor.quant.scalar_zero_point)
@@ -510,7 +513,7 @@ class _Importer:
         real = (grid - zp).astype(np.float32) * scale
         inside = grid[(real >= np.float32(bounds[0])) & (real <= np.float32(bounds[1]))]
         if inside.size == 0:
-            raise self._error(node, f"clip range {bounds} contains no quantized value")
+            raise self.error(node, f"clip range {bounds} contains no quantized value")
         attrs = replace(op.attrs, act_min=max(op.attrs.act_min, int(inside.min())),
                         act_max=min(op.attrs.act_max, int(inside.max())))
         self.ops[producer] = op.with_(attrs=attrs)
@@ -523,7 +526,7 @@ class _Importer:
         if value_name in self.constants:
             return QInput(qp, data=self.constants[value_name])
         if value_name not in self.values:
-            raise self._error(node, f"input {value_name!r} is not computed by a supported op")
+            raise self.error(node, f"input {value_name!r} is not computed by a supported op")
         return QInput(qp, value=self.values[value_name])
 
     def _qoperator(self, node) -> None:
@@ -532,7 +535,7 @@ class _Importer:
         if kind == "QLinearConv":
             ins = [self._q_operand(node, i[0], i[1], i[2]), self._q_operand(node, i[3], i[4], i[5], 0)]
             bias = QInput(_IMPLIED_BIAS_QPARAMS,
-                          data=self._constant(node, i[8], "bias")) if i[8] else None
+                          data=self.constant(node, i[8], "bias")) if i[8] else None
             out = self._qparams(node, i[6], i[7], 0, "uint8")
             return self._build(node, "Conv", ins + [bias], out, node.output[0])
         if kind == "QLinearMatMul":
@@ -540,12 +543,12 @@ class _Importer:
             out = self._qparams(node, i[6], i[7], 0, "uint8")
             return self._build(node, "MatMul", ins, out, node.output[0])
         if kind == "QGemm":
-            output_axis = 0 if int(self._attrs(node).get("transB", 0)) else 1
+            output_axis = 0 if int(self.attrs(node).get("transB", 0)) else 1
             ins = [self._q_operand(node, i[0], i[1], i[2]), self._q_operand(node, i[3], i[4], i[5], output_axis)]
             bias = QInput(_IMPLIED_BIAS_QPARAMS,
-                          data=self._constant(node, i[6], "bias")) if i[6] else None
+                          data=self.constant(node, i[6], "bias")) if i[6] else None
             if not i[7]:
-                raise self._error(node, "QGemm without an output scale produces float; mcuc needs quantized output")
+                raise self.error(node, "QGemm without an output scale produces float; mcuc needs quantized output")
             out = self._qparams(node, i[7], i[8] or None, 0, "uint8")
             return self._build(node, "Gemm", ins + [bias], out, node.output[0])
         if kind in ("QLinearAdd", "QLinearMul"):
@@ -553,8 +556,8 @@ class _Importer:
             out = self._qparams(node, i[6], i[7] or None, 0, "uint8")
             return self._build(node, kind[len("QLinear"):], ins, out, node.output[0])
         if kind == "QLinearGlobalAveragePool":
-            if int(self._attrs(node).get("channels_last", 0)):
-                raise self._error(node, "channels_last=1 is not supported; export NCHW")
+            if int(self.attrs(node).get("channels_last", 0)):
+                raise self.error(node, "channels_last=1 is not supported; export NCHW")
             ins = [self._q_operand(node, i[0], i[1], i[2])]
             out = self._qparams(node, i[3], i[4] or None, 0, "uint8")
             return self._build(node, "GlobalAveragePool", ins, out, node.output[0])
@@ -575,54 +578,54 @@ class _Importer:
             names = list(node.input[2:])
             ins = [self._q_operand(node, names[k], names[k + 1], names[k + 2]) for k in range(0, len(names), 3)]
             return self._build(node, "Concat", ins, out, node.output[0])
-        raise self._error(node, f"operator-oriented op {kind} is not supported (supported: "
+        raise self.error(node, f"operator-oriented op {kind} is not supported (supported: "
                                 f"{', '.join(QOPERATOR_OPS)}); quantize in QDQ format or keep the op outside the "
                                 "quantized model")
 
     # building IR ops ---------------------------------------------------------------------
 
-    def _activation(self, node, q: QInput) -> Value:
+    def activation(self, node, q: QInput) -> Value:
         if q.is_constant or q.value is None:
-            raise self._error(node, "this operand must be computed at run time, not a constant")
+            raise self.error(node, "this operand must be computed at run time, not a constant")
         if q.qparams.dtype not in INT_TYPES:
-            raise self._error(node, f"activations of type {q.qparams.dtype} are not supported; use int8 or uint8")
+            raise self.error(node, f"activations of type {q.qparams.dtype} are not supported; use int8 or uint8")
         held, read = q.value.tensor.quant, q.qparams.ir_quant(0)
         if not (np.array_equal(held.scale, read.scale) and np.array_equal(held.zero_point, read.zero_point)):
-            raise self._error(node, f"reads {q.value.tensor.name!r} with quantization {read!r}, but it was "
+            raise self.error(node, f"reads {q.value.tensor.name!r} with quantization {read!r}, but it was "
                                     f"quantized with {held!r}; requantize explicitly")
         return q.value
 
     def _build(self, node, kind: str, ins: list[QInput | None], out: QParams, out_name: str) -> None:
         if out.dtype not in INT_TYPES:
-            raise self._error(node, f"output type {out.dtype} is not supported; use int8 or uint8")
+            raise self.error(node, f"output type {out.dtype} is not supported; use int8 or uint8")
         builder = BUILDERS[kind]
         value = builder(self, node, ins, out, out_name)
         self.values[out_name] = value
 
-    def _weights(self, node, w: QInput, channel_axis: int) -> tuple[np.ndarray, Quantization]:
+    def weights(self, node, w: QInput, channel_axis: int) -> tuple[np.ndarray, Quantization]:
         if w.qparams.dtype != "int8":
-            raise self._error(node, f"weights are {w.qparams.dtype}; mcuc needs int8 weights "
+            raise self.error(node, f"weights are {w.qparams.dtype}; mcuc needs int8 weights "
                                     "(quantize_static(..., weight_type=QuantType.QInt8))")
         if np.any(w.qparams.zero_point != 0):
-            raise self._error(node, "weights have a non-zero zero point; mcuc needs symmetric weights "
+            raise self.error(node, "weights have a non-zero zero point; mcuc needs symmetric weights "
                                     "(quantize_static's default for int8 weights)")
         if w.qparams.scale.size not in (1, w.data.shape[channel_axis]):
-            raise self._error(node, f"weights have {w.qparams.scale.size} scales for "
+            raise self.error(node, f"weights have {w.qparams.scale.size} scales for "
                                     f"{w.data.shape[channel_axis]} output channels")
         if w.qparams.scale.size > 1 and w.qparams.axis % w.data.ndim != channel_axis:
-            raise self._error(node, f"weights are quantized per channel along axis {w.qparams.axis}; mcuc needs "
+            raise self.error(node, f"weights are quantized per channel along axis {w.qparams.axis}; mcuc needs "
                                     f"the output-channel axis {channel_axis}")
         return w.data, Quantization(w.qparams.scale, np.zeros(w.qparams.scale.size, np.int64), 0)
 
-    def _bias(self, node, b: QInput | None, x: QInput, w_quant: Quantization, channels: int) -> Tensor | None:
+    def bias(self, node, b: QInput | None, x: QInput, w_quant: Quantization, channels: int) -> Tensor | None:
         if b is None:
             return None
         data = np.asarray(b.data)
         if data.dtype != np.int32 or data.size != channels:
-            raise self._error(node, f"bias must be int32 with {channels} values, got {data.dtype} x {data.size}")
+            raise self.error(node, f"bias must be int32 with {channels} values, got {data.dtype} x {data.size}")
         if b.qparams is _IMPLIED_BIAS_QPARAMS:  # QLinearConv/QGemm: the bias scale is x_scale * w_scale
             scale = np.float32(x.qparams.scale[0]) * w_quant.scale
         else:  # a QDQ bias states its own (a float island dequantizes it with that)
             scale = np.broadcast_to(b.qparams.scale.astype(np.float32), (channels,)).copy()
-        return Tensor(self._unique(node.name + "_bias"), (channels,), "int32",
+        return Tensor(self.unique(node.name + "_bias"), (channels,), "int32",
                       Quantization(scale, np.zeros(scale.size, np.int64)), data.reshape(channels))

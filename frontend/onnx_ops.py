@@ -3,8 +3,6 @@ oriented node, already resolved to quantized operands) that appends the IR ops c
 what onnxruntime's kernel for it computes, and returns the resulting Value."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from mcuc.ir.ops._common import Padding2D
@@ -24,20 +22,19 @@ from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f3
                                   logistic_f32, quantize_linear)
 from mcuc.ir.tensor import Quantization, Tensor
 
+from .onnx_context import BuildContext
 from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, UINT8_OFFSET, QInput, QParams,
                           Value, float_group_error_advice, mixed_float_group, ort_on_uint8, runs_in_float,
                           u8s8_pairs_saturate)
 
-if TYPE_CHECKING:
-    from .onnx import _Importer
 
 
-def _window_attrs(imp: _Importer, node, in_hw: tuple[int, int], kernel: tuple[int, int]):
-    a = imp._attrs(node)
+def _window_attrs(imp: BuildContext, node, in_hw: tuple[int, int], kernel: tuple[int, int]):
+    a = imp.attrs(node)
     strides = tuple(int(s) for s in a.get("strides", (1, 1)))
     dilations = tuple(int(d) for d in a.get("dilations", (1, 1)))
     if len(strides) != 2 or len(dilations) != 2:
-        raise imp._error(node, "only 2-D windows (4-D NCHW tensors) are supported")
+        raise imp.error(node, "only 2-D windows (4-D NCHW tensors) are supported")
     auto_pad = a.get("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     if auto_pad in ("NOTSET", ""):
@@ -54,71 +51,71 @@ def _window_attrs(imp: _Importer, node, in_hw: tuple[int, int], kernel: tuple[in
             pads.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
         padding = Padding2D(top=pads[0][0], bottom=pads[0][1], left=pads[1][0], right=pads[1][1])
     else:
-        raise imp._error(node, f"auto_pad {auto_pad!r} is not supported")
+        raise imp.error(node, f"auto_pad {auto_pad!r} is not supported")
     if int(a.get("ceil_mode", 0)):
-        raise imp._error(node, "ceil_mode=1 is not supported; export with ceil_mode=0")
+        raise imp.error(node, "ceil_mode=1 is not supported; export with ceil_mode=0")
     return strides, dilations, padding
 
 
-def _build_conv(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+def _build_conv(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     xq, wq = ins[0], ins[1]
     bq = ins[2] if len(ins) > 2 else None
-    x = imp._activation(node, xq)
+    x = imp.activation(node, xq)
     if len(x.tensor.shape) != 4 or not x.nchw:
-        raise imp._error(node, "only 2-D convolutions of 4-D NCHW tensors are supported")
-    w, wquant = imp._weights(node, wq, 0)
+        raise imp.error(node, "only 2-D convolutions of 4-D NCHW tensors are supported")
+    w, wquant = imp.weights(node, wq, 0)
     if w.ndim != 4:
-        raise imp._error(node, f"weights of shape {list(w.shape)} are not 4-D [M, C/group, kH, kW]")
-    group = int(imp._attrs(node).get("group", 1))
+        raise imp.error(node, f"weights of shape {list(w.shape)} are not 4-D [M, C/group, kH, kW]")
+    group = int(imp.attrs(node).get("group", 1))
     strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], w.shape[2:])
     cin, m = x.tensor.shape[3], w.shape[0]
-    bias = imp._bias(node, bq, xq, wquant, m)
+    bias = imp.bias(node, bq, xq, wquant, m)
     outq = out.ir_quant(0)
     # Every conv but onnxruntime's depthwise kernel (one output per channel) is a u8s8 GEMM.
     u8s8 = u8s8_pairs_saturate(imp.numerics, xq.qparams, out)
     in_float = runs_in_float(node, imp.numerics, xq.qparams, out)
     if group > 1 and group == cin and w.shape[1] == 1:
-        weights = Tensor(imp._unique(node.name + "_weights"), (1, *w.shape[2:], m), "int8",
+        weights = Tensor(imp.unique(node.name + "_weights"), (1, *w.shape[2:], m), "int8",
                          Quantization(wquant.scale, wquant.zero_point, 3), w.transpose(1, 2, 3, 0))
         attrs = DepthwiseConv2DAttrs(stride=strides, dilation=dilations, padding=padding,
                                      depth_multiplier=m // cin, rounding=ONNXRUNTIME,
                                      ort_u8s8_pairs=u8s8 and m > cin, ort_float=in_float)
         kind = "DEPTHWISE_CONV_2D"
     else:
-        weights = Tensor(imp._unique(node.name + "_weights"), (m, *w.shape[2:], w.shape[1]), "int8",
+        weights = Tensor(imp.unique(node.name + "_weights"), (m, *w.shape[2:], w.shape[1]), "int8",
                          wquant, w.transpose(0, 2, 3, 1))
         attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding, rounding=ONNXRUNTIME,
                             ort_u8s8_pairs=u8s8, ort_float=in_float, ort_threads=imp.numerics.threads if in_float else 1)
         kind = "CONV_2D"
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
-    y = imp._emit(kind, inputs, attrs, out_name, "int8", outq, node.name)
+    y = imp.emit(kind, inputs, attrs, out_name, "int8", outq, node.name)
     return Value(y, out, nchw=True)
 
 
-def _build_fc(imp: _Importer, node, x: Value, xq: QInput, w: np.ndarray, wquant: Quantization,
+def _build_fc(imp: BuildContext, node, x: Value, xq: QInput, w: np.ndarray, wquant: Quantization,
               bq: QInput | None, out: QParams, out_name: str, transposed_b: bool = False) -> Value:
     """FULLY_CONNECTED with weights [units, depth]."""
     if x.nchw:
-        raise imp._error(node, "a matrix product of a 4-D tensor is not supported; Flatten it first")
-    bias = imp._bias(node, bq, xq, wquant, w.shape[0])
-    weights = Tensor(imp._unique(node.name + "_weights"), w.shape, "int8", wquant, w)
+        raise imp.error(node, "a matrix product of a 4-D tensor is not supported; Flatten it first")
+    bias = imp.bias(node, bq, xq, wquant, w.shape[0])
+    weights = Tensor(imp.unique(node.name + "_weights"), w.shape, "int8", wquant, w)
     keep = len(x.tensor.shape) > 2
     attrs = FullyConnectedAttrs(keep_num_dims=keep, rounding=ONNXRUNTIME,
                                 ort_u8s8_pairs=u8s8_pairs_saturate(imp.numerics, xq.qparams, out),
                                 ort_float=runs_in_float(node, imp.numerics, xq.qparams, out),
                                 ort_gemm_transposed_b=transposed_b)
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
-    y = imp._emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
+    y = imp.emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out)
 
 
-def _build_gemm(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    a = imp._attrs(node)
+def _build_gemm(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    a = imp.attrs(node)
     if int(a.get("transA", 0)) or float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0:
-        raise imp._error(node, "only transA=0, alpha=1, beta=1 are supported")
-    x = imp._activation(node, ins[0])
+        raise imp.error(node, "only transA=0, alpha=1, beta=1 are supported")
+    x = imp.activation(node, ins[0])
     trans_b = int(a.get("transB", 0))
-    w, wquant = imp._weights(node, ins[1], 0 if trans_b else 1)
+    w, wquant = imp.weights(node, ins[1], 0 if trans_b else 1)
     w = w if trans_b else w.T
     bq = ins[2] if len(ins) > 2 else None
     if bq is not None and np.asarray(bq.data).size == 1 and w.shape[0] != 1:
@@ -126,30 +123,30 @@ def _build_gemm(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value
     return _build_fc(imp, node, x, ins[0], np.ascontiguousarray(w), wquant, bq, out, out_name, bool(trans_b))
 
 
-def _build_matmul(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
+def _build_matmul(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    x = imp.activation(node, ins[0])
     if not ins[1].is_constant:
-        raise imp._error(node, "the second operand is computed at run time; mcuc needs constant weights")
-    w, wquant = imp._weights(node, ins[1], 1)
+        raise imp.error(node, "the second operand is computed at run time; mcuc needs constant weights")
+    w, wquant = imp.weights(node, ins[1], 1)
     if w.ndim != 2:
-        raise imp._error(node, f"weights of shape {list(w.shape)} are not 2-D")
+        raise imp.error(node, f"weights of shape {list(w.shape)} are not 2-D")
     return _build_fc(imp, node, x, ins[0], np.ascontiguousarray(w.T), wquant, None, out, out_name)
 
 
-def _build_add(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+def _build_add(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     """Add and Mul (QLinearAdd / QLinearMul): two operands, one may be a one-element constant."""
     offsets = {q.qparams.dtype for q in ins} | {out.dtype}
     if len(offsets) != 1:
-        raise imp._error(node, "inputs and output mix int8 and uint8")
+        raise imp.error(node, "inputs and output mix int8 and uint8")
     operands, nchw = [], False
     for q in ins:
         if q.is_constant:
             if q.qparams.dtype not in INT_TYPES or np.asarray(q.data).size != 1:
-                raise imp._error(node, "a constant operand must be a single quantized value")
+                raise imp.error(node, "a constant operand must be a single quantized value")
             data = np.asarray(q.data).astype(np.int64).reshape(1) - (UINT8_OFFSET if q.qparams.dtype == "uint8" else 0)
-            operands.append(Tensor(imp._unique(node.name + "_const"), (1,), "int8", q.qparams.ir_quant(0), data))
+            operands.append(Tensor(imp.unique(node.name + "_const"), (1,), "int8", q.qparams.ir_quant(0), data))
         else:
-            v = imp._activation(node, q)
+            v = imp.activation(node, q)
             nchw = nchw or v.nchw
             operands.append(v.tensor)
     # QLinearAdd's and QLinearMul's float rounding sees the values onnxruntime computes on:
@@ -164,80 +161,80 @@ def _build_add(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
         kind, attrs = "MUL", MulAttrs(rounding=ONNXRUNTIME, ort_offset=offset, ort_float=mixed)
     else:
         kind, attrs = "ADD", AddAttrs(rounding=ONNXRUNTIME, ort_offset=offset, ort_float=mixed)
-    y = imp._emit(kind, operands, attrs, out_name, "int8", out.ir_quant(0), node.name)
+    y = imp.emit(kind, operands, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=nchw)
 
 
-def _build_gap(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
+def _build_gap(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    x = imp.activation(node, ins[0])
     if not x.nchw:
-        raise imp._error(node, "only 4-D NCHW inputs are supported")
+        raise imp.error(node, "only 4-D NCHW inputs are supported")
     # An int8 QDQ group converted to uint8 in part is not fused: onnxruntime averages in float.
     in_float = mixed_float_group(node, imp.numerics, ins[0].qparams, out)
-    y = imp._emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, rounding=ONNXRUNTIME, ort_float=in_float),
+    y = imp.emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, rounding=ONNXRUNTIME, ort_float=in_float),
                   out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
 
 
-def _build_reduce_mean(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+def _build_reduce_mean(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     """ReduceMean over H and W of a 4-D NCHW tensor (what torchvision's `x.mean([2, 3])`
     exports), axes as an attribute (opset < 18) or a constant input (opset 18+). onnxruntime
     has no quantized ReduceMean: DQ -> ReduceMean -> Q runs its float kernel, whose Eigen
     summation order the MEAN follows (ort_float_kernel, ir/ops/_ort_float.py)."""
-    x = imp._activation(node, ins[0])
-    a = imp._attrs(node)
+    x = imp.activation(node, ins[0])
+    a = imp.attrs(node)
     if len(node.input) > 1 and node.input[1]:
-        axes = [int(v) for v in np.asarray(imp._constant(node, node.input[1], "axes")).reshape(-1)]
+        axes = [int(v) for v in np.asarray(imp.constant(node, node.input[1], "axes")).reshape(-1)]
     else:
         axes = [int(v) for v in a.get("axes", [])]
     if not axes:
         noop = int(a.get("noop_with_empty_axes", 0))
-        raise imp._error(node, f"no axes (noop_with_empty_axes={noop}: "
+        raise imp.error(node, f"no axes (noop_with_empty_axes={noop}: "
                                f"{'the identity' if noop else 'a mean over every axis'}) is not supported; "
                                "give axes [2, 3] (the mean over H and W of an NCHW tensor)")
     if not x.nchw or len(x.tensor.shape) != 4:
-        raise imp._error(node, f"axes {axes} of a {len(x.tensor.shape)}-D tensor are not supported; mcuc computes "
+        raise imp.error(node, f"axes {axes} of a {len(x.tensor.shape)}-D tensor are not supported; mcuc computes "
                                "ReduceMean over H and W (axes [2, 3]) of a 4-D NCHW tensor")
     if any(not -4 <= ax < 4 for ax in axes) or sorted({ax % 4 for ax in axes}) != [2, 3] or len(axes) != 2:
-        raise imp._error(node, f"axes {axes} are not supported; mcuc computes ReduceMean over H and W "
+        raise imp.error(node, f"axes {axes} are not supported; mcuc computes ReduceMean over H and W "
                                "(axes [2, 3] or [-2, -1]) of a 4-D NCHW tensor")
     keep = bool(int(a.get("keepdims", 1)))
     attrs = MeanAttrs(axes=(1, 2), keep_dims=keep, rounding=ONNXRUNTIME, ort_float=True,
                       ort_float_kernel=ORT_REDUCE_MEAN)
-    y = imp._emit("MEAN", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
+    y = imp.emit("MEAN", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     # keepdims: [N, 1, 1, C] NHWC is the NCHW [N, C, 1, 1]; else [N, C] as in the model.
     return Value(y, out, nchw=keep)
 
 
-def _pool_window(imp: _Importer, node, x: Value):
+def _pool_window(imp: BuildContext, node, x: Value):
     """(kernel, strides, padding) of a MaxPool/AveragePool: 2-D windows over a 4-D NCHW
     tensor, without dilation."""
-    kernel = tuple(int(k) for k in imp._attrs(node)["kernel_shape"])
+    kernel = tuple(int(k) for k in imp.attrs(node)["kernel_shape"])
     if not x.nchw or len(kernel) != 2:
-        raise imp._error(node, "only 2-D pooling of 4-D NCHW tensors is supported")
+        raise imp.error(node, "only 2-D pooling of 4-D NCHW tensors is supported")
     strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], kernel)
     if dilations != (1, 1):
-        raise imp._error(node, "dilated pooling is not supported")
+        raise imp.error(node, "dilated pooling is not supported")
     return kernel, strides, padding
 
 
-def _build_maxpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
-    if int(imp._attrs(node).get("storage_order", 0)) or len(node.output) > 1 and node.output[1]:
-        raise imp._error(node, "the Indices output and storage_order are not supported")
+def _build_maxpool(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    x = imp.activation(node, ins[0])
+    if int(imp.attrs(node).get("storage_order", 0)) or len(node.output) > 1 and node.output[1]:
+        raise imp.error(node, "the Indices output and storage_order are not supported")
     kernel, strides, padding = _pool_window(imp, node, x)
-    y = imp._emit("MAX_POOL_2D", [x.tensor], Pool2DAttrs(filter=kernel, stride=strides, padding=padding),
+    y = imp.emit("MAX_POOL_2D", [x.tensor], Pool2DAttrs(filter=kernel, stride=strides, padding=padding),
                   out_name, "int8", x.tensor.quant, node.name)
     return Value(y, out, nchw=True)
 
 
-def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    x = imp._activation(node, ins[0])
-    a = imp._attrs(node)
+def _build_avgpool(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    x = imp.activation(node, ins[0])
+    a = imp.attrs(node)
     if int(a.get("channels_last", 0)):
-        raise imp._error(node, "channels_last=1 is not supported; export NCHW")
+        raise imp.error(node, "channels_last=1 is not supported; export NCHW")
     if out.dtype != ins[0].qparams.dtype:
-        raise imp._error(node, "input and output mix int8 and uint8")
+        raise imp.error(node, "input and output mix int8 and uint8")
     kernel, strides, padding = _pool_window(imp, node, x)
     # A QDQ group's int8 may run as uint8 in onnxruntime (OnnxNumerics.qdq_int8_as_uint8).
     # (QDQ int8 Adds are left alone: on such hosts onnxruntime mostly keeps them in float,
@@ -248,127 +245,127 @@ def _build_avgpool(imp: _Importer, node, ins, out: QParams, out_name: str) -> Va
     in_float = mixed_float_group(node, imp.numerics, ins[0].qparams, out)
     block = imp.numerics.nchwc_block
     if in_float and x.tensor.shape[3] % block:
-        raise imp._error(node, f"{x.tensor.shape[3]} channels are not a multiple of {block} (MLAS's NCHWc "
+        raise imp.error(node, f"{x.tensor.shape[3]} channels are not a multiple of {block} (MLAS's NCHWc "
                                f"block): {float_group_error_advice('AveragePool')}")
     attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding, rounding=ONNXRUNTIME,
                         ort_offset=UINT8_OFFSET if on_uint8 else 0,
                         count_include_pad=bool(int(a.get("count_include_pad", 0))), ort_float=in_float)
-    y = imp._emit("AVERAGE_POOL_2D", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
+    y = imp.emit("AVERAGE_POOL_2D", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
 
 
-def _build_reshape(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+def _build_reshape(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     """Reshape, Flatten, Squeeze, Unsqueeze: the ONNX (NCHW) element order is kept. A 4-D
     value with more than one pixel goes back to NCHW first, and a 4-D result with more
     than one pixel is moved to NHWC after; [N, C, 1, 1] needs neither."""
-    x = imp._activation(node, ins[0])
+    x = imp.activation(node, ins[0])
     t = x.tensor
     onnx_shape = tuple(t.shape[i] for i in NHWC_TO_NCHW) if x.nchw else t.shape
     if node.op_type == "Flatten":
-        axis = int(imp._attrs(node).get("axis", 1)) % (len(onnx_shape) + 1)
+        axis = int(imp.attrs(node).get("axis", 1)) % (len(onnx_shape) + 1)
         target = (int(np.prod(onnx_shape[:axis], dtype=np.int64)), int(np.prod(onnx_shape[axis:], dtype=np.int64)))
     elif node.op_type in ("Squeeze", "Unsqueeze"):
         target = _squeeze_target(imp, node, onnx_shape)
     else:
         target = _reshape_target(imp, node, onnx_shape)
     if x.nchw and t.shape[1] * t.shape[2] != 1:
-        t = imp._emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), out_name + "_nchw", "int8", t.quant, node.name)
+        t = imp.emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), out_name + "_nchw", "int8", t.quant, node.name)
     if len(target) != 4:
-        y = imp._emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name, "int8", t.quant, node.name)
+        y = imp.emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name, "int8", t.quant, node.name)
         return Value(y, out, nchw=False)
     n, c, h, w = target
     if h * w == 1:
-        y = imp._emit("RESHAPE", [t], ReshapeAttrs(shape=(n, 1, 1, c)), out_name, "int8", t.quant, node.name)
+        y = imp.emit("RESHAPE", [t], ReshapeAttrs(shape=(n, 1, 1, c)), out_name, "int8", t.quant, node.name)
         return Value(y, out, nchw=True)
-    y = imp._emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name + "_nchw_out", "int8", t.quant,
+    y = imp.emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name + "_nchw_out", "int8", t.quant,
                   node.name)
-    y = imp._emit("TRANSPOSE", [y], TransposeAttrs(NCHW_TO_NHWC), out_name, "int8", t.quant, node.name)
+    y = imp.emit("TRANSPOSE", [y], TransposeAttrs(NCHW_TO_NHWC), out_name, "int8", t.quant, node.name)
     return Value(y, out, nchw=True)
 
 
-def _squeeze_target(imp: _Importer, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+def _squeeze_target(imp: BuildContext, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     """Squeeze / Unsqueeze (opset 13: axes as a constant input)."""
     axes_given = len(node.input) > 1 and node.input[1]
-    axes = [int(a) for a in np.asarray(imp._constant(node, node.input[1], "axes")).reshape(-1)] if axes_given else None
+    axes = [int(a) for a in np.asarray(imp.constant(node, node.input[1], "axes")).reshape(-1)] if axes_given else None
     if node.op_type == "Squeeze":
         rank = len(in_shape)
         drop = {a % rank for a in axes} if axes is not None else {i for i, d in enumerate(in_shape) if d == 1}
         if any(in_shape[a] != 1 for a in drop):
-            raise imp._error(node, f"axes {sorted(drop)} of shape {list(in_shape)} are not all 1")
+            raise imp.error(node, f"axes {sorted(drop)} of shape {list(in_shape)} are not all 1")
         return tuple(d for i, d in enumerate(in_shape) if i not in drop)
     if axes is None:
-        raise imp._error(node, "Unsqueeze needs its axes input")
+        raise imp.error(node, "Unsqueeze needs its axes input")
     rank = len(in_shape) + len(axes)
     insert = {a % rank for a in axes}
     dims = iter(in_shape)
     return tuple(1 if i in insert else next(dims) for i in range(rank))
 
 
-def table_value(imp: _Importer, node, x: Value, function, label: str, out: QParams, out_name: str) -> Value:
+def table_value(imp: BuildContext, node, x: Value, function, label: str, out: QParams, out_name: str) -> Value:
     """A LOOKUP_TABLE op computing `function` (float32 -> float32, as onnxruntime does)
     between x's quantization and `out`."""
     xq, oq = x.tensor.quant, out.ir_quant(0)
     table = build_lookup_table(function, float(xq.scale[0]), xq.scalar_zero_point,
                                float(oq.scale[0]), oq.scalar_zero_point)
-    y = imp._emit("LOOKUP_TABLE", [x.tensor], LookupTableAttrs(table=table, function=label), out_name, "int8", oq,
+    y = imp.emit("LOOKUP_TABLE", [x.tensor], LookupTableAttrs(table=table, function=label), out_name, "int8", oq,
                   node.name)
     return Value(y, out, nchw=x.nchw)
 
 
-def _build_elementwise(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+def _build_elementwise(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     """Sigmoid, LeakyRelu (QLinearSigmoid / QLinearLeakyRelu tables), HardSwish, Relu, Clip
     (DequantizeLinear -> float op -> QuantizeLinear): one LOOKUP_TABLE."""
-    x = imp._activation(node, ins[0])
+    x = imp.activation(node, ins[0])
     if ins[0].qparams.dtype != out.dtype:
-        raise imp._error(node, "input and output mix int8 and uint8")
+        raise imp.error(node, "input and output mix int8 and uint8")
     kind = node.op_type.removeprefix("QLinear")
     if kind == "Sigmoid":
         function = logistic_f32
     elif kind == "HardSwish":
         function = hard_swish_f32
     elif kind == "LeakyRelu":
-        alpha = float(imp._attrs(node).get("alpha", 0.01))
+        alpha = float(imp.attrs(node).get("alpha", 0.01))
         function = lambda r: leaky_relu_f32(r, alpha)  # noqa: E731
     elif kind == "Relu":
         function = lambda r: np.maximum(r, np.float32(0.0))  # noqa: E731
     elif kind == "Clip":
-        lo = float(imp._constant(node, node.input[1], "Clip bound")) if len(node.input) > 1 and node.input[1] else -np.inf
-        hi = float(imp._constant(node, node.input[2], "Clip bound")) if len(node.input) > 2 and node.input[2] else np.inf
+        lo = float(imp.constant(node, node.input[1], "Clip bound")) if len(node.input) > 1 and node.input[1] else -np.inf
+        hi = float(imp.constant(node, node.input[2], "Clip bound")) if len(node.input) > 2 and node.input[2] else np.inf
         function = lambda r: np.minimum(np.maximum(r, np.float32(lo)), np.float32(hi))  # noqa: E731
     else:
-        raise imp._error(node, f"no table rule for {node.op_type}")
+        raise imp.error(node, f"no table rule for {node.op_type}")
     return table_value(imp, node, x, function, kind, out, out_name)
 
 
-def _build_transpose(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+def _build_transpose(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     """Transpose of the ONNX tensor. A 4-D NCHW value is NHWC in the IR, so the ONNX perm
     is composed with that layout; NCHW -> NHWC (the usual edge transpose) costs nothing."""
-    x = imp._activation(node, ins[0])
+    x = imp.activation(node, ins[0])
     rank = len(x.tensor.shape)
-    perm = tuple(int(p) for p in imp._attrs(node).get("perm", tuple(reversed(range(rank)))))
+    perm = tuple(int(p) for p in imp.attrs(node).get("perm", tuple(reversed(range(rank)))))
     ir_perm = tuple(NHWC_TO_NCHW[p] for p in perm) if x.nchw else perm
     if ir_perm == tuple(range(rank)):
         return Value(x.tensor, out, nchw=False)
-    y = imp._emit("TRANSPOSE", [x.tensor], TransposeAttrs(ir_perm), out_name, "int8", x.tensor.quant, node.name)
+    y = imp.emit("TRANSPOSE", [x.tensor], TransposeAttrs(ir_perm), out_name, "int8", x.tensor.quant, node.name)
     return Value(y, out, nchw=False)
 
 
-def _build_pad(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+def _build_pad(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     """Constant Pad. Between DequantizeLinear and QuantizeLinear onnxruntime pads in float:
     the inside requantizes (a table when the parameters differ) and the border is
     QuantizeLinear(constant_value)."""
-    x = imp._activation(node, ins[0])
-    a = imp._attrs(node)
+    x = imp.activation(node, ins[0])
+    a = imp.attrs(node)
     mode = a.get("mode", b"constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode != "constant":
-        raise imp._error(node, f"mode {mode!r} is not supported; only constant padding")
+        raise imp.error(node, f"mode {mode!r} is not supported; only constant padding")
     if len(node.input) > 3 and node.input[3]:
-        raise imp._error(node, "the axes input is not supported; give pads for every axis")
-    pads = [int(v) for v in np.asarray(imp._constant(node, node.input[1], "pads")).reshape(-1)]
+        raise imp.error(node, "the axes input is not supported; give pads for every axis")
+    pads = [int(v) for v in np.asarray(imp.constant(node, node.input[1], "pads")).reshape(-1)]
     rank = len(x.tensor.shape)
     if len(pads) != 2 * rank or min(pads) < 0:
-        raise imp._error(node, f"pads {pads} must be {2 * rank} non-negative values")
+        raise imp.error(node, f"pads {pads} must be {2 * rank} non-negative values")
     pairs = [(pads[i], pads[i + rank]) for i in range(rank)]
     if x.nchw:  # the IR's axis j is ONNX axis NCHW_TO_NHWC[j]
         pairs = [pairs[i] for i in NCHW_TO_NHWC]
@@ -377,10 +374,10 @@ def _build_pad(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
         name = node.input[2]
         if name in imp.dequantized:  # a quantized constant: its real value
             src, qp = imp.dequantized[name]
-            raw = np.asarray(imp._constant(node, src, "constant_value")).astype(np.int64).reshape(-1)[0]
+            raw = np.asarray(imp.constant(node, src, "constant_value")).astype(np.int64).reshape(-1)[0]
             constant = float(np.float32(qp.scale[0]) * np.float32(raw - qp.zero_point[0]))
         else:
-            raw_value = np.asarray(imp._constant(node, name, "constant_value"))
+            raw_value = np.asarray(imp.constant(node, name, "constant_value"))
             if np.issubdtype(raw_value.dtype, np.integer) and ins[0].qparams.dtype in INT_TYPES:
                 # operator-oriented: the pad value is already in the tensor's quantization
                 qp = ins[0].qparams
@@ -391,7 +388,7 @@ def _build_pad(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
         x = table_value(imp, node, x, lambda r: r, "requantize", out, out_name + "_requantized")
     oq = out.ir_quant(0)
     value = int(quantize_linear(np.float32(constant), oq.scale[0], oq.scalar_zero_point, -128, 127))
-    y = imp._emit("PAD", [x.tensor], PadAttrs(pads=tuple(pairs), value=value), out_name, "int8", oq, node.name)
+    y = imp.emit("PAD", [x.tensor], PadAttrs(pads=tuple(pairs), value=value), out_name, "int8", oq, node.name)
     return Value(y, out, nchw=x.nchw)
 
 
@@ -426,13 +423,13 @@ def _onnx_nearest_indices(in_len: int, out_len: int, scale: np.float32, transfor
     return np.clip(idx.astype(np.int64), 0, in_len - 1)
 
 
-def _build_resize(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+def _build_resize(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     """Resize, mode nearest, on H and W: RESIZE_NEAREST_NEIGHBOR when one of its index rules
     reproduces onnxruntime's indices exactly for these sizes (checked here), else an error."""
     from mcuc.ir.ops.resize_nearest import ResizeNearestAttrs, source_indices
 
-    x = imp._activation(node, ins[0])
-    a = imp._attrs(node)
+    x = imp.activation(node, ins[0])
+    a = imp.attrs(node)
 
     def text(key: str, default: str) -> str:
         v = a.get(key, default)
@@ -441,92 +438,92 @@ def _build_resize(imp: _Importer, node, ins, out: QParams, out_name: str) -> Val
     mode, transform, nearest = text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel"), \
         text("nearest_mode", "round_prefer_floor")
     if mode != "nearest" or not x.nchw:
-        raise imp._error(node, f"only mode 'nearest' on 4-D NCHW tensors is supported (got {mode!r})")
+        raise imp.error(node, f"only mode 'nearest' on 4-D NCHW tensors is supported (got {mode!r})")
     if transform not in ("half_pixel", "pytorch_half_pixel", "asymmetric", "tf_half_pixel_for_nn", "align_corners") \
             or nearest not in _NEAREST_MODES:
-        raise imp._error(node, f"coordinate_transformation_mode {transform!r} with nearest_mode {nearest!r} is not supported")
+        raise imp.error(node, f"coordinate_transformation_mode {transform!r} with nearest_mode {nearest!r} is not supported")
     n, h, w, c = x.tensor.shape
     names = list(node.input) + ["", "", ""]
     if names[3]:
-        sizes = [int(v) for v in np.asarray(imp._constant(node, names[3], "sizes")).reshape(-1)]
+        sizes = [int(v) for v in np.asarray(imp.constant(node, names[3], "sizes")).reshape(-1)]
         scales = [np.float32(o) / np.float32(i) for o, i in zip(sizes, (n, c, h, w))]
     elif names[2]:
-        scales = [np.float32(v) for v in np.asarray(imp._constant(node, names[2], "scales")).reshape(-1)]
+        scales = [np.float32(v) for v in np.asarray(imp.constant(node, names[2], "scales")).reshape(-1)]
         sizes = [int(np.floor(np.float32(d) * s)) for d, s in zip((n, c, h, w), scales)]
     else:
-        raise imp._error(node, "needs constant scales or sizes")
+        raise imp.error(node, "needs constant scales or sizes")
     if len(sizes) != 4 or sizes[0] != n or sizes[1] != c:
-        raise imp._error(node, f"only the spatial axes may be resized (sizes {sizes})")
+        raise imp.error(node, f"only the spatial axes may be resized (sizes {sizes})")
     wanted = [_onnx_nearest_indices(i, o, s, transform, nearest) for i, o, s in ((h, sizes[2], scales[2]), (w, sizes[3], scales[3]))]
     for align, half in ((False, False), (False, True), (True, False)):
         if all(np.array_equal(source_indices(i, o, align, half), idx) for i, o, idx in ((h, sizes[2], wanted[0]), (w, sizes[3], wanted[1]))):
             attrs = ResizeNearestAttrs(size=(sizes[2], sizes[3]), align_corners=align, half_pixel_centers=half)
-            y = imp._emit("RESIZE_NEAREST_NEIGHBOR", [x.tensor], attrs, out_name, "int8", x.tensor.quant, node.name)
+            y = imp.emit("RESIZE_NEAREST_NEIGHBOR", [x.tensor], attrs, out_name, "int8", x.tensor.quant, node.name)
             return Value(y, out, nchw=True)
-    raise imp._error(node, f"{transform} / {nearest} resizing {h}x{w} to {sizes[2]}x{sizes[3]} picks input pixels that "
+    raise imp.error(node, f"{transform} / {nearest} resizing {h}x{w} to {sizes[2]}x{sizes[3]} picks input pixels that "
                            "no RESIZE_NEAREST_NEIGHBOR rule reproduces; use asymmetric/floor or integer scales")
 
 
-def _build_softmax(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
+def _build_softmax(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     """Softmax / QLinearSoftmax over the innermost axis of the IR tensor."""
     from mcuc.ir.ops.softmax import SoftmaxAttrs
 
-    x = imp._activation(node, ins[0])
+    x = imp.activation(node, ins[0])
     if ins[0].qparams.dtype != out.dtype:
-        raise imp._error(node, "input and output mix int8 and uint8")
-    a = imp._attrs(node)
+        raise imp.error(node, "input and output mix int8 and uint8")
+    a = imp.attrs(node)
     rank = len(x.tensor.shape)
     if node.op_type == "QLinearSoftmax" and int(a.get("opset", 13)) < 13:
-        raise imp._error(node, "QLinearSoftmax of opset < 13 (softmax over flattened axes) is not supported")
+        raise imp.error(node, "QLinearSoftmax of opset < 13 (softmax over flattened axes) is not supported")
     axis = int(a.get("axis", -1)) % rank
     ir_axis = NCHW_AXIS_IN_NHWC[axis] if x.nchw else axis
     if ir_axis != rank - 1:
-        raise imp._error(node, f"softmax over axis {axis} is not supported; mcuc computes it over the innermost "
+        raise imp.error(node, f"softmax over axis {axis} is not supported; mcuc computes it over the innermost "
                                "(channel) axis")
     # onnxruntime runs int8 QDQ softmax as uint8 where it converts (it then clamps
     # instead of keeping the low byte).
     on_uint8 = ort_on_uint8(ins[0].qparams, out)
     if mixed_float_group(node, imp.numerics, ins[0].qparams, out):
-        raise imp._error(node, float_group_error_advice("Softmax"))
+        raise imp.error(node, float_group_error_advice("Softmax"))
     attrs = SoftmaxAttrs(beta=1.0, rounding=ONNXRUNTIME, ort_uint8=on_uint8)
-    y = imp._emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
+    y = imp.emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=x.nchw)
 
 
-def _reshape_target(imp: _Importer, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+def _reshape_target(imp: BuildContext, node, in_shape: tuple[int, ...]) -> tuple[int, ...]:
     """ONNX Reshape's output shape: 0 copies the input dimension (allowzero=0), -1 is inferred."""
-    spec = [int(d) for d in np.asarray(imp._constant(node, node.input[1], "shape")).reshape(-1)]
-    if int(imp._attrs(node).get("allowzero", 0)) and 0 in spec:
+    spec = [int(d) for d in np.asarray(imp.constant(node, node.input[1], "shape")).reshape(-1)]
+    if int(imp.attrs(node).get("allowzero", 0)) and 0 in spec:
         # (allowzero only changes what a 0 in the shape means; torch.onnx sets it on every Reshape)
-        raise imp._error(node, "a 0 in the shape with allowzero=1 (an empty tensor) is not supported")
+        raise imp.error(node, "a 0 in the shape with allowzero=1 (an empty tensor) is not supported")
     dims = [in_shape[i] if d == 0 else d for i, d in enumerate(spec)]
     total = int(np.prod(in_shape, dtype=np.int64))
     if dims.count(-1) == 1:
         known = int(np.prod([d for d in dims if d != -1], dtype=np.int64))
         dims[dims.index(-1)] = total // known if known else 0
     if any(d <= 0 for d in dims) or int(np.prod(dims, dtype=np.int64)) != total:
-        raise imp._error(node, f"shape {spec} does not fit an input of shape {list(in_shape)}")
+        raise imp.error(node, f"shape {spec} does not fit an input of shape {list(in_shape)}")
     return tuple(dims)
 
 
-def _build_concat(imp: _Importer, node, ins, out: QParams, out_name: str) -> Value:
-    values = [imp._activation(node, q) for q in ins]
+def _build_concat(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    values = [imp.activation(node, q) for q in ins]
     if any(q.qparams.dtype != out.dtype for q in ins):
-        raise imp._error(node, "inputs and output mix int8 and uint8")
+        raise imp.error(node, "inputs and output mix int8 and uint8")
     # QLinearConcat requantizes an input of other parameters through a lookup table
     # (DequantizeLinear -> QuantizeLinear of its 256 values).
     values = [v if q.qparams.same_as(out) else
               table_value(imp, node, v, lambda r: r, "requantize", out, out_name + f"_in{k}")
               for k, (q, v) in enumerate(zip(ins, values))]
-    axis = int(imp._attrs(node).get("axis", 1))
+    axis = int(imp.attrs(node).get("axis", 1))
     nchw = values[0].nchw
     if any(v.nchw != nchw for v in values):
-        raise imp._error(node, "inputs mix layouts")
+        raise imp.error(node, "inputs mix layouts")
     rank = len(values[0].tensor.shape)
     axis = axis % rank
     if nchw:
         axis = NCHW_AXIS_IN_NHWC[axis]
-    y = imp._emit("CONCATENATION", [v.tensor for v in values], ConcatAttrs(axis=axis), out_name, "int8",
+    y = imp.emit("CONCATENATION", [v.tensor for v in values], ConcatAttrs(axis=axis), out_name, "int8",
                   out.ir_quant(0), node.name)
     return Value(y, out, nchw=nchw)
 

@@ -128,11 +128,11 @@ def test_every_intermediate_tensor_matches(quantized, network, activations):
     import onnxruntime as ort
     from onnx import helper
 
-    from mcuc.frontend.onnx import NHWC_TO_NCHW, _Importer
+    from mcuc.frontend.onnx import NHWC_TO_NCHW, OnnxImporter
     from mcuc.ir.interpreter import run
 
     data = quantized(network, "qoperator", activations)
-    importer = _Importer(onnx.load_from_string(data), "nchw", as_this_host("exact"))  # operator nodes: no QDQ choice
+    importer = OnnxImporter(onnx.load_from_string(data), "nchw", as_this_host("exact"))  # operator nodes: no QDQ choice
     graph = importer.run()
     names = [k for k, v in importer.values.items() if v.qparams is not None]
     exposed = onnx.load_from_string(data)
