@@ -15,11 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_cycles.py"
 # The import circles still to break, each as its sorted modules. This list must only
 # shrink, to empty: a new circle is broken by moving the code both sides need into the
 # module that should own it, not added here.
-ALLOWED_CYCLES = [
-    ["mcuc.backends.llvm.kernels.conv", "mcuc.backends.llvm.kernels.elementwise",
-     "mcuc.backends.llvm.kernels.ort_float", "mcuc.backends.llvm.kernels.ort_pairs"],
-    ["mcuc.frontend.onnx", "mcuc.frontend.onnx_ops"],
-]
+ALLOWED_CYCLES: list[list[str]] = []
 
 # (importer, private module) pairs across top-level folders (ir, passes, backends,
 # frontend, compiler). This list must only shrink: what another folder needs belongs in
@@ -27,7 +23,7 @@ ALLOWED_CYCLES = [
 ALLOWED_PRIVATE_IMPORTS = [
     ("mcuc.backends.cortexm.kernels", "mcuc.ir.ops._common"),
     ("mcuc.backends.cortexm.kernels", "mcuc.ir.ops._ort_float"),
-    ("mcuc.backends.llvm.kernels.conv", "mcuc.ir.ops._common"),
+    ("mcuc.backends.llvm.kernels.conv_common", "mcuc.ir.ops._common"),
     ("mcuc.backends.llvm.kernels.elementwise", "mcuc.ir.ops._common"),
     ("mcuc.backends.llvm.kernels.ort_float", "mcuc.ir.ops._common"),
     ("mcuc.backends.llvm.kernels.ort_float", "mcuc.ir.ops._ort_float"),

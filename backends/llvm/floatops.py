@@ -41,6 +41,14 @@ def fma(em: Emitter, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
     return em.b.call(fn, [a, b, c])
 
 
+def quantize_linear(em: Emitter, x: ir.Value, scale: float, zero_point: int, lo: int, hi: int) -> ir.Value:
+    """MlasQuantizeLinear of one float32 value (ort_numerics.quantize_linear): x / scale,
+    clamped to [lo - zp, hi - zp], rounded half to even, plus the zero point."""
+    q = em.b.fdiv(x, f32(scale))
+    clamped = fmin(em, fmax(em, q, f32(lo - zero_point)), f32(hi - zero_point))  # NaN compares false: -> lo - zp
+    return em.add(round_half_even(em, clamped), zero_point)
+
+
 def requantize_output(em: Emitter, acc: ir.Value, scale: ir.Value, zero_point: int, lo: int, hi: int) -> ir.Value:
     """MlasRequantizeOutput: float32(acc) * scale, clamped to [lo - zp, hi - zp], rounded
     half to even, plus the zero point (an i32 in [lo, hi])."""

@@ -15,32 +15,21 @@ import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.ops._common import channel_requant_params, dtype_range
-from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE, channel_scales
-from mcuc.ir.ops.fully_connected import requant_params as fc_requant_params
+from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE
 
 from ..codegen import KernelCall
-from ..emitter import I8, I32, Emitter
-from ..fixedpoint import ChannelRequant
-from ..floatops import FloatChannelRequant
+from ..emitter import I32, Emitter
+from ..scratch import padded_plane_shape, scratch_plane
 from . import register
-
-
-def wrap_int32(values: np.ndarray) -> np.ndarray:
-    v = np.asarray(values, np.int64)
-    return (((v + 2**31) & 0xFFFFFFFF) - 2**31).astype(np.int32)
+from .conv_common import bias_data, output_stage, window_coordinate, wrap_int32
+from .ort_float import conv2d_float, depthwise_float, fully_connected_float
+from .ort_pairs import conv2d_pairs, depthwise_pairs, fully_connected_pairs
 
 
 def folded_bias(bias: np.ndarray | None, weights: np.ndarray, zero_point: int, channels: int) -> np.ndarray:
     """bias - zp * sum of each output channel's weights (weights reshaped [channels, -1])."""
     b = np.zeros(channels, np.int64) if bias is None else bias.astype(np.int64)
     return wrap_int32(b - zero_point * weights.reshape(channels, -1).astype(np.int64).sum(axis=1))
-
-
-def _bias_data(call: KernelCall) -> np.ndarray | None:
-    op = call.op
-    bias = op.inputs[2] if len(op.inputs) > 2 else None
-    return None if bias is None else bias.data
 
 
 def _onnxruntime_float(call: KernelCall) -> bool:
@@ -56,36 +45,10 @@ def _onnxruntime_pairs(call: KernelCall) -> bool:
     return getattr(a, "rounding", TFLITE) == ONNXRUNTIME and getattr(a, "ort_u8s8_pairs", False)
 
 
-def output_stage(call: KernelCall) -> ChannelRequant | FloatChannelRequant:
-    """The op's requantization of its int32 accumulators: TFLite's Q31 multiplier and
-    shift per channel, or onnxruntime's float32 scale per channel (the op's rounding
-    rule); then the output zero point and the fused activation clamp."""
-    em, op = call.em, call.op
-    x_t, w_t, y_t = op.inputs[0], op.inputs[1], op.output
-    a = op.attrs
-    if getattr(a, "rounding", TFLITE) == ONNXRUNTIME:
-        scales = channel_scales(x_t.quant.scale[0], w_t.quant.scale, y_t.quant.scale[0], y_t.shape[-1])
-        lo, hi = dtype_range(y_t.dtype)
-        return FloatChannelRequant(em, scales, y_t.quant.scalar_zero_point, lo, hi, a.act_min, a.act_max,
-                                   call.hint())
-    if op.kind == "FULLY_CONNECTED":
-        mult, shift = fc_requant_params(op)
-    else:
-        mult, shift = channel_requant_params(op, x_t, w_t, y_t)
-    return ChannelRequant(em, mult, shift, y_t.quant.scalar_zero_point, a.act_min, a.act_max, call.hint())
-
-
 def _mac(em: Emitter, acc_slot: ir.Value, x: ir.Value, w: ir.Value) -> None:
     """acc += x * w with int8 operands widened to int32."""
     prod = em.b.mul(em.b.sext(x, I32), em.b.sext(w, I32), flags=["nsw"])
     em.b.store(em.b.add(em.b.load(acc_slot), prod), acc_slot)
-
-
-def _window_coordinate(em: Emitter, out_index: ir.Value, stride: int, pad: int, tap: ir.Value, dilation: int) -> ir.Value:
-    """out * stride - pad + tap * dilation (an i64 input coordinate, possibly outside)."""
-    v = em.mul(out_index, stride)
-    v = em.add(v, -pad)
-    return em.b.add(v, em.mul(tap, dilation))
 
 
 def _guarded_tap(em: Emitter, padded: bool, iy: ir.Value, h: int, ix: ir.Value, w: int,
@@ -112,10 +75,8 @@ def _guarded_tap(em: Emitter, padded: bool, iy: ir.Value, h: int, ix: ir.Value, 
 def conv2d(call: KernelCall) -> None:
     x_t, w_t = call.op.inputs[0], call.op.inputs[1]
     if _onnxruntime_float(call):
-        from .ort_float import conv2d_float
         conv2d_float(call)
     elif _onnxruntime_pairs(call):
-        from .ort_pairs import conv2d_pairs
         conv2d_pairs(call)
     elif x_t.shape[3] == w_t.shape[3]:
         _conv_channels_innermost(call)
@@ -139,7 +100,7 @@ def _conv_channels_innermost(call: KernelCall) -> None:
     zp = x_t.quant.scalar_zero_point
     weights = w_t.data
     padded = any((a.padding.top, a.padding.bottom, a.padding.left, a.padding.right))
-    bias = em.const_ptr(folded_bias(_bias_data(call), weights, zp, oc), call.hint("bias"))
+    bias = em.const_ptr(folded_bias(bias_data(call), weights, zp, oc), call.hint("bias"))
     wptr = em.const_ptr(np.ascontiguousarray(weights.transpose(1, 2, 3, 0)).astype(np.int8), call.hint("weights"))
     tap_sums = None
     if padded and zp != 0:
@@ -154,9 +115,9 @@ def _conv_channels_innermost(call: KernelCall) -> None:
     with em.loop(n, "n") as bi, em.loop(oh, "oy") as oy, em.loop(ow, "ox") as ox:
         em.memcpy(acc, bias, 4 * oc)
         with em.loop(kh, "ky") as ky:
-            iy = _window_coordinate(em, oy, sh, a.padding.top, ky, dh)
+            iy = window_coordinate(em, oy, sh, a.padding.top, ky, dh)
             with em.loop(kw, "kx") as kx:
-                ix = _window_coordinate(em, ox, sw, a.padding.left, kx, dw)
+                ix = window_coordinate(em, ox, sw, a.padding.left, kx, dw)
                 x_base = em.index([(bi, h * w * c), (iy, w * c), (ix, c)])
                 tap = em.index([(ky, kw), (kx, 1)])
 
@@ -195,7 +156,7 @@ def _conv_grouped(call: KernelCall) -> None:
     weights = w_t.data
     padded = any((a.padding.top, a.padding.bottom, a.padding.left, a.padding.right))
 
-    bias = em.const_ptr(folded_bias(_bias_data(call), weights, zp, oc), call.hint("bias"))
+    bias = em.const_ptr(folded_bias(bias_data(call), weights, zp, oc), call.hint("bias"))
     wptr = em.const_ptr(weights.astype(np.int8), call.hint("weights"))
     tap_sums = None
     if padded and zp != 0:
@@ -211,9 +172,9 @@ def _conv_grouped(call: KernelCall) -> None:
         em.b.store(em.load(bias, o), acc)
         group_base = em.mul(em.b.udiv(o, em.i64(cout_g)), cg) if groups > 1 else em.i64(0)
         with em.loop(kh, "ky") as ky:
-            iy = _window_coordinate(em, oy, sh, a.padding.top, ky, dh)
+            iy = window_coordinate(em, oy, sh, a.padding.top, ky, dh)
             with em.loop(kw, "kx") as kx:
-                ix = _window_coordinate(em, ox, sw, a.padding.left, kx, dw)
+                ix = window_coordinate(em, ox, sw, a.padding.left, kx, dw)
                 x_base = em.b.add(em.index([(bi, h * w * c), (iy, w * c), (ix, c)]), group_base)
                 w_base = em.index([(o, kh * kw * cg), (ky, kw * cg), (kx, cg)])
 
@@ -234,10 +195,8 @@ def _conv_grouped(call: KernelCall) -> None:
 def depthwise_conv2d(call: KernelCall) -> None:
     op = call.op
     if _onnxruntime_float(call):
-        from .ort_float import depthwise_float
         depthwise_float(call)
     elif _onnxruntime_pairs(call):
-        from .ort_pairs import depthwise_pairs
         depthwise_pairs(call)
     elif call.step.in_place:
         # Step.in_place_shift: the output may start a whole number of pixels away from the
@@ -268,7 +227,7 @@ class _Depthwise:
         p = self.a.padding
         self.padded = any((p.top, p.bottom, p.left, p.right))
         per_channel_weights = np.moveaxis(weights, 2, 0)  # [oc, kh, kw]
-        self.bias = em.const_ptr(folded_bias(_bias_data(call), per_channel_weights, zp, self.oc), call.hint("bias"))
+        self.bias = em.const_ptr(folded_bias(bias_data(call), per_channel_weights, zp, self.oc), call.hint("bias"))
         self.weights = em.const_ptr(weights.astype(np.int8), call.hint("weights"))  # [kh, kw, oc]
         self.tap_sums = None
         if self.padded and zp != 0:
@@ -289,9 +248,9 @@ def _depthwise_pixelwise(call: KernelCall) -> None:
         with em.loop(oc, "c0") as ch:
             em.store(em.load(d.bias, ch), acc, ch)
         with em.loop(d.kh, "ky") as ky:
-            iy = _window_coordinate(em, oy, a.stride[0], a.padding.top, ky, a.dilation[0])
+            iy = window_coordinate(em, oy, a.stride[0], a.padding.top, ky, a.dilation[0])
             with em.loop(d.kw, "kx") as kx:
-                ix = _window_coordinate(em, ox, a.stride[1], a.padding.left, kx, a.dilation[1])
+                ix = window_coordinate(em, ox, a.stride[1], a.padding.left, kx, a.dilation[1])
                 x_base = em.index([(bi, d.h * d.w * c), (iy, d.w * c), (ix, c)])
                 w_base = em.index([(ky, d.kw * oc), (kx, oc)])
 
@@ -336,7 +295,7 @@ def _depthwise_in_place(call: KernelCall) -> None:
                         f"got {d.m}; plan this op out of place")
     p = a.padding
     plane_h, plane_w = padded_plane_shape(call.op)
-    plane = _scratch_plane(call, plane_h * plane_w)
+    plane = scratch_plane(call, plane_h * plane_w)
     zp = d.x_t.quant.scalar_zero_point
     xptr, yptr = call.ptr(d.x_t), call.ptr(d.y_t)
     acc_slot = em.slot(I32, "acc")
@@ -380,30 +339,12 @@ def _depthwise_in_place(call: KernelCall) -> None:
             em.store(em.narrow(y, d.y_t.dtype), yptr, yi)
 
 
-def padded_plane_shape(op) -> tuple[int, int]:
-    """(rows, columns) of one input channel plane with its padding border."""
-    _, h, w, _ = op.inputs[0].shape
-    p = op.attrs.padding
-    return h + p.top + p.bottom, w + p.left + p.right
-
-
-def _scratch_plane(call: KernelCall, nbytes: int) -> ir.Value:
-    """The planned scratch buffer if the plan gave one large enough, else stack memory
-    (the host has stack to spare; the arena figure then excludes the plane)."""
-    for buf in call.step.scratch:
-        if buf.size >= nbytes:
-            return call.em.arena_ptr(buf.offset, "int8")
-    return call.em.slot(I8, "plane", count=nbytes)
-
-
 @register("FULLY_CONNECTED")
 def fully_connected(call: KernelCall) -> None:
     if _onnxruntime_float(call):
-        from .ort_float import fully_connected_float
         fully_connected_float(call)
         return
     if _onnxruntime_pairs(call):
-        from .ort_pairs import fully_connected_pairs
         fully_connected_pairs(call)
         return
     em, op = call.em, call.op
@@ -412,7 +353,7 @@ def fully_connected(call: KernelCall) -> None:
     units, depth = w_t.shape
     rows = x_t.size // depth
     zp = x_t.quant.scalar_zero_point
-    bias = em.const_ptr(folded_bias(_bias_data(call), w_t.data, zp, units), call.hint("bias"))
+    bias = em.const_ptr(folded_bias(bias_data(call), w_t.data, zp, units), call.hint("bias"))
     wptr = em.const_ptr(w_t.data.astype(np.int8), call.hint("weights"))
     requant = output_stage(call)
     xptr, yptr = call.ptr(x_t), call.ptr(y_t)

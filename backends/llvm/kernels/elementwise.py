@@ -25,7 +25,7 @@ from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE, fma_f32
 from ..codegen import KernelCall
 from ..emitter import F32, I32, strides_of
 from ..fixedpoint import multiply_by_quantized_multiplier, split_shift
-from ..floatops import f32, fma, fmax, fmin, int_to_f32, round_half_even
+from ..floatops import f32, fma, fmax, fmin, int_to_f32, quantize_linear, round_half_even
 from . import register
 
 INT32_MIN = -(2**31)
@@ -139,7 +139,27 @@ def _add_onnxruntime_float(call: KernelCall) -> None:
 
     def body(v1: ir.Value, v2: ir.Value) -> ir.Value:
         total = b.fadd(real(v1, x1), real(v2, x2))
-        y = _quantize_linear_value(em, total, y_t.quant.scale[0], zp, lo, hi)
+        y = quantize_linear(em, total, y_t.quant.scale[0], zp, lo, hi)
+        return em.clamp(y, a.act_min, a.act_max)
+
+    _binary_loop(call, body)
+
+
+def _mul_onnxruntime_float(call: KernelCall) -> None:
+    """DequantizeLinear -> float Mul -> QuantizeLinear (mcuc.ir.ops.mul's float branch):
+    float32(x - zp) * scale per input, one float32 product, QuantizeLinear, the clamp."""
+    em, op = call.em, call.op
+    a = op.attrs
+    x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
+    lo, hi = dtype_range(y_t.dtype)
+    b = em.b
+
+    def real(v: ir.Value, t) -> ir.Value:
+        return b.fmul(int_to_f32(em, em.add(v, -t.quant.scalar_zero_point)), f32(t.quant.scale[0]))
+
+    def body(v1: ir.Value, v2: ir.Value) -> ir.Value:
+        y = quantize_linear(em, b.fmul(real(v1, x1), real(v2, x2)), y_t.quant.scale[0],
+                            y_t.quant.scalar_zero_point, lo, hi)
         return em.clamp(y, a.act_min, a.act_max)
 
     _binary_loop(call, body)
@@ -168,8 +188,7 @@ def _mul_onnxruntime(call: KernelCall) -> None:
 def mul(call: KernelCall) -> None:
     em, op = call.em, call.op
     if _rounds_like_onnxruntime(op) and getattr(op.attrs, "ort_float", False):
-        from .ort_float import mul_float
-        mul_float(call)
+        _mul_onnxruntime_float(call)
         return
     if _rounds_like_onnxruntime(op):
         _mul_onnxruntime(call)
@@ -249,15 +268,8 @@ def _quantize_linear(call: KernelCall) -> None:
     zp = y_t.quant.scalar_zero_point
     x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
     with em.loop(x_t.size, "e") as i:
-        y = _quantize_linear_value(em, em.load(x_ptr, i), y_t.quant.scale[0], zp, lo, hi)
+        y = quantize_linear(em, em.load(x_ptr, i), y_t.quant.scale[0], zp, lo, hi)
         em.store(em.narrow(y, y_t.dtype), y_ptr, i)
-
-
-def _quantize_linear_value(em, x: ir.Value, scale: float, zp: int, lo: int, hi: int) -> ir.Value:
-    """MlasQuantizeLinear of one float32 value (ort_numerics.quantize_linear)."""
-    q = em.b.fdiv(x, f32(scale))
-    clamped = fmin(em, fmax(em, q, f32(lo - zp)), f32(hi - zp))  # NaN compares false: -> lo - zp
-    return em.add(round_half_even(em, clamped), zp)
 
 
 def _quantize_float(call: KernelCall) -> None:

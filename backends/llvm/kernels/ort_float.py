@@ -1,6 +1,7 @@
 """The QDQ groups onnxruntime leaves in float (ops with `ort_float`) as LLVM IR: the
 same float32 operations in the same order as mcuc.ir.ops._ort_float (see its module
-doc for which MLAS kernel each case follows) and mcuc.ir.ops.mul's float branch.
+doc for which MLAS kernel each case follows). ADD's and MUL's float branches are
+elementwise loops and live in elementwise.py.
 
 Constants are computed with the reference's own numpy formulas (dequantized weights and
 bias, the 256 dequantized input values), so only the run-time reduction is emitted
@@ -19,7 +20,8 @@ from mcuc.ir.ort_numerics import int_to_f32 as np_int_to_f32
 
 from ..codegen import KernelCall
 from ..emitter import F32, I64, Emitter
-from ..floatops import f32, fma, int_to_f32
+from ..floatops import f32, fma, int_to_f32, quantize_linear
+from ..scratch import scratch_plane
 
 
 def _dequantized_inputs(em: Emitter, t, hint: str) -> ir.Value:
@@ -36,12 +38,10 @@ def _load_dequantized(em: Emitter, table: ir.Value, x_ptr: ir.Value, index: ir.V
 
 def _quantize_store(call: KernelCall, value: ir.Value, y_ptr: ir.Value, index: ir.Value) -> None:
     """QuantizeLinear (ort_numerics.quantize_linear), the op's clamp, store."""
-    from .elementwise import _quantize_linear_value
-
     em, op = call.em, call.op
     y_t = op.output
     lo, hi = dtype_range(y_t.dtype)
-    y = _quantize_linear_value(em, value, y_t.quant.scale[0], y_t.quant.scalar_zero_point, lo, hi)
+    y = quantize_linear(em, value, y_t.quant.scale[0], y_t.quant.scalar_zero_point, lo, hi)
     y = em.clamp(y, getattr(op.attrs, "act_min", lo), getattr(op.attrs, "act_max", hi))
     em.store(em.narrow(y, y_t.dtype), y_ptr, index)
 
@@ -92,10 +92,8 @@ def _conv_like(call: KernelCall, weights: np.ndarray, cin_g: int, kh: int, kw: i
         # In place over its input (multiplier 1): later pixels still read the pixels this
         # one overwrites, so the taps come from a copy of the input (the plan's scratch
         # plane when it is large enough, else the stack).
-        from .conv import _scratch_plane
-
         x_t = op.inputs[0]
-        copy = _scratch_plane(call, x_t.nbytes)
+        copy = scratch_plane(call, x_t.nbytes)
         em.memcpy(copy, window.x_ptr, x_t.nbytes)
         window.x_ptr = b.bitcast(copy, window.x_ptr.type)
     y_ptr = call.ptr(op.output)
@@ -301,28 +299,6 @@ def fully_connected_float(call: KernelCall) -> None:
             else:
                 b.store(b.fadd(b.load(acc), start(u) if first == 0 else b.load(out)), out)
         store(r, u)
-
-
-def mul_float(call: KernelCall) -> None:
-    """DequantizeLinear -> float Mul -> QuantizeLinear (mcuc.ir.ops.mul's float branch):
-    float32(x - zp) * scale per input, one float32 product, QuantizeLinear, the clamp."""
-    from .elementwise import _binary_loop, _quantize_linear_value
-
-    em, op = call.em, call.op
-    a = op.attrs
-    x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
-    lo, hi = dtype_range(y_t.dtype)
-    b = em.b
-
-    def real(v: ir.Value, t) -> ir.Value:
-        return b.fmul(int_to_f32(em, em.add(v, -t.quant.scalar_zero_point)), f32(t.quant.scale[0]))
-
-    def body(v1: ir.Value, v2: ir.Value) -> ir.Value:
-        y = _quantize_linear_value(em, b.fmul(real(v1, x1), real(v2, x2)), y_t.quant.scale[0],
-                                   y_t.quant.scalar_zero_point, lo, hi)
-        return em.clamp(y, a.act_min, a.act_max)
-
-    _binary_loop(call, body)
 
 
 def global_average_pool_float(call: KernelCall) -> None:

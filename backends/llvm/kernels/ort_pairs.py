@@ -17,7 +17,7 @@ from llvmlite import ir
 
 from ..codegen import KernelCall
 from ..emitter import I32, Emitter
-from . import conv as conv_kernels
+from .conv_common import bias_data, output_stage, window_coordinate, wrap_int32
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
@@ -42,7 +42,7 @@ class _PairedOutputs:
         correction = zero_point_u8 * np.asarray(rows, np.int64).sum(axis=1)
         b = np.zeros(rows.shape[0], np.int64) if bias is None else bias.astype(np.int64)
         self.weights = em.const_ptr(self.rows, call.hint("pairs.weights"))
-        self.offsets = em.const_ptr(conv_kernels.wrap_int32(b - correction), call.hint("pairs.bias"))
+        self.offsets = em.const_ptr(wrap_int32(b - correction), call.hint("pairs.bias"))
         self.acc = em.slot(I32, "pairs.acc")
 
     def dot(self, row: ir.Value, output: ir.Value) -> ir.Value:
@@ -88,9 +88,9 @@ def conv2d_pairs(call: KernelCall) -> None:
     groups = c // cg
     cout_g = oc // groups
     zp_u8 = x_t.quant.scalar_zero_point + 128
-    bias = conv_kernels._bias_data(call)
+    bias = bias_data(call)
     pairs = _PairedOutputs(call, w_t.data.reshape(oc, -1), bias, zp_u8)
-    requant = conv_kernels.output_stage(call)
+    requant = output_stage(call)
     x_ptr = call.ptr(x_t)
     out = _output_pointer(call)
     row = em.slot(I32, "pairs.row", count=pairs.length)
@@ -98,8 +98,8 @@ def conv2d_pairs(call: KernelCall) -> None:
         em.store(em.i32(0), row, pairs.length - 1)
     with em.loop(n, "n") as bi, em.loop(oh, "oy") as oy, em.loop(ow, "ox") as ox, em.loop(groups, "g") as gi:
         with em.loop(kh, "ky") as ky, em.loop(kw, "kx") as kx:
-            iy = conv_kernels._window_coordinate(em, oy, a.stride[0], a.padding.top, ky, a.dilation[0])
-            ix = conv_kernels._window_coordinate(em, ox, a.stride[1], a.padding.left, kx, a.dilation[1])
+            iy = window_coordinate(em, oy, a.stride[0], a.padding.top, ky, a.dilation[0])
+            ix = window_coordinate(em, ox, a.stride[1], a.padding.left, kx, a.dilation[1])
             inside = b.and_(em.in_range(iy, 0, h), em.in_range(ix, 0, w))
             x_base = b.add(em.index([(bi, h * w * c), (iy, w * c), (ix, c)]), em.mul(gi, cg))
             tap = em.index([(ky, kw * cg), (kx, cg)])
@@ -128,8 +128,8 @@ def depthwise_pairs(call: KernelCall) -> None:
     m = oc // c
     zp_u8 = x_t.quant.scalar_zero_point + 128
     rows = w_t.data.reshape(kh * kw, oc).T  # [oc, taps]
-    pairs = _PairedOutputs(call, rows, conv_kernels._bias_data(call), zp_u8)
-    requant = conv_kernels.output_stage(call)
+    pairs = _PairedOutputs(call, rows, bias_data(call), zp_u8)
+    requant = output_stage(call)
     x_ptr = call.ptr(x_t)
     out = _output_pointer(call)
     row = em.slot(I32, "pairs.row", count=pairs.length)
@@ -137,8 +137,8 @@ def depthwise_pairs(call: KernelCall) -> None:
         em.store(em.i32(0), row, pairs.length - 1)
     with em.loop(n, "n") as bi, em.loop(oh, "oy") as oy, em.loop(ow, "ox") as ox, em.loop(c, "c") as ch:
         with em.loop(kh, "ky") as ky, em.loop(kw, "kx") as kx:
-            iy = conv_kernels._window_coordinate(em, oy, a.stride[0], a.padding.top, ky, a.dilation[0])
-            ix = conv_kernels._window_coordinate(em, ox, a.stride[1], a.padding.left, kx, a.dilation[1])
+            iy = window_coordinate(em, oy, a.stride[0], a.padding.top, ky, a.dilation[0])
+            ix = window_coordinate(em, ox, a.stride[1], a.padding.left, kx, a.dilation[1])
             inside = b.and_(em.in_range(iy, 0, h), em.in_range(ix, 0, w))
             tap = em.index([(ky, kw), (kx, 1)])
             with em.if_else(inside) as (then, otherwise):
@@ -161,8 +161,8 @@ def fully_connected_pairs(call: KernelCall) -> None:
     units, depth = w_t.shape
     rows_count = x_t.size // depth
     zp_u8 = x_t.quant.scalar_zero_point + 128
-    pairs = _PairedOutputs(call, w_t.data, conv_kernels._bias_data(call), zp_u8)
-    requant = conv_kernels.output_stage(call)
+    pairs = _PairedOutputs(call, w_t.data, bias_data(call), zp_u8)
+    requant = output_stage(call)
     x_ptr = call.ptr(x_t)
     out = _output_pointer(call)
     row = em.slot(I32, "pairs.row", count=pairs.length)
