@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from mcuc.ir.graph import Graph
+from mcuc.ir.ops.kinds import QUANTIZE
 from mcuc.ir.tensor import Tensor
 
 
@@ -32,7 +33,7 @@ def random_input(graph: Graph, tensor: Tensor, rng: np.random.Generator) -> np.n
 def _float_input_grid(graph: Graph, tensor: Tensor):
     for op in graph.consumers(tensor):
         out = op.outputs[0]
-        if op.kind == "QUANTIZE" and out.quant is not None:
+        if op.kind == QUANTIZE and out.quant is not None:
             info = np.iinfo(np.dtype(out.dtype))
             return out.quant.scalar_scale, out.quant.scalar_zero_point, int(info.min), int(info.max)
     return None

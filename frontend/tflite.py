@@ -29,7 +29,7 @@ import tflite
 from flatbuffers import number_types as N
 
 from mcuc.ir import Graph, MCUCError, Op, Quantization, Tensor
-from mcuc.ir.ops import op_def, supported_kinds
+from mcuc.ir.ops import kinds, op_def, supported_kinds
 from mcuc.ir.ops._common import Padding2D, dtype_range
 from mcuc.ir.ops.add import AddAttrs
 from mcuc.ir.ops.concatenation import ConcatAttrs
@@ -292,7 +292,7 @@ def _conv2d(ctx: _OpContext):
     stride, dilation = _window_params(ctx)
     padding = explicit_padding(ctx.options.Padding(), x.shape[1:3], w.shape[1:3], stride, dilation, ctx.where)
     lo, hi = ctx.activation()
-    return "CONV_2D", ctx.inputs, Conv2DAttrs(stride, dilation, padding, lo, hi)
+    return kinds.CONV_2D, ctx.inputs, Conv2DAttrs(stride, dilation, padding, lo, hi)
 
 
 def _depthwise_conv2d(ctx: _OpContext):
@@ -305,7 +305,7 @@ def _depthwise_conv2d(ctx: _OpContext):
     if x.shape[3] == 0 or w.shape[3] % x.shape[3]:
         raise ctx.fail(f"weights have {w.shape[3]} channels, not a multiple of the input's {x.shape[3]}")
     lo, hi = ctx.activation()
-    return "DEPTHWISE_CONV_2D", ctx.inputs, DepthwiseConv2DAttrs(
+    return kinds.DEPTHWISE_CONV_2D, ctx.inputs, DepthwiseConv2DAttrs(
         stride, dilation, padding, w.shape[3] // x.shape[3], lo, hi)
 
 
@@ -315,7 +315,7 @@ def _fully_connected(ctx: _OpContext):
     if fmt != tflite.FullyConnectedOptionsWeightsFormat.DEFAULT:
         raise ctx.fail(f"weights_format {fmt} (shuffled weights) is not supported; use DEFAULT")
     lo, hi = ctx.activation()
-    return "FULLY_CONNECTED", ctx.inputs, FullyConnectedAttrs(lo, hi, bool(ctx.options.KeepNumDims()))
+    return kinds.FULLY_CONNECTED, ctx.inputs, FullyConnectedAttrs(lo, hi, bool(ctx.options.KeepNumDims()))
 
 
 def _binary(kind: str, attrs_cls) -> Converter:
@@ -344,7 +344,7 @@ def _mean(ctx: _OpContext):
     ctx.need_inputs(2)
     rank = len(ctx.inputs[0].shape)
     axes = tuple(sorted({ctx.axis(int(a), rank, "axis") for a in ctx.parameter(1, "axes").ravel()}))
-    return "MEAN", ctx.inputs[:1], MeanAttrs(axes, bool(ctx.options.KeepDims()))
+    return kinds.MEAN, ctx.inputs[:1], MeanAttrs(axes, bool(ctx.options.KeepDims()))
 
 
 def _pads(ctx: _OpContext) -> tuple[tuple[int, int], ...]:
@@ -359,7 +359,7 @@ def _pads(ctx: _OpContext) -> tuple[tuple[int, int], ...]:
 
 def _pad(ctx: _OpContext):
     ctx.need_inputs(2)
-    return "PAD", ctx.inputs[:1], PadAttrs(_pads(ctx))
+    return kinds.PAD, ctx.inputs[:1], PadAttrs(_pads(ctx))
 
 
 def _padv2(ctx: _OpContext):
@@ -370,7 +370,7 @@ def _padv2(ctx: _OpContext):
         if not v.is_constant or v.size != 1:
             raise ctx.fail(f"constant_values input {v.name!r} must be a constant with one element")
         value = int(v.data.ravel()[0])
-    return "PAD", ctx.inputs[:1], PadAttrs(_pads(ctx), value)
+    return kinds.PAD, ctx.inputs[:1], PadAttrs(_pads(ctx), value)
 
 
 def _reshape(ctx: _OpContext):
@@ -391,12 +391,12 @@ def _reshape(ctx: _OpContext):
         target = [x.size // known if d == -1 else d for d in target]
     if int(np.prod(target, dtype=np.int64)) != x.size:
         raise ctx.fail(f"shape {target} does not hold the {x.size} elements of input {x.name!r}")
-    return "RESHAPE", ctx.inputs[:1], ReshapeAttrs(tuple(target))
+    return kinds.RESHAPE, ctx.inputs[:1], ReshapeAttrs(tuple(target))
 
 
 def _softmax(ctx: _OpContext):
     ctx.need_inputs(1)
-    return "SOFTMAX", ctx.inputs, SoftmaxAttrs(float(ctx.options.Beta()))
+    return kinds.SOFTMAX, ctx.inputs, SoftmaxAttrs(float(ctx.options.Beta()))
 
 
 def _transpose(ctx: _OpContext):
@@ -405,7 +405,7 @@ def _transpose(ctx: _OpContext):
     perm = tuple(int(p) for p in ctx.parameter(1, "perm").ravel())
     if sorted(p % rank if -rank <= p < rank else p for p in perm) != list(range(rank)):
         raise ctx.fail(f"perm {list(perm)} is not a permutation of the {rank} axes")
-    return "TRANSPOSE", ctx.inputs[:1], TransposeAttrs(tuple(p % rank for p in perm))
+    return kinds.TRANSPOSE, ctx.inputs[:1], TransposeAttrs(tuple(p % rank for p in perm))
 
 
 def _resize_nearest(ctx: _OpContext):
@@ -415,7 +415,7 @@ def _resize_nearest(ctx: _OpContext):
     if len(size) != 2 or min(size) < 1:
         raise ctx.fail(f"size {list(size)} must be two positive numbers (height, width)")
     o = ctx.options
-    return "RESIZE_NEAREST_NEIGHBOR", ctx.inputs[:1], ResizeNearestAttrs(
+    return kinds.RESIZE_NEAREST_NEIGHBOR, ctx.inputs[:1], ResizeNearestAttrs(
         size, bool(o.AlignCorners()), bool(o.HalfPixelCenters()))
 
 
@@ -425,7 +425,7 @@ def _concatenation(ctx: _OpContext):
     ctx.need_inputs(len(ctx.inputs))
     axis = ctx.axis(ctx.options.Axis(), len(ctx.inputs[0].shape), "axis")
     lo, hi = ctx.activation()
-    return "CONCATENATION", ctx.inputs, ConcatAttrs(axis, lo, hi)
+    return kinds.CONCATENATION, ctx.inputs, ConcatAttrs(axis, lo, hi)
 
 
 def _squeeze(ctx: _OpContext):
@@ -433,7 +433,7 @@ def _squeeze(ctx: _OpContext):
     rank = len(ctx.inputs[0].shape)
     dims = _ints(ctx.options.SqueezeDimsAsNumpy())
     axes = tuple(sorted({ctx.axis(int(d), rank, "squeeze_dims entry") for d in dims}))
-    return "SQUEEZE", ctx.inputs, SqueezeAttrs(axes)
+    return kinds.SQUEEZE, ctx.inputs, SqueezeAttrs(axes)
 
 
 def _no_attrs(kind: str) -> Converter:
@@ -448,10 +448,10 @@ _CONVERTERS: dict[str, tuple[type | None, Converter]] = {
     "CONV_2D": (tflite.Conv2DOptions, _conv2d),
     "DEPTHWISE_CONV_2D": (tflite.DepthwiseConv2DOptions, _depthwise_conv2d),
     "FULLY_CONNECTED": (tflite.FullyConnectedOptions, _fully_connected),
-    "ADD": (tflite.AddOptions, _binary("ADD", AddAttrs)),
-    "MUL": (tflite.MulOptions, _binary("MUL", MulAttrs)),
-    "AVERAGE_POOL_2D": (tflite.Pool2DOptions, _pool("AVERAGE_POOL_2D")),
-    "MAX_POOL_2D": (tflite.Pool2DOptions, _pool("MAX_POOL_2D")),
+    "ADD": (tflite.AddOptions, _binary(kinds.ADD, AddAttrs)),
+    "MUL": (tflite.MulOptions, _binary(kinds.MUL, MulAttrs)),
+    "AVERAGE_POOL_2D": (tflite.Pool2DOptions, _pool(kinds.AVERAGE_POOL_2D)),
+    "MAX_POOL_2D": (tflite.Pool2DOptions, _pool(kinds.MAX_POOL_2D)),
     "MEAN": (tflite.ReducerOptions, _mean),
     "PAD": (None, _pad),
     "PADV2": (None, _padv2),
@@ -461,12 +461,12 @@ _CONVERTERS: dict[str, tuple[type | None, Converter]] = {
     "RESIZE_NEAREST_NEIGHBOR": (tflite.ResizeNearestNeighborOptions, _resize_nearest),
     "CONCATENATION": (tflite.ConcatenationOptions, _concatenation),
     "SQUEEZE": (tflite.SqueezeOptions, _squeeze),
-    "QUANTIZE": (None, _no_attrs("QUANTIZE")),
-    "DEQUANTIZE": (None, _no_attrs("DEQUANTIZE")),
-    "LOGISTIC": (None, _no_attrs("LOGISTIC")),
-    "HARD_SWISH": (None, _no_attrs("HARD_SWISH")),
-    "RELU": (None, _no_attrs("RELU")),
-    "RELU6": (None, _no_attrs("RELU6")),
+    "QUANTIZE": (None, _no_attrs(kinds.QUANTIZE)),
+    "DEQUANTIZE": (None, _no_attrs(kinds.DEQUANTIZE)),
+    "LOGISTIC": (None, _no_attrs(kinds.LOGISTIC)),
+    "HARD_SWISH": (None, _no_attrs(kinds.HARD_SWISH)),
+    "RELU": (None, _no_attrs(kinds.RELU)),
+    "RELU6": (None, _no_attrs(kinds.RELU6)),
 }
 
 

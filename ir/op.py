@@ -11,8 +11,9 @@ from .tensor import Tensor
 class Op:
     """One operator application.
 
-    `kind` names a module under ir/ops/ (e.g. "CONV_2D"); `attrs` is that module's frozen
-    attribute dataclass. An absent optional input (e.g. a conv without bias) is None.
+    `kind` names a registered OpDef (a constant of ir/ops/kinds.py, e.g. CONV_2D);
+    `attrs` is that op module's frozen attribute dataclass. An absent optional input
+    (e.g. a conv without bias) is None.
     """
 
     kind: str

@@ -24,19 +24,11 @@ import numpy as np
 
 from .errors import MCUCError
 from .op import Op
-from .ops import op_def
+from .ops import Trait, op_def
 from .ops._common import Padding2D
+from .ops.kinds import CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, PAD
 from .region import Region
 from .tensor import Tensor
-
-WINDOW_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"})
-# Output element i reads input element i (with broadcasting): evaluating on region-shaped
-# proxies is exact. SOFTMAX works along channels, which regions never split.
-POSITIONAL_KINDS = frozenset({"ADD", "MUL", "RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "QUANTIZE",
-                              "DEQUANTIZE", "SOFTMAX"})
-# Kinds a patch stage may contain (spatially local, NHWC in and out).
-PATCHABLE_KINDS = WINDOW_KINDS | POSITIONAL_KINDS | frozenset({"PAD", "CONCATENATION",
-                                                                "RESIZE_NEAREST_NEIGHBOR"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +59,7 @@ def _window_axis(out_start: int, out_stop: int, stride: int, pad_before: int, ke
 def _window_params(op: Op) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], Padding2D]:
     """(kernel, stride, dilation, padding) of a window op."""
     a = op.attrs
-    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+    if op.kind in (CONV_2D, DEPTHWISE_CONV_2D):
         w = op.inputs[1]
         return (w.shape[1], w.shape[2]), tuple(a.stride), tuple(a.dilation), a.padding
     return tuple(a.filter), tuple(a.stride), (1, 1), a.padding
@@ -75,7 +67,7 @@ def _window_params(op: Op) -> tuple[tuple[int, int], tuple[int, int], tuple[int,
 
 def region_geometry(op: Op, out: Region) -> RegionGeometry:
     """Input regions and border padding of `op` computing output region `out`."""
-    if op.kind in WINDOW_KINDS:
+    if op_def(op.kind).has(Trait.WINDOW):
         x = op.inputs[0]
         kernel, stride, dilation, pad = _window_params(op)
         r0, r1, top, bottom = _window_axis(*out.axis(1), stride[0], pad.top, kernel[0], dilation[0], x.shape[1])
@@ -83,7 +75,7 @@ def region_geometry(op: Op, out: Region) -> RegionGeometry:
         channels = op_def(op.kind).input_regions(op, out)[0].axis(3)
         region = Region((out.start[0], r0, c0, channels[0]), (out.stop[0], r1, c1, channels[1]))
         return RegionGeometry((region,) + (None,) * (len(op.inputs) - 1), ((top, bottom), (left, right)))
-    if op.kind == "PAD":
+    if op.kind == PAD:
         x = op.inputs[0]
         starts, stops, pads = [], [], []
         for (o0, o1), (before, _), size in zip(zip(out.start, out.stop), op.attrs.pads, x.shape):
@@ -110,8 +102,6 @@ def constant_slice(t: Tensor, out: Region) -> np.ndarray:
     return t.data[index]
 
 
-_constant_slice = constant_slice  # the name backends/llvm/kernels/patch.py imports
-
 
 def evaluate_region(op: Op, out: Region, read: Callable[[int, Region], np.ndarray]) -> np.ndarray:
     """Output region `out` of `op`. `read(k, region)` returns input k's values over
@@ -121,35 +111,36 @@ def evaluate_region(op: Op, out: Region, read: Callable[[int, Region], np.ndarra
         raise MCUCError(f"{op.label}: a patch stage op must have one output, it has {len(op.outputs)}")
     y = op.outputs[0]
     geometry = region_geometry(op, out)
-    if op.kind in WINDOW_KINDS:
+    opdef = op_def(op.kind)
+    if opdef.has(Trait.WINDOW):
         (top, bottom), (left, right) = geometry.padding
         region = geometry.inputs[0]
         ins = [read(0, region)] + [None if t is None else t.data for t in op.inputs[1:]]
         proxy = op.with_(inputs=(_proxy(op.inputs[0], region.shape),) + op.inputs[1:],
                          outputs=(_proxy(y, out.shape),),
                          attrs=replace(op.attrs, padding=Padding2D(top, bottom, left, right)))
-        return op_def(op.kind).evaluate(proxy, ins)[0]
-    if op.kind == "PAD":
+        return opdef.evaluate(proxy, ins)[0]
+    if op.kind == PAD:
         region = geometry.inputs[0]
         proxy = op.with_(inputs=(_proxy(op.inputs[0], region.shape),) + op.inputs[1:],
                          outputs=(_proxy(y, out.shape),), attrs=replace(op.attrs, pads=geometry.padding))
         ins = [read(0, region)] + [None if t is None else t.data for t in op.inputs[1:]]
-        return op_def(op.kind).evaluate(proxy, ins)[0]
-    if op.kind in POSITIONAL_KINDS or op.kind == "CONCATENATION":
+        return opdef.evaluate(proxy, ins)[0]
+    if opdef.has(Trait.POSITIONAL) or op.kind == CONCATENATION:
         ins, proxies = [], []
         for k, (t, region) in enumerate(zip(op.inputs, geometry.inputs)):
             if t is None:
                 ins.append(None)
                 proxies.append(None)
             elif t.is_constant:
-                data = constant_slice(t, out) if op.kind in POSITIONAL_KINDS else t.data
+                data = constant_slice(t, out) if opdef.has(Trait.POSITIONAL) else t.data
                 ins.append(data)
                 proxies.append(t)
             else:
                 ins.append(read(k, region))
                 proxies.append(_proxy(t, region.shape))
         proxy = op.with_(inputs=tuple(proxies), outputs=(_proxy(y, out.shape),))
-        return op_def(op.kind).evaluate(proxy, ins)[0]
+        return opdef.evaluate(proxy, ins)[0]
     # Embedding: the op's full evaluation over inputs that hold the needed regions (and
     # zeros elsewhere, which the output region never reads), sliced.
     ins = []
@@ -161,7 +152,7 @@ def evaluate_region(op: Op, out: Region, read: Callable[[int, Region], np.ndarra
         if region is not None and not region.empty:
             full[region.slices()] = read(k, region)
         ins.append(full)
-    return op_def(op.kind).evaluate(op, ins)[0][out.slices()]
+    return opdef.evaluate(op, ins)[0][out.slices()]
 
 
 # -- patch stages ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 
 from .interpreter import check_inputs
 from .ops import op_def
+from .ops.kinds import DEPTHWISE_CONV_2D
 from .patch_interpreter import run_patch_loop
 from .program import POINTWISE_OVERLAP_PIXELS, PatchLoop, Program
 from .tensor import Tensor
@@ -156,7 +157,7 @@ def _depthwise_shift_safe(op, input_offset: int, output_offset: int) -> bool:
     bytes of channel c) and no output byte of batch b covers an input pixel of a later
     batch (its plane is not copied yet)."""
     x, y = op.inputs[0], op.outputs[0]
-    if op.kind != "DEPTHWISE_CONV_2D" or len(x.shape) != 4 or len(y.shape) != 4:
+    if op.kind != DEPTHWISE_CONV_2D or len(x.shape) != 4 or len(y.shape) != 4:
         return False
     n, h, w, c = x.shape
     _, oh, ow, oc = y.shape
@@ -174,7 +175,7 @@ def _check_step_overlaps(program: Program, index: int) -> None:
     op = step.op
     off = program.offsets
     shift = getattr(step, "in_place_shift", 0)
-    depthwise_in_place = step.in_place and op.kind == "DEPTHWISE_CONV_2D"
+    depthwise_in_place = step.in_place and op.kind == DEPTHWISE_CONV_2D
     if shift or depthwise_in_place:
         base = off[op.inputs[step.in_place_input]]
         if not depthwise_in_place or off[op.outputs[0]] - base != shift:

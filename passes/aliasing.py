@@ -8,17 +8,19 @@ may share bytes while both live only as one of the intended relations below; eve
 merge checks all other pairs (a piece conflicts with another when their lifetimes and
 byte ranges intersect). Rules, applied op by op in the graph's order:
 
-- RESHAPE / SQUEEZE: the output is the input's bytes (same delta); an alias step.
+- A VIEW op (RESHAPE, SQUEEZE; ir/ops Trait.VIEW): the output is the input's bytes
+  (same delta); an alias step.
 - CONCATENATION along an axis whose outer dimensions are all 1: each input's slice is a
   contiguous byte range of the output, so every input is written there directly by its
   producer (its group moves into the output's group). All inputs must qualify (distinct
   groups, quantization equal to the output's, no conflict); then the concat is an alias
   step. Otherwise it copies as usual.
-- In place: an elementwise op (ADD, MUL, RELU, RELU6, LOGISTIC, HARD_SWISH, same-size
-  QUANTIZE) writes its output over a same-shape, same-item-size input that is not read
-  after this step and is no graph output; DEPTHWISE_CONV_2D with depth multiplier 1
-  likewise over its input (its output may be larger: the extra bytes must be free; the
-  kernel works channel by channel through a scratch plane). The depthwise output may
+- In place: an ELEMENTWISE op (ir/ops Trait.ELEMENTWISE: ADD, MUL, RELU, RELU6,
+  LOGISTIC, HARD_SWISH, QUANTIZE) writes its output over a same-shape, same-item-size
+  input (so QUANTIZE only int8 -> int8) that is not read after this step and is no graph
+  output; DEPTHWISE_CONV_2D with depth multiplier 1 likewise over its input (its output
+  may be larger: the extra bytes must be free; the kernel works channel by channel
+  through a scratch plane). The depthwise output may
   also start a whole number of pixels after or before its input (Step.in_place_shift,
   a multiple of the channel count; batch 1): channel c still only lands on bytes of
   channel c, already saved in the plane. The planner asks for shifts where they undo
@@ -38,15 +40,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mcuc.ir import Graph, Op, Quantization, Tensor
+from mcuc.ir.ops import Trait, op_def
+from mcuc.ir.ops.kinds import CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, PATCH_STAGE
 from mcuc.ir.program import POINTWISE_OVERLAP_PIXELS
 
 from .intervals import tensor_intervals
 
-ALIAS_KINDS = frozenset({"RESHAPE", "SQUEEZE"})
-ELEMENTWISE_KINDS = frozenset({"ADD", "MUL", "RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "QUANTIZE"})
-DEPTHWISE = "DEPTHWISE_CONV_2D"
-PATCH_STAGE = "PATCH_STAGE"
-CONV = "CONV_2D"
 # Output pixels a pointwise kernel may write before it has read all their input pixels
 # (the Cortex-M 1x1 GEMM computes two pixel rows at a time; ir/program.py states it).
 POINTWISE_CHUNK = POINTWISE_OVERLAP_PIXELS
@@ -142,7 +141,7 @@ def in_place_candidates(op: Op) -> list[int]:
     if len(op.outputs) != 1:
         return []
     out = op.outputs[0]
-    if op.kind == DEPTHWISE:
+    if op.kind == DEPTHWISE_CONV_2D:
         x = op.inputs[0]
         if x.dtype == out.dtype and not x.is_constant and x.itemsize == 1:
             return [0]  # in place with multiplier 1, else overlapping
@@ -151,7 +150,7 @@ def in_place_candidates(op: Op) -> list[int]:
         return [0]
     if op.kind == PATCH_STAGE:  # its output may overlap a dying input at a shift (ir/patch_interpreter.py)
         return [k for k, shift in enumerate(op.attrs.output_shifts) if shift is not None]
-    if op.kind in ELEMENTWISE_KINDS:
+    if op_def(op.kind).has(Trait.ELEMENTWISE):
         return [i for i, t in enumerate(op.inputs)
                 if t is not None and not t.is_constant and t.shape == out.shape
                 and t.itemsize == out.itemsize]
@@ -162,12 +161,12 @@ def is_overlappable_conv(op: Op) -> bool:
     """An ungrouped int8 CONV_2D (any kernel, stride, padding, dilation) or a depthwise
     conv with a depth multiplier > 1: their ordinary kernels produce output pixels in
     increasing order, so the output may overlap the input at a shift."""
-    if op.kind not in (CONV, DEPTHWISE) or len(op.inputs) < 2 or len(op.outputs) != 1:
+    if op.kind not in (CONV_2D, DEPTHWISE_CONV_2D) or len(op.inputs) < 2 or len(op.outputs) != 1:
         return False
     x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
     if x.is_constant or len(x.shape) != 4 or x.itemsize != 1 or y.itemsize != 1:
         return False
-    if op.kind == DEPTHWISE:
+    if op.kind == DEPTHWISE_CONV_2D:
         return getattr(op.attrs, "depth_multiplier", 1) != 1
     return w.shape[3] == x.shape[3]
 
@@ -227,7 +226,7 @@ def depthwise_shift_allowed(op: Op, shift: int) -> bool:
     its batch loop, no output pixel of batch b may cover an input pixel of a later batch
     (not saved yet)."""
     x, y = op.inputs[0], op.outputs[0]
-    if op.kind != DEPTHWISE or len(x.shape) != 4 or len(y.shape) != 4 or y.shape[3] != x.shape[3]:
+    if op.kind != DEPTHWISE_CONV_2D or len(x.shape) != 4 or len(y.shape) != 4 or y.shape[3] != x.shape[3]:
         return False
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
@@ -260,14 +259,14 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
     alias_steps: set[int] = set()
 
     for i, op in enumerate(graph.ops):
-        if alias and op.kind in ALIAS_KINDS and op.inputs and not op.inputs[0].is_constant:
+        if alias and op_def(op.kind).has(Trait.VIEW) and op.inputs and not op.inputs[0].is_constant:
             x, y = op.inputs[0], op.outputs[0]
             if x.nbytes == y.nbytes:
                 groups.value[y] = groups.value[x]
                 groups.merge(groups.root(y), groups.root(x), groups.delta(x))
                 alias_steps.add(i)
             continue
-        if alias and op.kind == "CONCATENATION" and _alias_concat(op, groups):
+        if alias and op.kind == CONCATENATION and _alias_concat(op, groups):
             alias_steps.add(i)
             continue
         if in_place:
@@ -311,7 +310,7 @@ def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor],
         y_at = at - conv_overlap_shift(op) if is_overlappable_conv(op) else at
         if op.kind == PATCH_STAGE:
             y_at = at - op.attrs.output_shifts[k]
-        if op.kind == DEPTHWISE and not is_overlappable_conv(op):
+        if op.kind == DEPTHWISE_CONV_2D and not is_overlappable_conv(op):
             if not depthwise_shift_allowed(op, depthwise_shift):
                 continue
             y_at = at + depthwise_shift

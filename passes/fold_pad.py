@@ -1,5 +1,6 @@
-"""fold_pad: a PAD whose only reader is a CONV_2D / DEPTHWISE_CONV_2D becomes that
-convolution's explicit padding (exact, and the padded tensor never exists in SRAM).
+"""fold_pad: a PAD whose only reader is an op that absorbs padding (ir/ops
+Trait.ABSORBS_PAD: CONV_2D, DEPTHWISE_CONV_2D) becomes that convolution's explicit
+padding (exact, and the padded tensor never exists in SRAM).
 
 Exact because the convolutions treat padding as input zero points (a tap on padding
 adds (zp - zp) * w = 0): folding is allowed only when the PAD fills with the consumer's
@@ -11,23 +12,24 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mcuc.ir import Graph, Op
+from mcuc.ir.ops import Trait, op_def
 from mcuc.ir.ops._common import Padding2D
+from mcuc.ir.ops.kinds import PAD
 
 from .aliasing import same_quantization
-
-CONSUMERS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"})
 
 
 def foldable(pad: Op, graph: Graph) -> Op | None:
     """The convolution `pad` folds into, or None."""
-    if pad.kind != "PAD" or len(pad.outputs) != 1:
+    if pad.kind != PAD or len(pad.outputs) != 1:
         return None
     x, y = pad.inputs[0], pad.outputs[0]
     readers = graph.consumers(y)
     if len(readers) != 1 or y in graph.outputs:
         return None
     conv = readers[0]
-    if conv.kind not in CONSUMERS or conv.inputs[0] is not y or any(t is y for t in conv.inputs[1:]):
+    if (not op_def(conv.kind).has(Trait.ABSORBS_PAD) or conv.inputs[0] is not y
+            or any(t is y for t in conv.inputs[1:])):
         return None
     if len(y.shape) != 4 or x.dtype != y.dtype or not same_quantization(x.quant, y.quant) or y.quant is None:
         return None

@@ -7,7 +7,7 @@ set is exact. States are expanded level by level (one more op each time); when a
 holds more than `beam` states only the `beam` best (lowest peak, then fewest live bytes)
 are kept, which turns the exact search into a beam heuristic for wide graphs.
 
-The cost model is the planner's: RESHAPE/SQUEEZE outputs are their input's bytes;
+The cost model is the planner's: a VIEW op's output (RESHAPE, SQUEEZE) is its input's bytes;
 an op that can run in place over an input dying there (aliasing.in_place_candidates)
 needs only the bytes its output adds beyond that input; scratch as the backend asks.
 """
@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from mcuc.ir import Graph, Op, Tensor
+from mcuc.ir.ops import Trait, op_def
 from mcuc.ir.program import ScratchRequest
 
-from .aliasing import ALIAS_KINDS, conv_overlap_shift, in_place_candidates, is_overlappable_conv
+from .aliasing import conv_overlap_shift, in_place_candidates, is_overlappable_conv
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 
@@ -38,11 +39,12 @@ class CostModel:
         ops = self.ops = graph.ops
         n = len(ops)
         producer = {t: i for i, op in enumerate(ops) for t in op.outputs}
-        # A value is the bytes a tensor occupies; RESHAPE/SQUEEZE outputs share their input's.
+        # A value is the bytes a tensor occupies; VIEW outputs (RESHAPE, SQUEEZE) share their input's.
         value: dict[Tensor, Tensor] = {t: t for t in graph.activations}
         for op in ops:
             x = op.inputs[0] if op.inputs else None
-            if op.kind in ALIAS_KINDS and x is not None and not x.is_constant and x.nbytes == op.outputs[0].nbytes:
+            if (op_def(op.kind).has(Trait.VIEW) and x is not None and not x.is_constant
+                    and x.nbytes == op.outputs[0].nbytes):
                 value[op.outputs[0]] = value[x]
         self.readers: dict[Tensor, int] = {}
         for i, op in enumerate(ops):

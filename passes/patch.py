@@ -18,9 +18,10 @@ from dataclasses import dataclass, fields, replace
 from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor, op_def
-from mcuc.ir.ops.patch_stage import KIND as PATCH_STAGE
+from mcuc.ir.ops import Trait
+from mcuc.ir.ops.kinds import PATCH_STAGE
 from mcuc.ir.ops.patch_stage import region_macs
-from mcuc.ir.patch_interpreter import PATCHABLE_KINDS, WINDOW_KINDS, PatchBuffer, PatchStage, output_shifts
+from mcuc.ir.patch_interpreter import PatchBuffer, PatchStage, output_shifts
 from mcuc.ir.program import PatchLoop, Program, ScratchRequest
 
 from .allocate import allocate
@@ -54,7 +55,7 @@ def stage_problem(graph: Graph, start: int, end: int) -> str | None:
     inside = set(ops[start:end + 1])
     for i in range(start, end + 1):
         op = ops[i]
-        if op.kind not in PATCHABLE_KINDS:
+        if not op_def(op.kind).has(Trait.PATCHABLE):
             return f"op {i} ({op.kind}) cannot run patch by patch"
         if len(op.outputs) != 1 or len(op.outputs[0].shape) != 4:
             return f"op {i} ({op.kind}) does not have one 4-D NHWC output"
@@ -124,7 +125,8 @@ def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
     for region in patch_regions:
         regions, works = backward_regions(ops, {cut: region})
         for op, work in zip(ops, works):
-            if op.kind in WINDOW_KINDS and not work.out.empty and work.out.axis(3) != (0, op.outputs[0].shape[3]):
+            window = op_def(op.kind).has(Trait.WINDOW)
+            if window and not work.out.empty and work.out.axis(3) != (0, op.outputs[0].shape[3]):
                 raise MCUCError(f"{op.label}: a patch must cover all its output channels")
         for t, r in regions.items():
             region_shapes[t].append(r.shape)

@@ -18,7 +18,7 @@ import re
 from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op
-from mcuc.ir.ops.patch_stage import KIND as PATCH_STAGE
+from mcuc.ir.ops.kinds import PATCH_STAGE
 from mcuc.ir.program import Program, ScratchRequest
 
 from .patch import StageSpec, graph_macs, plan_patched

@@ -21,13 +21,13 @@ from fractions import Fraction
 from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Region, Tensor, op_def
+from mcuc.ir.ops.kinds import PATCH_STAGE
 from mcuc.ir.patch_interpreter import region_end_byte, region_start_byte
 from mcuc.ir.program import Program, ScratchRequest
 
 from .aliasing import plan_storage
 from .lifetimes import live_bytes_per_step, lifetimes
-from .patch import (PATCH_STAGE, StageSpec, apply_stages, graph_macs, plan_patched, stage_ends,
-                    workspace_layout)
+from .patch import StageSpec, apply_stages, graph_macs, plan_patched, stage_ends, workspace_layout
 from .plan import plan
 from .receptive_field import backward_regions, split_axis
 

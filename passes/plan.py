@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor
+from mcuc.ir.ops.kinds import DEPTHWISE_CONV_2D
 from mcuc.ir.program import Buffer, Program, ScratchRequest, Step
 
-from .aliasing import (DEPTHWISE, Storage, conv_overlap_shift, depthwise_shift_allowed,
-                       is_overlappable_conv, plan_storage)
+from .aliasing import Storage, conv_overlap_shift, depthwise_shift_allowed, is_overlappable_conv, plan_storage
 from .allocate import Placement, allocate
 from .lifetimes import Lifetime, lifetimes, live_bound
 from .order import order_for_memory
@@ -73,7 +73,7 @@ def _with_shifted_depthwise(graph: Graph, program: Program, scratch: ScratchFn |
     if program.arena_bytes <= program.live_bound_bytes:
         return program
     pointwise = frozenset(i for i, s in enumerate(program.steps) if s.overlap and is_overlappable_conv(s.op))
-    steps = [i for i, s in enumerate(program.steps) if s.in_place and s.op.kind == DEPTHWISE]
+    steps = [i for i, s in enumerate(program.steps) if s.in_place and s.op.kind == DEPTHWISE_CONV_2D]
     if not steps:
         return program
     candidates = {i: _depthwise_shift_candidates(graph, i, pointwise) for i in steps}

@@ -6,14 +6,15 @@ bytes wants. Edges that are not such a pair are left as the model has them.
 from __future__ import annotations
 
 from mcuc.ir import Graph, Op, Tensor
+from mcuc.ir.ops.kinds import DEQUANTIZE, QUANTIZE
 
 
 def _is_float_to_int(op: Op) -> bool:
-    return op.kind == "QUANTIZE" and op.inputs[0].dtype == "float32" and op.outputs[0].dtype != "float32"
+    return op.kind == QUANTIZE and op.inputs[0].dtype == "float32" and op.outputs[0].dtype != "float32"
 
 
 def _is_int_to_float(op: Op) -> bool:
-    return op.kind == "DEQUANTIZE" and op.inputs[0].dtype != "float32" and op.outputs[0].dtype == "float32"
+    return op.kind == DEQUANTIZE and op.inputs[0].dtype != "float32" and op.outputs[0].dtype == "float32"
 
 
 def strip_edge_quantization(graph: Graph) -> Graph:

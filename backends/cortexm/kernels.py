@@ -721,8 +721,9 @@ def _patch_calls(step: Step, program: Program) -> list[_PatchCall]:
     mcuc.ir.patch_interpreter.run_stage defines them."""
     from dataclasses import replace
 
+    from mcuc.ir.ops import Trait, op_def
     from mcuc.ir.ops._common import Padding2D
-    from mcuc.ir.patch_interpreter import POSITIONAL_KINDS, WINDOW_KINDS, _constant_slice
+    from mcuc.ir.patch_interpreter import constant_slice
 
     stage = step.op.attrs
     workspace_buffer, _ = _stage_buffers(step)
@@ -740,8 +741,8 @@ def _patch_calls(step: Step, program: Program) -> list[_PatchCall]:
                     inputs.append(None)
                     sources.append(None)
                 elif t.is_constant:
-                    if op.kind in POSITIONAL_KINDS:
-                        data = _constant_slice(t, work.out)
+                    if op_def(op.kind).has(Trait.POSITIONAL):
+                        data = constant_slice(t, work.out)
                         t = t.with_(shape=data.shape, data=data)
                     inputs.append(t)
                     sources.append(None)
@@ -762,7 +763,7 @@ def _patch_calls(step: Step, program: Program) -> list[_PatchCall]:
                 out_source = _RegionSource(workspace + internal[y].delta, work.out.start, work.out.shape)
                 held[y] = work.out
             attrs = op.attrs
-            if op.kind in WINDOW_KINDS:
+            if op_def(op.kind).has(Trait.WINDOW):
                 (top, bottom), (left, right) = work.geometry.padding
                 attrs = replace(attrs, padding=Padding2D(top, bottom, left, right))
             elif op.kind == "PAD":

@@ -1,14 +1,17 @@
 """One module per op kind; this package is their registry.
 
-Each module defines a frozen attribute dataclass and registers an `OpDef`: everything
-the op means in one place (DESIGN.md, The IR). Adding an op is one module here plus one
-emitter per backend.
+Each module defines a frozen attribute dataclass and registers an `OpDef` under its
+constant from `kinds.py`: everything the op means in one place (DESIGN.md, The IR),
+including its `Trait`s, the kind-level facts passes rely on instead of lists of kinds
+of their own (TVM keeps such op attributes on the op definition the same way). Adding
+an op is one module here plus one emitter per backend.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from enum import Enum
 from typing import Callable
 
 import numpy as np
@@ -16,6 +19,35 @@ import numpy as np
 from ..errors import MCUCError
 from ..op import Op
 from ..region import Region
+
+
+class Trait(Enum):
+    """A fact about every op of a kind that a pass or an interpreter may act on.
+
+    A trait is the kind-level fact only; conditions on an op's tensors or attributes stay
+    with the code that uses it (e.g. an ELEMENTWISE op runs in place only over an input
+    of its output's shape and item size, so QUANTIZE does only int8 -> int8).
+    """
+
+    # Output element i depends on input element i alone (with broadcasting), and the
+    # kernels read element i before they write it: the output may be written over a
+    # same-shape, same-item-size input that dies at this op (passes/aliasing.py).
+    ELEMENTWISE = "elementwise"
+    # Moves no bytes: the output is the input's bytes under another shape, so it may
+    # share the input's offset (passes/aliasing.py, passes/order.py).
+    VIEW = "view"
+    # A sliding window over H and W of NHWC input 0 with kernel, stride, dilation and
+    # explicit padding attributes (ir/patch_interpreter.region_geometry).
+    WINDOW = "window"
+    # Each output element reads the input elements at its own position (with
+    # broadcasting), or works along channels only, which regions never split: evaluating
+    # the op on region-shaped proxies of its tensors is exact (ir/patch_interpreter.py).
+    POSITIONAL = "positional"
+    # May run inside a patch stage: spatially local, NHWC in and out (passes/patch.py).
+    PATCHABLE = "patchable"
+    # Takes a PAD of H and W that fills with its input zero point as its own explicit
+    # padding (passes/fold_pad.py).
+    ABSORBS_PAD = "absorbs_pad"
 
 
 @dataclass(frozen=True)
@@ -31,6 +63,7 @@ class OpDef:
     evaluate(op, inputs)       -> outputs, with the reference kernels' exact integer
                                   semantics (inputs/outputs as numpy arrays, constants
                                   included in `inputs` as their data)
+    traits                     -> the kind's Traits (any iterable; stored frozen)
     """
 
     kind: str
@@ -39,6 +72,13 @@ class OpDef:
     macs: Callable[[Op], int]
     input_regions: Callable[[Op, Region], list[Region | None]]
     evaluate: Callable[[Op, list[np.ndarray]], list[np.ndarray]]
+    traits: frozenset[Trait] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "traits", frozenset(self.traits))
+
+    def has(self, trait: Trait) -> bool:
+        return trait in self.traits
 
 
 _REGISTRY: dict[str, OpDef] = {}
@@ -64,6 +104,12 @@ def op_def(kind: str) -> OpDef:
 def supported_kinds() -> list[str]:
     _load_all()
     return sorted(_REGISTRY)
+
+
+def kinds_with(trait: Trait) -> frozenset[str]:
+    """Every registered kind that has `trait`."""
+    _load_all()
+    return frozenset(kind for kind, opdef in _REGISTRY.items() if opdef.has(trait))
 
 
 _loaded = False

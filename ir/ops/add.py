@@ -17,8 +17,9 @@ from ..fixedpoint import multiply_by_quantized_multiplier_smaller_than_one, quan
 from ..op import Op
 from ..ort_numerics import ONNXRUNTIME, fma_f32, int_to_f32, rne_to_int
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import dtype_range, require
+from .kinds import ADD
 
 # Largest rank a broadcasting binary op accepts (TFLM's 6-D broadcast helpers).
 MAX_BROADCAST_RANK = 6
@@ -204,4 +205,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(op.output.dtype)]
 
 
-OPDEF = register(OpDef("ADD", AddAttrs, infer_shapes, macs, binary_input_regions, evaluate))
+OPDEF = register(OpDef(ADD, AddAttrs, infer_shapes, macs, binary_input_regions, evaluate,
+                        traits={Trait.ELEMENTWISE, Trait.POSITIONAL, Trait.PATCHABLE}))

@@ -13,8 +13,9 @@ import numpy as np
 
 from ..op import Op
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import dtype_range, require
+from .kinds import CONCATENATION
 
 # TFLM's kMaxInputNum.
 MAX_INPUTS = 10
@@ -98,4 +99,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(op.output.dtype, copy=False)]
 
 
-OPDEF = register(OpDef("CONCATENATION", ConcatAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(CONCATENATION, ConcatAttrs, infer_shapes, macs, input_regions, evaluate,
+                        traits={Trait.PATCHABLE}))

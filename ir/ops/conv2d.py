@@ -13,9 +13,10 @@ from ..fixedpoint import requantize_per_channel
 from ..op import Op
 from ..ort_numerics import ONNXRUNTIME, requantize_accumulator
 from ..region import Region, window_input_range
-from . import OpDef, _ort_float, _ort_u8s8, register
+from . import OpDef, Trait, _ort_float, _ort_u8s8, register
 from ._common import (Padding2D, channel_requant_params, groups, pad_spatial, require, window_output_size,
                       windows)
+from .kinds import CONV_2D
 
 
 @dataclass(frozen=True)
@@ -111,4 +112,5 @@ def output_stage(op: Op, acc: np.ndarray, inputs: list[np.ndarray], family: str)
     return y.astype(out_t.dtype)
 
 
-OPDEF = register(OpDef("CONV_2D", Conv2DAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(CONV_2D, Conv2DAttrs, infer_shapes, macs, input_regions, evaluate,
+                        traits={Trait.WINDOW, Trait.PATCHABLE, Trait.ABSORBS_PAD}))

@@ -16,8 +16,9 @@ import numpy as np
 
 from ..op import Op
 from ..region import Region, window_input_range
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import Padding2D, pad_spatial, require, window_output_size, windows
+from .kinds import DEPTHWISE_CONV_2D
 from .conv2d import output_stage
 
 
@@ -95,4 +96,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [output_stage(op, acc, inputs, "depthwise")]
 
 
-OPDEF = register(OpDef("DEPTHWISE_CONV_2D", DepthwiseConv2DAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(DEPTHWISE_CONV_2D, DepthwiseConv2DAttrs, infer_shapes, macs, input_regions, evaluate,
+                        traits={Trait.WINDOW, Trait.PATCHABLE, Trait.ABSORBS_PAD}))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..op import Op
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import require
+from .kinds import DEQUANTIZE
 from .quantize import identity_regions
 
 SUPPORTED_INPUTS = ("int8", "int16", "uint8")
@@ -36,4 +37,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(np.float32)]
 
 
-OPDEF = register(OpDef("DEQUANTIZE", None, infer_shapes, macs, identity_regions, evaluate))
+OPDEF = register(OpDef(DEQUANTIZE, None, infer_shapes, macs, identity_regions, evaluate,
+                        traits={Trait.POSITIONAL, Trait.PATCHABLE}))

@@ -18,6 +18,7 @@ from ..ort_numerics import ONNXRUNTIME, requantize_accumulator
 from ..region import Region
 from . import OpDef, register
 from ._common import channel_requant_params, require
+from .kinds import FULLY_CONNECTED
 
 
 @dataclass(frozen=True)
@@ -115,4 +116,4 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(out_t.dtype).reshape(out_t.shape)]
 
 
-OPDEF = register(OpDef("FULLY_CONNECTED", FullyConnectedAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(FULLY_CONNECTED, FullyConnectedAttrs, infer_shapes, macs, input_regions, evaluate))

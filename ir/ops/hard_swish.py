@@ -29,8 +29,9 @@ from ..fixedpoint_exp import (
     wrap_int16,
 )
 from ..op import Op
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import no_macs, require, require_int8_per_tensor_unary, same_region
+from .kinds import HARD_SWISH
 
 
 @dataclass(frozen=True)
@@ -101,4 +102,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.clip(y, -128, 127).astype(np.int8)]
 
 
-OPDEF = register(OpDef("HARD_SWISH", None, infer_shapes, no_macs, same_region, evaluate))
+OPDEF = register(OpDef(HARD_SWISH, None, infer_shapes, no_macs, same_region, evaluate,
+                        traits={Trait.ELEMENTWISE, Trait.POSITIONAL, Trait.PATCHABLE}))

@@ -20,8 +20,9 @@ import numpy as np
 from ..fixedpoint import multiply_by_quantized_multiplier, rounding_divide_by_pot
 from ..fixedpoint_exp import calculate_input_radius, logistic, std_round
 from ..op import Op
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import no_macs, require, require_int8_per_tensor_unary, same_region
+from .kinds import LOGISTIC
 
 # Integer bits of the rescaled input (Q4.27) and of the int8 output's scale (2^-8).
 INPUT_INTEGER_BITS = 4
@@ -78,4 +79,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(np.int8)]
 
 
-OPDEF = register(OpDef("LOGISTIC", None, infer_shapes, no_macs, same_region, evaluate))
+OPDEF = register(OpDef(LOGISTIC, None, infer_shapes, no_macs, same_region, evaluate,
+                        traits={Trait.ELEMENTWISE, Trait.POSITIONAL, Trait.PATCHABLE}))

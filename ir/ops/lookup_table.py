@@ -16,6 +16,7 @@ import numpy as np
 from ..op import Op
 from . import OpDef, register
 from ._common import require
+from .kinds import LOOKUP_TABLE
 from .quantize import identity_regions
 
 TABLE_SIZE = 256
@@ -47,4 +48,4 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [table[inputs[0].astype(np.int64) + 128].astype(op.output.dtype)]
 
 
-OPDEF = register(OpDef("LOOKUP_TABLE", LookupTableAttrs, infer_shapes, macs, identity_regions, evaluate))
+OPDEF = register(OpDef(LOOKUP_TABLE, LookupTableAttrs, infer_shapes, macs, identity_regions, evaluate))

@@ -29,6 +29,7 @@ from ..ort_numerics import ONNXRUNTIME, requantize_output
 from ..region import Region
 from . import OpDef, register
 from ._common import dtype_range, require
+from .kinds import MEAN
 
 # The float kernels of an ONNX MEAN left in float (MeanAttrs.ort_float_kernel).
 ORT_GLOBAL_AVERAGE_POOL = "global_average_pool"
@@ -130,4 +131,4 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.clip(y, lo, hi).astype(out_t.dtype)]
 
 
-OPDEF = register(OpDef("MEAN", MeanAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(MEAN, MeanAttrs, infer_shapes, macs, input_regions, evaluate))

@@ -13,8 +13,9 @@ import numpy as np
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..op import Op
 from ..ort_numerics import ONNXRUNTIME, int_to_f32, rne_to_int
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import require
+from .kinds import MUL
 from .add import binary_infer_shapes, binary_input_regions
 
 
@@ -107,4 +108,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.clip(y, a.act_min, a.act_max).astype(op.output.dtype)]
 
 
-OPDEF = register(OpDef("MUL", MulAttrs, infer_shapes, macs, binary_input_regions, evaluate))
+OPDEF = register(OpDef(MUL, MulAttrs, infer_shapes, macs, binary_input_regions, evaluate,
+                        traits={Trait.ELEMENTWISE, Trait.POSITIONAL, Trait.PATCHABLE}))

@@ -13,8 +13,9 @@ import numpy as np
 
 from ..op import Op
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import require
+from .kinds import PAD
 
 
 @dataclass(frozen=True)
@@ -65,4 +66,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(op.output.dtype)]
 
 
-OPDEF = register(OpDef("PAD", PadAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(PAD, PadAttrs, infer_shapes, macs, input_regions, evaluate,
+                        traits={Trait.PATCHABLE}))

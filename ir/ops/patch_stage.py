@@ -14,8 +14,7 @@ from ..op import Op
 from ..patch_interpreter import PatchStage, evaluate_stage
 from ..region import Region
 from . import OpDef, op_def, register
-
-KIND = "PATCH_STAGE"
+from .kinds import PATCH_STAGE
 
 
 def region_macs(op: Op, out: Region) -> int:
@@ -46,4 +45,4 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [evaluate_stage(op.attrs, list(inputs))]
 
 
-OPDEF = register(OpDef(KIND, PatchStage, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(PATCH_STAGE, PatchStage, infer_shapes, macs, input_regions, evaluate))

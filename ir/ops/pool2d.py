@@ -15,8 +15,9 @@ import numpy as np
 from ..op import Op
 from ..ort_numerics import ONNXRUNTIME, int_to_f32, rne_to_int
 from ..region import Region, window_input_range
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import Padding2D, pad_spatial, require, window_output_size, windows
+from .kinds import AVERAGE_POOL_2D, MAX_POOL_2D
 
 
 @dataclass(frozen=True)
@@ -144,5 +145,7 @@ def evaluate_max(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(op.output.dtype)]
 
 
-AVERAGE_POOL_2D = register(OpDef("AVERAGE_POOL_2D", Pool2DAttrs, infer_shapes, macs, input_regions, evaluate_average))
-MAX_POOL_2D = register(OpDef("MAX_POOL_2D", Pool2DAttrs, infer_shapes, macs, input_regions, evaluate_max))
+AVERAGE_POOL_2D_OPDEF = register(OpDef(AVERAGE_POOL_2D, Pool2DAttrs, infer_shapes, macs, input_regions, evaluate_average,
+                                        traits={Trait.WINDOW, Trait.PATCHABLE}))
+MAX_POOL_2D_OPDEF = register(OpDef(MAX_POOL_2D, Pool2DAttrs, infer_shapes, macs, input_regions, evaluate_max,
+                                    traits={Trait.WINDOW, Trait.PATCHABLE}))

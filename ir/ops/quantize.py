@@ -20,8 +20,9 @@ from ..fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_m
 from ..op import Op
 from ..ort_numerics import ONNXRUNTIME, quantize_linear
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import dtype_range, require
+from .kinds import QUANTIZE
 
 # (input dtype, output dtype) pairs TFLM's QUANTIZE evaluates.
 SUPPORTED = {
@@ -114,4 +115,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.clip(y, lo, hi).astype(y_t.dtype)]
 
 
-OPDEF = register(OpDef("QUANTIZE", QuantizeAttrs, infer_shapes, macs, identity_regions, evaluate))
+OPDEF = register(OpDef(QUANTIZE, QuantizeAttrs, infer_shapes, macs, identity_regions, evaluate,
+                        traits={Trait.ELEMENTWISE, Trait.POSITIONAL, Trait.PATCHABLE}))

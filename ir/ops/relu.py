@@ -17,8 +17,9 @@ import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from ..op import Op
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import dtype_range, require
+from .kinds import RELU, RELU6
 from .quantize import identity_regions
 
 
@@ -51,7 +52,7 @@ def _check_common(op: Op) -> None:
         require(t.quant is not None and not t.quant.per_channel and float(t.quant.scale[0]) > 0.0, op,
                 f"tensor {t.name!r} must have per-tensor quantization with a positive scale")
         # TFLM's ReluPrepare insists on this; Relu6Prepare does not.
-        require(op.kind != "RELU" or t.dtype != "int16" or t.quant.scalar_zero_point == 0, op,
+        require(op.kind != RELU or t.dtype != "int16" or t.quant.scalar_zero_point == 0, op,
                 f"int16 tensor {t.name!r} must have zero point 0")
 
 
@@ -100,5 +101,7 @@ def relu6_evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(op.output.dtype)]
 
 
-RELU = register(OpDef("RELU", None, infer_shapes, macs, identity_regions, relu_evaluate))
-RELU6 = register(OpDef("RELU6", None, infer_shapes, macs, identity_regions, relu6_evaluate))
+RELU_OPDEF = register(OpDef(RELU, None, infer_shapes, macs, identity_regions, relu_evaluate,
+                             traits={Trait.ELEMENTWISE, Trait.POSITIONAL, Trait.PATCHABLE}))
+RELU6_OPDEF = register(OpDef(RELU6, None, infer_shapes, macs, identity_regions, relu6_evaluate,
+                              traits={Trait.ELEMENTWISE, Trait.POSITIONAL, Trait.PATCHABLE}))

@@ -13,8 +13,9 @@ import numpy as np
 from ..op import Op
 from ..region import Region
 from ..tensor import Tensor
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import require
+from .kinds import RESHAPE
 
 
 @dataclass(frozen=True)
@@ -88,4 +89,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(inputs[0]).reshape(op.output.shape)]
 
 
-OPDEF = register(OpDef("RESHAPE", ReshapeAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(RESHAPE, ReshapeAttrs, infer_shapes, macs, input_regions, evaluate,
+                        traits={Trait.VIEW}))

@@ -18,8 +18,9 @@ import numpy as np
 from ..fixedpoint import round_half_away
 from ..op import Op
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import require
+from .kinds import RESIZE_NEAREST_NEIGHBOR
 from .reshape import require_same_quantization
 
 
@@ -86,4 +87,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(inputs[0][:, rows][:, :, cols])]
 
 
-OPDEF = register(OpDef("RESIZE_NEAREST_NEIGHBOR", ResizeNearestAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(RESIZE_NEAREST_NEIGHBOR, ResizeNearestAttrs, infer_shapes, macs, input_regions, evaluate,
+                        traits={Trait.PATCHABLE}))

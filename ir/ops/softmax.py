@@ -32,8 +32,9 @@ from ..fixedpoint_exp import (
 from ..op import Op
 from ..ort_numerics import ONNXRUNTIME, qlinear_softmax
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import dtype_range, require
+from .kinds import SOFTMAX
 
 # Integer bits of the rescaled differences (Q5.26) and of the sum of exps (Q12.19).
 SCALED_DIFF_INTEGER_BITS = 5
@@ -150,4 +151,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(op.output.dtype)]
 
 
-OPDEF = register(OpDef("SOFTMAX", SoftmaxAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(SOFTMAX, SoftmaxAttrs, infer_shapes, macs, input_regions, evaluate,
+                        traits={Trait.POSITIONAL, Trait.PATCHABLE}))

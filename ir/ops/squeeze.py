@@ -10,8 +10,9 @@ import numpy as np
 
 from ..op import Op
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from ._common import require
+from .kinds import SQUEEZE
 from .reshape import require_same_quantization
 
 # TFLM's max_squeeze_dims.
@@ -68,4 +69,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(inputs[0]).reshape(op.output.shape)]
 
 
-OPDEF = register(OpDef("SQUEEZE", SqueezeAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(SQUEEZE, SqueezeAttrs, infer_shapes, macs, input_regions, evaluate,
+                        traits={Trait.VIEW}))

@@ -13,6 +13,7 @@ from ..op import Op
 from ..region import Region
 from . import OpDef, register
 from ._common import require
+from .kinds import TRANSPOSE
 from .reshape import require_same_quantization
 
 # TFLM's TransposePrepare limit.
@@ -52,4 +53,4 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(np.transpose(inputs[0], op.attrs.perm))]
 
 
-OPDEF = register(OpDef("TRANSPOSE", TransposeAttrs, infer_shapes, macs, input_regions, evaluate))
+OPDEF = register(OpDef(TRANSPOSE, TransposeAttrs, infer_shapes, macs, input_regions, evaluate))

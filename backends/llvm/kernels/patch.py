@@ -18,8 +18,9 @@ from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
+from mcuc.ir.ops import Trait, op_def
 from mcuc.ir.ops._common import Padding2D
-from mcuc.ir.patch_interpreter import POSITIONAL_KINDS, WINDOW_KINDS, PatchStage, _constant_slice
+from mcuc.ir.patch_interpreter import PatchStage, constant_slice
 from mcuc.ir.program import Step
 from mcuc.ir.region import Region
 from mcuc.ir.tensor import Tensor
@@ -91,7 +92,8 @@ class _StageEmitter:
         self.workspace = step.scratch[0].offset if step.scratch else 0
 
     def _embedded(self, op: Op) -> bool:
-        return op.kind not in WINDOW_KINDS and op.kind not in POSITIONAL_KINDS and op.kind not in ("PAD", "CONCATENATION")
+        opdef = op_def(op.kind)
+        return not (opdef.has(Trait.WINDOW) or opdef.has(Trait.POSITIONAL)) and op.kind not in ("PAD", "CONCATENATION")
 
     def _temporary_sizes(self, op: Op, work) -> tuple[int, int]:
         """Stack bytes for one op's gathered inputs and for its output."""
@@ -153,8 +155,8 @@ class _StageEmitter:
                 proxies.append(None)
                 continue
             if t.is_constant:
-                if op.kind in POSITIONAL_KINDS:
-                    data = _constant_slice(t, work.out)
+                if op_def(op.kind).has(Trait.POSITIONAL):
+                    data = constant_slice(t, work.out)
                     proxies.append(t.with_(shape=data.shape, data=data))
                 else:
                     proxies.append(t)
@@ -208,7 +210,7 @@ class _StageEmitter:
                 pointers[proxy_y] = em.arena_ptr(self.workspace + buffer.delta, "int8")
 
         attrs = op.attrs
-        if op.kind in WINDOW_KINDS:
+        if op_def(op.kind).has(Trait.WINDOW):
             (top, bottom), (left, right) = geometry.padding
             attrs = replace(attrs, padding=Padding2D(top, bottom, left, right))
         elif op.kind == "PAD":
