@@ -35,7 +35,7 @@ from mcuc.ir.op import Op
 from mcuc.ir.ops import op_def
 from mcuc.ir.ops.quantize import QuantizeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
-from mcuc.ir.ort_numerics import ONNXRUNTIME
+from mcuc.ir.numerics import ORT_INTEGER
 from mcuc.ir.tensor import Quantization, Tensor
 
 from .onnx_ops import BUILDERS, FLOAT_OPS, table_value
@@ -306,7 +306,7 @@ class OnnxImporter:
                                     "QuantizeLinear on graph inputs and after the ops it fuses")
         if qp.scale.size != 1:
             raise self.error(node, "per-channel activation quantization is not supported")
-        q = self.emit("QUANTIZE", [src.tensor], QuantizeAttrs(rounding=ONNXRUNTIME), node.output[0],
+        q = self.emit("QUANTIZE", [src.tensor], QuantizeAttrs(numerics=ORT_INTEGER), node.output[0],
                        "int8", qp.ir_quant(0), node.name)
         if src.nchw:  # a 4-D input the user gives NHWC (layout "nhwc"): nothing to move
             self.values[node.output[0]] = Value(q, qp, nchw=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mcuc.ir.numerics import ORT_REDUCE_MEAN, OrtFloat, OrtInteger
 from mcuc.ir.ops._common import Padding2D
 from mcuc.ir.ops.add import AddAttrs
 from mcuc.ir.ops.concatenation import ConcatAttrs
@@ -12,13 +13,13 @@ from mcuc.ir.ops.conv2d import Conv2DAttrs
 from mcuc.ir.ops.depthwise_conv2d import DepthwiseConv2DAttrs
 from mcuc.ir.ops.fully_connected import FullyConnectedAttrs
 from mcuc.ir.ops.lookup_table import LookupTableAttrs
-from mcuc.ir.ops.mean import ORT_REDUCE_MEAN, MeanAttrs
+from mcuc.ir.ops.mean import MeanAttrs
 from mcuc.ir.ops.mul import MulAttrs
 from mcuc.ir.ops.pad import PadAttrs
 from mcuc.ir.ops.pool2d import Pool2DAttrs
 from mcuc.ir.ops.reshape import ReshapeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
-from mcuc.ir.ort_numerics import (ONNXRUNTIME, build_lookup_table, hard_swish_f32, leaky_relu_f32,
+from mcuc.ir.ort_numerics import (build_lookup_table, hard_swish_f32, leaky_relu_f32,
                                   logistic_f32, quantize_linear)
 from mcuc.ir.tensor import Quantization, Tensor
 
@@ -74,18 +75,19 @@ def _build_conv(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Va
     # Every conv but onnxruntime's depthwise kernel (one output per channel) is a u8s8 GEMM.
     u8s8 = u8s8_pairs_saturate(imp.numerics, xq.qparams, out)
     in_float = runs_in_float(node, imp.numerics, xq.qparams, out)
+    on_uint8 = ort_on_uint8(xq.qparams, out)
     if group > 1 and group == cin and w.shape[1] == 1:
         weights = Tensor(imp.unique(node.name + "_weights"), (1, *w.shape[2:], m), "int8",
                          Quantization(wquant.scale, wquant.zero_point, 3), w.transpose(1, 2, 3, 0))
         attrs = DepthwiseConv2DAttrs(stride=strides, dilation=dilations, padding=padding,
-                                     depth_multiplier=m // cin, rounding=ONNXRUNTIME,
-                                     ort_u8s8_pairs=u8s8 and m > cin, ort_float=in_float)
+                                     depth_multiplier=m // cin,
+                                     numerics=OrtFloat() if in_float else OrtInteger(on_uint8, u8s8 and m > cin))
         kind = "DEPTHWISE_CONV_2D"
     else:
         weights = Tensor(imp.unique(node.name + "_weights"), (m, *w.shape[2:], w.shape[1]), "int8",
                          wquant, w.transpose(0, 2, 3, 1))
-        attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding, rounding=ONNXRUNTIME,
-                            ort_u8s8_pairs=u8s8, ort_float=in_float, ort_threads=imp.numerics.threads if in_float else 1)
+        attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding,
+                            numerics=OrtFloat(threads=imp.numerics.threads) if in_float else OrtInteger(on_uint8, u8s8))
         kind = "CONV_2D"
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp.emit(kind, inputs, attrs, out_name, "int8", outq, node.name)
@@ -100,10 +102,11 @@ def _build_fc(imp: BuildContext, node, x: Value, xq: QInput, w: np.ndarray, wqua
     bias = imp.bias(node, bq, xq, wquant, w.shape[0])
     weights = Tensor(imp.unique(node.name + "_weights"), w.shape, "int8", wquant, w)
     keep = len(x.tensor.shape) > 2
-    attrs = FullyConnectedAttrs(keep_num_dims=keep, rounding=ONNXRUNTIME,
-                                ort_u8s8_pairs=u8s8_pairs_saturate(imp.numerics, xq.qparams, out),
-                                ort_float=runs_in_float(node, imp.numerics, xq.qparams, out),
-                                ort_gemm_transposed_b=transposed_b)
+    if runs_in_float(node, imp.numerics, xq.qparams, out):
+        numerics = OrtFloat(gemm_transposed_b=transposed_b)
+    else:
+        numerics = OrtInteger(ort_on_uint8(xq.qparams, out), u8s8_pairs_saturate(imp.numerics, xq.qparams, out))
+    attrs = FullyConnectedAttrs(keep_num_dims=keep, numerics=numerics)
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp.emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out)
@@ -155,12 +158,11 @@ def _build_add(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Val
     activations = [q.qparams for q in ins if not q.is_constant] + [out]
     on_uint8 = ort_on_uint8(*activations)
     # (An int8 group with no converted tensor is still fused: QLinearAdd/Mul have int8 kernels.)
-    mixed = mixed_float_group(node, imp.numerics, *activations)
-    offset = UINT8_OFFSET if on_uint8 else 0
+    numerics = OrtFloat() if mixed_float_group(node, imp.numerics, *activations) else OrtInteger(on_uint8)
     if node.op_type.endswith("Mul"):
-        kind, attrs = "MUL", MulAttrs(rounding=ONNXRUNTIME, ort_offset=offset, ort_float=mixed)
+        kind, attrs = "MUL", MulAttrs(numerics=numerics)
     else:
-        kind, attrs = "ADD", AddAttrs(rounding=ONNXRUNTIME, ort_offset=offset, ort_float=mixed)
+        kind, attrs = "ADD", AddAttrs(numerics=numerics)
     y = imp.emit(kind, operands, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=nchw)
 
@@ -171,8 +173,9 @@ def _build_gap(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Val
         raise imp.error(node, "only 4-D NCHW inputs are supported")
     # An int8 QDQ group converted to uint8 in part is not fused: onnxruntime averages in float.
     in_float = mixed_float_group(node, imp.numerics, ins[0].qparams, out)
-    y = imp.emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, rounding=ONNXRUNTIME, ort_float=in_float),
-                  out_name, "int8", out.ir_quant(0), node.name)
+    numerics = OrtFloat() if in_float else OrtInteger(ort_on_uint8(ins[0].qparams, out))
+    y = imp.emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, numerics=numerics),
+                 out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
 
 
@@ -180,7 +183,7 @@ def _build_reduce_mean(imp: BuildContext, node, ins, out: QParams, out_name: str
     """ReduceMean over H and W of a 4-D NCHW tensor (what torchvision's `x.mean([2, 3])`
     exports), axes as an attribute (opset < 18) or a constant input (opset 18+). onnxruntime
     has no quantized ReduceMean: DQ -> ReduceMean -> Q runs its float kernel, whose Eigen
-    summation order the MEAN follows (ort_float_kernel, ir/ops/_ort_float.py)."""
+    summation order the MEAN follows (OrtFloat.mean_kernel, ir/ops/_ort_float.py)."""
     x = imp.activation(node, ins[0])
     a = imp.attrs(node)
     if len(node.input) > 1 and node.input[1]:
@@ -199,8 +202,7 @@ def _build_reduce_mean(imp: BuildContext, node, ins, out: QParams, out_name: str
         raise imp.error(node, f"axes {axes} are not supported; mcuc computes ReduceMean over H and W "
                                "(axes [2, 3] or [-2, -1]) of a 4-D NCHW tensor")
     keep = bool(int(a.get("keepdims", 1)))
-    attrs = MeanAttrs(axes=(1, 2), keep_dims=keep, rounding=ONNXRUNTIME, ort_float=True,
-                      ort_float_kernel=ORT_REDUCE_MEAN)
+    attrs = MeanAttrs(axes=(1, 2), keep_dims=keep, numerics=OrtFloat(mean_kernel=ORT_REDUCE_MEAN))
     y = imp.emit("MEAN", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     # keepdims: [N, 1, 1, C] NHWC is the NCHW [N, C, 1, 1]; else [N, C] as in the model.
     return Value(y, out, nchw=keep)
@@ -247,9 +249,9 @@ def _build_avgpool(imp: BuildContext, node, ins, out: QParams, out_name: str) ->
     if in_float and x.tensor.shape[3] % block:
         raise imp.error(node, f"{x.tensor.shape[3]} channels are not a multiple of {block} (MLAS's NCHWc "
                                f"block): {float_group_error_advice('AveragePool')}")
-    attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding, rounding=ONNXRUNTIME,
-                        ort_offset=UINT8_OFFSET if on_uint8 else 0,
-                        count_include_pad=bool(int(a.get("count_include_pad", 0))), ort_float=in_float)
+    attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding,
+                        numerics=OrtFloat() if in_float else OrtInteger(on_uint8),
+                        count_include_pad=bool(int(a.get("count_include_pad", 0))))
     y = imp.emit("AVERAGE_POOL_2D", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
 
@@ -485,7 +487,7 @@ def _build_softmax(imp: BuildContext, node, ins, out: QParams, out_name: str) ->
     on_uint8 = ort_on_uint8(ins[0].qparams, out)
     if mixed_float_group(node, imp.numerics, ins[0].qparams, out):
         raise imp.error(node, float_group_error_advice("Softmax"))
-    attrs = SoftmaxAttrs(beta=1.0, rounding=ONNXRUNTIME, ort_uint8=on_uint8)
+    attrs = SoftmaxAttrs(beta=1.0, numerics=OrtInteger(on_uint8))
     y = imp.emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=x.nchw)
 

@@ -1,6 +1,6 @@
 """onnxruntime's float-scale requantization, vectorized over numpy arrays.
 
-The "onnxruntime" rounding rule of the IR (DESIGN.md, Numerics): onnxruntime's CPU
+The OrtInteger rule of the IR (ir/numerics.py): onnxruntime's CPU
 execution provider requantizes an exact int32 accumulator with a float32 scale, rounds
 half to even (cvtps2dq / nearbyintf) and clamps to the output type. Every step here is
 a float32 operation in the order MLAS performs it, so numpy reproduces its bytes:
@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 
-ONNXRUNTIME = "onnxruntime"
-TFLITE = "tflite"
-ROUNDING_RULES = (TFLITE, ONNXRUNTIME)
 
 
 def f32(x) -> np.ndarray:

@@ -3,10 +3,11 @@ Cortex-M C backend, byte for byte against onnxruntime.
 
 1. Whole networks (onnx_models: MobileNetV2, ResNet, DS-CNN, MLP, a MobileNetV3 block)
    quantized by onnxruntime in QDQ and operator formats with int8 and uint8 activations,
-   every combination on c-host (sanitized host build): int8 QDQ brings the float groups
-   onnxruntime leaves unfused (ort_float: exact fused multiply-add chains), full-range
-   weights the saturating u8 x s8 int16 pairs (ort_u8s8_pairs), uint8 the ort_offset
-   formulas.
+   every combination on c-host (sanitized host build) with the default exact numerics,
+   and the QDQ int8 and uint8 ones with --onnx-numerics ort-x86-avx2 too: int8 QDQ then
+   brings the float groups onnxruntime leaves unfused (OrtFloat: exact fused multiply-add
+   chains), full-range weights the saturating u8 x s8 int16 pairs, uint8 the uint8-domain
+   formulas (OrtInteger.uint8). The ort-x86-avx2 cases run where onnxruntime computes so.
 2. The same C cross-compiled for every emulated core family. All of them build with
    -mfloat-abi=soft (target.py: the generated code is integer-only), so the float
    groups and float32 requantization run in libgcc's soft-float on every core; what
@@ -31,6 +32,7 @@ from hypothesis import settings
 pytest.importorskip("onnxruntime")
 import onnx_models  # noqa: E402
 import test_onnx_layers  # noqa: E402
+from onnx_oracle import as_this_host  # noqa: E402
 
 from mcuc.backends.cortexm import ROUNDING_RULES, run_chost  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
@@ -42,22 +44,31 @@ _NEEDS_ARM = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                 reason="arm-none-eabi-gcc is not installed (Debian: gcc-arm-none-eabi, "
                                        "libnewlib-arm-none-eabi)")
 
-# (network, format, activations) on c-host: every combination (about a second or two each).
-CHOST_CASES = [(n, f, a) for n in sorted(onnx_models.NETWORKS) for f in ("qdq", "qoperator")
-               for a in ("int8", "uint8")]
-# Emulated cores, one sample each: every core family on an int8 QDQ network whose float
-# groups onnxruntime leaves in float (mobilenet_v3_block: float depthwise, pointwise FMA3
-# blocks, GlobalAveragePool and Mul, next to u8 x s8 pairs, tables, QLinearSoftmax and
-# QLinearAveragePool; resnet: float 3x3 convs and residual Adds, ~1.5M float MACs, the
-# heaviest soft-float load, which on cortex-m0 needs ~800M instructions), plus the
-# cheap MLP in the formats that bring the pair and offset kernels.
-EMULATED_CASES = [("cortex-m0", "mlp", "qdq", "int8"), ("cortex-m0", "mobilenet_v3_block", "qdq", "uint8"),
-                  ("cortex-m0", "resnet", "qdq", "int8"),
-                  ("cortex-m3", "mobilenet_v3_block", "qdq", "int8"), ("cortex-m3", "mlp", "qoperator", "int8"),
-                  ("cortex-m4", "mlp", "qdq", "int8"), ("cortex-m4", "mlp", "qoperator", "uint8"),
-                  ("cortex-m4", "mobilenet_v3_block", "qoperator", "uint8"),
-                  ("cortex-m7", "resnet", "qdq", "int8"), ("cortex-m7", "mlp", "qdq", "uint8"),
-                  ("cortex-m33", "mobilenet_v3_block", "qdq", "int8"), ("cortex-m33", "kws_ds_cnn", "qoperator", "uint8")]
+# (network, format, activations, numerics) on c-host (about a second or two each): every
+# combination with exact numerics; the QDQ ones with ort-x86-avx2's float groups and pairs.
+CHOST_CASES = [(n, f, a, "exact") for n in sorted(onnx_models.NETWORKS) for f in ("qdq", "qoperator")
+               for a in ("int8", "uint8")] + [(n, "qdq", a, "ort-x86-avx2") for n in sorted(onnx_models.NETWORKS)
+                                              for a in ("int8", "uint8")]
+# Emulated cores, one sample each: every core family on an int8 QDQ network with
+# ort-x86-avx2 numerics, whose float groups onnxruntime leaves in float there
+# (mobilenet_v3_block: float depthwise, pointwise FMA3 blocks, GlobalAveragePool and Mul,
+# next to u8 x s8 pairs, tables, QLinearSoftmax and QLinearAveragePool; resnet: float 3x3
+# convs and residual Adds, ~1.5M float MACs, the heaviest soft-float load, which on
+# cortex-m0 needs ~800M instructions), the cheap MLP in the formats that bring the pair and
+# uint8 kernels, and the default exact numerics (int8 QDQ fused as int8) on each family.
+AVX2 = "ort-x86-avx2"
+EMULATED_CASES = [("cortex-m0", "mlp", "qdq", "int8", AVX2), ("cortex-m0", "mobilenet_v3_block", "qdq", "uint8", AVX2),
+                  ("cortex-m0", "resnet", "qdq", "int8", AVX2), ("cortex-m0", "mlp", "qdq", "int8", "exact"),
+                  ("cortex-m3", "mobilenet_v3_block", "qdq", "int8", AVX2),
+                  ("cortex-m3", "mlp", "qoperator", "int8", "exact"),
+                  ("cortex-m4", "mlp", "qdq", "int8", AVX2), ("cortex-m4", "mlp", "qoperator", "uint8", AVX2),
+                  ("cortex-m4", "mobilenet_v3_block", "qoperator", "uint8", AVX2),
+                  ("cortex-m4", "mobilenet_v3_block", "qdq", "int8", "exact"),
+                  ("cortex-m7", "resnet", "qdq", "int8", AVX2), ("cortex-m7", "mlp", "qdq", "uint8", AVX2),
+                  ("cortex-m7", "kws_ds_cnn", "qdq", "int8", "exact"),
+                  ("cortex-m33", "mobilenet_v3_block", "qdq", "int8", AVX2),
+                  ("cortex-m33", "kws_ds_cnn", "qoperator", "uint8", AVX2),
+                  ("cortex-m33", "mobilenet_v3_block", "qdq", "int8", "exact")]
 
 LAYER_TESTS = ("test_conv", "test_gemm_and_matmul", "test_add_and_mul", "test_global_average_pool",
                "test_average_pool", "test_elementwise_tables", "test_concat_requantizes_inputs",
@@ -76,16 +87,20 @@ def test_cortexm_declares_the_onnxruntime_rule():
     assert "onnxruntime" in ROUNDING_RULES
 
 
-@pytest.mark.parametrize("network, fmt, activations", CHOST_CASES)
-def test_onnx_network_on_chost(network, fmt, activations):
-    report = verify(load_model(_quantized(network, fmt, activations), format="onnx"), ["c-host"], samples=2, seed=11)
+@pytest.mark.parametrize("network, fmt, activations, numerics", CHOST_CASES)
+def test_onnx_network_on_chost(network, fmt, activations, numerics):
+    as_this_host(numerics)
+    model = load_model(_quantized(network, fmt, activations), format="onnx", onnx_numerics=numerics)
+    report = verify(model, ["c-host"], samples=2, seed=11)
     assert report["backends"]["c-host"]["bit_exact"], report
 
 
 @_NEEDS_ARM
-@pytest.mark.parametrize("target, network, fmt, activations", EMULATED_CASES)
-def test_onnx_network_on_emulated_core(target, network, fmt, activations):
-    report = verify(load_model(_quantized(network, fmt, activations), format="onnx"), [target], samples=1, seed=13)
+@pytest.mark.parametrize("target, network, fmt, activations, numerics", EMULATED_CASES)
+def test_onnx_network_on_emulated_core(target, network, fmt, activations, numerics):
+    as_this_host(numerics)
+    model = load_model(_quantized(network, fmt, activations), format="onnx", onnx_numerics=numerics)
+    report = verify(model, [target], samples=1, seed=13)
     assert report["backends"][target]["bit_exact"], report
 
 

@@ -8,7 +8,7 @@ byte against onnxruntime.
    interpreter: the same generated layers, compared with onnxruntime.
 2. Whole networks (onnx_models: MobileNetV2, ResNet, DS-CNN, MLP, a MobileNetV3 block)
    quantized by onnxruntime in QDQ and operator formats with int8 and uint8 activations.
-3. The QDQ groups onnxruntime leaves in float (ort_float): every MLAS kernel shape of
+3. The QDQ groups onnxruntime leaves in float (OrtFloat numerics): every MLAS kernel shape of
    ir/ops/_ort_float.py against the reference, float GlobalAveragePool/AveragePool groups
    and MobileNetV2 (4 seeds x 10 inputs) against onnxruntime.
 """
@@ -27,6 +27,7 @@ from onnx_oracle import as_this_host, model_and_oracle  # noqa: E402
 from test_onnx_float_groups import NUMERICS  # noqa: E402
 
 from mcuc.backends.llvm import ROUNDING_RULES, compile_program, scratch_requests  # noqa: E402
+from mcuc.ir.numerics import OrtFloat  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
 from mcuc.passes import plan  # noqa: E402
 from mcuc.verify import verify  # noqa: E402
@@ -91,19 +92,22 @@ def test_onnx_networks_on_llvm(network, fmt, activations):
     assert report["backends"]["llvm"]["bit_exact"], report
 
 
-def _forced_float(graph):
+def _forced_float(graph, gemm_transposed_b: bool):
     """The graph with its conv/FC/MEAN ops marked as onnxruntime float groups (with the
     threads of the float-group tests' numerics), whatever onnxruntime fuses."""
     from dataclasses import replace
 
     from mcuc.frontend.onnx_numerics import parse_onnx_numerics
+    from mcuc.ir.numerics import ORT_GLOBAL_AVERAGE_POOL, OrtFloat
 
     threads = parse_onnx_numerics(NUMERICS).threads
     ops = []
     for op in graph.ops:
         if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN"):
-            extra = {"ort_threads": threads} if op.kind == "CONV_2D" else {}
-            op = op.with_(attrs=replace(op.attrs, ort_float=True, **extra))
+            numerics = OrtFloat(threads=threads if op.kind == "CONV_2D" else 1,
+                                gemm_transposed_b=gemm_transposed_b,
+                                mean_kernel=getattr(op.attrs.numerics, "mean_kernel", ORT_GLOBAL_AVERAGE_POOL))
+            op = op.with_(attrs=replace(op.attrs, numerics=numerics))
         ops.append(op)
     return graph.with_(ops=tuple(ops))
 
@@ -116,7 +120,7 @@ def test_float_groups_on_llvm_equal_reference(case):
     from mcuc.ir.interpreter import run
 
     quantized, _, shape = test_onnx_float_groups._float_model(case, 3)
-    graph = _forced_float(load_model(quantized, format="onnx").graph)
+    graph = _forced_float(load_model(quantized, format="onnx").graph, case[0] == "gemm_t")
     compiled = compile_program(plan(graph, scratch_requests))
     rng = np.random.default_rng(5)
     for _ in range(8):
@@ -129,7 +133,7 @@ def test_global_average_pool_left_in_float_on_llvm(share_input, share_output):
     quantized, _ = test_onnx_float_groups._gap_model(0, (1, 12, 7, 7), share_input, share_output)
     model, oracle = model_and_oracle(quantized, NUMERICS)
     graph = model.graph
-    assert any(getattr(op.attrs, "ort_float", False) for op in graph.ops if op.kind == "MEAN")
+    assert any(isinstance(op.attrs.numerics, OrtFloat) for op in graph.ops if op.kind == "MEAN")
     compiled = compile_program(plan(graph, scratch_requests))
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -1,4 +1,4 @@
-"""The float ops onnxruntime runs where it leaves an int8 QDQ group unfused (ort_float),
+"""The float ops onnxruntime runs where it leaves an int8 QDQ group unfused (OrtFloat),
 compared in float32 bits before QuantizeLinear: the float Conv/Gemm/MatMul output is an
 extra graph output of the onnxruntime model, and ir/ops/_ort_float.py's *_float function
 must give the same bytes (a one-ulp difference in the reduction order fails here, where
@@ -18,6 +18,7 @@ from test_onnx_layers import _Builder  # noqa: E402
 
 from mcuc.frontend.onnx_values import NHWC_TO_NCHW  # noqa: E402
 from mcuc.ir.interpreter import run  # noqa: E402
+from mcuc.ir.numerics import OrtFloat  # noqa: E402
 from mcuc.ir.ops import _ort_float  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
 
@@ -88,8 +89,10 @@ def _check(case, seed: int) -> None:
     ort_session = session(exposed, numerics)
     graph = load_model(quantized, format="onnx", onnx_numerics=numerics).graph
     op = next(o for o in graph.ops if o.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
-    if op.kind == "CONV_2D":  # (the group itself may be fused: its float twin takes the session's threads)
-        op = op.with_(attrs=replace(op.attrs, ort_threads=numerics.threads))
+    # The group itself is fused here; its float twin (the exposed model) runs with the
+    # session's threads, and a Gemm with transB=1 runs MLAS's transposed-B kernel.
+    op = op.with_(attrs=replace(op.attrs, numerics=OrtFloat(threads=numerics.threads if op.kind == "CONV_2D" else 1,
+                                                            gemm_transposed_b=case[0] == "gemm_t")))
     rng = np.random.default_rng(seed + 1)
     for _ in range(3):
         x = rng.normal(0, 1, shape).astype(np.float32)
@@ -170,7 +173,7 @@ def test_global_average_pool_float_bits(shape):
     ort_session = session(exposed, NUMERICS)
     graph = load_model(quantized, format="onnx", onnx_numerics=as_this_host(NUMERICS)).graph
     op = next(o for o in graph.ops if o.kind == "MEAN")
-    op = op.with_(attrs=replace(op.attrs, ort_float=True))
+    op = op.with_(attrs=replace(op.attrs, numerics=OrtFloat()))
     assert isinstance(op.attrs, MeanAttrs)
     rng = np.random.default_rng(1)
     for _ in range(3):
@@ -205,7 +208,7 @@ POOLS = [dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_incl
 @pytest.mark.parametrize("share_input, share_output", [(True, False), (False, True), (True, True)])
 def test_average_pool_group_left_in_float(attrs, share_input, share_output):
     """Where onnxruntime pools an int8 QDQ group in float (MLAS's NCHWc kernel: channels
-    a multiple of its block), the reference reproduces it (AVERAGE_POOL_2D ort_float)."""
+    a multiple of its block), the reference reproduces it (AVERAGE_POOL_2D OrtFloat)."""
     numerics = as_this_host(NUMERICS)
     shape = (1, 2 * numerics.nchwc_block, 9, 9)
     quantized, _ = _gap_model(1, shape, share_input, share_output, "AveragePool", 0.03, **attrs)

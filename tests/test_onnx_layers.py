@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from mcuc.ir.errors import MCUCError  # noqa: E402
 from mcuc.ir.interpreter import run  # noqa: E402
+from mcuc.ir.numerics import TFLITE_Q31, OrtInteger  # noqa: E402
 from onnx_oracle import model_and_oracle  # noqa: E402
 from mcuc.samples import random_inputs  # noqa: E402
 
@@ -233,7 +234,7 @@ def test_onnxruntime_rule_is_not_the_tflite_rule():
     assert run(model.graph, [x])[0].tobytes() == expected.tobytes()
     conv = next(i for i, op in enumerate(model.graph.ops) if op.kind == "CONV_2D")
     ops = list(model.graph.ops)
-    ops[conv] = ops[conv].with_(attrs=replace(ops[conv].attrs, rounding="tflite"))
+    ops[conv] = ops[conv].with_(attrs=replace(ops[conv].attrs, numerics=TFLITE_Q31))
     assert run(model.graph.with_(ops=tuple(ops)), [x])[0].tobytes() != expected.tobytes()
 
 
@@ -458,7 +459,7 @@ def test_qlinear_add_every_input_pair(dtype, seed):
 def test_qdq_int8_add_of_a_shared_tensor(seed, op, numerics):
     """An int8 QDQ Add reading a tensor that also feeds another op: where onnxruntime
     converts only single-consumer int8 pairs to uint8 (ort-x86-avx2), this Add mixes types
-    and runs in float (DQ -> Add -> Q), which mcuc reproduces (ADD ort_float); with exact
+    and runs in float (DQ -> Add -> Q), which mcuc reproduces (ADD OrtFloat); with exact
     numerics it is QLinearAdd on int8. Every pair of input values; both outputs must match
     onnxruntime."""
     rng = np.random.default_rng(seed)
@@ -491,7 +492,7 @@ def test_qdq_int8_add_of_a_shared_tensor(seed, op, numerics):
 
 def test_u8s8_pair_saturation_is_what_this_onnxruntime_computes():
     """Extreme uint8 inputs and full-range weights: on x86 without VNNI onnxruntime's
-    int16 pair sums saturate, and the reference matches only with ort_u8s8_pairs (on
+    int16 pair sums saturate, and the reference matches only with OrtInteger.u8s8_pairs (on
     other hosts onnxruntime sums exactly, and so does the reference without the flag)."""
     b = _Builder("uint8", np.random.default_rng(0))
     s, z = b.init("xs", np.float32(0.05)), b.init("xz", np.uint8(0))
@@ -508,10 +509,10 @@ def test_u8s8_pair_saturation_is_what_this_onnxruntime_computes():
     x = np.full((1, 8, 2, 2), 255 * 0.05, np.float32)  # every input 255: each pair is 2 * 255 * 127 > 32767
     expected = oracle([x])[0]
     conv = next(i for i, op in enumerate(model.graph.ops) if op.kind == "CONV_2D")
-    assert model.graph.ops[conv].attrs.ort_u8s8_pairs == saturate
+    assert model.graph.ops[conv].attrs.numerics == OrtInteger(uint8=True, u8s8_pairs=saturate)
     assert run(model.graph, [x])[0].tobytes() == expected.tobytes()
     ops = list(model.graph.ops)
-    ops[conv] = ops[conv].with_(attrs=replace(ops[conv].attrs, ort_u8s8_pairs=not saturate))
+    ops[conv] = ops[conv].with_(attrs=replace(ops[conv].attrs, numerics=OrtInteger(uint8=True, u8s8_pairs=not saturate)))
     assert run(model.graph.with_(ops=tuple(ops)), [x])[0].tobytes() != expected.tobytes()
 
 
@@ -521,7 +522,7 @@ def test_u8s8_pair_saturation_is_what_this_onnxruntime_computes():
 def test_qdq_int8_group_left_in_float(cin, cout, k, stride, grouping, seed):
     """An int8 QDQ Conv/Gemm whose input also feeds another op: with ort-x86-avx2
     numerics onnxruntime runs it in float (DQ -> Conv -> Q) and the reference reproduces
-    that (ort_float), up to long reductions (K up to 72 x 25)."""
+    that (OrtFloat), up to long reductions (K up to 72 x 25)."""
     rng = np.random.default_rng(seed)
     b = _Builder("int8", rng)
     xs = 0.05

@@ -16,6 +16,7 @@ import onnx_models  # noqa: E402
 from onnx_oracle import as_this_host  # noqa: E402
 
 from mcuc.frontend.onnx_numerics import ORT_X86_AVX2  # noqa: E402
+from mcuc.ir.numerics import OrtFloat  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
 from mcuc.verify import verify  # noqa: E402
 
@@ -86,7 +87,7 @@ def test_network_bit_exact_on_backend(quantized, network, backend):
 def test_onnxruntime_runs_shared_int8_qdq_ops_in_float(quantized, tmp_path):
     """With session.qdqisint8allowed=0 (x86 builds' default) onnxruntime's optimized graph
     of an int8 QDQ residual network keeps float Conv/Add nodes next to fused ones, and the
-    frontend with --onnx-numerics ort-x86-avx2 marks the same groups ort_float (if this
+    frontend with --onnx-numerics ort-x86-avx2 marks the same groups OrtFloat (if this
     fails, onnxruntime changed how it converts int8 QDQ pairs)."""
     import onnx
     import onnxruntime as ort
@@ -102,9 +103,9 @@ def test_onnxruntime_runs_shared_int8_qdq_ops_in_float(quantized, tmp_path):
     float_adds = sum(n.op_type == "Add" and n.domain == "" for n in nodes)
     graph = load_model(quantized("resnet", "qdq", "int8"), format="onnx", onnx_numerics=ORT_X86_AVX2).graph
     ours = [op for op in graph.ops if op.kind == "CONV_2D"]
-    assert float_convs == sum(op.attrs.ort_float for op in ours) > 0
-    assert fused_convs == sum(not op.attrs.ort_float for op in ours) > 0
-    assert float_adds == sum(op.attrs.ort_float for op in graph.ops if op.kind == "ADD") > 0
+    assert float_convs == sum(isinstance(op.attrs.numerics, OrtFloat) for op in ours) > 0
+    assert fused_convs == sum(not isinstance(op.attrs.numerics, OrtFloat) for op in ours) > 0
+    assert float_adds == sum(isinstance(op.attrs.numerics, OrtFloat) for op in graph.ops if op.kind == "ADD") > 0
 
 
 def test_mobilenet_runs_nhwc_without_transposes_between_convolutions(quantized):

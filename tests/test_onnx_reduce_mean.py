@@ -37,7 +37,7 @@ from mcuc.backends.llvm import compile_program, scratch_requests  # noqa: E402
 from mcuc.ir.errors import MCUCError  # noqa: E402
 from mcuc.ir.interpreter import run  # noqa: E402
 from mcuc.ir.ops import _ort_float  # noqa: E402
-from mcuc.ir.ops.mean import ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN  # noqa: E402
+from mcuc.ir.numerics import ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, OrtFloat  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
 from mcuc.oracle_onnx import OnnxOracle  # noqa: E402
 from onnx_oracle import model_and_oracle, session  # noqa: E402
@@ -133,7 +133,7 @@ def _compare(data: bytes, shape, ties: int, seed: int, runners, count: int = 3) 
     model, oracle = model_and_oracle(data)
     graph = model.graph
     mean = next(o for o in graph.ops if o.kind == "MEAN")
-    assert mean.attrs.ort_float and mean.attrs.ort_float_kernel == ORT_REDUCE_MEAN
+    assert mean.attrs.numerics == OrtFloat(mean_kernel=ORT_REDUCE_MEAN)
     inputs = _inputs(shape, ties, np.random.default_rng(seed), count)
     expected = [oracle([x])[0] for x in inputs]
     for name, runner in runners:
@@ -170,7 +170,7 @@ def test_tie_inputs_tell_the_orders_apart():
     shape, ties = (1, 23, 7, 5), 1
     data = _layer("int8", shape, 0, 17, [2, 3], ties, 3)
     graph = load_model(data, format="onnx").graph
-    swapped = graph.with_(ops=tuple(o.with_(attrs=replace(o.attrs, ort_float_kernel=ORT_GLOBAL_AVERAGE_POOL))
+    swapped = graph.with_(ops=tuple(o.with_(attrs=replace(o.attrs, numerics=OrtFloat(mean_kernel=ORT_GLOBAL_AVERAGE_POOL)))
                                     if o.kind == "MEAN" else o for o in graph.ops))
     oracle = OnnxOracle(data)
     inputs = _inputs(shape, ties, np.random.default_rng(0), 3)
@@ -225,7 +225,7 @@ def test_network_ending_in_reduce_mean(fmt, activations, keepdims, opset):
         data = onnx_models.quantize(_conv_reduce_mean_gemm(keepdims, opset), fmt, activations, seed=1)
     model, oracle = model_and_oracle(data)  # uint8 convs: this host's u8 x s8 pair rule
     graph = model.graph
-    assert [o.attrs.ort_float_kernel for o in graph.ops if o.kind == "MEAN"] == [ORT_REDUCE_MEAN]
+    assert [o.attrs.numerics.mean_kernel for o in graph.ops if o.kind == "MEAN"] == [ORT_REDUCE_MEAN]
     rng = np.random.default_rng(2)
     inputs = [rng.normal(0, 1, (1, 3, 12, 10)).astype(np.float32) for _ in range(4)]
     llvm = compile_program(plan(graph, scratch_requests))

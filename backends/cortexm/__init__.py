@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mcuc.ir.numerics import ONNXRUNTIME, TFLITE
 from mcuc.ir.program import Program
 
 from .project import ModelIO, write_project
@@ -27,7 +28,7 @@ __all__ = ["write_project", "run_cortexm", "run_chost", "Target", "TARGETS", "ge
 
 # The requantization rules the C kernels implement exactly (mcuc.ir.ort_numerics):
 # TFLite's and onnxruntime's (runtime_c/mcuc_ort.h).
-ROUNDING_RULES = ("tflite", "onnxruntime")
+ROUNDING_RULES = (TFLITE, ONNXRUNTIME)
 
 # program -> {target (a core with its --optimize choices) or "host" -> build}; entries (and their temporary directories) go away
 # with the program: builds hold a ModelIO, never the Program itself.

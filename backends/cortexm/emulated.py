@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuc.ir.errors import MCUCError
+from mcuc.ir.numerics import in_float
 from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
 
@@ -59,14 +60,14 @@ class CortexMResult:
 def runaway_budget(program: Program) -> int:
     """An instruction count no correct inference reaches: the slowest integer kernels need
     about 15 instructions per MAC (Cortex-M0) and a few hundred per byte moved through
-    lookup-free ops such as softmax; onnxruntime float groups (`ort_float`) compute each
+    lookup-free ops such as softmax; onnxruntime float groups (OrtFloat numerics) compute each
     MAC as an exactly rounded float multiply-add in soft-float, about 520 instructions on
     Cortex-M0 (a float pointwise conv of mobilenet_v3_block QDQ int8). Budgets far above
     that still stop a hung run in seconds to minutes instead of never. Not capped: a
     float-heavy network on Cortex-M0 (torchvision's mnasnet0_5 QDQ int8 at 96x96) needs
     several billion instructions, all of them real work."""
     def per_mac(op) -> int:
-        return 2000 if getattr(op.attrs, "ort_float", False) else 100
+        return 2000 if in_float(op.attrs) is not None else 100
 
     macs = sum(int(op_def(s.op.kind).macs(s.op)) * per_mac(s.op) for s in program.steps)
     moved = sum(t.nbytes for s in program.steps for t in s.op.outputs)

@@ -22,7 +22,9 @@ from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
 from mcuc.ir.ops import supported_kinds
 from mcuc.ir.ops._common import channel_requant_params, dtype_range
-from mcuc.ir.ops.mean import ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, resolved_axes
+from mcuc.ir.numerics import (ONNXRUNTIME, ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, TFLITE, in_float, rule_of,
+                               u8s8_pairs, uint8_offset)
+from mcuc.ir.ops.mean import resolved_axes
 from mcuc.ir.program import Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
@@ -904,8 +906,6 @@ def _emit_patch_resize(fn: str, step: Step, program: Program, full: Op, call: _P
 
 _EMITTERS["PATCH_STAGE"] = _emit_patch_stage
 
-_TFLITE_ROUNDING = "tflite"
-_ONNXRUNTIME_ROUNDING = "onnxruntime"
 # Emitters that tabulate the op's own reference semantics (so any rounding rule is
 # exact), or that implement both rules themselves.
 _ANY_ROUNDING = {_emit_lut, _emit_reshape, _emit_transpose, _emit_concatenation, _emit_pad, _emit_resize,
@@ -918,7 +918,7 @@ ORT_H = "mcuc_ort.h"
 
 
 def _is_ort(op: Op) -> bool:
-    return getattr(op.attrs, "rounding", _TFLITE_ROUNDING) == _ONNXRUNTIME_ROUNDING
+    return rule_of(op.attrs) == ONNXRUNTIME
 
 
 def _floats(name: str, values, per_call: bool = False) -> CArray:
@@ -995,8 +995,8 @@ def _gemm_of(op: Op) -> _Gemm:
 
 def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> StepCode:
     """CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED under onnxruntime's rule where its
-    kernel is not an exact int32 GEMM: saturating u8 x s8 pairs (ort_u8s8_pairs) or the
-    float group (ort_float)."""
+    kernel is not an exact int32 GEMM: saturating u8 x s8 pairs (OrtInteger.u8s8_pairs) or
+    the float group (OrtFloat)."""
     from mcuc.ir.ort_numerics import channel_scales, int_to_f32
 
     op = step.op
@@ -1012,7 +1012,7 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
     fields = dict(bias="(const int32_t *)0", scale="(const float *)0", fbias="(const float *)0",
                   xdeq="(const float *)0", out_scale=_c_f(y.quant.scale[0]))
     schedule = ""
-    if op.attrs.ort_float:
+    if in_float(op.attrs) is not None:
         from mcuc.ir.ops._ort_float import conv_k_blocks, sgemm_k_block
 
         kernel = "mcuc_ort_conv_float"
@@ -1021,7 +1021,7 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
         # which of MLAS's SGEMM kernels sums each output (the reference's own choice)
         if op.kind == "FULLY_CONNECTED":
             kernel = "mcuc_ort_fc_float"
-            schedule = (f"{int(op.attrs.ort_gemm_transposed_b)}, "
+            schedule = (f"{int(op.attrs.numerics.gemm_transposed_b)}, "
                         f"{sgemm_k_block(oc, g.in_ch)}, ")
         elif op.kind == "DEPTHWISE_CONV_2D" or oc // g.groups == 1:
             schedule = f"(const uint16_t *)0, {sgemm_k_block(g.out_h * g.out_w, g.kh * g.kw)}, "
@@ -1061,7 +1061,7 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
                 f"        {g.in_h}, {g.in_w}, {g.in_ch}, {g.out_h}, {g.out_w}, {oc}, {g.kh}, {g.kw}, {g.stride[0]}, "
                 f"{g.stride[1]}, {g.dilation[0]}, {g.dilation[1]}, {g.pad[0]}, {g.pad[1]}, {g.groups}, "
                 f"{schedule}{fn}_w, &{fn}_p);")
-    rule = "float group" if op.attrs.ort_float else "u8 x s8 int16 pairs"
+    rule = "float group" if in_float(op.attrs) is not None else "u8 x s8 int16 pairs"
     decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime {rule}", arrays=arrays, params=params,
                     body=body)
     return StepCode(decls, _call(fn), (ORT_H,))
@@ -1069,7 +1069,7 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
 
 def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> StepCode:
     """ADD (QLinearAdd) and MUL (QLinearMul) under onnxruntime's rule, and their float
-    groups (ort_float): per element through the broadcasting six loops."""
+    groups (OrtFloat): per element through the broadcasting six loops."""
     from mcuc.ir.ort_numerics import fma_f32
 
     op = step.op
@@ -1084,13 +1084,13 @@ def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> S
         if t.is_constant:
             consts[k] = f"{_naming.name or fn}_c{k + 1}"
             arrays.append(CArray("int8_t", consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
-    if a.ort_float:
+    if in_float(a) is not None:
         arrays += [_floats(f"{fn}_deq1", _dequantize_table(x1)), _floats(f"{fn}_deq2", _dequantize_table(x2))]
         ctype, one = "mcuc_ort_float_binary_t", "mcuc_ort_float_binary_one"
         params = (f"{fn}_deq1, {fn}_deq2, {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi}, {a.act_min}, {a.act_max}, "
                   f"{int(op.kind == 'MUL')}")
     elif op.kind == "ADD":
-        off = a.ort_offset
+        off = uint8_offset(a)
         sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y))
         za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y))
         ra, rb = np.float32(sa / sc), np.float32(sb / sc)
@@ -1099,7 +1099,7 @@ def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> S
         ctype, one = "mcuc_ort_add_t", "mcuc_ort_add_one"
         params = f"{_c_f(ra)}, {_c_f(rb)}, {_c_f(fixed)}, {off}, {lo}, {hi}, {a.act_min}, {a.act_max}, {swap}"
     else:
-        off = a.ort_offset
+        off = uint8_offset(a)
         sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y))
         ratio = np.float32(np.float32(sa * sb) / sc)
         ctype, one = "mcuc_ort_mul_t", "mcuc_ort_mul_one"
@@ -1126,14 +1126,15 @@ def _emit_ort_avg_pool(fn: str, step: Step, program: Program, target: Target) ->
     a = op.attrs
     _require(x.dtype == y.dtype == "int8", op, "the Cortex-M backend supports int8 pooling only")
     lo, hi = dtype_range(y.dtype)
-    if not getattr(a, "ort_float", False):
+    float_group = in_float(a) is not None
+    if not float_group:
         lo, hi = max(lo, a.act_min), min(hi, a.act_max)
     body = (f"    mcuc_ort_avg_pool((const int8_t *)(arena + {_offset(program, x, op)}), "
             f"(int8_t *)(arena + {_offset(program, y, op)}),\n        {x.shape[0]}, {x.shape[1]}, {x.shape[2]}, "
             f"{x.shape[3]}, {y.shape[1]}, {y.shape[2]}, {a.filter[0]}, {a.filter[1]}, {a.stride[0]}, {a.stride[1]}, "
             f"{a.padding.top}, {a.padding.left}, {int(a.count_include_pad)}, {fn}_xdeq,\n        "
-            f"{_c_f(y.quant.scale[0])}, {_c_f(np.float32(y.quant.scalar_zero_point + a.ort_offset))}, "
-            f"{a.ort_offset}, {lo}, {hi}, {int(getattr(a, 'ort_float', False))}, {a.act_min}, {a.act_max});")
+            f"{_c_f(y.quant.scale[0])}, {_c_f(np.float32(y.quant.scalar_zero_point + uint8_offset(a)))}, "
+            f"{uint8_offset(a)}, {lo}, {hi}, {int(float_group)}, {a.act_min}, {a.act_max});")
     decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime QLinearAveragePool",
                     arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params="", body=body)
     return StepCode(decls, _call(fn), (ORT_H,))
@@ -1151,8 +1152,8 @@ def _emit_ort_softmax(fn: str, step: Step, program: Program, target: Target) -> 
     shift = max(0.0, math.log(float(np.finfo(np.float32).max) / depth) - 5.0) / x_scale
     table = np.exp((np.arange(256, dtype=np.float64) - 255 + shift) * x_scale).astype(np.float32)
     floor_inv = np.float32(np.floor(np.float32(1.0) / np.float32(y.quant.scale[0])))
-    offset = 128 if op.attrs.ort_uint8 else 0
-    lo, hi = (0, 255) if op.attrs.ort_uint8 else (-128, 127)
+    offset = op.attrs.numerics.offset
+    lo, hi = (0, 255) if op.attrs.numerics.uint8 else (-128, 127)
     body = (f"    mcuc_ort_softmax((const int8_t *)(arena + {_offset(program, x, op)}), "
             f"(int8_t *)(arena + {_offset(program, y, op)}), {x.size // depth}, {depth}, {fn}_table,\n"
             f"        {_c_f(floor_inv)}, {_c_f(np.float32(y.quant.scalar_zero_point + offset))}, {offset}, {lo}, {hi});")
@@ -1178,7 +1179,7 @@ def _emit_ort_mean_float(fn: str, step: Step, program: Program, target: Target) 
     x, y = op.input, op.output
     _require(len(x.shape) == 4 and resolved_axes(op) == (1, 2) and x.dtype == y.dtype == "int8", op,
              "a MEAN left in float by onnxruntime must reduce H and W of a 4-D int8 tensor")
-    function, what = _ORT_FLOAT_MEANS[getattr(op.attrs, "ort_float_kernel", ORT_GLOBAL_AVERAGE_POOL)]
+    function, what = _ORT_FLOAT_MEANS[op.attrs.numerics.mean_kernel]
     lo, hi = dtype_range(y.dtype)
     body = (f"    {function}((const int8_t *)(arena + {_offset(program, x, op)}), "
             f"(int8_t *)(arena + {_offset(program, y, op)}), {x.shape[0]}, {x.shape[1] * x.shape[2]}, {x.shape[3]}, "
@@ -1192,10 +1193,10 @@ def _ort_emitter(op: Op, emitter):
     """The emitter for an op under onnxruntime's rule (None: the ordinary emitter handles
     both rules)."""
     a = op.attrs
-    if op.kind == "MEAN" and getattr(a, "ort_float", False):
+    if op.kind == "MEAN" and in_float(a) is not None:
         return _emit_ort_mean_float
     if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-        return _emit_ort_gemm if (a.ort_float or a.ort_u8s8_pairs) else None
+        return _emit_ort_gemm if (in_float(a) is not None or u8s8_pairs(a)) else None
     return {"ADD": _emit_ort_binary, "MUL": _emit_ort_binary, "AVERAGE_POOL_2D": _emit_ort_avg_pool,
             "SOFTMAX": _emit_ort_softmax, "QUANTIZE": _emit_ort_quantize}.get(op.kind)
 
@@ -1205,10 +1206,10 @@ def emit_step(index: int, step: Step, program: Program, target: Target) -> StepC
     cannot compile, naming the op)."""
     op = step.op
     emitter = _EMITTERS.get(op.kind)
-    rounding = getattr(op.attrs, "rounding", _TFLITE_ROUNDING)
-    if rounding == _ONNXRUNTIME_ROUNDING and emitter is not None:
+    rounding = rule_of(op.attrs)
+    if rounding == ONNXRUNTIME and emitter is not None:
         emitter = _ort_emitter(op, emitter) or emitter
-    if rounding != _TFLITE_ROUNDING and emitter not in _ANY_ROUNDING and emitter not in _ORT_EMITTERS:
+    if rounding != TFLITE and emitter not in _ANY_ROUNDING and emitter not in _ORT_EMITTERS:
         raise MCUCError(f"step {index} {op.label}: requantization rule {rounding!r} (from an ONNX model) "
                         f"has no Cortex-M kernel for {op.kind} yet; only TFLite's rule is supported here")
     if emitter is None:

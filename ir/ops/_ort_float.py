@@ -1,5 +1,5 @@
 """Conv, matrix products and means that onnxruntime leaves in float between
-DequantizeLinear and QuantizeLinear (ops with `ort_float`).
+DequantizeLinear and QuantizeLinear (ops whose numerics are OrtFloat, ir/numerics.py).
 
 On x86-64 without VNNI onnxruntime converts int8 QDQ activations to uint8 one Q/DQ pair
 at a time (single-consumer pairs only) and does not fuse a group whose tensors were
@@ -134,7 +134,7 @@ def conv_k_blocks(op: Op) -> np.ndarray:
     a = op.attrs
     gemm_direct = (w.shape[1] == w.shape[2] == 1 and a.stride == (1, 1)
                    and (a.padding.top, a.padding.bottom, a.padding.left, a.padding.right) == (0, 0, 0, 0))
-    threads = max(1, getattr(a, "ort_threads", 1))
+    threads = max(1, a.numerics.threads)
     blocks = np.empty(n_out, np.int64)
     if gemm_direct and g > 1:  # MlasConvGemmDirectThreaded: one MlasSgemmOperation per group
         segments = [(0, n_out)]
@@ -244,7 +244,7 @@ def fully_connected_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
     weights = _dequantized(op.inputs[1], w.T)  # [depth, units]: scales along units
     bias = _bias(op, inputs, w.shape[0])
     start = np.zeros(w.shape[0], np.float32) if bias is None else bias
-    if rows.shape[0] == 1 and op.attrs.ort_gemm_transposed_b:
+    if rows.shape[0] == 1 and op.attrs.numerics.gemm_transposed_b:
         return m1_transposed_b(rows[0], np.ascontiguousarray(weights.T), start)[None]
     if rows.shape[0] == 1:  # Gemm's bias is its C: the M == 1 kernel adds blocks onto it
         return m1_sum([(rows[0, k] * weights[k]).astype(np.float32) for k in range(w.shape[1])], start)[None]

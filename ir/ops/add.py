@@ -15,7 +15,8 @@ import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier_smaller_than_one, quantize_multiplier
 from ..op import Op
-from ..ort_numerics import ONNXRUNTIME, fma_f32, int_to_f32, rne_to_int
+from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics, OrtFloat
+from ..ort_numerics import fma_f32, int_to_f32, rne_to_int
 from ..region import Region
 from . import OpDef, Trait, register
 from ._common import dtype_range, require
@@ -29,16 +30,11 @@ MAX_BROADCAST_RANK = 6
 class AddAttrs:
     act_min: int = -128
     act_max: int = 127
-    # "tflite" (TFLM's two-stage Q31 rescale) or "onnxruntime" (QLinearAdd's float32
-    # kernel, see evaluate_onnxruntime).
-    rounding: str = "tflite"
-    # onnxruntime only: the model computed this ADD on uint8, mapped onto int8 by
-    # subtracting 128; the float kernel's rounding depends on the original values, so
-    # they are restored (+offset) before it and removed after.
-    ort_offset: int = 0
-    # onnxruntime only: the group was left in float (DequantizeLinear -> Add ->
-    # QuantizeLinear, see evaluate_onnxruntime_float) instead of fused into QLinearAdd.
-    ort_float: bool = False
+    # TFLiteQ31: TFLM's two-stage Q31 rescale. OrtInteger: QLinearAdd's float32 kernel
+    # (evaluate_onnxruntime); on uint8 its rounding sees the original values, so they are
+    # restored (+offset) before it and removed after. OrtFloat: the group left in float
+    # (DequantizeLinear -> Add -> QuantizeLinear, evaluate_onnxruntime_float).
+    numerics: Numerics = TFLITE_Q31
 
 
 @dataclass(frozen=True)
@@ -131,7 +127,7 @@ def add_params(op: Op) -> AddParams:
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     shapes = binary_infer_shapes(op)
-    if op.attrs.rounding == ONNXRUNTIME:
+    if op.attrs.numerics.rule == ONNXRUNTIME:
         x1, x2 = op.inputs[0], op.inputs[1]
         require(x1.shape == x2.shape or x1.size == 1 or x2.size == 1, op,
                 f"input shapes {list(x1.shape)} and {list(x2.shape)}: onnxruntime's QLinearAdd is supported for "
@@ -167,7 +163,7 @@ def evaluate_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     input is folded into the fixed part by one more fused multiply-add."""
     a: AddAttrs = op.attrs
     x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
-    off = a.ort_offset
+    off = a.numerics.offset
     sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y_t))
     za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y_t))
     ra, rb = np.float32(sa / sc), np.float32(sb / sc)
@@ -187,9 +183,9 @@ def evaluate_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    if op.attrs.rounding == ONNXRUNTIME:
-        if op.attrs.ort_float:
-            return evaluate_onnxruntime_float(op, inputs)
+    if isinstance(op.attrs.numerics, OrtFloat):
+        return evaluate_onnxruntime_float(op, inputs)
+    if op.attrs.numerics.rule == ONNXRUNTIME:
         return evaluate_onnxruntime(op, inputs)
     p = add_params(op)
     a: AddAttrs = op.attrs

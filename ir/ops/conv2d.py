@@ -11,7 +11,8 @@ import numpy as np
 
 from ..fixedpoint import requantize_per_channel
 from ..op import Op
-from ..ort_numerics import ONNXRUNTIME, requantize_accumulator
+from ..numerics import TFLITE_Q31, Numerics, OrtFloat, OrtInteger
+from ..ort_numerics import requantize_accumulator
 from ..region import Region, window_input_range
 from . import OpDef, Trait, _ort_float, _ort_u8s8, register
 from ._common import (Padding2D, channel_requant_params, groups, pad_spatial, require, window_output_size,
@@ -26,17 +27,9 @@ class Conv2DAttrs:
     padding: Padding2D = field(default_factory=Padding2D)
     act_min: int = -128
     act_max: int = 127
-    # Requantization rule: "tflite" (Q31 multiplier, TFLM) or "onnxruntime" (float32
-    # scale, round half to even; ir/ort_numerics.py).
-    rounding: str = "tflite"
-    # onnxruntime on x86 AVX2 without VNNI sums uint8 x int8 products in saturating int16
-    # pairs (ir/ops/_ort_u8s8.py); set by the ONNX frontend where its kernel does.
-    ort_u8s8_pairs: bool = False
-    # onnxruntime left this QDQ group in float (DQ -> float op -> Q, ir/ops/_ort_float.py).
-    ort_float: bool = False
-    # With ort_float: onnxruntime's intra-op thread count, which decides how MLAS slices
-    # a long float conv's output columns and so its reduction blocks (_ort_float.py).
-    ort_threads: int = 1
+    # How sums become outputs (ir/numerics.py): TFLite's Q31 rule, onnxruntime's integer
+    # kernel (maybe with saturating u8 x s8 pairs) or its float group.
+    numerics: Numerics = TFLITE_Q31
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
@@ -101,10 +94,10 @@ def output_stage(op: Op, acc: np.ndarray, inputs: list[np.ndarray], family: str)
     a = op.attrs
     bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
     bias64 = 0 if bias is None else bias.astype(np.int64)
-    if a.rounding == ONNXRUNTIME:
-        if a.ort_float:
-            return getattr(_ort_float, family)(op, inputs)
-        if a.ort_u8s8_pairs:
+    if isinstance(a.numerics, OrtFloat):
+        return getattr(_ort_float, family)(op, inputs)
+    if isinstance(a.numerics, OrtInteger):
+        if a.numerics.u8s8_pairs:
             acc = getattr(_ort_u8s8, f"{family}_accumulator")(op, inputs[0], inputs[1])
         return requantize_accumulator(op, acc + bias64).astype(out_t.dtype)
     mult, shift = channel_requant_params(op, x_t, w_t, out_t)

@@ -17,6 +17,7 @@ import numpy as np
 from ..op import Op
 from ..region import Region, window_input_range
 from . import OpDef, Trait, register
+from ..numerics import TFLITE_Q31, Numerics
 from ._common import Padding2D, pad_spatial, require, window_output_size, windows
 from .kinds import DEPTHWISE_CONV_2D
 from .conv2d import output_stage
@@ -30,14 +31,9 @@ class DepthwiseConv2DAttrs:
     depth_multiplier: int = 1
     act_min: int = -128
     act_max: int = 127
-    # Requantization rule: "tflite" (Q31 multiplier, TFLM) or "onnxruntime" (float32
-    # scale, round half to even; ir/ort_numerics.py).
-    rounding: str = "tflite"
-    # onnxruntime on x86 AVX2 without VNNI sums uint8 x int8 products in saturating int16
-    # pairs (ir/ops/_ort_u8s8.py); set by the ONNX frontend where its kernel does.
-    ort_u8s8_pairs: bool = False
-    # onnxruntime left this QDQ group in float (DQ -> float op -> Q, ir/ops/_ort_float.py).
-    ort_float: bool = False
+    # How sums become outputs (ir/numerics.py): TFLite's Q31 rule, onnxruntime's integer
+    # kernel (maybe with saturating u8 x s8 pairs) or its float group.
+    numerics: Numerics = TFLITE_Q31
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..fixedpoint import requantize_per_channel
 from ..op import Op
-from ..ort_numerics import ONNXRUNTIME, requantize_accumulator
+from ..numerics import TFLITE_Q31, Numerics, OrtFloat, OrtInteger
+from ..ort_numerics import requantize_accumulator
 from ..region import Region
 from . import OpDef, register
 from ._common import channel_requant_params, require
@@ -26,17 +27,10 @@ class FullyConnectedAttrs:
     act_min: int = -128
     act_max: int = 127
     keep_num_dims: bool = False
-    # Requantization rule: "tflite" (Q31 multiplier, TFLM) or "onnxruntime" (float32
-    # scale, round half to even; ir/ort_numerics.py).
-    rounding: str = "tflite"
-    # onnxruntime on x86 AVX2 without VNNI sums uint8 x int8 products in saturating int16
-    # pairs (ir/ops/_ort_u8s8.py); set by the ONNX frontend where its kernel does.
-    ort_u8s8_pairs: bool = False
-    # onnxruntime left this QDQ group in float (DQ -> float op -> Q, ir/ops/_ort_float.py).
-    ort_float: bool = False
-    # With ort_float: the ONNX op was a Gemm with transB=1, whose float product onnxruntime
-    # computes with MLAS's transposed-B kernel (a MatMul or transB=0 Gemm uses the other).
-    ort_gemm_transposed_b: bool = False
+    # How sums become outputs (ir/numerics.py): TFLite's Q31 rule, onnxruntime's integer
+    # kernel (maybe with saturating u8 x s8 pairs) or its float group (a Gemm with
+    # transB=1 runs MLAS's transposed-B kernel: OrtFloat.gemm_transposed_b).
+    numerics: Numerics = TFLITE_Q31
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
@@ -101,12 +95,12 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     acc = rows @ w.astype(np.int64).T
     if bias is not None:
         acc += bias.astype(np.int64)
-    if a.rounding == ONNXRUNTIME:
-        if a.ort_float:
-            from ._ort_float import fully_connected
+    if isinstance(a.numerics, OrtFloat):
+        from ._ort_float import fully_connected
 
-            return [fully_connected(op, inputs)]
-        if a.ort_u8s8_pairs:
+        return [fully_connected(op, inputs)]
+    if isinstance(a.numerics, OrtInteger):
+        if a.numerics.u8s8_pairs:
             from ._ort_u8s8 import fully_connected_accumulator
 
             acc = fully_connected_accumulator(op, x, w) + (0 if bias is None else bias.astype(np.int64))

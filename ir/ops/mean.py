@@ -12,10 +12,10 @@ Older TFLite Micro releases took other paths (a plain integer division when the
 quantizations were equal, a float path otherwise); the tests pin this one against the
 oracle.
 
-ONNX MEANs onnxruntime leaves in float (`ort_float`: DequantizeLinear -> float op ->
-QuantizeLinear) follow one of two float kernels, `ort_float_kernel`: a GlobalAveragePool
-(MLAS's pool kernel) or a ReduceMean (an Eigen sum); ir/ops/_ort_float.py states both
-summation orders.
+ONNX MEANs onnxruntime leaves in float (OrtFloat numerics: DequantizeLinear -> float op
+-> QuantizeLinear) follow one of two float kernels, OrtFloat.mean_kernel: a
+GlobalAveragePool (MLAS's pool kernel) or a ReduceMean (an Eigen sum);
+ir/ops/_ort_float.py states both summation orders.
 """
 from __future__ import annotations
 
@@ -25,30 +25,23 @@ import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from ..op import Op
-from ..ort_numerics import ONNXRUNTIME, requantize_output
+from ..numerics import ONNXRUNTIME, ORT_REDUCE_MEAN, TFLITE_Q31, Numerics, OrtFloat
+from ..ort_numerics import requantize_output
 from ..region import Region
 from . import OpDef, register
 from ._common import dtype_range, require
 from .kinds import MEAN
-
-# The float kernels of an ONNX MEAN left in float (MeanAttrs.ort_float_kernel).
-ORT_GLOBAL_AVERAGE_POOL = "global_average_pool"
-ORT_REDUCE_MEAN = "reduce_mean"
-ORT_FLOAT_KERNELS = (ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN)
 
 
 @dataclass(frozen=True)
 class MeanAttrs:
     axes: tuple[int, ...]
     keep_dims: bool = False
-    # "tflite" (TFLM's folded Q31 multiplier) or "onnxruntime" (QLinearGlobalAveragePool:
-    # float32 scale in_scale / (out_scale * count), round half to even).
-    rounding: str = "tflite"
-    # onnxruntime left this QDQ group in float (DQ -> float op -> Q, ir/ops/_ort_float.py).
-    ort_float: bool = False
-    # Which float kernel an ort_float MEAN is: ORT_GLOBAL_AVERAGE_POOL (MlasPoolGlobalKernel)
-    # or ORT_REDUCE_MEAN (ReduceMean's Eigen sum); they add the same values in other orders.
-    ort_float_kernel: str = ORT_GLOBAL_AVERAGE_POOL
+    # TFLiteQ31: TFLM's folded Q31 multiplier. OrtInteger: QLinearGlobalAveragePool,
+    # float32 scale in_scale / (out_scale * count), round half to even. OrtFloat: the group
+    # left in float, summed in the order of its mean_kernel (MLAS's GlobalAveragePool or
+    # ReduceMean's Eigen sum: the same values in other orders).
+    numerics: Numerics = TFLITE_Q31
 
 
 def resolved_axes(op: Op) -> tuple[int, ...]:
@@ -111,14 +104,12 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if count == 0:
         return [np.zeros(out_t.shape, out_t.dtype)]
     total = x.sum(axis=axes).reshape(out_t.shape)
-    if op.attrs.rounding == ONNXRUNTIME and getattr(op.attrs, "ort_float", False):
+    if isinstance(op.attrs.numerics, OrtFloat):
         from ._ort_float import float_mean, global_average_pool_float, reduce_mean_float
 
-        kernel = getattr(op.attrs, "ort_float_kernel", ORT_GLOBAL_AVERAGE_POOL)
-        require(kernel in ORT_FLOAT_KERNELS, op, f"ort_float_kernel {kernel!r} is not one of {ORT_FLOAT_KERNELS}")
-        kernel_float = reduce_mean_float if kernel == ORT_REDUCE_MEAN else global_average_pool_float
-        return [float_mean(op, inputs, kernel_float)]
-    if op.attrs.rounding == ONNXRUNTIME:
+        reduce_mean = op.attrs.numerics.mean_kernel == ORT_REDUCE_MEAN
+        return [float_mean(op, inputs, reduce_mean_float if reduce_mean else global_average_pool_float)]
+    if op.attrs.numerics.rule == ONNXRUNTIME:
         scale = np.float32(x_t.quant.scale[0]) / (np.float32(out_t.quant.scale[0]) * np.float32(count))
         lo, hi = dtype_range(out_t.dtype)
         y = requantize_output(wrap_int32(total - x_t.quant.scalar_zero_point * count), scale,

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..op import Op
-from ..ort_numerics import ONNXRUNTIME, int_to_f32, rne_to_int
+from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics, OrtFloat
+from ..ort_numerics import int_to_f32, rne_to_int
 from . import OpDef, Trait, register
 from ._common import require
 from .kinds import MUL
@@ -23,12 +24,10 @@ from .add import binary_infer_shapes, binary_input_regions
 class MulAttrs:
     act_min: int = -128
     act_max: int = 127
-    # "tflite" (TFLM's Q31 multiplier) or "onnxruntime" (QLinearMul's float32 kernel,
-    # see evaluate_onnxruntime); ort_offset: 128 when the model computed on uint8.
-    rounding: str = "tflite"
-    ort_offset: int = 0
-    # onnxruntime left this QDQ group in float: DQ -> float Mul -> QuantizeLinear.
-    ort_float: bool = False
+    # TFLiteQ31: TFLM's Q31 multiplier. OrtInteger: QLinearMul's float32 kernel
+    # (evaluate_onnxruntime, on the uint8 values where offset is 128). OrtFloat: the group
+    # left in float, DQ -> float Mul -> QuantizeLinear.
+    numerics: Numerics = TFLITE_Q31
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,10 @@ def evaluate_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     ratio = np.float32(np.float32(sa * sb) / sc)
     product = ((inputs[0].astype(np.int64) - x1.quant.scalar_zero_point)
                * (inputs[1].astype(np.int64) - x2.quant.scalar_zero_point))
-    value = int_to_f32(product) * ratio + np.float32(y_t.quant.scalar_zero_point + a.ort_offset)
+    offset = a.numerics.offset
+    value = int_to_f32(product) * ratio + np.float32(y_t.quant.scalar_zero_point + offset)
     lo, hi = np.iinfo(np.dtype(y_t.dtype)).min, np.iinfo(np.dtype(y_t.dtype)).max
-    y = np.clip(rne_to_int(value) - a.ort_offset, lo, hi)
+    y = np.clip(rne_to_int(value) - offset, lo, hi)
     y = np.clip(y, a.act_min, a.act_max)
     return [np.broadcast_to(y, y_t.shape).astype(y_t.dtype)]
 
@@ -97,9 +97,9 @@ def evaluate_onnxruntime_float(op: Op, inputs: list[np.ndarray]) -> list[np.ndar
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    if op.attrs.rounding == ONNXRUNTIME:
-        if op.attrs.ort_float:
-            return evaluate_onnxruntime_float(op, inputs)
+    if isinstance(op.attrs.numerics, OrtFloat):
+        return evaluate_onnxruntime_float(op, inputs)
+    if op.attrs.numerics.rule == ONNXRUNTIME:
         return evaluate_onnxruntime(op, inputs)
     p = mul_params(op)
     a: MulAttrs = op.attrs

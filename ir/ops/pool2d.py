@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..op import Op
-from ..ort_numerics import ONNXRUNTIME, int_to_f32, rne_to_int
+from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics, OrtFloat
+from ..ort_numerics import int_to_f32, rne_to_int
 from ..region import Region, window_input_range
 from . import OpDef, Trait, register
 from ._common import Padding2D, pad_spatial, require, window_output_size, windows
@@ -27,16 +28,13 @@ class Pool2DAttrs:
     padding: Padding2D = field(default_factory=Padding2D)
     act_min: int = -128
     act_max: int = 127
-    # AVERAGE_POOL_2D: "tflite" (integer mean, one quantization) or "onnxruntime"
-    # (QLinearAveragePool: float32 mean of dequantized values, requantized; see
-    # evaluate_average_onnxruntime). ort_offset: 128 when the model computed on uint8.
-    rounding: str = "tflite"
-    ort_offset: int = 0
+    # AVERAGE_POOL_2D: TFLiteQ31 (integer mean, one quantization); OrtInteger
+    # (QLinearAveragePool: float32 mean of dequantized values, requantized on the uint8
+    # values where offset is 128; evaluate_average_onnxruntime); OrtFloat (the QDQ group
+    # left in float: the same float mean, then QuantizeLinear, ir/ops/_ort_float.py).
+    numerics: Numerics = TFLITE_Q31
     # Divide by the whole window (ONNX count_include_pad=1) instead of its valid part.
     count_include_pad: bool = False
-    # onnxruntime left this QDQ AveragePool in float (DQ -> float op -> Q): the same float
-    # mean, then QuantizeLinear (ir/ops/_ort_float.py).
-    ort_float: bool = False
 
 
 def _window_has_valid_element(in_size: int, out_size: int, kernel: int, stride: int, pad_before: int) -> bool:
@@ -54,7 +52,7 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(min(p.top, p.bottom, p.left, p.right) >= 0, op, f"negative padding {p}")
     require(a.act_min <= a.act_max, op, f"activation range [{a.act_min}, {a.act_max}] is empty")
     out = op.output
-    if x.quant is not None and out.quant is not None and a.rounding != ONNXRUNTIME:
+    if x.quant is not None and out.quant is not None and a.numerics.rule != ONNXRUNTIME:
         require(abs(x.quant.scalar_scale - out.quant.scalar_scale) <= 1e-6
                 and x.quant.scalar_zero_point == out.quant.scalar_zero_point, op,
                 "input and output quantization must be equal (pooling does not requantize)")
@@ -108,12 +106,13 @@ def evaluate_average_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.nd
         ones = np.ones(x_t.shape[:3] + (1,), np.int64)
         count = _pool_windows(ones, a, y_t.shape[:3] + (1,), 0).sum(axis=(3, 4)).astype(np.float32)
     mean = total / count
-    if getattr(a, "ort_float", False):
+    if isinstance(a.numerics, OrtFloat):
         from ._ort_float import quantize_with_clamp
 
         return [quantize_with_clamp(op, mean)]
-    zp = np.float32(y_t.quant.scalar_zero_point + a.ort_offset)
-    q = rne_to_int(mean / np.float32(y_t.quant.scale[0]) + zp) - a.ort_offset
+    offset = a.numerics.offset
+    zp = np.float32(y_t.quant.scalar_zero_point + offset)
+    q = rne_to_int(mean / np.float32(y_t.quant.scale[0]) + zp) - offset
     lo, hi = np.iinfo(np.dtype(y_t.dtype)).min, np.iinfo(np.dtype(y_t.dtype)).max
     y = np.clip(np.clip(q, lo, hi), a.act_min, a.act_max)
     return [y.astype(y_t.dtype)]
@@ -121,7 +120,7 @@ def evaluate_average_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.nd
 
 def evaluate_average(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     a: Pool2DAttrs = op.attrs
-    if a.rounding == ONNXRUNTIME:
+    if a.numerics.rule == ONNXRUNTIME:
         return evaluate_average_onnxruntime(op, inputs)
     x = inputs[0].astype(np.int64)
     out_shape = op.output.shape

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..fixedpoint import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from ..op import Op
-from ..ort_numerics import ONNXRUNTIME, quantize_linear
+from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics, rule_of
+from ..ort_numerics import quantize_linear
 from ..region import Region
 from . import OpDef, Trait, register
 from ._common import dtype_range, require
@@ -38,9 +39,9 @@ SUPPORTED = {
 class QuantizeAttrs:
     """QUANTIZE's one attribute. TFLite models leave attrs None (the TFLite rule)."""
 
-    # "tflite" (float32 division, round half away from zero) or "onnxruntime"
+    # TFLiteQ31 (float32 division, round half away from zero) or OrtInteger
     # (QuantizeLinear: float32 division, clamp, round half to even); float input only.
-    rounding: str = "tflite"
+    numerics: Numerics = TFLITE_Q31
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _wrap_int32(x: np.ndarray) -> np.ndarray:
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     x_t, y_t = op.input, op.output
     lo, hi = dtype_range(y_t.dtype)
-    if x_t.dtype == "float32" and getattr(op.attrs, "rounding", "tflite") == ONNXRUNTIME:
+    if x_t.dtype == "float32" and rule_of(op.attrs) == ONNXRUNTIME:
         y = quantize_linear(inputs[0], y_t.quant.scale[0], y_t.quant.scalar_zero_point, lo, hi)
     elif x_t.dtype == "float32":
         # float32 division, as the kernel divides a float by static_cast<float>(scale);

@@ -30,7 +30,8 @@ from ..fixedpoint_exp import (
     wrap_int32,
 )
 from ..op import Op
-from ..ort_numerics import ONNXRUNTIME, qlinear_softmax
+from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics
+from ..ort_numerics import qlinear_softmax
 from ..region import Region
 from . import OpDef, Trait, register
 from ._common import dtype_range, require
@@ -44,11 +45,10 @@ ACCUMULATION_INTEGER_BITS = 12
 @dataclass(frozen=True)
 class SoftmaxAttrs:
     beta: float = 1.0
-    # "tflite" (TFLM's fixed-point softmax) or "onnxruntime" (QLinearSoftmax's float
-    # table, see ort_numerics.qlinear_softmax); ort_uint8: onnxruntime ran it on uint8
-    # (it clamps there; its int8 kernel keeps the low byte).
-    rounding: str = "tflite"
-    ort_uint8: bool = False
+    # TFLiteQ31: TFLM's fixed-point softmax. OrtInteger: QLinearSoftmax's float table
+    # (ort_numerics.qlinear_softmax); with uint8, onnxruntime ran it on uint8 (it clamps
+    # there; its int8 kernel keeps the low byte).
+    numerics: Numerics = TFLITE_Q31
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(x.quant is not None and y.quant is not None, op, "input and output must be quantized")
     require(not x.quant.per_channel and not y.quant.per_channel, op, "quantization must be per-tensor")
     require(op.attrs is not None and isinstance(op.attrs.beta, numbers.Real), op, "attribute beta is missing")
-    if op.attrs.rounding == ONNXRUNTIME:
+    if op.attrs.numerics.rule == ONNXRUNTIME:
         require(y.dtype == "int8" and op.attrs.beta == 1.0, op, "onnxruntime's QLinearSoftmax maps int8 to int8 with beta 1")
         return [x.shape]
     out_scale, out_zp = np.float32(y.quant.scalar_scale), y.quant.scalar_zero_point
@@ -126,11 +126,11 @@ def exps_of_row_differences(diff: np.ndarray, params: SoftmaxParams) -> np.ndarr
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    if op.attrs.rounding == ONNXRUNTIME:
-        offset = 128 if op.attrs.ort_uint8 else 0
+    if op.attrs.numerics.rule == ONNXRUNTIME:
+        offset = op.attrs.numerics.offset
         y = qlinear_softmax(inputs[0].astype(np.int64) + offset, float(op.input.quant.scale[0]),
                             float(op.output.quant.scale[0]), op.output.quant.scalar_zero_point + offset,
-                            op.attrs.ort_uint8)
+                            op.attrs.numerics.uint8)
         return [(y - offset).astype(op.output.dtype)]
     params = softmax_params(op)
     x = inputs[0].astype(np.int64)

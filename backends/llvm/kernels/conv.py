@@ -15,7 +15,7 @@ import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE
+from mcuc.ir.numerics import in_float, u8s8_pairs
 
 from ..codegen import KernelCall
 from ..emitter import I32, Emitter
@@ -34,15 +34,13 @@ def folded_bias(bias: np.ndarray | None, weights: np.ndarray, zero_point: int, c
 
 def _onnxruntime_float(call: KernelCall) -> bool:
     """Whether onnxruntime runs the op's QDQ group in float (kernels/ort_float.py)."""
-    a = call.op.attrs
-    return getattr(a, "rounding", TFLITE) == ONNXRUNTIME and getattr(a, "ort_float", False)
+    return in_float(call.op.attrs) is not None
 
 
 def _onnxruntime_pairs(call: KernelCall) -> bool:
     """Whether the op sums uint8 x int8 products in saturating int16 pairs, as
     onnxruntime does on x86 without VNNI (kernels/ort_pairs.py)."""
-    a = call.op.attrs
-    return getattr(a, "rounding", TFLITE) == ONNXRUNTIME and getattr(a, "ort_u8s8_pairs", False)
+    return u8s8_pairs(call.op.attrs)
 
 
 def _mac(em: Emitter, acc_slot: ir.Value, x: ir.Value, w: ir.Value) -> None:

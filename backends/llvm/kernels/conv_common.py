@@ -11,7 +11,8 @@ from llvmlite import ir
 
 from mcuc.ir.ops._common import channel_requant_params, dtype_range
 from mcuc.ir.ops.fully_connected import requant_params as fc_requant_params
-from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE, channel_scales
+from mcuc.ir.numerics import ONNXRUNTIME, rule_of
+from mcuc.ir.ort_numerics import channel_scales
 
 from ..codegen import KernelCall
 from ..emitter import Emitter
@@ -37,7 +38,7 @@ def output_stage(call: KernelCall) -> ChannelRequant | FloatChannelRequant:
     em, op = call.em, call.op
     x_t, w_t, y_t = op.inputs[0], op.inputs[1], op.output
     a = op.attrs
-    if getattr(a, "rounding", TFLITE) == ONNXRUNTIME:
+    if rule_of(a) == ONNXRUNTIME:
         scales = channel_scales(x_t.quant.scale[0], w_t.quant.scale, y_t.quant.scale[0], y_t.shape[-1])
         lo, hi = dtype_range(y_t.dtype)
         return FloatChannelRequant(em, scales, y_t.quant.scalar_zero_point, lo, hi, a.act_min, a.act_max,

@@ -20,7 +20,8 @@ from mcuc.ir.ops import op_def
 from mcuc.ir.ops._common import dtype_range
 from mcuc.ir.ops.add import add_params
 from mcuc.ir.ops.mul import mul_params
-from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE, fma_f32
+from mcuc.ir.numerics import ONNXRUNTIME, in_float, rule_of, uint8_offset
+from mcuc.ir.ort_numerics import fma_f32
 
 from ..codegen import KernelCall
 from ..emitter import F32, I32, strides_of
@@ -58,7 +59,7 @@ def _binary_loop(call: KernelCall, body) -> None:
 
 
 def _rounds_like_onnxruntime(op) -> bool:
-    return getattr(op.attrs, "rounding", TFLITE) == ONNXRUNTIME
+    return rule_of(op.attrs) == ONNXRUNTIME
 
 
 def _float_result(em, v: ir.Value, offset: int, y_t, act_min: int, act_max: int) -> ir.Value:
@@ -75,7 +76,7 @@ def add(call: KernelCall) -> None:
     """TFLM's int8 ADD: both inputs shifted left by 20 bits and rescaled to twice the
     larger input scale, summed, then rescaled to the output."""
     em, op = call.em, call.op
-    if _rounds_like_onnxruntime(op) and getattr(op.attrs, "ort_float", False):
+    if in_float(op.attrs) is not None:
         _add_onnxruntime_float(call)
         return
     if _rounds_like_onnxruntime(op):
@@ -104,7 +105,7 @@ def _add_onnxruntime(call: KernelCall) -> None:
     em, op = call.em, call.op
     a = op.attrs
     x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
-    off = a.ort_offset
+    off = uint8_offset(a)
     sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y_t))
     za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y_t))
     ra, rb = np.float32(sa / sc), np.float32(sb / sc)
@@ -173,13 +174,13 @@ def _mul_onnxruntime(call: KernelCall) -> None:
     x1, x2, y_t = op.inputs[0], op.inputs[1], op.output
     sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y_t))
     ratio = np.float32(np.float32(sa * sb) / sc)
-    zero = np.float32(y_t.quant.scalar_zero_point + a.ort_offset)
+    zero = np.float32(y_t.quant.scalar_zero_point + uint8_offset(a))
     b = em.b
 
     def body(v1: ir.Value, v2: ir.Value) -> ir.Value:
         product = b.mul(em.add(v1, -x1.quant.scalar_zero_point), em.add(v2, -x2.quant.scalar_zero_point))
         v = b.fadd(b.fmul(int_to_f32(em, product), f32(ratio)), f32(zero))
-        return _float_result(em, v, a.ort_offset, y_t, a.act_min, a.act_max)
+        return _float_result(em, v, uint8_offset(a), y_t, a.act_min, a.act_max)
 
     _binary_loop(call, body)
 
@@ -187,7 +188,7 @@ def _mul_onnxruntime(call: KernelCall) -> None:
 @register("MUL")
 def mul(call: KernelCall) -> None:
     em, op = call.em, call.op
-    if _rounds_like_onnxruntime(op) and getattr(op.attrs, "ort_float", False):
+    if in_float(op.attrs) is not None:
         _mul_onnxruntime_float(call)
         return
     if _rounds_like_onnxruntime(op):

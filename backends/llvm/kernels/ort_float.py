@@ -1,4 +1,4 @@
-"""The QDQ groups onnxruntime leaves in float (ops with `ort_float`) as LLVM IR: the
+"""The QDQ groups onnxruntime leaves in float (ops whose numerics are OrtFloat, mcuc.ir.numerics) as LLVM IR: the
 same float32 operations in the same order as mcuc.ir.ops._ort_float (see its module
 doc for which MLAS kernel each case follows). ADD's and MUL's float branches are
 elementwise loops and live in elementwise.py.
@@ -220,7 +220,7 @@ def fully_connected_float(call: KernelCall) -> None:
     def store(r, u) -> None:
         _quantize_store(call, b.load(out), y_ptr, b.add(b.mul(r, em.i64(units)), u))
 
-    if rows == 1 and op.attrs.ort_gemm_transposed_b:
+    if rows == 1 and op.attrs.numerics.gemm_transposed_b:
         lanes = em.slot(F32, "lanes", count=8)
         r = em.i64(0)
 

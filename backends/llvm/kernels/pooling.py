@@ -10,7 +10,7 @@ from llvmlite import ir
 
 from mcuc.ir.ops._common import dtype_range
 from mcuc.ir.ops.mean import mean_requant_params, resolved_axes
-from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE
+from mcuc.ir.numerics import ONNXRUNTIME, ORT_REDUCE_MEAN, in_float, rule_of, uint8_offset
 
 from ..codegen import KernelCall
 from ..emitter import F32, I32, strides_of
@@ -64,7 +64,7 @@ def _pool(call: KernelCall, average: bool) -> None:
 
 @register("AVERAGE_POOL_2D")
 def average_pool(call: KernelCall) -> None:
-    if getattr(call.op.attrs, "rounding", TFLITE) == ONNXRUNTIME:
+    if rule_of(call.op.attrs) == ONNXRUNTIME:
         _average_pool_onnxruntime(call)
     else:
         _pool(call, average=True)
@@ -86,7 +86,7 @@ def _average_pool_onnxruntime(call: KernelCall) -> None:
     x_scale = f32(x_t.quant.scale[0])
     x_zp = x_t.quant.scalar_zero_point
     y_scale = f32(y_t.quant.scale[0])
-    zero = f32(np.float32(y_t.quant.scalar_zero_point + a.ort_offset))
+    zero = f32(np.float32(y_t.quant.scalar_zero_point + uint8_offset(a)))
     lo, hi = dtype_range(y_t.dtype)
     x_ptr, y_ptr = call.ptr(x_t), call.ptr(y_t)
     acc = em.slot(F32, "acc", count=c)
@@ -110,13 +110,13 @@ def _average_pool_onnxruntime(call: KernelCall) -> None:
         y_base = em.index([(bi, oh * ow * c), (oy, ow * c), (ox, c)])
         with em.loop(c, "c1") as ch:
             mean = b.fdiv(em.load(acc, ch), divisor)
-            if getattr(a, "ort_float", False):  # float AveragePool, then QuantizeLinear
+            if in_float(a) is not None:  # float AveragePool, then QuantizeLinear
                 from .ort_float import _quantize_store
                 _quantize_store(call, mean, y_ptr, b.add(y_base, ch))
             else:
                 q = b.fadd(b.fdiv(mean, y_scale), zero)
                 bounded = fmin(em, fmax(em, q, f32(-2.0**30)), f32(2.0**30))
-                y = em.clamp(em.add(round_half_even(em, bounded), -a.ort_offset), lo, hi)
+                y = em.clamp(em.add(round_half_even(em, bounded), -uint8_offset(a)), lo, hi)
                 y = em.clamp(y, a.act_min, a.act_max)
                 em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(y_base, ch))
 
@@ -131,12 +131,12 @@ def mean(call: KernelCall) -> None:
     """Sum over the reduced axes in int32, minus zp * count, then one requantization
     whose multiplier has 1/count folded in (mcuc.ir.ops.mean)."""
     em, op = call.em, call.op
-    if getattr(op.attrs, "rounding", TFLITE) == ONNXRUNTIME and getattr(op.attrs, "ort_float", False):
-        from mcuc.ir.ops.mean import ORT_REDUCE_MEAN
-
+    float_group = in_float(op.attrs)
+    if float_group is not None:
         from .ort_float import global_average_pool_float, reduce_mean_float
-        kernel = getattr(op.attrs, "ort_float_kernel", None)
-        (reduce_mean_float if kernel == ORT_REDUCE_MEAN else global_average_pool_float)(call)
+
+        reduce_mean = float_group.mean_kernel == ORT_REDUCE_MEAN
+        (reduce_mean_float if reduce_mean else global_average_pool_float)(call)
         return
     x_t, y_t = op.input, op.output
     b = em.b
@@ -150,7 +150,7 @@ def mean(call: KernelCall) -> None:
     if count == 0:
         em.memset(y_ptr, 0, y_t.nbytes)
         return
-    onnx = getattr(op.attrs, "rounding", TFLITE) == ONNXRUNTIME
+    onnx = rule_of(op.attrs) == ONNXRUNTIME
     if onnx:
         # float32(x_scale) / (float32(y_scale) * float32(count)), as the reference.
         scale = np.float32(x_t.quant.scale[0]) / (np.float32(y_t.quant.scale[0]) * np.float32(count))

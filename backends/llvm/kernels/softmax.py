@@ -17,7 +17,7 @@ from llvmlite import ir
 from mcuc.ir.fixedpoint_exp import rescale
 from mcuc.ir.ops._common import dtype_range
 from mcuc.ir.ops.softmax import ACCUMULATION_INTEGER_BITS, exps_of_row_differences, softmax_params
-from mcuc.ir.ort_numerics import ONNXRUNTIME, TFLITE
+from mcuc.ir.numerics import ONNXRUNTIME, rule_of
 
 from ..codegen import KernelCall
 from ..emitter import F32, I32, I64, Emitter
@@ -62,7 +62,7 @@ def _one_over_one_plus_x(em: Emitter, a: ir.Value) -> ir.Value:
 @register("SOFTMAX")
 def softmax(call: KernelCall) -> None:
     em, op = call.em, call.op
-    if getattr(op.attrs, "rounding", TFLITE) == ONNXRUNTIME:
+    if rule_of(op.attrs) == ONNXRUNTIME:
         _softmax_onnxruntime(call)
         return
     b = em.b
@@ -119,7 +119,7 @@ def _softmax_onnxruntime(call: KernelCall) -> None:
     em, op = call.em, call.op
     b = em.b
     x_t, y_t = op.input, op.output
-    offset = 128 if op.attrs.ort_uint8 else 0
+    offset = op.attrs.numerics.offset
     length = x_t.shape[-1]
     rows = x_t.size // length
     x_scale = float(np.float32(x_t.quant.scale[0]))
@@ -128,7 +128,7 @@ def _softmax_onnxruntime(call: KernelCall) -> None:
     table_ptr = em.const_ptr(table, call.hint("exp"))
     multiplier = np.float32(np.floor(np.float32(1.0) / np.float32(y_t.quant.scale[0])))
     zero = f32(np.float32(y_t.quant.scalar_zero_point + offset))
-    lo, hi = (0, 255) if op.attrs.ort_uint8 else (-128, 127)
+    lo, hi = (0, 255) if op.attrs.numerics.uint8 else (-128, 127)
     blocks = length // 16 * 16
     x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
     row_max = em.slot(I32, "max")
