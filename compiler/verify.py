@@ -165,6 +165,31 @@ class OnnxruntimeCheck:
                 **({"explained_by": self.explanation} if self.explanation else {})}
 
 
+class Expected:
+    """What every backend must output for a model, sample by sample: tflite-micro's bytes
+    (TFLite), or mcuc's reference, itself checked against onnxruntime (ONNX:
+    OnnxruntimeCheck, whose verdict is `onnxruntime`). `reference` reuses a built
+    reference runner."""
+
+    def __init__(self, model: Model, compiled: Graph, options: CompileOptions, reference=None):
+        self.onnxruntime = None
+        if model.format == "onnx":
+            self._expected = reference or make_runner("reference", model, options)
+            self.onnxruntime = OnnxruntimeCheck(model, compiled, options, self._expected)
+        else:
+            self._expected = EdgeOracle(model, compiled)
+
+    def __call__(self, sample: int, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        expected = self._expected(inputs)
+        if self.onnxruntime is not None:
+            self.onnxruntime.record(sample, inputs, expected)
+        return expected
+
+    @property
+    def ok(self) -> bool:
+        return self.onnxruntime is None or self.onnxruntime.ok
+
+
 def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
            options: CompileOptions | None = None) -> dict:
     """Run the oracle and each backend on `samples` random inputs; report per backend.
@@ -179,23 +204,15 @@ def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
     compiled = prepare(model.graph, options) if options.io == "int8" else model.graph
     runners = {name: make_runner(name, model, options) for name in backends}
     verdicts = {name: BackendVerdict() for name in backends}
-    onnx = model.format == "onnx"
-    if onnx:
-        reference = runners.get("reference") or make_runner("reference", model, options)
-        check = OnnxruntimeCheck(model, compiled, options, reference)
-    else:
-        oracle = EdgeOracle(model, compiled)
+    expected_of = Expected(model, compiled, options, runners.get("reference"))
     rng = np.random.default_rng(seed)
     for sample in range(samples):
         inputs = random_inputs(compiled, rng)
-        if onnx:
-            expected = reference(inputs)
-            check.record(sample, inputs, expected)
-        else:
-            expected = oracle(inputs)
+        expected = expected_of(sample, inputs)
         for name, run in runners.items():
             verdicts[name].record(sample, expected, run(inputs))
-    if onnx and not check.ok:
+    check = expected_of.onnxruntime
+    if not expected_of.ok:
         for v in verdicts.values():
             v.bit_exact = False
             v.mismatched_samples = sorted(set(v.mismatched_samples) | set(check.differing_samples))
@@ -204,7 +221,7 @@ def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
         "model": model.name,
         "samples": samples,
         "seed": seed,
-        **({"onnxruntime": check.report()} if onnx else {}),
+        **({"onnxruntime": check.report()} if check is not None else {}),
         "backends": {
             name: {"bit_exact": v.bit_exact, "max_abs_diff": v.max_abs_diff,
                    **({"mismatched_samples": v.mismatched_samples} if v.mismatched_samples else {})}
