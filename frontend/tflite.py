@@ -44,6 +44,7 @@ from mcuc.ir.ops.reshape import ReshapeAttrs
 from mcuc.ir.ops.resize_nearest import ResizeNearestAttrs
 from mcuc.ir.ops.softmax import SoftmaxAttrs
 from mcuc.ir.ops.squeeze import SqueezeAttrs
+from mcuc.ir.ops.sub import SubAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
 
 _FILE_IDENTIFIER = b"TFL3"
@@ -450,6 +451,7 @@ _CONVERTERS: dict[str, tuple[type | None, Converter]] = {
     "FULLY_CONNECTED": (tflite.FullyConnectedOptions, _fully_connected),
     "ADD": (tflite.AddOptions, _binary(kinds.ADD, AddAttrs)),
     "MUL": (tflite.MulOptions, _binary(kinds.MUL, MulAttrs)),
+    "SUB": (tflite.SubOptions, _binary(kinds.SUB, SubAttrs)),
     "AVERAGE_POOL_2D": (tflite.Pool2DOptions, _pool(kinds.AVERAGE_POOL_2D)),
     "MAX_POOL_2D": (tflite.Pool2DOptions, _pool(kinds.MAX_POOL_2D)),
     "MEAN": (tflite.ReducerOptions, _mean),

@@ -176,9 +176,9 @@ def broadcast_pair(draw):
 
 
 @LAYER_SETTINGS
-@given(broadcast_pair(), st.sampled_from(["ADD", "MUL"]), st.sampled_from(ACTIVATIONS), st.booleans(),
+@given(broadcast_pair(), st.sampled_from(["ADD", "SUB", "MUL"]), st.sampled_from(ACTIVATIONS), st.booleans(),
        st.sampled_from(["int8", "int8", "int16"]), seeds)
-def test_add_and_mul(shapes, kind, activation, constant_second, dtype, seed):
+def test_add_sub_and_mul(shapes, kind, activation, constant_second, dtype, seed):
     rng = np.random.default_rng(seed)
     layer = single_op_builder(kind, list(shapes), rng, fused_activation_function=activation,
                               constant_inputs=(1,) if constant_second else (), input_dtype=dtype, output_dtype=dtype)

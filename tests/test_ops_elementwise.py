@@ -115,6 +115,39 @@ def test_add_of_equal_scales_matches_oracle(shapes, q, qo, activation, seed):
 
 
 @SETTINGS
+@given(shapes=broadcast_shapes(), q1=quantizations(), q2=quantizations(), qo=quantizations(),
+       activation=st.sampled_from(ACTIVATIONS), constant_second=st.booleans(), seed=seeds)
+def test_sub_matches_oracle(shapes, q1, q2, qo, activation, constant_second, seed):
+    """SUB: ADD's two-stage rescale of the inputs, joined by a difference."""
+    model, inputs = binary_model("SUB", shapes, (q1, q2, qo), activation, constant_second,
+                                 np.random.default_rng(seed))
+    assert_matches_oracle(model, inputs)
+
+
+def test_sub_factors_are_computed_in_double():
+    """Every pair of int8 inputs through a SUB whose scales make double factors (the
+    pinned tflite-micro's CalculateOpDataSub, like ADD's) and float32 ones (later releases)
+    give different bytes for 2 of the 65536 pairs: mcuc must match tflite-micro, and the
+    float32 factors must not (so the test can fail)."""
+    from mcuc.ir.ops.add import evaluate_rescaled, rescale_params
+
+    scales, zero_points = (0.08067665994167328, 0.01133007649332285, 0.022671323269605637), (15, -20, -1)
+    mb = ModelBuilder()
+    a, b, y = (mb.tensor(n, (1, 65536), "int8", s, z) for n, s, z in zip("aby", scales, zero_points))
+    mb.op("SUB", [a, b], [y], fused_activation_function="NONE")
+    model = mb.build([a, b], [y])
+    inputs = [np.repeat(np.arange(-128, 128), 256).astype(np.int8).reshape(1, -1),
+              np.tile(np.arange(-128, 128), 256).astype(np.int8).reshape(1, -1)]
+    [expected] = assert_matches_oracle(model, inputs)
+    op = next(o for o in load_tflite(model).ops if o.kind == "SUB")
+    s1, s2, so = (np.float32(s) for s in scales)
+    twice_max = np.float32(2) * max(s1, s2)
+    float32_factors = rescale_params(op, 20, float(np.float32(s1 / twice_max)), float(np.float32(s2 / twice_max)),
+                                     float(np.float32(twice_max / np.float32(np.float32(1 << 20) * so))))
+    assert int((evaluate_rescaled(op, float32_factors, inputs, np.subtract) != expected).sum()) == 2
+
+
+@SETTINGS
 @given(shapes=broadcast_shapes(), q1=quantizations(), q2=quantizations(), qo=quantizations(max_log2_scale=-2.0),
        activation=st.sampled_from(ACTIVATIONS), constant_second=st.booleans(), seed=seeds)
 def test_mul_matches_oracle(shapes, q1, q2, qo, activation, constant_second, seed):
@@ -124,10 +157,10 @@ def test_mul_matches_oracle(shapes, q1, q2, qo, activation, constant_second, see
 
 
 @SETTINGS
-@given(shapes=broadcast_shapes(), kind=st.sampled_from(["ADD", "MUL"]), q1=quantizations("int16"),
+@given(shapes=broadcast_shapes(), kind=st.sampled_from(["ADD", "SUB", "MUL"]), q1=quantizations("int16"),
        q2=quantizations("int16"), qo=quantizations("int16"), activation=st.sampled_from(ACTIVATIONS), seed=seeds)
-def test_int16_add_and_mul_match_oracle(shapes, kind, q1, q2, qo, activation, seed):
-    """int16 ADD shifts by 15 instead of 20; int16 MUL needs zero points 0."""
+def test_int16_add_sub_and_mul_match_oracle(shapes, kind, q1, q2, qo, activation, seed):
+    """int16 ADD and SUB shift by 15 instead of 20; int16 MUL needs zero points 0."""
     model, inputs = binary_model(kind, shapes, (q1, q2, qo), activation, False, np.random.default_rng(seed), "int16")
     assert_matches_oracle(model, inputs)
 

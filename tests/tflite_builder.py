@@ -50,6 +50,7 @@ OPTIONS_TABLE: dict[str, str | None] = {
     "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
     "CONCATENATION": "ConcatenationOptions",
     "MUL": "MulOptions",
+    "SUB": "SubOptions",
     "LOGISTIC": None,
     "HARD_SWISH": "HardSwishOptions",
     "RELU": None,
@@ -375,7 +376,7 @@ def single_op_builder(kind: str, input_shapes: Sequence[Sequence[int]], rng: np.
     elif kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         fh, fw = int(opts.get("filter_height", 1)), int(opts.get("filter_width", 1))
         out_shape = (x_shape[0], *window_out(x_shape[1], x_shape[2], fh, fw), x_shape[3])
-    elif kind in ("ADD", "MUL"):
+    elif kind in ("ADD", "SUB", "MUL"):
         out_shape = broadcast_shape(shapes[0], shapes[1])
     elif kind == "MEAN":
         ax = [a % len(x_shape) for a in (axes if axes is not None else (1, 2))]

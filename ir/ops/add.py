@@ -84,7 +84,7 @@ def broadcast_input_region(in_shape: tuple[int, ...], out: Region) -> Region:
 
 
 def binary_infer_shapes(op: Op) -> list[tuple[int, ...]]:
-    """Shape rule shared by ADD and MUL: two quantized inputs of the output's dtype
+    """Shape rule shared by ADD, SUB and MUL: two quantized inputs of the output's dtype
     (int8 or int16), broadcasting, a legal clamp range."""
     require(len(op.inputs) == 2 and all(t is not None for t in op.inputs), op, "takes exactly two inputs")
     x1, x2, y = op.inputs[0], op.inputs[1], op.output
@@ -114,6 +114,13 @@ def add_params(op: Op) -> AddParams:
     twice_max = 2 * max(s1, s2)
     real1, real2 = s1 / twice_max, s2 / twice_max
     real_out = twice_max / ((1 << left_shift) * so)
+    return rescale_params(op, left_shift, real1, real2, real_out)
+
+
+def rescale_params(op: Op, left_shift: int, real1: float, real2: float, real_out: float) -> AddParams:
+    """AddParams from the three real rescale factors (each must lie in (0, 1), as TFLM's
+    QuantizeMultiplierSmallerThanOneExp requires)."""
+    x1, x2, y = op.inputs[0], op.inputs[1], op.output
     for name, real in (("input 1", real1), ("input 2", real2), ("output", real_out)):
         require(0.0 < real < 1.0, op,
                 f"{name} rescale factor {real:.6g} is outside (0, 1): TFLite Micro rejects these "
@@ -187,8 +194,14 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return evaluate_onnxruntime_float(op, inputs)
     if op.attrs.numerics.rule == ONNXRUNTIME:
         return evaluate_onnxruntime(op, inputs)
-    p = add_params(op)
-    a: AddAttrs = op.attrs
+    return [evaluate_rescaled(op, add_params(op), inputs, np.add)]
+
+
+def evaluate_rescaled(op: Op, p: AddParams, inputs: list[np.ndarray], combine) -> np.ndarray:
+    """TFLM's two-stage quantized ADD and SUB: each input, offset and shifted left, is
+    rescaled onto twice the larger input scale; `combine` (add or subtract) joins them;
+    the result is rescaled to the output, offset and clamped."""
+    a = op.attrs
 
     def rescale(x: np.ndarray, offset: int, multiplier: int, shift: int) -> np.ndarray:
         shifted = (x.astype(np.int64) + offset) << p.left_shift
@@ -196,9 +209,9 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
     s1 = rescale(inputs[0], p.input1_offset, p.input1_multiplier, p.input1_shift)
     s2 = rescale(inputs[1], p.input2_offset, p.input2_multiplier, p.input2_shift)
-    raw = multiply_by_quantized_multiplier_smaller_than_one(s1 + s2, p.output_multiplier, p.output_shift)
+    raw = multiply_by_quantized_multiplier_smaller_than_one(combine(s1, s2), p.output_multiplier, p.output_shift)
     y = np.clip(raw + p.output_offset, a.act_min, a.act_max)
-    return [y.astype(op.output.dtype)]
+    return y.astype(op.output.dtype)
 
 
 OPDEF = register(OpDef(ADD, AddAttrs, infer_shapes, macs, binary_input_regions, evaluate,

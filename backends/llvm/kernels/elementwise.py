@@ -16,11 +16,11 @@ import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
+from mcuc.ir.numerics import ONNXRUNTIME, in_float, rule_of, uint8_offset
 from mcuc.ir.ops import op_def
 from mcuc.ir.ops._common import dtype_range
 from mcuc.ir.ops.add import add_params
 from mcuc.ir.ops.mul import mul_params
-from mcuc.ir.numerics import ONNXRUNTIME, in_float, rule_of, uint8_offset
 from mcuc.ir.ort_numerics import fma_f32
 
 from ..codegen import KernelCall
@@ -82,6 +82,19 @@ def add(call: KernelCall) -> None:
     if _rounds_like_onnxruntime(op):
         _add_onnxruntime(call)
         return
+    _rescaled_binary(call, call.em.b.add)
+
+
+@register("SUB")
+def sub(call: KernelCall) -> None:
+    """TFLM's int8/int16 SUB: ADD's two-stage rescale, joined by a difference."""
+    _rescaled_binary(call, call.em.b.sub)
+
+
+def _rescaled_binary(call: KernelCall, combine) -> None:
+    """mcuc.ir.ops.add.evaluate_rescaled: both inputs offset, shifted left and rescaled
+    onto twice the larger input scale, joined by `combine`, rescaled to the output."""
+    em, op = call.em, call.op
     p = add_params(op)
     a = op.attrs
 
@@ -92,7 +105,7 @@ def add(call: KernelCall) -> None:
     def body(x1: ir.Value, x2: ir.Value) -> ir.Value:
         s1 = rescale(x1, p.input1_offset, p.input1_multiplier, p.input1_shift)
         s2 = rescale(x2, p.input2_offset, p.input2_multiplier, p.input2_shift)
-        raw = multiply_by_quantized_multiplier(em, em.b.add(s1, s2), p.output_multiplier, 0, -p.output_shift)
+        raw = multiply_by_quantized_multiplier(em, combine(s1, s2), p.output_multiplier, 0, -p.output_shift)
         return em.clamp(em.add(raw, p.output_offset), a.act_min, a.act_max)
 
     _binary_loop(call, body)
