@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
 from dataclasses import dataclass
 
 import numpy as np
@@ -287,6 +288,26 @@ def test_in_place_depthwise(backend, seed, stride):
     got = run_chost(program, inputs) if backend == "host" else run_cortexm(program, inputs, target).outputs
     want = TFLiteOracle(model)(inputs)
     assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0])
+
+
+def test_op_names_stay_inside_comments(tmp_path):
+    """An op's name comes from the model file: in the generated C it is comment text that
+    can neither close its comment nor open a nested one, so the project compiles with
+    -Wall -Werror and the name's C never runs."""
+    if shutil.which("gcc") is None:
+        pytest.skip("host gcc is not installed")
+    from mcuc.backends.cortexm.project import write_project
+
+    layer = make_layer(("CONV_2D", [(1, 6, 6, 4)], dict(out_channels=4, kernel=(3, 3))), 2)
+    hostile = "x */ int injected = 1; /* nested /* \n#error reached"
+    graph = layer.graph.with_(ops=tuple(op.with_(name=hostile) for op in layer.graph.ops))
+    target = get_target("cortex-m0")
+    program = plan(graph, scratch=lambda op, in_place: scratch_requests(op, in_place, target))
+    out = write_project(program, tmp_path / "project", target)
+    source = (out / "model.c").read_text()
+    assert "*/ int injected" not in source and "\n#error" not in source
+    subprocess.run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", str(out / "model.c")],
+                   check=True, cwd=out)
 
 
 def test_layer_constants_are_specialized_into_the_code():

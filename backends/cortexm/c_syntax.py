@@ -19,8 +19,9 @@ def c_name(name: str) -> str:
 
 
 def c_comment(text: str) -> str:
-    """`text` safe inside a /* */ comment."""
-    return text.replace("*/", "* /").replace("\n", " ")
+    """`text` safe inside a /* */ comment: it can neither end the comment nor open a
+    nested one (which -Wcomment, in -Wall, rejects), and stays on one line."""
+    return text.replace("*/", "* /").replace("/*", "/ *").replace("\r", " ").replace("\n", " ")
 
 
 def c_float(value: float) -> str:

@@ -29,7 +29,7 @@ from mcuc.ir.program import Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
-from .c_syntax import c_float
+from .c_syntax import c_comment, c_float
 from .target import Target
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -73,6 +73,8 @@ _naming = _Naming()
 
 def _render(template: str, **context) -> str:
     context.setdefault("name", _naming.name or context["fn"])
+    if "comment" in context:  # op names come from the model file
+        context["comment"] = c_comment(context["comment"])
     context["shared"] = _naming.shared
     if not _naming.shared and "arrays" in context:
         context["arrays"] = [a for a in context["arrays"] if a.per_call]
@@ -499,7 +501,7 @@ def _emit_reshape(fn: str, step: Step, program: Program, target: Target) -> Step
     x, y = op.input, op.output
     src, dst = _offset(program, x, op), _offset(program, y, op)
     if getattr(step, "alias", False) or src == dst:
-        return StepCode("", f"/* {op.label}: shares its input's bytes */", ())
+        return StepCode("", f"/* {c_comment(op.label)}: shares its input's bytes */", ())
     return _emit_copy(fn, op, program, [_Copy(dst, src, [1] * 6, [0] * 6, [0] * 6, y.nbytes)], None)
 
 
@@ -520,7 +522,7 @@ def _emit_concatenation(fn: str, step: Step, program: Program, target: Target) -
     op = step.op
     y = op.output
     if getattr(step, "alias", False):
-        return StepCode("", f"/* {op.label}: producers wrote into the output's slices */", ())
+        return StepCode("", f"/* {c_comment(op.label)}: producers wrote into the output's slices */", ())
     axis = positive_axis(op)
     item = y.itemsize
     out_strides = _contiguous_strides(y.shape, item)
