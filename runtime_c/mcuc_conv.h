@@ -11,17 +11,24 @@
  * - weights are reordered at compile time into channel pairs: for channels (c, c+1) the
  *   row is [w[c][0..3], w[c+1][0..3], w[c][4..7], w[c+1][4..7], ...], the depth padded
  *   with zeros to a multiple of 4 and an odd channel count padded with a zero channel.
- * - requantization: `fast` selects mcuc_requant_fast (mult, round, right) which the
- *   compiler chose only after proving its preconditions; otherwise mcuc_mbqm (mult, shift).
+ * - requantization (mcuc_quant_t): TFLite's rule (mcuc_requant_t), where `fast` selects
+ *   mcuc_requant_fast (mult, round, right), which the compiler chose only after proving
+ *   its preconditions, and otherwise mcuc_mbqm (mult, shift); or onnxruntime's float32
+ *   scales (mcuc_ort_requant_t) on the same exact int32 accumulators.
+ * - shapes and windows arrive as mcuc_dims_t / mcuc_window_t (mcuc_params.h); a kernel
+ *   that needs scratch states its size in <kernel>_get_buffer_size, which the compiler's
+ *   scratch requests (backends/cortexm/kernels.py) equal.
  */
 #ifndef MCUC_CONV_H
 #define MCUC_CONV_H
 
 #include "mcuc_fixedpoint.h"
 #include "mcuc_ort.h"
+#include "mcuc_params.h"
 
+/* TFLite's per-channel requantization (tflite-micro's integer output stage), with the
+ * fused activation. onnxruntime's rule is mcuc_ort_requant_t (mcuc_ort.h). */
 typedef struct {
-    const int32_t *bias;   /* folded bias per output channel */
     const int32_t *mult;   /* Q31 multiplier per output channel */
     const int32_t *shift;  /* fast: right shift (>= 1); else TFLite's signed shift */
     const int32_t *round;  /* fast: 2^(right - 1), plus out_zp << right when zp_folded */
@@ -30,11 +37,18 @@ typedef struct {
     int32_t act_max;
     int fast;
     int zp_folded;         /* fast only: the output zero point is inside round[] */
-    const float *ort_scale; /* non-NULL: onnxruntime's rule (float32 scale per channel,
-                               round half to even, clamp to [ort_lo, ort_hi]) instead */
-    int32_t ort_lo;
-    int32_t ort_hi;
 } mcuc_requant_t;
+
+/* What an integer GEMM kernel needs to turn int8 inputs into int8 outputs: the input
+ * zero point (the value of padding taps, or the offset added to every tap), the int32
+ * each output channel's accumulator starts from, and the output stage under exactly one
+ * of the two rules (the other pointer is NULL). */
+typedef struct {
+    int32_t in_zp;
+    const int32_t *bias;              /* per output channel; NULL where the kernel has none */
+    const mcuc_requant_t *tflite;
+    const mcuc_ort_requant_t *ort;
+} mcuc_quant_t;
 
 MCUC_INLINE int32_t mcuc_activation(int32_t y, const mcuc_requant_t *q) {
 #if MCUC_DSP
@@ -45,12 +59,8 @@ MCUC_INLINE int32_t mcuc_activation(int32_t y, const mcuc_requant_t *q) {
     return mcuc_clamp(y, q->act_min, q->act_max);
 }
 
-MCUC_INLINE int32_t mcuc_output_stage(int32_t acc, const mcuc_requant_t *q, int c) {
+MCUC_INLINE int32_t mcuc_requant_channel(int32_t acc, const mcuc_requant_t *q, int c) {
     int32_t y;
-    if (q->ort_scale) {
-        y = mcuc_ort_requant(acc, q->ort_scale[c], q->out_zp, q->ort_lo, q->ort_hi);
-        return mcuc_clamp(y, q->act_min, q->act_max);
-    }
     if (q->fast) {
         y = mcuc_requant_fast(acc, q->mult[c], q->round[c], q->shift[c]);
         if (!q->zp_folded) {
@@ -63,12 +73,9 @@ MCUC_INLINE int32_t mcuc_output_stage(int32_t acc, const mcuc_requant_t *q, int 
 }
 
 /* For kernels that accumulate 2 * acc (weights doubled at compile time, which the
- * compiler does only when the fast output stage applies). */
-MCUC_INLINE int32_t mcuc_output_stage_doubled(int32_t acc2, const mcuc_requant_t *q, int c) {
+ * compiler does only when TFLite's fast output stage applies). */
+MCUC_INLINE int32_t mcuc_requant_channel_doubled(int32_t acc2, const mcuc_requant_t *q, int c) {
     int32_t y;
-    if (q->ort_scale) {
-        return mcuc_output_stage(acc2 / 2, q, c);
-    }
     if (q->fast) {
         y = mcuc_requant_fast_doubled(acc2, q->mult[c], q->round[c], q->shift[c]);
         if (!q->zp_folded) {
@@ -78,6 +85,13 @@ MCUC_INLINE int32_t mcuc_output_stage_doubled(int32_t acc2, const mcuc_requant_t
         y = mcuc_mbqm(acc2 / 2, q->mult[c], q->shift[c]) + q->out_zp;
     }
     return mcuc_activation(y, q);
+}
+
+MCUC_INLINE int32_t mcuc_output_stage(int32_t acc, const mcuc_quant_t *q, int c) {
+    if (q->ort) {
+        return mcuc_ort_requant_channel(acc, q->ort, c);
+    }
+    return mcuc_requant_channel(acc, q->tflite, c);
 }
 
 /* Sign-extends two rows of depth4 int8 values to int16, interleaved in steps of 4
@@ -150,7 +164,7 @@ MCUC_INLINE void mcuc_extend_rows2(int16_t *dst, const int8_t *src0, const int8_
  * mcuc_extend_rows2): y0[c] = x0 . w[c], y1[c] = x1 . w[c]; when `two` is 0 only y0 is
  * stored (the odd last pixel, whose row 1 is a copy). */
 MCUC_INLINE void mcuc_gemm_rows2(const int16_t *rows, int two, const int8_t *wpairs,
-                                 int depth4, int out_ch, const mcuc_requant_t *q,
+                                 int depth4, int out_ch, const mcuc_quant_t *q,
                                  int8_t *y0, int8_t *y1) {
     const int8_t *w = wpairs;
     int c;
@@ -188,10 +202,16 @@ MCUC_INLINE void mcuc_gemm_rows2(const int16_t *rows, int two, const int8_t *wpa
 }
 
 /* Pointwise (1x1, stride 1, no padding) convolution as a GEMM: pixels are rows of
- * `in_ch` bytes (a multiple of 4); each pixel pair is sign-extended once into `rows`
- * (scratch, 4 * in_ch bytes, interleaved) and then meets every weight row. */
-MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int16_t *rows, int pixels, int in_ch, int out_ch,
-                               const int8_t *wpairs, const mcuc_requant_t *q) {
+ * `in_ch` bytes (a multiple of 4); each pixel pair is sign-extended once into the scratch
+ * rows (4 * in_ch bytes, interleaved) and then meets every weight row. */
+MCUC_INLINE int mcuc_conv_1x1_get_buffer_size(const mcuc_dims_t *in_dims) {
+    return 4 * in_dims->c;
+}
+
+MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
+                               const mcuc_dims_t *out_dims, const int8_t *wpairs, const mcuc_quant_t *q) {
+    int16_t *rows = (int16_t *)(void *)scratch;
+    const int pixels = out_dims->h * out_dims->w, in_ch = in_dims->c, out_ch = out_dims->c;
     int p;
     for (p = 0; p + 1 < pixels; p += 2) {
         mcuc_extend_rows2(rows, in + p * in_ch, in + (p + 1) * in_ch, in_ch);
@@ -205,10 +225,11 @@ MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int16_t *rows, int
 
 /* One im2col row: the receptive field of output pixel (oy, ox), taps in (ky, kx, c) order,
  * padding taps filled with the input zero point, tail [kh*kw*in_ch, depth4) zeroed. */
-MCUC_INLINE void mcuc_im2col_row(int8_t *row, const int8_t *in, int oy, int ox,
-                                 int in_h, int in_w, int in_ch, int kh, int kw,
-                                 int stride_h, int stride_w, int dil_h, int dil_w,
-                                 int pad_top, int pad_left, int8_t in_zp, int depth4) {
+MCUC_INLINE void mcuc_im2col_row(int8_t *row, const int8_t *in, int oy, int ox, const mcuc_dims_t *in_dims,
+                                 const mcuc_window_t *win, int8_t in_zp, int depth4) {
+    const int in_h = in_dims->h, in_w = in_dims->w, in_ch = in_dims->c, kh = win->kh, kw = win->kw;
+    const int stride_h = win->stride_h, stride_w = win->stride_w, dil_h = win->dil_h, dil_w = win->dil_w;
+    const int pad_top = win->pad_top, pad_left = win->pad_left;
     int ky, kx;
     int8_t *dst = row;
     for (ky = 0; ky < kh; ky++) {
@@ -228,26 +249,33 @@ MCUC_INLINE void mcuc_im2col_row(int8_t *row, const int8_t *in, int oy, int ox,
     }
 }
 
+/* The im2col depth: one receptive field's taps (kh * kw * in_ch) rounded up to 4. */
+MCUC_INLINE int mcuc_im2col_depth4(const mcuc_dims_t *in_dims, const mcuc_window_t *win) {
+    return (win->kh * win->kw * in_dims->c + 3) & ~3;
+}
+
 /* General KxK convolution (groups == 1) through a partial im2col buffer: two output
  * pixels' receptive fields (int8, 2 * depth4 bytes) sign-extended into two interleaved
- * int16 rows (4 * depth4 bytes) share each pass over the weights. Scratch: 6 * depth4 bytes. */
-MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch,
-                                  int in_h, int in_w, int in_ch, int out_h, int out_w, int out_ch,
-                                  int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
-                                  int pad_top, int pad_left, int8_t in_zp, int depth4,
-                                  const int8_t *wpairs, const mcuc_requant_t *q) {
-    const int pixels = out_h * out_w;
+ * int16 rows (4 * depth4 bytes) share each pass over the weights. */
+MCUC_INLINE int mcuc_conv_im2col_get_buffer_size(const mcuc_dims_t *in_dims, const mcuc_window_t *win) {
+    return 6 * mcuc_im2col_depth4(in_dims, win);
+}
+
+MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
+                                  const mcuc_dims_t *out_dims, const mcuc_window_t *win,
+                                  const int8_t *wpairs, const mcuc_quant_t *q) {
+    const int out_w = out_dims->w, out_ch = out_dims->c, pixels = out_dims->h * out_w;
+    const int depth4 = mcuc_im2col_depth4(in_dims, win);
+    const int8_t in_zp = (int8_t)q->in_zp;
     int16_t *rows = (int16_t *)(void *)scratch;
     int8_t *col0 = scratch + 4 * depth4;
     int8_t *col1 = col0 + depth4;
     int p;
     for (p = 0; p < pixels; p += 2) {
         const int two = p + 1 < pixels;
-        mcuc_im2col_row(col0, in, p / out_w, p % out_w, in_h, in_w, in_ch, kh, kw, stride_h, stride_w,
-                        dil_h, dil_w, pad_top, pad_left, in_zp, depth4);
+        mcuc_im2col_row(col0, in, p / out_w, p % out_w, in_dims, win, in_zp, depth4);
         if (two) {
-            mcuc_im2col_row(col1, in, (p + 1) / out_w, (p + 1) % out_w, in_h, in_w, in_ch, kh, kw,
-                            stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, in_zp, depth4);
+            mcuc_im2col_row(col1, in, (p + 1) / out_w, (p + 1) % out_w, in_dims, win, in_zp, depth4);
         }
         mcuc_extend_rows2(rows, col0, two ? col1 : col0, depth4);
         mcuc_gemm_rows2(rows, two, wpairs, depth4, out_ch, q, out + p * out_ch,
@@ -257,11 +285,14 @@ MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch
 
 /* Grouped convolution, any shape: the plain direct loop (weights OHWI as in the model,
  * bias folded over the whole window, padding taps read as the input zero point). */
-MCUC_INLINE void mcuc_conv_grouped(const int8_t *in, int8_t *out,
-                                   int in_h, int in_w, int in_ch, int out_h, int out_w, int out_ch,
-                                   int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
-                                   int pad_top, int pad_left, int32_t in_zp, int groups,
-                                   const int8_t *weights, const mcuc_requant_t *q) {
+MCUC_INLINE void mcuc_conv_grouped(const int8_t *in, int8_t *out, const mcuc_dims_t *in_dims,
+                                   const mcuc_dims_t *out_dims, const mcuc_window_t *win, int groups,
+                                   const int8_t *weights, const mcuc_quant_t *q) {
+    const int in_h = in_dims->h, in_w = in_dims->w, in_ch = in_dims->c;
+    const int out_h = out_dims->h, out_w = out_dims->w, out_ch = out_dims->c;
+    const int kh = win->kh, kw = win->kw, stride_h = win->stride_h, stride_w = win->stride_w;
+    const int dil_h = win->dil_h, dil_w = win->dil_w, pad_top = win->pad_top, pad_left = win->pad_left;
+    const int32_t in_zp = q->in_zp;
     const int cin_g = in_ch / groups;
     const int cout_g = out_ch / groups;
     int oy, ox, oc, ky, kx, ic;
@@ -292,8 +323,8 @@ MCUC_INLINE void mcuc_conv_grouped(const int8_t *in, int8_t *out,
  * units: [w[u][k..k+3] for u in u0..u0+3] for k in steps of 4 (depth padded with zeros to
  * depth4, units padded to a multiple of 4 with zero units). The tail k in [depth & ~3,
  * depth) is read byte by byte so no byte past the input row is touched. */
-MCUC_INLINE void mcuc_fully_connected(const int8_t *in, int8_t *out, int rows, int depth, int depth4,
-                                      int units, const int8_t *wquads, const mcuc_requant_t *q) {
+MCUC_INLINE void mcuc_fully_connected(const int8_t *in, int8_t *out, int rows, int depth, int units,
+                                      const int8_t *wquads, const mcuc_quant_t *q) {
     const int body = depth & ~3;
     int r, u;
     for (r = 0; r < rows; r++) {
@@ -349,22 +380,39 @@ MCUC_INLINE void mcuc_fully_connected(const int8_t *in, int8_t *out, int rows, i
             if (u + 2 < units) out[r * units + u + 2] = (int8_t)mcuc_output_stage(a2, q, u + 2);
             if (u + 3 < units) out[r * units + u + 3] = (int8_t)mcuc_output_stage(a3, q, u + 3);
         }
-        (void)depth4;
     }
+}
+
+/* Inputs mcuc_fully_connected_w16 sign-extends at a time (a multiple of 4): bounds its
+ * scratch on deep layers such as micro_speech's 4000-input one. */
+#define MCUC_FC_CHUNK 256
+
+MCUC_INLINE int mcuc_fc_chunk(int depth) {
+    const int depth4 = (depth + 3) & ~3;
+    return depth4 < MCUC_FC_CHUNK ? depth4 : MCUC_FC_CHUNK;
+}
+
+/* The extended chunk (2 bytes per input), then, when the depth spans several chunks, one
+ * int32 partial sum per unit rounded up to 4 units. */
+MCUC_INLINE int mcuc_fully_connected_w16_get_buffer_size(int depth, int units) {
+    const int chunk = mcuc_fc_chunk(depth);
+    return 2 * chunk + (((depth + 3) & ~3) > chunk ? 4 * ((units + 3) & ~3) : 0);
 }
 
 #if MCUC_DSP
 /* Fully connected on ARMv7E-M with weights widened to int16 at compile time (twice the
  * flash of int8, for no SXTB16 on the weight side). The input row is sign-extended
- * `chunk` inputs at a time (a multiple of 4) into `xrow` (scratch, 2 * chunk bytes,
- * lanes x[k], x[k+2], x[k+1], x[k+3]), so the scratch stays small for deep layers; when
- * the depth spans several chunks each unit's int32 sum is carried between chunks in
- * `partial` (scratch, one int32 per unit rounded up to 4). Weights per group of four
- * units and step of 4 inputs hold each unit's two lane words, a group's steps
- * contiguous. Per step: one LDRD of the input, four LDRD of weights, eight SMLAD. */
-MCUC_INLINE void mcuc_fully_connected_w16(const int8_t *in, int8_t *out, int16_t *xrow, int32_t *partial,
-                                          int rows, int depth, int depth4, int chunk, int units,
-                                          const int16_t *wq, const mcuc_requant_t *q) {
+ * mcuc_fc_chunk inputs at a time into `xrow` (the scratch's start, lanes x[k], x[k+2],
+ * x[k+1], x[k+3]), so the scratch stays small for deep layers; when the depth spans
+ * several chunks each unit's int32 sum is carried between chunks in `partial` (after
+ * xrow). Weights per group of four units and step of 4 inputs hold each unit's two lane
+ * words, a group's steps contiguous. Per step: one LDRD of the input, four LDRD of
+ * weights, eight SMLAD. */
+MCUC_INLINE void mcuc_fully_connected_w16(const int8_t *in, int8_t *out, int8_t *scratch, int rows, int depth,
+                                          int units, const int16_t *wq, const mcuc_quant_t *q) {
+    const int depth4 = (depth + 3) & ~3, chunk = mcuc_fc_chunk(depth);
+    int16_t *xrow = (int16_t *)(void *)scratch;
+    int32_t *partial = (int32_t *)(void *)(scratch + 2 * chunk);
     int r, u, k, c0;
     uint32_t *x32 = (uint32_t *)(void *)xrow;
     for (r = 0; r < rows; r++) {

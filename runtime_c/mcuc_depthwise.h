@@ -1,9 +1,10 @@
 /* mcuc_depthwise.h: depthwise convolution kernels (always-inline, specialized per layer).
  *
  * Unlike the GEMM kernels these keep the model's bias and add the input offset
- * (-input zero point) to every tap they read, so padding taps are simply skipped
- * (TFLM's semantics). On ARMv7E-M the offset costs nothing: SXTAB16 sign-extends two
- * bytes and adds the offset pair in one instruction.
+ * (-input zero point, -q->in_zp) to every tap they read, so padding taps are simply
+ * skipped (TFLM's semantics). On ARMv7E-M the offset costs nothing: SXTAB16
+ * sign-extends two bytes and adds the offset pair in one instruction. The in-place kernel
+ * is the exception (it folds the offset into the bias, see there).
  */
 #ifndef MCUC_DEPTHWISE_H
 #define MCUC_DEPTHWISE_H
@@ -15,11 +16,13 @@
  * four int16 values {w[t][4g], w[t][4g+2], w[t][4g+1], w[t][4g+3]}, i.e. the even and
  * odd lanes the SXTB16 of four input bytes produces. Portable builds read the same
  * layout. */
-MCUC_INLINE void mcuc_depthwise_c4(const int8_t *in, int8_t *out,
-                                   int in_h, int in_w, int ch, int out_h, int out_w,
-                                   int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
-                                   int pad_top, int pad_left, int32_t in_offset,
-                                   const int16_t *wq, const mcuc_requant_t *q) {
+MCUC_INLINE void mcuc_depthwise_c4(const int8_t *in, int8_t *out, const mcuc_dims_t *in_dims,
+                                   const mcuc_dims_t *out_dims, const mcuc_window_t *win,
+                                   const int16_t *wq, const mcuc_quant_t *q) {
+    const int in_h = in_dims->h, in_w = in_dims->w, ch = in_dims->c, out_h = out_dims->h, out_w = out_dims->w;
+    const int kh = win->kh, kw = win->kw, stride_h = win->stride_h, stride_w = win->stride_w;
+    const int dil_h = win->dil_h, dil_w = win->dil_w, pad_top = win->pad_top, pad_left = win->pad_left;
+    const int32_t in_offset = -q->in_zp;
     const int groups = ch / 4;
     int oy, ox, g, ky, kx;
 #if MCUC_DSP
@@ -96,12 +99,14 @@ MCUC_INLINE void mcuc_depthwise_c4(const int8_t *in, int8_t *out,
 
 /* Any depthwise convolution: any channel count, depth multiplier, stride and dilation.
  * Weights in the model's layout [kh][kw][ch * mult]. */
-MCUC_INLINE void mcuc_depthwise_generic(const int8_t *in, int8_t *out,
-                                        int in_h, int in_w, int in_ch, int out_h, int out_w, int mult,
-                                        int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
-                                        int pad_top, int pad_left, int32_t in_offset,
-                                        const int8_t *weights, const mcuc_requant_t *q) {
-    const int out_ch = in_ch * mult;
+MCUC_INLINE void mcuc_depthwise_generic(const int8_t *in, int8_t *out, const mcuc_dims_t *in_dims,
+                                        const mcuc_dims_t *out_dims, const mcuc_window_t *win,
+                                        const int8_t *weights, const mcuc_quant_t *q) {
+    const int in_h = in_dims->h, in_w = in_dims->w, in_ch = in_dims->c;
+    const int out_h = out_dims->h, out_w = out_dims->w, out_ch = out_dims->c, mult = out_ch / in_ch;
+    const int kh = win->kh, kw = win->kw, stride_h = win->stride_h, stride_w = win->stride_w;
+    const int dil_h = win->dil_h, dil_w = win->dil_w, pad_top = win->pad_top, pad_left = win->pad_left;
+    const int32_t in_offset = -q->in_zp;
     int oy, ox, oc, ky, kx;
     for (oy = 0; oy < out_h; oy++) {
         for (ox = 0; ox < out_w; ox++) {
@@ -138,13 +143,16 @@ MCUC_INLINE void mcuc_depthwise_generic(const int8_t *in, int8_t *out,
  * The plane is padded: plane_h x pitch bytes cover every row and column a window touches
  * (padding included, rows and columns before the input start at pad_top / pad_left), the
  * padding holds the input zero point (so it adds nothing) and each row has slack for the
- * SIMD loads. No tap needs a bounds check. The padding is written once; per channel only
- * the input's interior is gathered. `q->bias` is folded (bias - zero_point * sum(w)), so
- * raw bytes are multiplied and the zero-point padding cancels exactly.
+ * SIMD loads (mcuc_depthwise_plane_rows / _pitch). No tap needs a bounds check. The
+ * padding is written once; per channel only the input's interior is gathered. `q->bias`
+ * is folded (bias - zero_point * sum(w)), so raw bytes are multiplied and the zero-point
+ * padding cancels exactly.
  *
  * `taps3` (3x3, dilation 1) holds per channel and kernel row r the words
  * (w[r][0] | w[r][2] << 16) and w[r][1]: the DSP path computes four outputs of a row
- * at once from two (stride 1) or three (stride 2) 32-bit loads per kernel row. */
+ * at once from two (stride 1) or three (stride 2) 32-bit loads per kernel row. The
+ * compiler doubles them exactly when TFLite's fast output stage applies (that stage then
+ * saves its shift). */
 MCUC_INLINE int32_t mcuc_pkhbt(int32_t bottom_of, int32_t top_of) {
 #if MCUC_DSP
     int32_t r;
@@ -155,15 +163,35 @@ MCUC_INLINE int32_t mcuc_pkhbt(int32_t bottom_of, int32_t top_of) {
 #endif
 }
 
+/* Bytes after each padded plane row that the SIMD loads may read. */
+#define MCUC_PLANE_SLACK 8
+
+/* The plane's rows: every input row a window touches, padding rows included. */
+MCUC_INLINE int mcuc_depthwise_plane_rows(const mcuc_dims_t *out_dims, const mcuc_window_t *win) {
+    return (out_dims->h - 1) * win->stride_h + (win->kh - 1) * win->dil_h + 1;
+}
+
+/* The plane's row pitch: every column a window touches plus the slack, rounded up to 4. */
+MCUC_INLINE int mcuc_depthwise_plane_pitch(const mcuc_dims_t *out_dims, const mcuc_window_t *win) {
+    return ((out_dims->w - 1) * win->stride_w + (win->kw - 1) * win->dil_w + 1 + MCUC_PLANE_SLACK + 3) & ~3;
+}
+
+MCUC_INLINE int mcuc_depthwise_in_place_get_buffer_size(const mcuc_dims_t *out_dims, const mcuc_window_t *win) {
+    return mcuc_depthwise_plane_rows(out_dims, win) * mcuc_depthwise_plane_pitch(out_dims, win);
+}
+
 MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int8_t *plane,
-                                         int in_h, int in_w, int ch, int out_h, int out_w,
-                                         int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
-                                         int pad_top, int pad_left, int plane_h, int pitch, int32_t in_offset,
-                                         const int8_t *weights, const int32_t *taps3, const mcuc_requant_t *q) {
+                                         const mcuc_dims_t *in_dims, const mcuc_dims_t *out_dims,
+                                         const mcuc_window_t *win, const int8_t *weights, const int32_t *taps3,
+                                         const mcuc_quant_t *q) {
+    const int in_h = in_dims->h, in_w = in_dims->w, ch = in_dims->c, out_h = out_dims->h, out_w = out_dims->w;
+    const int kh = win->kh, kw = win->kw, stride_h = win->stride_h, stride_w = win->stride_w;
+    const int dil_h = win->dil_h, dil_w = win->dil_w, pad_top = win->pad_top, pad_left = win->pad_left;
+    const int plane_h = mcuc_depthwise_plane_rows(out_dims, win), pitch = mcuc_depthwise_plane_pitch(out_dims, win);
     const int rows = in_h < plane_h - pad_top ? in_h : plane_h - pad_top;
     const int cols = in_w < pitch - pad_left ? in_w : pitch - pad_left;
     int c, y, x, oy, ox, ky, kx;
-    memset(plane, (int8_t)(-in_offset), (size_t)(plane_h * pitch));
+    memset(plane, (int8_t)q->in_zp, (size_t)(plane_h * pitch));
     for (c = 0; c < ch; c++) {
         for (y = 0; y < rows; y++) {
             const int8_t *src = in + y * in_w * ch + c;
@@ -189,8 +217,8 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
 #if MCUC_DSP
             if (kh == 3 && kw == 3 && dil_h == 1 && dil_w == 1 && (stride_w == 1 || stride_w == 2)) {
                 const int32_t *t = taps3 + 6 * c;
-                /* taps3 is doubled when the fast output stage applies (saves its shift) */
-                const int32_t bias = q->fast ? 2 * q->bias[c] : q->bias[c];
+                const int doubled = q->tflite && q->tflite->fast;
+                const int32_t bias = doubled ? 2 * q->bias[c] : q->bias[c];
                 for (; ox + 4 <= out_w; ox += 4) {
                     int32_t a0 = bias, a1 = bias, a2 = bias, a3 = bias;
                     int r;
@@ -215,10 +243,14 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
                             a3 = __smlatb(o1, w1, __smladx(mcuc_pkhbt(e2, e1), w02, a3));
                         }
                     }
-                    out[(ox + 0) * ch] = (int8_t)(q->fast ? mcuc_output_stage_doubled(a0, q, c) : mcuc_output_stage(a0, q, c));
-                    out[(ox + 1) * ch] = (int8_t)(q->fast ? mcuc_output_stage_doubled(a1, q, c) : mcuc_output_stage(a1, q, c));
-                    out[(ox + 2) * ch] = (int8_t)(q->fast ? mcuc_output_stage_doubled(a2, q, c) : mcuc_output_stage(a2, q, c));
-                    out[(ox + 3) * ch] = (int8_t)(q->fast ? mcuc_output_stage_doubled(a3, q, c) : mcuc_output_stage(a3, q, c));
+                    out[(ox + 0) * ch] = (int8_t)(doubled ? mcuc_requant_channel_doubled(a0, q->tflite, c)
+                                                            : mcuc_output_stage(a0, q, c));
+                    out[(ox + 1) * ch] = (int8_t)(doubled ? mcuc_requant_channel_doubled(a1, q->tflite, c)
+                                                            : mcuc_output_stage(a1, q, c));
+                    out[(ox + 2) * ch] = (int8_t)(doubled ? mcuc_requant_channel_doubled(a2, q->tflite, c)
+                                                            : mcuc_output_stage(a2, q, c));
+                    out[(ox + 3) * ch] = (int8_t)(doubled ? mcuc_requant_channel_doubled(a3, q->tflite, c)
+                                                            : mcuc_output_stage(a3, q, c));
                 }
             }
 #else

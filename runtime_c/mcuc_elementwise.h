@@ -104,13 +104,13 @@ MCUC_INLINE void mcuc_add_s8_flat(const int8_t *in1, const int8_t *in2, int8_t *
 
 /* ADD through tables: each input's rescaled value ((x + offset) << left_shift, high-
  * multiplied and shifted: a function of the int8 value alone) is tabulated at compile
- * time, so only the sum and the output stage (q, channel 0) run per element. */
+ * time, so only the sum and TFLite's output stage (q, channel 0) run per element. */
 MCUC_INLINE void mcuc_add_s8_tables(const int8_t *in1, const int8_t *in2, int8_t *out, const int *extents,
                                     const int *s1, const int *s2, const int32_t *t1, const int32_t *t2,
                                     const mcuc_requant_t *q) {
     MCUC_FOR6(extents, {
         const int32_t sum = t1[(uint8_t)in1[MCUC_IDX(s1)]] + t2[(uint8_t)in2[MCUC_IDX(s2)]];
-        out[o] = (int8_t)mcuc_output_stage(sum, q, 0);
+        out[o] = (int8_t)mcuc_requant_channel(sum, q, 0);
     });
 }
 
@@ -118,7 +118,7 @@ MCUC_INLINE void mcuc_add_s8_tables_flat(const int8_t *in1, const int8_t *in2, i
                                          const int32_t *t1, const int32_t *t2, const mcuc_requant_t *q) {
     int i;
     for (i = 0; i < n; i++) {
-        out[i] = (int8_t)mcuc_output_stage(t1[(uint8_t)in1[i]] + t2[(uint8_t)in2[i]], q, 0);
+        out[i] = (int8_t)mcuc_requant_channel(t1[(uint8_t)in1[i]] + t2[(uint8_t)in2[i]], q, 0);
     }
 }
 
@@ -168,10 +168,14 @@ MCUC_INLINE void mcuc_resize_nearest(const uint8_t *in, uint8_t *out, int batche
     }
 }
 
-/* AVERAGE_POOL_2D / MAX_POOL_2D over NHWC int8, only valid (non-padding) elements. */
-MCUC_INLINE void mcuc_pool_s8(const int8_t *in, int8_t *out, int batches, int in_h, int in_w, int ch,
-                              int out_h, int out_w, int fh, int fw, int stride_h, int stride_w,
-                              int pad_top, int pad_left, int is_max, int32_t act_min, int32_t act_max) {
+/* AVERAGE_POOL_2D / MAX_POOL_2D over NHWC int8, only valid (non-padding) elements; the
+ * window's dilation is 1. */
+MCUC_INLINE void mcuc_pool_s8(const int8_t *in, int8_t *out, const mcuc_dims_t *in_dims, const mcuc_dims_t *out_dims,
+                              const mcuc_window_t *win, int is_max, int32_t act_min, int32_t act_max) {
+    const int batches = in_dims->n, in_h = in_dims->h, in_w = in_dims->w, ch = in_dims->c;
+    const int out_h = out_dims->h, out_w = out_dims->w;
+    const int fh = win->kh, fw = win->kw, stride_h = win->stride_h, stride_w = win->stride_w;
+    const int pad_top = win->pad_top, pad_left = win->pad_left;
     int b, oy, ox, c, ky, kx;
     for (b = 0; b < batches; b++) {
         const int8_t *img = in + b * in_h * in_w * ch;
@@ -208,13 +212,23 @@ MCUC_INLINE void mcuc_pool_s8(const int8_t *in, int8_t *out, int batches, int in
     }
 }
 
+/* The loops of a reduction over up to four kept (outer) and four reduced (inner) axes,
+ * extents with their strides in elements (unit extents fold away). */
+typedef struct {
+    int outer[4];
+    int outer_strides[4];
+    int inner[4];
+    int inner_strides[4];
+} mcuc_reduce_t;
+
 /* MEAN: for each of the outer (kept) index tuples, the sum over the inner (reduced)
- * extents; then TFLM's requantization with 1/count folded into the multiplier, or with
- * `ort_scale` onnxruntime's (QLinearGlobalAveragePool: float32 scale, half to even). */
-MCUC_INLINE void mcuc_mean_s8(const int8_t *in, int8_t *out, const int *outer, const int *outer_strides,
-                              const int *inner, const int *inner_strides, int32_t count, int32_t in_zp,
-                              int32_t mult, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi,
-                              const float *ort_scale) {
+ * extents less count * in_zp; then q's output stage on channel 0: TFLM's requantization
+ * with 1/count folded into the multiplier, or onnxruntime's (QLinearGlobalAveragePool:
+ * float32 scale, half to even). */
+MCUC_INLINE void mcuc_mean_s8(const int8_t *in, int8_t *out, const mcuc_reduce_t *r, const mcuc_quant_t *q) {
+    const int *outer = r->outer, *outer_strides = r->outer_strides;
+    const int *inner = r->inner, *inner_strides = r->inner_strides;
+    const int32_t count = inner[0] * inner[1] * inner[2] * inner[3];
     int a0, a1, a2, a3, o = 0;
     for (a0 = 0; a0 < outer[0]; a0++)
         for (a1 = 0; a1 < outer[1]; a1++)
@@ -232,12 +246,8 @@ MCUC_INLINE void mcuc_mean_s8(const int8_t *in, int8_t *out, const int *outer, c
                                                 b2 * inner_strides[2] + b3 * inner_strides[3]];
                                 }
                     {
-                        const int32_t shifted = (int32_t)((uint32_t)sum - (uint32_t)in_zp * (uint32_t)count);
-                        if (ort_scale) {
-                            out[o] = (int8_t)mcuc_ort_requant(shifted, *ort_scale, out_zp, lo, hi);
-                        } else {
-                            out[o] = (int8_t)mcuc_clamp(mcuc_mbqm(shifted, mult, shift) + out_zp, lo, hi);
-                        }
+                        const int32_t shifted = (int32_t)((uint32_t)sum - (uint32_t)q->in_zp * (uint32_t)count);
+                        out[o] = (int8_t)mcuc_output_stage(shifted, q, 0);
                     }
                 }
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "mcuc_fixedpoint.h"
+#include "mcuc_params.h"
 
 /* Round half to even of a float32 with |v| < 2^31 (callers clamp first): cvtps2dq. */
 MCUC_INLINE int32_t mcuc_rne_f32(float v) {
@@ -154,6 +155,22 @@ MCUC_INLINE int32_t mcuc_ort_requant(int32_t acc, float scale, int32_t zp, int32
     return mcuc_rne_f32(mcuc_clampf(v, (float)(lo - zp), (float)(hi - zp))) + zp;
 }
 
+/* onnxruntime's output stage of an exact int32 accumulator (the integer GEMM kernels of
+ * mcuc_conv.h and mcuc_depthwise.h, and MEAN, under the "onnxruntime" rule): a float32
+ * scale per output channel, then the fused activation. TFLite's rule is mcuc_requant_t. */
+typedef struct {
+    const float *scale;    /* x_scale * w_scale / y_scale per output channel, float32 */
+    int32_t out_zp;
+    int32_t lo;            /* the output type's range, which MlasRequantizeOutput clamps to */
+    int32_t hi;
+    int32_t act_min;
+    int32_t act_max;
+} mcuc_ort_requant_t;
+
+MCUC_INLINE int32_t mcuc_ort_requant_channel(int32_t acc, const mcuc_ort_requant_t *r, int c) {
+    return mcuc_clamp(mcuc_ort_requant(acc, r->scale[c], r->out_zp, r->lo, r->hi), r->act_min, r->act_max);
+}
+
 /* MlasQuantizeLinear: float32 division, clamp (NaN gives the low end), rne, + zp. */
 MCUC_INLINE int32_t mcuc_ort_quantize_linear(float x, float scale, int32_t zp, int32_t lo, int32_t hi) {
     const float v = x / scale;
@@ -185,10 +202,13 @@ typedef struct {
  * onnxruntime's u8 x s8 GEMM: the reduction in (ky, kx, channel) order, products of the
  * uint8 activation (int8 + 128, padding at the zero point) and the weight summed in
  * saturating int16 pairs (an odd last product pairs with zero). Weights [oc][kh][kw][cin_g]. */
-MCUC_INLINE void mcuc_ort_conv_pairs(const int8_t *in, int8_t *out, int in_h, int in_w, int in_ch, int out_h,
-                                     int out_w, int out_ch, int kh, int kw, int stride_h, int stride_w,
-                                     int dil_h, int dil_w, int pad_top, int pad_left, int groups,
+MCUC_INLINE void mcuc_ort_conv_pairs(const int8_t *in, int8_t *out, const mcuc_dims_t *in_dims,
+                                     const mcuc_dims_t *out_dims, const mcuc_window_t *win, int groups,
                                      const int8_t *w, const mcuc_ort_conv_t *p) {
+    const int in_h = in_dims->h, in_w = in_dims->w, in_ch = in_dims->c;
+    const int out_h = out_dims->h, out_w = out_dims->w, out_ch = out_dims->c;
+    const int kh = win->kh, kw = win->kw, stride_h = win->stride_h, stride_w = win->stride_w;
+    const int dil_h = win->dil_h, dil_w = win->dil_w, pad_top = win->pad_top, pad_left = win->pad_left;
     const int cin_g = in_ch / groups, cout_g = out_ch / groups;
     const int32_t pad_u8 = p->in_zp + 128;
     int oy, ox, oc;
@@ -261,10 +281,13 @@ MCUC_INLINE void mcuc_m1_add(mcuc_m1_t *s, float p, int t, int total) {
  * zero over blocks of `blocks[pixel]` taps (`block` for every pixel when NULL), each
  * added to the output. Then the float bias, then QuantizeLinear. Weights dequantized at
  * compile time, [oc][cin_g][kh][kw]. */
-MCUC_INLINE void mcuc_ort_conv_float(const int8_t *in, int8_t *out, int in_h, int in_w, int in_ch, int out_h,
-                                     int out_w, int out_ch, int kh, int kw, int stride_h, int stride_w,
-                                     int dil_h, int dil_w, int pad_top, int pad_left, int groups,
+MCUC_INLINE void mcuc_ort_conv_float(const int8_t *in, int8_t *out, const mcuc_dims_t *in_dims,
+                                     const mcuc_dims_t *out_dims, const mcuc_window_t *win, int groups,
                                      const uint16_t *blocks, int block, const float *w, const mcuc_ort_conv_t *p) {
+    const int in_h = in_dims->h, in_w = in_dims->w, in_ch = in_dims->c;
+    const int out_h = out_dims->h, out_w = out_dims->w, out_ch = out_dims->c;
+    const int kh = win->kh, kw = win->kw, stride_h = win->stride_h, stride_w = win->stride_w;
+    const int dil_h = win->dil_h, dil_w = win->dil_w, pad_top = win->pad_top, pad_left = win->pad_left;
     const int cin_g = in_ch / groups, cout_g = out_ch / groups, taps = cin_g * kh * kw;
     int oy, ox, oc;
     for (oy = 0; oy < out_h; oy++) {
@@ -409,14 +432,29 @@ MCUC_INLINE int8_t mcuc_ort_float_binary_one(int32_t x1, int32_t x2, const mcuc_
                               p->act_max);
 }
 
+/* QLinearAveragePool's arithmetic; the window is the kernel's mcuc_window_t (dilation 1). */
+typedef struct {
+    const float *xdeq;     /* dequantized input, indexed by int8 value + 128 */
+    float out_scale;
+    float out_zp;          /* the model's own zero point (+ offset); the IR's in a float group */
+    int32_t offset;        /* 128 for uint8 values, else 0 */
+    int32_t lo;            /* the range of the model's own values */
+    int32_t hi;
+    int count_include_pad;
+    int float_group;       /* a DQ -> AveragePool -> Q group left in float */
+    int32_t act_min;       /* float group only: the fused activation */
+    int32_t act_max;
+} mcuc_ort_pool_t;
+
 /* QLinearAveragePool: the window's dequantized values summed in float32 row by row
  * (padding adds 0.0), divided by the count (whole window with count_include_pad), then
  * rne(mean / y_scale + y_zp) on the model's own values. */
-MCUC_INLINE void mcuc_ort_avg_pool(const int8_t *in, int8_t *out, int batches, int in_h, int in_w, int ch,
-                                   int out_h, int out_w, int fh, int fw, int stride_h, int stride_w, int pad_top,
-                                   int pad_left, int count_include_pad, const float *xdeq, float out_scale,
-                                   float out_zp, int32_t offset, int32_t lo, int32_t hi, int float_group,
-                                   int32_t act_min, int32_t act_max) {
+MCUC_INLINE void mcuc_ort_avg_pool(const int8_t *in, int8_t *out, const mcuc_dims_t *in_dims,
+                                   const mcuc_dims_t *out_dims, const mcuc_window_t *win, const mcuc_ort_pool_t *p) {
+    const int batches = in_dims->n, in_h = in_dims->h, in_w = in_dims->w, ch = in_dims->c;
+    const int out_h = out_dims->h, out_w = out_dims->w;
+    const int fh = win->kh, fw = win->kw, stride_h = win->stride_h, stride_w = win->stride_w;
+    const int pad_top = win->pad_top, pad_left = win->pad_left;
     int b, oy, ox, c;
     for (b = 0; b < batches; b++) {
         for (oy = 0; oy < out_h; oy++) {
@@ -429,7 +467,7 @@ MCUC_INLINE void mcuc_ort_avg_pool(const int8_t *in, int8_t *out, int batches, i
                         for (kx = 0; kx < fw; kx++) {
                             const int ix = ox * stride_w - pad_left + kx;
                             if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
-                                total = total + xdeq[in[((b * in_h + iy) * in_w + ix) * ch + c] + 128];
+                                total = total + p->xdeq[in[((b * in_h + iy) * in_w + ix) * ch + c] + 128];
                                 count++;
                             } else {
                                 total = total + 0.0f;
@@ -437,15 +475,17 @@ MCUC_INLINE void mcuc_ort_avg_pool(const int8_t *in, int8_t *out, int batches, i
                         }
                     }
                     {
-                        const float n = (float)(count_include_pad ? fh * fw : count);
+                        const float n = (float)(p->count_include_pad ? fh * fw : count);
                         const float mean = total / n;
-                        const float v = mean / out_scale + out_zp;
+                        const float v = mean / p->out_scale + p->out_zp;
                         /* a DQ -> AveragePool -> Q group left in float: the same mean, then
                            QuantizeLinear (out_zp is then the IR's zero point, no offset) */
                         out[((b * out_h + oy) * out_w + ox) * ch + c] = (int8_t)(
-                            float_group ? mcuc_clamp(mcuc_ort_quantize_linear(mean, out_scale, (int32_t)out_zp, lo, hi),
-                                                     act_min, act_max)
-                                        : mcuc_ort_round_clamp(v, offset, lo, hi));
+                            p->float_group
+                                ? mcuc_clamp(mcuc_ort_quantize_linear(mean, p->out_scale, (int32_t)p->out_zp, p->lo,
+                                                                      p->hi),
+                                             p->act_min, p->act_max)
+                                : mcuc_ort_round_clamp(v, p->offset, p->lo, p->hi));
                     }
                 }
             }

@@ -318,7 +318,11 @@ def test_layer_constants_are_specialized_into_the_code():
     program = plan(layer.graph, scratch=lambda op, in_place: scratch_requests(op, in_place, target))
     # The out-of-place kernel is the one under test here, whatever the planner chose.
     code = emit_step(0, dataclasses.replace(program.steps[0], in_place=False, scratch=()), program, target)
-    assert "mcuc_depthwise_c4(in, out, 9, 8, 8, 9, 8," in code.decls
+    assert "static const mcuc_dims_t in_dims = { .n = 1, .h = 9, .w = 8, .c = 8 };" in code.decls
+    assert "static const mcuc_dims_t out_dims = { .n = 1, .h = 9, .w = 8, .c = 8 };" in code.decls
+    assert ".kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1, .dil_h = 1, .dil_w = 1, .pad_top = 1, .pad_left = 1" \
+        in code.decls
+    assert "mcuc_depthwise_c4(in, out, &in_dims, &out_dims, &window," in code.decls
     w = layer.graph.ops[0].inputs[1].data.reshape(9, 8)
     first_lanes = [int(w[0, 0]), int(w[0, 2]), int(w[0, 1]), int(w[0, 3])]
     assert "{\n    " + ", ".join(map(str, first_lanes)) + "," in code.decls

@@ -28,3 +28,24 @@ def c_float(value: float) -> str:
     """A float32 value as a C literal body that reads back exactly (caller adds 'f')."""
     text = f"{float(np.float32(value)):.9g}"
     return text if any(c in text for c in ".en") else text + ".0"
+
+
+def c_struct(ctype: str, name: str, fields: dict[str, object], indent: str = "", width: int = 110) -> str:
+    """`static const <ctype> <name> = { .field = value, ... };` with designated initializers,
+    fields packed onto lines of at most `width` columns. Values are C expressions the
+    emitters build (numbers, literals, the names of arrays they declared), never text
+    taken from a model: the compiler reads every field as a constant."""
+    head = f"{indent}static const {ctype} {c_name(name)} = {{"
+    items = [f".{c_name(field)} = {value}" for field, value in fields.items()]
+    one_line = f"{head} {', '.join(items)} }};"
+    if len(one_line) <= width:
+        return one_line
+    lines, line = [], ""
+    for item in items:
+        candidate = f"{line} {item}," if line else f"{indent}    {item},"
+        if line and len(candidate) > width:
+            lines.append(line)
+            candidate = f"{indent}    {item},"
+        line = candidate
+    lines.append(line)
+    return "\n".join([head, *lines, f"{indent}}};"])

@@ -29,7 +29,7 @@ from mcuc.ir.program import Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
-from .c_syntax import c_comment, c_float
+from .c_syntax import c_comment, c_float, c_struct
 from .target import Target
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -97,6 +97,10 @@ def _ints(ctype: str, name: str, values) -> CArray:
 
 
 # -- scratch ------------------------------------------------------------------------------
+#
+# The planner needs each kernel's scratch before any C exists, so the sizes are computed
+# here; each kernel states the same size in C as <kernel>_get_buffer_size beside it
+# (runtime_c/), and tests/test_cortexm_buffer_sizes.py holds the two equal.
 
 def _conv_layout(op: Op) -> str:
     """Which conv kernel runs the op: "1x1" (GEMM straight over the input), "im2col"
@@ -113,8 +117,9 @@ def _conv_layout(op: Op) -> str:
 
 
 def _conv_scratch_bytes(op: Op) -> int:
-    """The GEMM kernels' scratch: two sign-extended int16 rows (1x1), plus two int8 im2col
-    rows before extension (im2col); none for the grouped direct loop."""
+    """The GEMM kernels' scratch: two sign-extended int16 rows (1x1,
+    mcuc_conv_1x1_get_buffer_size), plus two int8 im2col rows before extension (im2col,
+    mcuc_conv_im2col_get_buffer_size); none for the grouped direct loop."""
     layout = _conv_layout(op)
     if layout == "1x1":
         return 4 * op.inputs[0].shape[3]
@@ -123,23 +128,20 @@ def _conv_scratch_bytes(op: Op) -> int:
     return 0
 
 
-# Inputs the DSP fully connected kernel sign-extends at a time: bounds its scratch
-# (2 bytes per input) on deep layers such as micro_speech's 4000-input one.
+# Inputs the DSP fully connected kernel sign-extends at a time (MCUC_FC_CHUNK in
+# mcuc_conv.h): bounds its scratch (2 bytes per input) on deep layers such as
+# micro_speech's 4000-input one.
 _FC_CHUNK = 256
 
 
-def _fc_chunking(op: Op) -> tuple[int, int]:
-    """(chunk, partial bytes) of the DSP fully connected kernel: inputs extended at a time
-    and the int32 per-unit sums carried between chunks (0 when one chunk covers the depth)."""
+def _fc_scratch_bytes(op: Op) -> int:
+    """The DSP fully connected kernel's scratch (mcuc_fully_connected_w16_get_buffer_size):
+    the chunk of inputs it extends at a time, then, when the depth spans several chunks,
+    the int32 per-unit sums carried between them."""
     units, depth = op.inputs[1].shape
     depth4 = K.round_up(depth, 4)
     chunk = min(depth4, _FC_CHUNK)
-    return chunk, (4 * K.round_up(units, 4) if depth4 > chunk else 0)
-
-
-def _fc_scratch_bytes(op: Op) -> int:
-    chunk, partial = _fc_chunking(op)
-    return 2 * chunk + partial
+    return 2 * chunk + (4 * K.round_up(units, 4) if depth4 > chunk else 0)
 
 
 def _conv_depth4(op: Op) -> int:
@@ -177,13 +179,16 @@ class _NoOffsets:
     offsets = _Zero()
 
 
-# Bytes after each padded plane row that the SIMD depthwise loads may read.
+# Bytes after each padded plane row that the SIMD depthwise loads may read
+# (MCUC_PLANE_SLACK in mcuc_depthwise.h).
 _PLANE_SLACK = 8
 
 
 def _depthwise_plane(op: Op) -> tuple[int, int]:
     """(rows, pitch) of the in-place depthwise kernel's padded channel plane: every row
-    and column a window touches, padding included, plus slack for the SIMD loads."""
+    and column a window touches, padding included, plus slack for the SIMD loads
+    (mcuc_depthwise_plane_rows / _pitch; mcuc_depthwise_in_place_get_buffer_size is their
+    product)."""
     w, y = op.inputs[1], op.output
     a = op.attrs
     rows = (y.shape[1] - 1) * a.stride[0] + (w.shape[1] - 1) * a.dilation[0] + 1
@@ -210,18 +215,72 @@ def _zp(t: Tensor) -> int:
     return t.quant.scalar_zero_point if t.quant is not None else 0
 
 
-def _requant_context(fn: str, op: Op, multiplier, shift, bias: np.ndarray, acc_bound: int,
-                     channels_padded: int) -> tuple[list[CArray], dict]:
-    r = K.requant_constants(multiplier, shift, acc_bound, _zp(op.output))
-    arrays = [
-        _ints("int32_t", f"{fn}_bias", K.padded_channels(bias, channels_padded)),
-        _ints("int32_t", f"{fn}_mult", K.padded_channels(r.multiplier, channels_padded)),
-        _ints("int32_t", f"{fn}_shift", K.padded_channels(r.shift, channels_padded)),
-        _ints("int32_t", f"{fn}_round", K.padded_channels(r.rounding, channels_padded)),
-    ]
-    q = {"out_zp": _zp(op.output), "act_min": op.attrs.act_min, "act_max": op.attrs.act_max, "fast": r.fast,
-         "zp_folded": r.zp_folded}
-    return arrays, q
+def _tflite_requant(fn: str, r: K.Requant, out_zp: int, act_min: int, act_max: int,
+                    channels_padded: int) -> tuple[list[CArray], str]:
+    """TFLite's output stage: the per-channel arrays and the mcuc_requant_t `{fn}_rq`."""
+    arrays = [_ints("int32_t", f"{fn}_mult", K.padded_channels(r.multiplier, channels_padded)),
+              _ints("int32_t", f"{fn}_shift", K.padded_channels(r.shift, channels_padded))]
+    round_ = "0"  # read only by the fast stage
+    if r.fast:
+        arrays.append(_ints("int32_t", f"{fn}_round", K.padded_channels(r.rounding, channels_padded)))
+        round_ = f"{fn}_round"
+    return arrays, c_struct("mcuc_requant_t", f"{fn}_rq", dict(
+        mult=f"{fn}_mult", shift=f"{fn}_shift", round=round_, out_zp=out_zp, act_min=act_min, act_max=act_max,
+        fast=int(r.fast), zp_folded=int(r.zp_folded)))
+
+
+def _ort_requant(fn: str, op: Op, scales: np.ndarray, channels_padded: int, act_min: int,
+                 act_max: int) -> tuple[list[CArray], str]:
+    """onnxruntime's output stage (MlasRequantizeOutput): the float32 scale per channel
+    and the mcuc_ort_requant_t `{fn}_ort`."""
+    y = op.output
+    lo, hi = dtype_range(y.dtype)
+    padded = np.ones(channels_padded, np.float32)
+    padded[:scales.size] = scales
+    return [_floats(f"{fn}_ort_scale", padded)], c_struct("mcuc_ort_requant_t", f"{fn}_ort", dict(
+        scale=f"{fn}_ort_scale", out_zp=_zp(y), lo=lo, hi=hi, act_min=act_min, act_max=act_max))
+
+
+def _gemm_quant(fn: str, op: Op, multiplier, shift, bias: np.ndarray, acc_bound: int,
+                channels_padded: int) -> tuple[list[CArray], str]:
+    """The constants of an integer GEMM kernel's mcuc_quant_t `{fn}_q`: the bias its
+    accumulators start from and the output stage under the op's rule (TFLite's
+    multipliers or onnxruntime's float32 scales on the same exact accumulators). Returns
+    the arrays and the C of the structs."""
+    from mcuc.ir.ort_numerics import channel_scales
+
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    arrays = [_ints("int32_t", f"{fn}_bias", K.padded_channels(bias, channels_padded))]
+    if _is_ort(op):
+        scales = channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], y.shape[-1])
+        extra, rule = _ort_requant(fn, op, scales, channels_padded, op.attrs.act_min, op.attrs.act_max)
+        pointers = dict(tflite="0", ort=f"&{fn}_ort")
+    else:
+        r = K.requant_constants(multiplier, shift, acc_bound, _zp(y))
+        extra, rule = _tflite_requant(fn, r, _zp(y), op.attrs.act_min, op.attrs.act_max, channels_padded)
+        pointers = dict(tflite=f"&{fn}_rq", ort="0")
+    quant = c_struct("mcuc_quant_t", f"{fn}_q", dict(in_zp=_zp(x), bias=f"{fn}_bias", **pointers))
+    return arrays + extra, f"{rule}\n{quant}"
+
+
+def _dims(name: str, shape: tuple[int, ...]) -> str:
+    """The mcuc_dims_t of a 4-D NHWC shape, a static local of the step's function."""
+    n, h, w, c = shape
+    return c_struct("mcuc_dims_t", name, dict(n=n, h=h, w=w, c=c), indent="    ")
+
+
+def _window(kernel: tuple[int, int], stride, dilation, pad: tuple[int, int]) -> str:
+    """The mcuc_window_t `window` of a window op (`pad`: top, left), a static local of the
+    step's function."""
+    return c_struct("mcuc_window_t", "window", dict(
+        kh=kernel[0], kw=kernel[1], stride_h=stride[0], stride_w=stride[1], dil_h=dilation[0],
+        dil_w=dilation[1], pad_top=pad[0], pad_left=pad[1]), indent="    ")
+
+
+def _geometry(x: Tensor, y: Tensor, kernel: tuple[int, int], stride, dilation, padding) -> list[str]:
+    """The input and output dims and the window of a window op's call, in that order."""
+    return [_dims("in_dims", x.shape), _dims("out_dims", y.shape),
+            _window(kernel, stride, dilation, (padding.top, padding.left))]
 
 
 def _bias(op: Op) -> np.ndarray | None:
@@ -247,15 +306,11 @@ def _emit_conv(fn: str, step: Step, program: Program, target: Target) -> StepCod
     bias = _bias(op)
     mult, shift = channel_requant_params(op, x, w, y)
     layout = _conv_layout(op)
-    in_zp = _zp(x)
+    geometry = _geometry(x, y, (kh, kw), a.stride, a.dilation, a.padding)
     ctx = dict(fn=fn, comment=f"{op.label}: {layout} kernel", kernel=layout,
                in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
-               in_h=x.shape[1], in_w=x.shape[2], in_ch=x.shape[3], out_h=y.shape[1], out_w=y.shape[2],
-               out_ch=out_ch, kh=kh, kw=kw, stride_h=a.stride[0], stride_w=a.stride[1],
-               dil_h=a.dilation[0], dil_w=a.dilation[1], pad_top=a.padding.top, pad_left=a.padding.left,
-               in_zp=in_zp, pixels=y.shape[1] * y.shape[2], depth4=_conv_depth4(op),
-               groups=x.shape[3] // cin_g)
-    folded = K.folded_bias(bias, w2, in_zp)
+               structs=geometry[:2] if layout == "1x1" else geometry, groups=x.shape[3] // cin_g)
+    folded = K.folded_bias(bias, w2, _zp(x))
     if layout == "grouped":
         weights = _ints("int8_t", f"{fn}_w", w.data)
         padded = out_ch
@@ -265,11 +320,8 @@ def _emit_conv(fn: str, step: Step, program: Program, target: Target) -> StepCod
         _require(len(step.scratch) == 1 and step.scratch[0].size >= _conv_scratch_bytes(op), op,
                  "the GEMM row scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
         ctx["scratch_offset"] = step.scratch[0].offset
-    arrays, q = _requant_context(fn, op, mult, shift, folded, K.accumulator_bound(w2, bias), padded)
-    if _is_ort(op):
-        extra, ort_q = _ort_scale_context(fn, op, padded)
-        arrays, q = arrays + extra, {**q, **ort_q}
-    decls = _render("conv.j2", arrays=[weights] + arrays, q=q, **ctx)
+    arrays, quant = _gemm_quant(fn, op, mult, shift, folded, K.accumulator_bound(w2, bias), padded)
+    decls = _render("conv.j2", arrays=[weights] + arrays, quant=quant, **ctx)
     return StepCode(decls, _call(fn), (CONV_H,))
 
 
@@ -287,10 +339,7 @@ def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> St
     b = np.zeros(out_ch, np.int64) if bias is None else bias
     extra_arrays: list[CArray] = []
     ctx = dict(fn=fn, in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
-               in_h=x.shape[1], in_w=x.shape[2], in_ch=x.shape[3], out_h=y.shape[1], out_w=y.shape[2],
-               mult=a.depth_multiplier, kh=kh, kw=kw, stride_h=a.stride[0], stride_w=a.stride[1],
-               dil_h=a.dilation[0], dil_w=a.dilation[1], pad_top=a.padding.top, pad_left=a.padding.left,
-               in_offset_value=-_zp(x))
+               structs=_geometry(x, y, (kh, kw), a.stride, a.dilation, a.padding))
     if getattr(step, "in_place", False):
         _require(a.depth_multiplier == 1, op, "an in-place depthwise conv needs depth multiplier 1; "
                  "plan it out of place")
@@ -304,22 +353,20 @@ def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> St
         _require(len(step.scratch) == 1 and step.scratch[0].size >= plane_h * pitch, op,
                  "the in-place channel plane scratch is missing; plan with the Cortex-M backend's scratch_requests")
         kernel, weights = "in_place", _ints("int8_t", f"{fn}_w", wk)
-        ctx.update(scratch_offset=step.scratch[0].offset, plane_h=plane_h, pitch=pitch, taps3=None)
+        ctx.update(scratch_offset=step.scratch[0].offset, taps3=None)
         # The padded plane holds the zero point at padding: fold the input offset.
         b = K.folded_bias(bias, wk.reshape(-1, out_ch).T, _zp(x))
         if (kh, kw) == (3, 3) and tuple(a.dilation) == (1, 1) and a.stride[1] in (1, 2):
-            fast = K.requant_constants(mult, shift, acc_bound, _zp(y)).fast
+            # doubled taps save TFLite's fast stage its shift (the kernel doubles exactly then)
+            doubled = not _is_ort(op) and K.requant_constants(mult, shift, acc_bound, _zp(y)).fast
             ctx["taps3"] = f"{fn}_taps3"
-            extra_arrays.append(_ints("int32_t", f"{fn}_taps3", K.depthwise_row_taps3(wk, doubled=fast)))
+            extra_arrays.append(_ints("int32_t", f"{fn}_taps3", K.depthwise_row_taps3(wk, doubled=doubled)))
     elif a.depth_multiplier == 1 and out_ch % 4 == 0:
         kernel, weights = "c4", _ints("int16_t", f"{fn}_w", K.depthwise_c4_weights(wk))
     else:
         kernel, weights = "generic", _ints("int8_t", f"{fn}_w", wk)
-    arrays, q = _requant_context(fn, op, mult, shift, b, acc_bound, out_ch)
-    if _is_ort(op):
-        extra, ort_q = _ort_scale_context(fn, op, out_ch)
-        arrays, q = arrays + extra, {**q, **ort_q}
-    decls = _render("depthwise.j2", arrays=[weights] + extra_arrays + arrays, q=q, kernel=kernel,
+    arrays, quant = _gemm_quant(fn, op, mult, shift, b, acc_bound, out_ch)
+    decls = _render("depthwise.j2", arrays=[weights] + extra_arrays + arrays, quant=quant, kernel=kernel,
                     comment=f"{op.label}: {kernel} kernel", **ctx)
     return StepCode(decls, _call(fn), (DEPTHWISE_H,))
 
@@ -336,27 +383,20 @@ def _emit_fully_connected(fn: str, step: Step, program: Program, target: Target)
     bias = _bias(op)
     mult, shift = requant_params(op)
     folded = K.folded_bias(bias, w.data, _zp(x))
-    depth4 = K.round_up(depth, 4)
     scratch_offset = None
-    chunk = depth4
     if target.fc_weights_int16:
         # int16 weights: twice the flash, no weight sign extension in the inner loop
         weights = _ints("int16_t", f"{fn}_w", K.unit_quad_lane_weights16(w.data))
         _require(len(step.scratch) == 1 and step.scratch[0].size >= _fc_scratch_bytes(op), op,
                  "the input row scratch is missing; plan with the Cortex-M backend's scratch_requests")
         scratch_offset = step.scratch[0].offset
-        chunk, _ = _fc_chunking(op)
     else:
         weights = _ints("int8_t", f"{fn}_w", K.unit_quad_weights(w.data))
-    arrays, q = _requant_context(fn, op, mult, shift, folded, K.accumulator_bound(w.data, bias),
-                                 K.round_up(units, 4))
-    if _is_ort(op):
-        extra, ort_q = _ort_scale_context(fn, op, K.round_up(units, 4))
-        arrays, q = arrays + extra, {**q, **ort_q}
+    arrays, quant = _gemm_quant(fn, op, mult, shift, folded, K.accumulator_bound(w.data, bias), K.round_up(units, 4))
     decls = _render("fully_connected.j2", fn=fn, comment=f"{op.label}: {rows}x{depth} -> {units}",
-                    arrays=[weights] + arrays, q=q, in_offset=_offset(program, x, op),
-                    out_offset=_offset(program, y, op), rows=rows, depth=depth,
-                    depth4=depth4, units=units, scratch_offset=scratch_offset, chunk=chunk)
+                    arrays=[weights] + arrays, quant=quant, in_offset=_offset(program, x, op),
+                    out_offset=_offset(program, y, op), rows=rows, depth=depth, units=units,
+                    scratch_offset=scratch_offset)
     return StepCode(decls, _call(fn), (CONV_H,))
 
 
@@ -423,7 +463,6 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
     x1, x2, y = op.inputs[0], op.inputs[1], op.output
     _require(len(y.shape) <= 6, op, f"rank {len(y.shape)} is beyond the supported 6")
     arrays: list[CArray] = []
-    q: dict = {}
     # A constant operand (a folded bias or scale) is read from flash; in a patch stage it
     # is the patch's slice, so it is a per-call array.
     consts = [None, None]
@@ -438,18 +477,19 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
         t1, t2 = K.add_input_tables(p)
         bound = int(np.abs(t1).max() + np.abs(t2).max())
         r = K.requant_constants([p.output_multiplier], [p.output_shift], bound, p.output_offset)
-        arrays += [_ints("int32_t", f"{fn}_t1", t1), _ints("int32_t", f"{fn}_t2", t2),
-                  _ints("int32_t", f"{fn}_mult", r.multiplier), _ints("int32_t", f"{fn}_shift", r.shift),
-                  _ints("int32_t", f"{fn}_round", r.rounding)]
-        q = {"out_zp": p.output_offset, "act_min": op.attrs.act_min, "act_max": op.attrs.act_max,
-             "fast": r.fast, "zp_folded": r.zp_folded}
+        requant, params = _tflite_requant(fn, r, p.output_offset, op.attrs.act_min, op.attrs.act_max, 1)
+        arrays += [_ints("int32_t", f"{fn}_t1", t1), _ints("int32_t", f"{fn}_t2", t2), *requant]
     else:
         from mcuc.ir.ops.mul import mul_params
         p = mul_params(op)
+        params = c_struct("mcuc_mul_params_t", f"{fn}_p", dict(
+            offset1=p.input1_offset, offset2=p.input2_offset, out_offset=p.output_offset,
+            out_mult=p.output_multiplier, out_shift=p.output_shift, act_min=op.attrs.act_min,
+            act_max=op.attrs.act_max))
     flat = op.kind == "ADD" and x1.shape == x2.shape == y.shape
     extents = list((1,) * (6 - len(y.shape)) + tuple(y.shape))
-    decls = _render("binary.j2", fn=fn, comment=f"{op.label}", kind=op.kind, p=p, flat=flat, arrays=arrays, q=q,
-                    act_min=op.attrs.act_min, act_max=op.attrs.act_max, extents=extents,
+    decls = _render("binary.j2", fn=fn, comment=f"{op.label}", kind=op.kind, flat=flat, arrays=arrays,
+                    params=params, extents=extents,
                     s1=_broadcast_strides(x1.shape, y.shape), s2=_broadcast_strides(x2.shape, y.shape),
                     in1_offset=None if consts[0] else _offset(program, x1, op),
                     in2_offset=None if consts[1] else _offset(program, x2, op), consts=consts,
@@ -587,11 +627,9 @@ def _emit_pool(fn: str, step: Step, program: Program, target: Target) -> StepCod
     a = op.attrs
     _require(x.dtype == "int8", op, f"pooling of {x.dtype} is not supported by the Cortex-M backend (int8 only)")
     decls = _render("pool.j2", fn=fn, comment=op.label, in_offset=_offset(program, x, op),
-                    out_offset=_offset(program, y, op), batches=x.shape[0], in_h=x.shape[1], in_w=x.shape[2],
-                    ch=x.shape[3], out_h=y.shape[1], out_w=y.shape[2], fh=a.filter[0], fw=a.filter[1],
-                    stride_h=a.stride[0], stride_w=a.stride[1], pad_top=a.padding.top,
-                    pad_left=a.padding.left, is_max=int(op.kind == "MAX_POOL_2D"),
-                    act_min=a.act_min, act_max=a.act_max)
+                    out_offset=_offset(program, y, op),
+                    structs=_geometry(x, y, tuple(a.filter), a.stride, (1, 1), a.padding),
+                    is_max=int(op.kind == "MAX_POOL_2D"), act_min=a.act_min, act_max=a.act_max)
     return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
 
 
@@ -611,20 +649,29 @@ def _emit_mean(fn: str, step: Step, program: Program, target: Target) -> StepCod
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
     _require(count > 0, op, "MEAN over an empty axis is not supported")
     lo, hi = dtype_range(y.dtype)
-    ort_scale = "(const float *)0"
+    # The output stage clamps to the output type's range (MEAN fuses no activation).
     if _is_ort(op):
         # QLinearGlobalAveragePool: in_scale / (out_scale * count) in float32
-        mult, shift = 0, 0
-        ort_scale = _c_f(np.float32(x.quant.scale[0]) / (np.float32(y.quant.scale[0]) * np.float32(count)))
-        ort_scale = f"&(const float){{ {ort_scale} }}"
+        scale = np.float32(x.quant.scale[0]) / (np.float32(y.quant.scale[0]) * np.float32(count))
+        arrays, rule = _ort_requant(fn, op, np.array([scale], np.float32), 1, lo, hi)
+        pointers = dict(tflite="0", ort=f"&{fn}_ort")
     else:
         mult, shift = mean_requant_params(op, count)
+        r = K.Requant(np.array([mult], np.int64), np.array([shift], np.int64), np.zeros(1, np.int64), False)
+        arrays, rule = _tflite_requant(fn, r, _zp(y), lo, hi, 1)
+        pointers = dict(tflite=f"&{fn}_rq", ort="0")
+    quant = c_struct("mcuc_quant_t", f"{fn}_q", dict(in_zp=_zp(x), bias="0", **pointers))
+    loops = c_struct("mcuc_reduce_t", "loops", {
+        "outer": _c_ints(d for d, _ in outer), "outer_strides": _c_ints(s for _, s in outer),
+        "inner": _c_ints(d for d, _ in inner), "inner_strides": _c_ints(s for _, s in inner)}, indent="    ")
     decls = _render("mean.j2", fn=fn, comment=op.label, in_offset=_offset(program, x, op),
-                    out_offset=_offset(program, y, op), outer=[d for d, _ in outer],
-                    outer_strides=[s for _, s in outer], inner=[d for d, _ in inner],
-                    inner_strides=[s for _, s in inner], count=count, in_zp=_zp(x), mult=mult, shift=shift,
-                    out_zp=_zp(y), lo=lo, hi=hi, ort_scale=ort_scale)
+                    out_offset=_offset(program, y, op), arrays=arrays, quant=f"{rule}\n{quant}", structs=[loops])
     return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+
+
+def _c_ints(values) -> str:
+    """A brace-enclosed list of integers (an array field's initializer)."""
+    return "{ " + ", ".join(str(int(v)) for v in values) + " }"
 
 
 def _emit_softmax(fn: str, step: Step, program: Program, target: Target) -> StepCode:
@@ -938,19 +985,6 @@ def _dequantize_table(t: Tensor) -> np.ndarray:
     return int_to_f32(np.arange(-128, 128) - t.quant.scalar_zero_point) * np.float32(t.quant.scale[0])
 
 
-def _ort_scale_context(fn: str, op: Op, channels_padded: int) -> tuple[list[CArray], dict]:
-    """The per-channel float32 scales of onnxruntime's output stage (MlasRequantizeOutput),
-    for the mcuc_requant_t of the integer GEMM kernels."""
-    from mcuc.ir.ort_numerics import channel_scales
-
-    x, w, y = op.inputs[0], op.inputs[1], op.output
-    scales = channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], y.shape[-1])
-    lo, hi = dtype_range(y.dtype)
-    padded = np.ones(channels_padded, np.float32)
-    padded[:scales.size] = scales
-    return [_floats(f"{fn}_ort_scale", padded)], {"ort_scale": f"{fn}_ort_scale", "ort_lo": lo, "ort_hi": hi}
-
-
 @dataclass(frozen=True)
 class _Gemm:
     """A conv-like op as mcuc_ort_conv_*'s grouped NHWC convolution."""
@@ -1011,8 +1045,7 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
     bias = _bias(op)
     lo, hi = dtype_range(y.dtype)
     arrays: list[CArray] = []
-    fields = dict(bias="(const int32_t *)0", scale="(const float *)0", fbias="(const float *)0",
-                  xdeq="(const float *)0", out_scale=_c_f(y.quant.scale[0]))
+    fields = dict(bias="0", scale="0", fbias="0", xdeq="0", out_scale=_c_f(y.quant.scale[0]))
     schedule = ""
     if in_float(op.attrs) is not None:
         from mcuc.ir.ops._ort_float import conv_k_blocks, sgemm_k_block
@@ -1052,17 +1085,16 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
         arrays.append(_ints("int32_t", f"{fn}_bias", folded))
         arrays.append(_floats(f"{fn}_scale", channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], oc)))
         fields.update(bias=f"{fn}_bias", scale=f"{fn}_scale")
-    params = (f"static const mcuc_ort_conv_t {fn}_p = {{\n    {fields['bias']}, {fields['scale']}, {fields['fbias']}, "
-              f"{fields['xdeq']}, {fields['out_scale']},\n    {_zp(x)}, {_zp(y)}, {lo}, {hi}, "
-              f"{op.attrs.act_min}, {op.attrs.act_max}\n}};")
+    params = c_struct("mcuc_ort_conv_t", f"{fn}_p", dict(
+        **fields, in_zp=_zp(x), out_zp=_zp(y), lo=lo, hi=hi, act_min=op.attrs.act_min, act_max=op.attrs.act_max))
     pointers = f"(const int8_t *)(arena + {_offset(program, x, op)}), (int8_t *)(arena + {_offset(program, y, op)})"
     if kernel == "mcuc_ort_fc_float":
         body = f"    {kernel}({pointers}, {g.in_w}, {g.in_ch}, {oc}, {schedule}{fn}_w, &{fn}_p);"
     else:
-        body = (f"    {kernel}({pointers},\n"
-                f"        {g.in_h}, {g.in_w}, {g.in_ch}, {g.out_h}, {g.out_w}, {oc}, {g.kh}, {g.kw}, {g.stride[0]}, "
-                f"{g.stride[1]}, {g.dilation[0]}, {g.dilation[1]}, {g.pad[0]}, {g.pad[1]}, {g.groups}, "
-                f"{schedule}{fn}_w, &{fn}_p);")
+        structs = [_dims("in_dims", (1, g.in_h, g.in_w, g.in_ch)), _dims("out_dims", (1, g.out_h, g.out_w, oc)),
+                   _window((g.kh, g.kw), g.stride, g.dilation, g.pad)]
+        body = "\n".join(structs + [f"    {kernel}({pointers}, &in_dims, &out_dims, &window, {g.groups},\n"
+                                     f"        {schedule}{fn}_w, &{fn}_p);"])
     rule = "float group" if in_float(op.attrs) is not None else "u8 x s8 int16 pairs"
     decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime {rule}", arrays=arrays, params=params,
                     body=body)
@@ -1089,8 +1121,8 @@ def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> S
     if in_float(a) is not None:
         arrays += [_floats(f"{fn}_deq1", _dequantize_table(x1)), _floats(f"{fn}_deq2", _dequantize_table(x2))]
         ctype, one = "mcuc_ort_float_binary_t", "mcuc_ort_float_binary_one"
-        params = (f"{fn}_deq1, {fn}_deq2, {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi}, {a.act_min}, {a.act_max}, "
-                  f"{int(op.kind == 'MUL')}")
+        params = dict(deq1=f"{fn}_deq1", deq2=f"{fn}_deq2", out_scale=_c_f(y.quant.scale[0]), out_zp=_zp(y), lo=lo,
+                      hi=hi, act_min=a.act_min, act_max=a.act_max, is_mul=int(op.kind == "MUL"))
     elif op.kind == "ADD":
         off = uint8_offset(a)
         sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y))
@@ -1099,14 +1131,16 @@ def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> S
         fixed = np.float32(zc - fma_f32(ra, za, np.float32(rb * zb)))
         swap = int(x1.size == 1 and x2.size != 1)
         ctype, one = "mcuc_ort_add_t", "mcuc_ort_add_one"
-        params = f"{_c_f(ra)}, {_c_f(rb)}, {_c_f(fixed)}, {off}, {lo}, {hi}, {a.act_min}, {a.act_max}, {swap}"
+        params = dict(ra=_c_f(ra), rb=_c_f(rb), fixed=_c_f(fixed), offset=off, lo=lo, hi=hi, act_min=a.act_min,
+                      act_max=a.act_max, swap=swap)
     else:
         off = uint8_offset(a)
         sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y))
         ratio = np.float32(np.float32(sa * sb) / sc)
         ctype, one = "mcuc_ort_mul_t", "mcuc_ort_mul_one"
-        params = (f"{x1.quant.scalar_zero_point}, {x2.quant.scalar_zero_point}, {_c_f(ratio)}, "
-                  f"{_c_f(np.float32(y.quant.scalar_zero_point + off))}, {off}, {lo}, {hi}, {a.act_min}, {a.act_max}")
+        params = dict(za=x1.quant.scalar_zero_point, zb=x2.quant.scalar_zero_point, ratio=_c_f(ratio),
+                      zc=_c_f(np.float32(y.quant.scalar_zero_point + off)), offset=off, lo=lo, hi=hi,
+                      act_min=a.act_min, act_max=a.act_max)
     extents = [int(e) for e in (1,) * (6 - len(y.shape)) + tuple(y.shape)]
     s1, s2 = _broadcast_strides(x1.shape, y.shape), _broadcast_strides(x2.shape, y.shape)
     in1 = consts[0] or f"(const int8_t *)(arena + {_offset(program, x1, op)})"
@@ -1118,7 +1152,7 @@ def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> S
             f"    int8_t *out = (int8_t *)(arena + {_offset(program, y, op)});\n"
             f"    MCUC_FOR6(extents, {{ out[o] = {one}(in1[MCUC_IDX(s1)], in2[MCUC_IDX(s2)], &{fn}_p); }});")
     decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime rule", arrays=arrays,
-                    params=f"static const {ctype} {fn}_p = {{ {params} }};", body=body)
+                    params=c_struct(ctype, f"{fn}_p", params), body=body)
     return StepCode(decls, _call(fn), (ORT_H, ELEMENTWISE_H))
 
 
@@ -1131,14 +1165,17 @@ def _emit_ort_avg_pool(fn: str, step: Step, program: Program, target: Target) ->
     float_group = in_float(a) is not None
     if not float_group:
         lo, hi = max(lo, a.act_min), min(hi, a.act_max)
-    body = (f"    mcuc_ort_avg_pool((const int8_t *)(arena + {_offset(program, x, op)}), "
-            f"(int8_t *)(arena + {_offset(program, y, op)}),\n        {x.shape[0]}, {x.shape[1]}, {x.shape[2]}, "
-            f"{x.shape[3]}, {y.shape[1]}, {y.shape[2]}, {a.filter[0]}, {a.filter[1]}, {a.stride[0]}, {a.stride[1]}, "
-            f"{a.padding.top}, {a.padding.left}, {int(a.count_include_pad)}, {fn}_xdeq,\n        "
-            f"{_c_f(y.quant.scale[0])}, {_c_f(np.float32(y.quant.scalar_zero_point + uint8_offset(a)))}, "
-            f"{uint8_offset(a)}, {lo}, {hi}, {int(float_group)}, {a.act_min}, {a.act_max});")
+    params = c_struct("mcuc_ort_pool_t", f"{fn}_p", dict(
+        xdeq=f"{fn}_xdeq", out_scale=_c_f(y.quant.scale[0]),
+        out_zp=_c_f(np.float32(y.quant.scalar_zero_point + uint8_offset(a))), offset=uint8_offset(a), lo=lo, hi=hi,
+        count_include_pad=int(a.count_include_pad), float_group=int(float_group), act_min=a.act_min,
+        act_max=a.act_max))
+    structs = _geometry(x, y, tuple(a.filter), a.stride, (1, 1), a.padding)
+    body = "\n".join(structs + [f"    mcuc_ort_avg_pool((const int8_t *)(arena + {_offset(program, x, op)}), "
+                                 f"(int8_t *)(arena + {_offset(program, y, op)}),\n"
+                                 f"        &in_dims, &out_dims, &window, &{fn}_p);"])
     decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime QLinearAveragePool",
-                    arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params="", body=body)
+                    arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params=params, body=body)
     return StepCode(decls, _call(fn), (ORT_H,))
 
 
