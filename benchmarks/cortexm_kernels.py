@@ -18,6 +18,7 @@ from mcuc.backends.cortexm import get_target, run_cortexm
 from mcuc.backends.cortexm.kernels import _conv_layout
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir.ops import op_def
+from mcuc.ir.program import InPlace
 from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
 from mcuc.samples import random_inputs
 
@@ -41,7 +42,7 @@ def kernel_name(step) -> str:
         return f"CONV_2D {_conv_layout(op)} {w.shape[1]}x{w.shape[2]}"
     if op.kind == "DEPTHWISE_CONV_2D":
         w = op.inputs[1]
-        place = " in-place" if getattr(step, "in_place", False) else ""
+        place = " in-place" if isinstance(step.placement, InPlace) else ""
         return f"DEPTHWISE {w.shape[1]}x{w.shape[2]} s{op.attrs.stride[0]}{place}"
     return op.kind
 

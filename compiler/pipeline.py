@@ -62,12 +62,16 @@ def prepare(graph: Graph, options: CompileOptions) -> Graph:
 
 
 def schedule(graph: Graph, options: CompileOptions, scratch: Scratch | None = None) -> Program:
-    """The Program a backend runs: prepared graph, best op order, memory plan."""
+    """The Program a backend runs: prepared graph, best op order, memory plan, verified
+    by ir/program_check (a broken placement rule is a PlanError here, at compile time)."""
     from mcuc import passes
+    from mcuc.ir.program_check import check_program
 
     graph = prepare(graph, options)
     if options.patch is None and options.sram is None:
-        return passes.plan(graph, scratch)
+        program = passes.plan(graph, scratch)
+        check_program(program)
+        return program
     from mcuc.passes.patch_schedule import schedule_with_patches
 
     return schedule_with_patches(graph, options.patch, options.sram, scratch)

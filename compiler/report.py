@@ -22,7 +22,7 @@ def program_report(program: Program, target: str, layout: str | None = None) -> 
         "outputs": [_io(program, t, layout) for t in program.graph.outputs],
         "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first, "last": b.last}
                     for b in program.buffers],
-        "memory": memory_rows(program),  # per op: bytes live, output offsets, scratch, in-place
+        "memory": memory_rows(program),  # per op: bytes live, placement, output offsets, scratch
     }
 
 

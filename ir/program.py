@@ -4,38 +4,10 @@ An ordered list of steps with every buffer placed at a byte offset in one arena.
 backends run the same program, so the host backend checks the memory plan as well as
 the arithmetic. passes/ produce it; backends/ read it.
 
-How the memory plan shows up in a Step (backends must honour these flags):
-
-- `in_place`: output 0 is written over input `in_place_input` (same arena offset). For
-  elementwise ops (ADD, MUL, RELU, RELU6, LOGISTIC, HARD_SWISH, QUANTIZE int8->int8)
-  element i is read before it is written, so the ordinary kernel is already safe. For
-  DEPTHWISE_CONV_2D the backend must use its in-place kernel (channel by channel through
-  the scratch plane it asked for with `scratch(op, in_place=True)`); the buffer holds
-  max(input bytes, output bytes).
-- `in_place_shift` (DEPTHWISE_CONV_2D in place only; 0 for every other step): output 0
-  starts `in_place_shift` bytes after input 0 (negative: before), a multiple of the
-  channel count C, i.e. a whole number of pixels. The in-place kernel stays correct:
-  for each batch b, for each channel c, it first copies input plane (b, c) into its
-  scratch and only then writes output channel (b, c); with the shift a multiple of C,
-  output channel c only lands on input bytes of channel c (already copied) or outside
-  the input (the plan keeps those bytes free). The plan also guarantees that no output
-  byte of batch b lands on an input pixel of a later batch (not copied yet).
-  run_program checks all of this.
-- `overlap`: output 0 overlaps input 0 at a DIFFERENT offset (CONV_2D, ungrouped int8,
-  any kernel/stride/padding; DEPTHWISE_CONV_2D with a depth multiplier > 1). The
-  ordinary kernel runs; it must produce output pixels in increasing order (pixel =
-  flattened N*OH*OW index), at most POINTWISE_OVERLAP_PIXELS (2) pixels at a time: while
-  it works on pixels [p, p+2) it may read their windows and write their outputs in any
-  interleaving. The plan guarantees that output bytes of pixels < p+2 never cover input
-  bytes that pixels >= p still read. (A CMSIS-style two-row im2col/GEMM and a plain
-  pixel loop both qualify; a channel-major loop over all pixels does not.)
-- `alias`: the op moves no bytes: its outputs already sit where the plan put them
-  (RESHAPE/SQUEEZE share their input's offset; a CONCATENATION whose producers all wrote
-  straight into its output's slices). Backends may emit nothing for such a step; running
-  the kernel anyway is harmless (it copies bytes onto themselves).
-- A CONCATENATION that is not an alias may still have some inputs already in their
-  slices (their offset equals the slice's offset): copying those is a self-copy, so the
-  ordinary kernel (memmove semantics per input) stays correct.
+Each Step says how its output is placed against its inputs with exactly one value of a
+small closed set (`StepPlacement`): `Fresh`, `InPlace`, `Overlap` or `Alias`. Each class
+states its rule below; backends must honour them, and ir/program_check.check_program
+verifies every rule on the offsets (the pipeline runs it after every plan).
 """
 from __future__ import annotations
 
@@ -45,8 +17,77 @@ from .graph import Graph
 from .op import Op
 from .tensor import Tensor
 
-# How many pixels an in-place (overlapping) 1x1 CONV_2D kernel may have in flight.
+# How many pixels an overlapping (Overlap) convolution kernel may have in flight.
 POINTWISE_OVERLAP_PIXELS = 2
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """The step's outputs overlap none of its inputs: any kernel is correct."""
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """Output 0 is written over input `input`, which dies at this step, starting `shift`
+    bytes after it (negative: before).
+
+    - ELEMENTWISE ops (ir/ops Trait.ELEMENTWISE: ADD, MUL, RELU, RELU6, LOGISTIC,
+      HARD_SWISH, QUANTIZE), over an input of the output's shape and item size (so
+      QUANTIZE only int8 -> int8), at the same offset (`shift` 0): element i is read
+      before it is written, so the ordinary kernel is already safe. Another input at the
+      same offset with the same size (an alias of it, or x + x) is read element by
+      element alike.
+    - DEPTHWISE_CONV_2D with depth multiplier 1 over input 0 (int8): the backend must
+      use its in-place kernel, channel by channel through the scratch plane it asked for
+      with `scratch(op, in_place=True)`; the bytes hold max(input, output). `shift` is a
+      multiple of the channel count C, i.e. a whole number of pixels. The kernel stays
+      correct: for each batch b, for each channel c, it first copies input plane (b, c)
+      into its scratch and only then writes output channel (b, c); with the shift a
+      multiple of C, output channel c only lands on input bytes of channel c (already
+      copied) or outside the input (the plan keeps those bytes free). No output byte of
+      batch b may land on an input pixel of a later batch (not copied yet).
+    """
+
+    input: int = 0
+    shift: int = 0
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Output 0 overlaps input `input`, which dies at this step, at a DIFFERENT offset.
+
+    - CONV_2D (ungrouped, int8, any kernel/stride/padding/dilation) or DEPTHWISE_CONV_2D
+      with a depth multiplier > 1, over input 0. The ordinary kernel runs; it must
+      produce output pixels in increasing order (pixel = flattened N*OH*OW index), at
+      most POINTWISE_OVERLAP_PIXELS (2) pixels at a time: while it works on pixels
+      [p, p+2) it may read their windows and write their outputs in any interleaving.
+      The plan guarantees that output bytes of pixels < p+2 never cover input bytes that
+      pixels >= p still read. (A CMSIS-style two-row im2col/GEMM and a plain pixel loop
+      both qualify; a channel-major loop over all pixels does not.)
+    - PATCH_STAGE (a PatchLoop) over a stage input with an output shift
+      (PatchStage.output_shifts): backends run the patches in order (row-major) and
+      write each patch's output region only after the patch has read everything it
+      reads; the plan guarantees that no such write touches an input byte that a later
+      patch still reads.
+    """
+
+    input: int = 0
+
+
+@dataclass(frozen=True)
+class Alias:
+    """The op moves no bytes: its outputs already sit where the plan put them. A VIEW op
+    (ir/ops Trait.VIEW: RESHAPE, SQUEEZE) shares its input's offset; a CONCATENATION
+    whose outer dimensions are all 1 has had every producer write straight into its
+    output's slice (each input at the output's offset plus the bytes of the inputs
+    before it, with the output's dtype and quantization). Backends may emit nothing for
+    such a step; running the kernel anyway is harmless (it copies bytes onto
+    themselves)."""
+
+
+StepPlacement = Fresh | InPlace | Overlap | Alias
+FRESH = Fresh()
+ALIAS = Alias()
 
 
 @dataclass(frozen=True)
@@ -68,8 +109,8 @@ class Buffer:
     `kind` is "tensor" (one activation tensor, `name` is the tensor's name) or "scratch"
     (a kernel's temporary, live during one step). `group` names the storage group a
     tensor belongs to (its root tensor): buffers of one group may share bytes while both
-    live only as an in-place pair or an alias (RESHAPE, CONCATENATION slice); buffers of
-    different groups never do."""
+    live only as an InPlace or Overlap pair or an Alias (RESHAPE, CONCATENATION slice);
+    buffers of different groups never do."""
 
     name: str
     offset: int
@@ -88,16 +129,12 @@ class Buffer:
 @dataclass(frozen=True, eq=False)
 class Step:
     """One op call. `scratch` holds the placed scratch buffers, in the order the
-    backend's ScratchRequests listed them. See the module docstring for `in_place`,
-    `in_place_input`, `in_place_shift`, `overlap` and `alias`."""
+    backend's ScratchRequests listed them; `placement` is how its output sits against
+    its inputs (Fresh, InPlace, Overlap or Alias; each class states its rule)."""
 
     op: Op
     scratch: tuple[Buffer, ...] = ()
-    in_place: bool = False
-    in_place_input: int = 0
-    in_place_shift: int = 0
-    overlap: bool = False
-    alias: bool = False
+    placement: StepPlacement = FRESH
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,11 +177,11 @@ class PatchLoop(Step):
     full tensor (a strided write). `scratch[0]` is the stage's workspace (patch buffers
     and inner ops' kernel scratch); the stage's inputs and output never overlap it.
 
-    With `overlap`, the stage output sits stage.output_shifts[k] bytes before a stage
-    input k that dies at this step, over its bytes: backends must run the patches in
-    order (row-major) and write each patch's output region only after the patch has read
-    everything it reads; then no write touches an input byte a later patch still reads
-    (run_program checks every write).
+    With an Overlap placement, the stage output sits over the bytes of a stage input k
+    that dies at this step (stage.output_shifts[k] bytes before it): backends must run
+    the patches in order (row-major) and write each patch's output region only after the
+    patch has read everything it reads; then no write touches an input byte a later
+    patch still reads (ir/program_check verifies it for the planned offsets).
     """
 
     @property

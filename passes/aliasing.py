@@ -6,32 +6,36 @@ so a group is placed as a set of pieces: after an in-place depthwise, the output
 holds its own bytes, not max(in, out) for the rest of its life. Two members of one group
 may share bytes while both live only as one of the intended relations below; every
 merge checks all other pairs (a piece conflicts with another when their lifetimes and
-byte ranges intersect). Rules, applied op by op in the graph's order:
+byte ranges intersect). Which op may take which placement is asked of
+ir/program_check (in_place_inputs, overlap_inputs, depthwise_shift_allowed,
+concat_slices), the rules the verifier holds every plan to. Rules, applied op by op in
+the graph's order:
 
 - A VIEW op (RESHAPE, SQUEEZE; ir/ops Trait.VIEW): the output is the input's bytes
-  (same delta); an alias step.
+  (same delta); an Alias step.
 - CONCATENATION along an axis whose outer dimensions are all 1: each input's slice is a
   contiguous byte range of the output, so every input is written there directly by its
   producer (its group moves into the output's group). All inputs must qualify (distinct
-  groups, quantization equal to the output's, no conflict); then the concat is an alias
+  groups, quantization equal to the output's, no conflict); then the concat is an Alias
   step. Otherwise it copies as usual.
-- In place: an ELEMENTWISE op (ir/ops Trait.ELEMENTWISE: ADD, MUL, RELU, RELU6,
+- InPlace: an ELEMENTWISE op (ir/ops Trait.ELEMENTWISE: ADD, MUL, RELU, RELU6,
   LOGISTIC, HARD_SWISH, QUANTIZE) writes its output over a same-shape, same-item-size
   input (so QUANTIZE only int8 -> int8) that is not read after this step and is no graph
   output; DEPTHWISE_CONV_2D with depth multiplier 1 likewise over its input (its output
   may be larger: the extra bytes must be free; the kernel works channel by channel
   through a scratch plane). The depthwise output may
-  also start a whole number of pixels after or before its input (Step.in_place_shift,
-  a multiple of the channel count; batch 1): channel c still only lands on bytes of
+  also start a whole number of pixels after or before its input (InPlace.shift, a
+  multiple of the channel count; batch 1): channel c still only lands on bytes of
   channel c, already saved in the plane. The planner asks for shifts where they undo
   the drift of a chain of overlapping convolutions (plan.py).
-- Overlapping convolution (Step.overlap): an ungrouped int8 CONV_2D, or a depthwise conv
+- Overlap: an ungrouped int8 CONV_2D, or a depthwise conv
   with depth multiplier > 1, whose input dies there writes its output overlapping the
   input, shifted so that output pixels [0, p + POINTWISE_CHUNK)
   never touch an input pixel that output pixels >= p still read (conv_overlap_shift).
   The kernel must produce output pixels in increasing order, at most POINTWISE_CHUNK
   pixels at a time (ir/program.py). A 1x1 conv then needs max(in, out) + CHUNK *
-  min(cin, cout) bytes instead of in + out; a 3x3 one about one input row more.
+  min(cin, cout) bytes instead of in + out; a 3x3 one about one input row more. A
+  PATCH_STAGE overlaps a dying input at its output shift (PatchStage.output_shifts).
 """
 from __future__ import annotations
 
@@ -41,8 +45,10 @@ import numpy as np
 
 from mcuc.ir import Graph, Op, Quantization, Tensor
 from mcuc.ir.ops import Trait, op_def
-from mcuc.ir.ops.kinds import CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, PATCH_STAGE
-from mcuc.ir.program import POINTWISE_OVERLAP_PIXELS
+from mcuc.ir.ops.kinds import CONCATENATION, DEPTHWISE_CONV_2D, PATCH_STAGE
+from mcuc.ir.program import ALIAS, FRESH, POINTWISE_OVERLAP_PIXELS, InPlace, Overlap, StepPlacement
+from mcuc.ir.program_check import (concat_slices, depthwise_shift_allowed, in_place_inputs, is_overlappable_conv,
+                                   overlap_inputs)
 
 from .intervals import tensor_intervals
 
@@ -56,21 +62,19 @@ class Storage:
     """Where each activation lives, for one op order (graph.ops as given).
 
     home[t] = (root, byte offset of t inside the root's group); size[root] = the group's
-    extent in bytes. in_place[i] = index of the input op i writes its output 0 over (same
-    offset, or in_place_shift[i] bytes after it for a depthwise conv); overlap: ops whose
-    output overlaps input 0 at a shift (pixel order).
-    alias_steps: ops that move no bytes (RESHAPE/SQUEEZE, fully sliced CONCATENATION).
+    extent in bytes. placements[i]: how op i's output sits against its inputs (InPlace,
+    Overlap or Alias; an op missing here is Fresh).
     """
 
     home: dict[Tensor, tuple[Tensor, int]]
     size: dict[Tensor, int]
-    in_place: dict[int, int] = field(default_factory=dict)
-    in_place_shift: dict[int, int] = field(default_factory=dict)
-    overlap: frozenset[int] = frozenset()
-    alias_steps: frozenset[int] = frozenset()
+    placements: dict[int, StepPlacement] = field(default_factory=dict)
 
     def root(self, tensor: Tensor) -> Tensor:
         return self.home[tensor][0]
+
+    def placement(self, index: int) -> StepPlacement:
+        return self.placements.get(index, FRESH)
 
     def members(self) -> dict[Tensor, list[Tensor]]:
         """root -> the tensors living in its group (root first)."""
@@ -137,38 +141,9 @@ def same_quantization(a: Quantization | None, b: Quantization | None) -> bool:
 
 
 def in_place_candidates(op: Op) -> list[int]:
-    """Input indices op could write its output 0 over (before checking lifetimes)."""
-    if len(op.outputs) != 1:
-        return []
-    out = op.outputs[0]
-    if op.kind == DEPTHWISE_CONV_2D:
-        x = op.inputs[0]
-        if x.dtype == out.dtype and not x.is_constant and x.itemsize == 1:
-            return [0]  # in place with multiplier 1, else overlapping
-        return []
-    if is_overlappable_conv(op):
-        return [0]
-    if op.kind == PATCH_STAGE:  # its output may overlap a dying input at a shift (ir/patch_interpreter.py)
-        return [k for k, shift in enumerate(op.attrs.output_shifts) if shift is not None]
-    if op_def(op.kind).has(Trait.ELEMENTWISE):
-        return [i for i, t in enumerate(op.inputs)
-                if t is not None and not t.is_constant and t.shape == out.shape
-                and t.itemsize == out.itemsize]
-    return []
-
-
-def is_overlappable_conv(op: Op) -> bool:
-    """An ungrouped int8 CONV_2D (any kernel, stride, padding, dilation) or a depthwise
-    conv with a depth multiplier > 1: their ordinary kernels produce output pixels in
-    increasing order, so the output may overlap the input at a shift."""
-    if op.kind not in (CONV_2D, DEPTHWISE_CONV_2D) or len(op.inputs) < 2 or len(op.outputs) != 1:
-        return False
-    x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
-    if x.is_constant or len(x.shape) != 4 or x.itemsize != 1 or y.itemsize != 1:
-        return False
-    if op.kind == DEPTHWISE_CONV_2D:
-        return getattr(op.attrs, "depth_multiplier", 1) != 1
-    return w.shape[3] == x.shape[3]
+    """Input indices op could write its output 0 over, in place or overlapping (before
+    checking lifetimes)."""
+    return in_place_inputs(op) + overlap_inputs(op)
 
 
 def lowest_future_read(op: Op) -> np.ndarray:
@@ -205,40 +180,6 @@ def conv_overlap_shift(op: Op) -> int:
     return int(np.max(written - future * cin))
 
 
-def concat_slices(op: Op) -> list[int] | None:
-    """Byte offset of each input's slice in the output, or None when the slices are not
-    contiguous (some dimension before the axis is not 1)."""
-    out = op.outputs[0]
-    axis = op.attrs.axis + len(out.shape) if op.attrs.axis < 0 else op.attrs.axis
-    if any(d != 1 for d in out.shape[:axis]):
-        return None
-    offsets, at = [], 0
-    for t in op.inputs:
-        offsets.append(at)
-        at += t.nbytes
-    return offsets
-
-
-def depthwise_shift_allowed(op: Op, shift: int) -> bool:
-    """Whether an in-place depthwise conv (depth multiplier 1) may write its output
-    `shift` bytes after its input: a whole number of pixels (output channel c then only
-    covers input bytes of channel c), and, since the kernel's channel loop runs inside
-    its batch loop, no output pixel of batch b may cover an input pixel of a later batch
-    (not saved yet)."""
-    x, y = op.inputs[0], op.outputs[0]
-    if op.kind != DEPTHWISE_CONV_2D or len(x.shape) != 4 or len(y.shape) != 4 or y.shape[3] != x.shape[3]:
-        return False
-    n, h, w, c = x.shape
-    _, oh, ow, _ = y.shape
-    if shift % c:
-        return False
-    if n == 1:
-        return True
-    landing = np.arange(n * oh * ow) + shift // c
-    inside = (landing >= 0) & (landing < n * h * w)
-    return bool(np.all(landing[inside] // (h * w) <= (np.arange(n * oh * ow) // (oh * ow))[inside]))
-
-
 def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
                  pointwise: frozenset[int] | None = frozenset(),
                  depthwise_shifts: dict[int, int] | None = None) -> Storage:
@@ -248,15 +189,12 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
     eligible ones). Each one ties its input and output into one group with a
     shift, so chains of them drift and fragment the arena: the planner enables them only
     where they lower the peak.
-    `depthwise_shifts`: op index -> Step.in_place_shift wished for an in-place depthwise
+    `depthwise_shifts`: op index -> InPlace.shift wished for an in-place depthwise
     conv (a multiple of its channel count); where it does not fit, shift 0 is tried."""
     spans = tensor_intervals(graph)
     groups = _Groups(graph.activations, spans)
     outputs = set(graph.outputs)
-    in_place_of: dict[int, int] = {}
-    shift_of: dict[int, int] = {}
-    overlap: set[int] = set()
-    alias_steps: set[int] = set()
+    placements: dict[int, StepPlacement] = {}
 
     for i, op in enumerate(graph.ops):
         if alias and op_def(op.kind).has(Trait.VIEW) and op.inputs and not op.inputs[0].is_constant:
@@ -264,10 +202,10 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
             if x.nbytes == y.nbytes:
                 groups.value[y] = groups.value[x]
                 groups.merge(groups.root(y), groups.root(x), groups.delta(x))
-                alias_steps.add(i)
+                placements[i] = ALIAS
             continue
         if alias and op.kind == CONCATENATION and _alias_concat(op, groups):
-            alias_steps.add(i)
+            placements[i] = ALIAS
             continue
         if in_place:
             allow_pointwise = pointwise is None or i in pointwise
@@ -283,17 +221,10 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
                 k, y_at = found
                 x, y = op.inputs[k], op.outputs[0]
                 groups.merge(groups.root(y), groups.root(x), y_at - groups.delta(y))
-                if shifted:
-                    overlap.add(i)
-                else:
-                    in_place_of[i] = k
-                    at_x = groups.delta(x)
-                    if groups.delta(y) != at_x:
-                        shift_of[i] = groups.delta(y) - at_x
+                placements[i] = Overlap(k) if shifted else InPlace(k, groups.delta(y) - groups.delta(x))
 
     roots = list(groups.members)
-    return Storage(home=groups.home, size={r: groups.size(r) for r in roots}, in_place=in_place_of,
-                   in_place_shift=shift_of, overlap=frozenset(overlap), alias_steps=frozenset(alias_steps))
+    return Storage(home=groups.home, size={r: groups.size(r) for r in roots}, placements=placements)
 
 
 def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor],

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor
-from mcuc.ir.program import ScratchRequest
+from mcuc.ir.program import InPlace, ScratchRequest
 
 from .aliasing import Storage
 from .intervals import tensor_intervals
@@ -78,7 +78,7 @@ def lifetimes(graph: Graph, storage: Storage, scratch: ScratchFn | None = None,
                                max(p.last for p in pieces), pieces, align, "tensor", root))
     if scratch is not None:
         for i, op in enumerate(graph.ops):
-            for r, req in enumerate(scratch(op, i in storage.in_place)):
+            for r, req in enumerate(scratch(op, isinstance(storage.placement(i), InPlace))):
                 if req.size < 0 or req.align <= 0:
                     raise MCUCError(f"op {i} {op.label}: scratch request {req.name!r} has size "
                                     f"{req.size} and alignment {req.align}; both must be positive")

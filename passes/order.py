@@ -19,7 +19,9 @@ from mcuc.ir import Graph, Op, Tensor
 from mcuc.ir.ops import Trait, op_def
 from mcuc.ir.program import ScratchRequest
 
-from .aliasing import conv_overlap_shift, in_place_candidates, is_overlappable_conv
+from mcuc.ir.program_check import is_overlappable_conv
+
+from .aliasing import conv_overlap_shift, in_place_candidates
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 

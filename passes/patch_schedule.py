@@ -10,7 +10,8 @@
 - `--sram BYTES` without --patch: layer by layer if it fits, else the search.
 
 The program's notes carry `schedule` (the stages) and `mac_overhead` (extra MACs over
-layer by layer, as a fraction) for report.json.
+layer by layer, as a fraction) for report.json. Every program it returns has passed the
+static verifier (ir/program_check.check_program).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Callable, Sequence
 from mcuc.ir import Graph, MCUCError, Op
 from mcuc.ir.ops.kinds import PATCH_STAGE
 from mcuc.ir.program import Program, ScratchRequest
+from mcuc.ir.program_check import check_program
 
 from .patch import StageSpec, graph_macs, plan_patched
 from .patch_search import search
@@ -83,6 +85,8 @@ def schedule_summary(program: Program) -> list[dict]:
 
 
 def _annotate(program: Program, base_macs: int) -> Program:
+    """The verified program, with its schedule notes (every return path comes here)."""
+    check_program(program)
     macs = graph_macs(program.graph)
     program.notes["schedule"] = schedule_summary(program)
     program.notes["mac_overhead"] = round(macs / base_macs - 1, 6) if base_macs else 0.0

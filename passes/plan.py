@@ -9,9 +9,10 @@ from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor
 from mcuc.ir.ops.kinds import DEPTHWISE_CONV_2D
-from mcuc.ir.program import Buffer, Program, ScratchRequest, Step
+from mcuc.ir.program import Buffer, InPlace, Overlap, Program, ScratchRequest, Step
+from mcuc.ir.program_check import depthwise_shift_allowed, is_overlappable_conv
 
-from .aliasing import Storage, conv_overlap_shift, depthwise_shift_allowed, is_overlappable_conv, plan_storage
+from .aliasing import Storage, conv_overlap_shift, plan_storage
 from .allocate import Placement, allocate
 from .lifetimes import Lifetime, lifetimes, live_bound
 from .order import order_for_memory
@@ -28,8 +29,9 @@ def plan(graph: Graph, scratch: ScratchFn | None = None, *, optimize: bool = Tru
     With `optimize`, the least-peak operator order (order.py) is tried next to the given
     one and several placement heuristics; the smallest arena wins (Program.graph holds
     the chosen order).
-    `overlap_pointwise=False` plans no Step.overlap (CONV_2D, depthwise with multiplier
-    > 1) for a backend whose kernels do not produce output pixels in increasing order.
+    `overlap_pointwise=False` plans no Overlap convolution (CONV_2D, depthwise with
+    multiplier > 1) for a backend whose kernels do not produce output pixels in
+    increasing order.
     """
     graph.verify()
     best = _plan_in_order(graph, scratch, optimize, overlap_pointwise)
@@ -62,7 +64,7 @@ MAX_SHIFT_TRIALS = 40
 
 def _with_shifted_depthwise(graph: Graph, program: Program, scratch: ScratchFn | None) -> Program:
     """Let in-place depthwise convs write their output a few pixels after or before their
-    input (Step.in_place_shift) where that shrinks the arena.
+    input (InPlace.shift) where that shrinks the arena.
 
     A chain of overlapping convolutions moves its tensors down by each conv's overlap
     shift, so the chain's storage group spreads and scratch no longer fits beside it;
@@ -72,12 +74,14 @@ def _with_shifted_depthwise(graph: Graph, program: Program, scratch: ScratchFn |
     time around the peak."""
     if program.arena_bytes <= program.live_bound_bytes:
         return program
-    pointwise = frozenset(i for i, s in enumerate(program.steps) if s.overlap and is_overlappable_conv(s.op))
-    steps = [i for i, s in enumerate(program.steps) if s.in_place and s.op.kind == DEPTHWISE_CONV_2D]
+    pointwise = frozenset(i for i, s in enumerate(program.steps)
+                          if isinstance(s.placement, Overlap) and is_overlappable_conv(s.op))
+    steps = [i for i, s in enumerate(program.steps)
+             if isinstance(s.placement, InPlace) and s.op.kind == DEPTHWISE_CONV_2D]
     if not steps:
         return program
     candidates = {i: _depthwise_shift_candidates(graph, i, pointwise) for i in steps}
-    best, wished = program, {i: program.steps[i].in_place_shift for i in steps}
+    best, wished = program, {i: program.steps[i].placement.shift for i in steps}
     trials = [0]
 
     def attempt(shifts: dict[int, int]) -> None:
@@ -176,13 +180,9 @@ def assemble(graph: Graph, storage: Storage, items: Sequence[Lifetime],
     missing = [t.name for t in graph.activations if t not in offsets]
     if missing:
         raise MCUCError(f"graph {graph.name!r}: no arena offset planned for {', '.join(missing)}")
-    steps = tuple(
-        Step(op, tuple(b for _, b in sorted(scratch_of.get(i, []), key=lambda rb: rb[0])),
-             in_place=i in storage.in_place, in_place_input=storage.in_place.get(i, 0),
-             in_place_shift=storage.in_place_shift.get(i, 0),
-             overlap=i in storage.overlap,
-             alias=i in storage.alias_steps)
-        for i, op in enumerate(graph.ops))
+    steps = tuple(Step(op, tuple(b for _, b in sorted(scratch_of.get(i, []), key=lambda rb: rb[0])),
+                       storage.placement(i))
+                  for i, op in enumerate(graph.ops))
     buffers.sort(key=lambda b: (b.first, b.offset))
     return Program(graph, steps, offsets, placement.arena_bytes, tuple(buffers),
                    live_bound(items, len(graph.ops)), notes={"placement": placement.method})

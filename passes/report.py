@@ -2,9 +2,18 @@
 time: x is the step, y the byte offset, one rectangle per buffer, the peak marked)."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from html import escape
 
-from mcuc.ir.program import Program
+from mcuc.ir.program import Alias, InPlace, Overlap, Program, StepPlacement
+
+_PLACEMENT_NAMES = {InPlace: "in_place", Overlap: "overlap", Alias: "alias"}
+
+
+def placement_record(placement: StepPlacement) -> dict:
+    """A step's placement for report.json: its kind ("fresh", "in_place", "overlap",
+    "alias") and its fields (the input index, an in-place shift)."""
+    return {"kind": _PLACEMENT_NAMES.get(type(placement), "fresh"), **asdict(placement)}
 
 
 def live_bytes(program: Program) -> list[int]:
@@ -27,7 +36,8 @@ def live_bytes(program: Program) -> list[int]:
 
 
 def memory_rows(program: Program) -> list[dict]:
-    """Per step: op, bytes live, the step's own buffers (for report.json / inspect)."""
+    """Per step: op, bytes live, placement, the step's own buffers (for report.json /
+    inspect)."""
     live = live_bytes(program)
     rows = []
     for i, step in enumerate(program.steps):
@@ -37,10 +47,7 @@ def memory_rows(program: Program) -> list[dict]:
             "kind": op.kind,
             "name": op.name,
             "live_bytes": live[i],
-            "in_place": step.in_place,
-            "in_place_shift": getattr(step, "in_place_shift", 0),
-            "overlap": getattr(step, "overlap", False),
-            "alias": step.alias,
+            "placement": placement_record(step.placement),
             "outputs": [{"name": t.name, "offset": program.offsets.get(t), "size": t.nbytes} for t in op.outputs],
             "scratch": [{"name": b.name, "offset": b.offset, "size": b.size} for b in step.scratch],
         })
@@ -56,10 +63,10 @@ def memory_table(program: Program) -> str:
              f"{'#':>4}  {'op':<26} {'live B':>9}  {'output @ offset':<30} notes"]
     for row in memory_rows(program):
         outs = ", ".join(f"{o['size']}@{o['offset']}" for o in row["outputs"])
-        notes = " ".join(n for n, on in (("in-place", row["in_place"]), ("overlap", row["overlap"]),
-                                              ("alias", row["alias"])) if on)
-        if row["in_place_shift"]:
-            notes += f" {row['in_place_shift']:+d}B"
+        placement = row["placement"]
+        notes = "" if placement["kind"] == "fresh" else placement["kind"].replace("_", "-")
+        if placement.get("shift"):
+            notes += f" {placement['shift']:+d}B"
         if row["scratch"]:
             notes += " scratch " + ", ".join(f"{s['size']}@{s['offset']}" for s in row["scratch"])
         mark = " <- peak" if row["live_bytes"] == peak else ""

@@ -23,6 +23,7 @@ from mcuc.backends.cortexm.kernels import emit_step, scratch_requests, unsupport
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
+from mcuc.ir.program import FRESH, InPlace
 from mcuc.oracle import TFLiteOracle
 from mcuc.passes import plan
 
@@ -284,7 +285,7 @@ def test_in_place_depthwise(backend, seed, stride):
     target = get_target("cortex-m4")
     program = plan(graph, scratch=lambda op, in_place: scratch_requests(op, in_place, target))
     depthwise = [s for s in program.steps if s.op.kind == "DEPTHWISE_CONV_2D"][0]
-    assert depthwise.in_place, "the planner did not place the depthwise conv in place; this test needs it"
+    assert isinstance(depthwise.placement, InPlace), "the planner did not place the depthwise conv in place; this test needs it"
     got = run_chost(program, inputs) if backend == "host" else run_cortexm(program, inputs, target).outputs
     want = TFLiteOracle(model)(inputs)
     assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0])
@@ -317,7 +318,7 @@ def test_layer_constants_are_specialized_into_the_code():
     target = get_target("cortex-m4")
     program = plan(layer.graph, scratch=lambda op, in_place: scratch_requests(op, in_place, target))
     # The out-of-place kernel is the one under test here, whatever the planner chose.
-    code = emit_step(0, dataclasses.replace(program.steps[0], in_place=False, scratch=()), program, target)
+    code = emit_step(0, dataclasses.replace(program.steps[0], placement=FRESH, scratch=()), program, target)
     assert "static const mcuc_dims_t in_dims = { .n = 1, .h = 9, .w = 8, .c = 8 };" in code.decls
     assert "static const mcuc_dims_t out_dims = { .n = 1, .h = 9, .w = 8, .c = 8 };" in code.decls
     assert ".kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1, .dil_h = 1, .dil_w = 1, .pad_top = 1, .pad_left = 1" \

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from mcuc.backends.llvm import compile_program, scratch_requests
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir.interpreter import run
-from mcuc.ir.program import Program
+from mcuc.ir.program import InPlace, Program
 from mcuc.passes import plan
 from test_llvm_layers import check_model, same_bytes
 from tflite_builder import ModelBuilder, int8_weights, int32_bias, random_int8, random_quant
@@ -161,7 +161,7 @@ def test_generated_graphs_exercise_in_place_steps():
     rng = np.random.default_rng(7)
     model, _ = mobile_graph(rng, 8, 4, 2, 3, 1, 2, True, "avgpool")
     program = plan(load_tflite(model), scratch_requests)
-    in_place = {s.op.kind for s in program.steps if s.in_place}
+    in_place = {s.op.kind for s in program.steps if isinstance(s.placement, InPlace)}
     assert "DEPTHWISE_CONV_2D" in in_place and "ADD" in in_place
 
 

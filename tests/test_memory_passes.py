@@ -114,8 +114,8 @@ def test_planned_shared_model_runs_byte_exact(path: Path) -> None:
 @given(seed=st.integers(0, 2**32 - 1), k=st.sampled_from([1, 2, 3, 5]), stride=st.sampled_from([1, 2]),
        pad=st.integers(0, 2), cin=st.integers(1, 5), cout=st.integers(1, 9))
 def test_overlapping_conv_shift_is_safe(seed, k, stride, pad, cin, cout) -> None:
-    """The planner's closed-form shift against run_program's pixel-by-pixel emulation."""
-    from mcuc.ir.program_interpreter import _conv_overlap_safe
+    """The planner's closed-form shift against the verifier's pixel-by-pixel emulation."""
+    from mcuc.ir.program_check import conv_overlap_safe
     from mcuc.passes.aliasing import conv_overlap_shift
 
     b = GraphBuilder(np.random.default_rng(seed))
@@ -129,12 +129,12 @@ def test_overlapping_conv_shift_is_safe(seed, k, stride, pad, cin, cout) -> None
     op = b.ops[-1]
     shift = conv_overlap_shift(op)
     base = 1000
-    assert _conv_overlap_safe(op, base + shift, base)
+    assert conv_overlap_safe(op, base + shift, base)
 
 
 @pytest.mark.parametrize("k,pad,cin,cout", [(1, 0, 8, 48), (1, 0, 48, 16), (3, 1, 16, 16), (3, 1, 4, 12)])
 def test_overlapping_conv_shift_is_tight(k, pad, cin, cout) -> None:
-    from mcuc.ir.program_interpreter import _conv_overlap_safe
+    from mcuc.ir.program_check import conv_overlap_safe
     from mcuc.passes.aliasing import conv_overlap_shift
 
     b = GraphBuilder(np.random.default_rng(0))
@@ -142,5 +142,5 @@ def test_overlapping_conv_shift_is_tight(k, pad, cin, cout) -> None:
     b.conv(x, cout, k, 1, pad)
     op = b.ops[-1]
     shift = conv_overlap_shift(op)
-    assert _conv_overlap_safe(op, 1000 + shift, 1000)
-    assert not _conv_overlap_safe(op, 1000 + shift - 1, 1000)
+    assert conv_overlap_safe(op, 1000 + shift, 1000)
+    assert not conv_overlap_safe(op, 1000 + shift - 1, 1000)

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mcuc.ir.interpreter import run
-from mcuc.ir.program import Program
-from mcuc.ir.program_interpreter import PlanError, run_program
+from mcuc.ir.program import Alias, InPlace, Program
+from mcuc.ir.program_check import PlanError
+from mcuc.ir.program_interpreter import run_program
 from mcuc.passes import fold_pad, plan
 
 from memory_graphs import random_graph, random_inputs
@@ -30,7 +31,7 @@ def assert_no_live_overlap(program: Program) -> None:
         assert a.end <= program.arena_bytes, a
         for b in bufs[i + 1:]:
             if a.group == b.group:
-                continue  # one storage group: in-place pairs and aliases (run_program checks them)
+                continue  # one storage group: in-place pairs and aliases (program_check checks them)
             live_together = a.first <= b.last and b.first <= a.last
             share_bytes = a.offset < b.end and b.offset < a.end and a.size and b.size
             assert not (live_together and share_bytes), (a, b)
@@ -103,7 +104,7 @@ def test_edge_graphs_plan_and_run() -> None:
     y = b.add_op("RELU", [x], None)
     graph = Graph(tuple(b.ops), (x,), (y, x))
     program = plan(graph)
-    assert not program.steps[0].in_place
+    assert not isinstance(program.steps[0].placement, InPlace)
     for e, g in zip(run(graph, [data]), run_program(program, [data])):
         np.testing.assert_array_equal(g, e)
 
@@ -125,7 +126,7 @@ def test_concat_producers_write_into_their_slices() -> None:
     y = b.add_op("CONCATENATION", parts, ConcatAttrs(1), q)  # along H: contiguous slices
     graph = b.graph([x], [y])
     program = plan(graph, optimize=False)
-    assert program.steps[-1].alias
+    assert isinstance(program.steps[-1].placement, Alias)
     for k, part in enumerate(parts):
         assert program.offsets[part] == program.offsets[y] + k * part.nbytes
     _check_runs(graph, program)
@@ -134,7 +135,7 @@ def test_concat_producers_write_into_their_slices() -> None:
     y = b.add_op("CONCATENATION", parts, ConcatAttrs(3), q)
     graph = b.graph([x], [y])
     program = plan(graph, optimize=False)
-    assert not program.steps[-1].alias
+    assert not isinstance(program.steps[-1].placement, Alias)
     _check_runs(graph, program)
 
 
@@ -149,7 +150,7 @@ def test_depthwise_in_place_only_over_a_dying_input() -> None:
     graph = b.graph([x], [d])
     program = plan(graph, mimic_cortexm_scratch, optimize=False)
     step = program.steps[1]
-    assert step.in_place and program.offsets[d] == program.offsets[e]
+    assert isinstance(step.placement, InPlace) and program.offsets[d] == program.offsets[e]
     assert [s.size for s in step.scratch] == [3 * 3]  # the mimicked channel plane
     _check_runs(graph, program)
     # A residual: the depthwise input is read again by the ADD, so it must survive.
@@ -159,8 +160,8 @@ def test_depthwise_in_place_only_over_a_dying_input() -> None:
     graph = b.graph([x], [s])
     program = plan(graph, mimic_cortexm_scratch, optimize=False)
     dw_step = next(st for st in program.steps if st.op.outputs[0] is d2)
-    assert not dw_step.in_place
-    assert program.steps[-1].in_place  # the ADD writes over an input dying there
+    assert not isinstance(dw_step.placement, InPlace)
+    assert isinstance(program.steps[-1].placement, InPlace)  # the ADD writes over an input dying there
     _check_runs(graph, program)
 
 

@@ -1,5 +1,6 @@
 """In-place depthwise convolutions whose output starts whole pixels away from their input
-(Step.in_place_shift): the planner's choice, run_program's checks and both backends."""
+(InPlace.shift): the planner's choice, the static verifier's checks (ir/program_check) and
+both backends."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,14 +12,20 @@ from hypothesis import given, settings, strategies as st
 
 from mcuc.ir import Graph
 from mcuc.ir.interpreter import run
-from mcuc.ir.program import Program
-from mcuc.ir.program_interpreter import PlanError, _depthwise_shift_safe, run_program
+from mcuc.ir.program import FRESH, InPlace, Overlap, Program, Step
+from mcuc.ir.program_check import PlanError, depthwise_shift_allowed
+from mcuc.ir.program_interpreter import run_program
 from mcuc.passes import plan
-from mcuc.passes.aliasing import depthwise_shift_allowed, plan_storage
+from mcuc.passes.aliasing import plan_storage
 from mcuc.passes.plan import build_program
 
 from memory_graphs import GraphBuilder, random_inputs
 from test_memory_plan import assert_no_live_overlap
+
+
+def _shift(step: Step) -> int:
+    """The step's in-place shift (0 unless it is a shifted InPlace)."""
+    return step.placement.shift if isinstance(step.placement, InPlace) else 0
 
 
 def _chain(seed: int, h: int, w: int, c: int, blocks: int, k: int, stride: int, residual: bool) -> Graph:
@@ -65,11 +72,11 @@ def test_shifted_in_place_depthwise_runs_byte_exact(seed, h, w, c, blocks, k, st
     program = _shifted_program(graph, seed)
     assert_no_live_overlap(program)
     for step in program.steps:
-        if step.in_place_shift:
-            assert step.in_place and step.op.kind == "DEPTHWISE_CONV_2D"
-            assert step.in_place_shift % step.op.inputs[0].shape[3] == 0
+        if _shift(step):
+            assert step.op.kind == "DEPTHWISE_CONV_2D"
+            assert _shift(step) % step.op.inputs[0].shape[3] == 0
             out, x = step.op.outputs[0], step.op.inputs[0]
-            assert program.offsets[out] - program.offsets[x] == step.in_place_shift
+            assert program.offsets[out] - program.offsets[x] == _shift(step)
     inputs = random_inputs(graph, seed)
     _assert_matches_reference(graph, program, inputs, run_program(program, inputs, seed=seed))
 
@@ -79,7 +86,7 @@ def test_random_shifts_do_get_planned() -> None:
     shifted = 0
     for seed in range(20):
         graph = _chain(seed, 6, 4, 8, 2, 3, 1, seed % 2 == 0)
-        shifted += sum(1 for s in _shifted_program(graph, seed).steps if s.in_place_shift)
+        shifted += sum(1 for s in _shifted_program(graph, seed).steps if _shift(s))
     assert shifted >= 10
 
 
@@ -120,7 +127,7 @@ def test_backends_run_a_shift_in_both_directions() -> None:
     for scratch, runner in ((cortexm_scratch("cortex-m4"), run_chost),
                             (scratch_requests, lambda p, i: compile_program(p)(i))):
         program = build_program(graph, storage, scratch, optimize=True)
-        assert [program.steps[i].in_place_shift for i in dws] == [16, -24]
+        assert [_shift(program.steps[i]) for i in dws] == [16, -24]
         _assert_matches_reference(graph, program, inputs, runner(program, inputs))
         _assert_matches_reference(graph, program, inputs, run_program(program, inputs))
 
@@ -131,7 +138,7 @@ def _moved_output(program: Program, index: int, offset: int) -> Program:
     out, x = step.op.outputs[0], step.op.inputs[0]
     offsets = {**program.offsets, out: offset}
     steps = list(program.steps)
-    steps[index] = dataclasses.replace(step, in_place_shift=offset - program.offsets[x])
+    steps[index] = dataclasses.replace(step, placement=InPlace(0, offset - program.offsets[x]))
     return dataclasses.replace(program, steps=tuple(steps), offsets=offsets)
 
 
@@ -146,11 +153,11 @@ def test_wrong_shifts_are_caught(seed, h, w, c, blocks, k, stride, residual, wro
     inputs = random_inputs(graph, seed)
     keep = graph.ops[0].outputs[0]  # the first conv's output, read by the final ADD
     for i, step in enumerate(program.steps):
-        if not step.in_place or step.op.kind != "DEPTHWISE_CONV_2D":
+        if not isinstance(step.placement, InPlace) or step.op.kind != "DEPTHWISE_CONV_2D":
             continue
         base = program.offsets[step.op.inputs[0]]
         if c > 1:
-            off_pixel = base + step.in_place_shift + (wrong % (c - 1) + 1)
+            off_pixel = base + _shift(step) + (wrong % (c - 1) + 1)
             with pytest.raises(PlanError):
                 run_program(_moved_output(program, i, off_pixel), inputs)
         if residual and graph.ops[-1].kind == "ADD":
@@ -161,7 +168,7 @@ def test_wrong_shifts_are_caught(seed, h, w, c, blocks, k, stride, residual, wro
                     run_program(_moved_output(program, i, onto), inputs)
 
 
-# -- run_program accepts exactly the shifts the channel-by-channel kernel survives --------
+# -- the verifier accepts exactly the shifts the channel-by-channel kernel survives -------
 
 def _emulated_kernel_safe(op, shift: int) -> bool:
     """The in-place kernel's byte order, tracked exactly: for each batch b and channel c,
@@ -194,8 +201,7 @@ def test_shift_check_matches_the_kernel_order(seed, n, h, w, c, k, stride, pad, 
     b.depthwise(x, k, stride, pad)
     op = b.ops[-1]
     shift = pixels * c + extra
-    accepted = _depthwise_shift_safe(op, 100, 100 + shift)
-    assert accepted == depthwise_shift_allowed(op, shift)
+    accepted = depthwise_shift_allowed(op, shift)
     if accepted:
         assert _emulated_kernel_safe(op, shift)
     if shift % c == 0:  # whole pixels: exactly the batch order decides
@@ -216,11 +222,8 @@ def _residual_program(shift_pixels: int, extra: int = 0) -> tuple[Graph, Program
     graph = b.graph([x], [y])
     base = 200
     offsets = {x: 0, a: base, keep: base + a.nbytes, d: base + shift_pixels * 4 + extra, y: 400}
-    steps = []
-    for op in graph.ops:
-        from mcuc.ir.program import Step
-        in_place = op.kind == "DEPTHWISE_CONV_2D"
-        steps.append(Step(op, in_place=in_place, in_place_shift=(shift_pixels * 4 + extra) if in_place else 0))
+    steps = [Step(op, placement=InPlace(0, shift_pixels * 4 + extra) if op.kind == "DEPTHWISE_CONV_2D" else FRESH)
+             for op in graph.ops]
     return graph, Program(graph, tuple(steps), offsets, 500)
 
 
@@ -236,7 +239,8 @@ def test_hand_placed_shift_runs_and_its_mistakes_are_caught() -> None:
     with pytest.raises(PlanError, match="whole number of"):
         run_program(program, inputs)
     graph, program = _residual_program(-1)  # declared shift disagrees with the offsets
-    steps = tuple(dataclasses.replace(s, in_place_shift=0) if s.in_place else s for s in program.steps)
+    steps = tuple(dataclasses.replace(s, placement=InPlace()) if isinstance(s.placement, InPlace) else s
+                  for s in program.steps)
     with pytest.raises(PlanError, match="bytes from its input"):
         run_program(dataclasses.replace(program, steps=steps), inputs)
 
@@ -249,8 +253,8 @@ def test_kws_like_chain_gets_shifted_and_a_smaller_arena() -> None:
     scratch = cortexm_scratch("cortex-m4")
     graph = _chain(11, 25, 5, 64, 4, 3, 1, False)
     program = plan(graph, scratch)
-    assert any(s.in_place_shift for s in program.steps)
-    pointwise = frozenset(i for i, s in enumerate(program.steps) if s.overlap)
+    assert any(_shift(s) for s in program.steps)
+    pointwise = frozenset(i for i, s in enumerate(program.steps) if isinstance(s.placement, Overlap))
     unshifted = build_program(program.graph, plan_storage(program.graph, pointwise=pointwise), scratch,
                               optimize=True)
     assert program.arena_bytes < unshifted.arena_bytes
@@ -274,6 +278,6 @@ def test_kws_ref_model_arena_within_two_percent_of_the_unshifted_bound() -> None
     before = program.notes["unshifted"]
     assert program.arena_bytes <= 1.02 * before["live_bound_bytes"]
     assert program.arena_bytes <= 1.02 * program.live_bound_bytes
-    assert any(s.in_place_shift for s in program.steps)
+    assert any(_shift(s) for s in program.steps)
     inputs = random_inputs(program.graph, 2)
     _assert_matches_reference(program.graph, program, inputs, run_program(program, inputs))

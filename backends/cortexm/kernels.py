@@ -25,7 +25,7 @@ from mcuc.ir.ops._common import channel_requant_params, dtype_range
 from mcuc.ir.numerics import (ONNXRUNTIME, ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, TFLITE, in_float, rule_of,
                                u8s8_pairs, uint8_offset)
 from mcuc.ir.ops.mean import resolved_axes
-from mcuc.ir.program import Program, ScratchRequest, Step
+from mcuc.ir.program import Alias, InPlace, Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
@@ -340,15 +340,15 @@ def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> St
     extra_arrays: list[CArray] = []
     ctx = dict(fn=fn, in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                structs=_geometry(x, y, (kh, kw), a.stride, a.dilation, a.padding))
-    if getattr(step, "in_place", False):
+    if isinstance(step.placement, InPlace):
         _require(a.depth_multiplier == 1, op, "an in-place depthwise conv needs depth multiplier 1; "
                  "plan it out of place")
-        # Step.in_place_shift: the output may start whole pixels away from the input;
+        # InPlace.shift: the output may start whole pixels away from the input;
         # mcuc_depthwise_in_place takes both pointers (see mcuc_depthwise.h).
-        moved = getattr(step, "in_place_shift", 0)
+        moved = step.placement.shift
         _require(ctx["out_offset"] - ctx["in_offset"] == moved and moved % x.shape[3] == 0, op,
                  f"the plan puts the in-place output {ctx['out_offset'] - ctx['in_offset']} bytes from its "
-                 f"input but declares in_place_shift {moved}; re-run mcuc.passes.plan")
+                 f"input but declares shift {moved}; re-run mcuc.passes.plan")
         plane_h, pitch = _depthwise_plane(op)
         _require(len(step.scratch) == 1 and step.scratch[0].size >= plane_h * pitch, op,
                  "the in-place channel plane scratch is missing; plan with the Cortex-M backend's scratch_requests")
@@ -540,7 +540,7 @@ def _emit_reshape(fn: str, step: Step, program: Program, target: Target) -> Step
     op = step.op
     x, y = op.input, op.output
     src, dst = _offset(program, x, op), _offset(program, y, op)
-    if getattr(step, "alias", False) or src == dst:
+    if isinstance(step.placement, Alias) or src == dst:
         return StepCode("", f"/* {c_comment(op.label)}: shares its input's bytes */", ())
     return _emit_copy(fn, op, program, [_Copy(dst, src, [1] * 6, [0] * 6, [0] * 6, y.nbytes)], None)
 
@@ -561,7 +561,7 @@ def _emit_concatenation(fn: str, step: Step, program: Program, target: Target) -
 
     op = step.op
     y = op.output
-    if getattr(step, "alias", False):
+    if isinstance(step.placement, Alias):
         return StepCode("", f"/* {c_comment(op.label)}: producers wrote into the output's slices */", ())
     axis = positive_axis(op)
     item = y.itemsize

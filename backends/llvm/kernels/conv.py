@@ -16,6 +16,7 @@ from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.numerics import in_float, u8s8_pairs
+from mcuc.ir.program import InPlace
 
 from ..codegen import KernelCall
 from ..emitter import I32, Emitter
@@ -196,10 +197,10 @@ def depthwise_conv2d(call: KernelCall) -> None:
         depthwise_float(call)
     elif _onnxruntime_pairs(call):
         depthwise_pairs(call)
-    elif call.step.in_place:
-        # Step.in_place_shift: the output may start a whole number of pixels away from the
+    elif isinstance(call.step.placement, InPlace):
+        # InPlace.shift: the output may start a whole number of pixels away from the
         # input (the plan checked that the channel-by-channel order stays safe).
-        shift = getattr(call.step, "in_place_shift", 0)
+        shift = call.step.placement.shift
         if call.offset(op.output) - call.offset(op.inputs[0]) != shift or shift % op.inputs[0].shape[-1]:
             raise MCUCError(f"step {call.index} {op.label}: marked in place with shift {shift} but its input "
                             f"and output sit at arena offsets {call.offset(op.inputs[0])} and "
@@ -276,7 +277,7 @@ def _depthwise_in_place(call: KernelCall) -> None:
     first copied into one scratch plane, then its output channel is computed from the
     copy. Output channel c only overwrites bytes of input channel c, which is already
     saved, so every later channel still reads intact input. The output may start
-    Step.in_place_shift bytes (whole pixels) away from the input: output channel c then
+    InPlace.shift bytes (whole pixels) away from the input: output channel c then
     still lands only on input channel c or outside the input. Input and output are
     separate pointers into the arena, loaded and stored in exactly this order.
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from mcuc.ir.program import InPlace
+
 from ..codegen import KernelCall
 from ..emitter import I32, Emitter
 from .conv_common import bias_data, output_stage, window_coordinate, wrap_int32
@@ -63,13 +65,13 @@ class _PairedOutputs:
 def _output_pointer(call: KernelCall):
     """Where the kernel writes: the output itself, or a stack copy when in place."""
     y_t = call.op.output
-    if call.step.in_place:
+    if isinstance(call.step.placement, InPlace):
         return call.em.slot(ir.IntType(8 * y_t.itemsize), "pairs.out", count=y_t.size)
     return call.ptr(y_t)
 
 
 def _finish_output(call: KernelCall, out) -> None:
-    if call.step.in_place:
+    if isinstance(call.step.placement, InPlace):
         call.em.memcpy(call.ptr(call.op.output), out, call.op.output.nbytes)
 
 
