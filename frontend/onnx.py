@@ -32,7 +32,7 @@ import numpy as np
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
 from mcuc.ir.op import Op
-from mcuc.ir.ops import op_def
+from mcuc.ir.ops import kinds, op_def
 from mcuc.ir.ops.quantize import QuantizeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
 from mcuc.ir.numerics import ORT_INTEGER
@@ -306,12 +306,12 @@ class OnnxImporter:
                                     "QuantizeLinear on graph inputs and after the ops it fuses")
         if qp.scale.size != 1:
             raise self.error(node, "per-channel activation quantization is not supported")
-        q = self.emit("QUANTIZE", [src.tensor], QuantizeAttrs(numerics=ORT_INTEGER), node.output[0],
+        q = self.emit(kinds.QUANTIZE, [src.tensor], QuantizeAttrs(numerics=ORT_INTEGER), node.output[0],
                        "int8", qp.ir_quant(0), node.name)
         if src.nchw:  # a 4-D input the user gives NHWC (layout "nhwc"): nothing to move
             self.values[node.output[0]] = Value(q, qp, nchw=True)
         elif len(q.shape) == 4:
-            q = self.emit("TRANSPOSE", [q], TransposeAttrs(NCHW_TO_NHWC), node.output[0] + "_nhwc",
+            q = self.emit(kinds.TRANSPOSE, [q], TransposeAttrs(NCHW_TO_NHWC), node.output[0] + "_nhwc",
                            "int8", q.quant, node.name)
             self.values[node.output[0]] = Value(q, qp, nchw=True)
         else:
@@ -341,9 +341,9 @@ class OnnxImporter:
         t = Tensor(self.unique(name), api_shape, dtype, Quantization(qp.scale, qp.zero_point, 0))
         q = t
         if dtype == "uint8":
-            q = self.emit("QUANTIZE", [q], None, name + "_int8", "int8", qp.ir_quant(0))
+            q = self.emit(kinds.QUANTIZE, [q], None, name + "_int8", "int8", qp.ir_quant(0))
         if len(shape) == 4 and not self.nhwc_edges:
-            q = self.emit("TRANSPOSE", [q], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", q.quant)
+            q = self.emit(kinds.TRANSPOSE, [q], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", q.quant)
         self.values[name] = Value(q, qp, nchw=len(shape) == 4)
         return t
 
@@ -355,9 +355,9 @@ class OnnxImporter:
         t = value.tensor
         if self.nhwc_edges:
             if len(t.shape) == 4 and not value.nchw:
-                t = self.emit("TRANSPOSE", [t], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", t.quant)
+                t = self.emit(kinds.TRANSPOSE, [t], TransposeAttrs(NCHW_TO_NHWC), name + "_nhwc", "int8", t.quant)
         elif value.nchw:
-            t = self.emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), name + "_nchw", "int8", t.quant)
+            t = self.emit(kinds.TRANSPOSE, [t], TransposeAttrs(NHWC_TO_NCHW), name + "_nchw", "int8", t.quant)
         return t
 
     def _graph_output(self, name: str) -> Tensor:
@@ -367,14 +367,14 @@ class OnnxImporter:
             t = self._api_layout(name, value)
             if value.qparams.dtype == "uint8":
                 quant = Quantization(value.qparams.scale, value.qparams.zero_point, 0)
-                return self.emit("QUANTIZE", [t], None, name, "uint8", quant)
+                return self.emit(kinds.QUANTIZE, [t], None, name, "uint8", quant)
             return t
         if name in self.dequantized:
             src_name, qp = self.dequantized[name]
             src = self.values.get(src_name)
             if src is None:
                 raise MCUCError(f"ONNX graph output {name!r} dequantizes a constant; mcuc needs computed outputs")
-            return self.emit("DEQUANTIZE", [self._api_layout(name, src)], None, name, "float32", None)
+            return self.emit(kinds.DEQUANTIZE, [self._api_layout(name, src)], None, name, "float32", None)
         raise MCUCError(f"ONNX graph output {name!r} is not the result of a DequantizeLinear; mcuc compiles "
                         "quantized models with float outputs (what onnxruntime.quantization writes)")
 

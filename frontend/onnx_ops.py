@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from mcuc.ir.numerics import ORT_REDUCE_MEAN, OrtFloat, OrtInteger
+from mcuc.ir.ops import kinds
 from mcuc.ir.ops._common import Padding2D
 from mcuc.ir.ops.add import AddAttrs
 from mcuc.ir.ops.concatenation import ConcatAttrs
@@ -82,13 +83,13 @@ def _build_conv(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Va
         attrs = DepthwiseConv2DAttrs(stride=strides, dilation=dilations, padding=padding,
                                      depth_multiplier=m // cin,
                                      numerics=OrtFloat() if in_float else OrtInteger(on_uint8, u8s8 and m > cin))
-        kind = "DEPTHWISE_CONV_2D"
+        kind = kinds.DEPTHWISE_CONV_2D
     else:
         weights = Tensor(imp.unique(node.name + "_weights"), (m, *w.shape[2:], w.shape[1]), "int8",
                          wquant, w.transpose(0, 2, 3, 1))
         attrs = Conv2DAttrs(stride=strides, dilation=dilations, padding=padding,
                             numerics=OrtFloat(threads=imp.numerics.threads) if in_float else OrtInteger(on_uint8, u8s8))
-        kind = "CONV_2D"
+        kind = kinds.CONV_2D
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp.emit(kind, inputs, attrs, out_name, "int8", outq, node.name)
     return Value(y, out, nchw=True)
@@ -108,7 +109,7 @@ def _build_fc(imp: BuildContext, node, x: Value, xq: QInput, w: np.ndarray, wqua
         numerics = OrtInteger(ort_on_uint8(xq.qparams, out), u8s8_pairs_saturate(imp.numerics, xq.qparams, out))
     attrs = FullyConnectedAttrs(keep_num_dims=keep, numerics=numerics)
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
-    y = imp.emit("FULLY_CONNECTED", inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
+    y = imp.emit(kinds.FULLY_CONNECTED, inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out)
 
 
@@ -160,9 +161,9 @@ def _build_add(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Val
     # (An int8 group with no converted tensor is still fused: QLinearAdd/Mul have int8 kernels.)
     numerics = OrtFloat() if mixed_float_group(node, imp.numerics, *activations) else OrtInteger(on_uint8)
     if node.op_type.endswith("Mul"):
-        kind, attrs = "MUL", MulAttrs(numerics=numerics)
+        kind, attrs = kinds.MUL, MulAttrs(numerics=numerics)
     else:
-        kind, attrs = "ADD", AddAttrs(numerics=numerics)
+        kind, attrs = kinds.ADD, AddAttrs(numerics=numerics)
     y = imp.emit(kind, operands, attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=nchw)
 
@@ -174,7 +175,7 @@ def _build_gap(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Val
     # An int8 QDQ group converted to uint8 in part is not fused: onnxruntime averages in float.
     in_float = mixed_float_group(node, imp.numerics, ins[0].qparams, out)
     numerics = OrtFloat() if in_float else OrtInteger(ort_on_uint8(ins[0].qparams, out))
-    y = imp.emit("MEAN", [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, numerics=numerics),
+    y = imp.emit(kinds.MEAN, [x.tensor], MeanAttrs(axes=(1, 2), keep_dims=True, numerics=numerics),
                  out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
 
@@ -203,7 +204,7 @@ def _build_reduce_mean(imp: BuildContext, node, ins, out: QParams, out_name: str
                                "(axes [2, 3] or [-2, -1]) of a 4-D NCHW tensor")
     keep = bool(int(a.get("keepdims", 1)))
     attrs = MeanAttrs(axes=(1, 2), keep_dims=keep, numerics=OrtFloat(mean_kernel=ORT_REDUCE_MEAN))
-    y = imp.emit("MEAN", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
+    y = imp.emit(kinds.MEAN, [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     # keepdims: [N, 1, 1, C] NHWC is the NCHW [N, C, 1, 1]; else [N, C] as in the model.
     return Value(y, out, nchw=keep)
 
@@ -225,7 +226,7 @@ def _build_maxpool(imp: BuildContext, node, ins, out: QParams, out_name: str) ->
     if int(imp.attrs(node).get("storage_order", 0)) or len(node.output) > 1 and node.output[1]:
         raise imp.error(node, "the Indices output and storage_order are not supported")
     kernel, strides, padding = _pool_window(imp, node, x)
-    y = imp.emit("MAX_POOL_2D", [x.tensor], Pool2DAttrs(filter=kernel, stride=strides, padding=padding),
+    y = imp.emit(kinds.MAX_POOL_2D, [x.tensor], Pool2DAttrs(filter=kernel, stride=strides, padding=padding),
                   out_name, "int8", x.tensor.quant, node.name)
     return Value(y, out, nchw=True)
 
@@ -252,7 +253,7 @@ def _build_avgpool(imp: BuildContext, node, ins, out: QParams, out_name: str) ->
     attrs = Pool2DAttrs(filter=kernel, stride=strides, padding=padding,
                         numerics=OrtFloat() if in_float else OrtInteger(on_uint8),
                         count_include_pad=bool(int(a.get("count_include_pad", 0))))
-    y = imp.emit("AVERAGE_POOL_2D", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
+    y = imp.emit(kinds.AVERAGE_POOL_2D, [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=True)
 
 
@@ -271,17 +272,17 @@ def _build_reshape(imp: BuildContext, node, ins, out: QParams, out_name: str) ->
     else:
         target = _reshape_target(imp, node, onnx_shape)
     if x.nchw and t.shape[1] * t.shape[2] != 1:
-        t = imp.emit("TRANSPOSE", [t], TransposeAttrs(NHWC_TO_NCHW), out_name + "_nchw", "int8", t.quant, node.name)
+        t = imp.emit(kinds.TRANSPOSE, [t], TransposeAttrs(NHWC_TO_NCHW), out_name + "_nchw", "int8", t.quant, node.name)
     if len(target) != 4:
-        y = imp.emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name, "int8", t.quant, node.name)
+        y = imp.emit(kinds.RESHAPE, [t], ReshapeAttrs(shape=tuple(target)), out_name, "int8", t.quant, node.name)
         return Value(y, out, nchw=False)
     n, c, h, w = target
     if h * w == 1:
-        y = imp.emit("RESHAPE", [t], ReshapeAttrs(shape=(n, 1, 1, c)), out_name, "int8", t.quant, node.name)
+        y = imp.emit(kinds.RESHAPE, [t], ReshapeAttrs(shape=(n, 1, 1, c)), out_name, "int8", t.quant, node.name)
         return Value(y, out, nchw=True)
-    y = imp.emit("RESHAPE", [t], ReshapeAttrs(shape=tuple(target)), out_name + "_nchw_out", "int8", t.quant,
+    y = imp.emit(kinds.RESHAPE, [t], ReshapeAttrs(shape=tuple(target)), out_name + "_nchw_out", "int8", t.quant,
                   node.name)
-    y = imp.emit("TRANSPOSE", [y], TransposeAttrs(NCHW_TO_NHWC), out_name, "int8", t.quant, node.name)
+    y = imp.emit(kinds.TRANSPOSE, [y], TransposeAttrs(NCHW_TO_NHWC), out_name, "int8", t.quant, node.name)
     return Value(y, out, nchw=True)
 
 
@@ -309,7 +310,7 @@ def table_value(imp: BuildContext, node, x: Value, function, label: str, out: QP
     xq, oq = x.tensor.quant, out.ir_quant(0)
     table = build_lookup_table(function, float(xq.scale[0]), xq.scalar_zero_point,
                                float(oq.scale[0]), oq.scalar_zero_point)
-    y = imp.emit("LOOKUP_TABLE", [x.tensor], LookupTableAttrs(table=table, function=label), out_name, "int8", oq,
+    y = imp.emit(kinds.LOOKUP_TABLE, [x.tensor], LookupTableAttrs(table=table, function=label), out_name, "int8", oq,
                   node.name)
     return Value(y, out, nchw=x.nchw)
 
@@ -348,7 +349,7 @@ def _build_transpose(imp: BuildContext, node, ins, out: QParams, out_name: str) 
     ir_perm = tuple(NHWC_TO_NCHW[p] for p in perm) if x.nchw else perm
     if ir_perm == tuple(range(rank)):
         return Value(x.tensor, out, nchw=False)
-    y = imp.emit("TRANSPOSE", [x.tensor], TransposeAttrs(ir_perm), out_name, "int8", x.tensor.quant, node.name)
+    y = imp.emit(kinds.TRANSPOSE, [x.tensor], TransposeAttrs(ir_perm), out_name, "int8", x.tensor.quant, node.name)
     return Value(y, out, nchw=False)
 
 
@@ -390,7 +391,7 @@ def _build_pad(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Val
         x = table_value(imp, node, x, lambda r: r, "requantize", out, out_name + "_requantized")
     oq = out.ir_quant(0)
     value = int(quantize_linear(np.float32(constant), oq.scale[0], oq.scalar_zero_point, -128, 127))
-    y = imp.emit("PAD", [x.tensor], PadAttrs(pads=tuple(pairs), value=value), out_name, "int8", oq, node.name)
+    y = imp.emit(kinds.PAD, [x.tensor], PadAttrs(pads=tuple(pairs), value=value), out_name, "int8", oq, node.name)
     return Value(y, out, nchw=x.nchw)
 
 
@@ -460,7 +461,7 @@ def _build_resize(imp: BuildContext, node, ins, out: QParams, out_name: str) -> 
     for align, half in ((False, False), (False, True), (True, False)):
         if all(np.array_equal(source_indices(i, o, align, half), idx) for i, o, idx in ((h, sizes[2], wanted[0]), (w, sizes[3], wanted[1]))):
             attrs = ResizeNearestAttrs(size=(sizes[2], sizes[3]), align_corners=align, half_pixel_centers=half)
-            y = imp.emit("RESIZE_NEAREST_NEIGHBOR", [x.tensor], attrs, out_name, "int8", x.tensor.quant, node.name)
+            y = imp.emit(kinds.RESIZE_NEAREST_NEIGHBOR, [x.tensor], attrs, out_name, "int8", x.tensor.quant, node.name)
             return Value(y, out, nchw=True)
     raise imp.error(node, f"{transform} / {nearest} resizing {h}x{w} to {sizes[2]}x{sizes[3]} picks input pixels that "
                            "no RESIZE_NEAREST_NEIGHBOR rule reproduces; use asymmetric/floor or integer scales")
@@ -488,7 +489,7 @@ def _build_softmax(imp: BuildContext, node, ins, out: QParams, out_name: str) ->
     if mixed_float_group(node, imp.numerics, ins[0].qparams, out):
         raise imp.error(node, float_group_error_advice("Softmax"))
     attrs = SoftmaxAttrs(beta=1.0, numerics=OrtInteger(on_uint8))
-    y = imp.emit("SOFTMAX", [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
+    y = imp.emit(kinds.SOFTMAX, [x.tensor], attrs, out_name, "int8", out.ir_quant(0), node.name)
     return Value(y, out, nchw=x.nchw)
 
 
@@ -525,7 +526,7 @@ def _build_concat(imp: BuildContext, node, ins, out: QParams, out_name: str) -> 
     axis = axis % rank
     if nchw:
         axis = NCHW_AXIS_IN_NHWC[axis]
-    y = imp.emit("CONCATENATION", [v.tensor for v in values], ConcatAttrs(axis=axis), out_name, "int8",
+    y = imp.emit(kinds.CONCATENATION, [v.tensor for v in values], ConcatAttrs(axis=axis), out_name, "int8",
                   out.ir_quant(0), node.name)
     return Value(y, out, nchw=nchw)
 
