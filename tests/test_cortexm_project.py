@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mcuc.ir.errors import MCUCError
@@ -224,6 +224,10 @@ def test_example_model_on_chost_and_cores_matches_tflite_micro():
 
 @needs_arm
 @settings(max_examples=10, deadline=None)
+# GCC 12 deleted this graph's first step on cortex-m4 (its conv input at arena offset 4
+# made an induction-variable base it took for a NULL access); the Makefile's
+# -fno-delete-null-pointer-checks keeps it.
+@example(seed=0, h=4, w=7, c=4, oc=2, stride=1, padding="SAME", kernel=1)
 @given(seed=st.integers(0, 2**32 - 1), h=st.integers(3, 9), w=st.integers(3, 9),
        c=st.sampled_from([1, 3, 4, 8]), oc=st.sampled_from([2, 4, 8, 12]), stride=st.sampled_from([1, 2]),
        padding=st.sampled_from(["SAME", "VALID"]), kernel=st.sampled_from([1, 3]))
