@@ -159,7 +159,7 @@ def pool_layer(draw):
 
 @st.composite
 def binary_layer(draw):
-    kind = draw(st.sampled_from(["ADD", "ADD", "MUL"]))
+    kind = draw(st.sampled_from(["ADD", "ADD", "SUB", "MUL"]))
     shape = (1, draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 6)))
     other = draw(st.sampled_from([shape, (1, 1, 1, shape[3]), (1, shape[1], 1, 1)]))
     return (kind, [shape, other], dict(fused_activation_function=draw(_act()),
@@ -244,6 +244,8 @@ FIXED_LAYERS = [
     ("ADD", [(1, 3, 4, 5), (1, 1, 1, 5)], dict(constant_inputs=(1,))),
     ("ADD", [(1, 3, 4, 5), (1, 3, 4, 5)], dict(constant_inputs=(1,))),
     ("MUL", [(1, 3, 4, 5), (1, 3, 1, 1)], dict(constant_inputs=(1,))),
+    ("SUB", [(1, 3, 4, 5), (1, 1, 4, 1)], dict(constant_inputs=(1,))),
+    ("SUB", [(1, 2, 3, 4), (1, 2, 3, 4)], dict(fused_activation_function="RELU6")),
 ]
 
 

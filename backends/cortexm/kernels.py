@@ -471,10 +471,12 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
             _require(t.dtype == "int8", op, f"constant input {t.name!r} must be int8, got {t.dtype}")
             consts[k] = f"{_naming.name or fn}_c{k + 1}"
             arrays.append(CArray("int8_t", consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
-    if op.kind == "ADD":
+    if op.kind in ("ADD", "SUB"):
         from mcuc.ir.ops.add import add_params
         p = add_params(op)
         t1, t2 = K.add_input_tables(p)
+        if op.kind == "SUB":  # TFLM's SUB subtracts the rescaled second input: add its negation
+            t2 = -t2
         bound = int(np.abs(t1).max() + np.abs(t2).max())
         r = K.requant_constants([p.output_multiplier], [p.output_shift], bound, p.output_offset)
         requant, params = _tflite_requant(fn, r, p.output_offset, op.attrs.act_min, op.attrs.act_max, 1)
@@ -486,7 +488,7 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
             offset1=p.input1_offset, offset2=p.input2_offset, out_offset=p.output_offset,
             out_mult=p.output_multiplier, out_shift=p.output_shift, act_min=op.attrs.act_min,
             act_max=op.attrs.act_max))
-    flat = op.kind == "ADD" and x1.shape == x2.shape == y.shape
+    flat = op.kind in ("ADD", "SUB") and x1.shape == x2.shape == y.shape
     extents = list((1,) * (6 - len(y.shape)) + tuple(y.shape))
     decls = _render("binary.j2", fn=fn, comment=f"{op.label}", kind=op.kind, flat=flat, arrays=arrays,
                     params=params, extents=extents,
@@ -701,6 +703,7 @@ _EMITTERS: dict[str, Callable[[str, Step, Program, Target], StepCode]] = {
     "MAX_POOL_2D": _emit_pool,
     "MEAN": _emit_mean,
     "ADD": _emit_binary,
+    "SUB": _emit_binary,
     "MUL": _emit_binary,
     "SOFTMAX": _emit_softmax,
     "LOGISTIC": _emit_lut,
