@@ -5,7 +5,7 @@ arena for the same model. Prints a table; run:
     .venv/bin/python benchmarks/memory.py [--io int8|model] [--real-scratch]
 
 --real-scratch asks the Cortex-M backend for its scratch requests (when it exists);
-otherwise tests/memory_scratch.py mimics them.
+otherwise tests/support/memory_scratch.py mimics them.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memory_scratch import mimic_cortexm_scratch  # noqa: E402
+from tests.support.memory_scratch import mimic_cortexm_scratch  # noqa: E402
 
 from mcuc.frontend.tflite import load_tflite  # noqa: E402
 from mcuc.passes import fold_pad, plan, strip_edge_quantization  # noqa: E402

@@ -1,6 +1,6 @@
 """Every backend on the ONNX test-suite networks, byte for byte against onnxruntime.
 
-Builds each network of tests/onnx_models.py (MobileNetV2-style 96x96, ResNet-style,
+Builds each network of tests/support/onnx_models.py (MobileNetV2-style 96x96, ResNet-style,
 DS-CNN keyword spotting, MLP, MobileNetV3 block), quantizes it with onnxruntime's
 quantize_static in QDQ and operator-oriented (QOperator) formats with int8 and uint8
 activations, writes the .onnx files to a temporary folder, loads them as `mcuc verify`
@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-import onnx_models  # noqa: E402
+from tests.support import onnx_models  # noqa: E402
 
 from mcuc.backend_registry import BACKENDS, EMULATED  # noqa: E402
 from mcuc.ir.errors import MCUCError  # noqa: E402
@@ -46,7 +46,7 @@ from mcuc.verify import verify  # noqa: E402
 
 FORMATS = ("qdq", "qoperator")
 ACTIVATIONS = ("int8", "uint8")
-# The weights and calibration of tests/test_onnx_networks.py and test_cortexm_onnx.py.
+# The weights and calibration of tests/frontend/test_onnx_networks.py and test_cortexm_onnx.py.
 NETWORK_SEED, QUANTIZE_SEED = 7, 1
 
 

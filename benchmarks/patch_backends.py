@@ -1,7 +1,7 @@
 """Every backend on forced patch schedules of the shared models, against tflite-micro.
 
 Prints one row per (model, schedule, backend): whether the output bytes equal the
-oracle's. The schedules are the ones tests/test_patch_models.py forces (stages ending
+oracle's. The schedules are the ones tests/passes/test_patch_models.py forces (stages ending
 early, mid and late, grids 2x2, 3x3, 4x4 and non-square); the test checks the reference
 program interpreter on all of them in CI, this script adds the compiled backends, whose
 builds are too slow to repeat in every CI run.
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from conftest import SHARED_MODELS_DIR  # noqa: E402
-from test_patch_models import forced_schedules  # noqa: E402
+from tests.support.paths import SHARED_MODELS_DIR  # noqa: E402
+from tests.passes.test_patch_models import forced_schedules  # noqa: E402
 
 from mcuc.model import load_model  # noqa: E402
 from mcuc.passes.patch import plan_patched  # noqa: E402

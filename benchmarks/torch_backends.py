@@ -21,10 +21,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import torch_models  # noqa: E402
+from tests.support import torch_models  # noqa: E402
 from onnx_backends import measure, verification_arguments  # noqa: E402
 
 from mcuc.backend_registry import BACKENDS, EMULATED  # noqa: E402

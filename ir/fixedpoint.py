@@ -10,7 +10,7 @@ Rounding rule, settled empirically against the pinned tflite-micro package: it i
 (gemmlowp's SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT). 1x1 CONV_2D
 models whose outputs differ between the two rules (e.g. in/weight scale 1, output scale
 32.99034, bias 402: 8 of 256 inputs differ) match the double-rounding results byte for
-byte and not the single-rounding ones (tests/test_fixedpoint.py keeps that check).
+byte and not the single-rounding ones (tests/ir/test_fixedpoint.py keeps that check).
 The same build flag means QuantizeMultiplier does not clamp shifts above 30.
 """
 from __future__ import annotations

@@ -19,7 +19,7 @@ It prints
     says "internal to this folder", so another folder depending on it is a layering
     violation even when no circle results.
 
-tests/test_import_cycles.py holds both lists to an explicit expected list.
+tests/compiler/test_import_cycles.py holds both lists to an explicit expected list.
 """
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def _ints(ctype: str, name: str, values) -> CArray:
 #
 # The planner needs each kernel's scratch before any C exists, so the sizes are computed
 # here; each kernel states the same size in C as <kernel>_get_buffer_size beside it
-# (runtime_c/), and tests/test_cortexm_buffer_sizes.py holds the two equal.
+# (runtime_c/), and tests/backends/cortexm/test_cortexm_buffer_sizes.py holds the two equal.
 
 def _conv_layout(op: Op) -> str:
     """Which conv kernel runs the op: "1x1" (GEMM straight over the input), "im2col"

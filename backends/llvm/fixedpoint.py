@@ -2,7 +2,7 @@
 mcuc.ir.fixedpoint (DESIGN.md, Numerics), emitted inline on i32 values.
 
 Every function here is held equal to its numpy twin over edge values and the whole
-int32 range by tests/test_llvm_fixedpoint.py.
+int32 range by tests/backends/llvm/test_llvm_fixedpoint.py.
 """
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ A conv's float bias is added after the product (MlasActivation); then QuantizeLi
 A MEAN over H and W sums each channel in the order of its kernel: GlobalAveragePool's
 MlasPoolGlobalKernel (four lanes) or ReduceMean's Eigen sum (aligned SSE packets, which
 depend on where the channel's row starts in memory).
-Measured byte-exact against the pinned onnxruntime's float outputs (tests/test_onnx_layers.py,
-tests/test_onnx_float_groups.py, tests/test_onnx_reduce_mean.py).
+Measured byte-exact against the pinned onnxruntime's float outputs (tests/frontend/test_onnx_layers.py,
+tests/frontend/test_onnx_float_groups.py, tests/frontend/test_onnx_reduce_mean.py).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def quantize_with_clamp(op: Op, values: np.ndarray) -> np.ndarray:
     AVERAGE_POOL_2D left in float: MLAS's NCHWc average pool (channel counts that are a
     multiple of its block) sums the window's valid taps in row-major order and divides by
     the count, the same float mean as QLinearAveragePool's, so only the output rounding
-    differs (tests/test_onnx_float_groups.py)."""
+    differs (tests/frontend/test_onnx_float_groups.py)."""
     return _quantize(op, values)
 
 
@@ -288,7 +288,7 @@ def global_average_pool_float(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
 
 # onnxruntime's core is compiled for SSE2, so Eigen's float packet is Packet4f: 4 floats,
 # 16-byte aligned loads (an AVX Packet8f order disagrees with the pinned onnxruntime on
-# most shapes; tests/test_onnx_reduce_mean.py measures this one bit-exact).
+# most shapes; tests/frontend/test_onnx_reduce_mean.py measures this one bit-exact).
 EIGEN_PACKET = 4
 
 

@@ -81,7 +81,7 @@ def requant_params(op: Op) -> tuple[np.ndarray, np.ndarray]:
     The per-tensor path of the TFLite source we read (GetQuantizedConvolutionMultipler)
     multiplies the two scales in float32 before widening; the pinned tflite-micro does
     not: on scales where the two products round to different multipliers it gives the
-    double-product bytes (tests/test_ops_reduce.py pins this).
+    double-product bytes (tests/ir/test_ops_reduce.py pins this).
     """
     return channel_requant_params(op, op.inputs[0], op.inputs[1], op.output)
 

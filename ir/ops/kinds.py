@@ -3,7 +3,7 @@
 `Op.kind` stays a plain string (serialized tests and reports hold kinds as text);
 code that names a kind imports its constant from here, so a typo is an import error
 instead of a comparison that is silently never true. Each op module registers its OpDef
-under its constant, and tests/test_op_traits.py holds this list equal to the registry.
+under its constant, and tests/ir/test_op_traits.py holds this list equal to the registry.
 """
 from __future__ import annotations
 

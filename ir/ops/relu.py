@@ -60,7 +60,7 @@ def relu_params(op: Op) -> ReluParams:
     x, y = op.input, op.output
     # The source reads as a float32 division widened to double, but the pinned oracle
     # computes the ratio in double: over full-range int16 inputs, double matches it on
-    # every scale pair tried and float32 on about a third (tests/test_ops_elementwise.py).
+    # every scale pair tried and float32 on about a third (tests/ir/test_ops_elementwise.py).
     ratio = float(np.float64(x.quant.scale[0])) / float(np.float64(y.quant.scale[0]))
     multiplier, shift = quantize_multiplier(ratio)
     lo, hi = dtype_range(y.dtype)

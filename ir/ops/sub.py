@@ -4,7 +4,7 @@ The same two-stage rescale as ADD (ir/ops/add.py): each input offset, shifted le
 bits (15 for int16) and rescaled onto twice the larger input scale; the difference
 rescaled to the output, offset and clamped. The pinned tflite-micro's Prepare computes
 the three real factors in double, exactly as ADD's does (later tflite-micro releases
-compute SUB's in float32, which changes a few outputs; tests/test_ops_elementwise.py
+compute SUB's in float32, which changes a few outputs; tests/ir/test_ops_elementwise.py
 holds which). Broadcasting follows numpy's rules, as ADD's.
 """
 from __future__ import annotations

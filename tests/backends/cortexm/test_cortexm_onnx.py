@@ -1,0 +1,131 @@
+"""ONNX models (the IR's "onnxruntime" rounding rule, runtime_c/mcuc_ort.h) through the
+Cortex-M C backend, byte for byte against onnxruntime.
+
+1. Whole networks (onnx_models: MobileNetV2, ResNet, DS-CNN, MLP, a MobileNetV3 block)
+   quantized by onnxruntime in QDQ and operator formats with int8 and uint8 activations,
+   every combination on c-host (sanitized host build) with the default exact numerics,
+   and the QDQ int8 and uint8 ones with --onnx-numerics ort-x86-avx2 too: int8 QDQ then
+   brings the float groups onnxruntime leaves unfused (OrtFloat: exact fused multiply-add
+   chains), full-range weights the saturating u8 x s8 int16 pairs, uint8 the uint8-domain
+   formulas (OrtInteger.uint8). The ort-x86-avx2 cases run where onnxruntime computes so.
+2. The same C cross-compiled for every emulated core family. All of them build with
+   -mfloat-abi=soft (target.py: the generated code is integer-only), so the float
+   groups and float32 requantization run in libgcc's soft-float on every core; what
+   differs is the instruction set libgcc and the kernels are compiled for: ARMv6-M
+   (cortex-m0: no 32x32->64 multiply, portable kernels), ARMv7-M (cortex-m3: long
+   multiplies, portable kernels), ARMv7E-M (cortex-m4/m7: DSP kernels) and ARMv8-M
+   Mainline (cortex-m33: DSP kernels). Each family runs at least one int8 QDQ network
+   with float groups; the emulator runs uncounted (verification needs only outputs).
+3. A few hypothesis cases of each ONNX layer test of test_onnx_layers with c-host
+   standing in for the reference interpreter.
+"""
+from __future__ import annotations
+
+import functools
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+pytest.importorskip("onnxruntime")
+from tests.support import onnx_models  # noqa: E402
+from tests.frontend import test_onnx_layers  # noqa: E402
+from tests.support.onnx_oracle import as_this_host  # noqa: E402
+
+from mcuc.backends.cortexm import ROUNDING_RULES, run_chost  # noqa: E402
+from mcuc.model import load_model  # noqa: E402
+from mcuc.pipeline import cortexm_scratch  # noqa: E402
+from mcuc.passes import plan  # noqa: E402
+from mcuc.verify import verify  # noqa: E402
+
+_NEEDS_ARM = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
+                                reason="arm-none-eabi-gcc is not installed (Debian: gcc-arm-none-eabi, "
+                                       "libnewlib-arm-none-eabi)")
+
+# (network, format, activations, numerics) on c-host (about a second or two each): every
+# combination with exact numerics; the QDQ ones with ort-x86-avx2's float groups and pairs.
+CHOST_CASES = [(n, f, a, "exact") for n in sorted(onnx_models.NETWORKS) for f in ("qdq", "qoperator")
+               for a in ("int8", "uint8")] + [(n, "qdq", a, "ort-x86-avx2") for n in sorted(onnx_models.NETWORKS)
+                                              for a in ("int8", "uint8")]
+# Emulated cores, one sample each: every core family on an int8 QDQ network with
+# ort-x86-avx2 numerics, whose float groups onnxruntime leaves in float there
+# (mobilenet_v3_block: float depthwise, pointwise FMA3 blocks, GlobalAveragePool and Mul,
+# next to u8 x s8 pairs, tables, QLinearSoftmax and QLinearAveragePool; resnet: float 3x3
+# convs and residual Adds, ~1.5M float MACs, the heaviest soft-float load, which on
+# cortex-m0 needs ~800M instructions), the cheap MLP in the formats that bring the pair and
+# uint8 kernels, and the default exact numerics (int8 QDQ fused as int8) on each family.
+AVX2 = "ort-x86-avx2"
+EMULATED_CASES = [("cortex-m0", "mlp", "qdq", "int8", AVX2), ("cortex-m0", "mobilenet_v3_block", "qdq", "uint8", AVX2),
+                  ("cortex-m0", "resnet", "qdq", "int8", AVX2), ("cortex-m0", "mlp", "qdq", "int8", "exact"),
+                  ("cortex-m3", "mobilenet_v3_block", "qdq", "int8", AVX2),
+                  ("cortex-m3", "mlp", "qoperator", "int8", "exact"),
+                  ("cortex-m4", "mlp", "qdq", "int8", AVX2), ("cortex-m4", "mlp", "qoperator", "uint8", AVX2),
+                  ("cortex-m4", "mobilenet_v3_block", "qoperator", "uint8", AVX2),
+                  ("cortex-m4", "mobilenet_v3_block", "qdq", "int8", "exact"),
+                  ("cortex-m7", "resnet", "qdq", "int8", AVX2), ("cortex-m7", "mlp", "qdq", "uint8", AVX2),
+                  ("cortex-m7", "kws_ds_cnn", "qdq", "int8", "exact"),
+                  ("cortex-m33", "mobilenet_v3_block", "qdq", "int8", AVX2),
+                  ("cortex-m33", "kws_ds_cnn", "qoperator", "uint8", AVX2),
+                  ("cortex-m33", "mobilenet_v3_block", "qdq", "int8", "exact")]
+
+LAYER_TESTS = ("test_conv", "test_gemm_and_matmul", "test_add_and_mul", "test_global_average_pool",
+               "test_average_pool", "test_elementwise_tables", "test_concat_requantizes_inputs",
+               "test_softmax", "test_qlinear_softmax_int8_operator", "test_qdq_int8_group_left_in_float")
+LAYER_CASES = 3
+
+
+@functools.lru_cache(maxsize=None)  # shared by the c-host and emulated cases
+def _quantized(network: str, fmt: str, activations: str) -> bytes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return onnx_models.quantize(onnx_models.NETWORKS[network](np.random.default_rng(7)), fmt, activations, seed=1)
+
+
+def test_cortexm_declares_the_onnxruntime_rule():
+    assert "onnxruntime" in ROUNDING_RULES
+
+
+@pytest.mark.parametrize("network, fmt, activations, numerics", CHOST_CASES)
+def test_onnx_network_on_chost(network, fmt, activations, numerics):
+    as_this_host(numerics)
+    model = load_model(_quantized(network, fmt, activations), format="onnx", onnx_numerics=numerics)
+    report = verify(model, ["c-host"], samples=2, seed=11)
+    assert report["backends"]["c-host"]["bit_exact"], report
+
+
+@_NEEDS_ARM
+@pytest.mark.parametrize("target, network, fmt, activations, numerics", EMULATED_CASES)
+def test_onnx_network_on_emulated_core(target, network, fmt, activations, numerics):
+    as_this_host(numerics)
+    model = load_model(_quantized(network, fmt, activations), format="onnx", onnx_numerics=numerics)
+    report = verify(model, [target], samples=1, seed=13)
+    assert report["backends"][target]["bit_exact"], report
+
+
+def run_on_chost(graph, inputs):
+    """The reference interpreter's signature, executed as the generated C on the host."""
+    return run_chost(plan(graph, cortexm_scratch("cortex-m0")), inputs)
+
+
+@pytest.mark.parametrize("name", LAYER_TESTS)
+def test_onnx_layers_on_chost(name, monkeypatch):
+    monkeypatch.setattr(test_onnx_layers, "run", run_on_chost)
+    test = getattr(test_onnx_layers, name)
+    # fewer examples than the reference's run: each one is a C build
+    monkeypatch.setattr(test, "_hypothesis_internal_use_settings",
+                        settings(test_onnx_layers.SETTINGS, max_examples=LAYER_CASES))
+    test()
+
+
+# Cases built on round-half-to-even ties (QuantizeLinear exactly between two integers;
+# QLinearAdd over every pair of input values), which random scales rarely hit.
+TIE_CASES = [("test_quantize_linear_on_ties", dict(dtype=d, scale=s)) for d in ("int8", "uint8") for s in (0.5, 0.1)] \
+    + [("test_qlinear_add_every_input_pair", dict(dtype=d, seed=0)) for d in ("int8", "uint8")]
+
+
+@pytest.mark.parametrize("name, params", TIE_CASES)
+def test_onnx_ties_on_chost(name, params, monkeypatch):
+    monkeypatch.setattr(test_onnx_layers, "run", run_on_chost)
+    getattr(test_onnx_layers, name)(**params)
