@@ -8,8 +8,8 @@ onnxruntime recommends: torch.onnx's legacy exporter writes biases behind Identi
 quantize_static would otherwise leave in float. The weights keep quantize_static's full
 8-bit range: with the default --onnx-numerics exact their sums are exact; with ort-x86-avx2
 mcuc reproduces the saturating int16 pairs of onnxruntime's u8 x s8 kernels on x86-64
-without VNNI (ir/ops/_ort_u8s8.py) and the int8 QDQ groups it leaves in float there
-(ir/ops/_ort_float.py). uint8 activations
+without VNNI (ir/ops/ort_u8s8.py) and the int8 QDQ groups it leaves in float there
+(ir/ops/ort_float.py). uint8 activations
 (`activations="uint8"`) are the other choice onnxruntime.quantization offers.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ import numpy as np
 
 from mcuc.ir.numerics import ORT_REDUCE_MEAN, OrtFloat, OrtInteger
 from mcuc.ir.ops import kinds
-from mcuc.ir.ops._common import Padding2D
+from mcuc.ir.ops.common import Padding2D
 from mcuc.ir.ops.add import AddAttrs
 from mcuc.ir.ops.concatenation import ConcatAttrs
 from mcuc.ir.ops.conv2d import Conv2DAttrs
@@ -184,7 +184,7 @@ def _build_reduce_mean(imp: BuildContext, node, ins, out: QParams, out_name: str
     """ReduceMean over H and W of a 4-D NCHW tensor (what torchvision's `x.mean([2, 3])`
     exports), axes as an attribute (opset < 18) or a constant input (opset 18+). onnxruntime
     has no quantized ReduceMean: DQ -> ReduceMean -> Q runs its float kernel, whose Eigen
-    summation order the MEAN follows (OrtFloat.mean_kernel, ir/ops/_ort_float.py)."""
+    summation order the MEAN follows (OrtFloat.mean_kernel, ir/ops/ort_float.py)."""
     x = imp.activation(node, ins[0])
     a = imp.attrs(node)
     if len(node.input) > 1 and node.input[1]:

@@ -30,7 +30,7 @@ from flatbuffers import number_types as N
 
 from mcuc.ir import Graph, MCUCError, Op, Quantization, Tensor
 from mcuc.ir.ops import kinds, op_def, supported_kinds
-from mcuc.ir.ops._common import Padding2D, dtype_range
+from mcuc.ir.ops.common import Padding2D, dtype_range
 from mcuc.ir.ops.add import AddAttrs
 from mcuc.ir.ops.concatenation import ConcatAttrs
 from mcuc.ir.ops.conv2d import Conv2DAttrs

@@ -9,9 +9,9 @@ one rule, and one module states it in numpy, which the backends mirror:
 - OrtInteger: onnxruntime's integer kernels (QLinearConv, QLinearAdd, QLinearSoftmax,
   ...): an int32 accumulator turned into float32, times a float32 scale, rounded half to
   even (mcuc.ir.ort_numerics); optionally on uint8 values and with u8 x s8 products summed
-  in saturating int16 pairs (mcuc.ir.ops._ort_u8s8).
+  in saturating int16 pairs (mcuc.ir.ops.ort_u8s8).
 - OrtFloat: a QDQ group onnxruntime leaves unfused: DequantizeLinear, the float op in the
-  order of one MLAS/Eigen kernel, QuantizeLinear (mcuc.ir.ops._ort_float).
+  order of one MLAS/Eigen kernel, QuantizeLinear (mcuc.ir.ops.ort_float).
 """
 from __future__ import annotations
 

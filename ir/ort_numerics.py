@@ -18,7 +18,7 @@ a float32 operation in the order MLAS performs it, so numpy reproduces its bytes
 - `qlinear_softmax`, MLAS's AVX2 QLinearSoftmax.
 
 Op-specific formulas (QLinearAdd, QLinearMul, QLinearAveragePool, the u8 x s8 int16
-pairs in ir/ops/_ort_u8s8.py) live in their op modules' onnxruntime branches.
+pairs in ir/ops/ort_u8s8.py) live in their op modules' onnxruntime branches.
 This module is the one Python statement of the shared pieces; backends mirror them.
 """
 from __future__ import annotations

@@ -25,7 +25,7 @@ import numpy as np
 from .errors import MCUCError
 from .op import Op
 from .ops import Trait, op_def
-from .ops._common import Padding2D
+from .ops.common import Padding2D
 from .ops.kinds import CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, PAD
 from .region import Region
 from .tensor import Tensor

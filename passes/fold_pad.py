@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from mcuc.ir import Graph, Op
 from mcuc.ir.ops import Trait, op_def
-from mcuc.ir.ops._common import Padding2D
+from mcuc.ir.ops.common import Padding2D
 from mcuc.ir.ops.kinds import PAD
 
 from .aliasing import same_quantization

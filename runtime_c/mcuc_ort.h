@@ -247,7 +247,7 @@ MCUC_INLINE void mcuc_ort_conv_pairs(const int8_t *in, int8_t *out, const mcuc_d
     }
 }
 
-/* MlasSgemmKernelM1Avx's sum over rounded products p[0..K) (mcuc.ir.ops._ort_float.m1_sum):
+/* MlasSgemmKernelM1Avx's sum over rounded products p[0..K) (mcuc.ir.ops.ort_float.m1_sum):
  * blocks of four ((p0 + p1) + p2) + p3 added to the output, then a pair, then a single.
  * Fed one product at a time: `t` is the product's index, `total` K. */
 typedef struct {
@@ -275,7 +275,7 @@ MCUC_INLINE void mcuc_m1_add(mcuc_m1_t *s, float p, int t, int total) {
 }
 
 /* The same convolution as onnxruntime's float Conv computes it on dequantized values
- * (mcuc.ir.ops._ort_float.conv_float), taps in NCHW im2col order (channel, ky, kx;
+ * (mcuc.ir.ops.ort_float.conv_float), taps in NCHW im2col order (channel, ky, kx;
  * padding is 0.0): with one output channel per group the M == 1 kernel's rounded
  * products (mcuc_m1_add); otherwise the FMA3 kernel, fused multiply-add chains from
  * zero over blocks of `blocks[pixel]` taps (`block` for every pixel when NULL), each
@@ -334,7 +334,7 @@ MCUC_INLINE void mcuc_ort_conv_float(const int8_t *in, int8_t *out, const mcuc_d
     }
 }
 
-/* onnxruntime's float Gemm/MatMul (mcuc.ir.ops._ort_float.fully_connected_float) on
+/* onnxruntime's float Gemm/MatMul (mcuc.ir.ops.ort_float.fully_connected_float) on
  * [rows, depth] x [units][depth] (dequantized weights), the output starting at the
  * float bias (zero without one): one row through the M == 1 kernel (mcuc_m1_add), or
  * for a Gemm with transB (`transposed`) its eight lanes over k mod 8 reduced in the
@@ -494,7 +494,7 @@ MCUC_INLINE void mcuc_ort_avg_pool(const int8_t *in, int8_t *out, const mcuc_dim
 }
 
 /* A DQ -> GlobalAveragePool -> Q group left in float (MlasPoolGlobalKernel, mcuc.ir.ops.
- * _ort_float.global_average_pool_float): per channel the hw dequantized values in four
+ * ort_float.global_average_pool_float): per channel the hw dequantized values in four
  * float32 lanes (whole blocks of four), reduced (l0 + l2) + (l1 + l3), the rest added one
  * by one, divided by float(hw); then QuantizeLinear. NHWC input [n][hw][ch]. */
 MCUC_INLINE void mcuc_ort_global_avg_float(const int8_t *in, int8_t *out, int n, int hw, int ch, const float *xdeq,
@@ -519,7 +519,7 @@ MCUC_INLINE void mcuc_ort_global_avg_float(const int8_t *in, int8_t *out, int n,
 
 /* The Eigen (SSE2, 4-float packets) sum onnxruntime's float ReduceMean takes of one row of
  * `count` dequantized values x[i * stride], whose element `first_aligned` is the row's first
- * on a 16-byte boundary (mcuc.ir.ops._ort_float.eigen_sum): without a whole aligned
+ * on a 16-byte boundary (mcuc.ir.ops.ort_float.eigen_sum): without a whole aligned
  * packet, in order from element 0; else lane-wise packet sums (two accumulators taking
  * every other packet, added, then the last odd packet), reduced (l0 + l2) + (l1 + l3),
  * then the unaligned head, then the tail, one by one. */
@@ -569,7 +569,7 @@ MCUC_INLINE float mcuc_ort_eigen_sum(const int8_t *x, int stride, int count, int
 }
 
 /* A DQ -> ReduceMean(H, W) -> Q group (always float in onnxruntime: ReduceAggregatorMean,
- * mcuc.ir.ops._ort_float.reduce_mean_float): NCHW row d = image * ch + channel starts at
+ * mcuc.ir.ops.ort_float.reduce_mean_float): NCHW row d = image * ch + channel starts at
  * float d * hw of a 64-byte aligned buffer, so its first aligned element is (-d * hw) mod 4
  * (at most hw); the Eigen sum, divided by float(hw), QuantizeLinear. NHWC input [n][hw][ch],
  * output [n][ch]. */

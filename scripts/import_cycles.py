@@ -15,7 +15,7 @@ It prints
   - each circle: a strongly connected component of more than one module (or a module
     that imports itself), with the import statements that close it;
   - each private module (one whose last name part starts with `_`, e.g.
-    mcuc.ir.ops._ort_float) imported from another top-level folder: the underscore
+    mcuc.ir.ops.ort_float) imported from another top-level folder: the underscore
     says "internal to this folder", so another folder depending on it is a layering
     violation even when no circle results.
 

@@ -21,7 +21,7 @@ import numpy as np
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
 from mcuc.ir.ops import supported_kinds
-from mcuc.ir.ops._common import channel_requant_params, dtype_range
+from mcuc.ir.ops.common import channel_requant_params, dtype_range
 from mcuc.ir.numerics import (ONNXRUNTIME, ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, TFLITE, in_float, rule_of,
                                u8s8_pairs, uint8_offset)
 from mcuc.ir.ops.mean import resolved_axes
@@ -776,7 +776,7 @@ def _patch_calls(step: Step, program: Program) -> list[_PatchCall]:
     from dataclasses import replace
 
     from mcuc.ir.ops import Trait, op_def
-    from mcuc.ir.ops._common import Padding2D
+    from mcuc.ir.ops.common import Padding2D
     from mcuc.ir.patch_interpreter import constant_slice
 
     stage = step.op.attrs
@@ -1051,7 +1051,7 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
     fields = dict(bias="0", scale="0", fbias="0", xdeq="0", out_scale=_c_f(y.quant.scale[0]))
     schedule = ""
     if in_float(op.attrs) is not None:
-        from mcuc.ir.ops._ort_float import conv_k_blocks, sgemm_k_block
+        from mcuc.ir.ops.ort_float import conv_k_blocks, sgemm_k_block
 
         kernel = "mcuc_ort_conv_float"
         deq = int_to_f32(g.weights.astype(np.int64) - g.zero_points[:, None, None, None]) * g.scales[:, None, None, None]

@@ -116,7 +116,8 @@ _loaded = False
 
 
 def _load_all() -> None:
-    """Import every module of this package once; each registers its OpDef."""
+    """Import every module of this package once; each op module registers its OpDef
+    (common, kinds, ort_float and ort_u8s8 hold what several op modules share)."""
     global _loaded
     if _loaded:
         return

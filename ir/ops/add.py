@@ -19,7 +19,7 @@ from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics, OrtFloat
 from ..ort_numerics import fma_f32, int_to_f32, rne_to_int
 from ..region import Region
 from . import OpDef, Trait, register
-from ._common import dtype_range, require
+from .common import dtype_range, require
 from .kinds import ADD
 
 # Largest rank a broadcasting binary op accepts (TFLM's 6-D broadcast helpers).

@@ -14,7 +14,7 @@ import numpy as np
 from ..op import Op
 from ..region import Region
 from . import OpDef, Trait, register
-from ._common import dtype_range, require
+from .common import dtype_range, require
 from .kinds import CONCATENATION
 
 # TFLM's kMaxInputNum.

@@ -14,8 +14,8 @@ from ..op import Op
 from ..numerics import TFLITE_Q31, Numerics, OrtFloat, OrtInteger
 from ..ort_numerics import requantize_accumulator
 from ..region import Region, window_input_range
-from . import OpDef, Trait, _ort_float, _ort_u8s8, register
-from ._common import (Padding2D, channel_requant_params, groups, pad_spatial, require, window_output_size,
+from . import OpDef, Trait, ort_float, ort_u8s8, register
+from .common import (Padding2D, channel_requant_params, groups, pad_spatial, require, window_output_size,
                       windows)
 from .kinds import CONV_2D
 
@@ -89,16 +89,16 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
 def output_stage(op: Op, acc: np.ndarray, inputs: list[np.ndarray], family: str) -> np.ndarray:
     """Bias, requantization and clamp of a convolution's int64 sums (CONV_2D and
     DEPTHWISE_CONV_2D alike): TFLite's per-channel Q31 rule, or one of onnxruntime's
-    (`family` names the conv's functions in _ort_float / _ort_u8s8)."""
+    (`family` names the conv's functions in ort_float / ort_u8s8)."""
     x_t, w_t, out_t = op.inputs[0], op.inputs[1], op.output
     a = op.attrs
     bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
     bias64 = 0 if bias is None else bias.astype(np.int64)
     if isinstance(a.numerics, OrtFloat):
-        return getattr(_ort_float, family)(op, inputs)
+        return getattr(ort_float, family)(op, inputs)
     if isinstance(a.numerics, OrtInteger):
         if a.numerics.u8s8_pairs:
-            acc = getattr(_ort_u8s8, f"{family}_accumulator")(op, inputs[0], inputs[1])
+            acc = getattr(ort_u8s8, f"{family}_accumulator")(op, inputs[0], inputs[1])
         return requantize_accumulator(op, acc + bias64).astype(out_t.dtype)
     mult, shift = channel_requant_params(op, x_t, w_t, out_t)
     y = requantize_per_channel(acc + bias64, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)

@@ -18,7 +18,7 @@ from ..op import Op
 from ..region import Region, window_input_range
 from . import OpDef, Trait, register
 from ..numerics import TFLITE_Q31, Numerics
-from ._common import Padding2D, pad_spatial, require, window_output_size, windows
+from .common import Padding2D, pad_spatial, require, window_output_size, windows
 from .kinds import DEPTHWISE_CONV_2D
 from .conv2d import output_stage
 

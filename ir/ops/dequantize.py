@@ -7,7 +7,7 @@ import numpy as np
 
 from ..op import Op
 from . import OpDef, Trait, register
-from ._common import require
+from .common import require
 from .kinds import DEQUANTIZE
 from .quantize import identity_regions
 

@@ -18,7 +18,7 @@ from ..numerics import TFLITE_Q31, Numerics, OrtFloat, OrtInteger
 from ..ort_numerics import requantize_accumulator
 from ..region import Region
 from . import OpDef, register
-from ._common import channel_requant_params, require
+from .common import channel_requant_params, require
 from .kinds import FULLY_CONNECTED
 
 
@@ -96,12 +96,12 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if bias is not None:
         acc += bias.astype(np.int64)
     if isinstance(a.numerics, OrtFloat):
-        from ._ort_float import fully_connected
+        from .ort_float import fully_connected
 
         return [fully_connected(op, inputs)]
     if isinstance(a.numerics, OrtInteger):
         if a.numerics.u8s8_pairs:
-            from ._ort_u8s8 import fully_connected_accumulator
+            from .ort_u8s8 import fully_connected_accumulator
 
             acc = fully_connected_accumulator(op, x, w) + (0 if bias is None else bias.astype(np.int64))
         return [requantize_accumulator(op, acc).astype(out_t.dtype).reshape(out_t.shape)]

@@ -30,7 +30,7 @@ from ..fixedpoint_exp import (
 )
 from ..op import Op
 from . import OpDef, Trait, register
-from ._common import no_macs, require, require_int8_per_tensor_unary, same_region
+from .common import no_macs, require, require_int8_per_tensor_unary, same_region
 from .kinds import HARD_SWISH
 
 

@@ -21,7 +21,7 @@ from ..fixedpoint import multiply_by_quantized_multiplier, rounding_divide_by_po
 from ..fixedpoint_exp import calculate_input_radius, logistic, std_round
 from ..op import Op
 from . import OpDef, Trait, register
-from ._common import no_macs, require, require_int8_per_tensor_unary, same_region
+from .common import no_macs, require, require_int8_per_tensor_unary, same_region
 from .kinds import LOGISTIC
 
 # Integer bits of the rescaled input (Q4.27) and of the int8 output's scale (2^-8).

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..op import Op
 from . import OpDef, register
-from ._common import require
+from .common import require
 from .kinds import LOOKUP_TABLE
 from .quantize import identity_regions
 

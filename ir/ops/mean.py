@@ -15,7 +15,7 @@ oracle.
 ONNX MEANs onnxruntime leaves in float (OrtFloat numerics: DequantizeLinear -> float op
 -> QuantizeLinear) follow one of two float kernels, OrtFloat.mean_kernel: a
 GlobalAveragePool (MLAS's pool kernel) or a ReduceMean (an Eigen sum);
-ir/ops/_ort_float.py states both summation orders.
+ir/ops/ort_float.py states both summation orders.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from ..numerics import ONNXRUNTIME, ORT_REDUCE_MEAN, TFLITE_Q31, Numerics, OrtFl
 from ..ort_numerics import requantize_output
 from ..region import Region
 from . import OpDef, register
-from ._common import dtype_range, require
+from .common import dtype_range, require
 from .kinds import MEAN
 
 
@@ -105,7 +105,7 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [np.zeros(out_t.shape, out_t.dtype)]
     total = x.sum(axis=axes).reshape(out_t.shape)
     if isinstance(op.attrs.numerics, OrtFloat):
-        from ._ort_float import float_mean, global_average_pool_float, reduce_mean_float
+        from .ort_float import float_mean, global_average_pool_float, reduce_mean_float
 
         reduce_mean = op.attrs.numerics.mean_kernel == ORT_REDUCE_MEAN
         return [float_mean(op, inputs, reduce_mean_float if reduce_mean else global_average_pool_float)]

@@ -15,7 +15,7 @@ from ..op import Op
 from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics, OrtFloat
 from ..ort_numerics import int_to_f32, rne_to_int
 from . import OpDef, Trait, register
-from ._common import require
+from .common import require
 from .kinds import MUL
 from .add import binary_infer_shapes, binary_input_regions
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..op import Op
 from ..region import Region
 from . import OpDef, Trait, register
-from ._common import require
+from .common import require
 from .kinds import PAD
 
 

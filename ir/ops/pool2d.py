@@ -17,7 +17,7 @@ from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics, OrtFloat
 from ..ort_numerics import int_to_f32, rne_to_int
 from ..region import Region, window_input_range
 from . import OpDef, Trait, register
-from ._common import Padding2D, pad_spatial, require, window_output_size, windows
+from .common import Padding2D, pad_spatial, require, window_output_size, windows
 from .kinds import AVERAGE_POOL_2D, MAX_POOL_2D
 
 
@@ -31,7 +31,7 @@ class Pool2DAttrs:
     # AVERAGE_POOL_2D: TFLiteQ31 (integer mean, one quantization); OrtInteger
     # (QLinearAveragePool: float32 mean of dequantized values, requantized on the uint8
     # values where offset is 128; evaluate_average_onnxruntime); OrtFloat (the QDQ group
-    # left in float: the same float mean, then QuantizeLinear, ir/ops/_ort_float.py).
+    # left in float: the same float mean, then QuantizeLinear, ir/ops/ort_float.py).
     numerics: Numerics = TFLITE_Q31
     # Divide by the whole window (ONNX count_include_pad=1) instead of its valid part.
     count_include_pad: bool = False
@@ -107,7 +107,7 @@ def evaluate_average_onnxruntime(op: Op, inputs: list[np.ndarray]) -> list[np.nd
         count = _pool_windows(ones, a, y_t.shape[:3] + (1,), 0).sum(axis=(3, 4)).astype(np.float32)
     mean = total / count
     if isinstance(a.numerics, OrtFloat):
-        from ._ort_float import quantize_with_clamp
+        from .ort_float import quantize_with_clamp
 
         return [quantize_with_clamp(op, mean)]
     offset = a.numerics.offset

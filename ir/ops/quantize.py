@@ -22,7 +22,7 @@ from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics, rule_of
 from ..ort_numerics import quantize_linear
 from ..region import Region
 from . import OpDef, Trait, register
-from ._common import dtype_range, require
+from .common import dtype_range, require
 from .kinds import QUANTIZE
 
 # (input dtype, output dtype) pairs TFLM's QUANTIZE evaluates.

@@ -18,7 +18,7 @@ import numpy as np
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from ..op import Op
 from . import OpDef, Trait, register
-from ._common import dtype_range, require
+from .common import dtype_range, require
 from .kinds import RELU, RELU6
 from .quantize import identity_regions
 

@@ -14,7 +14,7 @@ from ..op import Op
 from ..region import Region
 from ..tensor import Tensor
 from . import OpDef, Trait, register
-from ._common import require
+from .common import require
 from .kinds import RESHAPE
 
 

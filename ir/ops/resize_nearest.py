@@ -19,7 +19,7 @@ from ..fixedpoint import round_half_away
 from ..op import Op
 from ..region import Region
 from . import OpDef, Trait, register
-from ._common import require
+from .common import require
 from .kinds import RESIZE_NEAREST_NEIGHBOR
 from .reshape import require_same_quantization
 

@@ -34,7 +34,7 @@ from ..numerics import ONNXRUNTIME, TFLITE_Q31, Numerics
 from ..ort_numerics import qlinear_softmax
 from ..region import Region
 from . import OpDef, Trait, register
-from ._common import dtype_range, require
+from .common import dtype_range, require
 from .kinds import SOFTMAX
 
 # Integer bits of the rescaled differences (Q5.26) and of the sum of exps (Q12.19).

@@ -12,7 +12,7 @@ import numpy as np
 from ..op import Op
 from ..region import Region
 from . import OpDef, register
-from ._common import require
+from .common import require
 from .kinds import TRANSPOSE
 from .reshape import require_same_quantization
 

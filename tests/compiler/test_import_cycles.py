@@ -22,20 +22,7 @@ ALLOWED_CYCLES: list[list[str]] = []
 # (importer, private module) pairs across top-level folders (ir, passes, backends,
 # frontend, compiler). This list must only shrink: what another folder needs belongs in
 # a public module.
-ALLOWED_PRIVATE_IMPORTS = [
-    ("mcuc.backends.cortexm.kernels", "mcuc.ir.ops._common"),
-    ("mcuc.backends.cortexm.kernels", "mcuc.ir.ops._ort_float"),
-    ("mcuc.backends.llvm.kernels.conv_common", "mcuc.ir.ops._common"),
-    ("mcuc.backends.llvm.kernels.elementwise", "mcuc.ir.ops._common"),
-    ("mcuc.backends.llvm.kernels.ort_float", "mcuc.ir.ops._common"),
-    ("mcuc.backends.llvm.kernels.ort_float", "mcuc.ir.ops._ort_float"),
-    ("mcuc.backends.llvm.kernels.patch", "mcuc.ir.ops._common"),
-    ("mcuc.backends.llvm.kernels.pooling", "mcuc.ir.ops._common"),
-    ("mcuc.backends.llvm.kernels.softmax", "mcuc.ir.ops._common"),
-    ("mcuc.frontend.onnx_ops", "mcuc.ir.ops._common"),
-    ("mcuc.frontend.tflite", "mcuc.ir.ops._common"),
-    ("mcuc.passes.fold_pad", "mcuc.ir.ops._common"),
-]
+ALLOWED_PRIVATE_IMPORTS: list[tuple[str, str]] = []
 
 
 def _import_cycles():

@@ -1,6 +1,6 @@
 """The float ops onnxruntime runs where it leaves an int8 QDQ group unfused (OrtFloat),
 compared in float32 bits before QuantizeLinear: the float Conv/Gemm/MatMul output is an
-extra graph output of the onnxruntime model, and ir/ops/_ort_float.py's *_float function
+extra graph output of the onnxruntime model, and ir/ops/ort_float.py's *_float function
 must give the same bytes (a one-ulp difference in the reduction order fails here, where
 after quantization it shows on about one input in ten of a MobileNetV2)."""
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.frontend.test_onnx_layers import _Builder  # noqa: E402
 from mcuc.frontend.onnx_values import NHWC_TO_NCHW  # noqa: E402
 from mcuc.ir.interpreter import run  # noqa: E402
 from mcuc.ir.numerics import OrtFloat  # noqa: E402
-from mcuc.ir.ops import _ort_float  # noqa: E402
+from mcuc.ir.ops import ort_float  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
 
 # Float groups exist where onnxruntime converts int8 QDQ to uint8 in part: the
@@ -100,8 +100,8 @@ def _check(case, seed: int) -> None:
         seen = {}
         run(graph, [x], observe=lambda o, ys: seen.update({o.outputs[0]: ys[0]}))
         inputs = [seen[op.inputs[0]]] + [t.data for t in op.inputs[1:]]
-        fn = {"CONV_2D": _ort_float.conv_float, "DEPTHWISE_CONV_2D": _ort_float.depthwise_float,
-              "FULLY_CONNECTED": _ort_float.fully_connected_float}[op.kind]
+        fn = {"CONV_2D": ort_float.conv_float, "DEPTHWISE_CONV_2D": ort_float.depthwise_float,
+              "FULLY_CONNECTED": ort_float.fully_connected_float}[op.kind]
         ours = fn(op, inputs)
         ours = ours.transpose(NHWC_TO_NCHW) if ours.ndim == 4 else ours.reshape(theirs.shape)
         assert ours.dtype == np.float32 and ours.tobytes() == theirs.tobytes(), \
@@ -181,7 +181,7 @@ def test_global_average_pool_float_bits(shape):
         theirs = ort_session.run(["c"], {"x": x})[0].reshape(shape[0], shape[1])
         seen = {}
         run(graph, [x], observe=lambda o, ys: seen.update({o.outputs[0]: ys[0]}))
-        assert _ort_float.global_average_pool_float(op, [seen[op.inputs[0]]]).tobytes() == theirs.tobytes()
+        assert ort_float.global_average_pool_float(op, [seen[op.inputs[0]]]).tobytes() == theirs.tobytes()
 
 
 @pytest.mark.parametrize("numerics", ["exact", NUMERICS])

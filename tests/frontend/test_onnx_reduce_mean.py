@@ -1,6 +1,6 @@
 """ONNX ReduceMean over H and W (torchvision's `x.mean([2, 3])`, what mnasnet and
 mobilenet_v2 end in), which onnxruntime never quantizes: DQ -> float ReduceMean -> Q runs
-its Eigen sum (ir/ops/_ort_float.reduce_mean_float), whose packet order depends on where
+its Eigen sum (ir/ops/ort_float.reduce_mean_float), whose packet order depends on where
 each channel's row starts in memory.
 
 1. The float32 bits before QuantizeLinear (the ReduceMean output exposed as a graph
@@ -36,7 +36,7 @@ from mcuc.backends.cortexm import run_chost, run_cortexm  # noqa: E402
 from mcuc.backends.llvm import compile_program, scratch_requests  # noqa: E402
 from mcuc.ir.errors import MCUCError  # noqa: E402
 from mcuc.ir.interpreter import run  # noqa: E402
-from mcuc.ir.ops import _ort_float  # noqa: E402
+from mcuc.ir.ops import ort_float  # noqa: E402
 from mcuc.ir.numerics import ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, OrtFloat  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
 from mcuc.oracle_onnx import OnnxOracle  # noqa: E402
@@ -104,7 +104,7 @@ def _float_means(shape, seed: int):
 @pytest.mark.parametrize("shape", FLOAT_SHAPES, ids=str)
 def test_float_bits_equal_onnxruntime(shape):
     for theirs, op, inputs in _float_means(shape, seed=sum(shape)):
-        ours = _ort_float.reduce_mean_float(op, inputs)
+        ours = ort_float.reduce_mean_float(op, inputs)
         assert ours.dtype == np.float32 and ours.tobytes() == theirs.tobytes(), \
             f"{shape}: {int((ours != theirs).sum())} of {ours.size} float means differ"
 
@@ -114,7 +114,7 @@ def test_float_order_is_not_the_global_average_pool_one():
     differ = 0
     for shape in ((1, 40, 7, 7), (1, 17, 6, 11)):
         for theirs, op, inputs in _float_means(shape, seed=1):
-            differ += int((_ort_float.global_average_pool_float(op, inputs) != theirs).sum())
+            differ += int((ort_float.global_average_pool_float(op, inputs) != theirs).sum())
     assert differ > 0
 
 

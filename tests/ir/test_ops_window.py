@@ -23,7 +23,7 @@ from mcuc.frontend.tflite import load_tflite
 from mcuc.ir import Op, Quantization, Region, Tensor, op_def
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import _REGISTRY
-from mcuc.ir.ops._common import Padding2D
+from mcuc.ir.ops.common import Padding2D
 from mcuc.ir.ops.conv2d import Conv2DAttrs
 from mcuc.ir.ops.depthwise_conv2d import DepthwiseConv2DAttrs
 from mcuc.ir.ops.pad import PadAttrs

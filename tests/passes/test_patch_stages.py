@@ -140,7 +140,7 @@ def test_region_evaluation_equals_slice_of_full(seed):
 
 def test_window_border_padding_only_at_true_borders():
     from mcuc.ir.ops.conv2d import Conv2DAttrs
-    from mcuc.ir.ops._common import Padding2D
+    from mcuc.ir.ops.common import Padding2D
     from tests.support.memory_graphs import GraphBuilder
 
     b = GraphBuilder(np.random.default_rng(0))

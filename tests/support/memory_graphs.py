@@ -11,7 +11,7 @@ import numpy as np
 
 from mcuc.ir import Graph, Op, Quantization, Tensor
 from mcuc.ir.ops import op_def
-from mcuc.ir.ops._common import Padding2D
+from mcuc.ir.ops.common import Padding2D
 from mcuc.ir.ops.add import AddAttrs
 from mcuc.ir.ops.concatenation import ConcatAttrs
 from mcuc.ir.ops.conv2d import Conv2DAttrs

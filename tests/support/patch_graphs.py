@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from mcuc.ir import Graph, MCUCError, Tensor
-from mcuc.ir.ops._common import Padding2D, window_output_size
+from mcuc.ir.ops.common import Padding2D, window_output_size
 from mcuc.ir.ops.add import AddAttrs
 from mcuc.ir.ops.concatenation import ConcatAttrs
 from mcuc.ir.ops.conv2d import Conv2DAttrs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
-from mcuc.ir.ops._common import channel_requant_params, dtype_range
+from mcuc.ir.ops.common import channel_requant_params, dtype_range
 from mcuc.ir.ops.fully_connected import requant_params as fc_requant_params
 from mcuc.ir.numerics import ONNXRUNTIME, rule_of
 from mcuc.ir.ort_numerics import channel_scales

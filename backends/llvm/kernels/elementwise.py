@@ -18,7 +18,7 @@ from llvmlite import ir
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.numerics import ONNXRUNTIME, in_float, rule_of, uint8_offset
 from mcuc.ir.ops import op_def
-from mcuc.ir.ops._common import dtype_range
+from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.add import add_params
 from mcuc.ir.ops.mul import mul_params
 from mcuc.ir.ort_numerics import fma_f32

@@ -1,5 +1,5 @@
 """The QDQ groups onnxruntime leaves in float (ops whose numerics are OrtFloat, mcuc.ir.numerics) as LLVM IR: the
-same float32 operations in the same order as mcuc.ir.ops._ort_float (see its module
+same float32 operations in the same order as mcuc.ir.ops.ort_float (see its module
 doc for which MLAS kernel each case follows). ADD's and MUL's float branches are
 elementwise loops and live in elementwise.py.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
-from mcuc.ir.ops import _ort_float
-from mcuc.ir.ops._common import dtype_range
+from mcuc.ir.ops import ort_float
+from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ort_numerics import int_to_f32 as np_int_to_f32
 from mcuc.ir.program import InPlace
 
@@ -50,7 +50,7 @@ def _quantize_store(call: KernelCall, value: ir.Value, y_ptr: ir.Value, index: i
 def _bias_constant(em: Emitter, op, channels: int, hint: str) -> ir.Value | None:
     if len(op.inputs) < 3 or op.inputs[2] is None:
         return None
-    values = _ort_float._bias(op, [None, None, op.inputs[2].data], channels)
+    values = ort_float._bias(op, [None, None, op.inputs[2].data], channels)
     return em.const_ptr(np.asarray(values, np.float32), hint)
 
 
@@ -167,7 +167,7 @@ def _conv_like(call: KernelCall, weights: np.ndarray, cin_g: int, kh: int, kw: i
 
 
 def _dequantized_weights(t, values: np.ndarray) -> np.ndarray:
-    return _ort_float._dequantized(t, values)
+    return ort_float._dequantized(t, values)
 
 
 def conv2d_float(call: KernelCall) -> None:
@@ -179,7 +179,7 @@ def conv2d_float(call: KernelCall) -> None:
     weights = _dequantized_weights(op.inputs[1], np.moveaxis(w, 0, -1))  # [KH, KW, I, O]
     flat = np.ascontiguousarray(np.transpose(weights, (3, 2, 0, 1)).reshape(oc, -1))  # [O, (c, ky, kx)]
     cout_g = oc // groups(op)
-    blocks = _ort_float.conv_k_blocks(op) if cout_g > 1 else np.zeros(1, np.int64)
+    blocks = ort_float.conv_k_blocks(op) if cout_g > 1 else np.zeros(1, np.int64)
     _conv_like(call, flat, cin_g, kh, kw, cout_g, blocks)
 
 
@@ -190,7 +190,7 @@ def depthwise_float(call: KernelCall) -> None:
     flat = np.ascontiguousarray(np.moveaxis(weights, 2, 0).reshape(oc, -1))  # [O, (ky, kx)]
     m = op.attrs.depth_multiplier or oc // op.inputs[0].shape[3]
     _, oh, ow, _ = op.output.shape
-    block = _ort_float.sgemm_k_block(oh * ow, kh * kw)
+    block = ort_float.sgemm_k_block(oh * ow, kh * kw)
     _conv_like(call, flat, 1, kh, kw, m, np.full(oh * ow, block, np.int64))
 
 
@@ -287,7 +287,7 @@ def fully_connected_float(call: KernelCall) -> None:
             store(r, u)
         return
 
-    block = _ort_float.sgemm_k_block(units, depth)
+    block = ort_float.sgemm_k_block(units, depth)
     acc = em.slot(F32, "acc")
     with em.loop(rows, "r") as r, em.loop(units, "u") as u:
         for first in range(0, depth, block):
@@ -303,7 +303,7 @@ def fully_connected_float(call: KernelCall) -> None:
 
 
 def global_average_pool_float(call: KernelCall) -> None:
-    """MEAN over H and W in float (mcuc.ir.ops._ort_float.global_average_pool): four
+    """MEAN over H and W in float (mcuc.ir.ops.ort_float.global_average_pool): four
     float32 lanes over whole blocks of four pixels, (l0 + l2) + (l1 + l3), the remaining
     pixels one by one, divided by float32(H*W), QuantizeLinear."""
     em, op = call.em, call.op
@@ -336,7 +336,7 @@ def global_average_pool_float(call: KernelCall) -> None:
 
 
 def reduce_mean_float(call: KernelCall) -> None:
-    """MEAN over H and W as onnxruntime's float ReduceMean (mcuc.ir.ops._ort_float.
+    """MEAN over H and W as onnxruntime's float ReduceMean (mcuc.ir.ops.ort_float.
     reduce_mean): per NCHW row d (image d // C, channel d % C) Eigen's packet sum from the
     row's first aligned element, divided by float32(H*W), QuantizeLinear. The aligned start
     depends on d only through d mod 4 / gcd(H*W, 4), so rows are visited in that many
@@ -348,14 +348,14 @@ def reduce_mean_float(call: KernelCall) -> None:
     x_t, y_t = op.input, op.output
     n_img, h, w, c = x_t.shape
     count, rows = h * w, n_img * c
-    size = _ort_float.EIGEN_PACKET
+    size = ort_float.EIGEN_PACKET
     table = _dequantized_inputs(em, x_t, call.hint("deq"))
     x_ptr, y_ptr = call.ptr(x_t), call.ptr(y_t)
     lanes = em.slot(F32, "packets", count=2 * size)  # two packet accumulators
     total = em.slot(F32, "total")
     period = size // gcd(count, size)
     for residue in range(min(period, rows)):
-        first = _ort_float.eigen_first_aligned(residue, count)
+        first = ort_float.eigen_first_aligned(residue, count)
         packets = (count - first) // size
         with em.loop(-(-(rows - residue) // period), "row") as j:
             d = b.add(b.mul(j, em.i64(period)), em.i64(residue))

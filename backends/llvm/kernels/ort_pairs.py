@@ -1,4 +1,4 @@
-"""onnxruntime's uint8 x int8 accumulation on x86 without VNNI (mcuc.ir.ops._ort_u8s8):
+"""onnxruntime's uint8 x int8 accumulation on x86 without VNNI (mcuc.ir.ops.ort_u8s8):
 the reduction vector of each output (conv: (ky, kx, channel) of one group; depthwise
 with this flag: the kh*kw taps of one channel; FC: the input row) is summed in pairs
 (k, k+1) with int16 saturation, as vpmaddubsw does, then the exact zero-point

@@ -19,7 +19,7 @@ from llvmlite import ir
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
 from mcuc.ir.ops import Trait, op_def
-from mcuc.ir.ops._common import Padding2D
+from mcuc.ir.ops.common import Padding2D
 from mcuc.ir.patch_interpreter import PatchStage, constant_slice
 from mcuc.ir.program import Step
 from mcuc.ir.region import Region

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
-from mcuc.ir.ops._common import dtype_range
+from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.mean import mean_requant_params, resolved_axes
 from mcuc.ir.numerics import ONNXRUNTIME, ORT_REDUCE_MEAN, in_float, rule_of, uint8_offset
 

@@ -15,7 +15,7 @@ import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.fixedpoint_exp import rescale
-from mcuc.ir.ops._common import dtype_range
+from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.softmax import ACCUMULATION_INTEGER_BITS, exps_of_row_differences, softmax_params
 from mcuc.ir.numerics import ONNXRUNTIME, rule_of
 

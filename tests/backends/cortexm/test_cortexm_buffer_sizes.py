@@ -16,7 +16,7 @@ from mcuc.backends.cortexm import get_target
 from mcuc.backends.cortexm.kernels import scratch_requests
 from mcuc.ir import Op, Quantization, Tensor
 from mcuc.ir.ops import op_def
-from mcuc.ir.ops._common import Padding2D
+from mcuc.ir.ops.common import Padding2D
 from mcuc.ir.ops.conv2d import Conv2DAttrs
 from mcuc.ir.ops.depthwise_conv2d import DepthwiseConv2DAttrs
 from mcuc.ir.ops.fully_connected import FullyConnectedAttrs

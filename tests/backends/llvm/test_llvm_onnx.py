@@ -9,7 +9,7 @@ byte against onnxruntime.
 2. Whole networks (onnx_models: MobileNetV2, ResNet, DS-CNN, MLP, a MobileNetV3 block)
    quantized by onnxruntime in QDQ and operator formats with int8 and uint8 activations.
 3. The QDQ groups onnxruntime leaves in float (OrtFloat numerics): every MLAS kernel shape of
-   ir/ops/_ort_float.py against the reference, float GlobalAveragePool/AveragePool groups
+   ir/ops/ort_float.py against the reference, float GlobalAveragePool/AveragePool groups
    and MobileNetV2 (4 seeds x 10 inputs) against onnxruntime.
 """
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _forced_float(graph, gemm_transposed_b: bool):
 
 @pytest.mark.parametrize("case", test_onnx_float_groups.CONVS + test_onnx_float_groups.FCS, ids=str)
 def test_float_groups_on_llvm_equal_reference(case):
-    """Every MLAS kernel shape of ir/ops/_ort_float.py (M == 1 blocks of four and their
+    """Every MLAS kernel shape of ir/ops/ort_float.py (M == 1 blocks of four and their
     tails, transposed-B lanes in 4/2/1-unit blocks, FMA3 blocks per thread segment) as
     llvm code: byte-exact with the reference interpreter on many inputs."""
     from mcuc.ir.interpreter import run

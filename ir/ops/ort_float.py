@@ -30,7 +30,7 @@ import numpy as np
 
 from ..op import Op
 from ..ort_numerics import fma_f32, int_to_f32, quantize_linear
-from ._common import groups, pad_spatial, windows
+from .common import groups, pad_spatial, windows
 
 
 def _dequantized(t, values: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..op import Op
-from ._common import groups, pad_spatial, windows
+from .common import groups, pad_spatial, windows
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
