@@ -20,7 +20,7 @@ import numpy as np
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
-from mcuc.ir.ops import supported_kinds
+from mcuc.ir.ops import kinds, supported_kinds
 from mcuc.ir.ops.common import channel_requant_params, dtype_range
 from mcuc.ir.numerics import (ONNXRUNTIME, ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, TFLITE, in_float, rule_of,
                                u8s8_pairs, uint8_offset)
@@ -152,17 +152,17 @@ def _conv_depth4(op: Op) -> int:
 def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequest]:
     """The temporaries the kernel for `op` needs: two im2col rows for a general conv, one
     input channel plane for an in-place depthwise conv; nothing otherwise."""
-    if op.kind == "CONV_2D":
+    if op.kind == kinds.CONV_2D:
         size = _conv_scratch_bytes(op)
         if size:
             return [ScratchRequest(f"{op.name or 'conv'}.rows", size, 4)]
-    if op.kind == "PATCH_STAGE":
+    if op.kind == kinds.PATCH_STAGE:
         # (the planner adds the stage's workspace itself, before these)
         need = _patch_temp_bytes(_patch_calls(Step(op, scratch=()), _NoOffsets()))
         return [ScratchRequest(_STAGE_TEMP, need, 8)] if need else []
-    if op.kind == "FULLY_CONNECTED" and target.fc_weights_int16:
+    if op.kind == kinds.FULLY_CONNECTED and target.fc_weights_int16:
         return [ScratchRequest(f"{op.name or 'fc'}.row", _fc_scratch_bytes(op), 4)]
-    if op.kind == "DEPTHWISE_CONV_2D" and in_place:
+    if op.kind == kinds.DEPTHWISE_CONV_2D and in_place:
         plane_h, pitch = _depthwise_plane(op)
         return [ScratchRequest(f"{op.name or 'depthwise'}.plane", plane_h * pitch, 4)]
     return []
@@ -471,11 +471,11 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
             _require(t.dtype == "int8", op, f"constant input {t.name!r} must be int8, got {t.dtype}")
             consts[k] = f"{_naming.name or fn}_c{k + 1}"
             arrays.append(CArray("int8_t", consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
-    if op.kind in ("ADD", "SUB"):
+    if op.kind in (kinds.ADD, kinds.SUB):
         from mcuc.ir.ops.add import add_params
         p = add_params(op)
         t1, t2 = K.add_input_tables(p)
-        if op.kind == "SUB":  # TFLM's SUB subtracts the rescaled second input: add its negation
+        if op.kind == kinds.SUB:  # TFLM's SUB subtracts the rescaled second input: add its negation
             t2 = -t2
         bound = int(np.abs(t1).max() + np.abs(t2).max())
         r = K.requant_constants([p.output_multiplier], [p.output_shift], bound, p.output_offset)
@@ -488,7 +488,7 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
             offset1=p.input1_offset, offset2=p.input2_offset, out_offset=p.output_offset,
             out_mult=p.output_multiplier, out_shift=p.output_shift, act_min=op.attrs.act_min,
             act_max=op.attrs.act_max))
-    flat = op.kind in ("ADD", "SUB") and x1.shape == x2.shape == y.shape
+    flat = op.kind in (kinds.ADD, kinds.SUB) and x1.shape == x2.shape == y.shape
     extents = list((1,) * (6 - len(y.shape)) + tuple(y.shape))
     decls = _render("binary.j2", fn=fn, comment=f"{op.label}", kind=op.kind, flat=flat, arrays=arrays,
                     params=params, extents=extents,
@@ -631,7 +631,7 @@ def _emit_pool(fn: str, step: Step, program: Program, target: Target) -> StepCod
     decls = _render("pool.j2", fn=fn, comment=op.label, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op),
                     structs=_geometry(x, y, tuple(a.filter), a.stride, (1, 1), a.padding),
-                    is_max=int(op.kind == "MAX_POOL_2D"), act_min=a.act_min, act_max=a.act_max)
+                    is_max=int(op.kind == kinds.MAX_POOL_2D), act_min=a.act_min, act_max=a.act_max)
     return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
 
 
@@ -696,29 +696,29 @@ def _emit_softmax(fn: str, step: Step, program: Program, target: Target) -> Step
 
 
 _EMITTERS: dict[str, Callable[[str, Step, Program, Target], StepCode]] = {
-    "CONV_2D": _emit_conv,
-    "DEPTHWISE_CONV_2D": _emit_depthwise,
-    "FULLY_CONNECTED": _emit_fully_connected,
-    "AVERAGE_POOL_2D": _emit_pool,
-    "MAX_POOL_2D": _emit_pool,
-    "MEAN": _emit_mean,
-    "ADD": _emit_binary,
-    "SUB": _emit_binary,
-    "MUL": _emit_binary,
-    "SOFTMAX": _emit_softmax,
-    "LOGISTIC": _emit_lut,
-    "HARD_SWISH": _emit_lut,
-    "RELU": _emit_lut,
-    "RELU6": _emit_lut,
-    "LOOKUP_TABLE": _emit_lut,
-    "QUANTIZE": _emit_quantize,
-    "DEQUANTIZE": _emit_lut,
-    "RESHAPE": _emit_reshape,
-    "SQUEEZE": _emit_reshape,
-    "TRANSPOSE": _emit_transpose,
-    "CONCATENATION": _emit_concatenation,
-    "PAD": _emit_pad,
-    "RESIZE_NEAREST_NEIGHBOR": _emit_resize,
+    kinds.CONV_2D: _emit_conv,
+    kinds.DEPTHWISE_CONV_2D: _emit_depthwise,
+    kinds.FULLY_CONNECTED: _emit_fully_connected,
+    kinds.AVERAGE_POOL_2D: _emit_pool,
+    kinds.MAX_POOL_2D: _emit_pool,
+    kinds.MEAN: _emit_mean,
+    kinds.ADD: _emit_binary,
+    kinds.SUB: _emit_binary,
+    kinds.MUL: _emit_binary,
+    kinds.SOFTMAX: _emit_softmax,
+    kinds.LOGISTIC: _emit_lut,
+    kinds.HARD_SWISH: _emit_lut,
+    kinds.RELU: _emit_lut,
+    kinds.RELU6: _emit_lut,
+    kinds.LOOKUP_TABLE: _emit_lut,
+    kinds.QUANTIZE: _emit_quantize,
+    kinds.DEQUANTIZE: _emit_lut,
+    kinds.RESHAPE: _emit_reshape,
+    kinds.SQUEEZE: _emit_reshape,
+    kinds.TRANSPOSE: _emit_transpose,
+    kinds.CONCATENATION: _emit_concatenation,
+    kinds.PAD: _emit_pad,
+    kinds.RESIZE_NEAREST_NEIGHBOR: _emit_resize,
 }
 
 
@@ -820,7 +820,7 @@ def _patch_calls(step: Step, program: Program) -> list[_PatchCall]:
             if op_def(op.kind).has(Trait.WINDOW):
                 (top, bottom), (left, right) = work.geometry.padding
                 attrs = replace(attrs, padding=Padding2D(top, bottom, left, right))
-            elif op.kind == "PAD":
+            elif op.kind == kinds.PAD:
                 attrs = replace(attrs, pads=work.geometry.padding)
             proxy = op.with_(inputs=tuple(inputs), outputs=(proxy_y,), attrs=attrs)
             calls.append(_PatchCall(p, i, proxy, tuple(sources), proxy_y, out_source, work.out))
@@ -921,7 +921,7 @@ def _emit_patch_stage(fn: str, step: Step, program: Program, target: Target) -> 
             emitter = _EMITTERS.get(inner.kind)
             _require(emitter is not None, op, f"op kind {inner.kind} inside a patch stage has no Cortex-M kernel")
             _naming.name, _naming.shared = name, call.index not in emitted_ops
-            if inner.kind == "RESIZE_NEAREST_NEIGHBOR":
+            if inner.kind == kinds.RESIZE_NEAREST_NEIGHBOR:
                 code = _emit_patch_resize(base, proxy_step, proxy_program, inner, call)
             else:
                 code = emitter(base, proxy_step, proxy_program, target)
@@ -956,7 +956,7 @@ def _emit_patch_resize(fn: str, step: Step, program: Program, full: Op, call: _P
                                cols[out.start[2]:out.stop[2]] - region.start[2])
 
 
-_EMITTERS["PATCH_STAGE"] = _emit_patch_stage
+_EMITTERS[kinds.PATCH_STAGE] = _emit_patch_stage
 
 # Emitters that tabulate the op's own reference semantics (so any rounding rule is
 # exact), or that implement both rules themselves.
@@ -1015,12 +1015,12 @@ def _gemm_of(op: Op) -> _Gemm:
     oc = y.shape[-1]
     scales = np.broadcast_to(w.quant.scale.astype(np.float32), (oc,))
     zps = np.broadcast_to(w.quant.zero_point.astype(np.int64), (oc,))
-    if op.kind == "FULLY_CONNECTED":
+    if op.kind == kinds.FULLY_CONNECTED:
         units, depth = w.shape
         rows = x.size // depth
         return _Gemm(1, rows, depth, 1, rows, units, 1, 1, (1, 1), (1, 1), (0, 0), 1,
                      w.data.reshape(units, 1, 1, depth), scales, zps)
-    if op.kind == "DEPTHWISE_CONV_2D":
+    if op.kind == kinds.DEPTHWISE_CONV_2D:
         _, kh, kw, _ = w.shape
         weights = np.moveaxis(w.data[0], -1, 0)[..., None]  # [oc, kh, kw, 1]
         groups = x.shape[3]
@@ -1042,7 +1042,7 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
     x, w, y = op.inputs[0], op.inputs[1], op.output
     _require(x.dtype == "int8" and y.dtype == "int8" and w.dtype == "int8", op,
              "the Cortex-M backend supports int8 activations and weights only")
-    _require(x.shape[0] == 1 or op.kind == "FULLY_CONNECTED", op, f"batch {x.shape[0]} is not supported (batch 1 only)")
+    _require(x.shape[0] == 1 or op.kind == kinds.FULLY_CONNECTED, op, f"batch {x.shape[0]} is not supported (batch 1 only)")
     g = _gemm_of(op)
     oc = g.out_ch
     bias = _bias(op)
@@ -1057,11 +1057,11 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
         deq = int_to_f32(g.weights.astype(np.int64) - g.zero_points[:, None, None, None]) * g.scales[:, None, None, None]
         arrays.append(_floats(f"{fn}_w", np.ascontiguousarray(deq.transpose(0, 3, 1, 2))))  # [oc][cin_g][kh][kw]
         # which of MLAS's SGEMM kernels sums each output (the reference's own choice)
-        if op.kind == "FULLY_CONNECTED":
+        if op.kind == kinds.FULLY_CONNECTED:
             kernel = "mcuc_ort_fc_float"
             schedule = (f"{int(op.attrs.numerics.gemm_transposed_b)}, "
                         f"{sgemm_k_block(oc, g.in_ch)}, ")
-        elif op.kind == "DEPTHWISE_CONV_2D" or oc // g.groups == 1:
+        elif op.kind == kinds.DEPTHWISE_CONV_2D or oc // g.groups == 1:
             schedule = f"(const uint16_t *)0, {sgemm_k_block(g.out_h * g.out_w, g.kh * g.kw)}, "
         else:
             blocks = conv_k_blocks(op).reshape(-1)
@@ -1125,8 +1125,8 @@ def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> S
         arrays += [_floats(f"{fn}_deq1", _dequantize_table(x1)), _floats(f"{fn}_deq2", _dequantize_table(x2))]
         ctype, one = "mcuc_ort_float_binary_t", "mcuc_ort_float_binary_one"
         params = dict(deq1=f"{fn}_deq1", deq2=f"{fn}_deq2", out_scale=_c_f(y.quant.scale[0]), out_zp=_zp(y), lo=lo,
-                      hi=hi, act_min=a.act_min, act_max=a.act_max, is_mul=int(op.kind == "MUL"))
-    elif op.kind == "ADD":
+                      hi=hi, act_min=a.act_min, act_max=a.act_max, is_mul=int(op.kind == kinds.MUL))
+    elif op.kind == kinds.ADD:
         off = uint8_offset(a)
         sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y))
         za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y))
@@ -1235,12 +1235,12 @@ def _ort_emitter(op: Op, emitter):
     """The emitter for an op under onnxruntime's rule (None: the ordinary emitter handles
     both rules)."""
     a = op.attrs
-    if op.kind == "MEAN" and in_float(a) is not None:
+    if op.kind == kinds.MEAN and in_float(a) is not None:
         return _emit_ort_mean_float
-    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+    if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED):
         return _emit_ort_gemm if (in_float(a) is not None or u8s8_pairs(a)) else None
-    return {"ADD": _emit_ort_binary, "MUL": _emit_ort_binary, "AVERAGE_POOL_2D": _emit_ort_avg_pool,
-            "SOFTMAX": _emit_ort_softmax, "QUANTIZE": _emit_ort_quantize}.get(op.kind)
+    return {kinds.ADD: _emit_ort_binary, kinds.MUL: _emit_ort_binary, kinds.AVERAGE_POOL_2D: _emit_ort_avg_pool,
+            kinds.SOFTMAX: _emit_ort_softmax, kinds.QUANTIZE: _emit_ort_quantize}.get(op.kind)
 
 
 def emit_step(index: int, step: Step, program: Program, target: Target) -> StepCode:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from mcuc.ir.op import Op
+from mcuc.ir.ops import kinds
 from mcuc.ir.program import ScratchRequest
 
 from .codegen import KernelCall
@@ -22,7 +23,7 @@ def scratch_requests(op: Op, in_place: bool) -> list[ScratchRequest]:
     """Depthwise in place copies each input channel plane aside before overwriting it:
     one plane with its padding border, (H + pads) * (W + pads) bytes. No other kernel
     needs a temporary in the arena."""
-    if op.kind == "DEPTHWISE_CONV_2D" and in_place:
+    if op.kind == kinds.DEPTHWISE_CONV_2D and in_place:
         rows, cols = padded_plane_shape(op)
         return [ScratchRequest("dw_channel_plane", rows * cols, 4)]
     return []

@@ -16,6 +16,7 @@ from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.numerics import in_float, u8s8_pairs
+from mcuc.ir.ops import kinds
 from mcuc.ir.program import InPlace
 
 from ..codegen import KernelCall
@@ -70,7 +71,7 @@ def _guarded_tap(em: Emitter, padded: bool, iy: ir.Value, h: int, ix: ir.Value, 
             skipped()
 
 
-@register("CONV_2D")
+@register(kinds.CONV_2D)
 def conv2d(call: KernelCall) -> None:
     x_t, w_t = call.op.inputs[0], call.op.inputs[1]
     if _onnxruntime_float(call):
@@ -190,7 +191,7 @@ def _conv_grouped(call: KernelCall) -> None:
         em.store(em.narrow(y, y_t.dtype), yptr, em.index([(bi, oh * ow * oc), (oy, ow * oc), (ox, oc), (o, 1)]))
 
 
-@register("DEPTHWISE_CONV_2D")
+@register(kinds.DEPTHWISE_CONV_2D)
 def depthwise_conv2d(call: KernelCall) -> None:
     op = call.op
     if _onnxruntime_float(call):
@@ -338,7 +339,7 @@ def _depthwise_in_place(call: KernelCall) -> None:
             em.store(em.narrow(y, d.y_t.dtype), yptr, yi)
 
 
-@register("FULLY_CONNECTED")
+@register(kinds.FULLY_CONNECTED)
 def fully_connected(call: KernelCall) -> None:
     if _onnxruntime_float(call):
         fully_connected_float(call)

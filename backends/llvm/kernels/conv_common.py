@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from mcuc.ir.ops import kinds
 from mcuc.ir.ops.common import channel_requant_params, dtype_range
 from mcuc.ir.ops.fully_connected import requant_params as fc_requant_params
 from mcuc.ir.numerics import ONNXRUNTIME, rule_of
@@ -43,7 +44,7 @@ def output_stage(call: KernelCall) -> ChannelRequant | FloatChannelRequant:
         lo, hi = dtype_range(y_t.dtype)
         return FloatChannelRequant(em, scales, y_t.quant.scalar_zero_point, lo, hi, a.act_min, a.act_max,
                                    call.hint())
-    if op.kind == "FULLY_CONNECTED":
+    if op.kind == kinds.FULLY_CONNECTED:
         mult, shift = fc_requant_params(op)
     else:
         mult, shift = channel_requant_params(op, x_t, w_t, y_t)

@@ -17,7 +17,7 @@ from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.numerics import ONNXRUNTIME, in_float, rule_of, uint8_offset
-from mcuc.ir.ops import op_def
+from mcuc.ir.ops import kinds, op_def
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.add import add_params
 from mcuc.ir.ops.mul import mul_params
@@ -71,7 +71,7 @@ def _float_result(em, v: ir.Value, offset: int, y_t, act_min: int, act_max: int)
     return em.clamp(y, act_min, act_max)
 
 
-@register("ADD")
+@register(kinds.ADD)
 def add(call: KernelCall) -> None:
     """TFLM's int8 ADD: both inputs shifted left by 20 bits and rescaled to twice the
     larger input scale, summed, then rescaled to the output."""
@@ -85,7 +85,7 @@ def add(call: KernelCall) -> None:
     _rescaled_binary(call, call.em.b.add)
 
 
-@register("SUB")
+@register(kinds.SUB)
 def sub(call: KernelCall) -> None:
     """TFLM's int8/int16 SUB: ADD's two-stage rescale, joined by a difference."""
     _rescaled_binary(call, call.em.b.sub)
@@ -198,7 +198,7 @@ def _mul_onnxruntime(call: KernelCall) -> None:
     _binary_loop(call, body)
 
 
-@register("MUL")
+@register(kinds.MUL)
 def mul(call: KernelCall) -> None:
     em, op = call.em, call.op
     if in_float(op.attrs) is not None:
@@ -251,7 +251,7 @@ def _lookup(call: KernelCall) -> None:
         em.store(em.load(table, raw), y_ptr, i)
 
 
-@register("RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "DEQUANTIZE", "LOOKUP_TABLE")
+@register(kinds.RELU, kinds.RELU6, kinds.LOGISTIC, kinds.HARD_SWISH, kinds.DEQUANTIZE, kinds.LOOKUP_TABLE)
 def lookup_unary(call: KernelCall) -> None:
     if np.dtype(call.op.input.dtype).itemsize > 2 or call.op.input.dtype == "float32":
         raise MCUCError(f"step {call.index} {call.op.label}: input dtype {call.op.input.dtype} is not supported "
@@ -259,7 +259,7 @@ def lookup_unary(call: KernelCall) -> None:
     _lookup(call)
 
 
-@register("QUANTIZE")
+@register(kinds.QUANTIZE)
 def quantize(call: KernelCall) -> None:
     op = call.op
     if op.input.dtype == "float32" and _rounds_like_onnxruntime(op):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from mcuc.ir.ops import kinds
 from mcuc.ir.ops.concatenation import positive_axis
 from mcuc.ir.ops.pad import pad_value
 from mcuc.ir.ops.resize_nearest import source_indices
@@ -15,7 +16,7 @@ from ..emitter import F32, element_type, strides_of
 from . import register
 
 
-@register("RESHAPE", "SQUEEZE")
+@register(kinds.RESHAPE, kinds.SQUEEZE)
 def same_bytes(call: KernelCall) -> None:
     """The output holds the input's bytes; the plan usually aliases the two (then
     nothing is emitted), otherwise the bytes are copied."""
@@ -45,7 +46,7 @@ def _copy_elements(call: KernelCall, dst, dst_index, src, src_index, count: int,
               count * itemsize)
 
 
-@register("PAD")
+@register(kinds.PAD)
 def pad(call: KernelCall) -> None:
     em, op = call.em, call.op
     x_t, y_t = op.input, op.output
@@ -63,7 +64,7 @@ def pad(call: KernelCall) -> None:
         _copy_elements(call, y_ptr, dst, x_ptr, src, x_t.shape[-1], x_t.itemsize)
 
 
-@register("TRANSPOSE")
+@register(kinds.TRANSPOSE)
 def transpose(call: KernelCall) -> None:
     em, op = call.em, call.op
     x_t, y_t = op.input, op.output
@@ -76,7 +77,7 @@ def transpose(call: KernelCall) -> None:
         em.store(em.load(x_ptr, src), y_ptr, dst)
 
 
-@register("RESIZE_NEAREST_NEIGHBOR")
+@register(kinds.RESIZE_NEAREST_NEIGHBOR)
 def resize_nearest(call: KernelCall) -> None:
     em, op = call.em, call.op
     x_t, y_t = op.input, op.output
@@ -93,7 +94,7 @@ def resize_nearest(call: KernelCall) -> None:
         _copy_elements(call, y_ptr, dst, x_ptr, src, c, x_t.itemsize)
 
 
-@register("CONCATENATION")
+@register(kinds.CONCATENATION)
 def concatenation(call: KernelCall) -> None:
     """Each input's slices copied into place (memmove: an input the plan already put in
     its slice is a self-copy)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
-from mcuc.ir.ops import ort_float
+from mcuc.ir.ops import kinds, ort_float
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ort_numerics import int_to_f32 as np_int_to_f32
 from mcuc.ir.program import InPlace
@@ -89,7 +89,7 @@ def _conv_like(call: KernelCall, weights: np.ndarray, cin_g: int, kh: int, kw: i
     w_ptr = em.const_ptr(weights.astype(np.float32), call.hint("wf"))
     bias = _bias_constant(em, op, oc, call.hint("bf"))
     window = _Window(call, _dequantized_inputs(em, op.inputs[0], call.hint("deq")))
-    if isinstance(call.step.placement, InPlace) and op.kind == "DEPTHWISE_CONV_2D":
+    if isinstance(call.step.placement, InPlace) and op.kind == kinds.DEPTHWISE_CONV_2D:
         # In place over its input (multiplier 1): later pixels still read the pixels this
         # one overwrites, so the taps come from a copy of the input (the plan's scratch
         # plane when it is large enough, else the stack).

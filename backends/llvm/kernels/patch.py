@@ -18,7 +18,7 @@ from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
-from mcuc.ir.ops import Trait, op_def
+from mcuc.ir.ops import Trait, kinds, op_def
 from mcuc.ir.ops.common import Padding2D
 from mcuc.ir.patch_interpreter import PatchStage, constant_slice
 from mcuc.ir.program import Step
@@ -93,7 +93,7 @@ class _StageEmitter:
 
     def _embedded(self, op: Op) -> bool:
         opdef = op_def(op.kind)
-        return not (opdef.has(Trait.WINDOW) or opdef.has(Trait.POSITIONAL)) and op.kind not in ("PAD", "CONCATENATION")
+        return not (opdef.has(Trait.WINDOW) or opdef.has(Trait.POSITIONAL)) and op.kind not in (kinds.PAD, kinds.CONCATENATION)
 
     def _temporary_sizes(self, op: Op, work) -> tuple[int, int]:
         """Stack bytes for one op's gathered inputs and for its output."""
@@ -213,7 +213,7 @@ class _StageEmitter:
         if op_def(op.kind).has(Trait.WINDOW):
             (top, bottom), (left, right) = geometry.padding
             attrs = replace(attrs, padding=Padding2D(top, bottom, left, right))
-        elif op.kind == "PAD":
+        elif op.kind == kinds.PAD:
             attrs = replace(attrs, pads=geometry.padding)
         proxy_op = op.with_(inputs=tuple(proxies), outputs=(proxy_y,), attrs=attrs)
         call = KernelCall(em, Step(proxy_op), self.call.program, self.call.index, pointers)
@@ -240,6 +240,6 @@ def _local(start: tuple[int, ...], origin: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(s - o for s, o in zip(start, origin))
 
 
-@register("PATCH_STAGE")
+@register(kinds.PATCH_STAGE)
 def patch_stage(call: KernelCall) -> None:
     _StageEmitter(call).emit()

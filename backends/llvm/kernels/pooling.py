@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from mcuc.ir.ops import kinds
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.mean import mean_requant_params, resolved_axes
 from mcuc.ir.numerics import ONNXRUNTIME, ORT_REDUCE_MEAN, in_float, rule_of, uint8_offset
@@ -62,7 +63,7 @@ def _pool(call: KernelCall, average: bool) -> None:
             em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(y_base, ch))
 
 
-@register("AVERAGE_POOL_2D")
+@register(kinds.AVERAGE_POOL_2D)
 def average_pool(call: KernelCall) -> None:
     if rule_of(call.op.attrs) == ONNXRUNTIME:
         _average_pool_onnxruntime(call)
@@ -121,12 +122,12 @@ def _average_pool_onnxruntime(call: KernelCall) -> None:
                 em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(y_base, ch))
 
 
-@register("MAX_POOL_2D")
+@register(kinds.MAX_POOL_2D)
 def max_pool(call: KernelCall) -> None:
     _pool(call, average=False)
 
 
-@register("MEAN")
+@register(kinds.MEAN)
 def mean(call: KernelCall) -> None:
     """Sum over the reduced axes in int32, minus zp * count, then one requantization
     whose multiplier has 1/count folded in (mcuc.ir.ops.mean)."""

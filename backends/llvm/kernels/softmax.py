@@ -15,6 +15,7 @@ import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.fixedpoint_exp import rescale
+from mcuc.ir.ops import kinds
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.softmax import ACCUMULATION_INTEGER_BITS, exps_of_row_differences, softmax_params
 from mcuc.ir.numerics import ONNXRUNTIME, rule_of
@@ -59,7 +60,7 @@ def _one_over_one_plus_x(em: Emitter, a: ir.Value) -> ir.Value:
     return _saturating_multiply_by_pot(em, x, 1)
 
 
-@register("SOFTMAX")
+@register(kinds.SOFTMAX)
 def softmax(call: KernelCall) -> None:
     em, op = call.em, call.op
     if rule_of(op.attrs) == ONNXRUNTIME:
