@@ -10,7 +10,7 @@ import numpy as np
 
 from mcuc.backend_registry import build
 from mcuc.ir.errors import MCUCError
-from mcuc.model import Model, check_input_shapes, in_layout, load_model
+from mcuc.model import Model, check_input_shapes, load_model, reloaded
 from mcuc.pipeline import CompileOptions
 from mcuc.report import program_report
 
@@ -77,7 +77,7 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
                                       calibrate_activations).read_bytes()
         model = load_model(quantized, format="onnx", layout=layout, onnx_numerics=onnx_numerics)
     elif isinstance(model, Model):
-        model = in_layout(model, layout, onnx_numerics)
+        model = reloaded(model, layout, onnx_numerics)
     else:
         model = load_model(model, layout=layout, onnx_numerics=onnx_numerics)
     compiled = CompiledModel(model, backend, options)
@@ -92,7 +92,7 @@ def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] = (
     from mcuc.verify import verify as _verify
 
     options = CompileOptions(io=io, layout=layout, onnx_numerics=onnx_numerics)
-    model = (in_layout(model, layout, onnx_numerics) if isinstance(model, Model)
+    model = (reloaded(model, layout, onnx_numerics) if isinstance(model, Model)
              else load_model(model, layout=layout, onnx_numerics=onnx_numerics))
     return _verify(model, list(backends), samples, seed, options)
 

@@ -6,6 +6,7 @@ output arrays, built once per model so that many samples reuse one compilation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Sequence
 
 import numpy as np
@@ -24,39 +25,49 @@ BACKENDS = ("reference", "llvm", "c-host", *EMULATED)
 
 @dataclass(frozen=True)
 class Built:
-    """A model built for one backend: the scheduled Program it executes (its arena, scratch
-    and order: what a report of this build must describe) and the runner."""
+    """A model built for one backend: its runner and the scheduled Program it executes
+    (its arena, scratch and order: what a report of this build must describe). `plan`
+    gives that Program, planned on first use where running does not need one (the
+    reference interpreting the graph as read: verify never asks for it)."""
 
-    program: Program
     run: Runner
+    plan: Callable[[], Program]
+
+    @cached_property
+    def program(self) -> Program:
+        return self.plan()
+
+
+def _built(program: Program, run: Runner) -> Built:
+    return Built(run, lambda: program)
 
 
 def _reference(model: Model, options: CompileOptions) -> Built:
     from mcuc.ir.interpreter import run
     from mcuc.ir.program_interpreter import run_program
 
-    program = schedule(model.graph, options)
     if options.patch not in (None, "off") or options.sram is not None:
         # A patch schedule changes what runs: execute the scheduled program with the
         # reference semantics, on one arena at the planned offsets.
-        return Built(program, lambda inputs: run_program(program, inputs))
+        program = schedule(model.graph, options)
+        return _built(program, lambda inputs: run_program(program, inputs))
     # Otherwise the reference rung runs the model as read; only --io int8 changes its edges.
     graph = prepare(model.graph, options) if options.io == "int8" else model.graph
-    return Built(program, lambda inputs: run(graph, inputs))
+    return Built(lambda inputs: run(graph, inputs), lambda: schedule(model.graph, options))
 
 
 def _llvm(model: Model, options: CompileOptions) -> Built:
     from mcuc.backends.llvm import compile_program, scratch_requests
 
     program = schedule(model.graph, options, scratch_requests)
-    return Built(program, compile_program(program))
+    return _built(program, compile_program(program))
 
 
 def _chost(model: Model, options: CompileOptions) -> Built:
     from mcuc.backends.cortexm import run_chost
 
     program = schedule(model.graph, options, cortexm_scratch("cortex-m0"))
-    return Built(program, lambda inputs: run_chost(program, inputs))
+    return _built(program, lambda inputs: run_chost(program, inputs))
 
 
 def _emulated(target: str) -> Callable[[Model, CompileOptions], Built]:
@@ -66,7 +77,7 @@ def _emulated(target: str) -> Callable[[Model, CompileOptions], Built]:
         program = schedule(model.graph, options, cortexm_scratch(target, options.optimize))
         t = cortexm_target(target, options.optimize)
         # Verification needs the outputs only: an uncounted run is many times faster.
-        return Built(program, lambda inputs: run_cortexm(program, inputs, t, count_instructions=False).outputs)
+        return _built(program, lambda inputs: run_cortexm(program, inputs, t, count_instructions=False).outputs)
     return make
 
 

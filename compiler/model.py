@@ -89,7 +89,7 @@ def load_with_options(source: str | os.PathLike | bytes, options) -> Model:
     return load_model(source, layout=options.layout, onnx_numerics=options.onnx_numerics)
 
 
-def in_layout(model: Model, layout: str | None, onnx_numerics=None) -> Model:
+def reloaded(model: Model, layout: str | None, onnx_numerics=None) -> Model:
     """`model` with its 4-D graph inputs and outputs in `layout` and, for ONNX, computing
     `onnx_numerics` (None: as it is), read again from its source when it was loaded
     otherwise."""

@@ -9,7 +9,7 @@ import numpy as np
 from mcuc.backend_registry import make_runner
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
-from mcuc.model import Model, in_layout
+from mcuc.model import Model, reloaded
 from mcuc.oracle import TFLiteOracle
 from mcuc.pipeline import CompileOptions, prepare
 from mcuc.samples import random_inputs
@@ -105,12 +105,11 @@ class OnnxruntimeCheck:
     is explained only when mcuc's reference compiled with this host's facts equals
     onnxruntime byte for byte on every sample; anything else is a mismatch."""
 
-    def __init__(self, model: Model, compiled: Graph, options: CompileOptions, reference):
+    def __init__(self, model: Model, compiled: Graph, options: CompileOptions):
         from mcuc.oracle_onnx import describe_session, host_numerics
 
         self.model, self.options = model, options
         self.oracle = EdgeOracle(model, compiled)
-        self.reference = reference
         self.numerics = model.onnx_numerics
         self.host = host_numerics(self.numerics)
         self.session = describe_session(self.numerics)
@@ -136,10 +135,8 @@ class OnnxruntimeCheck:
         if self.host == self.numerics:
             return None
         if self._host_reference is None:
-            from mcuc.model import in_layout
-
             try:
-                self._host_reference = make_runner("reference", in_layout(self.model, None, self.host), self.options)
+                self._host_reference = make_runner("reference", reloaded(self.model, None, self.host), self.options)
             except MCUCError:  # e.g. a float pooling group this host's NCHWc block refuses
                 self._host_reference = lambda inputs: None
         return self._host_reference(inputs)
@@ -169,13 +166,15 @@ class Expected:
     """What every backend must output for a model, sample by sample: tflite-micro's bytes
     (TFLite), or mcuc's reference, itself checked against onnxruntime (ONNX:
     OnnxruntimeCheck, whose verdict is `onnxruntime`). `reference` reuses a built
-    reference runner."""
+    reference runner; `runner` is the reference runner whose outputs are the expectation
+    (ONNX), so a caller need not run it again, else None."""
 
     def __init__(self, model: Model, compiled: Graph, options: CompileOptions, reference=None):
         self.onnxruntime = None
+        self.runner = None
         if model.format == "onnx":
-            self._expected = reference or make_runner("reference", model, options)
-            self.onnxruntime = OnnxruntimeCheck(model, compiled, options, self._expected)
+            self.runner = self._expected = reference or make_runner("reference", model, options)
+            self.onnxruntime = OnnxruntimeCheck(model, compiled, options)
         else:
             self._expected = EdgeOracle(model, compiled)
 
@@ -200,7 +199,7 @@ def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
     if samples < 1:
         raise MCUCError("--samples must be at least 1")
     options = options or CompileOptions()
-    model = in_layout(model, options.layout, options.onnx_numerics)
+    model = reloaded(model, options.layout, options.onnx_numerics)
     compiled = prepare(model.graph, options) if options.io == "int8" else model.graph
     runners = {name: make_runner(name, model, options) for name in backends}
     verdicts = {name: BackendVerdict() for name in backends}
@@ -210,7 +209,8 @@ def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
         inputs = random_inputs(compiled, rng)
         expected = expected_of(sample, inputs)
         for name, run in runners.items():
-            verdicts[name].record(sample, expected, run(inputs))
+            # (for ONNX the reference's outputs are the expectation: not run twice)
+            verdicts[name].record(sample, expected, expected if run is expected_of.runner else run(inputs))
     check = expected_of.onnxruntime
     if not expected_of.ok:
         for v in verdicts.values():

@@ -18,10 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Union
 
-# The two families of rules; a backend declares which it implements (ROUNDING_RULES).
+# The two families of rules; each backend declares those it implements (its ROUNDING_RULES).
 TFLITE = "tflite"
 ONNXRUNTIME = "onnxruntime"
-ROUNDING_RULES = (TFLITE, ONNXRUNTIME)
 
 # The float kernels whose order an OrtFloat MEAN follows.
 ORT_GLOBAL_AVERAGE_POOL = "global_average_pool"  # MlasPoolGlobalKernel (GlobalAveragePool)

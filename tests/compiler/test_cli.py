@@ -65,7 +65,7 @@ def test_verify_exits_1_when_a_backend_differs(capsys, monkeypatch):
             outs[0] = outs[0].copy()
             outs[0].flat[0] = np.int8(outs[0].flat[0] ^ 1)
             return outs
-        return registry.Built(built.program, wrong)
+        return registry.Built(wrong, built.plan)
 
     monkeypatch.setitem(registry._FACTORIES, "reference", off_by_one)
     code, out, _ = run_cli(capsys, "verify", str(EXAMPLE), "--samples", "1", "--json")

@@ -19,7 +19,7 @@ from tests.support import onnx_models  # noqa: E402
 from tests.support.onnx_oracle import as_this_host  # noqa: E402
 from tests.support.paths import REPO_ROOT  # noqa: E402
 
-from mcuc.frontend.onnx_numerics import EXACT, ORT_X86_AVX2, parse_onnx_numerics  # noqa: E402
+from mcuc.frontend.onnx_numerics import EXACT, ORT_X86_AVX2, OnnxNumerics, parse_onnx_numerics  # noqa: E402
 from mcuc.ir.errors import MCUCError  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
 from mcuc.oracle_onnx import host_numerics  # noqa: E402
@@ -97,7 +97,7 @@ def test_only_the_oracle_reads_the_cpu_or_the_environment():
 def test_host_facts_name_what_onnxruntime_computes():
     """host_numerics for the kinds of host: x86 without VNNI saturates u8 x s8 pairs,
     AVX-512F has a 16-float NCHWc block, ARM neither."""
-    assert host_numerics(EXACT, "x86_64", {"avx2", "fma"}) == EXACT.__class__(
+    assert host_numerics(EXACT, "x86_64", {"avx2", "fma"}) == OnnxNumerics(
         "exact as this host's onnxruntime runs it", False, True, 8, 1)
     assert host_numerics(ORT_X86_AVX2, "x86_64", {"avx2", "fma"}) == ORT_X86_AVX2
     vnni = host_numerics(ORT_X86_AVX2, "x86_64", {"avx512f", "avx512bw", "avx512_vnni"})

@@ -74,13 +74,16 @@ def _float_model(case, seed: int):
         shape, reduction = (1, cin), cin
     out = b.qdq("c", xs * float(ws.mean()) * np.sqrt(reduction) * 0.4)
 
-    def model(outputs):
-        graph = helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
-                                  [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs], b.inits)
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        m.ir_version = 8
-        return m.SerializeToString()
-    return model([out]), model([out, "c"]), shape
+    return _serialized(b, shape, [out]), _serialized(b, shape, [out, "c"]), shape
+
+
+def _serialized(b: _Builder, shape, outputs: list[str]) -> bytes:
+    """The builder's nodes as an opset-17 model with input x of `shape` and these float outputs."""
+    graph = helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs], b.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m.SerializeToString()
 
 
 def _check(case, seed: int) -> None:
@@ -155,13 +158,7 @@ def _gap_model(seed: int, shape: tuple[int, ...], share_input: bool, share_outpu
                         helper.make_node("DequantizeLinear", [name + "_qf", sc, zc], [name + "_flat"])]
             outputs.append(name + "_flat")
 
-    def model(outs):
-        graph = helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
-                                  [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outs], b.inits)
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        m.ir_version = 8
-        return m.SerializeToString()
-    return model(outputs), model(outputs + ["c"])
+    return _serialized(b, shape, outputs), _serialized(b, shape, outputs + ["c"])
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 9, 9), (1, 16, 6, 6), (1, 4, 3, 5), (1, 3, 14, 14), (1, 2, 1, 33)], ids=str)

@@ -23,7 +23,7 @@ from mcuc.verify import verify  # noqa: E402
 FORMATS = ("qdq", "qoperator")
 ACTIVATIONS = ("int8", "uint8")
 # Backends outside the reference interpreter run ONNX models once they list "onnxruntime"
-# in their module's ROUNDING_RULES (the rule of ir/ort_numerics.py).
+# in their module's ROUNDING_RULES (the rule family of ir/numerics.py).
 OTHER_BACKENDS = {"llvm": "mcuc.backends.llvm", "c-host": "mcuc.backends.cortexm"}
 
 

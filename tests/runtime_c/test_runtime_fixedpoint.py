@@ -4,8 +4,6 @@ int32 inputs. Equal bytes, not "close" (DESIGN.md, Numerics)."""
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcuc.ir import fixedpoint as fp
-from mcuc.runtime_c import SOURCE_DIR
+
+from tests.support.c_library import host_library
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -29,14 +28,7 @@ int32_t w_requant_fast(int32_t x, int32_t m, int32_t r, int32_t e) { return mcuc
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("host gcc is not installed")
-    d = tmp_path_factory.mktemp("fixedpoint")
-    (d / "w.c").write_text(_WRAPPERS)
-    so = d / "libw.so"
-    subprocess.run(["gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-                    f"-I{SOURCE_DIR}", str(d / "w.c"), "-o", str(so)], check=True)
-    library = ctypes.CDLL(str(so))
+    library = host_library(tmp_path_factory, "fixedpoint", _WRAPPERS, "c99")
     for name, nargs in [("w_srdhm", 2), ("w_rdbpot", 2), ("w_mbqm", 3), ("w_mbqm_small", 3),
                         ("w_requant_fast", 4)]:
         f = getattr(library, name)
@@ -123,15 +115,7 @@ void w_requant(const int32_t *acc, const float *scale, int32_t *out, int n, int3
 
 @pytest.fixture(scope="module")
 def ort_lib(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("host gcc is not installed")
-    d = tmp_path_factory.mktemp("ort")
-    (d / "w.c").write_text(_ORT_WRAPPERS)
-    so = d / "libw.so"
-    # ISO C (-std=c11): GCC contracts nothing into FMAs, as in the generated projects
-    subprocess.run(["gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-                    f"-I{SOURCE_DIR}", str(d / "w.c"), "-o", str(so)], check=True)
-    return ctypes.CDLL(str(so))
+    return host_library(tmp_path_factory, "ort", _ORT_WRAPPERS, "c11")
 
 
 def _ptr(a: np.ndarray):

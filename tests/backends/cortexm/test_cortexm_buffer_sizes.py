@@ -6,8 +6,6 @@ layouts are checked too."""
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -20,7 +18,8 @@ from mcuc.ir.ops.common import Padding2D
 from mcuc.ir.ops.conv2d import Conv2DAttrs
 from mcuc.ir.ops.depthwise_conv2d import DepthwiseConv2DAttrs
 from mcuc.ir.ops.fully_connected import FullyConnectedAttrs
-from mcuc.runtime_c import SOURCE_DIR
+
+from tests.support.c_library import host_library
 
 _WRAPPERS = r"""
 #include "mcuc_depthwise.h"
@@ -46,14 +45,7 @@ class Window(ctypes.Structure):
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("host gcc is not installed")
-    d = tmp_path_factory.mktemp("buffer_sizes")
-    (d / "w.c").write_text(_WRAPPERS)
-    so = d / "libw.so"
-    subprocess.run(["gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-                    f"-I{SOURCE_DIR}", str(d / "w.c"), "-o", str(so)], check=True)
-    library = ctypes.CDLL(str(so))
+    library = host_library(tmp_path_factory, "buffer_sizes", _WRAPPERS, "c11")
     library.w_conv_1x1.argtypes = [ctypes.POINTER(Dims)]
     library.w_conv_im2col.argtypes = [ctypes.POINTER(Dims), ctypes.POINTER(Window)]
     library.w_depthwise_in_place.argtypes = [ctypes.POINTER(Dims), ctypes.POINTER(Window)]
