@@ -1,10 +1,22 @@
 """The oracles that define "bit-exact": tflite-micro for TFLite models (its reference
-kernels), onnxruntime's CPU execution provider for ONNX models."""
+kernels), onnxruntime's CPU execution provider for ONNX models.
+
+tflite-micro runs in a worker process of its own (`_Worker`): a malformed model can make
+its C++ crash, and that must not take mcuc down. The worker starts once per mcuc
+process, on first use, and keeps the last few models loaded; every TFLiteOracle talks to
+it over a pipe. When it dies the caller gets an MCUCError saying the oracle crashed, and
+the next oracle starts a new worker."""
 from __future__ import annotations
 
-import contextlib
+import atexit
+import itertools
 import os
+import signal
+import subprocess
 import sys
+import threading
+from collections import OrderedDict
+from multiprocessing.connection import Connection
 from typing import Sequence
 
 import numpy as np
@@ -13,71 +25,35 @@ from mcuc.ir.errors import MCUCError
 
 # Generous: the oracle's arena must hold any model we are asked to verify.
 _ORACLE_ARENA_BYTES = 16 * 1024 * 1024
+# How long one load or invoke may take before the worker counts as hung (the largest
+# shared model invokes in about a second).
+ORACLE_TIMEOUT_SECONDS = 300
+# Models the worker keeps loaded (oracles that outlive this many others reload theirs).
+_WORKER_MODELS = 8
+
+_INSTALL_ADVICE = ("the oracle for TFLite models is the tflite-micro package; "
+                   "install the test extras: pip install -e '.[test]'")
 
 
-def _tflite_micro_runtime():
-    try:
-        from tflite_micro.python.tflite_micro import runtime
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise MCUCError("the oracle for TFLite models is the tflite-micro package; "
-                        "install the test extras: pip install -e '.[test]'") from e
-    return runtime
+# -- the worker process ----------------------------------------------------------------
 
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """tflite-micro's C++ side prints allocation chatter to fd 2; keep the CLI clean."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
+def _count_outputs(interpreter) -> int:
+    n = 0
+    while True:
         try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            interpreter.get_output_details(n)
+        except (RuntimeError, ValueError, IndexError):
+            return n
+        n += 1
 
 
-class TFLiteOracle:
-    """tflite-micro's interpreter on one model, reusable over many inputs."""
-
-    def __init__(self, model_bytes: bytes):
-        runtime = _tflite_micro_runtime()
-        try:
-            with _quiet_stderr():
-                self._interpreter = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=_ORACLE_ARENA_BYTES)
-        except (RuntimeError, ValueError) as e:
-            raise MCUCError(f"tflite-micro cannot load this model: {e}") from None
-        self.num_outputs = self._count(self._interpreter.get_output_details)
-
-    @staticmethod
-    def _count(details) -> int:
-        n = 0
-        with _quiet_stderr():
-            while True:
-                try:
-                    details(n)
-                except (RuntimeError, ValueError, IndexError):
-                    return n
-                n += 1
-
-    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        for i, x in enumerate(inputs):
-            self._interpreter.set_input(np.ascontiguousarray(x), i)
-        with _quiet_stderr():
-            self._interpreter.invoke()
-        return [np.array(self._interpreter.get_output(i)) for i in range(self.num_outputs)]
-
-
-def tflm_arena_bytes(model_bytes: bytes) -> int:
-    """The arena tflite-micro needs for the model (its RecordingMicroAllocator's total),
-    read from the allocation report it prints after an invoke."""
-    runtime = _tflite_micro_runtime()
+def _arena_bytes(runtime, model_bytes: bytes) -> int:
+    """tflite-micro's RecordingMicroAllocator total for the model, read from the
+    allocation report it prints to fd 2 (redirected to a file for the read)."""
     import re
     import tempfile
 
     with tempfile.TemporaryFile(mode="w+") as log:
-        sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(log.fileno(), 2)
         try:
@@ -87,8 +63,182 @@ def tflm_arena_bytes(model_bytes: bytes) -> int:
             os.dup2(saved, 2)
             os.close(saved)
         log.seek(0)
-        text = log.read()
-    m = re.search(r"\[RecordingMicroAllocator\] Arena allocation total (\d+) bytes", text)
+        m = re.search(r"\[RecordingMicroAllocator\] Arena allocation total (\d+) bytes", log.read())
     if m is None:
-        raise MCUCError("tflite-micro did not report its arena size")
+        raise RuntimeError("tflite-micro did not report its arena size")
     return int(m.group(1))
+
+
+def _serve(read_fd: int, write_fd: int) -> None:
+    """The worker's loop: requests in, ("ok", value) / ("error", text) / ("unknown", None)
+    out. tflite-micro's C++ prints to fds 1 and 2; both go to /dev/null here."""
+    requests, replies = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        runtime = None
+    loaded: OrderedDict[int, tuple[object, int]] = OrderedDict()
+    while True:
+        try:
+            request = requests.recv()
+        except (EOFError, OSError):
+            return
+        kind = request[0]
+        try:
+            if runtime is None:
+                replies.send(("missing", None))
+                continue
+            if kind == "load":
+                _, key, model_bytes = request
+                interpreter = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=_ORACLE_ARENA_BYTES)
+                loaded[key] = (interpreter, _count_outputs(interpreter))
+                while len(loaded) > _WORKER_MODELS:
+                    loaded.popitem(last=False)
+                replies.send(("ok", loaded[key][1]))
+            elif kind == "run":
+                _, key, inputs = request
+                if key not in loaded:
+                    replies.send(("unknown", None))
+                    continue
+                loaded.move_to_end(key)
+                interpreter, n_outputs = loaded[key]
+                for i, x in enumerate(inputs):
+                    interpreter.set_input(np.ascontiguousarray(x), i)
+                interpreter.invoke()
+                replies.send(("ok", [np.array(interpreter.get_output(i)) for i in range(n_outputs)]))
+            elif kind == "arena":
+                replies.send(("ok", _arena_bytes(runtime, request[1])))
+            else:
+                replies.send(("error", f"unknown request {kind!r}"))
+        except Exception as e:  # the model's fault, reported to the caller
+            replies.send(("error", f"{type(e).__name__}: {e}"))
+
+
+class _Crashed(Exception):
+    pass
+
+
+class _Worker:
+    """One worker process running `_serve`, reached through two pipes."""
+
+    def __init__(self):
+        parent_read, child_write = os.pipe()
+        child_read, parent_write = os.pipe()
+        code = f"from mcuc.oracle import _serve; _serve({child_read}, {child_write})"
+        try:
+            self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(child_read, child_write),
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+        finally:
+            os.close(child_read)
+            os.close(child_write)
+        self.replies = Connection(parent_read, writable=False)
+        self.requests = Connection(parent_write, readable=False)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def call(self, request: tuple, timeout: float):
+        try:
+            self.requests.send(request)
+            if not self.replies.poll(timeout):
+                self.close()
+                raise MCUCError(f"tflite-micro (the oracle) did not answer within {timeout:.0f} s; it was stopped")
+            return self.replies.recv()
+        except (EOFError, OSError):
+            raise _Crashed(self._death()) from None
+
+    def _death(self) -> str:
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.close()
+            return "stopped answering"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
+    def close(self) -> None:
+        for conn in (self.requests, self.replies):
+            try:
+                conn.close()
+            except OSError:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+_lock = threading.Lock()
+_worker: _Worker | None = None
+_keys = itertools.count()
+
+
+def _call(request: tuple, what: str, timeout: float = ORACLE_TIMEOUT_SECONDS):
+    """Send one request to the worker (starting it if needed); MCUCError when the worker
+    dies on it, with `what` naming what it was doing."""
+    global _worker
+    with _lock:
+        if _worker is None or not _worker.alive:
+            _worker = _Worker()
+        try:
+            status, value = _worker.call(request, timeout)
+        except _Crashed as e:
+            _worker = None
+            raise MCUCError(f"the oracle crashed: tflite-micro {e} while {what}; mcuc cannot verify this model "
+                            "against it (a malformed model? `mcuc inspect` shows how mcuc reads it)") from None
+    if status == "missing":
+        raise MCUCError(_INSTALL_ADVICE)
+    return status, value
+
+
+@atexit.register
+def _stop_worker() -> None:
+    global _worker
+    if _worker is not None:
+        _worker.close()
+        _worker = None
+
+
+# -- the API ---------------------------------------------------------------------------
+
+class TFLiteOracle:
+    """tflite-micro's interpreter on one model, reusable over many inputs (it runs in
+    the worker process; see the module docstring)."""
+
+    def __init__(self, model_bytes: bytes):
+        self._bytes = bytes(model_bytes)
+        self._key = next(_keys)
+        self.num_outputs = self._load()
+
+    def _load(self) -> int:
+        status, value = _call(("load", self._key, self._bytes), "loading the model")
+        if status != "ok":
+            raise MCUCError(f"tflite-micro cannot load this model: {value}")
+        return value
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        request = ("run", self._key, [np.ascontiguousarray(x) for x in inputs])
+        status, value = _call(request, "running the model")
+        if status == "unknown":  # the worker dropped it (or is a new one): load it again
+            self._load()
+            status, value = _call(request, "running the model")
+        if status != "ok":
+            raise MCUCError(f"tflite-micro failed running this model: {value}")
+        return value
+
+
+def tflm_arena_bytes(model_bytes: bytes) -> int:
+    """The arena tflite-micro needs for the model (its RecordingMicroAllocator's total),
+    read from the allocation report it prints after an invoke."""
+    status, value = _call(("arena", bytes(model_bytes)), "measuring the model's arena")
+    if status != "ok":
+        raise MCUCError(f"tflite-micro cannot measure this model's arena: {value}")
+    return value

@@ -65,7 +65,7 @@ class OnnxOracle:
         try:
             self._session = ort.InferenceSession(bytes(model_bytes), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
-            raise MCUCError(f"onnxruntime cannot load this model: {e}") from None
+            raise MCUCError(f"onnxruntime (the oracle) cannot load this model: {_first_line(e)}") from None
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._input_ranks = [len(i.shape) for i in self._session.get_inputs()]
         self.num_outputs = len(self._session.get_outputs())
@@ -77,7 +77,10 @@ class OnnxOracle:
             inputs = [self._to_nchw(name, x) if rank == 4 else x
                       for name, rank, x in zip(self._inputs, self._input_ranks, inputs)]
         feed = {name: np.ascontiguousarray(x) for name, x in zip(self._inputs, inputs)}
-        outputs = [np.asarray(y) for y in self._session.run(None, feed)]
+        try:
+            outputs = [np.asarray(y) for y in self._session.run(None, feed)]
+        except Exception as e:  # Fail, InvalidArgument, RuntimeException, ...: the oracle's failure
+            raise MCUCError(f"onnxruntime (the oracle) failed running this model: {_first_line(e)}") from None
         if self.nhwc:
             outputs = [np.ascontiguousarray(y.transpose(NCHW_TO_NHWC)) if y.ndim == 4 else y for y in outputs]
         return outputs
@@ -89,6 +92,12 @@ class OnnxOracle:
             raise MCUCError(f"input {name!r} is 4-D in the model; with layout nhwc give it as a 4-D NHWC array, "
                             f"got shape {list(x.shape)}")
         return x.transpose(NHWC_TO_NCHW)
+
+
+def _first_line(error: Exception, limit: int = 200) -> str:
+    """onnxruntime's message, on one line and at most `limit` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def describe_session(numerics: OnnxNumerics) -> str:

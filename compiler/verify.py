@@ -2,6 +2,8 @@
 models: against mcuc's reference, itself checked against onnxruntime)."""
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,3 +248,17 @@ def format_verdict(report: dict) -> str:
         status = "bit-exact" if v["bit_exact"] else f"MISMATCH on samples {v['mismatched_samples']}"
         lines.append(f"  {name:<12} {status:<30} max |diff| {v['max_abs_diff']} (vs {against})")
     return "\n".join(lines)
+
+
+class _CallableModule(types.ModuleType):
+    """`mcuc.verify` is the API function (mcuc.api.verify) and the name of this module:
+    once this module is imported, Python binds the package attribute `mcuc.verify` to
+    it, so the module answers calls as the API function does."""
+
+    def __call__(self, *args, **kwargs) -> dict:
+        from mcuc.api import verify as api_verify
+
+        return api_verify(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -7,6 +7,27 @@ import numpy as np
 
 DTYPES = ("int8", "uint8", "int16", "int32", "int64", "float32", "bool")
 
+# Names from a model file reach messages (and the IR) cut to this many characters: a
+# message stays one readable line whatever the file holds.
+NAME_LIMIT = 60
+
+
+def cut_name(name, limit: int = NAME_LIMIT) -> str:
+    """`name` as text of at most `limit` characters: a longer one keeps its head and
+    tail around an ellipsis ("..."), so names that differ at either end stay apart."""
+    name = str(name)
+    if len(name) <= limit:
+        return name
+    keep = limit - 3
+    tail = keep // 3
+    return name[:keep - tail] + "..." + name[len(name) - tail:]
+
+
+def quoted(name, limit: int = NAME_LIMIT) -> str:
+    """A model-provided name for a message: cut (`cut_name`) and repr-quoted, so quotes,
+    newlines and other control characters show as escapes."""
+    return repr(cut_name(name, limit))
+
 
 @dataclass(frozen=True, eq=False)
 class Quantization:
