@@ -4,10 +4,13 @@ The generated project is cross-compiled with the bare-metal harness (toolchain.p
 `model_invoke` is called in unicorn (emulator.py) with the inputs written into the
 arena. One run gives the outputs, the instructions of exactly one inference, the stack
 high-water mark, and per-step instruction counts from the step labels of the
-profiling build (labels only: they add no instruction).
+profiling build (labels only: they add no instruction). On cores with a timing model
+(cortex-m4, cortex-m33: timing.py) a counted run also estimates cycles, in total and per
+step.
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +46,12 @@ class CortexMResult:
         is arena_bytes + static_ram_bytes + stack_bytes).
     instructions_by_step: per schedule step; their sum plus the invoke function's own
         prologue and epilogue (`instructions_by_op_kind["(invoke)"]`) is `instructions`.
-    An uncounted run (count_instructions=False) has instructions None and no per-step
-    figures.
+    cycles, cycles_by_step, cycles_by_op_kind: the same in estimated cycles (timing.py),
+        on cores with a timing model; None and empty elsewhere.
+    kernel_by_step: the kernel variant each step's generated C names in its comment
+        ("1x1", "im2col", "in_place", ...), None where it names none.
+    An uncounted run (count_instructions=False) has instructions and cycles None and no
+    per-step figures.
     """
 
     outputs: list[np.ndarray]
@@ -55,6 +62,10 @@ class CortexMResult:
     arena_bytes: int
     instructions_by_step: list[int] = field(default_factory=list)
     instructions_by_op_kind: dict[str, int] = field(default_factory=dict)
+    cycles: int | None = None
+    cycles_by_step: list[int] = field(default_factory=list)
+    cycles_by_op_kind: dict[str, int] = field(default_factory=dict)
+    kernel_by_step: list[str | None] = field(default_factory=list)
 
 
 def runaway_budget(program: Program) -> int:
@@ -74,6 +85,38 @@ def runaway_budget(program: Program) -> int:
     return 10_000_000 + macs + 1000 * moved
 
 
+_STEP_HEADER = re.compile(r"^/\* ---- step (\d+): (.*) ---- \*/$")
+
+
+def kernel_variants(model_c: str, steps: int) -> list[str | None]:
+    """The kernel each step's C names: the step's comment reads "LABEL: VARIANT kernel"
+    (or "LABEL: DETAILS") on the line after its "---- step N: LABEL ----" header; the
+    text after the label, without a trailing " kernel". None where there is none."""
+    variants: list[str | None] = [None] * steps
+    lines = model_c.splitlines()
+    for line, following in zip(lines, lines[1:]):
+        header = _STEP_HEADER.match(line)
+        if header is None or int(header[1]) >= steps:
+            continue
+        prefix = f"/* {header[2]}: "
+        if following.startswith(prefix) and following.endswith(" */"):
+            text = following[len(prefix):-3].strip()
+            variants[int(header[1])] = text.removesuffix(" kernel") or None
+    return variants
+
+
+def _per_step(boundaries: list[int | None], kinds: tuple[str, ...], total: int) -> tuple[list[int], dict[str, int]]:
+    """Per-step figures from the marks' values, and per op kind with "(invoke)" the rest."""
+    if not boundaries or any(b is None for b in boundaries):
+        return [], {}
+    by_step = [boundaries[i + 1] - boundaries[i] for i in range(len(kinds))]
+    by_kind: dict[str, int] = {}
+    for kind, count in zip(kinds, by_step):
+        by_kind[kind] = by_kind.get(kind, 0) + count
+    by_kind["(invoke)"] = total - sum(by_step)
+    return by_step, by_kind
+
+
 class CortexMBuild:
     """A program built for one core, ready to run any number of inputs."""
 
@@ -91,6 +134,7 @@ class CortexMBuild:
             workdir = Path(self._temporary.name)
         self.workdir = Path(workdir).resolve()
         project = write_project(program, self.workdir / "project", target, name=NAME)
+        self.kernel_by_step = kernel_variants((project / "model.c").read_text(), len(program.steps))
         self.firmware: Firmware = build_firmware(project, target, self.workdir / "build", name=NAME, opt=opt or target.opt)
         self.emulator = Emulator(self.firmware.elf, target, (FLASH_ORIGIN, FLASH_BYTES), (RAM_ORIGIN, RAM_BYTES))
         arena = self.emulator.symbol(f"{NAME}_arena")
@@ -115,14 +159,11 @@ class CortexMBuild:
                                   count_instructions=count_instructions)
         if call.return_value != 0:
             raise MCUCError(f"{NAME}_invoke returned {call.return_value} on {self.target.name}")
-        boundaries = [call.marks.get(m) for m in self.marks]
-        by_step: list[int] = []
-        by_kind: dict[str, int] = {}
-        if count_instructions and all(b is not None for b in boundaries):
-            by_step = [boundaries[i + 1] - boundaries[i] for i in range(len(self.step_kinds))]
-            for kind, count in zip(self.step_kinds, by_step):
-                by_kind[kind] = by_kind.get(kind, 0) + count
-            by_kind["(invoke)"] = call.instructions - sum(by_step)
+        by_step, by_kind = _per_step([call.marks.get(m) for m in self.marks] if count_instructions else [],
+                                     self.step_kinds, call.instructions)
+        cycles_by_step, cycles_by_kind = _per_step(
+            [call.cycle_marks.get(m) for m in self.marks] if call.cycles is not None else [],
+            self.step_kinds, call.cycles)
         model = self.firmware.model
         return CortexMResult(
             outputs=io.unpack(call.reads),
@@ -133,4 +174,8 @@ class CortexMBuild:
             arena_bytes=self.arena_bytes,
             instructions_by_step=by_step,
             instructions_by_op_kind=by_kind,
+            cycles=call.cycles,
+            cycles_by_step=cycles_by_step,
+            cycles_by_op_kind=cycles_by_kind,
+            kernel_by_step=list(self.kernel_by_step),
         )

@@ -178,6 +178,19 @@ def test_loop_count_is_exact(built, n):
     assert result.instructions == 1 + 3 * n + 2
 
 
+@pytest.mark.parametrize("n", [1, 2, 1000])
+def test_loop_cycles_charge_the_refill_of_taken_branches_only(built, n):
+    """cortex-m4's estimate (timing.py): movs 1; per iteration adds, subs, bne 3, and the
+    refill of 2 on the n-1 taken bne; mov 1; bx lr 1 + 2. cortex-m0 has no cycle model."""
+    emulator, firmware = built
+    result = emulator.call("loop_n", (n,))
+    if firmware.target.name == "cortex-m0":
+        assert result.cycles is None and result.cycle_marks == {}
+    else:
+        assert result.cycles == 1 + 3 * n + 2 * (n - 1) + 1 + 3
+    assert emulator.call("loop_n", (n,), count_instructions=False).cycles is None
+
+
 def test_stack_high_water_mark_of_a_known_frame(built):
     emulator, _ = built
     result = emulator.call("frame_64", (3,))
@@ -191,11 +204,13 @@ def test_leaf_without_stack_use_measures_zero(built):
 
 
 def test_mark_inside_a_block_counts_the_instructions_before_it(built):
-    emulator, _ = built
+    emulator, firmware = built
     result = emulator.call("marked", (10,), marks=("mark_middle",))
     assert result.return_value == 12
     assert result.instructions == 4
     assert result.marks == {"mark_middle": 2}
+    if firmware.target.has_dsp:
+        assert result.cycle_marks == {"mark_middle": 2} and result.cycles == 4 + 2
 
 
 def test_runaway_code_hits_the_budget(built):

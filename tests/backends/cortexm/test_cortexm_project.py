@@ -216,6 +216,12 @@ def test_example_model_on_chost_and_cores_matches_tflite_micro():
         # The per-step counts partition the total: nothing is counted twice or lost.
         assert sum(first.instructions_by_step) + first.instructions_by_op_kind["(invoke)"] == first.instructions
         assert set(first.instructions_by_op_kind) == {s.op.kind for s in program.steps} | {"(invoke)"}
+        if core == "cortex-m4":  # estimated cycles (timing.py), partitioned the same way
+            assert sum(first.cycles_by_step) + first.cycles_by_op_kind["(invoke)"] == first.cycles
+            assert all(c >= i for c, i in zip(first.cycles_by_step, first.instructions_by_step))
+        else:
+            assert first.cycles is None and first.cycles_by_step == []
+        assert len(first.kernel_by_step) == len(program.steps) and "1x1" in first.kernel_by_step
         assert first.stack_bytes > 0
         weights = sum(t.nbytes for s in program.steps for t in s.op.inputs if t is not None and t.is_constant)
         assert first.flash_bytes > weights // 2  # reordered weights live in flash, not RAM
