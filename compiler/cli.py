@@ -123,7 +123,7 @@ def cmd_bench(args) -> int:
     from mcuc.bench import bench_models, format_bench
 
     rows = bench_models(args.models, _options(args))
-    print(json.dumps(rows, indent=2) if args.json else format_bench(rows))
+    print(json.dumps(rows, indent=2) if args.json else format_bench(rows, per_layer=args.per_layer))
     return 0 if all(r["bit_exact"] for r in rows) else EXIT_MISMATCH
 
 
@@ -183,9 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_onnx_numerics_option(p)
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("bench", help="compile, emulate and measure: instructions, SRAM, flash")
+    p = sub.add_parser("bench", help="compile, emulate and measure: instructions, estimated cycles, SRAM, flash")
     p.add_argument("models", nargs="+")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON, per step included")
+    p.add_argument("--per-layer", action="store_true",
+                   help="also print one row per step: op, output shape, kernel, MACs, instructions, "
+                        "estimated cycles, MAC/cycle, arena bytes live")
     _add_compile_options(p)
     p.set_defaults(func=cmd_bench)
     return parser
