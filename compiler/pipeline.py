@@ -30,6 +30,9 @@ class CompileOptions:
     # What an ONNX model computes (mcuc.frontend.onnx_numerics): "exact" or
     # "ort-x86-avx2[:threads=N]". Like layout, it acts when the model is read.
     onnx_numerics: str = "exact"
+    # The largest tensor a model may have, in bytes (None: 64 MiB, the default of
+    # mcuc.frontend.validate). Like layout, it acts when the model is read.
+    max_tensor_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS and self.target != "host":
@@ -41,9 +44,11 @@ class CompileOptions:
         if self.optimize not in ("speed", "size"):
             raise MCUCError(f"unknown --optimize {self.optimize!r}; choose speed or size")
         from mcuc.frontend.onnx_numerics import parse_onnx_numerics
+        from mcuc.frontend.validate import max_tensor_bytes_or_default
         from mcuc.passes.patch_schedule import check_patch_option
 
         parse_onnx_numerics(self.onnx_numerics)
+        max_tensor_bytes_or_default(self.max_tensor_bytes)
 
         check_patch_option(self.patch)
 
