@@ -55,7 +55,7 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
             target: str = "cortex-m4", io: str | None = None, layout: str | None = None,
             calibrate: str | os.PathLike | np.ndarray | None = None,
             calibrate_activations: str = "int8", optimize: str = "speed",
-            onnx_numerics: str = "exact") -> CompiledModel:
+            onnx_numerics: str = "exact", max_tensor_bytes: int | None = None) -> CompiledModel:
     """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`.
     `layout` ("nchw" | "nhwc", None: the model's own) is the layout of 4-D inputs and
     outputs: layout="nhwc" lets an ONNX model take and give NHWC arrays, with no transpose.
@@ -64,8 +64,10 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
     then `compiled.quantized_onnx`, for onnxruntime or for saving. `optimize` ("speed" or
     "size") is `--optimize`: what the Cortex-M backends build. `onnx_numerics` ("exact" or
     "ort-x86-avx2[:threads=N]") is `--onnx-numerics`: which onnxruntime an ONNX model's
-    compiled code reproduces (mcuc.frontend.onnx_numerics)."""
-    options = CompileOptions(target=target, io=io, layout=layout, optimize=optimize, onnx_numerics=onnx_numerics)
+    compiled code reproduces (mcuc.frontend.onnx_numerics). `max_tensor_bytes` is
+    `--max-tensor-bytes`: models with a larger tensor are refused (None: 64 MiB)."""
+    options = CompileOptions(target=target, io=io, layout=layout, optimize=optimize, onnx_numerics=onnx_numerics,
+                             max_tensor_bytes=max_tensor_bytes)
     quantized = None
     if calibrate is not None:
         if not isinstance(model, (str, os.PathLike)):
@@ -75,11 +77,12 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
         with tempfile.TemporaryDirectory() as tmp:
             quantized = quantize_onnx(model, calibrate, Path(tmp) / "model.quant.onnx",
                                       calibrate_activations).read_bytes()
-        model = load_model(quantized, format="onnx", layout=layout, onnx_numerics=onnx_numerics)
+        model = load_model(quantized, format="onnx", layout=layout, onnx_numerics=onnx_numerics,
+                           max_tensor_bytes=max_tensor_bytes)
     elif isinstance(model, Model):
         model = reloaded(model, layout, onnx_numerics)
     else:
-        model = load_model(model, layout=layout, onnx_numerics=onnx_numerics)
+        model = load_model(model, layout=layout, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
     compiled = CompiledModel(model, backend, options)
     compiled.quantized_onnx = quantized
     return compiled
@@ -87,14 +90,11 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
 
 def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] = ("reference",),
            samples: int = 10, seed: int = 0, io: str | None = None, layout: str | None = None,
-           onnx_numerics: str = "exact") -> dict:
+           onnx_numerics: str = "exact", max_tensor_bytes: int | None = None) -> dict:
     """The `mcuc verify` report as a dict."""
-    from mcuc.verify import verify as _verify
+    from mcuc.verify import verify_model
 
-    options = CompileOptions(io=io, layout=layout, onnx_numerics=onnx_numerics)
-    model = (reloaded(model, layout, onnx_numerics) if isinstance(model, Model)
-             else load_model(model, layout=layout, onnx_numerics=onnx_numerics))
-    return _verify(model, list(backends), samples, seed, options)
+    return verify_model(model, backends, samples, seed, io, layout, onnx_numerics, max_tensor_bytes)
 
 
 __all__ = ["compile", "verify", "CompiledModel", "MCUCError"]

@@ -17,6 +17,34 @@ EXIT_MISMATCH = 1
 EXIT_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with short errors: one usage line naming the subcommand's --help, then
+    the error (argparse would print the whole usage block)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"usage: {self.prog} ... (see {self.prog} --help)\n{self.prog}: error: {message}\n")
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+               "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+
+def _byte_count(text: str) -> int:
+    """A positive number of bytes: 67108864, 64MiB, 512k, 1G (binary units)."""
+    t = text.strip().lower()
+    digits = t.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = t[len(digits):]
+    if not digits.isdigit() or unit not in _BYTE_UNITS or int(digits) * _BYTE_UNITS[unit] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive byte count (e.g. 67108864, 64MiB, 1GiB)")
+    return int(digits) * _BYTE_UNITS[unit]
+
+
+def _add_limit_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-tensor-bytes", type=_byte_count, default=None, metavar="BYTES",
+                   help="refuse models with a tensor larger than this (default 64MiB; accepts KiB/MiB/GiB), "
+                        "checked on the shapes before anything is allocated")
+
+
 def _add_compile_options(p: argparse.ArgumentParser) -> None:
     from mcuc.pipeline import TARGETS
 
@@ -35,6 +63,7 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
                    help="speed: -O3 and, on DSP cores, int16 fully connected weights (twice their flash); "
                         "size: -Os and int8 weights")
     _add_onnx_numerics_option(p)
+    _add_limit_option(p)
 
 
 def _add_onnx_numerics_option(p: argparse.ArgumentParser) -> None:
@@ -51,7 +80,8 @@ def _options(args):
     return CompileOptions(target=getattr(args, "target", "cortex-m4"), io=getattr(args, "io", None),
                           patch=getattr(args, "patch", None), sram=getattr(args, "sram", None),
                           layout=getattr(args, "layout", None), optimize=getattr(args, "optimize", "speed"),
-                          onnx_numerics=getattr(args, "onnx_numerics", "exact"))
+                          onnx_numerics=getattr(args, "onnx_numerics", "exact"),
+                          max_tensor_bytes=getattr(args, "max_tensor_bytes", None))
 
 
 def cmd_inspect(args) -> int:
@@ -66,7 +96,10 @@ def cmd_verify(args) -> int:
     from mcuc.model import load_with_options
     from mcuc.verify import format_verdict, verify
 
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    backends = list(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
+    if not backends:
+        raise MCUCError(f"--backends {args.backends!r} names no backend; give a comma-separated list such as "
+                        "reference,llvm")
     options = _options(args)
     report = verify(load_with_options(args.model, options), backends, args.samples, args.seed, options)
     print(json.dumps(report, indent=2) if args.json else format_verdict(report))
@@ -78,6 +111,7 @@ def cmd_run(args) -> int:
     from mcuc.model import check_input_shapes, load_with_options
 
     options = _options(args)
+    output = _writable_file(args.output, "--output")  # before any work
     model = load_with_options(args.model, options)
     try:
         x = np.load(args.input, allow_pickle=False)
@@ -85,19 +119,62 @@ def cmd_run(args) -> int:
         raise MCUCError(f"cannot read input {args.input!r}: {e}") from None
     if len(model.graph.inputs) != 1:
         raise MCUCError(f"{model.name} has {len(model.graph.inputs)} inputs; `mcuc run` takes one .npy")
-    check_input_shapes(model, [x])  # e.g. NCHW data for a --layout nhwc model
+    check_input_shapes(model, [x])  # a flat, 0-d or NCHW-for-NHWC array is refused
     outputs = make_runner(args.backend, model, options)([x])
-    if len(outputs) == 1:
-        np.save(args.output, outputs[0])
-    else:
-        np.savez(args.output, *outputs)
+    try:
+        # Exactly the path given (np.save would append .npy to another name): one output as
+        # .npy data, several as an .npz archive (arr_0, arr_1, ...).
+        with open(output, "wb") as f:
+            if len(outputs) == 1:
+                np.save(f, outputs[0])
+            else:
+                np.savez(f, *outputs)
+    except OSError as e:
+        raise MCUCError(f"cannot write --output {args.output!r}: {e.strerror or e}") from None
     return 0
+
+
+def _writable_file(path: str, option: str) -> Path:
+    """`path` as a file mcuc may create or replace: not a directory, in a folder that exists."""
+    p = Path(path)
+    if p.is_dir():
+        raise MCUCError(f"{option} {path!r} is a directory; give a file name")
+    if not p.parent.is_dir():
+        raise MCUCError(f"{option} {path!r}: the folder {str(p.parent)!r} does not exist")
+    return p
+
+
+# Files whose presence marks a folder as one `mcuc compile` wrote (it may write there again).
+_PROJECT_MARKERS = ("report.json", "model.h", "model.c")
+
+
+def _check_output_folder(path: str, force: bool) -> None:
+    """`mcuc compile` writes into a folder that does not exist, is empty, or holds a
+    project mcuc wrote before (its model.h, model.c and report.json); any other folder
+    needs --force, so the user's own files are not overwritten without a word."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise MCUCError(f"--output {path!r} is a file, not a folder")
+    if force or not p.is_dir() or not any(p.iterdir()):
+        return
+    report = p / "report.json"
+    ours = all((p / name).is_file() for name in _PROJECT_MARKERS)
+    if ours:
+        try:
+            ours = "arena_bytes" in json.loads(report.read_text())
+        except (OSError, ValueError):
+            ours = False
+    if not ours:
+        raise MCUCError(f"--output {path!r} is a folder that mcuc did not write and it is not empty; "
+                        "choose another folder, or pass --force to write into it (files of the same names "
+                        "are replaced)")
 
 
 def cmd_compile(args) -> int:
     from mcuc.build import compile_to_directory
 
     model_path = args.model
+    _check_output_folder(args.output, args.force)
     if getattr(args, "calibrate", None):
         from mcuc.calibrate import quantize_onnx, quantized_path_for
 
@@ -113,7 +190,7 @@ def cmd_compile(args) -> int:
 def cmd_plan(args) -> int:
     from mcuc.plan_cmd import format_plan, plan_model
 
-    svg = Path(args.svg) if args.svg else Path(f"{Path(args.model).stem}_plan.svg")
+    svg = _writable_file(args.svg, "--svg") if args.svg else Path(f"{Path(args.model).stem}_plan.svg")
     report = plan_model(args.model, _options(args), svg)
     print(json.dumps(report, indent=2) if args.json else format_plan(report))
     return 0
@@ -130,7 +207,7 @@ def cmd_bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from mcuc.backend_registry import BACKENDS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mcuc", description="Compile int8 TFLite/ONNX models into C for Arm Cortex-M, "
                                  "and verify every backend bit for bit against the oracle.",
         epilog="Errors in the input print one line and exit 2; a verification mismatch exits 1.")
@@ -154,14 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a model on one input .npy")
     p.add_argument("model")
     p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True,
+                   help="file to write, exactly this name: .npy data (an .npz archive for several outputs)")
     p.add_argument("--backend", default="reference", choices=BACKENDS)
     _add_compile_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="write C for a Cortex-M project")
     p.add_argument("model")
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("-o", "--output", required=True,
+                   help="output folder: new, empty, or one mcuc compiled into before (else --force)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty folder mcuc did not create (replacing files of the same names)")
     p.add_argument("--json", action="store_true", help="print report.json")
     p.add_argument("--calibrate", metavar="SAMPLES",
                    help="quantize a float .onnx first (onnxruntime, QDQ, per-channel int8) on these samples: "
@@ -181,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=("nchw", "nhwc"), default=None,
                    help="layout of 4-D inputs/outputs at the API (as in compile)")
     _add_onnx_numerics_option(p)
+    _add_limit_option(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("bench", help="compile, emulate and measure: instructions, estimated cycles, SRAM, flash")

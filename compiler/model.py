@@ -10,6 +10,7 @@ import numpy as np
 from mcuc.frontend.onnx_numerics import OnnxNumerics, parse_onnx_numerics
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
+from mcuc.ir.tensor import quoted
 from mcuc.pipeline import LAYOUTS
 
 # The layout of 4-D graph inputs and outputs each format has of its own.
@@ -31,6 +32,9 @@ class Model:
     layout: str | None = None  # None: the format's own (NATIVE_LAYOUT)
     # What an ONNX model computes (mcuc.frontend.onnx_numerics.OnnxNumerics); None for .tflite.
     onnx_numerics: OnnxNumerics | None = None
+    # The size limit the model was read under (`--max-tensor-bytes`; None: the default of
+    # mcuc.frontend.validate), kept so that reading it again applies the same one.
+    max_tensor_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.layout is None:
@@ -42,22 +46,32 @@ class Model:
 
 
 def load_model(source: str | os.PathLike | bytes, format: str | None = None, layout: str | None = None,
-               onnx_numerics=None) -> Model:
+               onnx_numerics=None, max_tensor_bytes: int | None = None) -> Model:
     """Read a .tflite or .onnx model (by extension, or `format` for bytes). `layout` is
     the layout of 4-D graph inputs and outputs at the API (`--layout`): None keeps the
     model's own (NCHW for ONNX, NHWC for TFLite). `onnx_numerics` (`--onnx-numerics`: a
     name or an OnnxNumerics; None: exact) is the onnxruntime behaviour an ONNX model's
-    compiled code reproduces; it means nothing for .tflite."""
+    compiled code reproduces; it means nothing for .tflite. `max_tensor_bytes`
+    (`--max-tensor-bytes`; None: 64 MiB) bounds every tensor of the model, checked on its
+    shapes before anything of that size exists (mcuc.frontend.validate)."""
     if layout is not None and layout not in LAYOUTS:
         raise MCUCError(f"unknown --layout {layout!r}; choose nchw or nhwc")
+    from mcuc.frontend.validate import max_tensor_bytes_or_default
+
+    max_tensor_bytes_or_default(max_tensor_bytes)  # a bad limit is an error before any reading
     path = None
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
         path = Path(source)
-        if not path.is_file():
-            raise MCUCError(f"model file {str(path)!r} does not exist")
-        data = path.read_bytes()
+        if path.is_dir():
+            raise MCUCError(f"model {quoted(str(path))} is a directory, not a .tflite or .onnx file")
+        if not path.exists():
+            raise MCUCError(f"model file {quoted(str(path))} does not exist")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise MCUCError(f"cannot read model file {quoted(str(path))}: {e.strerror or e}") from None
         format = format or path.suffix.lower().lstrip(".")
     if format is None:
         format = "onnx" if data[4:8] != b"TFL3" and not data[:8].endswith(b"TFL3") else "tflite"
@@ -67,26 +81,27 @@ def load_model(source: str | os.PathLike | bytes, format: str | None = None, lay
         if layout == "nchw":
             raise MCUCError("--layout nchw: a .tflite model is NHWC and mcuc keeps it so (no transposes are "
                             "added); give NHWC inputs, or leave --layout out (nhwc is the only layout for .tflite)")
-        graph = load_tflite(data)
+        graph = load_tflite(data, max_tensor_bytes)
     elif format == "onnx":
         try:
             from mcuc.frontend.onnx import load_onnx
         except ImportError as e:
             raise MCUCError("this mcuc has no ONNX frontend yet") from e
         onnx_numerics = parse_onnx_numerics(onnx_numerics)
-        graph = load_onnx(data, layout or NATIVE_LAYOUT["onnx"], onnx_numerics)
+        graph = load_onnx(data, layout or NATIVE_LAYOUT["onnx"], onnx_numerics, max_tensor_bytes)
     else:
-        raise MCUCError(f"unknown model format {format!r}: mcuc reads .tflite and .onnx files")
+        raise MCUCError(f"unknown model format {quoted(format)}: mcuc reads .tflite and .onnx files")
     if path is not None:
         graph = graph.with_(name=_c_identifier(path.stem))
     return Model(graph, format, data, path, layout or NATIVE_LAYOUT[format],
-                 onnx_numerics if format == "onnx" else None)
+                 onnx_numerics if format == "onnx" else None, max_tensor_bytes)
 
 
 def load_with_options(source: str | os.PathLike | bytes, options) -> Model:
     """`load_model` with the compile options that act when a model is read (a
-    CompileOptions: --layout and --onnx-numerics)."""
-    return load_model(source, layout=options.layout, onnx_numerics=options.onnx_numerics)
+    CompileOptions: --layout, --onnx-numerics and --max-tensor-bytes)."""
+    return load_model(source, layout=options.layout, onnx_numerics=options.onnx_numerics,
+                      max_tensor_bytes=getattr(options, "max_tensor_bytes", None))
 
 
 def reloaded(model: Model, layout: str | None, onnx_numerics=None) -> Model:
@@ -99,7 +114,8 @@ def reloaded(model: Model, layout: str | None, onnx_numerics=None) -> Model:
     if same_layout and same_numerics:
         return model
     return load_model(model.path if model.path is not None else model.source, model.format,
-                      layout or model.layout, onnx_numerics if onnx_numerics is not None else model.onnx_numerics)
+                      layout or model.layout, onnx_numerics if onnx_numerics is not None else model.onnx_numerics,
+                      model.max_tensor_bytes)
 
 
 def _c_identifier(name: str) -> str:
@@ -109,16 +125,19 @@ def _c_identifier(name: str) -> str:
 
 
 def check_input_shapes(model: Model, inputs) -> None:
-    """MCUCError when an input has the rank of its graph input but another shape, above
-    all the same tensor in the other layout (its element count matches, so the runners,
-    which accept flat arrays, would read it in the wrong order without a word)."""
+    """MCUCError unless every input has exactly the shape of its graph input: another
+    rank (a 0-d or flat array), or the same tensor in the other layout, has the right
+    element count, so the runners would read it in some order without a word."""
     tensors = model.graph.inputs
     if len(inputs) != len(tensors):
         raise MCUCError(f"{model.name} takes {len(tensors)} inputs, got {len(inputs)}")
     for t, x in zip(tensors, inputs):
         shape = tuple(np.shape(x))
-        if len(shape) != len(t.shape) or shape == tuple(t.shape):
+        if shape == tuple(t.shape):
             continue
+        if len(shape) != len(t.shape):
+            raise MCUCError(f"input {quoted(t.name)} of {model.name}: expected a {len(t.shape)}-D array of shape "
+                            f"{list(t.shape)}, got {len(shape)}-D shape {list(shape)}; reshape it to {list(t.shape)}")
         advice = "give an array of that shape"
         for looks, perm, other in (("NCHW", _NCHW_TO_NHWC, "nchw"), ("NHWC", _NHWC_TO_NCHW, "nhwc")):
             if len(shape) == 4 and tuple(shape[i] for i in perm) == tuple(t.shape):
@@ -126,5 +145,5 @@ def check_input_shapes(model: Model, inputs) -> None:
                 if model.format == "onnx":
                     advice += f", or compile the model with --layout {other} (layout='{other}')"
         layout = f", layout {model.layout.upper()}" if len(t.shape) == 4 else ""
-        raise MCUCError(f"input {t.name!r} of {model.name}: expected shape {list(t.shape)}{layout}, "
+        raise MCUCError(f"input {quoted(t.name)} of {model.name}: expected shape {list(t.shape)}{layout}, "
                         f"got {list(shape)}; {advice}")

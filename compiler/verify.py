@@ -198,8 +198,12 @@ def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
     TFLite: every backend against tflite-micro. ONNX: every backend against mcuc's
     reference byte for byte, and the reference against onnxruntime (OnnxruntimeCheck); a
     backend is bit-exact when it equals the reference and the reference passed that check."""
-    if samples < 1:
-        raise MCUCError("--samples must be at least 1")
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise MCUCError(f"--samples must be a whole number of at least 1, got {samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MCUCError(f"--seed must be a whole number of at least 0, got {seed!r}")
+    if not backends:
+        raise MCUCError("no backend to verify: name at least one (e.g. reference)")
     options = options or CompileOptions()
     model = reloaded(model, options.layout, options.onnx_numerics)
     compiled = prepare(model.graph, options) if options.io == "int8" else model.graph
@@ -250,15 +254,25 @@ def format_verdict(report: dict) -> str:
     return "\n".join(lines)
 
 
+def verify_model(model, backends=("reference",), samples: int = 10, seed: int = 0, io: str | None = None,
+                 layout: str | None = None, onnx_numerics: str = "exact", max_tensor_bytes: int | None = None) -> dict:
+    """The API's verify (mcuc.verify / mcuc.api.verify): a model path, bytes or Model and
+    the options as keywords -> the `mcuc verify` report as a dict."""
+    from mcuc.model import load_model
+
+    options = CompileOptions(io=io, layout=layout, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
+    model = (reloaded(model, layout, onnx_numerics) if isinstance(model, Model)
+             else load_model(model, layout=layout, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes))
+    return verify(model, list(backends), samples, seed, options)
+
+
 class _CallableModule(types.ModuleType):
-    """`mcuc.verify` is the API function (mcuc.api.verify) and the name of this module:
-    once this module is imported, Python binds the package attribute `mcuc.verify` to
-    it, so the module answers calls as the API function does."""
+    """`mcuc.verify` is the API function and the name of this module: once this module is
+    imported, Python binds the package attribute `mcuc.verify` to it, so the module
+    answers calls as the API function does."""
 
     def __call__(self, *args, **kwargs) -> dict:
-        from mcuc.api import verify as api_verify
-
-        return api_verify(*args, **kwargs)
+        return verify_model(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule

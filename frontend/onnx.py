@@ -36,13 +36,17 @@ from mcuc.ir.ops import kinds, op_def
 from mcuc.ir.ops.quantize import QuantizeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
 from mcuc.ir.numerics import ORT_INTEGER
-from mcuc.ir.tensor import Quantization, Tensor
+from mcuc.ir.tensor import Quantization, Tensor, cut_name, quoted
 
 from .onnx_ops import BUILDERS, FLOAT_OPS, table_value
 from .onnx_numerics import OnnxNumerics, parse_onnx_numerics
 from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, QInput, QParams, Value
+from .validate import check_scales, check_size, max_tensor_bytes_or_default, validate_graph
 
+# The opsets of the default domain whose ops mcuc reads with their semantics (opset 21
+# adds blocked quantization and 4-bit types, which mcuc refuses where they appear).
 MIN_OPSET = 13
+MAX_OPSET = 21
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
 _DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize"}
 # Ops onnxruntime always runs in float (it has no quantized kernel for them). Their float
@@ -63,23 +67,57 @@ _DYNAMIC_QUANTIZATION = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"
 LAYOUTS = ("nchw", "nhwc")
 
 
-def load_onnx(data: bytes, layout: str = "nchw", numerics: OnnxNumerics | str | None = None) -> Graph:
+def load_onnx(data: bytes, layout: str = "nchw", numerics: OnnxNumerics | str | None = None,
+              max_tensor_bytes: int | None = None) -> Graph:
     """Read a quantized .onnx model into the IR, or raise MCUCError. `layout` is the
     layout of 4-D graph inputs and outputs at the API: "nchw" (the model's) or "nhwc".
     `numerics` is the onnxruntime behaviour to reproduce (mcuc.frontend.onnx_numerics;
-    None: the default, exact)."""
+    None: the default, exact). `max_tensor_bytes` bounds every tensor (frontend/validate.py;
+    None: its default)."""
     numerics = parse_onnx_numerics(numerics)
+    max_tensor_bytes = max_tensor_bytes_or_default(max_tensor_bytes)
     if layout not in LAYOUTS:
         raise MCUCError(f"unknown layout {layout!r} for an ONNX model; choose nchw or nhwc")
     try:
         import onnx
     except ImportError as e:  # pragma: no cover - onnx is an install requirement
         raise MCUCError("reading .onnx models needs the onnx package: pip install onnx") from e
+    if not data:
+        raise MCUCError("this is not an ONNX model: the file is empty")
     try:
         model = onnx.load_model_from_string(bytes(data))
     except Exception as e:  # protobuf raises its own DecodeError type
-        raise MCUCError(f"this is not a readable ONNX model: {e}") from None
-    return OnnxImporter(model, layout, numerics).run()
+        raise MCUCError(f"this is not a readable ONNX model: {_one_line(e)}") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise MCUCError("this ONNX model has no graph or no nodes: nothing to compile (not an ONNX model, "
+                        "or an empty one)")
+    _check_text(model)
+    return OnnxImporter(model, layout, numerics, max_tensor_bytes).run()
+
+
+def _one_line(error: Exception, limit: int = 200) -> str:
+    """A library's message on one line of at most `limit` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _check_text(model) -> None:
+    """Names and op types must be text: protobuf hands proto2 strings that are not
+    UTF-8 over as bytes, which no later step expects."""
+    g = model.graph
+    for i, node in enumerate(g.node):
+        fields = [node.op_type, node.domain, node.name, *node.input, *node.output,
+                  *(a.name for a in node.attribute)]
+        if not all(isinstance(f, str) for f in fields):
+            bad = next(f for f in fields if not isinstance(f, str))
+            raise MCUCError(f"ONNX node {i}: {quoted(bad)} is not UTF-8 text (a corrupt file?); op types and "
+                            "names must be text")
+    for info in [*g.input, *g.output, *g.value_info, *g.initializer]:
+        if not isinstance(info.name, str):
+            raise MCUCError(f"ONNX graph: tensor name {quoted(info.name)} is not UTF-8 text (a corrupt file?)")
+    for imp in model.opset_import:
+        if not isinstance(imp.domain, str):
+            raise MCUCError(f"ONNX opset domain {quoted(imp.domain)} is not UTF-8 text (a corrupt file?)")
 
 
 def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -100,17 +138,20 @@ class OnnxImporter:
     """Reads one ONNX model into the IR; implements onnx_context.BuildContext for the op
     builders of onnx_ops.py."""
 
-    def __init__(self, model, layout: str, numerics: OnnxNumerics):
+    def __init__(self, model, layout: str, numerics: OnnxNumerics, max_tensor_bytes: int | None = None):
         import onnx
 
         self.model = model
         self.numerics = numerics
+        self.max_tensor_bytes = max_tensor_bytes_or_default(max_tensor_bytes)
         self.nhwc_edges = layout == "nhwc"  # 4-D graph inputs/outputs are NHWC at the API
         self._check_opset()
+        self._check_initializers(model.graph)
         try:
             model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
         except Exception as e:
-            raise MCUCError(f"ONNX shape inference failed: {e}; export the model with static shapes") from None
+            raise MCUCError(f"ONNX shape inference failed: {_one_line(e)}; export the model with static shapes") \
+                from None
         self.graph = model.graph
         self.constants: dict[str, np.ndarray] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -124,7 +165,10 @@ class OnnxImporter:
         from onnx import numpy_helper
 
         for init in self.graph.initializer:
-            self.constants[init.name] = numpy_helper.to_array(init)
+            try:
+                self.constants[init.name] = numpy_helper.to_array(init)
+            except Exception as e:  # a corrupt TensorProto: data that does not fill its dims
+                raise MCUCError(f"ONNX initializer {quoted(init.name)} is corrupt: {_one_line(e)}") from None
         for info in [*self.graph.input, *self.graph.value_info, *self.graph.output]:
             self._record_type(info)
         for node in self.graph.node:
@@ -137,8 +181,28 @@ class OnnxImporter:
     def _check_opset(self) -> None:
         for imp in self.model.opset_import:
             if imp.domain in ("", "ai.onnx") and imp.version < MIN_OPSET:
-                raise MCUCError(f"the model uses opset {imp.version}; mcuc reads opset {MIN_OPSET} and newer: "
-                                "convert it with onnx.version_converter.convert_version(model, 13)")
+                raise MCUCError(f"the model uses opset {imp.version}; mcuc reads opsets {MIN_OPSET} to {MAX_OPSET}: "
+                                f"convert it with onnx.version_converter.convert_version(model, {MIN_OPSET})")
+            if imp.domain in ("", "ai.onnx") and imp.version > MAX_OPSET:
+                raise MCUCError(f"the model uses opset {imp.version}; mcuc reads opsets {MIN_OPSET} to {MAX_OPSET}: "
+                                f"convert it with onnx.version_converter.convert_version(model, {MAX_OPSET})")
+
+    def _check_initializers(self, graph) -> None:
+        """Before any initializer becomes an array: data inside the file, sizes in the limit."""
+        from onnx import TensorProto, helper
+
+        for init in graph.initializer:
+            what = f"ONNX initializer {quoted(init.name)}"
+            if init.data_location == TensorProto.EXTERNAL or init.external_data:
+                raise MCUCError(f"{what} keeps its data in an external file; mcuc reads self-contained models "
+                                "(save with onnx.save(model, path, save_as_external_data=False))")
+            if init.HasField("segment"):
+                raise MCUCError(f"{what} is split into segments; mcuc reads whole tensors")
+            try:
+                itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
+            except Exception:
+                raise MCUCError(f"{what} has element type {init.data_type}, which mcuc does not read") from None
+            check_size(list(init.dims), itemsize, what, self.max_tensor_bytes)
 
     def _record_type(self, info) -> None:
         t = info.type.tensor_type
@@ -157,9 +221,11 @@ class OnnxImporter:
     # -- helpers ---------------------------------------------------------------------
 
     def error(self, node, what: str) -> MCUCError:
-        return MCUCError(f"ONNX node {node.name or node.output[0]!r} ({node.op_type}): {what}")
+        name = node.name or (node.output[0] if node.output else "")
+        return MCUCError(f"ONNX node {quoted(name)} ({cut_name(node.op_type, 40)}): {what}")
 
     def unique(self, name: str) -> str:
+        name = cut_name(name)  # model names reach the IR (and every message) cut
         base, n = name or "t", 1
         while name in self.names:
             name = f"{base}_{n}"
@@ -169,7 +235,7 @@ class OnnxImporter:
 
     def constant(self, node, name: str, what: str) -> np.ndarray:
         if name not in self.constants:
-            raise self.error(node, f"{what} {name!r} is computed at run time; mcuc needs it as a constant "
+            raise self.error(node, f"{what} {quoted(name)} is computed at run time; mcuc needs it as a constant "
                                     "initializer (fold it with onnxruntime's optimizer or onnx-simplifier)")
         return self.constants[name]
 
@@ -182,8 +248,10 @@ class OnnxImporter:
               node_name: str = "") -> Tensor:
         """Append one IR op; its output shape comes from the op's own shape rule."""
         probe = Tensor(self.unique(out_name), (1,), dtype, quant)
-        op = Op(kind, tuple(inputs), (probe,), attrs, name=node_name)
+        op = Op(kind, tuple(inputs), (probe,), attrs, name=cut_name(node_name))
         shape = op_def(kind).infer_shapes(op)[0]
+        # Before anything computes on it: a builder may allocate by this shape.
+        check_size(shape, np.dtype(dtype).itemsize, f"the output {quoted(out_name)} of {kind}", self.max_tensor_bytes)
         out = probe.with_(shape=shape)
         self.ops.append(op.with_(outputs=(out,)))
         return out
@@ -193,11 +261,23 @@ class OnnxImporter:
         if zp_name:
             zp_arr = self.constant(node, zp_name, "zero point")
             dtype = str(zp_arr.dtype)
-            zp = np.atleast_1d(zp_arr).astype(np.int64)
+            zp = np.atleast_1d(zp_arr).astype(np.int64).reshape(-1)
         else:
             zp = np.zeros(scale.shape, np.int64)
-        if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
-            raise self.error(node, f"scale {scale_name!r} must be positive and finite")
+        scale = scale.reshape(-1)
+        if scale.size == 0:
+            raise self.error(node, f"scale {quoted(scale_name)} is empty")
+        if zp.size != scale.size:
+            raise self.error(node, f"{scale.size} scales but {zp.size} zero points ({quoted(zp_name)})")
+        if dtype in ("int8", "uint8", "int32"):
+            lo, hi = np.iinfo(np.dtype(dtype)).min, np.iinfo(np.dtype(dtype)).max
+            bad = np.flatnonzero((zp < lo) | (zp > hi))
+            if bad.size:
+                raise self.error(node, f"zero point {int(zp[bad[0]])} is outside the {dtype} range")
+        try:
+            check_scales(scale, f"scale {quoted(scale_name)}")
+        except MCUCError as e:
+            raise self.error(node, str(e)) from None
         return QParams(scale, zp, axis, dtype)
 
     # -- the walk --------------------------------------------------------------------
@@ -209,33 +289,37 @@ class OnnxImporter:
                 continue
             shape = self.shapes.get(info.name)
             if shape is None:
-                raise MCUCError(f"ONNX graph input {info.name!r} has a dynamic or unknown shape; mcuc compiles "
+                raise MCUCError(f"ONNX graph input {quoted(info.name)} has a dynamic or unknown shape; mcuc compiles "
                                 "static shapes: export with fixed dimensions or set them with "
                                 "onnx.tools.update_model_dims")
             dtype = self.dtypes.get(info.name, "?")
+            check_size(shape, np.dtype(dtype).itemsize if dtype in (*INT_TYPES, "float32") else 4,
+                       f"ONNX graph input {quoted(info.name)}", self.max_tensor_bytes)
             if dtype in INT_TYPES:
                 inputs.append(self._quantized_graph_input(info.name, shape, dtype))
                 continue
             if dtype != "float32":
-                raise MCUCError(f"ONNX graph input {info.name!r} is {dtype}; mcuc reads float32 inputs followed "
+                raise MCUCError(f"ONNX graph input {quoted(info.name)} is {dtype}; mcuc reads float32 inputs followed "
                                 "by QuantizeLinear (what onnxruntime.quantization writes) or int8/uint8 inputs")
             nhwc = self.nhwc_edges and len(shape) == 4
             t = Tensor(self.unique(info.name), _nhwc(shape) if nhwc else shape, "float32")
             inputs.append(t)
             self.values[info.name] = Value(t, nchw=nhwc)
+        if not self.graph.output:
+            raise MCUCError("the ONNX graph has no outputs: nothing to compute")
         for node in self.graph.node:
             if id(node) in self.absorbed:
                 continue
             self._convert(node)
         outputs = [self._graph_output(info.name) for info in self.graph.output]
-        graph = Graph(tuple(self.ops), tuple(inputs), tuple(outputs), name=self.graph.name or "model")
+        graph = Graph(tuple(self.ops), tuple(inputs), tuple(outputs), name=cut_name(self.graph.name or "model"))
         graph.verify()
-        return graph
+        return validate_graph(graph, self.max_tensor_bytes)
 
     def _convert(self, node) -> None:
         kind = node.op_type
         if node.domain not in ("", "ai.onnx", "com.microsoft"):
-            raise self.error(node, f"op domain {node.domain!r} is not supported; mcuc reads the standard ONNX "
+            raise self.error(node, f"op domain {quoted(node.domain)} is not supported; mcuc reads the standard ONNX "
                                     "ops and onnxruntime's com.microsoft quantized ops")
         if kind == "Constant":
             self.constants[node.output[0]] = self._constant_value(node)
@@ -255,8 +339,8 @@ class OnnxImporter:
                                     "onnxruntime.quantization.quantize_static, or compile the float model with "
                                     "--calibrate")
         else:
-            raise self.error(node, f"op type {kind} is not supported by mcuc's ONNX frontend (supported: "
-                                    f"{', '.join(sorted(FLOAT_OPS))} in QDQ form, and {', '.join(QOPERATOR_OPS)}); "
+            raise self.error(node, f"op type {cut_name(kind, 40)} is not supported (mcuc reads "
+                                    f"{', '.join(sorted(FLOAT_OPS))} in QDQ form, and their QLinear* nodes); "
                                     "replace it or keep it outside the quantized model")
 
     def _identity(self, node) -> None:
@@ -267,7 +351,7 @@ class OnnxImporter:
             # What quantize_static writes for a model exported with shared initializers and
             # not pre-processed: after removing the Identity nodes, onnxruntime's optimizer
             # fuses some of the ops sharing that DequantizeLinear and runs others in float.
-            raise self.error(node, f"shares the dequantized constant {src!r} among "
+            raise self.error(node, f"shares the dequantized constant {quoted(src)} among "
                                     f"{len(self.consumers[src])} nodes, which onnxruntime runs partly in float in "
                                     "a way mcuc does not reproduce; quantize after onnxruntime.quantization."
                                     "shape_inference.quant_pre_process (it folds Identity nodes), or compile the "
@@ -276,7 +360,7 @@ class OnnxImporter:
             if src in table:
                 table[out] = table[src]
                 return
-        raise self.error(node, f"input {src!r} is not computed by a supported op")
+        raise self.error(node, f"input {quoted(src)} is not computed by a supported op")
 
     def _constant_value(self, node) -> np.ndarray:
         from onnx import TensorProto, helper, numpy_helper
@@ -302,7 +386,7 @@ class OnnxImporter:
         qp = self._qdq_params(node)
         src = self.values.get(node.input[0])
         if src is None or src.tensor.dtype != "float32":
-            raise self.error(node, f"input {node.input[0]!r} is not a float graph input; mcuc supports "
+            raise self.error(node, f"input {quoted(node.input[0])} is not a float graph input; mcuc supports "
                                     "QuantizeLinear on graph inputs and after the ops it fuses")
         if qp.scale.size != 1:
             raise self.error(node, "per-channel activation quantization is not supported")
@@ -330,13 +414,13 @@ class OnnxImporter:
         reader = next(iter(self.consumers.get(name, [])), None)
         if reader is None or not (reader.op_type == "DequantizeLinear" or reader.op_type.startswith("QLinear")
                                   or reader.op_type == "QGemm"):
-            raise MCUCError(f"ONNX graph input {name!r} ({dtype}) is not read by a DequantizeLinear or QLinear* "
+            raise MCUCError(f"ONNX graph input {quoted(name)} ({dtype}) is not read by a DequantizeLinear or QLinear* "
                             "node; mcuc cannot tell its quantization")
         position = list(reader.input).index(name)
         zp_name = reader.input[position + 2] if len(reader.input) > position + 2 else ""
         qp = self._qparams(reader, reader.input[position + 1], zp_name or None, 0, dtype)
         if qp.scale.size != 1:
-            raise self.error(reader, f"per-channel quantization of graph input {name!r} is not supported")
+            raise self.error(reader, f"per-channel quantization of graph input {quoted(name)} is not supported")
         api_shape = _nhwc(shape) if self.nhwc_edges and len(shape) == 4 else shape
         t = Tensor(self.unique(name), api_shape, dtype, Quantization(qp.scale, qp.zero_point, 0))
         q = t
@@ -373,22 +457,22 @@ class OnnxImporter:
             src_name, qp = self.dequantized[name]
             src = self.values.get(src_name)
             if src is None:
-                raise MCUCError(f"ONNX graph output {name!r} dequantizes a constant; mcuc needs computed outputs")
+                raise MCUCError(f"ONNX graph output {quoted(name)} dequantizes a constant; mcuc needs computed outputs")
             return self.emit(kinds.DEQUANTIZE, [self._api_layout(name, src)], None, name, "float32", None)
-        raise MCUCError(f"ONNX graph output {name!r} is not the result of a DequantizeLinear; mcuc compiles "
+        raise MCUCError(f"ONNX graph output {quoted(name)} is not the result of a DequantizeLinear; mcuc compiles "
                         "quantized models with float outputs (what onnxruntime.quantization writes)")
 
     # QDQ groups ------------------------------------------------------------------------
 
     def _dq_input(self, node, name: str) -> QInput:
         if name not in self.dequantized:
-            raise self.error(node, f"input {name!r} does not come from a DequantizeLinear: the op would run in "
+            raise self.error(node, f"input {quoted(name)} does not come from a DequantizeLinear: the op would run in "
                                     "float; quantize the whole model (onnxruntime.quantization.quantize_static)")
         src_name, qp = self.dequantized[name]
         if src_name in self.constants:
             return QInput(qp, data=self.constants[src_name])
         if src_name not in self.values:
-            raise self.error(node, f"input {src_name!r} is not computed by a supported op")
+            raise self.error(node, f"input {quoted(src_name)} is not computed by a supported op")
         return QInput(qp, value=self.values[src_name])
 
     def _single_consumer(self, quantized_name: str) -> bool:
@@ -416,7 +500,7 @@ class OnnxImporter:
             out = users[0].output[0]
             users = self.consumers.get(out, [])
         if out in graph_outputs or len(users) != 1 or users[0].op_type != "QuantizeLinear":
-            raise self.error(node, f"output {out!r} is not consumed by exactly one QuantizeLinear; onnxruntime "
+            raise self.error(node, f"output {quoted(out)} is not consumed by exactly one QuantizeLinear; onnxruntime "
                                     "would run this op in float; quantize the whole model")
         q = users[0]
         self.absorbed.add(id(q))
@@ -477,9 +561,9 @@ class OnnxImporter:
         if name in self.dequantized:
             src, qp = self.dequantized[name]
             if src not in self.constants:
-                raise self.error(node, f"weight {src!r} is computed at run time; mcuc needs constant weights")
+                raise self.error(node, f"weight {quoted(src)} is computed at run time; mcuc needs constant weights")
             return QInput(qp, data=self.constants[src])
-        raise self.error(node, f"weight {name!r} is not a dequantized constant (float weights); quantize the "
+        raise self.error(node, f"weight {quoted(name)} is not a dequantized constant (float weights); quantize the "
                                 "model with onnxruntime.quantization.quantize_static")
 
     def _relu(self, node) -> None:
@@ -526,7 +610,7 @@ class OnnxImporter:
         if value_name in self.constants:
             return QInput(qp, data=self.constants[value_name])
         if value_name not in self.values:
-            raise self.error(node, f"input {value_name!r} is not computed by a supported op")
+            raise self.error(node, f"input {quoted(value_name)} is not computed by a supported op")
         return QInput(qp, value=self.values[value_name])
 
     def _qoperator(self, node) -> None:
@@ -591,7 +675,7 @@ class OnnxImporter:
             raise self.error(node, f"activations of type {q.qparams.dtype} are not supported; use int8 or uint8")
         held, read = q.value.tensor.quant, q.qparams.ir_quant(0)
         if not (np.array_equal(held.scale, read.scale) and np.array_equal(held.zero_point, read.zero_point)):
-            raise self.error(node, f"reads {q.value.tensor.name!r} with quantization {read!r}, but it was "
+            raise self.error(node, f"reads {quoted(q.value.tensor.name)} with quantization {read!r}, but it was "
                                     f"quantized with {held!r}; requantize explicitly")
         return q.value
 
@@ -617,7 +701,34 @@ class OnnxImporter:
                                     f"the output-channel axis {channel_axis}")
         return w.data, Quantization(w.qparams.scale, np.zeros(w.qparams.scale.size, np.int64), 0)
 
-    def bias(self, node, b: QInput | None, x: QInput, w_quant: Quantization, channels: int) -> Tensor | None:
+    def bias_in_float(self, node, b: QInput | None, x: QInput, w_quant: Quantization, channels: int) -> bool:
+        """Whether a QDQ bias keeps onnxruntime from fusing its Conv group, which then runs
+        in float with the bias dequantized by its own parameters (OrtFloat). Measured on the
+        pinned onnxruntime (tests/frontend/test_hostile_onnx.py): a Conv fuses exactly when
+        every zero point of its bias is 0 and every channel's scale s is within 1e-6 + 1e-2 *
+        |x_scale * w_scale| of x_scale * w_scale, and the fused kernel then adds the int32
+        values as if their scale were x_scale * w_scale. A Gemm fuses whatever its bias's
+        parameters (QGemm adds the raw int32 values). A scale at the edge of the Conv
+        tolerance is refused: which side onnxruntime takes there is not certain."""
+        if b is None or b.qparams is _IMPLIED_BIAS_QPARAMS or node.op_type != "Conv":
+            return False
+        if np.any(b.qparams.zero_point != 0):
+            return True
+        implied = (np.float32(x.qparams.scale[0]) * w_quant.scale.astype(np.float32)).astype(np.float64)
+        implied = np.broadcast_to(implied, (channels,))
+        stated = np.broadcast_to(b.qparams.scale.astype(np.float64), (channels,))
+        ratio = np.abs(stated - implied) / (1e-6 + 1e-2 * np.abs(implied))
+        edge = np.flatnonzero((ratio > 0.98) & (ratio < 1.02))
+        if edge.size:
+            c = int(edge[0])
+            raise self.error(node, f"the bias scale {stated[c]:.9g} of channel {c} is at the edge of onnxruntime's "
+                                    f"tolerance around input scale x weight scale ({implied[c]:.9g}), where mcuc "
+                                    "cannot tell whether onnxruntime fuses the group; quantize the bias with "
+                                    "scale input_scale x weight_scale")
+        return bool(np.any(ratio >= 1.02))
+
+    def bias(self, node, b: QInput | None, x: QInput, w_quant: Quantization, channels: int,
+             in_float: bool = False) -> Tensor | None:
         if b is None:
             return None
         data = np.asarray(b.data)
@@ -627,5 +738,13 @@ class OnnxImporter:
             scale = np.float32(x.qparams.scale[0]) * w_quant.scale
         else:  # a QDQ bias states its own (a float island dequantizes it with that)
             scale = np.broadcast_to(b.qparams.scale.astype(np.float32), (channels,)).copy()
+            zero_point = np.broadcast_to(b.qparams.zero_point, (channels,))
+            if in_float and np.any(zero_point != 0):
+                # DequantizeLinear subtracts it in int32: the IR's bias holds the difference.
+                # (A fused kernel adds the raw values: the zero point is then ignored.)
+                shifted = data.reshape(channels).astype(np.int64) - zero_point
+                if np.any(shifted != shifted.astype(np.int32)):
+                    raise self.error(node, "bias minus its zero point leaves int32")
+                data = shifted.astype(np.int32)
         return Tensor(self.unique(node.name + "_bias"), (channels,), "int32",
                       Quantization(scale, np.zeros(scale.size, np.int64)), data.reshape(channels))

@@ -40,5 +40,10 @@ class BuildContext(Protocol):
     def weights(self, node, w: QInput, channel_axis: int) -> tuple[np.ndarray, Quantization]:
         """Symmetric int8 weights, per tensor or per `channel_axis`, and their quantization."""
 
-    def bias(self, node, b: QInput | None, x: QInput, w_quant: Quantization, channels: int) -> Tensor | None:
-        """The int32 bias tensor of a conv/Gemm (None without bias)."""
+    def bias(self, node, b: QInput | None, x: QInput, w_quant: Quantization, channels: int,
+             in_float: bool = False) -> Tensor | None:
+        """The int32 bias tensor of a conv/Gemm (None without bias); `in_float`: the group
+        runs in float, where DequantizeLinear subtracts the bias's zero point."""
+
+    def bias_in_float(self, node, b: QInput | None, x: QInput, w_quant: Quantization, channels: int) -> bool:
+        """Whether the bias's own quantization keeps onnxruntime from fusing the group."""

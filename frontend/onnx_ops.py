@@ -22,7 +22,7 @@ from mcuc.ir.ops.reshape import ReshapeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
 from mcuc.ir.ort_numerics import (build_lookup_table, hard_swish_f32, leaky_relu_f32,
                                   logistic_f32, quantize_linear)
-from mcuc.ir.tensor import Quantization, Tensor
+from mcuc.ir.tensor import Quantization, Tensor, quoted
 
 from .onnx_context import BuildContext
 from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, UINT8_OFFSET, QInput, QParams,
@@ -37,10 +37,16 @@ def _window_attrs(imp: BuildContext, node, in_hw: tuple[int, int], kernel: tuple
     dilations = tuple(int(d) for d in a.get("dilations", (1, 1)))
     if len(strides) != 2 or len(dilations) != 2:
         raise imp.error(node, "only 2-D windows (4-D NCHW tensors) are supported")
+    if min(strides) < 1 or min(dilations) < 1:
+        raise imp.error(node, f"strides {list(strides)} and dilations {list(dilations)} must be positive")
+    if min(kernel) < 1:
+        raise imp.error(node, f"kernel {list(kernel)} must be at least 1x1")
     auto_pad = a.get("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    auto_pad = auto_pad.decode(errors="replace") if isinstance(auto_pad, bytes) else auto_pad
     if auto_pad in ("NOTSET", ""):
         p = [int(v) for v in a.get("pads", (0, 0, 0, 0))]
+        if len(p) != 4 or min(p) < 0:
+            raise imp.error(node, f"pads {p[:8]} must be 4 non-negative values [top, left, bottom, right]")
         padding = Padding2D(top=p[0], left=p[1], bottom=p[2], right=p[3])
     elif auto_pad == "VALID":
         padding = Padding2D()
@@ -53,7 +59,7 @@ def _window_attrs(imp: BuildContext, node, in_hw: tuple[int, int], kernel: tuple
             pads.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
         padding = Padding2D(top=pads[0][0], bottom=pads[0][1], left=pads[1][0], right=pads[1][1])
     else:
-        raise imp.error(node, f"auto_pad {auto_pad!r} is not supported")
+        raise imp.error(node, f"auto_pad {quoted(auto_pad)} is not supported")
     if int(a.get("ceil_mode", 0)):
         raise imp.error(node, "ceil_mode=1 is not supported; export with ceil_mode=0")
     return strides, dilations, padding
@@ -66,16 +72,21 @@ def _build_conv(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Va
     if len(x.tensor.shape) != 4 or not x.nchw:
         raise imp.error(node, "only 2-D convolutions of 4-D NCHW tensors are supported")
     w, wquant = imp.weights(node, wq, 0)
-    if w.ndim != 4:
-        raise imp.error(node, f"weights of shape {list(w.shape)} are not 4-D [M, C/group, kH, kW]")
+    if w.ndim != 4 or min(w.shape) < 1:
+        raise imp.error(node, f"weights of shape {list(w.shape)} are not 4-D [M, C/group, kH, kW] without an "
+                               "empty dimension")
     group = int(imp.attrs(node).get("group", 1))
     strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], w.shape[2:])
     cin, m = x.tensor.shape[3], w.shape[0]
-    bias = imp.bias(node, bq, xq, wquant, m)
+    if group < 1 or cin % group or m % group or w.shape[1] * group != cin:
+        raise imp.error(node, f"group {group} does not fit {cin} input channels, {m} output channels and weights "
+                               f"of shape {list(w.shape)} (C must be group x {w.shape[1]}, M a multiple of group)")
     outq = out.ir_quant(0)
     # Every conv but onnxruntime's depthwise kernel (one output per channel) is a u8s8 GEMM.
     u8s8 = u8s8_pairs_saturate(imp.numerics, xq.qparams, out)
-    in_float = runs_in_float(node, imp.numerics, xq.qparams, out)
+    # (a bias quantized otherwise than x_scale * w_scale keeps onnxruntime from fusing the group)
+    in_float = runs_in_float(node, imp.numerics, xq.qparams, out) or imp.bias_in_float(node, bq, xq, wquant, m)
+    bias = imp.bias(node, bq, xq, wquant, m, in_float)
     on_uint8 = ort_on_uint8(xq.qparams, out)
     if group > 1 and group == cin and w.shape[1] == 1:
         weights = Tensor(imp.unique(node.name + "_weights"), (1, *w.shape[2:], m), "int8",
@@ -100,13 +111,14 @@ def _build_fc(imp: BuildContext, node, x: Value, xq: QInput, w: np.ndarray, wqua
     """FULLY_CONNECTED with weights [units, depth]."""
     if x.nchw:
         raise imp.error(node, "a matrix product of a 4-D tensor is not supported; Flatten it first")
-    bias = imp.bias(node, bq, xq, wquant, w.shape[0])
     weights = Tensor(imp.unique(node.name + "_weights"), w.shape, "int8", wquant, w)
     keep = len(x.tensor.shape) > 2
-    if runs_in_float(node, imp.numerics, xq.qparams, out):
+    in_float = runs_in_float(node, imp.numerics, xq.qparams, out) or imp.bias_in_float(node, bq, xq, wquant, w.shape[0])
+    if in_float:
         numerics = OrtFloat(gemm_transposed_b=transposed_b)
     else:
         numerics = OrtInteger(ort_on_uint8(xq.qparams, out), u8s8_pairs_saturate(imp.numerics, xq.qparams, out))
+    bias = imp.bias(node, bq, xq, wquant, w.shape[0], in_float)
     attrs = FullyConnectedAttrs(keep_num_dims=keep, numerics=numerics)
     inputs = [x.tensor, weights] + ([bias] if bias is not None else [])
     y = imp.emit(kinds.FULLY_CONNECTED, inputs, attrs, out_name, "int8", out.ir_quant(0), node.name)
@@ -212,6 +224,8 @@ def _build_reduce_mean(imp: BuildContext, node, ins, out: QParams, out_name: str
 def _pool_window(imp: BuildContext, node, x: Value):
     """(kernel, strides, padding) of a MaxPool/AveragePool: 2-D windows over a 4-D NCHW
     tensor, without dilation."""
+    if "kernel_shape" not in imp.attrs(node):
+        raise imp.error(node, "kernel_shape is missing")
     kernel = tuple(int(k) for k in imp.attrs(node)["kernel_shape"])
     if not x.nchw or len(kernel) != 2:
         raise imp.error(node, "only 2-D pooling of 4-D NCHW tensors is supported")
@@ -362,7 +376,7 @@ def _build_pad(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Val
     mode = a.get("mode", b"constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode != "constant":
-        raise imp.error(node, f"mode {mode!r} is not supported; only constant padding")
+        raise imp.error(node, f"mode {quoted(mode)} is not supported; only constant padding")
     if len(node.input) > 3 and node.input[3]:
         raise imp.error(node, "the axes input is not supported; give pads for every axis")
     pads = [int(v) for v in np.asarray(imp.constant(node, node.input[1], "pads")).reshape(-1)]
@@ -441,10 +455,10 @@ def _build_resize(imp: BuildContext, node, ins, out: QParams, out_name: str) -> 
     mode, transform, nearest = text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel"), \
         text("nearest_mode", "round_prefer_floor")
     if mode != "nearest" or not x.nchw:
-        raise imp.error(node, f"only mode 'nearest' on 4-D NCHW tensors is supported (got {mode!r})")
+        raise imp.error(node, f"only mode 'nearest' on 4-D NCHW tensors is supported (got {quoted(mode)})")
     if transform not in ("half_pixel", "pytorch_half_pixel", "asymmetric", "tf_half_pixel_for_nn", "align_corners") \
             or nearest not in _NEAREST_MODES:
-        raise imp.error(node, f"coordinate_transformation_mode {transform!r} with nearest_mode {nearest!r} is not supported")
+        raise imp.error(node, f"coordinate_transformation_mode {quoted(transform)} with nearest_mode {quoted(nearest)} is not supported")
     n, h, w, c = x.tensor.shape
     names = list(node.input) + ["", "", ""]
     if names[3]:

@@ -30,7 +30,7 @@ from flatbuffers import number_types as N
 
 from mcuc.ir import Graph, MCUCError, Op, Quantization, Tensor
 from mcuc.ir.ops import kinds, op_def, supported_kinds
-from mcuc.ir.ops.common import Padding2D, dtype_range
+from mcuc.ir.ops.common import Padding2D, dtype_range, short_label
 from mcuc.ir.ops.add import AddAttrs
 from mcuc.ir.ops.concatenation import ConcatAttrs
 from mcuc.ir.ops.conv2d import Conv2DAttrs
@@ -46,6 +46,9 @@ from mcuc.ir.ops.softmax import SoftmaxAttrs
 from mcuc.ir.ops.squeeze import SqueezeAttrs
 from mcuc.ir.ops.sub import SubAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
+from mcuc.ir.tensor import cut_name, quoted
+
+from .validate import check_scales, max_tensor_bytes_or_default, validate_graph
 
 _FILE_IDENTIFIER = b"TFL3"
 # A tensor larger than this cannot fit any microcontroller (nor int32 indexing).
@@ -165,7 +168,7 @@ def activation_range(activation: int, output: Tensor, where: str) -> tuple[int, 
                         "(mcuc supports NONE, RELU, RELU6, RELU_N1_TO_1)")
     if output.quant is None or output.dtype not in ("int8", "uint8", "int16"):
         raise MCUCError(f"{where}: fused_activation_function {name} on the non-quantized output "
-                        f"{output.name!r} ({output.dtype}) is not supported")
+                        f"{quoted(output.name)} ({output.dtype}) is not supported")
     qmin, qmax = dtype_range(output.dtype)
     scale = np.float32(output.quant.scale[0])
     zero_point = output.quant.scalar_zero_point
@@ -174,7 +177,7 @@ def activation_range(activation: int, output: Tensor, where: str) -> tuple[int, 
         with np.errstate(all="ignore"):
             q = _round_half_away(np.float32(real) / scale)
         if not -2**31 <= q <= 2**31 - 1:
-            raise MCUCError(f"{where}: output {output.name!r} scale {float(scale)} makes the "
+            raise MCUCError(f"{where}: output {quoted(output.name)} scale {float(scale)} makes the "
                             f"{name} bound {real} overflow int32")
         return zero_point + int(q)
 
@@ -245,10 +248,10 @@ class _OpContext:
             raise self.fail(f"the {what} input (input {position}) is missing")
         t = self.inputs[position]
         if not t.is_constant:
-            raise self.fail(f"the {what} input {t.name!r} must be a constant tensor; mcuc does not "
+            raise self.fail(f"the {what} input {quoted(t.name)} must be a constant tensor; mcuc does not "
                             "support run-time " + what)
         if t.dtype not in ("int32", "int64"):
-            raise self.fail(f"the {what} input {t.name!r} must be int32 or int64, not {t.dtype}")
+            raise self.fail(f"the {what} input {quoted(t.name)} must be int32 or int64, not {t.dtype}")
         return t.data.astype(np.int64)
 
     def axis(self, value: int, rank: int, what: str) -> int:
@@ -276,19 +279,34 @@ def _window_params(ctx: _OpContext) -> tuple[tuple[int, int], tuple[int, int]]:
 def _spatial_input(ctx: _OpContext) -> Tensor:
     x = ctx.inputs[0]
     if len(x.shape) != 4:
-        raise ctx.fail(f"input {x.name!r} must be 4-D NHWC, got shape {x.shape}")
+        raise ctx.fail(f"input {quoted(x.name)} must be 4-D NHWC, got shape {x.shape}")
     return x
 
 
 def _kernel_weights(ctx: _OpContext) -> Tensor:
     w = ctx.inputs[1]
     if len(w.shape) != 4:
-        raise ctx.fail(f"weights {w.name!r} must be 4-D, got shape {w.shape}")
+        raise ctx.fail(f"weights {quoted(w.name)} must be 4-D, got shape {w.shape}")
     return w
+
+
+def _check_bias(ctx: _OpContext) -> None:
+    """The bias of an int8 conv / depthwise / fully connected layer is int32: the oracle
+    reads its bytes as int32 whatever type the file declares."""
+    x = ctx.inputs[0]
+    b = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    if b is None or x.dtype not in ("int8", "uint8"):
+        return
+    if b.dtype != "int32":
+        raise ctx.fail(f"bias {quoted(b.name)} is {b.dtype}; an {x.dtype} layer needs an int32 bias (tflite-micro "
+                       "would read its bytes as int32)")
+    if not b.is_constant:
+        raise ctx.fail(f"bias {quoted(b.name)} must be a constant tensor")
 
 
 def _conv2d(ctx: _OpContext):
     ctx.need_inputs(2, 3)
+    _check_bias(ctx)
     x, w = _spatial_input(ctx), _kernel_weights(ctx)
     stride, dilation = _window_params(ctx)
     padding = explicit_padding(ctx.options.Padding(), x.shape[1:3], w.shape[1:3], stride, dilation, ctx.where)
@@ -298,13 +316,18 @@ def _conv2d(ctx: _OpContext):
 
 def _depthwise_conv2d(ctx: _OpContext):
     ctx.need_inputs(2, 3)
+    _check_bias(ctx)
     x, w = _spatial_input(ctx), _kernel_weights(ctx)
     stride, dilation = _window_params(ctx)
     padding = explicit_padding(ctx.options.Padding(), x.shape[1:3], w.shape[1:3], stride, dilation, ctx.where)
-    # The weights' shape is authoritative: converters have written inconsistent
-    # depth_multiplier options, and the kernels derive it from the channel counts too.
     if x.shape[3] == 0 or w.shape[3] % x.shape[3]:
         raise ctx.fail(f"weights have {w.shape[3]} channels, not a multiple of the input's {x.shape[3]}")
+    # tflite-micro loops over the option's depth_multiplier whatever the shapes say (and
+    # reads out of bounds when they disagree): only a consistent option means anything.
+    multiplier = int(ctx.options.DepthMultiplier())
+    if multiplier != w.shape[3] // x.shape[3]:
+        raise ctx.fail(f"depth_multiplier {multiplier} disagrees with the weights: {w.shape[3]} output channels "
+                       f"over {x.shape[3]} input channels is a multiplier of {w.shape[3] // x.shape[3]}")
     lo, hi = ctx.activation()
     return kinds.DEPTHWISE_CONV_2D, ctx.inputs, DepthwiseConv2DAttrs(
         stride, dilation, padding, w.shape[3] // x.shape[3], lo, hi)
@@ -312,6 +335,7 @@ def _depthwise_conv2d(ctx: _OpContext):
 
 def _fully_connected(ctx: _OpContext):
     ctx.need_inputs(2, 3)
+    _check_bias(ctx)
     fmt = ctx.options.WeightsFormat()
     if fmt != tflite.FullyConnectedOptionsWeightsFormat.DEFAULT:
         raise ctx.fail(f"weights_format {fmt} (shuffled weights) is not supported; use DEFAULT")
@@ -369,7 +393,7 @@ def _padv2(ctx: _OpContext):
     if len(ctx.inputs) == 3 and ctx.inputs[2] is not None:
         v = ctx.inputs[2]
         if not v.is_constant or v.size != 1:
-            raise ctx.fail(f"constant_values input {v.name!r} must be a constant with one element")
+            raise ctx.fail(f"constant_values input {quoted(v.name)} must be a constant with one element")
         value = int(v.data.ravel()[0])
     return kinds.PAD, ctx.inputs[:1], PadAttrs(_pads(ctx), value)
 
@@ -388,10 +412,10 @@ def _reshape(ctx: _OpContext):
     known = int(np.prod([d for d in target if d != -1], dtype=np.int64))
     if -1 in target:
         if known == 0 or x.size % known:
-            raise ctx.fail(f"shape {target} cannot hold the {x.size} elements of input {x.name!r}")
+            raise ctx.fail(f"shape {target} cannot hold the {x.size} elements of input {quoted(x.name)}")
         target = [x.size // known if d == -1 else d for d in target]
     if int(np.prod(target, dtype=np.int64)) != x.size:
-        raise ctx.fail(f"shape {target} does not hold the {x.size} elements of input {x.name!r}")
+        raise ctx.fail(f"shape {target} does not hold the {x.size} elements of input {quoted(x.name)}")
     return kinds.RESHAPE, ctx.inputs[:1], ReshapeAttrs(tuple(target))
 
 
@@ -508,7 +532,7 @@ class _Reader:
         return self.tensors[index]
 
     def _unique_name(self, raw: str, index: int) -> str:
-        name = raw or f"tensor_{index}"
+        name = cut_name(raw) or f"tensor_{index}"  # model names reach the IR (and every message) cut
         if name in self.names:
             name = f"{name}_{index}"
         while name in self.names:
@@ -520,7 +544,7 @@ class _Reader:
         f = self.file
         t = f.table(self.subgraph.Tensors(index), f"tensor {index}")
         raw_name = _name(t.Name())
-        label = f"tensor {index} ({raw_name!r})"
+        label = f"tensor {index} ({quoted(raw_name)})"
         type_code = t.Type()
         if type_code not in _DTYPES:
             raise MCUCError(f"{label}: element type {_TYPE_NAMES.get(type_code, type_code)} is not supported "
@@ -553,17 +577,19 @@ class _Reader:
             return None  # min/max-only or empty metadata: not a quantized tensor
         zero_point = _ints(q.ZeroPointAsNumpy())
         if zero_point.size == 0:
-            zero_point = np.zeros(scale.size, np.int64)  # absent zero points mean 0
-        elif zero_point.size == 1 and scale.size > 1:
+            # tflite-micro reads zero_point[0] regardless: an empty vector is no zero point.
+            raise MCUCError(f"{label}: quantization has {scale.size} scale(s) but no zero point")
+        if zero_point.size == 1 and scale.size > 1:
             zero_point = np.repeat(zero_point, scale.size)
         if zero_point.size != scale.size:
             raise MCUCError(f"{label}: {scale.size} scales but {zero_point.size} zero points")
         if dtype in ("int8", "uint8", "int16"):
             lo, hi = dtype_range(dtype)
-            if zero_point.min() < lo or zero_point.max() > hi:
-                raise MCUCError(f"{label}: zero point {zero_point[:8].tolist()} is outside the {dtype} range")
-        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-            raise MCUCError(f"{label}: quantization scales must be finite and positive, got {scale[:8].tolist()}")
+            bad = np.flatnonzero((zero_point < lo) | (zero_point > hi))
+            if bad.size:
+                where = f" (channel {int(bad[0])})" if zero_point.size > 1 else ""
+                raise MCUCError(f"{label}: zero point {int(zero_point[bad[0]])}{where} is outside the {dtype} range")
+        check_scales(scale, label)
         axis = int(q.QuantizedDimension())
         if scale.size == 1:
             axis = 0  # per-tensor: quantized_dimension carries no meaning
@@ -609,7 +635,7 @@ class _Reader:
         # deprecated byte. The larger of the two is the real one.
         builtin = max(int(code.DeprecatedBuiltinCode()), int(code.BuiltinCode()))
         if builtin == tflite.BuiltinOperator.CUSTOM:
-            raise MCUCError(f"{where}: custom op {_name(code.CustomCode())!r} is not supported")
+            raise MCUCError(f"{where}: custom op {quoted(_name(code.CustomCode()))} is not supported")
         return _BUILTIN_NAMES.get(builtin, f"builtin code {builtin}")
 
     def read_op(self, index: int) -> Op:
@@ -628,7 +654,7 @@ class _Reader:
         outputs = [self.tensor(int(i), f"{where} output {k}") for k, i in enumerate(_ints(o.OutputsAsNumpy()))]
         for t in outputs:
             if t.is_constant:
-                raise MCUCError(f"{where}: output {t.name!r} has constant data; an op cannot write a constant")
+                raise MCUCError(f"{where}: output {quoted(t.name)} has constant data; an op cannot write a constant")
         options = self._options(o, options_cls, where)
         ctx = _OpContext(index, builtin, inputs, outputs, options)
         kind, ir_inputs, attrs = convert(ctx)
@@ -674,10 +700,10 @@ def _check_shapes(graph: Graph) -> None:
         try:
             shapes = op_def(op.kind).infer_shapes(op)
         except MCUCError as e:
-            detail = str(e).removeprefix(f"{op.label}: ")
-            raise MCUCError(f"op {i} ({op.kind}) {op.name!r}: {detail}") from None
+            detail = str(e).removeprefix(f"{short_label(op)}: ")
+            raise MCUCError(f"op {i} ({op.kind}) {quoted(op.name)}: {detail}") from None
         except Exception as e:  # a corrupt file can feed shape rules values no model has
-            raise MCUCError(f"op {i} ({op.kind}) {op.name!r}: its inputs and attributes are inconsistent "
+            raise MCUCError(f"op {i} ({op.kind}) {quoted(op.name)}: its inputs and attributes are inconsistent "
                             f"(shape inference failed with {type(e).__name__}: {e})") from e
         declared = [t.shape for t in op.outputs]
         if [tuple(s) for s in shapes] != declared:
@@ -693,12 +719,14 @@ def _strip_size_prefix(data: bytes) -> bytes:
     return data
 
 
-def load_tflite(source: str | os.PathLike | bytes) -> Graph:
+def load_tflite(source: str | os.PathLike | bytes, max_tensor_bytes: int | None = None) -> Graph:
     """Read the main subgraph of a .tflite model (a path or the file's bytes) into the IR.
 
     Raises MCUCError for a missing, truncated or malformed file and for ops or attribute
-    values mcuc does not support, naming the op (index and builtin) or tensor.
+    values mcuc does not support, naming the op (index and builtin) or tensor, and for
+    sizes beyond `max_tensor_bytes` (frontend/validate.py; None: its default).
     """
+    max_tensor_bytes = max_tensor_bytes_or_default(max_tensor_bytes)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "model"
     else:
@@ -727,4 +755,4 @@ def load_tflite(source: str | os.PathLike | bytes) -> Graph:
         raise MCUCError(f"truncated or corrupt TFLite file: reading it failed with "
                         f"{type(e).__name__}: {e}") from None
     _check_shapes(graph)
-    return graph
+    return validate_graph(graph, max_tensor_bytes)

@@ -9,7 +9,7 @@ from ..errors import MCUCError
 from ..fixedpoint import quantize_multiplier
 from ..op import Op
 from ..region import Region
-from ..tensor import Tensor
+from ..tensor import Tensor, cut_name
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,34 @@ class Padding2D:
 
 
 def require(cond: bool, op: Op, what: str) -> None:
-    """Raise the project's error, naming the op, unless `cond` holds."""
+    """Raise the project's error, naming the op (its name cut: ir.tensor.cut_name), unless
+    `cond` holds."""
     if not cond:
-        raise MCUCError(f"{op.label}: {what}")
+        raise MCUCError(f"{short_label(op)}: {what}")
+
+
+def short_label(op: Op) -> str:
+    """`op.label` with the op's name cut for a message."""
+    return f"{op.kind}({cut_name(op.name)})" if op.name else op.kind
+
+
+# Window geometry the C kernels index with int32 arithmetic.
+_INT32_EXTENT = 2**31 - 1
+
+
+def require_window(op: Op, kernel: tuple[int, int], stride, dilation, padding: "Padding2D") -> None:
+    """The checks every sliding-window op shares: a kernel of at least 1x1, positive
+    strides and dilations, padding that is not negative, and an extent ((kernel - 1) x
+    dilation + 1, each padding) that int32 index arithmetic holds."""
+    require(min(kernel) >= 1, op, f"kernel {kernel[0]}x{kernel[1]} must be at least 1x1")
+    require(min(stride) >= 1, op, f"stride {tuple(stride)} must be positive")
+    require(min(dilation) >= 1, op, f"dilation {tuple(dilation)} must be positive")
+    p = padding
+    require(min(p.top, p.bottom, p.left, p.right) >= 0, op, f"negative padding {p}")
+    extent = max((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    require(extent <= _INT32_EXTENT and max(p.top, p.bottom, p.left, p.right) <= _INT32_EXTENT, op,
+            f"kernel {kernel[0]}x{kernel[1]} with dilation {tuple(dilation)} spans {extent} pixels and padding "
+            f"{(p.top, p.bottom, p.left, p.right)} (top, bottom, left, right): beyond int32")
 
 
 def window_output_size(in_size: int, kernel: int, stride: int, dilation: int,
@@ -70,7 +95,13 @@ def channel_requant_params(op: Op, input: Tensor, weights: Tensor, output: Tenso
             f"weights have {scales.size} scales but the output has {channels} channels")
     in_scale = float(np.float64(input.quant.scale[0]))
     out_scale = float(np.float64(output.quant.scale[0]))
-    pairs = [quantize_multiplier(in_scale * float(s) / out_scale) for s in scales]
+    reals = [in_scale * float(s) / out_scale for s in scales]
+    # A multiplier of 2^30 or more scales the accumulator up by 30+ bits before the high
+    # multiply: beyond what int32 kernels (and the oracle's) compute the same way.
+    require(np.all(np.isfinite(reals)) and max(reals) < 2.0**30, op,
+            f"input scale x weight scale / output scale = {max(reals):g} is not below 2^30: the "
+            "quantization scales are inconsistent")
+    pairs = [quantize_multiplier(r) for r in reals]
     return (np.array([m for m, _ in pairs], np.int64), np.array([s for _, s in pairs], np.int64))
 
 

@@ -15,8 +15,8 @@ from ..numerics import TFLITE_Q31, Numerics, OrtFloat, OrtInteger
 from ..ort_numerics import requantize_accumulator
 from ..region import Region, window_input_range
 from . import OpDef, Trait, ort_float, ort_u8s8, register
-from .common import (Padding2D, channel_requant_params, groups, pad_spatial, require, window_output_size,
-                      windows)
+from .common import (Padding2D, channel_requant_params, groups, pad_spatial, require, require_window,
+                      window_output_size, windows)
 from .kinds import CONV_2D
 
 
@@ -37,10 +37,9 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     a: Conv2DAttrs = op.attrs
     require(len(x.shape) == 4, op, f"input must be 4-D NHWC, got shape {x.shape}")
     require(w.is_constant and len(w.shape) == 4, op, "weights must be a constant 4-D OHWI tensor")
-    require(min(a.stride) >= 1, op, f"stride {a.stride} must be positive")
-    require(min(a.dilation) >= 1, op, f"dilation {a.dilation} must be positive")
+    require_window(op, (w.shape[1], w.shape[2]), a.stride, a.dilation, a.padding)
     p = a.padding
-    require(min(p.top, p.bottom, p.left, p.right) >= 0, op, f"negative padding {p}")
+    require(w.shape[0] > 0, op, f"weights of shape {w.shape} have no output channels")
     require(w.shape[3] > 0 and x.shape[3] % w.shape[3] == 0, op,
             f"input channels {x.shape[3]} are not a multiple of the weights' {w.shape[3]}")
     require(w.shape[0] % groups(op) == 0, op,

@@ -18,7 +18,7 @@ from ..op import Op
 from ..region import Region, window_input_range
 from . import OpDef, Trait, register
 from ..numerics import TFLITE_Q31, Numerics
-from .common import Padding2D, pad_spatial, require, window_output_size, windows
+from .common import Padding2D, pad_spatial, require, require_window, window_output_size, windows
 from .kinds import DEPTHWISE_CONV_2D
 from .conv2d import output_stage
 
@@ -42,11 +42,9 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(len(x.shape) == 4, op, f"input must be 4-D NHWC, got shape {x.shape}")
     require(w.is_constant and len(w.shape) == 4 and w.shape[0] == 1, op,
             f"weights must be a constant [1, kh, kw, channels] tensor, got shape {w.shape}")
-    require(min(a.stride) >= 1, op, f"stride {a.stride} must be positive")
-    require(min(a.dilation) >= 1, op, f"dilation {a.dilation} must be positive")
+    require_window(op, (w.shape[1], w.shape[2]), a.stride, a.dilation, a.padding)
     require(a.depth_multiplier >= 1, op, f"depth_multiplier {a.depth_multiplier} must be positive")
     p = a.padding
-    require(min(p.top, p.bottom, p.left, p.right) >= 0, op, f"negative padding {p}")
     require(w.shape[3] == x.shape[3] * a.depth_multiplier, op,
             f"weights have {w.shape[3]} channels but input channels {x.shape[3]} x "
             f"depth_multiplier {a.depth_multiplier} = {x.shape[3] * a.depth_multiplier}")

@@ -104,7 +104,7 @@ def test_malformed_model_is_one_line_error(tmp_path, capsys, content, message):
 def test_missing_file_and_bad_input_are_errors(tmp_path, capsys):
     code, _, err = run_cli(capsys, "inspect", str(tmp_path / "nope.tflite"))
     assert code == 2 and "does not exist" in err
-    np.save(tmp_path / "x.npy", np.zeros((1, 2), np.float32))
+    np.save(tmp_path / "x.npy", np.zeros((1, 48, 48, 3), np.float32))
     code, _, err = run_cli(capsys, "run", str(EXAMPLE), "--input", str(tmp_path / "x.npy"),
                            "--output", str(tmp_path / "y.npy"))
     assert code == 2 and "must be int8" in err

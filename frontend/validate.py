@@ -1,0 +1,159 @@
+"""Checks every frontend applies to the graph it read, before anything computes on it.
+
+A model file is input from anyone: its sizes, scales and constants must be ones the
+later stages can hold. Each check raises one MCUCError naming the tensor or op (names
+cut by `ir.tensor.quoted`) and the limit it broke:
+
+- sizes: no tensor, and no padded input of a window op (what the reference interpreter
+  pads before it slides), may exceed `max_tensor_bytes` (`--max-tensor-bytes`, default
+  DEFAULT_MAX_TENSOR_BYTES). No microcontroller holds more, and the check runs on shapes
+  alone, before any array of that size exists;
+- quantization: scales finite and inside SCALE_RANGE (beyond it float32 arithmetic in the
+  kernels and the oracles overflows or divides by almost nothing);
+- accumulators: a convolution's or fully connected layer's bias plus its largest possible
+  sum of products must fit in int32. The oracles add the bias in int32 and wrap around, the
+  generated C would overflow a signed int (undefined behaviour); mcuc refuses such a layer
+  instead of computing a third answer.
+
+`check_size` is also called by the ONNX frontend while it builds ops (some builders
+allocate arrays sized by a model attribute), `check_scales` by both readers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.graph import Graph
+from mcuc.ir.ops import kinds
+from mcuc.ir.tensor import quoted
+
+MIB = 1 << 20
+# Far beyond the SRAM of any Cortex-M (and of the arena mcuc plans), small enough that the
+# host-side reference never allocates gigabytes.
+DEFAULT_MAX_TENSOR_BYTES = 64 * MIB
+# Quantization scales a trained int8 model can have (the shared models span 3e-13 .. 1).
+SCALE_RANGE = (1e-30, 1e6)
+_INT32_MAX = 2**31 - 1
+# The largest |input - zero point| an accumulator sees, beyond the zero point itself: int8
+# values (128), or uint8 ones where onnxruntime's kernels run on the model's uint8 (255),
+# with the zero point folded into the bias at compile time (the C kernels' order): 384
+# covers every order mcuc's kernels and the oracles sum in.
+_INPUT_MAGNITUDE = 384
+
+
+def max_tensor_bytes_or_default(value: int | None) -> int:
+    if value is None:
+        return DEFAULT_MAX_TENSOR_BYTES
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise MCUCError(f"--max-tensor-bytes must be a positive number of bytes, got {value!r}")
+    return int(value)
+
+
+def _format_bytes(n: int) -> str:
+    return f"{n / MIB:g} MiB" if n % MIB == 0 and n >= MIB else f"{n:,} B"
+
+
+def check_size(shape, itemsize: int, what: str, max_tensor_bytes: int | None = None) -> None:
+    """MCUCError when a tensor of `shape` (Python ints: no array is made) and `itemsize`
+    exceeds the limit, or has a negative dimension."""
+    limit = max_tensor_bytes_or_default(max_tensor_bytes)
+    dims = [int(d) for d in shape]
+    if any(d < 0 for d in dims):
+        raise MCUCError(f"{what}: shape {dims} has a negative dimension")
+    nbytes = itemsize
+    for d in dims:
+        nbytes *= d
+    if nbytes > limit:
+        raise MCUCError(f"{what}: shape {dims[:8]} takes {_format_bytes(nbytes)}, more than the "
+                        f"{_format_bytes(limit)} one tensor may take (--max-tensor-bytes; its default, "
+                        f"{_format_bytes(DEFAULT_MAX_TENSOR_BYTES)}, is beyond any microcontroller)")
+
+
+def check_scales(scale, what: str) -> None:
+    """MCUCError unless every scale is finite and inside SCALE_RANGE."""
+    scale = np.asarray(scale, np.float64).reshape(-1)
+    if scale.size == 0:
+        raise MCUCError(f"{what}: its quantization has no scale")
+    lo, hi = SCALE_RANGE
+    bad = np.flatnonzero(~np.isfinite(scale) | (scale < lo) | (scale > hi))
+    if bad.size:
+        i = int(bad[0])
+        where = f" (channel {i})" if scale.size > 1 else ""
+        raise MCUCError(f"{what}: quantization scale {scale[i]:g}{where} is not a finite number in "
+                        f"[{lo:g}, {hi:g}]; no int8 model has it")
+
+
+def _padded_extent(size: int, before: int, after: int) -> int:
+    return size + before + after
+
+
+def _check_window_input(op, limit: int) -> None:
+    x = op.inputs[0]
+    p = op.attrs.padding
+    if len(x.shape) != 4:
+        return
+    n, h, w, c = x.shape
+    padded = (n, _padded_extent(h, p.top, p.bottom), _padded_extent(w, p.left, p.right), c)
+    # The reference pads (x - zero point) as int64 (pool2d: the raw values).
+    check_size(padded, 8, f"{op.kind} {quoted(op.name)}: its padded input", limit)
+
+
+def _weight_magnitudes(op) -> np.ndarray | None:
+    """Per output channel, the sum of |weight| of a CONV_2D / DEPTHWISE_CONV_2D /
+    FULLY_CONNECTED (None: weights not constant)."""
+    w = op.inputs[1]
+    if w.data is None:
+        return None
+    a = np.abs(w.data.astype(np.int64))
+    if op.kind == kinds.CONV_2D:
+        return a.reshape(a.shape[0], -1).sum(axis=1)
+    if op.kind == kinds.DEPTHWISE_CONV_2D:
+        return a.reshape(-1, a.shape[-1]).sum(axis=0)
+    return a.reshape(a.shape[0], -1).sum(axis=1)
+
+
+def check_accumulator(op) -> None:
+    """MCUCError when bias + products of a conv / depthwise / fully connected layer can
+    leave int32 for some input (see the module docstring)."""
+    if len(op.inputs) < 3 or op.inputs[2] is None or op.inputs[2].data is None:
+        return
+    x, bias = op.inputs[0], op.inputs[2]
+    magnitude = _weight_magnitudes(op)
+    if magnitude is None or bias.dtype not in ("int32", "int64"):
+        return
+    zp = 0 if x.quant is None else int(np.max(np.abs(x.quant.zero_point)))
+    b = np.abs(bias.data.astype(np.int64)).reshape(-1)
+    if magnitude.size != b.size:
+        return  # a shape error, reported by the op's own checks
+    reach = b + magnitude * (zp + _INPUT_MAGNITUDE)
+    over = np.flatnonzero(reach > _INT32_MAX)
+    if over.size:
+        c = int(over[0])
+        raise MCUCError(f"{op.kind} {quoted(op.name)}: bias {int(bias.data.reshape(-1)[c])} of output channel {c} "
+                        f"plus its weights' products can reach {int(reach[c]):,}, beyond int32; the oracle would "
+                        "wrap around and mcuc's kernels cannot: requantize the layer (a bias this large is an "
+                        "error in the model)")
+
+
+def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
+    """Every check above on a graph a frontend read; returns the graph."""
+    limit = max_tensor_bytes_or_default(max_tensor_bytes)
+    if not graph.outputs:
+        raise MCUCError("the model has no graph outputs: nothing to compute")
+    seen = set()
+    for t in [*graph.inputs, *(t for op in graph.ops for t in (*op.inputs, *op.outputs) if t is not None)]:
+        if t in seen:
+            continue
+        seen.add(t)
+        check_size(t.shape, t.itemsize, f"tensor {quoted(t.name)}", limit)
+        if not t.is_constant and t.size == 0:
+            raise MCUCError(f"tensor {quoted(t.name)}: shape {list(t.shape)} holds no elements; "
+                            "mcuc compiles tensors with at least one")
+        if t.quant is not None:
+            check_scales(t.quant.scale, f"tensor {quoted(t.name)}")
+    for op in graph.ops:
+        if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.AVERAGE_POOL_2D, kinds.MAX_POOL_2D):
+            _check_window_input(op, limit)
+        if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED):
+            check_accumulator(op)
+    return graph

@@ -1,0 +1,204 @@
+"""Broken and hostile .onnx files (issue 18): each one is refused with one clear line
+(exit 2, the problem named, no traceback), or computes exactly what onnxruntime computes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from mcuc.frontend.onnx_numerics import parse_onnx_numerics  # noqa: E402
+from mcuc.ir.interpreter import run  # noqa: E402
+from mcuc.model import load_model  # noqa: E402
+from mcuc.oracle_onnx import OnnxOracle  # noqa: E402
+from tests.support import hostile_models as hm  # noqa: E402
+from tests.support.hostile_models import refused, run_cli  # noqa: E402
+
+NUMERICS = ("exact", "ort-x86-avx2")
+
+
+def _save(tmp_path, model, name="m.onnx"):
+    path = tmp_path / name
+    path.write_bytes(model if isinstance(model, bytes) else model.SerializeToString())
+    return path
+
+
+def test_empty_file_is_not_a_model(tmp_path, capsys):
+    assert "the file is empty" in refused(capsys, "compile", _save(tmp_path, b""), "-o", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_graph_without_nodes_or_outputs_is_refused(tmp_path, capsys):
+    model = hm.qdq_conv()
+    del model.graph.output[:]
+    assert "no outputs" in refused(capsys, "inspect", _save(tmp_path, model))
+    del model.graph.node[:]
+    assert "no nodes" in refused(capsys, "inspect", _save(tmp_path, model))
+
+
+@pytest.mark.parametrize("opset", [11, 99])
+def test_opsets_outside_the_supported_range_name_the_range(tmp_path, capsys, opset):
+    model = hm.qdq_conv()
+    model.opset_import[0].version = opset
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert f"opset {opset}" in message and "opsets 13 to 21" in message
+
+
+def test_external_data_is_refused_before_any_file_is_read(tmp_path, capsys):
+    model = hm.qdq_conv()
+    w = next(i for i in model.graph.initializer if i.name == "w_q")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    w.external_data.add(key="location", value="/etc/passwd")
+    assert "external file" in refused(capsys, "inspect", _save(tmp_path, model))
+
+
+@pytest.mark.parametrize("dims", [None, [10**12, 4, 3, 3]])
+def test_corrupt_initializer_is_refused(tmp_path, capsys, dims):
+    model = hm.qdq_conv()
+    w = next(i for i in model.graph.initializer if i.name == "w_q")
+    if dims is None:
+        w.raw_data = w.raw_data[:5]  # fewer bytes than its dims need
+    else:
+        w.dims[:] = dims  # a size no microcontroller has: refused before any array exists
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert "'w_q'" in message and ("corrupt" in message if dims is None else "--max-tensor-bytes" in message)
+
+
+def test_non_utf8_op_type_is_refused(tmp_path, capsys):
+    data = hm.qdq_conv().SerializeToString().replace(b"Conv", b"C\xffnv")
+    assert "not UTF-8" in refused(capsys, "inspect", _save(tmp_path, data))
+
+
+@pytest.mark.parametrize("attrs", [dict(pads=[1, 1]), dict(pads=[-1, 0, 0, 0]), dict(strides=[0, 1])])
+def test_window_attributes_out_of_shape_are_refused(tmp_path, capsys, attrs):
+    message = refused(capsys, "inspect", _save(tmp_path, hm.qdq_conv(conv_attrs=attrs)))
+    assert any(word in message for word in ("pads", "strides", "stride"))
+
+
+def test_zero_by_zero_kernel_is_refused(tmp_path, capsys):
+    model = hm.qdq_conv()
+    w = next(i for i in model.graph.initializer if i.name == "w_q")
+    w.CopyFrom(numpy_helper.from_array(np.zeros((4, 4, 0, 0), np.int8), "w_q"))
+    assert "empty dimension" in refused(capsys, "inspect", _save(tmp_path, model))
+
+
+def test_huge_dilation_is_refused_before_allocating(tmp_path, capsys):
+    model = hm.qdq_conv(conv_attrs=dict(dilations=[2**31 - 1, 2**31 - 1], auto_pad="SAME_UPPER"))
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert "beyond int32" in message and "dilation (2147483647, 2147483647)" in message
+    # A dilation within int32 whose padding still no memory holds: the padded input's size.
+    model = hm.qdq_conv(conv_attrs=dict(dilations=[2**20, 2**20], auto_pad="SAME_UPPER"))
+    assert "padded input" in refused(capsys, "inspect", _save(tmp_path, model))
+
+
+def test_huge_input_is_refused_and_the_limit_can_be_raised(tmp_path, capsys):
+    model = hm.qdq_conv()
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = dims[3].dim_value = 16384
+    message = refused(capsys, "compile", _save(tmp_path, model), "-o", tmp_path / "out")
+    assert "'x'" in message and "--max-tensor-bytes" in message and "64 MiB" in message
+    # The limit is the user's: a small model passes the default and fails a tiny limit.
+    small = _save(tmp_path, hm.qdq_conv(), "small.onnx")
+    assert run_cli(capsys, "inspect", small)[0] == 0
+    assert "1,024 B" in refused(capsys, "inspect", small, "--max-tensor-bytes", "1KiB")
+
+
+@pytest.mark.parametrize("channels, out_channels, group", [(6, 4, 4), (4, 6, 4), (6, 6, 4)])
+def test_group_that_does_not_fit_the_channels_is_refused(tmp_path, capsys, channels, out_channels, group):
+    model = hm.qdq_conv(channels=channels, out_channels=out_channels, group=1)
+    next(n for n in model.graph.node if n.op_type == "Conv").attribute[0].i = group  # the group attribute only
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert f"group {group}" in message or "shape inference" in message
+
+
+def test_long_names_are_cut_in_messages(tmp_path, capsys):
+    long = "n" * 5000
+    model = hm.qdq_conv(name=long)
+    next(n for n in model.graph.node if n.op_type == "Conv").op_type = "Sin"
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert "..." in message and long not in message and len(message) < 450
+
+
+def test_int32_bias_that_can_overflow_is_refused(tmp_path, capsys):
+    model = hm.qdq_conv(bias=np.array([2**31 - 1, -2**31, 0, 5], np.int32))
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert "bias 2147483647 of output channel 0" in message and "int32" in message
+
+
+@pytest.mark.parametrize("numerics", NUMERICS)
+@pytest.mark.parametrize("knob", [dict(bias_scale=0.0123), dict(bias_zero_point=7),
+                                  dict(bias_scale=float(np.float32(0.05) * np.float32(0.02)) * 1.005)])
+def test_conv_bias_with_its_own_quantization_computes_what_onnxruntime_computes(tmp_path, capsys, numerics, knob):
+    """onnxruntime runs a QDQ Conv whose bias scale is not input x weight scale (beyond its
+    1% tolerance), or whose bias zero point is not 0, in float; within the tolerance it
+    fuses and ignores the bias scale. Both are what mcuc computes, on every backend."""
+    path = _save(tmp_path, hm.qdq_conv(y_scale=0.02, **knob))
+    backends = "reference,llvm" if numerics == "exact" else "reference"
+    code, out, _ = run_cli(capsys, "verify", path, "--backends", backends, "--samples", "4",
+                           "--onnx-numerics", numerics)
+    assert code == 0 and "reference equals onnxruntime byte for byte" in out, out
+
+
+def test_bias_scale_at_the_edge_of_onnxruntimes_tolerance_is_refused(tmp_path, capsys):
+    implied = float(np.float32(0.05) * np.float32(0.02))
+    path = _save(tmp_path, hm.qdq_conv(bias_scale=implied * 1.01 + 1e-6))
+    assert "edge of onnxruntime's tolerance" in refused(capsys, "inspect", path)
+
+
+def _gemm_with_bias(scale_factor: float, zero_point: int):
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(np.float32(0.05), "xs"), numpy_helper.from_array(np.int8(0), "xz"),
+             numpy_helper.from_array(np.float32(0.03), "ys"), numpy_helper.from_array(np.int8(0), "yz"),
+             numpy_helper.from_array(rng.integers(-127, 128, (16, 8)).astype(np.int8), "w_q"),
+             numpy_helper.from_array(np.float32(0.02), "ws"), numpy_helper.from_array(np.int8(0), "wz"),
+             numpy_helper.from_array(rng.integers(-3000, 3000, 8).astype(np.int32), "b_q"),
+             numpy_helper.from_array(np.float32(np.float32(0.05) * np.float32(0.02) * scale_factor), "bs"),
+             numpy_helper.from_array(np.int32(zero_point), "bz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w_q", "ws", "wz"], ["wd"]),
+             helper.make_node("DequantizeLinear", ["b_q", "bs", "bz"], ["bd"]),
+             helper.make_node("Gemm", ["xd", "wd", "bd"], ["c"], name="gemm"),
+             helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "ys", "yz"], ["y"])]
+    return hm.onnx_model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+
+
+@pytest.mark.parametrize("numerics", NUMERICS)
+@pytest.mark.parametrize("scale_factor, zero_point", [(2.0, 0), (1.0, 5)])
+def test_gemm_bias_with_its_own_quantization_computes_what_onnxruntime_computes(tmp_path, capsys, numerics,
+                                                                                scale_factor, zero_point):
+    """A QDQ Gemm fuses into QGemm whatever its bias's scale and zero point (the raw int32
+    values are added): so does mcuc."""
+    path = _save(tmp_path, _gemm_with_bias(scale_factor, zero_point))
+    code, out, _ = run_cli(capsys, "verify", path, "--samples", "4", "--onnx-numerics", numerics)
+    assert code == 0 and "reference equals onnxruntime byte for byte" in out, out
+
+
+@pytest.mark.parametrize("numerics", NUMERICS)
+def test_average_pool_rounds_window_means_of_n_and_a_half_as_onnxruntime(numerics):
+    """A 2x2 QDQ AveragePool whose window sums are 4n + 2: every mean is n + 0.5, which
+    onnxruntime rounds half to even (with the session options of the numerics)."""
+    data = hm.qdq_avgpool(channels=8, size=8, scale=0.05).SerializeToString()
+    model = load_model(data, format="onnx", onnx_numerics=numerics)
+    rng = np.random.default_rng(5)
+    q = rng.integers(-30, 30, size=(1, 8, 8, 8)).astype(np.int64)
+    q[:, :, 0::2, 0::2] += 2 - (q[:, :, 0::2, 0::2] + q[:, :, 1::2, 0::2] + q[:, :, 0::2, 1::2]
+                                 + q[:, :, 1::2, 1::2]) % 4  # each 2x2 window sums to 2 mod 4
+    x = (q * np.float32(0.05)).astype(np.float32)
+    expected = OnnxOracle(data, "nchw", parse_onnx_numerics(numerics))([x])[0]
+    ours = run(model.graph, [x])[0]
+    sums = q[:, :, 0::2, 0::2] + q[:, :, 1::2, 0::2] + q[:, :, 0::2, 1::2] + q[:, :, 1::2, 1::2]
+    assert np.all(sums % 4 == 2)
+    assert ours.tobytes() == expected.tobytes()
+
+
+def test_shared_quantized_network_survives_the_checks():
+    """The checks do not refuse what onnxruntime.quantization writes."""
+    from tests.support import onnx_models
+
+    data = onnx_models.quantize(onnx_models.resnet(np.random.default_rng(0), size=16))
+    assert load_model(data, format="onnx").graph.ops
