@@ -1,0 +1,119 @@
+"""Broken and hostile .tflite files (issue 18): each one is refused with one clear line
+(exit 2, the problem named, no traceback) where tflite-micro would compute nonsense or
+something mcuc does not."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.support import hostile_models as hm
+from tests.support.hostile_models import refused
+from tests.support.paths import shared_model_path
+from tests.support.tflite_builder import pack, unpack
+
+
+def _save(tmp_path, data: bytes, name: str = "m.tflite"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"])
+def test_float32_bias_in_an_int8_layer_is_refused(tmp_path, capsys, kind):
+    channels = 4 if kind == "DEPTHWISE_CONV_2D" else 3
+    data = hm.tflite_conv(kind, channels=channels, bias_dtype="float32")
+    message = refused(capsys, "compile", _save(tmp_path, data), "-o", tmp_path / "out")
+    assert f"({kind})" in message and "'b' is float32" in message and "int32 bias" in message
+
+
+def test_float32_bias_in_a_shared_model_is_refused(tmp_path, capsys):
+    model = unpack(shared_model_path("ad01_int8").read_bytes())
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    sg = model.subgraphs[0]
+    op = next(o for o in sg.operators if len(o.inputs) > 2 and o.inputs[2] >= 0)
+    sg.tensors[op.inputs[2]].type = schema.TensorType.FLOAT32
+    assert "int32 bias" in refused(capsys, "inspect", _save(tmp_path, pack(model)))
+
+
+@pytest.mark.parametrize("multiplier", [0, 1, 3, 1000000])
+def test_depth_multiplier_that_disagrees_with_the_weights_is_refused(tmp_path, capsys, multiplier):
+    """tflite-micro follows the option (and crashes on 1000000); the weights say 2."""
+    data = hm.tflite_conv("DEPTHWISE_CONV_2D", channels=4, out_channels=8, depth_multiplier=multiplier)
+    message = refused(capsys, "verify", _save(tmp_path, data))
+    assert f"depth_multiplier {multiplier} disagrees" in message and "multiplier of 2" in message
+
+
+@pytest.mark.parametrize("knob, value", [("x_scale", 1e38), ("y_scale", 1e38), ("w_scale", float("inf")),
+                                         ("y_scale", -1.0), ("x_scale", 0.0), ("w_scale", 1e-38)])
+def test_quantization_scales_no_model_has_are_refused(tmp_path, capsys, knob, value):
+    message = refused(capsys, "inspect", _save(tmp_path, hm.tflite_conv(**{knob: value})))
+    assert "quantization scale" in message and "[1e-30, 1e+06]" in message
+
+
+def test_empty_zero_point_vector_is_refused(tmp_path, capsys):
+    model = unpack(hm.tflite_conv())
+    model.subgraphs[0].tensors[0].quantization.zeroPoint = []
+    assert "no zero point" in refused(capsys, "inspect", _save(tmp_path, pack(model)))
+
+
+def test_zero_point_error_names_the_bad_value(tmp_path, capsys):
+    model = unpack(hm.tflite_conv(out_channels=4))
+    q = model.subgraphs[0].tensors[1].quantization  # the weights, per channel
+    q.scale, q.zeroPoint, q.quantizedDimension = [0.02] * 4, [0, 0, 0, 999], 0
+    message = refused(capsys, "inspect", _save(tmp_path, pack(model)))
+    assert "zero point 999 (channel 3) is outside the int8 range" in message
+
+
+def test_huge_dilation_is_refused(tmp_path, capsys):
+    data = hm.tflite_conv(dilation_h_factor=2**31 - 1, dilation_w_factor=2**31 - 1, padding="SAME")
+    assert "beyond int32" in refused(capsys, "inspect", _save(tmp_path, data))
+
+
+def test_zero_by_zero_kernel_is_refused(tmp_path, capsys):
+    model = unpack(hm.tflite_conv())
+    sg = model.subgraphs[0]
+    sg.tensors[1].shape = [4, 0, 0, 3]
+    model.buffers[sg.tensors[1].buffer].data = []
+    message = refused(capsys, "compile", _save(tmp_path, pack(model)), "-o", tmp_path / "out")
+    assert "CONV_2D" in message
+
+
+def test_int32_bias_that_can_overflow_is_refused(tmp_path, capsys):
+    data = hm.tflite_conv(bias=[2**31 - 1, -2**31, 0, 5])
+    message = refused(capsys, "inspect", _save(tmp_path, data))
+    assert "bias 2147483647 of output channel 0" in message and "beyond int32" in message
+
+
+def test_huge_input_is_refused_before_allocating(tmp_path, capsys):
+    model = unpack(hm.tflite_conv(size=5))
+    sg = model.subgraphs[0]
+    sg.tensors[0].shape, sg.tensors[3].shape = [1, 5000, 5000, 3], [1, 4998, 4998, 4]
+    message = refused(capsys, "compile", _save(tmp_path, pack(model)), "-o", tmp_path / "out")
+    assert "tensor 'x'" in message and "--max-tensor-bytes" in message
+    assert "64 MiB" in message
+
+
+def test_no_graph_outputs_is_refused(tmp_path, capsys):
+    model = unpack(hm.tflite_conv())
+    model.subgraphs[0].outputs = []
+    assert "no graph outputs" in refused(capsys, "inspect", _save(tmp_path, pack(model)))
+
+
+def test_long_tensor_names_are_cut_in_messages(tmp_path, capsys):
+    model = unpack(hm.tflite_conv())
+    long = "w" * 5000
+    model.subgraphs[0].tensors[1].name = long
+    model.subgraphs[0].tensors[1].shape = [4, 3, 3, 2]  # inconsistent with the input: an error naming it
+    model.buffers[model.subgraphs[0].tensors[1].buffer].data = np.zeros(72, np.uint8)
+    message = refused(capsys, "inspect", _save(tmp_path, pack(model)))
+    assert long not in message and len(message) < 300
+
+
+def test_shared_models_pass_every_check():
+    """The validation refuses nonsense only: every shared model still loads."""
+    from mcuc.model import load_model
+    from tests.support.paths import shared_model_names
+
+    for name in shared_model_names():
+        assert load_model(shared_model_path(name)).graph.ops
