@@ -78,7 +78,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from capstone import arm
+from capstone import CsError, arm
 
 CYCLE_MODEL_TARGETS = frozenset({"cortex-m4", "cortex-m33"})
 BRANCH_REFILL = 2
@@ -193,7 +193,10 @@ def instruction_timing(insn) -> Timing:
     if iid in _TABLE_BRANCHES:
         return Timing(3, refill=PC_LOAD_REFILL)
     cycles = DIVIDE_CYCLES if iid in _DIVIDES else 1
-    _, written = insn.regs_access()
+    try:
+        _, written = insn.regs_access()
+    except CsError:  # capstone knows no register use for it: assume it writes none
+        written = ()
     if _PC in written:  # MOV PC, ADD PC: a branch
         return Timing(cycles, refill=BRANCH_REFILL)
     return Timing(cycles, computed=frozenset(r for r in written if r in _GPRS))
