@@ -80,6 +80,14 @@ TFLITE_Q31 = TFLiteQ31()
 ORT_INTEGER = OrtInteger()
 
 
+def numerics_type(attrs) -> type | None:
+    """The numerics type an op's attributes carry (TFLiteQ31, OrtInteger or OrtFloat), or
+    None for an op that has no numerics (it moves or tabulates values). Backends register
+    one emitter per (op kind, numerics type) and look it up with this."""
+    numerics = getattr(attrs, "numerics", None)
+    return None if numerics is None else type(numerics)
+
+
 def rule_of(attrs) -> str:
     """The rule family of an op's attributes (TFLITE for ops without numerics)."""
     numerics = getattr(attrs, "numerics", None)

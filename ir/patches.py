@@ -1,19 +1,18 @@
-"""Region-aware reference execution: evaluate an op on a region of its output, and run a
-patch stage (MCUNetV2's patch-based inference) patch by patch.
+"""Regions and patch stages (MCUNetV2's patch-based inference): how an op computes a
+region of its output, and the record of a stage (PatchStage). How a stage runs, as
+explicit calls every executor runs as they are, is ir/patch_lowering.py.
 
 The contract every backend's region kernels must meet: evaluating an op on an output
 region, given the input regions it reads and the border padding below, gives exactly
 the slice of the full evaluation. Padding exists only where the region touches the true
 border of the full tensor, so a patch never invents padding in the middle.
 
-`region_geometry(op, out_region)` is the per-op rule backends consume: the input region
-each input is read at and the padding the op applies at this region's borders
-(per spatial axis (before, after) for window ops, per axis for PAD). `evaluate_region`
-builds a proxy op over the region-shaped tensors with that padding and calls the op's
-own `evaluate`, so no op module changes. Ops without a shape-independent local rule
-(RESIZE_NEAREST_NEIGHBOR, whose index map depends on the full sizes) are evaluated on
-a full-size embedding of their input regions and sliced: exact whenever the op's
-`input_regions` is.
+`region_geometry(op, out_region)` is the per-op rule: the input region each input is
+read at and the padding the op applies at this region's borders (per spatial axis
+(before, after) for window ops, per axis for PAD). `region_op` turns it into an ordinary
+op over region-shaped tensors (the border padding, PAD's pads or the resize's source map
+in its attributes), so every backend runs a region with its ordinary kernel and the
+reference with the op's own `evaluate` (`evaluate_region`).
 """
 from __future__ import annotations
 
@@ -26,7 +25,8 @@ from .errors import MCUCError
 from .op import Op
 from .ops import Trait, op_def
 from .ops.common import Padding2D
-from .ops.kinds import CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, PAD
+from .ops.kinds import CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, PAD, RESIZE_NEAREST_NEIGHBOR
+from .ops.resize_nearest import source_map
 from .region import Region
 from .tensor import Tensor
 
@@ -102,57 +102,54 @@ def constant_slice(t: Tensor, out: Region) -> np.ndarray:
     return t.data[index]
 
 
-
-def evaluate_region(op: Op, out: Region, read: Callable[[int, Region], np.ndarray]) -> np.ndarray:
-    """Output region `out` of `op`. `read(k, region)` returns input k's values over
-    `region` (full-tensor coordinates) as an array of region.shape; it is asked only for
-    the regions `region_geometry` names."""
+def region_op(op: Op, out: Region) -> Op:
+    """The op that computes output region `out` of `op` on region-shaped tensors: every
+    activation input has the shape of the region `region_geometry` names (an empty
+    region: a zero-size tensor), the output has `out`'s shape, and the attributes say what
+    the region differs in: a window op's border padding, PAD's per-axis padding,
+    RESIZE_NEAREST_NEIGHBOR's source map; a POSITIONAL op's broadcast constants are their
+    slices of the region. Every backend runs this op with its ordinary kernel."""
     if len(op.outputs) != 1:
         raise MCUCError(f"{op.label}: a patch stage op must have one output, it has {len(op.outputs)}")
-    y = op.outputs[0]
-    geometry = region_geometry(op, out)
     opdef = op_def(op.kind)
+    geometry = region_geometry(op, out)
+    inputs = []
+    for t, region in zip(op.inputs, geometry.inputs):
+        if t is None:
+            inputs.append(None)
+        elif t.is_constant:
+            if opdef.has(Trait.POSITIONAL):
+                data = constant_slice(t, out)
+                t = t if data.shape == t.shape else t.with_(shape=data.shape, data=data)
+            inputs.append(t)
+        else:
+            inputs.append(_proxy(t, region.shape))
+    attrs = op.attrs
     if opdef.has(Trait.WINDOW):
         (top, bottom), (left, right) = geometry.padding
-        region = geometry.inputs[0]
-        ins = [read(0, region)] + [None if t is None else t.data for t in op.inputs[1:]]
-        proxy = op.with_(inputs=(_proxy(op.inputs[0], region.shape),) + op.inputs[1:],
-                         outputs=(_proxy(y, out.shape),),
-                         attrs=replace(op.attrs, padding=Padding2D(top, bottom, left, right)))
-        return opdef.evaluate(proxy, ins)[0]
-    if op.kind == PAD:
-        region = geometry.inputs[0]
-        proxy = op.with_(inputs=(_proxy(op.inputs[0], region.shape),) + op.inputs[1:],
-                         outputs=(_proxy(y, out.shape),), attrs=replace(op.attrs, pads=geometry.padding))
-        ins = [read(0, region)] + [None if t is None else t.data for t in op.inputs[1:]]
-        return opdef.evaluate(proxy, ins)[0]
-    if opdef.has(Trait.POSITIONAL) or op.kind == CONCATENATION:
-        ins, proxies = [], []
-        for k, (t, region) in enumerate(zip(op.inputs, geometry.inputs)):
-            if t is None:
-                ins.append(None)
-                proxies.append(None)
-            elif t.is_constant:
-                data = constant_slice(t, out) if opdef.has(Trait.POSITIONAL) else t.data
-                ins.append(data)
-                proxies.append(t)
-            else:
-                ins.append(read(k, region))
-                proxies.append(_proxy(t, region.shape))
-        proxy = op.with_(inputs=tuple(proxies), outputs=(_proxy(y, out.shape),))
-        return opdef.evaluate(proxy, ins)[0]
-    # Embedding: the op's full evaluation over inputs that hold the needed regions (and
-    # zeros elsewhere, which the output region never reads), sliced.
-    ins = []
-    for k, (t, region) in enumerate(zip(op.inputs, geometry.inputs)):
-        if t is None or t.is_constant:
-            ins.append(None if t is None else t.data)
-            continue
-        full = np.zeros(t.shape, np.dtype(t.dtype))
-        if region is not None and not region.empty:
-            full[region.slices()] = read(k, region)
-        ins.append(full)
-    return opdef.evaluate(op, ins)[0][out.slices()]
+        attrs = replace(attrs, padding=Padding2D(top, bottom, left, right))
+    elif op.kind == PAD:
+        attrs = replace(attrs, pads=geometry.padding)
+    elif op.kind == RESIZE_NEAREST_NEIGHBOR:
+        rows, cols = source_map(op)
+        x = geometry.inputs[0]
+        attrs = replace(attrs, size=(out.shape[1], out.shape[2]),
+                        source_map=(tuple(int(r) - x.start[1] for r in rows[out.start[1]:out.stop[1]]),
+                                    tuple(int(c) - x.start[2] for c in cols[out.start[2]:out.stop[2]])))
+    elif not (opdef.has(Trait.POSITIONAL) or op.kind == CONCATENATION):
+        raise MCUCError(f"{op.label}: {op.kind} has no region form, so it cannot run in a patch stage")
+    return op.with_(inputs=tuple(inputs), outputs=(_proxy(op.outputs[0], out.shape),), attrs=attrs)
+
+
+def evaluate_region(op: Op, out: Region, read: Callable[[int, Region], np.ndarray]) -> np.ndarray:
+    """Output region `out` of `op`: `region_op` evaluated. `read(k, region)` returns input
+    k's values over `region` (full-tensor coordinates) as an array of region.shape; it is
+    asked only for the regions `region_geometry` names."""
+    proxy = region_op(op, out)
+    geometry = region_geometry(op, out)
+    ins = [None if t is None else t.data if t.is_constant else read(k, region)
+           for k, (t, region) in enumerate(zip(proxy.inputs, geometry.inputs))]
+    return op_def(op.kind).evaluate(proxy, ins)[0]
 
 
 # -- patch stages ------------------------------------------------------------------------
@@ -253,78 +250,3 @@ def output_shifts(stage: PatchStage) -> tuple[int | None, ...]:
             shift = max(shift, region_end_byte(stage.output, stage.patch_regions[p]) - lowest_later)
         shifts.append(shift if shift < stage.output.nbytes else None)
     return tuple(shifts)
-
-
-def run_stage(stage: PatchStage, read_input: Callable[[Tensor, Region], np.ndarray],
-              write_output: Callable[[Region, np.ndarray], None],
-              read_buffer: Callable[[PatchBuffer, Region], np.ndarray],
-              write_buffer: Callable[[PatchBuffer, np.ndarray], None]) -> None:
-    """Run the stage patch by patch through the given accessors: full inputs are read by
-    region, intermediates live in their patch buffers, the output is written by region."""
-    internal = {b.tensor: b for b in stage.buffers}
-    for works in stage.patches:
-        held: dict[Tensor, Region] = {}  # the region each patch buffer holds now
-        for op, work in zip(stage.ops, works):
-            if work.out.empty:
-                continue
-
-            def read(k: int, region: Region, op=op) -> np.ndarray:
-                t = op.inputs[k]
-                if region.empty:
-                    return np.zeros(region.shape, np.dtype(t.dtype))
-                if t in internal:
-                    have = held[t]
-                    local = Region(tuple(a - h for a, h in zip(region.start, have.start)),
-                                   tuple(b - h for b, h in zip(region.stop, have.start)))
-                    return read_buffer(internal[t], have)[local.slices()]
-                return read_input(t, region)
-
-            y = evaluate_region(op, work.out, read)
-            if op.output is stage.output:
-                write_output(work.out, y)
-            else:
-                write_buffer(internal[op.output], y)
-                held[op.output] = work.out
-
-
-def evaluate_stage(stage: PatchStage, inputs: list[np.ndarray]) -> np.ndarray:
-    """The stage's output on numpy arrays (one per `stage.inputs`), patch by patch."""
-    values = dict(zip(stage.inputs, inputs))
-    out = np.zeros(stage.output.shape, np.dtype(stage.output.dtype))
-    buffers: dict[Tensor, np.ndarray] = {}
-
-    def write_output(region: Region, y: np.ndarray) -> None:
-        out[region.slices()] = y
-
-    run_stage(stage, lambda t, r: values[t][r.slices()], write_output,
-              lambda b, r: buffers[b.tensor], lambda b, y: buffers.__setitem__(b.tensor, y))
-    return out
-
-
-def run_patch_loop(arena: np.ndarray, offsets: dict[Tensor, int], workspace_offset: int,
-                   stage: PatchStage) -> None:
-    """Run a PatchLoop step on one byte arena: stage inputs and output at their planned
-    offsets, intermediates in their patch buffers at workspace_offset + delta. The
-    offsets must have passed ir/program_check (every region fits its buffer, and a
-    patch writes over a dying input only below the bytes later patches read)."""
-
-    def full_view(t: Tensor) -> np.ndarray:
-        at = offsets[t]
-        return arena[at: at + t.nbytes].view(np.dtype(t.dtype)).reshape(t.shape)
-
-    def buffer_bytes(b: PatchBuffer, nbytes: int) -> np.ndarray:
-        at = workspace_offset + b.delta
-        return arena[at: at + nbytes]
-
-    def read_buffer(b: PatchBuffer, have: Region) -> np.ndarray:
-        t = b.tensor
-        return buffer_bytes(b, have.size * t.itemsize).copy().view(np.dtype(t.dtype)).reshape(have.shape)
-
-    def write_buffer(b: PatchBuffer, y: np.ndarray) -> None:
-        data = np.ascontiguousarray(y, dtype=np.dtype(b.tensor.dtype)).reshape(-1).view(np.uint8)
-        buffer_bytes(b, data.size)[:] = data
-
-    def write_output(region: Region, y: np.ndarray) -> None:
-        full_view(stage.output)[region.slices()] = y
-
-    run_stage(stage, lambda t, r: full_view(t)[r.slices()].copy(), write_output, read_buffer, write_buffer)

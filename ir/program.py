@@ -165,24 +165,22 @@ class Program:
 class PatchLoop(Step):
     """The step of a PATCH_STAGE op (patch-based inference, mcuc.passes.patch).
 
-    `op.attrs` is an ir.patch_interpreter.PatchStage. What a backend runs: for each patch
-    p (stage.patch_regions[p], row-major), for each op i of stage.ops in order whose
-    stage.patches[p][i].out is not empty, op i computes that output region. It reads each
-    input k over stage.patches[p][i].geometry.inputs[k]: a stage input (a full tensor at
-    its arena offset) or an intermediate held in its patch buffer (at buffer_offset(t),
-    contiguous over the region its producer computed in this patch: read the sub-region).
-    Window ops and PAD apply geometry.padding (border padding: nonzero only where the
-    region touches the full tensor's border) instead of their attribute padding. Op i's
-    output goes to its patch buffer, or, for the stage's output, into its region of the
-    full tensor (a strided write). `scratch[0]` is the stage's workspace (patch buffers
-    and inner ops' kernel scratch); the stage's inputs and output never overlap it.
+    `op.attrs` is an ir.patches.PatchStage. `calls` is the stage lowered for this plan
+    (ir.patch_lowering.lower_stage): copies and region calls with every arena offset
+    decided. Every executor (the reference's run_program, the LLVM and C backends) runs
+    exactly these calls in order and nothing else. `scratch[0]` is the stage's workspace
+    (patch buffers and inner ops' kernel scratch) and `scratch[1]`, when the stage needs
+    one, its temporary area for gathers and scatters; the stage's inputs and output never
+    overlap either.
 
     With an Overlap placement, the stage output sits over the bytes of a stage input k
-    that dies at this step (stage.output_shifts[k] bytes before it): backends must run
-    the patches in order (row-major) and write each patch's output region only after the
+    that dies at this step (stage.output_shifts[k] bytes before it): the calls run the
+    patches in order (row-major) and write each patch's output region only after the
     patch has read everything it reads; then no write touches an input byte a later
     patch still reads (ir/program_check verifies it for the planned offsets).
     """
+
+    calls: tuple = ()
 
     @property
     def stage(self):
@@ -191,12 +189,3 @@ class PatchLoop(Step):
     @property
     def workspace_offset(self) -> int:
         return self.scratch[0].offset if self.scratch else 0
-
-    def buffer_offset(self, tensor: Tensor) -> int:
-        """Arena offset of an intermediate tensor's patch buffer."""
-        return self.workspace_offset + self.stage.buffer(tensor).delta
-
-    def op_scratch_offsets(self, index: int) -> tuple[tuple[str, int, int], ...]:
-        """(name, arena offset, size) of inner op `index`'s kernel scratch."""
-        return tuple((name, self.workspace_offset + delta, size)
-                     for name, delta, size in self.stage.op_scratch[index])

@@ -22,6 +22,9 @@ The rules, per step:
   step or is a graph output.
 - patch buffers: a PatchLoop's workspace holds every patch buffer and inner scratch, and
   every region an inner op computes fits its patch buffer.
+- patch calls: a PatchLoop is lowered (ir/patch_lowering.py), and each of its calls reads
+  only inside the arena and writes only into the step's own scratch (workspace and
+  temporary area) or its output tensor.
 """
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ from .op import Op
 from .ops import Trait, op_def
 from .ops.kinds import CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, PATCH_STAGE
 from .ops.reshape import same_quantization
-from .patch_interpreter import PatchStage, first_read_byte, region_end_byte
+from .patch_lowering import BoxCopy
+from .patches import PatchStage, first_read_byte, region_end_byte
 from .program import POINTWISE_OVERLAP_PIXELS, Alias, Fresh, InPlace, Overlap, PatchLoop, Program, Step
 from .tensor import Tensor
 
@@ -44,6 +48,7 @@ RULE_OUTPUT_OVER_INPUT = "output over input"
 RULE_SCRATCH = "scratch"
 RULE_LIVE = "live tensors kept"
 RULE_PATCH_BUFFERS = "patch buffers"
+RULE_PATCH_CALLS = "patch calls"
 
 
 class PlanError(MCUCError):
@@ -236,6 +241,7 @@ def check_program(program: Program) -> None:
         _check_live_tensors_kept(program, index, produced, last_read)
         if isinstance(step, PatchLoop):
             _check_patch_buffers(index, step)
+            _check_patch_calls(program, index, step)
 
 
 def _check_arena(program: Program, index: int, step: Step) -> None:
@@ -404,3 +410,43 @@ def _check_patch_buffers(index: int, step: PatchLoop) -> None:
                 held = internal[y].size if y in internal else 0
                 raise _fail(index, op, RULE_PATCH_BUFFERS, f"patch {p}: {inner.label} computes {need} B of "
                                                            f"{y.name!r}, its patch buffer holds {held} B")
+
+
+def _box_range(start: int, strides, shape, itemsize: int) -> tuple[int, int]:
+    """[first, end) bytes a strided box touches (an empty box touches nothing)."""
+    if any(d == 0 for d in shape):
+        return start, start
+    return start, start + sum((d - 1) * st for d, st in zip(shape, strides)) + itemsize
+
+
+def _check_patch_calls(program: Program, index: int, step: PatchLoop) -> None:
+    op = step.op
+    if step.stage.patches and not step.calls:
+        raise _fail(index, op, RULE_PATCH_CALLS, "the stage is not lowered (no calls); lower it with "
+                                                 "mcuc.passes.patch.lower_patch_loops")
+    y = op.outputs[0]
+    writable = [(b.offset, b.end) for b in step.scratch] + [(program.offsets[y], program.offsets[y] + y.nbytes)]
+
+    def inside(a0: int, a1: int) -> bool:
+        return a0 == a1 or any(w0 <= a0 and a1 <= w1 for w0, w1 in writable)
+
+    for n, call in enumerate(step.calls):
+        if isinstance(call, BoxCopy):
+            reads = [_box_range(call.src, call.src_strides, call.shape, call.itemsize)]
+            writes = [_box_range(call.dst, call.dst_strides, call.shape, call.itemsize)]
+            what = f"call {n} ({call.role} of patch {call.patch}, op {call.op_index})"
+        else:
+            inner = call.op
+            reads = [(call.offsets[t], call.offsets[t] + t.nbytes) for t in inner.inputs
+                     if t is not None and not t.is_constant]
+            writes = [(call.offsets[t], call.offsets[t] + t.nbytes) for t in inner.outputs]
+            writes += [(b.offset, b.end) for b in call.scratch]
+            what = f"call {n} ({inner.label} on patch {call.patch})"
+        for a0, a1 in reads + writes:
+            if a0 < 0 or a1 > program.arena_bytes:
+                raise _fail(index, op, RULE_PATCH_CALLS, f"{what} touches [{a0}, {a1}), outside the arena "
+                                                         f"({program.arena_bytes} B)")
+        for a0, a1 in writes:
+            if not inside(a0, a1):
+                raise _fail(index, op, RULE_PATCH_CALLS, f"{what} writes [{a0}, {a1}), outside the stage's "
+                                                         f"workspace, temporary area and output")

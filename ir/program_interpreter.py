@@ -9,7 +9,8 @@ naming the step otherwise); then:
 - the arena starts as junk, and scratch buffers are filled with junk before their step
   (a kernel may scribble there), so nothing may rely on zeroed or preserved bytes;
 - an Alias step moves no bytes (its outputs must already be in place);
-- a PatchLoop runs patch by patch through its workspace (patch_interpreter.run_patch_loop);
+- a PatchLoop runs its lowered calls as they are (patch_lowering.run_calls): copies move
+  bytes, each region call evaluates its op at its offsets;
 - every other step reads all its inputs, evaluates, and writes its outputs.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from .interpreter import check_inputs
 from .ops import op_def
-from .patch_interpreter import run_patch_loop
+from .patch_lowering import run_calls
 from .program import Alias, PatchLoop, Program
 from .program_check import check_program
 from .tensor import Tensor
@@ -47,13 +48,13 @@ def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0
         op = step.op
         if isinstance(step.placement, Alias):
             continue
-        ins = [None if t is None else t.data if t.is_constant else _read(arena, program.offsets[t], t)
-               for t in op.inputs]
         for buf in step.scratch:
             arena[buf.offset: buf.end] = rng.integers(0, 256, buf.size, dtype=np.uint8)
-        if isinstance(step, PatchLoop):  # patch by patch through the stage's workspace
-            run_patch_loop(arena, program.offsets, step.workspace_offset, step.stage)
+        if isinstance(step, PatchLoop):
+            run_calls(arena, step.calls)
             continue
+        ins = [None if t is None else t.data if t.is_constant else _read(arena, program.offsets[t], t)
+               for t in op.inputs]
         outs = op_def(op.kind).evaluate(op, ins)
         for t, y in zip(op.outputs, outs):
             _write(arena, program.offsets[t], t, y)

@@ -14,14 +14,15 @@ and turns the stage steps into PatchLoop steps for the backends.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor, op_def
 from mcuc.ir.ops import Trait
 from mcuc.ir.ops.kinds import PATCH_STAGE
 from mcuc.ir.ops.patch_stage import region_macs
-from mcuc.ir.patch_interpreter import PatchBuffer, PatchStage, output_shifts
+from mcuc.ir.patch_lowering import TEMP_ALIGN, lower_stage, temp_bytes
+from mcuc.ir.patches import PatchBuffer, PatchStage, output_shifts
 from mcuc.ir.program import PatchLoop, Program, ScratchRequest
 
 from .allocate import allocate
@@ -30,6 +31,7 @@ from .receptive_field import backward_regions, grid_regions
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 WORKSPACE = "patch_workspace"
+TEMP = "patch_temp"
 
 
 @dataclass(frozen=True)
@@ -210,21 +212,31 @@ def apply_stages(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | 
 
 
 def with_workspace(scratch: ScratchFn | None) -> ScratchFn:
-    """The backend's scratch requests plus each PATCH_STAGE's workspace."""
+    """The backend's scratch requests plus each PATCH_STAGE's workspace and, when its
+    lowered calls gather or scatter, its temporary area (ir.patch_lowering.temp_bytes)."""
     def requests(op: Op, in_place: bool) -> Sequence[ScratchRequest]:
         if op.kind == PATCH_STAGE:
-            # The workspace first; then whatever the backend's stage code needs besides it.
-            extra = list(scratch(op, in_place)) if scratch is not None else []
-            return [ScratchRequest(WORKSPACE, op.attrs.workspace_bytes, DEFAULT_ALIGN)] + extra
+            temp = temp_bytes(op.attrs)
+            return [ScratchRequest(WORKSPACE, op.attrs.workspace_bytes, DEFAULT_ALIGN)] + \
+                ([ScratchRequest(TEMP, temp, TEMP_ALIGN)] if temp else [])
         return scratch(op, in_place) if scratch is not None else []
     return requests
 
 
-def as_patch_loops(program: Program) -> Program:
-    """The program with every PATCH_STAGE step as a PatchLoop."""
-    steps = tuple(PatchLoop(**{f.name: getattr(s, f.name) for f in fields(s)})
-                  if s.op.kind == PATCH_STAGE and not isinstance(s, PatchLoop) else s for s in program.steps)
-    return replace(program, steps=steps)
+def lower_patch_loops(program: Program) -> Program:
+    """The pass that lowers every PATCH_STAGE step of a planned program to a PatchLoop
+    whose `calls` (ir.patch_lowering.lower_stage) carry the plan's offsets."""
+    steps = []
+    for index, s in enumerate(program.steps):
+        if s.op.kind != PATCH_STAGE:
+            steps.append(s)
+            continue
+        stage = s.op.attrs
+        workspace = next((b.offset for b in s.scratch if b.name.endswith(WORKSPACE)), 0)
+        temp = next((b.offset for b in s.scratch if b.name.endswith(TEMP)), 0)
+        calls = lower_stage(stage, program.offsets, workspace, temp, name=f"step{index}")
+        steps.append(PatchLoop(s.op, s.scratch, s.placement, calls))
+    return replace(program, steps=tuple(steps))
 
 
 def plan_patched(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | None = None,
@@ -233,7 +245,7 @@ def plan_patched(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | 
     from .plan import plan
 
     patched = apply_stages(graph, specs, scratch)
-    return as_patch_loops(plan(patched, with_workspace(scratch), **plan_options))
+    return lower_patch_loops(plan(patched, with_workspace(scratch), **plan_options))
 
 
 def graph_macs(graph: Graph) -> int:

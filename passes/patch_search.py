@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Region, Tensor, op_def
 from mcuc.ir.ops.kinds import PATCH_STAGE
-from mcuc.ir.patch_interpreter import region_end_byte, region_start_byte
+from mcuc.ir.patches import region_end_byte, region_start_byte
 from mcuc.ir.program import Program, ScratchRequest
 
 from .aliasing import plan_storage
@@ -141,7 +141,7 @@ class StageModel:
 
     def _overlap_saving(self, x: Tensor, rows: list, cols: list) -> int:
         """Bytes saved by placing the output over dying input x at its shift
-        (ir.patch_interpreter.output_shifts, from the bands)."""
+        (ir.patches.output_shifts, from the bands)."""
         cut = self.cut
         row_parts, col_parts = split_axis(cut.shape[1], len(rows)), split_axis(cut.shape[2], len(cols))
         shift, lowest = 0, x.nbytes

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from mcuc.ir import MCUCError, Op, Region, Tensor
-from mcuc.ir.patch_interpreter import OpRegion, RegionGeometry, region_geometry
+from mcuc.ir.patches import OpRegion, RegionGeometry, region_geometry
 
 
 def _union(a: Region | None, b: Region) -> Region:

@@ -22,8 +22,8 @@ from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
 from mcuc.ir.ops import kinds, supported_kinds
 from mcuc.ir.ops.common import channel_requant_params, dtype_range
-from mcuc.ir.numerics import (ONNXRUNTIME, ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, TFLITE, in_float, rule_of,
-                               u8s8_pairs, uint8_offset)
+from mcuc.ir.numerics import (ONNXRUNTIME, ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, OrtFloat, OrtInteger, TFLiteQ31,
+                               in_float, numerics_type, rule_of, u8s8_pairs, uint8_offset)
 from mcuc.ir.ops.mean import resolved_axes
 from mcuc.ir.program import Alias, InPlace, Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
@@ -57,26 +57,28 @@ def _environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
-@dataclass
-class _Naming:
-    """How the step being emitted names its C: `name` is the function (None: the emitter's
-    `fn`); with `shared` False the op's shape-independent constants (weights, requant
-    tables, ...) were already emitted under `fn` by an earlier call of the same op (the
-    patches of a PATCH_STAGE share them), so only per-call arrays are written."""
+@dataclass(frozen=True)
+class Site:
+    """How one call of a kernel is named in C. `fn` prefixes the op's constants (weights,
+    requantization tables: the same for every call of the op); `name` is this call's
+    function and prefixes its per-call arrays (those that depend on the call's shapes);
+    `first` is False when an earlier call of the same op (another patch of a stage)
+    already emitted the op's constants, so only per-call arrays are written."""
 
-    name: str | None = None
-    shared: bool = True
+    fn: str
+    name: str
+    first: bool = True
+
+    @staticmethod
+    def of(fn: str) -> "Site":
+        return Site(fn, fn)
 
 
-_naming = _Naming()
-
-
-def _render(template: str, **context) -> str:
-    context.setdefault("name", _naming.name or context["fn"])
+def _render(template: str, site: Site, **context) -> str:
+    context.update(fn=site.fn, name=site.name, shared=site.first)
     if "comment" in context:  # op names come from the model file
         context["comment"] = c_comment(context["comment"])
-    context["shared"] = _naming.shared
-    if not _naming.shared and "arrays" in context:
+    if not site.first and "arrays" in context:
         context["arrays"] = [a for a in context["arrays"] if a.per_call]
     return _environment().get_template(f"kernels/{template}").render(**context)
 
@@ -156,27 +158,12 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
         size = _conv_scratch_bytes(op)
         if size:
             return [ScratchRequest(f"{op.name or 'conv'}.rows", size, 4)]
-    if op.kind == kinds.PATCH_STAGE:
-        # (the planner adds the stage's workspace itself, before these)
-        need = _patch_temp_bytes(_patch_calls(Step(op, scratch=()), _NoOffsets()))
-        return [ScratchRequest(_STAGE_TEMP, need, 8)] if need else []
     if op.kind == kinds.FULLY_CONNECTED and target.fc_weights_int16:
         return [ScratchRequest(f"{op.name or 'fc'}.row", _fc_scratch_bytes(op), 4)]
     if op.kind == kinds.DEPTHWISE_CONV_2D and in_place:
         plane_h, pitch = _depthwise_plane(op)
         return [ScratchRequest(f"{op.name or 'depthwise'}.plane", plane_h * pitch, 4)]
     return []
-
-
-class _NoOffsets:
-    """A stand-in program for sizing a stage's temporaries before the plan exists:
-    sizes do not depend on offsets."""
-
-    class _Zero(dict):
-        def __getitem__(self, key):
-            return 0
-
-    offsets = _Zero()
 
 
 # Bytes after each padded plane row that the SIMD depthwise loads may read
@@ -288,13 +275,14 @@ def _bias(op: Op) -> np.ndarray | None:
     return None if b is None else b.data.astype(np.int64)
 
 
-def _call(fn: str) -> str:
-    return f"{_naming.name or fn}(arena);"
+def _call(site: Site) -> str:
+    return f"{site.name}(arena);"
 
 
 # -- emitters -----------------------------------------------------------------------------
 
-def _emit_conv(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    fn = site.fn
     op = step.op
     x, w, y = op.inputs[0], op.inputs[1], op.output
     a = op.attrs
@@ -307,7 +295,7 @@ def _emit_conv(fn: str, step: Step, program: Program, target: Target) -> StepCod
     mult, shift = channel_requant_params(op, x, w, y)
     layout = _conv_layout(op)
     geometry = _geometry(x, y, (kh, kw), a.stride, a.dilation, a.padding)
-    ctx = dict(fn=fn, comment=f"{op.label}: {layout} kernel", kernel=layout,
+    ctx = dict(comment=f"{op.label}: {layout} kernel", kernel=layout,
                in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                structs=geometry[:2] if layout == "1x1" else geometry, groups=x.shape[3] // cin_g)
     folded = K.folded_bias(bias, w2, _zp(x))
@@ -321,11 +309,12 @@ def _emit_conv(fn: str, step: Step, program: Program, target: Target) -> StepCod
                  "the GEMM row scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
         ctx["scratch_offset"] = step.scratch[0].offset
     arrays, quant = _gemm_quant(fn, op, mult, shift, folded, K.accumulator_bound(w2, bias), padded)
-    decls = _render("conv.j2", arrays=[weights] + arrays, quant=quant, **ctx)
-    return StepCode(decls, _call(fn), (CONV_H,))
+    decls = _render("conv.j2", site, arrays=[weights] + arrays, quant=quant, **ctx)
+    return StepCode(decls, _call(site), (CONV_H,))
 
 
-def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_depthwise(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    fn = site.fn
     op = step.op
     x, w, y = op.inputs[0], op.inputs[1], op.output
     a = op.attrs
@@ -338,7 +327,7 @@ def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> St
     acc_bound = K.accumulator_bound(wk.reshape(-1, out_ch).T, bias)
     b = np.zeros(out_ch, np.int64) if bias is None else bias
     extra_arrays: list[CArray] = []
-    ctx = dict(fn=fn, in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
+    ctx = dict(in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                structs=_geometry(x, y, (kh, kw), a.stride, a.dilation, a.padding))
     if isinstance(step.placement, InPlace):
         _require(a.depth_multiplier == 1, op, "an in-place depthwise conv needs depth multiplier 1; "
@@ -366,12 +355,13 @@ def _emit_depthwise(fn: str, step: Step, program: Program, target: Target) -> St
     else:
         kernel, weights = "generic", _ints("int8_t", f"{fn}_w", wk)
     arrays, quant = _gemm_quant(fn, op, mult, shift, b, acc_bound, out_ch)
-    decls = _render("depthwise.j2", arrays=[weights] + extra_arrays + arrays, quant=quant, kernel=kernel,
+    decls = _render("depthwise.j2", site, arrays=[weights] + extra_arrays + arrays, quant=quant, kernel=kernel,
                     comment=f"{op.label}: {kernel} kernel", **ctx)
-    return StepCode(decls, _call(fn), (DEPTHWISE_H,))
+    return StepCode(decls, _call(site), (DEPTHWISE_H,))
 
 
-def _emit_fully_connected(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_fully_connected(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    fn = site.fn
     from mcuc.ir.ops.fully_connected import requant_params
 
     op = step.op
@@ -393,20 +383,21 @@ def _emit_fully_connected(fn: str, step: Step, program: Program, target: Target)
     else:
         weights = _ints("int8_t", f"{fn}_w", K.unit_quad_weights(w.data))
     arrays, quant = _gemm_quant(fn, op, mult, shift, folded, K.accumulator_bound(w.data, bias), K.round_up(units, 4))
-    decls = _render("fully_connected.j2", fn=fn, comment=f"{op.label}: {rows}x{depth} -> {units}",
+    decls = _render("fully_connected.j2", site, comment=f"{op.label}: {rows}x{depth} -> {units}",
                     arrays=[weights] + arrays, quant=quant, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op), rows=rows, depth=depth, units=units,
                     scratch_offset=scratch_offset)
-    return StepCode(decls, _call(fn), (CONV_H,))
+    return StepCode(decls, _call(site), (CONV_H,))
 
 
 _LUT_CTYPES = {1: "int8_t", 2: "int16_t", 4: "uint32_t"}
 
 
-def _emit_lut(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_lut(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     """Every per-element op with an int8 or uint8 input (a uint8 graph input or output
     moves onto int8 by an exact QUANTIZE): a 256-entry table of the op's own reference
     semantics, indexed by the input's bits."""
+    fn = site.fn
     op = step.op
     x, y = op.input, op.output
     _require(x.dtype in ("int8", "uint8"), op,
@@ -420,32 +411,32 @@ def _emit_lut(fn: str, step: Step, program: Program, target: Target) -> StepCode
     _require(itemsize in _LUT_CTYPES, op, f"output dtype {y.dtype} is not supported by the Cortex-M backend")
     suffix = "u" if itemsize == 4 else ""
     values = [f"{int(v)}{suffix}" for v in table.reshape(-1)]
-    decls = _render("lut.j2", fn=fn, comment=f"{op.label}: 256-entry table of the reference op",
+    decls = _render("lut.j2", site, comment=f"{op.label}: 256-entry table of the reference op",
                     arrays=[CArray(_LUT_CTYPES[itemsize], f"{fn}_table", values)],
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                     n=x.size, out_bits=itemsize * 8)
-    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+    return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 
-def _emit_quantize(fn: str, step: Step, program: Program, target: Target) -> StepCode:
-    return _emit_float_quantize(fn, step, program, target, "mcuc_quantize_float", ELEMENTWISE_H, "")
+def _emit_quantize(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    return _emit_float_quantize(site, step, program, target, "mcuc_quantize_float", ELEMENTWISE_H, "")
 
 
-def _emit_float_quantize(fn: str, step: Step, program: Program, target: Target, function: str, runtime: str,
+def _emit_float_quantize(site: Site, step: Step, program: Program, target: Target, function: str, runtime: str,
                          rule: str) -> StepCode:
     """QUANTIZE of a float32 input through the runtime's `function` (TFLite's rounding or
     onnxruntime's QuantizeLinear, per `rule`); an integer input is a 256-entry table."""
     op = step.op
     x, y = op.input, op.output
     if x.dtype != "float32":
-        return _emit_lut(fn, step, program, target)
+        return _emit_lut(site, step, program, target)
     _require(y.dtype in ("int8", "int16"), op, f"output dtype {y.dtype} is not supported (int8, int16)")
     lo, hi = dtype_range(y.dtype)
-    decls = _render("quantize_float.j2", fn=fn, comment=f"{op.label}: float32 -> {y.dtype}{rule}",
+    decls = _render("quantize_float.j2", site, comment=f"{op.label}: float32 -> {y.dtype}{rule}",
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op), n=x.size,
                     out_ctype=f"{y.dtype}_t", function=function, scale=_c_f(y.quant.scalar_scale),
                     zero_point=_zp(y), lo=lo, hi=hi)
-    return StepCode(decls, _call(fn), (runtime,))
+    return StepCode(decls, _call(site), (runtime,))
 
 
 def _broadcast_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[int]:
@@ -458,7 +449,8 @@ def _broadcast_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> li
     return strides
 
 
-def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_binary(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    fn = site.fn
     op = step.op
     x1, x2, y = op.inputs[0], op.inputs[1], op.output
     _require(len(y.shape) <= 6, op, f"rank {len(y.shape)} is beyond the supported 6")
@@ -469,7 +461,7 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
     for k, t in enumerate((x1, x2)):
         if t.is_constant:
             _require(t.dtype == "int8", op, f"constant input {t.name!r} must be int8, got {t.dtype}")
-            consts[k] = f"{_naming.name or fn}_c{k + 1}"
+            consts[k] = f"{site.name}_c{k + 1}"
             arrays.append(CArray("int8_t", consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
     if op.kind in (kinds.ADD, kinds.SUB):
         from mcuc.ir.ops.add import add_params
@@ -490,13 +482,13 @@ def _emit_binary(fn: str, step: Step, program: Program, target: Target) -> StepC
             act_max=op.attrs.act_max))
     flat = op.kind in (kinds.ADD, kinds.SUB) and x1.shape == x2.shape == y.shape
     extents = list((1,) * (6 - len(y.shape)) + tuple(y.shape))
-    decls = _render("binary.j2", fn=fn, comment=f"{op.label}", kind=op.kind, flat=flat, arrays=arrays,
+    decls = _render("binary.j2", site, comment=f"{op.label}", kind=op.kind, flat=flat, arrays=arrays,
                     params=params, extents=extents,
                     s1=_broadcast_strides(x1.shape, y.shape), s2=_broadcast_strides(x2.shape, y.shape),
                     in1_offset=None if consts[0] else _offset(program, x1, op),
                     in2_offset=None if consts[1] else _offset(program, x2, op), consts=consts,
                     out_offset=_offset(program, y, op), n=y.size)
-    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+    return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 
 @dataclass(frozen=True)
@@ -531,23 +523,23 @@ def _block_copy(op: Op, dst: int, src: int, shape, dst_strides, src_strides, ite
     return _Copy(dst, src, [1] * pad + shape, [0] * pad + dst_strides, [0] * pad + src_strides, run)
 
 
-def _emit_copy(fn: str, op: Op, program: Program, copies: list[_Copy], fill: int | None) -> StepCode:
+def _emit_copy(site: Site, op: Op, program: Program, copies: list[_Copy], fill: int | None) -> StepCode:
     y = op.output
-    decls = _render("copy.j2", fn=fn, comment=op.label, copies=copies, fill=fill,
+    decls = _render("copy.j2", site, comment=op.label, copies=copies, fill=fill,
                     out_offset=_offset(program, y, op) if fill is not None else 0, out_bytes=y.nbytes)
-    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+    return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 
-def _emit_reshape(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_reshape(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     op = step.op
     x, y = op.input, op.output
     src, dst = _offset(program, x, op), _offset(program, y, op)
     if isinstance(step.placement, Alias) or src == dst:
         return StepCode("", f"/* {c_comment(op.label)}: shares its input's bytes */", ())
-    return _emit_copy(fn, op, program, [_Copy(dst, src, [1] * 6, [0] * 6, [0] * 6, y.nbytes)], None)
+    return _emit_copy(site, op, program, [_Copy(dst, src, [1] * 6, [0] * 6, [0] * 6, y.nbytes)], None)
 
 
-def _emit_transpose(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_transpose(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     op = step.op
     x, y = op.input, op.output
     perm = op.attrs.perm
@@ -555,10 +547,10 @@ def _emit_transpose(fn: str, step: Step, program: Program, target: Target) -> St
     in_strides = _contiguous_strides(x.shape, item)
     copy = _block_copy(op, _offset(program, y, op), _offset(program, x, op), y.shape,
                        _contiguous_strides(y.shape, item), [in_strides[p] for p in perm], item)
-    return _emit_copy(fn, op, program, [copy], None)
+    return _emit_copy(site, op, program, [copy], None)
 
 
-def _emit_concatenation(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_concatenation(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     from mcuc.ir.ops.concatenation import positive_axis
 
     op = step.op
@@ -578,10 +570,10 @@ def _emit_concatenation(fn: str, step: Step, program: Program, target: Target) -
         else:
             raise MCUCError(f"{op.label}: constant input {t.name!r} is not supported by the Cortex-M backend")
         start += t.shape[axis]
-    return _emit_copy(fn, op, program, copies, None)
+    return _emit_copy(site, op, program, copies, None)
 
 
-def _emit_pad(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_pad(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     from mcuc.ir.ops.pad import pad_value
 
     op = step.op
@@ -591,51 +583,43 @@ def _emit_pad(fn: str, step: Step, program: Program, target: Target) -> StepCode
     dst = _offset(program, y, op) + sum(before * s for (before, _), s in zip(op.attrs.pads, out_strides))
     copy = _block_copy(op, dst, _offset(program, x, op), x.shape, out_strides, _contiguous_strides(x.shape, 1), 1)
     fill = int(pad_value(op)) & 0xFF
-    return _emit_copy(fn, op, program, [copy], fill)
+    return _emit_copy(site, op, program, [copy], fill)
 
 
 def _resize_table(name: str, values) -> CArray:
     return CArray("int16_t", name, [str(int(v)) for v in np.asarray(values).reshape(-1)], per_call=True)
 
 
-def _emit_resize(fn: str, step: Step, program: Program, target: Target) -> StepCode:
-    from mcuc.ir.ops.resize_nearest import source_indices
+def _emit_resize(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """RESIZE_NEAREST_NEIGHBOR through the op's source row and column tables (the op's own
+    map: from its sizes, or explicit on a patch's region)."""
+    from mcuc.ir.ops.resize_nearest import source_map
 
     op = step.op
     x, y = op.input, op.output
-    a = op.attrs
-    rows = source_indices(x.shape[1], y.shape[1], a.align_corners, a.half_pixel_centers)
-    cols = source_indices(x.shape[2], y.shape[2], a.align_corners, a.half_pixel_centers)
-    return _emit_resize_tables(fn, step, program, rows, cols)
-
-
-def _emit_resize_tables(fn: str, step: Step, program: Program, rows, cols) -> StepCode:
-    """RESIZE_NEAREST_NEIGHBOR with the source row and column of every output row and
-    column given (relative to the input buffer the step reads)."""
-    op = step.op
-    x, y = op.input, op.output
-    decls = _render("resize.j2", fn=fn, comment=op.label,
-                    arrays=[_resize_table(f"{_naming.name or fn}_rows", rows),
-                            _resize_table(f"{_naming.name or fn}_cols", cols)],
+    rows, cols = source_map(op)
+    decls = _render("resize.j2", site, comment=op.label,
+                    arrays=[_resize_table(f"{site.name}_rows", rows), _resize_table(f"{site.name}_cols", cols)],
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                     batches=x.shape[0], in_h=x.shape[1], in_w=x.shape[2], out_h=y.shape[1], out_w=y.shape[2],
                     pixel_bytes=x.shape[3] * x.itemsize)
-    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+    return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 
-def _emit_pool(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_pool(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     op = step.op
     x, y = op.input, op.output
     a = op.attrs
     _require(x.dtype == "int8", op, f"pooling of {x.dtype} is not supported by the Cortex-M backend (int8 only)")
-    decls = _render("pool.j2", fn=fn, comment=op.label, in_offset=_offset(program, x, op),
+    decls = _render("pool.j2", site, comment=op.label, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op),
                     structs=_geometry(x, y, tuple(a.filter), a.stride, (1, 1), a.padding),
                     is_max=int(op.kind == kinds.MAX_POOL_2D), act_min=a.act_min, act_max=a.act_max)
-    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+    return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 
-def _emit_mean(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_mean(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    fn = site.fn
     from mcuc.ir.ops.mean import mean_requant_params
 
     op = step.op
@@ -666,9 +650,9 @@ def _emit_mean(fn: str, step: Step, program: Program, target: Target) -> StepCod
     loops = c_struct("mcuc_reduce_t", "loops", {
         "outer": _c_ints(d for d, _ in outer), "outer_strides": _c_ints(s for _, s in outer),
         "inner": _c_ints(d for d, _ in inner), "inner_strides": _c_ints(s for _, s in inner)}, indent="    ")
-    decls = _render("mean.j2", fn=fn, comment=op.label, in_offset=_offset(program, x, op),
+    decls = _render("mean.j2", site, comment=op.label, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op), arrays=arrays, quant=f"{rule}\n{quant}", structs=[loops])
-    return StepCode(decls, _call(fn), (ELEMENTWISE_H,))
+    return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 
 def _c_ints(values) -> str:
@@ -676,7 +660,8 @@ def _c_ints(values) -> str:
     return "{ " + ", ".join(str(int(v)) for v in values) + " }"
 
 
-def _emit_softmax(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_softmax(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    fn = site.fn
     from mcuc.ir.ops.softmax import ACCUMULATION_INTEGER_BITS, exps_of_row_differences, softmax_params
     from mcuc.ir.fixedpoint_exp import rescale
 
@@ -688,280 +673,70 @@ def _emit_softmax(fn: str, step: Step, program: Program, target: Target) -> Step
     exps = np.where(in_range, exps_of_row_differences(np.where(in_range, diffs, 0), p), 0)
     exps_q12 = rescale(exps, 0, ACCUMULATION_INTEGER_BITS)
     depth = x.shape[-1]
-    decls = _render("softmax.j2", fn=fn, comment=op.label,
+    decls = _render("softmax.j2", site, comment=op.label,
                     arrays=[_ints("int32_t", f"{fn}_exps", exps), _ints("int32_t", f"{fn}_exps_q12", exps_q12)],
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                     rows=x.size // depth, depth=depth, out_bits=p.output_bits)
-    return StepCode(decls, _call(fn), (SOFTMAX_H,))
+    return StepCode(decls, _call(site), (SOFTMAX_H,))
 
 
-_EMITTERS: dict[str, Callable[[str, Step, Program, Target], StepCode]] = {
-    kinds.CONV_2D: _emit_conv,
-    kinds.DEPTHWISE_CONV_2D: _emit_depthwise,
-    kinds.FULLY_CONNECTED: _emit_fully_connected,
-    kinds.AVERAGE_POOL_2D: _emit_pool,
-    kinds.MAX_POOL_2D: _emit_pool,
-    kinds.MEAN: _emit_mean,
-    kinds.ADD: _emit_binary,
-    kinds.SUB: _emit_binary,
-    kinds.MUL: _emit_binary,
-    kinds.SOFTMAX: _emit_softmax,
-    kinds.LOGISTIC: _emit_lut,
-    kinds.HARD_SWISH: _emit_lut,
-    kinds.RELU: _emit_lut,
-    kinds.RELU6: _emit_lut,
-    kinds.LOOKUP_TABLE: _emit_lut,
-    kinds.QUANTIZE: _emit_quantize,
-    kinds.DEQUANTIZE: _emit_lut,
-    kinds.RESHAPE: _emit_reshape,
-    kinds.SQUEEZE: _emit_reshape,
-    kinds.TRANSPOSE: _emit_transpose,
-    kinds.CONCATENATION: _emit_concatenation,
-    kinds.PAD: _emit_pad,
-    kinds.RESIZE_NEAREST_NEIGHBOR: _emit_resize,
-}
 
 
 # -- patch-based stages ----------------------------------------------------------------------
 
-def _contiguous_start(start: tuple[int, ...], shape: tuple[int, ...], full: tuple[int, ...]) -> int | None:
-    """The flat element offset of a box in a C-order array of shape `full` when the box is
-    one contiguous run of it (extent 1 before some axis, full extent after it), else None."""
-    axis = next((a for a in range(len(shape)) if shape[a] != 1), len(shape))
-    if any(shape[a] != full[a] for a in range(axis + 1, len(shape))):
-        return None
-    strides = [int(np.prod(full[a + 1:], dtype=np.int64)) for a in range(len(full))]
-    return int(sum(b * st for b, st in zip(start, strides)))
-
-
-@dataclass(frozen=True)
-class _RegionSource:
-    """Where a region of a tensor lives: `offset` (arena bytes) of the buffer holding the
-    box `held_start` + `held_shape` of the tensor; the region is read from there."""
-
-    offset: int
-    held_start: tuple[int, ...]
-    held_shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class _PatchCall:
-    """One op of a stage in one patch: its region-shaped proxy op, where each activation
-    input region comes from, and where its output region goes."""
-
-    patch: int
-    index: int
-    proxy: Op
-    sources: tuple[tuple[Tensor, Tensor, _RegionSource, Region] | None, ...]
-    output: Tensor
-    output_source: _RegionSource
-    out_region: Region
-
-
-# The name of a stage's temporary scratch (the planner also gives the stage its workspace;
-# a zero-byte request is dropped, so buffers are found by name, not position).
-_STAGE_TEMP = "stage_temp"
-
-
-def _stage_buffers(step: Step):
-    """(workspace, temporary) scratch buffers of a PATCH_STAGE step (None when absent)."""
-    temp = next((b for b in step.scratch if b.name.endswith(_STAGE_TEMP)), None)
-    workspace = next((b for b in step.scratch if b is not temp), None)
-    return workspace, temp
-
-
-def _patch_calls(step: Step, program: Program) -> list[_PatchCall]:
-    """Every (patch, op) call of a PATCH_STAGE step in run order, as
-    mcuc.ir.patch_interpreter.run_stage defines them."""
-    from dataclasses import replace
-
-    from mcuc.ir.ops import Trait, op_def
-    from mcuc.ir.ops.common import Padding2D
-    from mcuc.ir.patch_interpreter import constant_slice
-
-    stage = step.op.attrs
-    workspace_buffer, _ = _stage_buffers(step)
-    workspace = workspace_buffer.offset if workspace_buffer is not None else 0
-    internal = {b.tensor: b for b in stage.buffers}
-    calls: list[_PatchCall] = []
-    for p, works in enumerate(stage.patches):
-        held: dict[Tensor, Region] = {}
-        for i, (op, work) in enumerate(zip(stage.ops, works)):
-            if work.out.empty:
-                continue
-            inputs, sources = [], []
-            for t, region in zip(op.inputs, work.geometry.inputs):
-                if t is None:
-                    inputs.append(None)
-                    sources.append(None)
-                elif t.is_constant:
-                    if op_def(op.kind).has(Trait.POSITIONAL):
-                        data = constant_slice(t, work.out)
-                        t = t.with_(shape=data.shape, data=data)
-                    inputs.append(t)
-                    sources.append(None)
-                else:
-                    proxy_t = t.with_(shape=region.shape)
-                    if t in internal:
-                        have = held[t]
-                        source = _RegionSource(workspace + internal[t].delta, have.start, have.shape)
-                    else:
-                        source = _RegionSource(program.offsets[t], tuple(0 for _ in t.shape), t.shape)
-                    inputs.append(proxy_t)
-                    sources.append((t, proxy_t, source, region))
-            y = op.outputs[0]
-            proxy_y = y.with_(shape=work.out.shape)
-            if y is stage.output:
-                out_source = _RegionSource(program.offsets[y], tuple(0 for _ in y.shape), y.shape)
-            else:
-                out_source = _RegionSource(workspace + internal[y].delta, work.out.start, work.out.shape)
-                held[y] = work.out
-            attrs = op.attrs
-            if op_def(op.kind).has(Trait.WINDOW):
-                (top, bottom), (left, right) = work.geometry.padding
-                attrs = replace(attrs, padding=Padding2D(top, bottom, left, right))
-            elif op.kind == kinds.PAD:
-                attrs = replace(attrs, pads=work.geometry.padding)
-            proxy = op.with_(inputs=tuple(inputs), outputs=(proxy_y,), attrs=attrs)
-            calls.append(_PatchCall(p, i, proxy, tuple(sources), proxy_y, out_source, work.out))
-    return calls
-
-
-def _box_offset(source: _RegionSource, region: Region, itemsize: int) -> int | None:
-    """Arena offset of `region` inside its source when it is contiguous there, else None."""
-    local = tuple(a - h for a, h in zip(region.start, source.held_start))
-    flat = _contiguous_start(local, region.shape, source.held_shape)
-    return None if flat is None else source.offset + flat * itemsize
-
-
-def _patch_temp_bytes(calls: list[_PatchCall]) -> int:
-    """Bytes of temporaries the stage needs: per call, the non-contiguous input regions
-    gathered and the non-contiguous output region staged before its scatter."""
-    need = 0
-    for call in calls:
-        total = 0
-        for src in call.sources:
-            if src is not None and _box_offset(src[2], src[3], src[0].itemsize) is None:
-                total += K.round_up(src[1].nbytes, 8)
-        if _box_offset(call.output_source, call.out_region, call.output.itemsize) is None:
-            total += K.round_up(call.output.nbytes, 8)
-        need = max(need, total)
-    return need
-
-
-def _region_copy(op: Op, dst: int, dst_shape, src: int, src_shape, shape, itemsize: int) -> _Copy:
-    return _block_copy(op, dst, src, shape, _contiguous_strides(tuple(dst_shape), itemsize),
-                       _contiguous_strides(tuple(src_shape), itemsize), itemsize)
-
-
-def _emit_patch_stage(fn: str, step: Step, program: Program, target: Target) -> StepCode:
-    """A PATCH_STAGE: every (patch, op) call as the op's ordinary specialized kernel on
-    region-shaped tensors, exactly as the reference's run_stage: window ops and PAD get
-    the region's border padding; regions that are not one contiguous run of their buffer
-    are gathered into (and outputs staged in) the stage's temporary scratch; an op's
-    constants are emitted once and shared by its patches."""
-    from mcuc.ir.program import Buffer
+def _emit_patch_stage(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """A PatchLoop: its lowered calls (mcuc.ir.patch_lowering) as they are. The copies of
+    one call become one copy function (its gathers, or its scatter); a region call is its
+    op's ordinary specialized kernel at the call's offsets, whose constants every patch of
+    the op shares."""
+    from mcuc.ir.patch_lowering import BoxCopy
+    from mcuc.ir.program import PatchLoop
 
     op = step.op
     stage = op.attrs
-    calls = _patch_calls(step, program)
-    temp_need = _patch_temp_bytes(calls)
-    workspace_buffer, temp_buffer = _stage_buffers(step)
-    _require((workspace_buffer is not None or stage.workspace_bytes == 0)
-             and (not temp_need or (temp_buffer is not None and temp_buffer.size >= temp_need)), op,
-             "the stage workspace or its temporary scratch is missing; plan with the Cortex-M backend's scratch_requests")
-    temp = temp_buffer.offset if temp_need else 0
-    workspace = workspace_buffer.offset if workspace_buffer is not None else 0
+    _require(isinstance(step, PatchLoop) and (step.calls or not stage.patches), op,
+             "the patch stage is not lowered; schedule it with mcuc.passes.patch.plan_patched")
     decls: list[str] = []
     body: list[str] = []
     runtime: dict[str, None] = {}
     emitted_ops: set[int] = set()
-    saved = (_naming.name, _naming.shared)
-    try:
-        for call in calls:
-            inner = stage.ops[call.index]
-            base = f"{fn}_op{call.index}"
-            name = f"{base}_p{call.patch}"
-            offsets: dict[Tensor, int] = {}
-            cursor = temp
-            gathers: list[_Copy] = []
-            for src in call.sources:
-                if src is None:
-                    continue
-                t, proxy_t, source, region = src
-                where = _box_offset(source, region, t.itemsize)
-                if where is None:
-                    where = cursor
-                    cursor += K.round_up(proxy_t.nbytes, 8)
-                    local = tuple(a - h for a, h in zip(region.start, source.held_start))
-                    flat = int(np.ravel_multi_index(local, source.held_shape)) if proxy_t.size else 0
-                    gathers.append(_region_copy(inner, where, region.shape, source.offset + flat * t.itemsize,
-                                                source.held_shape, region.shape, t.itemsize))
-                offsets[proxy_t] = where
-            out_at = _box_offset(call.output_source, call.out_region, call.output.itemsize)
-            scatter = None
-            if out_at is None:
-                out_at = cursor
-                src = call.output_source
-                local = tuple(a - h for a, h in zip(call.out_region.start, src.held_start))
-                flat = int(np.ravel_multi_index(local, src.held_shape))
-                scatter = _region_copy(inner, src.offset + flat * call.output.itemsize, src.held_shape, out_at,
-                                       call.out_region.shape, call.out_region.shape, call.output.itemsize)
-            offsets[call.output] = out_at
-            scratch = tuple(Buffer(n, workspace + delta, size, 0, 0, kind="scratch")
-                            for n, delta, size in stage.op_scratch[call.index])
-            proxy_program = Program(program.graph, (), offsets, program.arena_bytes)
-            proxy_step = Step(call.proxy, scratch=scratch)
-            if gathers:
-                _naming.name, _naming.shared = f"{name}_gather", True
-                code = _emit_copy(f"{name}_gather", call.proxy, program, gathers, None)
-                decls.append(code.decls)
-                body.append(code.call)
-                runtime.update(dict.fromkeys(code.runtime))
-            emitter = _EMITTERS.get(inner.kind)
-            _require(emitter is not None, op, f"op kind {inner.kind} inside a patch stage has no Cortex-M kernel")
-            _naming.name, _naming.shared = name, call.index not in emitted_ops
-            if inner.kind == kinds.RESIZE_NEAREST_NEIGHBOR:
-                code = _emit_patch_resize(base, proxy_step, proxy_program, inner, call)
-            else:
-                code = emitter(base, proxy_step, proxy_program, target)
-            emitted_ops.add(call.index)
-            decls.append(code.decls)
-            body.append(code.call)
-            runtime.update(dict.fromkeys(code.runtime))
-            if scatter is not None:
-                _naming.name, _naming.shared = f"{name}_scatter", True
-                code = _emit_copy(f"{name}_scatter", call.proxy, program, [scatter], None)
-                decls.append(code.decls)
-                body.append(code.call)
-    finally:
-        _naming.name, _naming.shared = saved
-    decls.append(_render("patch_stage.j2", fn=fn, comment=f"{op.label}: {len(stage.ops)} ops, "
+
+    def add(code: StepCode) -> None:
+        decls.append(code.decls)
+        body.append(code.call)
+        runtime.update(dict.fromkeys(code.runtime))
+
+    calls = step.calls
+    n = 0
+    while n < len(calls):
+        call = calls[n]
+        base = f"{site.fn}_op{call.op_index}"
+        name = f"{base}_p{call.patch}"
+        if isinstance(call, BoxCopy):
+            group = [call]
+            while n + len(group) < len(calls) and isinstance(calls[n + len(group)], BoxCopy) \
+                    and (calls[n + len(group)].op_index, calls[n + len(group)].patch, calls[n + len(group)].role) \
+                    == (call.op_index, call.patch, call.role):
+                group.append(calls[n + len(group)])
+            n += len(group)
+            copies = [_block_copy(op, c.dst, c.src, c.shape, c.dst_strides, c.src_strides, c.itemsize)
+                      for c in group if c.nbytes]
+            if copies:
+                add(_emit_copy(Site.of(f"{name}_{call.role}"), stage.ops[call.op_index], program, copies, None))
+            continue
+        n += 1
+        inner = call.op
+        emitter = _emitter_for(inner, f"{op.label}: ")
+        proxy_program = Program(program.graph, (), dict(call.offsets), program.arena_bytes)
+        add(emitter(Site(base, name, first=call.op_index not in emitted_ops),
+                    Step(inner, scratch=call.scratch), proxy_program, target))
+        emitted_ops.add(call.op_index)
+    decls.append(_render("patch_stage.j2", site, comment=f"{op.label}: {len(stage.ops)} ops, "
                          f"{stage.grid[0]}x{stage.grid[1]} patches", calls=body))
-    return StepCode("\n".join(d for d in decls if d), _call(fn), tuple(runtime) or (ELEMENTWISE_H,))
+    return StepCode("\n".join(d for d in decls if d), _call(site), tuple(runtime) or (ELEMENTWISE_H,))
 
 
-def _emit_patch_resize(fn: str, step: Step, program: Program, full: Op, call: _PatchCall) -> StepCode:
-    """RESIZE_NEAREST_NEIGHBOR on a patch: the full op's source rows/columns of the output
-    region, relative to the input region the step reads."""
-    from mcuc.ir.ops.resize_nearest import source_indices
 
-    x, y = full.input, full.output
-    a = full.attrs
-    region = call.sources[0][3]
-    rows = source_indices(x.shape[1], y.shape[1], a.align_corners, a.half_pixel_centers)
-    cols = source_indices(x.shape[2], y.shape[2], a.align_corners, a.half_pixel_centers)
-    out = call.out_region
-    return _emit_resize_tables(fn, step, program, rows[out.start[1]:out.stop[1]] - region.start[1],
-                               cols[out.start[2]:out.stop[2]] - region.start[2])
-
-
-_EMITTERS[kinds.PATCH_STAGE] = _emit_patch_stage
-
-# Emitters that tabulate the op's own reference semantics (so any rounding rule is
-# exact), or that implement both rules themselves.
-_ANY_ROUNDING = {_emit_lut, _emit_reshape, _emit_transpose, _emit_concatenation, _emit_pad, _emit_resize,
-                 _emit_patch_stage, _emit_conv, _emit_depthwise, _emit_fully_connected, _emit_mean}
 
 
 # -- onnxruntime's rule (mcuc_ort.h) --------------------------------------------------------
@@ -1032,10 +807,11 @@ def _gemm_of(op: Op) -> _Gemm:
                  tuple(a.dilation), (a.padding.top, a.padding.left), groups, weights, scales, zps)
 
 
-def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_ort_gemm(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     """CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED under onnxruntime's rule where its
     kernel is not an exact int32 GEMM: saturating u8 x s8 pairs (OrtInteger.u8s8_pairs) or
     the float group (OrtFloat)."""
+    fn = site.fn
     from mcuc.ir.ort_numerics import channel_scales, int_to_f32
 
     op = step.op
@@ -1069,7 +845,7 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
                 schedule = f"(const uint16_t *)0, {int(blocks[0])}, "
             else:
                 # per call: a patch's columns have their own blocks
-                name = f"{_naming.name or fn}_blocks"
+                name = f"{site.name}_blocks"
                 arrays.append(CArray("uint16_t", name, [str(int(b)) for b in blocks], per_call=True))
                 schedule = f"{name}, 0, "
         arrays.append(_floats(f"{fn}_xdeq", _dequantize_table(x)))
@@ -1099,14 +875,15 @@ def _emit_ort_gemm(fn: str, step: Step, program: Program, target: Target) -> Ste
         body = "\n".join(structs + [f"    {kernel}({pointers}, &in_dims, &out_dims, &window, {g.groups},\n"
                                      f"        {schedule}{fn}_w, &{fn}_p);"])
     rule = "float group" if in_float(op.attrs) is not None else "u8 x s8 int16 pairs"
-    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime {rule}", arrays=arrays, params=params,
+    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime {rule}", arrays=arrays, params=params,
                     body=body)
-    return StepCode(decls, _call(fn), (ORT_H,))
+    return StepCode(decls, _call(site), (ORT_H,))
 
 
-def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_ort_binary(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     """ADD (QLinearAdd) and MUL (QLinearMul) under onnxruntime's rule, and their float
     groups (OrtFloat): per element through the broadcasting six loops."""
+    fn = site.fn
     from mcuc.ir.ort_numerics import fma_f32
 
     op = step.op
@@ -1119,7 +896,7 @@ def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> S
     consts = [None, None]
     for k, t in enumerate((x1, x2)):
         if t.is_constant:
-            consts[k] = f"{_naming.name or fn}_c{k + 1}"
+            consts[k] = f"{site.name}_c{k + 1}"
             arrays.append(CArray("int8_t", consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
     if in_float(a) is not None:
         arrays += [_floats(f"{fn}_deq1", _dequantize_table(x1)), _floats(f"{fn}_deq2", _dequantize_table(x2))]
@@ -1154,12 +931,13 @@ def _emit_ort_binary(fn: str, step: Step, program: Program, target: Target) -> S
             f"    const int8_t *in1 = {in1};\n    const int8_t *in2 = {in2};\n"
             f"    int8_t *out = (int8_t *)(arena + {_offset(program, y, op)});\n"
             f"    MCUC_FOR6(extents, {{ out[o] = {one}(in1[MCUC_IDX(s1)], in2[MCUC_IDX(s2)], &{fn}_p); }});")
-    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime rule", arrays=arrays,
+    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime rule", arrays=arrays,
                     params=c_struct(ctype, f"{fn}_p", params), body=body)
-    return StepCode(decls, _call(fn), (ORT_H, ELEMENTWISE_H))
+    return StepCode(decls, _call(site), (ORT_H, ELEMENTWISE_H))
 
 
-def _emit_ort_avg_pool(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_ort_avg_pool(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    fn = site.fn
     op = step.op
     x, y = op.input, op.output
     a = op.attrs
@@ -1177,14 +955,15 @@ def _emit_ort_avg_pool(fn: str, step: Step, program: Program, target: Target) ->
     body = "\n".join(structs + [f"    mcuc_ort_avg_pool((const int8_t *)(arena + {_offset(program, x, op)}), "
                                  f"(int8_t *)(arena + {_offset(program, y, op)}),\n"
                                  f"        &in_dims, &out_dims, &window, &{fn}_p);"])
-    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime QLinearAveragePool",
+    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime QLinearAveragePool",
                     arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params=params, body=body)
-    return StepCode(decls, _call(fn), (ORT_H,))
+    return StepCode(decls, _call(site), (ORT_H,))
 
 
-def _emit_ort_softmax(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_ort_softmax(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     """QLinearSoftmax: the float exp table of ort_numerics.qlinear_softmax, built here the
     same way."""
+    fn = site.fn
     import math
 
     op = step.op
@@ -1199,13 +978,13 @@ def _emit_ort_softmax(fn: str, step: Step, program: Program, target: Target) -> 
     body = (f"    mcuc_ort_softmax((const int8_t *)(arena + {_offset(program, x, op)}), "
             f"(int8_t *)(arena + {_offset(program, y, op)}), {x.size // depth}, {depth}, {fn}_table,\n"
             f"        {_c_f(floor_inv)}, {_c_f(np.float32(y.quant.scalar_zero_point + offset))}, {offset}, {lo}, {hi});")
-    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime QLinearSoftmax",
+    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime QLinearSoftmax",
                     arrays=[_floats(f"{fn}_table", table)], params="", body=body)
-    return StepCode(decls, _call(fn), (ORT_H,))
+    return StepCode(decls, _call(site), (ORT_H,))
 
 
-def _emit_ort_quantize(fn: str, step: Step, program: Program, target: Target) -> StepCode:
-    return _emit_float_quantize(fn, step, program, target, "mcuc_ort_quantize_linear", ORT_H,
+def _emit_ort_quantize(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    return _emit_float_quantize(site, step, program, target, "mcuc_ort_quantize_linear", ORT_H,
                                 " (onnxruntime QuantizeLinear)")
 
 
@@ -1214,9 +993,10 @@ _ORT_FLOAT_MEANS = {ORT_GLOBAL_AVERAGE_POOL: ("mcuc_ort_global_avg_float", "floa
                     ORT_REDUCE_MEAN: ("mcuc_ort_reduce_mean_float", "float ReduceMean (Eigen sum)")}
 
 
-def _emit_ort_mean_float(fn: str, step: Step, program: Program, target: Target) -> StepCode:
+def _emit_ort_mean_float(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     """MEAN over H and W left in float by onnxruntime: its GlobalAveragePool (MLAS) or
     its ReduceMean (Eigen) kernel, which add the same values in different orders."""
+    fn = site.fn
     op = step.op
     x, y = op.input, op.output
     _require(len(x.shape) == 4 and resolved_axes(op) == (1, 2) and x.dtype == y.dtype == "int8", op,
@@ -1226,45 +1006,84 @@ def _emit_ort_mean_float(fn: str, step: Step, program: Program, target: Target) 
     body = (f"    {function}((const int8_t *)(arena + {_offset(program, x, op)}), "
             f"(int8_t *)(arena + {_offset(program, y, op)}), {x.shape[0]}, {x.shape[1] * x.shape[2]}, {x.shape[3]}, "
             f"{fn}_xdeq, {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi});")
-    decls = _render("ort.j2", fn=fn, comment=f"{op.label}: onnxruntime {what}",
+    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime {what}",
                     arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params="", body=body)
-    return StepCode(decls, _call(fn), (ORT_H,))
+    return StepCode(decls, _call(site), (ORT_H,))
 
 
-def _ort_emitter(op: Op, emitter):
-    """The emitter for an op under onnxruntime's rule (None: the ordinary emitter handles
-    both rules)."""
-    a = op.attrs
-    if op.kind == kinds.MEAN and in_float(a) is not None:
-        return _emit_ort_mean_float
-    if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED):
-        return _emit_ort_gemm if (in_float(a) is not None or u8s8_pairs(a)) else None
-    return {kinds.ADD: _emit_ort_binary, kinds.MUL: _emit_ort_binary, kinds.AVERAGE_POOL_2D: _emit_ort_avg_pool,
-            kinds.SOFTMAX: _emit_ort_softmax, kinds.QUANTIZE: _emit_ort_quantize}.get(op.kind)
+Emitter = Callable[[Site, Step, Program, Target], StepCode]
+
+
+def _emit_ort_integer_gemm(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """onnxruntime's integer kernels for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED:
+    exact int32 sums (the TFLite kernels, with onnxruntime's output stage) or, with
+    OrtInteger.u8s8_pairs, saturating u8 x s8 int16 pairs."""
+    if u8s8_pairs(step.op.attrs):
+        return _emit_ort_gemm(site, step, program, target)
+    exact = {kinds.CONV_2D: _emit_conv, kinds.DEPTHWISE_CONV_2D: _emit_depthwise,
+             kinds.FULLY_CONNECTED: _emit_fully_connected}[step.op.kind]
+    return exact(site, step, program, target)
+
+# One emitter per (op kind, numerics type of mcuc.ir.numerics); None serves every rule (ops
+# that move bytes, or tabulate the op's own evaluate, and MAX_POOL_2D, which rounds
+# nothing). TFLite's rule and onnxruntime's integer kernels share the integer kernels,
+# whose output stage follows the op's rule (_gemm_quant).
+_INTEGER = (TFLiteQ31, OrtInteger)
+_ONNXRUNTIME = (OrtInteger, OrtFloat)
+_TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
+    ((kinds.CONV_2D,), (TFLiteQ31,), _emit_conv),
+    ((kinds.DEPTHWISE_CONV_2D,), (TFLiteQ31,), _emit_depthwise),
+    ((kinds.FULLY_CONNECTED,), (TFLiteQ31,), _emit_fully_connected),
+    ((kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED), (OrtInteger,), _emit_ort_integer_gemm),
+    ((kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED), (OrtFloat,), _emit_ort_gemm),
+    ((kinds.MEAN,), _INTEGER, _emit_mean),
+    ((kinds.MEAN,), (OrtFloat,), _emit_ort_mean_float),
+    ((kinds.ADD, kinds.SUB, kinds.MUL), (TFLiteQ31,), _emit_binary),
+    ((kinds.ADD, kinds.MUL), _ONNXRUNTIME, _emit_ort_binary),
+    ((kinds.AVERAGE_POOL_2D,), (TFLiteQ31,), _emit_pool),
+    ((kinds.AVERAGE_POOL_2D,), _ONNXRUNTIME, _emit_ort_avg_pool),
+    ((kinds.MAX_POOL_2D,), (None,), _emit_pool),
+    ((kinds.SOFTMAX,), (TFLiteQ31,), _emit_softmax),
+    ((kinds.SOFTMAX,), (OrtInteger,), _emit_ort_softmax),
+    ((kinds.QUANTIZE,), (TFLiteQ31,), _emit_quantize),
+    ((kinds.QUANTIZE,), (OrtInteger,), _emit_ort_quantize),
+    ((kinds.LOGISTIC, kinds.HARD_SWISH, kinds.RELU, kinds.RELU6, kinds.LOOKUP_TABLE, kinds.DEQUANTIZE), (None,),
+     _emit_lut),
+    ((kinds.RESHAPE, kinds.SQUEEZE), (None,), _emit_reshape),
+    ((kinds.TRANSPOSE,), (None,), _emit_transpose),
+    ((kinds.CONCATENATION,), (None,), _emit_concatenation),
+    ((kinds.PAD,), (None,), _emit_pad),
+    ((kinds.RESIZE_NEAREST_NEIGHBOR,), (None,), _emit_resize),
+    ((kinds.PATCH_STAGE,), (None,), _emit_patch_stage),
+]
+_EMITTERS: dict[tuple[str, type | None], Emitter] = {
+    (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}
+
+
+def _emitter_for(op: Op, where: str) -> Emitter:
+    """The emitter of `op` under its numerics (MCUCError naming `where` and the op when
+    the backend has none)."""
+    rule = numerics_type(op.attrs)
+    emitter = _EMITTERS.get((op.kind, rule)) or _EMITTERS.get((op.kind, None))
+    if emitter is not None:
+        return emitter
+    rules = sorted(r.__name__ for k, r in _EMITTERS if k == op.kind and r is not None)
+    if rules:
+        raise MCUCError(f"{where}{op.label}: the Cortex-M backend has no {op.kind} kernel under {rule.__name__} "
+                        f"numerics (it has {', '.join(rules)})")
+    raise MCUCError(f"{where}{op.label}: op kind {op.kind} has no Cortex-M kernel "
+                    f"(supported: {', '.join(sorted({k for k, _ in _EMITTERS}))})")
 
 
 def emit_step(index: int, step: Step, program: Program, target: Target) -> StepCode:
     """The C for step `index` of `program` on `target` (MCUCError for what the backend
     cannot compile, naming the op)."""
-    op = step.op
-    emitter = _EMITTERS.get(op.kind)
-    rounding = rule_of(op.attrs)
-    if rounding == ONNXRUNTIME and emitter is not None:
-        emitter = _ort_emitter(op, emitter) or emitter
-    if rounding != TFLITE and emitter not in _ANY_ROUNDING and emitter not in _ORT_EMITTERS:
-        raise MCUCError(f"step {index} {op.label}: requantization rule {rounding!r} (from an ONNX model) "
-                        f"has no Cortex-M kernel for {op.kind} yet; only TFLite's rule is supported here")
-    if emitter is None:
-        raise MCUCError(f"step {index} {op.label}: op kind {op.kind} has no Cortex-M kernel "
-                        f"(supported: {', '.join(sorted(_EMITTERS))})")
-    code = emitter(f"mcuc_step{index}", step, program, target)
+    code = _emitter_for(step.op, f"step {index} ")(Site.of(f"mcuc_step{index}"), step, program, target)
     return StepCode(code.decls, code.call, tuple(dict.fromkeys((FIXEDPOINT_H,) + code.runtime)))
 
-
-_ORT_EMITTERS = {_emit_ort_gemm, _emit_ort_binary, _emit_ort_avg_pool, _emit_ort_softmax, _emit_ort_quantize,
-                 _emit_ort_mean_float}
 
 
 def unsupported_kinds() -> list[str]:
     """IR op kinds without an emitter (empty when every kind is covered; a test holds it so)."""
-    return [k for k in supported_kinds() if k not in _EMITTERS]
+    have = {k for k, _ in _EMITTERS}
+    return [k for k in supported_kinds() if k not in have]

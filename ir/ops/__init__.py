@@ -37,11 +37,11 @@ class Trait(Enum):
     # share the input's offset (passes/aliasing.py, passes/order.py).
     VIEW = "view"
     # A sliding window over H and W of NHWC input 0 with kernel, stride, dilation and
-    # explicit padding attributes (ir/patch_interpreter.region_geometry).
+    # explicit padding attributes (ir/patches.region_geometry).
     WINDOW = "window"
     # Each output element reads the input elements at its own position (with
     # broadcasting), or works along channels only, which regions never split: evaluating
-    # the op on region-shaped proxies of its tensors is exact (ir/patch_interpreter.py).
+    # the op on region-shaped proxies of its tensors is exact (ir/patches.region_op).
     POSITIONAL = "positional"
     # May run inside a patch stage: spatially local, NHWC in and out (passes/patch.py).
     PATCHABLE = "patchable"

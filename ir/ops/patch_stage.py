@@ -1,7 +1,7 @@
 """PATCH_STAGE: a stage of ops run patch by patch (patch-based inference, MCUNetV2).
 
 Compilers make it (mcuc.passes.patch), never model files: its attributes are an
-ir.patch_interpreter.PatchStage holding the stage's ops, the patch grid and every op's
+ir.patches.PatchStage holding the stage's ops, the patch grid and every op's
 region per patch. Its meaning is the stage's: evaluating it equals running its ops
 layer by layer, byte for byte; its MACs are the patches' MACs, halo recomputation
 included.
@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..op import Op
-from ..patch_interpreter import PatchStage, evaluate_stage
+from ..patch_lowering import evaluate_stage
+from ..patches import PatchStage
 from ..region import Region
 from . import OpDef, op_def, register
 from .kinds import PATCH_STAGE

@@ -8,6 +8,11 @@ reference GetNearestNeighbor computes it in float32:
   src = min(src, n - 1), and max(src, 0) with half_pixel_centers
 (round is half away from zero). The bytes are copied, so the output keeps the input's
 dtype and quantization.
+
+A patch stage runs the op on a region of its output reading a region of its input; the
+index map then depends on the full sizes, not the region's, so the region's op carries
+its map explicitly (`ResizeNearestAttrs.source_map`, set by
+ir.patches.region_op) and every kernel reads the map through `source_map`.
 """
 from __future__ import annotations
 
@@ -26,9 +31,14 @@ from .reshape import require_same_quantization
 
 @dataclass(frozen=True)
 class ResizeNearestAttrs:
+    """`source_map`: the input row of every output row and the input column of every
+    output column, given explicitly (an op on a region of a larger resize); None: from
+    the sizes and the two flags."""
+
     size: tuple[int, int]
     align_corners: bool = False
     half_pixel_centers: bool = False
+    source_map: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
 
 def source_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
@@ -46,6 +56,16 @@ def source_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_
     return src
 
 
+def source_map(op: Op) -> tuple[np.ndarray, np.ndarray]:
+    """(input row per output row, input column per output column) of a resize op."""
+    a: ResizeNearestAttrs = op.attrs
+    if a.source_map is not None:
+        return tuple(np.asarray(m, np.int64) for m in a.source_map)
+    x = op.input
+    return (source_indices(x.shape[1], a.size[0], a.align_corners, a.half_pixel_centers),
+            source_indices(x.shape[2], a.size[1], a.align_corners, a.half_pixel_centers))
+
+
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(op.input is not None, op, "needs an input")
     x = op.input
@@ -54,6 +74,11 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(len(a.size) == 2 and min(a.size) >= 1, op, f"size {list(a.size)} must be two positive integers")
     require(x.shape[1] >= 1 and x.shape[2] >= 1, op, f"input shape {list(x.shape)} has an empty spatial axis")
     require_same_quantization(op)
+    if a.source_map is not None:
+        rows, cols = a.source_map
+        require(len(rows) == a.size[0] and len(cols) == a.size[1]
+                and all(0 <= r < x.shape[1] for r in rows) and all(0 <= c < x.shape[2] for c in cols), op,
+                f"source_map does not map {a.size[0]}x{a.size[1]} outputs into {x.shape[1]}x{x.shape[2]} inputs")
     return [(x.shape[0], a.size[0], a.size[1], x.shape[3])]
 
 
@@ -72,18 +97,15 @@ def input_regions(op: Op, out: Region) -> list[Region | None]:
     x = op.input
     if x.is_constant:
         return [None] * len(op.inputs)
-    a: ResizeNearestAttrs = op.attrs
-    rows = _axis_range(source_indices(x.shape[1], a.size[0], a.align_corners, a.half_pixel_centers), *out.axis(1))
-    cols = _axis_range(source_indices(x.shape[2], a.size[1], a.align_corners, a.half_pixel_centers), *out.axis(2))
+    row_map, col_map = source_map(op)
+    rows = _axis_range(row_map, *out.axis(1))
+    cols = _axis_range(col_map, *out.axis(2))
     region = Region((out.start[0], rows[0], cols[0], out.start[3]), (out.stop[0], rows[1], cols[1], out.stop[3]))
     return [region] + [None] * (len(op.inputs) - 1)
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    x = op.input
-    a: ResizeNearestAttrs = op.attrs
-    rows = source_indices(x.shape[1], a.size[0], a.align_corners, a.half_pixel_centers)
-    cols = source_indices(x.shape[2], a.size[1], a.align_corners, a.half_pixel_centers)
+    rows, cols = source_map(op)
     return [np.ascontiguousarray(inputs[0][:, rows][:, :, cols])]
 
 

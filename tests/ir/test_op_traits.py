@@ -28,7 +28,7 @@ def test_trait_sets():
 
 def test_traits_imply_each_other_where_the_code_relies_on_it():
     """An elementwise op is positional; window and positional ops are evaluated on
-    regions by ir/patch_interpreter, so they are patchable; a conv absorbing a PAD has
+    regions by ir/patches.region_op, so they are patchable; a conv absorbing a PAD has
     the explicit window padding fold_pad writes into."""
     for kind in supported_kinds():
         d = op_def(kind)

@@ -14,7 +14,8 @@ from mcuc.ir.ops.add import AddAttrs
 from mcuc.ir.ops.reshape import ReshapeAttrs
 from mcuc.ir.program import FRESH, Alias, Buffer, InPlace, Overlap, PatchLoop, Program, Step
 from mcuc.ir.program_check import (RULE_ALIAS, RULE_ARENA, RULE_IN_PLACE, RULE_LIVE, RULE_OUTPUT_OVER_INPUT,
-                                   RULE_OVERLAP, RULE_PATCH_BUFFERS, RULE_SCRATCH, PlanError, check_program)
+                                   RULE_OVERLAP, RULE_PATCH_BUFFERS, RULE_PATCH_CALLS, RULE_SCRATCH, PlanError,
+                                   check_program)
 from mcuc.passes import fold_pad, plan
 from mcuc.passes.aliasing import conv_overlap_shift, plan_storage
 from mcuc.passes.patch import StageSpec, plan_patched, stage_ends
@@ -213,6 +214,25 @@ def test_patch_stage_overlap_and_buffers():
     # A workspace smaller than the stage needs.
     small = (dataclasses.replace(step.scratch[0], size=stage.workspace_bytes - 1),) + step.scratch[1:]
     _broken(_with_step(program, index, scratch=small), index, RULE_PATCH_BUFFERS, "workspace holds")
+
+
+def test_patch_calls_that_write_outside_the_stage_or_are_missing():
+    from mcuc.ir.patch_lowering import RegionCall
+
+    program, index = _patched_program()
+    step = program.steps[index]
+    n, call = next((n, c) for n, c in enumerate(step.calls) if isinstance(c, RegionCall))
+    y = call.op.outputs[0]
+    # One region call's output moved onto the stage input's bytes.
+    moved = dataclasses.replace(call, offsets={**call.offsets, y: program.offsets[step.stage.inputs[0]]})
+    calls = step.calls[:n] + (moved,) + step.calls[n + 1:]
+    bad = dataclasses.replace(program, steps=program.steps[:index] + (dataclasses.replace(step, calls=calls),)
+                              + program.steps[index + 1:])
+    _broken(bad, index, RULE_PATCH_CALLS, f"call {n} .* writes .* outside the stage's workspace")
+    # An unlowered stage.
+    bare = dataclasses.replace(program, steps=program.steps[:index] + (dataclasses.replace(step, calls=()),)
+                               + program.steps[index + 1:])
+    _broken(bare, index, RULE_PATCH_CALLS, "not lowered")
 
 
 # -- the pipeline checks every plan at compile time ----------------------------------------

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from mcuc.ir import MCUCError, Region
 from mcuc.ir.interpreter import run
 from mcuc.ir.ops import op_def
-from mcuc.ir.patch_interpreter import PatchStage, evaluate_region, region_geometry
+from mcuc.ir.patches import PatchStage, evaluate_region, region_geometry
 from mcuc.ir.program import PatchLoop
 from mcuc.ir.program_interpreter import run_program
 from mcuc.passes.patch import (StageSpec, apply_stages, build_stage, graph_macs, plan_patched, stage_ends,

@@ -1,7 +1,10 @@
-"""One emitter per op kind: kind -> function(KernelCall) that emits the step's body.
+"""One emitter per (op kind, numerics type): the function(KernelCall) that emits the step's
+body for an op of that kind whose attributes carry that rule (mcuc.ir.numerics).
 
-Each module here registers the kinds it implements; `emitter_for` refuses an op kind
-with no emitter (no op is ever skipped silently).
+Each module here registers what it implements. An emitter registered without a numerics
+type serves every rule (ops that only move bytes, or whose tables come from the op's own
+evaluate). `emitter_for` refuses an op with no emitter for its kind and rule: no op is
+ever skipped, and no op runs under another rule than its own.
 """
 from __future__ import annotations
 
@@ -10,19 +13,25 @@ import pkgutil
 from typing import Callable
 
 from mcuc.ir.errors import MCUCError
+from mcuc.ir.numerics import numerics_type
 from mcuc.ir.op import Op
 
 KernelEmitter = Callable[["KernelCall"], None]  # noqa: F821 (codegen.KernelCall)
 
-_EMITTERS: dict[str, KernelEmitter] = {}
+_EMITTERS: dict[tuple[str, type | None], KernelEmitter] = {}
 
 
-def register(*kinds: str) -> Callable[[KernelEmitter], KernelEmitter]:
+def register(*kinds: str, numerics: type | tuple[type, ...] | None = None) -> Callable[[KernelEmitter], KernelEmitter]:
+    """Register an emitter for `kinds` under `numerics` (one type or several; None: every
+    rule the op may carry)."""
+    rules = numerics if isinstance(numerics, tuple) else (numerics,)
+
     def add(fn: KernelEmitter) -> KernelEmitter:
         for kind in kinds:
-            if kind in _EMITTERS:
-                raise RuntimeError(f"llvm backend: two emitters for {kind}")
-            _EMITTERS[kind] = fn
+            for rule in rules:
+                if (kind, rule) in _EMITTERS:
+                    raise RuntimeError(f"llvm backend: two emitters for {kind} under {rule}")
+                _EMITTERS[kind, rule] = fn
         return fn
     return add
 
@@ -40,13 +49,18 @@ def _load_all() -> None:
 
 def supported_kinds() -> list[str]:
     _load_all()
-    return sorted(_EMITTERS)
+    return sorted({kind for kind, _ in _EMITTERS})
 
 
 def emitter_for(op: Op, index: int) -> KernelEmitter:
     _load_all()
-    try:
-        return _EMITTERS[op.kind]
-    except KeyError:
-        raise MCUCError(f"step {index} {op.label}: the llvm backend has no kernel for {op.kind} "
-                        f"(it supports {', '.join(supported_kinds())})") from None
+    rule = numerics_type(op.attrs)
+    found = _EMITTERS.get((op.kind, rule)) or _EMITTERS.get((op.kind, None))
+    if found is not None:
+        return found
+    if op.kind in supported_kinds():
+        have = sorted(r.__name__ for k, r in _EMITTERS if k == op.kind and r is not None)
+        raise MCUCError(f"step {index} {op.label}: the llvm backend has no {op.kind} kernel under "
+                        f"{rule.__name__} numerics (it has {', '.join(have)})")
+    raise MCUCError(f"step {index} {op.label}: the llvm backend has no kernel for {op.kind} "
+                    f"(it supports {', '.join(supported_kinds())})")

@@ -15,7 +15,7 @@ import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.numerics import in_float, u8s8_pairs
+from mcuc.ir.numerics import OrtInteger, TFLiteQ31, u8s8_pairs
 from mcuc.ir.ops import kinds
 from mcuc.ir.program import InPlace
 
@@ -24,7 +24,6 @@ from ..emitter import I32, Emitter
 from ..scratch import padded_plane_shape, scratch_plane
 from . import register
 from .conv_common import bias_data, output_stage, window_coordinate, wrap_int32
-from .ort_float import conv2d_float, depthwise_float, fully_connected_float
 from .ort_pairs import conv2d_pairs, depthwise_pairs, fully_connected_pairs
 
 
@@ -34,15 +33,11 @@ def folded_bias(bias: np.ndarray | None, weights: np.ndarray, zero_point: int, c
     return wrap_int32(b - zero_point * weights.reshape(channels, -1).astype(np.int64).sum(axis=1))
 
 
-def _onnxruntime_float(call: KernelCall) -> bool:
-    """Whether onnxruntime runs the op's QDQ group in float (kernels/ort_float.py)."""
-    return in_float(call.op.attrs) is not None
-
-
-def _onnxruntime_pairs(call: KernelCall) -> bool:
-    """Whether the op sums uint8 x int8 products in saturating int16 pairs, as
-    onnxruntime does on x86 without VNNI (kernels/ort_pairs.py)."""
-    return u8s8_pairs(call.op.attrs)
+# TFLite's rule and onnxruntime's integer kernels share the exact int32 sums; the output
+# stage (conv_common.output_stage) follows the op's rule. OrtInteger with u8s8_pairs sums
+# uint8 x int8 products in saturating int16 pairs, as onnxruntime does on x86 without
+# VNNI (kernels/ort_pairs.py). OrtFloat groups are kernels/ort_float.py's.
+_INTEGER_RULES = (TFLiteQ31, OrtInteger)
 
 
 def _mac(em: Emitter, acc_slot: ir.Value, x: ir.Value, w: ir.Value) -> None:
@@ -71,12 +66,10 @@ def _guarded_tap(em: Emitter, padded: bool, iy: ir.Value, h: int, ix: ir.Value, 
             skipped()
 
 
-@register(kinds.CONV_2D)
+@register(kinds.CONV_2D, numerics=_INTEGER_RULES)
 def conv2d(call: KernelCall) -> None:
     x_t, w_t = call.op.inputs[0], call.op.inputs[1]
-    if _onnxruntime_float(call):
-        conv2d_float(call)
-    elif _onnxruntime_pairs(call):
+    if u8s8_pairs(call.op.attrs):
         conv2d_pairs(call)
     elif x_t.shape[3] == w_t.shape[3]:
         _conv_channels_innermost(call)
@@ -191,12 +184,10 @@ def _conv_grouped(call: KernelCall) -> None:
         em.store(em.narrow(y, y_t.dtype), yptr, em.index([(bi, oh * ow * oc), (oy, ow * oc), (ox, oc), (o, 1)]))
 
 
-@register(kinds.DEPTHWISE_CONV_2D)
+@register(kinds.DEPTHWISE_CONV_2D, numerics=_INTEGER_RULES)
 def depthwise_conv2d(call: KernelCall) -> None:
     op = call.op
-    if _onnxruntime_float(call):
-        depthwise_float(call)
-    elif _onnxruntime_pairs(call):
+    if u8s8_pairs(op.attrs):
         depthwise_pairs(call)
     elif isinstance(call.step.placement, InPlace):
         # InPlace.shift: the output may start a whole number of pixels away from the
@@ -339,17 +330,13 @@ def _depthwise_in_place(call: KernelCall) -> None:
             em.store(em.narrow(y, d.y_t.dtype), yptr, yi)
 
 
-@register(kinds.FULLY_CONNECTED)
+@register(kinds.FULLY_CONNECTED, numerics=_INTEGER_RULES)
 def fully_connected(call: KernelCall) -> None:
-    if _onnxruntime_float(call):
-        fully_connected_float(call)
-        return
-    if _onnxruntime_pairs(call):
+    if u8s8_pairs(call.op.attrs):
         fully_connected_pairs(call)
         return
     em, op = call.em, call.op
     x_t, w_t, y_t = op.inputs[0], op.inputs[1], op.output
-    a = op.attrs
     units, depth = w_t.shape
     rows = x_t.size // depth
     zp = x_t.quant.scalar_zero_point

@@ -16,7 +16,7 @@ import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.numerics import ONNXRUNTIME, in_float, rule_of, uint8_offset
+from mcuc.ir.numerics import OrtFloat, OrtInteger, TFLiteQ31, uint8_offset
 from mcuc.ir.ops import kinds, op_def
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.add import add_params
@@ -58,10 +58,6 @@ def _binary_loop(call: KernelCall, body) -> None:
         em.store(em.narrow(body(xa, xb), y_t.dtype), y_ptr, em.index(list(zip(idx, sy))))
 
 
-def _rounds_like_onnxruntime(op) -> bool:
-    return rule_of(op.attrs) == ONNXRUNTIME
-
-
 def _float_result(em, v: ir.Value, offset: int, y_t, act_min: int, act_max: int) -> ir.Value:
     """rne(v) - offset saturated to the output type, then the op's clamp. v is first
     bounded to +-2^30 (far outside every output range) so the conversion is defined."""
@@ -71,21 +67,14 @@ def _float_result(em, v: ir.Value, offset: int, y_t, act_min: int, act_max: int)
     return em.clamp(y, act_min, act_max)
 
 
-@register(kinds.ADD)
+@register(kinds.ADD, numerics=TFLiteQ31)
 def add(call: KernelCall) -> None:
     """TFLM's int8 ADD: both inputs shifted left by 20 bits and rescaled to twice the
     larger input scale, summed, then rescaled to the output."""
-    em, op = call.em, call.op
-    if in_float(op.attrs) is not None:
-        _add_onnxruntime_float(call)
-        return
-    if _rounds_like_onnxruntime(op):
-        _add_onnxruntime(call)
-        return
     _rescaled_binary(call, call.em.b.add)
 
 
-@register(kinds.SUB)
+@register(kinds.SUB, numerics=TFLiteQ31)
 def sub(call: KernelCall) -> None:
     """TFLM's int8/int16 SUB: ADD's two-stage rescale, joined by a difference."""
     _rescaled_binary(call, call.em.b.sub)
@@ -111,7 +100,8 @@ def _rescaled_binary(call: KernelCall, combine) -> None:
     _binary_loop(call, body)
 
 
-def _add_onnxruntime(call: KernelCall) -> None:
+@register(kinds.ADD, numerics=OrtInteger)
+def add_onnxruntime(call: KernelCall) -> None:
     """onnxruntime's QLinearAdd in float32 (mcuc.ir.ops.add.evaluate_onnxruntime): the
     constant part computed here exactly as the reference does, the rest as fused
     multiply-adds (a one-element input goes through one more)."""
@@ -137,7 +127,8 @@ def _add_onnxruntime(call: KernelCall) -> None:
     _binary_loop(call, body)
 
 
-def _add_onnxruntime_float(call: KernelCall) -> None:
+@register(kinds.ADD, numerics=OrtFloat)
+def add_onnxruntime_float(call: KernelCall) -> None:
     """DequantizeLinear -> float Add -> QuantizeLinear as onnxruntime runs it unfused
     (mcuc.ir.ops.add.evaluate_onnxruntime_float): float32(x - zp) * scale per input,
     one float32 sum, then QuantizeLinear of the sum and the op's clamp."""
@@ -159,7 +150,8 @@ def _add_onnxruntime_float(call: KernelCall) -> None:
     _binary_loop(call, body)
 
 
-def _mul_onnxruntime_float(call: KernelCall) -> None:
+@register(kinds.MUL, numerics=OrtFloat)
+def mul_onnxruntime_float(call: KernelCall) -> None:
     """DequantizeLinear -> float Mul -> QuantizeLinear (mcuc.ir.ops.mul's float branch):
     float32(x - zp) * scale per input, one float32 product, QuantizeLinear, the clamp."""
     em, op = call.em, call.op
@@ -179,7 +171,8 @@ def _mul_onnxruntime_float(call: KernelCall) -> None:
     _binary_loop(call, body)
 
 
-def _mul_onnxruntime(call: KernelCall) -> None:
+@register(kinds.MUL, numerics=OrtInteger)
+def mul_onnxruntime(call: KernelCall) -> None:
     """onnxruntime's QLinearMul: float32(exact product of the centred inputs) * ratio +
     float(zc + offset), rounded half to even."""
     em, op = call.em, call.op
@@ -198,15 +191,9 @@ def _mul_onnxruntime(call: KernelCall) -> None:
     _binary_loop(call, body)
 
 
-@register(kinds.MUL)
+@register(kinds.MUL, numerics=TFLiteQ31)
 def mul(call: KernelCall) -> None:
     em, op = call.em, call.op
-    if in_float(op.attrs) is not None:
-        _mul_onnxruntime_float(call)
-        return
-    if _rounds_like_onnxruntime(op):
-        _mul_onnxruntime(call)
-        return
     p = mul_params(op)
     a = op.attrs
     (left,), (right,) = split_shift([p.output_shift])
@@ -259,12 +246,19 @@ def lookup_unary(call: KernelCall) -> None:
     _lookup(call)
 
 
-@register(kinds.QUANTIZE)
+@register(kinds.QUANTIZE, numerics=OrtInteger)
+def quantize_onnxruntime(call: KernelCall) -> None:
+    """QuantizeLinear of a float32 input; an integer input is a table like TFLite's."""
+    if call.op.input.dtype == "float32":
+        _quantize_linear(call)
+    else:
+        quantize(call)
+
+
+@register(kinds.QUANTIZE, numerics=TFLiteQ31)
 def quantize(call: KernelCall) -> None:
     op = call.op
-    if op.input.dtype == "float32" and _rounds_like_onnxruntime(op):
-        _quantize_linear(call)
-    elif op.input.dtype == "float32":
+    if op.input.dtype == "float32":
         _quantize_float(call)
     elif np.dtype(op.input.dtype).itemsize <= 2:
         _lookup(call)

@@ -1,6 +1,6 @@
 """Ops that only move bytes: RESHAPE, SQUEEZE, PAD, TRANSPOSE, RESIZE_NEAREST_NEIGHBOR,
 CONCATENATION. Index maps are computed at compile time from the op modules' own
-definitions (e.g. resize's source_indices)."""
+definitions (e.g. resize's source_map)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ from llvmlite import ir
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.concatenation import positive_axis
 from mcuc.ir.ops.pad import pad_value
-from mcuc.ir.ops.resize_nearest import source_indices
+from mcuc.ir.ops.resize_nearest import source_map
 
 from ..codegen import KernelCall
 from ..emitter import F32, element_type, strides_of
@@ -81,11 +81,11 @@ def transpose(call: KernelCall) -> None:
 def resize_nearest(call: KernelCall) -> None:
     em, op = call.em, call.op
     x_t, y_t = op.input, op.output
-    a = op.attrs
     n, h, w, c = x_t.shape
     _, oh, ow, _ = y_t.shape
-    rows = em.const_ptr(source_indices(h, oh, a.align_corners, a.half_pixel_centers).astype(np.int64), call.hint("rows"))
-    cols = em.const_ptr(source_indices(w, ow, a.align_corners, a.half_pixel_centers).astype(np.int64), call.hint("cols"))
+    row_map, col_map = source_map(op)
+    rows = em.const_ptr(row_map.astype(np.int64), call.hint("rows"))
+    cols = em.const_ptr(col_map.astype(np.int64), call.hint("cols"))
     x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
     with em.loop(n, "n") as bi, em.loop(oh, "oy") as oy, em.loop(ow, "ox") as ox:
         src = em.b.add(em.index([(bi, h * w * c)]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from mcuc.ir.numerics import ORT_REDUCE_MEAN, OrtFloat
 from mcuc.ir.ops import kinds, ort_float
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ort_numerics import int_to_f32 as np_int_to_f32
@@ -21,8 +22,9 @@ from mcuc.ir.program import InPlace
 
 from ..codegen import KernelCall
 from ..emitter import F32, I64, Emitter
-from ..floatops import f32, fma, int_to_f32, quantize_linear
+from ..floatops import f32, fma, quantize_linear
 from ..scratch import scratch_plane
+from . import register
 
 
 def _dequantized_inputs(em: Emitter, t, hint: str) -> ir.Value:
@@ -170,6 +172,7 @@ def _dequantized_weights(t, values: np.ndarray) -> np.ndarray:
     return ort_float._dequantized(t, values)
 
 
+@register(kinds.CONV_2D, numerics=OrtFloat)
 def conv2d_float(call: KernelCall) -> None:
     from mcuc.ir.ops.conv2d import groups
 
@@ -183,6 +186,7 @@ def conv2d_float(call: KernelCall) -> None:
     _conv_like(call, flat, cin_g, kh, kw, cout_g, blocks)
 
 
+@register(kinds.DEPTHWISE_CONV_2D, numerics=OrtFloat)
 def depthwise_float(call: KernelCall) -> None:
     op = call.op
     _, kh, kw, oc = op.inputs[1].shape
@@ -194,6 +198,7 @@ def depthwise_float(call: KernelCall) -> None:
     _conv_like(call, flat, 1, kh, kw, m, np.full(oh * ow, block, np.int64))
 
 
+@register(kinds.FULLY_CONNECTED, numerics=OrtFloat)
 def fully_connected_float(call: KernelCall) -> None:
     """Gemm/MatMul in float: one row through MLAS's M == 1 kernels (transposed-B lanes
     for a transB=1 Gemm), more rows through the FMA3 kernel; the bias is the GEMM's C."""
@@ -300,6 +305,15 @@ def fully_connected_float(call: KernelCall) -> None:
             else:
                 b.store(b.fadd(b.load(acc), start(u) if first == 0 else b.load(out)), out)
         store(r, u)
+
+
+@register(kinds.MEAN, numerics=OrtFloat)
+def mean_float(call: KernelCall) -> None:
+    """MEAN in float, in the order of the kernel its numerics name (OrtFloat.mean_kernel)."""
+    if call.op.attrs.numerics.mean_kernel == ORT_REDUCE_MEAN:
+        reduce_mean_float(call)
+    else:
+        global_average_pool_float(call)
 
 
 def global_average_pool_float(call: KernelCall) -> None:

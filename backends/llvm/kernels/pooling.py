@@ -11,7 +11,7 @@ from llvmlite import ir
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.mean import mean_requant_params, resolved_axes
-from mcuc.ir.numerics import ONNXRUNTIME, ORT_REDUCE_MEAN, in_float, rule_of, uint8_offset
+from mcuc.ir.numerics import OrtFloat, OrtInteger, TFLiteQ31, in_float, uint8_offset
 
 from ..codegen import KernelCall
 from ..emitter import F32, I32, strides_of
@@ -63,15 +63,13 @@ def _pool(call: KernelCall, average: bool) -> None:
             em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(y_base, ch))
 
 
-@register(kinds.AVERAGE_POOL_2D)
+@register(kinds.AVERAGE_POOL_2D, numerics=TFLiteQ31)
 def average_pool(call: KernelCall) -> None:
-    if rule_of(call.op.attrs) == ONNXRUNTIME:
-        _average_pool_onnxruntime(call)
-    else:
-        _pool(call, average=True)
+    _pool(call, average=True)
 
 
-def _average_pool_onnxruntime(call: KernelCall) -> None:
+@register(kinds.AVERAGE_POOL_2D, numerics=(OrtInteger, OrtFloat))
+def average_pool_onnxruntime(call: KernelCall) -> None:
     """onnxruntime's QLinearAveragePool (mcuc.ir.ops.pool2d): every input dequantized
     in float32, the window's valid elements summed in float32 in row-major tap order
     (padding adds +0.0, which changes no sum that starts at +0.0), divided by the count
@@ -127,18 +125,12 @@ def max_pool(call: KernelCall) -> None:
     _pool(call, average=False)
 
 
-@register(kinds.MEAN)
+@register(kinds.MEAN, numerics=(TFLiteQ31, OrtInteger))
 def mean(call: KernelCall) -> None:
     """Sum over the reduced axes in int32, minus zp * count, then one requantization
-    whose multiplier has 1/count folded in (mcuc.ir.ops.mean)."""
+    whose multiplier has 1/count folded in (mcuc.ir.ops.mean), or onnxruntime's float32
+    scale (QLinearGlobalAveragePool). OrtFloat MEANs are kernels/ort_float.py's."""
     em, op = call.em, call.op
-    float_group = in_float(op.attrs)
-    if float_group is not None:
-        from .ort_float import global_average_pool_float, reduce_mean_float
-
-        reduce_mean = float_group.mean_kernel == ORT_REDUCE_MEAN
-        (reduce_mean_float if reduce_mean else global_average_pool_float)(call)
-        return
     x_t, y_t = op.input, op.output
     b = em.b
     axes = resolved_axes(op)
@@ -151,7 +143,7 @@ def mean(call: KernelCall) -> None:
     if count == 0:
         em.memset(y_ptr, 0, y_t.nbytes)
         return
-    onnx = rule_of(op.attrs) == ONNXRUNTIME
+    onnx = isinstance(op.attrs.numerics, OrtInteger)
     if onnx:
         # float32(x_scale) / (float32(y_scale) * float32(count)), as the reference.
         scale = np.float32(x_t.quant.scale[0]) / (np.float32(y_t.quant.scale[0]) * np.float32(count))

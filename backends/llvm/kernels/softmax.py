@@ -18,7 +18,7 @@ from mcuc.ir.fixedpoint_exp import rescale
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.softmax import ACCUMULATION_INTEGER_BITS, exps_of_row_differences, softmax_params
-from mcuc.ir.numerics import ONNXRUNTIME, rule_of
+from mcuc.ir.numerics import OrtInteger, TFLiteQ31
 
 from ..codegen import KernelCall
 from ..emitter import F32, I32, I64, Emitter
@@ -60,12 +60,9 @@ def _one_over_one_plus_x(em: Emitter, a: ir.Value) -> ir.Value:
     return _saturating_multiply_by_pot(em, x, 1)
 
 
-@register(kinds.SOFTMAX)
+@register(kinds.SOFTMAX, numerics=TFLiteQ31)
 def softmax(call: KernelCall) -> None:
     em, op = call.em, call.op
-    if rule_of(op.attrs) == ONNXRUNTIME:
-        _softmax_onnxruntime(call)
-        return
     b = em.b
     x_t, y_t = op.input, op.output
     params = softmax_params(op)
@@ -112,7 +109,8 @@ def softmax(call: KernelCall) -> None:
             em.store(em.narrow(y, y_t.dtype), y_ptr, b.add(base, k))
 
 
-def _softmax_onnxruntime(call: KernelCall) -> None:
+@register(kinds.SOFTMAX, numerics=OrtInteger)
+def softmax_onnxruntime(call: KernelCall) -> None:
     """onnxruntime's QLinearSoftmax (mcuc.ir.ort_numerics.qlinear_softmax): a float32
     exp table read at 255 - (row max - x), the row sum in the AVX2 kernel's order (eight
     lanes over blocks of 16, the tail alone, then tail + lane 0 + ... + lane 7), one
