@@ -91,8 +91,9 @@ def load_model(source: str | os.PathLike | bytes, format: str | None = None, lay
         graph = load_onnx(data, layout or NATIVE_LAYOUT["onnx"], onnx_numerics, max_tensor_bytes)
     else:
         raise MCUCError(f"unknown model format {quoted(format)}: mcuc reads .tflite and .onnx files")
-    if path is not None:
-        graph = graph.with_(name=_c_identifier(path.stem))
+    # The name prefixes C identifiers: from the file name, else the model's own, either way
+    # reduced to a C identifier (a name inside a model file is untrusted text).
+    graph = graph.with_(name=_c_identifier(path.stem if path is not None else graph.name))
     return Model(graph, format, data, path, layout or NATIVE_LAYOUT[format],
                  onnx_numerics if format == "onnx" else None, max_tensor_bytes)
 

@@ -2,10 +2,13 @@
 kernels), onnxruntime's CPU execution provider for ONNX models.
 
 tflite-micro runs in a worker process of its own (`_Worker`): a malformed model can make
-its C++ crash, and that must not take mcuc down. The worker starts once per mcuc
-process, on first use, and keeps the last few models loaded; every TFLiteOracle talks to
-it over a pipe. When it dies the caller gets an MCUCError saying the oracle crashed, and
-the next oracle starts a new worker."""
+its C++ crash, and that must not take mcuc down. One worker runs at a time, started on
+first use; every TFLiteOracle talks to it over a pipe, and it keeps the last few models
+loaded. `TFLiteOracle(..., fresh_process=True)` (what `mcuc verify` uses: once per verify)
+replaces it by a new one first, so nothing another model did to the worker's memory (out
+of bounds writes of a broken model do not always crash) can change this model's answers,
+and a crash is this model's. When the worker dies the caller gets an MCUCError saying the
+oracle crashed, and the next oracle starts a new worker."""
 from __future__ import annotations
 
 import atexit
@@ -181,11 +184,14 @@ _worker: _Worker | None = None
 _keys = itertools.count()
 
 
-def _call(request: tuple, what: str, timeout: float = ORACLE_TIMEOUT_SECONDS):
-    """Send one request to the worker (starting it if needed); MCUCError when the worker
-    dies on it, with `what` naming what it was doing."""
+def _call(request: tuple, what: str, timeout: float = ORACLE_TIMEOUT_SECONDS, fresh: bool = False):
+    """Send one request to the worker (starting it if needed, or anew with `fresh`);
+    MCUCError when the worker dies on it, with `what` naming what it was doing."""
     global _worker
     with _lock:
+        if fresh and _worker is not None:
+            _worker.close()
+            _worker = None
         if _worker is None or not _worker.alive:
             _worker = _Worker()
         try:
@@ -211,15 +217,15 @@ def _stop_worker() -> None:
 
 class TFLiteOracle:
     """tflite-micro's interpreter on one model, reusable over many inputs (it runs in
-    the worker process; see the module docstring)."""
+    the worker process; `fresh_process`: in a new one, see the module docstring)."""
 
-    def __init__(self, model_bytes: bytes):
+    def __init__(self, model_bytes: bytes, fresh_process: bool = False):
         self._bytes = bytes(model_bytes)
         self._key = next(_keys)
-        self.num_outputs = self._load()
+        self.num_outputs = self._load(fresh_process)
 
-    def _load(self) -> int:
-        status, value = _call(("load", self._key, self._bytes), "loading the model")
+    def _load(self, fresh: bool = False) -> int:
+        status, value = _call(("load", self._key, self._bytes), "loading the model", fresh=fresh)
         if status != "ok":
             raise MCUCError(f"tflite-micro cannot load this model: {value}")
         return value

@@ -51,7 +51,8 @@ def max_abs_diff(expected: list[np.ndarray], actual: list[np.ndarray]) -> float:
 
 def make_oracle(model: Model):
     if model.format == "tflite":
-        return TFLiteOracle(model.source)
+        # A worker process of its own (compiler/oracle.py): no other model ran in it.
+        return TFLiteOracle(model.source, fresh_process=True)
     if model.format == "onnx":
         from mcuc.oracle_onnx import OnnxOracle
 

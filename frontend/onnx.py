@@ -101,6 +101,11 @@ def _one_line(error: Exception, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _op_type_text(op_type: str) -> str:
+    """An op type for a message: as it is when it looks like one, else quoted and cut."""
+    return op_type if op_type.isidentifier() and len(op_type) <= 40 else quoted(op_type, 40)
+
+
 def _check_text(model) -> None:
     """Names and op types must be text: protobuf hands proto2 strings that are not
     UTF-8 over as bytes, which no later step expects."""
@@ -222,7 +227,7 @@ class OnnxImporter:
 
     def error(self, node, what: str) -> MCUCError:
         name = node.name or (node.output[0] if node.output else "")
-        return MCUCError(f"ONNX node {quoted(name)} ({cut_name(node.op_type, 40)}): {what}")
+        return MCUCError(f"ONNX node {quoted(name)} ({_op_type_text(node.op_type)}): {what}")
 
     def unique(self, name: str) -> str:
         name = cut_name(name)  # model names reach the IR (and every message) cut
@@ -339,7 +344,7 @@ class OnnxImporter:
                                     "onnxruntime.quantization.quantize_static, or compile the float model with "
                                     "--calibrate")
         else:
-            raise self.error(node, f"op type {cut_name(kind, 40)} is not supported (mcuc reads "
+            raise self.error(node, f"op type {_op_type_text(kind)} is not supported (mcuc reads "
                                     f"{', '.join(sorted(FLOAT_OPS))} in QDQ form, and their QLinear* nodes); "
                                     "replace it or keep it outside the quantized model")
 
@@ -372,6 +377,11 @@ class OnnxImporter:
 
     def _qdq_params(self, node) -> QParams:
         a = self.attrs(node)
+        if int(a.get("block_size", 0)):
+            raise self.error(node, "blocked quantization (block_size) is not supported; quantize per tensor or "
+                                    "per channel")
+        if len(node.input) < 2 or not node.input[1]:
+            raise self.error(node, "has no scale input")
         zp = node.input[2] if len(node.input) > 2 and node.input[2] else None
         qp = self._qparams(node, node.input[1], zp, int(a.get("axis", 1)), "uint8")
         if qp.dtype not in (*INT_TYPES, "int32"):

@@ -10,6 +10,8 @@ cut by `ir.tensor.quoted`) and the limit it broke:
   alone, before any array of that size exists;
 - quantization: scales finite and inside SCALE_RANGE (beyond it float32 arithmetic in the
   kernels and the oracles overflows or divides by almost nothing);
+- operands: the integer inputs and outputs of ops whose arithmetic reads their
+  quantization must have one;
 - accumulators: a convolution's or fully connected layer's bias plus its largest possible
   sum of products must fit in int32. The oracles add the bias in int32 and wrap around, the
   generated C would overflow a signed int (undefined behaviour); mcuc refuses such a layer
@@ -135,6 +137,26 @@ def check_accumulator(op) -> None:
                         "error in the model)")
 
 
+# Ops whose arithmetic reads the quantization of their integer operands (the data-movement
+# ops, pooling and RELU/RELU6 work without one, or check it themselves).
+_QUANTIZED_ARITHMETIC = frozenset({kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED, kinds.ADD, kinds.SUB,
+                                   kinds.MUL, kinds.MEAN, kinds.SOFTMAX, kinds.LOGISTIC, kinds.HARD_SWISH,
+                                   kinds.QUANTIZE, kinds.DEQUANTIZE})
+_QUANTIZED_TYPES = ("int8", "uint8", "int16")
+
+
+def check_quantized_operands(op) -> None:
+    """An op of _QUANTIZED_ARITHMETIC needs the quantization of its int8/uint8/int16
+    inputs (weights included) and outputs (biases are int32 and implied)."""
+    if op.kind not in _QUANTIZED_ARITHMETIC:
+        return
+    for role, tensors in (("input", op.inputs), ("output", op.outputs)):
+        for t in tensors:
+            if t is not None and t.dtype in _QUANTIZED_TYPES and t.quant is None:
+                raise MCUCError(f"{op.kind} {quoted(op.name)}: its {t.dtype} {role} {quoted(t.name)} has no "
+                                "quantization (scale and zero point), which its arithmetic needs")
+
+
 def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
     """Every check above on a graph a frontend read; returns the graph."""
     limit = max_tensor_bytes_or_default(max_tensor_bytes)
@@ -152,6 +174,7 @@ def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
         if t.quant is not None:
             check_scales(t.quant.scale, f"tensor {quoted(t.name)}")
     for op in graph.ops:
+        check_quantized_operands(op)
         if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.AVERAGE_POOL_2D, kinds.MAX_POOL_2D):
             _check_window_input(op, limit)
         if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED):

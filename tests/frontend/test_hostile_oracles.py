@@ -17,8 +17,9 @@ EXAMPLE = REPO_ROOT / "examples" / "mobilenet_tiny_int8.tflite"
 def test_a_segfault_in_tflite_micro_is_the_oracles_crash_and_mcuc_carries_on():
     # A depth multiplier of a million over 4 weight channels: tflite-micro reads far out of
     # bounds and dies of SIGSEGV (mcuc's frontend refuses this model; the oracle is fed directly).
+    # In a fresh worker (as `mcuc verify` runs it), whose small heap ends where it writes.
     crashing = TFLiteOracle(hm.tflite_conv("DEPTHWISE_CONV_2D", channels=4, out_channels=4,
-                                           depth_multiplier=1_000_000))
+                                           depth_multiplier=1_000_000), fresh_process=True)
     x = np.zeros((1, 5, 5, 4), np.int8)
     with pytest.raises(MCUCError, match=r"the oracle crashed: tflite-micro killed by SIGSEGV while running"):
         crashing([x])

@@ -117,3 +117,13 @@ def test_shared_models_pass_every_check():
 
     for name in shared_model_names():
         assert load_model(shared_model_path(name)).graph.ops
+
+
+def test_unquantized_int8_operand_of_a_conv_is_refused(tmp_path, capsys):
+    """An int8 input without scale and zero point (its quantization table emptied): no
+    backend may guess one."""
+    model = unpack(hm.tflite_conv())
+    q = model.subgraphs[0].tensors[0].quantization
+    q.scale, q.zeroPoint = [], []
+    message = refused(capsys, "verify", _save(tmp_path, pack(model)), "--backends", "reference,llvm")
+    assert "int8 input 'x' has no quantization" in message
