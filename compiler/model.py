@@ -10,7 +10,7 @@ import numpy as np
 from mcuc.frontend.onnx_numerics import OnnxNumerics, parse_onnx_numerics
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
-from mcuc.ir.tensor import quoted
+from mcuc.ir.tensor import cut_name, quoted
 from mcuc.pipeline import LAYOUTS
 
 # The layout of 4-D graph inputs and outputs each format has of its own.
@@ -130,14 +130,15 @@ def check_input_shapes(model: Model, inputs) -> None:
     rank (a 0-d or flat array), or the same tensor in the other layout, has the right
     element count, so the runners would read it in some order without a word."""
     tensors = model.graph.inputs
+    name = cut_name(model.name)
     if len(inputs) != len(tensors):
-        raise MCUCError(f"{model.name} takes {len(tensors)} inputs, got {len(inputs)}")
+        raise MCUCError(f"{name} takes {len(tensors)} inputs, got {len(inputs)}")
     for t, x in zip(tensors, inputs):
         shape = tuple(np.shape(x))
         if shape == tuple(t.shape):
             continue
         if len(shape) != len(t.shape):
-            raise MCUCError(f"input {quoted(t.name)} of {model.name}: expected a {len(t.shape)}-D array of shape "
+            raise MCUCError(f"input {quoted(t.name)} of {name}: expected a {len(t.shape)}-D array of shape "
                             f"{list(t.shape)}, got {len(shape)}-D shape {list(shape)}; reshape it to {list(t.shape)}")
         advice = "give an array of that shape"
         for looks, perm, other in (("NCHW", _NCHW_TO_NHWC, "nchw"), ("NHWC", _NHWC_TO_NCHW, "nhwc")):
@@ -146,5 +147,5 @@ def check_input_shapes(model: Model, inputs) -> None:
                 if model.format == "onnx":
                     advice += f", or compile the model with --layout {other} (layout='{other}')"
         layout = f", layout {model.layout.upper()}" if len(t.shape) == 4 else ""
-        raise MCUCError(f"input {quoted(t.name)} of {model.name}: expected shape {list(t.shape)}{layout}, "
+        raise MCUCError(f"input {quoted(t.name)} of {name}: expected shape {list(t.shape)}{layout}, "
                         f"got {list(shape)}; {advice}")

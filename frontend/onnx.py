@@ -383,7 +383,15 @@ class OnnxImporter:
         if len(node.input) < 2 or not node.input[1]:
             raise self.error(node, "has no scale input")
         zp = node.input[2] if len(node.input) > 2 and node.input[2] else None
-        qp = self._qparams(node, node.input[1], zp, int(a.get("axis", 1)), "uint8")
+        # Without a zero point the quantized type is QuantizeLinear's output_dtype (opset 21)
+        # or uint8, and DequantizeLinear's input type.
+        default = "uint8"
+        if node.op_type == "QuantizeLinear" and int(a.get("output_dtype", 0)):
+            default = _onnx_dtype(int(a["output_dtype"]))
+        elif node.op_type == "DequantizeLinear":
+            src = node.input[0]
+            default = str(self.constants[src].dtype) if src in self.constants else self.dtypes.get(src, "uint8")
+        qp = self._qparams(node, node.input[1], zp, int(a.get("axis", 1)), default)
         if qp.dtype not in (*INT_TYPES, "int32"):
             raise self.error(node, f"quantized type {qp.dtype} is not supported; use int8 or uint8 activations")
         quantized = node.output[0] if node.op_type == "QuantizeLinear" else node.input[0]

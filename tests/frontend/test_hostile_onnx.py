@@ -202,3 +202,18 @@ def test_shared_quantized_network_survives_the_checks():
 
     data = onnx_models.quantize(onnx_models.resnet(np.random.default_rng(0), size=16))
     assert load_model(data, format="onnx").graph.ops
+
+
+def test_opset_21_quantize_without_zero_point_takes_its_output_dtype(tmp_path, capsys):
+    """QuantizeLinear's output_dtype (opset 21) types a QDQ pair without zero points: int8
+    here, not the uint8 a missing zero point meant before."""
+    inits = [numpy_helper.from_array(np.float32(0.05), "s")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s"], ["xq"], output_dtype=TensorProto.INT8),
+             helper.make_node("DequantizeLinear", ["xq", "s"], ["xd"]),
+             helper.make_node("MaxPool", ["xd"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("QuantizeLinear", ["p", "s"], ["pq"], output_dtype=TensorProto.INT8),
+             helper.make_node("DequantizeLinear", ["pq", "s"], ["y"])]
+    model = hm.onnx_model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], opset=21, ir_version=10)
+    code, out, _ = run_cli(capsys, "verify", _save(tmp_path, model), "--samples", "3")
+    assert code == 0 and "reference equals onnxruntime byte for byte" in out, out
