@@ -22,7 +22,7 @@ from mcuc.ir.ops.reshape import ReshapeAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
 from mcuc.ir.ort_numerics import (build_lookup_table, hard_swish_f32, leaky_relu_f32,
                                   logistic_f32, quantize_linear)
-from mcuc.ir.tensor import Quantization, Tensor, quoted
+from mcuc.ir.tensor import Quantization, Tensor, quoted, short_list
 
 from .onnx_context import BuildContext
 from .onnx_values import (INT_TYPES, NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW, UINT8_OFFSET, QInput, QParams,
@@ -46,7 +46,7 @@ def _window_attrs(imp: BuildContext, node, in_hw: tuple[int, int], kernel: tuple
     if auto_pad in ("NOTSET", ""):
         p = [int(v) for v in a.get("pads", (0, 0, 0, 0))]
         if len(p) != 4 or min(p) < 0:
-            raise imp.error(node, f"pads {p[:8]} must be 4 non-negative values [top, left, bottom, right]")
+            raise imp.error(node, f"pads {short_list(p)} must be 4 non-negative values [top, left, bottom, right]")
         padding = Padding2D(top=p[0], left=p[1], bottom=p[2], right=p[3])
     elif auto_pad == "VALID":
         padding = Padding2D()
@@ -308,7 +308,7 @@ def _squeeze_target(imp: BuildContext, node, in_shape: tuple[int, ...]) -> tuple
         rank = len(in_shape)
         drop = {a % rank for a in axes} if axes is not None else {i for i, d in enumerate(in_shape) if d == 1}
         if any(in_shape[a] != 1 for a in drop):
-            raise imp.error(node, f"axes {sorted(drop)} of shape {list(in_shape)} are not all 1")
+            raise imp.error(node, f"axes {short_list(sorted(drop))} of shape {short_list(in_shape)} are not all 1")
         return tuple(d for i, d in enumerate(in_shape) if i not in drop)
     if axes is None:
         raise imp.error(node, "Unsqueeze needs its axes input")
@@ -382,7 +382,7 @@ def _build_pad(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Val
     pads = [int(v) for v in np.asarray(imp.constant(node, node.input[1], "pads")).reshape(-1)]
     rank = len(x.tensor.shape)
     if len(pads) != 2 * rank or min(pads) < 0:
-        raise imp.error(node, f"pads {pads} must be {2 * rank} non-negative values")
+        raise imp.error(node, f"pads {short_list(pads)} must be {2 * rank} non-negative values")
     pairs = [(pads[i], pads[i + rank]) for i in range(rank)]
     if x.nchw:  # the IR's axis j is ONNX axis NCHW_TO_NHWC[j]
         pairs = [pairs[i] for i in NCHW_TO_NHWC]
@@ -470,7 +470,7 @@ def _build_resize(imp: BuildContext, node, ins, out: QParams, out_name: str) -> 
     else:
         raise imp.error(node, "needs constant scales or sizes")
     if len(sizes) != 4 or sizes[0] != n or sizes[1] != c:
-        raise imp.error(node, f"only the spatial axes may be resized (sizes {sizes})")
+        raise imp.error(node, f"only the spatial axes may be resized (sizes {short_list(sizes)})")
     wanted = [_onnx_nearest_indices(i, o, s, transform, nearest) for i, o, s in ((h, sizes[2], scales[2]), (w, sizes[3], scales[3]))]
     for align, half in ((False, False), (False, True), (True, False)):
         if all(np.array_equal(source_indices(i, o, align, half), idx) for i, o, idx in ((h, sizes[2], wanted[0]), (w, sizes[3], wanted[1]))):
@@ -519,7 +519,7 @@ def _reshape_target(imp: BuildContext, node, in_shape: tuple[int, ...]) -> tuple
         known = int(np.prod([d for d in dims if d != -1], dtype=np.int64))
         dims[dims.index(-1)] = total // known if known else 0
     if any(d <= 0 for d in dims) or int(np.prod(dims, dtype=np.int64)) != total:
-        raise imp.error(node, f"shape {spec} does not fit an input of shape {list(in_shape)}")
+        raise imp.error(node, f"shape {short_list(spec)} does not fit an input of shape {short_list(in_shape)}")
     return tuple(dims)
 
 

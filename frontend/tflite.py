@@ -46,7 +46,7 @@ from mcuc.ir.ops.softmax import SoftmaxAttrs
 from mcuc.ir.ops.squeeze import SqueezeAttrs
 from mcuc.ir.ops.sub import SubAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
-from mcuc.ir.tensor import cut_name, quoted
+from mcuc.ir.tensor import cut_name, quoted, short_list
 
 from .validate import check_scales, max_tensor_bytes_or_default, validate_graph
 
@@ -376,9 +376,9 @@ def _pads(ctx: _OpContext) -> tuple[tuple[int, int], ...]:
     x = ctx.inputs[0]
     pads = ctx.parameter(1, "paddings")
     if pads.shape != (len(x.shape), 2):
-        raise ctx.fail(f"paddings shape {pads.shape} must be ({len(x.shape)}, 2) for input shape {x.shape}")
+        raise ctx.fail(f"paddings shape {short_list(pads.shape)} must be ({len(x.shape)}, 2) for input shape {short_list(x.shape)}")
     if (pads < 0).any():
-        raise ctx.fail(f"paddings {pads.tolist()} must not be negative")
+        raise ctx.fail(f"paddings {short_list(pads.ravel())} must not be negative")
     return tuple((int(a), int(b)) for a, b in pads)
 
 
@@ -408,14 +408,14 @@ def _reshape(ctx: _OpContext):
         new_shape = _ints(ctx.options.NewShapeAsNumpy())
         target = [int(d) for d in new_shape] if new_shape.size else list(y.shape)
     if target.count(-1) > 1 or any(d < -1 for d in target):
-        raise ctx.fail(f"shape {target} may hold at most one -1 and no other negative size")
+        raise ctx.fail(f"shape {short_list(target)} may hold at most one -1 and no other negative size")
     known = int(np.prod([d for d in target if d != -1], dtype=np.int64))
     if -1 in target:
         if known == 0 or x.size % known:
-            raise ctx.fail(f"shape {target} cannot hold the {x.size} elements of input {quoted(x.name)}")
+            raise ctx.fail(f"shape {short_list(target)} cannot hold the {x.size} elements of input {quoted(x.name)}")
         target = [x.size // known if d == -1 else d for d in target]
     if int(np.prod(target, dtype=np.int64)) != x.size:
-        raise ctx.fail(f"shape {target} does not hold the {x.size} elements of input {quoted(x.name)}")
+        raise ctx.fail(f"shape {short_list(target)} does not hold the {x.size} elements of input {quoted(x.name)}")
     return kinds.RESHAPE, ctx.inputs[:1], ReshapeAttrs(tuple(target))
 
 
@@ -429,7 +429,7 @@ def _transpose(ctx: _OpContext):
     rank = len(ctx.inputs[0].shape)
     perm = tuple(int(p) for p in ctx.parameter(1, "perm").ravel())
     if sorted(p % rank if -rank <= p < rank else p for p in perm) != list(range(rank)):
-        raise ctx.fail(f"perm {list(perm)} is not a permutation of the {rank} axes")
+        raise ctx.fail(f"perm {short_list(perm)} is not a permutation of the {rank} axes")
     return kinds.TRANSPOSE, ctx.inputs[:1], TransposeAttrs(tuple(p % rank for p in perm))
 
 
@@ -438,7 +438,7 @@ def _resize_nearest(ctx: _OpContext):
     _spatial_input(ctx)
     size = tuple(int(s) for s in ctx.parameter(1, "size").ravel())
     if len(size) != 2 or min(size) < 1:
-        raise ctx.fail(f"size {list(size)} must be two positive numbers (height, width)")
+        raise ctx.fail(f"size {short_list(size)} must be two positive numbers (height, width)")
     o = ctx.options
     return kinds.RESIZE_NEAREST_NEIGHBOR, ctx.inputs[:1], ResizeNearestAttrs(
         size, bool(o.AlignCorners()), bool(o.HalfPixelCenters()))
@@ -553,10 +553,10 @@ class _Reader:
         f.length(t.ShapeLength(), 4, f"{label} shape")
         shape = tuple(int(d) for d in _ints(t.ShapeAsNumpy()))
         if any(d < 0 for d in shape):
-            raise MCUCError(f"{label}: shape {list(shape)} has a dynamic (negative) dimension; "
+            raise MCUCError(f"{label}: shape {short_list(shape)} has a dynamic (negative) dimension; "
                             "mcuc needs static shapes")
         if np.prod(shape, dtype=np.float64) > _MAX_ELEMENTS:
-            raise MCUCError(f"{label}: shape {list(shape)} has more than {_MAX_ELEMENTS} elements")
+            raise MCUCError(f"{label}: shape {short_list(shape)} has more than {_MAX_ELEMENTS} elements")
         if t.IsVariable():
             raise MCUCError(f"{label}: variable tensors (state) are not supported")
         if t.Sparsity() is not None:
@@ -595,7 +595,7 @@ class _Reader:
             axis = 0  # per-tensor: quantized_dimension carries no meaning
         elif not (0 <= axis < len(shape) and shape[axis] == scale.size):
             raise MCUCError(f"{label}: {scale.size} per-channel scales do not match quantized_dimension "
-                            f"{axis} of shape {list(shape)}")
+                            f"{axis} of shape {short_list(shape)}")
         return Quantization(scale, zero_point, axis)
 
     def _read_data(self, buffer_index: int, shape: tuple[int, ...], dtype: str, label: str) -> np.ndarray | None:
@@ -620,7 +620,7 @@ class _Reader:
             return None
         expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         if len(raw) != expected:
-            raise MCUCError(f"{label}: shape {list(shape)} of {dtype} needs {expected} bytes but its "
+            raise MCUCError(f"{label}: shape {short_list(shape)} of {dtype} needs {expected} bytes but its "
                             f"buffer {buffer_index} holds {len(raw)}")
         return np.frombuffer(raw, np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(shape)
 
@@ -707,8 +707,8 @@ def _check_shapes(graph: Graph) -> None:
                             f"(shape inference failed with {type(e).__name__}: {e})") from e
         declared = [t.shape for t in op.outputs]
         if [tuple(s) for s in shapes] != declared:
-            raise MCUCError(f"op {i} ({op.kind}): the file declares output shapes {declared} but the "
-                            f"inputs and attributes give {[tuple(s) for s in shapes]}")
+            raise MCUCError(f"op {i} ({op.kind}): the file declares output shape(s) {', '.join(short_list(d) for d in declared[:4])} "
+                            f"but the inputs and attributes give {', '.join(short_list(s) for s in shapes[:4])}")
 
 
 def _strip_size_prefix(data: bytes) -> bytes:

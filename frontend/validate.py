@@ -27,7 +27,7 @@ import numpy as np
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
 from mcuc.ir.ops import kinds
-from mcuc.ir.tensor import quoted
+from mcuc.ir.tensor import quoted, short_list
 
 MIB = 1 << 20
 # Far beyond the SRAM of any Cortex-M (and of the arena mcuc plans), small enough that the
@@ -61,14 +61,17 @@ def check_size(shape, itemsize: int, what: str, max_tensor_bytes: int | None = N
     limit = max_tensor_bytes_or_default(max_tensor_bytes)
     dims = [int(d) for d in shape]
     if any(d < 0 for d in dims):
-        raise MCUCError(f"{what}: shape {dims} has a negative dimension")
+        raise MCUCError(f"{what}: shape {short_list(dims)} has a negative dimension")
     nbytes = itemsize
     for d in dims:
         nbytes *= d
     if nbytes > limit:
-        raise MCUCError(f"{what}: shape {dims[:8]} takes {_format_bytes(nbytes)}, more than the "
-                        f"{_format_bytes(limit)} one tensor may take (--max-tensor-bytes; its default, "
-                        f"{_format_bytes(DEFAULT_MAX_TENSOR_BYTES)}, is beyond any microcontroller)")
+        if limit == DEFAULT_MAX_TENSOR_BYTES:
+            bound = (f"the {_format_bytes(limit)} one tensor may take, beyond any microcontroller's memory "
+                     "(raise it with --max-tensor-bytes)")
+        else:
+            bound = f"the --max-tensor-bytes limit of {_format_bytes(limit)}"
+        raise MCUCError(f"{what}: shape {short_list(dims)} takes {_format_bytes(nbytes)}, more than {bound}")
 
 
 def check_scales(scale, what: str) -> None:
@@ -169,7 +172,7 @@ def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
         seen.add(t)
         check_size(t.shape, t.itemsize, f"tensor {quoted(t.name)}", limit)
         if not t.is_constant and t.size == 0:
-            raise MCUCError(f"tensor {quoted(t.name)}: shape {list(t.shape)} holds no elements; "
+            raise MCUCError(f"tensor {quoted(t.name)}: shape {short_list(t.shape)} holds no elements; "
                             "mcuc compiles tensors with at least one")
         if t.quant is not None:
             check_scales(t.quant.scale, f"tensor {quoted(t.name)}")

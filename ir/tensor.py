@@ -23,6 +23,15 @@ def cut_name(name, limit: int = NAME_LIMIT) -> str:
     return name[:keep - tail] + "..." + name[len(name) - tail:]
 
 
+def short_list(values, limit: int = 8) -> str:
+    """A list of numbers from a model (a shape, pads, a permutation) for a message: the
+    first `limit` values, then how many there are."""
+    values = [v.item() if hasattr(v, "item") else v for v in values]
+    if len(values) <= limit:
+        return str(list(values))
+    return "[" + ", ".join(str(v) for v in values[:limit]) + f", ... ({len(values)} values)]"
+
+
 def quoted(name, limit: int = NAME_LIMIT) -> str:
     """A model-provided name for a message: cut (`cut_name`) and repr-quoted, so quotes,
     newlines and other control characters show as escapes."""
