@@ -707,8 +707,14 @@ def _check_shapes(graph: Graph) -> None:
                             f"(shape inference failed with {type(e).__name__}: {e})") from e
         declared = [t.shape for t in op.outputs]
         if [tuple(s) for s in shapes] != declared:
-            raise MCUCError(f"op {i} ({op.kind}): the file declares output shape(s) {', '.join(short_list(d) for d in declared[:4])} "
-                            f"but the inputs and attributes give {', '.join(short_list(s) for s in shapes[:4])}")
+            raise MCUCError(f"op {i} ({op.kind}): the file declares output shapes {_shapes_text(declared)} but "
+                            f"the inputs and attributes give {_shapes_text(shapes)}")
+
+
+def _shapes_text(shapes) -> str:
+    """Output shapes for a message, cut when a file makes them long."""
+    text = str([tuple(int(d) for d in shape) for shape in shapes])
+    return text if len(text) <= 120 else "[" + ", ".join(short_list(shape) for shape in shapes[:4]) + ", ...]"
 
 
 def _strip_size_prefix(data: bytes) -> bytes:
