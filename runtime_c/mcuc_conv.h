@@ -126,38 +126,64 @@ MCUC_INLINE void mcuc_extend_rows2(int16_t *dst, const int8_t *src0, const int8_
 }
 
 #if MCUC_DSP
-/* The 2 pixels x 2 channels inner loop in assembly: gcc 12 spills the accumulators of
- * the C version. Per step of 4 inputs: two LDRD (even/odd lanes of both interleaved
- * rows), two weight words, four SXTB16, eight SMLAD, and the loop's SUBS/BNE. */
-#define MCUC_GEMM_2X2_ASM(a00, a01, a10, a11, p0, w, n)                               \
-    do {                                                                              \
-        uint32_t e0_, o0_, e1_, o1_, wv_, t_;                                         \
-        __asm__ volatile(                                                             \
-            "1:\n\t"                                                                  \
-            "ldrd %[e1], %[o1], [%[p], #8]\n\t"                                       \
-            "ldrd %[e0], %[o0], [%[p]], #16\n\t"                                      \
-            "ldr %[wv], [%[w]], #4\n\t"                                               \
-            "sxtb16 %[t], %[wv]\n\t"                                                  \
-            "smlad %[b00], %[e0], %[t], %[b00]\n\t"                                   \
-            "smlad %[b10], %[e1], %[t], %[b10]\n\t"                                   \
-            "sxtb16 %[t], %[wv], ror #8\n\t"                                          \
-            "smlad %[b00], %[o0], %[t], %[b00]\n\t"                                   \
-            "smlad %[b10], %[o1], %[t], %[b10]\n\t"                                   \
-            "ldr %[wv], [%[w]], #4\n\t"                                               \
-            "sxtb16 %[t], %[wv]\n\t"                                                  \
-            "smlad %[b01], %[e0], %[t], %[b01]\n\t"                                   \
-            "smlad %[b11], %[e1], %[t], %[b11]\n\t"                                   \
-            "sxtb16 %[t], %[wv], ror #8\n\t"                                          \
-            "smlad %[b01], %[o0], %[t], %[b01]\n\t"                                   \
-            "smlad %[b11], %[o1], %[t], %[b11]\n\t"                                   \
-            "subs %[n], %[n], #1\n\t"                                                 \
-            "bne 1b\n\t"                                                              \
-            : [b00] "+r"(a00), [b01] "+r"(a01), [b10] "+r"(a10), [b11] "+r"(a11),     \
-              [p] "+r"(p0), [w] "+r"(w), [n] "+r"(n), [e0] "=&r"(e0_), [o0] "=&r"(o0_), \
-              [e1] "=&r"(e1_), [o1] "=&r"(o1_), [wv] "=&r"(wv_), [t] "=&r"(t_)        \
-            :                                                                         \
-            : "cc", "memory");                                                        \
-    } while (0)
+/* The 2 pixels x 2 channels micro-kernel in assembly (gcc 12 spills the accumulators of
+ * the C version). One step covers 4 inputs: the four words of the two interleaved
+ * extended rows and the two weight words are loaded back to back (single loads pipeline:
+ * 7 cycles for 6 words on a Cortex-M4), then four SXTB16 and eight SMLAD. */
+#define MCUC_GEMM_STEP                                                                \
+    "ldr %[x0e], [%[p]], #4\n\t"                                                      \
+    "ldr %[x0o], [%[p]], #4\n\t"                                                      \
+    "ldr %[x1e], [%[p]], #4\n\t"                                                      \
+    "ldr %[x1o], [%[p]], #4\n\t"                                                      \
+    "ldr %[w0], [%[w]], #4\n\t"                                                       \
+    "ldr %[w1], [%[w]], #4\n\t"                                                       \
+    "sxtb16 %[t], %[w0]\n\t"                                                          \
+    "smlad %[b00], %[x0e], %[t], %[b00]\n\t"                                          \
+    "smlad %[b10], %[x1e], %[t], %[b10]\n\t"                                          \
+    "sxtb16 %[t], %[w0], ror #8\n\t"                                                  \
+    "smlad %[b00], %[x0o], %[t], %[b00]\n\t"                                          \
+    "smlad %[b10], %[x1o], %[t], %[b10]\n\t"                                          \
+    "sxtb16 %[t], %[w1]\n\t"                                                          \
+    "smlad %[b01], %[x0e], %[t], %[b01]\n\t"                                          \
+    "smlad %[b11], %[x1e], %[t], %[b11]\n\t"                                          \
+    "sxtb16 %[w1], %[w1], ror #8\n\t"                                                 \
+    "smlad %[b01], %[x0o], %[w1], %[b01]\n\t"                                         \
+    "smlad %[b11], %[x1o], %[w1], %[b11]\n\t"
+
+#define MCUC_GEMM_OPERANDS                                                            \
+    : [b00] "+r"(a00), [b01] "+r"(a01), [b10] "+r"(a10), [b11] "+r"(a11), [p] "+r"(p),  \
+      [w] "+r"(w), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e),              \
+      [x1o] "=&r"(x1o), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+
+/* a00 += x0 . w[c], a01 += x0 . w[c+1], a10 += x1 . w[c], a11 += x1 . w[c+1] over `steps`
+ * steps of 4 inputs (a compile-time constant where it is inlined): a loop of four steps
+ * per pass (one SUBS/BNE per 64 MACs), the remaining 0-3 steps straight. */
+MCUC_INLINE const int8_t *mcuc_gemm_2x2(int32_t *acc, const int16_t *p, const int8_t *w, int steps) {
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+    uint32_t x0e, x0o, x1e, x1o, w0, w1, t;
+    int n = steps / 4;
+    if (n > 0) {
+        __asm__ volatile("1:\n\t" MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_STEP
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n\t"
+                         MCUC_GEMM_OPERANDS, [n] "+r"(n) : : "cc", "memory");
+    }
+    switch (steps % 4) {
+    case 3:
+        __asm__ volatile(MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_OPERANDS : : "memory");
+        break;
+    case 2:
+        __asm__ volatile(MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_OPERANDS : : "memory");
+        break;
+    case 1:
+        __asm__ volatile(MCUC_GEMM_STEP MCUC_GEMM_OPERANDS : : "memory");
+        break;
+    default:
+        break;
+    }
+    acc[0] = a00, acc[1] = a01, acc[2] = a10, acc[3] = a11;
+    return w;
+}
 #endif
 
 /* Two pixels x all output channels from their interleaved extended rows (see
@@ -172,9 +198,11 @@ MCUC_INLINE void mcuc_gemm_rows2(const int16_t *rows, int two, const int8_t *wpa
         int32_t a00 = q->bias[c], a01 = q->bias[c + 1];
         int32_t a10 = a00, a11 = a01;
 #if MCUC_DSP
-        const int16_t *p = rows;
-        int n = depth4 / 4;
-        MCUC_GEMM_2X2_ASM(a00, a01, a10, a11, p, w, n);
+        {
+            int32_t acc[4] = {a00, a01, a10, a11};
+            w = mcuc_gemm_2x2(acc, rows, w, depth4 / 4);
+            a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+        }
 #else
         int k;
         for (k = 0; k < depth4; k += 4) {
