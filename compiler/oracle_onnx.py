@@ -41,7 +41,9 @@ def _onnxruntime():
 def session_options(numerics: OnnxNumerics):
     """onnxruntime SessionOptions that compute `numerics` (up to the host's kernel facts)."""
     options = _onnxruntime().SessionOptions()
-    options.log_severity_level = 3  # warnings about optimizations are not the user's concern
+    # Only fatal messages: warnings about optimizations are not the user's concern, and an
+    # error is reported once, as the MCUCError that OnnxOracle raises for it.
+    options.log_severity_level = 4
     # "1": fuse int8 QDQ groups as int8 (the default on ARM builds); "0": convert them to
     # uint8 first (the default on x86-64 builds). Stated either way, so the host's build
     # does not choose.
@@ -77,8 +79,10 @@ class OnnxOracle:
             inputs = [self._to_nchw(name, x) if rank == 4 else x
                       for name, rank, x in zip(self._inputs, self._input_ranks, inputs)]
         feed = {name: np.ascontiguousarray(x) for name, x in zip(self._inputs, inputs)}
+        run_options = _onnxruntime().RunOptions()
+        run_options.log_severity_level = 4  # the failure is reported once, below
         try:
-            outputs = [np.asarray(y) for y in self._session.run(None, feed)]
+            outputs = [np.asarray(y) for y in self._session.run(None, feed, run_options)]
         except Exception as e:  # Fail, InvalidArgument, RuntimeException, ...: the oracle's failure
             raise MCUCError(f"onnxruntime (the oracle) failed running this model: {_first_line(e)}") from None
         if self.nhwc:

@@ -60,6 +60,19 @@ _IMPLIED_BIAS_QPARAMS = QParams(np.ones(1, np.float32), np.zeros(1, np.int64), 0
 # Operator-oriented (QOperator) ops mcuc reads.
 QOPERATOR_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
                  "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax")
+# The attributes (and their AttributeProto types) of the com.microsoft ops mcuc reads
+# (onnxruntime's contrib schemas).
+_I, _F, _S, _INTS = 2, 1, 3, 7
+_CONTRIB_ATTRIBUTES = {
+    "QGemm": {"alpha": _F, "transA": _I, "transB": _I},
+    "QLinearAdd": {}, "QLinearMul": {}, "QLinearSigmoid": {},
+    "QLinearLeakyRelu": {"alpha": _F},
+    "QLinearGlobalAveragePool": {"channels_last": _I},
+    "QLinearAveragePool": {"auto_pad": _S, "ceil_mode": _I, "channels_last": _I, "count_include_pad": _I,
+                           "kernel_shape": _INTS, "pads": _INTS, "strides": _INTS},
+    "QLinearConcat": {"axis": _I},
+    "QLinearSoftmax": {"axis": _I, "opset": _I},
+}
 # What onnxruntime.quantization.quantize_dynamic writes: int32 results rescaled in float.
 _DYNAMIC_QUANTIZATION = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
 
@@ -151,6 +164,7 @@ class OnnxImporter:
         self.max_tensor_bytes = max_tensor_bytes_or_default(max_tensor_bytes)
         self.nhwc_edges = layout == "nhwc"  # 4-D graph inputs/outputs are NHWC at the API
         self._check_opset()
+        self._check_attributes(model)
         self._check_initializers(model.graph)
         try:
             model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
@@ -180,8 +194,19 @@ class OnnxImporter:
             for name in node.input:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
+        self.contrib_outputs = {o for node in self.graph.node if node.domain not in ("", "ai.onnx") for o in node.output}
 
     # -- model-level checks ----------------------------------------------------------
+
+    def _known_dtype(self, name: str) -> str | None:
+        """The element type of `name` where the file settles it: a constant's, or what
+        ONNX shape inference gives the output of a standard op (not of com.microsoft ops,
+        which it does not know)."""
+        if name in self.constants:
+            return str(self.constants[name].dtype)
+        if name in self.contrib_outputs:
+            return None
+        return self.dtypes.get(name)
 
     def _check_opset(self) -> None:
         for imp in self.model.opset_import:
@@ -191,6 +216,32 @@ class OnnxImporter:
             if imp.domain in ("", "ai.onnx") and imp.version > MAX_OPSET:
                 raise MCUCError(f"the model uses opset {imp.version}; mcuc reads opsets {MIN_OPSET} to {MAX_OPSET}: "
                                 f"convert it with onnx.version_converter.convert_version(model, {MAX_OPSET})")
+
+    def _check_attributes(self, model) -> None:
+        """An attribute the op's schema does not have is an invalid model (onnxruntime
+        refuses it); mcuc would otherwise ignore it without a word."""
+        from onnx import defs
+
+        opset = next((imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx")), None)
+        if opset is None:
+            return
+        for node in model.graph.node:
+            if node.domain == "com.microsoft" and node.op_type in _CONTRIB_ATTRIBUTES:
+                known = _CONTRIB_ATTRIBUTES[node.op_type]
+            elif node.domain in ("", "ai.onnx"):
+                try:
+                    known = {name: int(a.type) for name, a in defs.get_schema(node.op_type, opset, "").attributes.items()}
+                except Exception:  # not a standard op: reported where it is read
+                    continue
+            else:
+                continue
+            for a in node.attribute:
+                if a.name not in known:
+                    raise self.error(node, f"attribute {quoted(a.name)} is not an attribute of {node.op_type} "
+                                            f"(opset {opset}): an invalid model")
+                if int(a.type) != known[a.name]:
+                    raise self.error(node, f"attribute {quoted(a.name)} has the wrong type for {node.op_type}: "
+                                            "an invalid model")
 
     def _check_initializers(self, graph) -> None:
         """Before any initializer becomes an array: data inside the file, sizes in the limit."""
@@ -389,9 +440,12 @@ class OnnxImporter:
         if node.op_type == "QuantizeLinear" and int(a.get("output_dtype", 0)):
             default = _onnx_dtype(int(a["output_dtype"]))
         elif node.op_type == "DequantizeLinear":
-            src = node.input[0]
-            default = str(self.constants[src].dtype) if src in self.constants else self.dtypes.get(src, "uint8")
+            default = self._known_dtype(node.input[0]) or "uint8"
         qp = self._qparams(node, node.input[1], zp, int(a.get("axis", 1)), default)
+        if node.op_type == "DequantizeLinear":
+            known = self._known_dtype(node.input[0])
+            if known in (*INT_TYPES, "int32") and qp.dtype != known:
+                raise self.error(node, f"its zero point is {qp.dtype} but its input is {known}")
         if qp.dtype not in (*INT_TYPES, "int32"):
             raise self.error(node, f"quantized type {qp.dtype} is not supported; use int8 or uint8 activations")
         quantized = node.output[0] if node.op_type == "QuantizeLinear" else node.input[0]

@@ -65,6 +65,13 @@ def _window_attrs(imp: BuildContext, node, in_hw: tuple[int, int], kernel: tuple
     return strides, dilations, padding
 
 
+def _axis(imp: BuildContext, node, value: int, rank: int, what: str = "axis") -> int:
+    """An ONNX axis in [-rank, rank) as a non-negative one, else an error."""
+    if not -rank <= value < rank:
+        raise imp.error(node, f"{what} {value} is out of range for a rank-{rank} tensor")
+    return value % rank
+
+
 def _build_conv(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     xq, wq = ins[0], ins[1]
     bq = ins[2] if len(ins) > 2 else None
@@ -76,6 +83,10 @@ def _build_conv(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Va
         raise imp.error(node, f"weights of shape {list(w.shape)} are not 4-D [M, C/group, kH, kW] without an "
                                "empty dimension")
     group = int(imp.attrs(node).get("group", 1))
+    kernel_shape = imp.attrs(node).get("kernel_shape")
+    if kernel_shape is not None and tuple(int(k) for k in kernel_shape) != tuple(w.shape[2:]):
+        raise imp.error(node, f"kernel_shape {short_list(kernel_shape)} disagrees with the weights' "
+                               f"{w.shape[2]}x{w.shape[3]} kernel")
     strides, dilations, padding = _window_attrs(imp, node, x.tensor.shape[1:3], w.shape[2:])
     cin, m = x.tensor.shape[3], w.shape[0]
     if group < 1 or cin % group or m % group or w.shape[1] * group != cin:
@@ -279,7 +290,7 @@ def _build_reshape(imp: BuildContext, node, ins, out: QParams, out_name: str) ->
     t = x.tensor
     onnx_shape = tuple(t.shape[i] for i in NHWC_TO_NCHW) if x.nchw else t.shape
     if node.op_type == "Flatten":
-        axis = int(imp.attrs(node).get("axis", 1)) % (len(onnx_shape) + 1)
+        axis = _axis(imp, node, int(imp.attrs(node).get("axis", 1)), len(onnx_shape) + 1)
         target = (int(np.prod(onnx_shape[:axis], dtype=np.int64)), int(np.prod(onnx_shape[axis:], dtype=np.int64)))
     elif node.op_type in ("Squeeze", "Unsqueeze"):
         target = _squeeze_target(imp, node, onnx_shape)
@@ -306,14 +317,15 @@ def _squeeze_target(imp: BuildContext, node, in_shape: tuple[int, ...]) -> tuple
     axes = [int(a) for a in np.asarray(imp.constant(node, node.input[1], "axes")).reshape(-1)] if axes_given else None
     if node.op_type == "Squeeze":
         rank = len(in_shape)
-        drop = {a % rank for a in axes} if axes is not None else {i for i, d in enumerate(in_shape) if d == 1}
+        drop = ({_axis(imp, node, a, rank) for a in axes} if axes is not None
+                else {i for i, d in enumerate(in_shape) if d == 1})
         if any(in_shape[a] != 1 for a in drop):
             raise imp.error(node, f"axes {short_list(sorted(drop))} of shape {short_list(in_shape)} are not all 1")
         return tuple(d for i, d in enumerate(in_shape) if i not in drop)
     if axes is None:
         raise imp.error(node, "Unsqueeze needs its axes input")
     rank = len(in_shape) + len(axes)
-    insert = {a % rank for a in axes}
+    insert = {_axis(imp, node, a, rank) for a in axes}
     dims = iter(in_shape)
     return tuple(1 if i in insert else next(dims) for i in range(rank))
 
@@ -360,6 +372,8 @@ def _build_transpose(imp: BuildContext, node, ins, out: QParams, out_name: str) 
     x = imp.activation(node, ins[0])
     rank = len(x.tensor.shape)
     perm = tuple(int(p) for p in imp.attrs(node).get("perm", tuple(reversed(range(rank)))))
+    if sorted(perm) != list(range(rank)):
+        raise imp.error(node, f"perm {short_list(perm)} is not a permutation of the {rank} axes")
     ir_perm = tuple(NHWC_TO_NCHW[p] for p in perm) if x.nchw else perm
     if ir_perm == tuple(range(rank)):
         return Value(x.tensor, out, nchw=False)
@@ -492,7 +506,7 @@ def _build_softmax(imp: BuildContext, node, ins, out: QParams, out_name: str) ->
     rank = len(x.tensor.shape)
     if node.op_type == "QLinearSoftmax" and int(a.get("opset", 13)) < 13:
         raise imp.error(node, "QLinearSoftmax of opset < 13 (softmax over flattened axes) is not supported")
-    axis = int(a.get("axis", -1)) % rank
+    axis = _axis(imp, node, int(a.get("axis", -1)), rank)
     ir_axis = NCHW_AXIS_IN_NHWC[axis] if x.nchw else axis
     if ir_axis != rank - 1:
         raise imp.error(node, f"softmax over axis {axis} is not supported; mcuc computes it over the innermost "
@@ -537,7 +551,7 @@ def _build_concat(imp: BuildContext, node, ins, out: QParams, out_name: str) -> 
     if any(v.nchw != nchw for v in values):
         raise imp.error(node, "inputs mix layouts")
     rank = len(values[0].tensor.shape)
-    axis = axis % rank
+    axis = _axis(imp, node, axis, rank)
     if nchw:
         axis = NCHW_AXIS_IN_NHWC[axis]
     y = imp.emit(kinds.CONCATENATION, [v.tensor for v in values], ConcatAttrs(axis=axis), out_name, "int8",

@@ -217,3 +217,37 @@ def test_opset_21_quantize_without_zero_point_takes_its_output_dtype(tmp_path, c
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], opset=21, ir_version=10)
     code, out, _ = run_cli(capsys, "verify", _save(tmp_path, model), "--samples", "3")
     assert code == 0 and "reference equals onnxruntime byte for byte" in out, out
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda m: m.graph.node[1].attribute.append(helper.make_attribute("pads", [1, 2])), "not an attribute"),
+    (lambda m: next(n for n in m.graph.node if n.op_type == "Conv").attribute.append(
+        helper.make_attribute("strides", 2)), "wrong type"),
+    (lambda m: next(a for n in m.graph.node if n.op_type == "Conv" for a in n.attribute
+                    if a.name == "kernel_shape").ints.__setitem__(0, 2), "kernel_shape [2, 3] disagrees"),
+])
+def test_attributes_onnxruntime_refuses_are_refused(tmp_path, capsys, edit, words):
+    """What onnxruntime calls an invalid model, mcuc does not compile by ignoring it."""
+    model = hm.qdq_conv()
+    edit(model)
+    assert words in refused(capsys, "compile", _save(tmp_path, model), "-o", tmp_path / "out")
+
+
+def test_axis_out_of_range_is_refused(tmp_path, capsys):
+    inits = [numpy_helper.from_array(np.float32(0.05), "s"), numpy_helper.from_array(np.int8(0), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node("Softmax", ["xd"], ["p"], axis=255),
+             helper.make_node("QuantizeLinear", ["p", "s", "z"], ["pq"]),
+             helper.make_node("DequantizeLinear", ["pq", "s", "z"], ["y"])]
+    model = hm.onnx_model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert "255" in message and ("out of range" in message or "shape inference" in message)
+
+
+def test_dequantize_zero_point_of_another_type_than_its_input_is_refused(tmp_path, capsys):
+    model = hm.qdq_conv()
+    z = next(i for i in model.graph.initializer if i.name == "wz")
+    z.CopyFrom(numpy_helper.from_array(np.uint8(0), "wz"))
+    assert "zero point is uint8 but its input is int8" in refused(capsys, "inspect", _save(tmp_path, model))
