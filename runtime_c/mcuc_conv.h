@@ -30,13 +30,15 @@
  * fused activation. onnxruntime's rule is mcuc_ort_requant_t (mcuc_ort.h). */
 typedef struct {
     const int32_t *mult;   /* Q31 multiplier per output channel */
-    const int32_t *shift;  /* fast: right shift (>= 1); else TFLite's signed shift */
-    const int32_t *round;  /* fast: 2^(right - 1), plus out_zp << right when zp_folded */
+    const int32_t *shift;  /* fast channel: right shift (>= 1); else TFLite's signed shift */
+    const int32_t *round;  /* fast channel: 2^(right - 1), plus out_zp << right when zp_folded */
+    const uint8_t *slow;   /* fast == 2: 1 for the channels that take the general stage */
     int32_t out_zp;
     int32_t act_min;
     int32_t act_max;
-    int fast;
-    int zp_folded;         /* fast only: the output zero point is inside round[] */
+    int fast;              /* 0: the general stage everywhere; 1: the fast stage everywhere;
+                            * 2: per channel (slow[]) */
+    int zp_folded;         /* fast channels: the output zero point is inside round[] */
 } mcuc_requant_t;
 
 /* What an integer GEMM kernel needs to turn int8 inputs into int8 outputs: the input
@@ -59,30 +61,60 @@ MCUC_INLINE int32_t mcuc_activation(int32_t y, const mcuc_requant_t *q) {
     return mcuc_clamp(y, q->act_min, q->act_max);
 }
 
-MCUC_INLINE int32_t mcuc_requant_channel(int32_t acc, const mcuc_requant_t *q, int c) {
-    int32_t y;
-    if (q->fast) {
-        y = mcuc_requant_fast(acc, q->mult[c], q->round[c], q->shift[c]);
-        if (!q->zp_folded) {
-            y += q->out_zp;
-        }
-    } else {
-        y = mcuc_mbqm(acc, q->mult[c], q->shift[c]) + q->out_zp;
-    }
-    return mcuc_activation(y, q);
+/* Whether channel c takes the fast stage. */
+MCUC_INLINE int mcuc_channel_fast(const mcuc_requant_t *q, int c) {
+    return q->fast == 1 || (q->fast == 2 && !q->slow[c]);
 }
 
-/* For kernels that accumulate 2 * acc (weights doubled at compile time, which the
- * compiler does only when TFLite's fast output stage applies). */
+/* The fast stage on an accumulator held doubled (acc2 = 2 * acc, |acc| < 2^30), the
+ * zero point not yet added unless folded into `round`: mcuc_requant_fast with the
+ * rounding constant added by the multiply (SMMLAR adds round * 2^32 before its
+ * rounding shift) and the sign correction taken from the accumulator instead of the
+ * product. The two signs differ only where the product rounds to 0, and there
+ * (round - 1) >> e == round >> e, because round = 2^(e-1) + zp * 2^e with e >= 1 (a
+ * constant channel's round, 2y with e = 1, meets only acc2 = 0). */
+MCUC_INLINE int32_t mcuc_stage_fast2(int32_t acc2, int32_t mult, int32_t round, int32_t right) {
+#if MCUC_DSP
+    int32_t t;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(t) : "r"(acc2), "r"(mult), "r"(round));
+    return (t + (acc2 >> 31)) >> right;
+#else
+    return mcuc_requant_fast_doubled(acc2, mult, round, right);
+#endif
+}
+
+/* The same on the accumulator itself (|acc| < 2^30). */
+MCUC_INLINE int32_t mcuc_stage_fast(int32_t acc, int32_t mult, int32_t round, int32_t right) {
+#if MCUC_DSP
+    return mcuc_stage_fast2((int32_t)((uint32_t)acc << 1), mult, round, right);
+#else
+    return mcuc_requant_fast(acc, mult, round, right);
+#endif
+}
+
 MCUC_INLINE int32_t mcuc_requant_channel_doubled(int32_t acc2, const mcuc_requant_t *q, int c) {
     int32_t y;
-    if (q->fast) {
-        y = mcuc_requant_fast_doubled(acc2, q->mult[c], q->round[c], q->shift[c]);
+    if (mcuc_channel_fast(q, c)) {
+        y = mcuc_stage_fast2(acc2, q->mult[c], q->round[c], q->shift[c]);
         if (!q->zp_folded) {
             y += q->out_zp;
         }
     } else {
         y = mcuc_mbqm(acc2 / 2, q->mult[c], q->shift[c]) + q->out_zp;
+    }
+    return mcuc_activation(y, q);
+}
+
+/* For kernels that accumulate acc itself (the fast stage doubles it: |acc| < 2^30 there). */
+MCUC_INLINE int32_t mcuc_requant_channel(int32_t acc, const mcuc_requant_t *q, int c) {
+    int32_t y;
+    if (mcuc_channel_fast(q, c)) {
+        y = mcuc_stage_fast(acc, q->mult[c], q->round[c], q->shift[c]);
+        if (!q->zp_folded) {
+            y += q->out_zp;
+        }
+    } else {
+        y = mcuc_mbqm(acc, q->mult[c], q->shift[c]) + q->out_zp;
     }
     return mcuc_activation(y, q);
 }
@@ -428,6 +460,64 @@ MCUC_INLINE int mcuc_fully_connected_w16_get_buffer_size(int depth, int units) {
 }
 
 #if MCUC_DSP
+/* One step of the fully connected micro-kernel: 4 inputs (two words of the extended
+ * row) x 4 units (two int16 lane words each), loaded in two runs of back-to-back single
+ * loads (6 and 4 words: 7 + 5 cycles on a Cortex-M4) with four SMLAD after each. */
+#define MCUC_FC_STEP                                                                  \
+    "ldr %[xe], [%[px]], #4\n\t"                                                     \
+    "ldr %[xo], [%[px]], #4\n\t"                                                     \
+    "ldr %[wa], [%[pw]], #4\n\t"                                                     \
+    "ldr %[wb], [%[pw]], #4\n\t"                                                     \
+    "ldr %[wc], [%[pw]], #4\n\t"                                                     \
+    "ldr %[wd], [%[pw]], #4\n\t"                                                     \
+    "smlad %[a0], %[xe], %[wa], %[a0]\n\t"                                           \
+    "smlad %[a0], %[xo], %[wb], %[a0]\n\t"                                           \
+    "smlad %[a1], %[xe], %[wc], %[a1]\n\t"                                           \
+    "smlad %[a1], %[xo], %[wd], %[a1]\n\t"                                           \
+    "ldr %[wa], [%[pw]], #4\n\t"                                                     \
+    "ldr %[wb], [%[pw]], #4\n\t"                                                     \
+    "ldr %[wc], [%[pw]], #4\n\t"                                                     \
+    "ldr %[wd], [%[pw]], #4\n\t"                                                     \
+    "smlad %[a2], %[xe], %[wa], %[a2]\n\t"                                           \
+    "smlad %[a2], %[xo], %[wb], %[a2]\n\t"                                           \
+    "smlad %[a3], %[xe], %[wc], %[a3]\n\t"                                           \
+    "smlad %[a3], %[xo], %[wd], %[a3]\n\t"
+
+#define MCUC_FC_OPERANDS                                                              \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [px] "+r"(px),      \
+      [pw] "+r"(w), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb),   \
+      [wc] "=&r"(wc), [wd] "=&r"(wd)
+
+/* acc[j] += x . w[unit j] for the four units of a group over `steps` steps of 4 inputs
+ * (a compile-time constant where inlined): four steps per loop pass, the remaining 0-3
+ * straight. Returns the weights after the last step. */
+MCUC_INLINE const int16_t *mcuc_fc_4x1(int32_t *acc, const int16_t *px, const int16_t *w, int steps) {
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    uint32_t xe, xo, wa, wb, wc, wd;
+    int n = steps / 4;
+    if (n > 0) {
+        __asm__ volatile("1:\n\t" MCUC_FC_STEP MCUC_FC_STEP MCUC_FC_STEP MCUC_FC_STEP
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n\t"
+                         MCUC_FC_OPERANDS, [n] "+r"(n) : : "cc", "memory");
+    }
+    switch (steps % 4) {
+    case 3:
+        __asm__ volatile(MCUC_FC_STEP MCUC_FC_STEP MCUC_FC_STEP MCUC_FC_OPERANDS : : "memory");
+        break;
+    case 2:
+        __asm__ volatile(MCUC_FC_STEP MCUC_FC_STEP MCUC_FC_OPERANDS : : "memory");
+        break;
+    case 1:
+        __asm__ volatile(MCUC_FC_STEP MCUC_FC_OPERANDS : : "memory");
+        break;
+    default:
+        break;
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+    return w;
+}
+
 /* Fully connected on ARMv7E-M with weights widened to int16 at compile time (twice the
  * flash of int8, for no SXTB16 on the weight side). The input row is sign-extended
  * mcuc_fc_chunk inputs at a time into `xrow` (the scratch's start, lanes x[k], x[k+2],
@@ -465,37 +555,12 @@ MCUC_INLINE void mcuc_fully_connected_w16(const int8_t *in, int8_t *out, int8_t 
             }
             for (u = 0; u < units; u += 4) {
                 const int16_t *w = wq + u * depth4 + c0 * 4;
+                const int32_t *start = first ? q->bias + u : partial + u;
+                int32_t acc[4] = {start[0], start[1], start[2], start[3]};
                 int32_t a0, a1, a2, a3;
                 const int16_t *px = xrow;
-                int n = n4 / 4;
-                uint32_t xe, xo, we, wo;
-                if (first) {
-                    a0 = q->bias[u], a1 = q->bias[u + 1], a2 = q->bias[u + 2], a3 = q->bias[u + 3];
-                } else {
-                    a0 = partial[u], a1 = partial[u + 1], a2 = partial[u + 2], a3 = partial[u + 3];
-                }
-                __asm__ volatile(
-                    "1:\n\t"
-                    "ldrd %[xe], %[xo], [%[px]], #8\n\t"
-                    "ldrd %[we], %[wo], [%[pw]], #8\n\t"
-                    "smlad %[a0], %[xe], %[we], %[a0]\n\t"
-                    "smlad %[a0], %[xo], %[wo], %[a0]\n\t"
-                    "ldrd %[we], %[wo], [%[pw]], #8\n\t"
-                    "smlad %[a1], %[xe], %[we], %[a1]\n\t"
-                    "smlad %[a1], %[xo], %[wo], %[a1]\n\t"
-                    "ldrd %[we], %[wo], [%[pw]], #8\n\t"
-                    "smlad %[a2], %[xe], %[we], %[a2]\n\t"
-                    "smlad %[a2], %[xo], %[wo], %[a2]\n\t"
-                    "ldrd %[we], %[wo], [%[pw]], #8\n\t"
-                    "smlad %[a3], %[xe], %[we], %[a3]\n\t"
-                    "smlad %[a3], %[xo], %[wo], %[a3]\n\t"
-                    "subs %[n], %[n], #1\n\t"
-                    "bne 1b\n\t"
-                    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [px] "+r"(px),
-                      [pw] "+r"(w), [n] "+r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [we] "=&r"(we),
-                      [wo] "=&r"(wo)
-                    :
-                    : "cc", "memory");
+                w = mcuc_fc_4x1(acc, px, w, n4 / 4);
+                a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
                 if (!last) {
                     partial[u] = a0, partial[u + 1] = a1, partial[u + 2] = a2, partial[u + 3] = a3;
                     continue;

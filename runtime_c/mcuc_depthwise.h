@@ -217,7 +217,7 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
 #if MCUC_DSP
             if (kh == 3 && kw == 3 && dil_h == 1 && dil_w == 1 && (stride_w == 1 || stride_w == 2)) {
                 const int32_t *t = taps3 + 6 * c;
-                const int doubled = q->tflite && q->tflite->fast;
+                const int doubled = q->tflite && mcuc_channel_fast(q->tflite, c);
                 const int32_t bias = doubled ? 2 * q->bias[c] : q->bias[c];
                 for (; ox + 4 <= out_w; ox += 4) {
                     int32_t a0 = bias, a1 = bias, a2 = bias, a3 = bias;

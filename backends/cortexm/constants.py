@@ -21,43 +21,100 @@ _FAST_ACC_LIMIT = 1 << 30
 
 @dataclass(frozen=True)
 class Requant:
-    """Per-channel output stage constants. With `fast`, `shift` holds the right shift
-    (>= 1) and `rounding` 2^(shift-1); otherwise `shift` is TFLite's signed shift."""
+    """Per-channel output stage constants.
+
+    `fast`: the fast stage (mcuc_requant_fast) runs, on every channel except those
+    `slow` marks (None: on every one). A fast channel's `shift` holds its right shift
+    (>= 1) and `rounding` 2^(shift-1), plus out_zp << shift when `zp_folded`; a slow
+    channel (and every channel when not `fast`) keeps TFLite's signed shift and the
+    general stage. `constant`: channels whose accumulator is known at compile time (all
+    weights zero, so it is the bias): their fast constants produce the final output from
+    an accumulator of 0, so their accumulators must start from 0 (`start`)."""
 
     multiplier: np.ndarray
     shift: np.ndarray
     rounding: np.ndarray
     fast: bool
     zp_folded: bool = False
+    slow: np.ndarray | None = None
+    constant: tuple[int, ...] = ()
+
+    @property
+    def mode(self) -> int:
+        """mcuc_requant_t.fast: 0 general, 1 fast on every channel, 2 per channel."""
+        return 0 if not self.fast else (1 if self.slow is None else 2)
+
+    def start(self, bias: np.ndarray) -> np.ndarray:
+        """The accumulators' start values: `bias`, 0 on the constant channels."""
+        start = np.array(bias, np.int64)
+        start[list(self.constant)] = 0
+        return start
 
 
-def requant_constants(multiplier: np.ndarray, shift: np.ndarray, acc_bound: int, out_zero_point: int = 0) -> Requant:
-    """Choose the fast output stage when its preconditions hold for this layer: every
-    multiplier positive, every shift a right shift, and no accumulator can reach 2^30
-    (`acc_bound` is a proven bound on |acc|).
+def requant_constants(multiplier: np.ndarray, shift: np.ndarray, acc_bound, out_zero_point: int = 0,
+                      known: dict[int, int] | None = None, act_range: tuple[int, int] = (-128, 127)) -> Requant:
+    """Choose the output stage per channel: the fast one where its preconditions hold
+    (multiplier positive, a right shift, and no accumulator can reach 2^30: `acc_bound`,
+    one proven bound on |acc| for the layer or one per channel), the general one
+    elsewhere. The fast stage runs on every channel, per channel (the others marked
+    slow), or on none when no channel with a varying accumulator qualifies.
+
+    `known`: channel -> its accumulator where it is a compile-time constant (no weights):
+    the channel's output (act_range clamps it) is computed here, and its fast constants
+    (multiplier 2^30, right shift 1, rounding twice the output) give it from an
+    accumulator of 0, so such a channel never needs the general stage.
 
     The fast stage also folds the output zero point into the rounding constant when
-    (|zp| + 1) * 2^right stays below 2^30: floor((v + zp * 2^e) / 2^e) = floor(v / 2^e) + zp
-    exactly, and no sum can overflow."""
-    multiplier = np.asarray(multiplier, np.int64)
-    shift = np.asarray(shift, np.int64)
-    fast = bool(np.all(multiplier > 0) and np.all(shift <= -1) and acc_bound < _FAST_ACC_LIMIT)
-    if fast:
-        right = -shift
-        rounding = np.left_shift(np.int64(1), right - 1)
-        folded = bool(np.all(np.left_shift(np.int64(abs(out_zero_point) + 1), right) < _FAST_ACC_LIMIT))
-        if folded:
-            rounding = rounding + np.left_shift(np.int64(out_zero_point), right)
-        return Requant(multiplier, right, rounding, True, folded)
-    return Requant(multiplier, shift, np.zeros_like(shift), False)
+    (|zp| + 1) * 2^right stays below 2^30 on every fast channel: floor((v + zp * 2^e) / 2^e)
+    = floor(v / 2^e) + zp exactly, and no sum can overflow."""
+    from mcuc.ir.fixedpoint import multiply_by_quantized_multiplier
+
+    multiplier = np.array(multiplier, np.int64).reshape(-1)
+    shift = np.array(shift, np.int64).reshape(-1)
+    n = multiplier.size
+    bound = np.broadcast_to(np.asarray(acc_bound, np.int64), (n,))
+    known = dict(known or {})
+    constant = np.zeros(n, bool)
+    constant[list(known)] = True
+    ok = (multiplier > 0) & (shift <= -1) & (bound < _FAST_ACC_LIMIT)
+    if not np.any(ok & ~constant) and not np.all(constant):
+        return Requant(multiplier, shift, np.zeros_like(shift), False)
+    fast = ok | constant
+    right = np.where(fast, -shift, shift)
+    right[constant] = 1
+    mult = multiplier.copy()
+    mult[constant] = 1 << 30
+    live = fast & ~constant
+    folded = bool(np.all(np.left_shift(np.int64(abs(out_zero_point) + 1), right[live]) < _FAST_ACC_LIMIT))
+    rounding = np.where(live, np.left_shift(np.int64(1), np.maximum(right, 1) - 1), 0)
+    if folded:
+        rounding = np.where(live, rounding + np.left_shift(np.int64(out_zero_point), np.maximum(right, 1)), 0)
+    for c, acc in known.items():
+        y = int(multiply_by_quantized_multiplier(acc, multiplier[c], shift[c])) + out_zero_point
+        y = min(max(y, act_range[0]), act_range[1])
+        rounding[c] = 2 * (y - (0 if folded else out_zero_point))
+    slow = None if np.all(fast) else ~fast
+    return Requant(mult, right, rounding, True, folded, slow, tuple(sorted(known)))
+
+
+def channel_bounds(weights_per_channel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """Per channel |bias| + 255 * sum|w|: no int8 input with any zero point can push the
+    channel's accumulator beyond it (|x - zero_point| <= 255)."""
+    w = np.abs(weights_per_channel.astype(np.int64)).sum(axis=1) * 255
+    b = np.zeros_like(w) if bias is None else np.abs(bias.astype(np.int64))
+    return w + b
 
 
 def accumulator_bound(weights_per_channel: np.ndarray, bias: np.ndarray | None) -> int:
-    """max over channels of |bias| + 255 * sum|w|: no int8 input with any zero point can
-    push a channel's accumulator beyond it (|x - zero_point| <= 255)."""
-    w = np.abs(weights_per_channel.astype(np.int64)).sum(axis=1) * 255
-    b = np.zeros_like(w) if bias is None else np.abs(bias.astype(np.int64))
-    return int((w + b).max(initial=0))
+    """max over channels of channel_bounds: one bound for the whole layer."""
+    return int(channel_bounds(weights_per_channel, bias).max(initial=0))
+
+
+def constant_channels(weights_per_channel: np.ndarray, start: np.ndarray) -> dict[int, int]:
+    """Channels whose weights are all zero, with their accumulator: the start value
+    (the bias the kernel begins from), whatever the input."""
+    dead = np.flatnonzero(~np.any(weights_per_channel != 0, axis=1))
+    return {int(c): int(start[c]) for c in dead}
 
 
 def folded_bias(bias: np.ndarray | None, weights_per_channel: np.ndarray, input_zero_point: int) -> np.ndarray:
@@ -109,12 +166,12 @@ def depthwise_c4_weights(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(taps).astype(np.int16).reshape(-1)
 
 
-def depthwise_row_taps3(w: np.ndarray, doubled: bool = False) -> np.ndarray:
+def depthwise_row_taps3(w: np.ndarray, doubled=False) -> np.ndarray:
     """[3, 3, ch] int8 -> int32 [ch][3][2]: per channel and kernel row r the SMLAD pair
     (w[r][0] in the low half, w[r][2] in the high half) and w[r][1] (the in-place 3x3
-    kernel's operands). `doubled`: 2 * w (still int16), so the kernel accumulates 2 * acc,
-    the operand SMMULR wants."""
-    w = w.astype(np.int64) * (2 if doubled else 1)
+    kernel's operands). `doubled` (for every channel, or a mask per channel): 2 * w
+    (still int16), so the kernel accumulates 2 * acc, the operand SMMULR wants."""
+    w = w.astype(np.int64) * np.where(np.broadcast_to(np.asarray(doubled, bool), w.shape[-1:]), 2, 1)
     low = w[:, 0, :] & 0xFFFF
     pairs = low | (w[:, 2, :] << 16)
     pairs = ((pairs + 2**31) & 0xFFFFFFFF) - 2**31

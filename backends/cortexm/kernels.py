@@ -207,13 +207,16 @@ def _tflite_requant(fn: str, r: K.Requant, out_zp: int, act_min: int, act_max: i
     """TFLite's output stage: the per-channel arrays and the mcuc_requant_t `{fn}_rq`."""
     arrays = [_ints("int32_t", f"{fn}_mult", K.padded_channels(r.multiplier, channels_padded)),
               _ints("int32_t", f"{fn}_shift", K.padded_channels(r.shift, channels_padded))]
-    round_ = "0"  # read only by the fast stage
+    round_ = slow = "0"  # read only by the fast stage; per channel
     if r.fast:
         arrays.append(_ints("int32_t", f"{fn}_round", K.padded_channels(r.rounding, channels_padded)))
         round_ = f"{fn}_round"
+    if r.slow is not None:
+        arrays.append(_ints("uint8_t", f"{fn}_slow", K.padded_channels(r.slow.astype(np.int64), channels_padded)))
+        slow = f"{fn}_slow"
     return arrays, c_struct("mcuc_requant_t", f"{fn}_rq", dict(
-        mult=f"{fn}_mult", shift=f"{fn}_shift", round=round_, out_zp=out_zp, act_min=act_min, act_max=act_max,
-        fast=int(r.fast), zp_folded=int(r.zp_folded)))
+        mult=f"{fn}_mult", shift=f"{fn}_shift", round=round_, slow=slow, out_zp=out_zp, act_min=act_min,
+        act_max=act_max, fast=r.mode, zp_folded=int(r.zp_folded)))
 
 
 def _ort_requant(fn: str, op: Op, scales: np.ndarray, channels_padded: int, act_min: int,
@@ -228,22 +231,37 @@ def _ort_requant(fn: str, op: Op, scales: np.ndarray, channels_padded: int, act_
         scale=f"{fn}_ort_scale", out_zp=_zp(y), lo=lo, hi=hi, act_min=act_min, act_max=act_max))
 
 
-def _gemm_quant(fn: str, op: Op, multiplier, shift, bias: np.ndarray, acc_bound: int,
+def _tflite_stage(op: Op, multiplier, shift, weights_per_channel: np.ndarray, bias: np.ndarray | None,
+                  start: np.ndarray) -> K.Requant | None:
+    """TFLite's output stage of an integer GEMM kernel, chosen per channel from each
+    channel's accumulator bound (its weights and model bias), a channel without weights
+    a constant (its accumulator is `start`, the value the kernel begins from); None under
+    onnxruntime's rule."""
+    if _is_ort(op):
+        return None
+    return K.requant_constants(multiplier, shift, K.channel_bounds(weights_per_channel, bias), _zp(op.output),
+                               known=K.constant_channels(weights_per_channel, start),
+                               act_range=(op.attrs.act_min, op.attrs.act_max))
+
+
+def _gemm_quant(fn: str, op: Op, r: K.Requant | None, start: np.ndarray,
                 channels_padded: int) -> tuple[list[CArray], str]:
-    """The constants of an integer GEMM kernel's mcuc_quant_t `{fn}_q`: the bias its
-    accumulators start from and the output stage under the op's rule (TFLite's
-    multipliers or onnxruntime's float32 scales on the same exact accumulators). Returns
-    the arrays and the C of the structs."""
+    """The constants of an integer GEMM kernel's mcuc_quant_t `{fn}_q`: the values its
+    accumulators start from (`start`, 0 on the channels `r` made constants) and the
+    output stage under the op's rule (TFLite's, `r` from _tflite_stage, or onnxruntime's
+    float32 scales on the same exact accumulators). Returns the arrays and the C of the
+    structs."""
     from mcuc.ir.ort_numerics import channel_scales
 
     x, w, y = op.inputs[0], op.inputs[1], op.output
-    arrays = [_ints("int32_t", f"{fn}_bias", K.padded_channels(bias, channels_padded))]
-    if _is_ort(op):
+    if r is not None:
+        start = r.start(start)
+    arrays = [_ints("int32_t", f"{fn}_bias", K.padded_channels(start, channels_padded))]
+    if r is None:
         scales = channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], y.shape[-1])
         extra, rule = _ort_requant(fn, op, scales, channels_padded, op.attrs.act_min, op.attrs.act_max)
         pointers = dict(tflite="0", ort=f"&{fn}_ort")
     else:
-        r = K.requant_constants(multiplier, shift, acc_bound, _zp(y))
         extra, rule = _tflite_requant(fn, r, _zp(y), op.attrs.act_min, op.attrs.act_max, channels_padded)
         pointers = dict(tflite=f"&{fn}_rq", ort="0")
     quant = c_struct("mcuc_quant_t", f"{fn}_q", dict(in_zp=_zp(x), bias=f"{fn}_bias", **pointers))
@@ -308,7 +326,8 @@ def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> Step
         _require(len(step.scratch) == 1 and step.scratch[0].size >= _conv_scratch_bytes(op), op,
                  "the GEMM row scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
         ctx["scratch_offset"] = step.scratch[0].offset
-    arrays, quant = _gemm_quant(fn, op, mult, shift, folded, K.accumulator_bound(w2, bias), padded)
+    r = _tflite_stage(op, mult, shift, w2, bias, folded)
+    arrays, quant = _gemm_quant(fn, op, r, folded, padded)
     decls = _render("conv.j2", site, arrays=[weights] + arrays, quant=quant, **ctx)
     return StepCode(decls, _call(site), (CONV_H,))
 
@@ -324,7 +343,7 @@ def _emit_depthwise(site: Site, step: Step, program: Program, target: Target) ->
     wk = w.data.reshape(kh, kw, out_ch)
     bias = _bias(op)
     mult, shift = channel_requant_params(op, x, w, y)
-    acc_bound = K.accumulator_bound(wk.reshape(-1, out_ch).T, bias)
+    per_channel = wk.reshape(-1, out_ch).T
     b = np.zeros(out_ch, np.int64) if bias is None else bias
     extra_arrays: list[CArray] = []
     ctx = dict(in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
@@ -344,17 +363,20 @@ def _emit_depthwise(site: Site, step: Step, program: Program, target: Target) ->
         kernel, weights = "in_place", _ints("int8_t", f"{fn}_w", wk)
         ctx.update(scratch_offset=step.scratch[0].offset, taps3=None)
         # The padded plane holds the zero point at padding: fold the input offset.
-        b = K.folded_bias(bias, wk.reshape(-1, out_ch).T, _zp(x))
-        if (kh, kw) == (3, 3) and tuple(a.dilation) == (1, 1) and a.stride[1] in (1, 2):
-            # doubled taps save TFLite's fast stage its shift (the kernel doubles exactly then)
-            doubled = not _is_ort(op) and K.requant_constants(mult, shift, acc_bound, _zp(y)).fast
-            ctx["taps3"] = f"{fn}_taps3"
-            extra_arrays.append(_ints("int32_t", f"{fn}_taps3", K.depthwise_row_taps3(wk, doubled=doubled)))
+        b = K.folded_bias(bias, per_channel, _zp(x))
     elif a.depth_multiplier == 1 and out_ch % 4 == 0:
         kernel, weights = "c4", _ints("int16_t", f"{fn}_w", K.depthwise_c4_weights(wk))
     else:
         kernel, weights = "generic", _ints("int8_t", f"{fn}_w", wk)
-    arrays, quant = _gemm_quant(fn, op, mult, shift, b, acc_bound, out_ch)
+    r = _tflite_stage(op, mult, shift, per_channel, bias, b)
+    if kernel == "in_place" and (kh, kw) == (3, 3) and tuple(a.dilation) == (1, 1) and a.stride[1] in (1, 2):
+        # doubled taps on the fast stage's channels save it a shift (the kernel doubles
+        # exactly those, mcuc_channel_fast)
+        doubled = np.zeros(out_ch, bool) if r is None or not r.fast else \
+            (np.ones(out_ch, bool) if r.slow is None else ~r.slow)
+        ctx["taps3"] = f"{fn}_taps3"
+        extra_arrays.append(_ints("int32_t", f"{fn}_taps3", K.depthwise_row_taps3(wk, doubled=doubled)))
+    arrays, quant = _gemm_quant(fn, op, r, b, out_ch)
     decls = _render("depthwise.j2", site, arrays=[weights] + extra_arrays + arrays, quant=quant, kernel=kernel,
                     comment=f"{op.label}: {kernel} kernel", **ctx)
     return StepCode(decls, _call(site), (DEPTHWISE_H,))
@@ -382,7 +404,8 @@ def _emit_fully_connected(site: Site, step: Step, program: Program, target: Targ
         scratch_offset = step.scratch[0].offset
     else:
         weights = _ints("int8_t", f"{fn}_w", K.unit_quad_weights(w.data))
-    arrays, quant = _gemm_quant(fn, op, mult, shift, folded, K.accumulator_bound(w.data, bias), K.round_up(units, 4))
+    r = _tflite_stage(op, mult, shift, w.data, bias, folded)
+    arrays, quant = _gemm_quant(fn, op, r, folded, K.round_up(units, 4))
     decls = _render("fully_connected.j2", site, comment=f"{op.label}: {rows}x{depth} -> {units}",
                     arrays=[weights] + arrays, quant=quant, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op), rows=rows, depth=depth, units=units,
