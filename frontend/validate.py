@@ -30,16 +30,15 @@ from mcuc.ir.ops import kinds
 from mcuc.ir.tensor import quoted, short_list
 
 MIB = 1 << 20
-# Far beyond the SRAM of any Cortex-M (and of the arena mcuc plans), small enough that the
-# host-side reference never allocates gigabytes.
+# Far beyond the SRAM of any Cortex-M, and small enough to keep the host-side work (the
+# reference interpreter, the planner) bounded.
 DEFAULT_MAX_TENSOR_BYTES = 64 * MIB
 # Quantization scales a trained int8 model can have (the shared models span 3e-13 .. 1).
 SCALE_RANGE = (1e-30, 1e6)
 _INT32_MAX = 2**31 - 1
-# The largest |input - zero point| an accumulator sees, beyond the zero point itself: int8
-# values (128), or uint8 ones where onnxruntime's kernels run on the model's uint8 (255),
-# with the zero point folded into the bias at compile time (the C kernels' order): 384
-# covers every order mcuc's kernels and the oracles sum in.
+# A bound on |input value| in any kernel's sum, next to |zero point| (which the C kernels
+# fold into the bias at compile time): int8 values reach 128, the uint8 values of
+# onnxruntime's kernels 255; 384 covers both with margin, in every summation order.
 _INPUT_MAGNITUDE = 384
 
 
@@ -88,17 +87,13 @@ def check_scales(scale, what: str) -> None:
                         f"[{lo:g}, {hi:g}]; no int8 model has it")
 
 
-def _padded_extent(size: int, before: int, after: int) -> int:
-    return size + before + after
-
-
 def _check_window_input(op, limit: int) -> None:
     x = op.inputs[0]
     p = op.attrs.padding
     if len(x.shape) != 4:
         return
     n, h, w, c = x.shape
-    padded = (n, _padded_extent(h, p.top, p.bottom), _padded_extent(w, p.left, p.right), c)
+    padded = (n, h + p.top + p.bottom, w + p.left + p.right, c)
     # The reference pads (x - zero point) as int64 (pool2d: the raw values).
     check_size(padded, 8, f"{op.kind} {quoted(op.name)}: its padded input", limit)
 
