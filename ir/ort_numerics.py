@@ -50,6 +50,128 @@ def requantize_output(acc, scale, zero_point: int, lo: int, hi: int) -> np.ndarr
     return rne_to_int(clamped) + zero_point
 
 
+# -- the same requantization in integer arithmetic (no FPU, no soft-float) -----------------
+
+# The integer form is exact for outputs within 255 of the zero point (every 8-bit type: the
+# IR's int8, and uint8 through its offset of 128): a magnitude of 256 or more saturates.
+REQUANT_INTEGER_BOUND = 255
+_TINY_SCALE = 2.0**-32   # below: |float32(acc) * scale| < 0.5 for every int32, so always 0
+_HUGE_SCALE = 2.0**22    # at or above: every acc != 0 gives |value| >= 2^22, saturation
+
+
+def requant_integer_constants(scale) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-channel constants of `requantize_output_integer` for float32 scales, three
+    int64 arrays of the scale's shape: `mult`, the scale's 24-bit significand M
+    (2^23 <= M < 2^24, scale = M * 2^E) times 2^8; `limit`, the accumulator magnitude from
+    which the fast path does not apply; `shift`, L = E + 47 (the fast path's left shift;
+    the general path's C is 15 - L).
+
+    - 2^-24 <= scale < 2^8: limit = min(ceil(256 / scale), 2^24): below it the value is
+      under 256 in magnitude and float32(acc) = acc; from it on everything saturates,
+      except at limit 2^24 (scales up to 2^-16), where the general path decides.
+    - other scales take the general path for every accumulator (limit 0), with two
+      substitutions that change no 8-bit output: a scale below 2^-32 (zero and subnormals
+      included) has mult 0 and C 32 (every value is below 0.5 in magnitude, so 0); a scale
+      of 2^22 or more is 2^22 (every nonzero accumulator saturates).
+    Raises ValueError for a negative, infinite or NaN scale."""
+    s = np.asarray(scale, dtype=np.float32).astype(np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError(f"onnxruntime requantization scales must be finite and >= 0, got {s.ravel().tolist()}")
+    s = np.minimum(s, _HUGE_SCALE)
+    frac, exp = np.frexp(s)  # s = frac * 2^exp, 0.5 <= frac < 1; exact for a normal float32
+    significand = (frac * 2.0**24).astype(np.int64)
+    exp = exp.astype(np.int64)
+    tiny = s < _TINY_SCALE
+    mult = np.where(tiny, 0, significand << 8)
+    shift = np.where(tiny, 15 - 32, exp + 23)  # E = exp - 24
+    fast = (s >= 2.0**-24) & (s < 2.0**8)
+    limit = np.zeros(s.shape, np.int64)
+    for i in zip(*np.nonzero(fast)) if s.ndim else ([()] if fast else []):
+        m, e = int(significand[i]), int(exp[i]) - 24
+        limit[i] = min(-((-(1 << (8 - e))) // m), 1 << 24)  # ceil(2^8 / (m * 2^e))
+    return mult, limit, shift
+
+
+def _bit_length(a: np.ndarray) -> np.ndarray:
+    """Bit lengths of int64 values in [1, 2^53): the exponent field of their (exact) float64."""
+    return (a.astype(np.float64).view(np.int64) >> 52) - 1022
+
+
+def _rne_shift(x: np.ndarray, k) -> np.ndarray:
+    """x / 2^k rounded half to even for non-negative x and 1 <= k; the C's formula:
+    (x + 2^(k-1) - 1 + bit k of x) >> k."""
+    k = np.asarray(k, dtype=np.int64)
+    return (x + (np.int64(1) << (k - 1)) - 1 + ((x >> k) & 1)) >> k
+
+
+def requantize_general_integer(a: np.ndarray, mult7, shift) -> np.ndarray:
+    """The general path: |rne(float32(float32(a) * scale))| for a = |acc| (int64 in
+    [0, 2^31]), mult7 = M * 2^7 and shift C = -E - 32 (scale = M * 2^E), or a magnitude
+    of at least 2^23 - 1 where the value is 2^23 or more:
+
+    1. n = clz32(a | 1), m = a << n (the top bit at bit 31 for a > 0);
+    2. float32(a): m rounded half to even at bit 8 (a no-op below 2^24, where m's low 8
+       bits are zero); a carry out of bit 31 gives 2^32, kept as 2^31 with n - 1;
+    3. q = m * mult7 < 2^63 is exact (24 significant bits each, the product's 48 at
+       62..15);
+    4. float32(product): x, the high word of q with the low word folded into bit 0 as a
+       sticky bit, in [2^29, 2^31); below 2^30 it moves up one bit (n + 1), then
+       rounding to 24 significant bits drops its low 7 bits, half to even: r in
+       [2^23, 2^24];
+    5. the value is r * 2^-k, k = n + C: rounded half to even at the binary point with
+       the same formula, k clamped to [0, 31]. k <= 0 means r * 2^-k >= 2^23 (k = 0 leaves
+       r or r - 1); k >= 26 gives 0 either way. Both roundings are emulated, as the
+       float path rounds twice."""
+    a = np.asarray(a, dtype=np.int64)
+    n = 32 - _bit_length(a | 1)
+    m = a << n
+    x = m + 127 + ((m >> 8) & 1)
+    carry = x >= 2**32
+    x = np.where(carry, 2**31, x) & ~np.int64(255)
+    n = n - carry
+    q = x * np.asarray(mult7, dtype=np.int64)
+    x = (q >> 32) | ((q & 0xFFFFFFFF) != 0)
+    low = x < 2**30
+    x = np.where(low, x << 1, x)
+    n = n + low
+    r = _rne_shift(x, 7)
+    k = np.clip(n + np.asarray(shift, dtype=np.int64), 0, 31)
+    return (r + ((np.int64(1) << k) >> 1) - 1 + ((r >> k) & 1)) >> k
+
+
+def requantize_output_integer(acc, mult, limit, shift, zero_point: int, lo: int, hi: int) -> np.ndarray:
+    """`requantize_output` in integer arithmetic, the statement runtime_c/mcuc_ort.h's
+    mcuc_ort_requant_int mirrors step for step; the constants come from
+    `requant_integer_constants` (broadcast along the last axis when per channel), and
+    |lo - zp|, |hi - zp| <= REQUANT_INTEGER_BOUND. With a = |acc|:
+
+    - fast path, a < limit: the value v = a * scale is below 256 and exact in
+      hi = floor(v * 2^23) = the high word of (a << L) * mult (a << L < 2^32). Away from a
+      half-integer, float32's rounding (at most 2^-17 for v < 256) cannot cross one, so
+      round half up of v is the answer: t = hi + 2^22 + 2^7, |y| = t >> 23, unless t's low
+      23 bits are below 2^8 (v within about 2^-16 of a half-integer: a tie, or a double
+      rounding hazard), which goes to the general path;
+    - a >= limit with 0 < limit < 2^24: |v| >= 256, so |y| = 256 (it saturates);
+    - otherwise the general path, `requantize_general_integer` (mult7 = mult / 2,
+      C = 15 - L).
+    Then the sign, the zero point and the clamp to [lo, hi]. Returns int64 values in
+    [lo, hi]."""
+    if max(zero_point - lo, hi - zero_point) > REQUANT_INTEGER_BOUND:
+        raise ValueError(f"integer requantization needs outputs within {REQUANT_INTEGER_BOUND} of the zero "
+                         f"point, got [{lo}, {hi}] around {zero_point}")
+    acc = np.asarray(acc, dtype=np.int64)
+    a = np.abs(acc)
+    mult, limit, shift = (np.broadcast_to(np.asarray(v, dtype=np.int64), a.shape) for v in (mult, limit, shift))
+    fast = a < limit
+    t = (((a << np.where(fast, shift, 0)) * mult) >> 32) + (2**22 + 2**7)
+    hazard = (t & 0x7FFF00) == 0
+    saturated = ~fast & (limit >= 1) & (limit < 2**24)
+    y = np.where(saturated, 256, t >> 23)
+    slow = np.nonzero((fast & hazard) | (~fast & ~saturated))
+    y[slow] = requantize_general_integer(a[slow], mult[slow] >> 1, 15 - shift[slow])
+    return np.clip(np.where(acc < 0, -y, y) + zero_point, lo, hi)
+
+
 def quantize_linear(x, scale, zero_point: int, lo: int, hi: int) -> np.ndarray:
     """MlasQuantizeLinear: float32 division by the scale, clamp, round half to even,
     add the zero point. NaN inputs give the low end (cvtps2dq's integer indefinite,

@@ -149,17 +149,79 @@ MCUC_INLINE float mcuc_fmaf(float a, float b, float c) {
     }
 }
 
-/* MlasRequantizeOutput: clamp(rne(float(acc) * scale), lo - zp, hi - zp) + zp. */
-MCUC_INLINE int32_t mcuc_ort_requant(int32_t acc, float scale, int32_t zp, int32_t lo, int32_t hi) {
-    const float v = (float)acc * scale;
-    return mcuc_rne_f32(mcuc_clampf(v, (float)(lo - zp), (float)(hi - zp))) + zp;
+/* MlasRequantizeOutput, clamp(rne(float32(float32(acc) * scale)), lo - zp, hi - zp) + zp,
+ * as a function of the int32 accumulator computed exactly in integers: no FPU, no soft-float.
+ * mcuc.ir.ort_numerics.requantize_output_integer states it in numpy step by step and
+ * tests/runtime_c/test_ort_requant_exact.py compares this C with float32 arithmetic over all
+ * 2^32 accumulators for a set of scales. Per channel, from requant_integer_constants: `mult`,
+ * the scale's 24-bit significand M << 8 (scale = M * 2^E); `limit`; `shift`, L = E + 47.
+ * Outputs within 255 of the zero point (8-bit types). */
+
+#if defined(__GNUC__)
+#define MCUC_COLD static __attribute__((noinline, cold, unused))
+#else
+#define MCUC_COLD static
+#endif
+
+/* The general path: |rne(float32(float32(a) * scale))| for a = |acc| <= 2^31, or a value of
+ * at least 2^23 - 1 where it is 2^23 or more (which saturates). mult7 = M << 7, shift
+ * C = -E - 32. Both float roundings are emulated: to 24 significant bits, then to an
+ * integer. */
+MCUC_COLD uint32_t mcuc_ort_requant_general(uint32_t a, uint32_t mult7, int32_t shift) {
+    int32_t n = __builtin_clz(a | 1u), k;
+    uint32_t x, r, m = a << n;                      /* the top bit at bit 31 (a > 0) */
+    uint64_t q;
+    /* float32(a): m rounded half to even at bit 8 (a no-op below 2^24, where the low 8 bits
+     * are zero); a carry out of bit 31 makes it 2^32, which is 2^31 one bit up */
+    x = m + 127u + ((m >> 8) & 1u);
+    if (x < m) {
+        x = 1u << 31;
+        n--;
+    }
+    q = (uint64_t)(x & ~255u) * mult7;              /* exact: 24 x 24 significant bits at 62..15 */
+    x = (uint32_t)(q >> 32) | ((uint32_t)q != 0u);  /* the low word as a sticky bit */
+    if (x < (1u << 30)) {                           /* x in [2^30, 2^31): 24 bits above bit 7 */
+        x <<= 1;
+        n++;
+    }
+    r = (x + 63u + ((x >> 7) & 1u)) >> 7;           /* float32's rounding: r in [2^23, 2^24] */
+    k = n + shift;                                  /* the value is r * 2^-k */
+    k = k < 0 ? 0 : (k > 31 ? 31 : k);              /* k <= 0: >= 2^23, saturates; k >= 26: 0 */
+    return (r + ((1u << k) >> 1) - 1u + ((r >> k) & 1u)) >> k;
+}
+
+/* MlasRequantizeOutput in integers. The fast path (a < limit): the value v = a * scale is
+ * below 256, hi = floor(v * 2^23) is the high word of (a << L) * mult, and away from a
+ * half-integer float32's rounding of v (at most 2^-17) cannot cross one, so v rounded half
+ * up is the answer: t = hi + 2^22 + 2^7, |y| = t >> 23, unless t's low 23 bits are below
+ * 2^8 (within about 2^-16 of a half-integer: ties and double rounding hazards). From
+ * limit on (1 <= limit < 2^24) |v| >= 256 and the output saturates; everything else (zero,
+ * tiny and huge scales, accumulators of 2^24 and more for scales up to 2^-16, the hazards)
+ * takes the general path. */
+MCUC_INLINE int32_t mcuc_ort_requant_int(int32_t acc, uint32_t mult, uint32_t limit, int32_t shift, int32_t zp,
+                                         int32_t lo, int32_t hi) {
+    const uint32_t sgn = (uint32_t)(acc >> 31);
+    const uint32_t a = ((uint32_t)acc ^ sgn) - sgn;
+    uint32_t y;
+    if (a < limit) {
+        const uint32_t t = (uint32_t)(((uint64_t)(a << shift) * mult) >> 32) + 0x400080u;
+        y = ((t >> 8) & 0x7FFFu) != 0u ? t >> 23 : mcuc_ort_requant_general(a, mult >> 1, 15 - shift);
+    } else if (limit - 1u < 0xFFFFFFu) {
+        y = 256u;
+    } else {
+        y = mcuc_ort_requant_general(a, mult >> 1, 15 - shift);
+    }
+    return mcuc_clamp((int32_t)((y ^ sgn) - sgn) + zp, lo, hi);
 }
 
 /* onnxruntime's output stage of an exact int32 accumulator (the integer GEMM kernels of
  * mcuc_conv.h and mcuc_depthwise.h, and MEAN, under the "onnxruntime" rule): a float32
- * scale per output channel, then the fused activation. TFLite's rule is mcuc_requant_t. */
+ * scale per output channel as the integer constants of mcuc_ort_requant_int, then the
+ * fused activation. TFLite's rule is mcuc_requant_t. */
 typedef struct {
-    const float *scale;    /* x_scale * w_scale / y_scale per output channel, float32 */
+    const uint32_t *mult;  /* per output channel, for x_scale * w_scale / y_scale: M << 8 */
+    const uint32_t *limit; /* the fast path's bound on |acc| */
+    const int32_t *shift;  /* L = E + 47 */
     int32_t out_zp;
     int32_t lo;            /* the output type's range, which MlasRequantizeOutput clamps to */
     int32_t hi;
@@ -168,7 +230,8 @@ typedef struct {
 } mcuc_ort_requant_t;
 
 MCUC_INLINE int32_t mcuc_ort_requant_channel(int32_t acc, const mcuc_ort_requant_t *r, int c) {
-    return mcuc_clamp(mcuc_ort_requant(acc, r->scale[c], r->out_zp, r->lo, r->hi), r->act_min, r->act_max);
+    return mcuc_clamp(mcuc_ort_requant_int(acc, r->mult[c], r->limit[c], r->shift[c], r->out_zp, r->lo, r->hi),
+                      r->act_min, r->act_max);
 }
 
 /* MlasQuantizeLinear: float32 division, clamp (NaN gives the low end), rne, + zp. */
@@ -189,7 +252,9 @@ MCUC_INLINE int32_t mcuc_ort_round_clamp(float v, int32_t offset, int32_t lo, in
  * QuantizeLinear of a float sum (float rule), then the activation clamp. */
 typedef struct {
     const int32_t *bias;   /* pairs: bias - (zp + 128) * sum(w) per channel */
-    const float *scale;    /* pairs: x_scale * w_scale / y_scale per channel */
+    const uint32_t *mult;  /* pairs: x_scale * w_scale / y_scale per channel as mcuc_ort_requant_int's */
+    const uint32_t *limit; /* constants (mcuc_ort_requant_t) */
+    const int32_t *shift;
     const float *fbias;    /* float: dequantized bias per channel (NULL: none) */
     const float *xdeq;     /* float: dequantized input, indexed by int8 value + 128 */
     float out_scale;       /* float: the output scale */
@@ -241,7 +306,8 @@ MCUC_INLINE void mcuc_ort_conv_pairs(const int8_t *in, int8_t *out, const mcuc_d
                 }
                 acc += p->bias[oc];
                 out[(oy * out_w + ox) * out_ch + oc] = (int8_t)mcuc_clamp(
-                    mcuc_ort_requant(acc, p->scale[oc], p->out_zp, p->lo, p->hi), p->act_min, p->act_max);
+                    mcuc_ort_requant_int(acc, p->mult[oc], p->limit[oc], p->shift[oc], p->out_zp, p->lo, p->hi),
+                    p->act_min, p->act_max);
             }
         }
     }

@@ -221,14 +221,18 @@ def _tflite_requant(fn: str, r: K.Requant, out_zp: int, act_min: int, act_max: i
 
 def _ort_requant(fn: str, op: Op, scales: np.ndarray, channels_padded: int, act_min: int,
                  act_max: int) -> tuple[list[CArray], str]:
-    """onnxruntime's output stage (MlasRequantizeOutput): the float32 scale per channel
-    and the mcuc_ort_requant_t `{fn}_ort`."""
+    """onnxruntime's output stage (MlasRequantizeOutput) in integers: the constants of each
+    channel's float32 scale (ort_requant.py) and the mcuc_ort_requant_t `{fn}_ort`."""
+    from .ort_requant import ort_requant_constants
+
     y = op.output
     lo, hi = dtype_range(y.dtype)
-    padded = np.ones(channels_padded, np.float32)
-    padded[:scales.size] = scales
-    return [_floats(f"{fn}_ort_scale", padded)], c_struct("mcuc_ort_requant_t", f"{fn}_ort", dict(
-        scale=f"{fn}_ort_scale", out_zp=_zp(y), lo=lo, hi=hi, act_min=act_min, act_max=act_max))
+    c = ort_requant_constants(op.label, scales, channels_padded, _zp(y), lo, hi)
+    arrays = [CArray("uint32_t", f"{fn}_ort_mult", c.mult), CArray("uint32_t", f"{fn}_ort_limit", c.limit),
+              CArray("int32_t", f"{fn}_ort_shift", c.shift)]
+    return arrays, c_struct("mcuc_ort_requant_t", f"{fn}_ort", dict(
+        mult=f"{fn}_ort_mult", limit=f"{fn}_ort_limit", shift=f"{fn}_ort_shift", out_zp=_zp(y), lo=lo, hi=hi,
+        act_min=act_min, act_max=act_max))
 
 
 def _tflite_stage(op: Op, multiplier, shift, weights_per_channel: np.ndarray, bias: np.ndarray | None,
@@ -847,7 +851,7 @@ def _emit_ort_gemm(site: Site, step: Step, program: Program, target: Target) -> 
     bias = _bias(op)
     lo, hi = dtype_range(y.dtype)
     arrays: list[CArray] = []
-    fields = dict(bias="0", scale="0", fbias="0", xdeq="0", out_scale=_c_f(y.quant.scale[0]))
+    fields = dict(bias="0", mult="0", limit="0", shift="0", fbias="0", xdeq="0", out_scale=_c_f(y.quant.scale[0]))
     schedule = ""
     if in_float(op.attrs) is not None:
         from mcuc.ir.ops.ort_float import conv_k_blocks, sgemm_k_block
@@ -885,8 +889,13 @@ def _emit_ort_gemm(site: Site, step: Step, program: Program, target: Target) -> 
         folded = (np.zeros(oc, np.int64) if bias is None else bias) \
             - zero_point * g.weights.reshape(oc, -1).astype(np.int64).sum(axis=1)
         arrays.append(_ints("int32_t", f"{fn}_bias", folded))
-        arrays.append(_floats(f"{fn}_scale", channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], oc)))
-        fields.update(bias=f"{fn}_bias", scale=f"{fn}_scale")
+        from .ort_requant import ort_requant_constants
+
+        c = ort_requant_constants(op.label, channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], oc),
+                                  oc, _zp(y), lo, hi)
+        arrays += [CArray("uint32_t", f"{fn}_mult", c.mult), CArray("uint32_t", f"{fn}_limit", c.limit),
+                   CArray("int32_t", f"{fn}_shift", c.shift)]
+        fields.update(bias=f"{fn}_bias", mult=f"{fn}_mult", limit=f"{fn}_limit", shift=f"{fn}_shift")
     params = c_struct("mcuc_ort_conv_t", f"{fn}_p", dict(
         **fields, in_zp=_zp(x), out_zp=_zp(y), lo=lo, hi=hi, act_min=op.attrs.act_min, act_max=op.attrs.act_max))
     pointers = f"(const int8_t *)(arena + {_offset(program, x, op)}), (int8_t *)(arena + {_offset(program, y, op)})"

@@ -45,3 +45,89 @@ def test_quantize_linear_divides_then_rounds_half_to_even():
     expected = np.clip(np.rint(np.clip(quotient, -128 - 2, 127 - 2)) + 2, -128, 127)
     expected[-1] = -128  # NaN: cvtps2dq's integer indefinite, saturated
     assert quantize_linear(x, scale, 2, -128, 127).tolist() == expected.astype(np.int64).tolist()
+
+
+# -- requantize_output_integer: MlasRequantizeOutput in integer arithmetic ------------------
+#
+# The numpy statement of runtime_c/mcuc_ort.h's mcuc_ort_requant_int against the float32
+# definition: exhaustively over every accumulator of a window for a few scales, and over
+# random scales (hypothesis) at the accumulators where a rounding can go wrong.
+# tests/runtime_c/test_ort_requant_exact.py holds the C equal to both.
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from mcuc.ir.ort_numerics import requant_integer_constants, requantize_output_integer  # noqa: E402
+
+# (scale, zero point, window): every |acc| < window; below 2^-23 the fast path covers all
+# of |acc| < 2^24, the general path the rest
+WINDOW_SCALES = [(1.0, 0, 2**22), (0.5, 3, 2**22), (0.0123, -128, 2**22), (7.9e-5, 17, 2**22), (1.1e-7, -7, 2**24)]
+SPECIAL_SCALES = [1e-40, 1e-45, 1e-30, 1e30, 3.4e38, 0.0, 1.0, 0.5, 2.0**-24, 2.0**-16, 2.0**-32, 2.0**-33, 2.0**8,
+                  2.0**22, 255.99998, 1.1e-7, 0.0123]
+
+
+@pytest.mark.parametrize("scale,zp,window", WINDOW_SCALES)
+def test_requantize_integer_equals_float_over_a_window(scale, zp, window):
+    scale = np.float32(scale)
+    constants = requant_integer_constants(scale)
+    chunk = 2**18
+    for start in range(-window, window, chunk):
+        acc = np.arange(start, start + chunk, dtype=np.int64)
+        got = requantize_output_integer(acc, *constants, zp, -128, 127)
+        want = requantize_output(acc, scale, zp, -128, 127)
+        assert np.array_equal(got, want), acc[np.nonzero(got != want)[0][:5]]
+
+
+def interesting_accumulators(scale: np.float32, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """int32 accumulators where a rounding can go wrong: the neighbours of every tie
+    (j + 1/2) / scale of the 8-bit output range, of the powers of two, of the fast path's
+    limit, the ends of int32, and random ones of every magnitude."""
+    s = float(scale)
+    parts = [np.arange(-2, 3)]
+    if s > 0:
+        ties = (np.arange(-300, 300) + 0.5) / s
+        ties = ties[np.abs(ties) < 2.0**31]
+        parts.append(np.round(ties)[:, None] + np.arange(-2, 3))
+    powers = 2.0 ** np.arange(32)
+    parts += [powers[:, None] + np.arange(-2, 3), -powers[:, None] + np.arange(-2, 3)]
+    parts += [limit + np.arange(-2, 3), -limit + np.arange(-2, 3), [-(2**31), 2**31 - 1]]
+    parts.append((rng.integers(1, 2**31, 400) >> rng.integers(0, 31, 400)) * rng.choice([-1, 1], 400))
+    acc = np.concatenate([np.ravel(p) for p in parts]).astype(np.float64)
+    return np.clip(acc, -(2**31), 2**31 - 1).astype(np.int64)
+
+
+def scales():
+    """float32 scales: the special ones, full significands of every exponent (subnormal
+    to huge), few significant bits (exact ties), any float32 >= 0."""
+    full = st.builds(lambda m, e: np.float32(np.ldexp(float(m), e)), st.integers(2**23, 2**24 - 1),
+                     st.integers(-180, 100))
+    few_bits = st.builds(lambda m, e: np.float32(np.ldexp(float(m), e)), st.integers(1, 255), st.integers(-40, 10))
+    anything = st.floats(min_value=0.0, max_value=float(np.finfo(np.float32).max), width=32, allow_subnormal=True)
+    return st.one_of(st.sampled_from(SPECIAL_SCALES).map(np.float32), full, few_bits, anything.map(np.float32))
+
+
+@settings(deadline=None, max_examples=300)
+@given(scale=scales(), zp=st.integers(-128, 127), seed=st.integers(0, 2**32 - 1))
+def test_requantize_integer_equals_float_for_random_scales(scale, zp, seed):
+    constants = requant_integer_constants(scale)
+    acc = interesting_accumulators(scale, int(constants[1]), np.random.default_rng(seed))
+    with np.errstate(over="ignore"):
+        want = requantize_output(acc, scale, zp, -128, 127)
+    got = requantize_output_integer(acc, *constants, zp, -128, 127)
+    assert np.array_equal(got, want), (scale, acc[np.nonzero(got != want)[0][:5]])
+
+
+def test_requantize_integer_per_channel_and_its_limits():
+    rng = np.random.default_rng(9)
+    scales = np.float32([0.0123, 1.1e-7, 0.0, 300.0, 2.0**-20, 1e-40])
+    acc = rng.integers(-(2**31), 2**31, (4000, scales.size))
+    acc[:2000] >>= rng.integers(0, 31, (2000, scales.size))
+    constants = requant_integer_constants(scales)
+    with np.errstate(over="ignore"):
+        want = requantize_output(acc, scales, -5, -128, 127)
+    assert np.array_equal(requantize_output_integer(acc, *constants, -5, -128, 127), want)
+    for bad in (-1.0, np.inf, np.nan):
+        with pytest.raises(ValueError):
+            requant_integer_constants(np.float32(bad))
+    with pytest.raises(ValueError, match="within 255"):
+        requantize_output_integer(acc, *constants, 0, -32768, 32767)

@@ -106,9 +106,10 @@ void w_rne(const float *v, int32_t *out, int n) {
     int i;
     for (i = 0; i < n; i++) out[i] = mcuc_rne_f32(v[i]);
 }
-void w_requant(const int32_t *acc, const float *scale, int32_t *out, int n, int32_t zp) {
+void w_requant(const int32_t *acc, const uint32_t *mult, const uint32_t *limit, const int32_t *shift, int32_t *out,
+               int n, int32_t zp) {
     int i;
-    for (i = 0; i < n; i++) out[i] = mcuc_ort_requant(acc[i], scale[i], zp, -128, 127);
+    for (i = 0; i < n; i++) out[i] = mcuc_ort_requant_int(acc[i], mult[i], limit[i], shift[i], zp, -128, 127);
 }
 """
 
@@ -147,7 +148,7 @@ def test_fmaf_is_one_rounding(ort_lib):
 
 
 def test_rne_and_requant(ort_lib):
-    from mcuc.ir.ort_numerics import requantize_output
+    from mcuc.ir.ort_numerics import requant_integer_constants, requantize_output
 
     rng = np.random.default_rng(6)
     v = np.concatenate([np.arange(-600, 601, dtype=np.float32) / 2, _hard_floats(rng, 50_000),
@@ -161,5 +162,7 @@ def test_rne_and_requant(ort_lib):
     scale = (2.0 ** rng.uniform(-24, 0, acc.size)).astype(np.float32)
     scale[:1000] = np.float32(0.5)  # exact ties
     y = np.empty(acc.size, np.int32)
-    ort_lib.w_requant(_ptr(acc), _ptr(scale), _ptr(y), ctypes.c_int(acc.size), ctypes.c_int32(3))
+    mult, limit, shift = requant_integer_constants(scale)
+    ort_lib.w_requant(_ptr(acc), _ptr(mult.astype(np.uint32)), _ptr(limit.astype(np.uint32)),
+                      _ptr(shift.astype(np.int32)), _ptr(y), ctypes.c_int(acc.size), ctypes.c_int32(3))
     assert np.array_equal(y, requantize_output(acc, scale, 3, -128, 127))
