@@ -294,6 +294,13 @@ MCUC_INLINE void mcuc_im2col_row(int8_t *row, const int8_t *in, int oy, int ox, 
     int8_t *dst = row;
     for (ky = 0; ky < kh; ky++) {
         const int iy = oy * stride_h - pad_top + ky * dil_h;
+        const int ix0 = ox * stride_w - pad_left;
+        if (dil_w == 1 && iy >= 0 && iy < in_h && ix0 >= 0 && ix0 + kw <= in_w) {
+            /* the whole kernel row inside: one run of kw * in_ch contiguous bytes */
+            memcpy(dst, in + (iy * in_w + ix0) * in_ch, (size_t)(kw * in_ch));
+            dst += kw * in_ch;
+            continue;
+        }
         for (kx = 0; kx < kw; kx++) {
             const int ix = ox * stride_w - pad_left + kx * dil_w;
             if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
@@ -314,11 +321,58 @@ MCUC_INLINE int mcuc_im2col_depth4(const mcuc_dims_t *in_dims, const mcuc_window
     return (win->kh * win->kw * in_dims->c + 3) & ~3;
 }
 
-/* General KxK convolution (groups == 1) through a partial im2col buffer: two output
- * pixels' receptive fields (int8, 2 * depth4 bytes) sign-extended into two interleaved
- * int16 rows (4 * depth4 bytes) share each pass over the weights. */
+/* Both output pixels' receptive fields (pixels p0 and p1; in_ch a multiple of 4, so each
+ * tap fills whole steps of 4 inputs) gathered and sign-extended straight into the
+ * interleaved rows of mcuc_extend_rows2, taps in (ky, kx, c) order; padding taps read
+ * `zp_row` (in_ch bytes of the input zero point). */
+MCUC_INLINE void mcuc_im2col_rows2(int16_t *rows, const int8_t *in, const int8_t *zp_row, int p0, int p1,
+                                   const mcuc_dims_t *in_dims, const mcuc_dims_t *out_dims,
+                                   const mcuc_window_t *win) {
+    const int in_h = in_dims->h, in_w = in_dims->w, in_ch = in_dims->c, out_w = out_dims->w;
+    const int kh = win->kh, kw = win->kw, dil_h = win->dil_h, dil_w = win->dil_w;
+    const int iy0 = (p0 / out_w) * win->stride_h - win->pad_top, ix0 = (p0 % out_w) * win->stride_w - win->pad_left;
+    const int iy1 = (p1 / out_w) * win->stride_h - win->pad_top, ix1 = (p1 % out_w) * win->stride_w - win->pad_left;
+    int16_t *d = rows;
+    int ky, kx, k;
+    for (ky = 0; ky < kh; ky++) {
+        const int y0 = iy0 + ky * dil_h, y1 = iy1 + ky * dil_h;
+        const int in0 = y0 >= 0 && y0 < in_h, in1 = y1 >= 0 && y1 < in_h;
+        for (kx = 0; kx < kw; kx++) {
+            const int x0 = ix0 + kx * dil_w, x1 = ix1 + kx * dil_w;
+            const int8_t *s0 = in0 && x0 >= 0 && x0 < in_w ? in + (y0 * in_w + x0) * in_ch : zp_row;
+            const int8_t *s1 = in1 && x1 >= 0 && x1 < in_w ? in + (y1 * in_w + x1) * in_ch : zp_row;
+            for (k = 0; k < in_ch; k += 4) {
+#if MCUC_DSP
+                const uint32_t v0 = mcuc_load32(s0 + k), v1 = mcuc_load32(s1 + k);
+                uint32_t *d32 = (uint32_t *)(void *)d;
+                d32[0] = __sxtb16(v0);
+                d32[1] = mcuc_sxtb16_ror8(v0);
+                d32[2] = __sxtb16(v1);
+                d32[3] = mcuc_sxtb16_ror8(v1);
+#else
+                d[0] = s0[k];
+                d[1] = s0[k + 2];
+                d[2] = s0[k + 1];
+                d[3] = s0[k + 3];
+                d[4] = s1[k];
+                d[5] = s1[k + 2];
+                d[6] = s1[k + 1];
+                d[7] = s1[k + 3];
+#endif
+                d += 8;
+            }
+        }
+    }
+}
+
+/* General KxK convolution (groups == 1): two output pixels' receptive fields share each
+ * pass over the weights as two interleaved int16 rows (4 * depth4 bytes). With in_ch a
+ * multiple of 4 they are gathered straight into the rows (mcuc_im2col_rows2; then the
+ * scratch also holds one input pixel of zero points for the padding taps, in_ch bytes);
+ * otherwise through two int8 im2col rows (2 * depth4 bytes) extended afterwards. */
 MCUC_INLINE int mcuc_conv_im2col_get_buffer_size(const mcuc_dims_t *in_dims, const mcuc_window_t *win) {
-    return 6 * mcuc_im2col_depth4(in_dims, win);
+    const int depth4 = mcuc_im2col_depth4(in_dims, win);
+    return in_dims->c % 4 == 0 ? 4 * depth4 + in_dims->c : 6 * depth4;
 }
 
 MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
@@ -331,13 +385,20 @@ MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch
     int8_t *col0 = scratch + 4 * depth4;
     int8_t *col1 = col0 + depth4;
     int p;
+    if (in_dims->c % 4 == 0) {
+        memset(col0, in_zp, (size_t)in_dims->c);
+    }
     for (p = 0; p < pixels; p += 2) {
         const int two = p + 1 < pixels;
-        mcuc_im2col_row(col0, in, p / out_w, p % out_w, in_dims, win, in_zp, depth4);
-        if (two) {
-            mcuc_im2col_row(col1, in, (p + 1) / out_w, (p + 1) % out_w, in_dims, win, in_zp, depth4);
+        if (in_dims->c % 4 == 0) {
+            mcuc_im2col_rows2(rows, in, col0, p, two ? p + 1 : p, in_dims, out_dims, win);
+        } else {
+            mcuc_im2col_row(col0, in, p / out_w, p % out_w, in_dims, win, in_zp, depth4);
+            if (two) {
+                mcuc_im2col_row(col1, in, (p + 1) / out_w, (p + 1) % out_w, in_dims, win, in_zp, depth4);
+            }
+            mcuc_extend_rows2(rows, col0, two ? col1 : col0, depth4);
         }
-        mcuc_extend_rows2(rows, col0, two ? col1 : col0, depth4);
         mcuc_gemm_rows2(rows, two, wpairs, depth4, out_ch, q, out + p * out_ch,
                         out + (p + 1 < pixels ? p + 1 : p) * out_ch);
     }

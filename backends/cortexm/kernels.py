@@ -120,13 +120,16 @@ def _conv_layout(op: Op) -> str:
 
 def _conv_scratch_bytes(op: Op) -> int:
     """The GEMM kernels' scratch: two sign-extended int16 rows (1x1,
-    mcuc_conv_1x1_get_buffer_size), plus two int8 im2col rows before extension (im2col,
-    mcuc_conv_im2col_get_buffer_size); none for the grouped direct loop."""
+    mcuc_conv_1x1_get_buffer_size), plus, for im2col (mcuc_conv_im2col_get_buffer_size),
+    one input pixel of zero points when the input channels are a multiple of 4 (the
+    receptive fields are gathered straight into the rows), else two int8 im2col rows
+    before extension; none for the grouped direct loop."""
     layout = _conv_layout(op)
+    in_ch = op.inputs[0].shape[3]
     if layout == "1x1":
-        return 4 * op.inputs[0].shape[3]
+        return 4 * in_ch
     if layout == "im2col":
-        return 6 * _conv_depth4(op)
+        return 4 * _conv_depth4(op) + in_ch if in_ch % 4 == 0 else 6 * _conv_depth4(op)
     return 0
 
 
