@@ -80,12 +80,12 @@ TFLITE_Q31 = TFLiteQ31()
 ORT_INTEGER = OrtInteger()
 
 
-def numerics_type(attrs) -> type | None:
-    """The numerics type an op's attributes carry (TFLiteQ31, OrtInteger or OrtFloat), or
-    None for an op that has no numerics (it moves or tabulates values). Backends register
-    one emitter per (op kind, numerics type) and look it up with this."""
+def numerics_type(attrs) -> type:
+    """The numerics type an op's attributes carry (TFLiteQ31, OrtInteger or OrtFloat);
+    TFLiteQ31 for attributes without one (as rule_of). Backends register one emitter per
+    (op kind, numerics type), or one for every rule, and look it up with this."""
     numerics = getattr(attrs, "numerics", None)
-    return None if numerics is None else type(numerics)
+    return TFLiteQ31 if numerics is None else type(numerics)
 
 
 def rule_of(attrs) -> str:

@@ -38,3 +38,16 @@ def test_a_rule_without_a_kernel_is_refused_naming_it():
         emitter_for(program.steps[0].op, 0)
     with pytest.raises(MCUCError, match="no SUB kernel under OrtInteger numerics"):
         emit_step(0, program.steps[0], program, get_target("cortex-m4"))
+
+
+def test_an_op_without_numerics_follows_tflites_rule():
+    """A QUANTIZE the frontend makes for a uint8 graph edge carries no attributes: like
+    rule_of, the registries read it as TFLite's rule (an exact table)."""
+    from mcuc.ir.op import Op
+    from mcuc.ir.tensor import Quantization, Tensor
+
+    q = Quantization(np.float32([0.5]), np.int64([0]))
+    x = Tensor("x", (1, 4), "uint8", Quantization(np.float32([0.5]), np.int64([128])))
+    y = Tensor("y", (1, 4), "int8", q)
+    op = Op("QUANTIZE", (x,), (y,), None, name="q")
+    assert emitter_for(op, 0).__name__ == "quantize"
