@@ -25,6 +25,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"usage: {self.prog} ... (see {self.prog} --help)\n{self.prog}: error: {message}\n")
 
 
+class _VersionAction(argparse.Action):
+    """`mcuc --version`: the version mcuc.__version__ gives (setup.cfg's, one source),
+    read only when asked, so that other commands do not pay for the metadata lookup."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import mcuc
+
+        print(f"mcuc {mcuc.__version__}")
+        parser.exit(0)
+
+
 _BYTE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
                "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
 
@@ -211,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mcuc", description="Compile int8 TFLite/ONNX models into C for Arm Cortex-M, "
                                  "and verify every backend bit for bit against the oracle.",
         epilog="Errors in the input print one line and exit 2; a verification mismatch exits 1.")
+    parser.add_argument("--version", action=_VersionAction, help="print mcuc's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="per-op shapes, MACs, weight and activation bytes")
