@@ -36,6 +36,7 @@ from mcuc.ir.ops.concatenation import ConcatAttrs
 from mcuc.ir.ops.conv2d import Conv2DAttrs
 from mcuc.ir.ops.depthwise_conv2d import DepthwiseConv2DAttrs
 from mcuc.ir.ops.fully_connected import FullyConnectedAttrs
+from mcuc.ir.ops.leaky_relu import LeakyReluAttrs
 from mcuc.ir.ops.mean import MeanAttrs
 from mcuc.ir.ops.mul import MulAttrs
 from mcuc.ir.ops.pad import PadAttrs
@@ -461,6 +462,11 @@ def _squeeze(ctx: _OpContext):
     return kinds.SQUEEZE, ctx.inputs, SqueezeAttrs(axes)
 
 
+def _leaky_relu(ctx: _OpContext):
+    ctx.need_inputs(1)
+    return kinds.LEAKY_RELU, ctx.inputs, LeakyReluAttrs(float(np.float32(ctx.options.Alpha())))
+
+
 def _no_attrs(kind: str) -> Converter:
     def convert(ctx: _OpContext):
         ctx.need_inputs(1)
@@ -493,6 +499,11 @@ _CONVERTERS: dict[str, tuple[type | None, Converter]] = {
     "HARD_SWISH": (None, _no_attrs(kinds.HARD_SWISH)),
     "RELU": (None, _no_attrs(kinds.RELU)),
     "RELU6": (None, _no_attrs(kinds.RELU6)),
+    "ABS": (None, _no_attrs(kinds.ABS)),
+    "TANH": (None, _no_attrs(kinds.TANH)),
+    "ELU": (None, _no_attrs(kinds.ELU)),
+    "RSQRT": (None, _no_attrs(kinds.RSQRT)),
+    "LEAKY_RELU": (tflite.LeakyReluOptions, _leaky_relu),
 }
 
 

@@ -46,7 +46,7 @@ def test_inspect_live_bytes_are_inputs_plus_outputs(capsys):
 
 
 def test_verify_json_shape_and_exit_code(capsys):
-    code, out, _ = run_cli(capsys, "verify", str(EXAMPLE), "--samples", "2", "--json")
+    code, out, _ = run_cli(capsys, "verify", str(EXAMPLE), "--backends", "reference", "--samples", "2", "--json")
     report = json.loads(out)
     assert code == 0
     assert report["model"] == "mobilenet_tiny_int8" and report["samples"] == 2
@@ -68,7 +68,7 @@ def test_verify_exits_1_when_a_backend_differs(capsys, monkeypatch):
         return registry.Built(wrong, built.plan)
 
     monkeypatch.setitem(registry._FACTORIES, "reference", off_by_one)
-    code, out, _ = run_cli(capsys, "verify", str(EXAMPLE), "--samples", "1", "--json")
+    code, out, _ = run_cli(capsys, "verify", str(EXAMPLE), "--backends", "reference", "--samples", "1", "--json")
     report = json.loads(out)
     assert code == 1
     assert report["backends"]["reference"]["bit_exact"] is False
@@ -116,11 +116,11 @@ def test_unsupported_op_names_the_op(tmp_path, capsys):
     mb = ModelBuilder()
     x = mb.tensor("x", (1, 4), scale=0.1, zero_point=0)
     y = mb.tensor("y", (1, 4), scale=0.1, zero_point=0)
-    mb.op("TANH", [x], [y])
-    bad = tmp_path / "tanh.tflite"
+    mb.op("NEG", [x], [y])
+    bad = tmp_path / "neg.tflite"
     bad.write_bytes(mb.build([x], [y]))
     code, _, err = run_cli(capsys, "verify", str(bad))
-    assert code == 2 and "TANH" in err and "op 0" in err
+    assert code == 2 and "NEG" in err and "op 0" in err
 
 
 def test_console_script_has_no_traceback(tmp_path):

@@ -16,7 +16,8 @@ def test_trait_sets():
     """The sets the planner and the patch transformation act on (their arenas and stages
     depend on exactly these)."""
     assert kinds_with(Trait.ELEMENTWISE) == {
-        kinds.ADD, kinds.SUB, kinds.MUL, kinds.RELU, kinds.RELU6, kinds.LOGISTIC, kinds.HARD_SWISH, kinds.QUANTIZE}
+        kinds.ADD, kinds.SUB, kinds.MUL, kinds.RELU, kinds.RELU6, kinds.LOGISTIC, kinds.HARD_SWISH, kinds.QUANTIZE,
+        kinds.ABS, kinds.LEAKY_RELU, kinds.TANH, kinds.ELU, kinds.RSQRT}
     assert kinds_with(Trait.VIEW) == {kinds.RESHAPE, kinds.SQUEEZE}
     assert kinds_with(Trait.WINDOW) == {
         kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.AVERAGE_POOL_2D, kinds.MAX_POOL_2D}

@@ -238,7 +238,8 @@ def _lookup(call: KernelCall) -> None:
         em.store(em.load(table, raw), y_ptr, i)
 
 
-@register(kinds.RELU, kinds.RELU6, kinds.LOGISTIC, kinds.HARD_SWISH, kinds.DEQUANTIZE, kinds.LOOKUP_TABLE)
+@register(kinds.RELU, kinds.RELU6, kinds.LOGISTIC, kinds.HARD_SWISH, kinds.DEQUANTIZE, kinds.LOOKUP_TABLE,
+          kinds.ABS, kinds.LEAKY_RELU, kinds.TANH, kinds.ELU, kinds.RSQRT)
 def lookup_unary(call: KernelCall) -> None:
     if np.dtype(call.op.input.dtype).itemsize > 2 or call.op.input.dtype == "float32":
         raise MCUCError(f"step {call.index} {call.op.label}: input dtype {call.op.input.dtype} is not supported "
