@@ -180,6 +180,115 @@ MCUC_INLINE int mcuc_depthwise_in_place_get_buffer_size(const mcuc_dims_t *out_d
     return mcuc_depthwise_plane_rows(out_dims, win) * mcuc_depthwise_plane_pitch(out_dims, win);
 }
 
+#if MCUC_DSP
+/* The in-place 3x3 kernel's DSP inner loop in assembly (gcc spills the C version's
+ * accumulators and taps): four outputs x, x+1, x+2, x+3 of one output row per pass.
+ * Per kernel row r the two tap words (w[r][0] | w[r][2] << 16, w[r][1]) and two input
+ * words (stride 1: bytes b0..b7 from x) are loaded back to back, SXTB16 splits the input
+ * into even lanes (b0, b2), (b4, b6) and odd lanes (b1, b3), (b5, b7), and each output
+ * takes one SMLAD/SMLADX of a lane pair against (w0, w2) and one SMLAxy of its middle tap:
+ *   out0 = (b0,b2).(w0,w2) + b1 w1      out1 = (b1,b3).(w0,w2) + b2 w1
+ *   out2 = (b4,b2)x(w2,w0) + b3 w1      out3 = (b5,b3)x(w2,w0) + b4 w1
+ * Stride 2 (bytes b0..b8 from 2x) pairs (b0,b2), (b4,b2)x, (b4,b6), (b8,b6)x with middle
+ * taps b1, b3, b5, b7, loading the third word after three outputs. Taps, the
+ * doubled bias and the output stage's constants are read from the caller's stack
+ * (`k`, "m" operands), so the 14 registers hold only the loop's values: 4 accumulators,
+ * 7 temporaries, the plane and output pointers and the pass counter. The output stage
+ * is the fast one on the doubled accumulators (SMMLAR adds the rounding constant, which
+ * holds the output zero point) with SSAT to int8. Row 0 starts every accumulator from
+ * the bias in a0, which it updates last. */
+#define MCUC_DW3_ROW_S1(s1, s2, s3, ta, tb, off)                                          \
+    "ldr %[wa], %[" ta "]\n\t"                                                        \
+    "ldr %[wb], %[" tb "]\n\t"                                                        \
+    "ldr %[e0], [%[p], #" off "]\n\t"                                                 \
+    "ldr %[e1], [%[p], #" off "+4]\n\t"                                               \
+    "sxtb16 %[o0], %[e0], ror #8\n\t"                                                 \
+    "sxtb16 %[e0], %[e0]\n\t"                                                         \
+    "sxtb16 %[o1], %[e1], ror #8\n\t"                                                 \
+    "sxtb16 %[e1], %[e1]\n\t"                                                         \
+    "smlad %[a1], %[o0], %[wa], %[" s1 "]\n\t"                                    \
+    "smlatb %[a1], %[e0], %[wb], %[a1]\n\t"                                           \
+    "pkhbt %[t], %[e1], %[e0]\n\t"                                                    \
+    "smladx %[a2], %[t], %[wa], %[" s2 "]\n\t"                                    \
+    "smlatb %[a2], %[o0], %[wb], %[a2]\n\t"                                           \
+    "pkhbt %[t], %[o1], %[o0]\n\t"                                                    \
+    "smladx %[a3], %[t], %[wa], %[" s3 "]\n\t"                                    \
+    "smlabb %[a3], %[e1], %[wb], %[a3]\n\t"                                           \
+    "smlad %[a0], %[e0], %[wa], %[a0]\n\t"                                            \
+    "smlabb %[a0], %[o0], %[wb], %[a0]\n\t"
+
+#define MCUC_DW3_ROW_S2(s1, s2, s3, ta, tb, off)                                          \
+    "ldr %[wa], %[" ta "]\n\t"                                                        \
+    "ldr %[wb], %[" tb "]\n\t"                                                        \
+    "ldr %[e0], [%[p], #" off "]\n\t"                                                 \
+    "ldr %[e1], [%[p], #" off "+4]\n\t"                                               \
+    "sxtb16 %[o0], %[e0], ror #8\n\t"                                                 \
+    "sxtb16 %[e0], %[e0]\n\t"                                                         \
+    "sxtb16 %[o1], %[e1], ror #8\n\t"                                                 \
+    "sxtb16 %[e1], %[e1]\n\t"                                                         \
+    "pkhbt %[t], %[e1], %[e0]\n\t"                                                    \
+    "smladx %[a1], %[t], %[wa], %[" s1 "]\n\t"                                    \
+    "smlatb %[a1], %[o0], %[wb], %[a1]\n\t"                                           \
+    "smlad %[a2], %[e1], %[wa], %[" s2 "]\n\t"                                    \
+    "smlabb %[a2], %[o1], %[wb], %[a2]\n\t"                                           \
+    "ldr %[t], [%[p], #" off "+8]\n\t"                                                \
+    "sxtb16 %[t], %[t]\n\t"                                                           \
+    "pkhbt %[t], %[t], %[e1]\n\t"                                                     \
+    "smladx %[a3], %[t], %[wa], %[" s3 "]\n\t"                                    \
+    "smlatb %[a3], %[o1], %[wb], %[a3]\n\t"                                           \
+    "smlad %[a0], %[e0], %[wa], %[a0]\n\t"                                            \
+    "smlabb %[a0], %[o0], %[wb], %[a0]\n\t"
+
+#define MCUC_DW3_STORE(a, off)                                                        \
+    "smmlar %[t], %[" a "], %[wa], %[wb]\n\t"                                         \
+    "add %[t], %[t], %[" a "], asr #31\n\t"                                           \
+    "asr %[t], %[t], %[e0]\n\t"                                                       \
+    "ssat %[t], #8, %[t]\n\t"                                                         \
+    "strb %[t], [%[out], #" off "]\n\t"
+
+#define MCUC_DW3_PASS(ROW, step)                                                      \
+    "1:\n\t"                                                                          \
+    "ldr %[a0], %[bias]\n\t"                                                          \
+    ROW("a0", "a0", "a0", "t0a", "t0b", "0")                                          \
+    ROW("a1", "a2", "a3", "t1a", "t1b", "%c[pitch]")                                  \
+    ROW("a1", "a2", "a3", "t2a", "t2b", "%c[pitch]*2")                                \
+    "ldr %[wa], %[mult]\n\t"                                                          \
+    "ldr %[wb], %[round]\n\t"                                                         \
+    "ldr %[e0], %[right]\n\t"                                                         \
+    MCUC_DW3_STORE("a0", "0")                                                         \
+    MCUC_DW3_STORE("a1", "%c[ch]")                                                    \
+    MCUC_DW3_STORE("a2", "%c[ch]*2")                                                  \
+    MCUC_DW3_STORE("a3", "%c[ch]*3")                                                  \
+    "add %[p], %[p], #" step "\n\t"                                                   \
+    "addw %[out], %[out], #%c[ch]*4\n\t"                                              \
+    "subs %[n], %[n], #1\n\t"                                                         \
+    "bne 1b\n\t"
+
+#define MCUC_DW3_OPERANDS                                                             \
+    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [wa] "=&r"(wa),  \
+      [wb] "=&r"(wb), [e0] "=&r"(e0), [o0] "=&r"(o0), [e1] "=&r"(e1), [o1] "=&r"(o1), \
+      [t] "=&r"(t), [p] "+r"(p), [out] "+r"(out), [n] "+r"(n)                         \
+    : [t0a] "m"(k[0]), [t0b] "m"(k[1]), [t1a] "m"(k[2]), [t1b] "m"(k[3]), [t2a] "m"(k[4]), \
+      [t2b] "m"(k[5]), [bias] "m"(k[6]), [mult] "m"(k[7]), [round] "m"(k[8]),          \
+      [right] "m"(k[9]), [pitch] "i"(pitch), [ch] "i"(ch)                             \
+    : "cc", "memory"
+
+/* `n` passes of four outputs of one output row (stride 1 or 2) from the plane row `p`
+ * (its first tap) into out, out + ch, ...; `k` on the caller's stack holds the channel's
+ * six tap words, its doubled bias, multiplier, rounding constant and right shift. */
+MCUC_INLINE void mcuc_dw3_row4(const int8_t *p, int8_t *out, int n, const int32_t *k, int pitch, int ch,
+                               int stride) {
+    int32_t a0, a1, a2, a3;
+    uint32_t wa, wb, e0, o0, e1, o1, t;
+    if (stride == 1) {
+        __asm__ volatile(MCUC_DW3_PASS(MCUC_DW3_ROW_S1, "4") MCUC_DW3_OPERANDS);
+    } else {
+        __asm__ volatile(MCUC_DW3_PASS(MCUC_DW3_ROW_S2, "8") MCUC_DW3_OPERANDS);
+    }
+    (void)a0, (void)a1, (void)a2, (void)a3, (void)wa, (void)wb, (void)e0, (void)o0, (void)e1, (void)o1, (void)t;
+}
+#endif
+
 MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int8_t *plane,
                                          const mcuc_dims_t *in_dims, const mcuc_dims_t *out_dims,
                                          const mcuc_window_t *win, const int8_t *weights, const int32_t *taps3,
@@ -210,15 +319,32 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
                 src += ch;
             }
         }
+#if MCUC_DSP
+        const int simd3 = kh == 3 && kw == 3 && dil_h == 1 && dil_w == 1 && (stride_w == 1 || stride_w == 2);
+        const int32_t *t = simd3 ? taps3 + 6 * c : taps3;
+        const int doubled = simd3 && q->tflite && mcuc_channel_fast(q->tflite, c);
+        const int32_t bias = doubled ? 2 * q->bias[c] : q->bias[c];
+        /* the assembly loop: the fast stage with the zero point folded and SSAT to int8,
+         * shapes that fit its immediate offsets */
+        const int in_asm = doubled && q->tflite->zp_folded && q->tflite->act_min == -128 &&
+                           q->tflite->act_max == 127 && __builtin_constant_p(pitch) && __builtin_constant_p(ch) &&
+                           2 * pitch + 12 < 4096 && 4 * ch < 4096 && out_w >= 4;
+        int32_t k[10];
+        if (in_asm) {
+            k[0] = t[0], k[1] = t[1], k[2] = t[2], k[3] = t[3], k[4] = t[4], k[5] = t[5];
+            k[6] = bias, k[7] = q->tflite->mult[c], k[8] = q->tflite->round[c], k[9] = q->tflite->shift[c];
+        }
+#endif
         for (oy = 0; oy < out_h; oy++) {
             const int8_t *top = plane + oy * stride_h * pitch;
             int8_t *out = out_base + oy * out_w * ch + c;
             ox = 0;
 #if MCUC_DSP
-            if (kh == 3 && kw == 3 && dil_h == 1 && dil_w == 1 && (stride_w == 1 || stride_w == 2)) {
-                const int32_t *t = taps3 + 6 * c;
-                const int doubled = q->tflite && mcuc_channel_fast(q->tflite, c);
-                const int32_t bias = doubled ? 2 * q->bias[c] : q->bias[c];
+            if (simd3) {
+                if (in_asm) {
+                    mcuc_dw3_row4(top, out, out_w / 4, k, pitch, ch, stride_w);
+                    ox = out_w & ~3;
+                }
                 for (; ox + 4 <= out_w; ox += 4) {
                     int32_t a0 = bias, a1 = bias, a2 = bias, a3 = bias;
                     int r;
@@ -251,6 +377,18 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
                                                             : mcuc_output_stage(a2, q, c));
                     out[(ox + 3) * ch] = (int8_t)(doubled ? mcuc_requant_channel_doubled(a3, q->tflite, c)
                                                             : mcuc_output_stage(a3, q, c));
+                }
+                /* the last out_w % 4 columns one at a time, still two MACs per kernel row:
+                 * (b0, b2).(w0, w2) + b1 w1 */
+                for (ox = out_w & ~3; ox < out_w; ox++) {
+                    int32_t acc = bias;
+                    int r;
+                    for (r = 0; r < 3; r++) {
+                        const uint32_t v = mcuc_load32(top + r * pitch + ox * stride_w);
+                        acc = __smlabb((int32_t)mcuc_sxtb16_ror8(v), t[2 * r + 1], __smlad((int32_t)__sxtb16(v), t[2 * r], acc));
+                    }
+                    out[ox * ch] = (int8_t)(doubled ? mcuc_requant_channel_doubled(acc, q->tflite, c)
+                                                    : mcuc_output_stage(acc, q, c));
                 }
             }
 #else
