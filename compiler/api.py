@@ -88,13 +88,18 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
     return compiled
 
 
-def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] = ("reference",),
+def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] | None = None,
            samples: int = 10, seed: int = 0, io: str | None = None, layout: str | None = None,
-           onnx_numerics: str = "exact", max_tensor_bytes: int | None = None) -> dict:
-    """The `mcuc verify` report as a dict."""
+           onnx_numerics: str = "exact", max_tensor_bytes: int | None = None, target: str = "cortex-m4",
+           optimize: str = "speed", patch: str | None = None, sram: int | None = None) -> dict:
+    """The `mcuc verify` report as a dict. `backends` None (the default) checks what `mcuc
+    verify` without --backends does: reference, llvm, c-host and `target`'s emulated core
+    when their toolchains are present (the report's `backends_checked` and
+    `backends_skipped` say which ran and why one did not)."""
     from mcuc.verify import verify_model
 
-    return verify_model(model, backends, samples, seed, io, layout, onnx_numerics, max_tensor_bytes)
+    return verify_model(model, backends, samples, seed, io, layout, onnx_numerics, max_tensor_bytes, target,
+                        optimize, patch, sram)
 
 
 __all__ = ["compile", "verify", "CompiledModel", "MCUCError"]

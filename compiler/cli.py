@@ -110,10 +110,12 @@ def cmd_verify(args) -> int:
     from mcuc.model import load_with_options
     from mcuc.verify import format_verdict, verify
 
-    backends = list(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
-    if not backends:
-        raise MCUCError(f"--backends {args.backends!r} names no backend; give a comma-separated list such as "
-                        "reference,llvm")
+    backends = None  # the default: verify.default_backends(--target)
+    if args.backends is not None:
+        backends = list(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
+        if not backends:
+            raise MCUCError(f"--backends {args.backends!r} names no backend; give a comma-separated list such as "
+                            "reference,llvm")
     options = _options(args)
     report = verify(load_with_options(args.model, options), backends, args.samples, args.seed, options)
     print(json.dumps(report, indent=2) if args.json else format_verdict(report))
@@ -236,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="compare backends with the oracle on random inputs, byte for byte")
     p.add_argument("model")
-    p.add_argument("--backends", default="reference", help=f"comma-separated: {', '.join(BACKENDS)}")
+    p.add_argument("--backends", default=None,
+                   help=f"comma-separated: {', '.join(BACKENDS)} (default: reference, llvm, c-host and the "
+                        "--target core in the emulator, each when its toolchain is present)")
     p.add_argument("--samples", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

@@ -2,9 +2,11 @@
 models: against mcuc's reference, itself checked against onnxruntime)."""
 from __future__ import annotations
 
+import shutil
 import sys
 import types
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -192,7 +194,37 @@ class Expected:
         return self.onnxruntime is None or self.onnxruntime.ok
 
 
-def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
+def default_backends(target: str = "cortex-m4") -> tuple[list[str], dict[str, str]]:
+    """What `mcuc verify` checks when no backend is named: the reference interpreter, the
+    llvm JIT and the generated C, compiled for this host (c-host, with the sanitizers) and
+    for `target`'s core, run in the emulator. A backend whose toolchain this machine lacks
+    is left out: returns (backends to run, {backend left out: why})."""
+    from mcuc.backend_registry import EMULATED
+
+    backends, skipped = ["reference", "llvm"], {}
+    try:
+        from mcuc.backends.cortexm.chost import find_host_gcc
+
+        find_host_gcc()
+        if shutil.which("make") is None:
+            raise MCUCError("make was not found: install the Debian package make")
+        backends.append("c-host")
+    except (MCUCError, ImportError) as e:
+        skipped["c-host"] = str(e)
+    if target in EMULATED:
+        try:
+            from mcuc.backends.cortexm.toolchain import find_arm_gcc
+
+            find_arm_gcc()
+            if shutil.which("make") is None:
+                raise MCUCError("make was not found: install the Debian package make")
+            backends.append(target)
+        except (MCUCError, ImportError) as e:
+            skipped[target] = str(e)
+    return backends, skipped
+
+
+def verify(model: Model, backends: list[str] | None = None, samples: int = 10, seed: int = 0,
            options: CompileOptions | None = None) -> dict:
     """Run the oracle and each backend on `samples` random inputs; report per backend.
 
@@ -203,9 +235,13 @@ def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
         raise MCUCError(f"--samples must be a whole number of at least 1, got {samples!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise MCUCError(f"--seed must be a whole number of at least 0, got {seed!r}")
+    options = options or CompileOptions()
+    skipped: dict[str, str] = {}
+    chosen_by_default = backends is None
+    if chosen_by_default:
+        backends, skipped = default_backends(options.target)
     if not backends:
         raise MCUCError("no backend to verify: name at least one (e.g. reference)")
-    options = options or CompileOptions()
     model = reloaded(model, options.layout, options.onnx_numerics)
     compiled = prepare(model.graph, options) if options.io == "int8" else model.graph
     runners = {name: make_runner(name, model, options) for name in backends}
@@ -228,6 +264,9 @@ def verify(model: Model, backends: list[str], samples: int = 10, seed: int = 0,
         "model": model.name,
         "samples": samples,
         "seed": seed,
+        "backends_checked": list(verdicts),
+        "backends_default": chosen_by_default,
+        **({"backends_skipped": skipped} if skipped else {}),
         **({"onnxruntime": check.report()} if check is not None else {}),
         "backends": {
             name: {"bit_exact": v.bit_exact, "max_abs_diff": v.max_abs_diff,
@@ -252,19 +291,30 @@ def format_verdict(report: dict) -> str:
     for name, v in report["backends"].items():
         status = "bit-exact" if v["bit_exact"] else f"MISMATCH on samples {v['mismatched_samples']}"
         lines.append(f"  {name:<12} {status:<30} max |diff| {v['max_abs_diff']} (vs {against})")
+    for name, why in report.get("backends_skipped", {}).items():
+        lines.append(f"  {name:<12} skipped: {why}")
+    checked = ", ".join(report["backends"])
+    lines.append(f"checked {checked}" + (" (the default; --backends chooses)" if report.get("backends_default")
+                                         else ""))
     return "\n".join(lines)
 
 
-def verify_model(model, backends=("reference",), samples: int = 10, seed: int = 0, io: str | None = None,
-                 layout: str | None = None, onnx_numerics: str = "exact", max_tensor_bytes: int | None = None) -> dict:
+def verify_model(model, backends: Sequence[str] | None = None, samples: int = 10, seed: int = 0,
+                 io: str | None = None, layout: str | None = None, onnx_numerics: str = "exact",
+                 max_tensor_bytes: int | None = None, target: str = "cortex-m4", optimize: str = "speed",
+                 patch: str | None = None, sram: int | None = None) -> dict:
     """The API's verify (mcuc.verify / mcuc.api.verify): a model path, bytes or Model and
-    the options as keywords -> the `mcuc verify` report as a dict."""
+    the options as keywords -> the `mcuc verify` report as a dict. `backends` None checks
+    what `mcuc verify` checks without --backends (default_backends(target))."""
     from mcuc.model import load_model
 
-    options = CompileOptions(io=io, layout=layout, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
+    options = CompileOptions(target=target, io=io, patch=patch, sram=sram, layout=layout, optimize=optimize,
+                             onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
+    if isinstance(backends, str):
+        backends = [b.strip() for b in backends.split(",") if b.strip()]
     model = (reloaded(model, layout, onnx_numerics) if isinstance(model, Model)
              else load_model(model, layout=layout, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes))
-    return verify(model, list(backends), samples, seed, options)
+    return verify(model, None if backends is None else list(backends), samples, seed, options)
 
 
 class _CallableModule(types.ModuleType):
