@@ -147,7 +147,16 @@ def cmd_run(args) -> int:
                 np.savez(f, *outputs)
     except OSError as e:
         raise MCUCError(f"cannot write --output {args.output!r}: {e.strerror or e}") from None
+    print(run_summary(model.name, args.backend, outputs, args.output))
     return 0
+
+
+def run_summary(model: str, backend: str, outputs: list[np.ndarray], path: str) -> str:
+    """`mcuc run`'s one line: what ran, the outputs' shapes and dtypes, and where they are."""
+    shapes = ", ".join(f"{'arr_%d ' % i if len(outputs) > 1 else ''}[{', '.join(map(str, o.shape))}] {o.dtype}"
+                       for i, o in enumerate(outputs))
+    what = "output" if len(outputs) == 1 else f"{len(outputs)} outputs"
+    return f"ran {model} on {backend}: wrote {what} {shapes} to {path}"
 
 
 def _writable_file(path: str, option: str) -> Path:
