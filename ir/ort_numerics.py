@@ -219,6 +219,111 @@ def requantize_accumulator(op, acc: np.ndarray) -> np.ndarray:
     return np.clip(y, op.attrs.act_min, op.attrs.act_max)
 
 
+# -- QLinearAdd and QLinearMul in integers ---------------------------------------------------
+#
+# Their value v is float32 arithmetic on an exact value z (one rounding for QLinearAdd's
+# fused multiply-add, two for QLinearMul's product and sum); when the 8-bit output does not
+# saturate, |v| <= 256 and |z| < 2^10, so v is within 2^-14 of z.
+# - QLinearAdd: where z is farther than that from every half-integer, rne(v) =
+#   floor(z + 1/2). t holds z in fixed point with `frac` fraction bits (within 2^-frac, from
+#   two tables), plus 1/2 + 2^-13, minus the output offset: y = t >> frac, unless t's bits
+#   [frac - 12, frac) are all zero (z within 2^-13 of a half-integer), where the float form
+#   decides (`fixed_point_round`); when the tables are exact, an exact tie (z a
+#   half-integer, so v = z) rounds to even in integers too. Saturated values stay
+#   saturated: t is off by less than one.
+# - QLinearMul: the answer is floor(z) or floor(z) + 1, and it never decreases as the
+#   exact product d grows; floor(z) + 1 is exact in integers and a table of thresholds on
+#   d picks between the two (`threshold_round`), with no float at all.
+
+ROUND_WINDOW_BITS = 13  # the window around a half-integer: 2^-13
+
+
+def fixed_point_round(t, frac: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(the output, where it is the answer): t >> frac, except False where t's bits
+    [frac - 12, frac) are all zero, the value within 2^-13 of a half-integer (t holds the
+    +1/2 + 2^-13); with `exact` (t is the exact value) an exact tie, t's low frac bits
+    2^(frac-13), answers the even neighbour, (t >> frac) & ~1."""
+    t = np.asarray(t, dtype=np.int64)
+    away = ((t >> (frac - ROUND_WINDOW_BITS + 1)) & ((1 << (ROUND_WINDOW_BITS - 1)) - 1)) != 0
+    y = t >> frac
+    if exact:
+        tie = (t & ((1 << frac) - 1)) == (1 << (frac - ROUND_WINDOW_BITS))
+        return np.where(tie, y & ~np.int64(1), y), away | tie
+    return y, away
+
+
+def _fixed_bits(largest: float, least: int) -> int | None:
+    """The most fraction bits (at most 30) with which int32 holds `largest` and one more,
+    None below `least`."""
+    bits = 30 - int(np.ceil(np.log2(largest + 2.0)))
+    return min(bits, 30) if bits >= least else None
+
+
+def qlinear_add_tables(outer_values, outer_ratio, inner_u, y_offset: int):
+    """QLinearAdd's y = rne(fma(a, ra, u)) - offset in integers (u = fma(b, rb, fixed), one
+    float32 per value of the inner input): t = outer[a] + inner[b] with
+    outer[a] = round(a * ra * 2^frac) (a * ra is exact in float64) and
+    inner[b] = round(u * 2^frac) + 2^(frac-1) + 2^(frac-13) - offset * 2^frac; together
+    within 2^-frac of the exact value, which frac >= 16 keeps inside the window. Returns
+    (outer, inner, frac) as int64 arrays and an int, None when the values need fewer than
+    16 fraction bits. `exact` (the fourth value) says both tables hold their values
+    exactly."""
+    p = np.asarray(outer_values, np.float64) * np.float64(np.float32(outer_ratio))
+    u = np.asarray(inner_u, np.float32).astype(np.float64)
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(u))):
+        return None
+    frac = _fixed_bits(float(np.max(np.abs(p)) + np.max(np.abs(u)) + abs(y_offset) + 1.0), 16)
+    if frac is None:
+        return None
+    exact = bool(np.all(np.rint(p * 2.0**frac) == p * 2.0**frac) and np.all(np.rint(u * 2.0**frac) == u * 2.0**frac))
+    outer = np.rint(p * 2.0**frac).astype(np.int64)
+    inner = (np.rint(u * 2.0**frac).astype(np.int64) + (1 << (frac - 1)) + (1 << (frac - ROUND_WINDOW_BITS))
+             - (y_offset << frac))
+    return outer, inner, frac, exact
+
+
+def qlinear_mul_constants(ratio, y_zero_point: int, largest_product: int):
+    """QLinearMul's floor(z) + 1, z = d * ratio + y_zero_point (d the exact product of the
+    centred inputs, |d| <= largest_product <= 2^16; y_zero_point the output's in the IR),
+    exactly in integers: (high word of (d << shift) * mult + add) >> frac, with mult the
+    ratio's 24-bit significand shifted left by 0..7 (a positive int32), shift 0..15,
+    add = (y_zero_point + 1) << frac. Returns (mult, shift, add, frac), None when the ratio
+    is beyond what those shifts reach (below about 2^-30, or 2^14 and more) or not finite."""
+    r = float(np.float32(ratio))
+    if not np.isfinite(r) or r < 0 or largest_product > 2**16:
+        return None
+    top = _fixed_bits(largest_product * r + abs(y_zero_point) + 2.0, 0)
+    if top is None:
+        return None
+    if r == 0.0:
+        return 0, 0, (y_zero_point + 1) << top, top
+    m, e = np.frexp(r)
+    significand, exp = int(m * 2**24), int(e) - 24  # ratio = significand * 2^exp
+    # (d << shift) * (significand << left) = d * ratio * 2^(shift + left - exp) = ... * 2^(32 + frac)
+    frac = max(0, min(top, 15 + 7 - 32 - exp))
+    total = 32 + frac + exp
+    if total < 0 or total > 22:
+        return None
+    left = min(total, 7)
+    return significand << left, total - left, (y_zero_point + 1) << frac, frac
+
+
+def qlinear_mul_ceiling(d, mult: int, shift: int, add: int, frac: int) -> np.ndarray:
+    """floor(d * ratio + y_zero_point) + 1 from `qlinear_mul_constants`, as the C computes it."""
+    d = np.asarray(d, dtype=np.int64)
+    return ((((d << shift) * mult) >> 32) + add) >> frac
+
+
+def threshold_round(k1, d, thresholds, low: int, high: int) -> np.ndarray:
+    """QLinearMul's output from k1 = floor(z) + 1: the answer is floor(z) or floor(z) + 1
+    (float32 moves z by far less than 1/2 where it matters) and does not decrease with d.
+    So with k1 clamped to [low, high] (the output type's and the activation's range),
+    y = k1 - (d < thresholds[k1 + 128]), thresholds[j + 128] the least d whose output is j
+    or more (for j = low: below every product)."""
+    k1 = np.clip(np.asarray(k1, np.int64), low, high)
+    return k1 - (np.asarray(d, np.int64) < np.asarray(thresholds, np.int64)[k1 + 128])
+
+
 # -- elementwise functions as onnxruntime computes them on float32 --------------------------
 
 # MlasLogisticConstants (Eigen's rational approximation of the logistic function).

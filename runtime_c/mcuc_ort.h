@@ -455,32 +455,107 @@ MCUC_INLINE void mcuc_ort_fc_float(const int8_t *in, int8_t *out, int rows, int 
     }
 }
 
+/* QLinearAdd and QLinearMul in integers (mcuc.ir.ort_numerics: fixed_point_round,
+ * qlinear_add_tables, qlinear_mul_constants). Their float32 value v is within 2^-14 of an
+ * exact value z when the 8-bit output does not saturate; t holds z in fixed point with
+ * `frac` fraction bits, plus 1/2 + 2^-13, minus the output offset. Away from a half-integer
+ * (t's bits [frac - 12, frac) not all zero) the answer is t >> frac; within 2^-13 of one the
+ * float form decides, except for an exact tie of an exact t (z a half-integer, which float32
+ * holds exactly), which rounds to the even neighbour, (t >> frac) & ~1. tests/runtime_c/test_ort_binary_exact.py compares both ops with their
+ * float definition over all 65536 input pairs. */
+MCUC_INLINE int mcuc_ort_away_from_half(int32_t t, int32_t frac) {
+    return (((uint32_t)t >> (frac - 12)) & 0xFFFu) != 0u;
+}
+
+MCUC_INLINE int mcuc_ort_exact_tie(int32_t t, int32_t frac) {
+    return ((uint32_t)t & ((1u << frac) - 1u)) == (1u << (frac - 13));
+}
+
+/* t >> frac clamped to the output type's range [lo, hi] and the activation's, one SSAT
+ * where both are int8's. */
+MCUC_INLINE int32_t mcuc_ort_fixed_out(int32_t t, int32_t frac, int32_t lo, int32_t hi, int32_t act_min,
+                                      int32_t act_max) {
+    const int32_t low = lo > act_min ? lo : act_min, high = hi < act_max ? hi : act_max;
+#if MCUC_DSP
+    if (low == -128 && high == 127) {
+        return __ssat(t >> frac, 8);
+    }
+#endif
+    return mcuc_clamp(t >> frac, low, high);
+}
+
 /* QLinearAdd (MLAS AVX2): y = rne(fma(a, ra, fma(b, rb, fixed))) on the model's own
- * values (int8 + offset); with a one-element first input `swap` folds it first. */
+ * values (int8 + offset); with a one-element first input `swap` folds it first. The
+ * integer form (t1 not NULL): t = t1[x1] + t2[x2], the outer input's a * ra and the inner
+ * one's fma(b, rb, fixed) in fixed point (t2 holds the offsets), the tables indexed by the
+ * int8 value's byte (0..127, then -128..-1). Returns the int8 output as int32. */
 typedef struct {
     float ra, rb, fixed;
     int32_t offset, lo, hi, act_min, act_max, swap;
+    const int32_t *t1;     /* indexed by (uint8_t)x1; NULL: the float form only */
+    const int32_t *t2;
+    int32_t frac;
+    int32_t exact;         /* the tables hold their values exactly */
 } mcuc_ort_add_t;
 
-MCUC_INLINE int8_t mcuc_ort_add_one(int32_t x1, int32_t x2, const mcuc_ort_add_t *p) {
+MCUC_COLD int32_t mcuc_ort_add_float(int32_t x1, int32_t x2, const mcuc_ort_add_t *p) {
     const float va = (float)(x1 + p->offset), vb = (float)(x2 + p->offset);
+    if (p->t1 && p->exact) {
+        const int32_t t = p->t1[(uint8_t)x1] + p->t2[(uint8_t)x2];
+        if (mcuc_ort_exact_tie(t, p->frac)) {
+            return mcuc_clamp((t >> p->frac) & ~1, p->lo, p->hi);
+        }
+    }
     const float v = p->swap ? mcuc_fmaf(vb, p->rb, mcuc_fmaf(va, p->ra, p->fixed))
                             : mcuc_fmaf(va, p->ra, mcuc_fmaf(vb, p->rb, p->fixed));
-    return (int8_t)mcuc_clamp(mcuc_ort_round_clamp(v, p->offset, p->lo, p->hi), p->act_min, p->act_max);
+    return mcuc_ort_round_clamp(v, p->offset, p->lo, p->hi);
+}
+
+MCUC_INLINE int32_t mcuc_ort_add_one(int32_t x1, int32_t x2, const mcuc_ort_add_t *p) {
+    const uint8_t b1 = (uint8_t)x1, b2 = (uint8_t)x2; /* the slow path signs them again */
+    if (p->t1) {
+        const int32_t t = p->t1[b1] + p->t2[b2];
+        if (mcuc_ort_away_from_half(t, p->frac)) {
+            return mcuc_ort_fixed_out(t, p->frac, p->lo, p->hi, p->act_min, p->act_max);
+        }
+    }
+    return mcuc_clamp(mcuc_ort_add_float((int8_t)b1, (int8_t)b2, p), p->act_min, p->act_max);
 }
 
 /* QLinearMul (MLAS SSE2): float(exact product of the centred inputs) * ratio + float(zc),
- * rounded half to even, on the model's own values. */
+ * rounded half to even, on the model's own values. The integer form (thresholds not NULL;
+ * mcuc.ir.ort_numerics.qlinear_mul_ceiling, threshold_round): k1 = floor(d * ratio + zp) + 1
+ * for the exact product d, exactly: the high word of (d << shift) * mult plus add, >> frac.
+ * The answer is k1 - 1 or k1 and does not decrease with d: with k1 clamped to [low, high]
+ * (the output type's range and the activation's) it is k1 unless d is below
+ * thresholds[k1 + 128], the least product whose output is k1 or more. Returns the int8
+ * output as int32. */
 typedef struct {
     int32_t za, zb;
     float ratio, zc;
     int32_t offset, lo, hi, act_min, act_max;
+    const int32_t *thresholds; /* 256, indexed by output + 128; NULL: the float form only */
+    int32_t mult;          /* the ratio's significand << 0..7 */
+    int32_t shift;
+    int32_t add;           /* (the output zero point + 1) << frac */
+    int32_t frac;
 } mcuc_ort_mul_t;
 
-MCUC_INLINE int8_t mcuc_ort_mul_one(int32_t x1, int32_t x2, const mcuc_ort_mul_t *p) {
+MCUC_COLD int32_t mcuc_ort_mul_float(int32_t x1, int32_t x2, const mcuc_ort_mul_t *p) {
     const float product = (float)((x1 - p->za) * (x2 - p->zb)) * p->ratio;
     const float v = product + p->zc;
-    return (int8_t)mcuc_clamp(mcuc_ort_round_clamp(v, p->offset, p->lo, p->hi), p->act_min, p->act_max);
+    return mcuc_clamp(mcuc_ort_round_clamp(v, p->offset, p->lo, p->hi), p->act_min, p->act_max);
+}
+
+MCUC_INLINE int32_t mcuc_ort_mul_one(int32_t x1, int32_t x2, const mcuc_ort_mul_t *p) {
+    if (p->thresholds) {
+        const int32_t *thresholds = p->thresholds + 128;
+        const int32_t d = (x1 - p->za) * (x2 - p->zb);
+        const int32_t t = (int32_t)(((int64_t)(int32_t)((uint32_t)d << p->shift) * p->mult) >> 32) + p->add;
+        const int32_t k1 = mcuc_ort_fixed_out(t, p->frac, p->lo, p->hi, p->act_min, p->act_max);
+        return k1 + ((d - thresholds[k1]) >> 31);
+    }
+    return mcuc_ort_mul_float(x1, x2, p);
 }
 
 /* A DQ -> float Add/Mul -> Q group: both inputs dequantized by table, one float op,

@@ -919,8 +919,6 @@ def _emit_ort_binary(site: Site, step: Step, program: Program, target: Target) -
     """ADD (QLinearAdd) and MUL (QLinearMul) under onnxruntime's rule, and their float
     groups (OrtFloat): per element through the broadcasting six loops."""
     fn = site.fn
-    from mcuc.ir.ort_numerics import fma_f32
-
     op = step.op
     x1, x2, y = op.inputs[0], op.inputs[1], op.output
     a = op.attrs
@@ -939,23 +937,25 @@ def _emit_ort_binary(site: Site, step: Step, program: Program, target: Target) -
         params = dict(deq1=f"{fn}_deq1", deq2=f"{fn}_deq2", out_scale=_c_f(y.quant.scale[0]), out_zp=_zp(y), lo=lo,
                       hi=hi, act_min=a.act_min, act_max=a.act_max, is_mul=int(op.kind == kinds.MUL))
     elif op.kind == kinds.ADD:
-        off = uint8_offset(a)
-        sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y))
-        za, zb, zc = (np.float32(t.quant.scalar_zero_point + off) for t in (x1, x2, y))
-        ra, rb = np.float32(sa / sc), np.float32(sb / sc)
-        fixed = np.float32(zc - fma_f32(ra, za, np.float32(rb * zb)))
-        swap = int(x1.size == 1 and x2.size != 1)
+        from .ort_binary import ort_add
+
+        f = ort_add(op)
         ctype, one = "mcuc_ort_add_t", "mcuc_ort_add_one"
-        params = dict(ra=_c_f(ra), rb=_c_f(rb), fixed=_c_f(fixed), offset=off, lo=lo, hi=hi, act_min=a.act_min,
-                      act_max=a.act_max, swap=swap)
+        params = dict(ra=_c_f(f.ra), rb=_c_f(f.rb), fixed=_c_f(f.fixed), offset=f.offset, lo=lo, hi=hi,
+                      act_min=a.act_min, act_max=a.act_max, swap=int(f.swap))
+        if f.t1 is not None:
+            arrays += [_ints("int32_t", f"{fn}_t1", f.t1), _ints("int32_t", f"{fn}_t2", f.t2)]
+            params.update(t1=f"{fn}_t1", t2=f"{fn}_t2", frac=f.frac, exact=int(f.exact))
     else:
-        off = uint8_offset(a)
-        sa, sb, sc = (np.float32(t.quant.scale[0]) for t in (x1, x2, y))
-        ratio = np.float32(np.float32(sa * sb) / sc)
+        from .ort_binary import ort_mul
+
+        f = ort_mul(op)
         ctype, one = "mcuc_ort_mul_t", "mcuc_ort_mul_one"
-        params = dict(za=x1.quant.scalar_zero_point, zb=x2.quant.scalar_zero_point, ratio=_c_f(ratio),
-                      zc=_c_f(np.float32(y.quant.scalar_zero_point + off)), offset=off, lo=lo, hi=hi,
+        params = dict(za=f.za, zb=f.zb, ratio=_c_f(f.ratio), zc=_c_f(f.zc), offset=f.offset, lo=lo, hi=hi,
                       act_min=a.act_min, act_max=a.act_max)
+        if f.thresholds is not None:
+            arrays.append(_ints("int32_t", f"{fn}_thresholds", f.thresholds))
+            params.update(thresholds=f"{fn}_thresholds", mult=f.mult, shift=f.shift, add=f.add, frac=f.frac)
     extents = [int(e) for e in (1,) * (6 - len(y.shape)) + tuple(y.shape)]
     s1, s2 = _broadcast_strides(x1.shape, y.shape), _broadcast_strides(x2.shape, y.shape)
     in1 = consts[0] or f"(const int8_t *)(arena + {_offset(program, x1, op)})"
