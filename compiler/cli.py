@@ -215,7 +215,12 @@ def cmd_compile(args) -> int:
 def cmd_plan(args) -> int:
     from mcuc.plan_cmd import format_plan, plan_model
 
-    svg = _writable_file(args.svg, "--svg") if args.svg else Path(f"{Path(args.model).stem}_plan.svg")
+    # The table's plot goes to MODEL_plan.svg here unless --svg names the file; --json
+    # writes nothing but what --svg asks for (a script's working folder stays as it was).
+    if args.svg:
+        svg = _writable_file(args.svg, "--svg")
+    else:
+        svg = None if args.json else Path(f"{Path(args.model).stem}_plan.svg")
     report = plan_model(args.model, _options(args), svg)
     print(json.dumps(report, indent=2) if args.json else format_plan(report))
     return 0
@@ -283,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="patch schedules: peak memory vs MAC overhead (table and SVG plot)")
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--svg", default=None, help="where to write the plot (default: MODEL_plan.svg here)")
+    p.add_argument("--svg", default=None, help="where to write the plot (default: MODEL_plan.svg here; with --json no plot "
+                        "unless --svg is given)")
     p.add_argument("--target", default="cortex-m4", help="core whose kernel scratch the plan includes")
     p.add_argument("--io", choices=("int8", "float"), default=None,
                    help="int8: drop a float model's QUANTIZE/DEQUANTIZE edges (API takes int8)")

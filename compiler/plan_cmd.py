@@ -61,19 +61,40 @@ def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None =
     return report
 
 
+OP_COLUMN_MAX = 40  # the op column's widest; longer names are shortened by fit()
+ELLIPSIS = "..."
+_BREAKS = " _./:-("
+
+
+def fit(text: str, width: int) -> str:
+    """`text` in at most `width` characters: whole if it fits, else cut after a word
+    boundary (one of _BREAKS) when one is in the second half of the room, else at the
+    width, and always marked with ELLIPSIS."""
+    if len(text) <= width:
+        return text
+    room = width - len(ELLIPSIS)
+    cut = max(text.rfind(c, 0, room + 1) for c in _BREAKS)
+    if cut >= room // 2:
+        keep = text[:cut + 1] if text[cut] in "(" else text[:cut]  # keep an opening bracket, drop a separator
+        return keep.rstrip(" _./:-") + ELLIPSIS if keep.rstrip(" _./:-") else text[:room] + ELLIPSIS
+    return text[:room] + ELLIPSIS
+
+
 def format_plan(report: dict) -> str:
+    names = [r["split_op"] or "layer by layer" for r in report["front"]]
+    width = min(OP_COLUMN_MAX, max(map(len, names), default=2))
     lines = [f"{report['model']}: {report['candidates']} patch schedules searched; layer by layer "
              f"{report['layer_by_layer_bytes']:,} B; --patch auto (<= {report['max_overhead']:.0%} extra MACs) "
              f"picks {report['chosen']['patch']}: {report['chosen']['peak_bytes']:,} B, "
              f"{report['chosen']['mac_overhead']:.1%} extra MACs",
-             f"{'split':>5}  {'op':<28} {'grid':>5} {'peak B':>10} {'MACs':>12} {'overhead':>9}  note"]
-    for r in report["front"]:
+             f"{'split':>5}  {'op':<{width}} {'grid':>5} {'peak B':>10} {'MACs':>12} {'overhead':>9}  note"]
+    for r, name in zip(report["front"], names):
         split = "-" if r["split"] is None else str(r["split"])
         grid = "-" if r["grid"] is None else f"{r['grid'][0]}x{r['grid'][1]}"
         peak = f"{r['peak_bytes']:,}" + ("" if r["exact"] else "~")
         note = r["role"] or ""
-        lines.append(f"{split:>5}  {(r['split_op'] or 'layer by layer')[:28]:<28} {grid:>5} {peak:>10} "
-                     f"{r['macs']:>12,} {r['mac_overhead']:>8.1%}  {note}")
+        lines.append(f"{split:>5}  {fit(name, width):<{width}} {grid:>5} {peak:>10} "
+                     f"{r['macs']:>12,} {r['mac_overhead']:>8.1%}  {note}".rstrip())
     lines.append("peak B: arena bytes planned exactly; ~ marks an estimate (live-set bound)")
     if "svg" in report:
         lines.append(f"plot: {report['svg']}")
@@ -84,6 +105,7 @@ def tradeoff_svg(name: str, baseline: Candidate, candidates: list[Candidate], fr
                  chosen: Candidate, width: int = 900, height: int = 540) -> str:
     """Peak memory (y) against MAC overhead (x) as an SVG document."""
     left, right, top, bottom = 90, 30, 40, 50
+    searched = len(candidates)
     candidates = [c for c in candidates if c.overhead <= PLOT_MAX_OVERHEAD]
     front = [c for c in front if c.overhead <= PLOT_MAX_OVERHEAD]
     points = [baseline, *candidates, *front, chosen]
@@ -94,8 +116,9 @@ def tradeoff_svg(name: str, baseline: Candidate, candidates: list[Candidate], fr
     y_of = lambda v: top + ph * (1 - v / max_y)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-             f'<text x="{left}" y="22" font-size="13">{escape(name)}: peak memory vs MAC overhead '
-             f'({len(candidates)} patch schedules up to +{PLOT_MAX_OVERHEAD:.0%} MACs)</text>',
+             f'<text x="{left}" y="22" font-size="13">{escape(name)}: peak memory vs MAC overhead: '
+             f'{searched} patch schedules searched, the {len(candidates)} up to +{PLOT_MAX_OVERHEAD:.0%} '
+             f'MACs shown</text>',
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>']
     for c in candidates:
         parts.append(f'<circle cx="{x_of(c.overhead):.1f}" cy="{y_of(c.peak):.1f}" r="1.6" fill="#9ab">'

@@ -74,9 +74,26 @@ def memory_table(program: Program) -> str:
     return "\n".join(lines)
 
 
+def _memory_legend(x: float, y: float, palette: list[str], peak_step: int, peak: int) -> list[str]:
+    """The key of memory_svg's marks, one row under the title."""
+    parts = ['<g class="legend">']
+    for i, color in enumerate(palette[:3]):  # a few of the tensor colours
+        parts.append(f'<rect x="{x + 5 * i:.1f}" y="{y - 9}" width="10" height="10" fill="{color}" '
+                     f'fill-opacity="0.75" stroke="#333" stroke-width="0.3"/>')
+    parts.append(f'<text x="{x + 26}" y="{y}">activation tensors (hover: name, size, offset)</text>')
+    x2 = x + 330
+    parts.append(f'<rect x="{x2}" y="{y - 9}" width="10" height="10" fill="#bbbbbb" fill-opacity="0.75" '
+                 f'stroke="#333" stroke-width="0.3"/><text x="{x2 + 16}" y="{y}">kernel scratch</text>')
+    x3 = x2 + 120
+    parts.append(f'<rect x="{x3}" y="{y - 9}" width="10" height="10" fill="#ff000018" stroke="#d00" '
+                 f'stroke-dasharray="4 2"/><text x="{x3 + 16}" y="{y}">peak step {peak_step}: {peak:,} B live</text>')
+    parts.append("</g>")
+    return parts
+
+
 def memory_svg(program: Program, width: int = 960, height: int = 540) -> str:
     """The arena over time as an SVG document."""
-    margin_left, margin_right, margin_top, margin_bottom = 80, 20, 40, 40
+    margin_left, margin_right, margin_top, margin_bottom = 80, 20, 58, 40
     steps = max(len(program.steps), 1)
     arena = max(program.arena_bytes, 1)
     plot_w = width - margin_left - margin_right
@@ -96,6 +113,7 @@ def memory_svg(program: Program, width: int = 960, height: int = 540) -> str:
         f'<text x="{margin_left}" y="20" font-size="13">{escape(program.graph.name)}: arena '
         f'{program.arena_bytes:,} B, live-set bound {program.live_bound_bytes:,} B, peak at step {peak_step}</text>',
         f'<rect x="{margin_left}" y="{margin_top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>',
+        *_memory_legend(margin_left, 38, palette, peak_step, peak),
         # The peak step: a band across the whole arena height.
         f'<rect x="{x_of(peak_step):.1f}" y="{margin_top}" width="{max(x_of(peak_step + 1) - x_of(peak_step), 1):.1f}" '
         f'height="{plot_h}" fill="#ff000018" stroke="#d00" stroke-dasharray="4 2"><title>peak: step {peak_step}, '

@@ -1,0 +1,69 @@
+"""`mcuc plan` as a user reads it: --json leaves the working folder alone unless --svg is
+given, op names are shortened at a word boundary with an ellipsis, the plot's title and
+the text agree on how many schedules were searched; the memory map has a legend."""
+from __future__ import annotations
+
+import json
+import re
+
+from mcuc.cli import main
+from mcuc.plan_cmd import ELLIPSIS, fit, format_plan
+from tests.support.paths import REPO_ROOT
+
+EXAMPLE = REPO_ROOT / "examples" / "mobilenet_tiny_int8.tflite"
+
+
+def test_plan_json_writes_no_svg_unless_asked(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", str(EXAMPLE), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(tmp_path.iterdir()) == [] and "svg" not in report
+    # With --svg: the plot is written where asked, and its title counts what the text counts.
+    svg = tmp_path / "plot.svg"
+    assert main(["plan", str(EXAMPLE), "--svg", str(svg)]) == 0
+    out = capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["plot.svg"]
+    searched_text = int(re.search(r"(\d+) patch schedules searched", out).group(1))
+    title = re.search(r'font-size="13">([^<]*)</text>', svg.read_text()).group(1)
+    searched_title = int(re.search(r"(\d+) patch schedules searched", title).group(1))
+    assert searched_text == searched_title == report["candidates"]
+
+
+def test_fit_cuts_at_a_word_boundary_with_an_ellipsis():
+    name = "CONV_2D(input.19_te_transformed_bias_add)"
+    assert fit(name, 60) == name
+    short = fit(name, 28)
+    assert len(short) <= 28 and short.endswith(ELLIPSIS)
+    kept = short[:-len(ELLIPSIS)]
+    assert name.startswith(kept) and name[len(kept)] in " _./:-(" or kept.endswith("(")
+    assert fit("x" * 50, 10) == "x" * 7 + ELLIPSIS  # no boundary: cut at the width, still marked
+
+
+def _row(name, split):
+    return {"split": split, "split_op": name, "grid": [2, 2] if name else None, "patch": "p", "peak_bytes": 100,
+            "exact": True, "macs": 1000, "mac_overhead": 0.01, "role": ""}
+
+
+def test_plan_table_shows_whole_names_when_they_fit_and_marks_every_cut():
+    long = "DEPTHWISE_CONV_2D(model/block_3/depthwise_conv/BatchNorm/FusedBatchNormV3;model/x)"
+    medium = "CONV_2D(input.19_te_transformed)"  # 32 characters: the old table cut it at 28
+    report = {"model": "m", "candidates": 7, "layer_by_layer_bytes": 200, "max_overhead": 0.1,
+              "chosen": _row(medium, 3), "front": [_row(None, None), _row(medium, 3), _row(long, 5)]}
+    lines = format_plan(report).splitlines()
+    assert medium in lines[3]
+    cell = lines[4].split()[1]
+    assert cell.endswith(ELLIPSIS) and long.startswith(cell[:-len(ELLIPSIS)])
+    assert long[len(cell) - len(ELLIPSIS)] in " _./:-(;"
+
+
+def test_memory_map_has_a_legend():
+    from mcuc.model import load_model
+    from mcuc.passes.report import memory_svg
+    from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
+
+    program = schedule(load_model(EXAMPLE).graph, CompileOptions(), cortexm_scratch("cortex-m4"))
+    svg = memory_svg(program)
+    legend = svg[svg.index('<g class="legend">'):]
+    legend = legend[:legend.index("</g>")]
+    assert "activation tensors" in legend and "kernel scratch" in legend and "peak step" in legend
+    assert legend.count("<rect") >= 3
