@@ -10,15 +10,22 @@ import numpy as np
 
 from mcuc.backend_registry import build
 from mcuc.ir.errors import MCUCError
-from mcuc.model import Model, check_input_shapes, load_model, reloaded
+from mcuc.model import Model, check_input_shapes, check_io_option, load_model, reloaded
 from mcuc.pipeline import CompileOptions
 from mcuc.report import program_report
 
 
+# The core each Cortex-M backend runs on; every other backend runs on this host.
+_CORE_BACKENDS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33")
+
+
 class CompiledModel:
     """A compiled model: call it with one array per graph input; `.report` holds the
-    compilation's figures (arena bytes, MACs, buffers); `.quantized_onnx` the model
-    `calibrate=` quantized (bytes), else None."""
+    figures of the program `backend` runs (arena bytes with that backend's kernel scratch,
+    MACs, buffers; `report["backend"]`, and `report["target"]`: the core of a Cortex-M
+    backend, "host" for reference, llvm and c-host); `.write(folder)` writes the C project
+    for `options.target` as `mcuc compile` does and returns its report, equal to the
+    CLI's. `.quantized_onnx` is the model `calibrate=` quantized (bytes), else None."""
 
     def __init__(self, model: Model, backend: str, options: CompileOptions):
         self.quantized_onnx: bytes | None = None
@@ -28,7 +35,8 @@ class CompiledModel:
         built = build(backend, model, options)
         # The figures of the program this backend runs (its scratch included), not of a plan
         # made apart from it.
-        self.report = program_report(built.program, options.target, model.layout)
+        self.report = {**program_report(built.program, backend if backend in _CORE_BACKENDS else "host",
+                                        model.layout), "backend": backend}
         self._run = built.run
 
     @property
@@ -46,17 +54,42 @@ class CompiledModel:
         outputs = self._run(list(inputs))
         return outputs[0] if len(outputs) == 1 else outputs
 
+    def write(self, directory: str | os.PathLike, force: bool = False) -> dict:
+        """Write the C project for `options.target` into `directory` (new, empty, or one
+        mcuc wrote; else `force`), as `mcuc compile -o directory` does: model.c, model.h,
+        the runtime headers, Makefile, report.json, memory.svg. Returns the report."""
+        from mcuc.build import check_output_folder, compile_to_directory
+
+        check_output_folder(directory, force)
+        return compile_to_directory(self.model, directory, self.options)
+
     def __repr__(self) -> str:
         return (f"CompiledModel({self.model.name}, backend={self.backend}, "
                 f"arena={self.report['arena_bytes']} B, MACs={self.report['macs']})")
 
 
+def _target_for(backend: str, target: str | None) -> str:
+    """The core a compilation targets: a Cortex-M backend's own core (a different
+    `target` is a contradiction), else `target` (default cortex-m4)."""
+    if backend in _CORE_BACKENDS:
+        if target is not None and target != backend:
+            raise MCUCError(f"backend={backend!r} runs on {backend}; target={target!r} contradicts it "
+                            f"(leave target out, or choose backend={target!r})")
+        return backend
+    return target or "cortex-m4"
+
+
 def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
-            target: str = "cortex-m4", io: str | None = None, layout: str | None = None,
+            target: str | None = None, io: str | None = None, layout: str | None = None,
             calibrate: str | os.PathLike | np.ndarray | None = None,
             calibrate_activations: str = "int8", optimize: str = "speed",
-            onnx_numerics: str = "exact", max_tensor_bytes: int | None = None) -> CompiledModel:
+            onnx_numerics: str = "exact", max_tensor_bytes: int | None = None,
+            patch: str | None = None, sram: int | None = None) -> CompiledModel:
     """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`.
+    `target` is the core `.write()` generates C for (`--target`; default: a Cortex-M
+    backend's own core, else cortex-m4). `.report` describes what `backend` runs: for the
+    arena `mcuc compile --target T` reports, use backend=T (or `.write()`'s report).
+    `patch` ("auto", "off", "RxC@OP,...") and `sram` (bytes) are `--patch` and `--sram`.
     `layout` ("nchw" | "nhwc", None: the model's own) is the layout of 4-D inputs and
     outputs: layout="nhwc" lets an ONNX model take and give NHWC arrays, with no transpose.
     `calibrate` (samples: an array, a .npy file or a folder of them) quantizes a float
@@ -66,8 +99,8 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
     "ort-x86-avx2[:threads=N]") is `--onnx-numerics`: which onnxruntime an ONNX model's
     compiled code reproduces (mcuc.frontend.onnx_numerics). `max_tensor_bytes` is
     `--max-tensor-bytes`: models with a larger tensor are refused (None: 64 MiB)."""
-    options = CompileOptions(target=target, io=io, layout=layout, optimize=optimize, onnx_numerics=onnx_numerics,
-                             max_tensor_bytes=max_tensor_bytes)
+    options = CompileOptions(target=_target_for(backend, target), io=io, patch=patch, sram=sram, layout=layout,
+                             optimize=optimize, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
     quantized = None
     if calibrate is not None:
         if not isinstance(model, (str, os.PathLike)):
@@ -83,9 +116,27 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
         model = reloaded(model, layout, onnx_numerics)
     else:
         model = load_model(model, layout=layout, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
+    check_io_option(model, io)
     compiled = CompiledModel(model, backend, options)
     compiled.quantized_onnx = quantized
     return compiled
+
+
+def compile_to_directory(model: str | os.PathLike | bytes | Model, directory: str | os.PathLike,
+                         target: str = "cortex-m4", force: bool = False, **options) -> dict:
+    """`mcuc compile MODEL -o directory --target target ...`: write the C project and
+    return its report (report.json's figures, as the CLI prints with --json). `options`
+    are compile()'s keywords io, layout, optimize, onnx_numerics, max_tensor_bytes,
+    patch, sram."""
+    from mcuc.build import check_output_folder, compile_to_directory as write
+
+    opts = CompileOptions(target=target, **options)
+    if not isinstance(model, Model):
+        model = load_model(model, layout=opts.layout, onnx_numerics=opts.onnx_numerics,
+                           max_tensor_bytes=opts.max_tensor_bytes)
+    check_io_option(model, opts.io)
+    check_output_folder(directory, force)
+    return write(model, directory, opts)
 
 
 def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] | None = None,
@@ -102,4 +153,4 @@ def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] | N
                         optimize, patch, sram)
 
 
-__all__ = ["compile", "verify", "CompiledModel", "MCUCError"]
+__all__ = ["compile", "compile_to_directory", "verify", "CompiledModel", "MCUCError"]

@@ -2,22 +2,54 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 from mcuc.ir.errors import MCUCError
-from mcuc.model import load_with_options
+from mcuc.model import Model, load_with_options, reloaded
 from mcuc.pipeline import CompileOptions, cortexm_scratch, cortexm_target, schedule
 from mcuc.report import program_report
 
 
-def compile_to_directory(model_path: str, out_dir: Path, options: CompileOptions) -> dict:
-    """Write the generated project, report.json and memory.svg into `out_dir`."""
+# Files whose presence marks a folder as one `mcuc compile` wrote (it may write there again).
+PROJECT_MARKERS = ("report.json", "model.h", "model.c")
+
+
+def check_output_folder(path: str | os.PathLike, force: bool = False) -> None:
+    """`mcuc compile` (and the API's write) write into a folder that does not exist, is
+    empty, or holds a project mcuc wrote before (its model.h, model.c and report.json);
+    any other folder needs `force`, so the user's own files are not overwritten without a
+    word."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise MCUCError(f"--output {str(path)!r} is a file, not a folder")
+    if force or not p.is_dir() or not any(p.iterdir()):
+        return
+    report = p / "report.json"
+    ours = all((p / name).is_file() for name in PROJECT_MARKERS)
+    if ours:
+        try:
+            ours = "arena_bytes" in json.loads(report.read_text())
+        except (OSError, ValueError):
+            ours = False
+    if not ours:
+        raise MCUCError(f"--output {str(path)!r} is a folder that mcuc did not write and it is not empty; "
+                        "choose another folder, or pass --force to write into it (files of the same names "
+                        "are replaced)")
+
+
+def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str | os.PathLike,
+                         options: CompileOptions) -> dict:
+    """Write the generated project, report.json and memory.svg into `out_dir`; `model` is
+    a path, the bytes of a model, or a loaded Model (the API's)."""
     from mcuc.backends.cortexm import write_project
     from mcuc.passes.report import memory_svg
 
     start = time.perf_counter()
-    model = load_with_options(model_path, options)
+    out_dir = Path(out_dir)
+    model = (reloaded(model, options.layout, options.onnx_numerics) if isinstance(model, Model)
+             else load_with_options(model, options))
     program = schedule(model.graph, options, cortexm_scratch(options.target, options.optimize))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

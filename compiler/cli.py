@@ -117,9 +117,16 @@ def cmd_verify(args) -> int:
             raise MCUCError(f"--backends {args.backends!r} names no backend; give a comma-separated list such as "
                             "reference,llvm")
     options = _options(args)
-    report = verify(load_with_options(args.model, options), backends, args.samples, args.seed, options)
+    report = verify(load_with_options(args.model, options), backends, args.samples, args.seed, options,
+                    progress=_show_progress(args))
     print(json.dumps(report, indent=2) if args.json else format_verdict(report))
     return 0 if all(v["bit_exact"] for v in report["backends"].values()) else EXIT_MISMATCH
+
+
+def _show_progress(args) -> bool:
+    """Progress bars (tqdm, on stderr) only for a person at a terminal: never with --json,
+    never when stderr is a file or a pipe."""
+    return not getattr(args, "json", False) and sys.stderr.isatty()
 
 
 def cmd_run(args) -> int:
@@ -169,37 +176,11 @@ def _writable_file(path: str, option: str) -> Path:
     return p
 
 
-# Files whose presence marks a folder as one `mcuc compile` wrote (it may write there again).
-_PROJECT_MARKERS = ("report.json", "model.h", "model.c")
-
-
-def _check_output_folder(path: str, force: bool) -> None:
-    """`mcuc compile` writes into a folder that does not exist, is empty, or holds a
-    project mcuc wrote before (its model.h, model.c and report.json); any other folder
-    needs --force, so the user's own files are not overwritten without a word."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise MCUCError(f"--output {path!r} is a file, not a folder")
-    if force or not p.is_dir() or not any(p.iterdir()):
-        return
-    report = p / "report.json"
-    ours = all((p / name).is_file() for name in _PROJECT_MARKERS)
-    if ours:
-        try:
-            ours = "arena_bytes" in json.loads(report.read_text())
-        except (OSError, ValueError):
-            ours = False
-    if not ours:
-        raise MCUCError(f"--output {path!r} is a folder that mcuc did not write and it is not empty; "
-                        "choose another folder, or pass --force to write into it (files of the same names "
-                        "are replaced)")
-
-
 def cmd_compile(args) -> int:
-    from mcuc.build import compile_to_directory
+    from mcuc.build import check_output_folder, compile_to_directory
 
     model_path = args.model
-    _check_output_folder(args.output, args.force)
+    check_output_folder(args.output, args.force)
     if getattr(args, "calibrate", None):
         from mcuc.calibrate import quantize_onnx, quantized_path_for
 

@@ -100,9 +100,26 @@ def load_model(source: str | os.PathLike | bytes, format: str | None = None, lay
 
 def load_with_options(source: str | os.PathLike | bytes, options) -> Model:
     """`load_model` with the compile options that act when a model is read (a
-    CompileOptions: --layout, --onnx-numerics and --max-tensor-bytes)."""
-    return load_model(source, layout=options.layout, onnx_numerics=options.onnx_numerics,
-                      max_tensor_bytes=getattr(options, "max_tensor_bytes", None))
+    CompileOptions: --layout, --onnx-numerics and --max-tensor-bytes); `--io float` on a
+    model without float edges is refused (check_io_option)."""
+    model = load_model(source, layout=options.layout, onnx_numerics=options.onnx_numerics,
+                       max_tensor_bytes=getattr(options, "max_tensor_bytes", None))
+    check_io_option(model, getattr(options, "io", None))
+    return model
+
+
+def check_io_option(model: Model, io: str | None) -> None:
+    """`--io float` keeps a model's float inputs and outputs; mcuc adds none. On a model
+    whose inputs and outputs are all integers it would change nothing: say so instead of
+    ignoring it."""
+    if io != "float":
+        return
+    edges = [*model.graph.inputs, *model.graph.outputs]
+    if not any(t.dtype.startswith("float") for t in edges):
+        types = sorted({t.dtype for t in edges})
+        raise MCUCError(f"--io float: {model.name} takes and gives {'/'.join(types)}, with no float inputs or "
+                        "outputs to keep (mcuc does not add QUANTIZE/DEQUANTIZE edges); leave --io out "
+                        "and pass integer arrays")
 
 
 def reloaded(model: Model, layout: str | None, onnx_numerics=None) -> Model:

@@ -194,6 +194,16 @@ class Expected:
         return self.onnxruntime is None or self.onnxruntime.ok
 
 
+def _progress_bar(total: int, description: str):
+    """A tqdm bar on stderr (None without tqdm): the CLI asks for one only on a terminal
+    and never with --json."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=description, unit="run", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
 def default_backends(target: str = "cortex-m4") -> tuple[list[str], dict[str, str]]:
     """What `mcuc verify` checks when no backend is named: the reference interpreter, the
     llvm JIT and the generated C, compiled for this host (c-host, with the sanitizers) and
@@ -225,7 +235,7 @@ def default_backends(target: str = "cortex-m4") -> tuple[list[str], dict[str, st
 
 
 def verify(model: Model, backends: list[str] | None = None, samples: int = 10, seed: int = 0,
-           options: CompileOptions | None = None) -> dict:
+           options: CompileOptions | None = None, progress: bool = False) -> dict:
     """Run the oracle and each backend on `samples` random inputs; report per backend.
 
     TFLite: every backend against tflite-micro. ONNX: every backend against mcuc's
@@ -248,12 +258,19 @@ def verify(model: Model, backends: list[str] | None = None, samples: int = 10, s
     verdicts = {name: BackendVerdict() for name in backends}
     expected_of = Expected(model, compiled, options, runners.get("reference"))
     rng = np.random.default_rng(seed)
+    bar = _progress_bar(samples * len(runners), f"verify {model.name}") if progress else None
     for sample in range(samples):
         inputs = random_inputs(compiled, rng)
         expected = expected_of(sample, inputs)
         for name, run in runners.items():
+            if bar is not None:
+                bar.set_postfix_str(f"sample {sample + 1}/{samples} on {name}", refresh=False)
             # (for ONNX the reference's outputs are the expectation: not run twice)
             verdicts[name].record(sample, expected, expected if run is expected_of.runner else run(inputs))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     check = expected_of.onnxruntime
     if not expected_of.ok:
         for v in verdicts.values():
@@ -306,7 +323,7 @@ def verify_model(model, backends: Sequence[str] | None = None, samples: int = 10
     """The API's verify (mcuc.verify / mcuc.api.verify): a model path, bytes or Model and
     the options as keywords -> the `mcuc verify` report as a dict. `backends` None checks
     what `mcuc verify` checks without --backends (default_backends(target))."""
-    from mcuc.model import load_model
+    from mcuc.model import check_io_option, load_model
 
     options = CompileOptions(target=target, io=io, patch=patch, sram=sram, layout=layout, optimize=optimize,
                              onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
@@ -314,6 +331,7 @@ def verify_model(model, backends: Sequence[str] | None = None, samples: int = 10
         backends = [b.strip() for b in backends.split(",") if b.strip()]
     model = (reloaded(model, layout, onnx_numerics) if isinstance(model, Model)
              else load_model(model, layout=layout, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes))
+    check_io_option(model, io)
     return verify(model, None if backends is None else list(backends), samples, seed, options)
 
 
