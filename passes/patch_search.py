@@ -207,6 +207,12 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
                 return SearchResult(best[0], best[1], exact_baseline, candidates)
         lowest = sorted(candidates, key=lambda c: (c.peak_estimate, c.macs))[:EXACT_PLANS]
         planned += [exact(c) for c in lowest]
+        # The estimates of the cheapest candidates were optimistic; one of the smallest
+        # may still fit.
+        same = [p for p in planned if p[0].arena_bytes <= sram]
+        if same:
+            best = min(same, key=lambda p: (p[0].macs, p[0].arena_bytes))
+            return SearchResult(best[0], best[1], exact_baseline, candidates)
         smallest = min(planned, key=lambda p: p[0].arena_bytes)[0]
         raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM: the smallest peak any "
                         f"schedule reaches is {smallest.arena_bytes:,} B ({smallest.describe()}, "

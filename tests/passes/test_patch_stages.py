@@ -209,3 +209,23 @@ def test_stage_problems_are_named():
         build_stage(graph, 0, 2, (9, 2))
     with pytest.raises(MCUCError, match="overlap"):
         apply_stages(graph, [StageSpec(2, (2, 2)), StageSpec(2, (3, 3))])
+
+
+def test_a_budget_that_only_the_smallest_schedules_meet_is_met():
+    """The cheapest candidates' estimates may be optimistic; when none of them fits the
+    budget, a schedule among the smallest that fits must still be found, and a budget
+    below every schedule names the smallest peak, which is then reachable."""
+    from mcuc.frontend.tflite import load_tflite
+    from mcuc.passes.patch_search import search
+    from mcuc.pipeline import CompileOptions, cortexm_scratch, prepare
+    from tests.support.paths import REPO_ROOT
+
+    graph = prepare(load_tflite((REPO_ROOT / "examples" / "mobilenet_tiny_int8.tflite").read_bytes()),
+                    CompileOptions())
+    scratch = cortexm_scratch("cortex-m4")
+    with pytest.raises(MCUCError, match=r"smallest peak any schedule reaches is ([\d,]+) B") as caught:
+        search(graph, scratch, sram=1_000)
+    smallest = int(caught.value.args[0].split("reaches is ")[1].split(" B")[0].replace(",", ""))
+    for budget in (smallest, 10_000):
+        result = search(graph, scratch, sram=budget)
+        assert result.program.arena_bytes <= budget, budget
