@@ -261,6 +261,126 @@ MCUC_INLINE void mcuc_gemm_rows2(const int16_t *rows, int two, const int8_t *wpa
     }
 }
 
+/* The pair-stream layout (DSP targets, for layers whose every channel takes TFLite's
+ * fast stage with the output zero point folded and clamps to the whole int8 range): per
+ * channel pair two int32 start values, the pair's weights as in `wpairs` (2 * depth4
+ * bytes), then mult[c], mult[c+1], round[c], round[c+1], right[c], right[c+1]. One
+ * pointer walks everything a pair needs. */
+#if MCUC_DSP
+/* One output of such a stage: SSAT to int8 of the fast stage (mcuc_stage_fast2 on 2a). */
+#define MCUC_STREAM_STORE(a, m, r, e, off)                                              \
+    "lsl %[t], %[" a "], #1\n\t"                                                         \
+    "smmlar %[t], %[t], %[" m "], %[" r "]\n\t"                                          \
+    "add %[t], %[t], %[" a "], asr #31\n\t"                                              \
+    "asr %[t], %[t], %[" e "]\n\t"                                                       \
+    "ssat %[t], #8, %[t]\n\t"                                                            \
+    "strb %[t], [%[n], #" off "]\n\t"
+
+/* Two pixels (rows, outputs at y and y + out_ch) through the first `pairs` channel pairs
+ * of the stream (both channels stored) in one assembly loop: the micro-kernel of mcuc_gemm_2x2 (four steps per pass
+ * while `loops` lasts, `rem` straight), then the six stage constants loaded back to
+ * back into the freed registers and four outputs stored. The output pointer and the
+ * stream's end live in the caller's stack ("m" operands): the 14 registers hold the
+ * micro-kernel. */
+MCUC_INLINE void mcuc_gemm_pairs_asm(const int16_t *rows, const uint32_t *stream, int pairs, int depth4,
+                                     int out_ch, int8_t *y) {
+    const int steps = depth4 / 4;
+    const uint32_t *wend = stream + pairs * (8 + depth4 / 2);
+    const uint32_t *w = stream;
+    const int16_t *p = rows;
+    int8_t *ym = y;
+    int32_t a00, a01, a10, a11;
+    uint32_t x0e, x0o, x1e, x1o, w0, w1, t, n;
+    __asm__ volatile(
+        "2:\n\t"
+        "ldr %[b00], [%[w]], #4\n\t"
+        "ldr %[b01], [%[w]], #4\n\t"
+        "mov %[b10], %[b00]\n\t"
+        "mov %[b11], %[b01]\n\t"
+        ".if %c[loops]\n\t"
+        "movw %[n], #%c[loops]\n\t"
+        "1:\n\t" MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_STEP
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        ".endif\n\t"
+        ".rept %c[rem]\n\t" MCUC_GEMM_STEP ".endr\n\t"
+        "subw %[p], %[p], #%c[rb]\n\t"
+        "ldr %[x0e], [%[w]], #4\n\t"
+        "ldr %[x0o], [%[w]], #4\n\t"
+        "ldr %[x1e], [%[w]], #4\n\t"
+        "ldr %[x1o], [%[w]], #4\n\t"
+        "ldr %[w0], [%[w]], #4\n\t"
+        "ldr %[w1], [%[w]], #4\n\t"
+        "ldr %[n], %[ym]\n\t"
+        MCUC_STREAM_STORE("b00", "x0e", "x1e", "w0", "0")
+        MCUC_STREAM_STORE("b01", "x0o", "x1o", "w1", "1")
+        MCUC_STREAM_STORE("b10", "x0e", "x1e", "w0", "%c[oc]")
+        MCUC_STREAM_STORE("b11", "x0o", "x1o", "w1", "%c[oc]+1")
+        "add %[n], %[n], #2\n\t"
+        "str %[n], %[ym]\n\t"
+        "ldr %[t], %[wend]\n\t"
+        "cmp %[w], %[t]\n\t"
+        "bne 2b\n\t"
+        : [b00] "=&r"(a00), [b01] "=&r"(a01), [b10] "=&r"(a10), [b11] "=&r"(a11), [p] "+r"(p), [w] "+r"(w),
+          [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o), [w0] "=&r"(w0),
+          [w1] "=&r"(w1), [t] "=&r"(t), [n] "=&r"(n), [ym] "+m"(ym)
+        : [wend] "m"(wend), [loops] "i"(steps / 4), [rem] "i"(steps % 4), [rb] "i"(16 * steps), [oc] "i"(out_ch)
+        : "cc", "memory");
+    (void)a00, (void)a01, (void)a10, (void)a11, (void)x0e, (void)x0o, (void)x1e, (void)x1o, (void)w0, (void)w1,
+        (void)t, (void)n;
+}
+
+/* mcuc_gemm_rows2 on the pair-stream layout: the assembly loop over the channel pairs
+ * whose both channels exist where both pixels are stored next to each other and the
+ * shapes fit its immediate operands; the rest (an odd last channel, a single pixel) per
+ * pair in C around mcuc_gemm_2x2. */
+MCUC_INLINE void mcuc_gemm_rows2_streams(const int16_t *rows, int two, const uint32_t *stream, int depth4,
+                                         int out_ch, int8_t *y0, int8_t *y1) {
+    const uint32_t *s = stream;
+    int c = 0;
+    if (two && y1 == y0 + out_ch && __builtin_constant_p(depth4) && __builtin_constant_p(out_ch) &&
+        4 * depth4 < 4096 && out_ch + 1 < 4096 && out_ch >= 2) {
+        mcuc_gemm_pairs_asm(rows, stream, out_ch / 2, depth4, out_ch, y0);
+        c = out_ch & ~1;
+        s = stream + (out_ch / 2) * (8 + depth4 / 2);
+    }
+    for (; c < out_ch; c += 2) {
+        int32_t acc[4];
+        const int32_t *k;
+        acc[0] = acc[2] = (int32_t)s[0];
+        acc[1] = acc[3] = (int32_t)s[1];
+        k = (const int32_t *)(const void *)mcuc_gemm_2x2(acc, rows, (const int8_t *)(const void *)(s + 2),
+                                                        depth4 / 4);
+        y0[c] = (int8_t)__ssat(mcuc_stage_fast(acc[0], k[0], k[2], k[4]), 8);
+        if (two) {
+            y1[c] = (int8_t)__ssat(mcuc_stage_fast(acc[2], k[0], k[2], k[4]), 8);
+        }
+        if (c + 1 < out_ch) {
+            y0[c + 1] = (int8_t)__ssat(mcuc_stage_fast(acc[1], k[1], k[3], k[5]), 8);
+            if (two) {
+                y1[c + 1] = (int8_t)__ssat(mcuc_stage_fast(acc[3], k[1], k[3], k[5]), 8);
+            }
+        }
+        s = (const uint32_t *)(const void *)(k + 6);
+    }
+}
+#endif
+
+/* Two output pixels' GEMM under either layout: `stream` (the pair streams, DSP only)
+ * when not NULL, else `wpairs` with `q`. */
+MCUC_INLINE void mcuc_gemm_pixels2(const int16_t *rows, int two, const int8_t *wpairs, const mcuc_quant_t *q,
+                                   const uint32_t *stream, int depth4, int out_ch, int8_t *y0, int8_t *y1) {
+#if MCUC_DSP
+    if (stream) {
+        mcuc_gemm_rows2_streams(rows, two, stream, depth4, out_ch, y0, y1);
+        return;
+    }
+#else
+    (void)stream;
+#endif
+    mcuc_gemm_rows2(rows, two, wpairs, depth4, out_ch, q, y0, y1);
+}
+
 /* Pointwise (1x1, stride 1, no padding) convolution as a GEMM: pixels are rows of
  * `in_ch` bytes (a multiple of 4); each pixel pair is sign-extended once into the scratch
  * rows (4 * in_ch bytes, interleaved) and then meets every weight row. */
@@ -268,20 +388,34 @@ MCUC_INLINE int mcuc_conv_1x1_get_buffer_size(const mcuc_dims_t *in_dims) {
     return 4 * in_dims->c;
 }
 
-MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
-                               const mcuc_dims_t *out_dims, const int8_t *wpairs, const mcuc_quant_t *q) {
+MCUC_INLINE void mcuc_conv_1x1_body(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
+                                    const mcuc_dims_t *out_dims, const int8_t *wpairs, const mcuc_quant_t *q,
+                                    const uint32_t *stream) {
     int16_t *rows = (int16_t *)(void *)scratch;
     const int pixels = out_dims->h * out_dims->w, in_ch = in_dims->c, out_ch = out_dims->c;
     int p;
     for (p = 0; p + 1 < pixels; p += 2) {
         mcuc_extend_rows2(rows, in + p * in_ch, in + (p + 1) * in_ch, in_ch);
-        mcuc_gemm_rows2(rows, 1, wpairs, in_ch, out_ch, q, out + p * out_ch, out + (p + 1) * out_ch);
+        mcuc_gemm_pixels2(rows, 1, wpairs, q, stream, in_ch, out_ch, out + p * out_ch, out + (p + 1) * out_ch);
     }
     if (pixels & 1) {
         mcuc_extend_rows2(rows, in + p * in_ch, in + p * in_ch, in_ch);
-        mcuc_gemm_rows2(rows, 0, wpairs, in_ch, out_ch, q, out + p * out_ch, out + p * out_ch);
+        mcuc_gemm_pixels2(rows, 0, wpairs, q, stream, in_ch, out_ch, out + p * out_ch, out + p * out_ch);
     }
 }
+
+MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
+                               const mcuc_dims_t *out_dims, const int8_t *wpairs, const mcuc_quant_t *q) {
+    mcuc_conv_1x1_body(in, out, scratch, in_dims, out_dims, wpairs, q, (const uint32_t *)0);
+}
+
+#if MCUC_DSP
+/* The same on the pair-stream layout. */
+MCUC_INLINE void mcuc_conv_1x1_streams(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
+                                       const mcuc_dims_t *out_dims, const uint32_t *stream) {
+    mcuc_conv_1x1_body(in, out, scratch, in_dims, out_dims, (const int8_t *)0, (const mcuc_quant_t *)0, stream);
+}
+#endif
 
 /* One im2col row: the receptive field of output pixel (oy, ox), taps in (ky, kx, c) order,
  * padding taps filled with the input zero point, tail [kh*kw*in_ch, depth4) zeroed. */
@@ -375,12 +509,11 @@ MCUC_INLINE int mcuc_conv_im2col_get_buffer_size(const mcuc_dims_t *in_dims, con
     return in_dims->c % 4 == 0 ? 4 * depth4 + in_dims->c : 6 * depth4;
 }
 
-MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
-                                  const mcuc_dims_t *out_dims, const mcuc_window_t *win,
-                                  const int8_t *wpairs, const mcuc_quant_t *q) {
+MCUC_INLINE void mcuc_conv_im2col_body(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
+                                       const mcuc_dims_t *out_dims, const mcuc_window_t *win, int8_t in_zp,
+                                       const int8_t *wpairs, const mcuc_quant_t *q, const uint32_t *stream) {
     const int out_w = out_dims->w, out_ch = out_dims->c, pixels = out_dims->h * out_w;
     const int depth4 = mcuc_im2col_depth4(in_dims, win);
-    const int8_t in_zp = (int8_t)q->in_zp;
     int16_t *rows = (int16_t *)(void *)scratch;
     int8_t *col0 = scratch + 4 * depth4;
     int8_t *col1 = col0 + depth4;
@@ -399,10 +532,27 @@ MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch
             }
             mcuc_extend_rows2(rows, col0, two ? col1 : col0, depth4);
         }
-        mcuc_gemm_rows2(rows, two, wpairs, depth4, out_ch, q, out + p * out_ch,
-                        out + (p + 1 < pixels ? p + 1 : p) * out_ch);
+        mcuc_gemm_pixels2(rows, two, wpairs, q, stream, depth4, out_ch, out + p * out_ch,
+                          out + (p + 1 < pixels ? p + 1 : p) * out_ch);
     }
 }
+
+MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
+                                  const mcuc_dims_t *out_dims, const mcuc_window_t *win,
+                                  const int8_t *wpairs, const mcuc_quant_t *q) {
+    mcuc_conv_im2col_body(in, out, scratch, in_dims, out_dims, win, (int8_t)q->in_zp, wpairs, q,
+                          (const uint32_t *)0);
+}
+
+#if MCUC_DSP
+/* The same on the pair-stream layout (`in_zp`: the input zero point, for padding taps). */
+MCUC_INLINE void mcuc_conv_im2col_streams(const int8_t *in, int8_t *out, int8_t *scratch,
+                                          const mcuc_dims_t *in_dims, const mcuc_dims_t *out_dims,
+                                          const mcuc_window_t *win, int in_zp, const uint32_t *stream) {
+    mcuc_conv_im2col_body(in, out, scratch, in_dims, out_dims, win, (int8_t)in_zp, (const int8_t *)0,
+                          (const mcuc_quant_t *)0, stream);
+}
+#endif
 
 /* Grouped convolution, any shape: the plain direct loop (weights OHWI as in the model,
  * bias folded over the whole window, padding taps read as the input zero point). */

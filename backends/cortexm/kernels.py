@@ -324,16 +324,25 @@ def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> Step
                in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                structs=geometry[:2] if layout == "1x1" else geometry, groups=x.shape[3] // cin_g)
     folded = K.folded_bias(bias, w2, _zp(x))
+    r = _tflite_stage(op, mult, shift, w2, bias, folded)
+    ctx.update(streams=False, in_zp=_zp(x))
     if layout == "grouped":
         weights = _ints("int8_t", f"{fn}_w", w.data)
         padded = out_ch
     else:
-        weights = _ints("int8_t", f"{fn}_w", K.channel_pair_weights(w2))
         padded = K.round_up(out_ch, 2)
         _require(len(step.scratch) == 1 and step.scratch[0].size >= _conv_scratch_bytes(op), op,
                  "the GEMM row scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
         ctx["scratch_offset"] = step.scratch[0].offset
-    r = _tflite_stage(op, mult, shift, w2, bias, folded)
+        if target.has_dsp and r is not None and r.mode == 1 and r.zp_folded and (a.act_min, a.act_max) == (-128, 127):
+            # TFLite's fast stage on every channel, SSAT's range: each channel pair's
+            # start values, weights and stage constants in one stream (mcuc_gemm_rows2_streams)
+            words = K.pair_streams(w2, r.start(folded), r)
+            ctx["streams"] = True
+            decls = _render("conv.j2", site, arrays=[CArray("uint32_t", f"{fn}_w", [f"{int(v)}u" for v in words])],
+                            quant="", **ctx)
+            return StepCode(decls, _call(site), (CONV_H,))
+        weights = _ints("int8_t", f"{fn}_w", K.channel_pair_weights(w2))
     arrays, quant = _gemm_quant(fn, op, r, folded, padded)
     decls = _render("conv.j2", site, arrays=[weights] + arrays, quant=quant, **ctx)
     return StepCode(decls, _call(site), (CONV_H,))
