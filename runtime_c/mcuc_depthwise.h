@@ -330,9 +330,27 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
                            q->tflite->act_max == 127 && __builtin_constant_p(pitch) && __builtin_constant_p(ch) &&
                            2 * pitch + 12 < 4096 && 4 * ch < 4096 && out_w >= 4;
         int32_t k[10];
+        /* kernels 4 to 8 taps wide (dilation 1 along the row): per kernel row the window's
+         * bytes as two words, even lanes (b0, b2), (b4, b6) and odd (b1, b3), (b5, b7)
+         * against the tap pairs (w0, w2), (w4, w6), (w1, w3), (w5, w7), zero past the
+         * kernel's width, built here once per channel */
+        const int wide = !simd3 && kw >= 4 && kw <= 8 && dil_w == 1 && kh <= 8;
+        int32_t pairs[8][4];
         if (in_asm) {
             k[0] = t[0], k[1] = t[1], k[2] = t[2], k[3] = t[3], k[4] = t[4], k[5] = t[5];
             k[6] = bias, k[7] = q->tflite->mult[c], k[8] = q->tflite->round[c], k[9] = q->tflite->shift[c];
+        }
+        if (wide) {
+            for (ky = 0; ky < kh; ky++) {
+                int16_t tap[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                for (kx = 0; kx < kw; kx++) {
+                    tap[kx] = weights[(ky * kw + kx) * ch + c];
+                }
+                pairs[ky][0] = (int32_t)((uint32_t)(uint16_t)tap[0] | ((uint32_t)(uint16_t)tap[2] << 16));
+                pairs[ky][1] = (int32_t)((uint32_t)(uint16_t)tap[4] | ((uint32_t)(uint16_t)tap[6] << 16));
+                pairs[ky][2] = (int32_t)((uint32_t)(uint16_t)tap[1] | ((uint32_t)(uint16_t)tap[3] << 16));
+                pairs[ky][3] = (int32_t)((uint32_t)(uint16_t)tap[5] | ((uint32_t)(uint16_t)tap[7] << 16));
+            }
         }
 #endif
         for (oy = 0; oy < out_h; oy++) {
@@ -389,6 +407,23 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
                     }
                     out[ox * ch] = (int8_t)(doubled ? mcuc_requant_channel_doubled(acc, q->tflite, c)
                                                     : mcuc_output_stage(acc, q, c));
+                }
+            }
+            if (wide) {
+                for (; ox < out_w; ox++) {
+                    const int8_t *p = top + ox * stride_w;
+                    int32_t acc = q->bias[c];
+                    for (ky = 0; ky < kh; ky++) {
+                        const int8_t *row = p + ky * dil_h * pitch;
+                        const uint32_t v0 = mcuc_load32(row), v1 = mcuc_load32(row + 4);
+                        acc = __smlad((int32_t)__sxtb16(v0), pairs[ky][0], acc);
+                        acc = __smlad((int32_t)mcuc_sxtb16_ror8(v0), pairs[ky][2], acc);
+                        acc = __smlad((int32_t)__sxtb16(v1), pairs[ky][1], acc);
+                        if (kw > 5) {
+                            acc = __smlad((int32_t)mcuc_sxtb16_ror8(v1), pairs[ky][3], acc);
+                        }
+                    }
+                    out[ox * ch] = (int8_t)mcuc_output_stage(acc, q, c);
                 }
             }
 #else
