@@ -12,9 +12,12 @@
  *   row is [w[c][0..3], w[c+1][0..3], w[c][4..7], w[c+1][4..7], ...], the depth padded
  *   with zeros to a multiple of 4 and an odd channel count padded with a zero channel.
  * - requantization (mcuc_quant_t): TFLite's rule (mcuc_requant_t), where `fast` selects
- *   mcuc_requant_fast (mult, round, right), which the compiler chose only after proving
- *   its preconditions, and otherwise mcuc_mbqm (mult, shift); or onnxruntime's float32
- *   scales (mcuc_ort_requant_t) on the same exact int32 accumulators.
+ *   per channel the fast stage (mult, round, right; mcuc_stage_fast), which the compiler
+ *   chose only where it proved its preconditions for that channel, and otherwise
+ *   mcuc_mbqm (mult, shift); or onnxruntime's float32 scales (mcuc_ort_requant_t) on the
+ *   same exact int32 accumulators. On DSP targets a layer fast on every channel may carry
+ *   weights, start values and stage constants in one pair stream instead (see
+ *   mcuc_gemm_rows2_streams).
  * - shapes and windows arrive as mcuc_dims_t / mcuc_window_t (mcuc_params.h); a kernel
  *   that needs scratch states its size in <kernel>_get_buffer_size, which the compiler's
  *   scratch requests (backends/cortexm/kernels.py) equal.
