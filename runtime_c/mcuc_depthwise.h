@@ -289,6 +289,27 @@ MCUC_INLINE void mcuc_dw3_row4(const int8_t *p, int8_t *out, int n, const int32_
 }
 #endif
 
+#if MCUC_DSP
+/* *dst++ = four bytes `stride` apart from *src (a compile-time constant below 1024), src
+ * moved past them: the four loads back to back (they pipeline: 5 cycles on a Cortex-M4;
+ * compiled from C they interleave with the packing), three ORRs, one store, 10 cycles. */
+MCUC_INLINE void mcuc_gather4(const int8_t **src, uint32_t **dst, int stride) {
+    uint32_t b0, b1, b2, b3;
+    __asm__ volatile("ldrb %[b0], [%[s]]\n\t"
+                     "ldrb %[b1], [%[s], #%c[k]]\n\t"
+                     "ldrb %[b2], [%[s], #%c[k]*2]\n\t"
+                     "ldrb %[b3], [%[s], #%c[k]*3]\n\t"
+                     "orr %[b0], %[b0], %[b1], lsl #8\n\t"
+                     "orr %[b2], %[b2], %[b3], lsl #8\n\t"
+                     "addw %[s], %[s], #%c[k]*4\n\t"
+                     "orr %[b0], %[b0], %[b2], lsl #16\n\t"
+                     "str %[b0], [%[d]], #4\n\t"
+                     : [b0] "=&r"(b0), [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [s] "+r"(*src), [d] "+r"(*dst)
+                     : [k] "i"(stride)
+                     : "memory");
+}
+#endif
+
 MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int8_t *plane,
                                          const mcuc_dims_t *in_dims, const mcuc_dims_t *out_dims,
                                          const mcuc_window_t *win, const int8_t *weights, const int32_t *taps3,
@@ -305,8 +326,17 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
         for (y = 0; y < rows; y++) {
             const int8_t *src = in + y * in_w * ch + c;
             int8_t *dst = plane + (y + pad_top) * pitch + pad_left;
-            /* four bytes per step through moving pointers: immediate offsets, no index math */
+            /* four bytes per step through moving pointers: immediate offsets, no index math;
+             * on DSP cores the four loads back to back (they pipeline), packed into one store */
             for (x = 0; x + 4 <= cols; x += 4) {
+#if MCUC_DSP
+                if (__builtin_constant_p(ch) && 4 * ch < 4096) {
+                    uint32_t *d32 = (uint32_t *)(void *)dst;
+                    mcuc_gather4(&src, &d32, ch);
+                    dst = (int8_t *)d32;
+                    continue;
+                }
+#endif
                 dst[0] = src[0];
                 dst[1] = src[ch];
                 dst[2] = src[2 * ch];
