@@ -732,6 +732,27 @@ MCUC_INLINE const int16_t *mcuc_fc_4x1(int32_t *acc, const int16_t *px, const in
     return w;
 }
 
+/* Inputs x[c0 .. c0 + n4) sign-extended into x32 (lanes x[k], x[k+2], then x[k+1],
+ * x[k+3] per step of 4), zeros past `depth`; no byte past the row is read. */
+MCUC_INLINE void mcuc_fc_extend(uint32_t *x32, const int8_t *x, int c0, int n4, int depth) {
+    int k;
+    for (k = 0; k < n4; k += 4) {
+        uint32_t v;
+        if (c0 + k + 4 <= depth) {
+            v = mcuc_load32(x + c0 + k);
+        } else {
+            int8_t tail[4] = {0, 0, 0, 0};
+            int j;
+            for (j = 0; c0 + k + j < depth; j++) {
+                tail[j] = x[c0 + k + j];
+            }
+            v = mcuc_load32(tail);
+        }
+        x32[k / 2] = __sxtb16(v);
+        x32[k / 2 + 1] = mcuc_sxtb16_ror8(v);
+    }
+}
+
 /* Fully connected on ARMv7E-M with weights widened to int16 at compile time (twice the
  * flash of int8, for no SXTB16 on the weight side). The input row is sign-extended
  * mcuc_fc_chunk inputs at a time into `xrow` (the scratch's start, lanes x[k], x[k+2],
@@ -745,28 +766,14 @@ MCUC_INLINE void mcuc_fully_connected_w16(const int8_t *in, int8_t *out, int8_t 
     const int depth4 = (depth + 3) & ~3, chunk = mcuc_fc_chunk(depth);
     int16_t *xrow = (int16_t *)(void *)scratch;
     int32_t *partial = (int32_t *)(void *)(scratch + 2 * chunk);
-    int r, u, k, c0;
+    int r, u, c0;
     uint32_t *x32 = (uint32_t *)(void *)xrow;
     for (r = 0; r < rows; r++) {
         const int8_t *x = in + r * depth;
         for (c0 = 0; c0 < depth4; c0 += chunk) {
             const int n4 = depth4 - c0 < chunk ? depth4 - c0 : chunk;
             const int first = c0 == 0, last = c0 + n4 >= depth4;
-            for (k = 0; k < n4; k += 4) {
-                uint32_t v;
-                if (c0 + k + 4 <= depth) {
-                    v = mcuc_load32(x + c0 + k);
-                } else {
-                    int8_t tail[4] = {0, 0, 0, 0};
-                    int j;
-                    for (j = 0; c0 + k + j < depth; j++) {
-                        tail[j] = x[c0 + k + j];
-                    }
-                    v = mcuc_load32(tail);
-                }
-                x32[k / 2] = __sxtb16(v);
-                x32[k / 2 + 1] = mcuc_sxtb16_ror8(v);
-            }
+            mcuc_fc_extend(x32, x, c0, n4, depth);
             for (u = 0; u < units; u += 4) {
                 const int16_t *w = wq + u * depth4 + c0 * 4;
                 const int32_t *start = first ? q->bias + u : partial + u;
@@ -784,6 +791,114 @@ MCUC_INLINE void mcuc_fully_connected_w16(const int8_t *in, int8_t *out, int8_t 
                 if (u + 2 < units) out[r * units + u + 2] = (int8_t)mcuc_output_stage(a2, q, u + 2);
                 if (u + 3 < units) out[r * units + u + 3] = (int8_t)mcuc_output_stage(a3, q, u + 3);
             }
+        }
+    }
+}
+
+/* Two outputs of a group of four units: their multipliers, rounding constants and
+ * shifts loaded back to back (the stream's constants at w: 4 multipliers, 4 rounding
+ * constants, 4 shifts), then the fast stage and SSAT, stored at y + j. */
+#define MCUC_FC_STORE2(a, b, j, k)                                                      \
+    "ldr %[xe], [%[pw], #" j "*4]\n\t"                                                  \
+    "ldr %[wa], [%[pw], #16+" j "*4]\n\t"                                               \
+    "ldr %[wb], [%[pw], #32+" j "*4]\n\t"                                               \
+    "ldr %[xo], [%[pw], #" k "*4]\n\t"                                                  \
+    "ldr %[wc], [%[pw], #16+" k "*4]\n\t"                                               \
+    "ldr %[wd], [%[pw], #32+" k "*4]\n\t"                                               \
+    "lsl %[t], %[" a "], #1\n\t"                                                        \
+    "smmlar %[t], %[t], %[xe], %[wa]\n\t"                                               \
+    "add %[t], %[t], %[" a "], asr #31\n\t"                                             \
+    "asr %[t], %[t], %[wb]\n\t"                                                         \
+    "ssat %[t], #8, %[t]\n\t"                                                           \
+    "strb %[t], [%[n], #" j "]\n\t"                                                     \
+    "lsl %[t], %[" b "], #1\n\t"                                                        \
+    "smmlar %[t], %[t], %[xo], %[wc]\n\t"                                               \
+    "add %[t], %[t], %[" b "], asr #31\n\t"                                             \
+    "asr %[t], %[t], %[wd]\n\t"                                                         \
+    "ssat %[t], #8, %[t]\n\t"                                                           \
+    "strb %[t], [%[n], #" k "]\n\t"
+
+/* The stream layout of mcuc_fully_connected_w16_streams: per group of four units their
+ * four int32 start values, the group's lane words (as `wq` of mcuc_fully_connected_w16
+ * holds them), then mult[4], round[4], right[4]. */
+MCUC_INLINE int mcuc_fc_stream_words(int depth4) {
+    return 16 + 2 * depth4;
+}
+
+/* `groups` groups of four units of one extended row (xrow, `depth4` inputs, a
+ * compile-time constant) in one assembly loop: the micro-kernel of mcuc_fc_4x1, then the
+ * stage of the four units, stored at y .. y + 3 (y and the stream's end in the caller's
+ * stack). */
+MCUC_INLINE void mcuc_fc_groups_asm(const int16_t *xrow, const uint32_t *stream, int groups, int depth4,
+                                    int8_t *y) {
+    const int steps = depth4 / 4;
+    const uint32_t *wend = stream + groups * mcuc_fc_stream_words(depth4);
+    const uint32_t *w = stream;
+    const int16_t *px = xrow;
+    int8_t *ym = y;
+    int32_t a0, a1, a2, a3;
+    uint32_t xe, xo, wa, wb, wc, wd, t, n;
+    __asm__ volatile(
+        "2:\n\t"
+        "ldr %[a0], [%[pw]], #4\n\t"
+        "ldr %[a1], [%[pw]], #4\n\t"
+        "ldr %[a2], [%[pw]], #4\n\t"
+        "ldr %[a3], [%[pw]], #4\n\t"
+        ".if %c[loops]\n\t"
+        "movw %[n], #%c[loops]\n\t"
+        "1:\n\t" MCUC_FC_STEP MCUC_FC_STEP MCUC_FC_STEP MCUC_FC_STEP
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        ".endif\n\t"
+        ".rept %c[rem]\n\t" MCUC_FC_STEP ".endr\n\t"
+        "subw %[px], %[px], #%c[xb]\n\t"
+        "ldr %[n], %[ym]\n\t"
+        MCUC_FC_STORE2("a0", "a1", "0", "1")
+        MCUC_FC_STORE2("a2", "a3", "2", "3")
+        "add %[pw], %[pw], #48\n\t"
+        "add %[n], %[n], #4\n\t"
+        "str %[n], %[ym]\n\t"
+        "ldr %[t], %[wend]\n\t"
+        "cmp %[pw], %[t]\n\t"
+        "bne 2b\n\t"
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [px] "+r"(px), [pw] "+r"(w),
+          [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [wc] "=&r"(wc), [wd] "=&r"(wd),
+          [t] "=&r"(t), [n] "=&r"(n), [ym] "+m"(ym)
+        : [wend] "m"(wend), [loops] "i"(steps / 4), [rem] "i"(steps % 4), [xb] "i"(8 * steps)
+        : "cc", "memory");
+    (void)a0, (void)a1, (void)a2, (void)a3, (void)xe, (void)xo, (void)wa, (void)wb, (void)wc, (void)wd, (void)t,
+        (void)n;
+}
+
+/* Fully connected on the stream layout (DSP targets; the layer's inputs fit one chunk
+ * of MCUC_FC_CHUNK and every unit takes TFLite's fast stage, zero point folded, int8
+ * range): per row the inputs extended once, the whole groups of four units in the
+ * assembly loop, a last partial group in C around mcuc_fc_4x1. Same scratch as
+ * mcuc_fully_connected_w16. */
+MCUC_INLINE void mcuc_fully_connected_w16_streams(const int8_t *in, int8_t *out, int8_t *scratch, int rows,
+                                                  int depth, int units, const uint32_t *stream) {
+    const int depth4 = (depth + 3) & ~3, words = mcuc_fc_stream_words(depth4);
+    int16_t *xrow = (int16_t *)(void *)scratch;
+    int r;
+    for (r = 0; r < rows; r++) {
+        const uint32_t *s = stream;
+        int8_t *y = out + r * units;
+        int u = 0;
+        mcuc_fc_extend((uint32_t *)(void *)xrow, in + r * depth, 0, depth4, depth);
+        if (__builtin_constant_p(depth4) && units >= 4 && 8 * depth4 < 4096) {
+            mcuc_fc_groups_asm(xrow, stream, units / 4, depth4, y);
+            u = units & ~3;
+            s = stream + (units / 4) * words;
+        }
+        for (; u < units; u += 4) {
+            int32_t acc[4] = {(int32_t)s[0], (int32_t)s[1], (int32_t)s[2], (int32_t)s[3]};
+            const int32_t *k = (const int32_t *)(const void *)(s + 4 + 2 * depth4);
+            int j;
+            mcuc_fc_4x1(acc, xrow, (const int16_t *)(const void *)(s + 4), depth4 / 4);
+            for (j = 0; j < 4 && u + j < units; j++) {
+                y[u + j] = (int8_t)__ssat(mcuc_stage_fast(acc[j], k[j], k[4 + j], k[8 + j]), 8);
+            }
+            s += words;
         }
     }
 }

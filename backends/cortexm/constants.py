@@ -234,6 +234,26 @@ def add_input_tables(p) -> tuple[np.ndarray, np.ndarray]:
     return t1.astype(np.int64), t2.astype(np.int64)
 
 
+def quad_streams16(w: np.ndarray, start: np.ndarray, r: Requant) -> np.ndarray:
+    """[units, depth] int8 -> uint32 words of the DSP fully connected kernel's stream
+    layout (the fast stage on every unit): per group of four units their four start
+    values, the group's int16 lane words as unit_quad_lane_weights16 orders them, then
+    the four multipliers, the four rounding constants and the four right shifts. Units
+    past the last are zero (start 0, multiplier 2^30, rounding 0, shift 1: never stored)."""
+    units, depth = w.shape
+    groups = round_up(units, 4) // 4
+    lanes = unit_quad_lane_weights16(w).astype(np.int64) & 0xFFFF
+    weights = (lanes[0::2] | (lanes[1::2] << 16)).reshape(groups, -1)
+
+    def padded(values, fill):
+        v = np.full(4 * groups, fill, np.int64)
+        v[:units] = values
+        return v.reshape(groups, 4) & 0xFFFFFFFF
+
+    parts = [padded(start, 0), weights, padded(r.multiplier, 1 << 30), padded(r.rounding, 0), padded(r.shift, 1)]
+    return np.concatenate(parts, axis=1).reshape(-1)
+
+
 def unit_quad_lane_weights16(w: np.ndarray) -> np.ndarray:
     """[units, depth] int8 -> int16 for the DSP fully connected kernel: groups of four
     units; per group and step of 4 inputs, each unit's lanes w[k], w[k+2], w[k+1], w[k+3]

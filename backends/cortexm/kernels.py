@@ -421,11 +421,21 @@ def _emit_fully_connected(site: Site, step: Step, program: Program, target: Targ
     else:
         weights = _ints("int8_t", f"{fn}_w", K.unit_quad_weights(w.data))
     r = _tflite_stage(op, mult, shift, w.data, bias, folded)
+    context = dict(comment=f"{op.label}: {rows}x{depth} -> {units}", in_offset=_offset(program, x, op),
+                   out_offset=_offset(program, y, op), rows=rows, depth=depth, units=units,
+                   scratch_offset=scratch_offset, streams=False)
+    if scratch_offset is not None and K.round_up(depth, 4) <= _FC_CHUNK and r is not None and r.mode == 1 \
+            and r.zp_folded and (op.attrs.act_min, op.attrs.act_max) == (-128, 127):
+        # one chunk of inputs, TFLite's fast stage on every unit, SSAT's range: each group
+        # of four units' start values, weights and stage constants in one stream
+        # (mcuc_fully_connected_w16_streams)
+        words = K.quad_streams16(w.data, r.start(folded), r)
+        context["streams"] = True
+        decls = _render("fully_connected.j2", site, arrays=[CArray("uint32_t", f"{fn}_w", [f"{int(v)}u" for v in words])],
+                        quant="", **context)
+        return StepCode(decls, _call(site), (CONV_H,))
     arrays, quant = _gemm_quant(fn, op, r, folded, K.round_up(units, 4))
-    decls = _render("fully_connected.j2", site, comment=f"{op.label}: {rows}x{depth} -> {units}",
-                    arrays=[weights] + arrays, quant=quant, in_offset=_offset(program, x, op),
-                    out_offset=_offset(program, y, op), rows=rows, depth=depth, units=units,
-                    scratch_offset=scratch_offset)
+    decls = _render("fully_connected.j2", site, arrays=[weights] + arrays, quant=quant, **context)
     return StepCode(decls, _call(site), (CONV_H,))
 
 

@@ -52,7 +52,9 @@ def test_generated_makefile_defaults_to_the_chosen_optimization(fc_model, tmp_pa
         assert f"OPT ?= {flag}\n" in (out / "Makefile").read_text()
         assert json.loads((out / "report.json").read_text())["optimize"] == optimize
         source = (out / "model.c").read_text()
-        assert ("int16_t" in source.split("_w[")[0].splitlines()[-1]) == (optimize == "speed")
+        # speed: int16 weights (an int16_t array, or the uint32 stream of int16 lane pairs
+        # of mcuc_fully_connected_w16_streams); size: int8
+        assert ("int8_t" in source.split("_w[")[0].splitlines()[-1]) == (optimize == "size")
 
 
 def test_targets_and_options_name_the_choice():
