@@ -23,6 +23,7 @@ planner reserves beside the workspace (it does not depend on the offsets).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -41,6 +42,18 @@ TEMP_ALIGN = 8
 
 def _round_up(n: int, align: int) -> int:
     return (n + align - 1) // align * align
+
+
+def merged_runs(shape, dst_strides, src_strides, itemsize: int) -> tuple[list, list, list, int]:
+    """A strided copy as (outer shape, its dst strides, its src strides, run bytes): the
+    trailing axes that both sides hold contiguously merge into one run of bytes."""
+    shape, dst_strides, src_strides = list(shape), list(dst_strides), list(src_strides)
+    run = itemsize
+    while shape and dst_strides[-1] == run and src_strides[-1] == run:
+        run *= shape.pop()
+        dst_strides.pop()
+        src_strides.pop()
+    return shape, dst_strides, src_strides, run
 
 
 def byte_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
@@ -100,25 +113,26 @@ class _Held:
     shape: tuple[int, ...]
 
 
+def _first_byte(held: _Held, region: Region, itemsize: int) -> int:
+    """Arena offset of `region`'s first element inside `held`."""
+    local = tuple(a - h for a, h in zip(region.start, held.start))
+    return held.offset + sum(i * s for i, s in zip(local, byte_strides(held.shape, itemsize)))
+
+
 def _contiguous_at(held: _Held, region: Region, itemsize: int) -> int | None:
     """Arena offset of `region` inside `held` when it is one contiguous run there (extent 1
     on every axis before some axis, the held extent on every axis after it), else None."""
-    local = tuple(a - h for a, h in zip(region.start, held.start))
     shape = region.shape
     axis = next((a for a in range(len(shape)) if shape[a] != 1), len(shape))
     if any(shape[a] != held.shape[a] for a in range(axis + 1, len(shape))):
         return None
-    return held.offset + sum(i * s for i, s in zip(local, byte_strides(held.shape, itemsize)))
+    return _first_byte(held, region, itemsize)
 
 
 def _box_copy(patch: int, op_index: int, role: str, dst: _Held, src: _Held, region: Region,
               itemsize: int) -> BoxCopy:
-    def first(held: _Held) -> int:
-        local = tuple(a - h for a, h in zip(region.start, held.start))
-        return held.offset + sum(i * s for i, s in zip(local, byte_strides(held.shape, itemsize)))
-
-    return BoxCopy(patch, op_index, role, first(dst), byte_strides(dst.shape, itemsize), first(src),
-                   byte_strides(src.shape, itemsize), region.shape, itemsize)
+    return BoxCopy(patch, op_index, role, _first_byte(dst, region, itemsize), byte_strides(dst.shape, itemsize),
+                   _first_byte(src, region, itemsize), byte_strides(src.shape, itemsize), region.shape, itemsize)
 
 
 def _lower(stage: PatchStage, offsets: Mapping[Tensor, int], workspace: int, temp: int,
@@ -178,9 +192,11 @@ def _lower(stage: PatchStage, offsets: Mapping[Tensor, int], workspace: int, tem
     return calls, temp_need
 
 
+@lru_cache(maxsize=64)
 def temp_bytes(stage: PatchStage) -> int:
     """Bytes of the temporary area the stage's gathers and scatters need (the largest one
-    call uses: each call's regions start again at the area's start)."""
+    call uses: each call's regions start again at the area's start). Cached per stage:
+    the planner asks for it at every plan it tries."""
     offsets = {t: 0 for t in (*stage.inputs, stage.output)}
     return _lower(stage, offsets, 0, 0, "")[1]
 

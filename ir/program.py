@@ -185,7 +185,3 @@ class PatchLoop(Step):
     @property
     def stage(self):
         return self.op.attrs
-
-    @property
-    def workspace_offset(self) -> int:
-        return self.scratch[0].offset if self.scratch else 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import groupby
 from pathlib import Path
 from typing import Callable
 
@@ -561,12 +562,9 @@ def _contiguous_strides(shape: tuple[int, ...], itemsize: int) -> list[int]:
 def _block_copy(op: Op, dst: int, src: int, shape, dst_strides, src_strides, itemsize: int) -> _Copy:
     """A copy of `shape` elements, the trailing run merged into one memcpy where both
     sides are contiguous, padded to the kernel's six loops."""
-    shape, dst_strides, src_strides = list(shape), list(dst_strides), list(src_strides)
-    run = itemsize
-    while shape and dst_strides[-1] == run and src_strides[-1] == run:
-        run *= shape.pop()
-        dst_strides.pop()
-        src_strides.pop()
+    from mcuc.ir.patch_lowering import merged_runs
+
+    shape, dst_strides, src_strides, run = merged_runs(shape, dst_strides, src_strides, itemsize)
     _require(len(shape) <= 6, op, f"a copy over {len(shape)} non-contiguous axes is beyond the supported 6")
     pad = 6 - len(shape)
     return _Copy(dst, src, [1] * pad + shape, [0] * pad + dst_strides, [0] * pad + src_strides, run)
@@ -755,37 +753,30 @@ def _emit_patch_stage(site: Site, step: Step, program: Program, target: Target) 
         body.append(code.call)
         runtime.update(dict.fromkeys(code.runtime))
 
-    calls = step.calls
-    n = 0
-    while n < len(calls):
-        call = calls[n]
-        base = f"{site.fn}_op{call.op_index}"
-        name = f"{base}_p{call.patch}"
-        if isinstance(call, BoxCopy):
-            group = [call]
-            while n + len(group) < len(calls) and isinstance(calls[n + len(group)], BoxCopy) \
-                    and (calls[n + len(group)].op_index, calls[n + len(group)].patch, calls[n + len(group)].role) \
-                    == (call.op_index, call.patch, call.role):
-                group.append(calls[n + len(group)])
-            n += len(group)
+    # Consecutive copies of one call (its gathers, or its scatter) share a function; each
+    # region call stands alone.
+    def group_key(call) -> tuple:
+        return (call.patch, call.op_index, call.role) if isinstance(call, BoxCopy) else (id(call),)
+
+    for _, group in groupby(step.calls, key=group_key):
+        group = list(group)
+        first = group[0]
+        base = f"{site.fn}_op{first.op_index}"
+        name = f"{base}_p{first.patch}"
+        if isinstance(first, BoxCopy):
             copies = [_block_copy(op, c.dst, c.src, c.shape, c.dst_strides, c.src_strides, c.itemsize)
                       for c in group if c.nbytes]
             if copies:
-                add(_emit_copy(Site.of(f"{name}_{call.role}"), stage.ops[call.op_index], program, copies, None))
+                add(_emit_copy(Site.of(f"{name}_{first.role}"), stage.ops[first.op_index], program, copies, None))
             continue
-        n += 1
-        inner = call.op
-        emitter = _emitter_for(inner, f"{op.label}: ")
-        proxy_program = Program(program.graph, (), dict(call.offsets), program.arena_bytes)
-        add(emitter(Site(base, name, first=call.op_index not in emitted_ops),
-                    Step(inner, scratch=call.scratch), proxy_program, target))
-        emitted_ops.add(call.op_index)
+        emitter = _emitter_for(first.op, f"{op.label}: ")
+        proxy_program = Program(program.graph, (), dict(first.offsets), program.arena_bytes)
+        add(emitter(Site(base, name, first=first.op_index not in emitted_ops),
+                    Step(first.op, scratch=first.scratch), proxy_program, target))
+        emitted_ops.add(first.op_index)
     decls.append(_render("patch_stage.j2", site, comment=f"{op.label}: {len(stage.ops)} ops, "
                          f"{stage.grid[0]}x{stage.grid[1]} patches", calls=body))
     return StepCode("\n".join(d for d in decls if d), _call(site), tuple(runtime) or (ELEMENTWISE_H,))
-
-
-
 
 
 # -- onnxruntime's rule (mcuc_ort.h) --------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..op import Op
 from . import OpDef, Trait, register
-from .common import no_macs, require, require_int8_per_tensor_unary, same_region
+from .common import int8_unary_shapes, no_macs, same_region
 from .kinds import ABS
 
 
@@ -28,13 +28,6 @@ def abs_params(op: Op) -> tuple[bool, int, int]:
     return True, multiplier, shift
 
 
-def infer_shapes(op: Op) -> list[tuple[int, ...]]:
-    require(len(op.inputs) == 1 and op.inputs[0] is not None and len(op.outputs) == 1, op,
-            "takes exactly one input and one output")
-    require_int8_per_tensor_unary(op)
-    return [op.input.shape]
-
-
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     needs_rescale, multiplier, shift = abs_params(op)
     v = np.abs(inputs[0].astype(np.int64) - op.input.quant.scalar_zero_point)
@@ -44,5 +37,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(np.int8)]
 
 
-OPDEF = register(OpDef(ABS, None, infer_shapes, no_macs, same_region, evaluate,
+OPDEF = register(OpDef(ABS, None, int8_unary_shapes, no_macs, same_region, evaluate,
                         traits={Trait.ELEMENTWISE, Trait.POSITIONAL, Trait.PATCHABLE}))

@@ -120,6 +120,15 @@ def require_int8_per_tensor_unary(op: Op) -> None:
     require(not x.quant.per_channel and not y.quant.per_channel, op, "quantization must be per-tensor")
 
 
+def int8_unary_shapes(op: Op) -> list[tuple[int, ...]]:
+    """infer_shapes of a per-element int8 op: one input, one output of its shape, both
+    int8 and quantized per tensor."""
+    require(len(op.inputs) == 1 and op.inputs[0] is not None and len(op.outputs) == 1, op,
+            "takes exactly one input and one output")
+    require_int8_per_tensor_unary(op)
+    return [op.input.shape]
+
+
 def no_macs(op: Op) -> int:
     """MACs of an op that multiplies nothing (the project counts conv, depthwise, FC)."""
     return 0

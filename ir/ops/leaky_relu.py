@@ -18,7 +18,7 @@ import numpy as np
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..op import Op
 from . import OpDef, Trait, register
-from .common import no_macs, require, require_int8_per_tensor_unary, same_region
+from .common import int8_unary_shapes, no_macs, require, same_region
 from .kinds import LEAKY_RELU
 
 
@@ -50,13 +50,11 @@ def leaky_relu_params(op: Op) -> LeakyReluParams:
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
-    require(len(op.inputs) == 1 and op.inputs[0] is not None and len(op.outputs) == 1, op,
-            "takes exactly one input and one output")
     require(isinstance(op.attrs, LeakyReluAttrs), op, "needs LeakyReluAttrs")
     require(bool(np.isfinite(np.float32(op.attrs.alpha))), op, f"alpha {op.attrs.alpha} must be finite")
-    require_int8_per_tensor_unary(op)
+    shapes = int8_unary_shapes(op)
     leaky_relu_params(op)
-    return [op.input.shape]
+    return shapes
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -27,7 +27,7 @@ from ..fixedpoint import (
 from ..fixedpoint_exp import rescale, wrap_int32
 from ..op import Op
 from . import OpDef, Trait, register
-from .common import no_macs, require, require_int8_per_tensor_unary, same_region
+from .common import int8_unary_shapes, no_macs, same_region
 from .kinds import RSQRT
 
 INT32_MAX = 2**31 - 1
@@ -83,16 +83,9 @@ def rsqrt_table(op: Op) -> np.ndarray:
     return np.clip(out, -128, 127).astype(np.int8)
 
 
-def infer_shapes(op: Op) -> list[tuple[int, ...]]:
-    require(len(op.inputs) == 1 and op.inputs[0] is not None and len(op.outputs) == 1, op,
-            "takes exactly one input and one output")
-    require_int8_per_tensor_unary(op)
-    return [op.input.shape]
-
-
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [rsqrt_table(op)[inputs[0].astype(np.int64) + 128]]
 
 
-OPDEF = register(OpDef(RSQRT, None, infer_shapes, no_macs, same_region, evaluate,
+OPDEF = register(OpDef(RSQRT, None, int8_unary_shapes, no_macs, same_region, evaluate,
                         traits={Trait.ELEMENTWISE, Trait.POSITIONAL, Trait.PATCHABLE}))

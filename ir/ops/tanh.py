@@ -27,7 +27,7 @@ from ..fixedpoint_exp import (
 )
 from ..op import Op
 from . import OpDef, Trait, register
-from .common import no_macs, require, require_int8_per_tensor_unary, same_region
+from .common import int8_unary_shapes, no_macs, require, same_region
 from .kinds import TANH
 from .logistic import LogisticParams
 
@@ -73,11 +73,9 @@ def gemmlowp_tanh(a, integer_bits: int) -> np.ndarray:
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
-    require(len(op.inputs) == 1 and op.inputs[0] is not None and len(op.outputs) == 1, op,
-            "takes exactly one input and one output")
-    require_int8_per_tensor_unary(op)
+    shapes = int8_unary_shapes(op)
     tanh_params(op)
-    return [op.input.shape]
+    return shapes
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import kinds
-from mcuc.ir.patch_lowering import BoxCopy, RegionCall
+from mcuc.ir.patch_lowering import BoxCopy, RegionCall, merged_runs
 from mcuc.ir.program import PatchLoop, Program, Step
 
 from ..codegen import KernelCall
@@ -22,12 +22,7 @@ def emit_box_copy(em: Emitter, copy: BoxCopy) -> None:
     sides merge into one run)."""
     if copy.nbytes == 0:
         return
-    shape, dst_strides, src_strides = list(copy.shape), list(copy.dst_strides), list(copy.src_strides)
-    run = copy.itemsize
-    while shape and dst_strides[-1] == run and src_strides[-1] == run:
-        run *= shape.pop()
-        dst_strides.pop()
-        src_strides.pop()
+    shape, dst_strides, src_strides, run = merged_runs(copy.shape, copy.dst_strides, copy.src_strides, copy.itemsize)
     arena = em.arena_ptr(0, "int8")
     with em.nest(tuple(shape), "box") as idx:
         src = em.index(list(zip(idx, src_strides)), copy.src)
