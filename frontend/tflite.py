@@ -49,6 +49,7 @@ from mcuc.ir.ops.sub import SubAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
 from mcuc.ir.tensor import cut_name, quoted, short_list
 
+from .tflite_more import CONVERTERS as _MORE_CONVERTERS
 from .validate import check_scales, max_tensor_bytes_or_default, validate_graph
 
 _FILE_IDENTIFIER = b"TFL3"
@@ -505,6 +506,7 @@ _CONVERTERS: dict[str, tuple[type | None, Converter]] = {
     "RSQRT": (None, _no_attrs(kinds.RSQRT)),
     "LEAKY_RELU": (tflite.LeakyReluOptions, _leaky_relu),
 }
+_CONVERTERS.update(_MORE_CONVERTERS)
 
 
 def supported_builtins() -> list[str]:

@@ -30,6 +30,7 @@ from mcuc.ir.program import Alias, InPlace, Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
+from . import kernels_binary
 from .c_syntax import c_comment, c_float, c_struct
 from .target import Target
 
@@ -1069,6 +1070,12 @@ def _emit_ort_integer_gemm(site: Site, step: Step, program: Program, target: Tar
              kinds.FULLY_CONNECTED: _emit_fully_connected}[step.op.kind]
     return exact(site, step, program, target)
 
+
+def _emit_compare_square(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """MAXIMUM, MINIMUM, SQUARED_DIFFERENCE (kernels_binary.py)."""
+    return StepCode(*kernels_binary.emit(site, step, program))
+
+
 # One emitter per (op kind, numerics type of mcuc.ir.numerics); None serves every rule (ops
 # that move bytes, or tabulate the op's own evaluate, and MAX_POOL_2D, which rounds
 # nothing). TFLite's rule and onnxruntime's integer kernels share the integer kernels,
@@ -1101,6 +1108,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.PAD,), (None,), _emit_pad),
     ((kinds.RESIZE_NEAREST_NEIGHBOR,), (None,), _emit_resize),
     ((kinds.PATCH_STAGE,), (None,), _emit_patch_stage),
+    ((kinds.MAXIMUM, kinds.MINIMUM, kinds.SQUARED_DIFFERENCE), (None,), _emit_compare_square),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {
     (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}

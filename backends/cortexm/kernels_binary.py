@@ -1,0 +1,100 @@
+"""Cortex-M C for MAXIMUM, MINIMUM and SQUARED_DIFFERENCE (portable C, every core).
+
+Each emitter returns (file-scope declarations, the call, runtime headers used);
+kernels.py wraps them into its StepCode and registers them in its emitter table. Site
+naming follows kernels.Site: `site.fn` prefixes the op's constants (emitted only when
+`site.first`), `site.name` this call's function and its per-call arrays (broadcast
+extents and strides, a constant operand's values).
+
+SQUARED_DIFFERENCE reads each input's rescaled value ((x + offset) << 7 times its
+multiplier, mcuc.ir.ops.squared_difference.scaled_input) from a 256-entry int32 table
+computed at compile time by the op module itself; the square and the output stage
+(mcuc_mbqm, TFLite's double rounding) run in C.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.ops import kinds
+from mcuc.ir.ops.squared_difference import scaled_input, squared_difference_params
+from mcuc.ir.program import Program, Step
+from mcuc.ir.tensor import Tensor
+
+from .c_syntax import c_comment
+
+ELEMENTWISE_H = "mcuc_elementwise.h"
+_CTYPES = {"int8": "int8_t", "int16": "int16_t"}
+
+
+def arena_offset(program: Program, tensor: Tensor, label: str) -> int:
+    try:
+        return program.offsets[tensor]
+    except KeyError:
+        raise MCUCError(f"{label}: tensor {tensor.name!r} has no place in the arena; the program's memory plan "
+                        "is incomplete (plan the graph with mcuc.passes.plan)") from None
+
+
+def c_array(ctype: str, name: str, values) -> str:
+    values = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    rows = ",\n    ".join(", ".join(values[i:i + 16]) for i in range(0, len(values), 16))
+    return f"static const {ctype} {name}[{max(len(values), 1)}] = {{\n    {rows or '0'}\n}};\n"
+
+
+def padded_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[int]:
+    """Element strides of `shape` read along the 6-D padded `out_shape` (0 where broadcast)."""
+    padded = (1,) * (6 - len(shape)) + tuple(shape)
+    out = (1,) * (6 - len(out_shape)) + tuple(out_shape)
+    strides, step = [0] * 6, 1
+    for axis in range(5, -1, -1):
+        strides[axis] = step if padded[axis] != 1 or out[axis] == 1 else 0
+        step *= padded[axis]
+    return strides
+
+
+def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]:
+    op = step.op
+    x1, x2, y = op.inputs[0], op.inputs[1], op.output
+    if len(y.shape) > 6:
+        raise MCUCError(f"{op.label}: rank {len(y.shape)} is beyond the supported 6")
+    if y.dtype not in _CTYPES:
+        raise MCUCError(f"{op.label}: {y.dtype} is not supported by the Cortex-M backend (int8, int16)")
+    ctype = _CTYPES[y.dtype]
+    name = site.name
+    decls = [f"/* {c_comment(op.label)} */\n"]
+    pointers = []
+    for k, t in enumerate((x1, x2)):
+        if t.is_constant:
+            decls.append(c_array(ctype, f"{name}_c{k + 1}", t.data))
+            pointers.append(f"{name}_c{k + 1}")
+        else:
+            pointers.append(f"(const {ctype} *)(arena + {arena_offset(program, t, op.label)})")
+    extents = [1] * (6 - len(y.shape)) + list(y.shape)
+    decls.append(c_array("int", f"{name}_e", extents))
+    decls.append(c_array("int", f"{name}_s1", padded_strides(x1.shape, y.shape)))
+    decls.append(c_array("int", f"{name}_s2", padded_strides(x2.shape, y.shape)))
+    if op.kind == kinds.SQUARED_DIFFERENCE:
+        p = squared_difference_params(op)
+        if site.first:
+            values = np.arange(-128, 128)
+            decls.append(c_array("int32_t", f"{site.fn}_t1",
+                                 scaled_input(values, p.input1_offset, p.input1_multiplier, p.input1_shift)))
+            decls.append(c_array("int32_t", f"{site.fn}_t2",
+                                 scaled_input(values, p.input2_offset, p.input2_multiplier, p.input2_shift)))
+        body = (f"const int32_t d = {site.fn}_t1[in1[MCUC_IDX({name}_s1)] + 128] - "
+                f"{site.fn}_t2[in2[MCUC_IDX({name}_s2)] + 128];\n"
+                f"        const int32_t v = mcuc_mbqm(d * d, {p.output_multiplier}, {p.output_shift}) + "
+                f"{p.output_offset};\n"
+                f"        out[o] = (int8_t)mcuc_clamp(v, -128, 127);")
+    else:
+        sign = ">" if op.kind == kinds.MAXIMUM else "<"
+        body = (f"const {ctype} a = in1[MCUC_IDX({name}_s1)];\n"
+                f"        const {ctype} b = in2[MCUC_IDX({name}_s2)];\n"
+                f"        out[o] = ({ctype})(a {sign} b ? a : b);")
+    decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n"
+                 f"    const {ctype} *in1 = {pointers[0]};\n"
+                 f"    const {ctype} *in2 = {pointers[1]};\n"
+                 f"    {ctype} *out = ({ctype} *)(arena + {arena_offset(program, y, op.label)});\n"
+                 f"    (void)arena;\n"
+                 f"    MCUC_FOR6({name}_e, {{\n        {body}\n    }});\n}}\n")
+    return "".join(decls), f"{name}(arena);", (ELEMENTWISE_H,)
