@@ -153,4 +153,28 @@ def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] | N
                         optimize, patch, sram)
 
 
-__all__ = ["compile", "compile_to_directory", "verify", "CompiledModel", "MCUCError"]
+def validate(model: str | os.PathLike | bytes | Model, data, labels=None,
+             reference: str | os.PathLike | None = None, backend: str = "llvm", per_layer: bool = False,
+             image_range: tuple[float, float] = (0.0, 1.0), progress: bool = False, target: str | None = None,
+             io: str | None = None, layout: str | None = None, optimize: str = "speed",
+             onnx_numerics: str = "exact", max_tensor_bytes: int | None = None, patch: str | None = None,
+             sram: int | None = None):
+    """`mcuc validate`: the user's samples through `model` compiled for `backend`, returning
+    a `mcuc.validate_data.ValidationResult` (`.to_dict()` is the CLI's --json).
+    `data`: a .npy file or array (one input), an .npz file or a dict {input name: array},
+    or a folder of images (pixels mapped to `image_range`); floats are quantized with the
+    input's scale and zero point. `labels`: class indices (.npy or array; an image folder's
+    class subfolders give them). `reference`: the float .tflite/.onnx model the errors are
+    measured against (per output; per intermediate tensor with `per_layer`). The result
+    also says whether the backend equals the oracle byte for byte on these samples."""
+    from mcuc.validate_data import validate as run_validation
+
+    options = CompileOptions(target=_target_for(backend, target), io=io, patch=patch, sram=sram, layout=layout, optimize=optimize,
+                             onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
+    model = (reloaded(model, layout, onnx_numerics) if isinstance(model, Model)
+             else load_model(model, layout=layout, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes))
+    check_io_option(model, io)
+    return run_validation(model, data, labels, reference, backend, per_layer, options, image_range, progress)
+
+
+__all__ = ["compile", "compile_to_directory", "verify", "validate", "CompiledModel", "MCUCError"]

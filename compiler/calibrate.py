@@ -124,7 +124,6 @@ def quantize_onnx(model_path: str | os.PathLike, samples_source: str | os.PathLi
 
 
 def quantized_path_for(model_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Where `mcuc compile --calibrate` writes the quantized model: beside the output
-    directory, named after the model (out/ -> out.<model>.quant.onnx)."""
-    out_dir = Path(out_dir)
-    return out_dir.parent / f"{out_dir.name}.{Path(model_path).stem}.quant.onnx"
+    """Where `mcuc compile --calibrate` writes the quantized model: inside the output
+    folder, with the project, named after the model (out/<model>.quant.onnx)."""
+    return Path(out_dir) / f"{Path(model_path).stem}.quant.onnx"

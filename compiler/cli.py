@@ -123,6 +123,30 @@ def cmd_verify(args) -> int:
     return 0 if all(v["bit_exact"] for v in report["backends"].values()) else EXIT_MISMATCH
 
 
+def cmd_validate(args) -> int:
+    from mcuc.api import validate
+    from mcuc.validate_data import format_validation
+
+    result = validate(args.model, args.data, labels=args.labels, reference=args.reference, backend=args.backend,
+                      per_layer=args.per_layer, image_range=args.image_range, progress=_show_progress(args),
+                      target=None if args.backend.startswith("cortex-m") else args.target, io=args.io,
+                      layout=args.layout, optimize=args.optimize, onnx_numerics=args.onnx_numerics,
+                      max_tensor_bytes=args.max_tensor_bytes, patch=args.patch, sram=args.sram)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_validation(result))
+    return 0 if result.bit_exact else EXIT_MISMATCH
+
+
+def _value_range(text: str) -> tuple[float, float]:
+    """LO,HI with LO < HI (`--image-range 0,1`, `-1,1`, `0,255`)."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LO,HI (e.g. 0,1 or -1,1)") from None
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: LO must be below HI")
+    return lo, hi
+
+
 def _show_progress(args) -> bool:
     """Progress bars (tqdm, on stderr) only for a person at a terminal: never with --json,
     never when stderr is a file or a pipe."""
@@ -242,6 +266,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile_options(p)
     p.set_defaults(func=cmd_verify)
 
+    p = sub.add_parser("validate", help="run your own samples: accuracy and errors against the float model, "
+                                        "bit-exactness against the oracle")
+    p.add_argument("model")
+    p.add_argument("--data", required=True, metavar="X.npy|X.npz|IMAGE_FOLDER",
+                   help="samples: .npy (one input; one sample or a stack), .npz (one array per input name) or a "
+                        "folder of images (class subfolders give labels); floats are quantized with the input's "
+                        "scale and zero point, integers taken as quantized")
+    p.add_argument("--labels", default=None, metavar="Y.npy", help="class indices [count] or one-hot rows")
+    p.add_argument("--reference", default=None, metavar="FLOAT_MODEL",
+                   help="the float .tflite/.onnx model (for a --calibrate model: the float original) the errors "
+                        "are measured against")
+    p.add_argument("--backend", default="llvm", choices=BACKENDS, help="where the compiled model runs (default llvm)")
+    p.add_argument("--per-layer", action="store_true",
+                   help="also the errors per intermediate tensor whose name the float model has")
+    p.add_argument("--image-range", type=_value_range, default=(0.0, 1.0), metavar="LO,HI",
+                   help="float range image pixels 0..255 map to (default 0,1)")
+    p.add_argument("--json", action="store_true")
+    _add_compile_options(p)
+    p.set_defaults(func=cmd_validate)
+
     p = sub.add_parser("run", help="run a model on one input .npy")
     p.add_argument("model")
     p.add_argument("--input", required=True)
@@ -260,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print report.json")
     p.add_argument("--calibrate", metavar="SAMPLES",
                    help="quantize a float .onnx first (onnxruntime, QDQ, per-channel int8) on these samples: "
-                        "a .npy file or a folder of .npy files; the quantized model is written beside the output")
+                        "a .npy file or a folder of .npy files; the quantized model is written into the output folder "
+                        "(MODEL.quant.onnx)")
     p.add_argument("--calibrate-activations", choices=("int8", "uint8"), default="int8",
                    help="activation type of the --calibrate quantization")
     _add_compile_options(p)

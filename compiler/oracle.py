@@ -95,14 +95,18 @@ def _serve(read_fd: int, write_fd: int) -> None:
                 replies.send(("missing", None))
                 continue
             if kind == "load":
-                _, key, model_bytes = request
-                interpreter = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=_ORACLE_ARENA_BYTES)
+                _, key, model_bytes, *preserve = request
+                # preserve: keep every tensor readable after invoke (`mcuc validate --per-layer`)
+                config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve and preserve[0]
+                          else runtime.InterpreterConfig.kAllocationRecording)
+                interpreter = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=_ORACLE_ARENA_BYTES,
+                                                             intrepreter_config=config)
                 loaded[key] = (interpreter, _count_outputs(interpreter))
                 while len(loaded) > _WORKER_MODELS:
                     loaded.popitem(last=False)
                 replies.send(("ok", loaded[key][1]))
             elif kind == "run":
-                _, key, inputs = request
+                _, key, inputs, *tensors = request
                 if key not in loaded:
                     replies.send(("unknown", None))
                     continue
@@ -111,7 +115,11 @@ def _serve(read_fd: int, write_fd: int) -> None:
                 for i, x in enumerate(inputs):
                     interpreter.set_input(np.ascontiguousarray(x), i)
                 interpreter.invoke()
-                replies.send(("ok", [np.array(interpreter.get_output(i)) for i in range(n_outputs)]))
+                outputs = [np.array(interpreter.get_output(i)) for i in range(n_outputs)]
+                if tensors:  # also these tensors (by index), of a model loaded with preserve
+                    outputs = (outputs, [np.array(interpreter.GetTensor(int(i), 0)["tensor_data"])
+                                         for i in tensors[0]])
+                replies.send(("ok", outputs))
             elif kind == "arena":
                 replies.send(("ok", _arena_bytes(runtime, request[1])))
             else:
@@ -219,19 +227,26 @@ class TFLiteOracle:
     """tflite-micro's interpreter on one model, reusable over many inputs (it runs in
     the worker process; `fresh_process`: in a new one, see the module docstring)."""
 
-    def __init__(self, model_bytes: bytes, fresh_process: bool = False):
+    def __init__(self, model_bytes: bytes, fresh_process: bool = False, preserve_tensors: bool = False):
         self._bytes = bytes(model_bytes)
         self._key = next(_keys)
+        self._preserve = preserve_tensors
         self.num_outputs = self._load(fresh_process)
 
     def _load(self, fresh: bool = False) -> int:
-        status, value = _call(("load", self._key, self._bytes), "loading the model", fresh=fresh)
+        status, value = _call(("load", self._key, self._bytes, self._preserve), "loading the model", fresh=fresh)
         if status != "ok":
             raise MCUCError(f"tflite-micro cannot load this model: {value}")
         return value
 
-    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        request = ("run", self._key, [np.ascontiguousarray(x) for x in inputs])
+    def run_with_tensors(self, inputs: Sequence[np.ndarray], tensors: Sequence[int]):
+        """(outputs, values of the subgraph-0 tensors at `tensors`) of one run; the oracle
+        must have been made with `preserve_tensors=True` (intermediates are kept)."""
+        return self(inputs, tensors)
+
+    def __call__(self, inputs: Sequence[np.ndarray], _tensors: Sequence[int] | None = None) -> list[np.ndarray]:
+        request = ("run", self._key, [np.ascontiguousarray(x) for x in inputs],
+                   *(() if _tensors is None else ([int(i) for i in _tensors],)))
         status, value = _call(request, "running the model")
         if status == "unknown":  # the worker dropped it (or is a new one): load it again
             self._load()

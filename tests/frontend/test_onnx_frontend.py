@@ -99,7 +99,7 @@ def test_calibrate_writes_a_quantized_model_that_verifies(tmp_path):
     samples = np.random.default_rng(4).normal(0, 1, (6, 1, 1, 49, 10)).astype(np.float32)
     np.save(tmp_path / "samples.npy", samples)
     dest = quantized_path_for(src, tmp_path / "out")
-    assert dest == tmp_path / "out.kws.quant.onnx"
+    assert dest == tmp_path / "out" / "kws.quant.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         written = quantize_onnx(src, tmp_path / "samples.npy", dest)
@@ -136,7 +136,7 @@ def test_dynamically_quantized_model_is_rejected_with_the_fix(tmp_path):
 
 def test_cli_compile_calibrate_writes_the_quantized_model_and_verify_accepts_it(tmp_path, capsys):
     """`mcuc compile float.onnx --calibrate samples.npy -o out` quantizes first and writes
-    out.<model>.quant.onnx beside the output; `mcuc verify` on it is byte-exact against
+    <model>.quant.onnx inside the output folder; `mcuc verify` on it is byte-exact against
     onnxruntime (exit 0). The compile step itself needs a Cortex-M backend with the
     onnxruntime rule: until then it must fail with an error naming that rule."""
     from mcuc.cli import main
@@ -148,7 +148,7 @@ def test_cli_compile_calibrate_writes_the_quantized_model_and_verify_accepts_it(
         warnings.simplefilter("ignore")
         code = main(["compile", str(src), "--calibrate", str(tmp_path / "samples.npy"), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    quantized = tmp_path / "out.mlp.quant.onnx"
+    quantized = tmp_path / "out" / "mlp.quant.onnx"
     assert quantized.is_file()
     assert code == 0 or (code == 2 and "onnxruntime" in err), err
     assert main(["verify", str(quantized), "--backends", "reference", "--samples", "3"]) == 0
