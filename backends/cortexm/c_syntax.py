@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 
+from mcuc.ir.tensor import cut_name
+
 
 def c_name(name: str) -> str:
     """`name` as a C identifier prefix: other characters become '_', a leading digit gets
@@ -18,10 +20,33 @@ def c_name(name: str) -> str:
     return ident
 
 
-def c_comment(text: str) -> str:
-    """`text` safe inside a /* */ comment: it can neither end the comment nor open a
-    nested one (which -Wcomment, in -Wall, rejects), and stays on one line."""
-    return text.replace("*/", "* /").replace("/*", "/ *").replace("\r", " ").replace("\n", " ")
+COMMENT_LIMIT = 200
+
+
+def c_comment(text: str, limit: int = COMMENT_LIMIT) -> str:
+    """`text` (a name from a model file: anything) safe inside a /* */ comment, the one
+    escaping every model string that reaches generated C goes through (kernels.py's
+    `_render`, project.py). The result cannot end the comment or open a nested one
+    (-Wcomment, in -Wall, rejects that), stays on one line, is printable ASCII (other
+    characters as \\uXXXX, so no NUL, control character or encoding reaches the file),
+    holds no "??" (a trigraph under -std=c99) and is cut to `limit` characters
+    (`ir.tensor.cut_name`)."""
+    chars = []
+    for ch in cut_name(str(text), limit):
+        if ch in "\t\r\n\v\f":
+            chars.append(" ")
+        elif " " <= ch <= "~":
+            chars.append(ch)
+        elif ord(ch) <= 0xFFFF:
+            chars.append(f"\\u{ord(ch):04X}")
+        else:
+            chars.append(f"\\U{ord(ch):08X}")
+    out = "".join(chars)
+    while True:
+        safe = out.replace("*/", "* /").replace("/*", "/ *").replace("??", "? ?")
+        if safe == out:
+            return out
+        out = safe
 
 
 def c_float(value: float) -> str:
