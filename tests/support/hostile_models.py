@@ -107,3 +107,43 @@ def refused(capsys, *argv: str) -> str:
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("mcuc: error: "), (code, err)
     return lines[0].removeprefix("mcuc: error: ")
+
+
+# Names with everything that could escape a C comment or literal, or break a build; the
+# identifier INJECTED must never appear as code in a generated file.
+INJECTED = "mcuc_injected"
+HOSTILE_NAMES: list[str | bytes] = [
+    f"y */ int {INJECTED} = 42; //",
+    "/* opens a comment",
+    f"line\nbreak\r\n#define {INJECTED} 1",
+    "quote \" and ' and \\ backslash",
+    "# pragma once",
+    f"tri??/\nint {INJECTED}; ??= ??( ??!",
+    "caf\u00e9 \u2603 \U0001F600 \u202e",
+    "nul\x00byte \x1b[31m",
+    "L" * 3000 + f"*/ int {INJECTED};",
+    "ends with a backslash \\",
+    b"\xff\xfe not utf-8 \xc3",
+]
+
+
+def renamed_tflite(data: bytes) -> bytes:
+    """`data` with every tensor, subgraph and signature named from HOSTILE_NAMES (tensor
+    i gets name i mod the list, plus its index so names stay distinct)."""
+    from tests.support.tflite_builder import pack, unpack
+
+    def name(i: int) -> bytes:
+        n = HOSTILE_NAMES[i % len(HOSTILE_NAMES)]
+        return (n if isinstance(n, bytes) else n.encode("utf-8")) + f" {i}".encode()
+
+    m = unpack(data)
+    for sg in m.subgraphs:
+        sg.name = name(0)
+        for i, t in enumerate(sg.tensors):
+            t.name = name(i)
+    for sig in m.signatureDefs or []:
+        sig.signatureKey = name(1)
+        for i, t in enumerate([*(sig.inputs or []), *(sig.outputs or [])]):
+            t.name = name(i + 2)
+    m.description = name(3)
+    return pack(m)
