@@ -123,7 +123,8 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
 
 
 def compile_to_directory(model: str | os.PathLike | bytes | Model, directory: str | os.PathLike,
-                         target: str = "cortex-m4", force: bool = False, **options) -> dict:
+                         target: str = "cortex-m4", force: bool = False, verify: bool | int = False,
+                         **options) -> dict:
     """`mcuc compile MODEL -o directory --target target ...`: write the C project and
     return its report (report.json's figures, as the CLI prints with --json). `options`
     are compile()'s keywords io, layout, optimize, onnx_numerics, max_tensor_bytes,
@@ -136,7 +137,9 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, directory: st
                            max_tensor_bytes=opts.max_tensor_bytes)
     check_io_option(model, opts.io)
     check_output_folder(directory, force)
-    return write(model, directory, opts)
+    # verify=True (10 samples) or N: `mcuc compile --verify [N]`, the result in report["verification"]
+    samples = (10 if verify is True else int(verify)) if verify else None
+    return write(model, directory, opts, verify_samples=samples)
 
 
 def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] | None = None,

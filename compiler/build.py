@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mcuc.ir.errors import MCUCError
 from mcuc.model import Model, load_with_options, reloaded
-from mcuc.pipeline import CompileOptions, cortexm_scratch, cortexm_target, schedule
+from mcuc.pipeline import CompileOptions, cortexm_scratch, cortexm_target, prepare, schedule
 from mcuc.report import program_report
 
 
@@ -40,9 +40,11 @@ def check_output_folder(path: str | os.PathLike, force: bool = False) -> None:
 
 
 def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str | os.PathLike,
-                         options: CompileOptions) -> dict:
-    """Write the generated project, report.json and memory.svg into `out_dir`; `model` is
-    a path, the bytes of a model, or a loaded Model (the API's)."""
+                         options: CompileOptions, verify_samples: int | None = None, progress: bool = False) -> dict:
+    """Write the generated project, report.json, memory.svg and report.html into `out_dir`;
+    `model` is a path, the bytes of a model, or a loaded Model (the API's). With
+    `verify_samples`, `mcuc verify`'s default check on that many samples runs too and its
+    report is report.json's `verification` (and a section of report.html)."""
     from mcuc.backends.cortexm import write_project
     from mcuc.passes.report import memory_svg
 
@@ -50,7 +52,8 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str 
     out_dir = Path(out_dir)
     model = (reloaded(model, options.layout, options.onnx_numerics) if isinstance(model, Model)
              else load_with_options(model, options))
-    program = schedule(model.graph, options, cortexm_scratch(options.target, options.optimize))
+    scratch = cortexm_scratch(options.target, options.optimize)
+    program = schedule(model.graph, options, scratch)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -66,6 +69,14 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str 
         report["onnx_numerics"] = model.onnx_numerics.spec
     # The folder depends on the model and the options only (same bytes on every host and
     # run); how long this run took is told to the caller, not written there.
+    if verify_samples:
+        from mcuc.verify import verify
+
+        report["verification"] = verify(model, None, verify_samples, 0, options, progress=progress)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "memory.svg").write_text(memory_svg(program))
+    from mcuc.report_html import render, searched_tradeoff_svg
+
+    tradeoff = searched_tradeoff_svg(prepare(model.graph, options), options, scratch, program)
+    (out_dir / "report.html").write_text(render(report, program, tradeoff, report.get("verification")))
     return {**report, "compile_seconds": round(time.perf_counter() - start, 3)}

@@ -211,10 +211,17 @@ def cmd_compile(args) -> int:
         model_path = str(quantize_onnx(args.model, args.calibrate, quantized_path_for(args.model, args.output),
                                        args.calibrate_activations))
         print(f"quantized {args.model} -> {model_path}", file=sys.stderr)
-    report = compile_to_directory(model_path, Path(args.output), _options(args))
+    report = compile_to_directory(model_path, Path(args.output), _options(args),
+                                  verify_samples=args.verify or None, progress=_show_progress(args))
+    verification = report.get("verification")
+    exact = verification is None or all(v["bit_exact"] for v in verification["backends"].values())
+    if not args.json and verification is not None:
+        from mcuc.verify import format_verdict
+
+        print(format_verdict(verification))
     print(json.dumps(report, indent=2) if args.json else
-          f"wrote {args.output}: arena {report['arena_bytes']:,} B, {report['macs']:,} MACs")
-    return 0
+          f"wrote {args.output}: arena {report['arena_bytes']:,} B, {report['macs']:,} MACs (report.html)")
+    return 0 if exact else EXIT_MISMATCH
 
 
 def cmd_plan(args) -> int:
@@ -302,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty folder mcuc did not create (replacing files of the same names)")
     p.add_argument("--json", action="store_true", help="print report.json")
+    p.add_argument("--verify", type=int, nargs="?", const=10, default=0, metavar="SAMPLES",
+                   help="also run `mcuc verify`'s default check (on SAMPLES random inputs, default 10); its result "
+                        "goes into report.json and report.html, and a mismatch exits 1")
     p.add_argument("--calibrate", metavar="SAMPLES",
                    help="quantize a float .onnx first (onnxruntime, QDQ, per-channel int8) on these samples: "
                         "a .npy file or a folder of .npy files; the quantized model is written into the output folder "

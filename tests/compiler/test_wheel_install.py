@@ -58,7 +58,7 @@ def test_wheel_holds_every_package_and_data_file(installed, tmp_path):
     (wheel,) = installed.parent.parent.joinpath("dist").glob("mcuc-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for package in ("mcuc/backends/llvm/kernels/__init__.py", "mcuc/backends/cortexm/templates/kernels/conv.j2",
-                    "mcuc/runtime_c/mcuc_conv.h", "mcuc/ir/ops/conv2d.py"):
+                    "mcuc/runtime_c/mcuc_conv.h", "mcuc/ir/ops/conv2d.py", "mcuc/templates/report.html.j2"):
         assert package in names, package
     assert any(n.endswith("LICENSE") for n in names)
 
@@ -72,6 +72,7 @@ def test_installed_cli_compiles_and_verifies_every_backend(installed, tmp_path):
     assert "mismatch" not in out.lower(), out
     _run([installed / "mcuc", "compile", model, "-o", tmp_path / "project", "--target", "cortex-m4"], tmp_path)
     assert (tmp_path / "project" / "model.c").is_file() and (tmp_path / "project" / "Makefile").is_file()
+    assert "<h2 id=\"layers\">Per layer</h2>" in (tmp_path / "project" / "report.html").read_text()
 
 
 def test_installed_python_api(installed, tmp_path):
