@@ -226,13 +226,21 @@ class OnnxImporter:
         if opset is None:
             return
         for node in model.graph.node:
+            if not node.output or not node.output[0]:
+                raise self.error(node, "the node has no output: an invalid model")
             if node.domain == "com.microsoft" and node.op_type in _CONTRIB_ATTRIBUTES:
                 known = _CONTRIB_ATTRIBUTES[node.op_type]
             elif node.domain in ("", "ai.onnx"):
                 try:
-                    known = {name: int(a.type) for name, a in defs.get_schema(node.op_type, opset, "").attributes.items()}
+                    schema = defs.get_schema(node.op_type, opset, "")
                 except Exception:  # not a standard op: reported where it is read
                     continue
+                known = {name: int(a.type) for name, a in schema.attributes.items()}
+                for role, values, lo, hi in (("inputs", node.input, schema.min_input, schema.max_input),
+                                             ("outputs", node.output, schema.min_output, schema.max_output)):
+                    if not lo <= len(values) <= hi:
+                        raise self.error(node, f"{len(values)} {role}, where {node.op_type} (opset {opset}) takes "
+                                                f"{lo} to {hi}: an invalid model")
             else:
                 continue
             for a in node.attribute:

@@ -15,7 +15,8 @@ cut by `ir.tensor.quoted`) and the limit it broke:
 - accumulators: a convolution's or fully connected layer's bias plus its largest possible
   sum of products must fit in int32. The oracles add the bias in int32 and wrap around, the
   generated C would overflow a signed int (undefined behaviour); mcuc refuses such a layer
-  instead of computing a third answer.
+  instead of computing a third answer;
+- rescaling: a MEAN's or integer QUANTIZE's input scale / output scale below 2^30.
 
 `check_size` is also called by the ONNX frontend while it builds ops (some builders
 allocate arrays sized by a model attribute), `check_scales` by both readers.
@@ -155,6 +156,26 @@ def check_quantized_operands(op) -> None:
                                 "quantization (scale and zero point), which its arithmetic needs")
 
 
+# A requantization multiplier of 2^30 or more shifts the value up by 30+ bits before the
+# high multiply: neither the oracles nor int32 kernels compute that the same way (the
+# convolutions refuse it in ir/ops/common.channel_requant_params).
+RESCALE_LIMIT = 2.0**30
+_RESCALED = (kinds.MEAN, kinds.QUANTIZE)
+
+
+def check_rescale(op) -> None:
+    """MEAN and an integer-to-integer QUANTIZE scale by input scale / output scale:
+    MCUCError when that ratio reaches RESCALE_LIMIT (the fuzz run found a MEAN with an
+    output scale of 1e-30 that both backends computed differently from tflite-micro)."""
+    x, y = op.inputs[0], op.outputs[0]
+    if x is None or x.quant is None or y.quant is None or x.dtype == "float32" or y.dtype == "float32":
+        return
+    ratio = float(np.max(x.quant.scale)) / float(np.min(y.quant.scale))
+    if not ratio < RESCALE_LIMIT:
+        raise MCUCError(f"{op.kind} {quoted(op.name)}: input scale / output scale = {ratio:g} is not below 2^30: "
+                        "the quantization scales are inconsistent")
+
+
 def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
     """Every check above on a graph a frontend read; returns the graph."""
     limit = max_tensor_bytes_or_default(max_tensor_bytes)
@@ -177,4 +198,6 @@ def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
             _check_window_input(op, limit)
         if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED):
             check_accumulator(op)
+        if op.kind in _RESCALED:
+            check_rescale(op)
     return graph

@@ -252,3 +252,25 @@ def test_dequantize_zero_point_of_another_type_than_its_input_is_refused(tmp_pat
     z = next(i for i in model.graph.initializer if i.name == "wz")
     z.CopyFrom(numpy_helper.from_array(np.uint8(0), "wz"))
     assert "zero point is uint8 but its input is int8" in refused(capsys, "inspect", _save(tmp_path, model))
+
+
+# -- found by the fuzz run (tests/fuzz, scripts/fuzz.py) -----------------------------------
+
+@pytest.mark.parametrize("source", ["qdq", "qlinear"])
+def test_a_node_without_outputs_is_refused(tmp_path, capsys, source):
+    """A QOperator node with its outputs deleted was an IndexError in the reader."""
+    from tests.support.onnx_models import qlinear_conv_model
+    import onnx
+
+    model = hm.qdq_conv() if source == "qdq" else onnx.load_from_string(qlinear_conv_model("int8"))
+    node = next(n for n in model.graph.node if n.op_type in ("Conv", "QLinearConv"))
+    del node.output[:]
+    assert "has no output" in refused(capsys, "inspect", _save(tmp_path, model))
+
+
+def test_a_node_with_more_inputs_than_its_schema_is_refused(tmp_path, capsys):
+    model = hm.qdq_conv()
+    node = next(n for n in model.graph.node if n.op_type == "Conv")
+    node.input.append("xd")
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert "4 inputs, where Conv (opset 17) takes 2 to 3" in message

@@ -127,3 +127,21 @@ def test_unquantized_int8_operand_of_a_conv_is_refused(tmp_path, capsys):
     q.scale, q.zeroPoint = [], []
     message = refused(capsys, "verify", _save(tmp_path, pack(model)), "--backends", "reference,llvm")
     assert "int8 input 'x' has no quantization" in message
+
+
+# -- found by the fuzz run (tests/fuzz, scripts/fuzz.py) -----------------------------------
+
+@pytest.mark.parametrize("out_scale, ok", [(1e-30, False), (1e-12, False), (1e-8, True)])
+def test_mean_that_rescales_by_2_to_the_30_or_more_is_refused(tmp_path, capsys, out_scale, ok):
+    """An output scale of 1e-30 gave reference and llvm answers that differed from
+    tflite-micro's; below a ratio of 2^30 all three agree."""
+    from tests.support.tflite_builder import single_op_model
+
+    data = single_op_model("MEAN", [(1, 5, 5, 4)], np.random.default_rng(1), axes=[1, 2], keep_dims=True,
+                           input_quants=[(0.06, 3)], output_quant=(out_scale, -64))
+    path = _save(tmp_path, data)
+    if ok:
+        code, _out, err = hm.run_cli(capsys, "verify", path, "--backends", "reference,llvm", "--samples", "3")
+        assert code == 0, err
+    else:
+        assert "input scale / output scale" in refused(capsys, "verify", path)
