@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -50,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hours", type=float, default=None, help="stop after this long")
     args = p.parse_args(argv)
 
+    def stop(signum, frame):  # a run in the background (SIGINT ignored there) stops on SIGTERM too
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     keep = Path(args.keep) if args.keep else None
     if keep:
