@@ -6,7 +6,8 @@
 """
 from mcuc.ir.errors import MCUCError
 
-__all__ = ["MCUCError", "compile", "compile_to_directory", "verify", "validate", "CompiledModel", "__version__"]
+__all__ = ["MCUCError", "compile", "compile_to_directory", "verify", "validate", "bench", "plan",
+           "CompiledModel", "__version__"]
 
 
 def _read_version() -> str:
@@ -33,7 +34,7 @@ def _source_version() -> str:
 def __getattr__(name):
     # The API imports the whole pipeline; load it on first use so `import mcuc.ir`
     # and the CLI's start-up stay light.
-    if name in ("compile", "compile_to_directory", "verify", "validate", "CompiledModel"):
+    if name in ("compile", "compile_to_directory", "verify", "validate", "bench", "plan", "CompiledModel"):
         from mcuc import api
 
         return getattr(api, name)

@@ -180,4 +180,27 @@ def validate(model: str | os.PathLike | bytes | Model, data, labels=None,
     return run_validation(model, data, labels, reference, backend, per_layer, options, image_range, progress)
 
 
-__all__ = ["compile", "compile_to_directory", "verify", "validate", "CompiledModel", "MCUCError"]
+def bench(models: str | os.PathLike | Sequence[str | os.PathLike], target: str = "cortex-m4",
+          progress: bool = False, **options) -> list[dict]:
+    """`mcuc bench MODEL... --target target`: per model the figures `mcuc bench --json`
+    prints (instructions, estimated cycles, SRAM, flash, bit_exact, per step in `steps`).
+    `options` are compile()'s keywords io, layout, optimize, onnx_numerics,
+    max_tensor_bytes, patch, sram."""
+    from mcuc.bench import bench_models
+
+    paths = [str(models)] if isinstance(models, (str, os.PathLike)) else [str(m) for m in models]
+    return bench_models(paths, CompileOptions(target=target, **options), progress=progress)
+
+
+def plan(model: str | os.PathLike, target: str = "cortex-m4", svg: str | os.PathLike | None = None,
+         progress: bool = False, **options) -> dict:
+    """`mcuc plan MODEL --json`: the patch schedules' memory / MAC trade-off (the Pareto
+    front, the layer-by-layer point, the schedule --patch auto picks); `svg` writes the plot
+    there. `options`: io, layout, onnx_numerics, max_tensor_bytes."""
+    from mcuc.plan_cmd import plan_model
+
+    return plan_model(str(model), CompileOptions(target=target, **options), Path(svg) if svg is not None else None,
+                      progress=progress)
+
+
+__all__ = ["compile", "compile_to_directory", "verify", "validate", "bench", "plan", "CompiledModel", "MCUCError"]

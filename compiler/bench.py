@@ -9,7 +9,9 @@ cores. MACs per cycle divides the model's nominal MACs (`OpDef.macs`, as MLPerf 
 counts them) by those cycles."""
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -83,8 +85,29 @@ def step_rows(program, step_macs: list[int], result) -> list[dict]:
     } for i, step in enumerate(program.steps)]
 
 
-def bench_models(paths: list[str], options: CompileOptions) -> list[dict]:
-    return [bench_model(p, options) for p in paths]
+def bench_models(paths: list[str], options: CompileOptions, progress: bool = False) -> list[dict]:
+    """bench_model of each path; `progress`: a tqdm bar over the models on stderr (the CLI
+    asks for it on a terminal only, never with --json)."""
+    bar = progress_bar(len(paths), f"bench on {options.target}", "model") if progress else None
+    rows = []
+    for path in paths:
+        if bar is not None:
+            bar.set_postfix_str(Path(path).stem, refresh=True)
+        rows.append(bench_model(path, options))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return rows
+
+
+def progress_bar(total: int | None, description: str, unit: str):
+    """A tqdm bar on stderr that leaves no line behind (None without tqdm)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
 def _count(value: int | None) -> str:

@@ -233,7 +233,7 @@ def cmd_plan(args) -> int:
         svg = _writable_file(args.svg, "--svg")
     else:
         svg = None if args.json else Path(f"{Path(args.model).stem}_plan.svg")
-    report = plan_model(args.model, _options(args), svg)
+    report = plan_model(args.model, _options(args), svg, progress=_show_progress(args))
     print(json.dumps(report, indent=2) if args.json else format_plan(report))
     return 0
 
@@ -241,7 +241,7 @@ def cmd_plan(args) -> int:
 def cmd_bench(args) -> int:
     from mcuc.bench import bench_models, format_bench
 
-    rows = bench_models(args.models, _options(args))
+    rows = bench_models(args.models, _options(args), progress=_show_progress(args))
     print(json.dumps(rows, indent=2) if args.json else format_bench(rows, per_layer=args.per_layer))
     return 0 if all(r["bit_exact"] for r in rows) else EXIT_MISMATCH
 

@@ -24,6 +24,8 @@ def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
     return {
         "split": c.end if op is not None else None,
         "split_op": op.label if op is not None else None,
+        "split_kind": op.kind if op is not None else None,
+        "split_name": op.name if op is not None else None,
         "start": c.start if op is not None else None,
         "grid": list(c.grid) if op is not None else None,
         "patch": c.describe(),
@@ -35,16 +37,32 @@ def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
     }
 
 
-def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None = None) -> dict:
-    """The trade-off report of one model (and the SVG written to `svg_path`)."""
+def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None = None,
+               progress: bool = False) -> dict:
+    """The trade-off report of one model (and the SVG written to `svg_path`). `progress`:
+    a tqdm bar on stderr over the search and the exact plans of the front."""
+    from mcuc.bench import progress_bar
     from mcuc.model import load_with_options
 
     graph = prepare(load_with_options(model_path, options).graph, options)
     scratch = cortexm_scratch(options.target, options.optimize) if options.target != "host" else None
+    bar = progress_bar(None, f"plan {graph.name}", "step") if progress else None
+    if bar is not None:
+        bar.set_postfix_str("searching patch schedules", refresh=True)
     chosen = search(graph, scratch, max_overhead=AUTO_MAX_OVERHEAD)
     baseline, candidates = chosen.baseline, chosen.candidates
     front = pareto_front(candidates)
-    planned = [plan_candidate(graph, c, scratch, baseline.macs)[0] for c in front[:FRONT_PLANNED]]
+    if bar is not None:
+        bar.reset(total=1 + min(len(front), FRONT_PLANNED))
+        bar.update(1)
+        bar.set_postfix_str(f"{len(candidates)} schedules searched; planning the front exactly", refresh=True)
+    planned = []
+    for c in front[:FRONT_PLANNED]:
+        planned.append(plan_candidate(graph, c, scratch, baseline.macs)[0])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     planned += front[FRONT_PLANNED:]
     # The front below layer by layer (a schedule no smaller than it is never worth it).
     planned = [c for c in pareto_front([*planned, chosen.best])
@@ -80,20 +98,37 @@ def fit(text: str, width: int) -> str:
     return text[:room] + ELLIPSIS
 
 
+def short_name(name: str) -> str:
+    """An op's name for a table: TFLite's fused names join every source op's name with ';',
+    and the first is the op's own; the rest is marked ';...'."""
+    first, _, rest = name.partition(";")
+    return first + (";" + ELLIPSIS if rest else "")
+
+
 def format_plan(report: dict) -> str:
-    names = [r["split_op"] or "layer by layer" for r in report["front"]]
-    width = min(OP_COLUMN_MAX, max(map(len, names), default=2))
+    rows = report["front"]
+    kinds, names = [], []
+    for r in rows:
+        kind, name = r.get("split_kind"), r.get("split_name")
+        if kind is None and r["split_op"]:  # a report without the split columns: KIND(name)
+            kind, _, name = r["split_op"].partition("(")
+            name = name[:-1] if name.endswith(")") else name
+        kinds.append(kind or "layer by layer")
+        names.append(short_name(name or ""))
+    kind_width = max(map(len, kinds), default=2)
+    width = max(4, min(OP_COLUMN_MAX, max(map(len, names), default=2)))
     lines = [f"{report['model']}: {report['candidates']} patch schedules searched; layer by layer "
              f"{report['layer_by_layer_bytes']:,} B; --patch auto (<= {report['max_overhead']:.0%} extra MACs) "
              f"picks {report['chosen']['patch']}: {report['chosen']['peak_bytes']:,} B, "
              f"{report['chosen']['mac_overhead']:.1%} extra MACs",
-             f"{'split':>5}  {'op':<{width}} {'grid':>5} {'peak B':>10} {'MACs':>12} {'overhead':>9}  note"]
-    for r, name in zip(report["front"], names):
+             f"{'split':>5}  {'op':<{kind_width}} {'name':<{width}} {'grid':>5} {'peak B':>10} {'MACs':>12} "
+             f"{'overhead':>9}  note"]
+    for r, kind, name in zip(rows, kinds, names):
         split = "-" if r["split"] is None else str(r["split"])
         grid = "-" if r["grid"] is None else f"{r['grid'][0]}x{r['grid'][1]}"
         peak = f"{r['peak_bytes']:,}" + ("" if r["exact"] else "~")
         note = r["role"] or ""
-        lines.append(f"{split:>5}  {fit(name, width):<{width}} {grid:>5} {peak:>10} "
+        lines.append(f"{split:>5}  {kind:<{kind_width}} {fit(name, width):<{width}} {grid:>5} {peak:>10} "
                      f"{r['macs']:>12,} {r['mac_overhead']:>8.1%}  {note}".rstrip())
     lines.append("peak B: arena bytes planned exactly; ~ marks an estimate (live-set bound)")
     if "svg" in report:

@@ -50,10 +50,20 @@ def test_plan_table_shows_whole_names_when_they_fit_and_marks_every_cut():
     report = {"model": "m", "candidates": 7, "layer_by_layer_bytes": 200, "max_overhead": 0.1,
               "chosen": _row(medium, 3), "front": [_row(None, None), _row(medium, 3), _row(long, 5)]}
     lines = format_plan(report).splitlines()
-    assert medium in lines[3]
-    cell = lines[4].split()[1]
-    assert cell.endswith(ELLIPSIS) and long.startswith(cell[:-len(ELLIPSIS)])
-    assert long[len(cell) - len(ELLIPSIS)] in " _./:-(;"
+    assert lines[3].split()[1:3] == ["CONV_2D", "input.19_te_transformed"]  # kind and name, whole
+    kind, cell = lines[4].split()[1:3]
+    name = long[len("DEPTHWISE_CONV_2D("):-1]
+    assert kind == "DEPTHWISE_CONV_2D" and cell.endswith(ELLIPSIS) and name.startswith(cell[:-len(ELLIPSIS)])
+    assert name[len(cell) - len(ELLIPSIS)] in " _./:-(;"
+
+
+def test_plan_table_names_an_op_by_its_own_name_not_the_fused_list():
+    fused = "model/conv2d_3/Relu6;model/batch_normalization_3/FusedBatchNormV3;model/conv2d_3/Conv2D"
+    row = {**_row(f"CONV_2D({fused[:40]})", 3), "split_kind": "CONV_2D", "split_name": fused}
+    report = {"model": "m", "candidates": 7, "layer_by_layer_bytes": 200, "max_overhead": 0.1,
+              "chosen": row, "front": [_row(None, None), row]}
+    line = format_plan(report).splitlines()[3]
+    assert line.split()[1:3] == ["CONV_2D", "model/conv2d_3/Relu6;..."], line
 
 
 def test_memory_map_has_a_legend():
@@ -67,3 +77,10 @@ def test_memory_map_has_a_legend():
     legend = legend[:legend.index("</g>")]
     assert "activation tensors" in legend and "kernel scratch" in legend and "peak step" in legend
     assert legend.count("<rect") >= 3
+
+
+def test_api_plan_equals_cli_plan_json(capsys):
+    import mcuc
+
+    assert main(["plan", str(EXAMPLE), "--json"]) == 0
+    assert mcuc.plan(EXAMPLE) == json.loads(capsys.readouterr().out)

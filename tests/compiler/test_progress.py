@@ -27,3 +27,35 @@ def test_progress_only_on_a_terminal_and_never_with_json(capsys, monkeypatch, te
     assert ("verify mobilenet_tiny_int8" in err and "/3 [" in err) == shown, err
     if not shown:
         assert err == ""
+
+
+def _fake_bench_row(path, options, seed=0):
+    from pathlib import Path
+
+    return {"model": Path(path).stem, "target": options.target, "bit_exact": True, "macs": 1, "instructions": 1,
+            "macs_per_instruction": 1.0, "cycles": None, "macs_per_cycle": None, "arena_bytes": 1, "stack_bytes": 1,
+            "peak_sram_bytes": 2, "flash_bytes": 1, "tflm_arena_bytes": None, "steps": []}
+
+
+@pytest.mark.parametrize("terminal, json_mode, shown", [(True, False, True), (True, True, False),
+                                                        (False, False, False)])
+def test_bench_shows_the_models_benched_on_a_terminal_only(capsys, monkeypatch, terminal, json_mode, shown):
+    import mcuc.bench
+
+    monkeypatch.setattr(mcuc.bench, "bench_model", _fake_bench_row)
+    _stderr_is_a_terminal(monkeypatch, terminal)
+    assert main(["bench", "a.tflite", "b.tflite"] + (["--json"] if json_mode else [])) == 0
+    err = capsys.readouterr().err
+    assert ("bench on cortex-m4" in err and "/2 [" in err and "b" in err) == shown, err
+    if not shown:
+        assert err == ""
+
+
+@pytest.mark.parametrize("terminal, json_mode, shown", [(True, False, True), (True, True, False)])
+def test_plan_shows_the_search_on_a_terminal_only(capsys, monkeypatch, tmp_path, terminal, json_mode, shown):
+    _stderr_is_a_terminal(monkeypatch, terminal)
+    assert main(["plan", str(EXAMPLE), "--svg", str(tmp_path / "p.svg")] + (["--json"] if json_mode else [])) == 0
+    err = capsys.readouterr().err
+    assert ("plan mobilenet_tiny_int8" in err and "schedules searched" in err) == shown, err
+    if not shown:
+        assert err == ""
