@@ -601,7 +601,13 @@ def validate(model: Model, data, labels=None, reference: str | os.PathLike | Non
         raise MCUCError(f"--reference {ref.path.name} gives {ref.n_outputs} outputs; {cut_name(model.name)} gives "
                         f"{len(compiled.outputs)}")
     ref_inputs = float_inputs(samples, compiled) if ref is not None else None
+    bar = _progress_bar(samples.count + 1, f"validate {model.name} on {backend}") if progress else None
+    if bar is not None:  # building the backend (a C build, a firmware link) is one step
+        bar.set_postfix_str(f"building {backend}", refresh=True)
     run = make_runner(backend, model, options)
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix_str("", refresh=False)
     expected_of = Expected(model, compiled, options, run if backend == "reference" else None)
     verdict = BackendVerdict()
     matcher = LayerMatcher(compiled, ref.tensor_names) if ref is not None and per_layer else None
@@ -613,7 +619,6 @@ def validate(model: Model, data, labels=None, reference: str | os.PathLike | Non
         if samples.labels.min() < 0 or samples.labels.max() >= classes:
             raise MCUCError(f"--labels range over [{samples.labels.min()}, {samples.labels.max()}]; output "
                             f"{quoted(compiled.outputs[0].name)} has {classes} classes")
-    bar = _progress_bar(samples.count, f"validate {model.name} on {backend}") if progress else None
     for i, x in enumerate(inputs):
         expected = expected_of(i, x)
         ours = expected if run is expected_of.runner else run(x)

@@ -254,11 +254,19 @@ def verify(model: Model, backends: list[str] | None = None, samples: int = 10, s
         raise MCUCError("no backend to verify: name at least one (e.g. reference)")
     model = reloaded(model, options.layout, options.onnx_numerics)
     compiled = prepare(model.graph, options) if options.io == "int8" else model.graph
-    runners = {name: make_runner(name, model, options) for name in backends}
+    # The bar covers building each backend (a patch search, a C build, a firmware link can
+    # take most of the time) and then samples x backends.
+    bar = _progress_bar(len(backends) * (samples + 1), f"verify {model.name}") if progress else None
+    runners = {}
+    for name in backends:
+        if bar is not None:
+            bar.set_postfix_str(f"building {name}", refresh=True)
+        runners[name] = make_runner(name, model, options)
+        if bar is not None:
+            bar.update(1)
     verdicts = {name: BackendVerdict() for name in backends}
     expected_of = Expected(model, compiled, options, runners.get("reference"))
     rng = np.random.default_rng(seed)
-    bar = _progress_bar(samples * len(runners), f"verify {model.name}") if progress else None
     for sample in range(samples):
         inputs = random_inputs(compiled, rng)
         expected = expected_of(sample, inputs)

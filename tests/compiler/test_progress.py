@@ -24,7 +24,8 @@ def test_progress_only_on_a_terminal_and_never_with_json(capsys, monkeypatch, te
     _stderr_is_a_terminal(monkeypatch, terminal)
     assert main(ARGV + (["--json"] if json_mode else [])) == 0
     err = capsys.readouterr().err
-    assert ("verify mobilenet_tiny_int8" in err and "/3 [" in err) == shown, err
+    # one backend: built (1 step), then 3 samples
+    assert ("verify mobilenet_tiny_int8" in err and "/4 [" in err and "building reference" in err) == shown, err
     if not shown:
         assert err == ""
 
