@@ -16,7 +16,9 @@ cut by `ir.tensor.quoted`) and the limit it broke:
   sum of products must fit in int32. The oracles add the bias in int32 and wrap around, the
   generated C would overflow a signed int (undefined behaviour); mcuc refuses such a layer
   instead of computing a third answer;
-- rescaling: a MEAN's or integer QUANTIZE's input scale / output scale below 2^30.
+- rescaling: a MEAN's or integer QUANTIZE's input scale / output scale below 2^30;
+- computed inputs: a convolution, pool, reshape, activation... reads a computed value as
+  its first input, not a constant (the Cortex-M kernels read it from the arena).
 
 `check_size` is also called by the ONNX frontend while it builds ops (some builders
 allocate arrays sized by a model attribute), `check_scales` by both readers.
@@ -176,6 +178,23 @@ def check_rescale(op) -> None:
                         "the quantization scales are inconsistent")
 
 
+# Ops that compute on their first input as an activation: a constant there (a model that
+# left a constant computation unfolded, or a corrupt tensor index) has no place in the
+# arena, which the Cortex-M kernels read it from.
+_COMPUTED_FIRST_INPUT = frozenset({
+    kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED, kinds.AVERAGE_POOL_2D, kinds.MAX_POOL_2D,
+    kinds.MEAN, kinds.SOFTMAX, kinds.RESHAPE, kinds.RELU, kinds.RELU6, kinds.LOGISTIC, kinds.PAD, kinds.TRANSPOSE,
+    kinds.QUANTIZE, kinds.DEQUANTIZE, kinds.HARD_SWISH})
+
+
+def check_computed_input(op) -> None:
+    """MCUCError when an op of _COMPUTED_FIRST_INPUT reads a constant as its input."""
+    x = op.inputs[0] if op.inputs else None
+    if op.kind in _COMPUTED_FIRST_INPUT and x is not None and x.is_constant:
+        raise MCUCError(f"{op.kind} {quoted(op.name)}: its input {quoted(x.name)} is a constant; mcuc compiles ops "
+                        "on computed values (fold constant subgraphs before converting the model)")
+
+
 def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
     """Every check above on a graph a frontend read; returns the graph."""
     limit = max_tensor_bytes_or_default(max_tensor_bytes)
@@ -194,6 +213,7 @@ def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
             check_scales(t.quant.scale, f"tensor {quoted(t.name)}")
     for op in graph.ops:
         check_quantized_operands(op)
+        check_computed_input(op)
         if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.AVERAGE_POOL_2D, kinds.MAX_POOL_2D):
             _check_window_input(op, limit)
         if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED):

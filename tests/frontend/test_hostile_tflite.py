@@ -145,3 +145,25 @@ def test_mean_that_rescales_by_2_to_the_30_or_more_is_refused(tmp_path, capsys, 
         assert code == 0, err
     else:
         assert "input scale / output scale" in refused(capsys, "verify", path)
+
+
+@pytest.mark.parametrize("kind, shapes, options", [
+    ("CONV_2D", [(1, 5, 5, 3)], dict(out_channels=4)), ("FULLY_CONNECTED", [(1, 8)], dict(units=3)),
+    ("MAX_POOL_2D", [(1, 4, 4, 2)], dict(filter_width=2, filter_height=2)), ("RESHAPE", [(1, 2, 3)], dict(new_shape=[1, 6])),
+    ("SOFTMAX", [(1, 10)], {})])
+def test_an_op_on_a_constant_input_is_refused_without_internal_advice(tmp_path, capsys, kind, shapes, options):
+    """Was "the program's memory plan is incomplete (plan the graph with mcuc.passes.plan)"
+    from the Cortex-M backend: advice about mcuc's internals for a model problem."""
+    from tests.support.tflite_builder import single_op_model
+
+    data = single_op_model(kind, shapes, np.random.default_rng(0), constant_inputs=[0], **options)
+    message = refused(capsys, "compile", _save(tmp_path, data), "-o", tmp_path / "out")
+    assert "'input_0' is a constant" in message and "mcuc.passes" not in message
+
+
+def test_an_elementwise_op_on_a_constant_operand_still_compiles(tmp_path, capsys):
+    from tests.support.tflite_builder import single_op_model
+
+    data = single_op_model("ADD", [(1, 4, 4, 3), (1, 4, 4, 3)], np.random.default_rng(0), constant_inputs=[1])
+    code, _out, err = hm.run_cli(capsys, "compile", _save(tmp_path, data), "-o", tmp_path / "out")
+    assert code == 0, err
