@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     counts: Counter = Counter()
     by_mutation: dict[str, Counter] = {}
     failures: list[dict] = []
-    long_messages = 0
+    long_messages: list[str] = []
     ran = 0
     started = time.monotonic()
     indices = [args.only] if args.only is not None else range(args.cases)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"command": " ".join(sys.argv), "seed": args.seed, "cases_planned": len(indices), "cases_run": ran,
                 "seconds": round(time.monotonic() - started, 1), "counts": {c: counts.get(c, 0) for c in CLASSES},
                 "peak_rss_mb": round(runner.peak_rss_kb / 1024, 1),
-                "messages_over_300_chars": long_messages,
+                "messages_over_300_chars": len(long_messages), "long_message_examples": long_messages[:100],
                 "by_mutation": {k: dict(v) for k, v in sorted(by_mutation.items())}, "failures": failures}
 
     def save() -> None:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in CLASSES:
         print(f"  {c:12s} {counts.get(c, 0)}")
     print(f"peak memory (ru_maxrss of the workers and their oracles): {summary['peak_rss_mb']} MB")
-    print(f"error messages over 300 characters: {long_messages}")
+    print(f"error messages over 300 characters: {len(long_messages)}")
     return 1 if any(counts.get(c, 0) for c in FAILURES) else 0
 
 

@@ -117,7 +117,7 @@ class Outcome:
     detail: str = ""
     seconds: float = 0.0
     stages: dict = field(default_factory=dict)
-    long_messages: int = 0
+    long_messages: list = field(default_factory=list)
 
 
 class Runner:
@@ -216,4 +216,4 @@ class Runner:
         answer = json.loads(line)
         self.peak_rss_kb = max(self.peak_rss_kb, answer.get("maxrss_kb", 0))
         return Outcome(answer["class"], answer.get("detail", ""), seconds, answer.get("stages", {}),
-                       answer.get("long_messages", 0))
+                       answer.get("long_messages", []))

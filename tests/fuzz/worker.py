@@ -58,7 +58,7 @@ def _names(path: str) -> list[str]:
 
 def run_case(path: str, samples: int, out_dir: Path) -> dict:
     stages: dict[str, object] = {}
-    long_messages = 0
+    long_messages: list[str] = []
 
     def refused(stage: str, code: int, err: str) -> dict | None:
         nonlocal long_messages
@@ -69,7 +69,7 @@ def run_case(path: str, samples: int, out_dir: Path) -> dict:
         if not lines:
             return {"class": "traceback", "detail": f"{stage}: exit {code} without a message"}
         if any(len(line) > 300 for line in lines):
-            long_messages += 1
+            long_messages.append(max(lines, key=len)[:1000])
         return None
 
     status, code, err = _cli(["inspect", path])
