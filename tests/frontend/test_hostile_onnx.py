@@ -288,3 +288,17 @@ def test_quantize_static_conv_then_average_pool_is_bit_exact(tmp_path, numerics)
     data = onnx_models.quantize(net.model(y, "conv_avgpool"), "qdq", seed=7)
     report = verify(load_model(data, format="onnx", onnx_numerics=numerics), ["reference", "llvm"], samples=20)
     assert all(v["bit_exact"] for v in report["backends"].values()), report["backends"]
+
+
+def test_the_46000_by_46000_input_is_refused_in_bounded_memory(tmp_path, capsys):
+    """Issue 18: a 1x3x46000x46000 input was numpy's MemoryError in passes/aliasing.py.
+    Refused from its shape alone: this process grows by far less than the tensor's 6 GB."""
+    import resource
+
+    model = hm.qdq_conv(channels=3)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = dims[3].dim_value = 46000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    message = refused(capsys, "compile", _save(tmp_path, model), "-o", tmp_path / "out")
+    assert "[1, 3, 46000, 46000]" in message and "--max-tensor-bytes" in message
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
