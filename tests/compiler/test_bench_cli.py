@@ -55,7 +55,7 @@ def test_per_layer_rows_are_the_steps_and_add_up_to_the_model(bench_rows):
 
 
 def test_per_layer_table_prints_one_row_per_step(bench_rows, capsys, monkeypatch):
-    monkeypatch.setattr("mcuc.bench.bench_models", lambda paths, options: bench_rows)
+    monkeypatch.setattr("mcuc.bench.bench_models", lambda paths, options, progress=False: bench_rows)
     assert main(["bench", str(EXAMPLE), "--per-layer"]) == 0
     out = capsys.readouterr().out
     (row,) = bench_rows
