@@ -78,5 +78,6 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str 
     from mcuc.report_html import render, searched_tradeoff_svg
 
     tradeoff = searched_tradeoff_svg(prepare(model.graph, options), options, scratch, program)
-    (out_dir / "report.html").write_text(render(report, program, tradeoff, report.get("verification")))
+    html = render(report, program, tradeoff, report.get("verification"))
+    (out_dir / "report.html").write_text(html, encoding="utf-8", errors="backslashreplace")  # as its <meta> says
     return {**report, "compile_seconds": round(time.perf_counter() - start, 3)}
