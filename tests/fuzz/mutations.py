@@ -189,7 +189,8 @@ def _tflite_structured(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     tensors, ops = sg.tensors or [], sg.operators or []
     kind = rng.choice(["shape", "rank", "type", "scale", "zero_point", "quant_drop", "quant_dim", "scale_count",
                        "opcode_index", "builtin_code", "op_input", "op_output", "option", "options_table",
-                       "buffer_data", "buffer_index", "graph_io", "name", "drop_op", "swap_ops", "duplicate_op"])
+                       "buffer_data", "buffer_index", "graph_io", "name", "drop_op", "swap_ops", "duplicate_op",
+                       "scale_mild", "zero_point_mild", "weights_random", "bias_random"])
     t = tensors[rng.randrange(len(tensors))] if tensors else None
     op = ops[rng.randrange(len(ops))] if ops else None
     if t is None or op is None:
@@ -235,6 +236,29 @@ def _tflite_structured(rng: random.Random, data: bytes) -> tuple[bytes, str]:
         else:
             q = None
         t.quantization = q
+    elif kind in ("scale_mild", "zero_point_mild"):
+        # plausible numbers: the file stays valid, the arithmetic takes another path
+        quantized = [tt for tt in tensors if tt.quantization is not None and tt.quantization.scale is not None
+                     and len(tt.quantization.scale)]
+        if quantized:
+            q = rng.choice(quantized).quantization
+            if kind == "scale_mild":
+                q.scale = [float(np.float32(v * rng.uniform(0.25, 4.0))) for v in q.scale]
+            elif q.zeroPoint is not None and len(q.zeroPoint):
+                q.zeroPoint = [rng.randrange(-128, 128) for _ in q.zeroPoint]
+    elif kind in ("weights_random", "bias_random"):
+        dtype = schema.TensorType.INT8 if kind == "weights_random" else schema.TensorType.INT32
+        constants = [tt for tt in tensors if tt.type == dtype and 0 < tt.buffer < len(m.buffers)
+                     and m.buffers[tt.buffer].data is not None and len(m.buffers[tt.buffer].data)]
+        if constants:
+            b = m.buffers[rng.choice(constants).buffer]
+            size = len(b.data)
+            if kind == "weights_random":
+                b.data = np.frombuffer(rng.randbytes(size), np.uint8)
+            else:
+                bound = 2 ** rng.choice([8, 12, 16, 20, 24])
+                values = np.array([rng.randrange(-bound, bound) for _ in range(size // 4)], np.int32)
+                b.data = np.frombuffer(values.tobytes(), np.uint8)
     elif kind == "opcode_index":
         op.opcodeIndex = rng.choice([len(m.operatorCodes), len(m.operatorCodes) + 7, 2**31 - 1,
                                      rng.randrange(len(m.operatorCodes))])
@@ -342,7 +366,8 @@ def _onnx_structured(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     g = m.graph
     kind = rng.choice(["attr", "attr", "op_type", "node_input", "node_output", "init_dims", "init_type", "init_data",
                        "external_data", "input_shape", "input_type", "opset", "ir_version", "drop_output",
-                       "drop_node", "duplicate_node", "scale", "zero_point", "domain", "name", "swap_nodes"])
+                       "drop_node", "duplicate_node", "scale", "zero_point", "domain", "name", "swap_nodes",
+                       "scale_mild", "zero_point_mild", "weights_random", "bias_random"])
     node = g.node[rng.randrange(len(g.node))] if len(g.node) else None
     init = g.initializer[rng.randrange(len(g.initializer))] if len(g.initializer) else None
     if node is None or init is None:
@@ -459,6 +484,38 @@ def _onnx_structured(rng: random.Random, data: bytes) -> tuple[bytes, str]:
                     if info is not None:
                         flat[rng.randrange(flat.size)] = rng.choice([info.min, info.max, 0, 1, -1 % (info.max + 1)])
                 target.CopyFrom(numpy_helper.from_array(arr, target.name))
+    elif kind in ("scale_mild", "zero_point_mild", "weights_random", "bias_random"):
+        from onnx import numpy_helper
+
+        want = {"scale_mild": ("f",), "zero_point_mild": ("i", "u"), "weights_random": ("i", "u"),
+                "bias_random": ("i",)}[kind]
+        pool = []
+        for i in g.initializer:
+            try:
+                arr = numpy_helper.to_array(i)
+            except Exception:
+                continue
+            if arr.dtype.kind not in want or arr.size == 0:
+                continue
+            if kind == "zero_point_mild" and (arr.size > 64 or arr.dtype.itemsize != 1):
+                continue
+            if kind == "weights_random" and (arr.dtype.itemsize != 1 or arr.size < 9):
+                continue
+            if kind == "bias_random" and arr.dtype != np.int32:
+                continue
+            pool.append((i, arr))
+        if pool:
+            target, arr = rng.choice(pool)
+            nprng = np.random.default_rng(rng.randrange(2**32))
+            if kind == "scale_mild":
+                arr = (arr * nprng.uniform(0.25, 4.0, arr.shape)).astype(arr.dtype)
+            elif kind == "bias_random":
+                bound = 2 ** rng.choice([8, 12, 16, 20, 24])
+                arr = nprng.integers(-bound, bound, arr.shape).astype(np.int32)
+            else:
+                info = np.iinfo(arr.dtype)
+                arr = nprng.integers(info.min, int(info.max) + 1, arr.shape).astype(arr.dtype)
+            target.CopyFrom(numpy_helper.from_array(arr, target.name))
     elif kind == "domain":
         node.domain = rng.choice(["com.microsoft", "ai.onnx.ml", "bogus", ""])
     elif kind == "name":
