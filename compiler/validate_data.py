@@ -696,6 +696,9 @@ def format_validation(result: ValidationResult) -> str:
     exact = ("bit-exact" if result.bit_exact else
              f"MISMATCH on samples {result.mismatched_samples} (max |diff| {result.max_abs_diff})")
     lines.append(f"  against {result.oracle}: {exact}")
+    if result.reference is None and not result.labels:
+        lines.append("  (--reference FLOAT_MODEL adds the errors against the float model, --labels the accuracy)")
+        return "\n".join(lines)
     names = [cut_name(o.name, 28) for o in result.outputs]
     width = max(6, *map(len, names))
     header = (f"  {'output':<{width}} {'top-1 agree':>11} {'accuracy':>8} {'ref acc':>8} {'RMSE':>10} "

@@ -147,6 +147,15 @@ def test_tflite_metrics_equal_numpy_per_output_and_per_layer(tflite_case, capsys
     assert_metrics(layers["conv"], conv)
     assert layers["logits"]["rmse"] == pytest.approx(output["rmse"], rel=1e-12)
     assert output["cosine"] > 0.99 and layers["conv"]["cosine"] > 0.99
+    # The human table prints the same figures.
+    assert main(["validate", str(d / "int8.tflite"), "--data", str(d / "x.npy"), "--labels", str(d / "y.npy"),
+                 "--reference", str(d / "float.tflite"), "--per-layer"]) == 0
+    table = capsys.readouterr().out
+    row = next(line.split() for line in table.splitlines() if line.strip().startswith("logits "))
+    assert row[1] == "100.0%" and row[2] == f"{100 * output['accuracy']:.1f}%"
+    assert [float(v) for v in row[4:9]] == pytest.approx(
+        [output[k] for k in ("rmse", "cosine", "l2_relative", "max_abs_error", "mean_abs_error")], rel=1e-3)
+    assert "bit-exact" in table and "per layer: 3 tensors" in table
 
 
 def test_a_wrong_reference_is_caught_by_every_metric(tflite_case, capsys):
