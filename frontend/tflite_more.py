@@ -7,9 +7,18 @@ modules (mcuc.ir.ops), which refuse what tflite-micro refuses.
 """
 from __future__ import annotations
 
+import tflite
+
 from mcuc.ir.ops import kinds
+from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
+from mcuc.ir.ops.gather import GatherAttrs
 from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
+from mcuc.ir.ops.pack import PackAttrs
+from mcuc.ir.ops.slice import SliceAttrs
+from mcuc.ir.ops.space_depth import BlockAttrs
+from mcuc.ir.ops.split import SplitAttrs
 from mcuc.ir.ops.squared_difference import SquaredDifferenceAttrs
+from mcuc.ir.ops.strided_slice import StridedSliceAttrs
 
 
 def _two_inputs(kind: str, attrs_cls):
@@ -24,3 +33,120 @@ CONVERTERS = {
     "MINIMUM": (None, _two_inputs(kinds.MINIMUM, MaximumMinimumAttrs)),
     "SQUARED_DIFFERENCE": (None, _two_inputs(kinds.SQUARED_DIFFERENCE, SquaredDifferenceAttrs)),
 }
+
+
+# -- data movement ---------------------------------------------------------------------------
+
+def _int32_parameter(ctx, position: int, what: str):
+    """A constant parameter input that tflite-micro reads as int32 (an int64 tensor would
+    be misread there, so it is refused)."""
+    values = ctx.parameter(position, what)
+    t = ctx.inputs[position]
+    if t.dtype != "int32":
+        raise ctx.fail(f"the {what} input {t.name!r} is {t.dtype}; tflite-micro reads it as int32")
+    return [int(v) for v in values.ravel()]
+
+
+def _slice(ctx):
+    ctx.need_inputs(3)
+    begin = ctx.parameter(1, "begin")
+    size = ctx.parameter(2, "size")
+    if ctx.inputs[1].dtype != ctx.inputs[2].dtype:
+        raise ctx.fail(f"begin is {ctx.inputs[1].dtype} but size is {ctx.inputs[2].dtype}; tflite-micro requires one type")
+    return kinds.SLICE, ctx.inputs[:1], SliceAttrs(tuple(int(v) for v in begin.ravel()),
+                                                   tuple(int(v) for v in size.ravel()))
+
+
+def _strided_slice(ctx):
+    ctx.need_inputs(4)
+    o = ctx.options
+    begin, end, strides = (_int32_parameter(ctx, k, what) for k, what in ((1, "begin"), (2, "end"), (3, "strides")))
+    # tflite-micro sets ellipsis_mask and new_axis_mask to 0 and never reads `offset`.
+    return kinds.STRIDED_SLICE, ctx.inputs[:1], StridedSliceAttrs(
+        tuple(begin), tuple(end), tuple(strides), int(o.BeginMask()), int(o.EndMask()), int(o.ShrinkAxisMask()))
+
+
+def _single_axis(ctx, position: int, rank: int, extra: int = 0) -> int:
+    values = _int32_parameter(ctx, position, "axis")
+    if len(values) != 1:
+        raise ctx.fail(f"the axis input holds {len(values)} values, expected one")
+    return ctx.axis(values[0], rank + extra, "axis")
+
+
+def _split(ctx):
+    ctx.need_inputs(2)
+    x = ctx.inputs[1]
+    axis = _single_axis(ctx, 0, len(x.shape))
+    n = len(ctx.outputs)
+    if ctx.options.NumSplits() != n:
+        raise ctx.fail(f"num_splits {ctx.options.NumSplits()} differs from the {n} outputs")
+    if x.shape[axis] % n:
+        raise ctx.fail(f"axis {axis} of extent {x.shape[axis]} does not split into {n} equal pieces")
+    return kinds.SPLIT, [x], SplitAttrs(axis, (x.shape[axis] // n,) * n)
+
+
+def _split_v(ctx):
+    ctx.need_inputs(3)
+    x = ctx.inputs[0]
+    axis = _single_axis(ctx, 2, len(x.shape))
+    sizes = [int(v) for v in ctx.parameter(1, "size_splits").ravel()]
+    if len(sizes) != len(ctx.outputs):
+        raise ctx.fail(f"size_splits has {len(sizes)} entries for {len(ctx.outputs)} outputs")
+    if sizes.count(-1) > 1 or any(s < -1 for s in sizes):
+        raise ctx.fail(f"size_splits {sizes} may hold at most one -1 and no other negative size")
+    if -1 in sizes:
+        sizes[sizes.index(-1)] = x.shape[axis] - sum(s for s in sizes if s != -1)
+    return kinds.SPLIT_V, [x], SplitAttrs(axis, tuple(sizes))
+
+
+def _pack(ctx):
+    if not ctx.inputs:
+        raise ctx.fail("has no inputs")
+    ctx.need_inputs(len(ctx.inputs))
+    o = ctx.options
+    if o.ValuesCount() != len(ctx.inputs):
+        raise ctx.fail(f"values_count {o.ValuesCount()} differs from the {len(ctx.inputs)} inputs")
+    axis = ctx.axis(int(o.Axis()), len(ctx.inputs[0].shape) + 1, "axis")
+    return kinds.PACK, ctx.inputs, PackAttrs(axis)
+
+
+def _unpack(ctx):
+    ctx.need_inputs(1)
+    o = ctx.options
+    if o.Num() != len(ctx.outputs):
+        raise ctx.fail(f"num {o.Num()} differs from the {len(ctx.outputs)} outputs")
+    axis = ctx.axis(int(o.Axis()), len(ctx.inputs[0].shape), "axis")
+    return kinds.UNPACK, ctx.inputs, PackAttrs(axis)
+
+
+def _expand_dims(ctx):
+    ctx.need_inputs(2)
+    axis = _single_axis(ctx, 1, len(ctx.inputs[0].shape), extra=1)
+    return kinds.EXPAND_DIMS, ctx.inputs[:1], ExpandDimsAttrs(axis)
+
+
+def _gather(ctx):
+    ctx.need_inputs(2)
+    o = ctx.options
+    return kinds.GATHER, ctx.inputs, GatherAttrs(int(o.Axis()), int(o.BatchDims()))
+
+
+def _block(kind: str):
+    def convert(ctx):
+        ctx.need_inputs(1)
+        return kind, ctx.inputs, BlockAttrs(int(ctx.options.BlockSize()))
+    return convert
+
+
+CONVERTERS.update({
+    "SLICE": (None, _slice),
+    "STRIDED_SLICE": (tflite.StridedSliceOptions, _strided_slice),
+    "SPLIT": (tflite.SplitOptions, _split),
+    "SPLIT_V": (tflite.SplitVOptions, _split_v),
+    "PACK": (tflite.PackOptions, _pack),
+    "UNPACK": (tflite.UnpackOptions, _unpack),
+    "EXPAND_DIMS": (None, _expand_dims),
+    "GATHER": (tflite.GatherOptions, _gather),
+    "SPACE_TO_DEPTH": (tflite.SpaceToDepthOptions, _block(kinds.SPACE_TO_DEPTH)),
+    "DEPTH_TO_SPACE": (tflite.DepthToSpaceOptions, _block(kinds.DEPTH_TO_SPACE)),
+})

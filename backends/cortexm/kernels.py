@@ -30,7 +30,7 @@ from mcuc.ir.program import Alias, InPlace, Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
-from . import kernels_binary
+from . import kernels_binary, kernels_movement
 from .c_syntax import c_comment, c_float, c_struct
 from .target import Target
 
@@ -1076,6 +1076,11 @@ def _emit_compare_square(site: Site, step: Step, program: Program, target: Targe
     return StepCode(*kernels_binary.emit(site, step, program))
 
 
+def _emit_moves(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """The data movement ops as their copies (kernels_movement.py)."""
+    return StepCode(*kernels_movement.emit(site, step, program))
+
+
 # One emitter per (op kind, numerics type of mcuc.ir.numerics); None serves every rule (ops
 # that move bytes, or tabulate the op's own evaluate, and MAX_POOL_2D, which rounds
 # nothing). TFLite's rule and onnxruntime's integer kernels share the integer kernels,
@@ -1102,13 +1107,15 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.LOGISTIC, kinds.HARD_SWISH, kinds.RELU, kinds.RELU6, kinds.LOOKUP_TABLE, kinds.DEQUANTIZE,
       kinds.ABS, kinds.LEAKY_RELU, kinds.TANH, kinds.ELU, kinds.RSQRT), (None,),
      _emit_lut),
-    ((kinds.RESHAPE, kinds.SQUEEZE), (None,), _emit_reshape),
+    ((kinds.RESHAPE, kinds.SQUEEZE, kinds.EXPAND_DIMS), (None,), _emit_reshape),
     ((kinds.TRANSPOSE,), (None,), _emit_transpose),
     ((kinds.CONCATENATION,), (None,), _emit_concatenation),
     ((kinds.PAD,), (None,), _emit_pad),
     ((kinds.RESIZE_NEAREST_NEIGHBOR,), (None,), _emit_resize),
     ((kinds.PATCH_STAGE,), (None,), _emit_patch_stage),
     ((kinds.MAXIMUM, kinds.MINIMUM, kinds.SQUARED_DIFFERENCE), (None,), _emit_compare_square),
+    ((kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
+      kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE), (None,), _emit_moves),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {
     (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}

@@ -68,7 +68,7 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
             decls.append(c_array(ctype, f"{name}_c{k + 1}", t.data))
             pointers.append(f"{name}_c{k + 1}")
         else:
-            pointers.append(f"(const {ctype} *)(arena + {arena_offset(program, t, op.label)})")
+            pointers.append(f"(const {ctype} *)(const void *)(arena + {arena_offset(program, t, op.label)})")
     extents = [1] * (6 - len(y.shape)) + list(y.shape)
     decls.append(c_array("int", f"{name}_e", extents))
     decls.append(c_array("int", f"{name}_s1", padded_strides(x1.shape, y.shape)))
@@ -94,7 +94,7 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
     decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n"
                  f"    const {ctype} *in1 = {pointers[0]};\n"
                  f"    const {ctype} *in2 = {pointers[1]};\n"
-                 f"    {ctype} *out = ({ctype} *)(arena + {arena_offset(program, y, op.label)});\n"
+                 f"    {ctype} *out = ({ctype} *)(void *)(arena + {arena_offset(program, y, op.label)});\n"
                  f"    (void)arena;\n"
                  f"    MCUC_FOR6({name}_e, {{\n        {body}\n    }});\n}}\n")
     return "".join(decls), f"{name}(arena);", (ELEMENTWISE_H,)

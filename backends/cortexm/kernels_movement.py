@@ -1,0 +1,57 @@
+"""Cortex-M C for the data movement ops (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, PACK,
+UNPACK, GATHER, SPACE_TO_DEPTH, DEPTH_TO_SPACE): the op module's copies
+(mcuc.ir.ops.movement.moves), each one call of runtime_c's mcuc_copy6 over byte
+strides (negative ones too), its trailing contiguous axes merged into one memcpy run.
+A constant input is a const array in flash.
+
+`emit` returns (file-scope declarations, the call, runtime headers used); kernels.py
+wraps it into its StepCode and registers it in its emitter table (site naming as in
+kernels_binary.py).
+"""
+from __future__ import annotations
+
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.ops.movement import moves
+from mcuc.ir.patch_lowering import merged_runs
+from mcuc.ir.program import Program, Step
+
+from .c_syntax import c_comment
+from .kernels_binary import ELEMENTWISE_H, arena_offset, c_array
+
+_CTYPES = {1: "int8_t", 2: "int16_t"}
+MAX_AXES = 6
+
+
+def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]:
+    op = step.op
+    name = site.name
+    decls = [f"/* {c_comment(op.label)} */\n"]
+    sources: dict[int, str] = {}
+    op_moves = moves(op)
+    for k in sorted({m.input for m in op_moves}):
+        t = op.inputs[k]
+        if t.is_constant:
+            if t.itemsize not in _CTYPES:
+                raise MCUCError(f"{op.label}: constant input {t.name!r} of {t.dtype} is not supported")
+            decls.append(c_array(_CTYPES[t.itemsize], f"{name}_c{k}", t.data))
+            sources[k] = f"(const uint8_t *){name}_c{k}"
+        else:
+            sources[k] = f"arena + {arena_offset(program, t, op.label)}"
+    calls = []
+    for j, m in enumerate(op_moves):
+        x_t, y_t = op.inputs[m.input], op.outputs[m.output]
+        item = x_t.itemsize
+        shape, dst_strides, src_strides, run = merged_runs(
+            m.shape, [s * item for s in m.dst_strides], [s * item for s in m.src_strides], item)
+        if len(shape) > MAX_AXES:
+            raise MCUCError(f"{op.label}: a copy over {len(shape)} non-contiguous axes is beyond the supported "
+                            f"{MAX_AXES}")
+        pad = MAX_AXES - len(shape)
+        decls.append(c_array("int", f"{name}_e{j}", [1] * pad + list(shape)))
+        decls.append(c_array("int", f"{name}_d{j}", [0] * pad + list(dst_strides)))
+        decls.append(c_array("int", f"{name}_s{j}", [0] * pad + list(src_strides)))
+        dst = arena_offset(program, y_t, op.label) + m.dst * item
+        calls.append(f"    mcuc_copy6(arena + {dst}, {sources[m.input]} + {m.src * item}, {name}_e{j}, "
+                     f"{name}_d{j}, {name}_s{j}, {run});\n")
+    decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n{''.join(calls)}    (void)arena;\n}}\n")
+    return "".join(decls), f"{name}(arena);", (ELEMENTWISE_H,)

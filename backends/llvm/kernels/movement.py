@@ -1,0 +1,40 @@
+"""The data movement ops (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, PACK, UNPACK, GATHER,
+SPACE_TO_DEPTH, DEPTH_TO_SPACE) as the copies their op modules state
+(mcuc.ir.ops.movement.moves): one loop nest per move, its trailing axes merged into one
+memcpy where both sides are contiguous. EXPAND_DIMS is a view: the RESHAPE emitter."""
+from __future__ import annotations
+
+from mcuc.ir.ops import kinds
+from mcuc.ir.ops.movement import moves
+
+from ..codegen import KernelCall
+from . import register
+from .layout import _copy_elements, same_bytes
+
+register(kinds.EXPAND_DIMS)(same_bytes)
+
+
+def _merged(shape, src_strides, dst_strides) -> tuple[list[int], list[int], list[int], int]:
+    """(outer shape, src strides, dst strides, run): trailing axes both sides hold
+    contiguously become one run of elements."""
+    shape, src_strides, dst_strides = list(shape), list(src_strides), list(dst_strides)
+    run = 1
+    while shape and src_strides[-1] == run and dst_strides[-1] == run:
+        run *= shape.pop()
+        src_strides.pop()
+        dst_strides.pop()
+    return shape, src_strides, dst_strides, run
+
+
+@register(kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
+          kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE)
+def copy_moves(call: KernelCall) -> None:
+    em, op = call.em, call.op
+    for k, m in enumerate(moves(op)):
+        x_t, y_t = op.inputs[m.input], op.outputs[m.output]
+        src_ptr, dst_ptr = call.value_ptr(x_t), call.ptr(y_t)
+        shape, ss, ds, run = _merged(m.shape, m.src_strides, m.dst_strides)
+        with em.nest(shape, f"m{k}_") as idx:
+            src = em.index(list(zip(idx, ss)), m.src)
+            dst = em.index(list(zip(idx, ds)), m.dst)
+            _copy_elements(call, dst_ptr, dst, src_ptr, src, run, x_t.itemsize)

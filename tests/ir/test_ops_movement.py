@@ -1,0 +1,429 @@
+"""The data movement ops (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, PACK, UNPACK, EXPAND_DIMS,
+GATHER, SPACE_TO_DEPTH, DEPTH_TO_SPACE): hypothesis draws each op's legal attributes
+(negative axes, every STRIDED_SLICE mask, negative strides, -1 sizes, batch_dims, int8
+and int16 where tflite-micro runs int16), writes one model with one layer per op side by
+side, and compares every output byte with tflite-micro on the reference interpreter,
+llvm, the portable C on the host and a Cortex-M4 under emulation. The copies each op
+module states for the backends (ir/ops/movement.py) are held equal to its numpy
+`evaluate`; broken copies are caught; illegal attributes are refused naming the op.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mcuc.frontend.tflite import load_tflite
+from mcuc.ir import Op, Tensor
+from mcuc.ir.errors import MCUCError
+from mcuc.ir.ops import kinds, op_def
+from mcuc.ir.ops import movement
+from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
+from mcuc.ir.ops.gather import GatherAttrs
+from mcuc.ir.ops.pack import PackAttrs
+from mcuc.ir.ops.slice import SliceAttrs
+from mcuc.ir.ops.space_depth import BlockAttrs
+from mcuc.ir.ops.split import SplitAttrs
+from mcuc.ir.ops.strided_slice import StridedSliceAttrs
+
+from tests.ir.test_ops_compare import assert_matches_oracle
+from tests.support.tflite_builder import ModelBuilder
+
+NEEDS_ARM = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
+                               reason="arm-none-eabi-gcc is not installed (Debian: gcc-arm-none-eabi)")
+KINDS = ("SLICE", "STRIDED_SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "EXPAND_DIMS", "GATHER",
+         "SPACE_TO_DEPTH", "DEPTH_TO_SPACE")
+
+
+@dataclass
+class Layer:
+    """One op: its activation input shapes, the TFLite input list (("x", k): activation k;
+    ("c", values, dtype): a constant), options, the IR attributes (for output shapes),
+    the IR's constant inputs after the activations (GATHER's indices) and its output count."""
+
+    kind: str
+    dtype: str
+    shapes: list[tuple[int, ...]]
+    tfl_inputs: list[tuple]
+    options: dict
+    attrs: object
+    outputs: int = 1
+    ir_consts: list = field(default_factory=list)
+
+    def ir_op(self) -> Op:
+        ins = [Tensor(f"x{k}", s, self.dtype) for k, s in enumerate(self.shapes)]
+        ins += [Tensor(f"c{k}", np.shape(v), d, data=np.asarray(v, d)) for k, (v, d) in enumerate(self.ir_consts)]
+        outs = [Tensor(f"y{k}", (), self.dtype) for k in range(self.outputs)]
+        return Op(self.kind, tuple(ins), tuple(outs), self.attrs)
+
+    def out_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(s) for s in op_def(self.kind).infer_shapes(self.ir_op())]
+
+
+def dims(draw, rank: int, low: int = 1, high: int = 4) -> tuple[int, ...]:
+    return tuple(draw(st.integers(low, high)) for _ in range(rank))
+
+
+def int_dtype(draw, int16: bool = True) -> str:
+    return "int16" if int16 and draw(st.integers(0, 3)) == 0 else "int8"
+
+
+@st.composite
+def slice_layer(draw) -> Layer:
+    shape = dims(draw, draw(st.integers(1, 5)))
+    begin = [draw(st.integers(0, d - 1)) for d in shape]
+    size = [draw(st.sampled_from([-1, draw(st.integers(1, d - b))])) for b, d in zip(begin, shape)]
+    pdtype = draw(st.sampled_from(["int32", "int64"]))
+    return Layer("SLICE", int_dtype(draw), [shape], [("x", 0), ("c", begin, pdtype), ("c", size, pdtype)], {},
+                 SliceAttrs(tuple(begin), tuple(size)))
+
+
+@st.composite
+def strided_slice_layer(draw) -> Layer:
+    """Every axis non-empty: its first element s and a stop past it in the stride's
+    direction, each written in one of the forms that resolve to it (as is, counted from
+    the back, clamped from beyond the axis, or by the begin/end mask)."""
+    shape = dims(draw, draw(st.integers(1, 4)), 1, 5)
+    rank = len(shape)
+    shrink = draw(st.integers(0, 2**rank - 1)) if draw(st.booleans()) else 0
+    begin, end, strides, begin_mask, end_mask = [], [], [], 0, 0
+    for i, d in enumerate(shape):
+        stride = draw(st.sampled_from([1, 2, 3])) if shrink >> i & 1 else draw(st.sampled_from([-3, -2, -1, 1, 2, 3]))
+        first = draw(st.integers(0, d - 1))
+        if stride > 0 and first == 0 and draw(st.booleans()):
+            begin_mask |= 1 << i
+            begin.append(draw(st.integers(-9, 9)))
+        elif stride < 0 and first == d - 1 and draw(st.booleans()):
+            begin_mask |= 1 << i
+            begin.append(draw(st.integers(-9, 9)))
+        else:
+            begin.append(draw(st.sampled_from([first, first - d])))
+        stop = draw(st.integers(first + 1, d)) if stride > 0 else draw(st.integers(-1, first - 1))
+        forms = [stop] if 0 <= stop < d else []
+        if 0 <= stop < d:
+            forms.append(stop - d)
+        if stop == d:
+            forms += [d, d + draw(st.integers(0, 3))]
+        if stop == -1:
+            forms.append(-d - 1 - draw(st.integers(0, 3)))
+        if (stop == d or stop == -1) and draw(st.booleans()):
+            end_mask |= 1 << i
+            end.append(draw(st.integers(-9, 9)))
+        else:
+            end.append(draw(st.sampled_from(forms)))
+        strides.append(stride)
+    masks = dict(begin_mask=begin_mask, end_mask=end_mask, shrink_axis_mask=shrink)
+    # tflite-micro never reads `offset`; the file's shapes follow its reading.
+    return Layer("STRIDED_SLICE", int_dtype(draw), [shape],
+                 [("x", 0), ("c", begin, "int32"), ("c", end, "int32"), ("c", strides, "int32")],
+                 {**masks, "offset": draw(st.booleans())},
+                 StridedSliceAttrs(tuple(begin), tuple(end), tuple(strides), **masks))
+
+
+@st.composite
+def split_layer(draw) -> Layer:
+    shape = list(dims(draw, draw(st.integers(1, 4))))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    n = draw(st.integers(1, 3))
+    shape[axis] *= n
+    attrs = SplitAttrs(axis, (shape[axis] // n,) * n)
+    return Layer("SPLIT", int_dtype(draw), [tuple(shape)], [("c", [axis], "int32"), ("x", 0)], {"num_splits": n},
+                 attrs, n)
+
+
+@st.composite
+def split_v_layer(draw) -> Layer:
+    shape = list(dims(draw, draw(st.integers(1, 4))))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    sizes = [draw(st.integers(1, 3)) for _ in range(draw(st.integers(1, 4)))]
+    shape[axis] = sum(sizes)
+    written = list(sizes)
+    if draw(st.booleans()):
+        written[draw(st.integers(0, len(sizes) - 1))] = -1
+    return Layer("SPLIT_V", int_dtype(draw), [tuple(shape)],
+                 [("x", 0), ("c", written, "int32"), ("c", [axis], "int32")], {"num_splits": len(sizes)},
+                 SplitAttrs(axis, tuple(sizes)), len(sizes))
+
+
+@st.composite
+def pack_layer(draw) -> Layer:
+    shape = dims(draw, draw(st.integers(1, 3)))
+    n = draw(st.integers(1, 4))
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    return Layer("PACK", int_dtype(draw), [shape] * n, [("x", k) for k in range(n)],
+                 {"values_count": n, "axis": axis}, PackAttrs(axis))
+
+
+@st.composite
+def unpack_layer(draw) -> Layer:
+    shape = dims(draw, draw(st.integers(1, 4)))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    return Layer("UNPACK", int_dtype(draw), [shape], [("x", 0)], {"num": shape[axis], "axis": axis},
+                 PackAttrs(axis), shape[axis])
+
+
+@st.composite
+def expand_dims_layer(draw) -> Layer:
+    shape = dims(draw, draw(st.integers(1, 4)))
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    return Layer("EXPAND_DIMS", int_dtype(draw), [shape], [("x", 0), ("c", [axis], "int32")], {},
+                 ExpandDimsAttrs(axis))
+
+
+@st.composite
+def gather_layer(draw) -> Layer:
+    shape = dims(draw, draw(st.integers(1, 4)))
+    rank = len(shape)
+    axis = draw(st.integers(0, rank - 1))
+    batch_dims = draw(st.integers(0, axis))
+    idx_shape = shape[:batch_dims] + dims(draw, draw(st.integers(0, 2)), 1, 3)
+    if not idx_shape:
+        idx_shape = (draw(st.integers(1, 3)),)
+        batch_dims = 0
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    indices = rng.integers(0, shape[axis], size=idx_shape).astype(np.int32)
+    written_axis = axis - rank if draw(st.booleans()) else axis
+    written_bd = batch_dims - len(idx_shape) if draw(st.booleans()) else batch_dims
+    return Layer("GATHER", "int8", [shape], [("x", 0), ("c", indices, "int32")],
+                 {"axis": written_axis, "batch_dims": written_bd}, GatherAttrs(written_axis, written_bd),
+                 ir_consts=[(indices, "int32")])
+
+
+@st.composite
+def block_layer(draw, kind: str) -> Layer:
+    b = draw(st.integers(1, 3))
+    n, h, w, c = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    shape = (n, h * b, w * b, c) if kind == "SPACE_TO_DEPTH" else (n, h, w, c * b * b)
+    return Layer(kind, "int8", [shape], [("x", 0)], {"block_size": b}, BlockAttrs(b))
+
+
+LAYERS = {"SLICE": slice_layer(), "STRIDED_SLICE": strided_slice_layer(), "SPLIT": split_layer(),
+          "SPLIT_V": split_v_layer(), "PACK": pack_layer(), "UNPACK": unpack_layer(),
+          "EXPAND_DIMS": expand_dims_layer(), "GATHER": gather_layer(),
+          "SPACE_TO_DEPTH": block_layer("SPACE_TO_DEPTH"), "DEPTH_TO_SPACE": block_layer("DEPTH_TO_SPACE")}
+
+
+def model_of(layers: list[Layer], seed: int = 0) -> tuple[bytes, list[np.ndarray]]:
+    mb = ModelBuilder()
+    rng = np.random.default_rng(seed)
+    ins, outs, values = [], [], []
+    for i, layer in enumerate(layers):
+        q = (0.05 + 0.01 * i, (i * 7) % 20 - 10) if layer.dtype == "int8" else (0.001, 0)
+        acts = []
+        for k, shape in enumerate(layer.shapes):
+            acts.append(mb.tensor(f"x{i}_{k}", shape, layer.dtype, *q))
+            info = np.iinfo(layer.dtype)
+            values.append(rng.integers(info.min, info.max + 1, size=shape).astype(layer.dtype))
+        ins += acts
+        tfl = []
+        for j, entry in enumerate(layer.tfl_inputs):
+            if entry[0] == "x":
+                tfl.append(acts[entry[1]])
+            else:
+                tfl.append(mb.tensor(f"p{i}_{j}", np.shape(entry[1]), entry[2], data=np.asarray(entry[1], entry[2])))
+        ys = [mb.tensor(f"y{i}_{k}_{layer.kind}", s, layer.dtype, *q) for k, s in enumerate(layer.out_shapes())]
+        mb.op(layer.kind, tfl, ys, **layer.options)
+        outs += ys
+    return mb.build(ins, outs), values
+
+
+@st.composite
+def layer_sets(draw, kinds=KINDS) -> list[Layer]:
+    return [draw(LAYERS[k]) for k in kinds]
+
+
+# -- against tflite-micro --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(deadline=None, max_examples=12)
+@given(data=st.data())
+def test_reference_matches_oracle(kind, data):
+    layers = [data.draw(LAYERS[kind]) for _ in range(3)]
+    model, inputs = model_of(layers)
+    assert_matches_oracle(model, inputs, what=str(layers))
+
+
+@settings(deadline=None, max_examples=3)
+@given(layers=layer_sets())
+def test_llvm_and_c_host_match_oracle(layers):
+    model, inputs = model_of(layers)
+    assert_matches_oracle(model, inputs, ("reference", "llvm", "c-host"), str(layers))
+
+
+def fixed_layers() -> list[Layer]:
+    """One layer of each op, with negative axes, masks and strides."""
+    return [
+        Layer("SLICE", "int8", [(2, 3, 4)], [("x", 0), ("c", [1, 0, 1], "int32"), ("c", [1, -1, 2], "int32")], {},
+              SliceAttrs((1, 0, 1), (1, -1, 2))),
+        Layer("STRIDED_SLICE", "int16", [(3, 5, 4)],
+              [("x", 0), ("c", [2, 0, -1], "int32"), ("c", [0, 5, 0], "int32"), ("c", [-1, 2, -2], "int32")],
+              {"end_mask": 1}, StridedSliceAttrs((2, 0, -1), (0, 5, 0), (-1, 2, -2), end_mask=1)),
+        Layer("SPLIT_V", "int8", [(2, 6)], [("x", 0), ("c", [1, -1, 2], "int32"), ("c", [-1], "int32")],
+              {"num_splits": 3}, SplitAttrs(-1, (1, 3, 2)), 3),
+        Layer("PACK", "int8", [(2, 3)] * 2, [("x", 0), ("x", 1)], {"values_count": 2, "axis": 1}, PackAttrs(1)),
+        Layer("UNPACK", "int8", [(2, 3)], [("x", 0)], {"num": 3, "axis": -1}, PackAttrs(-1), 3),
+        Layer("EXPAND_DIMS", "int8", [(4, 3)], [("x", 0), ("c", [-1], "int32")], {}, ExpandDimsAttrs(-1)),
+        Layer("GATHER", "int8", [(3, 5, 2)], [("x", 0), ("c", np.array([[4, 0], [2, 2]], np.int32), "int32")],
+              {"axis": 1}, GatherAttrs(1), ir_consts=[(np.array([[4, 0], [2, 2]], np.int32), "int32")]),
+        Layer("SPACE_TO_DEPTH", "int8", [(1, 4, 6, 3)], [("x", 0)], {"block_size": 2}, BlockAttrs(2)),
+        Layer("DEPTH_TO_SPACE", "int8", [(1, 2, 3, 8)], [("x", 0)], {"block_size": 2}, BlockAttrs(2)),
+    ]
+
+
+@NEEDS_ARM
+def test_cortex_m4_matches_oracle():
+    model, inputs = model_of(fixed_layers())
+    assert_matches_oracle(model, inputs, ("cortex-m4",))
+
+
+# -- the copies the backends run equal each op's evaluate ----------------------------------------
+
+@settings(deadline=None, max_examples=40)
+@given(layers=layer_sets(), seed=st.integers(0, 2**31))
+def test_moves_equal_evaluate(layers, seed):
+    rng = np.random.default_rng(seed)
+    for layer in layers:
+        op = layer.ir_op()
+        op = op.with_(outputs=tuple(Tensor(f"y{k}", s, layer.dtype) for k, s in enumerate(layer.out_shapes())))
+        xs = [rng.integers(-128, 128, size=s).astype(layer.dtype) for s in layer.shapes]
+        xs += [np.asarray(v, d) for v, d in layer.ir_consts]
+        want = op_def(op.kind).evaluate(op, xs)
+        got = movement.run_moves(op, xs)
+        for w, g in zip(want, got):
+            assert w.shape == g.shape and np.array_equal(w, g), layer
+
+
+def test_a_broken_copy_is_caught(monkeypatch):
+    """A STRIDED_SLICE that walks its negative stride the wrong way (same elements,
+    reversed order) must differ."""
+    from mcuc.ir.ops import strided_slice
+
+    layer = Layer("STRIDED_SLICE", "int8", [(6,)], [("x", 0), ("c", [4], "int32"), ("c", [0], "int32"),
+                                                    ("c", [-2], "int32")], {}, StridedSliceAttrs((4,), (0,), (-2,)))
+    model, inputs = model_of([layer])
+    assert_matches_oracle(model, inputs)
+    real = strided_slice.ranges
+    monkeypatch.setattr(strided_slice, "ranges",
+                        lambda op: [(s + (c - 1) * st_, -st_, c, sh) for s, st_, c, sh in real(op)])
+    with pytest.raises(AssertionError, match="differ from tflite-micro"):
+        assert_matches_oracle(model, inputs)
+
+
+# -- refusals -----------------------------------------------------------------------------------
+
+def _load(layer: Layer, out_shapes=None):
+    mb = ModelBuilder()
+    acts = [mb.tensor(f"x{k}", s, layer.dtype, 0.1, 0) for k, s in enumerate(layer.shapes)]
+    tfl = [acts[e[1]] if e[0] == "x" else mb.tensor(f"p{j}", np.shape(e[1]), e[2], data=np.asarray(e[1], e[2]))
+           for j, e in enumerate(layer.tfl_inputs)]
+    ys = [mb.tensor(f"y{k}", s, layer.dtype, 0.1, 0) for k, s in enumerate(out_shapes)]
+    mb.op(layer.kind, tfl, ys, **layer.options)
+    return load_tflite(mb.build(acts, ys))
+
+
+def test_slice_leaving_the_input_is_refused():
+    layer = Layer("SLICE", "int8", [(4,)], [("x", 0), ("c", [3], "int32"), ("c", [2], "int32")], {}, None)
+    with pytest.raises(MCUCError, match=r"SLICE.*begin 3 and size 2 leave the input's extent 4"):
+        _load(layer, [(2,)])
+
+
+def test_strided_slice_zero_stride_and_rank_5_are_refused():
+    zero = Layer("STRIDED_SLICE", "int8", [(4,)], [("x", 0), ("c", [0], "int32"), ("c", [4], "int32"),
+                                                   ("c", [0], "int32")], {}, None)
+    with pytest.raises(MCUCError, match=r"STRIDED_SLICE.*strides\[0\] is 0"):
+        _load(zero, [(4,)])
+    five = Layer("STRIDED_SLICE", "int8", [(1, 1, 1, 1, 2)], [("x", 0)] + [("c", v, "int32") for v in
+                                                                         ([0] * 5, [1] * 5, [1] * 5)], {}, None)
+    with pytest.raises(MCUCError, match=r"STRIDED_SLICE.*rank 5 is not supported"):
+        _load(five, [(1, 1, 1, 1, 1)])
+
+
+def test_strided_slice_int64_parameters_are_refused():
+    layer = Layer("STRIDED_SLICE", "int8", [(4,)], [("x", 0), ("c", [0], "int64"), ("c", [4], "int64"),
+                                                    ("c", [1], "int64")], {}, None)
+    with pytest.raises(MCUCError, match=r"STRIDED_SLICE.*begin input .* is int64; tflite-micro reads it as int32"):
+        _load(layer, [(4,)])
+
+
+def test_strided_slice_shrink_with_negative_stride_is_refused():
+    layer = Layer("STRIDED_SLICE", "int8", [(4, 2)], [("x", 0), ("c", [1, 0], "int32"), ("c", [2, 2], "int32"),
+                                                      ("c", [-1, 1], "int32")], {"shrink_axis_mask": 1}, None)
+    with pytest.raises(MCUCError, match=r"STRIDED_SLICE.*shrink axis 0 has stride -1"):
+        _load(layer, [(2,)])
+
+
+def test_strided_slice_shrink_past_the_end_is_refused():
+    layer = Layer("STRIDED_SLICE", "int8", [(4, 2)], [("x", 0), ("c", [4, 0], "int32"), ("c", [5, 2], "int32"),
+                                                      ("c", [1, 1], "int32")], {"shrink_axis_mask": 1}, None)
+    with pytest.raises(MCUCError, match=r"STRIDED_SLICE.*shrink axis 0: begin 4 is outside"):
+        _load(layer, [(2,)])
+
+
+def test_gather_out_of_range_and_run_time_indices_are_refused():
+    bad = Layer("GATHER", "int8", [(4, 2)], [("x", 0), ("c", np.array([1, 4], np.int32), "int32")], {"axis": 0}, None)
+    with pytest.raises(MCUCError, match=r"GATHER.*index 4 is outside \[0, 4\)"):
+        _load(bad, [(2, 2)])
+    mb = ModelBuilder()
+    x = mb.tensor("x", (4, 2), "int8", 0.1, 0)
+    i = mb.tensor("i", (2,), "int32")
+    y = mb.tensor("y", (2, 2), "int8", 0.1, 0)
+    mb.op("GATHER", [x, i], [y], axis=0)
+    with pytest.raises(MCUCError, match=r"GATHER.*computed at run time"):
+        load_tflite(mb.build([x, i], [y]))
+
+
+def test_gather_int16_and_int64_indices_are_refused():
+    wide = Layer("GATHER", "int16", [(4, 2)], [("x", 0), ("c", np.array([1], np.int32), "int32")], {"axis": 0}, None)
+    with pytest.raises(MCUCError, match=r"GATHER.*int16; supported: int8"):
+        _load(wide, [(1, 2)])
+    long = Layer("GATHER", "int8", [(4, 2)], [("x", 0), ("c", np.array([1], np.int64), "int64")], {"axis": 0}, None)
+    with pytest.raises(MCUCError, match=r"GATHER.*int64; tflite-micro's GATHER takes int32 indices only"):
+        _load(long, [(1, 2)])
+
+
+def test_split_that_does_not_divide_and_bad_axes_are_refused():
+    uneven = Layer("SPLIT", "int8", [(5,)], [("c", [0], "int32"), ("x", 0)], {"num_splits": 2}, None)
+    with pytest.raises(MCUCError, match=r"SPLIT.*does not split into 2 equal pieces"):
+        _load(uneven, [(2,), (3,)])
+    axis = Layer("EXPAND_DIMS", "int8", [(5,)], [("x", 0), ("c", [3], "int32")], {}, None)
+    with pytest.raises(MCUCError, match=r"EXPAND_DIMS.*axis 3 is out of range"):
+        _load(axis, [(5, 1)])
+
+
+def test_space_to_depth_indivisible_is_refused():
+    layer = Layer("SPACE_TO_DEPTH", "int8", [(1, 3, 4, 1)], [("x", 0)], {"block_size": 2}, None)
+    with pytest.raises(MCUCError, match=r"SPACE_TO_DEPTH.*height 3 and width 4 must be multiples of block_size 2"):
+        _load(layer, [(1, 1, 2, 4)])
+
+
+# -- the generated C is warning-free under strict flags ------------------------------------------
+
+STRICT = ("-O2", "-Wall", "-Wextra", "-Wconversion", "-Wshadow", "-Wcast-align", "-Wpedantic", "-std=c99", "-Werror")
+
+
+@NEEDS_ARM
+def test_generated_c_compiles_without_warnings(tmp_path):
+    """Every op of this file and of test_ops_compare.py in one project: the portable C
+    (cortex-m0, on the host's gcc) and the cortex-m4 C (arm-none-eabi-gcc), -Werror."""
+    import subprocess
+
+    import mcuc
+    from tests.ir.test_ops_compare import Case, model_and_inputs
+
+    movement_model, _ = model_of(fixed_layers())
+    compare_model, _ = model_and_inputs([
+        Case("MAXIMUM", (2, 3), (3,), (0.1, 0), (0.1, 0), (0.1, 0), dtype="int16"),
+        Case("MINIMUM", (2, 3), (2, 1), (0.1, 0), (0.1, 0), (0.1, 0), const=2),
+        Case("SQUARED_DIFFERENCE", (4,), (4,), (0.1, 3), (0.2, 1), (0.05, -3))])
+    for k, model in enumerate((movement_model, compare_model)):
+        for target, compiler in (("cortex-m0", ["gcc"]),
+                                 ("cortex-m4", ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb",
+                                                "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"])):
+            folder = tmp_path / f"{target}_{k}"
+            mcuc.compile_to_directory(model, folder, target=target)
+            done = subprocess.run([*compiler, *STRICT, "-c", "model.c", "-o", "/dev/null"], cwd=folder,
+                                  capture_output=True, text=True)
+            assert done.returncode == 0 and "warning" not in done.stderr, (target, done.stderr[:3000])
