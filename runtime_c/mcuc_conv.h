@@ -58,7 +58,7 @@ typedef struct {
 MCUC_INLINE int32_t mcuc_activation(int32_t y, const mcuc_requant_t *q) {
 #if MCUC_DSP
     if (q->act_min == -128 && q->act_max == 127) {
-        return __ssat(y, 8);
+        return mcuc_ssat8(y);
     }
 #endif
     return mcuc_clamp(y, q->act_min, q->act_max);
@@ -139,9 +139,9 @@ MCUC_INLINE void mcuc_extend_rows2(int16_t *dst, const int8_t *src0, const int8_
     for (k = 0; k < depth4; k += 4) {
         const uint32_t v0 = mcuc_load32(src0 + k);
         const uint32_t v1 = mcuc_load32(src1 + k);
-        d[0] = __sxtb16(v0);
+        d[0] = mcuc_sxtb16(v0);
         d[1] = mcuc_sxtb16_ror8(v0);
-        d[2] = __sxtb16(v1);
+        d[2] = mcuc_sxtb16(v1);
         d[3] = mcuc_sxtb16_ror8(v1);
         d += 4;
     }
@@ -354,14 +354,14 @@ MCUC_INLINE void mcuc_gemm_rows2_streams(const int16_t *rows, int two, const uin
         acc[1] = acc[3] = (int32_t)s[1];
         k = (const int32_t *)(const void *)mcuc_gemm_2x2(acc, rows, (const int8_t *)(const void *)(s + 2),
                                                         depth4 / 4);
-        y0[c] = (int8_t)__ssat(mcuc_stage_fast(acc[0], k[0], k[2], k[4]), 8);
+        y0[c] = (int8_t)mcuc_ssat8(mcuc_stage_fast(acc[0], k[0], k[2], k[4]));
         if (two) {
-            y1[c] = (int8_t)__ssat(mcuc_stage_fast(acc[2], k[0], k[2], k[4]), 8);
+            y1[c] = (int8_t)mcuc_ssat8(mcuc_stage_fast(acc[2], k[0], k[2], k[4]));
         }
         if (c + 1 < out_ch) {
-            y0[c + 1] = (int8_t)__ssat(mcuc_stage_fast(acc[1], k[1], k[3], k[5]), 8);
+            y0[c + 1] = (int8_t)mcuc_ssat8(mcuc_stage_fast(acc[1], k[1], k[3], k[5]));
             if (two) {
-                y1[c + 1] = (int8_t)__ssat(mcuc_stage_fast(acc[3], k[1], k[3], k[5]), 8);
+                y1[c + 1] = (int8_t)mcuc_ssat8(mcuc_stage_fast(acc[3], k[1], k[3], k[5]));
             }
         }
         s = (const uint32_t *)(const void *)(k + 6);
@@ -482,9 +482,9 @@ MCUC_INLINE void mcuc_im2col_rows2(int16_t *rows, const int8_t *in, const int8_t
 #if MCUC_DSP
                 const uint32_t v0 = mcuc_load32(s0 + k), v1 = mcuc_load32(s1 + k);
                 uint32_t *d32 = (uint32_t *)(void *)d;
-                d32[0] = __sxtb16(v0);
+                d32[0] = mcuc_sxtb16(v0);
                 d32[1] = mcuc_sxtb16_ror8(v0);
-                d32[2] = __sxtb16(v1);
+                d32[2] = mcuc_sxtb16(v1);
                 d32[3] = mcuc_sxtb16_ror8(v1);
 #else
                 d[0] = s0[k];
@@ -610,18 +610,18 @@ MCUC_INLINE void mcuc_fully_connected(const int8_t *in, int8_t *out, int rows, i
 #if MCUC_DSP
             for (k = 0; k < body; k += 4) {
                 const uint32_t p = mcuc_load32(x + k);
-                const int32_t pe = (int32_t)__sxtb16(p), po = (int32_t)mcuc_sxtb16_ror8(p);
+                const int32_t pe = (int32_t)mcuc_sxtb16(p), po = (int32_t)mcuc_sxtb16_ror8(p);
                 uint32_t wv = mcuc_load32(w);
-                a0 = __smlad(pe, (int32_t)__sxtb16(wv), a0);
+                a0 = __smlad(pe, (int32_t)mcuc_sxtb16(wv), a0);
                 a0 = __smlad(po, (int32_t)mcuc_sxtb16_ror8(wv), a0);
                 wv = mcuc_load32(w + 4);
-                a1 = __smlad(pe, (int32_t)__sxtb16(wv), a1);
+                a1 = __smlad(pe, (int32_t)mcuc_sxtb16(wv), a1);
                 a1 = __smlad(po, (int32_t)mcuc_sxtb16_ror8(wv), a1);
                 wv = mcuc_load32(w + 8);
-                a2 = __smlad(pe, (int32_t)__sxtb16(wv), a2);
+                a2 = __smlad(pe, (int32_t)mcuc_sxtb16(wv), a2);
                 a2 = __smlad(po, (int32_t)mcuc_sxtb16_ror8(wv), a2);
                 wv = mcuc_load32(w + 12);
-                a3 = __smlad(pe, (int32_t)__sxtb16(wv), a3);
+                a3 = __smlad(pe, (int32_t)mcuc_sxtb16(wv), a3);
                 a3 = __smlad(po, (int32_t)mcuc_sxtb16_ror8(wv), a3);
                 w += 16;
             }
@@ -748,7 +748,7 @@ MCUC_INLINE void mcuc_fc_extend(uint32_t *x32, const int8_t *x, int c0, int n4, 
             }
             v = mcuc_load32(tail);
         }
-        x32[k / 2] = __sxtb16(v);
+        x32[k / 2] = mcuc_sxtb16(v);
         x32[k / 2 + 1] = mcuc_sxtb16_ror8(v);
     }
 }
@@ -896,7 +896,7 @@ MCUC_INLINE void mcuc_fully_connected_w16_streams(const int8_t *in, int8_t *out,
             int j;
             mcuc_fc_4x1(acc, xrow, (const int16_t *)(const void *)(s + 4), depth4 / 4);
             for (j = 0; j < 4 && u + j < units; j++) {
-                y[u + j] = (int8_t)__ssat(mcuc_stage_fast(acc[j], k[j], k[4 + j], k[8 + j]), 8);
+                y[u + j] = (int8_t)mcuc_ssat8(mcuc_stage_fast(acc[j], k[j], k[4 + j], k[8 + j]));
             }
             s += words;
         }

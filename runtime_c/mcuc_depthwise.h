@@ -54,7 +54,7 @@ MCUC_INLINE void mcuc_depthwise_c4(const int8_t *in, int8_t *out, const mcuc_dim
                             const int16_t *wt = wg + (ky * kw + kx) * 4;
 #if MCUC_DSP
                             const uint32_t xv = mcuc_load32(xrow + kx * dil_w * ch);
-                            const int32_t xe = (int32_t)__sxtab16(offset2, xv);
+                            const int32_t xe = (int32_t)mcuc_sxtab16(offset2, xv);
                             const int32_t xo = (int32_t)mcuc_sxtab16_ror8(offset2, xv);
                             const int32_t we = (int32_t)mcuc_load32(wt);
                             const int32_t wo = (int32_t)mcuc_load32(wt + 2);
@@ -400,8 +400,8 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
                         const int8_t *p = top + r * pitch + ox * stride_w;
                         const int32_t w02 = t[2 * r], w1 = t[2 * r + 1];
                         const uint32_t v0 = mcuc_load32(p), v1 = mcuc_load32(p + 4);
-                        const int32_t e0 = (int32_t)__sxtb16(v0), o0 = (int32_t)mcuc_sxtb16_ror8(v0);
-                        const int32_t e1 = (int32_t)__sxtb16(v1);
+                        const int32_t e0 = (int32_t)mcuc_sxtb16(v0), o0 = (int32_t)mcuc_sxtb16_ror8(v0);
+                        const int32_t e1 = (int32_t)mcuc_sxtb16(v1);
                         if (stride_w == 1) {
                             const int32_t o1 = (int32_t)mcuc_sxtb16_ror8(v1);
                             a0 = __smlabb(o0, w1, __smlad(e0, w02, a0));
@@ -410,7 +410,7 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
                             a3 = __smlabb(e1, w1, __smladx(mcuc_pkhbt(o1, o0), w02, a3));
                         } else {
                             const int32_t o1 = (int32_t)mcuc_sxtb16_ror8(v1);
-                            const int32_t e2 = (int32_t)__sxtb16(mcuc_load32(p + 8));
+                            const int32_t e2 = (int32_t)mcuc_sxtb16(mcuc_load32(p + 8));
                             a0 = __smlabb(o0, w1, __smlad(e0, w02, a0));
                             a1 = __smlatb(o0, w1, __smladx(mcuc_pkhbt(e1, e0), w02, a1));
                             a2 = __smlabb(o1, w1, __smlad(e1, w02, a2));
@@ -433,7 +433,7 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
                     int r;
                     for (r = 0; r < 3; r++) {
                         const uint32_t v = mcuc_load32(top + r * pitch + ox * stride_w);
-                        acc = __smlabb((int32_t)mcuc_sxtb16_ror8(v), t[2 * r + 1], __smlad((int32_t)__sxtb16(v), t[2 * r], acc));
+                        acc = __smlabb((int32_t)mcuc_sxtb16_ror8(v), t[2 * r + 1], __smlad((int32_t)mcuc_sxtb16(v), t[2 * r], acc));
                     }
                     out[ox * ch] = (int8_t)(doubled ? mcuc_requant_channel_doubled(acc, q->tflite, c)
                                                     : mcuc_output_stage(acc, q, c));
@@ -446,9 +446,9 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
                     for (ky = 0; ky < kh; ky++) {
                         const int8_t *row = p + ky * dil_h * pitch;
                         const uint32_t v0 = mcuc_load32(row), v1 = mcuc_load32(row + 4);
-                        acc = __smlad((int32_t)__sxtb16(v0), pairs[ky][0], acc);
+                        acc = __smlad((int32_t)mcuc_sxtb16(v0), pairs[ky][0], acc);
                         acc = __smlad((int32_t)mcuc_sxtb16_ror8(v0), pairs[ky][2], acc);
-                        acc = __smlad((int32_t)__sxtb16(v1), pairs[ky][1], acc);
+                        acc = __smlad((int32_t)mcuc_sxtb16(v1), pairs[ky][1], acc);
                         if (kw > 5) {
                             acc = __smlad((int32_t)mcuc_sxtb16_ror8(v1), pairs[ky][3], acc);
                         }

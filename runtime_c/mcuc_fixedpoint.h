@@ -110,6 +110,22 @@ MCUC_INLINE uint32_t mcuc_sxtab16_ror8(uint32_t add, uint32_t x) {
     __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(add), "r"(x));
     return r;
 }
+
+/* ACLE's SXTB16, SXTAB16 and SSAT on the uint32_t words and int32_t values the kernels
+ * hold, as the same instructions: ACLE types packed words int32_t, and GCC's __ssat
+ * macro converts its builtin's unsigned result inside, so calling them directly is a
+ * -Wsign-conversion warning at every call. */
+MCUC_INLINE uint32_t mcuc_sxtb16(uint32_t x) {
+    return (uint32_t)__sxtb16((int8x4_t)x);
+}
+
+MCUC_INLINE uint32_t mcuc_sxtab16(uint32_t add, uint32_t x) {
+    return (uint32_t)__sxtab16((int16x2_t)add, (int8x4_t)x);
+}
+
+MCUC_INLINE int32_t mcuc_ssat8(int32_t x) {
+    return (int32_t)__builtin_arm_ssat(x, 8);
+}
 #endif
 
 MCUC_INLINE int32_t mcuc_clamp(int32_t x, int32_t lo, int32_t hi) {

@@ -478,7 +478,7 @@ MCUC_INLINE int32_t mcuc_ort_fixed_out(int32_t t, int32_t frac, int32_t lo, int3
     const int32_t low = lo > act_min ? lo : act_min, high = hi < act_max ? hi : act_max;
 #if MCUC_DSP
     if (low == -128 && high == 127) {
-        return __ssat(t >> frac, 8);
+        return mcuc_ssat8(t >> frac);
     }
 #endif
     return mcuc_clamp(t >> frac, low, high);
