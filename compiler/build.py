@@ -53,7 +53,14 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str 
     model = (reloaded(model, options.layout, options.onnx_numerics) if isinstance(model, Model)
              else load_with_options(model, options))
     scratch = cortexm_scratch(options.target, options.optimize)
+    # On a terminal (`progress`): a bar over the three phases, the first naming the patch search.
+    from mcuc.bench import progress_bar
+
+    bar = progress_bar(3, f"compile {model.name}", "phase") if progress else None
+    searching = options.patch == "auto" or options.sram is not None
+    _phase(bar, "scheduling (searching patch schedules)" if searching else "scheduling")
     program = schedule(model.graph, options, scratch)
+    _phase(bar, "writing the C project", 1)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -77,7 +84,17 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str 
     (out_dir / "memory.svg").write_text(memory_svg(program))
     from mcuc.report_html import render, searched_tradeoff_svg
 
+    _phase(bar, "report.html" + (" (the search again, for its plot)" if searching else ""), 1)
     tradeoff = searched_tradeoff_svg(prepare(model.graph, options), options, scratch, program)
     html = render(report, program, tradeoff, report.get("verification"))
     (out_dir / "report.html").write_text(html, encoding="utf-8", errors="backslashreplace")  # as its <meta> says
+    if bar is not None:
+        bar.close()
     return {**report, "compile_seconds": round(time.perf_counter() - start, 3)}
+
+
+def _phase(bar, text: str, done: int = 0) -> None:
+    """Advance a progress bar (None: no bar) by `done` phases and name the next one."""
+    if bar is not None:
+        bar.update(done)
+        bar.set_postfix_str(text, refresh=True)

@@ -60,3 +60,13 @@ def test_plan_shows_the_search_on_a_terminal_only(capsys, monkeypatch, tmp_path,
     assert ("plan mobilenet_tiny_int8" in err and "schedules searched" in err) == shown, err
     if not shown:
         assert err == ""
+
+
+@pytest.mark.parametrize("terminal, json_mode, shown", [(True, False, True), (True, True, False)])
+def test_compile_shows_its_phases_on_a_terminal_only(capsys, monkeypatch, tmp_path, terminal, json_mode, shown):
+    _stderr_is_a_terminal(monkeypatch, terminal)
+    assert main(["compile", str(EXAMPLE), "-o", str(tmp_path / "out")] + (["--json"] if json_mode else [])) == 0
+    err = capsys.readouterr().err
+    assert ("compile mobilenet_tiny_int8" in err and "writing the C project" in err) == shown, err
+    if not shown:
+        assert err == ""
