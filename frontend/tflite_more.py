@@ -10,9 +10,11 @@ from __future__ import annotations
 import tflite
 
 from mcuc.ir.ops import kinds
+from mcuc.ir.ops.batch_space import BatchSpaceAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.gather import GatherAttrs
 from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
+from mcuc.ir.ops.mirror_pad import REFLECT, SYMMETRIC, MirrorPadAttrs
 from mcuc.ir.ops.pack import PackAttrs
 from mcuc.ir.ops.slice import SliceAttrs
 from mcuc.ir.ops.space_depth import BlockAttrs
@@ -138,7 +140,38 @@ def _block(kind: str):
     return convert
 
 
+def _pad_rows(ctx, position: int, what: str, rank: int) -> tuple[tuple[int, int], ...]:
+    rows = ctx.parameter(position, what)
+    if rows.shape != (rank, 2):
+        raise ctx.fail(f"{what} shape {list(rows.shape)} must be ({rank}, 2)")
+    return tuple((int(a), int(b)) for a, b in rows)
+
+
+def _mirror_pad(ctx):
+    ctx.need_inputs(2)
+    mode = {tflite.MirrorPadMode.REFLECT: REFLECT, tflite.MirrorPadMode.SYMMETRIC: SYMMETRIC}.get(ctx.options.Mode())
+    if mode is None:
+        raise ctx.fail(f"mode {ctx.options.Mode()} is not REFLECT (0) or SYMMETRIC (1)")
+    return kinds.MIRROR_PAD, ctx.inputs[:1], MirrorPadAttrs(_pad_rows(ctx, 1, "paddings", len(ctx.inputs[0].shape)),
+                                                            mode)
+
+
+def _batch_space(kind: str, what: str):
+    def convert(ctx):
+        ctx.need_inputs(3)
+        spatial = len(ctx.inputs[0].shape) - 2
+        if spatial not in (1, 2):
+            raise ctx.fail(f"input rank {len(ctx.inputs[0].shape)} is not supported (3 or 4, as tflite-micro)")
+        block = _int32_parameter(ctx, 1, "block_shape")
+        _int32_parameter(ctx, 2, what)
+        return kind, ctx.inputs[:1], BatchSpaceAttrs(tuple(block), _pad_rows(ctx, 2, what, spatial))
+    return convert
+
+
 CONVERTERS.update({
+    "MIRROR_PAD": (tflite.MirrorPadOptions, _mirror_pad),
+    "SPACE_TO_BATCH_ND": (None, _batch_space(kinds.SPACE_TO_BATCH_ND, "paddings")),
+    "BATCH_TO_SPACE_ND": (None, _batch_space(kinds.BATCH_TO_SPACE_ND, "crops")),
     "SLICE": (None, _slice),
     "STRIDED_SLICE": (tflite.StridedSliceOptions, _strided_slice),
     "SPLIT": (tflite.SplitOptions, _split),

@@ -21,8 +21,10 @@ from mcuc.ir import Op, Tensor
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import kinds, op_def
 from mcuc.ir.ops import movement
+from mcuc.ir.ops.batch_space import BatchSpaceAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.gather import GatherAttrs
+from mcuc.ir.ops.mirror_pad import MirrorPadAttrs
 from mcuc.ir.ops.pack import PackAttrs
 from mcuc.ir.ops.slice import SliceAttrs
 from mcuc.ir.ops.space_depth import BlockAttrs
@@ -35,7 +37,7 @@ from tests.support.tflite_builder import ModelBuilder
 NEEDS_ARM = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                reason="arm-none-eabi-gcc is not installed (Debian: gcc-arm-none-eabi)")
 KINDS = ("SLICE", "STRIDED_SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "EXPAND_DIMS", "GATHER",
-         "SPACE_TO_DEPTH", "DEPTH_TO_SPACE")
+         "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "MIRROR_PAD", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND")
 
 
 @dataclass
@@ -200,10 +202,46 @@ def block_layer(draw, kind: str) -> Layer:
     return Layer(kind, "int8", [shape], [("x", 0)], {"block_size": b}, BlockAttrs(b))
 
 
+MIRROR_MODES = {"REFLECT": 0, "SYMMETRIC": 1}  # the schema's MirrorPadMode
+
+
+@st.composite
+def mirror_pad_layer(draw) -> Layer:
+    shape = dims(draw, draw(st.integers(1, 4)), 1, 4)
+    mode = draw(st.sampled_from(["REFLECT", "SYMMETRIC"]))
+    off = 1 if mode == "REFLECT" else 0
+    pads = tuple((draw(st.integers(0, n - off)), draw(st.integers(0, n - off))) for n in shape)
+    pdtype = draw(st.sampled_from(["int32", "int64"]))
+    return Layer("MIRROR_PAD", "int8", [shape], [("x", 0), ("c", np.array(pads), pdtype)],
+                 {"mode": MIRROR_MODES[mode]}, MirrorPadAttrs(pads, mode))
+
+
+@st.composite
+def batch_space_layer(draw, kind: str) -> Layer:
+    rank = draw(st.integers(3, 4))
+    block = tuple(draw(st.integers(1, 3)) for _ in range(rank - 2))
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    spatial = tuple(draw(st.integers(1, 3)) for _ in range(rank - 2))
+    if kind == "SPACE_TO_BATCH_ND":
+        shape = (n, *[s * b for s, b in zip(spatial, block)], c)
+        pads = tuple((0, 0) for _ in block)
+    else:
+        shape = (n * int(np.prod(block)), *spatial, c)
+        pads = []
+        for s, b in zip(spatial, block):
+            top = draw(st.integers(0, s * b - 1))
+            pads.append((top, draw(st.integers(0, s * b - 1 - top))))
+        pads = tuple(pads)
+    return Layer(kind, "int8", [shape], [("x", 0), ("c", list(block), "int32"), ("c", np.array(pads), "int32")], {},
+                 BatchSpaceAttrs(block, pads))
+
+
 LAYERS = {"SLICE": slice_layer(), "STRIDED_SLICE": strided_slice_layer(), "SPLIT": split_layer(),
           "SPLIT_V": split_v_layer(), "PACK": pack_layer(), "UNPACK": unpack_layer(),
           "EXPAND_DIMS": expand_dims_layer(), "GATHER": gather_layer(),
-          "SPACE_TO_DEPTH": block_layer("SPACE_TO_DEPTH"), "DEPTH_TO_SPACE": block_layer("DEPTH_TO_SPACE")}
+          "SPACE_TO_DEPTH": block_layer("SPACE_TO_DEPTH"), "DEPTH_TO_SPACE": block_layer("DEPTH_TO_SPACE"),
+          "MIRROR_PAD": mirror_pad_layer(), "SPACE_TO_BATCH_ND": batch_space_layer("SPACE_TO_BATCH_ND"),
+          "BATCH_TO_SPACE_ND": batch_space_layer("BATCH_TO_SPACE_ND")}
 
 
 def model_of(layers: list[Layer], seed: int = 0) -> tuple[bytes, list[np.ndarray]]:
@@ -270,6 +308,14 @@ def fixed_layers() -> list[Layer]:
               {"axis": 1}, GatherAttrs(1), ir_consts=[(np.array([[4, 0], [2, 2]], np.int32), "int32")]),
         Layer("SPACE_TO_DEPTH", "int8", [(1, 4, 6, 3)], [("x", 0)], {"block_size": 2}, BlockAttrs(2)),
         Layer("DEPTH_TO_SPACE", "int8", [(1, 2, 3, 8)], [("x", 0)], {"block_size": 2}, BlockAttrs(2)),
+        Layer("MIRROR_PAD", "int8", [(3, 4)], [("x", 0), ("c", np.array([[2, 1], [3, 0]]), "int32")],
+              {"mode": MIRROR_MODES["REFLECT"]}, MirrorPadAttrs(((2, 1), (3, 0)), "REFLECT")),
+        Layer("SPACE_TO_BATCH_ND", "int8", [(1, 4, 6, 2)], [("x", 0), ("c", [2, 3], "int32"),
+                                                           ("c", np.zeros((2, 2)), "int32")], {},
+              BatchSpaceAttrs((2, 3), ((0, 0), (0, 0)))),
+        Layer("BATCH_TO_SPACE_ND", "int8", [(6, 2, 2, 3)], [("x", 0), ("c", [3, 2], "int32"),
+                                                           ("c", np.array([[1, 2], [0, 1]]), "int32")], {},
+              BatchSpaceAttrs((3, 2), ((1, 2), (0, 1)))),
     ]
 
 
@@ -391,6 +437,18 @@ def test_split_that_does_not_divide_and_bad_axes_are_refused():
     axis = Layer("EXPAND_DIMS", "int8", [(5,)], [("x", 0), ("c", [3], "int32")], {}, None)
     with pytest.raises(MCUCError, match=r"EXPAND_DIMS.*axis 3 is out of range"):
         _load(axis, [(5, 1)])
+
+
+def test_mirror_pad_too_wide_and_space_to_batch_padding_are_refused():
+    wide = Layer("MIRROR_PAD", "int8", [(3,)], [("x", 0), ("c", np.array([[3, 0]]), "int32")],
+                 {"mode": MIRROR_MODES["REFLECT"]}, None)
+    with pytest.raises(MCUCError, match=r"MIRROR_PAD.*paddings \(3, 0\) exceed 2"):
+        _load(wide, [(6,)])
+    padded = Layer("SPACE_TO_BATCH_ND", "int8", [(1, 3, 4, 1)], [("x", 0), ("c", [2, 2], "int32"),
+                                                                 ("c", np.array([[1, 0], [0, 0]]), "int32")], {},
+                   None)
+    with pytest.raises(MCUCError, match=r"SPACE_TO_BATCH_ND.*not zero: tflite-micro fills padding with a value"):
+        _load(padded, [(4, 2, 2, 1)])
 
 
 def test_space_to_depth_indivisible_is_refused():
