@@ -54,14 +54,19 @@ class CompiledModel:
         outputs = self._run(list(inputs))
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def write(self, directory: str | os.PathLike, force: bool = False) -> dict:
+    def write(self, directory: str | os.PathLike, force: bool = False, name: str | None = None) -> dict:
         """Write the C project for `options.target` into `directory` (new, empty, or one
         mcuc wrote; else `force`), as `mcuc compile -o directory` does: model.c, model.h,
-        the runtime headers, Makefile, report.json, memory.svg. Returns the report."""
+        the runtime headers, Makefile, CMakeLists.txt, README.md, report.json,
+        memory.svg. `name` (default: compile()'s) prefixes the C symbols. Returns the
+        report."""
+        from dataclasses import replace
+
         from mcuc.build import check_output_folder, compile_to_directory
 
+        options = self.options if name is None else replace(self.options, name=name)
         check_output_folder(directory, force)
-        return compile_to_directory(self.model, directory, self.options)
+        return compile_to_directory(self.model, directory, options)
 
     def __repr__(self) -> str:
         return (f"CompiledModel({self.model.name}, backend={self.backend}, "
@@ -84,7 +89,8 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
             calibrate: str | os.PathLike | np.ndarray | None = None,
             calibrate_activations: str = "int8", optimize: str = "speed",
             onnx_numerics: str = "exact", max_tensor_bytes: int | None = None,
-            patch: str | None = None, sram: int | None = None) -> CompiledModel:
+            patch: str | None = None, sram: int | None = None, float_abi: str | None = None,
+            name: str | None = None, arena: str = "static") -> CompiledModel:
     """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`.
     `target` is the core `.write()` generates C for (`--target`; default: a Cortex-M
     backend's own core, else cortex-m4). `.report` describes what `backend` runs: for the
@@ -98,9 +104,13 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
     "size") is `--optimize`: what the Cortex-M backends build. `onnx_numerics` ("exact" or
     "ort-x86-avx2[:threads=N]") is `--onnx-numerics`: which onnxruntime an ONNX model's
     compiled code reproduces (mcuc.frontend.onnx_numerics). `max_tensor_bytes` is
-    `--max-tensor-bytes`: models with a larger tensor are refused (None: 64 MiB)."""
+    `--max-tensor-bytes`: models with a larger tensor are refused (None: 64 MiB).
+    `float_abi` ("soft", "softfp", "hard"; None: the core's default) is `--float-abi`, for
+    the Cortex-M backends and `.write()`; `name` (`--name`: the C prefix) and `arena`
+    ("static" or "caller": `--arena`) act in `.write()`."""
     options = CompileOptions(target=_target_for(backend, target), io=io, patch=patch, sram=sram, layout=layout,
-                             optimize=optimize, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
+                             optimize=optimize, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes,
+                             float_abi=float_abi, name=name, arena=arena)
     quantized = None
     if calibrate is not None:
         if not isinstance(model, (str, os.PathLike)):
@@ -128,7 +138,7 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, directory: st
     """`mcuc compile MODEL -o directory --target target ...`: write the C project and
     return its report (report.json's figures, as the CLI prints with --json). `options`
     are compile()'s keywords io, layout, optimize, onnx_numerics, max_tensor_bytes,
-    patch, sram."""
+    patch, sram, float_abi, name, arena."""
     from mcuc.build import check_output_folder, compile_to_directory as write
 
     opts = CompileOptions(target=target, **options)

@@ -75,7 +75,8 @@ def _emulated(target: str) -> Callable[[Model, CompileOptions], Built]:
         from mcuc.backends.cortexm import run_cortexm
 
         program = schedule(model.graph, options, cortexm_scratch(target, options.optimize))
-        t = cortexm_target(target, options.optimize)
+        # --float-abi is the --target core's; another core of a verify run keeps its default.
+        t = cortexm_target(target, options.optimize, options.float_abi if target == options.target else None)
         # Verification needs the outputs only: an uncounted run is many times faster.
         return _built(program, lambda inputs: run_cortexm(program, inputs, t, count_instructions=False).outputs)
     return make

@@ -32,7 +32,7 @@ def bench_model(path: str, options: CompileOptions, seed: int = 0) -> dict:
     program = schedule(model.graph, options, cortexm_scratch(options.target, options.optimize))
     compile_seconds = time.perf_counter() - start
     inputs = random_inputs(program.graph, np.random.default_rng(seed))
-    result = run_cortexm(program, inputs, cortexm_target(options.target, options.optimize))
+    result = run_cortexm(program, inputs, cortexm_target(options.target, options.optimize, options.float_abi))
     # The same expectation as `mcuc verify`'s (for ONNX: mcuc's reference, checked against
     # onnxruntime under the host rule).
     expected_of = Expected(model, program.graph, options)

@@ -46,6 +46,7 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str 
     `verify_samples`, `mcuc verify`'s default check on that many samples runs too and its
     report is report.json's `verification` (and a section of report.html)."""
     from mcuc.backends.cortexm import write_project
+    from mcuc.backends.cortexm.c_syntax import default_model_name
     from mcuc.passes.report import memory_svg
 
     start = time.perf_counter()
@@ -65,8 +66,8 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str 
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MCUCError(f"cannot create output directory {str(out_dir)!r}: {e}") from None
-    write_project(program, out_dir, cortexm_target(options.target, options.optimize), name=model.graph.name,
-                  layout=model.layout)
+    write_project(program, out_dir, cortexm_target(options.target, options.optimize, options.float_abi),
+                  name=options.name or default_model_name(model.name), layout=model.layout, arena=options.arena)
     # The backend's report (per-op kernels, runtime files) extended by the plan's figures.
     backend_report_path = out_dir / "report.json"
     report = json.loads(backend_report_path.read_text()) if backend_report_path.is_file() else {}

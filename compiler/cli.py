@@ -76,6 +76,9 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimize", choices=("speed", "size"), default="speed",
                    help="speed: -O3 and, on DSP cores, int16 fully connected weights (twice their flash); "
                         "size: -Os and int8 weights")
+    p.add_argument("--float-abi", choices=("soft", "softfp", "hard"), default=None,
+                   help="float ABI of the Cortex-M build, as the firmware it links into (default: hard on "
+                        "cortex-m4/m7/m33 with their FPU, soft on cortex-m0/m3)")
     _add_onnx_numerics_option(p)
     _add_limit_option(p)
 
@@ -95,7 +98,9 @@ def _options(args):
                           patch=getattr(args, "patch", None), sram=getattr(args, "sram", None),
                           layout=getattr(args, "layout", None), optimize=getattr(args, "optimize", "speed"),
                           onnx_numerics=getattr(args, "onnx_numerics", "exact"),
-                          max_tensor_bytes=getattr(args, "max_tensor_bytes", None))
+                          max_tensor_bytes=getattr(args, "max_tensor_bytes", None),
+                          name=getattr(args, "name", None), float_abi=getattr(args, "float_abi", None),
+                          arena=getattr(args, "arena", "static"))
 
 
 def cmd_inspect(args) -> int:
@@ -318,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(MODEL.quant.onnx)")
     p.add_argument("--calibrate-activations", choices=("int8", "uint8"), default="int8",
                    help="activation type of the --calibrate quantization")
+    p.add_argument("--name", default=None,
+                   help="prefix of every symbol, macro and section of the generated C (a C identifier; "
+                        "default: the model file's name made one)")
+    p.add_argument("--arena", choices=("static", "caller"), default="static",
+                   help="static: the arena is an array in model.c (section overridable with "
+                        "-DNAME_ARENA_SECTION); caller: NAME_invoke(arena) takes it")
     _add_compile_options(p)
     p.set_defaults(func=cmd_compile)
 

@@ -12,6 +12,7 @@ from mcuc.ir.program import Program, ScratchRequest
 TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33")
 IO_MODES = ("int8", "float")
 LAYOUTS = ("nchw", "nhwc")
+ARENA_MODES = ("static", "caller")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,15 @@ class CompileOptions:
     # The largest tensor a model may have, in bytes (None: 64 MiB, the default of
     # mcuc.frontend.validate). Like layout, it acts when the model is read.
     max_tensor_bytes: int | None = None
+    # The generated C's prefix (`--name`; None: the model file's name made a C
+    # identifier). It acts when the project is written (mcuc.build), not in the passes.
+    name: str | None = None
+    # The Cortex-M float ABI: "soft", "softfp" or "hard" (None: the core's default,
+    # mcuc.backends.cortexm.target). It acts when C is built for the core.
+    float_abi: str | None = None
+    # Where the arena lives: "static" (a static array in model.c) or "caller" (the caller
+    # passes it to <name>_invoke). It acts when the project is written.
+    arena: str = "static"
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS and self.target != "host":
@@ -51,6 +61,13 @@ class CompileOptions:
         max_tensor_bytes_or_default(self.max_tensor_bytes)
 
         check_patch_option(self.patch)
+        if self.arena not in ARENA_MODES:
+            raise MCUCError(f"unknown --arena {self.arena!r}; choose {' or '.join(ARENA_MODES)}")
+        if self.name is not None:
+            from mcuc.backends.cortexm.c_syntax import check_model_name
+
+            check_model_name(self.name)
+        cortexm_target(self.target, self.optimize, self.float_abi)  # a float ABI the core has
 
 
 Scratch = Callable[[Op, bool], Sequence[ScratchRequest]]
@@ -82,11 +99,12 @@ def schedule(graph: Graph, options: CompileOptions, scratch: Scratch | None = No
     return schedule_with_patches(graph, options.patch, options.sram, scratch)
 
 
-def cortexm_target(target: str, optimize: str = "speed"):
-    """The Cortex-M Target `target` compiled for `optimize` ("speed" or "size")."""
+def cortexm_target(target: str, optimize: str = "speed", float_abi: str | None = None):
+    """The Cortex-M Target `target` compiled for `optimize` ("speed" or "size") and
+    `float_abi` (None: the core's default)."""
     from mcuc.backends.cortexm.target import get_target
 
-    return get_target(target).optimized_for(optimize)
+    return get_target(target).optimized_for(optimize).with_float_abi(float_abi)
 
 
 def cortexm_scratch(target: str, optimize: str = "speed") -> Scratch:

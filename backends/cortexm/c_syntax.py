@@ -74,3 +74,47 @@ def c_struct(ctype: str, name: str, fields: dict[str, object], indent: str = "",
         line = candidate
     lines.append(line)
     return "\n".join([head, *lines, f"{indent}}};"])
+
+
+C_KEYWORDS = frozenset("""
+auto break case char const continue default do double else enum extern float for goto if
+inline int long register restrict return short signed sizeof static struct switch typedef
+union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic
+_Generic _Noreturn _Static_assert _Thread_local alignas alignof bool constexpr false
+nullptr static_assert thread_local true typeof typeof_unqual _BitInt _Decimal32
+_Decimal64 _Decimal128
+""".split())
+"""C99, C11 and C23 keywords: a model name may not be one."""
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def check_model_name(name: str) -> str:
+    """`name` if it can prefix every symbol, macro and section of a generated model
+    (`<name>_invoke`, `<NAME>_ARENA_BYTES`, `.bss.<name>_arena`); else MCUCError saying why.
+    It must be an ASCII C identifier that starts with a letter (a leading underscore
+    would make reserved names such as `_X_ARENA_BYTES`), not a C keyword, not within
+    mcuc's own `mcuc_` prefix (the runtime headers' names)."""
+    from mcuc.ir.errors import MCUCError
+
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise MCUCError(f"model name {name!r} is not a C identifier that starts with a letter "
+                        "(ASCII letters, digits and '_'; a leading '_' makes names C reserves)")
+    if name in C_KEYWORDS:
+        raise MCUCError(f"model name {name!r} is a C keyword; choose another --name")
+    if name.lower() == "mcuc" or name.lower().startswith("mcuc_"):
+        raise MCUCError(f"model name {name!r} is in the mcuc_ prefix of the runtime headers; "
+                        "choose another --name")
+    return name
+
+
+def default_model_name(stem: str) -> str:
+    """The model name derived from a file name: other characters become '_', leading
+    underscores and digits go, and a result that is empty, a keyword or in the mcuc_
+    prefix gets a `model_` prefix (so the default is always accepted by check_model_name)."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", stem).lstrip("_0123456789")
+    if not ident:
+        return "model"
+    if ident in C_KEYWORDS or ident.lower() == "mcuc" or ident.lower().startswith("mcuc_"):
+        ident = f"model_{ident}"
+    return ident

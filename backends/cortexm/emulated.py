@@ -140,7 +140,7 @@ class CortexMBuild:
         arena = self.emulator.symbol(f"{NAME}_arena")
         self.arena_address = arena.address
         self.arena_storage = arena.size
-        self.marks = tuple(f"mcuc_step_{i}" for i in range(len(program.steps) + 1))
+        self.marks = tuple(f"{NAME}_step_{i}" for i in range(len(program.steps) + 1))
         missing = [m for m in self.marks if m not in self.emulator.symbols]
         if missing:
             raise MCUCError(f"the {target.name} build has no step labels {missing[:3]}...: was the "

@@ -22,8 +22,8 @@ from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
 from mcuc.ir.tensor import Tensor
 
-from .c_syntax import c_comment, c_float, c_name
-from .target import Target
+from .c_syntax import c_comment, c_float, check_model_name
+from .target import TARGETS, Target
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -32,6 +32,39 @@ C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "i
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+ARENA_ALIGN = 8
+"""Bytes the arena's start is aligned to (`<NAME>_ARENA_ALIGN`): the planner's offsets
+assume it, and the kernels' word loads need at least 4."""
+
+PROJECT_TEMPLATES = (("model.h.j2", "model.h"), ("model.c.j2", "model.c"), ("Makefile.j2", "Makefile"),
+                     ("CMakeLists.txt.j2", "CMakeLists.txt"), ("README.md.j2", "README.md"))
+
+
+def build_context(name: str, target: Target, sources: list[str]) -> dict:
+    """What the build files (Makefile, CMakeLists.txt) of a project for `target` say:
+    the library's name, the cores offered and the defaults."""
+    return {
+        "name": name,
+        "NAME": name.upper(),
+        "target": target.name,
+        "default_cpu": target.name,
+        "default_float_abi": target.float_abi if target.is_arm else "",
+        "cpus": offered_cpus(target),
+        "has_dsp": target.has_dsp,
+        "opt": target.opt,
+        "sources": sources,
+    }
+
+
+def offered_cpus(target: Target) -> list[str]:
+    """The cores the generated Makefile builds for: code compiled for a DSP core calls
+    kernels that exist only with the DSP extension (the DSP cores); the portable code of
+    the other targets builds for every core and the host."""
+    arm = [name for name, t in TARGETS.items() if t.is_arm]
+    if target.has_dsp:
+        return [name for name in arm if TARGETS[name].has_dsp]
+    return [*arm, "host"]
 
 
 def template_environment() -> jinja2.Environment:
@@ -148,31 +181,35 @@ def op_report(index: int, program: Program) -> dict:
 
 
 def write_project(program: Program, out_dir: Path | str, target: Target, name: str = "model",
-                  layout: str | None = None) -> Path:
+                  layout: str | None = None, arena: str = "static") -> Path:
     """Write the C project for `program` into `out_dir` (created if needed); return it.
+    `name` prefixes every external symbol, macro and section (c_syntax.check_model_name).
     `layout` ("nchw" | "nhwc"), when given, is named beside each 4-D input and output.
+    `arena`: "static" (an array in model.c, section overridable by <NAME>_ARENA_SECTION)
+    or "caller" (<name>_invoke takes the arena).
 
     Files: model.h (the API), model.c (arena, weights, schedule), the runtime_c files the
-    model uses, Makefile (`make CPU=<core>` builds lib<name>.a), report.json.
+    model uses, Makefile (`make CPU=<core>` builds lib<name>.a), CMakeLists.txt (the
+    same as a CMake library target), README.md, report.json.
     """
+    if arena not in ("static", "caller"):
+        raise MCUCError(f"unknown arena mode {arena!r}; choose static or caller")
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MCUCError(f"cannot create output directory {str(out)!r}: {e}") from None
-    prefix = c_name(name)
+    prefix = check_model_name(name)
     steps, runtime = emit_steps(program, target)
     runtime_files = runtime_closure(runtime)
     inputs = io_tensors(program, program.graph.inputs, "input", layout)
     outputs = io_tensors(program, program.graph.outputs, "output", layout)
     macs = sum(int(op_def(s.op.kind).macs(s.op)) for s in program.steps)
     context = {
-        "name": prefix,
-        "NAME": prefix.upper(),
+        **build_context(prefix, target, ["model.c", *(f for f in runtime_files if f.endswith(".c"))]),
         "graph_name": c_comment(program.graph.name),
-        "target": target.name,
-        "default_cpu": target.name,
-        "opt": target.opt,
+        "arena": arena,
+        "arena_align": ARENA_ALIGN,
         "arena_bytes": program.arena_bytes,
         # A zero-length array is not C; a model whose activations need no bytes still
         # gets a one-byte arena.
@@ -182,11 +219,9 @@ def write_project(program: Program, out_dir: Path | str, target: Target, name: s
         "steps": steps,
         "macs": macs,
         "headers": [f for f in runtime_files if f.endswith(".h")],
-        "sources": ["model.c", *(f for f in runtime_files if f.endswith(".c"))],
     }
     env = template_environment()
-    for template, filename in (("model.h.j2", "model.h"), ("model.c.j2", "model.c"),
-                               ("Makefile.j2", "Makefile")):
+    for template, filename in PROJECT_TEMPLATES:
         (out / filename).write_text(env.get_template(template).render(context))
     for filename in runtime_files:
         shutil.copyfile(Path(runtime_c.SOURCE_DIR) / filename, out / filename)
@@ -194,6 +229,8 @@ def write_project(program: Program, out_dir: Path | str, target: Target, name: s
         "model": program.graph.name,
         "c_prefix": prefix,
         "target": target.name,
+        **({"float_abi": target.float_abi} if target.is_arm else {}),
+        "arena": arena,
         "arena_bytes": program.arena_bytes,
         "live_bound_bytes": program.live_bound_bytes,
         "macs": macs,

@@ -169,7 +169,7 @@ def build_firmware(project_dir: Path, target: Target, build_dir: Path, *, name: 
     build_dir.mkdir(parents=True, exist_ok=True)
     library = make_library(Path(project_dir), target.name, build_dir / "lib", opt=opt,
                            extra_cflags="-DMCUC_PROFILE_STEPS" if profile_steps else "",
-                           make_vars={"CROSS": cross})
+                           make_vars={"CROSS": cross, "FLOAT_ABI": target.float_abi})
     write_harness(build_dir, name)
     common = [str(gcc), *target.cpu_flags, opt, "-std=c11", "-Wall", "-Wextra", "-Werror",
               "-ffunction-sections", "-fdata-sections"]

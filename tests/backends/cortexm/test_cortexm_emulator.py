@@ -19,7 +19,7 @@ if shutil.which("arm-none-eabi-gcc") is None:
 
 from mcuc.backends.cortexm import toolchain  # noqa: E402
 from mcuc.backends.cortexm.emulator import Emulator  # noqa: E402
-from mcuc.backends.cortexm.project import template_environment  # noqa: E402
+from mcuc.backends.cortexm.project import build_context, template_environment  # noqa: E402
 from mcuc.backends.cortexm.target import get_target  # noqa: E402
 
 # Functions every Thumb core runs (ARMv6-M subset).
@@ -157,8 +157,7 @@ def build(tmp: Path, core: str) -> tuple[Emulator, toolchain.Firmware]:
     (project / "model.h").write_text("#ifndef MODEL_H\n#define MODEL_H\nint model_invoke(void);\n#endif\n")
     (project / "model.c").write_text(MODEL_C.format(asm=_asm_literal(asm), extra_decls=decls, extra_keep=keep))
     makefile = template_environment().get_template("Makefile.j2")
-    (project / "Makefile").write_text(makefile.render(name="model", default_cpu=core, opt=target.opt,
-                                                       sources=["model.c"]))
+    (project / "Makefile").write_text(makefile.render(build_context("model", target, ["model.c"])))
     firmware = toolchain.build_firmware(project, target, tmp / "build")
     emulator = Emulator(firmware.elf, target, (toolchain.FLASH_ORIGIN, toolchain.FLASH_BYTES),
                         (toolchain.RAM_ORIGIN, toolchain.RAM_BYTES))

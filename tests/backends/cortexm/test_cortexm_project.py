@@ -113,7 +113,7 @@ def test_project_compiles_with_wall_wextra_werror(tmp_path, target):
 
 def test_project_files_and_report(tmp_path):
     program = program_for(EXAMPLE, "cortex-m4")
-    project = write_project(program, tmp_path / "out", get_target("cortex-m4"), name="tiny net")
+    project = write_project(program, tmp_path / "out", get_target("cortex-m4"), name="tiny_net")
     report = json.loads((project / "report.json").read_text())
     assert report["c_prefix"] == "tiny_net"
     assert report["arena_bytes"] == program.arena_bytes
@@ -124,7 +124,7 @@ def test_project_files_and_report(tmp_path):
         assert (project / name).is_file()
     model_c = (project / "model.c").read_text()
     assert "malloc" not in model_c
-    assert f"static _Alignas(8) uint8_t tiny_net_arena[{program.arena_bytes}];" in model_c
+    assert f"static uint8_t tiny_net_arena[{program.arena_bytes}] __attribute__((aligned(8)))" in model_c
     assert model_c.count("\n    MCUC_STEP_MARK(") == len(program.steps) + 1  # one per step boundary
 
 

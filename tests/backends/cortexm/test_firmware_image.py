@@ -1,0 +1,272 @@
+"""Generated models inside real firmware: two models compiled with different `--name`s
+and the hard-float ABI link into one bare-metal ELF with the user's own main, run in the
+emulated Cortex-M4, and give tflite-micro's bytes; the same with one caller-provided
+arena in a named linker section shared by both models (`--arena caller`), and with the
+static arena moved into a named section by `<NAME>_ARENA_SECTION`. Two models of the
+same name do not link.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from elftools.elf.elffile import ELFFile
+
+import mcuc
+from mcuc.ir.errors import MCUCError
+from mcuc.oracle import TFLiteOracle
+from tests.support.tflite_builder import ModelBuilder, int8_weights, int32_bias, random_int8
+
+if shutil.which("arm-none-eabi-gcc") is None or shutil.which("make") is None:
+    pytest.skip("arm-none-eabi-gcc and make are needed (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi make)",
+                allow_module_level=True)
+
+from mcuc.backends.cortexm.emulator import Emulator  # noqa: E402
+from mcuc.backends.cortexm.target import get_target  # noqa: E402
+from mcuc.backends.cortexm.toolchain import (FLASH_BYTES, FLASH_ORIGIN, RAM_BYTES, RAM_ORIGIN,  # noqa: E402
+                                             find_arm_gcc, make_library, run_tool, write_harness)
+
+HARD_M4 = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
+
+
+def small_model(seed: int, h: int, w: int, c: int, oc: int, units: int) -> bytes:
+    """conv 3x3 (RELU6) -> depthwise 3x3 -> reshape -> fully connected: the main kernels,
+    small enough to build and emulate in a second."""
+    rng = np.random.default_rng(seed)
+    mb = ModelBuilder()
+
+    def quant():
+        return float(rng.uniform(0.01, 0.1)), int(rng.integers(-20, 20))
+
+    def conv(name, x, x_scale, shape, out_c, kind):
+        w_shape, axis = ((out_c, 3, 3, shape[3]), 0) if kind == "CONV_2D" else ((1, 3, 3, out_c), 3)
+        weights, scales = int8_weights(rng, w_shape, axis=axis)
+        wt = mb.tensor(f"{name}_w", w_shape, "int8", scales, np.zeros(scales.size, np.int64), axis=axis,
+                       data=weights)
+        bias_scales = (np.float64(x_scale) * scales.astype(np.float64)).astype(np.float32)
+        bt = mb.tensor(f"{name}_b", (out_c,), "int32", bias_scales, np.zeros(out_c, np.int64),
+                       data=int32_bias(rng, out_c))
+        scale, zp = quant()
+        out_shape = (1, shape[1], shape[2], out_c)
+        y = mb.tensor(name, out_shape, "int8", scale, zp)
+        options = {"padding": "SAME", "stride_w": 1, "stride_h": 1, "fused_activation_function": "RELU6"}
+        if kind != "CONV_2D":
+            options["depth_multiplier"] = 1
+        mb.op(kind, [x, wt, bt], [y], **options)
+        return y, scale, zp, out_shape
+
+    scale, zp = quant()
+    x = mb.tensor("input", (1, h, w, c), "int8", scale, zp)
+    a, a_scale, _, a_shape = conv("conv", x, scale, (1, h, w, c), oc, "CONV_2D")
+    b, b_scale, b_zp, b_shape = conv("depthwise", a, a_scale, a_shape, oc, "DEPTHWISE_CONV_2D")
+    flat = int(np.prod(b_shape))
+    r = mb.tensor("flat", (1, flat), "int8", b_scale, b_zp)
+    mb.op("RESHAPE", [b, mb.const("shape", [1, flat])], [r])
+    weights, scales = int8_weights(rng, (units, flat), axis=0, per_channel=False)
+    wt = mb.tensor("fc_w", (units, flat), "int8", scales, np.zeros(1, np.int64), data=weights)
+    bt = mb.tensor("fc_b", (units,), "int32", np.float32(b_scale * scales[0]), 0, data=int32_bias(rng, units))
+    out_scale, out_zp = quant()
+    y = mb.tensor("logits", (1, units), "int8", out_scale, out_zp)
+    mb.op("FULLY_CONNECTED", [r, wt, bt], [y])
+    return mb.build([x], [y])
+
+
+MODELS = {"alpha": (1, 8, 8, 4, 8, 4), "beta": (2, 6, 10, 3, 12, 6)}
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, bytes]:
+    return {name: small_model(*spec) for name, spec in MODELS.items()}
+
+
+MAIN_C = r"""
+/* A firmware's own code around two generated models: copy each input in through the
+ * model's API, invoke, copy each output out. */
+#include <stdint.h>
+#include <string.h>
+
+#include "alpha/model.h"
+#include "beta/model.h"
+
+int8_t fw_in_alpha[ALPHA_INPUT_0_BYTES], fw_out_alpha[ALPHA_OUTPUT_0_BYTES];
+int8_t fw_in_beta[BETA_INPUT_0_BYTES], fw_out_beta[BETA_OUTPUT_0_BYTES];
+%(arena_decl)s
+int fw_run(void);
+int fw_run(void)
+{
+%(body)s
+}
+
+extern uint32_t __stack_top;
+extern uint32_t __data_start, __data_end, __data_load, __bss_start, __bss_end;
+void Reset_Handler(void);
+void Default_Handler(void);
+
+__attribute__((section(".isr_vector"), used))
+void (*const fw_vectors[4])(void) = {
+    (void (*)(void))(&__stack_top), Reset_Handler, Default_Handler, Default_Handler,
+};
+
+void Default_Handler(void)
+{
+    for (;;) {
+        __asm__ volatile("bkpt #1");
+    }
+}
+
+/* From reset: the FPU on (CPACR: full access to CP10 and CP11, as hard-float code
+ * needs), .data copied, .bss zeroed, then the models. The emulator calls fw_run. */
+void Reset_Handler(void)
+{
+    uint32_t *src = &__data_load;
+    uint32_t *dst = &__data_start;
+    *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+    while (dst < &__data_end) {
+        *dst++ = *src++;
+    }
+    for (dst = &__bss_start; dst < &__bss_end; ++dst) {
+        *dst = 0;
+    }
+    (void)fw_run();
+    for (;;) {
+        __asm__ volatile("bkpt #0");
+    }
+}
+"""
+
+STATIC_BODY = """    memcpy(alpha_input(0), fw_in_alpha, ALPHA_INPUT_0_BYTES);
+    memcpy(beta_input(0), fw_in_beta, BETA_INPUT_0_BYTES);
+    if (alpha_invoke() != ALPHA_OK || beta_invoke() != BETA_OK) {
+        return 1;
+    }
+    memcpy(fw_out_alpha, alpha_output(0), ALPHA_OUTPUT_0_BYTES);
+    memcpy(fw_out_beta, beta_output(0), BETA_OUTPUT_0_BYTES);
+    return 0;"""
+
+# One arena for both models (they never run at the same time), in the section .fw_arena.
+CALLER_ARENA = """#define FW_ARENA_BYTES (ALPHA_ARENA_BYTES > BETA_ARENA_BYTES ? ALPHA_ARENA_BYTES : BETA_ARENA_BYTES)
+uint8_t fw_arena[FW_ARENA_BYTES + ALPHA_ARENA_ALIGN]
+    __attribute__((aligned(ALPHA_ARENA_ALIGN), section(".fw_arena")));
+"""
+
+CALLER_BODY = """    /* A misaligned or missing arena is refused before anything runs. */
+    if (alpha_invoke(fw_arena + 1) != ALPHA_ERROR_ARENA || beta_invoke((void *)0) != BETA_ERROR_ARENA) {
+        return 2;
+    }
+    memcpy(alpha_input(fw_arena, 0), fw_in_alpha, ALPHA_INPUT_0_BYTES);
+    if (alpha_invoke(fw_arena) != ALPHA_OK) {
+        return 1;
+    }
+    memcpy(fw_out_alpha, alpha_output(fw_arena, 0), ALPHA_OUTPUT_0_BYTES);
+    memcpy(beta_input(fw_arena, 0), fw_in_beta, BETA_INPUT_0_BYTES);
+    if (beta_invoke(fw_arena) != BETA_OK) {
+        return 1;
+    }
+    memcpy(fw_out_beta, beta_output(fw_arena, 0), BETA_OUTPUT_0_BYTES);
+    return 0;"""
+
+ARENA_RULES = """  .fw_arena (NOLOAD) : { . = ALIGN(8); *(.fw_arena) *(.fw_arena_alpha) } > RAM
+
+  .bss (NOLOAD) : {"""
+
+
+def build_image(tmp: Path, models: dict[str, bytes], names: tuple[str, str], *, arena: str = "static",
+                alpha_cflags: str = "") -> Path:
+    """Compile both models (float ABI hard), build each library with its Makefile, and
+    link them with MAIN_C into one ELF; return it."""
+    gcc = find_arm_gcc()
+    cross = str(gcc)[: -len("gcc")]
+    libraries = []
+    for folder, (model_name, model) in zip(("alpha", "beta"), zip(names, models.values())):
+        project = tmp / folder
+        mcuc.compile_to_directory(model, project, target="cortex-m4", name=model_name, float_abi="hard",
+                                  arena=arena)
+        libraries.append(make_library(project, "cortex-m4", tmp / f"build-{folder}", opt="-O2",
+                                      extra_cflags=alpha_cflags if folder == "alpha" else "",
+                                      make_vars={"CROSS": cross}))  # FLOAT_ABI: the folder's default
+    write_harness(tmp, "unused")  # its link.ld, with a rule for the firmware's arena section
+    link_ld = (tmp / "link.ld").read_text()
+    assert "  .bss (NOLOAD) : {" in link_ld
+    (tmp / "link.ld").write_text(link_ld.replace("  .bss (NOLOAD) : {", ARENA_RULES, 1))
+    main_c = MAIN_C % ({"arena_decl": CALLER_ARENA, "body": CALLER_BODY} if arena == "caller"
+                       else {"arena_decl": "", "body": STATIC_BODY})
+    (tmp / "main.c").write_text(main_c)
+    elf = tmp / "firmware.elf"
+    run_tool([str(gcc), *HARD_M4, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp),
+              "-ffunction-sections", "-fdata-sections", "-nostartfiles", "--specs=nano.specs",
+              "-T", str(tmp / "link.ld"), "-Wl,--gc-sections", str(tmp / "main.c"),
+              *map(str, libraries), "-o", str(elf)], "linking the two-model firmware")
+    return elf
+
+
+def run_both(elf: Path, models: dict[str, bytes], seed: int) -> tuple[dict[str, bytes], dict[str, bytes], int]:
+    """(emulated outputs, tflite-micro outputs, fw_run's status) on random inputs."""
+    emulator = Emulator(elf, get_target("cortex-m4"), (FLASH_ORIGIN, FLASH_BYTES), (RAM_ORIGIN, RAM_BYTES))
+    rng = np.random.default_rng(seed)
+    inputs = {name: random_int8(rng, (1, *MODELS[name][1:4])) for name in models}
+    writes = [(emulator.symbol(f"fw_in_{name}").address, x.tobytes()) for name, x in inputs.items()]
+    reads = [(emulator.symbol(f"fw_out_{name}").address, MODELS[name][5]) for name in models]
+    call = emulator.call("fw_run", writes=writes, reads=reads, count_instructions=False)
+    got = dict(zip(models, call.reads))
+    expected = {name: TFLiteOracle(model)([inputs[name]])[0].tobytes() for name, model in models.items()}
+    return got, expected, call.return_value
+
+
+def section_of(elf: Path, symbol: str) -> str:
+    with open(elf, "rb") as f:
+        image = ELFFile(f)
+        (sym,) = [s for s in image.get_section_by_name(".symtab").iter_symbols() if s.name == symbol]
+        return image.get_section(sym["st_shndx"]).name
+
+
+def float_abi_of(elf: Path) -> bool:
+    """Whether the ELF's header flags say hard-float (EF_ARM_ABI_FLOAT_HARD)."""
+    with open(elf, "rb") as f:
+        return bool(ELFFile(f).header["e_flags"] & 0x400)
+
+
+def test_two_named_models_in_one_hard_float_image(tmp_path, models):
+    elf = build_image(tmp_path, models, ("alpha", "beta"))
+    assert float_abi_of(elf)
+    got, expected, status = run_both(elf, models, seed=0)
+    assert status == 0
+    assert got == expected
+    # The comparison can fail: other inputs give other bytes.
+    other, _, _ = run_both(elf, models, seed=1)
+    assert other != expected
+
+
+def test_caller_arena_in_a_named_section_shared_by_both_models(tmp_path, models):
+    elf = build_image(tmp_path, models, ("alpha", "beta"), arena="caller")
+    assert section_of(elf, "fw_arena") == ".fw_arena"
+    got, expected, status = run_both(elf, models, seed=2)
+    assert status == 0  # 2 would be: a misaligned or NULL arena was not refused
+    assert got == expected
+
+
+def test_static_arena_moved_by_the_section_macro(tmp_path, models):
+    elf = build_image(tmp_path, models, ("alpha", "beta"),
+                      alpha_cflags='-DALPHA_ARENA_SECTION=\\".fw_arena_alpha\\"')
+    assert section_of(elf, "alpha_arena") == ".fw_arena"  # the output section holding .fw_arena_alpha
+    assert section_of(elf, "beta_arena") == ".bss"
+    got, expected, status = run_both(elf, models, seed=3)
+    assert status == 0 and got == expected
+
+
+def test_two_models_of_one_name_do_not_link(tmp_path, models):
+    """What --name is for: the objects of two models compiled under one name clash."""
+    gcc = find_arm_gcc()
+    objects = []
+    for folder, model in zip(("one", "two"), models.values()):
+        mcuc.compile_to_directory(model, tmp_path / folder, target="cortex-m4", name="alpha")
+        make_library(tmp_path / folder, "cortex-m4", tmp_path / f"build-{folder}", opt="-O2",
+                     make_vars={"CROSS": str(gcc)[: -len("gcc")]})
+        objects.append(str(tmp_path / f"build-{folder}" / "model.o"))
+    (tmp_path / "main.c").write_text('#include "one/model.h"\nint main(void) { return alpha_invoke(); }\n')
+    with pytest.raises(MCUCError, match="multiple definition of `alpha_invoke'"):
+        run_tool([str(gcc), *HARD_M4, "-I", str(tmp_path), "--specs=nosys.specs", str(tmp_path / "main.c"),
+                  *objects, "-o", str(tmp_path / "clash.elf")], "linking two models named alpha")
