@@ -10,27 +10,6 @@ __all__ = ["MCUCError", "compile", "compile_to_directory", "verify", "validate",
            "CompiledModel", "__version__"]
 
 
-def _read_version() -> str:
-    """The version, from one source: setup.cfg's `[metadata] version`. An installed mcuc
-    reads it from its package metadata (written from setup.cfg at install time); a source
-    checkout that was never installed reads setup.cfg itself."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mcuc")
-    except PackageNotFoundError:
-        return _source_version()
-
-
-def _source_version() -> str:
-    import configparser
-    from pathlib import Path
-
-    cfg = configparser.ConfigParser()
-    cfg.read(Path(__file__).resolve().parent.parent / "setup.cfg")
-    return cfg.get("metadata", "version", fallback="0+unknown")
-
-
 def __getattr__(name):
     # The API imports the whole pipeline; load it on first use so `import mcuc.ir`
     # and the CLI's start-up stay light.
@@ -39,6 +18,8 @@ def __getattr__(name):
 
         return getattr(api, name)
     if name == "__version__":
-        value = globals()["__version__"] = _read_version()
+        from mcuc.version import read_version
+
+        value = globals()["__version__"] = read_version()
         return value
     raise AttributeError(name)

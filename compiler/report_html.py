@@ -75,12 +75,12 @@ def render(report: dict, program: Program, tradeoff: str | None = None, verifica
     """The HTML document of one compilation."""
     import jinja2
 
-    import mcuc
+    from mcuc.version import read_version
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     rows = layer_rows(program)
     return env.get_template("report.html.j2").render(
-        report=report, rows=rows, weight_bytes=sum(r["weights"] for r in rows), version=mcuc.__version__,
+        report=report, rows=rows, weight_bytes=sum(r["weights"] for r in rows), version=read_version(),
         memory_svg=Markup(memory_svg(program)), tradeoff_svg=Markup(tradeoff) if tradeoff else None,
         verification=verification)

@@ -43,4 +43,6 @@ def test_source_checkout_without_metadata_reads_setup_cfg(monkeypatch):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", missing)
-    assert mcuc._read_version() == _setup_cfg_version()
+    from mcuc.version import read_version
+
+    assert read_version() == _setup_cfg_version()
