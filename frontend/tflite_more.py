@@ -10,12 +10,14 @@ from __future__ import annotations
 import tflite
 
 from mcuc.ir.ops import kinds
+from mcuc.ir.ops.arg_min_max import ArgMinMaxAttrs
 from mcuc.ir.ops.batch_space import BatchSpaceAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.gather import GatherAttrs
 from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
 from mcuc.ir.ops.mirror_pad import REFLECT, SYMMETRIC, MirrorPadAttrs
 from mcuc.ir.ops.pack import PackAttrs
+from mcuc.ir.ops.reduce_max import ReduceMaxAttrs
 from mcuc.ir.ops.slice import SliceAttrs
 from mcuc.ir.ops.space_depth import BlockAttrs
 from mcuc.ir.ops.split import SplitAttrs
@@ -168,7 +170,26 @@ def _batch_space(kind: str, what: str):
     return convert
 
 
+def _reduce_max(ctx):
+    ctx.need_inputs(2)
+    axes = _int32_parameter(ctx, 1, "axis")
+    return kinds.REDUCE_MAX, ctx.inputs[:1], ReduceMaxAttrs(tuple(axes), bool(ctx.options.KeepDims()))
+
+
+def _arg(kind: str):
+    def convert(ctx):
+        ctx.need_inputs(2)
+        axis = _int32_parameter(ctx, 1, "axis")
+        if len(axis) != 1:
+            raise ctx.fail(f"the axis input holds {len(axis)} values, expected one")
+        return kind, ctx.inputs[:1], ArgMinMaxAttrs(axis[0])
+    return convert
+
+
 CONVERTERS.update({
+    "REDUCE_MAX": (tflite.ReducerOptions, _reduce_max),
+    "ARG_MAX": (tflite.ArgMaxOptions, _arg(kinds.ARG_MAX)),
+    "ARG_MIN": (tflite.ArgMinOptions, _arg(kinds.ARG_MIN)),
     "MIRROR_PAD": (tflite.MirrorPadOptions, _mirror_pad),
     "SPACE_TO_BATCH_ND": (None, _batch_space(kinds.SPACE_TO_BATCH_ND, "paddings")),
     "BATCH_TO_SPACE_ND": (None, _batch_space(kinds.BATCH_TO_SPACE_ND, "crops")),

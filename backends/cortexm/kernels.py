@@ -30,7 +30,7 @@ from mcuc.ir.program import Alias, InPlace, Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
-from . import kernels_binary, kernels_movement
+from . import kernels_binary, kernels_movement, kernels_reduce
 from .c_syntax import c_comment, c_float, c_struct
 from .target import Target
 
@@ -1081,6 +1081,11 @@ def _emit_moves(site: Site, step: Step, program: Program, target: Target) -> Ste
     return StepCode(*kernels_movement.emit(site, step, program))
 
 
+def _emit_reduce(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """REDUCE_MAX, ARG_MAX, ARG_MIN (kernels_reduce.py)."""
+    return StepCode(*kernels_reduce.emit(site, step, program))
+
+
 # One emitter per (op kind, numerics type of mcuc.ir.numerics); None serves every rule (ops
 # that move bytes, or tabulate the op's own evaluate, and MAX_POOL_2D, which rounds
 # nothing). TFLite's rule and onnxruntime's integer kernels share the integer kernels,
@@ -1117,6 +1122,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
       kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE, kinds.MIRROR_PAD, kinds.SPACE_TO_BATCH_ND, kinds.BATCH_TO_SPACE_ND),
      (None,), _emit_moves),
+    ((kinds.REDUCE_MAX, kinds.ARG_MAX, kinds.ARG_MIN), (None,), _emit_reduce),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {
     (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}
