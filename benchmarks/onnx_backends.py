@@ -12,8 +12,8 @@ seconds the backend took (its build plus its runs, oracle included); then
 "N mismatches" (a backend that raised counts as one, its error in the row).
 
 Emulated cores may run fewer samples (--emulated-samples): the int8 QDQ networks keep
-float groups, which every core computes in soft-float (the generated code is
-integer-only, -mfloat-abi=soft); MobileNetV2 QDQ int8 on cortex-m0 takes ~14 s per
+float groups, which cortex-m0/m3 compute in soft-float (the cores with an FPU build
+hard-float by default and use it); MobileNetV2 QDQ int8 on cortex-m0 takes ~14 s per
 inference even uncounted. --jobs N measures N rows at once (seconds are then per row,
 with the machine shared).
 

@@ -8,10 +8,11 @@ Cortex-M C backend, byte for byte against onnxruntime.
    brings the float groups onnxruntime leaves unfused (OrtFloat: exact fused multiply-add
    chains), full-range weights the saturating u8 x s8 int16 pairs, uint8 the uint8-domain
    formulas (OrtInteger.uint8). The ort-x86-avx2 cases run where onnxruntime computes so.
-2. The same C cross-compiled for every emulated core family. All of them build with
-   -mfloat-abi=soft (target.py: the generated code is integer-only), so the float
-   groups and float32 requantization run in libgcc's soft-float on every core; what
-   differs is the instruction set libgcc and the kernels are compiled for: ARMv6-M
+2. The same C cross-compiled for every emulated core family, each with its default
+   float ABI (target.py): soft on cortex-m0/m3, where the float groups and float32
+   requantization run in libgcc's soft-float, hard on cortex-m4/m7/m33, where they run
+   in VFP instructions; what else differs is the instruction set libgcc and the
+   kernels are compiled for: ARMv6-M
    (cortex-m0: no 32x32->64 multiply, portable kernels), ARMv7-M (cortex-m3: long
    multiplies, portable kernels), ARMv7E-M (cortex-m4/m7: DSP kernels) and ARMv8-M
    Mainline (cortex-m33: DSP kernels). Each family runs at least one int8 QDQ network
