@@ -23,6 +23,7 @@ from mcuc.ir.ops.space_depth import BlockAttrs
 from mcuc.ir.ops.split import SplitAttrs
 from mcuc.ir.ops.squared_difference import SquaredDifferenceAttrs
 from mcuc.ir.ops.strided_slice import StridedSliceAttrs
+from mcuc.ir.ops.sum import SumAttrs
 
 
 def _two_inputs(kind: str, attrs_cls):
@@ -176,6 +177,12 @@ def _reduce_max(ctx):
     return kinds.REDUCE_MAX, ctx.inputs[:1], ReduceMaxAttrs(tuple(axes), bool(ctx.options.KeepDims()))
 
 
+def _sum(ctx):
+    ctx.need_inputs(2)
+    axes = _int32_parameter(ctx, 1, "axis")
+    return kinds.SUM, ctx.inputs[:1], SumAttrs(tuple(axes), bool(ctx.options.KeepDims()))
+
+
 def _arg(kind: str):
     def convert(ctx):
         ctx.need_inputs(2)
@@ -188,6 +195,7 @@ def _arg(kind: str):
 
 CONVERTERS.update({
     "REDUCE_MAX": (tflite.ReducerOptions, _reduce_max),
+    "SUM": (tflite.ReducerOptions, _sum),
     "ARG_MAX": (tflite.ArgMaxOptions, _arg(kinds.ARG_MAX)),
     "ARG_MIN": (tflite.ArgMinOptions, _arg(kinds.ARG_MIN)),
     "MIRROR_PAD": (tflite.MirrorPadOptions, _mirror_pad),

@@ -1,4 +1,4 @@
-"""Cortex-M C for REDUCE_MAX (int8) and ARG_MAX / ARG_MIN (int8 -> int32): literal
+"""Cortex-M C for REDUCE_MAX and SUM (int8) and ARG_MAX / ARG_MIN (int8 -> int32): literal
 nested loops over the kept axes, then over the reduced ones (mcuc.ir.ops.reduce_max
 .reduction_geometry), written straight into the step function. `emit` returns
 (declarations, call, runtime headers) for kernels.py's emitter table, as
@@ -8,6 +8,7 @@ from __future__ import annotations
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.arg_min_max import axis_of
 from mcuc.ir.ops.reduce_max import reduction_geometry, resolved_axes
+from mcuc.ir.ops.sum import sum_params
 from mcuc.ir.program import Program, Step
 
 from .c_syntax import c_comment
@@ -61,6 +62,17 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
                     f"{ind2}    best = p[r0 * {red_strides[0]}];\n{ind2}    index = r0;\n{ind2}}}\n")
         body.append(close_r)
         body.append(f"{ind}*out++ = index;\n")
+    elif op.kind == kinds.SUM:
+        p = sum_params(op)
+        offset = (p.input_zero_point * p.count + 2**31) % 2**32 - 2**31
+        body.append(f"{ind}uint32_t acc = 0u;\n")  # the int32 sum wraps, as the reference's
+        open_r, close_r, ind2 = _loops("r", red, ind)
+        body.append(open_r)
+        body.append(f"{ind2}const int32_t v = p[{_index('r', red_strides)}];\n{ind2}acc += (uint32_t)v;\n")
+        body.append(close_r)
+        body.append(f"{ind}const int32_t shifted = (int32_t)(acc - (uint32_t)({offset}L));\n"
+                    f"{ind}*out++ = (int8_t)mcuc_clamp(mcuc_mbqm(shifted, {p.multiplier}, {p.shift}) + "
+                    f"{p.output_zero_point}, -128, 127);\n")
     else:
         body.append(f"{ind}int8_t acc = -128;\n")
         open_r, close_r, ind2 = _loops("r", red, ind)

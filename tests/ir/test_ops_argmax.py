@@ -1,4 +1,4 @@
-"""REDUCE_MAX (int8) and ARG_MAX / ARG_MIN (int8 -> int32): hypothesis draws shapes,
+"""REDUCE_MAX and SUM (int8) and ARG_MAX / ARG_MIN (int8 -> int32): hypothesis draws shapes,
 axes (negative and repeated ones, keep_dims) and inputs with many ties (the first index
 must win), writes one model with a layer per op side by side and compares every output
 byte with tflite-micro on the reference interpreter, llvm, the portable C on the host and
@@ -34,6 +34,7 @@ class Layer:
     keep_dims: bool = False
     spread: int = 128  # inputs drawn from [-spread, spread): small spreads make ties
     seed: int = 0
+    qo: tuple[float, int] = (0.1, 0)  # SUM's output quantization
 
     def out_shape(self) -> tuple[int, ...]:
         rank = len(self.shape)
@@ -50,9 +51,10 @@ def model_of(layers: list[Layer]) -> tuple[bytes, list[np.ndarray]]:
         q = (0.02 + 0.01 * i, i % 5 - 2)
         x = mb.tensor(f"x{i}", layer.shape, "int8", *q)
         axis = mb.tensor(f"a{i}", (len(layer.axes),), "int32", data=np.array(layer.axes, np.int32))
-        if layer.kind == "REDUCE_MAX":
-            y = mb.tensor(f"y{i}", layer.out_shape(), "int8", *q)
-            mb.op("REDUCE_MAX", [x, axis], [y])
+        if layer.kind in ("REDUCE_MAX", "SUM"):
+            qo = q if layer.kind == "REDUCE_MAX" else layer.qo
+            y = mb.tensor(f"y{i}", layer.out_shape(), "int8", *qo)
+            mb.op(layer.kind, [x, axis], [y])
             reducers.append((len(mb.operators) - 1, layer.keep_dims))
         else:
             y = mb.tensor(f"y{i}", layer.out_shape(), "int32")
@@ -76,13 +78,14 @@ def layers(draw, kind: str) -> Layer:
     rank = len(shape)
     spread = draw(st.sampled_from([1, 2, 3, 128]))
     seed = draw(st.integers(0, 2**31))
-    if kind == "REDUCE_MAX":
+    if kind in ("REDUCE_MAX", "SUM"):
         axes = tuple(draw(st.integers(-rank, rank - 1)) for _ in range(draw(st.integers(1, rank + 1))))
-        return Layer(kind, shape, axes, draw(st.booleans()), spread, seed)
+        qo = (float(np.float32(2.0 ** draw(st.floats(-7.0, 3.0)))), draw(st.integers(-128, 127)))
+        return Layer(kind, shape, axes, draw(st.booleans()), spread, seed, qo)
     return Layer(kind, shape, (draw(st.integers(-rank, rank - 1)),), False, spread, seed)
 
 
-KINDS = ("REDUCE_MAX", "ARG_MAX", "ARG_MIN")
+KINDS = ("REDUCE_MAX", "SUM", "ARG_MAX", "ARG_MIN")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -105,7 +108,9 @@ def test_llvm_and_c_host_match_oracle(data):
 @NEEDS_ARM
 def test_cortex_m4_matches_oracle():
     case = [Layer("REDUCE_MAX", (2, 3, 4, 5), (1, -1), True, 3), Layer("REDUCE_MAX", (4, 6), (0,), False, 128, 1),
-            Layer("ARG_MAX", (2, 7, 3), (1,), False, 2, 2), Layer("ARG_MIN", (5, 4), (-1,), False, 2, 3)]
+            Layer("ARG_MAX", (2, 7, 3), (1,), False, 2, 2), Layer("ARG_MIN", (5, 4), (-1,), False, 2, 3),
+            Layer("SUM", (2, 3, 4, 5), (1, 2, -2), True, 128, 4, (0.07, 9)), Layer("SUM", (6, 5), (0,), False, 128, 5,
+                                                                                    (0.002, -100))]
     model, inputs = model_of(case)
     assert_matches_oracle(model, inputs, ("cortex-m4",))
 
@@ -120,6 +125,19 @@ def test_last_index_on_ties_is_caught(monkeypatch):
     model, inputs = model_of(case)
     assert_matches_oracle(model, inputs)
     monkeypatch.setattr(arg_op, "pick", lambda op: last)
+    with pytest.raises(AssertionError, match="differ from tflite-micro"):
+        assert_matches_oracle(model, inputs)
+
+
+def test_sum_without_the_zero_point_correction_is_caught(monkeypatch):
+    from mcuc.ir.ops import sum as sum_op
+
+    case = [Layer("SUM", (3, 4), (1,), False, 128, 6, (0.2, 7))]
+    model, inputs = model_of(case)
+    assert_matches_oracle(model, inputs)
+    real = sum_op.sum_params
+    monkeypatch.setattr(sum_op, "sum_params", lambda op: real(op).__class__(
+        real(op).count, 0, real(op).multiplier, real(op).shift, real(op).output_zero_point))
     with pytest.raises(AssertionError, match="differ from tflite-micro"):
         assert_matches_oracle(model, inputs)
 
@@ -159,7 +177,8 @@ def test_generated_c_compiles_without_warnings(tmp_path):
     from tests.ir.test_ops_movement import STRICT
 
     model, _ = model_of([Layer("REDUCE_MAX", (2, 3, 4), (0, 2), True), Layer("REDUCE_MAX", (3,), (0,)),
-                         Layer("ARG_MAX", (2, 5), (1,)), Layer("ARG_MIN", (4,), (0,))])
+                         Layer("ARG_MAX", (2, 5), (1,)), Layer("ARG_MIN", (4,), (0,)),
+                         Layer("SUM", (2, 3, 4), (1,), False, 128, 0, (0.01, 3))])
     for target, compiler in (("cortex-m0", ["gcc"]),
                              ("cortex-m4", ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
                                             "-mfpu=fpv4-sp-d16"])):
