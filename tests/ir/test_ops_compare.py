@@ -230,7 +230,7 @@ def test_int32_is_refused(kind):
 
 
 def test_patch_stage_with_maximum_and_squared_difference_matches_oracle():
-    """Both ops are positional: inside a 3x3 patch stage (a broadcast constant sliced per
+    """Both ops are positional: inside a 2x2 patch stage (a broadcast constant sliced per
     patch), the reference, llvm and the portable C equal tflite-micro."""
     from mcuc.backends.llvm import compile_program as compile_llvm
     from mcuc.ir.program_interpreter import run_program
@@ -238,26 +238,26 @@ def test_patch_stage_with_maximum_and_squared_difference_matches_oracle():
 
     rng = np.random.default_rng(0)
     mb = ModelBuilder()
-    x = mb.tensor("x", (1, 12, 12, 4), "int8", 0.05, 3)
+    x = mb.tensor("x", (1, 8, 8, 4), "int8", 0.05, 3)
     w = mb.tensor("w", (4, 3, 3, 4), "int8", [0.01] * 4, [0] * 4, data=rng.integers(-60, 60, (4, 3, 3, 4)))
     b = mb.tensor("b", (4,), "int32", data=rng.integers(-500, 500, 4))
-    h = mb.tensor("h", (1, 12, 12, 4), "int8", 0.06, -5)
+    h = mb.tensor("h", (1, 8, 8, 4), "int8", 0.06, -5)
     mb.op("CONV_2D", [x, w, b], [h], padding="SAME")
     c = mb.tensor("c", (4,), "int8", 0.06, -5, data=rng.integers(-128, 128, 4))
-    m = mb.tensor("m", (1, 12, 12, 4), "int8", 0.06, -5)
+    m = mb.tensor("m", (1, 8, 8, 4), "int8", 0.06, -5)
     mb.op("MAXIMUM", [h, c], [m])
-    d = mb.tensor("d", (1, 12, 12, 4), "int8", 0.06, -5)
+    d = mb.tensor("d", (1, 8, 8, 4), "int8", 0.06, -5)
     mb.op("SQUARED_DIFFERENCE", [m, h], [d])
-    y = mb.tensor("y", (1, 12, 12, 4), "int8", 0.1, 0)
+    y = mb.tensor("y", (1, 8, 8, 4), "int8", 0.1, 0)
     mb.op("CONV_2D", [d, w, b], [y], padding="SAME")
     model = mb.build([x], [y])
-    inputs = [rng.integers(-128, 128, (1, 12, 12, 4)).astype(np.int8)]
+    inputs = [rng.integers(-128, 128, (1, 8, 8, 4)).astype(np.int8)]
     want = TFLiteOracle(model)(inputs)[0]
     graph = load_tflite(model)
-    program = schedule_with_patches(graph, "3x3@3", None, llvm_scratch)
+    program = schedule_with_patches(graph, "2x2@3", None, llvm_scratch)
     assert [s.op.kind for s in program.steps] == ["PATCH_STAGE"]
     assert np.array_equal(run_program(program, inputs)[0], want)
     assert np.array_equal(compile_llvm(program)(inputs)[0], want)
     target = get_target("cortex-m0")
-    program = schedule_with_patches(graph, "3x3@3", None, lambda op, in_place: cortexm_scratch(op, in_place, target))
+    program = schedule_with_patches(graph, "2x2@3", None, lambda op, in_place: cortexm_scratch(op, in_place, target))
     assert np.array_equal(run_chost(program, inputs)[0], want)
