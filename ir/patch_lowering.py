@@ -15,6 +15,12 @@ patch by patch (row-major), op by op:
   when it is one contiguous run of it, else into the temporary area and then
 - `BoxCopy` (a scatter) into its place.
 
+A cached intermediate (PatchBuffer.band) lives in a line band instead: its producer
+computes only the part no earlier patch computed (passes/receptive_field.cached_regions),
+written into the band (directly, or through the temporary area and a scatter), and its
+readers read their regions from the band. When a patch row starts, a `BoxCopy` (a shift)
+moves the rows the band keeps to its top.
+
 An op whose output region is empty in a patch makes no call. The only thing an executor
 decides is how to move bytes and run an op; the order, the regions, the padding and
 every offset are decided here, once. `temp_bytes(stage)` is the temporary area the
@@ -69,9 +75,12 @@ def byte_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
 class BoxCopy:
     """Copy a box of `shape` elements of `itemsize` bytes: element i is read at arena byte
     src + sum(i[k] * src_strides[k]) and written at dst + sum(i[k] * dst_strides[k])
-    (byte strides). `role` is "gather" (an input region into the temporary area) or
-    "scatter" (an output region from it into the stage output); `patch` and `op_index`
-    name the call it serves. Source and destination never overlap."""
+    (byte strides). `role` is "gather" (an input region into the temporary area),
+    "scatter" (an output region from it into the stage output or a line band) or "shift"
+    (a line band's kept rows to its top when a patch row starts); `patch` and `op_index`
+    name the call it serves. The source and destination of a gather or scatter never
+    overlap; a shift's may, its source lying after its destination, so executors copy it
+    in ascending order, each contiguous run as a memmove."""
 
     patch: int
     op_index: int
@@ -139,10 +148,16 @@ def _lower(stage: PatchStage, offsets: Mapping[Tensor, int], workspace: int, tem
            scratch_names: str) -> tuple[list[LoweredCall], int]:
     """(the calls, the temporary bytes they use)."""
     internal = {b.tensor: b for b in stage.buffers}
+    producer = {op.outputs[0]: i for i, op in enumerate(stage.ops)}
+    bands: dict[Tensor, _Held] = {}  # where each line band's rows are now
+    stops: dict[Tensor, int] = {}
     calls: list[LoweredCall] = []
     temp_need = 0
     for p, works in enumerate(stage.patches):
+        if p % stage.grid[1] == 0:
+            calls += _move_bands(stage, p, bands, stops, workspace, producer)
         held: dict[Tensor, _Held] = {t: _Held(offsets[t], (0,) * len(t.shape), t.shape) for t in stage.inputs}
+        held.update(bands)
         for i, (op, work) in enumerate(zip(stage.ops, works)):
             if work.out.empty:
                 continue
@@ -176,6 +191,13 @@ def _lower(stage: PatchStage, offsets: Mapping[Tensor, int], workspace: int, tem
                     cursor += _round_up(proxy_y.nbytes, TEMP_ALIGN)
                     scatter = _box_copy(p, i, "scatter", full, _Held(where, work.out.start, work.out.shape),
                                         work.out, y.itemsize)
+            elif y in bands:  # into its line band, through the temporary area where not contiguous there
+                where = _contiguous_at(bands[y], work.out, y.itemsize)
+                if where is None:
+                    where = temp + cursor
+                    cursor += _round_up(proxy_y.nbytes, TEMP_ALIGN)
+                    scatter = _box_copy(p, i, "scatter", bands[y], _Held(where, work.out.start, work.out.shape),
+                                        work.out, y.itemsize)
             else:
                 buffer = internal.get(y)
                 if buffer is None:
@@ -190,6 +212,27 @@ def _lower(stage: PatchStage, offsets: Mapping[Tensor, int], workspace: int, tem
             if scatter is not None:
                 calls.append(scatter)
     return calls, temp_need
+
+
+def _move_bands(stage: PatchStage, p: int, bands: dict[Tensor, _Held], stops: dict[Tensor, int],
+                workspace: int, producer: Mapping[Tensor, int]) -> list[BoxCopy]:
+    """At patch p, the first of a patch row: each line band takes its rows for this patch
+    row (`bands`, the row its rows stop at in `stops`), the rows it shares with its
+    previous band moved to the buffer's top (a shift: source after destination)."""
+    moves = []
+    row = p // stage.grid[1]
+    for buffer in stage.buffers:
+        band, t = buffer.band, buffer.tensor
+        if band is None or band.rows[row] == (0, 0):
+            continue
+        a, b = band.rows[row]
+        new = _Held(workspace + buffer.delta, (0, a, band.cols[0], 0), band.shape(t))
+        old = bands.get(t)
+        if old is not None and old.start[1] < a < stops[t]:
+            keep = Region((0, a, band.cols[0], 0), (1, stops[t], band.cols[1], t.shape[3]))
+            moves.append(_box_copy(p, producer[t], "shift", new, old, keep, t.itemsize))
+        bands[t], stops[t] = new, b
+    return moves
 
 
 @lru_cache(maxsize=64)

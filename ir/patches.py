@@ -165,14 +165,33 @@ class OpRegion:
 
 
 @dataclass(frozen=True)
+class LineBand:
+    """A cached intermediate's line buffer (halos computed once, kept for the patches
+    that read them again). In patch row i it holds rows `rows[i]` of the tensor over
+    columns `cols` (from the first row read in patch row i to the last computed so far),
+    C-order with room for `height` rows; when a patch row starts, the rows the new band
+    shares with the old one move to the buffer's top. The band of a patch row the tensor
+    is not read in is (0, 0): the buffer keeps the last."""
+
+    rows: tuple[tuple[int, int], ...]
+    cols: tuple[int, int]
+    height: int
+
+    def shape(self, t: Tensor) -> tuple[int, ...]:
+        return (t.shape[0], self.height, self.cols[1] - self.cols[0], t.shape[3])
+
+
+@dataclass(frozen=True)
 class PatchBuffer:
     """An intermediate tensor's patch buffer: `size` bytes at `delta` in the stage's
-    workspace, holding the tensor's region of the current patch, contiguous (row-major
-    over the region's shape)."""
+    workspace. Recomputed (band None): it holds the tensor's region of the current patch,
+    contiguous (row-major over the region's shape), and only during the patch. Cached: its
+    LineBand, kept across patches."""
 
     tensor: Tensor
     delta: int
     size: int
+    band: LineBand | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,7 +202,9 @@ class PatchStage:
     cut: the only tensor of the stage read after it), split into a `grid` of
     non-overlapping patches (`patch_regions`, row-major). `patches[p][i]` is op i's work
     in patch p. Every other tensor the stage produces lives only in a patch buffer of the
-    workspace (`buffers`, sized for the largest region over all patches); `op_scratch[i]`
+    workspace (`buffers`, sized for the largest region over all patches, or a line band
+    kept across patches when its halo is cached: then `patches` computes each of its
+    elements once); `op_scratch[i]`
     holds op i's kernel scratch inside the workspace as (name, delta, size).
 
     Patches run in order and write their output regions last, so the output may overlap
@@ -205,6 +226,11 @@ class PatchStage:
     output_shifts: tuple[int | None, ...] = ()
     span: tuple[int, int] = (-1, -1)  # [first, last] op index in the graph the stage was cut from
 
+    @property
+    def cached(self) -> bool:
+        """Some intermediate keeps its halo in a line band."""
+        return any(b.band is not None for b in self.buffers)
+
     def buffer(self, tensor: Tensor) -> PatchBuffer:
         for b in self.buffers:
             if b.tensor is tensor:
@@ -212,8 +238,8 @@ class PatchStage:
         raise KeyError(tensor.name)
 
     def __repr__(self) -> str:
-        return (f"PatchStage({len(self.ops)} ops -> {self.output.name}, grid {self.grid[0]}x{self.grid[1]}, "
-                f"workspace {self.workspace_bytes} B)")
+        return (f"PatchStage({len(self.ops)} ops -> {self.output.name}, grid {self.grid[0]}x{self.grid[1]}"
+                f"{', cached' if self.cached else ''}, workspace {self.workspace_bytes} B)")
 
 
 def region_start_byte(t: Tensor, region: Region) -> int:

@@ -15,19 +15,20 @@ and turns the stage steps into PatchLoop steps for the backends.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor, op_def
 from mcuc.ir.ops import Trait
 from mcuc.ir.ops.kinds import PATCH_STAGE
 from mcuc.ir.ops.patch_stage import region_macs
 from mcuc.ir.patch_lowering import TEMP_ALIGN, lower_stage, temp_bytes
-from mcuc.ir.patches import PatchBuffer, PatchStage, output_shifts
+from mcuc.ir.patches import LineBand, PatchBuffer, PatchStage, output_shifts
 from mcuc.ir.program import PatchLoop, Program, ScratchRequest
+from mcuc.ir.program_check import in_place_inputs
 
 from .allocate import allocate
 from .lifetimes import DEFAULT_ALIGN, Lifetime, Piece
-from .receptive_field import backward_regions, grid_regions
+from .receptive_field import backward_regions, cached_regions, grid_regions
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 WORKSPACE = "patch_workspace"
@@ -43,10 +44,11 @@ class StageSpec:
     end: int
     grid: tuple[int, int]
     start: int | None = None
+    cache: bool | frozenset[int] = False  # True: every intermediate's halo; a set: those of these ops' outputs
 
     def __str__(self) -> str:
         at = f"{self.start}:{self.end}" if self.start is not None else f"{self.end}"
-        return f"{self.grid[0]}x{self.grid[1]}@{at}"
+        return f"{self.grid[0]}x{self.grid[1]}@{at}" + ("+cache" if self.cache else "")
 
 
 def stage_problem(graph: Graph, start: int, end: int) -> str | None:
@@ -109,8 +111,10 @@ def _largest_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
 
 
 def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
-                scratch: ScratchFn | None = None) -> PatchStage:
-    """The PatchStage of ops [start, end] with its output split into `grid` patches."""
+                scratch: ScratchFn | None = None, cache: bool | frozenset[int] = False) -> PatchStage:
+    """The PatchStage of ops [start, end] with its output split into `grid` patches.
+    `cache`: which intermediates keep their halos in a line buffer instead of
+    recomputing them (True: all; a set: the outputs of these graph op indices)."""
     problem = stage_problem(graph, start, end)
     if problem is not None:
         raise MCUCError(f"patch stage [{start}, {end}]: {problem}")
@@ -121,11 +125,17 @@ def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
         raise MCUCError(f"patch grid {ph}x{pw} does not fit op {end}'s output {cut.name!r} "
                         f"of {cut.shape[1]}x{cut.shape[2]} pixels; choose 1..{cut.shape[1]} x 1..{cut.shape[2]}")
     inputs, intermediates = _stage_tensors(ops)
+    cached = set(intermediates) if cache is True else \
+        {graph.ops[k].outputs[0] for k in (cache or ()) if start <= k < end}
+    if cached and cut.shape[0] != 1:
+        raise MCUCError(f"patch stage [{start}, {end}]: caching halos needs a batch of 1, "
+                        f"{cut.name!r} has {cut.shape[0]}; recompute them instead")
     patch_regions = grid_regions(cut.shape, grid)
+    per_patch = cached_regions(ops, cut, grid, cached) if cached else \
+        [backward_regions(ops, {cut: region}) for region in patch_regions]
     patches = []
     region_shapes: dict[Tensor, list[tuple[int, ...]]] = {t: [] for t in (*inputs, *intermediates, cut)}
-    for region in patch_regions:
-        regions, works = backward_regions(ops, {cut: region})
+    for regions, works in per_patch:
         for op, work in zip(ops, works):
             window = op_def(op.kind).has(Trait.WINDOW)
             if window and not work.out.empty and work.out.axis(3) != (0, op.outputs[0].shape[3]):
@@ -134,23 +144,75 @@ def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
             region_shapes[t].append(r.shape)
         patches.append(tuple(works))
     largest = {t: _largest_shape(shapes) for t, shapes in region_shapes.items() if shapes}
-    buffers, op_scratch, workspace = workspace_layout(ops, intermediates, largest, scratch)
+    bands = _line_bands(ops, per_patch, grid, cached)
+    buffers, op_scratch, workspace = workspace_layout(ops, intermediates, largest, scratch, bands)
     stage = PatchStage(tuple(ops), inputs, cut, (ph, pw), tuple(patch_regions), tuple(patches),
                        buffers, workspace, op_scratch)
     return replace(stage, output_shifts=output_shifts(stage))
 
 
+def _line_bands(ops: Sequence[Op], per_patch, grid: tuple[int, int], cached: set[Tensor]) -> dict[Tensor, LineBand]:
+    """The line band of every cached tensor some patch reads part of again (the others
+    recompute nothing anyway and keep a patch buffer)."""
+    bands = {}
+    for t in cached:
+        needs = [regions.get(t) for regions, _ in per_patch]
+        first = lambda ns: next(((n.axis(1), n.axis(2)) for n in ns if n is not None and not n.empty), None)
+        rows = [first(needs[i * grid[1]:(i + 1) * grid[1]]) for i in range(grid[0])]
+        cols = [first(needs[j::grid[1]]) for j in range(grid[1])]
+        band = line_band([r[0] if r else (0, 0) for r in rows], [c[1] if c else (0, 0) for c in cols], t.name)
+        if band is not None:
+            bands[t] = band
+    return bands
+
+
+def line_band(row_needs: Sequence[tuple[int, int]], col_needs: Sequence[tuple[int, int]],
+              name: str = "") -> LineBand | None:
+    """The line band of a cached tensor whose readers need rows row_needs[i] in patch row i
+    and columns col_needs[j] in patch column j ((0, 0): nothing), or None when no patch
+    reads again what an earlier one read (nothing to keep: a patch buffer serves)."""
+    def rereads(needs) -> bool:
+        stop = 0
+        for a, b in needs:
+            if b > a:
+                if a < stop:
+                    return True
+                stop = max(stop, b)
+        return False
+
+    if not (rereads(row_needs) or rereads(col_needs)):
+        return None
+    rows, stop = [], 0
+    for a, b in row_needs:
+        # the band keeps every row computed so far from its start on (a later patch row
+        # may read rows an earlier one computed beyond what this one reads)
+        stop = max(stop, b) if b > a else stop
+        rows.append((a, stop) if b > a else (0, 0))
+    starts = [a for a, b in rows if b]
+    if starts != sorted(starts):
+        raise MCUCError(f"{name!r}: the rows its readers need start earlier in a later patch row "
+                        f"({starts}); its halo cannot be cached, recompute it")
+    present = [n for n in col_needs if n[1] > n[0]]
+    return LineBand(tuple(rows), (min(a for a, _ in present), max(b for _, b in present)),
+                    max(b - a for a, b in rows))
+
+
 def workspace_layout(ops: Sequence[Op], intermediates: list[Tensor],
                      largest: dict[Tensor, tuple[int, ...]],
-                     scratch: ScratchFn | None) -> tuple[tuple[PatchBuffer, ...], tuple, int]:
+                     scratch: ScratchFn | None,
+                     bands: Mapping[Tensor, LineBand] | None = None) -> tuple[tuple[PatchBuffer, ...], tuple, int]:
     """Place the patch buffers and the inner ops' scratch in one workspace, reusing bytes
-    between buffers whose lifetimes (in op steps within a patch) do not overlap."""
+    between buffers whose lifetimes (in op steps within a patch) do not overlap. A line
+    band lives across patches, so it shares its bytes with nothing."""
+    bands = bands or {}
     index = {op.outputs[0]: i for i, op in enumerate(ops)}
     items: list[Lifetime] = []
     for t in intermediates:
         first = index[t]
         last = max((i for i, op in enumerate(ops) if t in op.inputs), default=first)
-        size = _nbytes(t, largest.get(t, t.shape))
+        if t in bands:
+            first, last = 0, len(ops) - 1
+        size = _nbytes(t, bands[t].shape(t) if t in bands else largest.get(t, t.shape))
         if size:
             items.append(Lifetime(t.name, size, first, last, (Piece(0, size, first, last, t),),
                                   DEFAULT_ALIGN, "tensor", t))
@@ -159,14 +221,17 @@ def workspace_layout(ops: Sequence[Op], intermediates: list[Tensor],
             proxy = op.with_(inputs=tuple(None if t is None else t if t.is_constant else
                                           t.with_(shape=largest.get(t, t.shape)) for t in op.inputs),
                              outputs=tuple(t.with_(shape=largest.get(t, t.shape)) for t in op.outputs))
-            for r, req in enumerate(scratch(proxy, False)):
+            # The op's output has a patch buffer of its own, so a kernel whose in-place
+            # form copies its input aside first (depthwise: the channel plane) may use it
+            # out of place: ask for that form's scratch.
+            for r, req in enumerate(scratch(proxy, bool(in_place_inputs(op)))):
                 if req.size > 0:
                     items.append(Lifetime(f"stage_op{i}_{req.name}", req.size, i, i, (Piece(0, req.size, i, i),),
                                           max(req.align, DEFAULT_ALIGN), "scratch", step=i, request=r))
     if not items:
         return (), tuple(() for _ in ops), 0
     placement = allocate(items, len(ops))
-    buffers = tuple(PatchBuffer(item.root, placement.offsets[item.name], item.size)
+    buffers = tuple(PatchBuffer(item.root, placement.offsets[item.name], item.size, bands.get(item.root))
                     for item in items if item.kind == "tensor")
     op_scratch = [[] for _ in ops]
     for item in sorted((it for it in items if it.kind == "scratch"), key=lambda it: (it.step, it.request)):
@@ -202,7 +267,8 @@ def apply_stages(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | 
         start = stage_start(g, end) if spec.start is None else spec.start - removed
         if spec.start is not None and spec.start <= previous_end:
             raise MCUCError(f"patch stage {spec} starts inside the previous stage")
-        stage = replace(build_stage(g, start, end, spec.grid, scratch), span=(start + removed, spec.end))
+        cache = spec.cache if isinstance(spec.cache, bool) else frozenset(k - removed for k in spec.cache)
+        stage = replace(build_stage(g, start, end, spec.grid, scratch, cache), span=(start + removed, spec.end))
         ops[start:end + 1] = [stage_op(stage, f"patch_stage_{spec.end}")]
         removed += end - start
         previous_end = spec.end

@@ -6,7 +6,8 @@
   without it the smallest arena at <= 10% extra MACs.
 - `--patch RxC@OP[,RxC@OP...]`: the given stages, each ending at op OP (its index in the
   prepared graph, as `mcuc plan` lists it, or its output tensor's name) and starting at
-  the earliest op it can; `RxC@START:END` starts it at op START.
+  the earliest op it can; `RxC@START:END` starts it at op START; a `+cache` suffix keeps
+  every intermediate's halo in a line band instead of recomputing it (no extra MACs).
 - `--sram BYTES` without --patch: layer by layer if it fits, else the search.
 
 The program's notes carry `schedule` (the stages) and `mac_overhead` (extra MACs over
@@ -29,7 +30,7 @@ from .plan import plan
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 AUTO_MAX_OVERHEAD = 0.10
-_MANUAL = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*@\s*(\S+?)\s*$")
+_MANUAL = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*@\s*(\S+?)(\+cache)?\s*$")
 
 
 def check_patch_option(patch: str | None) -> None:
@@ -38,8 +39,9 @@ def check_patch_option(patch: str | None) -> None:
         return
     for part in patch.split(","):
         if not _MANUAL.match(part):
-            raise MCUCError(f"--patch {patch!r}: {part.strip()!r} is not RxC@OP; write auto, off, or for "
-                            f"example 3x3@12 (a 3x3 grid at op 12's output; `mcuc plan` lists the ops)")
+            raise MCUCError(f"--patch {patch!r}: {part.strip()!r} is not RxC@OP[+cache]; write auto, off, or "
+                            f"for example 3x3@12 (a 3x3 grid at op 12's output; `mcuc plan` lists the ops) or "
+                            f"20x1@12+cache (halos cached instead of recomputed)")
 
 
 def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
@@ -48,7 +50,7 @@ def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
     by_name = {t.name: i for i, op in enumerate(graph.ops) for t in op.outputs}
     specs = []
     for part in patch.split(","):
-        rows, cols, at = _MANUAL.match(part).groups()
+        rows, cols, at, cache = _MANUAL.match(part).groups()
         start = None
         if ":" in at:  # START:END, a stage that starts later than it could
             first, at = at.split(":", 1)
@@ -66,7 +68,7 @@ def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
             raise MCUCError(f"--patch {part.strip()!r}: op {end} does not exist (ops 0..{len(graph.ops) - 1})")
         if start is not None and not 0 <= start <= end:
             raise MCUCError(f"--patch {part.strip()!r}: the stage must start at an op from 0 to {end}")
-        specs.append(StageSpec(end, (int(rows), int(cols)), start))
+        specs.append(StageSpec(end, (int(rows), int(cols)), start, cache is not None))
     return specs
 
 
@@ -78,7 +80,8 @@ def schedule_summary(program: Program) -> list[dict]:
             continue
         stage = step.op.attrs
         first, last = stage.span
-        stages.append({"patch": f"{stage.grid[0]}x{stage.grid[1]}@{last}", "start": first, "split": last,
+        stages.append({"patch": f"{stage.grid[0]}x{stage.grid[1]}@{last}" + ("+cache" if stage.cached else ""),
+                       "cached": stage.cached, "start": first, "split": last,
                        "step": i, "ops": [op.label for op in stage.ops], "output": stage.output.name,
                        "grid": list(stage.grid), "workspace_bytes": stage.workspace_bytes})
     return stages

@@ -27,13 +27,18 @@ from mcuc.ir.program import Program, ScratchRequest
 
 from .aliasing import plan_storage
 from .lifetimes import live_bytes_per_step, lifetimes
-from .patch import StageSpec, apply_stages, graph_macs, plan_patched, stage_ends, workspace_layout
+from .patch import StageSpec, apply_stages, graph_macs, line_band, plan_patched, stage_ends, workspace_layout
 from .plan import plan
-from .receptive_field import backward_regions, split_axis
+from .receptive_field import backward_regions, cached_pass, split_axis
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 GRID_SIDES = tuple(range(1, 9))
 EXACT_PLANS = 6  # candidates planned exactly per search
+# Patch rows tried with cached halos (and the cut's height: one patch row per row of it).
+CACHE_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64)
+# Patch columns tried with cached halos: a line band spans the full width whatever the
+# columns, so more columns only shrink the uncached buffers, for gathers and scatters.
+CACHE_COLUMNS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,20 @@ class Candidate:
     def peak(self) -> int:
         return self.arena_bytes if self.arena_bytes is not None else self.peak_estimate
 
+    @property
+    def patches(self) -> int:
+        """Patches per inference (each a round of kernel calls): the tie-break between
+        schedules of equal arena and MACs."""
+        return self.grid[0] * self.grid[1] if self.stages else 0
+
+    @property
+    def cached(self) -> bool:
+        return any(spec.cache for spec in self.stages)
+
     def describe(self) -> str:
-        return "layer-by-layer" if self.layer_by_layer else f"{self.grid[0]}x{self.grid[1]}@{self.end}"
+        if self.layer_by_layer:
+            return "layer-by-layer"
+        return f"{self.grid[0]}x{self.grid[1]}@{self.end}" + ("+cache" if self.cached else "")
 
 
 @dataclass
@@ -123,21 +140,47 @@ class StageModel:
         others = [b for i, b in enumerate(live) if i != self.start]
         return live[self.start], max(others, default=0)
 
-    def figures(self, grid: tuple[int, int]) -> tuple[int, int]:
-        """(MACs of one inference with this stage, estimated peak bytes)."""
-        rows, cols = self.bands(1, grid[0]), self.bands(2, grid[1])
+    def cached_bands(self, axis: int, parts: int) -> list:
+        """Like bands(), with every intermediate's halo cached (receptive_field.cached_regions)."""
+        key = (axis, parts, "cache")
+        if key not in self._bands:
+            cut, full = self.cut, Region.full(self.cut.shape)
+            grid = (parts, 1) if axis == 1 else (1, parts)
+            passes = cached_pass(self.ops, [full.with_axis(axis, a, b) for a, b in split_axis(cut.shape[axis], parts)],
+                                 grid, set(self.intermediates))
+            self._bands[key] = [({t: r.axis(axis) for t, r in needs.items()}, [o.axis(axis) for o in outs])
+                                for needs, outs in passes]
+        return self._bands[key]
+
+    def figures(self, grid: tuple[int, int], cache: bool = False) -> tuple[int, int]:
+        """(MACs of one inference with this stage, estimated peak bytes); `cache`: every
+        intermediate's halo cached in a line band."""
+        bands = self.cached_bands if cache else self.bands
+        rows, cols = bands(1, grid[0]), bands(2, grid[1])
         macs = Fraction(0)
         for i in range(len(self.ops)):
             macs += self.per_pixel[i] * sum(_span(b[1][i]) for b in rows) * sum(_span(b[1][i]) for b in cols)
-        largest = {}
+        largest, line_bands = {}, {}
         for t in self.intermediates:
             r = max((_span(b[0][t]) for b in rows if t in b[0]), default=0)
             c = max((_span(b[0][t]) for b in cols if t in b[0]), default=0)
             largest[t] = (t.shape[0], r, c, t.shape[3])
-        _, _, workspace = workspace_layout(self.ops, self.intermediates, largest, self.scratch)
+            band = line_band([b[0].get(t, (0, 0)) for b in rows], [b[0].get(t, (0, 0)) for b in cols]) \
+                if cache else None
+            if band is not None:
+                line_bands[t] = band
+        _, _, workspace = workspace_layout(self.ops, self.intermediates, largest, self.scratch, line_bands)
         stage_live, others = self.live
         stage_live -= max((self._overlap_saving(x, rows, cols) for x in self.dying), default=0)
         return self.outside_macs + int(macs), max(stage_live + workspace, others)
+
+    def peak_floor(self) -> int:
+        """No grid's estimated peak is below this: the stage's step without a workspace,
+        with the output over a dying input as far as it can be (at most the smaller of
+        the two), and the other steps."""
+        stage_live, others = self.live
+        saving = max((min(x.nbytes, self.cut.nbytes) for x in self.dying), default=0)
+        return max(stage_live - saving, others)
 
     def _overlap_saving(self, x: Tensor, rows: list, cols: list) -> int:
         """Bytes saved by placing the output over dying input x at its shift
@@ -165,16 +208,24 @@ def enumerate_candidates(graph: Graph, scratch: ScratchFn | None = None,
     base_items = lifetimes(graph, plan_storage(graph, pointwise=None), scratch)
     baseline = Candidate((), -1, -1, (1, 1), base_macs, 0.0, max(live_bytes_per_step(base_items, len(graph.ops))))
     result = []
+    best_cached = None  # the smallest estimated peak of a cached candidate so far
     for start, end in stage_ends(graph):
         model = StageModel(graph, start, end, scratch)
         h, w = model.cut.shape[1], model.cut.shape[2]
-        for ph in sides:
-            for pw in sides:
-                if ph > h or pw > w or (ph, pw) == (1, 1):
-                    continue
-                macs, peak = model.figures((ph, pw))
-                result.append(Candidate((StageSpec(end, (ph, pw)),), start, end, (ph, pw), macs,
-                                        macs / base_macs - 1 if base_macs else 0.0, peak))
+        grids = [(ph, pw, False) for ph in sides for pw in sides]
+        # Cached schedules all have the fewest MACs, so a stage whose peak cannot get
+        # below the best cached one so far offers nothing new (and line bands need a
+        # batch of 1).
+        if model.cut.shape[0] == 1 and (best_cached is None or model.peak_floor() < best_cached):
+            grids += [(ph, pw, True) for ph in sorted({*CACHE_ROWS, h}) for pw in CACHE_COLUMNS]
+        for ph, pw, cache in grids:
+            if ph > h or pw > w or (ph, pw) == (1, 1):
+                continue
+            macs, peak = model.figures((ph, pw), cache)
+            if cache:
+                best_cached = peak if best_cached is None else min(best_cached, peak)
+            result.append(Candidate((StageSpec(end, (ph, pw), None, cache),), start, end, (ph, pw), macs,
+                                    macs / base_macs - 1 if base_macs else 0.0, peak))
     return baseline, result
 
 
@@ -203,7 +254,7 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
             planned.append(exact(c))
             if planned[-1][0].arena_bytes <= sram:
                 same = [p for p in planned if p[0].arena_bytes <= sram]
-                best = min(same, key=lambda p: (p[0].macs, p[0].arena_bytes))
+                best = min(same, key=lambda p: (p[0].macs, p[0].arena_bytes, p[0].patches))
                 return SearchResult(best[0], best[1], exact_baseline, candidates)
         lowest = sorted(candidates, key=lambda c: (c.peak_estimate, c.macs))[:EXACT_PLANS]
         planned += [exact(c) for c in lowest]
@@ -211,7 +262,7 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
         # may still fit.
         same = [p for p in planned if p[0].arena_bytes <= sram]
         if same:
-            best = min(same, key=lambda p: (p[0].macs, p[0].arena_bytes))
+            best = min(same, key=lambda p: (p[0].macs, p[0].arena_bytes, p[0].patches))
             return SearchResult(best[0], best[1], exact_baseline, candidates)
         smallest = min(planned, key=lambda p: p[0].arena_bytes)[0]
         raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM: the smallest peak any "
@@ -221,13 +272,13 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
     for c in allowed[:EXACT_PLANS]:
         if c.peak_estimate < exact_baseline.arena_bytes:
             planned.append(exact(c))
-    best = min(planned, key=lambda p: (p[0].arena_bytes, p[0].macs))
+    best = min(planned, key=lambda p: (p[0].arena_bytes, p[0].macs, p[0].patches))
     # Where the stage is no longer the peak, cheaper grids reach the same arena.
     cheaper = sorted((c for c in allowed if c.peak_estimate <= best[0].arena_bytes and c.macs < best[0].macs),
                      key=lambda c: c.macs)
     for c in cheaper[:EXACT_PLANS]:
         trial = exact(c)
-        if trial[0].arena_bytes <= best[0].arena_bytes:
+        if (trial[0].arena_bytes, trial[0].patches) <= (best[0].arena_bytes, best[0].patches):
             best = trial
             break
     return SearchResult(best[0], best[1], exact_baseline, candidates)

@@ -366,15 +366,20 @@ def _emit_depthwise(site: Site, step: Step, program: Program, target: Target) ->
     extra_arrays: list[CArray] = []
     ctx = dict(in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                structs=_geometry(x, y, (kh, kw), a.stride, a.dilation, a.padding))
-    if isinstance(step.placement, InPlace):
+    # The plane kernel copies each input channel plane aside before writing that channel,
+    # so it runs in place, or out of place when it is given the plane anyway (a patch
+    # stage's region calls: scratch_requests with in_place, see passes/patch.py).
+    planes = [b for b in step.scratch if b.name.endswith(".plane")]
+    if isinstance(step.placement, InPlace) or (planes and a.depth_multiplier == 1):
         _require(a.depth_multiplier == 1, op, "an in-place depthwise conv needs depth multiplier 1; "
                  "plan it out of place")
-        # InPlace.shift: the output may start whole pixels away from the input;
-        # mcuc_depthwise_in_place takes both pointers (see mcuc_depthwise.h).
-        moved = step.placement.shift
-        _require(ctx["out_offset"] - ctx["in_offset"] == moved and moved % x.shape[3] == 0, op,
-                 f"the plan puts the in-place output {ctx['out_offset'] - ctx['in_offset']} bytes from its "
-                 f"input but declares shift {moved}; re-run mcuc.passes.plan")
+        if isinstance(step.placement, InPlace):
+            # InPlace.shift: the output may start whole pixels away from the input;
+            # mcuc_depthwise_in_place takes both pointers (see mcuc_depthwise.h).
+            moved = step.placement.shift
+            _require(ctx["out_offset"] - ctx["in_offset"] == moved and moved % x.shape[3] == 0, op,
+                     f"the plan puts the in-place output {ctx['out_offset'] - ctx['in_offset']} bytes from its "
+                     f"input but declares shift {moved}; re-run mcuc.passes.plan")
         plane_h, pitch = _depthwise_plane(op)
         _require(len(step.scratch) == 1 and step.scratch[0].size >= plane_h * pitch, op,
                  "the in-place channel plane scratch is missing; plan with the Cortex-M backend's scratch_requests")
@@ -571,9 +576,14 @@ def _block_copy(op: Op, dst: int, src: int, shape, dst_strides, src_strides, ite
     return _Copy(dst, src, [1] * pad + shape, [0] * pad + dst_strides, [0] * pad + src_strides, run)
 
 
-def _emit_copy(site: Site, op: Op, program: Program, copies: list[_Copy], fill: int | None) -> StepCode:
+def _emit_copy(site: Site, op: Op, program: Program, copies: list[_Copy], fill: int | None,
+               move: bool = False) -> StepCode:
+    """Copies as one step function; `move`: each copy is one run whose source and
+    destination may overlap (a line band's shift), so it is a memmove."""
     y = op.output
-    decls = _render("copy.j2", site, comment=op.label, copies=copies, fill=fill,
+    if move:
+        _require(all(e == 1 for c in copies for e in c.extents), op, "a shift copy must be one contiguous run")
+    decls = _render("copy.j2", site, comment=op.label, copies=copies, fill=fill, move=move,
                     out_offset=_offset(program, y, op) if fill is not None else 0, out_bytes=y.nbytes)
     return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
@@ -768,7 +778,8 @@ def _emit_patch_stage(site: Site, step: Step, program: Program, target: Target) 
             copies = [_block_copy(op, c.dst, c.src, c.shape, c.dst_strides, c.src_strides, c.itemsize)
                       for c in group if c.nbytes]
             if copies:
-                add(_emit_copy(Site.of(f"{name}_{first.role}"), stage.ops[first.op_index], program, copies, None))
+                add(_emit_copy(Site.of(f"{name}_{first.role}"), stage.ops[first.op_index], program, copies, None,
+                               move=first.role == "shift"))
             continue
         emitter = _emitter_for(first.op, f"{op.label}: ")
         proxy_program = Program(program.graph, (), dict(first.offsets), program.arena_bytes)

@@ -37,7 +37,7 @@ def forced_schedules(graph) -> list[StageSpec]:
     for k, end in enumerate(picks):
         h, w = graph.ops[end].outputs[0].shape[1:3]
         grid = GRIDS[k % len(GRIDS)]
-        specs.append(StageSpec(end, (min(grid[0], h), min(grid[1], w))))
+        specs.append(StageSpec(end, (min(grid[0], h), min(grid[1], w)), None, k % 2 == 1))  # every other cached
     return specs
 
 

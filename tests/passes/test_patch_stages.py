@@ -40,7 +40,7 @@ def _schedule(graph, rng, two_stages: bool) -> list[StageSpec]:
         s = int(rng.integers(max(s, first_allowed), e + 1))
         cut = graph.ops[e].outputs[0]
         grid = (int(rng.integers(1, min(8, cut.shape[1]) + 1)), int(rng.integers(1, min(8, cut.shape[2]) + 1)))
-        specs.append(StageSpec(e, grid, s))
+        specs.append(StageSpec(e, grid, s, bool(rng.integers(2))))  # halos cached or recomputed
         first_allowed = e + 1
     return specs
 
@@ -83,19 +83,23 @@ def test_random_dags_any_valid_stage(seed):
 
 
 @settings(deadline=None, max_examples=40)
-@given(seed=st.integers(0, 2**31 - 1))
-def test_search_estimates_are_exact_macs(seed):
-    """The search's separable band analysis gives the same MACs as building every patch."""
+@given(seed=st.integers(0, 2**31 - 1), cache=st.booleans())
+def test_search_estimates_are_exact_macs(seed, cache):
+    """The search's separable band analysis gives the same MACs as building every patch
+    (with cached halos too)."""
     graph = random_stage_graph(seed)
     rng = np.random.default_rng(seed)
     start, end = stage_ends(graph)[int(rng.integers(len(stage_ends(graph))))]
     cut = graph.ops[end].outputs[0]
     grid = (int(rng.integers(1, min(8, cut.shape[1]) + 1)), int(rng.integers(1, min(8, cut.shape[2]) + 1)))
     model = StageModel(graph, start, end, None)
-    macs, _ = model.figures(grid)
-    patched = apply_stages(graph, [StageSpec(end, grid, start)])
+    macs, _ = model.figures(grid, cache)
+    patched = apply_stages(graph, [StageSpec(end, grid, start, cache)])
     assert macs == graph_macs(patched)
     stage: PatchStage = patched.ops[start].attrs
+    if cache:
+        assert macs <= graph_macs(graph), "cached halos never recompute"
+        return
     largest = {b.tensor: b.size for b in stage.buffers}
     for region in stage.patch_regions:
         regions, _ = backward_regions(stage.ops, {stage.output: region})

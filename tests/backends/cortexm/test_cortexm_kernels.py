@@ -393,10 +393,11 @@ def _chain_model(seed: int) -> tuple[bytes, list[np.ndarray]]:
 
 
 @pytest.mark.parametrize("backend", ["host", pytest.param("cortex-m4", marks=_NEEDS_ARM)])
-@pytest.mark.parametrize("grid", ["2x2@2", "3x2@1", "1x2@3"])
+@pytest.mark.parametrize("grid", ["2x2@2", "3x2@1", "1x2@3", "6x1@2+cache", "3x2@3+cache"])
 def test_patch_stage(backend, grid):
     """A PATCH_STAGE (regions, border padding, gathers of partial rows, scatters into the
-    stage output) equals tflite-micro byte for byte."""
+    stage output; with +cache line bands, their shifts and scatters into them) equals
+    tflite-micro byte for byte."""
     from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
 
     model, inputs = _chain_model(11)
@@ -409,14 +410,15 @@ def test_patch_stage(backend, grid):
 
 
 @settings(deadline=None, max_examples=6, suppress_health_check=list(HealthCheck))
-@given(rows=st.integers(1, 3), cols=st.integers(1, 3), end=st.integers(1, 3), seed=st.integers(0, 1000))
-def test_patch_stage_random_grids_c_host(rows, cols, end, seed):
+@given(rows=st.integers(1, 3), cols=st.integers(1, 3), end=st.integers(1, 3), seed=st.integers(0, 1000),
+       cache=st.booleans())
+def test_patch_stage_random_grids_c_host(rows, cols, end, seed, cache):
     from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
 
     model, inputs = _chain_model(seed)
     # op `end`'s output: h2 6x5, h3 6x5, y 3x2 (grids beyond the output are not legal)
     out_h, out_w = [(11, 10), (6, 5), (6, 5), (3, 2)][end]
-    grid = f"{min(rows, out_h)}x{min(cols, out_w)}@{end}"
+    grid = f"{min(rows, out_h)}x{min(cols, out_w)}@{end}" + ("+cache" if cache else "")
     program = schedule(load_tflite(model), CompileOptions("cortex-m4", patch=grid), cortexm_scratch("cortex-m4"))
     got = run_chost(program, inputs)
     want = TFLiteOracle(model)(inputs)

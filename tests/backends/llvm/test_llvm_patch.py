@@ -42,7 +42,7 @@ def random_stages(graph, rng: np.random.Generator) -> list[StageSpec]:
         s = int(rng.integers(max(s, first_allowed), e + 1))
         cut = graph.ops[e].outputs[0]
         grid = (int(rng.integers(1, min(4, cut.shape[1]) + 1)), int(rng.integers(1, min(4, cut.shape[2]) + 1)))
-        specs.append(StageSpec(e, grid, s))
+        specs.append(StageSpec(e, grid, s, bool(rng.integers(2))))  # halos cached or recomputed
         first_allowed = e + 1
     return specs
 
