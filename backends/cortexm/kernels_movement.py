@@ -12,6 +12,7 @@ kernels_binary.py).
 from __future__ import annotations
 
 from mcuc.ir.errors import MCUCError
+from mcuc.ir.ops import gather, kinds
 from mcuc.ir.ops.movement import moves
 from mcuc.ir.patch_lowering import merged_runs
 from mcuc.ir.program import Program, Step
@@ -25,6 +26,8 @@ MAX_AXES = 6
 
 def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]:
     op = step.op
+    if op.kind == kinds.GATHER and gather.dynamic(op):
+        return _gather_run_time(site, step, program)
     name = site.name
     decls = [f"/* {c_comment(op.label)} */\n"]
     sources: dict[int, str] = {}
@@ -55,4 +58,36 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
         calls.append(f"    mcuc_copy6(arena + {dst}, {sources[m.input]} + {m.src * item}, {name}_e{j}, "
                      f"{name}_d{j}, {name}_s{j}, {run});\n")
     decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n{''.join(calls)}    (void)arena;\n}}\n")
+    return "".join(decls), f"{name}(arena);", (ELEMENTWISE_H,)
+
+
+def _gather_run_time(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]:
+    """GATHER with indices computed at run time: per (batch, outer, coordinate) one index
+    read and clamped into the axis (mcuc.ir.ops.gather), then `inner` bytes copied."""
+    op = step.op
+    params, indices = op.inputs
+    axis, _, batch, outer, inner, coords = gather.geometry(op)
+    size = params.shape[axis]
+    name = site.name
+    decls = [f"/* {c_comment(op.label)}: indices read at run time */\n"]
+    if params.is_constant:
+        decls.append(c_array("int8_t", f"{name}_params", params.data))
+        source = f"{name}_params"
+    else:
+        source = f"(const int8_t *)(arena + {arena_offset(program, params, op.label)})"
+    body = (f"    const int8_t *params = {source};\n"
+            f"    const int32_t *idx = (const int32_t *)(const void *)(arena + "
+            f"{arena_offset(program, indices, op.label)});\n"
+            f"    int8_t *out = (int8_t *)(arena + {arena_offset(program, op.output, op.label)});\n"
+            f"    int b, o, c;\n"
+            f"    for (b = 0; b < {batch}; b++) {{\n"
+            f"        for (o = 0; o < {outer}; o++) {{\n"
+            f"            for (c = 0; c < {coords}; c++) {{\n"
+            f"                int32_t i = idx[b * {coords} + c];\n"
+            f"                if (i < 0) {{\n                    i = 0;\n                }}\n"
+            f"                if (i > {size - 1}) {{\n                    i = {size - 1};\n                }}\n"
+            f"                memcpy(out + ((b * {outer} + o) * {coords} + c) * {inner}, "
+            f"params + ((b * {outer} + o) * {size} + i) * {inner}, {inner}u);\n"
+            f"            }}\n        }}\n    }}\n")
+    decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n{body}    (void)arena;\n}}\n")
     return "".join(decls), f"{name}(arena);", (ELEMENTWISE_H,)

@@ -6,7 +6,9 @@ rank(params), batch_dims <= rank(indices), with the leading batch_dims extents o
 and indices equal. Output shape: params[:axis] + indices[batch_dims:] + params[axis+1:].
 tflite-micro checks indices only with debug assertions (a release build reads outside
 params), so mcuc refuses any index outside [0, params extent along axis) at compile
-time. Indices computed at run time are refused.
+time. Indices computed at run time are read as they come: an index outside the axis is
+undefined in tflite-micro (it reads outside params), and mcuc clamps it into
+[0, extent - 1] on every backend, so a kernel never reads outside params.
 """
 from __future__ import annotations
 
@@ -37,8 +39,6 @@ def geometry(op: Op) -> tuple[int, int, int, int, int, int]:
     require_same_dtype(op, ("int8",))
     require(indices.dtype == "int32", op,
             f"indices {indices.name!r} are {indices.dtype}; tflite-micro's GATHER takes int32 indices only")
-    require(indices.is_constant, op,
-            f"indices {indices.name!r} are computed at run time; mcuc supports constant GATHER indices only")
     rank, irank = len(params.shape), len(indices.shape)
     axis = op.attrs.axis + rank if op.attrs.axis < 0 else op.attrs.axis
     require(0 <= axis < rank, op, f"axis {op.attrs.axis} is out of range for params of rank {rank}")
@@ -48,11 +48,12 @@ def geometry(op: Op) -> tuple[int, int, int, int, int, int]:
     require(params.shape[:bd] == indices.shape[:bd], op,
             f"the first batch_dims {bd} extents of params {list(params.shape)} and indices "
             f"{list(indices.shape)} differ")
-    data = indices.data.reshape(-1)
-    bad = np.flatnonzero((data < 0) | (data >= params.shape[axis]))
-    require(bad.size == 0, op,
-            f"index {int(data[bad[0]]) if bad.size else 0} is outside [0, {params.shape[axis]}) along axis {axis} "
-            "(tflite-micro would read outside params)")
+    if indices.is_constant:
+        data = indices.data.reshape(-1)
+        bad = np.flatnonzero((data < 0) | (data >= params.shape[axis]))
+        require(bad.size == 0, op,
+                f"index {int(data[bad[0]]) if bad.size else 0} is outside [0, {params.shape[axis]}) along axis "
+                f"{axis} (tflite-micro would read outside params)")
     batch = int(np.prod(params.shape[:bd], dtype=np.int64))
     outer = int(np.prod(params.shape[bd:axis], dtype=np.int64))
     inner = int(np.prod(params.shape[axis + 1:], dtype=np.int64))
@@ -73,13 +74,20 @@ def input_regions(op: Op, out: Region) -> list[Region | None]:
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     axis, bd, batch, outer, inner, coords = geometry(op)
     params = np.asarray(inputs[0]).reshape(batch, outer, op.inputs[0].shape[axis], inner)
-    idx = np.asarray(inputs[1], np.int64).reshape(batch, coords)
+    idx = np.clip(np.asarray(inputs[1], np.int64), 0, op.inputs[0].shape[axis] - 1).reshape(batch, coords)
     y = np.stack([params[b][:, idx[b], :] for b in range(batch)])
     return [np.ascontiguousarray(y).reshape(op.output.shape)]
 
 
+def dynamic(op: Op) -> bool:
+    """Whether the indices are computed at run time (then the op has no static moves:
+    backends run `geometry`'s loops, reading and clamping each index)."""
+    return not op.inputs[1].is_constant
+
+
 def moves(op: Op) -> list[Move]:
     axis, bd, batch, outer, inner, coords = geometry(op)
+    require(not dynamic(op), op, "indices computed at run time have no static copies")
     size = op.inputs[0].shape[axis]
     idx = op.inputs[1].data.reshape(batch, coords)
     return [Move(0, 0, (outer, inner), (b * outer * size + int(idx[b, k])) * inner, (size * inner, 1),

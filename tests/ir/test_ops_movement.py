@@ -408,17 +408,59 @@ def test_strided_slice_shrink_past_the_end_is_refused():
         _load(layer, [(2,)])
 
 
-def test_gather_out_of_range_and_run_time_indices_are_refused():
+def test_gather_out_of_range_constant_indices_are_refused():
     bad = Layer("GATHER", "int8", [(4, 2)], [("x", 0), ("c", np.array([1, 4], np.int32), "int32")], {"axis": 0}, None)
     with pytest.raises(MCUCError, match=r"GATHER.*index 4 is outside \[0, 4\)"):
         _load(bad, [(2, 2)])
+
+
+def run_time_gather(params_shape, indices_shape, axis, batch_dims, constant_params: bool, seed: int = 0):
+    """A GATHER whose indices are a graph input (an embedding lookup when params are
+    constant): the model and its inputs, indices in range."""
+    rng = np.random.default_rng(seed)
     mb = ModelBuilder()
-    x = mb.tensor("x", (4, 2), "int8", 0.1, 0)
-    i = mb.tensor("i", (2,), "int32")
-    y = mb.tensor("y", (2, 2), "int8", 0.1, 0)
-    mb.op("GATHER", [x, i], [y], axis=0)
-    with pytest.raises(MCUCError, match=r"GATHER.*computed at run time"):
-        load_tflite(mb.build([x, i], [y]))
+    table = rng.integers(-128, 128, size=params_shape).astype(np.int8)
+    params = mb.tensor("params", params_shape, "int8", 0.05, 3, data=table if constant_params else None)
+    idx = mb.tensor("idx", indices_shape, "int32")
+    out_shape = params_shape[:axis] + indices_shape[batch_dims:] + params_shape[axis + 1:]
+    y = mb.tensor("y", out_shape, "int8", 0.05, 3)
+    mb.op("GATHER", [params, idx], [y], axis=axis, batch_dims=batch_dims)
+    inputs = [] if constant_params else [table]
+    inputs.append(rng.integers(0, params_shape[axis], size=indices_shape).astype(np.int32))
+    return mb.build([idx] if constant_params else [params, idx], [y]), inputs
+
+
+@settings(deadline=None, max_examples=8)
+@given(data=st.data())
+def test_gather_with_run_time_indices_matches_oracle(data):
+    shape = dims(data.draw, data.draw(st.integers(1, 3)))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    batch_dims = data.draw(st.integers(0, axis))
+    indices_shape = shape[:batch_dims] + dims(data.draw, data.draw(st.integers(1, 2)), 1, 3)
+    model, inputs = run_time_gather(shape, indices_shape, axis, batch_dims, data.draw(st.booleans()),
+                                    data.draw(st.integers(0, 2**31)))
+    assert_matches_oracle(model, inputs)
+
+
+def test_gather_with_run_time_indices_on_every_backend():
+    for constant_params in (True, False):
+        model, inputs = run_time_gather((6, 3, 4), (2, 5), 1 if constant_params else 0, 0, constant_params)
+        backends = ("llvm", "c-host") + (("cortex-m4",) if shutil.which("arm-none-eabi-gcc") else ())
+        assert_matches_oracle(model, inputs, backends)
+
+
+def test_gather_run_time_indices_out_of_range_are_clamped_alike():
+    """tflite-micro reads outside params there (undefined); every mcuc backend clamps the
+    index into the axis, so they agree with each other."""
+    from tests.ir.test_ops_compare import outputs_on
+
+    model, inputs = run_time_gather((5, 4), (6,), 0, 0, True)
+    inputs = [np.array([-7, 0, 4, 5, 99, 2], np.int32)]
+    want = outputs_on("reference", model, inputs)[0]
+    table = load_tflite(model).ops[0].inputs[0].data
+    assert np.array_equal(want, table[[0, 0, 4, 4, 4, 2]])
+    for backend in ("llvm", "c-host"):
+        assert np.array_equal(outputs_on(backend, model, inputs)[0], want), backend
 
 
 def test_gather_int16_and_int64_indices_are_refused():
@@ -476,7 +518,8 @@ def test_generated_c_compiles_without_warnings(tmp_path):
         Case("MAXIMUM", (2, 3), (3,), (0.1, 0), (0.1, 0), (0.1, 0), dtype="int16"),
         Case("MINIMUM", (2, 3), (2, 1), (0.1, 0), (0.1, 0), (0.1, 0), const=2),
         Case("SQUARED_DIFFERENCE", (4,), (4,), (0.1, 3), (0.2, 1), (0.05, -3))])
-    for k, model in enumerate((movement_model, compare_model)):
+    gather_models = [run_time_gather((6, 3, 4), (2, 5), 1, 0, constant)[0] for constant in (True, False)]
+    for k, model in enumerate((movement_model, compare_model, *gather_models)):
         for target, compiler in (("cortex-m0", ["gcc"]),
                                  ("cortex-m4", ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb",
                                                 "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"])):

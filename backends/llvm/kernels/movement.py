@@ -4,10 +4,11 @@ SPACE_TO_DEPTH, DEPTH_TO_SPACE, MIRROR_PAD, SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND
 memcpy where both sides are contiguous. EXPAND_DIMS is a view: the RESHAPE emitter."""
 from __future__ import annotations
 
-from mcuc.ir.ops import kinds
+from mcuc.ir.ops import gather, kinds
 from mcuc.ir.ops.movement import moves
 
 from ..codegen import KernelCall
+from ..emitter import I64
 from . import register
 from .layout import _copy_elements, same_bytes
 
@@ -31,6 +32,9 @@ def _merged(shape, src_strides, dst_strides) -> tuple[list[int], list[int], list
           kinds.BATCH_TO_SPACE_ND)
 def copy_moves(call: KernelCall) -> None:
     em, op = call.em, call.op
+    if op.kind == kinds.GATHER and gather.dynamic(op):
+        _gather_run_time(call)
+        return
     for k, m in enumerate(moves(op)):
         x_t, y_t = op.inputs[m.input], op.outputs[m.output]
         src_ptr, dst_ptr = call.value_ptr(x_t), call.ptr(y_t)
@@ -39,3 +43,19 @@ def copy_moves(call: KernelCall) -> None:
             src = em.index(list(zip(idx, ss)), m.src)
             dst = em.index(list(zip(idx, ds)), m.dst)
             _copy_elements(call, dst_ptr, dst, src_ptr, src, run, x_t.itemsize)
+
+
+def _gather_run_time(call: KernelCall) -> None:
+    """GATHER with indices computed at run time: per (batch, outer, coordinate) one index
+    read, clamped into the axis (mcuc.ir.ops.gather), and `inner` elements copied."""
+    em, op = call.em, call.op
+    params, indices = op.inputs
+    axis, _, batch, outer, inner, coords = gather.geometry(op)
+    size = params.shape[axis]
+    p_ptr, i_ptr, y_ptr = call.value_ptr(params), call.value_ptr(indices), call.ptr(op.output)
+    with em.loop(batch, "b") as b, em.loop(outer, "o") as o, em.loop(coords, "c") as c:
+        index = em.clamp(em.load_i32(i_ptr, em.index([(b, coords), (c, 1)]), indices.dtype), 0, size - 1)
+        row = em.b.add(em.index([(b, outer * size), (o, size)]), em.b.sext(index, I64))
+        src = em.mul(row, inner)
+        dst = em.index([(b, outer * coords * inner), (o, coords * inner), (c, inner)])
+        _copy_elements(call, y_ptr, dst, p_ptr, src, inner, params.itemsize)
