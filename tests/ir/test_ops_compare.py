@@ -1,6 +1,6 @@
 """MAXIMUM, MINIMUM and SQUARED_DIFFERENCE (int8; MAXIMUM/MINIMUM also int16): one-layer
 TFLite models side by side in one model, compared byte for byte with tflite-micro on the
-reference interpreter, llvm, the portable C on the host and (one model) a Cortex-M4 under
+reference interpreter, llvm, the portable C on the host and (one model) a Cortex-M4 and a Cortex-M0 under
 emulation. Hypothesis draws shapes (broadcasting either way, constants on either side)
 and quantizations; one SQUARED_DIFFERENCE layer sees all 65536 input pairs.
 Deliberately broken arithmetic must be caught, and what tflite-micro refuses is refused
@@ -171,13 +171,13 @@ def test_squared_difference_every_pair_llvm_c_host():
 
 
 @NEEDS_ARM
-def test_cortex_m4_matches_oracle():
+def test_cortex_m4_and_m0_match_oracle():
     case_list = [Case("MAXIMUM", (2, 3, 4), (3, 1), (0.1, 3), (0.1, 3), (0.1, 3)),
                  Case("MINIMUM", (5,), (2, 5), (0.1, 3), (0.2, -3), (0.3, 1), const=1),
                  Case("SQUARED_DIFFERENCE", (1, 4, 4, 3), (1, 4, 4, 3), (0.05, 3), (0.02, -7), (0.01, -100)),
                  Case("MAXIMUM", (6, 2), (6, 2), (0.1, 0), (0.1, 0), (0.1, 0), dtype="int16")]
     model, inputs = model_and_inputs(case_list)
-    assert_matches_oracle(model, inputs, ("cortex-m4",))
+    assert_matches_oracle(model, inputs, ("cortex-m4", "cortex-m0"))
 
 
 # -- broken arithmetic is caught --------------------------------------------------------------

@@ -3,7 +3,7 @@ GATHER, SPACE_TO_DEPTH, DEPTH_TO_SPACE): hypothesis draws each op's legal attrib
 (negative axes, every STRIDED_SLICE mask, negative strides, -1 sizes, batch_dims, int8
 and int16 where tflite-micro runs int16), writes one model with one layer per op side by
 side, and compares every output byte with tflite-micro on the reference interpreter,
-llvm, the portable C on the host and a Cortex-M4 under emulation. The copies each op
+llvm, the portable C on the host and a Cortex-M4 and a Cortex-M0 under emulation. The copies each op
 module states for the backends (ir/ops/movement.py) are held equal to its numpy
 `evaluate`; broken copies are caught; illegal attributes are refused naming the op.
 """
@@ -320,9 +320,9 @@ def fixed_layers() -> list[Layer]:
 
 
 @NEEDS_ARM
-def test_cortex_m4_matches_oracle():
+def test_cortex_m4_and_m0_match_oracle():
     model, inputs = model_of(fixed_layers())
-    assert_matches_oracle(model, inputs, ("cortex-m4",))
+    assert_matches_oracle(model, inputs, ("cortex-m4", "cortex-m0"))
 
 
 # -- the copies the backends run equal each op's evaluate ----------------------------------------
