@@ -54,6 +54,7 @@ except ImportError as e:  # pragma: no cover - depends on the installation
                     f"pyelftools ({e}); reinstall mcuc with scripts/setup.sh") from None
 
 RETURN_TRAP = 0x1FFF0000
+SCS_PAGE = 0xE000E000
 """A page of `bkpt` instructions in the code region, outside flash and SRAM: the
 return address of every emulated call."""
 _PAGE = 0x1000
@@ -191,6 +192,10 @@ class Emulator:
         uc.mem_map(self.ram[0], _page_round(self.ram[1]))
         uc.mem_map(RETURN_TRAP, _PAGE)
         uc.mem_write(RETURN_TRAP, b"\x00\xbe" * (_PAGE // 2))  # bkpt #0
+        # The System Control Space page as plain memory: unicorn models no SCS registers, and
+        # a reset handler of hard-float firmware writes CPACR (0xE000ED88) to turn the FPU
+        # on. Unicorn's VFP needs no such write (it is usable from the start).
+        uc.mem_map(SCS_PAGE, _PAGE)
         for address, data in self.segments:
             uc.mem_write(address, data)
         return uc

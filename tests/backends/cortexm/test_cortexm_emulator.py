@@ -260,6 +260,9 @@ def test_reset_handler_runs_the_model_from_a_cold_start(built):
     result = emulator.call("Reset_Handler", until="mcuc_harness_done", reads=[(status, 4)])
     assert int.from_bytes(result.reads[0], "little") == 0x12345678
     assert result.instructions > emulator.call("model_invoke").instructions
+    if emulator.target.float_abi != "soft":  # the reset path turned the FPU on (CPACR)
+        cpacr = emulator.call("Reset_Handler", until="mcuc_harness_done", reads=[(0xE000ED88, 4)]).reads[0]
+        assert int.from_bytes(cpacr, "little") == 0xF << 20
 
 
 def test_section_sizes_split_model_and_harness(built):

@@ -104,6 +104,8 @@ extern uint32_t __stack_top;
 extern uint32_t __data_start, __data_end, __data_load, __bss_start, __bss_end;
 void Reset_Handler(void);
 void Default_Handler(void);
+void fw_done(void);
+volatile int fw_status = -1;
 
 __attribute__((section(".isr_vector"), used))
 void (*const fw_vectors[4])(void) = {
@@ -131,7 +133,13 @@ void Reset_Handler(void)
     for (dst = &__bss_start; dst < &__bss_end; ++dst) {
         *dst = 0;
     }
-    (void)fw_run();
+    fw_status = fw_run();
+    fw_done();
+}
+
+/* Where a run from reset ends. */
+__attribute__((noinline, noreturn)) void fw_done(void)
+{
     for (;;) {
         __asm__ volatile("bkpt #0");
     }
@@ -238,6 +246,16 @@ def test_two_named_models_in_one_hard_float_image(tmp_path, models):
     # The comparison can fail: other inputs give other bytes.
     other, _, _ = run_both(elf, models, seed=1)
     assert other != expected
+    # The whole image from reset: the FPU turned on (CPACR), .bss zeroed (inputs of zeros),
+    # both models run.
+    emulator = Emulator(elf, get_target("cortex-m4"), (FLASH_ORIGIN, FLASH_BYTES), (RAM_ORIGIN, RAM_BYTES))
+    reads = [(emulator.symbol("fw_status").address, 4), (0xE000ED88, 4),
+             *((emulator.symbol(f"fw_out_{name}").address, MODELS[name][5]) for name in models)]
+    cold = emulator.call("Reset_Handler", until="fw_done", reads=reads, count_instructions=False)
+    assert int.from_bytes(cold.reads[0], "little") == 0 and int.from_bytes(cold.reads[1], "little") == 0xF << 20
+    zeros = {name: TFLiteOracle(model)([np.zeros((1, *MODELS[name][1:4]), np.int8)])[0].tobytes()
+             for name, model in models.items()}
+    assert dict(zip(models, cold.reads[2:])) == zeros
 
 
 def test_caller_arena_in_a_named_section_shared_by_both_models(tmp_path, models):
