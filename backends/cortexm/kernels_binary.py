@@ -6,9 +6,10 @@ naming follows kernels.Site: `site.fn` prefixes the op's constants (emitted only
 `site.first`), `site.name` this call's function and its per-call arrays (broadcast
 extents and strides, a constant operand's values).
 
-SQUARED_DIFFERENCE reads each input's rescaled value ((x + offset) << 7 times its
-multiplier, mcuc.ir.ops.squared_difference.scaled_input) from a 256-entry int32 table
-computed at compile time by the op module itself; the square and the output stage
+An int8 SQUARED_DIFFERENCE reads each input's rescaled value ((x + offset) << 7 times
+its multiplier, mcuc.ir.ops.squared_difference.scaled_input) from a 256-entry int32
+table computed at compile time by the op module itself; an int16 one (zero points 0, no
+shift) applies the multipliers in C (mcuc_mbqm_small). The square and the output stage
 (mcuc_mbqm, TFLite's double rounding) run in C.
 """
 from __future__ import annotations
@@ -73,7 +74,16 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
     decls.append(c_array("int", f"{name}_e", extents))
     decls.append(c_array("int", f"{name}_s1", padded_strides(x1.shape, y.shape)))
     decls.append(c_array("int", f"{name}_s2", padded_strides(x2.shape, y.shape)))
-    if op.kind == kinds.SQUARED_DIFFERENCE:
+    if op.kind == kinds.SQUARED_DIFFERENCE and y.dtype == "int16":
+        # int16 (zero points 0, no left shift): each input's multiplier applied in C.
+        p = squared_difference_params(op)
+        body = (f"const int32_t d = mcuc_mbqm_small(in1[MCUC_IDX({name}_s1)], {p.input1_multiplier}, "
+                f"{p.input1_shift}) - mcuc_mbqm_small(in2[MCUC_IDX({name}_s2)], {p.input2_multiplier}, "
+                f"{p.input2_shift});\n"
+                f"        const int32_t v = mcuc_mbqm(d * d, {p.output_multiplier}, {p.output_shift}) + "
+                f"{p.output_offset};\n"
+                f"        out[o] = (int16_t)mcuc_clamp(v, -32768, 32767);")
+    elif op.kind == kinds.SQUARED_DIFFERENCE:
         p = squared_difference_params(op)
         if site.first:
             values = np.arange(-128, 128)

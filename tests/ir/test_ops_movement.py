@@ -517,7 +517,8 @@ def test_generated_c_compiles_without_warnings(tmp_path):
     compare_model, _ = model_and_inputs([
         Case("MAXIMUM", (2, 3), (3,), (0.1, 0), (0.1, 0), (0.1, 0), dtype="int16"),
         Case("MINIMUM", (2, 3), (2, 1), (0.1, 0), (0.1, 0), (0.1, 0), const=2),
-        Case("SQUARED_DIFFERENCE", (4,), (4,), (0.1, 3), (0.2, 1), (0.05, -3))])
+        Case("SQUARED_DIFFERENCE", (4,), (4,), (0.1, 3), (0.2, 1), (0.05, -3)),
+        Case("SQUARED_DIFFERENCE", (2, 4), (4,), (0.01, 0), (0.02, 0), (0.05, 0), dtype="int16")])
     gather_models = [run_time_gather((6, 3, 4), (2, 5), 1, 0, constant)[0] for constant in (True, False)]
     for k, model in enumerate((movement_model, compare_model, *gather_models)):
         for target, compiler in (("cortex-m0", ["gcc"]),

@@ -6,7 +6,8 @@ from __future__ import annotations
 from llvmlite import ir
 
 from mcuc.ir.ops import kinds
-from mcuc.ir.ops.squared_difference import LEFT_SHIFT, squared_difference_params
+from mcuc.ir.ops.common import dtype_range
+from mcuc.ir.ops.squared_difference import squared_difference_params
 
 from ..codegen import KernelCall
 from ..fixedpoint import multiply_by_quantized_multiplier, split_shift
@@ -28,13 +29,13 @@ def squared_difference(call: KernelCall) -> None:
     left, right = (int(v) for v in split_shift(p.output_shift))
 
     def scaled(x: ir.Value, offset: int, multiplier: int, shift: int) -> ir.Value:
-        shifted = em.b.shl(em.add(x, offset), em.i32(LEFT_SHIFT))
+        shifted = em.b.shl(em.add(x, offset), em.i32(p.left_shift))
         return multiply_by_quantized_multiplier(em, shifted, multiplier, 0, -shift)
 
     def body(x1: ir.Value, x2: ir.Value) -> ir.Value:
         diff = em.b.sub(scaled(x1, p.input1_offset, p.input1_multiplier, p.input1_shift),
                         scaled(x2, p.input2_offset, p.input2_multiplier, p.input2_shift))
         raw = multiply_by_quantized_multiplier(em, em.b.mul(diff, diff), p.output_multiplier, left, right)
-        return em.clamp(em.add(raw, p.output_offset), -128, 127)
+        return em.clamp(em.add(raw, p.output_offset), *dtype_range(call.op.output.dtype))
 
     _binary_loop(call, body)
