@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.arg_min_max import axis_of
+from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.reduce_max import reduction_geometry, resolved_axes
 from mcuc.ir.ops.sum import sum_params
 from mcuc.ir.program import Program, Step
@@ -36,23 +37,24 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
     x, y = op.input, op.output
     name = site.name
     decls = [f"/* {c_comment(op.label)} */\n"]
+    in_ctype = "int16_t" if x.dtype == "int16" else "int8_t"
     if x.is_constant:
-        decls.append(c_array("int8_t", f"{name}_c", x.data))
+        decls.append(c_array(in_ctype, f"{name}_c", x.data))
         source = f"{name}_c"
     else:
-        source = f"(const int8_t *)(arena + {arena_offset(program, x, op.label)})"
+        source = f"({in_ctype} const *)(const void *)(arena + {arena_offset(program, x, op.label)})"
     arg = op.kind in (kinds.ARG_MAX, kinds.ARG_MIN)
     axes = (axis_of(op),) if arg else resolved_axes(op, op.attrs.axes)
     kept, kept_strides, red, red_strides = reduction_geometry(x.shape, axes)
     counters = [f"k{i}" for i in range(len(kept))] + [f"r{i}" for i in range(len(red))]
-    out_ctype = "int32_t" if arg else "int8_t"
-    body = [f"    const int8_t *in = {source};\n",
+    out_ctype = "int32_t" if arg else in_ctype
+    body = [f"    const {in_ctype} *in = {source};\n",
             f"    {out_ctype} *out = ({out_ctype} *)(void *)(arena + {arena_offset(program, y, op.label)});\n"]
     if counters:
         body.append(f"    int {', '.join(counters)};\n")
     open_k, close_k, ind = _loops("k", kept, "    ")
     body.append(open_k)
-    body.append(f"{ind}const int8_t *p = in + {_index('k', kept_strides)};\n")
+    body.append(f"{ind}const {in_ctype} *p = in + {_index('k', kept_strides)};\n")
     if arg:
         sign = ">" if op.kind == kinds.ARG_MAX else "<"
         body.append(f"{ind}int8_t best = p[0];\n{ind}int32_t index = 0;\n")
@@ -64,6 +66,7 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
         body.append(f"{ind}*out++ = index;\n")
     elif op.kind == kinds.SUM:
         p = sum_params(op)
+        lo, hi = dtype_range(y.dtype)
         offset = (p.input_zero_point * p.count + 2**31) % 2**32 - 2**31
         body.append(f"{ind}uint32_t acc = 0u;\n")  # the int32 sum wraps, as the reference's
         open_r, close_r, ind2 = _loops("r", red, ind)
@@ -71,8 +74,8 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
         body.append(f"{ind2}const int32_t v = p[{_index('r', red_strides)}];\n{ind2}acc += (uint32_t)v;\n")
         body.append(close_r)
         body.append(f"{ind}const int32_t shifted = (int32_t)(acc - (uint32_t)({offset}L));\n"
-                    f"{ind}*out++ = (int8_t)mcuc_clamp(mcuc_mbqm(shifted, {p.multiplier}, {p.shift}) + "
-                    f"{p.output_zero_point}, -128, 127);\n")
+                    f"{ind}*out++ = ({in_ctype})mcuc_clamp(mcuc_mbqm(shifted, {p.multiplier}, {p.shift}) + "
+                    f"{p.output_zero_point}, {lo}, {hi});\n")
     else:
         body.append(f"{ind}int8_t acc = -128;\n")
         open_r, close_r, ind2 = _loops("r", red, ind)

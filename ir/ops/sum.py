@@ -1,5 +1,5 @@
-"""SUM of int8 over constant axes (TFLM's reduce.cc EvalSum, reference
-QuantizedMeanOrSum with compute_sum).
+"""SUM of int8 or int16 over constant axes (TFLM's reduce.cc EvalSum, reference
+QuantizedMeanOrSum with compute_sum; the clamp is the type's range).
 
     (M, s) = QuantizeMultiplier(double(in_scale) / double(out_scale))   (Prepare)
     n      = number of reduced elements (repeated axes count once)
@@ -20,7 +20,7 @@ from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, 
 from ..op import Op
 from ..region import Region
 from . import OpDef, register
-from .common import no_macs, require
+from .common import dtype_range, no_macs, require
 from .kinds import SUM
 from .movement import require_same_dtype
 from .reduce_max import resolved_axes
@@ -56,7 +56,7 @@ def sum_params(op: Op) -> SumParams:
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(len(op.inputs) == 1 and len(op.outputs) == 1, op, "takes one input and one output")
-    require_same_dtype(op, ("int8",))
+    require_same_dtype(op, ("int8", "int16"))
     sum_params(op)
     axes = resolved_axes(op, op.attrs.axes)
     x = op.input
@@ -75,7 +75,8 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     total = np.sum(np.asarray(inputs[0], np.int64), axis=axes) if axes else np.asarray(inputs[0], np.int64)
     shifted = wrap_int32(wrap_int32(total) - wrap_int32(p.input_zero_point * p.count))
     y = multiply_by_quantized_multiplier(shifted, p.multiplier, p.shift) + p.output_zero_point
-    return [np.ascontiguousarray(np.clip(y, -128, 127)).astype(np.int8).reshape(op.output.shape)]
+    lo, hi = dtype_range(op.output.dtype)
+    return [np.ascontiguousarray(np.clip(y, lo, hi)).astype(op.output.dtype).reshape(op.output.shape)]
 
 
 OPDEF = register(OpDef(SUM, SumAttrs, infer_shapes, no_macs, full_input, evaluate))

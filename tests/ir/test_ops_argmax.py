@@ -1,4 +1,4 @@
-"""REDUCE_MAX and SUM (int8) and ARG_MAX / ARG_MIN (int8 -> int32): hypothesis draws shapes,
+"""REDUCE_MAX (int8), SUM (int8 and int16) and ARG_MAX / ARG_MIN (int8 -> int32): hypothesis draws shapes,
 axes (negative and repeated ones, keep_dims) and inputs with many ties (the first index
 must win), writes one model with a layer per op side by side and compares every output
 byte with tflite-micro on the reference interpreter, llvm, the portable C on the host and
@@ -35,6 +35,7 @@ class Layer:
     spread: int = 128  # inputs drawn from [-spread, spread): small spreads make ties
     seed: int = 0
     qo: tuple[float, int] = (0.1, 0)  # SUM's output quantization
+    dtype: str = "int8"  # SUM also runs int16
 
     def out_shape(self) -> tuple[int, ...]:
         rank = len(self.shape)
@@ -49,11 +50,11 @@ def model_of(layers: list[Layer]) -> tuple[bytes, list[np.ndarray]]:
     ins, outs, values, reducers = [], [], [], []
     for i, layer in enumerate(layers):
         q = (0.02 + 0.01 * i, i % 5 - 2)
-        x = mb.tensor(f"x{i}", layer.shape, "int8", *q)
+        x = mb.tensor(f"x{i}", layer.shape, layer.dtype, *q)
         axis = mb.tensor(f"a{i}", (len(layer.axes),), "int32", data=np.array(layer.axes, np.int32))
         if layer.kind in ("REDUCE_MAX", "SUM"):
             qo = q if layer.kind == "REDUCE_MAX" else layer.qo
-            y = mb.tensor(f"y{i}", layer.out_shape(), "int8", *qo)
+            y = mb.tensor(f"y{i}", layer.out_shape(), layer.dtype, *qo)
             mb.op(layer.kind, [x, axis], [y])
             reducers.append((len(mb.operators) - 1, layer.keep_dims))
         else:
@@ -62,7 +63,8 @@ def model_of(layers: list[Layer]) -> tuple[bytes, list[np.ndarray]]:
         ins.append(x)
         outs.append(y)
         rng = np.random.default_rng(layer.seed)
-        values.append(rng.integers(-layer.spread, layer.spread, size=layer.shape).astype(np.int8))
+        spread = layer.spread * (256 if layer.dtype == "int16" and layer.spread == 128 else 1)
+        values.append(rng.integers(-spread, spread, size=layer.shape).astype(layer.dtype))
     model = mb.build_model(ins, outs)
     for index, keep in reducers:  # the builder has no table for REDUCE_MAX's ReducerOptions
         options = schema.ReducerOptionsT()
@@ -81,7 +83,8 @@ def layers(draw, kind: str) -> Layer:
     if kind in ("REDUCE_MAX", "SUM"):
         axes = tuple(draw(st.integers(-rank, rank - 1)) for _ in range(draw(st.integers(1, rank + 1))))
         qo = (float(np.float32(2.0 ** draw(st.floats(-7.0, 3.0)))), draw(st.integers(-128, 127)))
-        return Layer(kind, shape, axes, draw(st.booleans()), spread, seed, qo)
+        dtype = "int16" if kind == "SUM" and draw(st.integers(0, 2)) == 0 else "int8"
+        return Layer(kind, shape, axes, draw(st.booleans()), spread, seed, qo, dtype)
     return Layer(kind, shape, (draw(st.integers(-rank, rank - 1)),), False, spread, seed)
 
 
@@ -110,7 +113,8 @@ def test_cortex_m4_and_m0_match_oracle():
     case = [Layer("REDUCE_MAX", (2, 3, 4, 5), (1, -1), True, 3), Layer("REDUCE_MAX", (4, 6), (0,), False, 128, 1),
             Layer("ARG_MAX", (2, 7, 3), (1,), False, 2, 2), Layer("ARG_MIN", (5, 4), (-1,), False, 2, 3),
             Layer("SUM", (2, 3, 4, 5), (1, 2, -2), True, 128, 4, (0.07, 9)), Layer("SUM", (6, 5), (0,), False, 128, 5,
-                                                                                    (0.002, -100))]
+                                                                                    (0.002, -100)),
+            Layer("SUM", (3, 4), (1,), False, 128, 6, (0.3, 0), "int16")]
     model, inputs = model_of(case)
     assert_matches_oracle(model, inputs, ("cortex-m4", "cortex-m0"))
 
@@ -178,7 +182,8 @@ def test_generated_c_compiles_without_warnings(tmp_path):
 
     model, _ = model_of([Layer("REDUCE_MAX", (2, 3, 4), (0, 2), True), Layer("REDUCE_MAX", (3,), (0,)),
                          Layer("ARG_MAX", (2, 5), (1,)), Layer("ARG_MIN", (4,), (0,)),
-                         Layer("SUM", (2, 3, 4), (1,), False, 128, 0, (0.01, 3))])
+                         Layer("SUM", (2, 3, 4), (1,), False, 128, 0, (0.01, 3)),
+                         Layer("SUM", (2, 3), (0,), True, 128, 0, (0.5, 0), "int16")])
     for target, compiler in (("cortex-m0", ["gcc"]),
                              ("cortex-m4", ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
                                             "-mfpu=fpv4-sp-d16"])):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.arg_min_max import axis_of
+from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.reduce_max import reduction_geometry, resolved_axes
 from mcuc.ir.ops.sum import sum_params
 
@@ -42,7 +43,7 @@ def reduce_max_or_sum(call: KernelCall) -> None:
             left, right = (int(v) for v in split_shift(p.shift))
             shifted = em.b.sub(result, em.i32(_wrap32(p.input_zero_point * p.count)))
             raw = multiply_by_quantized_multiplier(em, shifted, p.multiplier, left, right)
-            result = em.clamp(em.add(raw, p.output_zero_point), -128, 127)
+            result = em.clamp(em.add(raw, p.output_zero_point), *dtype_range(y_t.dtype))
         em.store(em.narrow(result, y_t.dtype), y_ptr, em.index(list(zip(k, out_strides))))
 
 
