@@ -18,7 +18,8 @@ cut by `ir.tensor.quoted`) and the limit it broke:
   instead of computing a third answer;
 - rescaling: a MEAN's or integer QUANTIZE's input scale / output scale below 2^30;
 - computed inputs: a convolution, pool, reshape, activation... reads a computed value as
-  its first input, not a constant (the Cortex-M kernels read it from the arena).
+  its first input, not a constant (the Cortex-M kernels read it from the arena);
+- dtypes: pooling, data movement and clamping ops output their input's dtype.
 
 `check_size` is also called by the ONNX frontend while it builds ops (some builders
 allocate arrays sized by a model attribute), `check_scales` by both readers.
@@ -195,6 +196,26 @@ def check_computed_input(op) -> None:
                         "on computed values (fold constant subgraphs before converting the model)")
 
 
+# Ops whose output has their (first) input's dtype: pooling, data movement, clamping.
+_SAME_DTYPE = frozenset({
+    kinds.AVERAGE_POOL_2D, kinds.MAX_POOL_2D, kinds.RESHAPE, kinds.SQUEEZE, kinds.EXPAND_DIMS, kinds.PAD,
+    kinds.TRANSPOSE, kinds.CONCATENATION, kinds.RELU, kinds.RELU6, kinds.RESIZE_NEAREST_NEIGHBOR,
+    kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE, kinds.SLICE, kinds.STRIDED_SLICE, kinds.MAXIMUM, kinds.MINIMUM})
+
+
+def check_same_dtype(op) -> None:
+    """MCUCError when an op of _SAME_DTYPE declares an output of another dtype than its
+    input (tflite-micro writes the input's bytes into it regardless: an int8 MAX_POOL_2D
+    with a uint8 output gave answers 255 apart, found by the fuzz run)."""
+    x = op.inputs[0] if op.inputs else None
+    if op.kind not in _SAME_DTYPE or x is None:
+        return
+    for y in op.outputs:
+        if y.dtype != x.dtype:
+            raise MCUCError(f"{op.kind} {quoted(op.name)}: output {quoted(y.name)} is {y.dtype} but its input "
+                            f"{quoted(x.name)} is {x.dtype}; this op does not convert types (insert a QUANTIZE)")
+
+
 def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
     """Every check above on a graph a frontend read; returns the graph."""
     limit = max_tensor_bytes_or_default(max_tensor_bytes)
@@ -214,6 +235,7 @@ def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
     for op in graph.ops:
         check_quantized_operands(op)
         check_computed_input(op)
+        check_same_dtype(op)
         if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.AVERAGE_POOL_2D, kinds.MAX_POOL_2D):
             _check_window_input(op, limit)
         if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED):

@@ -167,3 +167,17 @@ def test_an_elementwise_op_on_a_constant_operand_still_compiles(tmp_path, capsys
     data = single_op_model("ADD", [(1, 4, 4, 3), (1, 4, 4, 3)], np.random.default_rng(0), constant_inputs=[1])
     code, _out, err = hm.run_cli(capsys, "compile", _save(tmp_path, data), "-o", tmp_path / "out")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("kind, options", [("MAX_POOL_2D", dict(filter_width=3, filter_height=3, padding="SAME")),
+                                           ("AVERAGE_POOL_2D", dict(filter_width=2, filter_height=2))])
+def test_an_op_that_cannot_convert_types_with_an_output_of_another_type_is_refused(tmp_path, capsys, kind, options):
+    """Found by the fuzz run: an int8 MAX_POOL_2D whose output says UINT8; tflite-micro
+    writes int8 bytes into it, mcuc's answers were up to 255 apart."""
+    from tests.support.tflite_builder import schema, single_op_model
+
+    model = unpack(single_op_model(kind, [(1, 6, 6, 2)], np.random.default_rng(0), **options))
+    sg = model.subgraphs[0]
+    sg.tensors[sg.outputs[0]].type = schema.TensorType.UINT8
+    message = refused(capsys, "verify", _save(tmp_path, pack(model)))
+    assert "is uint8 but its input 'input_0' is int8" in message
