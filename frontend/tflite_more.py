@@ -57,7 +57,8 @@ def _slice(ctx):
     begin = ctx.parameter(1, "begin")
     size = ctx.parameter(2, "size")
     if ctx.inputs[1].dtype != ctx.inputs[2].dtype:
-        raise ctx.fail(f"begin is {ctx.inputs[1].dtype} but size is {ctx.inputs[2].dtype}; tflite-micro requires one type")
+        raise ctx.fail(f"begin is {ctx.inputs[1].dtype} but size is {ctx.inputs[2].dtype}; tflite-micro requires "
+                       "one type")
     return kinds.SLICE, ctx.inputs[:1], SliceAttrs(tuple(int(v) for v in begin.ravel()),
                                                    tuple(int(v) for v in size.ravel()))
 

@@ -17,7 +17,7 @@ from ..region import Region
 from . import OpDef, register
 from .common import no_macs, require
 from .kinds import SPLIT, SPLIT_V
-from .movement import Move, axis_in_range, contiguous_strides, register_moves, require_same_dtype
+from .movement import Move, axis_in_range, register_moves, require_same_dtype
 
 
 @dataclass(frozen=True)

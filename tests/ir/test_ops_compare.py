@@ -53,10 +53,12 @@ def assert_matches_oracle(model: bytes, inputs: list[np.ndarray], backends=("ref
         assert len(got) == len(want)
         for k, (g, w) in enumerate(zip(got, want)):
             g, w = np.asarray(g), np.asarray(w)
-            assert g.dtype == w.dtype and g.shape == w.shape, f"{backend}: output {k}: {g.dtype}{g.shape} vs {w.dtype}{w.shape}"
-            wrong = np.flatnonzero(g.reshape(-1) != w.reshape(-1))
+            assert g.dtype == w.dtype and g.shape == w.shape, \
+                f"{backend}: output {k}: {g.dtype}{g.shape} vs {w.dtype}{w.shape}"
+            g, w = g.reshape(-1), w.reshape(-1)
+            wrong = np.flatnonzero(g != w)
             assert wrong.size == 0, (f"{backend}: {what} output {k}: {wrong.size} of {w.size} values differ from "
-                                     f"tflite-micro: {g.reshape(-1)[wrong[:4]].tolist()} vs {w.reshape(-1)[wrong[:4]].tolist()}")
+                                     f"tflite-micro: {g[wrong[:4]].tolist()} vs {w[wrong[:4]].tolist()}")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from hypothesis import given, settings, strategies as st
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir import Op, Tensor
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.ops import kinds, op_def
+from mcuc.ir.ops import op_def
 from mcuc.ir.ops import movement
 from mcuc.ir.ops.batch_space import BatchSpaceAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
@@ -269,8 +269,8 @@ def model_of(layers: list[Layer], seed: int = 0) -> tuple[bytes, list[np.ndarray
 
 
 @st.composite
-def layer_sets(draw, kinds=KINDS) -> list[Layer]:
-    return [draw(LAYERS[k]) for k in kinds]
+def layer_sets(draw, names=KINDS) -> list[Layer]:
+    return [draw(LAYERS[k]) for k in names]
 
 
 # -- against tflite-micro --------------------------------------------------------------------
