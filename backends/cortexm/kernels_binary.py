@@ -80,8 +80,8 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
         body = (f"const int32_t d = mcuc_mbqm_small(in1[MCUC_IDX({name}_s1)], {p.input1_multiplier}, "
                 f"{p.input1_shift}) - mcuc_mbqm_small(in2[MCUC_IDX({name}_s2)], {p.input2_multiplier}, "
                 f"{p.input2_shift});\n"
-                f"        const int32_t v = mcuc_mbqm(d * d, {p.output_multiplier}, {p.output_shift}) + "
-                f"{p.output_offset};\n"
+                f"        const int32_t v = (int32_t)((uint32_t)mcuc_mbqm(d * d, {p.output_multiplier}, "
+                f"{p.output_shift}) + (uint32_t)({p.output_offset}));\n"
                 f"        out[o] = (int16_t)mcuc_clamp(v, -32768, 32767);")
     elif op.kind == kinds.SQUARED_DIFFERENCE:
         p = squared_difference_params(op)
@@ -93,8 +93,8 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
                                  scaled_input(values, p.input2_offset, p.input2_multiplier, p.input2_shift)))
         body = (f"const int32_t d = {site.fn}_t1[in1[MCUC_IDX({name}_s1)] + 128] - "
                 f"{site.fn}_t2[in2[MCUC_IDX({name}_s2)] + 128];\n"
-                f"        const int32_t v = mcuc_mbqm(d * d, {p.output_multiplier}, {p.output_shift}) + "
-                f"{p.output_offset};\n"
+                f"        const int32_t v = (int32_t)((uint32_t)mcuc_mbqm(d * d, {p.output_multiplier}, "
+                f"{p.output_shift}) + (uint32_t)({p.output_offset}));\n"
                 f"        out[o] = (int8_t)mcuc_clamp(v, -128, 127);")
     else:
         sign = ">" if op.kind == kinds.MAXIMUM else "<"

@@ -74,8 +74,9 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
         body.append(f"{ind2}const int32_t v = p[{_index('r', red_strides)}];\n{ind2}acc += (uint32_t)v;\n")
         body.append(close_r)
         body.append(f"{ind}const int32_t shifted = (int32_t)(acc - (uint32_t)({offset}L));\n"
-                    f"{ind}*out++ = ({in_ctype})mcuc_clamp(mcuc_mbqm(shifted, {p.multiplier}, {p.shift}) + "
-                    f"{p.output_zero_point}, {lo}, {hi});\n")
+                    f"{ind}const int32_t v = (int32_t)((uint32_t)mcuc_mbqm(shifted, {p.multiplier}, {p.shift}) + "
+                    f"(uint32_t)({p.output_zero_point}));\n"
+                    f"{ind}*out++ = ({in_ctype})mcuc_clamp(v, {lo}, {hi});\n")
     else:
         body.append(f"{ind}int8_t acc = -128;\n")
         open_r, close_r, ind2 = _loops("r", red, ind)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fixedpoint import (multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_smaller_than_one,
-                          quantize_multiplier)
+                          quantize_multiplier, wrap_int32)
 from ..op import Op
 from . import OpDef, Trait, register
 from .add import binary_input_regions, broadcast_shape
@@ -106,7 +106,9 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     a = scaled_input(inputs[0], p.input1_offset, p.input1_multiplier, p.input1_shift, p.left_shift)
     b = scaled_input(inputs[1], p.input2_offset, p.input2_multiplier, p.input2_shift, p.left_shift)
     diff = a - b
-    raw = multiply_by_quantized_multiplier(diff * diff, p.output_multiplier, p.output_shift) + p.output_offset
+    # The C++ adds the zero point in int32: it wraps when the scaled square is near 2^31.
+    scaled = multiply_by_quantized_multiplier(diff * diff, p.output_multiplier, p.output_shift)
+    raw = wrap_int32(scaled + p.output_offset)
     lo, hi = dtype_range(op.output.dtype)
     y = np.clip(raw, lo, hi).astype(op.output.dtype)
     return [np.ascontiguousarray(np.broadcast_to(y, op.output.shape))]

@@ -74,7 +74,7 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     axes = resolved_axes(op, op.attrs.axes)
     total = np.sum(np.asarray(inputs[0], np.int64), axis=axes) if axes else np.asarray(inputs[0], np.int64)
     shifted = wrap_int32(wrap_int32(total) - wrap_int32(p.input_zero_point * p.count))
-    y = multiply_by_quantized_multiplier(shifted, p.multiplier, p.shift) + p.output_zero_point
+    y = wrap_int32(multiply_by_quantized_multiplier(shifted, p.multiplier, p.shift) + p.output_zero_point)
     lo, hi = dtype_range(op.output.dtype)
     return [np.ascontiguousarray(np.clip(y, lo, hi)).astype(op.output.dtype).reshape(op.output.shape)]
 

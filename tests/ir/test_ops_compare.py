@@ -166,8 +166,10 @@ def test_squared_difference_every_pair_reference(q1, q2, qo):
 
 
 def test_squared_difference_every_pair_llvm_c_host():
-    """A large output multiplier (left shift > 0) and a small one."""
-    for qs in [((0.05, 3), (0.02, -7), (0.0004, -100)), ((0.5, -128), (0.7, 127), (3.0, 5))]:
+    """A large output multiplier (left shift > 0), a small one, and a huge one (the scaled
+    square wraps in int32, as does adding the zero point)."""
+    for qs in [((0.05, 3), (0.02, -7), (0.0004, -100)), ((0.5, -128), (0.7, 127), (3.0, 5)),
+               ((0.5, -128), (0.7, 127), (1e-6, 127))]:
         model, inputs = exhaustive_case(*qs)
         assert_matches_oracle(model, inputs, ("llvm", "c-host"))
 
