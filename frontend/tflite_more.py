@@ -172,10 +172,12 @@ def _batch_space(kind: str, what: str):
     return convert
 
 
-def _reduce_max(ctx):
-    ctx.need_inputs(2)
-    axes = _int32_parameter(ctx, 1, "axis")
-    return kinds.REDUCE_MAX, ctx.inputs[:1], ReduceMaxAttrs(tuple(axes), bool(ctx.options.KeepDims()))
+def _reduce_extreme(kind: str):
+    def convert(ctx):
+        ctx.need_inputs(2)
+        axes = _int32_parameter(ctx, 1, "axis")
+        return kind, ctx.inputs[:1], ReduceMaxAttrs(tuple(axes), bool(ctx.options.KeepDims()))
+    return convert
 
 
 def _sum(ctx):
@@ -195,7 +197,8 @@ def _arg(kind: str):
 
 
 CONVERTERS.update({
-    "REDUCE_MAX": (tflite.ReducerOptions, _reduce_max),
+    "REDUCE_MAX": (tflite.ReducerOptions, _reduce_extreme(kinds.REDUCE_MAX)),
+    "REDUCE_MIN": (tflite.ReducerOptions, _reduce_extreme(kinds.REDUCE_MIN)),
     "SUM": (tflite.ReducerOptions, _sum),
     "ARG_MAX": (tflite.ArgMaxOptions, _arg(kinds.ARG_MAX)),
     "ARG_MIN": (tflite.ArgMinOptions, _arg(kinds.ARG_MIN)),

@@ -1093,7 +1093,7 @@ def _emit_moves(site: Site, step: Step, program: Program, target: Target) -> Ste
 
 
 def _emit_reduce(site: Site, step: Step, program: Program, target: Target) -> StepCode:
-    """REDUCE_MAX, SUM, ARG_MAX, ARG_MIN (kernels_reduce.py)."""
+    """REDUCE_MAX, REDUCE_MIN, SUM, ARG_MAX, ARG_MIN (kernels_reduce.py)."""
     return StepCode(*kernels_reduce.emit(site, step, program))
 
 
@@ -1133,7 +1133,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
       kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE, kinds.MIRROR_PAD, kinds.SPACE_TO_BATCH_ND, kinds.BATCH_TO_SPACE_ND),
      (None,), _emit_moves),
-    ((kinds.REDUCE_MAX, kinds.SUM, kinds.ARG_MAX, kinds.ARG_MIN), (None,), _emit_reduce),
+    ((kinds.REDUCE_MAX, kinds.REDUCE_MIN, kinds.SUM, kinds.ARG_MAX, kinds.ARG_MIN), (None,), _emit_reduce),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {
     (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}

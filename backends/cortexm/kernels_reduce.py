@@ -1,4 +1,4 @@
-"""Cortex-M C for REDUCE_MAX and SUM (int8) and ARG_MAX / ARG_MIN (int8 -> int32): literal
+"""Cortex-M C for REDUCE_MAX, REDUCE_MIN and SUM (int8; SUM int16 too) and ARG_MAX / ARG_MIN (int8 -> int32): literal
 nested loops over the kept axes, then over the reduced ones (mcuc.ir.ops.reduce_max
 .reduction_geometry), written straight into the step function. `emit` returns
 (declarations, call, runtime headers) for kernels.py's emitter table, as
@@ -78,10 +78,11 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
                     f"(uint32_t)({p.output_zero_point}));\n"
                     f"{ind}*out++ = ({in_ctype})mcuc_clamp(v, {lo}, {hi});\n")
     else:
-        body.append(f"{ind}int8_t acc = -128;\n")
+        start, sign = (-128, ">") if op.kind == kinds.REDUCE_MAX else (127, "<")
+        body.append(f"{ind}int8_t acc = {start};\n")
         open_r, close_r, ind2 = _loops("r", red, ind)
         body.append(open_r)
-        body.append(f"{ind2}const int8_t v = p[{_index('r', red_strides)}];\n{ind2}if (v > acc) {{\n"
+        body.append(f"{ind2}const int8_t v = p[{_index('r', red_strides)}];\n{ind2}if (v {sign} acc) {{\n"
                     f"{ind2}    acc = v;\n{ind2}}}\n")
         body.append(close_r)
         body.append(f"{ind}*out++ = acc;\n")

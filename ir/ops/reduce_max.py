@@ -1,8 +1,9 @@
-"""REDUCE_MAX of int8 over constant axes (TFLM's reduce.cc / reduce_common.cc,
-reference ReduceGeneric).
+"""REDUCE_MAX and REDUCE_MIN of int8 over constant axes (TFLM's reduce.cc /
+reduce_common.cc, reference ReduceGeneric).
 
 tflite-micro requires the output's scale and zero point to equal the input's for int8
-(Prepare checks them), starts every output at -128 and keeps the larger stored value.
+(its Eval checks them), starts every output at -128 (REDUCE_MIN: 127) and keeps the larger
+(smaller) stored value.
 Axes are int32, negative ones count from the back, repeats count once; keep_dims keeps
 the reduced axes with extent 1. `reduction_geometry` is the loop structure backends run
 (ARG_MAX and ARG_MIN reduce one axis the same way).
@@ -17,7 +18,7 @@ from ..op import Op
 from ..region import Region
 from . import OpDef, register
 from .common import no_macs, require
-from .kinds import REDUCE_MAX
+from .kinds import REDUCE_MAX, REDUCE_MIN
 from .movement import contiguous_strides, require_same_dtype
 
 
@@ -52,8 +53,8 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
             "input and output must be quantized per tensor")
     require(np.float64(x.quant.scale[0]) == np.float64(y.quant.scale[0])
             and x.quant.scalar_zero_point == y.quant.scalar_zero_point, op,
-            f"output quantization {y.quant!r} differs from the input's {x.quant!r}; tflite-micro's int8 REDUCE_MAX "
-            "requires them equal")
+            f"output quantization {y.quant!r} differs from the input's {x.quant!r}; tflite-micro's int8 "
+            f"{op.kind} requires them equal")
     axes = resolved_axes(op, op.attrs.axes)
     if op.attrs.keep_dims:
         return [tuple(1 if i in axes else d for i, d in enumerate(x.shape))]
@@ -67,8 +68,12 @@ def full_input(op: Op, out: Region) -> list[Region | None]:
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     axes = resolved_axes(op, op.attrs.axes)
     x = np.asarray(inputs[0])
-    y = np.max(x, axis=axes, initial=-128) if axes else x
+    if op.kind == REDUCE_MAX:
+        y = np.max(x, axis=axes, initial=-128) if axes else x
+    else:
+        y = np.min(x, axis=axes, initial=127) if axes else x
     return [np.ascontiguousarray(y).astype(np.int8).reshape(op.output.shape)]
 
 
 OPDEF = register(OpDef(REDUCE_MAX, ReduceMaxAttrs, infer_shapes, no_macs, full_input, evaluate))
+REDUCE_MIN_OPDEF = register(OpDef(REDUCE_MIN, ReduceMaxAttrs, infer_shapes, no_macs, full_input, evaluate))

@@ -1,4 +1,4 @@
-"""REDUCE_MAX (int8), SUM (int8 and int16) and ARG_MAX / ARG_MIN (int8 -> int32): hypothesis draws shapes,
+"""REDUCE_MAX and REDUCE_MIN (int8), SUM (int8 and int16) and ARG_MAX / ARG_MIN (int8 -> int32): hypothesis draws shapes,
 axes (negative and repeated ones, keep_dims) and inputs with many ties (the first index
 must win), writes one model with a layer per op side by side and compares every output
 byte with tflite-micro on the reference interpreter, llvm, the portable C on the host and
@@ -52,8 +52,8 @@ def model_of(layers: list[Layer]) -> tuple[bytes, list[np.ndarray]]:
         q = (0.02 + 0.01 * i, i % 5 - 2)
         x = mb.tensor(f"x{i}", layer.shape, layer.dtype, *q)
         axis = mb.tensor(f"a{i}", (len(layer.axes),), "int32", data=np.array(layer.axes, np.int32))
-        if layer.kind in ("REDUCE_MAX", "SUM"):
-            qo = q if layer.kind == "REDUCE_MAX" else layer.qo
+        if layer.kind in ("REDUCE_MAX", "REDUCE_MIN", "SUM"):
+            qo = layer.qo if layer.kind == "SUM" else q
             y = mb.tensor(f"y{i}", layer.out_shape(), layer.dtype, *qo)
             mb.op(layer.kind, [x, axis], [y])
             reducers.append((len(mb.operators) - 1, layer.keep_dims))
@@ -80,7 +80,7 @@ def layers(draw, kind: str) -> Layer:
     rank = len(shape)
     spread = draw(st.sampled_from([1, 2, 3, 128]))
     seed = draw(st.integers(0, 2**31))
-    if kind in ("REDUCE_MAX", "SUM"):
+    if kind in ("REDUCE_MAX", "REDUCE_MIN", "SUM"):
         axes = tuple(draw(st.integers(-rank, rank - 1)) for _ in range(draw(st.integers(1, rank + 1))))
         qo = (float(np.float32(2.0 ** draw(st.floats(-7.0, 3.0)))), draw(st.integers(-128, 127)))
         dtype = "int16" if kind == "SUM" and draw(st.integers(0, 2)) == 0 else "int8"
@@ -88,7 +88,7 @@ def layers(draw, kind: str) -> Layer:
     return Layer(kind, shape, (draw(st.integers(-rank, rank - 1)),), False, spread, seed)
 
 
-KINDS = ("REDUCE_MAX", "SUM", "ARG_MAX", "ARG_MIN")
+KINDS = ("REDUCE_MAX", "REDUCE_MIN", "SUM", "ARG_MAX", "ARG_MIN")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -114,7 +114,8 @@ def test_cortex_m4_and_m0_match_oracle():
             Layer("ARG_MAX", (2, 7, 3), (1,), False, 2, 2), Layer("ARG_MIN", (5, 4), (-1,), False, 2, 3),
             Layer("SUM", (2, 3, 4, 5), (1, 2, -2), True, 128, 4, (0.07, 9)), Layer("SUM", (6, 5), (0,), False, 128, 5,
                                                                                     (0.002, -100)),
-            Layer("SUM", (3, 4), (1,), False, 128, 6, (0.3, 0), "int16")]
+            Layer("SUM", (3, 4), (1,), False, 128, 6, (0.3, 0), "int16"),
+            Layer("REDUCE_MIN", (3, 4, 5), (-1, 0), True, 3, 7)]
     model, inputs = model_of(case)
     assert_matches_oracle(model, inputs, ("cortex-m4", "cortex-m0"))
 
@@ -183,7 +184,8 @@ def test_generated_c_compiles_without_warnings(tmp_path):
     model, _ = model_of([Layer("REDUCE_MAX", (2, 3, 4), (0, 2), True), Layer("REDUCE_MAX", (3,), (0,)),
                          Layer("ARG_MAX", (2, 5), (1,)), Layer("ARG_MIN", (4,), (0,)),
                          Layer("SUM", (2, 3, 4), (1,), False, 128, 0, (0.01, 3)),
-                         Layer("SUM", (2, 3), (0,), True, 128, 0, (0.5, 0), "int16")])
+                         Layer("SUM", (2, 3), (0,), True, 128, 0, (0.5, 0), "int16"),
+                         Layer("REDUCE_MIN", (2, 3, 4), (1,), False)])
     for target, compiler in (("cortex-m0", ["gcc"]),
                              ("cortex-m4", ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
                                             "-mfpu=fpv4-sp-d16"])):

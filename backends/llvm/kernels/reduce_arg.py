@@ -1,4 +1,4 @@
-"""REDUCE_MAX (int8, mcuc.ir.ops.reduce_max), SUM (int8, mcuc.ir.ops.sum) and ARG_MAX /
+"""REDUCE_MAX and REDUCE_MIN (int8, mcuc.ir.ops.reduce_max), SUM (int8, mcuc.ir.ops.sum) and ARG_MAX /
 ARG_MIN (int8 -> int32, mcuc.ir.ops.arg_min_max): one loop nest over the kept axes, an inner nest over the
 reduced ones, the running value (and index) in stack slots that LLVM promotes to
 registers."""
@@ -20,7 +20,7 @@ def _wrap32(v: int) -> int:
     return (v + 2**31) % 2**32 - 2**31
 
 
-@register(kinds.REDUCE_MAX, kinds.SUM)
+@register(kinds.REDUCE_MAX, kinds.REDUCE_MIN, kinds.SUM)
 def reduce_max_or_sum(call: KernelCall) -> None:
     em, op = call.em, call.op
     is_sum = op.kind == kinds.SUM
@@ -33,10 +33,11 @@ def reduce_max_or_sum(call: KernelCall) -> None:
         out_strides[i] = out_strides[i + 1] * kept[i + 1]
     with em.nest(kept, "k") as k:
         base = em.index(list(zip(k, kept_strides)))
-        em.b.store(em.i32(0 if is_sum else -128), acc)
+        em.b.store(em.i32({kinds.SUM: 0, kinds.REDUCE_MAX: -128, kinds.REDUCE_MIN: 127}[op.kind]), acc)
         with em.nest(red, "r") as r:
             v = em.load_i32(x_ptr, em.b.add(base, em.index(list(zip(r, red_strides)))), x_t.dtype)
-            em.b.store(em.b.add(em.b.load(acc), v) if is_sum else em.smax(em.b.load(acc), v), acc)
+            combine = em.b.add if is_sum else em.smax if op.kind == kinds.REDUCE_MAX else em.smin
+            em.b.store(combine(em.b.load(acc), v), acc)
         result = em.b.load(acc)
         if is_sum:
             p = sum_params(op)
