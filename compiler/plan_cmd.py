@@ -29,6 +29,8 @@ def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
         "start": c.start if op is not None else None,
         "grid": list(c.grid) if op is not None else None,
         "patch": c.describe(),
+        "stages": [str(spec) for spec in c.stages],
+        "cached": c.cached,
         "peak_bytes": c.peak,
         "exact": c.arena_bytes is not None,
         "macs": c.macs,
@@ -121,14 +123,16 @@ def format_plan(report: dict) -> str:
              f"{report['layer_by_layer_bytes']:,} B; --patch auto (<= {report['max_overhead']:.0%} extra MACs) "
              f"picks {report['chosen']['patch']}: {report['chosen']['peak_bytes']:,} B, "
              f"{report['chosen']['mac_overhead']:.1%} extra MACs",
-             f"{'split':>5}  {'op':<{kind_width}} {'name':<{width}} {'grid':>5} {'peak B':>10} {'MACs':>12} "
+             f"{'split':>5}  {'op':<{kind_width}} {'name':<{width}} {'grid':>11} {'peak B':>10} {'MACs':>12} "
              f"{'overhead':>9}  note"]
     for r, kind, name in zip(rows, kinds, names):
         split = "-" if r["split"] is None else str(r["split"])
-        grid = "-" if r["grid"] is None else f"{r['grid'][0]}x{r['grid'][1]}"
+        grid = "-" if r["grid"] is None else f"{r['grid'][0]}x{r['grid'][1]}" + ("+cache" if r.get("cached") else "")
         peak = f"{r['peak_bytes']:,}" + ("" if r["exact"] else "~")
-        note = r["role"] or ""
-        lines.append(f"{split:>5}  {kind:<{kind_width}} {fit(name, width):<{width}} {grid:>5} {peak:>10} "
+        # the first stage has the columns; later stages (the search adds them at the peak) go in the note
+        later = r.get("stages", [])[1:]
+        note = " ".join(x for x in (r["role"], "then " + ", ".join(later) if later else "") if x)
+        lines.append(f"{split:>5}  {kind:<{kind_width}} {fit(name, width):<{width}} {grid:>11} {peak:>10} "
                      f"{r['macs']:>12,} {r['mac_overhead']:>8.1%}  {note}".rstrip())
     lines.append("peak B: arena bytes planned exactly; ~ marks an estimate (live-set bound)")
     if "svg" in report:

@@ -75,15 +75,20 @@ def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
 def schedule_summary(program: Program) -> list[dict]:
     """The stages of a planned program, for report.json."""
     stages = []
-    for i, step in enumerate(program.steps):
-        if step.op.kind != PATCH_STAGE:
-            continue
+    previous_last = None
+    for step in sorted((s for s in program.steps if s.op.kind == PATCH_STAGE),
+                       key=lambda s: s.op.attrs.span):
         stage = step.op.attrs
         first, last = stage.span
-        stages.append({"patch": f"{stage.grid[0]}x{stage.grid[1]}@{last}" + ("+cache" if stage.cached else ""),
+        # A stage right after another may start later than it could: say where, so the
+        # schedule given back as --patch is the same.
+        at = f"{first}:{last}" if previous_last is not None and first == previous_last + 1 else f"{last}"
+        previous_last = last
+        stages.append({"patch": f"{stage.grid[0]}x{stage.grid[1]}@{at}" + ("+cache" if stage.cached else ""),
                        "cached": stage.cached, "start": first, "split": last,
-                       "step": i, "ops": [op.label for op in stage.ops], "output": stage.output.name,
-                       "grid": list(stage.grid), "workspace_bytes": stage.workspace_bytes})
+                       "step": program.steps.index(step), "ops": [op.label for op in stage.ops],
+                       "output": stage.output.name, "grid": list(stage.grid),
+                       "workspace_bytes": stage.workspace_bytes})
     return stages
 
 

@@ -16,7 +16,7 @@ Choice (issue 6): with a budget, among the schedules whose arena fits, the fewes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Callable, Sequence
 
@@ -27,7 +27,9 @@ from mcuc.ir.program import Program, ScratchRequest
 
 from .aliasing import plan_storage
 from .lifetimes import live_bytes_per_step, lifetimes
-from .patch import StageSpec, apply_stages, graph_macs, line_band, plan_patched, stage_ends, workspace_layout
+from .patch import (StageSpec, apply_stages, graph_macs, line_band, plan_patched, stage_ends, stage_start,
+                    workspace_layout)
+from .report import live_bytes
 from .plan import plan
 from .receptive_field import backward_regions, cached_pass, split_axis
 
@@ -39,6 +41,10 @@ CACHE_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56
 # Patch columns tried with cached halos: a line band spans the full width whatever the
 # columns, so more columns only shrink the uncached buffers, for gathers and scatters.
 CACHE_COLUMNS = (1, 2)
+# Stages the search adds after its first, one at a time over the op at the peak, and the
+# grids it tries for each ((rows, columns, cached); rows 0: one per row of the cut).
+MORE_STAGES = 3
+MORE_GRIDS = ((0, 1, True), (2, 1, True), (2, 2, False), (3, 3, False))
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class Candidate:
     def patches(self) -> int:
         """Patches per inference (each a round of kernel calls): the tie-break between
         schedules of equal arena and MACs."""
-        return self.grid[0] * self.grid[1] if self.stages else 0
+        return sum(spec.grid[0] * spec.grid[1] for spec in self.stages)
 
     @property
     def cached(self) -> bool:
@@ -75,7 +81,7 @@ class Candidate:
     def describe(self) -> str:
         if self.layer_by_layer:
             return "layer-by-layer"
-        return f"{self.grid[0]}x{self.grid[1]}@{self.end}" + ("+cache" if self.cached else "")
+        return ",".join(str(spec) for spec in self.stages)
 
 
 @dataclass
@@ -264,11 +270,22 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
         if same:
             best = min(same, key=lambda p: (p[0].macs, p[0].arena_bytes, p[0].patches))
             return SearchResult(best[0], best[1], exact_baseline, candidates)
-        smallest = min(planned, key=lambda p: p[0].arena_bytes)[0]
+        smallest = more_stages(graph, scratch, min(planned, key=lambda p: p[0].arena_bytes), baseline.macs, sram=sram)
+        if smallest[0].arena_bytes <= sram:
+            return SearchResult(smallest[0], smallest[1], exact_baseline, candidates)
+        smallest = smallest[0]
         raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM: the smallest peak any "
                         f"schedule reaches is {smallest.arena_bytes:,} B ({smallest.describe()}, "
                         f"{smallest.overhead:.1%} extra MACs); raise --sram to at least that")
     allowed = sorted((c for c in candidates if c.overhead <= max_overhead), key=lambda c: (c.peak_estimate, c.macs))
+    allowed_best = _best_single(planned, allowed, exact, exact_baseline)
+    best = more_stages(graph, scratch, allowed_best, baseline.macs, max_overhead=max_overhead)
+    return SearchResult(best[0], best[1], exact_baseline, candidates)
+
+
+def _best_single(planned, allowed, exact, exact_baseline):
+    """Without a budget: the smallest arena among the single-stage candidates within the
+    overhead, then the cheapest grid that reaches it."""
     for c in allowed[:EXACT_PLANS]:
         if c.peak_estimate < exact_baseline.arena_bytes:
             planned.append(exact(c))
@@ -281,7 +298,69 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
         if (trial[0].arena_bytes, trial[0].patches) <= (best[0].arena_bytes, best[0].patches):
             best = trial
             break
-    return SearchResult(best[0], best[1], exact_baseline, candidates)
+    return best
+
+
+def _stage_spans(graph: Graph, program: Program) -> list[tuple[int, int]]:
+    """[first, last] original op indices of each step of a planned (patched) program."""
+    spans, at = {}, 0
+    for op in program.graph.ops:
+        if op.kind == PATCH_STAGE:
+            spans[op] = op.attrs.span
+            at = op.attrs.span[1] + 1
+        else:
+            spans[op] = (at, at)
+            at += 1
+    return [spans[step.op] for step in program.steps]
+
+
+def more_stages(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate, Program], base_macs: int, *,
+                max_overhead: float | None = None, sram: int | None = None) -> tuple[Candidate, Program]:
+    """Add stages to a schedule one at a time, each over the busiest op outside its stages
+    (a stage ending at one of the nearest ops after it, cached or recomputed), while the
+    arena shrinks (and the MACs stay within `max_overhead`), up to MORE_STAGES, or with
+    `sram`, until the arena fits."""
+    for _ in range(MORE_STAGES):
+        c, program = best
+        if sram is not None and c.arena_bytes <= sram:
+            break
+        # The busiest step outside the stages (the arena can exceed the live bound, so
+        # even when a stage holds the most live bytes, a stage elsewhere may shrink it).
+        live, spans = live_bytes(program), _stage_spans(graph, program)
+        outside = [i for i, (a, b) in enumerate(spans) if a == b and graph.ops[a].kind != PATCH_STAGE]
+        if not outside:
+            break
+        first = spans[max(outside, key=live.__getitem__)][0]
+        taken = [(spec_start(graph, spec), spec.end) for spec in c.stages]
+        low = max((e + 1 for _, e in taken if e < first), default=0)
+        high = min((s - 1 for s, _ in taken if s > first), default=len(graph.ops) - 1)
+        trials = []
+        for start, end in stage_ends(graph):
+            start = max(start, low)
+            if not (start <= first <= end <= high) or len(trials) >= 3 * len(MORE_GRIDS):
+                continue
+            cut = graph.ops[end].outputs[0]
+            for rows, cols, cache in MORE_GRIDS:
+                grid = (min(rows or cut.shape[1], cut.shape[1]), min(cols, cut.shape[2]))
+                if cache and cut.shape[0] != 1:
+                    continue
+                trials.append(StageSpec(end, grid, start, cache))
+        improved = None
+        for spec in dict.fromkeys(trials):
+            stages = tuple(sorted(c.stages + (spec,), key=lambda s: s.end))
+            trial = plan_candidate(graph, replace(c, stages=stages, arena_bytes=None), scratch, base_macs)
+            if max_overhead is not None and trial[0].overhead > max_overhead:
+                continue
+            if trial[0].arena_bytes < (improved or best)[0].arena_bytes:
+                improved = trial
+        if improved is None:
+            break
+        best = improved
+    return best
+
+
+def spec_start(graph: Graph, spec: StageSpec) -> int:
+    return spec.start if spec.start is not None else stage_start(graph, spec.end)
 
 
 def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
