@@ -18,6 +18,7 @@ from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
 from mcuc.ir.ops.mirror_pad import REFLECT, SYMMETRIC, MirrorPadAttrs
 from mcuc.ir.ops.pack import PackAttrs
 from mcuc.ir.ops.reduce_max import ReduceMaxAttrs
+from mcuc.ir.ops.reverse import ReverseAttrs
 from mcuc.ir.ops.slice import SliceAttrs
 from mcuc.ir.ops.space_depth import BlockAttrs
 from mcuc.ir.ops.split import SplitAttrs
@@ -180,6 +181,11 @@ def _reduce_extreme(kind: str):
     return convert
 
 
+def _reverse(ctx):
+    ctx.need_inputs(2)
+    return kinds.REVERSE_V2, ctx.inputs[:1], ReverseAttrs(tuple(_int32_parameter(ctx, 1, "axis")))
+
+
 def _sum(ctx):
     ctx.need_inputs(2)
     axes = _int32_parameter(ctx, 1, "axis")
@@ -200,6 +206,7 @@ CONVERTERS.update({
     "REDUCE_MAX": (tflite.ReducerOptions, _reduce_extreme(kinds.REDUCE_MAX)),
     "REDUCE_MIN": (tflite.ReducerOptions, _reduce_extreme(kinds.REDUCE_MIN)),
     "SUM": (tflite.ReducerOptions, _sum),
+    "REVERSE_V2": (None, _reverse),
     "ARG_MAX": (tflite.ArgMaxOptions, _arg(kinds.ARG_MAX)),
     "ARG_MIN": (tflite.ArgMinOptions, _arg(kinds.ARG_MIN)),
     "MIRROR_PAD": (tflite.MirrorPadOptions, _mirror_pad),

@@ -26,6 +26,7 @@ from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.gather import GatherAttrs
 from mcuc.ir.ops.mirror_pad import MirrorPadAttrs
 from mcuc.ir.ops.pack import PackAttrs
+from mcuc.ir.ops.reverse import ReverseAttrs
 from mcuc.ir.ops.slice import SliceAttrs
 from mcuc.ir.ops.space_depth import BlockAttrs
 from mcuc.ir.ops.split import SplitAttrs
@@ -37,7 +38,7 @@ from tests.support.tflite_builder import ModelBuilder
 NEEDS_ARM = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                reason="arm-none-eabi-gcc is not installed (Debian: gcc-arm-none-eabi)")
 KINDS = ("SLICE", "STRIDED_SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "EXPAND_DIMS", "GATHER",
-         "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "MIRROR_PAD", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND")
+         "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "MIRROR_PAD", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "REVERSE_V2")
 
 
 @dataclass
@@ -236,12 +237,24 @@ def batch_space_layer(draw, kind: str) -> Layer:
                  BatchSpaceAttrs(block, pads))
 
 
+@st.composite
+def reverse_layer(draw) -> Layer:
+    shape = dims(draw, draw(st.integers(1, 4)))
+    rank = len(shape)
+    first = draw(st.integers(0, rank - 1))
+    count = draw(st.integers(1, rank - first))
+    axes = [a - rank if draw(st.booleans()) else a for a in range(first, first + count)]
+    axes = draw(st.permutations(axes))
+    return Layer("REVERSE_V2", int_dtype(draw), [shape], [("x", 0), ("c", axes, "int32")], {},
+                 ReverseAttrs(tuple(axes)))
+
+
 LAYERS = {"SLICE": slice_layer(), "STRIDED_SLICE": strided_slice_layer(), "SPLIT": split_layer(),
           "SPLIT_V": split_v_layer(), "PACK": pack_layer(), "UNPACK": unpack_layer(),
           "EXPAND_DIMS": expand_dims_layer(), "GATHER": gather_layer(),
           "SPACE_TO_DEPTH": block_layer("SPACE_TO_DEPTH"), "DEPTH_TO_SPACE": block_layer("DEPTH_TO_SPACE"),
           "MIRROR_PAD": mirror_pad_layer(), "SPACE_TO_BATCH_ND": batch_space_layer("SPACE_TO_BATCH_ND"),
-          "BATCH_TO_SPACE_ND": batch_space_layer("BATCH_TO_SPACE_ND")}
+          "BATCH_TO_SPACE_ND": batch_space_layer("BATCH_TO_SPACE_ND"), "REVERSE_V2": reverse_layer()}
 
 
 def model_of(layers: list[Layer], seed: int = 0) -> tuple[bytes, list[np.ndarray]]:
@@ -316,6 +329,7 @@ def fixed_layers() -> list[Layer]:
         Layer("BATCH_TO_SPACE_ND", "int8", [(6, 2, 2, 3)], [("x", 0), ("c", [3, 2], "int32"),
                                                            ("c", np.array([[1, 2], [0, 1]]), "int32")], {},
               BatchSpaceAttrs((3, 2), ((1, 2), (0, 1)))),
+        Layer("REVERSE_V2", "int16", [(2, 3, 4)], [("x", 0), ("c", [-1, 1], "int32")], {}, ReverseAttrs((-1, 1))),
     ]
 
 
@@ -491,6 +505,12 @@ def test_mirror_pad_too_wide_and_space_to_batch_padding_are_refused():
                    None)
     with pytest.raises(MCUCError, match=r"SPACE_TO_BATCH_ND.*not zero: tflite-micro fills padding with a value"):
         _load(padded, [(4, 2, 2, 1)])
+
+
+def test_reverse_with_axes_not_consecutive_is_refused():
+    layer = Layer("REVERSE_V2", "int8", [(2, 3, 4)], [("x", 0), ("c", [0, 2], "int32")], {}, None)
+    with pytest.raises(MCUCError, match=r"REVERSE_V2.*axes \[0, 2\] are not consecutive"):
+        _load(layer, [(2, 3, 4)])
 
 
 def test_space_to_depth_indivisible_is_refused():
