@@ -12,6 +12,7 @@ import tflite
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.arg_min_max import ArgMinMaxAttrs
 from mcuc.ir.ops.batch_space import BatchSpaceAttrs
+from mcuc.ir.ops.broadcast_to import BroadcastToAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.gather import GatherAttrs
 from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
@@ -186,6 +187,12 @@ def _reverse(ctx):
     return kinds.REVERSE_V2, ctx.inputs[:1], ReverseAttrs(tuple(_int32_parameter(ctx, 1, "axis")))
 
 
+def _broadcast_to(ctx):
+    ctx.need_inputs(2)
+    shape = tuple(int(d) for d in ctx.parameter(1, "shape").ravel())
+    return kinds.BROADCAST_TO, ctx.inputs[:1], BroadcastToAttrs(shape)
+
+
 def _sum(ctx):
     ctx.need_inputs(2)
     axes = _int32_parameter(ctx, 1, "axis")
@@ -207,6 +214,7 @@ CONVERTERS.update({
     "REDUCE_MIN": (tflite.ReducerOptions, _reduce_extreme(kinds.REDUCE_MIN)),
     "SUM": (tflite.ReducerOptions, _sum),
     "REVERSE_V2": (None, _reverse),
+    "BROADCAST_TO": (None, _broadcast_to),
     "ARG_MAX": (tflite.ArgMaxOptions, _arg(kinds.ARG_MAX)),
     "ARG_MIN": (tflite.ArgMinOptions, _arg(kinds.ARG_MIN)),
     "MIRROR_PAD": (tflite.MirrorPadOptions, _mirror_pad),

@@ -22,6 +22,7 @@ from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import op_def
 from mcuc.ir.ops import movement
 from mcuc.ir.ops.batch_space import BatchSpaceAttrs
+from mcuc.ir.ops.broadcast_to import BroadcastToAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.gather import GatherAttrs
 from mcuc.ir.ops.mirror_pad import MirrorPadAttrs
@@ -38,7 +39,8 @@ from tests.support.tflite_builder import ModelBuilder
 NEEDS_ARM = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                reason="arm-none-eabi-gcc is not installed (Debian: gcc-arm-none-eabi)")
 KINDS = ("SLICE", "STRIDED_SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "EXPAND_DIMS", "GATHER",
-         "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "MIRROR_PAD", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "REVERSE_V2")
+         "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "MIRROR_PAD", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "REVERSE_V2",
+         "BROADCAST_TO")
 
 
 @dataclass
@@ -249,12 +251,24 @@ def reverse_layer(draw) -> Layer:
                  ReverseAttrs(tuple(axes)))
 
 
+@st.composite
+def broadcast_to_layer(draw) -> Layer:
+    shape = dims(draw, draw(st.integers(1, 5)), 1, 3)
+    rank = len(shape)
+    kept = draw(st.integers(0, rank))
+    x = tuple(1 if draw(st.booleans()) else d for d in shape[rank - kept:]) or (1,)
+    return Layer("BROADCAST_TO", int_dtype(draw), [x], [("x", 0), ("c", list(shape),
+                                                                    draw(st.sampled_from(["int32", "int64"])))],
+                 {}, BroadcastToAttrs(shape))
+
+
 LAYERS = {"SLICE": slice_layer(), "STRIDED_SLICE": strided_slice_layer(), "SPLIT": split_layer(),
           "SPLIT_V": split_v_layer(), "PACK": pack_layer(), "UNPACK": unpack_layer(),
           "EXPAND_DIMS": expand_dims_layer(), "GATHER": gather_layer(),
           "SPACE_TO_DEPTH": block_layer("SPACE_TO_DEPTH"), "DEPTH_TO_SPACE": block_layer("DEPTH_TO_SPACE"),
           "MIRROR_PAD": mirror_pad_layer(), "SPACE_TO_BATCH_ND": batch_space_layer("SPACE_TO_BATCH_ND"),
-          "BATCH_TO_SPACE_ND": batch_space_layer("BATCH_TO_SPACE_ND"), "REVERSE_V2": reverse_layer()}
+          "BATCH_TO_SPACE_ND": batch_space_layer("BATCH_TO_SPACE_ND"), "REVERSE_V2": reverse_layer(),
+          "BROADCAST_TO": broadcast_to_layer()}
 
 
 def model_of(layers: list[Layer], seed: int = 0) -> tuple[bytes, list[np.ndarray]]:
@@ -330,6 +344,7 @@ def fixed_layers() -> list[Layer]:
                                                            ("c", np.array([[1, 2], [0, 1]]), "int32")], {},
               BatchSpaceAttrs((3, 2), ((1, 2), (0, 1)))),
         Layer("REVERSE_V2", "int16", [(2, 3, 4)], [("x", 0), ("c", [-1, 1], "int32")], {}, ReverseAttrs((-1, 1))),
+        Layer("BROADCAST_TO", "int8", [(3, 1)], [("x", 0), ("c", [2, 3, 4], "int32")], {}, BroadcastToAttrs((2, 3, 4))),
     ]
 
 
