@@ -74,8 +74,12 @@ def _strided_slice(ctx):
         tuple(begin), tuple(end), tuple(strides), int(o.BeginMask()), int(o.EndMask()), int(o.ShrinkAxisMask()))
 
 
-def _single_axis(ctx, position: int, rank: int, extra: int = 0) -> int:
-    values = _int32_parameter(ctx, position, "axis")
+def _single_axis(ctx, position: int, rank: int, extra: int = 0, wide: bool = False) -> int:
+    """The one value of a constant axis input. `wide`: an int64 tensor is accepted too
+    (SPLIT and SPLIT_V read the first int32 word, which is the value on little-endian
+    targets for any axis)."""
+    values = ([int(v) for v in ctx.parameter(position, "axis").ravel()] if wide
+              else _int32_parameter(ctx, position, "axis"))
     if len(values) != 1:
         raise ctx.fail(f"the axis input holds {len(values)} values, expected one")
     return ctx.axis(values[0], rank + extra, "axis")
@@ -84,7 +88,7 @@ def _single_axis(ctx, position: int, rank: int, extra: int = 0) -> int:
 def _split(ctx):
     ctx.need_inputs(2)
     x = ctx.inputs[1]
-    axis = _single_axis(ctx, 0, len(x.shape))
+    axis = _single_axis(ctx, 0, len(x.shape), wide=True)
     n = len(ctx.outputs)
     if ctx.options.NumSplits() != n:
         raise ctx.fail(f"num_splits {ctx.options.NumSplits()} differs from the {n} outputs")
@@ -96,7 +100,7 @@ def _split(ctx):
 def _split_v(ctx):
     ctx.need_inputs(3)
     x = ctx.inputs[0]
-    axis = _single_axis(ctx, 2, len(x.shape))
+    axis = _single_axis(ctx, 2, len(x.shape), wide=True)
     sizes = [int(v) for v in ctx.parameter(1, "size_splits").ravel()]
     if len(sizes) != len(ctx.outputs):
         raise ctx.fail(f"size_splits has {len(sizes)} entries for {len(ctx.outputs)} outputs")

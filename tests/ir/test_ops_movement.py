@@ -135,7 +135,8 @@ def split_layer(draw) -> Layer:
     n = draw(st.integers(1, 3))
     shape[axis] *= n
     attrs = SplitAttrs(axis, (shape[axis] // n,) * n)
-    return Layer("SPLIT", int_dtype(draw), [tuple(shape)], [("c", [axis], "int32"), ("x", 0)], {"num_splits": n},
+    axis_dtype = draw(st.sampled_from(["int32", "int64"]))  # tflite-micro reads the low word of an int64
+    return Layer("SPLIT", int_dtype(draw), [tuple(shape)], [("c", [axis], axis_dtype), ("x", 0)], {"num_splits": n},
                  attrs, n)
 
 
