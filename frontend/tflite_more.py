@@ -14,6 +14,7 @@ from mcuc.ir.ops.arg_min_max import ArgMinMaxAttrs
 from mcuc.ir.ops.batch_space import BatchSpaceAttrs
 from mcuc.ir.ops.broadcast_to import BroadcastToAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
+from mcuc.ir.ops.fill import FillAttrs
 from mcuc.ir.ops.gather import GatherAttrs
 from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
 from mcuc.ir.ops.mirror_pad import REFLECT, SYMMETRIC, MirrorPadAttrs
@@ -197,6 +198,17 @@ def _broadcast_to(ctx):
     return kinds.BROADCAST_TO, ctx.inputs[:1], BroadcastToAttrs(shape)
 
 
+def _fill(ctx):
+    ctx.need_inputs(2)
+    dims = ctx.inputs[0]
+    if dims is None or not dims.is_constant:
+        raise ctx.fail("the dims input must be a constant tensor, as tflite-micro requires")
+    shape = tuple(int(d) for d in dims.data.ravel())
+    if shape != tuple(ctx.outputs[0].shape):
+        raise ctx.fail(f"dims {list(shape)} differ from the output shape {list(ctx.outputs[0].shape)}")
+    return kinds.FILL, ctx.inputs[1:], FillAttrs(shape)
+
+
 def _sum(ctx):
     ctx.need_inputs(2)
     axes = _int32_parameter(ctx, 1, "axis")
@@ -219,6 +231,7 @@ CONVERTERS.update({
     "SUM": (tflite.ReducerOptions, _sum),
     "REVERSE_V2": (None, _reverse),
     "BROADCAST_TO": (None, _broadcast_to),
+    "FILL": (None, _fill),
     "ARG_MAX": (tflite.ArgMaxOptions, _arg(kinds.ARG_MAX)),
     "ARG_MIN": (tflite.ArgMinOptions, _arg(kinds.ARG_MIN)),
     "MIRROR_PAD": (tflite.MirrorPadOptions, _mirror_pad),

@@ -1132,7 +1132,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.MAXIMUM, kinds.MINIMUM, kinds.SQUARED_DIFFERENCE), (None,), _emit_compare_square),
     ((kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
       kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE, kinds.MIRROR_PAD, kinds.SPACE_TO_BATCH_ND, kinds.BATCH_TO_SPACE_ND,
-      kinds.REVERSE_V2, kinds.BROADCAST_TO), (None,), _emit_moves),
+      kinds.REVERSE_V2, kinds.BROADCAST_TO, kinds.FILL), (None,), _emit_moves),
     ((kinds.REDUCE_MAX, kinds.REDUCE_MIN, kinds.SUM, kinds.ARG_MAX, kinds.ARG_MIN), (None,), _emit_reduce),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {

@@ -1,6 +1,6 @@
 """Cortex-M C for the data movement ops (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, PACK,
 UNPACK, GATHER, SPACE_TO_DEPTH, DEPTH_TO_SPACE, MIRROR_PAD, SPACE_TO_BATCH_ND,
-BATCH_TO_SPACE_ND, REVERSE_V2, BROADCAST_TO): the op module's copies
+BATCH_TO_SPACE_ND, REVERSE_V2, BROADCAST_TO, FILL): the op module's copies
 (mcuc.ir.ops.movement.moves), each one call of runtime_c's mcuc_copy6 over byte
 strides (negative ones too), its trailing contiguous axes merged into one memcpy run.
 A constant input is a const array in flash.

@@ -565,3 +565,46 @@ def test_generated_c_compiles_without_warnings(tmp_path):
             done = subprocess.run([*compiler, *STRICT, "-c", "model.c", "-o", "/dev/null"], cwd=folder,
                                   capture_output=True, text=True)
             assert done.returncode == 0 and "warning" not in done.stderr, (target, done.stderr[:3000])
+
+
+def fill_model(constant_value: bool) -> tuple[bytes, list[np.ndarray]]:
+    mb = ModelBuilder()
+    dims_t = mb.tensor("dims", (3,), "int32", data=np.array([2, 3, 4], np.int32))
+    if constant_value:
+        value = mb.tensor("value", (), "int8", 0.1, 2, data=np.array(-77, np.int8))
+    else:  # a scalar computed at run time (the oracle feeds inputs of rank 1 and more)
+        given = mb.tensor("given", (1,), "int8", 0.1, 2)
+        value = mb.tensor("value", (), "int8", 0.1, 2)
+        mb.op("RESHAPE", [given, mb.const("scalar", np.zeros(0, np.int32))], [value])
+    y = mb.tensor("y", (2, 3, 4), "int8", 0.1, 2)
+    mb.op("FILL", [dims_t, value], [y])
+    if constant_value:
+        x = mb.tensor("x", (2, 3, 4), "int8", 0.1, 2)
+        z = mb.tensor("z", (2, 3, 4), "int8", 0.1, 2)
+        mb.op("MAXIMUM", [x, y], [z])
+        return mb.build([x], [z]), [np.random.default_rng(1).integers(-128, 128, (2, 3, 4)).astype(np.int8)]
+    return mb.build([given], [y]), [np.array([53], np.int8)]
+
+
+@pytest.mark.parametrize("constant_value", [True, False])
+def test_fill_matches_oracle_on_every_backend(constant_value):
+    model, inputs = fill_model(constant_value)
+    backends = ("reference", "llvm", "c-host") + (("cortex-m4",) if shutil.which("arm-none-eabi-gcc") else ())
+    assert_matches_oracle(model, inputs, backends)
+
+
+def test_fill_int16_and_dims_unlike_the_output_are_refused():
+    mb = ModelBuilder()
+    dims_t = mb.tensor("dims", (2,), "int32", data=np.array([2, 3], np.int32))
+    value = mb.tensor("value", (), "int16", 0.1, 0, data=np.array(5, np.int16))
+    y = mb.tensor("y", (2, 3), "int16", 0.1, 0)
+    mb.op("FILL", [dims_t, value], [y])
+    with pytest.raises(MCUCError, match=r"FILL.*int16; supported: int8"):
+        load_tflite(mb.build([], [y]))
+    mb = ModelBuilder()
+    dims_t = mb.tensor("dims", (2,), "int32", data=np.array([2, 4], np.int32))
+    value = mb.tensor("value", (), "int8", 0.1, 0, data=np.array(5, np.int8))
+    y = mb.tensor("y", (2, 3), "int8", 0.1, 0)
+    mb.op("FILL", [dims_t, value], [y])
+    with pytest.raises(MCUCError, match=r"FILL.*dims \[2, 4\] differ from the output shape \[2, 3\]"):
+        load_tflite(mb.build([], [y]))

@@ -1,6 +1,6 @@
 """The data movement ops (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, PACK, UNPACK, GATHER,
 SPACE_TO_DEPTH, DEPTH_TO_SPACE, MIRROR_PAD, SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND,
-REVERSE_V2, BROADCAST_TO) as the copies their op modules state
+REVERSE_V2, BROADCAST_TO, FILL) as the copies their op modules state
 (mcuc.ir.ops.movement.moves): one loop nest per move, its trailing axes merged into one
 memcpy where both sides are contiguous. EXPAND_DIMS is a view: the RESHAPE emitter."""
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _merged(shape, src_strides, dst_strides) -> tuple[list[int], list[int], list
 
 @register(kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
           kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE, kinds.MIRROR_PAD, kinds.SPACE_TO_BATCH_ND,
-          kinds.BATCH_TO_SPACE_ND, kinds.REVERSE_V2, kinds.BROADCAST_TO)
+          kinds.BATCH_TO_SPACE_ND, kinds.REVERSE_V2, kinds.BROADCAST_TO, kinds.FILL)
 def copy_moves(call: KernelCall) -> None:
     em, op = call.em, call.op
     if op.kind == kinds.GATHER and gather.dynamic(op):
