@@ -483,6 +483,16 @@ class OnnxImporter:
 
     def _dequantize_linear(self, node) -> None:
         qp = self._qdq_params(node)
+        src = self.values.get(node.input[0])
+        if src is not None and src.qparams is not None and not (
+                src.qparams.dtype == qp.dtype
+                and np.array_equal(np.asarray(src.qparams.scale, np.float32).reshape(-1),
+                                   np.asarray(qp.scale, np.float32).reshape(-1))
+                and np.array_equal(np.asarray(src.qparams.zero_point, np.int64).reshape(-1),
+                                   np.asarray(qp.zero_point, np.int64).reshape(-1))):
+            # (found by the fuzz run: mcuc kept the producer's quantization, onnxruntime used these)
+            raise self.error(node, f"dequantizes {quoted(node.input[0])} with another scale or zero point than "
+                                    "the ones it was quantized with; mcuc keeps one quantization per tensor")
         self.dequantized[node.output[0]] = (node.input[0], qp)
 
     def _quantized_graph_input(self, name: str, shape: tuple[int, ...], dtype: str) -> Tensor:

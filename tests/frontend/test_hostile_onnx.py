@@ -302,3 +302,14 @@ def test_the_46000_by_46000_input_is_refused_in_bounded_memory(tmp_path, capsys)
     message = refused(capsys, "compile", _save(tmp_path, model), "-o", tmp_path / "out")
     assert "[1, 3, 46000, 46000]" in message and "--max-tensor-bytes" in message
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+
+
+def test_dequantize_with_other_parameters_than_the_producer_is_refused(tmp_path, capsys):
+    """Found by the fuzz run: the graph's last DequantizeLinear reading another tensor's
+    scale; mcuc used the producer's quantization, onnxruntime the DequantizeLinear's."""
+    model = hm.qdq_conv()
+    last = model.graph.node[-1]
+    assert last.op_type == "DequantizeLinear" and last.input[1] == "ys"
+    last.input[1] = "xs"
+    message = refused(capsys, "verify", _save(tmp_path, model))
+    assert "another scale or zero point" in message
