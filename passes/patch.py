@@ -28,7 +28,7 @@ from mcuc.ir.program_check import in_place_inputs
 
 from .allocate import allocate
 from .lifetimes import DEFAULT_ALIGN, Lifetime, Piece
-from .receptive_field import backward_regions, cached_regions, grid_regions
+from .receptive_field import backward_regions, cacheable, cached_regions, grid_regions
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 WORKSPACE = "patch_workspace"
@@ -114,7 +114,8 @@ def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
                 scratch: ScratchFn | None = None, cache: bool | frozenset[int] = False) -> PatchStage:
     """The PatchStage of ops [start, end] with its output split into `grid` patches.
     `cache`: which intermediates keep their halos in a line buffer instead of
-    recomputing them (True: all; a set: the outputs of these graph op indices)."""
+    recomputing them (True: all; a set: the outputs of these graph op indices), as far as
+    their readers allow (receptive_field.cacheable: the others recompute)."""
     problem = stage_problem(graph, start, end)
     if problem is not None:
         raise MCUCError(f"patch stage [{start}, {end}]: {problem}")
@@ -131,6 +132,8 @@ def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
         raise MCUCError(f"patch stage [{start}, {end}]: caching halos needs a batch of 1, "
                         f"{cut.name!r} has {cut.shape[0]}; recompute them instead")
     patch_regions = grid_regions(cut.shape, grid)
+    if cached:
+        cached = set(cacheable(ops, cut, grid, cached))
     per_patch = cached_regions(ops, cut, grid, cached) if cached else \
         [backward_regions(ops, {cut: region}) for region in patch_regions]
     patches = []

@@ -31,7 +31,7 @@ from .patch import (StageSpec, apply_stages, graph_macs, line_band, plan_patched
                     workspace_layout)
 from .report import live_bytes
 from .plan import plan
-from .receptive_field import backward_regions, cached_pass, split_axis
+from .receptive_field import backward_regions, cacheable, cached_pass, split_axis
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 GRID_SIDES = tuple(range(1, 9))
@@ -117,7 +117,8 @@ class StageModel:
         self.intermediates = [op.outputs[0] for op in self.ops[:-1]]
         self.per_pixel = [Fraction(op_def(op.kind).macs(op), op.outputs[0].shape[1] * op.outputs[0].shape[2])
                           for op in self.ops]
-        self._bands: dict[tuple[int, int], list] = {}
+        self._bands: dict[tuple, list] = {}
+        self._cacheable_sets: dict[tuple[int, int], frozenset[Tensor]] = {}
         self.outside_macs = graph_macs(graph) - graph_macs(graph.with_(ops=self.ops))
         self.live = self._live_without_workspace()
         inside = set(self.ops)
@@ -146,23 +147,31 @@ class StageModel:
         others = [b for i, b in enumerate(live) if i != self.start]
         return live[self.start], max(others, default=0)
 
-    def cached_bands(self, axis: int, parts: int) -> list:
-        """Like bands(), with every intermediate's halo cached (receptive_field.cached_regions)."""
-        key = (axis, parts, "cache")
+    def cached_bands(self, axis: int, parts: int, cached: frozenset[Tensor]) -> list:
+        """Like bands(), with the halos of `cached` kept (receptive_field.cached_regions)."""
+        key = (axis, parts, cached)
         if key not in self._bands:
             cut, full = self.cut, Region.full(self.cut.shape)
             grid = (parts, 1) if axis == 1 else (1, parts)
             passes = cached_pass(self.ops, [full.with_axis(axis, a, b) for a, b in split_axis(cut.shape[axis], parts)],
-                                 grid, set(self.intermediates))
+                                 grid, cached)
             self._bands[key] = [({t: r.axis(axis) for t, r in needs.items()}, [o.axis(axis) for o in outs])
                                 for needs, outs in passes]
         return self._bands[key]
 
+    def _cacheable(self, grid: tuple[int, int]) -> frozenset[Tensor]:
+        if grid not in self._cacheable_sets:
+            self._cacheable_sets[grid] = cacheable(self.ops, self.cut, grid, set(self.intermediates))
+        return self._cacheable_sets[grid]
+
     def figures(self, grid: tuple[int, int], cache: bool = False) -> tuple[int, int]:
         """(MACs of one inference with this stage, estimated peak bytes); `cache`: every
-        intermediate's halo cached in a line band."""
-        bands = self.cached_bands if cache else self.bands
-        rows, cols = bands(1, grid[0]), bands(2, grid[1])
+        intermediate's halo cached in a line band, as far as its readers allow."""
+        cached = self._cacheable(grid) if cache else frozenset()
+        if cache:
+            rows, cols = self.cached_bands(1, grid[0], cached), self.cached_bands(2, grid[1], cached)
+        else:
+            rows, cols = self.bands(1, grid[0]), self.bands(2, grid[1])
         macs = Fraction(0)
         for i in range(len(self.ops)):
             macs += self.per_pixel[i] * sum(_span(b[1][i]) for b in rows) * sum(_span(b[1][i]) for b in cols)
@@ -172,7 +181,7 @@ class StageModel:
             c = max((_span(b[0][t]) for b in cols if t in b[0]), default=0)
             largest[t] = (t.shape[0], r, c, t.shape[3])
             band = line_band([b[0].get(t, (0, 0)) for b in rows], [b[0].get(t, (0, 0)) for b in cols]) \
-                if cache else None
+                if t in cached else None
             if band is not None:
                 line_bands[t] = band
         _, _, workspace = workspace_layout(self.ops, self.intermediates, largest, self.scratch, line_bands)

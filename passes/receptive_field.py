@@ -127,6 +127,40 @@ def cached_pass(ops: Sequence[Op], patches: Sequence[Region], grid: tuple[int, i
     return result
 
 
+def _axis_passes(ops: Sequence[Op], cut: Tensor, grid: tuple[int, int], cached: AbstractSet[Tensor]):
+    """cached_pass over the row bands (full rows) and over the column bands (full columns)."""
+    full = Region.full(cut.shape)
+    rows = cached_pass(ops, [full.with_axis(1, a, b) for a, b in split_axis(cut.shape[1], grid[0])],
+                       (grid[0], 1), cached)
+    cols = cached_pass(ops, [full.with_axis(2, a, b) for a, b in split_axis(cut.shape[2], grid[1])],
+                       (1, grid[1]), cached)
+    return rows, cols
+
+
+def cacheable(ops: Sequence[Op], cut: Tensor, grid: tuple[int, int],
+              wanted: AbstractSet[Tensor]) -> frozenset[Tensor]:
+    """The tensors of `wanted` whose halos a line band can keep: those whose readers' needs
+    never start earlier in a later patch, on either axis (what cached_regions assumes).
+    A concatenation along height or width breaks that (a later patch reads its second
+    input from the start again); such a tensor recomputes its halo instead. A tensor's
+    needs depend only on the ops after it, so dropping the latest offender and looking
+    again settles every tensor before it."""
+    order = {op.outputs[0]: i for i, op in enumerate(ops)}
+    cached = set(wanted)
+    while cached:
+        rows, cols = _axis_passes(ops, cut, grid, cached)
+        offenders = [t for t in cached if not (_starts_in_order(rows, t, 1) and _starts_in_order(cols, t, 2))]
+        if not offenders:
+            break
+        cached.discard(max(offenders, key=order.__getitem__))
+    return frozenset(cached)
+
+
+def _starts_in_order(passes, t: Tensor, axis: int) -> bool:
+    starts = [needs[t].axis(axis)[0] for needs, _ in passes if t in needs and not needs[t].empty]
+    return starts == sorted(starts)
+
+
 def cached_regions(ops: Sequence[Op], cut: Tensor, grid: tuple[int, int],
                    cached: AbstractSet[Tensor]) -> list[tuple[dict[Tensor, Region], list[OpRegion]]]:
     """backward_regions of every patch of `cut` split into `grid` (row-major), where the
@@ -138,14 +172,11 @@ def cached_regions(ops: Sequence[Op], cut: Tensor, grid: tuple[int, int],
     rows [a_i, b_i) x columns [c_j, d_j), a, b, c, d non-decreasing (the rules are
     separable and monotone). The earlier patches then computed rows below b_(i-1) on
     every column and, in row i, columns below d_(j-1); what is left is the box rows
-    [max(a_i, b_(i-1)), b_i) x columns [max(c_j, d_(j-1)), d_j). Returned per patch: what
+    [max(a_i, b_(i-1)), b_i) x columns [max(c_j, d_(j-1)), d_j) (`cached` must hold only
+    tensors whose starts are in order: see cacheable). Returned per patch: what
     each tensor's readers need (a line band holds it) and each op's work (its `out`:
     what it computes)."""
-    full = Region.full(cut.shape)
-    rows = cached_pass(ops, [full.with_axis(1, a, b) for a, b in split_axis(cut.shape[1], grid[0])],
-                        (grid[0], 1), cached)
-    cols = cached_pass(ops, [full.with_axis(2, a, b) for a, b in split_axis(cut.shape[2], grid[1])],
-                        (1, grid[1]), cached)
+    rows, cols = _axis_passes(ops, cut, grid, cached)
     result = []
     for (row_needs, row_outs), (col_needs, col_outs) in ((rows[i], cols[j]) for i in range(grid[0])
                                                           for j in range(grid[1])):

@@ -181,6 +181,34 @@ def test_residual_block_receptive_field_by_hand():
     assert works[0].geometry.padding == ((1, 0), (1, 0))
 
 
+@pytest.mark.parametrize("axis", [1, 2])
+def test_spatial_concatenation_recomputes_its_halo(axis):
+    """A concatenation along height or width reads its second input from the start again
+    in a later patch, so the tensor it reads (and the ones feeding it) cannot keep a line
+    band: those recompute, the rest stay cached, and the answer equals layer by layer
+    (before, rows stopped the compile with an error; columns are held to the same order,
+    which the column bookkeeping assumes)."""
+    from tests.support.memory_graphs import GraphBuilder
+    from mcuc.ir.ops.concatenation import ConcatAttrs
+    from mcuc.passes.receptive_field import cacheable
+
+    b = GraphBuilder(np.random.default_rng(2))
+    x = b.activation((1, 6, 6, 2), "in")
+    s = b.conv(x, 2, k=3, pad=1)
+    u = b.conv(s, 2, k=3, pad=1)
+    q = b.quant()
+    a, c = b.conv(u, 2, k=1, out_quant=q), b.conv(u, 2, k=1, out_quant=q)
+    cat = b.add_op("CONCATENATION", [a, c], ConcatAttrs(axis=axis), q)
+    y = b.conv(cat, 2, k=3, pad=1)
+    graph = b.graph([x], [y])
+    grid = (6, 1) if axis == 1 else (1, 6)
+    kept = cacheable(graph.ops, y, grid, {s, u, a, c, cat})
+    # patch 2 needs rows (columns) 5-6 of u for a and 0-1 for c: u's need starts over, and
+    # so does s's once u recomputes
+    assert kept == {a, c, cat}
+    _check_patched_equals_layer_by_layer(graph, [StageSpec(len(graph.ops) - 1, grid, 0, True)], 2)
+
+
 def test_split_axis_spreads_the_remainder():
     assert split_axis(10, 3) == [(0, 4), (4, 7), (7, 10)]
     assert split_axis(5, 5) == [(i, i + 1) for i in range(5)]
