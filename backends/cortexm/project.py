@@ -180,6 +180,59 @@ def op_report(index: int, program: Program) -> dict:
     }
 
 
+def model_context(program: Program, target: Target, name: str = "model", layout: str | None = None,
+                  arena: str = "static") -> tuple[dict, list[str], dict]:
+    """What the templates of one model say (the context), the runtime_c files it uses and
+    its report.json: write_project's work before it writes, shared with the folders of
+    several models (bundle.py). `arena`: "static", "caller" or "shared" (bundle.py: the
+    arena another file defines for every model of a folder)."""
+    if arena not in ("static", "caller", "shared"):
+        raise MCUCError(f"unknown arena mode {arena!r}; choose static or caller")
+    prefix = check_model_name(name)
+    steps, runtime = emit_steps(program, target)
+    runtime_files = runtime_closure(runtime)
+    inputs = io_tensors(program, program.graph.inputs, "input", layout)
+    outputs = io_tensors(program, program.graph.outputs, "output", layout)
+    macs = sum(int(op_def(s.op.kind).macs(s.op)) for s in program.steps)
+    context = {
+        **build_context(prefix, target, ["model.c", *(f for f in runtime_files if f.endswith(".c"))]),
+        "graph_name": c_comment(program.graph.name),
+        "header": "model.h",  # the file model.c includes (bundle.py: model_<name>.h)
+        "bundle_header": "",  # a folder of several models: its header, which model.c includes too
+        "shared_arena": "",  # arena "shared": the symbol of the arena every model of the folder uses
+        "arena": arena,
+        # The names whose <NAME>_ARENA_SECTION CMakeLists.txt offers: a static arena's own.
+        "arena_sections": [prefix] if arena == "static" else [],
+        "arena_align": ARENA_ALIGN,
+        "arena_bytes": program.arena_bytes,
+        # A zero-length array is not C; a model whose activations need no bytes still
+        # gets a one-byte arena.
+        "arena_storage_bytes": max(program.arena_bytes, 1),
+        "inputs": inputs,
+        "outputs": outputs,
+        "steps": steps,
+        "macs": macs,
+        "headers": [f for f in runtime_files if f.endswith(".h")],
+    }
+    report = {
+        "model": program.graph.name,
+        "c_prefix": prefix,
+        "target": target.name,
+        **({"float_abi": target.float_abi} if target.is_arm else {}),
+        "arena": arena,
+        "arena_bytes": program.arena_bytes,
+        "live_bound_bytes": program.live_bound_bytes,
+        "macs": macs,
+        "inputs": [t.as_json() for t in inputs],
+        "outputs": [t.as_json() for t in outputs],
+        "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first,
+                     "last": b.last} for b in program.buffers],
+        "ops": [op_report(i, program) for i in range(len(program.steps))],
+        "runtime_files": runtime_files,
+    }
+    return context, runtime_files, report
+
+
 def write_project(program: Program, out_dir: Path | str, target: Target, name: str = "model",
                   layout: str | None = None, arena: str = "static") -> Path:
     """Write the C project for `program` into `out_dir` (created if needed); return it.
@@ -199,48 +252,12 @@ def write_project(program: Program, out_dir: Path | str, target: Target, name: s
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MCUCError(f"cannot create output directory {str(out)!r}: {e}") from None
-    prefix = check_model_name(name)
-    steps, runtime = emit_steps(program, target)
-    runtime_files = runtime_closure(runtime)
-    inputs = io_tensors(program, program.graph.inputs, "input", layout)
-    outputs = io_tensors(program, program.graph.outputs, "output", layout)
-    macs = sum(int(op_def(s.op.kind).macs(s.op)) for s in program.steps)
-    context = {
-        **build_context(prefix, target, ["model.c", *(f for f in runtime_files if f.endswith(".c"))]),
-        "graph_name": c_comment(program.graph.name),
-        "arena": arena,
-        "arena_align": ARENA_ALIGN,
-        "arena_bytes": program.arena_bytes,
-        # A zero-length array is not C; a model whose activations need no bytes still
-        # gets a one-byte arena.
-        "arena_storage_bytes": max(program.arena_bytes, 1),
-        "inputs": inputs,
-        "outputs": outputs,
-        "steps": steps,
-        "macs": macs,
-        "headers": [f for f in runtime_files if f.endswith(".h")],
-    }
+    context, runtime_files, report = model_context(program, target, name, layout, arena)
     env = template_environment()
     for template, filename in PROJECT_TEMPLATES:
         (out / filename).write_text(env.get_template(template).render(context))
     for filename in runtime_files:
         shutil.copyfile(Path(runtime_c.SOURCE_DIR) / filename, out / filename)
-    report = {
-        "model": program.graph.name,
-        "c_prefix": prefix,
-        "target": target.name,
-        **({"float_abi": target.float_abi} if target.is_arm else {}),
-        "arena": arena,
-        "arena_bytes": program.arena_bytes,
-        "live_bound_bytes": program.live_bound_bytes,
-        "macs": macs,
-        "inputs": [t.as_json() for t in inputs],
-        "outputs": [t.as_json() for t in outputs],
-        "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first,
-                     "last": b.last} for b in program.buffers],
-        "ops": [op_report(i, program) for i in range(len(program.steps))],
-        "runtime_files": runtime_files,
-    }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return out
 

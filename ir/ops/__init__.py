@@ -48,6 +48,11 @@ class Trait(Enum):
     # Takes a PAD of H and W that fills with its input zero point as its own explicit
     # padding (passes/fold_pad.py).
     ABSORBS_PAD = "absorbs_pad"
+    # Keeps values from one invocation to the next (a variable, a recurrent cell's state).
+    # No op has it today (the TFLite reader refuses variable tensors); a model with such
+    # an op may not share its arena with other models (compiler/bundle.py), since their
+    # runs would overwrite its state.
+    STATEFUL = "stateful"
 
 
 @dataclass(frozen=True)
