@@ -11,6 +11,7 @@ import tflite
 
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.arg_min_max import ArgMinMaxAttrs
+from mcuc.ir.ops.batch_matmul import BatchMatMulAttrs
 from mcuc.ir.ops.batch_space import BatchSpaceAttrs
 from mcuc.ir.ops.broadcast_to import BroadcastToAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
@@ -247,4 +248,17 @@ CONVERTERS.update({
     "GATHER": (tflite.GatherOptions, _gather),
     "SPACE_TO_DEPTH": (tflite.SpaceToDepthOptions, _block(kinds.SPACE_TO_DEPTH)),
     "DEPTH_TO_SPACE": (tflite.DepthToSpaceOptions, _block(kinds.DEPTH_TO_SPACE)),
+})
+
+
+# -- matrix products ---------------------------------------------------------------------------
+
+def _batch_matmul(ctx):
+    ctx.need_inputs(2)
+    o = ctx.options
+    return kinds.BATCH_MATMUL, ctx.inputs, BatchMatMulAttrs(bool(o.AdjX()), bool(o.AdjY()))
+
+
+CONVERTERS.update({
+    "BATCH_MATMUL": (tflite.BatchMatMulOptions, _batch_matmul),
 })

@@ -56,6 +56,8 @@ OPTIONS_TABLE: dict[str, str | None] = {
     "RELU": None,
     "RELU6": None,
     "SQUEEZE": "SqueezeOptions",
+    "BATCH_MATMUL": "BatchMatMulOptions",
+    "L2_NORMALIZATION": "L2NormOptions",
 }
 
 # Options the schema defaults to 0 but that a test almost always means as 1, and padding

@@ -1,0 +1,55 @@
+"""Cortex-M C for BATCH_MATMUL (int8, mcuc.ir.ops.batch_matmul): literal loops over the
+output's batch axes, rows and columns, an int32 sum over the depth (zero points
+subtracted as the reference does), then mcuc_mbqm (TFLite's double rounding), the output
+zero point and the int8 clamp. Portable C on every core: both operands may be computed,
+so there are no compile-time weights to reorder for the DSP GEMM. `emit` returns
+(declarations, call, runtime headers) for kernels.py's emitter table, as
+kernels_binary.py does."""
+from __future__ import annotations
+
+from mcuc.ir.ops.batch_matmul import geometry, quant
+from mcuc.ir.program import Program, Step
+
+from .c_syntax import c_comment
+from .kernels_binary import ELEMENTWISE_H, arena_offset, c_array
+from .kernels_reduce import _index, _loops
+
+
+def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]:
+    op = step.op
+    g, q = geometry(op), quant(op)
+    name = site.name
+    decls = [f"/* {c_comment(op.label)} */\n"]
+    sources = []
+    for k, t in enumerate(op.inputs):
+        if t.is_constant:
+            decls.append(c_array("int8_t", f"{name}_c{k}", t.data))
+            sources.append(f"{name}_c{k}")
+        else:
+            sources.append(f"(const int8_t *)(const void *)(arena + {arena_offset(program, t, op.label)})")
+    out_batch, step_size = [0] * len(g.batch), g.rows * g.cols
+    for i in range(len(g.batch) - 1, -1, -1):
+        out_batch[i] = step_size
+        step_size *= g.batch[i]
+    counters = [f"b{i}" for i in range(len(g.batch))] + ["i", "j", "k"]
+    body = [f"    const int8_t *lhs = {sources[0]};\n", f"    const int8_t *rhs = {sources[1]};\n",
+            f"    int8_t *out = (int8_t *)(void *)(arena + {arena_offset(program, op.output, op.label)});\n",
+            f"    int {', '.join(counters)};\n", "    (void)arena;\n"]
+    open_b, close_b, ind = _loops("b", g.batch, "    ")
+    body.append(open_b)
+    body.append(f"{ind}const int8_t *l = lhs + {_index('b', g.lhs_batch)};\n"
+                f"{ind}const int8_t *r = rhs + {_index('b', g.rhs_batch)};\n"
+                f"{ind}int8_t *o = out + {_index('b', out_batch)};\n"
+                f"{ind}for (i = 0; i < {g.rows}; i++) {{\n"
+                f"{ind}    for (j = 0; j < {g.cols}; j++) {{\n"
+                f"{ind}        int32_t acc = 0;\n"
+                f"{ind}        for (k = 0; k < {g.depth}; k++) {{\n"
+                f"{ind}            acc += ((int32_t)l[i * {g.lhs_row} + k * {g.lhs_depth}] - ({q.lhs_zero_point})) *\n"
+                f"{ind}                   ((int32_t)r[k * {g.rhs_depth} + j * {g.rhs_col}] - ({q.rhs_zero_point}));\n"
+                f"{ind}        }}\n"
+                f"{ind}        o[i * {g.cols} + j] = (int8_t)mcuc_clamp(mcuc_mbqm(acc, {q.multiplier}, {q.shift}) + "
+                f"({q.output_zero_point}), -128, 127);\n"
+                f"{ind}    }}\n{ind}}}\n")
+    body.append(close_b)
+    decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n{''.join(body)}}}\n")
+    return "".join(decls), f"{name}(arena);", (ELEMENTWISE_H,)
