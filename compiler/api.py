@@ -132,15 +132,34 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
     return compiled
 
 
-def compile_to_directory(model: str | os.PathLike | bytes | Model, directory: str | os.PathLike,
-                         target: str = "cortex-m4", force: bool = False, verify: bool | int = False,
+def compile_to_directory(model: str | os.PathLike | bytes | Model | Sequence[str | os.PathLike | bytes | Model],
+                         directory: str | os.PathLike, target: str = "cortex-m4", force: bool = False,
+                         verify: bool | int = False, exclusive: bool = False, library: str | None = None,
                          **options) -> dict:
     """`mcuc compile MODEL -o directory --target target ...`: write the C project and
     return its report (report.json's figures, as the CLI prints with --json). `options`
     are compile()'s keywords io, layout, optimize, onnx_numerics, max_tensor_bytes,
-    patch, sram, float_abi, name, arena."""
+    patch, sram, float_abi, name, arena.
+
+    A list of models is `mcuc compile A B ... -o directory`: one folder and one library
+    with every model (mcuc.bundle), `name` one name per model (a list, or "a,b"; default:
+    the file names), `library` the library's name (default "models"), `exclusive=True`
+    the declaration that the models never run at the same time, so that they share one
+    arena (the largest of their plans)."""
     from mcuc.build import check_output_folder, compile_to_directory as write
 
+    if isinstance(model, (list, tuple)):
+        from mcuc.bundle import DEFAULT_LIBRARY, compile_bundle
+
+        names = options.pop("name", None)
+        opts = CompileOptions(target=target, **options)
+        check_output_folder(directory, force)
+        samples = (10 if verify is True else int(verify)) if verify else None
+        return compile_bundle(model, directory, opts, names=names, exclusive=exclusive,
+                              library=DEFAULT_LIBRARY if library is None else library, verify_samples=samples)
+    if exclusive or library is not None:
+        raise MCUCError(f"{'exclusive=' if exclusive else 'library='} is for a folder of several models "
+                        "(a list of models); with one model, name= names it")
     opts = CompileOptions(target=target, **options)
     if not isinstance(model, Model):
         model = load_model(model, layout=opts.layout, onnx_numerics=opts.onnx_numerics,

@@ -20,7 +20,7 @@ def check_output_folder(path: str | os.PathLike, force: bool = False) -> None:
     """`mcuc compile` (and the API's write) write into a folder that does not exist, is
     empty, or holds a project mcuc wrote before (its model.h, model.c and report.json);
     any other folder needs `force`, so the user's own files are not overwritten without a
-    word."""
+    word. A folder of several models mcuc wrote (mcuc.bundle.is_bundle_folder) is its own too."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise MCUCError(f"--output {str(path)!r} is a file, not a folder")
@@ -33,6 +33,10 @@ def check_output_folder(path: str | os.PathLike, force: bool = False) -> None:
             ours = "arena_bytes" in json.loads(report.read_text())
         except (OSError, ValueError):
             ours = False
+    if not ours:
+        from mcuc.bundle import is_bundle_folder
+
+        ours = is_bundle_folder(p)  # a folder of several models
     if not ours:
         raise MCUCError(f"--output {str(path)!r} is a folder that mcuc did not write and it is not empty; "
                         "choose another folder, or pass --force to write into it (files of the same names "

@@ -209,7 +209,12 @@ def _writable_file(path: str, option: str) -> Path:
 def cmd_compile(args) -> int:
     from mcuc.build import check_output_folder, compile_to_directory
 
-    model_path = args.model
+    if len(args.models) > 1:
+        return _compile_several(args)
+    if args.exclusive or args.library is not None:
+        raise MCUCError(f"{'--exclusive' if args.exclusive else '--library'} is for a folder of several models "
+                        "(mcuc compile A.tflite B.tflite ... -o DIR); with one model, --name names it")
+    model_path = args.model = args.models[0]
     check_output_folder(args.output, args.force)
     if getattr(args, "calibrate", None):
         from mcuc.calibrate import quantize_onnx, quantized_path_for
@@ -227,6 +232,32 @@ def cmd_compile(args) -> int:
         print(format_verdict(verification))
     print(json.dumps(report, indent=2) if args.json else
           f"wrote {args.output}: arena {report['arena_bytes']:,} B, {report['macs']:,} MACs (report.html)")
+    return 0 if exact else EXIT_MISMATCH
+
+
+def _compile_several(args) -> int:
+    """`mcuc compile A B ... -o DIR`: one folder, one library (compiler/bundle.py)."""
+    from mcuc.build import check_output_folder
+    from mcuc.bundle import DEFAULT_LIBRARY, compile_bundle, summary
+
+    if getattr(args, "calibrate", None):
+        raise MCUCError("--calibrate quantizes one float .onnx model; quantize each model first "
+                        "(mcuc compile MODEL --calibrate ...), then compile the quantized models together")
+    names = args.name
+    args.name = None  # one per model, given to compile_bundle, not to every model's options
+    options = _options(args)
+    check_output_folder(args.output, args.force)
+    report = compile_bundle(args.models, Path(args.output), options, names=names, exclusive=args.exclusive,
+                            library=args.library or DEFAULT_LIBRARY, verify_samples=args.verify or None,
+                            progress=_show_progress(args))
+    checks = [m["verification"] for m in report["models"] if "verification" in m]
+    exact = all(v["bit_exact"] for c in checks for v in c["backends"].values())
+    if not args.json and checks:
+        from mcuc.verify import format_verdict
+
+        for model, check in zip(report["models"], checks):
+            print(f"{model['name']}: {format_verdict(check)}")
+    print(json.dumps(report, indent=2) if args.json else summary(report, args.output))
     return 0 if exact else EXIT_MISMATCH
 
 
@@ -308,8 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("compile", help="write C for a Cortex-M project")
-    p.add_argument("model")
+    p = sub.add_parser("compile", help="write C for a Cortex-M project (several models: one folder, one library)")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="a .tflite/.onnx model; several write one folder with model_<name>.c/.h per model, "
+                        "built into one library (all with the same options)")
     p.add_argument("-o", "--output", required=True,
                    help="output folder: new, empty, or one mcuc compiled into before (else --force)")
     p.add_argument("--force", action="store_true",
@@ -326,7 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation type of the --calibrate quantization")
     p.add_argument("--name", default=None,
                    help="prefix of every symbol, macro and section of the generated C (a C identifier; "
-                        "default: the model file's name made one)")
+                        "default: the model file's name made one); with several models one per model, "
+                        "comma-separated, in order (A,B,...)")
+    p.add_argument("--exclusive", action="store_true",
+                   help="with several models: declare that they never run at the same time, so they share one "
+                        "arena (the largest of their plans) instead of one each")
+    p.add_argument("--library", default=None, metavar="NAME",
+                   help="with several models: the name of the folder's library (libNAME.a, the CMake target), "
+                        "its header NAME.h and shared arena NAME_arena (default: models)")
     p.add_argument("--arena", choices=("static", "caller"), default="static",
                    help="static: the arena is an array in model.c (section overridable with "
                         "-DNAME_ARENA_SECTION); caller: NAME_invoke(arena) takes it")
