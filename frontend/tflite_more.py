@@ -28,6 +28,7 @@ from mcuc.ir.ops.split import SplitAttrs
 from mcuc.ir.ops.squared_difference import SquaredDifferenceAttrs
 from mcuc.ir.ops.strided_slice import StridedSliceAttrs
 from mcuc.ir.ops.sum import SumAttrs
+from mcuc.ir.ops.transpose_conv import TransposeConvAttrs, tflm_padding
 
 
 def _two_inputs(kind: str, attrs_cls):
@@ -259,6 +260,32 @@ def _batch_matmul(ctx):
     return kinds.BATCH_MATMUL, ctx.inputs, BatchMatMulAttrs(bool(o.AdjX()), bool(o.AdjY()))
 
 
+def _transpose_conv(ctx):
+    """Inputs (output_shape, weights, input, bias): tflite-micro never reads output_shape
+    (the output tensor's shape rules), so neither does mcuc; the padding comes from the
+    output size (mcuc.ir.ops.transpose_conv.tflm_padding)."""
+    ctx.need_inputs(3, 4)
+    o = ctx.options
+    w, x = ctx.inputs[1], ctx.inputs[2]
+    bias = ctx.inputs[3] if len(ctx.inputs) > 3 else None
+    if w is None or x is None:
+        raise ctx.fail("the weights (input 1) and the input (input 2) are required")
+    y = ctx.outputs[0]
+    if len(y.shape) != 4 or len(w.shape) != 4:
+        raise ctx.fail(f"output {list(y.shape)} and weights {list(w.shape)} must be 4-D")
+    stride = (int(o.StrideH()), int(o.StrideW()))
+    if min(stride) < 1:
+        raise ctx.fail(f"stride {stride} must be positive (stride_h, stride_w)")
+    if o.Padding() not in (tflite.Padding.SAME, tflite.Padding.VALID):
+        raise ctx.fail(f"padding value {o.Padding()} is not SAME (0) or VALID (1)")
+    same = o.Padding() == tflite.Padding.SAME
+    pad = tuple(tflm_padding(same, y.shape[1 + k], w.shape[1 + k], stride[k]) for k in range(2))
+    act_min, act_max = ctx.activation()
+    inputs = [x, w] + ([bias] if bias is not None else [])
+    return kinds.TRANSPOSE_CONV, inputs, TransposeConvAttrs((y.shape[1], y.shape[2]), stride, pad, act_min, act_max)
+
+
 CONVERTERS.update({
     "BATCH_MATMUL": (tflite.BatchMatMulOptions, _batch_matmul),
+    "TRANSPOSE_CONV": (tflite.TransposeConvOptions, _transpose_conv),
 })

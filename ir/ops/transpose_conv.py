@@ -1,0 +1,138 @@
+"""TRANSPOSE_CONV of int8 NHWC tensors with int8 weights [out_ch, kh, kw, in_ch]
+(per-channel or per-tensor scales) and an optional int32 bias (TFLM's transpose_conv.cc,
+reference_integer_ops::TransposeConv).
+
+The reference scatters: every input pixel (iy, ix) adds (x - x_zp) * w[oc, fy, fx, ic]
+to output (iy * stride_h - pad_h + fy, ix * stride_w - pad_w + fx) when that lies inside
+the output, in an int32 scratch; then per output element acc (+ bias), the per-channel
+MultiplyByQuantizedMultiplier (double rounding) of double(in_scale) x
+double(w_scale[oc]) / double(out_scale), the output zero point and the fused activation's
+clamp. The weights' zero points are never read (mcuc refuses non-zero ones rather than
+ignore them). The sums are exact integers, so mcuc's kernels gather instead (for each
+output element, the taps whose input pixel exists) and need no scratch.
+
+The output's height and width are the output tensor's: tflite-micro never reads the
+op's output_shape input (input 0), and computes the padding from the *output* size, as
+ComputePaddingHeightWidth(stride, 1, out_h, out_w, kh, kw, padding) does: with
+n = ceil(out / stride) (SAME) or (out + stride - k) / stride truncated toward zero
+(VALID), pad = max(0, (n - 1) * stride + k - out) / 2, the odd pixel dropped (only the
+leading padding is used). Not patchable: a patch stage ends before it
+(passes/patch.stage_problem).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixedpoint import requantize_per_channel
+from ..op import Op
+from ..region import Region
+from . import OpDef, register
+from .common import channel_requant_params, require
+from .kinds import TRANSPOSE_CONV
+
+
+@dataclass(frozen=True)
+class TransposeConvAttrs:
+    out_hw: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    pad: tuple[int, int] = (0, 0)  # rows and columns before the first output (pad_h, pad_w)
+    act_min: int = -128
+    act_max: int = 127
+
+
+def _trunc_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def tflm_padding(same: bool, out_size: int, kernel: int, stride: int) -> int:
+    """The leading padding tflite-micro uses for one axis (see the module doc)."""
+    n = (out_size + stride - 1) // stride if same else _trunc_div(out_size + stride - kernel, stride)
+    return max(0, (n - 1) * stride + kernel - out_size) // 2
+
+
+def _bias(op: Op):
+    return op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] is not None else None
+
+
+def infer_shapes(op: Op) -> list[tuple[int, ...]]:
+    require(2 <= len(op.inputs) <= 3 and len(op.outputs) == 1, op,
+            "takes an input, weights, an optional bias and one output")
+    x, w, b = op.inputs[0], op.inputs[1], _bias(op)
+    a: TransposeConvAttrs = op.attrs
+    require(x.dtype == "int8" and op.output.dtype == "int8", op,
+            f"input {x.dtype} and output {op.output.dtype}: mcuc runs TRANSPOSE_CONV on int8 (int16 refused: "
+            "not yet)")
+    require(len(x.shape) == 4, op, f"input {x.name!r} must be 4-D NHWC, got shape {x.shape}")
+    require(not x.is_constant, op, f"input {x.name!r} is a constant; mcuc compiles ops on computed values")
+    require(w.is_constant and w.dtype == "int8" and len(w.shape) == 4, op,
+            f"weights {w.name!r} must be a constant int8 [out_channels, kh, kw, in_channels] tensor, got "
+            f"{w.dtype}{list(w.shape)}")
+    require(w.shape[3] == x.shape[3], op,
+            f"weights {list(w.shape)} take {w.shape[3]} input channels but the input has {x.shape[3]}")
+    require(min(a.stride) >= 1, op, f"stride {a.stride} must be positive (stride_h, stride_w)")
+    require(min(a.out_hw) >= 1 and min(a.pad) >= 0, op, f"output size {a.out_hw} and padding {a.pad} are illegal")
+    require(a.act_min <= a.act_max, op, f"activation range [{a.act_min}, {a.act_max}] is empty")
+    require(w.quant is not None and not np.any(w.quant.zero_point), op,
+            "weights must be symmetric (zero point 0): tflite-micro's int8 kernel ignores the weights' zero points")
+    require(w.quant.scale.size in (1, w.shape[0]), op,
+            f"weights have {w.quant.scale.size} scales for {w.shape[0]} output channels (1 or one per channel)")
+    if w.quant.per_channel:
+        require(w.quant.axis == 0, op, f"weights are quantized along dimension {w.quant.axis}; tflite-micro "
+                                       "takes per-channel scales along dimension 0 (output channels)")
+    if b is not None:
+        require(b.dtype == "int32" and b.is_constant and b.shape == (w.shape[0],), op,
+                f"bias {b.name!r} must be a constant int32 tensor of {w.shape[0]} values, got "
+                f"{b.dtype}{list(b.shape)}")
+    out_shape = (x.shape[0], a.out_hw[0], a.out_hw[1], w.shape[0])
+    # Every output element sums each weight at most once: bound the sum as the convolutions do.
+    weights = np.abs(w.data.astype(np.int64)).reshape(w.shape[0], -1).sum(axis=1) * 255
+    bias = np.zeros(w.shape[0], np.int64) if b is None else np.abs(b.data.astype(np.int64))
+    require(int(np.max(weights + bias)) < 2**31, op,
+            "the bias plus the largest sum of products could leave int32 (the reference would wrap)")
+    return [out_shape]
+
+
+def requant_params(op: Op) -> tuple[np.ndarray, np.ndarray]:
+    return channel_requant_params(op, op.inputs[0], op.inputs[1], op.output)
+
+
+def macs(op: Op) -> int:
+    x, w = op.inputs[0], op.inputs[1]
+    return int(np.prod(x.shape, dtype=np.int64)) * int(np.prod(w.shape[:3], dtype=np.int64))
+
+
+def full_input(op: Op, out: Region) -> list[Region | None]:
+    return [Region.full(op.inputs[0].shape)] + [None] * (len(op.inputs) - 1)
+
+
+def accumulators(op: Op, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The int32 sums before the bias, as the reference's scatter leaves them."""
+    a: TransposeConvAttrs = op.attrs
+    n, ih, iw, _ = x.shape
+    oc, kh, kw, _ = w.shape
+    (sh, sw), (ph, pw), (oh, ow) = a.stride, a.pad, a.out_hw
+    xs = x.astype(np.int64) - op.inputs[0].quant.scalar_zero_point
+    rows = max((ih - 1) * sh + kh, ph + oh)
+    cols = max((iw - 1) * sw + kw, pw + ow)
+    canvas = np.zeros((n, rows, cols, oc), np.int64)
+    w64 = w.astype(np.int64)
+    for fy in range(kh):
+        for fx in range(kw):
+            canvas[:, fy:fy + (ih - 1) * sh + 1:sh, fx:fx + (iw - 1) * sw + 1:sw, :] += xs @ w64[:, fy, fx, :].T
+    return canvas[:, ph:ph + oh, pw:pw + ow, :]
+
+
+def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    a: TransposeConvAttrs = op.attrs
+    acc = accumulators(op, np.asarray(inputs[0]), np.asarray(inputs[1]))
+    if _bias(op) is not None:
+        acc = acc + np.asarray(inputs[2], np.int64)
+    mult, shift = requant_params(op)
+    y = requantize_per_channel(acc, mult, shift, op.output.quant.scalar_zero_point, a.act_min, a.act_max)
+    return [y.astype(np.int8).reshape(op.output.shape)]
+
+
+OPDEF = register(OpDef(TRANSPOSE_CONV, TransposeConvAttrs, infer_shapes, macs, full_input, evaluate))

@@ -1,0 +1,250 @@
+"""TRANSPOSE_CONV (int8, per-channel or per-tensor weights, optional int32 bias): hypothesis
+draws shapes, strides, SAME / VALID, output sizes around the natural one (tflite-micro
+takes the output tensor's size, never reads the output_shape input, and computes the
+padding from the output size), fused activations and quantizations; one model holds a
+layer per case and every output byte is compared with tflite-micro on the reference
+interpreter, llvm, the portable C on the host and (fixed layers) an emulated Cortex-M4
+and Cortex-M0. A padding rounded the other way must be caught; what mcuc
+refuses names the op and the rule; the patch search leaves the op outside its stages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mcuc.frontend.tflite import load_tflite
+from mcuc.ir.errors import MCUCError
+
+from tests.ir.test_ops_compare import NEEDS_ARM, assert_matches_oracle
+from tests.support.tflite_builder import ModelBuilder
+
+
+@dataclass(frozen=True)
+class TConv:
+    x: tuple[int, int, int, int]  # N, H, W, C
+    out_channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: str = "SAME"
+    out_hw: tuple[int, int] | None = None  # None: the natural size
+    per_channel: bool = True
+    bias: bool = True
+    activation: str = "NONE"
+    qx: tuple[float, int] = (0.05, 3)
+    qo: tuple[float, int] = (0.1, -5)
+    seed: int = 0
+    shape_input: tuple[int, ...] | None = None  # output_shape values (None: the output's shape)
+
+    def natural(self) -> tuple[int, int]:
+        n, h, w, _ = self.x
+        if self.padding == "SAME":
+            return h * self.stride[0], w * self.stride[1]
+        return (h - 1) * self.stride[0] + self.kernel[0], (w - 1) * self.stride[1] + self.kernel[1]
+
+    def out_shape(self) -> tuple[int, int, int, int]:
+        oh, ow = self.out_hw or self.natural()
+        return self.x[0], oh, ow, self.out_channels
+
+
+def model_of(layers: list[TConv]) -> tuple[bytes, list[np.ndarray]]:
+    mb = ModelBuilder()
+    ins, outs, values = [], [], []
+    for i, c in enumerate(layers):
+        rng = np.random.default_rng(c.seed)
+        x = mb.tensor(f"x{i}", c.x, "int8", *c.qx)
+        oc, (kh, kw) = c.out_channels, c.kernel
+        scales = (rng.uniform(0.002, 0.02, oc) if c.per_channel else np.full(1, 0.01)).astype(np.float32)
+        w = mb.tensor(f"w{i}", (oc, kh, kw, c.x[3]), "int8", scales, [0] * scales.size, axis=0,
+                      data=rng.integers(-127, 128, (oc, kh, kw, c.x[3])))
+        shape = mb.const(f"shape{i}", list(c.shape_input or c.out_shape()))
+        operands = [shape, w, x]
+        if c.bias:
+            operands.append(mb.tensor(f"b{i}", (oc,), "int32", data=rng.integers(-3000, 3000, oc)))
+        y = mb.tensor(f"y{i}", c.out_shape(), "int8", *c.qo)
+        mb.op("TRANSPOSE_CONV", operands, [y], padding=c.padding, stride_h=c.stride[0], stride_w=c.stride[1],
+              fused_activation_function=c.activation)
+        ins.append(x)
+        outs.append(y)
+        values.append(rng.integers(-128, 128, c.x).astype(np.int8))
+    return mb.build(ins, outs), values
+
+
+@st.composite
+def tconvs(draw) -> TConv:
+    x = (draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 4)))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.sampled_from(["SAME", "VALID"]))
+    c = TConv(x, draw(st.integers(1, 4)), kernel, stride, padding)
+    oh, ow = c.natural()
+    if draw(st.booleans()):  # another output size: tflite-micro scatters into whatever the output holds
+        oh = max(1, oh + draw(st.integers(-stride[0], stride[0])))
+        ow = max(1, ow + draw(st.integers(-stride[1], stride[1])))
+    qx = (float(np.float32(2.0 ** draw(st.floats(-8.0, -3.0)))), draw(st.integers(-128, 127)))
+    qo = (float(np.float32(qx[0] * 2.0 ** draw(st.floats(0.0, 5.0)))), draw(st.integers(-128, 127)))
+    return TConv(x, c.out_channels, kernel, stride, padding, (oh, ow), draw(st.booleans()), draw(st.booleans()),
+                 draw(st.sampled_from(["NONE", "RELU", "RELU6"])), qx, qo, draw(st.integers(0, 2**31)))
+
+
+@settings(deadline=None, max_examples=30)
+@given(layers=st.lists(tconvs(), min_size=1, max_size=3))
+def test_reference_matches_oracle(layers):
+    model, inputs = model_of(layers)
+    assert_matches_oracle(model, inputs, what=str(layers))
+
+
+@settings(deadline=None, max_examples=3)
+@given(layers=st.lists(tconvs(), min_size=3, max_size=4))
+def test_llvm_and_c_host_match_oracle(layers):
+    model, inputs = model_of(layers)
+    assert_matches_oracle(model, inputs, ("reference", "llvm", "c-host"), str(layers))
+
+
+FIXED = [TConv((1, 4, 4, 3), 4, (3, 3), (2, 2), "SAME"),
+         TConv((1, 3, 5, 2), 3, (4, 2), (2, 1), "VALID", per_channel=False, bias=False, activation="RELU", seed=1),
+         TConv((2, 2, 3, 4), 2, (3, 3), (3, 2), "SAME", out_hw=(5, 7), seed=2),
+         TConv((1, 1, 1, 2), 2, (8, 6), (4, 4), "VALID", out_hw=(1, 1), seed=3)]
+
+
+@NEEDS_ARM
+def test_cortex_m4_and_m0_match_oracle():
+    model, inputs = model_of(FIXED)
+    assert_matches_oracle(model, inputs, ("cortex-m4", "cortex-m0"))
+
+
+def test_valid_padding_when_the_output_is_smaller_than_the_kernel():
+    """VALID with an output smaller than the kernel: (out + stride - k) / stride truncates
+    toward zero and leaves a padding of 1 on both axes here (out 1, k 8 and 6, stride 4)."""
+    from mcuc.ir.ops.transpose_conv import tflm_padding
+
+    assert tflm_padding(False, 1, 8, 4) == 1 and tflm_padding(False, 1, 6, 4) == 0
+    model, inputs = model_of([FIXED[3]])
+    assert_matches_oracle(model, inputs, ("reference", "llvm", "c-host"))
+
+
+def test_output_shape_input_is_ignored_as_tflite_micro_does():
+    case = TConv((1, 3, 3, 2), 3, (3, 3), (2, 2), "SAME", shape_input=(1, 9, 9, 3), seed=4)
+    model, inputs = model_of([case])
+    assert_matches_oracle(model, inputs, ("reference", "llvm"))
+
+
+def test_odd_padding_pixel_before_is_caught(monkeypatch):
+    """tflite-micro uses only the leading padding, total / 2 rounded down: rounding up
+    (the odd pixel before) must be caught."""
+    from mcuc.frontend import tflite_more
+    from mcuc.ir.ops.transpose_conv import tflm_padding
+
+    case = TConv((1, 4, 4, 2), 2, (3, 3), (2, 2), "SAME", seed=5)
+    model, inputs = model_of([case])
+    assert_matches_oracle(model, inputs)
+    monkeypatch.setattr(tflite_more, "tflm_padding", lambda same, out, k, s: tflm_padding(same, out + 1, k + 2, s))
+    with pytest.raises(AssertionError, match="differ from tflite-micro"):
+        assert_matches_oracle(model, inputs)
+
+
+def test_what_mcuc_refuses_names_the_op_and_rule():
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 2, 2, 3), "int8", 0.1, 0)
+    w = mb.tensor("w", (2, 3, 3, 3), "int8", [0.01, 0.01], [1, 0], data=np.ones((2, 3, 3, 3)))
+    y = mb.tensor("y", (1, 4, 4, 2), "int8", 0.1, 0)
+    mb.op("TRANSPOSE_CONV", [mb.const("s", [1, 4, 4, 2]), w, x], [y], padding="SAME", stride_h=2, stride_w=2)
+    with pytest.raises(MCUCError, match=r"TRANSPOSE_CONV.*zero point 0"):
+        load_tflite(mb.build([x], [y]))
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 2, 2, 3), "int8", 0.1, 0)
+    w = mb.tensor("w", (2, 3, 3, 3), "int8", [0.01, 0.01], [0, 0], data=np.ones((2, 3, 3, 3)))
+    b = mb.tensor("b", (2,), "int64", data=np.ones(2))
+    y = mb.tensor("y", (1, 4, 4, 2), "int8", 0.1, 0)
+    mb.op("TRANSPOSE_CONV", [mb.const("s", [1, 4, 4, 2]), w, x, b], [y], padding="SAME", stride_h=2, stride_w=2)
+    with pytest.raises(MCUCError, match=r"TRANSPOSE_CONV.*bias.*int32"):
+        load_tflite(mb.build([x], [y]))
+
+
+def test_patch_search_leaves_transpose_conv_outside_its_stages():
+    """conv -> transpose conv -> conv: a stage may hold the convolutions, never the
+    transpose conv (not PATCHABLE); a fixed stage over it is refused naming it."""
+    from mcuc.backends.llvm import scratch_requests as llvm_scratch
+    from mcuc.ir.program_interpreter import run_program
+    from mcuc.passes.patch_schedule import schedule_with_patches
+
+    model, inputs = audio_model()
+    graph = load_tflite(model)
+    kinds = [op.kind for op in graph.ops]
+    tc = kinds.index("TRANSPOSE_CONV")
+    with pytest.raises(MCUCError, match=r"TRANSPOSE_CONV\) cannot run patch by patch"):
+        schedule_with_patches(graph, f"2x1@{tc}", None, llvm_scratch)
+    from mcuc.oracle import TFLiteOracle
+
+    want = TFLiteOracle(model)(inputs)
+    for patch in ("1x2@2", "auto"):  # a stage of the ops before it (the search: whatever it picks)
+        program = schedule_with_patches(graph, patch, None, llvm_scratch)
+        assert all(np.array_equal(g, w) for g, w in zip(run_program(program, inputs), want))
+    assert "PATCH_STAGE" in [s.op.kind for s in schedule_with_patches(graph, "1x2@2", None, llvm_scratch).steps]
+
+
+# -- a small audio-style model ---------------------------------------------------------------
+
+def audio_model() -> tuple[bytes, list[np.ndarray]]:
+    """A 1-D audio encoder / decoder written as NHWC with height 1: strided CONV_2D down,
+    a DEPTHWISE_CONV_2D, TRANSPOSE_CONV upsampling by 2 (SAME, per-channel, bias, RELU),
+    a skip ADD, and a second TRANSPOSE_CONV back to the input rate (VALID, trimmed by the
+    output size) with one output channel."""
+    rng = np.random.default_rng(23)
+    mb = ModelBuilder("audio upsampler")
+    T, C = 32, 8
+    x = mb.tensor("audio", (1, 1, T, 1), "int8", 0.02, 0)
+
+    def weights(name, shape, axis=0):
+        n = shape[axis]
+        return mb.tensor(name, shape, "int8", rng.uniform(0.004, 0.02, n).astype(np.float32), [0] * n, axis=axis,
+                         data=rng.integers(-127, 128, shape))
+
+    def bias(name, n):
+        return mb.tensor(name, (n,), "int32", data=rng.integers(-500, 500, n))
+
+    h1 = mb.tensor("h1", (1, 1, T // 2, C), "int8", 0.03, -20)
+    mb.op("CONV_2D", [x, weights("w1", (C, 1, 5, 1)), bias("b1", C)], [h1], padding="SAME", stride_w=2,
+          fused_activation_function="RELU")
+    h2 = mb.tensor("h2", (1, 1, T // 4, C), "int8", 0.1, -30)
+    mb.op("CONV_2D", [h1, weights("w2", (C, 1, 3, C)), bias("b2", C)], [h2], padding="SAME", stride_w=2,
+          fused_activation_function="RELU")
+    h3 = mb.tensor("h3", (1, 1, T // 4, C), "int8", 0.4, -10)
+    mb.op("DEPTHWISE_CONV_2D", [h2, weights("w3", (1, 1, 3, C), axis=3), bias("b3", C)], [h3], padding="SAME")
+    up1 = mb.tensor("up1", (1, 1, T // 2, C), "int8", 0.4, -100)
+    mb.op("TRANSPOSE_CONV", [mb.const("s1", [1, 1, T // 2, C]), weights("w4", (C, 1, 4, C)), h3, bias("b4", C)],
+          [up1], padding="SAME", stride_h=1, stride_w=2, fused_activation_function="RELU")
+    skip = mb.tensor("skip", (1, 1, T // 2, C), "int8", 0.4, -60)
+    mb.op("ADD", [up1, h1], [skip])
+    y = mb.tensor("y", (1, 1, T, 1), "int8", 2.0, 1)
+    mb.op("TRANSPOSE_CONV", [mb.const("s2", [1, 1, T, 1]), weights("w5", (1, 1, 3, C)), skip], [y],
+          padding="VALID", stride_h=1, stride_w=2)
+    return mb.build([x], [y]), [rng.integers(-128, 128, (1, 1, T, 1)).astype(np.int8)]
+
+
+def test_audio_model_matches_oracle_on_every_backend():
+    import shutil
+
+    model, inputs = audio_model()
+    backends = ("reference", "llvm", "c-host") + (("cortex-m4",) if shutil.which("arm-none-eabi-gcc") else ())
+    assert_matches_oracle(model, inputs, backends, "audio model")
+
+
+@NEEDS_ARM
+def test_generated_c_compiles_without_warnings(tmp_path):
+    import subprocess
+
+    import mcuc
+    from tests.ir.test_ops_movement import STRICT
+
+    model, _ = model_of(FIXED)
+    for target, compiler in (("cortex-m0", ["gcc"]),
+                             ("cortex-m4", ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                                            "-mfpu=fpv4-sp-d16"])):
+        folder = tmp_path / target
+        mcuc.compile_to_directory(model, folder, target=target)
+        done = subprocess.run([*compiler, *STRICT, "-c", "model.c", "-o", "/dev/null"], cwd=folder,
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and "warning" not in done.stderr, (target, done.stderr[:3000])
