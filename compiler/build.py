@@ -66,6 +66,9 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str 
     _phase(bar, "scheduling (searching patch schedules)" if searching else "scheduling")
     program = schedule(model.graph, options, scratch)
     _phase(bar, "writing the C project", 1)
+    from mcuc.bundle import remove_stale_files, written_files
+
+    before = written_files(out_dir)  # a folder of several models compiled here before
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -93,6 +96,7 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model, out_dir: str 
     tradeoff = searched_tradeoff_svg(prepare(model.graph, options), options, scratch, program)
     html = render(report, program, tradeoff, report.get("verification"))
     (out_dir / "report.html").write_text(html, encoding="utf-8", errors="backslashreplace")  # as its <meta> says
+    remove_stale_files(out_dir, before)
     if bar is not None:
         bar.close()
     return {**report, "compile_seconds": round(time.perf_counter() - start, 3)}

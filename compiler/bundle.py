@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,9 +36,9 @@ def split_names(names: str | Sequence[str] | None, count: int) -> list[str] | No
 
 
 def source_label(model: Model, index: int) -> str:
-    """How messages name model `index` (0-based): its file name, else its place and graph name."""
+    """How messages name model `index` (0-based): its path as given, else its place and graph name."""
     if model.path is not None:
-        return str(model.path.name)
+        return str(model.path)
     from mcuc.ir.tensor import quoted
 
     return f"model {index + 1} ({quoted(model.graph.name)})"
@@ -89,6 +90,7 @@ def compile_bundle(models: Sequence[str | os.PathLike | bytes | Model], out_dir:
         if bar is not None:
             bar.update(1)
     out = Path(out_dir)
+    before = written_files(out)
     bundled = [BundledModel(prefix, program, model.layout, label)
                for prefix, program, model, label in zip(prefixes, programs, loaded, labels)]
     report = write_bundle(bundled, out, cortexm_target(options.target, options.optimize, options.float_abi),
@@ -116,6 +118,7 @@ def compile_bundle(models: Sequence[str | os.PathLike | bytes | Model], out_dir:
         report["files"] += [f"memory_{entry['name']}.svg", f"report_{entry['name']}.html"]
     report["files"] = sorted([*report["files"], "report.json"])
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    remove_stale_files(out, before)
     if bar is not None:
         bar.update(1)
         bar.close()
@@ -135,6 +138,47 @@ def is_bundle_folder(path: Path) -> bool:
     return (isinstance(files, list) and all(isinstance(f, str) and "/" not in f and f not in ("", ".", "..")
                                             for f in files)
             and all((path / f).is_file() for f in files if f.startswith("model_")))
+
+
+SINGLE_PROJECT_FILES = ("model.h", "model.c", "Makefile", "CMakeLists.txt", "README.md", "report.json",
+                        "memory.svg", "report.html")
+"""What `mcuc compile MODEL` writes besides the runtime headers its report.json lists."""
+
+
+def written_files(folder: str | os.PathLike) -> set[str]:
+    """The files the compile whose report.json is in `folder` wrote there (a folder of
+    several models lists them; a one-model folder has fixed names and its runtime files);
+    empty when `folder` holds no report of mcuc's."""
+    path = Path(folder)
+    try:
+        report = json.loads((path / "report.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(report, dict):
+        return set()
+    library = ""
+    if is_bundle_folder(path):
+        names, library = report["files"], str(report["library"])
+    elif "arena_bytes" in report:
+        runtime = report.get("runtime_files")
+        names = [*SINGLE_PROJECT_FILES, *(runtime if isinstance(runtime, list) else [])]
+    else:
+        return set()
+    # Only names mcuc writes, whatever a report.json says.
+    ours = re.compile(r"(model_[A-Za-z0-9_]+\.[ch]|memory_[A-Za-z0-9_]+\.svg|report_[A-Za-z0-9_]+\.html|"
+                      r"mcuc_[A-Za-z0-9_]+\.[ch]" + (f"|{re.escape(library)}\\.[ch]" if library else "") + ")")
+    return {n for n in names if isinstance(n, str) and (n in SINGLE_PROJECT_FILES or ours.fullmatch(n))}
+
+
+def remove_stale_files(folder: str | os.PathLike, before: set[str]) -> None:
+    """Delete the files an earlier compile wrote into `folder` (`before`, its
+    written_files) that the compile just done did not: a model renamed or dropped leaves
+    no model_<old>.c behind for a build that globs *.c."""
+    path = Path(folder)
+    for name in sorted(before - written_files(path)):
+        stale = path / name
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink()
 
 
 def summary(report: dict, folder: str) -> str:

@@ -99,10 +99,10 @@ def persistent_state(program: Program) -> list[str]:
         ops = step.stage.ops if isinstance(step, PatchLoop) else (step.op,)
         for op in ops:
             if op_def(op.kind).has(Trait.STATEFUL):
-                reasons.append(f"op {c_comment(op.label, 60)} ({op.kind}) keeps state between invocations")
+                reasons.append(f"op {c_comment(op.label, 60)}, a {op.kind}")
     for buffer in program.buffers:
         if buffer.kind not in _TRANSIENT_BUFFERS:
-            reasons.append(f"arena buffer {c_comment(buffer.name, 60)} is of kind {buffer.kind!r}, "
+            reasons.append(f"arena buffer {c_comment(buffer.name, 60)} of kind {buffer.kind!r}, "
                            "not one invocation's tensor or scratch")
     return reasons
 
@@ -128,7 +128,7 @@ def write_bundle(models: list[BundledModel], out_dir: Path | str, target: Target
         for m in models:
             reasons = persistent_state(m.program)
             if reasons:
-                raise MCUCError(f"the model {m.source} keeps state between invocations ({'; '.join(reasons[:3])}), "
+                raise MCUCError(f"the model {m.source} keeps state between invocations ({'; '.join(reasons[:3])}{'; ...' if len(reasons) > 3 else ''}), "
                                 "so it cannot share an arena with other models: the others' runs would overwrite "
                                 "its state; compile without --exclusive")
     out = Path(out_dir)
