@@ -17,12 +17,19 @@ class Graph:
 
     Graphs are values: passes build new ones (`with_`) instead of mutating, so any
     pass can be run and tested alone.
+
+    `io_buffers` says where the graph inputs and outputs live when the graph runs:
+    "arena" (in the activation arena, like every other activation) or "caller" (each in
+    a buffer of its own that the caller passes; the planner leaves them out of the
+    arena, passes/aliasing.py). `with_` keeps it, so every pass after
+    pipeline.prepare sees it.
     """
 
     ops: tuple[Op, ...]
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
     name: str = "model"
+    io_buffers: str = "arena"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ops", tuple(self.ops))

@@ -137,16 +137,53 @@ class Step:
     placement: StepPlacement = FRESH
 
 
+# Where the first caller buffer's addresses start after the arena, and how each is aligned
+# in that address space (the caller's real buffers need only CALLER_BUFFER_ALIGN).
+CALLER_ADDRESS_ALIGN = 16
+CALLER_BUFFER_ALIGN = 4
+"""Bytes a caller buffer's real address must be a multiple of: what the planner assumes of
+every tensor offset in the arena (passes/lifetimes.DEFAULT_ALIGN), so kernels may load
+words from it."""
+
+
+@dataclass(frozen=True)
+class CallerBuffer:
+    """A graph input or output that lives outside the arena, in a buffer the caller
+    passes at each run (graph.io_buffers == "caller").
+
+    The plan gives it the addresses [base, base + tensor.nbytes) of one address space
+    that holds the arena at [0, arena_bytes) and every caller buffer after it (each base
+    a multiple of CALLER_ADDRESS_ALIGN, none overlapping): `Program.offsets` of the
+    tensor, and of every view of it (a RESHAPE of an input, the slices of an output
+    concatenation written in place), lies there. Backends map such an address to the
+    caller's pointer plus (address - base). `role` is "input" or "output", `index` the
+    position among the graph's inputs or outputs. An input buffer is read-only: no step
+    writes into it. An output buffer holds only the output's own bytes: only the steps
+    computing them write there (never InPlace or Overlap over another tensor), and no
+    scratch."""
+
+    role: str
+    index: int
+    tensor: Tensor
+    base: int
+
+    @property
+    def end(self) -> int:
+        return self.base + self.tensor.nbytes
+
+
 @dataclass(frozen=True, eq=False)
 class Program:
     """A graph in its scheduled order with a memory plan.
 
     `offsets` maps every activation tensor (graph inputs and outputs included) to its
-    byte offset in the arena; aliases (RESHAPE, in-place ops) share offsets.
+    byte offset in the arena; aliases (RESHAPE, in-place ops) share offsets. With
+    `caller_buffers` (graph.io_buffers == "caller"), the graph inputs and outputs and
+    their views have addresses past the arena, inside their CallerBuffer.
     `steps[i].op` is `graph.ops[i]` (the graph is already in the scheduled order).
-    `live_bound_bytes` is the largest sum of buffer sizes live at one step: no placement
-    of these buffers can use a smaller arena, so arena_bytes - live_bound_bytes is the
-    placement's loss.
+    `live_bound_bytes` is the largest sum of arena buffer sizes live at one step: no
+    placement of these buffers can use a smaller arena, so arena_bytes -
+    live_bound_bytes is the placement's loss.
     """
 
     graph: Graph
@@ -156,9 +193,38 @@ class Program:
     buffers: tuple[Buffer, ...] = ()
     live_bound_bytes: int = 0
     notes: dict = field(default_factory=dict)
+    caller_buffers: tuple[CallerBuffer, ...] = ()
 
     def offset(self, tensor: Tensor) -> int:
         return self.offsets[tensor]
+
+    @property
+    def address_bytes(self) -> int:
+        """The end of the address space: the arena's end, or the last caller buffer's."""
+        return max([self.arena_bytes, *(b.end for b in self.caller_buffers)])
+
+    def caller_buffer_at(self, address: int) -> CallerBuffer | None:
+        """The caller buffer holding `address` (its end included, for empty ranges),
+        None for an arena address."""
+        if address < self.arena_bytes or not self.caller_buffers:
+            return None
+        inside = [b for b in self.caller_buffers if b.base <= address < b.end]
+        ends = [b for b in self.caller_buffers if address == b.end]
+        return (inside or ends or [None])[0]
+
+    def in_arena(self, tensor: Tensor) -> bool:
+        """Whether an activation tensor lives in the arena (not in a caller buffer)."""
+        return self.caller_buffer_at(self.offsets[tensor]) is None
+
+
+def caller_buffer_bases(arena_bytes: int, tensors) -> list[int]:
+    """The base address of each caller buffer after an arena of `arena_bytes`, in order."""
+    bases, at = [], arena_bytes
+    for t in tensors:
+        at = -(-at // CALLER_ADDRESS_ALIGN) * CALLER_ADDRESS_ALIGN
+        bases.append(at)
+        at += max(t.nbytes, 1)
+    return bases
 
 
 @dataclass(frozen=True, eq=False)

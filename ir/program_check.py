@@ -23,8 +23,14 @@ The rules, per step:
 - patch buffers: a PatchLoop's workspace holds every patch buffer and inner scratch, and
   every region an inner op computes fits its patch buffer.
 - patch calls: a PatchLoop is lowered (ir/patch_lowering.py), and each of its calls reads
-  only inside the arena and writes only into the step's own scratch (workspace and
-  temporary area) or its output tensor.
+  only inside the arena (or a caller buffer) and writes only into the step's own scratch
+  (workspace and temporary area) or its output tensor.
+- caller buffers (graph.io_buffers == "caller", ir/program.CallerBuffer): every graph
+  input and output has one, at its base, past the arena and apart from the others; a
+  tensor lies wholly in the arena or wholly in one caller buffer, scratch only in the
+  arena; no step writes into an input's buffer, and a step writes into an output's
+  buffer only as a Fresh step or an Alias (never InPlace or Overlap: the buffer holds no
+  other tensor's bytes first).
 """
 from __future__ import annotations
 
@@ -49,6 +55,7 @@ RULE_SCRATCH = "scratch"
 RULE_LIVE = "live tensors kept"
 RULE_PATCH_BUFFERS = "patch buffers"
 RULE_PATCH_CALLS = "patch calls"
+RULE_CALLER = "caller buffers"
 
 
 class PlanError(MCUCError):
@@ -224,8 +231,9 @@ def tensor_steps(program: Program) -> tuple[dict[Tensor, int], dict[Tensor, int]
 
 def check_program(program: Program) -> None:
     """PlanError at the first step that breaks a rule of the module docstring."""
+    _check_caller_buffers(program)
     for t in (*program.graph.inputs, *program.graph.outputs):
-        if t.is_constant:
+        if t.is_constant or program.caller_buffers:
             continue
         at = program.offsets.get(t)
         if at is None or at < 0 or at + t.nbytes > program.arena_bytes:
@@ -244,6 +252,30 @@ def check_program(program: Program) -> None:
             _check_patch_calls(program, index, step)
 
 
+def _check_caller_buffers(program: Program) -> None:
+    """The caller buffers against the graph's edges (the graph-wide part of the rule)."""
+    graph = program.graph
+    buffers = program.caller_buffers
+    if graph.io_buffers != "caller":
+        if buffers:
+            raise PlanError(f"graph {graph.name!r}: {RULE_CALLER} rule broken: the graph keeps its inputs and "
+                            f"outputs in the arena, but the plan has {len(buffers)} caller buffers", None, RULE_CALLER)
+        return
+    edges = [("input", i, t) for i, t in enumerate(graph.inputs)]
+    edges += [("output", j, t) for j, t in enumerate(graph.outputs) if not t.is_constant]
+    found = {(b.role, b.index): b for b in buffers}
+    for role, i, t in edges:
+        b = found.get((role, i))
+        if b is None or b.tensor is not t or program.offsets.get(t) != b.base:
+            raise PlanError(f"graph {role} {i} {t.name!r}: {RULE_CALLER} rule broken: it is not at the start of a "
+                            f"caller buffer of its own", None, RULE_CALLER)
+    ordered = sorted(buffers, key=lambda b: b.base)
+    if len(buffers) != len(edges) or (ordered and ordered[0].base < program.arena_bytes) or any(
+            a.end > b.base for a, b in zip(ordered, ordered[1:])):
+        raise PlanError(f"graph {graph.name!r}: {RULE_CALLER} rule broken: the caller buffers overlap the arena or "
+                        f"each other, or are not one per graph input and output", None, RULE_CALLER)
+
+
 def _check_arena(program: Program, index: int, step: Step) -> None:
     op = step.op
     for t in (*op.inputs, *op.outputs):
@@ -252,6 +284,19 @@ def _check_arena(program: Program, index: int, step: Step) -> None:
         at = program.offsets.get(t)
         if at is None:
             raise _fail(index, op, RULE_ARENA, f"tensor {t.name!r} has no arena offset")
+        outside = program.caller_buffer_at(at)
+        if outside is not None:
+            if at + t.nbytes > outside.end:
+                raise _fail(index, op, RULE_CALLER, f"tensor {t.name!r} at [{at}, {at + t.nbytes}) runs past the "
+                                                    f"caller buffer of graph {outside.role} {outside.index}")
+            written = t in op.outputs and not isinstance(step.placement, Alias)
+            if written and outside.role == "input":
+                raise _fail(index, op, RULE_CALLER, f"writes {t.name!r} into the caller's buffer of graph input "
+                                                    f"{outside.index} (read-only)")
+            if written and isinstance(step.placement, (InPlace, Overlap)):
+                raise _fail(index, op, RULE_CALLER, f"writes {t.name!r} into the caller's buffer of graph output "
+                                                    f"{outside.index} over another tensor ({step.placement!r})")
+            continue
         if at < 0 or at + t.nbytes > program.arena_bytes:
             raise _fail(index, op, RULE_ARENA, f"tensor {t.name!r} at [{at}, {at + t.nbytes}) runs past the "
                                                f"arena ({program.arena_bytes} B)")
@@ -419,6 +464,11 @@ def _box_range(start: int, strides, shape, itemsize: int) -> tuple[int, int]:
     return start, start + sum((d - 1) * st for d, st in zip(shape, strides)) + itemsize
 
 
+def _in_caller_buffer(program: Program, a0: int, a1: int) -> bool:
+    b = program.caller_buffer_at(a0)
+    return b is not None and a1 <= b.end
+
+
 def _check_patch_calls(program: Program, index: int, step: PatchLoop) -> None:
     op = step.op
     if step.stage.patches and not step.calls:
@@ -443,7 +493,7 @@ def _check_patch_calls(program: Program, index: int, step: PatchLoop) -> None:
             writes += [(b.offset, b.end) for b in call.scratch]
             what = f"call {n} ({inner.label} on patch {call.patch})"
         for a0, a1 in reads + writes:
-            if a0 < 0 or a1 > program.arena_bytes:
+            if (a0 < 0 or a1 > program.arena_bytes) and not _in_caller_buffer(program, a0, a1):
                 raise _fail(index, op, RULE_PATCH_CALLS, f"{what} touches [{a0}, {a1}), outside the arena "
                                                          f"({program.arena_bytes} B)")
         for a0, a1 in writes:

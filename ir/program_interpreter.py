@@ -23,7 +23,7 @@ from .interpreter import check_inputs
 from .ops import op_def
 from .patch_lowering import run_calls
 from .program import Alias, PatchLoop, Program
-from .program_check import check_program
+from .program_check import RULE_CALLER, PlanError, check_program
 from .tensor import Tensor
 
 
@@ -37,13 +37,17 @@ def _write(arena: np.ndarray, offset: int, t: Tensor, value: np.ndarray) -> None
 
 
 def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0) -> list[np.ndarray]:
-    """Execute `program` on one uint8 arena of program.arena_bytes and return the outputs."""
+    """Execute `program` on one uint8 arena of program.arena_bytes and return the outputs.
+    With caller buffers (graph.io_buffers == "caller") the same byte array holds them
+    past the arena, at their planned addresses (ir/program.CallerBuffer); an input
+    buffer must hold the same bytes after the run (a PlanError otherwise)."""
     check_program(program)
     graph = program.graph
     rng = np.random.default_rng(seed)
-    arena = rng.integers(0, 256, program.arena_bytes, dtype=np.uint8)
+    arena = rng.integers(0, 256, program.address_bytes, dtype=np.uint8)
     for t, x in zip(graph.inputs, check_inputs(graph, inputs)):
         _write(arena, program.offsets[t], t, x)
+    given = [(b, arena[b.base:b.end].copy()) for b in program.caller_buffers if b.role == "input"]
     for step in program.steps:
         op = step.op
         if isinstance(step.placement, Alias):
@@ -58,4 +62,8 @@ def run_program(program: Program, inputs: Sequence[np.ndarray], *, seed: int = 0
         outs = op_def(op.kind).evaluate(op, ins)
         for t, y in zip(op.outputs, outs):
             _write(arena, program.offsets[t], t, y)
+    for b, before in given:
+        if not np.array_equal(arena[b.base:b.end], before):
+            raise PlanError(f"graph input {b.index} {b.tensor.name!r}: {RULE_CALLER} rule broken: the run wrote "
+                            f"into the caller's input buffer", None, RULE_CALLER)
     return [t.data.copy() if t.is_constant else _read(arena, program.offsets[t], t) for t in graph.outputs]

@@ -36,6 +36,17 @@ the graph's order:
   pixels at a time (ir/program.py). A 1x1 conv then needs max(in, out) + CHUNK *
   min(cin, cout) bytes instead of in + out; a 3x3 one about one input row more. A
   PATCH_STAGE overlaps a dying input at its output shift (PatchStage.output_shifts).
+
+With graph.io_buffers == "caller" the graph inputs and outputs live in the caller's
+buffers (ir/program.CallerBuffer), outside the arena: a group holding a graph input or
+output is *pinned* to that buffer (Storage.caller) and lifetimes.py leaves it out of the
+arena. A pinned group holds only views of its tensor's bytes: an input's group its
+RESHAPE/SQUEEZE views (nothing ever writes into it); an output's group the tensors that
+become its bytes (the views it is reshaped from, the slices of a concatenation written in
+place). So no InPlace or Overlap over or into a pinned group (nor over or into a tensor
+that will become an output's bytes, `_output_bytes`), no concatenation in place of a
+pinned slice, and no group pinned twice; where a view would join two pinned groups (an
+input reshaped into an output) it copies instead (a Fresh step).
 """
 from __future__ import annotations
 
@@ -43,7 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcuc.ir import Graph, Op, Quantization, Tensor
+from mcuc.ir import Graph, MCUCError, Op, Quantization, Tensor
 from mcuc.ir.ops import Trait, op_def
 from mcuc.ir.ops.kinds import CONCATENATION, DEPTHWISE_CONV_2D, PATCH_STAGE
 from mcuc.ir.program import ALIAS, FRESH, POINTWISE_OVERLAP_PIXELS, InPlace, Overlap, StepPlacement
@@ -69,6 +80,8 @@ class Storage:
     home: dict[Tensor, tuple[Tensor, int]]
     size: dict[Tensor, int]
     placements: dict[int, StepPlacement] = field(default_factory=dict)
+    # root -> (role, index, graph edge tensor) of a group living in a caller buffer
+    caller: dict[Tensor, tuple[str, int, Tensor]] = field(default_factory=dict)
 
     def root(self, tensor: Tensor) -> Tensor:
         return self.home[tensor][0]
@@ -195,18 +208,26 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
     groups = _Groups(graph.activations, spans)
     outputs = set(graph.outputs)
     placements: dict[int, StepPlacement] = {}
+    pins = _caller_pins(graph)
+    kept = _output_bytes(graph) if pins else set()
+
+    def pinned(t: Tensor) -> set:
+        return {pins[m] for m in groups.members[groups.root(t)] if m in pins}
 
     for i, op in enumerate(graph.ops):
         if alias and op_def(op.kind).has(Trait.VIEW) and op.inputs and not op.inputs[0].is_constant:
             x, y = op.inputs[0], op.outputs[0]
-            if x.nbytes == y.nbytes:
+            if x.nbytes == y.nbytes and len(pinned(x) | pinned(y)) <= 1:
                 groups.value[y] = groups.value[x]
                 groups.merge(groups.root(y), groups.root(x), groups.delta(x))
                 placements[i] = ALIAS
             continue
-        if alias and op.kind == CONCATENATION and _alias_concat(op, groups):
+        if alias and op.kind == CONCATENATION and not any(pinned(t) for t in op.inputs if t is not None) \
+                and _alias_concat(op, groups):
             placements[i] = ALIAS
             continue
+        if pins and (pinned(op.outputs[0]) or op.outputs[0] in kept):
+            continue  # a caller's output buffer holds its own bytes only
         if in_place:
             allow_pointwise = pointwise is None or i in pointwise
             shifted = is_overlappable_conv(op) or op.kind == PATCH_STAGE
@@ -217,6 +238,8 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
                     found = _in_place_input(op, i, groups, outputs, wished)
                 if found is None:
                     found = _in_place_input(op, i, groups, outputs)
+            if found is not None and pins and (pinned(op.inputs[found[0]]) or op.inputs[found[0]] in kept):
+                found = None  # a caller's buffer is never written over
             if found is not None:
                 k, y_at = found
                 x, y = op.inputs[k], op.outputs[0]
@@ -224,7 +247,49 @@ def plan_storage(graph: Graph, *, in_place: bool = True, alias: bool = True,
                 placements[i] = Overlap(k) if shifted else InPlace(k, groups.delta(y) - groups.delta(x))
 
     roots = list(groups.members)
-    return Storage(home=groups.home, size={r: groups.size(r) for r in roots}, placements=placements)
+    caller = {}
+    for r in roots:
+        found = {pins[m] for m in groups.members[r] if m in pins}
+        if len(found) > 1:  # the rules above keep two edges apart; a bug otherwise
+            raise MCUCError(f"graph {graph.name!r}: the plan puts {len(found)} graph inputs/outputs in one buffer")
+        if found:
+            role, index = next(iter(found))
+            caller[r] = (role, index, (graph.inputs if role == "input" else graph.outputs)[index])
+    return Storage(home=groups.home, size={r: groups.size(r) for r in roots}, placements=placements,
+                   caller=caller)
+
+
+def _caller_pins(graph: Graph) -> dict[Tensor, tuple[str, int]]:
+    """Graph edge tensor -> ("input" | "output", index) when the graph's inputs and
+    outputs live in caller buffers (graph.io_buffers == "caller"), else empty."""
+    if graph.io_buffers == "arena":
+        return {}
+    if graph.io_buffers != "caller":
+        raise MCUCError(f"unknown io_buffers {graph.io_buffers!r}; choose arena or caller")
+    pins: dict[Tensor, tuple[str, int]] = {t: ("input", i) for i, t in enumerate(graph.inputs)}
+    for j, t in enumerate(graph.outputs):
+        if t.is_constant:
+            continue
+        if t in pins:
+            role, index = pins[t]
+            raise MCUCError(f"tensor {t.name!r} is graph output {j} and also graph {role} {index}: with "
+                            f"--io-buffers caller it would live in two buffers; compile with --io-buffers arena")
+        pins[t] = ("output", j)
+    return pins
+
+
+def _output_bytes(graph: Graph) -> set[Tensor]:
+    """Tensors whose bytes become a graph output's when viewed or concatenated in place:
+    the inputs of VIEW ops and of contiguous concatenations that lead to an output."""
+    kept = set(t for t in graph.outputs if not t.is_constant)
+    for op in reversed(graph.ops):
+        if not op.outputs or op.outputs[0] not in kept:
+            continue
+        if op_def(op.kind).has(Trait.VIEW) and op.inputs and not op.inputs[0].is_constant:
+            kept.add(op.inputs[0])
+        elif op.kind == CONCATENATION and concat_slices(op) is not None:
+            kept.update(t for t in op.inputs if t is not None and not t.is_constant)
+    return kept
 
 
 def _in_place_input(op: Op, i: int, groups: _Groups, outputs: set[Tensor],

@@ -68,11 +68,14 @@ class Lifetime:
 
 def lifetimes(graph: Graph, storage: Storage, scratch: ScratchFn | None = None,
               align: int = DEFAULT_ALIGN) -> list[Lifetime]:
-    """Every storage group and every scratch buffer, in a deterministic order (groups by
-    first use, then scratch by step)."""
+    """Every storage group and every scratch buffer the arena holds, in a deterministic
+    order (groups by first use, then scratch by step); groups pinned to a caller buffer
+    (Storage.caller) are not among them, so the live-set bound counts arena bytes only."""
     spans = tensor_intervals(graph)
     result: list[Lifetime] = []
     for root, members in storage.members().items():
+        if root in storage.caller:
+            continue  # a graph input or output in the caller's buffer: not in the arena
         pieces = tuple(Piece(storage.home[t][1], t.nbytes, *spans[t], t) for t in members)
         result.append(Lifetime(root.name, storage.size[root], min(p.first for p in pieces),
                                max(p.last for p in pieces), pieces, align, "tensor", root))

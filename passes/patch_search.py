@@ -122,10 +122,12 @@ class StageModel:
         self.outside_macs = graph_macs(graph) - graph_macs(graph.with_(ops=self.ops))
         self.live = self._live_without_workspace()
         inside = set(self.ops)
-        # Stage inputs read by nobody after the stage: the output may overlap them.
+        # Stage inputs read by nobody after the stage: the output may overlap them (not a
+        # graph input in the caller's buffer, which is neither in the arena nor writable).
+        caller = set(graph.inputs) if graph.io_buffers == "caller" else set()
         self.dying = [t for t in dict.fromkeys(t for op in self.ops for t in op.activation_inputs)
                       if t not in {op.outputs[0] for op in self.ops} and t not in graph.outputs
-                      and all(c in inside for c in graph.consumers(t))]
+                      and t not in caller and all(c in inside for c in graph.consumers(t))]
 
     def bands(self, axis: int, parts: int) -> list:
         key = (axis, parts)

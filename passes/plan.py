@@ -9,7 +9,8 @@ from typing import Callable, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Tensor
 from mcuc.ir.ops.kinds import DEPTHWISE_CONV_2D
-from mcuc.ir.program import Buffer, InPlace, Overlap, Program, ScratchRequest, Step
+from mcuc.ir.program import (Buffer, CallerBuffer, InPlace, Overlap, Program, ScratchRequest, Step,
+                             caller_buffer_bases)
 from mcuc.ir.program_check import depthwise_shift_allowed, is_overlappable_conv
 
 from .aliasing import Storage, conv_overlap_shift, plan_storage
@@ -177,6 +178,7 @@ def assemble(graph: Graph, storage: Storage, items: Sequence[Lifetime],
             offsets[t] = at + piece.delta
             buffers.append(Buffer(t.name, at + piece.delta, piece.size, piece.first, piece.last,
                                   item.align, "tensor", item.root.name))
+    caller = _caller_buffers(graph, storage, placement.arena_bytes, offsets)
     missing = [t.name for t in graph.activations if t not in offsets]
     if missing:
         raise MCUCError(f"graph {graph.name!r}: no arena offset planned for {', '.join(missing)}")
@@ -185,4 +187,24 @@ def assemble(graph: Graph, storage: Storage, items: Sequence[Lifetime],
                   for i, op in enumerate(graph.ops))
     buffers.sort(key=lambda b: (b.first, b.offset))
     return Program(graph, steps, offsets, placement.arena_bytes, tuple(buffers),
-                   live_bound(items, len(graph.ops)), notes={"placement": placement.method})
+                   live_bound(items, len(graph.ops)), notes={"placement": placement.method},
+                   caller_buffers=caller)
+
+
+def _caller_buffers(graph: Graph, storage: Storage, arena_bytes: int,
+                    offsets: dict[Tensor, int]) -> tuple[CallerBuffer, ...]:
+    """The caller buffers of the groups pinned to a graph input or output (in input, then
+    output order) after the arena, and the addresses of their members in `offsets`."""
+    members = storage.members()
+    pinned = sorted(storage.caller.items(), key=lambda rc: (rc[1][0] != "input", rc[1][1]))
+    bases = caller_buffer_bases(arena_bytes, [edge for _, (_, _, edge) in pinned])
+    result = []
+    for (root, (role, index, edge)), base in zip(pinned, bases):
+        at = base - storage.home[edge][1]  # the group's origin: the edge starts at `base`
+        for t in members[root]:
+            offsets[t] = at + storage.home[t][1]
+            if offsets[t] < base or offsets[t] + t.nbytes > base + edge.nbytes:
+                raise MCUCError(f"graph {graph.name!r}: {t.name!r} lies outside the caller buffer of graph "
+                                f"{role} {index} {edge.name!r}")
+        result.append(CallerBuffer(role, index, edge, base))
+    return tuple(result)
