@@ -17,6 +17,7 @@ from mcuc.ir.ops.broadcast_to import BroadcastToAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.fill import FillAttrs
 from mcuc.ir.ops.gather import GatherAttrs
+from mcuc.ir.ops.log_softmax import LogSoftmaxAttrs
 from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
 from mcuc.ir.ops.mirror_pad import REFLECT, SYMMETRIC, MirrorPadAttrs
 from mcuc.ir.ops.pack import PackAttrs
@@ -288,4 +289,18 @@ def _transpose_conv(ctx):
 CONVERTERS.update({
     "BATCH_MATMUL": (tflite.BatchMatMulOptions, _batch_matmul),
     "TRANSPOSE_CONV": (tflite.TransposeConvOptions, _transpose_conv),
+})
+
+
+# -- normalizations ----------------------------------------------------------------------------
+
+def _one_input(kind: str, attrs_cls):
+    def convert(ctx):
+        ctx.need_inputs(1)
+        return kind, ctx.inputs, attrs_cls()
+    return convert
+
+
+CONVERTERS.update({
+    "LOG_SOFTMAX": (None, _one_input(kinds.LOG_SOFTMAX, LogSoftmaxAttrs)),
 })

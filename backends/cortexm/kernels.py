@@ -30,7 +30,7 @@ from mcuc.ir.program import Alias, InPlace, Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
-from . import kernels_binary, kernels_matmul, kernels_movement, kernels_reduce, kernels_transpose_conv
+from . import kernels_binary, kernels_matmul, kernels_movement, kernels_norm, kernels_reduce, kernels_transpose_conv
 from .c_syntax import c_comment, c_float, c_struct
 from .target import Target
 
@@ -1107,6 +1107,11 @@ def _emit_transpose_conv(site: Site, step: Step, program: Program, target: Targe
     return StepCode(*kernels_transpose_conv.emit(site, step, program))
 
 
+def _emit_norm(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """LOG_SOFTMAX (kernels_norm.py)."""
+    return StepCode(*kernels_norm.emit(site, step, program))
+
+
 # One emitter per (op kind, numerics type of mcuc.ir.numerics); None serves every rule (ops
 # that move bytes, or tabulate the op's own evaluate, and MAX_POOL_2D, which rounds
 # nothing). TFLite's rule and onnxruntime's integer kernels share the integer kernels,
@@ -1146,6 +1151,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.REDUCE_MAX, kinds.REDUCE_MIN, kinds.SUM, kinds.ARG_MAX, kinds.ARG_MIN), (None,), _emit_reduce),
     ((kinds.BATCH_MATMUL,), (TFLiteQ31,), _emit_matmul),
     ((kinds.TRANSPOSE_CONV,), (TFLiteQ31,), _emit_transpose_conv),
+    ((kinds.LOG_SOFTMAX,), (TFLiteQ31,), _emit_norm),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {
     (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}
