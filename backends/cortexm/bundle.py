@@ -144,7 +144,8 @@ def write_bundle(models: list[BundledModel], out_dir: Path | str, target: Target
         context, runtime_files, report = model_context(m.program, target, m.name, m.layout,
                                                        "shared" if shared else arena)
         context.update(header=f"{m.stem}.h", bundle_header=f"{library}.h" if exclusive else "",
-                       shared_arena=f"{library}_arena" if shared else "")
+                       shared_arena=f"{library}_arena" if shared else "",
+                       arena_bytes_macro=f"{library.upper()}_ARENA_BYTES" if exclusive else context["arena_bytes_macro"])
         (out / f"{m.stem}.h").write_text(env.get_template("model.h.j2").render(context))
         (out / f"{m.stem}.c").write_text(env.get_template("model.c.j2").render(context))
         runtime.update(dict.fromkeys(runtime_files))

@@ -200,6 +200,7 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         "header": "model.h",  # the file model.c includes (bundle.py: model_<name>.h)
         "bundle_header": "",  # a folder of several models: its header, which model.c includes too
         "shared_arena": "",  # arena "shared": the symbol of the arena every model of the folder uses
+        "arena_bytes_macro": f"{prefix.upper()}_ARENA_BYTES",  # the arena the caller allocates
         "arena": arena,
         # The names whose <NAME>_ARENA_SECTION CMakeLists.txt offers: a static arena's own.
         "arena_sections": [prefix] if arena == "static" else [],
