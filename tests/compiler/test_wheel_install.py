@@ -58,7 +58,8 @@ def test_wheel_holds_every_package_and_data_file(installed, tmp_path):
     (wheel,) = installed.parent.parent.joinpath("dist").glob("mcuc-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for package in ("mcuc/backends/llvm/kernels/__init__.py", "mcuc/backends/cortexm/templates/kernels/conv.j2",
-                    "mcuc/runtime_c/mcuc_conv.h", "mcuc/ir/ops/conv2d.py", "mcuc/templates/report.html.j2"):
+                    "mcuc/runtime_c/mcuc_conv.h", "mcuc/ir/ops/conv2d.py", "mcuc/templates/report.html.j2",
+                    "mcuc/backends/cortexm/templates/bundle/library.h.j2"):
         assert package in names, package
     assert any(n.endswith("LICENSE") for n in names)
 
