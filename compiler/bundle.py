@@ -102,6 +102,9 @@ def compile_bundle(models: Sequence[str | os.PathLike | bytes | Model], out_dir:
     for entry, model, program in zip(report["models"], loaded, programs):
         if bar is not None:
             bar.set_postfix_str(f"reports of {entry['name']}", refresh=True)
+        # The file's name only: the folder depends on the models and the options, not on
+        # where they were read from (the same bytes on every host and run).
+        entry["file"] = model.path.name if model.path is not None else None
         entry.update(program_report(program, options.target, model.layout))
         entry["optimize"] = options.optimize
         if model.onnx_numerics is not None:

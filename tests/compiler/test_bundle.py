@@ -80,6 +80,9 @@ def test_api_equals_cli_and_the_shared_arena_is_the_largest_plan(tmp_path, hello
     for name in ("report.json", "models.h", "models.c", "model_ad01_int8.c", "model_hello_world_int8.h",
                  "Makefile", "CMakeLists.txt", "README.md"):
         assert (tmp_path / "api" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
+    # The folder does not depend on where the models were read from.
+    assert str(hello.parent) not in (tmp_path / "api" / "report.json").read_text()
+    assert [m["file"] for m in api["models"]] == [hello.name, ad01.name]
     alone = [mcuc.compile_to_directory(m, tmp_path / f"alone{i}")["arena_bytes"] for i, m in enumerate((hello, ad01))]
     for report in (cli, api):
         assert [m["arena_bytes"] for m in report["models"]] == alone
