@@ -21,6 +21,7 @@ from mcuc.ir.ops.log_softmax import LogSoftmaxAttrs
 from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
 from mcuc.ir.ops.mirror_pad import REFLECT, SYMMETRIC, MirrorPadAttrs
 from mcuc.ir.ops.pack import PackAttrs
+from mcuc.ir.ops.prelu import PreluAttrs
 from mcuc.ir.ops.reduce_max import ReduceMaxAttrs
 from mcuc.ir.ops.reverse import ReverseAttrs
 from mcuc.ir.ops.slice import SliceAttrs
@@ -303,4 +304,5 @@ def _one_input(kind: str, attrs_cls):
 
 CONVERTERS.update({
     "LOG_SOFTMAX": (None, _one_input(kinds.LOG_SOFTMAX, LogSoftmaxAttrs)),
+    "PRELU": (None, _two_inputs(kinds.PRELU, PreluAttrs)),
 })

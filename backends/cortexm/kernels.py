@@ -1083,7 +1083,7 @@ def _emit_ort_integer_gemm(site: Site, step: Step, program: Program, target: Tar
 
 
 def _emit_compare_square(site: Site, step: Step, program: Program, target: Target) -> StepCode:
-    """MAXIMUM, MINIMUM, SQUARED_DIFFERENCE (kernels_binary.py)."""
+    """MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, PRELU (kernels_binary.py)."""
     return StepCode(*kernels_binary.emit(site, step, program))
 
 
@@ -1145,6 +1145,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.RESIZE_NEAREST_NEIGHBOR,), (None,), _emit_resize),
     ((kinds.PATCH_STAGE,), (None,), _emit_patch_stage),
     ((kinds.MAXIMUM, kinds.MINIMUM, kinds.SQUARED_DIFFERENCE), (None,), _emit_compare_square),
+    ((kinds.PRELU,), (TFLiteQ31,), _emit_compare_square),
     ((kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
       kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE, kinds.MIRROR_PAD, kinds.SPACE_TO_BATCH_ND, kinds.BATCH_TO_SPACE_ND,
       kinds.REVERSE_V2, kinds.BROADCAST_TO, kinds.FILL), (None,), _emit_moves),

@@ -1,4 +1,4 @@
-"""Cortex-M C for MAXIMUM, MINIMUM and SQUARED_DIFFERENCE (portable C, every core).
+"""Cortex-M C for MAXIMUM, MINIMUM, SQUARED_DIFFERENCE and PRELU (portable C, every core).
 
 Each emitter returns (file-scope declarations, the call, runtime headers used);
 kernels.py wraps them into its StepCode and registers them in its emitter table. Site
@@ -18,6 +18,7 @@ import numpy as np
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import kinds
+from mcuc.ir.ops.prelu import prelu_params
 from mcuc.ir.ops.squared_difference import scaled_input, squared_difference_params
 from mcuc.ir.program import Program, Step
 from mcuc.ir.tensor import Tensor
@@ -96,6 +97,13 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
                 f"        const int32_t v = (int32_t)((uint32_t)mcuc_mbqm(d * d, {p.output_multiplier}, "
                 f"{p.output_shift}) + (uint32_t)({p.output_offset}));\n"
                 f"        out[o] = (int8_t)mcuc_clamp(v, -128, 127);")
+    elif op.kind == kinds.PRELU:
+        p = prelu_params(op)
+        body = (f"const int32_t v = (int32_t)in1[MCUC_IDX({name}_s1)] - ({p.input_zero_point});\n"
+                f"        const int32_t a = (int32_t)in2[MCUC_IDX({name}_s2)] - ({p.alpha_zero_point});\n"
+                f"        const int32_t r = v >= 0 ? mcuc_mbqm(v, {p.multiplier1}, {p.shift1}) : "
+                f"mcuc_mbqm(v * a, {p.multiplier2}, {p.shift2});\n"
+                f"        out[o] = (int8_t)mcuc_clamp(r + ({p.output_zero_point}), -128, 127);")
     else:
         sign = ">" if op.kind == kinds.MAXIMUM else "<"
         body = (f"const {ctype} a = in1[MCUC_IDX({name}_s1)];\n"

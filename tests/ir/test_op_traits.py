@@ -18,7 +18,7 @@ def test_trait_sets():
     assert kinds_with(Trait.ELEMENTWISE) == {
         kinds.ADD, kinds.SUB, kinds.MUL, kinds.RELU, kinds.RELU6, kinds.LOGISTIC, kinds.HARD_SWISH, kinds.QUANTIZE,
         kinds.ABS, kinds.LEAKY_RELU, kinds.TANH, kinds.ELU, kinds.RSQRT, kinds.MAXIMUM, kinds.MINIMUM,
-        kinds.SQUARED_DIFFERENCE}
+        kinds.SQUARED_DIFFERENCE, kinds.PRELU}
     assert kinds_with(Trait.VIEW) == {kinds.RESHAPE, kinds.SQUEEZE, kinds.EXPAND_DIMS}
     assert kinds_with(Trait.WINDOW) == {
         kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.AVERAGE_POOL_2D, kinds.MAX_POOL_2D}
