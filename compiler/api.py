@@ -90,7 +90,7 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
             calibrate_activations: str = "int8", optimize: str = "speed",
             onnx_numerics: str = "exact", max_tensor_bytes: int | None = None,
             patch: str | None = None, sram: int | None = None, float_abi: str | None = None,
-            name: str | None = None, arena: str = "static") -> CompiledModel:
+            name: str | None = None, arena: str = "static", io_buffers: str = "arena") -> CompiledModel:
     """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`.
     `target` is the core `.write()` generates C for (`--target`; default: a Cortex-M
     backend's own core, else cortex-m4). `.report` describes what `backend` runs: for the
@@ -107,10 +107,13 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
     `--max-tensor-bytes`: models with a larger tensor are refused (None: 64 MiB).
     `float_abi` ("soft", "softfp", "hard"; None: the core's default) is `--float-abi`, for
     the Cortex-M backends and `.write()`; `name` (`--name`: the C prefix) and `arena`
-    ("static" or "caller": `--arena`) act in `.write()`."""
+    ("static" or "caller": `--arena`) act in `.write()`. `io_buffers` ("arena" or
+    "caller": `--io-buffers`) is where the graph inputs and outputs live: with "caller"
+    they are buffers of their own outside the arena (every backend runs them so, and
+    `.write()`'s C takes them in `<name>_invoke_io`)."""
     options = CompileOptions(target=_target_for(backend, target), io=io, patch=patch, sram=sram, layout=layout,
                              optimize=optimize, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes,
-                             float_abi=float_abi, name=name, arena=arena)
+                             float_abi=float_abi, name=name, arena=arena, io_buffers=io_buffers)
     quantized = None
     if calibrate is not None:
         if not isinstance(model, (str, os.PathLike)):
@@ -139,7 +142,7 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model | Sequence[str
     """`mcuc compile MODEL -o directory --target target ...`: write the C project and
     return its report (report.json's figures, as the CLI prints with --json). `options`
     are compile()'s keywords io, layout, optimize, onnx_numerics, max_tensor_bytes,
-    patch, sram, float_abi, name, arena.
+    patch, sram, float_abi, name, arena, io_buffers.
 
     A list of models is `mcuc compile A B ... -o directory`: one folder and one library
     with every model (mcuc.bundle), `name` one name per model (a list, or "a,b"; default:
@@ -174,7 +177,8 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model | Sequence[str
 def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] | None = None,
            samples: int = 10, seed: int = 0, io: str | None = None, layout: str | None = None,
            onnx_numerics: str = "exact", max_tensor_bytes: int | None = None, target: str = "cortex-m4",
-           optimize: str = "speed", patch: str | None = None, sram: int | None = None) -> dict:
+           optimize: str = "speed", patch: str | None = None, sram: int | None = None,
+           io_buffers: str = "arena") -> dict:
     """The `mcuc verify` report as a dict. `backends` None (the default) checks what `mcuc
     verify` without --backends does: reference, llvm, c-host and `target`'s emulated core
     when their toolchains are present (the report's `backends_checked` and
@@ -182,7 +186,7 @@ def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] | N
     from mcuc.verify import verify_model
 
     return verify_model(model, backends, samples, seed, io, layout, onnx_numerics, max_tensor_bytes, target,
-                        optimize, patch, sram)
+                        optimize, patch, sram, io_buffers)
 
 
 def validate(model: str | os.PathLike | bytes | Model, data, labels=None,
@@ -190,7 +194,7 @@ def validate(model: str | os.PathLike | bytes | Model, data, labels=None,
              image_range: tuple[float, float] = (0.0, 1.0), progress: bool = False, target: str | None = None,
              io: str | None = None, layout: str | None = None, optimize: str = "speed",
              onnx_numerics: str = "exact", max_tensor_bytes: int | None = None, patch: str | None = None,
-             sram: int | None = None):
+             sram: int | None = None, io_buffers: str = "arena"):
     """`mcuc validate`: the user's samples through `model` compiled for `backend`, returning
     a `mcuc.validate_data.ValidationResult` (`.to_dict()` is the CLI's --json).
     `data`: a .npy file or array (one input), an .npz file or a dict {input name: array},
@@ -202,7 +206,7 @@ def validate(model: str | os.PathLike | bytes | Model, data, labels=None,
     from mcuc.validate_data import validate as run_validation
 
     options = CompileOptions(target=_target_for(backend, target), io=io, patch=patch, sram=sram, layout=layout, optimize=optimize,
-                             onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes)
+                             onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes, io_buffers=io_buffers)
     model = (reloaded(model, layout, onnx_numerics) if isinstance(model, Model)
              else load_model(model, layout=layout, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes))
     check_io_option(model, io)
@@ -214,7 +218,7 @@ def bench(models: str | os.PathLike | Sequence[str | os.PathLike], target: str =
     """`mcuc bench MODEL... --target target`: per model the figures `mcuc bench --json`
     prints (instructions, estimated cycles, SRAM, flash, bit_exact, per step in `steps`).
     `options` are compile()'s keywords io, layout, optimize, onnx_numerics,
-    max_tensor_bytes, patch, sram."""
+    max_tensor_bytes, patch, sram, io_buffers."""
     from mcuc.bench import bench_models
 
     paths = [str(models)] if isinstance(models, (str, os.PathLike)) else [str(m) for m in models]
@@ -225,7 +229,7 @@ def plan(model: str | os.PathLike, target: str = "cortex-m4", svg: str | os.Path
          progress: bool = False, **options) -> dict:
     """`mcuc plan MODEL --json`: the patch schedules' memory / MAC trade-off (the Pareto
     front, the layer-by-layer point, the schedule --patch auto picks); `svg` writes the plot
-    there. `options`: io, layout, onnx_numerics, max_tensor_bytes."""
+    there. `options`: io, layout, onnx_numerics, max_tensor_bytes, io_buffers."""
     from mcuc.plan_cmd import plan_model
 
     return plan_model(str(model), CompileOptions(target=target, **options), Path(svg) if svg is not None else None,

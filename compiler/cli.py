@@ -80,6 +80,9 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--float-abi", choices=("soft", "softfp", "hard"), default=None,
                    help="float ABI of the Cortex-M build, as the firmware it links into (default: hard on "
                         "cortex-m4/m7/m33 with their FPU, soft on cortex-m0/m3)")
+    p.add_argument("--io-buffers", choices=("arena", "caller"), default="arena",
+                   help="arena: inputs and outputs live inside the arena (NAME_input(i)); caller: in buffers the "
+                        "caller passes to NAME_invoke_io, outside the arena, which shrinks by what they took")
     _add_onnx_numerics_option(p)
     _add_limit_option(p)
 
@@ -101,7 +104,8 @@ def _options(args):
                           onnx_numerics=getattr(args, "onnx_numerics", "exact"),
                           max_tensor_bytes=getattr(args, "max_tensor_bytes", None),
                           name=getattr(args, "name", None), float_abi=getattr(args, "float_abi", None),
-                          arena=getattr(args, "arena", "static"))
+                          arena=getattr(args, "arena", "static"),
+                          io_buffers=getattr(args, "io_buffers", "arena"))
 
 
 def cmd_inspect(args) -> int:

@@ -13,6 +13,7 @@ TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33")
 IO_MODES = ("int8", "float")
 LAYOUTS = ("nchw", "nhwc")
 ARENA_MODES = ("static", "caller")
+IO_BUFFER_MODES = ("arena", "caller")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class CompileOptions:
     # Where the arena lives: "static" (a static array in model.c) or "caller" (the caller
     # passes it to <name>_invoke). It acts when the project is written.
     arena: str = "static"
+    # Where the graph inputs and outputs live: "arena" (inside the arena) or "caller"
+    # (buffers the caller passes, outside the arena: the arena shrinks by what they took).
+    # It acts in the passes (pipeline.prepare marks the graph, Graph.io_buffers) and in
+    # every backend.
+    io_buffers: str = "arena"
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS and self.target != "host":
@@ -63,6 +69,8 @@ class CompileOptions:
         check_patch_option(self.patch)
         if self.arena not in ARENA_MODES:
             raise MCUCError(f"unknown --arena {self.arena!r}; choose {' or '.join(ARENA_MODES)}")
+        if self.io_buffers not in IO_BUFFER_MODES:
+            raise MCUCError(f"unknown --io-buffers {self.io_buffers!r}; choose {' or '.join(IO_BUFFER_MODES)}")
         if self.name is not None:
             from mcuc.backends.cortexm.c_syntax import check_model_name
 
@@ -80,6 +88,8 @@ def prepare(graph: Graph, options: CompileOptions) -> Graph:
     graph = passes.fold_pad(graph)
     if options.io == "int8":
         graph = passes.strip_edge_quantization(graph)
+    if options.io_buffers != graph.io_buffers:
+        graph = graph.with_(io_buffers=options.io_buffers)  # the planner reads it (passes/aliasing.py)
     return graph
 
 

@@ -1,5 +1,7 @@
 """Program -> LLVM module: one internal function per step, called in order by
-`void invoke(i8* arena)`.
+`void invoke(i8* arena)` (`void invoke(i8* arena, i8** io)` when the graph inputs and
+outputs live in caller buffers: `io` holds the caller's pointer of each,
+Program.caller_buffers' order).
 
 Every activation is addressed at the planned arena offset (Program.offsets), so a wrong
 memory plan shows up as wrong bytes, exactly as on the microcontroller.
@@ -15,7 +17,7 @@ from mcuc.ir.op import Op
 from mcuc.ir.program import Program, Step
 from mcuc.ir.tensor import Tensor
 
-from .emitter import I8, VOID, Emitter, ModuleContext, element_type
+from .emitter import VOID, Emitter, ModuleContext, element_type, function_args
 
 INVOKE = "invoke"
 
@@ -72,7 +74,7 @@ def build_module(program: Program) -> ir.Module:
     """The LLVM module of a scheduled program."""
     from .kernels import emitter_for
 
-    ctx = ModuleContext(program.graph.name)
+    ctx = ModuleContext(program.graph.name, program.caller_buffers)
     step_functions = []
     for index, step in enumerate(program.steps):
         emit = emitter_for(step.op, index)
@@ -84,9 +86,9 @@ def build_module(program: Program) -> ir.Module:
         emit(KernelCall(em, step, program, index))
         em.finish()
         step_functions.append(em.function)
-    invoke = ir.Function(ctx.module, ir.FunctionType(VOID, [I8.as_pointer()]), name=INVOKE)
+    invoke = ir.Function(ctx.module, ir.FunctionType(VOID, function_args(ctx)), name=INVOKE)
     builder = ir.IRBuilder(invoke.append_basic_block("entry"))
     for fn in step_functions:
-        builder.call(fn, [invoke.args[0]])
+        builder.call(fn, list(invoke.args))
     builder.ret_void()
     return ctx.module

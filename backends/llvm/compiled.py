@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mcuc.ir.errors import MCUCError
 from mcuc.ir.interpreter import check_inputs
 from mcuc.ir.program import Program
 
@@ -21,7 +22,10 @@ _ARENA_ALIGN = 64
 class CompiledProgram:
     """A program JIT-compiled to host code. `compiled(inputs) -> outputs` copies the
     inputs into the arena at their planned offsets, runs `invoke`, and copies the
-    outputs out. One instance owns one arena, so calls on it are serialized."""
+    outputs out. One instance owns one arena, so calls on it are serialized. With
+    caller buffers (Program.caller_buffers) the inputs and outputs go into buffers of
+    their own (`caller_arrays`, each 64-byte aligned), whose pointers `invoke` takes in
+    a table; an input buffer holding other bytes after the run is an MCUCError."""
 
     def __init__(self, program: Program, jit: JitModule, ir_text: str, jit_seconds: float, cached: bool):
         self.program = program
@@ -29,7 +33,8 @@ class CompiledProgram:
         self.jit_seconds = jit_seconds
         self.from_cache = cached
         self._jit = jit
-        self._invoke = jit.function(INVOKE, None, ctypes.c_void_p)
+        caller = program.caller_buffers
+        self._invoke = jit.function(INVOKE, None, ctypes.c_void_p, *((ctypes.c_void_p,) if caller else ()))
         storage = np.zeros(max(program.arena_bytes, 1) + _ARENA_ALIGN, np.uint8)
         start = (-storage.ctypes.data) % _ARENA_ALIGN
         self._storage = storage
@@ -39,18 +44,36 @@ class CompiledProgram:
         graph = program.graph
         self._inputs = [(t, program.offsets[t]) for t in graph.inputs]
         self._outputs = [(t, None if t.is_constant else program.offsets[t]) for t in graph.outputs]
+        # One aligned array per caller buffer, and the pointer table `invoke` reads.
+        self.caller_arrays = [_aligned(b.tensor.nbytes) for b in caller]
+        self._caller = {b.base: (b, a) for b, a in zip(caller, self.caller_arrays)}
+        self._table = (ctypes.c_void_p * max(len(caller), 1))(*[a.ctypes.data for a in self.caller_arrays])
+        self._args = (self._arena_address, ctypes.addressof(self._table)) if caller else (self._arena_address,)
 
     def _view(self, offset: int, tensor) -> np.ndarray:
-        return self.arena[offset:offset + tensor.nbytes].view(tensor.dtype).reshape(tensor.shape)
+        found = self._caller.get(offset)
+        memory = self.arena[offset:offset + tensor.nbytes] if found is None else found[1]
+        return memory.view(tensor.dtype).reshape(tensor.shape)
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         arrays = check_inputs(self.program.graph, inputs)
         with self._lock:
             for (tensor, offset), x in zip(self._inputs, arrays):
                 self._view(offset, tensor)[...] = x
-            self._invoke(self._arena_address)
+            given = [a.copy() for b, a in self._caller.values() if b.role == "input"]
+            self._invoke(*self._args)
+            after = [a for b, a in self._caller.values() if b.role == "input"]
+            if any(not np.array_equal(x, y) for x, y in zip(given, after)):
+                raise MCUCError(f"{self.program.graph.name}: invoke wrote into a caller's input buffer")
             return [t.data.copy() if offset is None else self._view(offset, t).copy()
                     for t, offset in self._outputs]
+
+
+def _aligned(nbytes: int) -> np.ndarray:
+    """`nbytes` bytes at a 64-byte aligned address (at least one byte)."""
+    storage = np.zeros(max(nbytes, 1) + _ARENA_ALIGN, np.uint8)
+    start = (-storage.ctypes.data) % _ARENA_ALIGN
+    return storage[start:start + max(nbytes, 1)][:nbytes] if nbytes else storage[start:start + 1]
 
 
 # (id(program), opt level) -> its compiled program while anyone holds that compiled program

@@ -39,10 +39,16 @@ def is_unsigned(dtype: str) -> bool:
 
 class ModuleContext:
     """One LLVM module under construction: owns the constant globals, deduplicated by
-    content so two ops sharing a weight tensor share one global."""
+    content so two ops sharing a weight tensor share one global.
 
-    def __init__(self, name: str):
+    `caller_buffers` (ir.program.CallerBuffer, a program whose graph inputs and outputs
+    live outside the arena): every function then takes a second argument, `i8** io`,
+    the caller's pointer of each buffer in that order, and `Emitter.arena_ptr` maps an
+    address inside one of them to that pointer."""
+
+    def __init__(self, name: str, caller_buffers: Sequence = ()):
         self.module = ir.Module(name=name)
+        self.caller_buffers = tuple(caller_buffers)
         self._constants: dict[tuple[bytes, str], ir.GlobalVariable] = {}
         self._intrinsics: dict[str, ir.Function] = {}
 
@@ -72,19 +78,30 @@ class ModuleContext:
         return found
 
 
+def function_args(ctx: ModuleContext) -> list[ir.Type]:
+    """The arguments of every function of the module: the arena, and with caller buffers
+    the table of their pointers."""
+    return [I8.as_pointer(), I8.as_pointer().as_pointer()] if ctx.caller_buffers else [I8.as_pointer()]
+
+
 def _sanitize(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._" else "_" for ch in text)[:48]
 
 
 class Emitter:
-    """Builds the body of one function `void f(i8* arena)`."""
+    """Builds the body of one function `void f(i8* arena)` (`void f(i8* arena, i8** io)`
+    when the module's program has caller buffers)."""
 
     def __init__(self, ctx: ModuleContext, name: str):
         self.ctx = ctx
-        fn_type = ir.FunctionType(VOID, [I8.as_pointer()])
+        fn_type = ir.FunctionType(VOID, function_args(ctx))
         self.function = ir.Function(ctx.module, fn_type, name=name)
         self.function.args[0].name = "arena"
         self.function.args[0].add_attribute("noalias")
+        self.io = None
+        if ctx.caller_buffers:
+            self.io = self.function.args[1]
+            self.io.name = "io"
         self.entry = self.function.append_basic_block("entry")
         body = self.function.append_basic_block("body")
         self.b = ir.IRBuilder(self.entry)
@@ -108,9 +125,26 @@ class Emitter:
     def i64(v: int) -> ir.Constant:
         return ir.Constant(I64, int(v))
 
+    @property
+    def args(self) -> list:
+        """This function's arguments, to pass on to a function it calls."""
+        return list(self.function.args)
+
+    def base_of(self, address: int) -> tuple[ir.Value, int]:
+        """(i8 pointer, its address) of the memory holding the plan's `address`: the
+        arena at 0, or the caller's buffer holding it (its pointer loaded from `io`)."""
+        for k, b in enumerate(self.ctx.caller_buffers):
+            if b.base <= address < b.end or (address == b.end and not any(
+                    c.base <= address < c.end for c in self.ctx.caller_buffers)):
+                slot = self.b.gep(self.io, [self.i64(k)], inbounds=True)
+                return self.b.load(slot), b.base
+        return self.arena, 0
+
     def arena_ptr(self, offset: int, dtype: str) -> ir.Value:
-        """A typed pointer to arena + offset (a constant byte offset from the plan)."""
-        p = self.b.gep(self.arena, [self.i64(offset)], inbounds=True)
+        """A typed pointer to the plan's address `offset` (a constant from the plan): arena
+        + offset, or inside the caller buffer holding it."""
+        base, start = self.base_of(offset) if self.ctx.caller_buffers and offset >= 0 else (self.arena, 0)
+        p = self.b.gep(base, [self.i64(offset - start)], inbounds=True)
         return self.b.bitcast(p, element_type(dtype).as_pointer())
 
     def const_ptr(self, data: np.ndarray, hint: str, dtype: str | None = None) -> ir.Value:

@@ -23,11 +23,13 @@ def emit_box_copy(em: Emitter, copy: BoxCopy) -> None:
     if copy.nbytes == 0:
         return
     shape, dst_strides, src_strides, run = merged_runs(copy.shape, copy.dst_strides, copy.src_strides, copy.itemsize)
-    arena = em.arena_ptr(0, "int8")
+    # The source may be a graph input, the destination a graph output, in the caller's buffers.
+    src_base, src_start = em.base_of(copy.src) if em.io is not None else (em.arena, 0)
+    dst_base, dst_start = em.base_of(copy.dst) if em.io is not None else (em.arena, 0)
     with em.nest(tuple(shape), "box") as idx:
-        src = em.index(list(zip(idx, src_strides)), copy.src)
-        dst = em.index(list(zip(idx, dst_strides)), copy.dst)
-        em.memcpy(em.b.gep(arena, [dst], inbounds=True), em.b.gep(arena, [src], inbounds=True), run)
+        src = em.index(list(zip(idx, src_strides)), copy.src - src_start)
+        dst = em.index(list(zip(idx, dst_strides)), copy.dst - dst_start)
+        em.memcpy(em.b.gep(dst_base, [dst], inbounds=True), em.b.gep(src_base, [src], inbounds=True), run)
 
 
 @register(kinds.PATCH_STAGE)
@@ -46,7 +48,7 @@ def patch_stage(call: KernelCall) -> None:
         else:
             _emit_region_call(em, call, lowered)
         em.finish()
-        outer.b.call(em.function, [outer.arena])
+        outer.b.call(em.function, outer.args)
 
 
 def _emit_region_call(em: Emitter, call: KernelCall, region: RegionCall) -> None:
