@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from mcuc.ir import Graph, MCUCError, Op, Region, Tensor, op_def
 from mcuc.ir.ops.kinds import PATCH_STAGE
-from mcuc.ir.patches import region_end_byte, region_start_byte
+from mcuc.ir.patch_lowering import TEMP_ALIGN
+from mcuc.ir.patches import LineBand, region_end_byte, region_start_byte
 from mcuc.ir.program import Program, ScratchRequest
 
 from .aliasing import plan_storage
@@ -125,9 +126,11 @@ class StageModel:
         # Stage inputs read by nobody after the stage: the output may overlap them (not a
         # graph input in the caller's buffer, which is neither in the arena nor writable).
         caller = set(graph.inputs) if graph.io_buffers == "caller" else set()
-        self.dying = [t for t in dict.fromkeys(t for op in self.ops for t in op.activation_inputs)
-                      if t not in {op.outputs[0] for op in self.ops} and t not in graph.outputs
-                      and t not in caller and all(c in inside for c in graph.consumers(t))]
+        produced = {op.outputs[0] for op in self.ops}
+        self.stage_inputs = [t for t in dict.fromkeys(t for op in self.ops for t in op.activation_inputs)
+                             if t not in produced]
+        self.dying = [t for t in self.stage_inputs if t not in graph.outputs and t not in caller
+                      and all(c in inside for c in graph.consumers(t))]
 
     def bands(self, axis: int, parts: int) -> list:
         key = (axis, parts)
@@ -189,7 +192,35 @@ class StageModel:
         _, _, workspace = workspace_layout(self.ops, self.intermediates, largest, self.scratch, line_bands)
         stage_live, others = self.live
         stage_live -= max((self._overlap_saving(x, rows, cols) for x in self.dying), default=0)
-        return self.outside_macs + int(macs), max(stage_live + workspace, others)
+        temp = self._temp_estimate(rows, cols, line_bands)
+        return self.outside_macs + int(macs), max(stage_live + workspace + temp, others)
+
+    def _temp_estimate(self, rows: list, cols: list, line_bands: Mapping[Tensor, LineBand]) -> int:
+        """The stage's temporary area (ir.patch_lowering.temp_bytes), estimated: an op's
+        input read from a whole stage input or a line band, and its output written into the
+        stage output or a line band, pass through it when the patch does not span the
+        holder's full width (whole rows are contiguous in NHWC, part rows are not). The
+        sizes are the largest spans over the patches of each tensor's need (all its readers'
+        together, so an op reading a narrower part of it may be missed): an estimate the
+        exact plans correct. Without it, multi-column grids looked ~1-2 KB smaller than
+        they plan, and the best grids were never planned exactly."""
+        full = lambda t: (0, t.shape[2])
+        holders = {t: full(t) for t in self.stage_inputs} | {t: b.cols for t, b in line_bands.items()} \
+            | {self.cut: full(self.cut)}
+
+        def through_temp(t: Tensor, col_spans: list, row_spans: list) -> int:
+            if t not in holders or all(s == holders[t] or not _span(s) for s in col_spans):
+                return 0
+            size = t.shape[0] * max(map(_span, row_spans)) * max(map(_span, col_spans)) * t.shape[3] * t.itemsize
+            return -(-size // TEMP_ALIGN) * TEMP_ALIGN
+
+        temp = 0
+        for i, op in enumerate(self.ops):
+            needs = lambda bands, t: [b[0][t] for b in bands if t in b[0]]
+            used = sum(through_temp(t, needs(cols, t), needs(rows, t)) for t in op.activation_inputs)
+            used += through_temp(op.outputs[0], [b[1][i] for b in cols], [b[1][i] for b in rows])
+            temp = max(temp, used)
+        return temp
 
     def peak_floor(self) -> int:
         """No grid's estimated peak is below this: the stage's step without a workspace,
