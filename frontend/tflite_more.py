@@ -17,6 +17,7 @@ from mcuc.ir.ops.broadcast_to import BroadcastToAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.fill import FillAttrs
 from mcuc.ir.ops.gather import GatherAttrs
+from mcuc.ir.ops.l2_normalization import L2NormAttrs
 from mcuc.ir.ops.log_softmax import LogSoftmaxAttrs
 from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
 from mcuc.ir.ops.mirror_pad import REFLECT, SYMMETRIC, MirrorPadAttrs
@@ -302,7 +303,16 @@ def _one_input(kind: str, attrs_cls):
     return convert
 
 
+def _l2_normalization(ctx):
+    ctx.need_inputs(1)
+    if ctx.options.FusedActivationFunction() != tflite.ActivationFunctionType.NONE:
+        raise ctx.fail(f"fused_activation_function {ctx.options.FusedActivationFunction()} is not NONE; "
+                       "tflite-micro's Prepare requires NONE")
+    return kinds.L2_NORMALIZATION, ctx.inputs, L2NormAttrs()
+
+
 CONVERTERS.update({
     "LOG_SOFTMAX": (None, _one_input(kinds.LOG_SOFTMAX, LogSoftmaxAttrs)),
     "PRELU": (None, _two_inputs(kinds.PRELU, PreluAttrs)),
+    "L2_NORMALIZATION": (tflite.L2NormOptions, _l2_normalization),
 })

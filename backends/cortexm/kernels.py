@@ -1108,7 +1108,7 @@ def _emit_transpose_conv(site: Site, step: Step, program: Program, target: Targe
 
 
 def _emit_norm(site: Site, step: Step, program: Program, target: Target) -> StepCode:
-    """LOG_SOFTMAX (kernels_norm.py)."""
+    """LOG_SOFTMAX, L2_NORMALIZATION (kernels_norm.py)."""
     return StepCode(*kernels_norm.emit(site, step, program))
 
 
@@ -1152,7 +1152,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.REDUCE_MAX, kinds.REDUCE_MIN, kinds.SUM, kinds.ARG_MAX, kinds.ARG_MIN), (None,), _emit_reduce),
     ((kinds.BATCH_MATMUL,), (TFLiteQ31,), _emit_matmul),
     ((kinds.TRANSPOSE_CONV,), (TFLiteQ31,), _emit_transpose_conv),
-    ((kinds.LOG_SOFTMAX,), (TFLiteQ31,), _emit_norm),
+    ((kinds.LOG_SOFTMAX, kinds.L2_NORMALIZATION), (TFLiteQ31,), _emit_norm),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {
     (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}
