@@ -24,6 +24,7 @@ from mcuc.ir.ops.mirror_pad import REFLECT, SYMMETRIC, MirrorPadAttrs
 from mcuc.ir.ops.pack import PackAttrs
 from mcuc.ir.ops.prelu import PreluAttrs
 from mcuc.ir.ops.reduce_max import ReduceMaxAttrs
+from mcuc.ir.ops.resize_bilinear import ResizeBilinearAttrs
 from mcuc.ir.ops.reverse import ReverseAttrs
 from mcuc.ir.ops.slice import SliceAttrs
 from mcuc.ir.ops.space_depth import BlockAttrs
@@ -315,4 +316,24 @@ CONVERTERS.update({
     "LOG_SOFTMAX": (None, _one_input(kinds.LOG_SOFTMAX, LogSoftmaxAttrs)),
     "PRELU": (None, _two_inputs(kinds.PRELU, PreluAttrs)),
     "L2_NORMALIZATION": (tflite.L2NormOptions, _l2_normalization),
+})
+
+
+def _resize_bilinear(ctx):
+    """The size input must be a constant int32 vector of two values (Prepare) equal to the
+    output's height and width (tflite-micro loops over the size, addresses by the output)."""
+    ctx.need_inputs(2)
+    size = _int32_parameter(ctx, 1, "size")
+    if len(ctx.inputs[1].shape) != 1 or len(size) != 2:
+        raise ctx.fail(f"size input has shape {list(ctx.inputs[1].shape)}; tflite-micro takes a 1-D (height, width)")
+    y = ctx.outputs[0]
+    if len(y.shape) != 4 or tuple(size) != tuple(y.shape[1:3]):
+        raise ctx.fail(f"size {size} differs from the output's height and width {list(y.shape[1:3])}")
+    o = ctx.options
+    return kinds.RESIZE_BILINEAR, ctx.inputs[:1], ResizeBilinearAttrs((size[0], size[1]), bool(o.AlignCorners()),
+                                                                      bool(o.HalfPixelCenters()))
+
+
+CONVERTERS.update({
+    "RESIZE_BILINEAR": (tflite.ResizeBilinearOptions, _resize_bilinear),
 })

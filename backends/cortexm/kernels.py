@@ -30,7 +30,8 @@ from mcuc.ir.program import Alias, InPlace, Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
-from . import kernels_binary, kernels_matmul, kernels_movement, kernels_norm, kernels_reduce, kernels_transpose_conv
+from . import (kernels_binary, kernels_matmul, kernels_movement, kernels_norm, kernels_reduce, kernels_resize,
+               kernels_transpose_conv)
 from .c_syntax import c_comment, c_float, c_struct
 from .target import Target
 
@@ -758,11 +759,21 @@ def _emit_patch_stage(site: Site, step: Step, program: Program, target: Target) 
     body: list[str] = []
     runtime: dict[str, None] = {}
     emitted_ops: set[int] = set()
+    emitted: dict[str, str] = {}  # a function's text with its name blanked -> the name it has
 
-    def add(code: StepCode) -> None:
+    def add(code: StepCode, name: str) -> None:
+        """The call, and the function unless an identical one (another patch of the same
+        shape at the same offsets: the middle patches of a grid, a line band's shifts) is
+        already there: one copy in flash instead of one per patch (GCC's identical code
+        folding leaves its constprop clones apart)."""
+        key = code.decls.replace(name, "\0")
+        runtime.update(dict.fromkeys(code.runtime))
+        if key in emitted:
+            body.append(code.call.replace(name, emitted[key]))
+            return
+        emitted[key] = name
         decls.append(code.decls)
         body.append(code.call)
-        runtime.update(dict.fromkeys(code.runtime))
 
     # Consecutive copies of one call (its gathers, or its scatter) share a function; each
     # region call stands alone.
@@ -779,12 +790,12 @@ def _emit_patch_stage(site: Site, step: Step, program: Program, target: Target) 
                       for c in group if c.nbytes]
             if copies:
                 add(_emit_copy(Site.of(f"{name}_{first.role}"), stage.ops[first.op_index], program, copies, None,
-                               move=first.role == "shift"))
+                               move=first.role == "shift"), f"{name}_{first.role}")
             continue
         emitter = _emitter_for(first.op, f"{op.label}: ")
         proxy_program = Program(program.graph, (), dict(first.offsets), program.arena_bytes)
         add(emitter(Site(base, name, first=first.op_index not in emitted_ops),
-                    Step(first.op, scratch=first.scratch), proxy_program, target))
+                    Step(first.op, scratch=first.scratch), proxy_program, target), name)
         emitted_ops.add(first.op_index)
     decls.append(_render("patch_stage.j2", site, comment=f"{op.label}: {len(stage.ops)} ops, "
                          f"{stage.grid[0]}x{stage.grid[1]} patches", calls=body))
@@ -1112,6 +1123,11 @@ def _emit_norm(site: Site, step: Step, program: Program, target: Target) -> Step
     return StepCode(*kernels_norm.emit(site, step, program))
 
 
+def _emit_resize_bilinear(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """RESIZE_BILINEAR (kernels_resize.py)."""
+    return StepCode(*kernels_resize.emit(site, step, program))
+
+
 # One emitter per (op kind, numerics type of mcuc.ir.numerics); None serves every rule (ops
 # that move bytes, or tabulate the op's own evaluate, and MAX_POOL_2D, which rounds
 # nothing). TFLite's rule and onnxruntime's integer kernels share the integer kernels,
@@ -1153,6 +1169,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.BATCH_MATMUL,), (TFLiteQ31,), _emit_matmul),
     ((kinds.TRANSPOSE_CONV,), (TFLiteQ31,), _emit_transpose_conv),
     ((kinds.LOG_SOFTMAX, kinds.L2_NORMALIZATION), (TFLiteQ31,), _emit_norm),
+    ((kinds.RESIZE_BILINEAR,), (None,), _emit_resize_bilinear),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {
     (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}
