@@ -164,6 +164,8 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
         size = _conv_scratch_bytes(op)
         if size:
             return [ScratchRequest(f"{op.name or 'conv'}.rows", size, 4)]
+    if op.kind == kinds.BATCH_MATMUL:
+        op = kernels_matmul.as_fully_connected(op) or op
     if op.kind == kinds.FULLY_CONNECTED and target.fc_weights_int16:
         return [ScratchRequest(f"{op.name or 'fc'}.row", _fc_scratch_bytes(op), 4)]
     if op.kind == kinds.DEPTHWISE_CONV_2D and in_place:
@@ -1109,7 +1111,11 @@ def _emit_reduce(site: Site, step: Step, program: Program, target: Target) -> St
 
 
 def _emit_matmul(site: Site, step: Step, program: Program, target: Target) -> StepCode:
-    """BATCH_MATMUL (kernels_matmul.py)."""
+    """BATCH_MATMUL (kernels_matmul.py); a product by a constant matrix as the fully
+    connected layer it is (kernels_matmul.as_fully_connected)."""
+    view = kernels_matmul.as_fully_connected(step.op)
+    if view is not None:
+        return _emit_fully_connected(site, Step(view, step.scratch, step.placement), program, target)
     return StepCode(*kernels_matmul.emit(site, step, program))
 
 

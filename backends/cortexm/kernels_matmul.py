@@ -1,18 +1,41 @@
-"""Cortex-M C for BATCH_MATMUL (int8, mcuc.ir.ops.batch_matmul): literal loops over the
-output's batch axes, rows and columns, an int32 sum over the depth (zero points
-subtracted as the reference does), then mcuc_mbqm (TFLite's double rounding), the output
-zero point and the int8 clamp. Portable C on every core: both operands may be computed,
-so there are no compile-time weights to reorder for the DSP GEMM. `emit` returns
-(declarations, call, runtime headers) for kernels.py's emitter table, as
-kernels_binary.py does."""
+"""Cortex-M C for BATCH_MATMUL (int8, mcuc.ir.ops.batch_matmul).
+
+A product by a constant matrix (rhs constant with zero point 0 and batch dimensions of
+1, lhs computed and not transposed) is a fully connected layer over the lhs rows:
+`as_fully_connected` gives that FULLY_CONNECTED view (weights rhs^T, no bias, the same
+per-tensor double-product multiplier, the int8 range), which kernels.py emits with the
+fully connected kernels (the DSP ones on cortex-m4/m7/m33) and plans with their scratch.
+Otherwise `emit` writes literal loops over the output's batch axes, rows and columns, an
+int32 sum over the depth (zero points subtracted as the reference does), then mcuc_mbqm
+(TFLite's double rounding), the output zero point and the int8 clamp: portable C on
+every core. `emit` returns (declarations, call, runtime headers) for kernels.py's emitter
+table, as kernels_binary.py does."""
 from __future__ import annotations
 
+from mcuc.ir.op import Op
+from mcuc.ir.ops import kinds
 from mcuc.ir.ops.batch_matmul import geometry, quant
+from mcuc.ir.ops.fully_connected import FullyConnectedAttrs
 from mcuc.ir.program import Program, Step
+from mcuc.ir.tensor import Tensor
 
 from .c_syntax import c_comment
 from .kernels_binary import ELEMENTWISE_H, arena_offset, c_array
 from .kernels_reduce import _index, _loops
+
+
+def as_fully_connected(op: Op) -> Op | None:
+    """The FULLY_CONNECTED op computing the same bytes as this BATCH_MATMUL, or None."""
+    lhs, rhs = op.inputs[0], op.inputs[1]
+    if op.kind != kinds.BATCH_MATMUL or op.attrs.adj_x or lhs.is_constant or not rhs.is_constant:
+        return None
+    if any(d != 1 for d in rhs.shape[:-2]) or rhs.quant is None or rhs.quant.scalar_zero_point != 0:
+        return None
+    g = geometry(op)
+    matrix = rhs.data.reshape(rhs.shape[-2:])
+    weights = matrix if op.attrs.adj_y else matrix.T  # [units = N, depth = K]
+    w = Tensor(rhs.name, (g.cols, g.depth), "int8", rhs.quant, weights)
+    return Op(kinds.FULLY_CONNECTED, (lhs, w), op.outputs, FullyConnectedAttrs(keep_num_dims=True), name=op.name)
 
 
 def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]:

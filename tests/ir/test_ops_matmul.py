@@ -107,10 +107,28 @@ FIXED = [MatMul((2, 3, 4), (2, 4, 5)), MatMul((2, 1, 3, 6), (4, 6, 2), adj_x=Fal
          MatMul((1, 1, 2, 4, 3), (3, 1, 5, 3), adj_y=True, const=1, seed=3)]
 
 
+# Products by a constant matrix (rhs zero point 0, batch dimensions of 1): the Cortex-M
+# backend runs them as fully connected layers (the DSP kernels on cortex-m4), including a
+# depth beyond one input chunk and a unit count that is not a multiple of 4.
+CONSTANT_RHS = [MatMul((2, 3, 8), (8, 5), const=2, qr=(0.02, 0), seed=4),
+                MatMul((1, 4, 9), (1, 6, 9), adj_y=True, const=2, qr=(0.01, 0), qo=(0.05, -3), seed=5),
+                MatMul((3, 600), (600, 7), const=2, qr=(0.003, 0), qo=(0.4, 2), seed=6)]
+
+
 @NEEDS_ARM
 def test_cortex_m4_and_m0_match_oracle():
-    model, inputs = model_of(FIXED)
+    model, inputs = model_of(FIXED + CONSTANT_RHS)
     assert_matches_oracle(model, inputs, ("cortex-m4", "cortex-m0"))
+
+
+def test_constant_rhs_runs_as_fully_connected_on_cortex_m():
+    from mcuc.backends.cortexm.kernels_matmul import as_fully_connected
+
+    graph = load_tflite(model_of(CONSTANT_RHS + FIXED[1:2])[0])
+    views = [as_fully_connected(op) for op in graph.ops]
+    assert [v is not None for v in views] == [True, True, True, False]  # FIXED[1]'s rhs has a batch of 4
+    model, inputs = model_of(CONSTANT_RHS)
+    assert_matches_oracle(model, inputs, ("llvm", "c-host"))
 
 
 def test_float32_product_multiplier_is_caught(monkeypatch):
@@ -185,7 +203,7 @@ def test_generated_c_compiles_without_warnings(tmp_path):
     import mcuc
     from tests.ir.test_ops_movement import STRICT
 
-    model, _ = model_of(FIXED)
+    model, _ = model_of(FIXED + CONSTANT_RHS)
     for target, compiler in (("cortex-m0", ["gcc"]),
                              ("cortex-m4", ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
                                             "-mfpu=fpv4-sp-d16"])):
