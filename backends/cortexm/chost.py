@@ -66,7 +66,7 @@ def build_chost(program: Program, workdir: Path | None = None) -> HostExecutable
     project = write_project(program, workdir / "project", TARGETS["host"], name="model")
     library = make_library(project, "host", workdir / "build", opt=HOST_OPT,
                            extra_cflags=f"-g {SANITIZE}", make_vars={"CC": gcc})
-    context = {"name": "model",
+    context = {"name": "model", "io_buffers": "caller" if program.caller_buffers else "arena",
                "inputs": io_tensors(program, program.graph.inputs, "input"),
                "outputs": io_tensors(program, program.graph.outputs, "output")}
     main_c = workdir / "host_main.c"

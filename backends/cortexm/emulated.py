@@ -140,6 +140,13 @@ class CortexMBuild:
         arena = self.emulator.symbol(f"{NAME}_arena")
         self.arena_address = arena.address
         self.arena_storage = arena.size
+        # --io-buffers caller: the harness's buffers and the tables <name>_invoke_io takes
+        self.caller_io = bool(program.caller_buffers)
+        if self.caller_io:
+            symbol = self.emulator.symbol
+            self.input_addresses = [symbol(f"mcuc_harness_input{i}").address for i in range(len(self.io.inputs))]
+            self.output_addresses = [symbol(f"mcuc_harness_output{i}").address for i in range(len(self.io.outputs))]
+            self.invoke_args = (symbol("mcuc_harness_inputs").address, symbol("mcuc_harness_outputs").address)
         self.marks = tuple(f"{NAME}_step_{i}" for i in range(len(program.steps) + 1))
         missing = [m for m in self.marks if m not in self.emulator.symbols]
         if missing:
@@ -152,13 +159,25 @@ class CortexMBuild:
         `count_instructions=False`: outputs and stack only, many times faster (emulator.py)."""
         io = self.io
         budget = self.default_budget if budget is None else budget
-        writes = [(self.arena_address + offset, data) for offset, data in zip(io.input_offsets, io.pack(inputs))]
-        reads = [(self.arena_address + offset, t.nbytes) for offset, t in zip(io.output_offsets, io.outputs)]
-        call = self.emulator.call(f"{NAME}_invoke", writes=writes, reads=reads,
+        if self.caller_io:
+            packed = io.pack(inputs)
+            writes = list(zip(self.input_addresses, packed))
+            reads = [(a, t.nbytes) for a, t in zip(self.output_addresses, io.outputs)]
+            reads += [(a, len(data)) for a, data in writes]  # the inputs, unchanged after the run
+            function, args = f"{NAME}_invoke_io", self.invoke_args
+        else:
+            writes = [(self.arena_address + offset, data) for offset, data in zip(io.input_offsets, io.pack(inputs))]
+            reads = [(self.arena_address + offset, t.nbytes) for offset, t in zip(io.output_offsets, io.outputs)]
+            function, args = f"{NAME}_invoke", ()
+        call = self.emulator.call(function, args, writes=writes, reads=reads,
                                   marks=self.marks if count_instructions else (), budget=budget,
                                   count_instructions=count_instructions)
         if call.return_value != 0:
-            raise MCUCError(f"{NAME}_invoke returned {call.return_value} on {self.target.name}")
+            raise MCUCError(f"{function} returned {call.return_value} on {self.target.name}")
+        if self.caller_io:
+            given = call.reads[len(io.outputs):]
+            if any(bytes(a) != bytes(b) for a, b in zip(given, packed)):
+                raise MCUCError(f"{function} wrote into a caller's input buffer on {self.target.name}")
         by_step, by_kind = _per_step([call.marks.get(m) for m in self.marks] if count_instructions else [],
                                      self.step_kinds, call.instructions)
         cycles_by_step, cycles_by_kind = _per_step(
@@ -166,7 +185,7 @@ class CortexMBuild:
             self.step_kinds, call.cycles)
         model = self.firmware.model
         return CortexMResult(
-            outputs=io.unpack(call.reads),
+            outputs=io.unpack(call.reads[:len(io.outputs)]),
             instructions=call.instructions,
             stack_bytes=call.stack_bytes,
             flash_bytes=model.flash_bytes,

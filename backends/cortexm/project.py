@@ -19,10 +19,11 @@ import numpy as np
 from mcuc import runtime_c
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import op_def
-from mcuc.ir.program import Program
+from mcuc.ir.program import CALLER_BUFFER_ALIGN, Program
 from mcuc.ir.tensor import Tensor
 
 from .c_syntax import c_comment, c_float, check_model_name
+from .caller_io import relocate
 from .target import TARGETS, Target
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -91,11 +92,12 @@ class IOTensor:
     scale: str
     zero_point: int
     layout: str = ""  # "NCHW" | "NHWC" for a 4-D tensor of a model compiled for a stated layout
+    in_arena: bool = True  # False: in the caller's buffer (--io-buffers caller), `offset` is no arena offset
 
     def as_json(self) -> dict:
         info = {"index": self.index, "name": self.name, "dtype": self.dtype, "shape": list(self.shape),
                 **({"layout": self.layout} if self.layout else {}),
-                "bytes": self.bytes, "arena_offset": self.offset}
+                "bytes": self.bytes, "arena_offset": self.offset if self.in_arena else None}
         if self.quantized:
             info["scale"] = float(self.scale)
             info["zero_point"] = self.zero_point
@@ -118,7 +120,7 @@ def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str, layout:
             shape=t.shape, elements=t.size, bytes=t.nbytes, offset=program.offset(t),
             quantized=quantized, scale=c_float(t.quant.scalar_scale) if quantized else "",
             zero_point=t.quant.scalar_zero_point if quantized else 0,
-            layout=layout.upper() if layout and len(t.shape) == 4 else ""))
+            layout=layout.upper() if layout and len(t.shape) == 4 else "", in_arena=program.in_arena(t)))
     return result
 
 
@@ -139,8 +141,9 @@ def emit_steps(program: Program, target: Target) -> tuple[list[EmittedStep], lis
     runtime: dict[str, None] = {}
     for index, step in enumerate(program.steps):
         code = emit_step(index, step, program, target)
+        decls = relocate(code.decls, program, f"step {index} {step.op.label}")  # --io-buffers caller
         steps.append(EmittedStep(index, c_comment(step.op.label), step.op.kind,
-                                 code.decls.strip("\n"), code.call.strip("\n")))
+                                 decls.strip("\n"), code.call.strip("\n")))
         runtime.update(dict.fromkeys(code.runtime))
     return steps, list(runtime)
 
@@ -202,6 +205,12 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         "shared_arena": "",  # arena "shared": the symbol of the arena every model of the folder uses
         "arena_bytes_macro": f"{prefix.upper()}_ARENA_BYTES",  # the arena the caller allocates
         "arena": arena,
+        # "caller": the graph inputs and outputs live in buffers <name>_invoke_io takes
+        # (ir/program.CallerBuffer; caller_io.py relocates their addresses)
+        "io_buffers": "caller" if program.caller_buffers else "arena",
+        "io_align": CALLER_BUFFER_ALIGN,
+        "caller_buffers": [{"slot": k, "role": b.role, "index": b.index, "bytes": b.tensor.nbytes}
+                           for k, b in enumerate(program.caller_buffers)],
         # The names whose <NAME>_ARENA_SECTION CMakeLists.txt offers: a static arena's own.
         "arena_sections": [prefix] if arena == "static" else [],
         "arena_align": ARENA_ALIGN,
@@ -221,6 +230,7 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         "target": target.name,
         **({"float_abi": target.float_abi} if target.is_arm else {}),
         "arena": arena,
+        "io_buffers": "caller" if program.caller_buffers else "arena",
         "arena_bytes": program.arena_bytes,
         "live_bound_bytes": program.live_bound_bytes,
         "macs": macs,

@@ -147,13 +147,33 @@ def section_sizes_from_map(map_text: str,
     return SectionSizes(**totals["model"]), SectionSizes(**totals["harness"])
 
 
-def write_harness(build_dir: Path, name: str) -> None:
-    """startup.c and link.ld for the bare-metal image."""
+def write_harness(build_dir: Path, name: str, io_bytes: tuple[list[int], list[int]] | None = None) -> None:
+    """startup.c and link.ld for the bare-metal image. `io_bytes` (the bytes of each
+    input and output) for a model compiled with --io-buffers caller: the harness then
+    holds their buffers (mcuc_harness_input<i>, mcuc_harness_output<i>, and the tables
+    mcuc_harness_inputs / mcuc_harness_outputs that its main passes to <name>_invoke_io)."""
     env = template_environment()
     context = {"name": name, "flash_origin": FLASH_ORIGIN, "flash_bytes": FLASH_BYTES,
-               "ram_origin": RAM_ORIGIN, "ram_bytes": RAM_BYTES, "stack_bytes": STACK_BYTES}
+               "ram_origin": RAM_ORIGIN, "ram_bytes": RAM_BYTES, "stack_bytes": STACK_BYTES,
+               "io_buffers": "arena" if io_bytes is None else "caller",
+               "input_bytes": [] if io_bytes is None else io_bytes[0],
+               "output_bytes": [] if io_bytes is None else io_bytes[1]}
     (build_dir / "startup.c").write_text(env.get_template("harness/startup.c.j2").render(context))
     (build_dir / "link.ld").write_text(env.get_template("harness/link.ld.j2").render(context))
+
+
+def caller_io_bytes(project_dir: Path) -> tuple[list[int], list[int]] | None:
+    """The bytes of each input and output of the project in `project_dir` when it was
+    compiled with --io-buffers caller (its report.json says so), else None."""
+    import json
+
+    try:
+        report = json.loads((project_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or report.get("io_buffers") != "caller":
+        return None
+    return [t["bytes"] for t in report["inputs"]], [t["bytes"] for t in report["outputs"]]
 
 
 def build_firmware(project_dir: Path, target: Target, build_dir: Path, *, name: str = "model",
@@ -170,7 +190,7 @@ def build_firmware(project_dir: Path, target: Target, build_dir: Path, *, name: 
     library = make_library(Path(project_dir), target.name, build_dir / "lib", opt=opt,
                            extra_cflags="-DMCUC_PROFILE_STEPS" if profile_steps else "",
                            make_vars={"CROSS": cross, "FLOAT_ABI": target.float_abi})
-    write_harness(build_dir, name)
+    write_harness(build_dir, name, caller_io_bytes(Path(project_dir)))
     common = [str(gcc), *target.cpu_flags, opt, "-std=c11", "-Wall", "-Wextra", "-Werror",
               "-ffunction-sections", "-fdata-sections"]
     # -fno-tree-loop-distribute-patterns: the reset copy loops stay loops, not calls
