@@ -766,8 +766,8 @@ def _emit_patch_stage(site: Site, step: Step, program: Program, target: Target) 
     def add(code: StepCode, name: str) -> None:
         """The call, and the function unless an identical one (another patch of the same
         shape at the same offsets: the middle patches of a grid, a line band's shifts) is
-        already there: one copy in flash instead of one per patch (GCC's identical code
-        folding leaves its constprop clones apart)."""
+        already there. GCC folds identical functions itself, so flash is the same; model.c
+        is shorter to read and to compile (vww_96 24x1@4+cache: 191 -> 84 functions)."""
         key = code.decls.replace(name, "\0")
         runtime.update(dict.fromkeys(code.runtime))
         if key in emitted:
