@@ -164,6 +164,12 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
         size = _conv_scratch_bytes(op)
         if size:
             return [ScratchRequest(f"{op.name or 'conv'}.rows", size, 4)]
+    if op.kind == kinds.TRANSPOSE_CONV and target.has_dsp:
+        view = kernels_transpose_conv.as_dilated_conv(op)
+        if view is not None:
+            image = view.inputs[0]
+            return scratch_requests(view, False, target) + [
+                ScratchRequest(f"{op.name or 'transpose_conv'}.dilated", image.size, 4)]
     if op.kind == kinds.BATCH_MATMUL:
         op = kernels_matmul.as_fully_connected(op) or op
     if op.kind == kinds.FULLY_CONNECTED and target.fc_weights_int16:
@@ -1120,8 +1126,20 @@ def _emit_matmul(site: Site, step: Step, program: Program, target: Target) -> St
 
 
 def _emit_transpose_conv(site: Site, step: Step, program: Program, target: Target) -> StepCode:
-    """TRANSPOSE_CONV (kernels_transpose_conv.py)."""
-    return StepCode(*kernels_transpose_conv.emit(site, step, program))
+    """TRANSPOSE_CONV (kernels_transpose_conv.py): on DSP cores the dilated image, then the
+    flipped-kernel convolution with the GEMM kernels; the gather loop elsewhere."""
+    from dataclasses import replace
+
+    view = kernels_transpose_conv.as_dilated_conv(step.op) if target.has_dsp else None
+    if view is None:
+        return StepCode(*kernels_transpose_conv.emit(site, step, program))
+    _require(len(step.scratch) >= 1, step.op, "the dilated image scratch is missing; plan with the Cortex-M "
+                                              "backend's scratch_requests")
+    image = step.scratch[-1].offset
+    conv = _emit_conv(site, Step(view, step.scratch[:-1], step.placement),
+                      replace(program, offsets={**program.offsets, view.inputs[0]: image}), target)
+    decl, call = kernels_transpose_conv.emit_dilation(f"{site.name}_dilate", step.op, image, program)
+    return StepCode(decl + conv.decls, f"{call}\n    {conv.call}", conv.runtime)
 
 
 def _emit_norm(site: Site, step: Step, program: Program, target: Target) -> StepCode:

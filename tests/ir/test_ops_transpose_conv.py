@@ -106,13 +106,48 @@ def test_llvm_and_c_host_match_oracle(layers):
 FIXED = [TConv((1, 4, 4, 3), 4, (3, 3), (2, 2), "SAME"),
          TConv((1, 3, 5, 2), 3, (4, 2), (2, 1), "VALID", per_channel=False, bias=False, activation="RELU", seed=1),
          TConv((2, 2, 3, 4), 2, (3, 3), (3, 2), "SAME", out_hw=(5, 7), seed=2),
-         TConv((1, 1, 1, 2), 2, (8, 6), (4, 4), "VALID", out_hw=(1, 1), seed=3)]
+         TConv((1, 1, 1, 2), 2, (8, 6), (4, 4), "VALID", out_hw=(1, 1), seed=3),
+         # On DSP cores these run as convolutions over the dilated input (1x1 and im2col
+         # kernels, input channels a multiple of 4 or not, cropped and enlarged outputs).
+         TConv((1, 3, 3, 8), 5, (1, 1), (2, 2), "VALID", seed=6),
+         TConv((1, 5, 4, 4), 6, (5, 3), (3, 2), "SAME", out_hw=(14, 9), activation="RELU6", seed=7),
+         TConv((1, 4, 4, 3), 2, (2, 2), (2, 2), "SAME", out_hw=(9, 6), per_channel=False, seed=8)]
 
 
 @NEEDS_ARM
 def test_cortex_m4_and_m0_match_oracle():
     model, inputs = model_of(FIXED)
     assert_matches_oracle(model, inputs, ("cortex-m4", "cortex-m0"))
+
+
+@NEEDS_ARM
+def test_dsp_cores_run_it_as_a_convolution_over_the_dilated_input(tmp_path, monkeypatch):
+    """cortex-m4 code dilates the input and calls the conv GEMM kernels for every batch-1
+    layer; an unflipped kernel there must be caught."""
+    import re
+
+    import mcuc
+    from mcuc.backends.cortexm import kernels_transpose_conv as ktc
+    from mcuc.ir.tensor import Tensor
+
+    model, inputs = model_of(FIXED)
+    mcuc.compile_to_directory(model, tmp_path, target="cortex-m4")
+    source = (tmp_path / "model.c").read_text()
+    assert len(re.findall(r"_dilate\(arena\)", source)) == sum(c.x[0] == 1 for c in FIXED)
+    assert "mcuc_conv_im2col" in source
+    real = ktc.as_dilated_conv
+
+    def unflipped(op):
+        view = real(op)
+        w = op.inputs[1]
+        return None if view is None else view.with_(inputs=
+            (view.inputs[0], Tensor(w.name, w.shape, "int8", w.quant, w.data), *view.inputs[2:]))
+
+    model, inputs = model_of([FIXED[0]])
+    assert_matches_oracle(model, inputs, ("cortex-m4",))
+    monkeypatch.setattr(ktc, "as_dilated_conv", unflipped)
+    with pytest.raises(AssertionError, match="differ from tflite-micro"):
+        assert_matches_oracle(model, inputs, ("cortex-m4",))
 
 
 def test_valid_padding_when_the_output_is_smaller_than_the_kernel():
