@@ -123,7 +123,8 @@ def emit_dilation(name: str, op: Op, image_offset: int, program: Program) -> tup
             f"    memset(image, {zp}, {dh * dw * ic}u);\n"
             f"    for (iy = {y0}; iy < {y1}; iy++) {{\n"
             f"        for (ix = {x0}; ix < {x1}; ix++) {{\n"
-            f"            memcpy(image + ((iy * {a.stride[0]} + {off_h}) * {dw} + ix * {a.stride[1]} + {off_w}) * {ic},\n"
+            f"            memcpy(image + ((iy * {a.stride[0]} + {off_h}) * {dw} + ix * {a.stride[1]} + {off_w})"
+            f" * {ic},\n"
             f"                   in + (iy * {iw} + ix) * {ic}, {ic}u);\n"
             "        }\n    }\n")
     if y0 == y1 or x0 == x1:
