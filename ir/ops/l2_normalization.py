@@ -11,7 +11,8 @@ tflite-micro checks neither the input scale nor the output quantization (the ker
 q whatever the output's scale and zero point say; the converter writes scale 1/128, zero
 point 0), so mcuc computes the same bytes under any; it requires int8 in and out, rank
 <= 4 and no fused activation, as Prepare does, and refuses rows whose sum of squares could
-leave int32 (more than 33025 elements).
+leave int32 (more than 33025 elements). Rows run along the last axis, which patch regions
+never split: the op is POSITIONAL and may run inside patch stages (like SOFTMAX).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from ..fixedpoint import (
 from ..fixedpoint_exp import count_leading_zeros_uint32, saturating_rounding_multiply_by_pot, wrap_int32
 from ..op import Op
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from .common import int8_unary_shapes, no_macs, require
 from .kinds import L2_NORMALIZATION
 
@@ -89,4 +90,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.clip(y, -128, 127).astype(np.int8).reshape(op.output.shape)]
 
 
-OPDEF = register(OpDef(L2_NORMALIZATION, L2NormAttrs, infer_shapes, no_macs, channel_rows, evaluate))
+OPDEF = register(OpDef(L2_NORMALIZATION, L2NormAttrs, infer_shapes, no_macs, channel_rows, evaluate,
+                       traits={Trait.POSITIONAL, Trait.PATCHABLE}))

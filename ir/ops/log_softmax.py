@@ -17,9 +17,11 @@ Eval, per row of the last axis, with d = x - max(row):
   reverse_divisor, reverse_shift));
 - y = clamp(RoundingDivideByPOT(d' - L, 22) + 127) where d > adjusted, else -128.
 
-Backends tabulate what depends on one difference (d' and the sum's share, 256 entries
-each, from this module) and run the row's sum, L and the output stage (log_x in C:
-runtime_c/mcuc_log_softmax.h; in LLVM: backends/llvm/kernels/log_softmax.py).
+Rows run along the last axis, which patch regions never split: the op is POSITIONAL and
+may run inside patch stages (like SOFTMAX). Backends tabulate what depends on one
+difference (d' and the sum's share, 256 entries each, from this module) and run the
+row's sum, L and the output stage (log_x in C: runtime_c/mcuc_log_softmax.h; in LLVM:
+backends/llvm/kernels/log_softmax.py).
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ from ..fixedpoint_exp import (
 )
 from ..op import Op
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from .common import int8_unary_shapes, no_macs, require
 from .kinds import LOG_SOFTMAX
 
@@ -174,4 +176,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(np.int8).reshape(op.output.shape)]
 
 
-OPDEF = register(OpDef(LOG_SOFTMAX, LogSoftmaxAttrs, infer_shapes, no_macs, channel_rows, evaluate))
+OPDEF = register(OpDef(LOG_SOFTMAX, LogSoftmaxAttrs, infer_shapes, no_macs, channel_rows, evaluate,
+                       traits={Trait.POSITIONAL, Trait.PATCHABLE}))

@@ -22,7 +22,8 @@ def test_trait_sets():
     assert kinds_with(Trait.VIEW) == {kinds.RESHAPE, kinds.SQUEEZE, kinds.EXPAND_DIMS}
     assert kinds_with(Trait.WINDOW) == {
         kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.AVERAGE_POOL_2D, kinds.MAX_POOL_2D}
-    assert kinds_with(Trait.POSITIONAL) == kinds_with(Trait.ELEMENTWISE) | {kinds.DEQUANTIZE, kinds.SOFTMAX}
+    assert kinds_with(Trait.POSITIONAL) == kinds_with(Trait.ELEMENTWISE) | {kinds.DEQUANTIZE, kinds.SOFTMAX,
+                                                                       kinds.LOG_SOFTMAX, kinds.L2_NORMALIZATION}
     assert kinds_with(Trait.ABSORBS_PAD) == {kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D}
     assert kinds_with(Trait.PATCHABLE) == (kinds_with(Trait.WINDOW) | kinds_with(Trait.POSITIONAL)
                                            | {kinds.PAD, kinds.CONCATENATION, kinds.RESIZE_NEAREST_NEIGHBOR})

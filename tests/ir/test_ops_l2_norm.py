@@ -132,3 +132,39 @@ def test_generated_c_compiles_without_warnings(tmp_path):
         done = subprocess.run([*compiler, *STRICT, "-c", "model.c", "-o", "/dev/null"], cwd=folder,
                               capture_output=True, text=True)
         assert done.returncode == 0 and "warning" not in done.stderr, (target, done.stderr[:3000])
+
+
+def test_patch_stage_with_l2_norm_and_log_softmax_matches_oracle():
+    """Both normalise along channels, which patch regions never split: inside a 2x2 patch
+    stage the reference, llvm and the portable C equal tflite-micro."""
+    from mcuc.backends.cortexm import get_target, run_chost
+    from mcuc.backends.cortexm.kernels import scratch_requests as cortexm_scratch
+    from mcuc.backends.llvm import compile_program as compile_llvm, scratch_requests as llvm_scratch
+    from mcuc.ir.program_interpreter import run_program
+    from mcuc.oracle import TFLiteOracle
+    from mcuc.passes.patch_schedule import schedule_with_patches
+
+    rng = np.random.default_rng(1)
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 6, 6, 4), "int8", 0.05, 3)
+    w = mb.tensor("w", (4, 3, 3, 4), "int8", [0.01] * 4, [0] * 4, data=rng.integers(-60, 60, (4, 3, 3, 4)))
+    b = mb.tensor("b", (4,), "int32", data=rng.integers(-500, 500, 4))
+    h = mb.tensor("h", (1, 6, 6, 4), "int8", 0.06, -5)
+    mb.op("CONV_2D", [x, w, b], [h], padding="SAME")
+    n = mb.tensor("n", (1, 6, 6, 4), "int8", 1 / 128, 0)
+    mb.op("L2_NORMALIZATION", [h], [n])
+    s = mb.tensor("s", (1, 6, 6, 4), "int8", 16 / 256, 127)
+    mb.op("LOG_SOFTMAX", [n], [s])
+    y = mb.tensor("y", (1, 6, 6, 4), "int8", 0.1, 0)
+    mb.op("CONV_2D", [s, w, b], [y], padding="SAME")
+    model = mb.build([x], [y])
+    inputs = [rng.integers(-128, 128, (1, 6, 6, 4)).astype(np.int8)]
+    want = TFLiteOracle(model)(inputs)[0]
+    graph = load_tflite(model)
+    program = schedule_with_patches(graph, "2x2@3", None, llvm_scratch)
+    assert [st.op.kind for st in program.steps] == ["PATCH_STAGE"]
+    assert np.array_equal(run_program(program, inputs)[0], want)
+    assert np.array_equal(compile_llvm(program)(inputs)[0], want)
+    target = get_target("cortex-m0")
+    program = schedule_with_patches(graph, "2x2@3", None, lambda op, in_place: cortexm_scratch(op, in_place, target))
+    assert np.array_equal(run_chost(program, inputs)[0], want)
