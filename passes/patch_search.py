@@ -369,7 +369,8 @@ def more_stages(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate, 
         # The busiest step outside the stages (the arena can exceed the live bound, so
         # even when a stage holds the most live bytes, a stage elsewhere may shrink it).
         live, spans = live_bytes(program), _stage_spans(graph, program)
-        outside = [i for i, (a, b) in enumerate(spans) if a == b and graph.ops[a].kind != PATCH_STAGE]
+        # (a stage of one op spans one op too: its step is the PATCH_STAGE)
+        outside = [i for i, (a, b) in enumerate(spans) if a == b and program.steps[i].op.kind != PATCH_STAGE]
         if not outside:
             break
         first = spans[max(outside, key=live.__getitem__)][0]
