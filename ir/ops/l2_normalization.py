@@ -70,6 +70,8 @@ def inv_sqrt(acc) -> tuple[np.ndarray, np.ndarray]:
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     shapes = int8_unary_shapes(op)
+    require(not op.input.is_constant, op, f"input {op.input.name!r} is a constant; mcuc compiles ops on computed "
+                                          "values")
     x = op.input
     require(1 <= len(x.shape) <= 4, op, f"input rank {len(x.shape)}: tflite-micro takes ranks 1 to 4")
     require(x.shape[-1] <= MAX_DEPTH, op, f"rows of {x.shape[-1]} elements: the sum of squares could leave int32 "

@@ -148,6 +148,8 @@ def difference_tables(op: Op) -> tuple[np.ndarray, np.ndarray]:
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     shapes = int8_unary_shapes(op)
+    require(not op.input.is_constant, op, f"input {op.input.name!r} is a constant; mcuc compiles ops on computed "
+                                          "values")
     require(len(op.input.shape) >= 1, op, "needs an input of rank 1 or more")
     log_softmax_params(op)
     return shapes

@@ -71,6 +71,7 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     a: ResizeBilinearAttrs = op.attrs
     x = op.input
     require(len(x.shape) == 4, op, f"input {x.name!r} must be 4-D NHWC, got shape {x.shape}")
+    require(not x.is_constant, op, f"input {x.name!r} is a constant; mcuc compiles ops on computed values")
     require(not (a.align_corners and a.half_pixel_centers), op,
             "align_corners and half_pixel_centers are both set; tflite-micro requires align_corners to be False "
             "when half_pixel_centers is True")

@@ -86,6 +86,7 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
         require(b.dtype == "int32" and b.is_constant and b.shape == (w.shape[0],), op,
                 f"bias {b.name!r} must be a constant int32 tensor of {w.shape[0]} values, got "
                 f"{b.dtype}{list(b.shape)}")
+    requant_params(op)  # input, weights and output quantized, multipliers below 2^30
     out_shape = (x.shape[0], a.out_hw[0], a.out_hw[1], w.shape[0])
     # Every output element sums each weight at most once: bound the sum as the convolutions do.
     weights = np.abs(w.data.astype(np.int64)).reshape(w.shape[0], -1).sum(axis=1) * 255

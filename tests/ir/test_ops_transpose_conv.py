@@ -196,6 +196,13 @@ def test_what_mcuc_refuses_names_the_op_and_rule():
     mb.op("TRANSPOSE_CONV", [mb.const("s", [1, 4, 4, 2]), w, x, b], [y], padding="SAME", stride_h=2, stride_w=2)
     with pytest.raises(MCUCError, match=r"TRANSPOSE_CONV.*bias.*int32"):
         load_tflite(mb.build([x], [y]))
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 2, 2, 3), "int8")
+    w = mb.tensor("w", (2, 3, 3, 3), "int8", [0.01, 0.01], [0, 0], data=np.ones((2, 3, 3, 3)))
+    y = mb.tensor("y", (1, 4, 4, 2), "int8", 0.1, 0)
+    mb.op("TRANSPOSE_CONV", [mb.const("s", [1, 4, 4, 2]), w, x], [y], padding="SAME", stride_h=2, stride_w=2)
+    with pytest.raises(MCUCError, match=r"TRANSPOSE_CONV.*quantized"):
+        load_tflite(mb.build([x], [y]))
 
 
 def test_patch_search_leaves_transpose_conv_outside_its_stages():
@@ -263,7 +270,8 @@ def test_audio_model_matches_oracle_on_every_backend():
     import shutil
 
     model, inputs = audio_model()
-    backends = ("reference", "llvm", "c-host") + (("cortex-m4",) if shutil.which("arm-none-eabi-gcc") else ())
+    backends = ("reference", "llvm", "c-host") + (("cortex-m4", "cortex-m0") if shutil.which("arm-none-eabi-gcc")
+                                                  else ())
     assert_matches_oracle(model, inputs, backends, "audio model")
 
 
