@@ -294,23 +294,40 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
     exact = lambda c: plan_candidate(graph, c, scratch, baseline.macs)
     exact_baseline, base_program = exact(baseline)
     planned: list[tuple[Candidate, Program]] = [(exact_baseline, base_program)]
+    allowed = sorted((c for c in candidates if c.overhead <= max_overhead), key=lambda c: (c.peak_estimate, c.macs))
     if sram is not None:
         if exact_baseline.arena_bytes <= sram:
             return SearchResult(exact_baseline, base_program, exact_baseline, candidates)
+
+        def fewest_macs_fitting():
+            same = [p for p in planned if p[0].arena_bytes <= sram]
+            return min(same, key=lambda p: (p[0].macs, p[0].arena_bytes, p[0].patches)) if same else None
+
+        # The fewest MACs that fit, in rounds of growing cost: one stage within the
+        # overhead, several stages within it (as --patch auto adds them), one stage at
+        # any overhead, the smallest single stages, several stages at any overhead.
         fitting = sorted((c for c in candidates if c.peak_estimate <= sram), key=lambda c: (c.macs, c.peak_estimate))
         for c in fitting[:EXACT_PLANS * 2]:
+            if c.overhead > max_overhead:
+                break
             planned.append(exact(c))
             if planned[-1][0].arena_bytes <= sram:
-                same = [p for p in planned if p[0].arena_bytes <= sram]
-                best = min(same, key=lambda p: (p[0].macs, p[0].arena_bytes, p[0].patches))
+                best = fewest_macs_fitting()
                 return SearchResult(best[0], best[1], exact_baseline, candidates)
-        lowest = sorted(candidates, key=lambda c: (c.peak_estimate, c.macs))[:EXACT_PLANS]
-        planned += [exact(c) for c in lowest]
-        # The estimates of the cheapest candidates were optimistic; one of the smallest
-        # may still fit.
-        same = [p for p in planned if p[0].arena_bytes <= sram]
-        if same:
-            best = min(same, key=lambda p: (p[0].macs, p[0].arena_bytes, p[0].patches))
+        cheap = more_stages(graph, scratch, _best_single(planned, allowed, exact, exact_baseline), baseline.macs,
+                            max_overhead=max_overhead, sram=sram)
+        if cheap[0].arena_bytes <= sram:
+            return SearchResult(cheap[0], cheap[1], exact_baseline, candidates)
+        for c in [c for c in fitting if c.overhead > max_overhead][:EXACT_PLANS * 2]:
+            planned.append(exact(c))
+            if planned[-1][0].arena_bytes <= sram:
+                break
+        if (best := fewest_macs_fitting()) is None:
+            # The estimates of the cheapest candidates were optimistic; one of the smallest
+            # may still fit.
+            planned += [exact(c) for c in sorted(candidates, key=lambda c: (c.peak_estimate, c.macs))[:EXACT_PLANS]]
+            best = fewest_macs_fitting()
+        if best is not None:
             return SearchResult(best[0], best[1], exact_baseline, candidates)
         smallest = more_stages(graph, scratch, min(planned, key=lambda p: p[0].arena_bytes), baseline.macs, sram=sram)
         if smallest[0].arena_bytes <= sram:
@@ -319,7 +336,6 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
         raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM: the smallest peak any "
                         f"schedule reaches is {smallest.arena_bytes:,} B ({smallest.describe()}, "
                         f"{smallest.overhead:.1%} extra MACs); raise --sram to at least that")
-    allowed = sorted((c for c in candidates if c.overhead <= max_overhead), key=lambda c: (c.peak_estimate, c.macs))
     allowed_best = _best_single(planned, allowed, exact, exact_baseline)
     best = more_stages(graph, scratch, allowed_best, baseline.macs, max_overhead=max_overhead)
     return SearchResult(best[0], best[1], exact_baseline, candidates)

@@ -129,6 +129,17 @@ def test_budget_picks_fewest_macs_that_fit():
     assert lbl.notes["schedule"] == [] and lbl.notes["mac_overhead"] == 0.0
 
 
+def test_budget_that_auto_meets_costs_no_more_macs_than_auto():
+    """A budget --patch auto's schedule meets gets a schedule at most as costly (before:
+    with the input in the caller's buffer, a single 7x7 stage at +113% MACs, where auto's
+    three cached stages fit with none)."""
+    graph = load_model(shared_model_path("mcunet_vww1")).graph
+    auto = schedule(graph, CompileOptions(io="int8", io_buffers="caller", patch="auto"))
+    fit = schedule(graph, CompileOptions(io="int8", io_buffers="caller", sram=auto.arena_bytes))
+    assert auto.notes["mac_overhead"] == 0.0
+    assert fit.arena_bytes <= auto.arena_bytes and fit.notes["mac_overhead"] == 0.0
+
+
 @pytest.mark.parametrize("patch, message", [
     ("3x3", r"'3x3' is not RxC@OP"),
     ("3x3@999", r"op 999 does not exist"),
