@@ -14,6 +14,7 @@ def program_report(program: Program, target: str, layout: str | None = None) -> 
         "target": target,
         "arena_bytes": program.arena_bytes,
         "live_bound_bytes": program.live_bound_bytes,
+        "io_buffers": program.graph.io_buffers,
         "macs": sum(op_def(op.kind).macs(op) for op in ops),
         "ops": len(ops),
         "mac_overhead": program.notes.get("mac_overhead", 0.0),
@@ -27,7 +28,9 @@ def program_report(program: Program, target: str, layout: str | None = None) -> 
 
 
 def _io(program: Program, t, layout: str | None = None) -> dict:
-    info = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "offset": program.offsets.get(t)}
+    # offset None: the tensor lives in the caller's buffer (--io-buffers caller)
+    info = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+            "offset": program.offsets.get(t) if t in program.offsets and program.in_arena(t) else None}
     if layout and len(t.shape) == 4:
         info["layout"] = layout.upper()
     if t.quant is not None:

@@ -48,7 +48,9 @@ def memory_rows(program: Program) -> list[dict]:
             "name": op.name,
             "live_bytes": live[i],
             "placement": placement_record(step.placement),
-            "outputs": [{"name": t.name, "offset": program.offsets.get(t), "size": t.nbytes} for t in op.outputs],
+            # offset None: in a caller's buffer (--io-buffers caller), not in the arena
+            "outputs": [{"name": t.name, "offset": program.offsets.get(t) if program.in_arena(t) else None,
+                         "size": t.nbytes} for t in op.outputs],
             "scratch": [{"name": b.name, "offset": b.offset, "size": b.size} for b in step.scratch],
         })
     return rows
@@ -62,7 +64,7 @@ def memory_table(program: Program) -> str:
              f"peak step {live.index(peak) if live else 0}",
              f"{'#':>4}  {'op':<26} {'live B':>9}  {'output @ offset':<30} notes"]
     for row in memory_rows(program):
-        outs = ", ".join(f"{o['size']}@{o['offset']}" for o in row["outputs"])
+        outs = ", ".join(f"{o['size']}@{'caller' if o['offset'] is None else o['offset']}" for o in row["outputs"])
         placement = row["placement"]
         notes = "" if placement["kind"] == "fresh" else placement["kind"].replace("_", "-")
         if placement.get("shift"):

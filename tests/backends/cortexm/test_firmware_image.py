@@ -3,7 +3,8 @@ and the hard-float ABI link into one bare-metal ELF with the user's own main, ru
 emulated Cortex-M4, and give tflite-micro's bytes; the same with one caller-provided
 arena in a named linker section shared by both models (`--arena caller`), and with the
 static arena moved into a named section by `<NAME>_ARENA_SECTION`. Two models of the
-same name do not link.
+same name do not link. With `--io-buffers caller` the firmware passes its own input and
+output buffers to `<name>_invoke_io`, which refuses bad ones and never writes an input.
 """
 from __future__ import annotations
 
@@ -91,8 +92,10 @@ MAIN_C = r"""
 #include "alpha/model.h"
 #include "beta/model.h"
 
-int8_t fw_in_alpha[ALPHA_INPUT_0_BYTES], fw_out_alpha[ALPHA_OUTPUT_0_BYTES];
-int8_t fw_in_beta[BETA_INPUT_0_BYTES], fw_out_beta[BETA_OUTPUT_0_BYTES];
+int8_t fw_in_alpha[ALPHA_INPUT_0_BYTES] __attribute__((aligned(4)));
+int8_t fw_out_alpha[ALPHA_OUTPUT_0_BYTES] __attribute__((aligned(4)));
+int8_t fw_in_beta[BETA_INPUT_0_BYTES] __attribute__((aligned(4)));
+int8_t fw_out_beta[BETA_OUTPUT_0_BYTES] __attribute__((aligned(4)));
 %(arena_decl)s
 int fw_run(void);
 int fw_run(void)
@@ -177,13 +180,37 @@ CALLER_BODY = """    /* A misaligned or missing arena is refused before anything
     memcpy(fw_out_beta, beta_output(fw_arena, 0), BETA_OUTPUT_0_BYTES);
     return 0;"""
 
+# --io-buffers caller with --arena caller: the firmware's own arrays are the models' inputs
+# and outputs; bad buffers are refused before anything runs (status 2).
+IO_BODY = """    const void *const in_alpha[1] = {fw_in_alpha};
+    void *const out_alpha[1] = {fw_out_alpha};
+    const void *const in_beta[1] = {fw_in_beta};
+    void *const out_beta[1] = {fw_out_beta};
+    const void *const misaligned[1] = {fw_in_alpha + 1};
+    void *const over_input[1] = {fw_in_alpha};
+    void *const over_arena[1] = {fw_arena + 8};
+    const void *const missing[1] = {(void *)0};
+    if (alpha_invoke_io(fw_arena, misaligned, out_alpha) != ALPHA_ERROR_IO
+        || alpha_invoke_io(fw_arena, in_alpha, over_input) != ALPHA_ERROR_IO
+        || alpha_invoke_io(fw_arena, in_alpha, over_arena) != ALPHA_ERROR_IO
+        || alpha_invoke_io(fw_arena, missing, out_alpha) != ALPHA_ERROR_IO
+        || alpha_invoke_io(fw_arena, (void *)0, out_alpha) != ALPHA_ERROR_IO
+        || alpha_invoke_io(fw_arena + 1, in_alpha, out_alpha) != ALPHA_ERROR_ARENA) {
+        return 2;
+    }
+    if (alpha_invoke_io(fw_arena, in_alpha, out_alpha) != ALPHA_OK
+        || beta_invoke_io(fw_arena, in_beta, out_beta) != BETA_OK) {
+        return 1;
+    }
+    return 0;"""
+
 ARENA_RULES = """  .fw_arena (NOLOAD) : { . = ALIGN(8); *(.fw_arena) *(.fw_arena_alpha) } > RAM
 
   .bss (NOLOAD) : {"""
 
 
 def build_image(tmp: Path, models: dict[str, bytes], names: tuple[str, str], *, arena: str = "static",
-                alpha_cflags: str = "") -> Path:
+                alpha_cflags: str = "", io_buffers: str = "arena") -> Path:
     """Compile both models (float ABI hard), build each library with its Makefile, and
     link them with MAIN_C into one ELF; return it."""
     gcc = find_arm_gcc()
@@ -192,7 +219,7 @@ def build_image(tmp: Path, models: dict[str, bytes], names: tuple[str, str], *, 
     for folder, (model_name, model) in zip(("alpha", "beta"), zip(names, models.values())):
         project = tmp / folder
         mcuc.compile_to_directory(model, project, target="cortex-m4", name=model_name, float_abi="hard",
-                                  arena=arena)
+                                  arena=arena, io_buffers=io_buffers)
         libraries.append(make_library(project, "cortex-m4", tmp / f"build-{folder}", opt="-O2",
                                       extra_cflags=alpha_cflags if folder == "alpha" else "",
                                       make_vars={"CROSS": cross}))  # FLOAT_ABI: the folder's default
@@ -200,8 +227,8 @@ def build_image(tmp: Path, models: dict[str, bytes], names: tuple[str, str], *, 
     link_ld = (tmp / "link.ld").read_text()
     assert "  .bss (NOLOAD) : {" in link_ld
     (tmp / "link.ld").write_text(link_ld.replace("  .bss (NOLOAD) : {", ARENA_RULES, 1))
-    main_c = MAIN_C % ({"arena_decl": CALLER_ARENA, "body": CALLER_BODY} if arena == "caller"
-                       else {"arena_decl": "", "body": STATIC_BODY})
+    body = IO_BODY if io_buffers == "caller" else CALLER_BODY if arena == "caller" else STATIC_BODY
+    main_c = MAIN_C % {"arena_decl": CALLER_ARENA if arena == "caller" else "", "body": body}
     (tmp / "main.c").write_text(main_c)
     elf = tmp / "firmware.elf"
     run_tool([str(gcc), *HARD_M4, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp),
@@ -211,15 +238,21 @@ def build_image(tmp: Path, models: dict[str, bytes], names: tuple[str, str], *, 
     return elf
 
 
-def run_both(elf: Path, models: dict[str, bytes], seed: int) -> tuple[dict[str, bytes], dict[str, bytes], int]:
-    """(emulated outputs, tflite-micro outputs, fw_run's status) on random inputs."""
+def run_both(elf: Path, models: dict[str, bytes], seed: int,
+             inputs_after: dict | None = None) -> tuple[dict[str, bytes], dict[str, bytes], int]:
+    """(emulated outputs, tflite-micro outputs, fw_run's status) on random inputs;
+    `inputs_after` (a dict) receives each input's bytes (given, after the run)."""
     emulator = Emulator(elf, get_target("cortex-m4"), (FLASH_ORIGIN, FLASH_BYTES), (RAM_ORIGIN, RAM_BYTES))
     rng = np.random.default_rng(seed)
     inputs = {name: random_int8(rng, (1, *MODELS[name][1:4])) for name in models}
     writes = [(emulator.symbol(f"fw_in_{name}").address, x.tobytes()) for name, x in inputs.items()]
     reads = [(emulator.symbol(f"fw_out_{name}").address, MODELS[name][5]) for name in models]
+    reads += [(address, len(data)) for address, data in writes]
     call = emulator.call("fw_run", writes=writes, reads=reads, count_instructions=False)
     got = dict(zip(models, call.reads))
+    if inputs_after is not None:
+        inputs_after.update({name: (data, after) for (name, (_, data)), after
+                             in zip(zip(models, writes), call.reads[len(models):])})
     expected = {name: TFLiteOracle(model)([inputs[name]])[0].tobytes() for name, model in models.items()}
     return got, expected, call.return_value
 
@@ -288,3 +321,20 @@ def test_two_models_of_one_name_do_not_link(tmp_path, models):
     with pytest.raises(MCUCError, match="multiple definition of `alpha_invoke'"):
         run_tool([str(gcc), *HARD_M4, "-I", str(tmp_path), "--specs=nosys.specs", str(tmp_path / "main.c"),
                   *objects, "-o", str(tmp_path / "clash.elf")], "linking two models named alpha")
+
+
+def test_caller_io_buffers_in_firmware(tmp_path, models):
+    """--io-buffers caller with --arena caller: main.c passes its own arrays as the inputs
+    and outputs of both models and one shared arena; the bytes are tflite-micro's, the
+    inputs hold their bytes after the run, and bad buffers are refused first."""
+    elf = build_image(tmp_path, models, ("alpha", "beta"), arena="caller", io_buffers="caller")
+    header = (tmp_path / "alpha" / "model.h").read_text()
+    assert "alpha_invoke_io(void *arena, const void *const inputs[], void *const outputs[]);" in header
+    assert "alpha_input(" not in header and "ALPHA_INPUT_0_OFFSET" not in header
+    report = mcuc.compile(models["alpha"], backend="cortex-m4", io_buffers="caller").report
+    assert report["arena_bytes"] < mcuc.compile(models["alpha"], backend="cortex-m4").report["arena_bytes"]
+    inputs = {}
+    got, expected, status = run_both(elf, models, seed=0, inputs_after=inputs)
+    assert status == 0
+    assert got == expected
+    assert all(given == after for given, after in inputs.values())
