@@ -2,8 +2,9 @@
 column the two source rows / columns (as element offsets) and the fraction come from the
 op module's tables; each output sums the four corners' products in int32 (at most 2048^2
 x 128 in magnitude), rounds half away from zero by 2^20 and wraps to int8, as the
-reference does. Portable C on every core. `emit` returns (declarations, call, runtime
-headers) for kernels.py's emitter table, as kernels_binary.py does."""
+reference does. Portable C on every core; inside a patch stage each region call has its
+own tables. `emit` returns (declarations, call, runtime headers) for kernels.py's emitter
+table, as kernels_binary.py does."""
 from __future__ import annotations
 
 from mcuc.ir.ops.resize_bilinear import tables
@@ -18,22 +19,23 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
     x, y = op.input, op.output
     n, ih, iw, c = x.shape
     _, oh, ow, _ = y.shape
-    name, fn = site.name, site.fn
+    name = site.name
     decls = [f"/* {c_comment(op.label)} */\n"]
     ty, tx = tables(op)
-    if site.first:
-        decls.append(c_array("int32_t", f"{fn}_y", [[lo * iw * c, hi * iw * c, f] for lo, hi, f in ty.tolist()]))
-        decls.append(c_array("int32_t", f"{fn}_x", [[lo * c, hi * c, f] for lo, hi, f in tx.tolist()]))
+    # per call: a patch stage's region calls carry their own tables
+    decls.append(c_array("int32_t", f"{name}_y", [[lo * iw * c, hi * iw * c, f] for lo, hi, f in ty.tolist()]))
+    decls.append(c_array("int32_t", f"{name}_x", [[lo * c, hi * c, f] for lo, hi, f in tx.tolist()]))
     body = (f"    const int8_t *in = (const int8_t *)(const void *)(arena + {arena_offset(program, x, op.label)});\n"
             f"    int8_t *out = (int8_t *)(void *)(arena + {arena_offset(program, y, op.label)});\n"
             "    int b, oy, ox, k;\n"
             f"    for (b = 0; b < {n}; b++) {{\n"
             f"        const int8_t *image = in + b * {ih * iw * c};\n"
             f"        for (oy = 0; oy < {oh}; oy++) {{\n"
-            f"            const int8_t *r0 = image + {fn}_y[3 * oy], *r1 = image + {fn}_y[3 * oy + 1];\n"
-            f"            const int32_t fy = {fn}_y[3 * oy + 2];\n"
+            f"            const int8_t *r0 = image + {name}_y[3 * oy], *r1 = image + {name}_y[3 * oy + 1];\n"
+            f"            const int32_t fy = {name}_y[3 * oy + 2];\n"
             f"            for (ox = 0; ox < {ow}; ox++) {{\n"
-            f"                const int32_t c0 = {fn}_x[3 * ox], c1 = {fn}_x[3 * ox + 1], fx = {fn}_x[3 * ox + 2];\n"
+            f"                const int32_t c0 = {name}_x[3 * ox], c1 = {name}_x[3 * ox + 1];\n"
+            f"                const int32_t fx = {name}_x[3 * ox + 2];\n"
             "                const int32_t w00 = (1024 - fy) * (1024 - fx), w10 = fy * (1024 - fx);\n"
             "                const int32_t w01 = (1024 - fy) * fx, w11 = fy * fx;\n"
             f"                for (k = 0; k < {c}; k++) {{\n"

@@ -15,7 +15,12 @@ them from tables. tflite-micro checks no quantization (the bytes are interpolate
 stored), so neither does mcuc; it refuses align_corners with half_pixel_centers (as
 Prepare does), a size input that is not the output's height and width, and geometry
 whose corner row or column would lie outside the input (the reference would read beyond
-it). Not patchable: a patch stage ends before it.
+it).
+
+A patch stage runs the op on a region of its output reading the rows and columns its
+corners span; the corners and fractions depend on the full sizes, so the region's op
+carries its tables explicitly (`ResizeBilinearAttrs.table`, set by ir.patches.region_op,
+corners relative to the input region) and every kernel reads them through `tables`.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import numpy as np
 
 from ..op import Op
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from .common import no_macs, require
 from .kinds import RESIZE_BILINEAR
 from .movement import require_same_dtype
@@ -33,9 +38,13 @@ from .movement import require_same_dtype
 
 @dataclass(frozen=True)
 class ResizeBilinearAttrs:
+    """`table`: (rows, columns), each a (lo, hi, f) triple per output row / column, given
+    explicitly (an op on a region of a larger resize); None: from the sizes and flags."""
+
     size: tuple[int, int]
     align_corners: bool = False
     half_pixel_centers: bool = False
+    table: tuple[tuple[tuple[int, int, int], ...], tuple[tuple[int, int, int], ...]] | None = None
 
 
 def _div(a: int, b: int) -> int:
@@ -59,7 +68,10 @@ def axis_table(in_size: int, out_size: int, align_corners: bool, half_pixel_cent
 
 
 def tables(op: Op) -> tuple[np.ndarray, np.ndarray]:
+    """([out_h, 3], [out_w, 3]) int64: (lo, hi, f) per output row and column."""
     a: ResizeBilinearAttrs = op.attrs
+    if a.table is not None:
+        return tuple(np.array(t, np.int64).reshape(len(t), 3) for t in a.table)
     x = op.input
     return (axis_table(x.shape[1], a.size[0], a.align_corners, a.half_pixel_centers),
             axis_table(x.shape[2], a.size[1], a.align_corners, a.half_pixel_centers))
@@ -78,15 +90,32 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(min(a.size) >= 1 and min(x.shape[1:3]) >= 1, op, f"size {a.size} and input {x.shape} must be positive")
     require(max(a.size) * 1024 * max(x.shape[1:3]) < 2**31, op, f"size {a.size}: the fixed-point positions leave "
                                                                 "int32")
-    for axis, table in zip(("height", "width"), tables(op)):
+    for axis, table, out_size in zip(("height", "width"), tables(op), a.size):
         size = x.shape[1] if axis == "height" else x.shape[2]
-        require(bool(np.all(table[:, 0] < size)), op,
-                f"an output {axis} position maps beyond the input's {size} (the reference would read outside it)")
+        require(table.shape[0] == out_size and bool(np.all(table[:, :2] < size)) and bool(np.all(table[:, :2] >= 0)),
+                op, f"an output {axis} position maps beyond the input's {size} (the reference would read outside it)")
     return [(x.shape[0], a.size[0], a.size[1], x.shape[3])]
 
 
-def full_input(op: Op, out: Region) -> list[Region | None]:
-    return [Region.full(op.input.shape)]
+def input_regions(op: Op, out: Region) -> list[Region | None]:
+    """The rows and columns the output region's corners span (channels and batches as the
+    output region's)."""
+    if any(a >= b for a, b in zip(out.start, out.stop)):
+        return [Region(tuple(0 for _ in out.start), tuple(0 for _ in out.start))]
+    ty, tx = tables(op)
+    rows, cols = ty[out.start[1]:out.stop[1]], tx[out.start[2]:out.stop[2]]
+    return [Region((out.start[0], int(rows[:, 0].min()), int(cols[:, 0].min()), out.start[3]),
+                   (out.stop[0], int(rows[:, 1].max()) + 1, int(cols[:, 1].max()) + 1, out.stop[3]))]
+
+
+def region_table(op: Op, out: Region, x: Region) -> tuple:
+    """The explicit table of the op computing output region `out` from input region `x`."""
+    ty, tx = tables(op)
+
+    def part(table, start, stop, origin):
+        return tuple((int(lo) - origin, int(hi) - origin, int(f)) for lo, hi, f in table[start:stop])
+
+    return (part(ty, out.start[1], out.stop[1], x.start[1]), part(tx, out.start[2], out.stop[2], x.start[2]))
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -108,4 +137,5 @@ def round_by_2_20(total: np.ndarray) -> np.ndarray:
     return np.where(rounded >= 0, rounded >> 20, -((-rounded) >> 20))
 
 
-OPDEF = register(OpDef(RESIZE_BILINEAR, ResizeBilinearAttrs, infer_shapes, no_macs, full_input, evaluate))
+OPDEF = register(OpDef(RESIZE_BILINEAR, ResizeBilinearAttrs, infer_shapes, no_macs, input_regions, evaluate,
+                       traits={Trait.PATCHABLE}))

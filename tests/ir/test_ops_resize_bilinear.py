@@ -113,3 +113,40 @@ def test_generated_c_compiles_without_warnings(tmp_path):
         done = subprocess.run([*compiler, *STRICT, "-c", "model.c", "-o", "/dev/null"], cwd=folder,
                               capture_output=True, text=True)
         assert done.returncode == 0 and "warning" not in done.stderr, (target, done.stderr[:3000])
+
+
+def test_patch_stage_with_resize_bilinear_matches_oracle():
+    """conv -> RESIZE_BILINEAR (x2, half_pixel_centers) -> conv in one patch stage: each
+    region's resize reads the rows and columns its corners span, with its own table; the
+    reference, llvm and the portable C equal tflite-micro (recomputed and cached halos)."""
+    from mcuc.backends.cortexm import get_target, run_chost
+    from mcuc.backends.cortexm.kernels import scratch_requests as cortexm_scratch
+    from mcuc.backends.llvm import compile_program as compile_llvm, scratch_requests as llvm_scratch
+    from mcuc.ir.program_interpreter import run_program
+    from mcuc.oracle import TFLiteOracle
+    from mcuc.passes.patch_schedule import schedule_with_patches
+
+    rng = np.random.default_rng(2)
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 4, 5, 4), "int8", 0.05, 3)
+    w = mb.tensor("w", (4, 3, 3, 4), "int8", [0.01] * 4, [0] * 4, data=rng.integers(-60, 60, (4, 3, 3, 4)))
+    b = mb.tensor("b", (4,), "int32", data=rng.integers(-500, 500, 4))
+    h = mb.tensor("h", (1, 4, 5, 4), "int8", 0.06, -5)
+    mb.op("CONV_2D", [x, w, b], [h], padding="SAME")
+    r = mb.tensor("r", (1, 8, 10, 4), "int8", 0.06, -5)
+    mb.op("RESIZE_BILINEAR", [h, mb.const("s", [8, 10])], [r], half_pixel_centers=True)
+    y = mb.tensor("y", (1, 8, 10, 4), "int8", 0.1, 0)
+    mb.op("CONV_2D", [r, w, b], [y], padding="SAME")
+    model = mb.build([x], [y])
+    inputs = [rng.integers(-128, 128, (1, 4, 5, 4)).astype(np.int8)]
+    want = TFLiteOracle(model)(inputs)[0]
+    graph = load_tflite(model)
+    for patch in ("2x2@2", "3x2@2+cache"):
+        program = schedule_with_patches(graph, patch, None, llvm_scratch)
+        assert [s.op.kind for s in program.steps] == ["PATCH_STAGE"]
+        assert np.array_equal(run_program(program, inputs)[0], want), patch
+        assert np.array_equal(compile_llvm(program)(inputs)[0], want), patch
+    target = get_target("cortex-m0")
+    program = schedule_with_patches(graph, "3x2@2+cache", None,
+                                    lambda op, in_place: cortexm_scratch(op, in_place, target))
+    assert np.array_equal(run_chost(program, inputs)[0], want)
