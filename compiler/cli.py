@@ -80,11 +80,15 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--float-abi", choices=("soft", "softfp", "hard"), default=None,
                    help="float ABI of the Cortex-M build, as the firmware it links into (default: hard on "
                         "cortex-m4/m7/m33 with their FPU, soft on cortex-m0/m3)")
+    _add_io_buffers_option(p)
+    _add_onnx_numerics_option(p)
+    _add_limit_option(p)
+
+
+def _add_io_buffers_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--io-buffers", choices=("arena", "caller"), default="arena",
                    help="arena: inputs and outputs live inside the arena (NAME_input(i)); caller: in buffers the "
                         "caller passes to NAME_invoke_io, outside the arena, which shrinks by what they took")
-    _add_onnx_numerics_option(p)
-    _add_limit_option(p)
 
 
 def _add_onnx_numerics_option(p: argparse.ArgumentParser) -> None:
@@ -387,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8: drop a float model's QUANTIZE/DEQUANTIZE edges (API takes int8)")
     p.add_argument("--layout", choices=("nchw", "nhwc"), default=None,
                    help="layout of 4-D inputs/outputs at the API (as in compile)")
+    _add_io_buffers_option(p)
     _add_onnx_numerics_option(p)
     _add_limit_option(p)
     p.set_defaults(func=cmd_plan)

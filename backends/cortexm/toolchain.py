@@ -173,7 +173,12 @@ def caller_io_bytes(project_dir: Path) -> tuple[list[int], list[int]] | None:
         return None
     if not isinstance(report, dict) or report.get("io_buffers") != "caller":
         return None
-    return [t["bytes"] for t in report["inputs"]], [t["bytes"] for t in report["outputs"]]
+    import numpy as np
+
+    def nbytes(t: dict) -> int:  # mcuc compile's report.json gives shape and dtype
+        return int(t["bytes"]) if "bytes" in t else int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize
+
+    return [nbytes(t) for t in report["inputs"]], [nbytes(t) for t in report["outputs"]]
 
 
 def build_firmware(project_dir: Path, target: Target, build_dir: Path, *, name: str = "model",
