@@ -70,3 +70,20 @@ def test_cli_compile_writes_the_caller_api(tmp_path, capsys):
     done = subprocess.run([sys.executable, "-m", "mcuc", "compile", str(path), "-o", str(tmp_path / "c"),
                            "--io-buffers", "heap"], capture_output=True, text=True)
     assert done.returncode == 2 and "--io-buffers" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_api_and_cli_agree_on_io_buffers(tmp_path, capsys):
+    from tests.support.paths import REPO_ROOT
+
+    example = str(REPO_ROOT / "examples" / "mobilenet_tiny_int8.tflite")
+    assert main(["compile", example, "-o", str(tmp_path / "cli"), "--io-buffers", "caller", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    compiled = mcuc.compile(example, io_buffers="caller")  # llvm, with its own caller buffers
+    compiled.write(tmp_path / "api")
+    assert (tmp_path / "api" / "report.json").read_bytes() == (tmp_path / "cli" / "report.json").read_bytes()
+    assert (tmp_path / "api" / "model.c").read_bytes() == (tmp_path / "cli" / "model.c").read_bytes()
+    assert cli["io_buffers"] == "caller" and compiled.report["io_buffers"] == "caller"
+    x = np.random.default_rng(0).integers(-128, 128, (1, 48, 48, 3), dtype=np.int8)
+    assert np.array_equal(compiled(x), mcuc.compile(example)(x))
+    assert mcuc.plan(example, io_buffers="caller")["layer_by_layer_bytes"] <= \
+        mcuc.plan(example)["layer_by_layer_bytes"]
