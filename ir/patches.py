@@ -25,8 +25,10 @@ from .errors import MCUCError
 from .op import Op
 from .ops import Trait, op_def
 from .ops.common import Padding2D
-from .ops.kinds import CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, PAD, RESIZE_BILINEAR, RESIZE_NEAREST_NEIGHBOR
+from .ops.kinds import (CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, PAD, RESIZE_BILINEAR, RESIZE_NEAREST_NEIGHBOR,
+                        TRANSPOSE_CONV)
 from .ops.resize_bilinear import region_table
+from .ops.transpose_conv import region_attrs
 from .ops.resize_nearest import source_map
 from .region import Region
 from .tensor import Tensor
@@ -108,9 +110,9 @@ def region_op(op: Op, out: Region) -> Op:
     activation input has the shape of the region `region_geometry` names (an empty
     region: a zero-size tensor), the output has `out`'s shape, and the attributes say what
     the region differs in: a window op's border padding, PAD's per-axis padding,
-    RESIZE_NEAREST_NEIGHBOR's source map, RESIZE_BILINEAR's table; a POSITIONAL op's
-    broadcast constants are their slices of the region. Every backend runs this op with
-    its ordinary kernel."""
+    RESIZE_NEAREST_NEIGHBOR's source map, RESIZE_BILINEAR's table, TRANSPOSE_CONV's size and
+    padding; a POSITIONAL op's broadcast constants are their slices of the region. Every
+    backend runs this op with its ordinary kernel."""
     if len(op.outputs) != 1:
         raise MCUCError(f"{op.label}: a patch stage op must have one output, it has {len(op.outputs)}")
     opdef = op_def(op.kind)
@@ -140,6 +142,8 @@ def region_op(op: Op, out: Region) -> Op:
                                     tuple(int(c) - x.start[2] for c in cols[out.start[2]:out.stop[2]])))
     elif op.kind == RESIZE_BILINEAR:
         attrs = replace(attrs, size=(out.shape[1], out.shape[2]), table=region_table(op, out, geometry.inputs[0]))
+    elif op.kind == TRANSPOSE_CONV:
+        attrs = region_attrs(op, out, geometry.inputs[0])
     elif not (opdef.has(Trait.POSITIONAL) or op.kind == CONCATENATION):
         raise MCUCError(f"{op.label}: {op.kind} has no region form, so it cannot run in a patch stage")
     return op.with_(inputs=tuple(inputs), outputs=(_proxy(op.outputs[0], out.shape),), attrs=attrs)

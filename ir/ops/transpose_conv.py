@@ -16,19 +16,22 @@ op's output_shape input (input 0), and computes the padding from the *output* si
 ComputePaddingHeightWidth(stride, 1, out_h, out_w, kh, kw, padding) does: with
 n = ceil(out / stride) (SAME) or (out + stride - k) / stride truncated toward zero
 (VALID), pad = max(0, (n - 1) * stride + k - out) / 2, the odd pixel dropped (only the
-leading padding is used). Not patchable: a patch stage ends before it
-(passes/patch.stage_problem).
+leading padding is used).
+
+A patch stage runs the op on a region of its output: the input rows and columns whose
+scatter reaches it (`input_regions`), and the region's own size and leading padding
+(`region_attrs`, set by ir.patches.region_op); every kernel reads only the attributes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..fixedpoint import requantize_per_channel
 from ..op import Op
 from ..region import Region
-from . import OpDef, register
+from . import OpDef, Trait, register
 from .common import channel_requant_params, require
 from .kinds import TRANSPOSE_CONV
 
@@ -105,8 +108,37 @@ def macs(op: Op) -> int:
     return int(np.prod(x.shape, dtype=np.int64)) * int(np.prod(w.shape[:3], dtype=np.int64))
 
 
-def full_input(op: Op, out: Region) -> list[Region | None]:
-    return [Region.full(op.inputs[0].shape)] + [None] * (len(op.inputs) - 1)
+def _needed(start: int, stop: int, stride: int, pad: int, kernel: int, size: int) -> tuple[int, int]:
+    """[first, last) input coordinates an output range [start, stop) reads along one axis:
+    those i with start <= i * stride - pad + f < stop for a tap f, widened down to
+    floor((start + pad) / stride) at most so that the region's leading padding
+    (pad + start - first * stride) stays >= 0 (the extra inputs land before the range)."""
+    if stop <= start:
+        return 0, 0
+    first = max(0, -((kernel - 1 - start - pad) // stride))  # ceil((start + pad - kernel + 1) / stride)
+    first = min(first, (start + pad) // stride, size)
+    last = max(first, min(size, (stop - 1 + pad) // stride + 1))
+    return first, last
+
+
+def input_regions(op: Op, out: Region) -> list[Region | None]:
+    """The input rows and columns whose scatter reaches the output region (all input
+    channels: every output channel reads them all)."""
+    x, w = op.inputs[0], op.inputs[1]
+    a: TransposeConvAttrs = op.attrs
+    rows = _needed(*out.axis(1), a.stride[0], a.pad[0], w.shape[1], x.shape[1])
+    cols = _needed(*out.axis(2), a.stride[1], a.pad[1], w.shape[2], x.shape[2])
+    region = Region((out.start[0], rows[0], cols[0], 0), (out.stop[0], rows[1], cols[1], x.shape[3]))
+    return [region] + [None] * (len(op.inputs) - 1)
+
+
+def region_attrs(op: Op, out: Region, x: Region) -> TransposeConvAttrs:
+    """The attributes of the op computing output region `out` from input region `x`: the
+    region's size, and the leading padding that puts its first output row and column where
+    the full op has them (pad + out start - input start x stride)."""
+    a: TransposeConvAttrs = op.attrs
+    pad = tuple(a.pad[k] + out.start[1 + k] - x.start[1 + k] * a.stride[k] for k in range(2))
+    return replace(a, out_hw=(out.shape[1], out.shape[2]), pad=pad)
 
 
 def accumulators(op: Op, x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -136,4 +168,5 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [y.astype(np.int8).reshape(op.output.shape)]
 
 
-OPDEF = register(OpDef(TRANSPOSE_CONV, TransposeConvAttrs, infer_shapes, macs, full_input, evaluate))
+OPDEF = register(OpDef(TRANSPOSE_CONV, TransposeConvAttrs, infer_shapes, macs, input_regions, evaluate,
+                       traits={Trait.PATCHABLE}))

@@ -27,7 +27,7 @@ def test_trait_sets():
     assert kinds_with(Trait.ABSORBS_PAD) == {kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D}
     assert kinds_with(Trait.PATCHABLE) == (kinds_with(Trait.WINDOW) | kinds_with(Trait.POSITIONAL)
                                            | {kinds.PAD, kinds.CONCATENATION, kinds.RESIZE_NEAREST_NEIGHBOR,
-                                              kinds.RESIZE_BILINEAR})
+                                              kinds.RESIZE_BILINEAR, kinds.TRANSPOSE_CONV})
 
 
 def test_traits_imply_each_other_where_the_code_relies_on_it():

@@ -5,7 +5,7 @@ padding from the output size), fused activations and quantizations; one model ho
 layer per case and every output byte is compared with tflite-micro on the reference
 interpreter, llvm, the portable C on the host and (fixed layers) an emulated Cortex-M4
 and Cortex-M0. A padding rounded the other way must be caught; what mcuc
-refuses names the op and the rule; the patch search leaves the op outside its stages.
+refuses names the op and the rule; patch stages hold the op.
 """
 from __future__ import annotations
 
@@ -205,26 +205,52 @@ def test_what_mcuc_refuses_names_the_op_and_rule():
         load_tflite(mb.build([x], [y]))
 
 
-def test_patch_search_leaves_transpose_conv_outside_its_stages():
-    """conv -> transpose conv -> conv: a stage may hold the convolutions, never the
-    transpose conv (not PATCHABLE); a fixed stage over it is refused naming it."""
-    from mcuc.backends.llvm import scratch_requests as llvm_scratch
+def test_patch_stages_hold_transpose_conv():
+    """conv -> TRANSPOSE_CONV (x2) -> conv in one 2-D patch stage, recomputed and with
+    cached halos: each region reads the input rows and columns whose scatter reaches it,
+    with its own size and leading padding; the reference, llvm, the portable C and (the
+    dilated convolution inside the stage) an emulated Cortex-M4 equal tflite-micro. The
+    audio model's search runs too."""
+    import shutil
+
+    from mcuc.backends.cortexm import get_target, run_chost, run_cortexm
+    from mcuc.backends.cortexm.kernels import scratch_requests as cortexm_scratch
+    from mcuc.backends.llvm import compile_program as compile_llvm, scratch_requests as llvm_scratch
     from mcuc.ir.program_interpreter import run_program
+    from mcuc.oracle import TFLiteOracle
     from mcuc.passes.patch_schedule import schedule_with_patches
 
-    model, inputs = audio_model()
+    rng = np.random.default_rng(9)
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 4, 4, 4), "int8", 0.05, 3)
+    w = mb.tensor("w", (4, 3, 3, 4), "int8", [0.01] * 4, [0] * 4, data=rng.integers(-60, 60, (4, 3, 3, 4)))
+    b = mb.tensor("b", (4,), "int32", data=rng.integers(-500, 500, 4))
+    h = mb.tensor("h", (1, 4, 4, 4), "int8", 0.06, -5)
+    mb.op("CONV_2D", [x, w, b], [h], padding="SAME")
+    t = mb.tensor("t", (1, 8, 8, 4), "int8", 0.1, 2)
+    mb.op("TRANSPOSE_CONV", [mb.const("s", [1, 8, 8, 4]), w, h, b], [t], padding="SAME", stride_h=2, stride_w=2)
+    y = mb.tensor("y", (1, 8, 8, 4), "int8", 0.1, 0)
+    mb.op("CONV_2D", [t, w, b], [y], padding="SAME")
+    model = mb.build([x], [y])
+    inputs = [rng.integers(-128, 128, (1, 4, 4, 4)).astype(np.int8)]
+    want = TFLiteOracle(model)(inputs)[0]
     graph = load_tflite(model)
-    kinds = [op.kind for op in graph.ops]
-    tc = kinds.index("TRANSPOSE_CONV")
-    with pytest.raises(MCUCError, match=r"TRANSPOSE_CONV\) cannot run patch by patch"):
-        schedule_with_patches(graph, f"2x1@{tc}", None, llvm_scratch)
-    from mcuc.oracle import TFLiteOracle
-
-    want = TFLiteOracle(model)(inputs)
-    for patch in ("1x2@2", "auto"):  # a stage of the ops before it (the search: whatever it picks)
+    for patch in ("2x2@2", "3x2@2+cache"):
         program = schedule_with_patches(graph, patch, None, llvm_scratch)
-        assert all(np.array_equal(g, w) for g, w in zip(run_program(program, inputs), want))
-    assert "PATCH_STAGE" in [s.op.kind for s in schedule_with_patches(graph, "1x2@2", None, llvm_scratch).steps]
+        assert [st.op.kind for st in program.steps] == ["PATCH_STAGE"]
+        assert np.array_equal(run_program(program, inputs)[0], want), patch
+        assert np.array_equal(compile_llvm(program)(inputs)[0], want), patch
+    m0 = get_target("cortex-m0")
+    program = schedule_with_patches(graph, "3x2@2+cache", None, lambda op, in_place: cortexm_scratch(op, in_place, m0))
+    assert np.array_equal(run_chost(program, inputs)[0], want)
+    if shutil.which("arm-none-eabi-gcc"):
+        m4 = get_target("cortex-m4")
+        program = schedule_with_patches(graph, "2x2@2", None, lambda op, in_place: cortexm_scratch(op, in_place, m4))
+        assert np.array_equal(run_cortexm(program, inputs, m4).outputs[0], want)
+    model, inputs = audio_model()
+    want = TFLiteOracle(model)(inputs)
+    program = schedule_with_patches(load_tflite(model), "auto", None, llvm_scratch)
+    assert all(np.array_equal(g, w) for g, w in zip(run_program(program, inputs), want))
 
 
 # -- a small audio-style model ---------------------------------------------------------------
