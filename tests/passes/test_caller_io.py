@@ -170,3 +170,24 @@ def test_every_caller_plan_of_random_graphs_runs(seed: int, optimize: bool) -> N
     inputs = graph_inputs(graph, seed)
     for e, g in zip(run(graph, inputs), run_program(program, inputs, seed=seed)):
         np.testing.assert_array_equal(g, e)
+
+
+@settings(deadline=None, max_examples=20)
+@given(seed=st.integers(0, 2**32 - 1), cache=st.booleans())
+def test_every_patched_caller_plan_of_random_graphs_runs(seed: int, cache: bool) -> None:
+    """A random patch stage (its inputs read, its output written in the caller's buffers
+    when they are graph edges) planned with caller buffers runs the graph's bytes."""
+    from mcuc.passes.patch import StageSpec, plan_patched, stage_ends
+    from tests.support.memory_scratch import mimic_cortexm_scratch
+    from tests.support.patch_graphs import random_stage_graph
+
+    graph = random_stage_graph(seed).with_(io_buffers="caller")
+    rng = np.random.default_rng(seed)
+    start, end = stage_ends(graph)[int(rng.integers(len(stage_ends(graph))))]
+    cut = graph.ops[end].outputs[0]
+    grid = (int(rng.integers(1, min(4, cut.shape[1]) + 1)), int(rng.integers(1, min(4, cut.shape[2]) + 1)))
+    program = plan_patched(graph, [StageSpec(end, grid, start, cache and cut.shape[0] == 1)], mimic_cortexm_scratch)
+    assert program.caller_buffers and all(not program.in_arena(t) for t in graph.inputs)
+    inputs = random_inputs(graph, np.random.default_rng(seed))
+    for e, g in zip(run(graph, inputs), run_program(program, inputs, seed=seed)):
+        np.testing.assert_array_equal(g, e)
