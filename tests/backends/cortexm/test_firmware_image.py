@@ -92,10 +92,8 @@ MAIN_C = r"""
 #include "alpha/model.h"
 #include "beta/model.h"
 
-int8_t fw_in_alpha[ALPHA_INPUT_0_BYTES] __attribute__((aligned(4)));
-int8_t fw_out_alpha[ALPHA_OUTPUT_0_BYTES] __attribute__((aligned(4)));
-int8_t fw_in_beta[BETA_INPUT_0_BYTES] __attribute__((aligned(4)));
-int8_t fw_out_beta[BETA_OUTPUT_0_BYTES] __attribute__((aligned(4)));
+int8_t fw_in_alpha[ALPHA_INPUT_0_BYTES], fw_out_alpha[ALPHA_OUTPUT_0_BYTES];
+int8_t fw_in_beta[BETA_INPUT_0_BYTES], fw_out_beta[BETA_OUTPUT_0_BYTES];
 %(arena_decl)s
 int fw_run(void);
 int fw_run(void)
@@ -180,8 +178,14 @@ CALLER_BODY = """    /* A misaligned or missing arena is refused before anything
     memcpy(fw_out_beta, beta_output(fw_arena, 0), BETA_OUTPUT_0_BYTES);
     return 0;"""
 
-# --io-buffers caller with --arena caller: the firmware's own arrays are the models' inputs
-# and outputs; bad buffers are refused before anything runs (status 2).
+# --io-buffers caller with --arena caller: the firmware's own arrays (aligned as
+# <NAME>_IO_ALIGN asks) are the models' inputs and outputs; bad buffers are refused before
+# anything runs (status 2).
+IO_ARRAYS = """int8_t fw_in_alpha[ALPHA_INPUT_0_BYTES] __attribute__((aligned(ALPHA_IO_ALIGN)));
+int8_t fw_out_alpha[ALPHA_OUTPUT_0_BYTES] __attribute__((aligned(ALPHA_IO_ALIGN)));
+int8_t fw_in_beta[BETA_INPUT_0_BYTES] __attribute__((aligned(BETA_IO_ALIGN)));
+int8_t fw_out_beta[BETA_OUTPUT_0_BYTES] __attribute__((aligned(BETA_IO_ALIGN)));
+"""
 IO_BODY = """    const void *const in_alpha[1] = {fw_in_alpha};
     void *const out_alpha[1] = {fw_out_alpha};
     const void *const in_beta[1] = {fw_in_beta};
@@ -229,6 +233,11 @@ def build_image(tmp: Path, models: dict[str, bytes], names: tuple[str, str], *, 
     (tmp / "link.ld").write_text(link_ld.replace("  .bss (NOLOAD) : {", ARENA_RULES, 1))
     body = IO_BODY if io_buffers == "caller" else CALLER_BODY if arena == "caller" else STATIC_BODY
     main_c = MAIN_C % {"arena_decl": CALLER_ARENA if arena == "caller" else "", "body": body}
+    if io_buffers == "caller":
+        arrays = ("int8_t fw_in_alpha[ALPHA_INPUT_0_BYTES], fw_out_alpha[ALPHA_OUTPUT_0_BYTES];\n"
+                  "int8_t fw_in_beta[BETA_INPUT_0_BYTES], fw_out_beta[BETA_OUTPUT_0_BYTES];\n")
+        assert arrays in main_c
+        main_c = main_c.replace(arrays, IO_ARRAYS)
     (tmp / "main.c").write_text(main_c)
     elf = tmp / "firmware.elf"
     run_tool([str(gcc), *HARD_M4, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp),
