@@ -1,4 +1,5 @@
-"""Cortex-M C for MAXIMUM, MINIMUM, SQUARED_DIFFERENCE and PRELU (portable C, every core).
+"""Cortex-M C for MAXIMUM, MINIMUM, SQUARED_DIFFERENCE and PRELU (int8; int16, PRELU with
+an int8 alpha), portable C on every core.
 
 Each emitter returns (file-scope declarations, the call, runtime headers used);
 kernels.py wraps them into its StepCode and registers them in its emitter table. Site
@@ -62,15 +63,16 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
     if y.dtype not in _CTYPES:
         raise MCUCError(f"{op.label}: {y.dtype} is not supported by the Cortex-M backend (int8, int16)")
     ctype = _CTYPES[y.dtype]
+    in_ctypes = [_CTYPES.get(t.dtype, ctype) for t in (x1, x2)]  # PRELU int16: an int8 alpha
     name = site.name
     decls = [f"/* {c_comment(op.label)} */\n"]
     pointers = []
     for k, t in enumerate((x1, x2)):
         if t.is_constant:
-            decls.append(c_array(ctype, f"{name}_c{k + 1}", t.data))
+            decls.append(c_array(in_ctypes[k], f"{name}_c{k + 1}", t.data))
             pointers.append(f"{name}_c{k + 1}")
         else:
-            pointers.append(f"(const {ctype} *)(const void *)(arena + {arena_offset(program, t, op.label)})")
+            pointers.append(f"(const {in_ctypes[k]} *)(const void *)(arena + {arena_offset(program, t, op.label)})")
     extents = [1] * (6 - len(y.shape)) + list(y.shape)
     decls.append(c_array("int", f"{name}_e", extents))
     decls.append(c_array("int", f"{name}_s1", padded_strides(x1.shape, y.shape)))
@@ -99,19 +101,20 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
                 f"        out[o] = (int8_t)mcuc_clamp(v, -128, 127);")
     elif op.kind == kinds.PRELU:
         p = prelu_params(op)
+        lo, hi = (-32768, 32767) if y.dtype == "int16" else (-128, 127)
         body = (f"const int32_t v = (int32_t)in1[MCUC_IDX({name}_s1)] - ({p.input_zero_point});\n"
                 f"        const int32_t a = (int32_t)in2[MCUC_IDX({name}_s2)] - ({p.alpha_zero_point});\n"
                 f"        const int32_t r = v >= 0 ? mcuc_mbqm(v, {p.multiplier1}, {p.shift1}) : "
                 f"mcuc_mbqm(v * a, {p.multiplier2}, {p.shift2});\n"
-                f"        out[o] = (int8_t)mcuc_clamp(r + ({p.output_zero_point}), -128, 127);")
+                f"        out[o] = ({ctype})mcuc_clamp(r + ({p.output_zero_point}), {lo}, {hi});")
     else:
         sign = ">" if op.kind == kinds.MAXIMUM else "<"
         body = (f"const {ctype} a = in1[MCUC_IDX({name}_s1)];\n"
                 f"        const {ctype} b = in2[MCUC_IDX({name}_s2)];\n"
                 f"        out[o] = ({ctype})(a {sign} b ? a : b);")
     decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n"
-                 f"    const {ctype} *in1 = {pointers[0]};\n"
-                 f"    const {ctype} *in2 = {pointers[1]};\n"
+                 f"    const {in_ctypes[0]} *in1 = {pointers[0]};\n"
+                 f"    const {in_ctypes[1]} *in2 = {pointers[1]};\n"
                  f"    {ctype} *out = ({ctype} *)(void *)(arena + {arena_offset(program, y, op.label)});\n"
                  f"    (void)arena;\n"
                  f"    MCUC_FOR6({name}_e, {{\n        {body}\n    }});\n}}\n")

@@ -1,11 +1,14 @@
-"""PRELU of int8 tensors with an int8 alpha, broadcast either way (TFLM's prelu.cc,
-reference_ops::BroadcastPrelu4DSlow through BroadcastBinaryOpSimple).
+"""PRELU of int8 or int16 tensors with an int8 alpha, broadcast either way (TFLM's
+prelu.cc, reference_ops::BroadcastPrelu4DSlow through BroadcastBinaryOpSimple).
 
     (M1, s1) = QuantizeMultiplier(double(in_scale) / double(out_scale))
     (M2, s2) = QuantizeMultiplier(double(in_scale) * double(alpha_scale) / double(out_scale))
     v = x - in_zp
     y = clamp((v >= 0 ? MultiplyByQuantizedMultiplier(v, M1, s1)
                       : MultiplyByQuantizedMultiplier(v * (alpha - alpha_zp), M2, s2)) + out_zp)
+
+clamped to the output type (int16 output: int16 input, int8 alpha, as Prepare requires;
+no zero-point rule).
 
 with MultiplyByQuantizedMultiplier the double-rounding one (positive shifts scale up
 first, wrapping). Prepare checks nothing else for int8; mcuc refuses per-channel
@@ -23,7 +26,7 @@ from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..op import Op
 from . import OpDef, Trait, register
 from .add import binary_input_regions, broadcast_shape
-from .common import no_macs, require
+from .common import dtype_range, no_macs, require
 from .kinds import PRELU
 
 
@@ -63,25 +66,25 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(len(op.inputs) == 2 and all(t is not None for t in op.inputs) and len(op.outputs) == 1, op,
             "takes an input, alpha and one output")
     x, alpha, y = op.inputs[0], op.inputs[1], op.output
-    require(x.dtype == "int8" and y.dtype == "int8" and alpha.dtype == "int8", op,
-            f"input {x.dtype}, alpha {alpha.dtype} and output {y.dtype}: mcuc runs PRELU on int8 only (int16 "
-            "refused: not yet)")
+    require(x.dtype in ("int8", "int16") and y.dtype == x.dtype and alpha.dtype == "int8", op,
+            f"input {x.dtype}, alpha {alpha.dtype} and output {y.dtype}: PRELU takes int8 or int16 input and "
+            "output of one type and an int8 alpha")
     prelu_params(op)
     return [tuple(x.shape) if x.shape == alpha.shape else broadcast_shape(op, x.shape, alpha.shape)]
 
 
-def prelu_values(p: PreluParams, x, alpha) -> np.ndarray:
+def prelu_values(p: PreluParams, x, alpha, dtype: str = "int8") -> np.ndarray:
     v = np.asarray(x, np.int64) - p.input_zero_point
     a = np.asarray(alpha, np.int64) - p.alpha_zero_point
     positive = multiply_by_quantized_multiplier(v, p.multiplier1, p.shift1)
     negative = multiply_by_quantized_multiplier(v * a, p.multiplier2, p.shift2)
-    return np.clip(np.where(v >= 0, positive, negative) + p.output_zero_point, -128, 127)
+    return np.clip(np.where(v >= 0, positive, negative) + p.output_zero_point, *dtype_range(dtype))
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     x, alpha = np.broadcast_arrays(np.asarray(inputs[0]), np.asarray(inputs[1]))
-    y = prelu_values(prelu_params(op), x, alpha)
-    return [np.ascontiguousarray(np.broadcast_to(y, op.output.shape)).astype(np.int8)]
+    y = prelu_values(prelu_params(op), x, alpha, op.output.dtype)
+    return [np.ascontiguousarray(np.broadcast_to(y, op.output.shape)).astype(op.output.dtype)]
 
 
 OPDEF = register(OpDef(PRELU, PreluAttrs, infer_shapes, no_macs, binary_input_regions, evaluate,

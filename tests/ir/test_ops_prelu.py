@@ -1,4 +1,4 @@
-"""PRELU (int8): hypothesis draws shapes (alpha broadcast either way, constant or
+"""PRELU (int8, and int16 with an int8 alpha): hypothesis draws types, shapes (alpha broadcast either way, constant or
 computed) and quantizations (output stages with left and right shifts); one layer per
 case sees every (x, alpha) pair of int8. One model holds a layer per case; every output
 byte is compared with tflite-micro on the reference interpreter, llvm, the portable C on
@@ -30,6 +30,7 @@ class Case:
     qo: tuple[float, int]
     const_alpha: bool = True
     seed: int = 0
+    dtype: str = "int8"  # input and output; alpha is int8
 
 
 def model_of(cases: list[Case], every_pair: Case | None = None) -> tuple[bytes, list[np.ndarray]]:
@@ -37,11 +38,12 @@ def model_of(cases: list[Case], every_pair: Case | None = None) -> tuple[bytes, 
     ins, outs, values = [], [], []
     for i, c in enumerate(cases + ([every_pair] if every_pair else [])):
         rng = np.random.default_rng(c.seed)
-        xv = rng.integers(-128, 128, c.x).astype(np.int8)
+        info = np.iinfo(c.dtype)
+        xv = rng.integers(info.min, info.max + 1, c.x).astype(c.dtype)
         av = rng.integers(-128, 128, c.alpha).astype(np.int8)
         if c is every_pair:
             xv, av = (np.arange(-128, 128).astype(np.int8).reshape(s) for s in (c.x, c.alpha))
-        x = mb.tensor(f"x{i}", c.x, "int8", *c.qx)
+        x = mb.tensor(f"x{i}", c.x, c.dtype, *c.qx)
         ins.append(x)
         values.append(xv)
         if c.const_alpha:
@@ -50,7 +52,7 @@ def model_of(cases: list[Case], every_pair: Case | None = None) -> tuple[bytes, 
             a = mb.tensor(f"alpha{i}", c.alpha, "int8", *c.qa)
             ins.append(a)
             values.append(av)
-        y = mb.tensor(f"y{i}", tuple(np.broadcast_shapes(c.x, c.alpha)), "int8", *c.qo)
+        y = mb.tensor(f"y{i}", tuple(np.broadcast_shapes(c.x, c.alpha)), c.dtype, *c.qo)
         mb.op("PRELU", [x, a], [y])
         outs.append(y)
     return mb.build(ins, outs), values
@@ -59,8 +61,11 @@ def model_of(cases: list[Case], every_pair: Case | None = None) -> tuple[bytes, 
 @st.composite
 def cases(draw) -> Case:
     s1, s2 = draw(shapes())
-    return Case(s1, s2, draw(quantization()), draw(quantization()), draw(quantization()), draw(st.booleans()),
-                draw(st.integers(0, 2**31)))
+    dtype = "int16" if draw(st.integers(0, 3)) == 0 else "int8"
+    qx, qo = draw(quantization()), draw(quantization())
+    if dtype == "int16":  # int16 scales and zero points as a 16x8 converter writes them
+        qx, qo = (qx[0] / 256, draw(st.integers(-5, 5))), (qo[0] / 256, draw(st.integers(-5, 5)))
+    return Case(s1, s2, qx, draw(quantization()), qo, draw(st.booleans()), draw(st.integers(0, 2**31)), dtype)
 
 
 @settings(deadline=None, max_examples=25)
@@ -83,7 +88,9 @@ def test_llvm_and_c_host_match_oracle(case_list, q):
 
 FIXED = [Case((1, 4, 4, 3), (3,), (0.05, 3), (0.01, -20), (0.04, -5)),
          Case((2, 5), (2, 5), (0.5, -128), (0.2, 127), (0.01, 0), const_alpha=False, seed=1),
-         Case((3, 1, 4), (2, 1), (0.02, 10), (0.003, 0), (0.05, 100), seed=2)]
+         Case((3, 1, 4), (2, 1), (0.02, 10), (0.003, 0), (0.05, 100), seed=2),
+         Case((2, 3, 4), (4,), (0.0002, 0), (0.01, -3), (0.0003, 0), seed=3, dtype="int16"),
+         Case((5, 6), (5, 6), (0.001, 7), (0.02, 100), (0.00002, -3), const_alpha=False, seed=4, dtype="int16")]
 
 
 @NEEDS_ARM
@@ -122,7 +129,7 @@ def test_what_mcuc_refuses_names_the_op_and_rule():
     a = mb.tensor("a", (4,), "int16", 0.1, 0, data=np.ones(4))
     y = mb.tensor("y", (2, 4), "int8", 0.1, 0)
     mb.op("PRELU", [x, a], [y])
-    with pytest.raises(MCUCError, match=r"PRELU.*alpha int16.*int8 only"):
+    with pytest.raises(MCUCError, match=r"PRELU.*alpha int16.*an int8 alpha"):
         load_tflite(mb.build([x], [y]))
 
 

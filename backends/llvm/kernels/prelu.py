@@ -1,4 +1,4 @@
-"""PRELU (int8, mcuc.ir.ops.prelu): the two output stages chosen per element by the sign of
+"""PRELU (int8 or int16 with an int8 alpha, mcuc.ir.ops.prelu): the two output stages chosen per element by the sign of
 x - x_zp, with broadcasting through the elementwise loop of ADD and MUL."""
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from llvmlite import ir
 
 from mcuc.ir.numerics import TFLiteQ31
 from mcuc.ir.ops import kinds
+from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.prelu import prelu_params
 
 from ..codegen import KernelCall
@@ -27,6 +28,6 @@ def prelu(call: KernelCall) -> None:
         negative = multiply_by_quantized_multiplier(em, em.b.mul(v, em.add(alpha, -p.alpha_zero_point)),
                                                     p.multiplier2, l2, r2)
         raw = em.b.select(em.b.icmp_signed(">=", v, em.i32(0)), positive, negative)
-        return em.clamp(em.add(raw, p.output_zero_point), -128, 127)
+        return em.clamp(em.add(raw, p.output_zero_point), *dtype_range(call.op.output.dtype))
 
     _binary_loop(call, body)
