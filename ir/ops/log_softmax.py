@@ -8,6 +8,8 @@ Prepare (PreprocessLogSoftmaxScalingExp with beta 1, 5 integer bits):
   2^(31 - input_left_shift) / input_multiplier);
 - diff_min = -CalculateInputRadius(5, input_left_shift);
 - the output quantization is fixed: scale exactly 16/256, zero point 127.
+Rows of 4096 elements or more are refused: their Q12.19 sum can reach 2^31, where the
+reference's int32 add overflows.
 Eval, per row of the last axis, with d = x - max(row):
 - sum (Q12.19, wrapping int32 adds) of Rescale<12>(exp_on_negative_values(Q5 d')) over
   d >= diff_min, where d' = MultiplyByQuantizedMultiplier(d, input_multiplier,
@@ -151,6 +153,9 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(not op.input.is_constant, op, f"input {op.input.name!r} is a constant; mcuc compiles ops on computed "
                                           "values")
     require(len(op.input.shape) >= 1, op, "needs an input of rank 1 or more")
+    require(op.input.shape[-1] < 1 << ACCUMULATION_INTEGER_BITS, op,
+            f"rows of {op.input.shape[-1]} elements: the Q12.19 sum of exps could overflow int32 in tflite-micro "
+            f"(undefined behaviour there), so mcuc takes at most {(1 << ACCUMULATION_INTEGER_BITS) - 1}")
     log_softmax_params(op)
     return shapes
 

@@ -91,6 +91,15 @@ def test_floor_instead_of_rounding_is_caught(monkeypatch):
         assert_matches_oracle(model, inputs)
 
 
+def test_rows_whose_sum_could_overflow_are_refused():
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 4096), "int8", 0.1, 0)
+    y = mb.tensor("y", (1, 4096), "int8", 16 / 256, 127)
+    mb.op("LOG_SOFTMAX", [x], [y])
+    with pytest.raises(MCUCError, match=r"LOG_SOFTMAX.*4096 elements.*at most 4095"):
+        load_tflite(mb.build([x], [y]))
+
+
 @pytest.mark.parametrize("qo", [(0.0625, 0), (0.1, 127)])
 def test_other_output_quantization_is_refused(qo):
     mb = ModelBuilder()
