@@ -86,7 +86,7 @@ def tconvs(draw) -> TConv:
     qx = (float(np.float32(2.0 ** draw(st.floats(-8.0, -3.0)))), draw(st.integers(-128, 127)))
     qo = (float(np.float32(qx[0] * 2.0 ** draw(st.floats(0.0, 5.0)))), draw(st.integers(-128, 127)))
     return TConv(x, c.out_channels, kernel, stride, padding, (oh, ow), draw(st.booleans()), draw(st.booleans()),
-                 draw(st.sampled_from(["NONE", "RELU", "RELU6"])), qx, qo, draw(st.integers(0, 2**31)))
+                 draw(st.sampled_from(["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])), qx, qo, draw(st.integers(0, 2**31)))
 
 
 @settings(deadline=None, max_examples=30)
