@@ -1,13 +1,16 @@
-"""BATCH_MATMUL of int8 tensors (TFLM's batch_matmul.cc, reference BatchMatMul with
-FullyConnectedParams).
+"""BATCH_MATMUL of int8 or int16 tensors (TFLM's batch_matmul.cc, reference BatchMatMul
+with FullyConnectedParams).
 
     lhs [..., M, K] (adj_x: [..., K, M]),  rhs [..., K, N] (adj_y: [..., N, K])
     acc[b, i, j] = sum_k (lhs[b, i, k] - lhs_zp) * (rhs[b, k, j] - rhs_zp)      (int32)
     y[b, i, j]   = clamp(MultiplyByQuantizedMultiplier(acc, M, s) + out_zp, -128, 127)
 
-Either operand may be computed or constant. Ranks 2..5; the batch dimensions (all but
-the last two, ranks aligned at the back) broadcast where one side has 1, as Prepare
-checks. (M, s) = QuantizeMultiplier(double(lhs_scale) * double(rhs_scale) /
+int16 (all three int16, every zero point 0, as Prepare requires) sums in int64 and
+scales with the int64 MultiplyByQuantizedMultiplier (double-rounding build: the
+multiplier reduced to 15 bits, (acc * m15 + 2^(14 - shift)) >> (15 - shift), truncated to
+int32; `multiply_int64`), clamped to int16. Either operand may be computed or constant.
+Ranks 2..5; the batch dimensions (all but the last two, ranks aligned at the back)
+broadcast where one side has 1, as Prepare checks. (M, s) = QuantizeMultiplier(double(lhs_scale) * double(rhs_scale) /
 double(out_scale)): the pinned tflite-micro multiplies the scales in double, although
 the GetQuantizedConvolutionMultipler source we read multiplies them in float32 before
 widening (tests/ir/test_ops_matmul.py keeps scales whose bytes tell the two apart, as
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 from ..op import Op
 from ..region import Region
 from . import OpDef, register
@@ -121,14 +124,26 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(len(op.inputs) == 2 and all(t is not None for t in op.inputs) and len(op.outputs) == 1, op,
             "takes two inputs (lhs, rhs) and one output")
     lhs, rhs, y = op.inputs[0], op.inputs[1], op.output
-    require(lhs.dtype == "int8" and rhs.dtype == "int8" and y.dtype == "int8", op,
-            f"lhs {lhs.dtype}, rhs {rhs.dtype} and output {y.dtype}: mcuc runs BATCH_MATMUL on int8 only "
-            "(tflite-micro requires one type for all three)")
+    require(lhs.dtype == rhs.dtype == y.dtype and y.dtype in ("int8", "int16"), op,
+            f"lhs {lhs.dtype}, rhs {rhs.dtype} and output {y.dtype}: BATCH_MATMUL takes int8 or int16, one type "
+            "for all three (tflite-micro's rule)")
     g = geometry(op)
-    # |lhs - zp| and |rhs - zp| are at most 255: depth x 255^2 must stay in int32.
-    require(g.depth * 255 * 255 < 2**31, op,
-            f"depth {g.depth}: a sum of that many int8 products could leave int32 (at most {(2**31 - 1) // 65025})")
-    quant(op)
+    if y.dtype == "int8":
+        # |lhs - zp| and |rhs - zp| are at most 255: depth x 255^2 must stay in int32.
+        require(g.depth * 255 * 255 < 2**31, op,
+                f"depth {g.depth}: a sum of that many int8 products could leave int32 (at most "
+                f"{(2**31 - 1) // 65025})")
+    else:
+        # the int64 stage assumes |acc| < 2^47 (2^30 per product)
+        require(g.depth < 2**17, op, f"depth {g.depth}: a sum of that many int16 products could leave the int64 "
+                                     "output stage's range (at most 131071)")
+    q = quant(op)
+    if y.dtype == "int16":
+        require(q.lhs_zero_point == q.rhs_zero_point == q.output_zero_point == 0, op,
+                f"int16 zero points {q.lhs_zero_point}, {q.rhs_zero_point}, {q.output_zero_point}: tflite-micro "
+                "requires 0 for lhs, rhs and output")
+        require(-31 <= q.shift <= 7, op, f"lhs scale x rhs scale / output scale gives the shift {q.shift}: the int64 "
+                                         "output stage takes shifts -31 to 7 (a ratio below 128)")
     return [g.batch + (g.rows, g.cols)]
 
 
@@ -141,6 +156,19 @@ def full_inputs(op: Op, out: Region) -> list[Region | None]:
     return [None if t.is_constant else Region.full(t.shape) for t in op.inputs]
 
 
+def reduced_multiplier(multiplier: int) -> int:
+    """The 15-bit multiplier of the int64 MultiplyByQuantizedMultiplier."""
+    return (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+
+
+def multiply_int64(acc, multiplier: int, shift: int) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier(int64_t x, ...) of the double-rounding build:
+    (x * reduced + 2^(total - 1)) >> total with total = 15 - shift, truncated to int32."""
+    total = 15 - shift
+    x = np.asarray(acc, np.int64) * reduced_multiplier(multiplier) + (np.int64(1) << (total - 1))
+    return wrap_int32(x >> total)
+
+
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     a: BatchMatMulAttrs = op.attrs
     q = quant(op)
@@ -151,6 +179,9 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if a.adj_y:
         rhs = np.swapaxes(rhs, -1, -2)
     acc = np.matmul(lhs, rhs)
+    if op.output.dtype == "int16":
+        y = multiply_int64(acc, q.multiplier, q.shift)
+        return [np.clip(y, -32768, 32767).astype(np.int16).reshape(op.output.shape)]
     y = multiply_by_quantized_multiplier(acc, q.multiplier, q.shift) + q.output_zero_point
     return [np.clip(y, -128, 127).astype(np.int8).reshape(op.output.shape)]
 

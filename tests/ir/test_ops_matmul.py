@@ -1,4 +1,4 @@
-"""BATCH_MATMUL (int8): hypothesis draws ranks 2..5 with broadcast batch axes, adj_x /
+"""BATCH_MATMUL (int8, int16): hypothesis draws types, ranks 2..5 with broadcast batch axes, adj_x /
 adj_y, either operand constant and quantizations, writes one model with a layer per case
 side by side and compares every output byte with tflite-micro on the reference
 interpreter, llvm, the portable C on the host and (fixed layers) an emulated Cortex-M4
@@ -31,6 +31,7 @@ class MatMul:
     qr: tuple[float, int] = (0.02, -7)
     qo: tuple[float, int] = (0.1, 5)
     seed: int = 0
+    dtype: str = "int8"
 
     def out_shape(self) -> tuple[int, ...]:
         rank = max(len(self.lhs), len(self.rhs))
@@ -49,15 +50,16 @@ def model_of(layers: list[MatMul]) -> tuple[bytes, list[np.ndarray]]:
         rng = np.random.default_rng(c.seed)
         operands = []
         for k, (shape, q) in enumerate(((c.lhs, c.ql), (c.rhs, c.qr)), start=1):
-            data = rng.integers(-128, 128, size=shape).astype(np.int8)
+            info = np.iinfo(c.dtype)
+            data = rng.integers(info.min, info.max + 1, size=shape).astype(c.dtype)
             if c.const == k:
-                operands.append(mb.tensor(f"c{i}_{k}", shape, "int8", *q, data=data))
+                operands.append(mb.tensor(f"c{i}_{k}", shape, c.dtype, *q, data=data))
             else:
-                t = mb.tensor(f"x{i}_{k}", shape, "int8", *q)
+                t = mb.tensor(f"x{i}_{k}", shape, c.dtype, *q)
                 operands.append(t)
                 ins.append(t)
                 values.append(data)
-        y = mb.tensor(f"y{i}", c.out_shape(), "int8", *c.qo)
+        y = mb.tensor(f"y{i}", c.out_shape(), c.dtype, *c.qo)
         mb.op("BATCH_MATMUL", operands, [y], adj_x=c.adj_x, adj_y=c.adj_y)
         outs.append(y)
     return mb.build(ins, outs), values
@@ -85,6 +87,11 @@ def matmuls(draw) -> MatMul:
     ql, qr = draw(quantization(-8.0, -2.0)), draw(quantization(-8.0, -2.0))
     # an output scale near the product's scale x sqrt(depth) x 64 keeps outputs varied
     qo = (float(np.float32(ql[0] * qr[0] * 2.0 ** draw(st.floats(2.0, 9.0)))), draw(st.integers(-128, 127)))
+    if draw(st.integers(0, 3)) == 0:  # int16: zero points 0, the int64 output stage (shifts up to 7)
+        ql, qr = (ql[0], 0), (qr[0], 0)
+        qo = (float(np.float32(ql[0] * qr[0] * 2.0 ** draw(st.floats(14.0, 21.0)))), 0)
+        return MatMul(lhs, rhs, adj_x, adj_y, draw(st.integers(0, 2)), ql, qr, qo, draw(st.integers(0, 2**31)),
+                      "int16")
     return MatMul(lhs, rhs, adj_x, adj_y, draw(st.integers(0, 2)), ql, qr, qo, draw(st.integers(0, 2**31)))
 
 
@@ -104,7 +111,10 @@ def test_llvm_and_c_host_match_oracle(layers):
 
 FIXED = [MatMul((2, 3, 4), (2, 4, 5)), MatMul((2, 1, 3, 6), (4, 6, 2), adj_x=False, adj_y=False, const=2, seed=1),
          MatMul((3, 5), (2, 3, 4, 3), adj_x=True, adj_y=True, seed=2, qo=(0.3, -20)),
-         MatMul((1, 1, 2, 4, 3), (3, 1, 5, 3), adj_y=True, const=1, seed=3)]
+         MatMul((1, 1, 2, 4, 3), (3, 1, 5, 3), adj_y=True, const=1, seed=3),
+         MatMul((2, 3, 4), (4, 5), ql=(0.001, 0), qr=(0.002, 0), qo=(0.3, 0), seed=7, dtype="int16"),
+         MatMul((2, 6, 3), (2, 5, 6), adj_x=True, adj_y=True, const=2, ql=(0.0005, 0), qr=(0.0003, 0),
+                qo=(0.05, 0), seed=8, dtype="int16")]
 
 
 # Products by a constant matrix (rhs zero point 0, batch dimensions of 1): the Cortex-M
@@ -187,11 +197,18 @@ def test_what_prepare_refuses_is_refused():
         y = mb.tensor("y", (5,), "int8", 0.1, 0)
         mb.op("BATCH_MATMUL", [x, w], [y])
         load_tflite(mb.build([x, w], [y]))
-    with pytest.raises(MCUCError, match=r"BATCH_MATMUL.*int16.*int8 only"):
+    with pytest.raises(MCUCError, match=r"BATCH_MATMUL.*int16 zero points 3, 0, 0.*requires 0"):
         mb = ModelBuilder()
-        x = mb.tensor("x", (2, 4), "int16", 0.1, 0)
+        x = mb.tensor("x", (2, 4), "int16", 0.1, 3)
         w = mb.tensor("w", (4, 5), "int16", 0.1, 0)
         y = mb.tensor("y", (2, 5), "int16", 0.1, 0)
+        mb.op("BATCH_MATMUL", [x, w], [y])
+        load_tflite(mb.build([x, w], [y]))
+    with pytest.raises(MCUCError, match=r"BATCH_MATMUL.*int8.*int16.*one type"):
+        mb = ModelBuilder()
+        x = mb.tensor("x", (2, 4), "int8", 0.1, 0)
+        w = mb.tensor("w", (4, 5), "int16", 0.1, 0)
+        y = mb.tensor("y", (2, 5), "int8", 0.1, 0)
         mb.op("BATCH_MATMUL", [x, w], [y])
         load_tflite(mb.build([x, w], [y]))
 

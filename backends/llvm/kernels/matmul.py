@@ -1,16 +1,17 @@
-"""BATCH_MATMUL (int8, mcuc.ir.ops.batch_matmul): a loop nest over the output's batch
-axes, rows and columns, an inner loop over the depth with the int32 sum in a stack slot
-(promoted to a register), then TFLite's output stage. Operand element strides come from
+"""BATCH_MATMUL (int8, int16, mcuc.ir.ops.batch_matmul): a loop nest over the output's
+batch axes, rows and columns, an inner loop over the depth with the sum in a stack slot
+(promoted to a register; int32, or int64 for int16), then TFLite's output stage (the int64
+one for int16). Operand element strides come from
 the op module's `geometry` (0 along broadcast batch axes; adj_x / adj_y only swap
 strides)."""
 from __future__ import annotations
 
 from mcuc.ir.numerics import TFLiteQ31
 from mcuc.ir.ops import kinds
-from mcuc.ir.ops.batch_matmul import geometry, quant
+from mcuc.ir.ops.batch_matmul import geometry, quant, reduced_multiplier
 
 from ..codegen import KernelCall
-from ..emitter import I32
+from ..emitter import I32, I64
 from ..fixedpoint import requantize_constant
 from . import register
 
@@ -26,7 +27,9 @@ def batch_matmul(call: KernelCall) -> None:
     for i in range(len(g.batch) - 1, -1, -1):
         out_batch[i] = step
         step *= g.batch[i]
-    acc = em.slot(I32, "acc")
+    dtype = y_t.dtype
+    wide = dtype == "int16"
+    acc = em.slot(I64 if wide else I32, "acc")
     with em.nest(g.batch, "b") as b:
         lhs_base = em.index(list(zip(b, g.lhs_batch)))
         rhs_base = em.index(list(zip(b, g.rhs_batch)))
@@ -34,10 +37,18 @@ def batch_matmul(call: KernelCall) -> None:
         with em.loop(g.rows, "i") as i, em.loop(g.cols, "j") as j:
             lhs_row = em.b.add(lhs_base, em.mul(i, g.lhs_row))
             rhs_col = em.b.add(rhs_base, em.mul(j, g.rhs_col))
-            em.b.store(em.i32(0), acc)
+            em.b.store(em.i64(0) if wide else em.i32(0), acc)
             with em.loop(g.depth, "k") as k:
-                a = em.add(em.load_i32(lhs, em.b.add(lhs_row, em.mul(k, g.lhs_depth)), "int8"), -q.lhs_zero_point)
-                c = em.add(em.load_i32(rhs, em.b.add(rhs_col, em.mul(k, g.rhs_depth)), "int8"), -q.rhs_zero_point)
-                em.b.store(em.b.add(em.b.load(acc), em.b.mul(a, c)), acc)
-            result = requantize_constant(em, em.b.load(acc), q.multiplier, q.shift, q.output_zero_point, -128, 127)
-            em.store(em.narrow(result, "int8"), y, em.b.add(out_base, em.b.add(em.mul(i, g.cols), j)))
+                a = em.add(em.load_i32(lhs, em.b.add(lhs_row, em.mul(k, g.lhs_depth)), dtype), -q.lhs_zero_point)
+                c = em.add(em.load_i32(rhs, em.b.add(rhs_col, em.mul(k, g.rhs_depth)), dtype), -q.rhs_zero_point)
+                product = em.b.mul(a, c)
+                em.b.store(em.b.add(em.b.load(acc), em.b.sext(product, I64) if wide else product), acc)
+            if wide:  # int64 MultiplyByQuantizedMultiplier (mcuc.ir.ops.batch_matmul.multiply_int64)
+                total = 15 - q.shift
+                scaled = em.b.add(em.b.mul(em.b.load(acc), em.i64(reduced_multiplier(q.multiplier))),
+                                  em.i64(1 << (total - 1)))
+                result = em.clamp(em.b.trunc(em.b.ashr(scaled, em.i64(total)), I32), -32768, 32767)
+            else:
+                result = requantize_constant(em, em.b.load(acc), q.multiplier, q.shift, q.output_zero_point,
+                                             -128, 127)
+            em.store(em.narrow(result, dtype), y, em.b.add(out_base, em.b.add(em.mul(i, g.cols), j)))
