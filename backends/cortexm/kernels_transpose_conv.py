@@ -1,6 +1,7 @@
 """Cortex-M C for TRANSPOSE_CONV (int8, mcuc.ir.ops.transpose_conv).
 
-On DSP cores (batch 1) it is the convolution it equals: `as_dilated_conv` gives a VALID,
+int16 activations (16x8) sum in int64 and take TFLite's int64 output stage, in the gather
+form. On DSP cores (int8, batch 1) it is the convolution it equals: `as_dilated_conv` gives a VALID,
 stride-1 CONV_2D with the kernel flipped over a scratch image D of (out_h + kh - 1) x
 (out_w + kw - 1) pixels holding input pixel (iy, ix) at (iy * stride_h + kh - 1 - pad_h,
 ix * stride_w + kw - 1 - pad_w) and the input zero point everywhere else (so those taps
@@ -19,6 +20,7 @@ import numpy as np
 from mcuc.ir.op import Op
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.conv2d import Conv2DAttrs
+from mcuc.ir.ops.batch_matmul import reduced_multiplier
 from mcuc.ir.ops.transpose_conv import requant_params
 from mcuc.ir.program import Program, Step
 from mcuc.ir.tensor import Tensor
@@ -53,33 +55,44 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
     name, fn = site.name, site.fn
     decls = [f"/* {c_comment(op.label)} */\n"]
     mult, shift = requant_params(op)
+    wide = x.dtype == "int16"  # 16x8: int64 sums, TFLite's int64 output stage, no zero points
+    ctype, acc_t = ("int16_t", "int64_t") if wide else ("int8_t", "int32_t")
     bias = op.inputs[2].data if len(op.inputs) > 2 and op.inputs[2] is not None else np.zeros(oc, np.int32)
     if site.first:
         decls.append(c_array("int8_t", f"{fn}_w", w.data))
-        decls.append(c_array("int32_t", f"{fn}_b", bias))
-        decls.append(c_array("int32_t", f"{fn}_m", mult))
-        decls.append(c_array("int32_t", f"{fn}_s", shift))
+        if wide:
+            decls.append(c_array("int64_t", f"{fn}_b", bias))
+            decls.append(c_array("int32_t", f"{fn}_m", reduced_multiplier(mult)))
+            decls.append(c_array("int32_t", f"{fn}_s", 15 - np.asarray(shift, np.int64)))
+        else:
+            decls.append(c_array("int32_t", f"{fn}_b", bias))
+            decls.append(c_array("int32_t", f"{fn}_m", mult))
+            decls.append(c_array("int32_t", f"{fn}_s", shift))
     zp, out_zp = x.quant.scalar_zero_point, y.quant.scalar_zero_point
     inner = (_axis("oy", "fy", a.pad[0], a.stride[0], ih, "iy") + "".join(
         [f"for (fx = 0; fx < {kw}; fx++) {{\n"]) + _indent(
         _axis("ox", "fx", a.pad[1], a.stride[1], iw, "ix")
-        + f"const int8_t *px = in + ((b * {ih} + iy) * {iw} + ix) * {ic};\n"
+        + f"const {ctype} *px = in + ((b * {ih} + iy) * {iw} + ix) * {ic};\n"
         + f"const int8_t *pw = {fn}_w + ((c * {kh} + fy) * {kw} + fx) * {ic};\n"
         + f"for (k = 0; k < {ic}; k++) {{\n"
         + f"    acc += ((int32_t)px[k] - ({zp})) * (int32_t)pw[k];\n}}\n", 1) + "}\n")
-    body = (f"const int8_t *in = (const int8_t *)(const void *)(arena + {arena_offset(program, x, op.label)});\n"
-            f"int8_t *out = (int8_t *)(void *)(arena + {arena_offset(program, y, op.label)});\n"
+    if wide:
+        stage = (f"({ctype})mcuc_clamp((int32_t)(uint32_t)(uint64_t)((acc * {fn}_m[c] + "
+                 f"((int64_t)1 << ({fn}_s[c] - 1))) >> {fn}_s[c]), {a.act_min}, {a.act_max})")
+    else:
+        stage = f"({ctype})mcuc_clamp(mcuc_mbqm(acc, {fn}_m[c], {fn}_s[c]) + ({out_zp}), {a.act_min}, {a.act_max})"
+    body = (f"const {ctype} *in = (const {ctype} *)(const void *)(arena + {arena_offset(program, x, op.label)});\n"
+            f"{ctype} *out = ({ctype} *)(void *)(arena + {arena_offset(program, y, op.label)});\n"
             "int b, oy, ox, c, fy, fx, k;\n"
             f"for (b = 0; b < {n}; b++) {{\n"
             f"    for (oy = 0; oy < {oh}; oy++) {{\n"
             f"        for (ox = 0; ox < {ow}; ox++) {{\n"
             f"            for (c = 0; c < {oc}; c++) {{\n"
-            f"                int32_t acc = {fn}_b[c];\n"
+            f"                {acc_t} acc = {fn}_b[c];\n"
             f"                for (fy = 0; fy < {kh}; fy++) {{\n"
             + _indent(inner, 5)
             + "                }\n"
-            f"                *out++ = (int8_t)mcuc_clamp(mcuc_mbqm(acc, {fn}_m[c], {fn}_s[c]) + ({out_zp}), "
-            f"{a.act_min}, {a.act_max});\n"
+            f"                *out++ = {stage};\n"
             "            }\n        }\n    }\n}\n")
     decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n{_indent(body, 1)}}}\n")
     return "".join(decls), f"{name}(arena);", (ELEMENTWISE_H,)
@@ -88,7 +101,7 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
 def as_dilated_conv(op: Op) -> Op | None:
     """The CONV_2D over the dilated image D computing this TRANSPOSE_CONV (batch 1), or None."""
     x, w = op.inputs[0], op.inputs[1]
-    if op.kind != kinds.TRANSPOSE_CONV or x.shape[0] != 1:
+    if op.kind != kinds.TRANSPOSE_CONV or x.shape[0] != 1 or x.dtype != "int8":
         return None
     a = op.attrs
     _, kh, kw, ic = w.shape

@@ -156,15 +156,18 @@ def full_inputs(op: Op, out: Region) -> list[Region | None]:
     return [None if t.is_constant else Region.full(t.shape) for t in op.inputs]
 
 
-def reduced_multiplier(multiplier: int) -> int:
-    """The 15-bit multiplier of the int64 MultiplyByQuantizedMultiplier."""
-    return (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+def reduced_multiplier(multiplier):
+    """The 15-bit multiplier of the int64 MultiplyByQuantizedMultiplier (scalar or array)."""
+    m = np.asarray(multiplier, np.int64)
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    return int(reduced) if reduced.ndim == 0 else reduced
 
 
-def multiply_int64(acc, multiplier: int, shift: int) -> np.ndarray:
+def multiply_int64(acc, multiplier, shift) -> np.ndarray:
     """TFLite's MultiplyByQuantizedMultiplier(int64_t x, ...) of the double-rounding build:
-    (x * reduced + 2^(total - 1)) >> total with total = 15 - shift, truncated to int32."""
-    total = 15 - shift
+    (x * reduced + 2^(total - 1)) >> total with total = 15 - shift, truncated to int32
+    (multiplier and shift scalars or per-channel arrays along the last axis)."""
+    total = 15 - np.asarray(shift, np.int64)
     x = np.asarray(acc, np.int64) * reduced_multiplier(multiplier) + (np.int64(1) << (total - 1))
     return wrap_int32(x >> total)
 

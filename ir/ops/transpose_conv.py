@@ -1,6 +1,9 @@
 """TRANSPOSE_CONV of int8 NHWC tensors with int8 weights [out_ch, kh, kw, in_ch]
 (per-channel or per-tensor scales) and an optional int32 bias (TFLM's transpose_conv.cc,
-reference_integer_ops::TransposeConv).
+reference_integer_ops::TransposeConv); and of int16 activations (16x8) with an int64 or
+int16 bias: the same scatter summed in int64 without zero points (the kernel ignores them,
+so mcuc requires 0), TFLite's int64 MultiplyByQuantizedMultiplier per channel
+(batch_matmul.multiply_int64) and the activation clamp, no output zero point.
 
 The reference scatters: every input pixel (iy, ix) adds (x - x_zp) * w[oc, fy, fx, ic]
 to output (iy * stride_h - pad_h + fy, ix * stride_w - pad_w + fx) when that lies inside
@@ -29,6 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..fixedpoint import requantize_per_channel
+from .batch_matmul import multiply_int64
 from ..op import Op
 from ..region import Region
 from . import OpDef, Trait, register
@@ -65,9 +69,9 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
             "takes an input, weights, an optional bias and one output")
     x, w, b = op.inputs[0], op.inputs[1], _bias(op)
     a: TransposeConvAttrs = op.attrs
-    require(x.dtype == "int8" and op.output.dtype == "int8", op,
-            f"input {x.dtype} and output {op.output.dtype}: mcuc runs TRANSPOSE_CONV on int8 (int16 refused: "
-            "not yet)")
+    require(x.dtype in ("int8", "int16") and op.output.dtype == x.dtype, op,
+            f"input {x.dtype} and output {op.output.dtype}: TRANSPOSE_CONV takes int8 or int16 (16x8) activations "
+            "of one type")
     require(len(x.shape) == 4, op, f"input {x.name!r} must be 4-D NHWC, got shape {x.shape}")
     require(not x.is_constant, op, f"input {x.name!r} is a constant; mcuc compiles ops on computed values")
     require(w.is_constant and w.dtype == "int8" and len(w.shape) == 4, op,
@@ -85,12 +89,21 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     if w.quant.per_channel:
         require(w.quant.axis == 0, op, f"weights are quantized along dimension {w.quant.axis}; tflite-micro "
                                        "takes per-channel scales along dimension 0 (output channels)")
+    wide = x.dtype == "int16"
+    bias_types = ("int64", "int16") if wide else ("int32",)
     if b is not None:
-        require(b.dtype == "int32" and b.is_constant and b.shape == (w.shape[0],), op,
-                f"bias {b.name!r} must be a constant int32 tensor of {w.shape[0]} values, got "
-                f"{b.dtype}{list(b.shape)}")
-    requant_params(op)  # input, weights and output quantized, multipliers below 2^30
+        require(b.dtype in bias_types and b.is_constant and b.shape == (w.shape[0],), op,
+                f"bias {b.name!r} must be a constant {' or '.join(bias_types)} tensor of {w.shape[0]} values "
+                f"(what tflite-micro reads for {x.dtype} activations), got {b.dtype}{list(b.shape)}")
+    mult, shift = requant_params(op)  # input, weights and output quantized, multipliers below 2^30
     out_shape = (x.shape[0], a.out_hw[0], a.out_hw[1], w.shape[0])
+    if wide:
+        zps = (x.quant.scalar_zero_point, op.output.quant.scalar_zero_point)
+        require(zps == (0, 0), op, f"int16 input and output zero points {zps}: tflite-micro's 16x8 kernel ignores "
+                                   "them, so mcuc requires 0")
+        require(int(np.max(shift)) <= 7, op, f"input scale x weight scale / output scale gives the shift "
+                                             f"{int(np.max(shift))}: the int64 output stage takes at most 7")
+        return [out_shape]
     # Every output element sums each weight at most once: bound the sum as the convolutions do.
     weights = np.abs(w.data.astype(np.int64)).reshape(w.shape[0], -1).sum(axis=1) * 255
     bias = np.zeros(w.shape[0], np.int64) if b is None else np.abs(b.data.astype(np.int64))
@@ -164,6 +177,9 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if _bias(op) is not None:
         acc = acc + np.asarray(inputs[2], np.int64)
     mult, shift = requant_params(op)
+    if op.output.dtype == "int16":
+        y = np.clip(multiply_int64(acc, mult, shift), a.act_min, a.act_max)
+        return [y.astype(np.int16).reshape(op.output.shape)]
     y = requantize_per_channel(acc, mult, shift, op.output.quant.scalar_zero_point, a.act_min, a.act_max)
     return [y.astype(np.int8).reshape(op.output.shape)]
 

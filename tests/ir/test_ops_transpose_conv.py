@@ -1,4 +1,5 @@
-"""TRANSPOSE_CONV (int8, per-channel or per-tensor weights, optional int32 bias): hypothesis
+"""TRANSPOSE_CONV (int8 with an int32 bias, int16 activations with an int64 or int16 bias;
+per-channel or per-tensor weights; the bias optional): hypothesis
 draws shapes, strides, SAME / VALID, output sizes around the natural one (tflite-micro
 takes the output tensor's size, never reads the output_shape input, and computes the
 padding from the output size), fused activations and quantizations; one model holds a
@@ -37,6 +38,8 @@ class TConv:
     qo: tuple[float, int] = (0.1, -5)
     seed: int = 0
     shape_input: tuple[int, ...] | None = None  # output_shape values (None: the output's shape)
+    dtype: str = "int8"  # activations; int16 (16x8): zero points 0, an int64 (or int16) bias
+    bias_dtype: str = "int64"  # of an int16 layer
 
     def natural(self) -> tuple[int, int]:
         n, h, w, _ = self.x
@@ -54,7 +57,7 @@ def model_of(layers: list[TConv]) -> tuple[bytes, list[np.ndarray]]:
     ins, outs, values = [], [], []
     for i, c in enumerate(layers):
         rng = np.random.default_rng(c.seed)
-        x = mb.tensor(f"x{i}", c.x, "int8", *c.qx)
+        x = mb.tensor(f"x{i}", c.x, c.dtype, *c.qx)
         oc, (kh, kw) = c.out_channels, c.kernel
         scales = (rng.uniform(0.002, 0.02, oc) if c.per_channel else np.full(1, 0.01)).astype(np.float32)
         w = mb.tensor(f"w{i}", (oc, kh, kw, c.x[3]), "int8", scales, [0] * scales.size, axis=0,
@@ -62,13 +65,16 @@ def model_of(layers: list[TConv]) -> tuple[bytes, list[np.ndarray]]:
         shape = mb.const(f"shape{i}", list(c.shape_input or c.out_shape()))
         operands = [shape, w, x]
         if c.bias:
-            operands.append(mb.tensor(f"b{i}", (oc,), "int32", data=rng.integers(-3000, 3000, oc)))
-        y = mb.tensor(f"y{i}", c.out_shape(), "int8", *c.qo)
+            bias_dtype = c.bias_dtype if c.dtype == "int16" else "int32"
+            limit = 3000 if bias_dtype == "int32" else 30000
+            operands.append(mb.tensor(f"b{i}", (oc,), bias_dtype, data=rng.integers(-limit, limit, oc)))
+        y = mb.tensor(f"y{i}", c.out_shape(), c.dtype, *c.qo)
         mb.op("TRANSPOSE_CONV", operands, [y], padding=c.padding, stride_h=c.stride[0], stride_w=c.stride[1],
               fused_activation_function=c.activation)
         ins.append(x)
         outs.append(y)
-        values.append(rng.integers(-128, 128, c.x).astype(np.int8))
+        info = np.iinfo(c.dtype)
+        values.append(rng.integers(info.min, info.max + 1, c.x).astype(c.dtype))
     return mb.build(ins, outs), values
 
 
@@ -85,8 +91,13 @@ def tconvs(draw) -> TConv:
         ow = max(1, ow + draw(st.integers(-stride[1], stride[1])))
     qx = (float(np.float32(2.0 ** draw(st.floats(-8.0, -3.0)))), draw(st.integers(-128, 127)))
     qo = (float(np.float32(qx[0] * 2.0 ** draw(st.floats(0.0, 5.0)))), draw(st.integers(-128, 127)))
+    dtype, bias_dtype = "int8", "int64"
+    if draw(st.integers(0, 3)) == 0:  # 16x8
+        dtype, bias_dtype = "int16", draw(st.sampled_from(["int64", "int16"]))
+        qx, qo = (qx[0] / 256, 0), (qo[0] / 256, 0)
     return TConv(x, c.out_channels, kernel, stride, padding, (oh, ow), draw(st.booleans()), draw(st.booleans()),
-                 draw(st.sampled_from(["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])), qx, qo, draw(st.integers(0, 2**31)))
+                 draw(st.sampled_from(["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])), qx, qo, draw(st.integers(0, 2**31)),
+                 None, dtype, bias_dtype)
 
 
 @settings(deadline=None, max_examples=30)
@@ -111,7 +122,11 @@ FIXED = [TConv((1, 4, 4, 3), 4, (3, 3), (2, 2), "SAME"),
          # kernels, input channels a multiple of 4 or not, cropped and enlarged outputs).
          TConv((1, 3, 3, 8), 5, (1, 1), (2, 2), "VALID", seed=6),
          TConv((1, 5, 4, 4), 6, (5, 3), (3, 2), "SAME", out_hw=(14, 9), activation="RELU6", seed=7),
-         TConv((1, 4, 4, 3), 2, (2, 2), (2, 2), "SAME", out_hw=(9, 6), per_channel=False, seed=8)]
+         TConv((1, 4, 4, 3), 2, (2, 2), (2, 2), "SAME", out_hw=(9, 6), per_channel=False, seed=8),
+         # 16x8 (the gather form on every core)
+         TConv((1, 3, 4, 3), 4, (3, 3), (2, 2), "SAME", qx=(0.0002, 0), qo=(0.001, 0), seed=9, dtype="int16"),
+         TConv((2, 2, 2, 2), 3, (4, 3), (2, 1), "VALID", activation="RELU", qx=(0.0001, 0), qo=(0.0004, 0),
+               seed=10, dtype="int16", bias_dtype="int16")]
 
 
 @NEEDS_ARM
@@ -133,7 +148,7 @@ def test_dsp_cores_run_it_as_a_convolution_over_the_dilated_input(tmp_path, monk
     model, inputs = model_of(FIXED)
     mcuc.compile_to_directory(model, tmp_path, target="cortex-m4")
     source = (tmp_path / "model.c").read_text()
-    assert len(re.findall(r"_dilate\(arena\)", source)) == sum(c.x[0] == 1 for c in FIXED)
+    assert len(re.findall(r"_dilate\(arena\)", source)) == sum(c.x[0] == 1 and c.dtype == "int8" for c in FIXED)
     assert "mcuc_conv_im2col" in source
     real = ktc.as_dilated_conv
 
@@ -203,6 +218,16 @@ def test_what_mcuc_refuses_names_the_op_and_rule():
     mb.op("TRANSPOSE_CONV", [mb.const("s", [1, 4, 4, 2]), w, x], [y], padding="SAME", stride_h=2, stride_w=2)
     with pytest.raises(MCUCError, match=r"TRANSPOSE_CONV.*quantized"):
         load_tflite(mb.build([x], [y]))
+    for zp, bias_dtype, rule in ((5, "int64", r"int16 input and output zero points \(5, 0\).*requires 0"),
+                                 (0, "int32", r"bias 'b' must be a constant int64 or int16 tensor")):
+        mb = ModelBuilder()
+        x = mb.tensor("x", (1, 2, 2, 3), "int16", 0.001, zp)
+        w = mb.tensor("w", (2, 3, 3, 3), "int8", [0.01, 0.01], [0, 0], data=np.ones((2, 3, 3, 3)))
+        b = mb.tensor("b", (2,), bias_dtype, data=np.ones(2))
+        y = mb.tensor("y", (1, 4, 4, 2), "int16", 0.001, 0)
+        mb.op("TRANSPOSE_CONV", [mb.const("s", [1, 4, 4, 2]), w, x, b], [y], padding="SAME", stride_h=2, stride_w=2)
+        with pytest.raises(MCUCError, match=rf"TRANSPOSE_CONV.*{rule}"):
+            load_tflite(mb.build([x], [y]))
 
 
 def test_patch_stages_hold_transpose_conv():
