@@ -44,8 +44,8 @@ CACHE_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56
 CACHE_COLUMNS = (1, 2)
 # Stages the search adds after its first, one at a time over the op at the peak, and the
 # grids it tries for each ((rows, columns, cached); rows 0: one per row of the cut).
-MORE_STAGES = 3
-MORE_GRIDS = ((0, 1, True), (2, 1, True), (2, 2, False), (3, 3, False))
+MORE_STAGES = 8  # rounds of more_stages (each adds a stage or re-grids one)
+MORE_GRIDS = ((0, 1, True), (2, 2, False), (3, 3, False))
 
 
 @dataclass(frozen=True)
@@ -314,8 +314,9 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
             if planned[-1][0].arena_bytes <= sram:
                 best = fewest_macs_fitting()
                 return SearchResult(best[0], best[1], exact_baseline, candidates)
-        cheap = more_stages(graph, scratch, _best_single(planned, allowed, exact, exact_baseline), baseline.macs,
-                            max_overhead=max_overhead, sram=sram)
+        # (from the single stage --patch auto starts from: the plans above would change it)
+        start = _best_single([(exact_baseline, base_program)], allowed, exact, exact_baseline)
+        cheap = more_stages(graph, scratch, start, baseline.macs, max_overhead=max_overhead, sram=sram)
         if cheap[0].arena_bytes <= sram:
             return SearchResult(cheap[0], cheap[1], exact_baseline, candidates)
         for c in [c for c in fitting if c.overhead > max_overhead][:EXACT_PLANS * 2]:
@@ -374,48 +375,83 @@ def _stage_spans(graph: Graph, program: Program) -> list[tuple[int, int]]:
 
 def more_stages(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate, Program], base_macs: int, *,
                 max_overhead: float | None = None, sram: int | None = None) -> tuple[Candidate, Program]:
-    """Add stages to a schedule one at a time, each over the busiest op outside its stages
-    (a stage ending at one of the nearest ops after it, cached or recomputed), while the
-    arena shrinks (and the MACs stay within `max_overhead`), up to MORE_STAGES, or with
-    `sram`, until the arena fits."""
+    """Improve a schedule a step at a time, up to MORE_STAGES rounds, while the arena (or the
+    live bound) shrinks and the MACs stay within `max_overhead`, or with `sram`, until the
+    arena fits; the smallest arena reached, with the fewest rounds, is the result. Each
+    round tries a stage over the busiest op outside the stages (ending at one of the
+    nearest ops after it, cached or recomputed) and, when a stage is the busiest step,
+    that stage with the other MORE_GRIDS (a stage that was the peak alone may shrink its
+    workspace once others took the rest), and keeps the best."""
+    def key(trial: tuple[Candidate, Program]) -> tuple[int, int]:
+        # the live bound, then the arena: when several steps share the peak, one stage
+        # may not lower the arena (placement can leave it above the bound), but it
+        # lowers the bound, and the next stage the arena
+        return max(live_bytes(trial[1]), default=0), trial[0].arena_bytes
+
+    current = best
     for _ in range(MORE_STAGES):
-        c, program = best
+        c, program = current
         if sram is not None and c.arena_bytes <= sram:
-            break
-        # The busiest step outside the stages (the arena can exceed the live bound, so
-        # even when a stage holds the most live bytes, a stage elsewhere may shrink it).
-        live, spans = live_bytes(program), _stage_spans(graph, program)
-        # (a stage of one op spans one op too: its step is the PATCH_STAGE)
-        outside = [i for i, (a, b) in enumerate(spans) if a == b and program.steps[i].op.kind != PATCH_STAGE]
-        if not outside:
-            break
-        first = spans[max(outside, key=live.__getitem__)][0]
-        taken = [(spec_start(graph, spec), spec.end) for spec in c.stages]
-        low = max((e + 1 for _, e in taken if e < first), default=0)
-        high = min((s - 1 for s, _ in taken if s > first), default=len(graph.ops) - 1)
-        trials = []
-        for start, end in stage_ends(graph):
-            start = max(start, low)
-            if not (start <= first <= end <= high) or len(trials) >= 3 * len(MORE_GRIDS):
-                continue
-            cut = graph.ops[end].outputs[0]
-            for rows, cols, cache in MORE_GRIDS:
-                grid = (min(rows or cut.shape[1], cut.shape[1]), min(cols, cut.shape[2]))
-                if cache and cut.shape[0] != 1:
-                    continue
-                trials.append(StageSpec(end, grid, start, cache))
+            return current
+        trials = [tuple(sorted(c.stages + (spec,), key=lambda s: s.end))
+                  for spec in _added_stages(graph, c, program)]
+        trials += _regridded(graph, c, program)
         improved = None
-        for spec in dict.fromkeys(trials):
-            stages = tuple(sorted(c.stages + (spec,), key=lambda s: s.end))
+        for stages in dict.fromkeys(trials):
             trial = plan_candidate(graph, replace(c, stages=stages, arena_bytes=None), scratch, base_macs)
             if max_overhead is not None and trial[0].overhead > max_overhead:
                 continue
-            if trial[0].arena_bytes < (improved or best)[0].arena_bytes:
+            if key(trial) < key(improved or current):
                 improved = trial
         if improved is None:
             break
-        best = improved
+        current = improved
+        if current[0].arena_bytes < best[0].arena_bytes:
+            best = current  # (a round that only lowered the bound adds a stage for nothing)
     return best
+
+
+def _grids(cut: Tensor) -> list[tuple[tuple[int, int], bool]]:
+    """MORE_GRIDS for a stage cutting at `cut` (rows 0: one per row; cached: batch 1)."""
+    return [((min(rows or cut.shape[1], cut.shape[1]), min(cols, cut.shape[2])), cache)
+            for rows, cols, cache in MORE_GRIDS if not (cache and cut.shape[0] != 1)]
+
+
+def _added_stages(graph: Graph, c: Candidate, program: Program) -> list[StageSpec]:
+    """Stages over the busiest step outside c's stages (the arena can exceed the live
+    bound, so even when a stage holds the most live bytes, a stage elsewhere may shrink it)."""
+    live, spans = live_bytes(program), _stage_spans(graph, program)
+    # (a stage of one op spans one op too: its step is the PATCH_STAGE)
+    outside = [i for i, (a, b) in enumerate(spans) if a == b and program.steps[i].op.kind != PATCH_STAGE]
+    if not outside:
+        return []
+    first = spans[max(outside, key=live.__getitem__)][0]
+    taken = [(spec_start(graph, spec), spec.end) for spec in c.stages]
+    low = max((e + 1 for _, e in taken if e < first), default=0)
+    high = min((s - 1 for s, _ in taken if s > first), default=len(graph.ops) - 1)
+    trials: list[StageSpec] = []
+    ends = 0
+    for start, end in stage_ends(graph):
+        start = max(start, low)
+        if not (start <= first <= end <= high) or ends >= 3:
+            continue
+        ends += 1
+        # from as early as it may start, and from the busiest op or the one before it
+        for s in sorted({start} | {f for f in (first - 1, first) if f >= start}):
+            trials += [StageSpec(end, grid, s, cache) for grid, cache in _grids(graph.ops[end].outputs[0])]
+    return trials
+
+
+def _regridded(graph: Graph, c: Candidate, program: Program) -> list[tuple[StageSpec, ...]]:
+    """c's stages with the busiest step's stage (if a stage is the busiest) on other grids."""
+    live = live_bytes(program)
+    busiest = program.steps[max(range(len(live)), key=live.__getitem__)].op
+    if busiest.kind != PATCH_STAGE:
+        return []
+    end = busiest.attrs.span[1]
+    old = next(s for s in c.stages if s.end == end)
+    return [tuple(replace(old, grid=grid, cache=cache) if s is old else s for s in c.stages)
+            for grid, cache in _grids(graph.ops[end].outputs[0]) if (grid, cache) != (old.grid, bool(old.cache))]
 
 
 def spec_start(graph: Graph, spec: StageSpec) -> int:
