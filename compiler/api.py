@@ -226,14 +226,16 @@ def bench(models: str | os.PathLike | Sequence[str | os.PathLike], target: str =
 
 
 def plan(model: str | os.PathLike, target: str = "cortex-m4", svg: str | os.PathLike | None = None,
-         progress: bool = False, **options) -> dict:
+         progress: bool = False, compare: str | os.PathLike | None = None, **options) -> dict:
     """`mcuc plan MODEL --json`: the patch schedules' memory / MAC trade-off (the Pareto
     front, the layer-by-layer point, the schedule --patch auto picks); `svg` writes the plot
-    there. `options`: io, layout, onnx_numerics, max_tensor_bytes, io_buffers."""
-    from mcuc.plan_cmd import plan_model
+    there; `compare`: a CSV of points to compare with (as --compare). `options`: io,
+    layout, onnx_numerics, max_tensor_bytes, io_buffers."""
+    from mcuc.plan_cmd import load_points, plan_model
 
+    points = load_points(Path(compare)) if compare is not None else None
     return plan_model(str(model), CompileOptions(target=target, **options), Path(svg) if svg is not None else None,
-                      progress=progress)
+                      progress=progress, compare=points)
 
 
 __all__ = ["compile", "compile_to_directory", "verify", "validate", "bench", "plan", "CompiledModel", "MCUCError"]

@@ -270,7 +270,7 @@ def _compile_several(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from mcuc.plan_cmd import format_plan, plan_model
+    from mcuc.plan_cmd import format_plan, load_points, plan_model
 
     # The table's plot goes to MODEL_plan.svg here unless --svg names the file; --json
     # writes nothing but what --svg asks for (a script's working folder stays as it was).
@@ -278,7 +278,8 @@ def cmd_plan(args) -> int:
         svg = _writable_file(args.svg, "--svg")
     else:
         svg = None if args.json else Path(f"{Path(args.model).stem}_plan.svg")
-    report = plan_model(args.model, _options(args), svg, progress=_show_progress(args))
+    compare = load_points(Path(args.compare)) if args.compare else None
+    report = plan_model(args.model, _options(args), svg, progress=_show_progress(args), compare=compare)
     print(json.dumps(report, indent=2) if args.json else format_plan(report))
     return 0
 
@@ -391,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8: drop a float model's QUANTIZE/DEQUANTIZE edges (API takes int8)")
     p.add_argument("--layout", choices=("nchw", "nhwc"), default=None,
                    help="layout of 4-D inputs/outputs at the API (as in compile)")
+    p.add_argument("--compare", default=None, metavar="CSV",
+                   help="points to compare with (header label,arena_bytes,mac_factor; # comments): each "
+                        "gets the schedule of fewest MACs within its bytes, in the table and on the plot")
     _add_io_buffers_option(p)
     _add_onnx_numerics_option(p)
     _add_limit_option(p)

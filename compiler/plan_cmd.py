@@ -3,13 +3,19 @@
 Prints the Pareto front of the schedule search (split op, grid, peak arena bytes, MACs,
 overhead), the layer-by-layer point and the schedule `--patch auto` picks, and writes an
 SVG plot of peak memory against MAC overhead (every candidate as a dot, the front as a
-line, layer by layer and the choice marked).
+line, layer by layer and the choice marked). With points to compare with (`--compare
+CSV`: published figures, another tool's), each point gets the schedule of fewest MACs
+whose arena is at most its bytes (the `--sram` search), side by side in the table and
+marked on the plot.
 """
 from __future__ import annotations
 
+import csv
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from mcuc.ir import MCUCError
 from mcuc.ir.graph import Graph
 from mcuc.passes.patch_search import Candidate, plan_candidate, pareto_front, search
 from mcuc.passes.patch_schedule import AUTO_MAX_OVERHEAD
@@ -17,6 +23,58 @@ from mcuc.pipeline import CompileOptions, cortexm_scratch, prepare
 
 FRONT_PLANNED = 30  # front entries planned exactly (the rest keep their estimate)
 PLOT_MAX_OVERHEAD = 0.5  # the plot leaves out schedules beyond +50% MACs
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point to compare with: a peak in bytes reached at `mac_factor` times the MACs of
+    layer by layer."""
+
+    label: str
+    arena_bytes: int
+    mac_factor: float
+
+
+def load_points(path: Path) -> list[Point]:
+    """Points from a CSV file: a header row `label,arena_bytes,mac_factor`, then one point
+    per row; lines starting with # are comments (where the figures come from)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise MCUCError(f"--compare: cannot read {str(path)!r}: {e}") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
+    rows = list(csv.reader(line for _, line in lines))
+    if not rows or [c.strip() for c in rows[0]] != ["label", "arena_bytes", "mac_factor"]:
+        raise MCUCError(f"--compare: {str(path)!r} must start with the header label,arena_bytes,mac_factor")
+    points = []
+    for (n, _), row in zip(lines[1:], rows[1:]):
+        try:
+            label, arena, factor = (c.strip() for c in row)
+            point = Point(label, int(arena), float(factor))
+        except ValueError:
+            raise MCUCError(f"--compare: {str(path)!r} line {n}: expected label,arena_bytes,mac_factor "
+                            f"(an integer and a number), got {','.join(row)[:80]!r}") from None
+        if point.arena_bytes <= 0 or not point.mac_factor >= 1.0:
+            raise MCUCError(f"--compare: {str(path)!r} line {n}: arena_bytes must be positive and "
+                            f"mac_factor at least 1 (layer by layer's MACs)")
+        points.append(point)
+    return points
+
+
+def _compare(graph: Graph, scratch, points: list[Point]) -> list[dict]:
+    """Per point, the schedule of fewest MACs that fits its bytes (or the smallest any
+    schedule reaches), and whether it meets the point (bytes and MAC factor)."""
+    rows = []
+    for p in points:
+        row = {"label": p.label, "arena_bytes": p.arena_bytes, "mac_factor": p.mac_factor}
+        try:
+            found = search(graph, scratch, sram=p.arena_bytes, max_overhead=AUTO_MAX_OVERHEAD).best
+            row.update(patch=found.describe(), peak_bytes=found.peak, mcuc_mac_factor=round(1 + found.overhead, 4),
+                       met=found.peak <= p.arena_bytes and 1 + found.overhead <= p.mac_factor + 1e-9)
+        except MCUCError as e:
+            row.update(patch=None, peak_bytes=None, mcuc_mac_factor=None, met=False, note=str(e))
+        rows.append(row)
+    return rows
 
 
 def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
@@ -40,7 +98,7 @@ def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
 
 
 def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None = None,
-               progress: bool = False) -> dict:
+               progress: bool = False, compare: list[Point] | None = None) -> dict:
     """The trade-off report of one model (and the SVG written to `svg_path`). `progress`:
     a tqdm bar on stderr over the search and the exact plans of the front."""
     from mcuc.bench import progress_bar
@@ -75,8 +133,11 @@ def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None =
               "max_overhead": AUTO_MAX_OVERHEAD, "candidates": len(candidates),
               "layer_by_layer_bytes": baseline.arena_bytes, "chosen": _row(graph, chosen.best, "chosen"),
               "front": rows}
+    if compare:
+        report["compare"] = _compare(graph, scratch, compare)
     if svg_path is not None:
-        svg_path.write_text(tradeoff_svg(graph.name, baseline, candidates, planned, chosen.best))
+        svg_path.write_text(tradeoff_svg(graph.name, baseline, candidates, planned, chosen.best,
+                                         report.get("compare", [])))
         report["svg"] = str(svg_path)
     return report
 
@@ -135,20 +196,33 @@ def format_plan(report: dict) -> str:
         lines.append(f"{split:>5}  {kind:<{kind_width}} {fit(name, width):<{width}} {grid:>11} {peak:>10} "
                      f"{r['macs']:>12,} {r['mac_overhead']:>8.1%}  {note}".rstrip())
     lines.append("peak B: arena bytes planned exactly; ~ marks an estimate (live-set bound)")
+    if report.get("compare"):
+        lines.append("compared (the fewest MACs whose arena fits each point):")
+        lines.append(f"  {'point':<24} {'arena B':>9} {'x MACs':>7}  {'mcuc B':>9} {'x MACs':>7}  met  schedule")
+        for r in report["compare"]:
+            mine = (f"{r['peak_bytes']:>9,} {r['mcuc_mac_factor']:>7.3f}" if r["patch"] is not None
+                    else f"{'-':>9} {'-':>7}")
+            what = r["patch"] if r["patch"] is not None else \
+                r["note"].partition(": ")[2].removesuffix("; raise --sram to at least that")
+            lines.append(f"  {fit(r['label'], 24):<24} {r['arena_bytes']:>9,} {r['mac_factor']:>7.3f}  {mine}  "
+                         f"{'yes' if r['met'] else 'no':<4} {what}")
     if "svg" in report:
         lines.append(f"plot: {report['svg']}")
     return "\n".join(lines)
 
 
 def tradeoff_svg(name: str, baseline: Candidate, candidates: list[Candidate], front: list[Candidate],
-                 chosen: Candidate, width: int = 900, height: int = 540) -> str:
-    """Peak memory (y) against MAC overhead (x) as an SVG document."""
+                 chosen: Candidate, compare: list[dict] = (), width: int = 900, height: int = 540) -> str:
+    """Peak memory (y) against MAC overhead (x) as an SVG document; `compare`: the rows of
+    _compare, each point a diamond and mcuc's schedule for it a ring."""
     left, right, top, bottom = 90, 30, 40, 50
     searched = len(candidates)
     candidates = [c for c in candidates if c.overhead <= PLOT_MAX_OVERHEAD]
     front = [c for c in front if c.overhead <= PLOT_MAX_OVERHEAD]
     points = [baseline, *candidates, *front, chosen]
-    max_x = max(max(c.overhead for c in points), 0.01)
+    compare = [r for r in compare if r["mac_factor"] - 1 <= PLOT_MAX_OVERHEAD]
+    mine = [r for r in compare if r["patch"] is not None and r["mcuc_mac_factor"] - 1 <= PLOT_MAX_OVERHEAD]
+    max_x = max(max(c.overhead for c in points), *(r["mac_factor"] - 1 for r in compare), 0.01)
     max_y = max(c.peak for c in points)
     pw, ph = width - left - right, height - top - bottom
     x_of = lambda v: left + pw * v / max_x
@@ -167,6 +241,24 @@ def tradeoff_svg(name: str, baseline: Candidate, candidates: list[Candidate], fr
     for c in front:
         parts.append(f'<circle cx="{x_of(c.overhead):.1f}" cy="{y_of(c.peak):.1f}" r="3" fill="#e15759">'
                      f'<title>{escape(c.describe())}: {c.peak} B, {c.overhead:.1%}</title></circle>')
+    for r in compare:
+        x, y = x_of(r["mac_factor"] - 1), y_of(r["arena_bytes"])
+        parts.append(f'<path d="M{x:.1f},{y - 6:.1f} L{x + 6:.1f},{y:.1f} L{x:.1f},{y + 6:.1f} L{x - 6:.1f},{y:.1f} Z" '
+                     f'fill="#f28e2b"><title>{escape(r["label"])}: {r["arena_bytes"]:,} B at '
+                     f'{r["mac_factor"]:.3f}x MACs</title></path>'
+                     f'<text x="{x + 8:.1f}" y="{y + 4:.1f}" fill="#b35806">{escape(r["label"])}</text>')
+    for r in mine:
+        x, y = x_of(r["mcuc_mac_factor"] - 1), y_of(r["peak_bytes"])
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="none" stroke="#59a14f" stroke-width="2">'
+                     f'<title>mcuc for {escape(r["label"])}: {escape(r["patch"])}, {r["peak_bytes"]:,} B at '
+                     f'{r["mcuc_mac_factor"]:.3f}x MACs</title></circle>')
+    legend = [("#9ab", "schedule searched (estimate)"), ("#e15759", "Pareto front")]
+    if compare:
+        legend += [("#f28e2b", "point compared with"), ("#59a14f", "mcuc's fewest MACs within its bytes (ring)")]
+    for i, (color, text) in enumerate(legend):
+        y = top + 14 + 14 * i
+        parts.append(f'<rect x="{left + pw - 250}" y="{y - 8}" width="9" height="9" fill="{color}"/>'
+                     f'<text x="{left + pw - 236}" y="{y}">{escape(text)}</text>')
     marks = ((baseline, "#4e79a7", "layer by layer"), (chosen, "#59a14f", f"chosen {chosen.describe()}"))
     for c, color, label in marks:
         x, y = x_of(c.overhead), y_of(c.peak)

@@ -333,7 +333,7 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
         smallest = more_stages(graph, scratch, min(planned, key=lambda p: p[0].arena_bytes), baseline.macs, sram=sram)
         if smallest[0].arena_bytes <= sram:
             return SearchResult(smallest[0], smallest[1], exact_baseline, candidates)
-        smallest = smallest[0]
+        smallest = min(smallest[0], cheap[0], key=lambda c: (c.arena_bytes, c.macs))
         raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM: the smallest peak any "
                         f"schedule reaches is {smallest.arena_bytes:,} B ({smallest.describe()}, "
                         f"{smallest.overhead:.1%} extra MACs); raise --sram to at least that")

@@ -84,3 +84,42 @@ def test_api_plan_equals_cli_plan_json(capsys):
 
     assert main(["plan", str(EXAMPLE), "--json"]) == 0
     assert mcuc.plan(EXAMPLE) == json.loads(capsys.readouterr().out)
+
+
+def test_compare_points_get_the_fewest_macs_within_their_bytes(tmp_path, capsys, monkeypatch):
+    """--compare: a point at or above layer by layer is met by it (factor 1); a point below
+    every schedule is not, with the smallest mcuc reaches named; a point between gets the
+    fewest-MAC schedule within its bytes, whose arena really is within them. Labels are
+    data: escaped in the SVG."""
+    monkeypatch.chdir(tmp_path)  # the table run writes its plot here
+    assert main(["plan", str(EXAMPLE), "--json"]) == 0
+    base = json.loads(capsys.readouterr().out)
+    lbl, chosen = base["layer_by_layer_bytes"], base["chosen"]["peak_bytes"]
+    points = tmp_path / "points.csv"
+    points.write_text("# where these come from\nlabel,arena_bytes,mac_factor\n"
+                      f"roomy,{lbl},1.0\n\"<b>tight</b>, one byte\",1,1.4\nbetween,{chosen},1.5\n")
+    svg = tmp_path / "plot.svg"
+    assert main(["plan", str(EXAMPLE), "--json", "--svg", str(svg), "--compare", str(points)]) == 0
+    rows = {r["label"]: r for r in json.loads(capsys.readouterr().out)["compare"]}
+    assert rows["roomy"]["met"] and rows["roomy"]["mcuc_mac_factor"] == 1.0 and rows["roomy"]["peak_bytes"] == lbl
+    tight = rows["<b>tight</b>, one byte"]
+    assert not tight["met"] and tight["patch"] is None and "smallest peak any schedule reaches" in tight["note"]
+    between = rows["between"]
+    assert between["peak_bytes"] <= chosen and between["met"] == (between["mcuc_mac_factor"] <= 1.5)
+    text = svg.read_text()
+    assert "&lt;b&gt;tight&lt;/b&gt;" in text and "<b>" not in text and text.count('fill="#f28e2b"') >= 3 + 1
+    assert main(["plan", str(EXAMPLE), "--compare", str(points)]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"roomy\s+[\d,]+\s+1\.000\s+[\d,]+\s+1\.000\s+yes\s+layer-by-layer", table)
+
+
+def test_compare_file_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.csv"
+    for text, message in [("a,b,c\nx,1,1\n", "must start with the header"),
+                          ("label,arena_bytes,mac_factor\nx,many,1\n", "line 2: expected"),
+                          ("label,arena_bytes,mac_factor\nx,100,0.5\n", "mac_factor at least 1")]:
+        bad.write_text(text)
+        assert main(["plan", str(EXAMPLE), "--compare", str(bad)]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
