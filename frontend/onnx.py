@@ -783,6 +783,9 @@ class OnnxImporter:
         if np.any(w.qparams.zero_point != 0):
             raise self.error(node, "weights have a non-zero zero point; mcuc needs symmetric weights "
                                     "(quantize_static's default for int8 weights)")
+        if w.data.ndim <= channel_axis:
+            raise self.error(node, f"weights of shape {list(w.data.shape)} have no output-channel axis "
+                                    f"{channel_axis}")
         if w.qparams.scale.size not in (1, w.data.shape[channel_axis]):
             raise self.error(node, f"weights have {w.qparams.scale.size} scales for "
                                     f"{w.data.shape[channel_axis]} output channels")

@@ -313,3 +313,21 @@ def test_dequantize_with_other_parameters_than_the_producer_is_refused(tmp_path,
     last.input[1] = "xs"
     message = refused(capsys, "verify", _save(tmp_path, model))
     assert "another scale or zero point" in message
+
+
+def test_scalar_weights_of_a_qlinear_conv_are_refused(tmp_path, capsys):
+    """A QLinearConv whose weight input names a scalar (the fuzz run's node_input mutation
+    on a QOperator MobileNet) was an IndexError in the reader. Behind a com.microsoft op
+    (QLinearSigmoid here, the hard-swish there) onnx's shape inference knows no shape to
+    check it against, so mcuc's reader is the one that must."""
+    from tests.support.onnx_models import qlinear_conv_model
+    import onnx
+
+    model = onnx.load_from_string(qlinear_conv_model("int8"))
+    node = next(n for n in model.graph.node if n.op_type == "QLinearConv")
+    node.input[3] = node.input[2]  # the input's zero point: a scalar
+    node.input[0] = "xs_"
+    model.graph.node.insert(0, helper.make_node("QLinearSigmoid", ["x", "xs", "xz", "xs", "xz"], ["xs_"],
+                                                domain="com.microsoft"))
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    assert "weights of shape [] have no output-channel axis 0" in refused(capsys, "inspect", _save(tmp_path, model))
