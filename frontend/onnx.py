@@ -777,6 +777,9 @@ class OnnxImporter:
         self.values[out_name] = value
 
     def weights(self, node, w: QInput, channel_axis: int) -> tuple[np.ndarray, Quantization]:
+        if not w.is_constant:
+            raise self.error(node, "the weights are computed at run time; mcuc needs constant weights (fold them "
+                                    "with onnxruntime's optimizer or onnx-simplifier)")
         if w.qparams.dtype != "int8":
             raise self.error(node, f"weights are {w.qparams.dtype}; mcuc needs int8 weights "
                                     "(quantize_static(..., weight_type=QuantType.QInt8))")
@@ -824,6 +827,8 @@ class OnnxImporter:
              in_float: bool = False) -> Tensor | None:
         if b is None:
             return None
+        if not b.is_constant:
+            raise self.error(node, "the bias is computed at run time; mcuc needs it as a constant initializer")
         data = np.asarray(b.data)
         if data.dtype != np.int32 or data.size != channels:
             raise self.error(node, f"bias must be int32 with {channels} values, got {data.dtype} x {data.size}")

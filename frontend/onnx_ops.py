@@ -145,7 +145,7 @@ def _build_gemm(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Va
     w, wquant = imp.weights(node, ins[1], 0 if trans_b else 1)
     w = w if trans_b else w.T
     bq = ins[2] if len(ins) > 2 else None
-    if bq is not None and np.asarray(bq.data).size == 1 and w.shape[0] != 1:
+    if bq is not None and bq.is_constant and np.asarray(bq.data).size == 1 and w.shape[0] != 1:
         bq = QInput(bq.qparams, data=np.full(w.shape[0], np.asarray(bq.data).reshape(()), np.int32))
     return _build_fc(imp, node, x, ins[0], np.ascontiguousarray(w), wquant, bq, out, out_name, bool(trans_b))
 

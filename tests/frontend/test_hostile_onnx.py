@@ -331,3 +331,23 @@ def test_scalar_weights_of_a_qlinear_conv_are_refused(tmp_path, capsys):
                                                 domain="com.microsoft"))
     model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     assert "weights of shape [] have no output-channel axis 0" in refused(capsys, "inspect", _save(tmp_path, model))
+
+
+@pytest.mark.parametrize("operand, words", [(3, "the weights are computed at run time"),
+                                            (8, "bias 'xs_' is computed at run time")])
+def test_weights_computed_by_the_graph_are_refused(tmp_path, capsys, operand, words):
+    """A QLinearConv (a QGemm in the fuzz run) whose weight (or bias) input names an
+    activation was an AttributeError in the reader."""
+    from tests.support.onnx_models import qlinear_conv_model
+    import onnx
+
+    model = onnx.load_from_string(qlinear_conv_model("int8"))
+    node = next(n for n in model.graph.node if n.op_type == "QLinearConv")
+    if operand == len(node.input):
+        node.input.append("xs_")
+    else:
+        node.input[operand] = "xs_"  # behind a com.microsoft op, unknown to shape inference
+    model.graph.node.insert(0, helper.make_node("QLinearSigmoid", ["x", "xs", "xz", "xs", "xz"], ["xs_"],
+                                                domain="com.microsoft"))
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    assert words in refused(capsys, "inspect", _save(tmp_path, model))
