@@ -49,6 +49,7 @@ from mcuc.ir.ops.sub import SubAttrs
 from mcuc.ir.ops.transpose import TransposeAttrs
 from mcuc.ir.tensor import cut_name, quoted, short_list
 
+from .tflite_limits import check_int16
 from .tflite_more import CONVERTERS as _MORE_CONVERTERS
 from .validate import check_scales, max_tensor_bytes_or_default, validate_graph
 
@@ -206,6 +207,7 @@ def explicit_padding(padding: int, in_hw: tuple[int, int], kernel_hw: tuple[int,
         raise MCUCError(f"{where}: padding value {padding} is not SAME (0) or VALID (1)")
     top, bottom = same_padding(in_hw[0], kernel_hw[0], stride[0], dilation[0])
     left, right = same_padding(in_hw[1], kernel_hw[1], stride[1], dilation[1])
+    check_int16(where, "SAME padding", (top, left), f"from a {kernel_hw[0]}x{kernel_hw[1]} window")
     return Padding2D(top, bottom, left, right)
 
 
@@ -275,6 +277,9 @@ def _window_params(ctx: _OpContext) -> tuple[tuple[int, int], tuple[int, int]]:
         raise ctx.fail(f"stride {stride} must be positive (stride_h, stride_w)")
     if min(dilation) < 1:
         raise ctx.fail(f"dilation {dilation} must be positive (dilation_h_factor, dilation_w_factor)")
+    if ctx.builtin in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        check_int16(ctx.where, "stride", stride)
+        check_int16(ctx.where, "dilation", dilation)
     return stride, dilation
 
 

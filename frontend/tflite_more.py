@@ -34,6 +34,8 @@ from mcuc.ir.ops.strided_slice import StridedSliceAttrs
 from mcuc.ir.ops.sum import SumAttrs
 from mcuc.ir.ops.transpose_conv import TransposeConvAttrs, tflm_padding
 
+from .tflite_limits import check_int16
+
 
 def _two_inputs(kind: str, attrs_cls):
     def convert(ctx):
@@ -284,6 +286,8 @@ def _transpose_conv(ctx):
         raise ctx.fail(f"padding value {o.Padding()} is not SAME (0) or VALID (1)")
     same = o.Padding() == tflite.Padding.SAME
     pad = tuple(tflm_padding(same, y.shape[1 + k], w.shape[1 + k], stride[k]) for k in range(2))
+    check_int16(ctx.where, "stride", stride)
+    check_int16(ctx.where, "padding", pad)
     act_min, act_max = ctx.activation()
     inputs = [x, w] + ([bias] if bias is not None else [])
     return kinds.TRANSPOSE_CONV, inputs, TransposeConvAttrs((y.shape[1], y.shape[2]), stride, pad, act_min, act_max)

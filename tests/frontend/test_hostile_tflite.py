@@ -67,7 +67,23 @@ def test_zero_point_error_names_the_bad_value(tmp_path, capsys):
 
 def test_huge_dilation_is_refused(tmp_path, capsys):
     data = hm.tflite_conv(dilation_h_factor=2**31 - 1, dilation_w_factor=2**31 - 1, padding="SAME")
-    assert "beyond int32" in refused(capsys, "inspect", _save(tmp_path, data))
+    assert "dilation (2147483647, 2147483647) exceeds 32767" in refused(capsys, "inspect", _save(tmp_path, data))
+
+
+@pytest.mark.parametrize("kind, options, words", [
+    ("MAX_POOL_2D", dict(filter_width=65537, filter_height=3, padding="SAME"), "SAME padding (1, 32768)"),
+    ("CONV_2D", dict(stride_w=40000, stride_h=1), "stride (1, 40000)"),
+])
+def test_values_beyond_tflite_micros_int16_fields_are_refused(tmp_path, capsys, kind, options, words):
+    """Found by the fuzz run (seed 23 case 1770): a MAX_POOL_2D whose filter width was
+    mutated to 65537. tflite-micro keeps SAME padding in int16_t (32768 wraps to -32768),
+    its window came out empty and every output -128, where mcuc took the max of the row:
+    mcuc refuses what tflite-micro's 16-bit fields cannot hold."""
+    from tests.support.tflite_builder import single_op_model
+
+    data = single_op_model(kind, [(1, 6, 6, 2)], np.random.default_rng(0), **options)
+    message = refused(capsys, "inspect", _save(tmp_path, data))
+    assert words in message and "exceeds 32767" in message
 
 
 def test_zero_by_zero_kernel_is_refused(tmp_path, capsys):
