@@ -46,8 +46,9 @@ def _reference(model: Model, options: CompileOptions) -> Built:
     from mcuc.ir.interpreter import run
     from mcuc.ir.program_interpreter import run_program
 
-    if options.patch not in (None, "off") or options.sram is not None or options.io_buffers == "caller":
-        # A patch schedule (or inputs and outputs in caller buffers) changes what runs:
+    if (options.patch not in (None, "off") or options.sram is not None or options.io_buffers == "caller"
+            or options.memory is not None):
+        # A patch schedule (or inputs and outputs in caller buffers, or memory regions) changes what runs:
         # execute the scheduled program with the reference semantics, on one arena at the
         # planned offsets.
         program = schedule(model.graph, options)

@@ -73,6 +73,9 @@ def compile_bundle(models: Sequence[str | os.PathLike | bytes | Model], out_dir:
         raise MCUCError(f"a folder of several models needs two or more models, got {len(models)}")
     if options.name is not None:
         raise MCUCError("with several models, --name takes one name per model, comma-separated")
+    if options.memory is not None:
+        raise MCUCError("--memory plans one model over several memory regions; compile each model of a "
+                        "folder with --memory on its own (mcuc compile MODEL --memory ...)")
     given = split_names(names, len(models))
     loaded = load_models(models, options)
     labels = [source_label(m, i) for i, m in enumerate(loaded)]

@@ -81,8 +81,17 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
                    help="float ABI of the Cortex-M build, as the firmware it links into (default: hard on "
                         "cortex-m4/m7/m33 with their FPU, soft on cortex-m0/m3)")
     _add_io_buffers_option(p)
+    _add_memory_option(p)
     _add_onnx_numerics_option(p)
     _add_limit_option(p)
+
+
+def _add_memory_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory", default=None, metavar="NAME:SIZE[:COST],...",
+                   help="memory regions for the activations and scratch, e.g. dtcm:64K:1,sram:512K:3 (SIZE "
+                        "in bytes or K/M, COST the relative time of a byte's access, default 1): the plan puts "
+                        "each buffer in a region so that all fit and the estimated access time is small, and "
+                        "the C gets one array per region (the first is the arena)")
 
 
 def _add_io_buffers_option(p: argparse.ArgumentParser) -> None:
@@ -109,7 +118,7 @@ def _options(args):
                           max_tensor_bytes=getattr(args, "max_tensor_bytes", None),
                           name=getattr(args, "name", None), float_abi=getattr(args, "float_abi", None),
                           arena=getattr(args, "arena", "static"),
-                          io_buffers=getattr(args, "io_buffers", "arena"))
+                          io_buffers=getattr(args, "io_buffers", "arena"), memory=getattr(args, "memory", None))
 
 
 def cmd_inspect(args) -> int:
@@ -240,6 +249,10 @@ def cmd_compile(args) -> int:
         print(format_verdict(verification))
     print(json.dumps(report, indent=2) if args.json else
           f"wrote {args.output}: arena {report['arena_bytes']:,} B, {report['macs']:,} MACs (report.html)")
+    if not args.json and "regions" in report:
+        from mcuc.report import format_regions
+
+        print(format_regions(report))
     return 0 if exact else EXIT_MISMATCH
 
 

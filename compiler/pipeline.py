@@ -49,6 +49,10 @@ class CompileOptions:
     # It acts in the passes (pipeline.prepare marks the graph, Graph.io_buffers) and in
     # every backend.
     io_buffers: str = "arena"
+    # Several memory regions, "NAME:SIZE[:COST],..." (None: one arena). The planned
+    # buffers are moved into the regions after the plan (mcuc.passes.regions); the
+    # backends give each region its own array.
+    memory: str | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS and self.target != "host":
@@ -71,6 +75,13 @@ class CompileOptions:
             raise MCUCError(f"unknown --arena {self.arena!r}; choose {' or '.join(ARENA_MODES)}")
         if self.io_buffers not in IO_BUFFER_MODES:
             raise MCUCError(f"unknown --io-buffers {self.io_buffers!r}; choose {' or '.join(IO_BUFFER_MODES)}")
+        if self.memory is not None:
+            from mcuc.passes.regions import parse_memory
+
+            parse_memory(self.memory)
+            if self.arena == "caller":
+                raise MCUCError("--memory gives every region its own static array; --arena caller passes one "
+                                "arena pointer: choose one of them")
         if self.name is not None:
             from mcuc.backends.cortexm.c_syntax import check_model_name
 
@@ -103,10 +114,16 @@ def schedule(graph: Graph, options: CompileOptions, scratch: Scratch | None = No
     if options.patch is None and options.sram is None:
         program = passes.plan(graph, scratch)
         check_program(program)
-        return program
-    from mcuc.passes.patch_schedule import schedule_with_patches
+    else:
+        from mcuc.passes.patch_schedule import schedule_with_patches
 
-    return schedule_with_patches(graph, options.patch, options.sram, scratch)
+        program = schedule_with_patches(graph, options.patch, options.sram, scratch)
+    if options.memory is not None:
+        from mcuc.passes.regions import parse_memory, place_in_regions
+
+        program = place_in_regions(program, parse_memory(options.memory))
+        check_program(program)
+    return program
 
 
 def cortexm_target(target: str, optimize: str = "speed", float_abi: str | None = None):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
+from mcuc.passes.regions import access_cost
 from mcuc.passes.report import memory_rows
 
 
@@ -24,7 +25,32 @@ def program_report(program: Program, target: str, layout: str | None = None) -> 
         "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first, "last": b.last}
                     for b in program.buffers],
         "memory": memory_rows(program),  # per op: bytes live, placement, output offsets, scratch
+        **(regions_report(program) if program.regions else {}),
     }
+
+
+def regions_report(program: Program) -> dict:
+    """--memory: each region's address range, bytes, capacity, cost and buffers, and the
+    estimated access cost against every buffer in the costliest region."""
+    regions = []
+    for k, r in enumerate(program.regions):
+        buffers = [b.name for b in program.buffers if (program.region_at(b.offset) or (-1,))[0] == k]
+        regions.append({"name": r.name, "address_base": r.base, "bytes": r.size, "capacity": r.capacity,
+                        "cost": r.cost, "buffers": buffers})
+    return {"regions": regions, "one_arena_bytes": program.notes.get("one_arena_bytes"),
+            "access_cost": access_cost(program)}
+
+
+def format_regions(report: dict) -> str:
+    """The region placement of a report, as `mcuc compile` prints it."""
+    lines = [f"{'region':<12} {'bytes':>10} {'capacity':>10} {'cost':>6}  buffers"]
+    for r in report["regions"]:
+        lines.append(f"{r['name']:<12} {r['bytes']:>10,} {r['capacity']:>10,} {r['cost']:>6g}  {len(r['buffers'])}")
+    cost = report["access_cost"]
+    gain = cost["slowest"] / cost["planned"] if cost["planned"] else 1.0
+    lines.append(f"estimated access cost {cost['planned']:,.0f} (every buffer in the costliest region: "
+                 f"{cost['slowest']:,.0f}, {gain:.2f}x); one arena would be {report['one_arena_bytes']:,} B")
+    return "\n".join(lines)
 
 
 def _io(program: Program, t, layout: str | None = None) -> dict:

@@ -172,6 +172,29 @@ class CallerBuffer:
         return self.base + self.tensor.nbytes
 
 
+# Where each memory region after the first starts in the address space (`--memory`).
+REGION_ADDRESS_ALIGN = 16
+
+
+@dataclass(frozen=True)
+class PlacedRegion:
+    """One memory region of a multi-region plan (`--memory`, passes/regions.py): the
+    addresses [base, base + size) of the program's address space, which the backends
+    map to one array per region (the first region's array is the arena itself).
+    `capacity` is the user's limit for it and `cost` the relative time of one byte's
+    access there; `size` <= `capacity`. Every arena buffer lies wholly in one region."""
+
+    name: str
+    base: int
+    size: int
+    capacity: int
+    cost: float
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+
 @dataclass(frozen=True, eq=False)
 class Program:
     """A graph in its scheduled order with a memory plan.
@@ -183,7 +206,9 @@ class Program:
     `steps[i].op` is `graph.ops[i]` (the graph is already in the scheduled order).
     `live_bound_bytes` is the largest sum of arena buffer sizes live at one step: no
     placement of these buffers can use a smaller arena, so arena_bytes -
-    live_bound_bytes is the placement's loss.
+    live_bound_bytes is the placement's loss. With `regions` (`--memory`), the arena
+    [0, arena_bytes) is the regions one after the other (alignment gaps between them)
+    and every arena buffer lies in one of them.
     """
 
     graph: Graph
@@ -194,6 +219,7 @@ class Program:
     live_bound_bytes: int = 0
     notes: dict = field(default_factory=dict)
     caller_buffers: tuple[CallerBuffer, ...] = ()
+    regions: tuple[PlacedRegion, ...] = ()
 
     def offset(self, tensor: Tensor) -> int:
         return self.offsets[tensor]
@@ -210,6 +236,13 @@ class Program:
             return None
         inside = [b for b in self.caller_buffers if b.base <= address < b.end]
         ends = [b for b in self.caller_buffers if address == b.end]
+        return (inside or ends or [None])[0]
+
+    def region_at(self, address: int) -> tuple[int, PlacedRegion] | None:
+        """The index and PlacedRegion holding arena `address` (its end included, for empty
+        ranges); None without regions or outside them."""
+        inside = [(k, r) for k, r in enumerate(self.regions) if r.base <= address < r.end]
+        ends = [(k, r) for k, r in enumerate(self.regions) if address == r.end]
         return (inside or ends or [None])[0]
 
     def in_arena(self, tensor: Tensor) -> bool:

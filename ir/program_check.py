@@ -31,6 +31,9 @@ The rules, per step:
   arena; no step writes into an input's buffer, and a step writes into an output's
   buffer only as a Fresh step or an Alias (never InPlace or Overlap: the buffer holds no
   other tensor's bytes first).
+- memory regions (`--memory`, ir/program.PlacedRegion): the regions start at 0, follow
+  one another apart, each within its capacity, the last ending the arena, and every
+  arena buffer lies wholly inside one region (so a backend may give each its own array).
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ RULE_LIVE = "live tensors kept"
 RULE_PATCH_BUFFERS = "patch buffers"
 RULE_PATCH_CALLS = "patch calls"
 RULE_CALLER = "caller buffers"
+RULE_REGIONS = "memory regions"
 
 
 class PlanError(MCUCError):
@@ -232,6 +236,7 @@ def tensor_steps(program: Program) -> tuple[dict[Tensor, int], dict[Tensor, int]
 def check_program(program: Program) -> None:
     """PlanError at the first step that breaks a rule of the module docstring."""
     _check_caller_buffers(program)
+    _check_regions(program)
     for t in (*program.graph.inputs, *program.graph.outputs):
         if t.is_constant or program.caller_buffers:
             continue
@@ -274,6 +279,26 @@ def _check_caller_buffers(program: Program) -> None:
             a.end > b.base for a, b in zip(ordered, ordered[1:])):
         raise PlanError(f"graph {graph.name!r}: {RULE_CALLER} rule broken: the caller buffers overlap the arena or "
                         f"each other, or are not one per graph input and output", None, RULE_CALLER)
+
+
+def _check_regions(program: Program) -> None:
+    """Memory regions (`--memory`): in order, apart, each within its capacity, the last
+    ending the arena, and every arena buffer wholly inside one of them."""
+    regions = program.regions
+    if not regions:
+        return
+    name = program.graph.name
+    if (regions[0].base != 0 or regions[-1].end != program.arena_bytes
+            or any(a.end > b.base for a, b in zip(regions, regions[1:]))
+            or any(r.size > r.capacity or r.size < 0 for r in regions)):
+        raise PlanError(f"graph {name!r}: {RULE_REGIONS} rule broken: the regions "
+                        f"{[(r.name, r.base, r.size, r.capacity) for r in regions]} do not tile the arena of "
+                        f"{program.arena_bytes} B within their capacities", None, RULE_REGIONS)
+    for b in program.buffers:
+        found = program.region_at(b.offset)
+        if b.size and (found is None or b.end > found[1].end):
+            raise PlanError(f"graph {name!r}: {RULE_REGIONS} rule broken: buffer {b.name!r} at "
+                            f"[{b.offset}, {b.end}) is not inside one region", None, RULE_REGIONS)
 
 
 def _check_arena(program: Program, index: int, step: Step) -> None:

@@ -7,7 +7,8 @@ backends use: order.py (least-peak topological order), intervals.py (the steps e
 tensor is live), aliasing.py (RESHAPE/CONCAT aliases, in-place and overlapping ops ->
 storage groups), lifetimes.py (pieces with intervals, live-set bound), allocate.py
 (greedy best/first fit, exact search for few buffers), plan.py (tries the variants,
-keeps the smallest arena).
+keeps the smallest arena); regions.py (--memory: the planned buffers moved into memory
+regions, place_in_regions).
 Reports: report.memory_svg(program), report.memory_table(program), report.memory_rows.
 """
 from .fold_pad import fold_pad

@@ -10,6 +10,10 @@ position in Program.caller_buffers. model.c defines `mcuc_io_buffers[K]` (set by
 names `arena` only to keep a step's parameter in use. An address of no buffer and past
 the arena, or an `arena +` the rewrite does not understand, is an MCUCError: a kernel
 that spelled an address differently would otherwise read the wrong memory.
+
+Memory regions (`--memory`, ir/program.PlacedRegion) are relocated alike: an address in
+region K > 0 becomes `(MCUC_REGION_K(arena) + OFFSET)`, the offset inside that region's
+own array (model.c defines the macro; the first region is the arena itself).
 """
 from __future__ import annotations
 
@@ -25,13 +29,16 @@ _ANY_ADDRESS = re.compile(r"\barena\s*\+")
 def relocate(code: str, program: Program, where: str) -> str:
     """`code` with every `arena + ADDRESS` inside a caller buffer pointing into that
     buffer; `where` names the step in errors."""
-    if not program.caller_buffers:
+    if not program.caller_buffers and not program.regions:
         return code
     index = {b.base: k for k, b in enumerate(program.caller_buffers)}
 
     def rewrite(match: re.Match) -> str:
         address = int(match[1])
         buffer = program.caller_buffer_at(address)
+        region = program.region_at(address) if buffer is None else None
+        if region is not None and region[0] > 0:  # --memory: a region after the first has its own array
+            return f"(MCUC_REGION_{region[0]}(arena) + {address - region[1].base})"
         if buffer is None:
             if address > program.arena_bytes:
                 raise MCUCError(f"{where}: the C addresses byte {address}, past the arena ({program.arena_bytes} B) "
@@ -42,5 +49,5 @@ def relocate(code: str, program: Program, where: str) -> str:
     relocated = _ADDRESS.sub(rewrite, code)
     if len(_ANY_ADDRESS.findall(code)) != len(_ADDRESS.findall(code)):
         raise MCUCError(f"{where}: the C addresses the arena with an expression that is not `arena + ADDRESS`, "
-                        f"which --io-buffers caller cannot relocate")
+                        f"which --io-buffers caller and --memory cannot relocate")
     return relocated

@@ -139,7 +139,11 @@ class CortexMBuild:
         self.emulator = Emulator(self.firmware.elf, target, (FLASH_ORIGIN, FLASH_BYTES), (RAM_ORIGIN, RAM_BYTES))
         arena = self.emulator.symbol(f"{NAME}_arena")
         self.arena_address = arena.address
-        self.arena_storage = arena.size
+        # --memory: each region after the first is an array of its own; an address of
+        # the plan maps to (array address - region base) + address
+        arrays = [arena] + [self.emulator.symbol(f"{NAME}_{r.name}_arena") for r in program.regions[1:]]
+        self.region_bases = [(r.base, a.address - r.base) for r, a in zip(program.regions, arrays)] or [(0, arena.address)]
+        self.arena_storage = sum(a.size for a in arrays)
         # --io-buffers caller: the harness's buffers and the tables <name>_invoke_io takes
         self.caller_io = bool(program.caller_buffers)
         if self.caller_io:
@@ -152,6 +156,10 @@ class CortexMBuild:
         if missing:
             raise MCUCError(f"the {target.name} build has no step labels {missing[:3]}...: was the "
                             "project built without MCUC_PROFILE_STEPS?")
+
+    def _address(self, offset: int) -> int:
+        """The emulator's address of the plan's arena address `offset`."""
+        return next(shift for base, shift in reversed(self.region_bases) if base <= offset) + offset
 
     def run(self, inputs, budget: int | None = None, count_instructions: bool = True) -> CortexMResult:
         """One inference. `budget`: instructions before the run counts as runaway code
@@ -166,8 +174,8 @@ class CortexMBuild:
             reads += [(a, len(data)) for a, data in writes]  # the inputs, unchanged after the run
             function, args = f"{NAME}_invoke_io", self.invoke_args
         else:
-            writes = [(self.arena_address + offset, data) for offset, data in zip(io.input_offsets, io.pack(inputs))]
-            reads = [(self.arena_address + offset, t.nbytes) for offset, t in zip(io.output_offsets, io.outputs)]
+            writes = [(self._address(offset), data) for offset, data in zip(io.input_offsets, io.pack(inputs))]
+            reads = [(self._address(offset), t.nbytes) for offset, t in zip(io.output_offsets, io.outputs)]
             function, args = f"{NAME}_invoke", ()
         call = self.emulator.call(function, args, writes=writes, reads=reads,
                                   marks=self.marks if count_instructions else (), budget=budget,

@@ -93,6 +93,10 @@ class IOTensor:
     zero_point: int
     layout: str = ""  # "NCHW" | "NHWC" for a 4-D tensor of a model compiled for a stated layout
     in_arena: bool = True  # False: in the caller's buffer (--io-buffers caller), `offset` is no arena offset
+    # --memory: the region holding it after the first ("" in the first, the arena) and
+    # its offset in that region's array
+    region: str = ""
+    region_offset: int = 0
 
     def as_json(self) -> dict:
         info = {"index": self.index, "name": self.name, "dtype": self.dtype, "shape": list(self.shape),
@@ -115,12 +119,16 @@ def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str, layout:
             raise MCUCError(f"graph {role} {t.name!r} has dtype {t.dtype}, which the generated "
                             f"C API cannot express (use one of {', '.join(C_TYPES)})")
         quantized = t.quant is not None and not t.quant.per_channel
+        found = program.region_at(program.offset(t)) if program.in_arena(t) else None
+        region, region_offset = ("", program.offset(t)) if found is None or found[0] == 0 else \
+            (found[1].name, program.offset(t) - found[1].base)
         result.append(IOTensor(
             index=index, name=c_comment(t.name), dtype=t.dtype, ctype=C_TYPES[t.dtype],
             shape=t.shape, elements=t.size, bytes=t.nbytes, offset=program.offset(t),
             quantized=quantized, scale=c_float(t.quant.scalar_scale) if quantized else "",
             zero_point=t.quant.scalar_zero_point if quantized else 0,
-            layout=layout.upper() if layout and len(t.shape) == 4 else "", in_arena=program.in_arena(t)))
+            layout=layout.upper() if layout and len(t.shape) == 4 else "", in_arena=program.in_arena(t),
+            region=region, region_offset=region_offset))
     return result
 
 
@@ -212,12 +220,16 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         "caller_buffers": [{"slot": k, "role": b.role, "index": b.index, "bytes": b.tensor.nbytes}
                            for k, b in enumerate(program.caller_buffers)],
         # The names whose <NAME>_ARENA_SECTION CMakeLists.txt offers: a static arena's own.
-        "arena_sections": [prefix] if arena == "static" else [],
+        "arena_sections": [prefix, *(f"{prefix}_{r.name}" for r in program.regions[1:])] if arena == "static" else [],
         "arena_align": ARENA_ALIGN,
-        "arena_bytes": program.arena_bytes,
+        # --memory: the arena is the first region; each later one is an array of its own
+        "arena_bytes": program.regions[0].size if program.regions else program.arena_bytes,
+        "first_region": program.regions[0].name if program.regions else "",
+        "regions": [{"index": k, "name": r.name, "bytes": r.size, "storage_bytes": max(r.size, 1),
+                     "NAME": r.name.upper(), "cost": f"{r.cost:g}"} for k, r in enumerate(program.regions) if k],
         # A zero-length array is not C; a model whose activations need no bytes still
         # gets a one-byte arena.
-        "arena_storage_bytes": max(program.arena_bytes, 1),
+        "arena_storage_bytes": max(program.regions[0].size if program.regions else program.arena_bytes, 1),
         "inputs": inputs,
         "outputs": outputs,
         "steps": steps,

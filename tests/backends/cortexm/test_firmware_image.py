@@ -2,14 +2,15 @@
 and the hard-float ABI link into one bare-metal ELF with the user's own main, run in the
 emulated Cortex-M4, and give tflite-micro's bytes; the same with one caller-provided
 arena in a named linker section shared by both models (`--arena caller`), and with the
-static arena moved into a named section by `<NAME>_ARENA_SECTION`. Two models of the
+static arena moved into a named section by `<NAME>_ARENA_SECTION`, and with one model
+over two memory regions (`--memory`), one of them in a named section. Two models of the
 same name do not link. With `--io-buffers caller` the firmware passes its own input and
 output buffers to `<name>_invoke_io`, which refuses bad ones and never writes an input.
 """
 from __future__ import annotations
 
+import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -214,16 +215,17 @@ ARENA_RULES = """  .fw_arena (NOLOAD) : { . = ALIGN(8); *(.fw_arena) *(.fw_arena
 
 
 def build_image(tmp: Path, models: dict[str, bytes], names: tuple[str, str], *, arena: str = "static",
-                alpha_cflags: str = "", io_buffers: str = "arena") -> Path:
-    """Compile both models (float ABI hard), build each library with its Makefile, and
-    link them with MAIN_C into one ELF; return it."""
+                alpha_cflags: str = "", io_buffers: str = "arena", alpha_memory: str | None = None) -> Path:
+    """Compile both models (float ABI hard; alpha over the memory regions `alpha_memory`),
+    build each library with its Makefile, and link them with MAIN_C into one ELF; return it."""
     gcc = find_arm_gcc()
     cross = str(gcc)[: -len("gcc")]
     libraries = []
     for folder, (model_name, model) in zip(("alpha", "beta"), zip(names, models.values())):
         project = tmp / folder
         mcuc.compile_to_directory(model, project, target="cortex-m4", name=model_name, float_abi="hard",
-                                  arena=arena, io_buffers=io_buffers)
+                                  arena=arena, io_buffers=io_buffers,
+                                  memory=alpha_memory if folder == "alpha" else None)
         libraries.append(make_library(project, "cortex-m4", tmp / f"build-{folder}", opt="-O2",
                                       extra_cflags=alpha_cflags if folder == "alpha" else "",
                                       make_vars={"CROSS": cross}))  # FLOAT_ABI: the folder's default
@@ -314,6 +316,29 @@ def test_static_arena_moved_by_the_section_macro(tmp_path, models):
     assert section_of(elf, "alpha_arena") == ".fw_arena"  # the output section holding .fw_arena_alpha
     assert section_of(elf, "beta_arena") == ".bss"
     got, expected, status = run_both(elf, models, seed=3)
+    assert status == 0 and got == expected
+
+
+def test_two_region_memory_plan_in_firmware(tmp_path, models):
+    """alpha over two regions (`--memory`): its arena (region fast, half of what one arena
+    takes) in .bss, region slow moved into .fw_arena by ALPHA_SLOW_ARENA_SECTION; both
+    models still give tflite-micro's bytes."""
+    from mcuc.model import load_model
+    from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
+    from mcuc.report import format_regions
+
+    one_arena = schedule(load_model(models["alpha"]).graph, CompileOptions(), cortexm_scratch("cortex-m4")).arena_bytes
+    memory = f"fast:{one_arena // 2}:1,slow:64K:4"
+    elf = build_image(tmp_path, models, ("alpha", "beta"), alpha_memory=memory,
+                      alpha_cflags='-DALPHA_SLOW_ARENA_SECTION=\\".fw_arena_alpha\\"')
+    report = json.loads((tmp_path / "alpha" / "report.json").read_text())
+    print(format_regions(report))  # the placement
+    fast, slow = report["regions"]
+    assert 0 < fast["bytes"] <= one_arena // 2 and slow["bytes"] > 0, "both regions hold buffers"
+    assert report["access_cost"]["planned"] < report["access_cost"]["slowest"]
+    assert section_of(elf, "alpha_arena") == ".bss"
+    assert section_of(elf, "alpha_slow_arena") == ".fw_arena"  # the output section holding .fw_arena_alpha
+    got, expected, status = run_both(elf, models, seed=4)
     assert status == 0 and got == expected
 
 
