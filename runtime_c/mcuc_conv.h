@@ -80,7 +80,7 @@ MCUC_INLINE int32_t mcuc_stage_fast2(int32_t acc2, int32_t mult, int32_t round, 
 #if MCUC_DSP
     int32_t t;
     __asm__("smmlar %0, %1, %2, %3" : "=r"(t) : "r"(acc2), "r"(mult), "r"(round));
-    return (t + (acc2 >> 31)) >> right;
+    return (t - (int32_t)(acc2 < 0)) >> right;
 #else
     return mcuc_requant_fast_doubled(acc2, mult, round, right);
 #endif

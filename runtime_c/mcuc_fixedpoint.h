@@ -67,8 +67,9 @@ MCUC_INLINE int32_t mcuc_mbqm_small(int32_t x, int32_t multiplier, int32_t shift
 /* The fast requantization the compiler selects when it has proven, per layer, that
  * |x| < 2^30, 0 < multiplier and every right shift is >= 1 (no left shift): then
  *   SRDHM(x, m)            == (2x * m + 2^31) >> 32        (SMMULR on ARMv7E-M)
- *   RDBPOT(y, e), e >= 1   == (y + 2^(e-1) + (y >> 31)) >> e
- * `rounding` is 2^(e-1), precomputed per channel. */
+ *   RDBPOT(y, e), e >= 1   == (y + 2^(e-1) - (y < 0)) >> e
+ * `rounding` is 2^(e-1), precomputed per channel. ((y < 0) rather than y >> 31: a signed
+ * shift by 31 is implementation-defined in C; gcc emits the same ASR for both.) */
 MCUC_INLINE int32_t mcuc_requant_fast(int32_t x, int32_t multiplier, int32_t rounding, int32_t right) {
 #if MCUC_DSP
     int32_t high;
@@ -76,7 +77,7 @@ MCUC_INLINE int32_t mcuc_requant_fast(int32_t x, int32_t multiplier, int32_t rou
 #else
     const int32_t high = (int32_t)(((int64_t)x * (int64_t)multiplier + ((int64_t)1 << 30)) >> 31);
 #endif
-    return (high + rounding + (high >> 31)) >> right;
+    return (high + rounding - (int32_t)(high < 0)) >> right;
 }
 
 /* The same for an accumulator the kernel already holds doubled (x2 = 2x, even). */
@@ -87,7 +88,7 @@ MCUC_INLINE int32_t mcuc_requant_fast_doubled(int32_t x2, int32_t multiplier, in
 #else
     const int32_t high = (int32_t)(((int64_t)(x2 / 2) * (int64_t)multiplier + ((int64_t)1 << 30)) >> 31);
 #endif
-    return (high + rounding + (high >> 31)) >> right;
+    return (high + rounding - (int32_t)(high < 0)) >> right;
 }
 
 /* Rotate right (ACLE's __ror is missing from some arm_acle.h versions; gcc turns this

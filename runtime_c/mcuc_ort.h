@@ -200,7 +200,7 @@ MCUC_COLD uint32_t mcuc_ort_requant_general(uint32_t a, uint32_t mult7, int32_t 
  * takes the general path. */
 MCUC_INLINE int32_t mcuc_ort_requant_int(int32_t acc, uint32_t mult, uint32_t limit, int32_t shift, int32_t zp,
                                          int32_t lo, int32_t hi) {
-    const uint32_t sgn = (uint32_t)(acc >> 31);
+    const uint32_t sgn = 0u - (uint32_t)(acc < 0);  /* all ones for a negative acc */
     const uint32_t a = ((uint32_t)acc ^ sgn) - sgn;
     uint32_t y;
     if (a < limit) {
@@ -553,7 +553,7 @@ MCUC_INLINE int32_t mcuc_ort_mul_one(int32_t x1, int32_t x2, const mcuc_ort_mul_
         const int32_t d = (x1 - p->za) * (x2 - p->zb);
         const int32_t t = (int32_t)(((int64_t)(int32_t)((uint32_t)d << p->shift) * p->mult) >> 32) + p->add;
         const int32_t k1 = mcuc_ort_fixed_out(t, p->frac, p->lo, p->hi, p->act_min, p->act_max);
-        return k1 + ((d - thresholds[k1]) >> 31);
+        return k1 - (int32_t)(d < thresholds[k1]);
     }
     return mcuc_ort_mul_float(x1, x2, p);
 }

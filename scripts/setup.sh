@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything mcuc needs on a Debian/Ubuntu machine with Python 3.11:
-# the arm-none-eabi toolchain (Debian packages) and a virtual environment in .venv with
+# the arm-none-eabi toolchain, make, cmake and cppcheck (Debian packages) and a virtual environment in .venv with
 # mcuc and its test extras. Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ command -v arm-none-eabi-gcc >/dev/null 2>&1 || need_apt+=(gcc-arm-none-eabi)
 command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v cppcheck >/dev/null 2>&1 || need_apt+=(cppcheck)  # tests/runtime_c/test_cppcheck.py
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   sudo_cmd=""
