@@ -91,7 +91,7 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
             onnx_numerics: str = "exact", max_tensor_bytes: int | None = None,
             patch: str | None = None, sram: int | None = None, float_abi: str | None = None,
             name: str | None = None, arena: str = "static", io_buffers: str = "arena",
-            memory: str | None = None) -> CompiledModel:
+            memory: str | None = None, weights_in_ram: str | None = None) -> CompiledModel:
     """Compile a .tflite/.onnx model (path, bytes or loaded Model) for `backend`.
     `target` is the core `.write()` generates C for (`--target`; default: a Cortex-M
     backend's own core, else cortex-m4). `.report` describes what `backend` runs: for the
@@ -112,10 +112,12 @@ def compile(model: str | os.PathLike | bytes | Model, backend: str = "llvm",
     "caller": `--io-buffers`) is where the graph inputs and outputs live: with "caller"
     they are buffers of their own outside the arena (every backend runs them so, and
     `.write()`'s C takes them in `<name>_invoke_io`). `memory` ("NAME:SIZE[:COST],...":
-    `--memory`) spreads the arena over memory regions (mcuc.passes.regions)."""
+    `--memory`) spreads the arena over memory regions (mcuc.passes.regions), and
+    `weights_in_ram` (`--weights-in-ram`) names the region that holds the weights too."""
     options = CompileOptions(target=_target_for(backend, target), io=io, patch=patch, sram=sram, layout=layout,
                              optimize=optimize, onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes,
-                             float_abi=float_abi, name=name, arena=arena, io_buffers=io_buffers, memory=memory)
+                             float_abi=float_abi, name=name, arena=arena, io_buffers=io_buffers, memory=memory,
+                             weights_in_ram=weights_in_ram)
     quantized = None
     if calibrate is not None:
         if not isinstance(model, (str, os.PathLike)):
@@ -144,7 +146,7 @@ def compile_to_directory(model: str | os.PathLike | bytes | Model | Sequence[str
     """`mcuc compile MODEL -o directory --target target ...`: write the C project and
     return its report (report.json's figures, as the CLI prints with --json). `options`
     are compile()'s keywords io, layout, optimize, onnx_numerics, max_tensor_bytes,
-    patch, sram, float_abi, name, arena, io_buffers, memory.
+    patch, sram, float_abi, name, arena, io_buffers, memory, weights_in_ram.
 
     A list of models is `mcuc compile A B ... -o directory`: one folder and one library
     with every model (mcuc.bundle), `name` one name per model (a list, or "a,b"; default:
@@ -180,15 +182,16 @@ def verify(model: str | os.PathLike | bytes | Model, backends: Sequence[str] | N
            samples: int = 10, seed: int = 0, io: str | None = None, layout: str | None = None,
            onnx_numerics: str = "exact", max_tensor_bytes: int | None = None, target: str = "cortex-m4",
            optimize: str = "speed", patch: str | None = None, sram: int | None = None,
-           io_buffers: str = "arena", memory: str | None = None) -> dict:
+           io_buffers: str = "arena", memory: str | None = None, weights_in_ram: str | None = None) -> dict:
     """The `mcuc verify` report as a dict. `backends` None (the default) checks what `mcuc
     verify` without --backends does: reference, llvm, c-host and `target`'s emulated core
     when their toolchains are present (the report's `backends_checked` and
-    `backends_skipped` say which ran and why one did not). `memory` is `--memory`."""
+    `backends_skipped` say which ran and why one did not). `memory` and `weights_in_ram`
+    are `--memory` and `--weights-in-ram`."""
     from mcuc.verify import verify_model
 
     return verify_model(model, backends, samples, seed, io, layout, onnx_numerics, max_tensor_bytes, target,
-                        optimize, patch, sram, io_buffers, memory)
+                        optimize, patch, sram, io_buffers, memory, weights_in_ram)
 
 
 def validate(model: str | os.PathLike | bytes | Model, data, labels=None,
@@ -220,7 +223,7 @@ def bench(models: str | os.PathLike | Sequence[str | os.PathLike], target: str =
     """`mcuc bench MODEL... --target target`: per model the figures `mcuc bench --json`
     prints (instructions, estimated cycles, SRAM, flash, bit_exact, per step in `steps`).
     `options` are compile()'s keywords io, layout, optimize, onnx_numerics,
-    max_tensor_bytes, patch, sram, io_buffers, memory."""
+    max_tensor_bytes, patch, sram, io_buffers, memory, weights_in_ram."""
     from mcuc.bench import bench_models
 
     paths = [str(models)] if isinstance(models, (str, os.PathLike)) else [str(m) for m in models]

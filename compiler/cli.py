@@ -92,6 +92,9 @@ def _add_memory_option(p: argparse.ArgumentParser) -> None:
                         "in bytes or K/M, COST the relative time of a byte's access, default 1): the plan puts "
                         "each buffer in a region so that all fit and the estimated access time is small, and "
                         "the C gets one array per region (the first is the arena)")
+    p.add_argument("--weights-in-ram", default=None, metavar="REGION",
+                   help="keep the model's constant arrays (weights, biases, tables) in RAM region REGION of "
+                        "--memory (counted there; initialized data the startup code copies) instead of flash")
 
 
 def _add_io_buffers_option(p: argparse.ArgumentParser) -> None:
@@ -118,7 +121,8 @@ def _options(args):
                           max_tensor_bytes=getattr(args, "max_tensor_bytes", None),
                           name=getattr(args, "name", None), float_abi=getattr(args, "float_abi", None),
                           arena=getattr(args, "arena", "static"),
-                          io_buffers=getattr(args, "io_buffers", "arena"), memory=getattr(args, "memory", None))
+                          io_buffers=getattr(args, "io_buffers", "arena"), memory=getattr(args, "memory", None),
+                          weights_in_ram=getattr(args, "weights_in_ram", None))
 
 
 def cmd_inspect(args) -> int:

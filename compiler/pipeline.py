@@ -53,6 +53,9 @@ class CompileOptions:
     # buffers are moved into the regions after the plan (mcuc.passes.regions); the
     # backends give each region its own array.
     memory: str | None = None
+    # The --memory region that also holds the model's constant arrays (None: they stay in
+    # flash). The planner counts their bytes (as the Cortex-M C stores them) in it.
+    weights_in_ram: str | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS and self.target != "host":
@@ -82,6 +85,13 @@ class CompileOptions:
             if self.arena == "caller":
                 raise MCUCError("--memory gives every region its own static array; --arena caller passes one "
                                 "arena pointer: choose one of them")
+        if self.weights_in_ram is not None:
+            from mcuc.passes.regions import parse_memory
+
+            names = [r.name for r in parse_memory(self.memory)] if self.memory is not None else []
+            if self.weights_in_ram not in names:
+                raise MCUCError(f"--weights-in-ram {self.weights_in_ram!r} names no region of --memory"
+                                + (f" ({', '.join(names)})" if names else " (give --memory NAME:SIZE[:COST],...)"))
         if self.name is not None:
             from mcuc.backends.cortexm.c_syntax import check_model_name
 
@@ -121,9 +131,25 @@ def schedule(graph: Graph, options: CompileOptions, scratch: Scratch | None = No
     if options.memory is not None:
         from mcuc.passes.regions import parse_memory, place_in_regions
 
-        program = place_in_regions(program, parse_memory(options.memory))
+        weights = None
+        if options.weights_in_ram is not None:
+            weights = (options.weights_in_ram, cortexm_constant_bytes(program.graph, options))
+        program = place_in_regions(program, parse_memory(options.memory), weights)
         check_program(program)
     return program
+
+
+def cortexm_constant_bytes(graph: Graph, options: CompileOptions) -> int:
+    """Bytes of the constant arrays the Cortex-M C of `graph` (scheduled, patch stages
+    included) holds for `options.target`: what --weights-in-ram puts in a region. They do
+    not depend on the memory plan, so a quick plan with the target's scratch serves."""
+    from mcuc.backends.cortexm.project import constant_bytes
+    from mcuc.passes import plan
+    from mcuc.passes.patch import lower_patch_loops, with_workspace
+
+    scratch = with_workspace(cortexm_scratch(options.target, options.optimize))
+    return constant_bytes(lower_patch_loops(plan(graph, scratch, optimize=False)),
+                          cortexm_target(options.target, options.optimize))
 
 
 def cortexm_target(target: str, optimize: str = "speed", float_abi: str | None = None):

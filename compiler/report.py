@@ -36,7 +36,8 @@ def regions_report(program: Program) -> dict:
     for k, r in enumerate(program.regions):
         buffers = [b.name for b in program.buffers if (program.region_at(b.offset) or (-1,))[0] == k]
         regions.append({"name": r.name, "address_base": r.base, "bytes": r.size, "capacity": r.capacity,
-                        "cost": r.cost, "buffers": buffers})
+                        "cost": r.cost, "buffers": buffers,
+                        **({"weights_bytes": r.weights_bytes} if r.weights_bytes is not None else {})})
     return {"regions": regions, "one_arena_bytes": program.notes.get("one_arena_bytes"),
             "access_cost": access_cost(program)}
 
@@ -45,7 +46,9 @@ def format_regions(report: dict) -> str:
     """The region placement of a report, as `mcuc compile` prints it."""
     lines = [f"{'region':<12} {'bytes':>10} {'capacity':>10} {'cost':>6}  buffers"]
     for r in report["regions"]:
-        lines.append(f"{r['name']:<12} {r['bytes']:>10,} {r['capacity']:>10,} {r['cost']:>6g}  {len(r['buffers'])}")
+        weights = f" + weights {r['weights_bytes']:,} B" if "weights_bytes" in r else ""
+        lines.append(f"{r['name']:<12} {r['bytes']:>10,} {r['capacity']:>10,} {r['cost']:>6g}  "
+                     f"{len(r['buffers'])}{weights}")
     cost = report["access_cost"]
     gain = cost["slowest"] / cost["planned"] if cost["planned"] else 1.0
     lines.append(f"estimated access cost {cost['planned']:,.0f} (every buffer in the costliest region: "

@@ -328,7 +328,7 @@ def verify_model(model, backends: Sequence[str] | None = None, samples: int = 10
                  io: str | None = None, layout: str | None = None, onnx_numerics: str = "exact",
                  max_tensor_bytes: int | None = None, target: str = "cortex-m4", optimize: str = "speed",
                  patch: str | None = None, sram: int | None = None, io_buffers: str = "arena",
-                 memory: str | None = None) -> dict:
+                 memory: str | None = None, weights_in_ram: str | None = None) -> dict:
     """The API's verify (mcuc.verify / mcuc.api.verify): a model path, bytes or Model and
     the options as keywords -> the `mcuc verify` report as a dict. `backends` None checks
     what `mcuc verify` checks without --backends (default_backends(target))."""
@@ -336,7 +336,7 @@ def verify_model(model, backends: Sequence[str] | None = None, samples: int = 10
 
     options = CompileOptions(target=target, io=io, patch=patch, sram=sram, layout=layout, optimize=optimize,
                              onnx_numerics=onnx_numerics, max_tensor_bytes=max_tensor_bytes, io_buffers=io_buffers,
-                             memory=memory)
+                             memory=memory, weights_in_ram=weights_in_ram)
     if isinstance(backends, str):
         backends = [b.strip() for b in backends.split(",") if b.strip()]
     model = (reloaded(model, layout, onnx_numerics) if isinstance(model, Model)

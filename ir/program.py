@@ -182,13 +182,16 @@ class PlacedRegion:
     addresses [base, base + size) of the program's address space, which the backends
     map to one array per region (the first region's array is the arena itself).
     `capacity` is the user's limit for it and `cost` the relative time of one byte's
-    access there; `size` <= `capacity`. Every arena buffer lies wholly in one region."""
+    access there. `weights_bytes` is not None for the region that also holds the model's
+    constant arrays (`--weights-in-ram`): their bytes, beside the buffers.
+    `size` + `weights_bytes` <= `capacity`. Every arena buffer lies wholly in one region."""
 
     name: str
     base: int
     size: int
     capacity: int
     cost: float
+    weights_bytes: int | None = None
 
     @property
     def end(self) -> int:

@@ -32,7 +32,8 @@ The rules, per step:
   buffer only as a Fresh step or an Alias (never InPlace or Overlap: the buffer holds no
   other tensor's bytes first).
 - memory regions (`--memory`, ir/program.PlacedRegion): the regions start at 0, follow
-  one another apart, each within its capacity, the last ending the arena, and every
+  one another apart, each within its capacity (weights it holds included), the last
+  ending the arena, and every
   arena buffer lies wholly inside one region (so a backend may give each its own array).
 """
 from __future__ import annotations
@@ -290,7 +291,7 @@ def _check_regions(program: Program) -> None:
     name = program.graph.name
     if (regions[0].base != 0 or regions[-1].end != program.arena_bytes
             or any(a.end > b.base for a, b in zip(regions, regions[1:]))
-            or any(r.size > r.capacity or r.size < 0 for r in regions)):
+            or any(r.size + (r.weights_bytes or 0) > r.capacity or r.size < 0 for r in regions)):
         raise PlanError(f"graph {name!r}: {RULE_REGIONS} rule broken: the regions "
                         f"{[(r.name, r.base, r.size, r.capacity) for r in regions]} do not tile the arena of "
                         f"{program.arena_bytes} B within their capacities", None, RULE_REGIONS)

@@ -111,11 +111,34 @@ def access_bytes(program: Program) -> dict[str, int]:
     return result
 
 
-def place_in_regions(program: Program, regions: tuple[MemoryRegion, ...]) -> Program:
+def place_in_regions(program: Program, regions: tuple[MemoryRegion, ...],
+                     weights: tuple[str, int] | None = None) -> Program:
     """`program` with every arena buffer moved into one of `regions` (module docstring).
-    An MCUCError when they cannot hold the plan, naming what would."""
+    `weights` (`--weights-in-ram`): (region name, bytes of the model's constant arrays)
+    that region holds beside its buffers. An MCUCError when they cannot hold the plan,
+    naming what would."""
     if not regions:
         return program
+    if weights is not None:
+        name, size = weights
+        if name not in [r.name for r in regions]:
+            raise MCUCError(f"--weights-in-ram {name!r} names no region of --memory "
+                            f"({', '.join(r.name for r in regions)})")
+        region = next(r for r in regions if r.name == name)
+        if size > region.capacity:
+            raise MCUCError(f"--weights-in-ram {name}: the weights take {size} B, more than region {name!r} "
+                            f"holds ({region.capacity} B); give it at least {size} B plus the buffers it "
+                            f"should hold, or leave the weights in flash")
+        regions = tuple(replace(r, capacity=r.capacity - size) if r.name == name else r for r in regions)
+    placed = _place(program, regions)
+    if weights is None:
+        return placed
+    restored = tuple(replace(p, capacity=p.capacity + weights[1], weights_bytes=weights[1]) if p.name == weights[0]
+                     else p for p in placed.regions)
+    return replace(placed, regions=restored)
+
+
+def _place(program: Program, regions: tuple[MemoryRegion, ...]) -> Program:
     items, members = _buffer_items(program)
     steps = len(program.steps)
     # The greedy may fill the cheap regions so that the rest fits nowhere although one
@@ -189,7 +212,7 @@ def _infeasible(program: Program, regions: tuple[MemoryRegion, ...], item: Lifet
     return MCUCError(f"--memory {spec}: the plan does not fit ({item.kind} buffer {item.name!r}, {item.size} B, "
                      f"fits in no region beside the buffers already there). The buffers need {program.arena_bytes} B "
                      f"in one arena (at least {program.live_bound_bytes} B, the live-set bound); the regions hold "
-                     f"{total} B in all, the largest {max(r.capacity for r in regions)} B. A region of "
+                     f"{total} B for buffers in all (weights in RAM excluded), the largest {max(r.capacity for r in regions)} B. A region of "
                      f"{program.arena_bytes} B fits it, e.g. --memory {regions[-1].name}:{program.arena_bytes}")
 
 

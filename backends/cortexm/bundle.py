@@ -174,6 +174,7 @@ def write_bundle(models: list[BundledModel], out_dir: Path | str, target: Target
         # CMakeLists.txt's <NAME>_ARENA_SECTION variables: the shared arena's, or each
         # static arena's.
         "arena_sections": [library] if shared else [m.name for m in models] if arena == "static" else [],
+        "weights_section": "",  # --weights-in-ram (refused for a folder of several models)
     }
     files = {f"{library}.h": "bundle/library.h.j2", "Makefile": "bundle/Makefile.j2",
              "CMakeLists.txt": "bundle/CMakeLists.txt.j2", "README.md": "bundle/README.md.j2"}

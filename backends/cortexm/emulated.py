@@ -141,8 +141,11 @@ class CortexMBuild:
         self.arena_address = arena.address
         # --memory: each region after the first is an array of its own; an address of
         # the plan maps to (array address - region base) + address
-        arrays = [arena] + [self.emulator.symbol(f"{NAME}_{r.name}_arena") for r in program.regions[1:]]
-        self.region_bases = [(r.base, a.address - r.base) for r, a in zip(program.regions, arrays)] or [(0, arena.address)]
+        # (an empty region has no array: nothing lies in it)
+        used = [r for r in program.regions[1:] if r.size]
+        arrays = [arena] + [self.emulator.symbol(f"{NAME}_{r.name}_arena") for r in used]
+        self.region_bases = [(r.base, a.address - r.base) for r, a in zip([*program.regions[:1], *used], arrays)] \
+            or [(0, arena.address)]
         self.arena_storage = sum(a.size for a in arrays)
         # --io-buffers caller: the harness's buffers and the tables <name>_invoke_io takes
         self.caller_io = bool(program.caller_buffers)

@@ -41,7 +41,7 @@ def arena_offset(program: Program, tensor: Tensor, label: str) -> int:
 def c_array(ctype: str, name: str, values) -> str:
     values = [str(int(v)) for v in np.asarray(values).reshape(-1)]
     rows = ",\n    ".join(", ".join(values[i:i + 16]) for i in range(0, len(values), 16))
-    return f"static const {ctype} {name}[{max(len(values), 1)}] = {{\n    {rows or '0'}\n}};\n"
+    return f"static const {ctype} {name}[{max(len(values), 1)}] MCUC_WEIGHTS = {{\n    {rows or '0'}\n}};\n"
 
 
 def padded_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[int]:

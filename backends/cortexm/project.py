@@ -132,6 +132,35 @@ def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str, layout:
     return result
 
 
+# A constant array of the generated C (kernels_binary.c_array, kernels/_macros.j2): its
+# element type and count; MCUC_WEIGHTS places it (flash, or RAM with --weights-in-ram).
+_WEIGHT_ARRAY = re.compile(r"static const (\w+) (\w+)\[(\d+)\][^=;]*\bMCUC_WEIGHTS\b")
+_C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
+            "int64_t": 8, "uint64_t": 8, "float": 4, "double": 8}
+
+
+def constant_bytes(program: Program, target: Target) -> int:
+    """Bytes of the MCUC_WEIGHTS arrays of `program`'s C for `target` that its code names,
+    each rounded up to 4 (the alignment the arrays may take): what --weights-in-ram puts
+    in RAM, at most (gcc may fold a small array into the code that reads it, as it does
+    for the 3x3 depthwise weights of vww_96_int8: 274,144 B in the section of 285,304
+    counted)."""
+    return _array_bytes(emit_steps(program, target)[0])
+
+
+def _array_bytes(steps: list["EmittedStep"]) -> int:
+    total = 0
+    for step in steps:
+        for ctype, name, count in _WEIGHT_ARRAY.findall(step.decls):
+            if len(re.findall(rf"\b{name}\b", step.decls)) < 2:
+                continue  # declared, never read
+            if ctype not in _C_SIZES:
+                raise MCUCError(f"step {step.index} {step.label}: a constant array of type {ctype}, whose size "
+                                f"the weights count does not know")
+            total += -(-int(count) * _C_SIZES[ctype] // 4) * 4
+    return total
+
+
 @dataclass(frozen=True)
 class EmittedStep:
     index: int
@@ -201,6 +230,12 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         raise MCUCError(f"unknown arena mode {arena!r}; choose static or caller")
     prefix = check_model_name(name)
     steps, runtime = emit_steps(program, target)
+    weights = next((r for r in program.regions if r.weights_bytes is not None), None)
+    if weights is not None:  # the planner counted the arrays of a plan with the same C constants
+        held = _array_bytes(steps)
+        if held > weights.weights_bytes:
+            raise MCUCError(f"--weights-in-ram {weights.name}: the C holds {held} B of constant arrays, but the "
+                            f"plan counted {weights.weights_bytes} B in region {weights.name!r}")
     runtime_files = runtime_closure(runtime)
     inputs = io_tensors(program, program.graph.inputs, "input", layout)
     outputs = io_tensors(program, program.graph.outputs, "output", layout)
@@ -222,6 +257,9 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         # The names whose <NAME>_ARENA_SECTION CMakeLists.txt offers: a static arena's own.
         "arena_sections": [prefix, *(f"{prefix}_{r.name}" for r in program.regions[1:])] if arena == "static" else [],
         "arena_align": ARENA_ALIGN,
+        # --weights-in-ram: the region holding the constant arrays and their default section
+        "weights_region": weights.name if weights else "",
+        "weights_section": f".data.{prefix}_weights" if weights else "",
         # --memory: the arena is the first region; each later one is an array of its own
         "arena_bytes": program.regions[0].size if program.regions else program.arena_bytes,
         "first_region": program.regions[0].name if program.regions else "",

@@ -174,3 +174,41 @@ def test_compile_with_memory_writes_one_array_per_region(tmp_path, capsys):
     assert "several memory regions" in refused(capsys, "compile", model, model, "--name", "a,b", "--memory", "a:1M",
                                                "-o", tmp_path / "c")
     assert "in one arena" in refused(capsys, "compile", model, "--memory", "tiny:16", "-o", tmp_path / "d")
+
+
+def test_weights_in_ram_take_their_bytes_from_their_region():
+    graph = random_graph(7)
+    program = plan(graph, mimic_cortexm_scratch)
+    weights = program.arena_bytes // 2
+    regions = (MemoryRegion("fast", program.arena_bytes, 1), MemoryRegion("slow", 10 * program.arena_bytes, 3))
+    placed = place_in_regions(program, regions, ("fast", weights))
+    check_program(placed)
+    fast, slow = placed.regions
+    assert fast.weights_bytes == weights and slow.weights_bytes is None
+    assert fast.size + weights <= fast.capacity == program.arena_bytes
+    with pytest.raises(PlanError):  # the verifier counts the weights too
+        check_program(replace(placed, regions=(replace(fast, weights_bytes=fast.capacity - fast.size + 1), slow)))
+    with pytest.raises(MCUCError, match="more than region 'fast' holds"):
+        place_in_regions(program, regions, ("fast", program.arena_bytes + 1))
+    with pytest.raises(MCUCError, match="names no region"):
+        place_in_regions(program, regions, ("dtcm", 10))
+
+
+@pytest.mark.parametrize("options, says", [
+    (dict(weights_in_ram="sram"), "give --memory"),
+    (dict(memory="dtcm:1K,sram:2K", weights_in_ram="flash"), r"names no region of --memory \(dtcm, sram\)"),
+])
+def test_weights_in_ram_needs_a_region_of_memory(options, says):
+    with pytest.raises(MCUCError, match=says):
+        CompileOptions(**options)
+
+
+def test_every_backend_runs_regions_with_weights_in_ram():
+    """hello_world with its weights in RAM region slow and every buffer in region fast
+    (slow gets no array): bit-exact on every backend the default verify checks."""
+    import mcuc
+
+    model = shared_model_path("hello_world_int8.tflite")
+    report = mcuc.verify(model, samples=3, memory="fast:4K:1,slow:64K:4", weights_in_ram="slow")
+    assert set(report["backends_checked"]) >= {"reference", "llvm", "c-host"}
+    assert all(v["bit_exact"] for v in report["backends"].values()), report["backends"]

@@ -3,7 +3,8 @@ and the hard-float ABI link into one bare-metal ELF with the user's own main, ru
 emulated Cortex-M4, and give tflite-micro's bytes; the same with one caller-provided
 arena in a named linker section shared by both models (`--arena caller`), and with the
 static arena moved into a named section by `<NAME>_ARENA_SECTION`, and with one model
-over two memory regions (`--memory`), one of them in a named section. Two models of the
+over two memory regions (`--memory`), one of them in a named section, and with its
+weights in RAM (`--weights-in-ram`). Two models of the
 same name do not link. With `--io-buffers caller` the firmware passes its own input and
 output buffers to `<name>_invoke_io`, which refuses bad ones and never writes an input.
 """
@@ -215,7 +216,8 @@ ARENA_RULES = """  .fw_arena (NOLOAD) : { . = ALIGN(8); *(.fw_arena) *(.fw_arena
 
 
 def build_image(tmp: Path, models: dict[str, bytes], names: tuple[str, str], *, arena: str = "static",
-                alpha_cflags: str = "", io_buffers: str = "arena", alpha_memory: str | None = None) -> Path:
+                alpha_cflags: str = "", io_buffers: str = "arena", alpha_memory: str | None = None,
+                alpha_weights_in_ram: str | None = None) -> Path:
     """Compile both models (float ABI hard; alpha over the memory regions `alpha_memory`),
     build each library with its Makefile, and link them with MAIN_C into one ELF; return it."""
     gcc = find_arm_gcc()
@@ -225,7 +227,8 @@ def build_image(tmp: Path, models: dict[str, bytes], names: tuple[str, str], *, 
         project = tmp / folder
         mcuc.compile_to_directory(model, project, target="cortex-m4", name=model_name, float_abi="hard",
                                   arena=arena, io_buffers=io_buffers,
-                                  memory=alpha_memory if folder == "alpha" else None)
+                                  memory=alpha_memory if folder == "alpha" else None,
+                                  weights_in_ram=alpha_weights_in_ram if folder == "alpha" else None)
         libraries.append(make_library(project, "cortex-m4", tmp / f"build-{folder}", opt="-O2",
                                       extra_cflags=alpha_cflags if folder == "alpha" else "",
                                       make_vars={"CROSS": cross}))  # FLOAT_ABI: the folder's default
@@ -339,6 +342,45 @@ def test_two_region_memory_plan_in_firmware(tmp_path, models):
     assert section_of(elf, "alpha_arena") == ".bss"
     assert section_of(elf, "alpha_slow_arena") == ".fw_arena"  # the output section holding .fw_arena_alpha
     got, expected, status = run_both(elf, models, seed=4)
+    assert status == 0 and got == expected
+
+
+def weight_arrays(elf: Path) -> dict[str, int]:
+    """Bytes of the models' constant arrays (mcuc_step*) per output section of the ELF."""
+    result: dict[str, int] = {}
+    with open(elf, "rb") as f:
+        image = ELFFile(f)
+        for sym in image.get_section_by_name(".symtab").iter_symbols():
+            if sym.name.startswith("mcuc_step") and sym["st_info"]["type"] == "STT_OBJECT":
+                section = image.get_section(sym["st_shndx"]).name
+                result[section] = result.get(section, 0) + sym["st_size"]
+    return result
+
+
+def test_weights_in_ram_region(tmp_path, models):
+    """alpha with --weights-in-ram: its constant arrays are initialized data in RAM (.data,
+    copied from flash by the reset handler), counted in region slow, whose buffers (none:
+    region fast holds them all) get no array; beta's stay in flash. Both give
+    tflite-micro's bytes, from reset and on random inputs."""
+    elf = build_image(tmp_path, models, ("alpha", "beta"), alpha_memory="fast:64K:1,slow:64K:4",
+                      alpha_weights_in_ram="slow")
+    report = json.loads((tmp_path / "alpha" / "report.json").read_text())
+    fast, slow = report["regions"]
+    assert slow["bytes"] == 0 and slow["weights_bytes"] > 0 and fast["bytes"] > 0
+    placed = weight_arrays(elf)
+    assert 0 < placed.get(".data", 0) <= slow["weights_bytes"], placed
+    assert placed.get(".rodata", 0) > 0  # beta's
+    emulator = Emulator(elf, get_target("cortex-m4"), (FLASH_ORIGIN, FLASH_BYTES), (RAM_ORIGIN, RAM_BYTES))
+    reads = [(emulator.symbol("fw_status").address, 4),
+             *((emulator.symbol(f"fw_out_{name}").address, MODELS[name][5]) for name in models)]
+    with open(elf, "rb") as f:  # RAM's .data wiped: only the reset handler's copy from flash restores it
+        data = ELFFile(f).get_section_by_name(".data")
+        wipe = [(data["sh_addr"], bytes(data["sh_size"]))]
+    cold = emulator.call("Reset_Handler", until="fw_done", writes=wipe, reads=reads, count_instructions=False)
+    zeros = {name: TFLiteOracle(model)([np.zeros((1, *MODELS[name][1:4]), np.int8)])[0].tobytes()
+             for name, model in models.items()}
+    assert int.from_bytes(cold.reads[0], "little") == 0 and dict(zip(models, cold.reads[1:])) == zeros
+    got, expected, status = run_both(elf, models, seed=5)
     assert status == 0 and got == expected
 
 
