@@ -48,7 +48,7 @@ from .ops.reshape import same_quantization
 from .patch_lowering import BoxCopy
 from .patches import PatchStage, first_read_byte, region_end_byte
 from .program import POINTWISE_OVERLAP_PIXELS, Alias, Fresh, InPlace, Overlap, PatchLoop, Program, Step
-from .tensor import Tensor
+from .tensor import Tensor, quoted
 
 RULE_ARENA = "arena"
 RULE_IN_PLACE = "in place"
@@ -292,13 +292,13 @@ def _check_regions(program: Program) -> None:
     if (regions[0].base != 0 or regions[-1].end != program.arena_bytes
             or any(a.end > b.base for a, b in zip(regions, regions[1:]))
             or any(r.size + (r.weights_bytes or 0) > r.capacity or r.size < 0 for r in regions)):
-        raise PlanError(f"graph {name!r}: {RULE_REGIONS} rule broken: the regions "
+        raise PlanError(f"graph {quoted(name)}: {RULE_REGIONS} rule broken: the regions "
                         f"{[(r.name, r.base, r.size, r.capacity) for r in regions]} do not tile the arena of "
                         f"{program.arena_bytes} B within their capacities", None, RULE_REGIONS)
     for b in program.buffers:
         found = program.region_at(b.offset)
         if b.size and (found is None or b.end > found[1].end):
-            raise PlanError(f"graph {name!r}: {RULE_REGIONS} rule broken: buffer {b.name!r} at "
+            raise PlanError(f"graph {quoted(name)}: {RULE_REGIONS} rule broken: buffer {quoted(b.name)} at "
                             f"[{b.offset}, {b.end}) is not inside one region", None, RULE_REGIONS)
 
 

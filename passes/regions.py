@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, replace
 
 from mcuc.ir import MCUCError, Tensor
+from mcuc.ir.tensor import quoted
 from mcuc.ir.program import (REGION_ADDRESS_ALIGN, Alias, Buffer, PatchLoop, PlacedRegion, Program, Step,
                              caller_buffer_bases)
 
@@ -207,13 +208,11 @@ def _fits(items: list[Lifetime], steps: int, capacity: int) -> bool:
 
 
 def _infeasible(program: Program, regions: tuple[MemoryRegion, ...], item: Lifetime) -> MCUCError:
-    total = sum(r.capacity for r in regions)
-    spec = ",".join(f"{r.name}:{r.capacity}:{r.cost:g}" for r in regions)
-    return MCUCError(f"--memory {spec}: the plan does not fit ({item.kind} buffer {item.name!r}, {item.size} B, "
-                     f"fits in no region beside the buffers already there). The buffers need {program.arena_bytes} B "
-                     f"in one arena (at least {program.live_bound_bytes} B, the live-set bound); the regions hold "
-                     f"{total} B for buffers in all (weights in RAM excluded), the largest {max(r.capacity for r in regions)} B. A region of "
-                     f"{program.arena_bytes} B fits it, e.g. --memory {regions[-1].name}:{program.arena_bytes}")
+    largest = max(r.capacity for r in regions)
+    return MCUCError(f"--memory: {item.kind} buffer {quoted(item.name)} ({item.size} B) fits in no region beside "
+                     f"the others. One arena needs {program.arena_bytes} B (live-set bound "
+                     f"{program.live_bound_bytes} B); the regions hold {sum(r.capacity for r in regions)} B for "
+                     f"buffers, the largest {largest} B: give one region at least {program.arena_bytes} B")
 
 
 def _moved(program: Program, items: list[Lifetime], members: dict[str, list[Buffer]], new_origin: dict[str, int],

@@ -118,7 +118,7 @@ def test_the_cheap_region_gets_the_busiest_bytes_of_mcunet_vww1():
 def test_one_region_too_small_names_what_fits():
     graph = random_graph(11)
     program = plan(graph, mimic_cortexm_scratch)
-    with pytest.raises(MCUCError, match=f"{program.arena_bytes} B in one arena"):
+    with pytest.raises(MCUCError, match=f"One arena needs {program.arena_bytes} B"):
         place_in_regions(program, (MemoryRegion("sram", program.arena_bytes - 16),))
     one = place_in_regions(program, (MemoryRegion("sram", program.arena_bytes),))
     assert one.arena_bytes <= program.arena_bytes
@@ -173,7 +173,7 @@ def test_compile_with_memory_writes_one_array_per_region(tmp_path, capsys):
                                        "-o", tmp_path / "b")
     assert "several memory regions" in refused(capsys, "compile", model, model, "--name", "a,b", "--memory", "a:1M",
                                                "-o", tmp_path / "c")
-    assert "in one arena" in refused(capsys, "compile", model, "--memory", "tiny:16", "-o", tmp_path / "d")
+    assert "One arena needs" in refused(capsys, "compile", model, "--memory", "tiny:16", "-o", tmp_path / "d")
 
 
 def test_weights_in_ram_take_their_bytes_from_their_region():
