@@ -276,6 +276,46 @@ def test_a_node_with_more_inputs_than_its_schema_is_refused(tmp_path, capsys):
     assert "4 inputs, where Conv (opset 17) takes 2 to 3" in message
 
 
+@pytest.mark.parametrize("op_type, words", [
+    ("Conv", "ONNX node 'conv' (Conv): 1 inputs, where Conv (opset 17) takes 2 to 3"),
+    ("QuantizeLinear", "(QuantizeLinear): 1 inputs, where QuantizeLinear (opset 17) takes 2 to 3"),
+])
+def test_a_node_with_fewer_inputs_than_its_schema_is_refused(tmp_path, capsys, op_type, words):
+    """Without the schema check a Conv with its weights deleted was an IndexError."""
+    model = hm.qdq_conv()
+    node = next(n for n in model.graph.node if n.op_type == op_type)
+    del node.input[1:]
+    assert words in refused(capsys, "inspect", _save(tmp_path, model))
+
+
+def test_a_conv_without_its_optional_bias_still_loads():
+    """The near miss of the test above: 2 inputs are within Conv's 2 to 3."""
+    model = hm.qdq_conv()
+    node = next(n for n in model.graph.node if n.op_type == "Conv")
+    del node.input[2:]
+    assert load_model(model.SerializeToString(), format="onnx").graph.ops
+
+
+@pytest.mark.parametrize("make", [hm.qdq_conv, hm.qdq_avgpool])
+def test_a_node_with_more_outputs_than_its_schema_is_refused(tmp_path, capsys, make):
+    model = make()
+    node = next(n for n in model.graph.node if n.op_type in ("Conv", "AveragePool"))
+    node.output.append("extra")
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert f"({node.op_type}): 2 outputs, where {node.op_type} (opset 17) takes 1 to 1" in message
+
+
+def test_a_node_with_fewer_outputs_than_its_schema_is_refused(tmp_path, capsys):
+    """DynamicQuantizeLinear has exactly 3 outputs (y, y_scale, y_zero_point); with one it
+    is an invalid model, refused before mcuc reads the node (and refuses dynamic
+    quantization)."""
+    model = hm.qdq_conv()
+    model.graph.node.insert(0, helper.make_node("DynamicQuantizeLinear", ["x"], ["dyn_y"], name="dyn"))
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert "ONNX node 'dyn' (DynamicQuantizeLinear): 1 outputs, where DynamicQuantizeLinear (opset 17) takes 3 to 3" \
+        in message
+
+
 @pytest.mark.parametrize("numerics", NUMERICS)
 def test_quantize_static_conv_then_average_pool_is_bit_exact(tmp_path, numerics):
     """Issue 18's second AveragePool case: a plain float Conv -> 2x2 AveragePool quantized
@@ -351,3 +391,47 @@ def test_weights_computed_by_the_graph_are_refused(tmp_path, capsys, operand, wo
                                                 domain="com.microsoft"))
     model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     assert words in refused(capsys, "inspect", _save(tmp_path, model))
+
+
+def _qgemm(runtime_bias: bool):
+    """An operator-oriented QGemm (com.microsoft), int8 [1, 16] x [8, 16]^T + bias; with
+    `runtime_bias` its bias input names a QLinearSigmoid's output (behind a com.microsoft
+    op, unknown to shape inference)."""
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(np.float32(0.05), "xs"), numpy_helper.from_array(np.int8(0), "xz"),
+             numpy_helper.from_array(rng.integers(-127, 128, (8, 16)).astype(np.int8), "w"),
+             numpy_helper.from_array(np.float32(0.02), "ws"), numpy_helper.from_array(np.int8(0), "wz"),
+             numpy_helper.from_array(rng.integers(-3000, 3000, 8).astype(np.int32), "b"),
+             numpy_helper.from_array(np.float32(0.03), "ys"), numpy_helper.from_array(np.int8(0), "yz")]
+    nodes = [helper.make_node("QGemm", ["x", "xs", "xz", "w", "ws", "wz", "xs_" if runtime_bias else "b", "ys", "yz"],
+                              ["y"], name="qgemm", transB=1, domain="com.microsoft")]
+    if runtime_bias:
+        nodes.insert(0, helper.make_node("QLinearSigmoid", ["x", "xs", "xz", "xs", "xz"], ["xs_"],
+                                         domain="com.microsoft"))
+    model = hm.onnx_model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 8])])
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model
+
+
+def _qdq_gemm(runtime_bias: bool):
+    """_gemm_with_bias; with `runtime_bias` the bias's DequantizeLinear reads a
+    QLinearSigmoid's output (with that output's own scale and zero point)."""
+    model = _gemm_with_bias(1.0, 0)
+    if runtime_bias:
+        dq = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == "b_q")
+        dq.input[:] = ["r", "xs", "xz"]
+        model.graph.node.insert(2, helper.make_node("QLinearSigmoid", ["xq", "xs", "xz", "xs", "xz"], ["r"],
+                                                    domain="com.microsoft"))
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model
+
+
+@pytest.mark.parametrize("make, words", [(_qgemm, "ONNX node 'qgemm' (QGemm): bias 'xs_' is computed at run time"),
+                                         (_qdq_gemm, "ONNX node 'gemm' (Gemm): ")])
+def test_a_gemm_bias_computed_by_the_graph_is_refused(tmp_path, capsys, make, words):
+    """As for QLinearConv above (790ccd2): a QGemm's, or a QDQ Gemm's, bias that an op
+    computes is refused naming the node; the same model with a constant bias loads."""
+    assert load_model(make(False).SerializeToString(), format="onnx").graph.ops
+    message = refused(capsys, "inspect", _save(tmp_path, make(True)))
+    assert words in message and "is computed at run time" in message

@@ -163,6 +163,69 @@ def test_mean_that_rescales_by_2_to_the_30_or_more_is_refused(tmp_path, capsys, 
         assert "input scale / output scale" in refused(capsys, "verify", path)
 
 
+# Input scale 0.5 over 2^-31: a ratio of exactly 2^30; one float32 step above 2^-31 (1 +
+# 2^-20) puts the ratio just below it.
+_AT_2_TO_THE_30 = 2.0**-31
+_JUST_BELOW_2_TO_THE_30 = float(np.float32(2.0**-31 * (1 + 2.0**-20)))
+
+
+@pytest.mark.parametrize("input_dtype, output_dtype", [("int8", "int8"), ("int8", "int16"), ("int16", "int8")])
+@pytest.mark.parametrize("out_scale", [_AT_2_TO_THE_30, 1e-30])
+def test_integer_quantize_that_rescales_by_2_to_the_30_or_more_is_refused(tmp_path, capsys, input_dtype,
+                                                                          output_dtype, out_scale):
+    """An integer QUANTIZE (a requantization) scales by input scale / output scale like
+    MEAN: at 2^30 or more it is refused naming the op, as the MEAN above."""
+    from tests.support.tflite_builder import single_op_model
+
+    data = single_op_model("QUANTIZE", [(1, 4, 4, 3)], np.random.default_rng(0), input_dtype=input_dtype,
+                           output_dtype=output_dtype, input_quants=[(0.5, 0)], output_quant=(out_scale, 0))
+    message = refused(capsys, "inspect", _save(tmp_path, data))
+    assert message.startswith("QUANTIZE 'output': input scale / output scale = ") and "not below 2^30" in message
+
+
+@pytest.mark.parametrize("output_dtype", ["int8", "int16"])
+def test_integer_quantize_just_below_2_to_the_30_loads_and_matches_tflite_micro(tmp_path, capsys, output_dtype):
+    """The near miss of the test above: a ratio one float32 step below 2^30 loads, and
+    reference and llvm compute what tflite-micro does."""
+    from tests.support.tflite_builder import single_op_model
+
+    assert 0.5 / _JUST_BELOW_2_TO_THE_30 < 2.0**30 <= 0.5 / _AT_2_TO_THE_30
+    data = single_op_model("QUANTIZE", [(1, 4, 4, 3)], np.random.default_rng(0), output_dtype=output_dtype,
+                           input_quants=[(0.5, 0)], output_quant=(_JUST_BELOW_2_TO_THE_30, 0))
+    code, _out, err = hm.run_cli(capsys, "verify", _save(tmp_path, data), "--backends", "reference,llvm",
+                                 "--samples", "3")
+    assert code == 0, err
+
+
+def _transpose_conv_with_kernel(kh: int, kw: int) -> bytes:
+    """A 1x1 -> 1x1 int8 TRANSPOSE_CONV, stride 1, SAME, with a kh x kw kernel of ones:
+    tflite-micro's padding is (k - 1) // 2 on each axis."""
+    from tests.support.tflite_builder import ModelBuilder
+
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 1, 1, 1), "int8", 0.1, 0)
+    w = mb.tensor("w", (1, kh, kw, 1), "int8", [0.01], [0], data=np.ones((1, kh, kw, 1)))
+    y = mb.tensor("y", (1, 1, 1, 1), "int8", 0.1, 0)
+    mb.op("TRANSPOSE_CONV", [mb.const("s", [1, 1, 1, 1]), w, x], [y], padding="SAME", stride_h=1, stride_w=1)
+    return mb.build([x], [y])
+
+
+@pytest.mark.parametrize("kernel, words", [((1, 65537), "padding (0, 32768)"), ((65537, 1), "padding (32768, 0)")])
+def test_transpose_conv_same_padding_beyond_int16_is_refused(tmp_path, capsys, kernel, words):
+    """Like the pools and convolutions above (fuzz seed 23 case 1770): tflite-micro keeps a
+    TRANSPOSE_CONV's padding in int16_t fields too, where 32768 wraps."""
+    message = refused(capsys, "inspect", _save(tmp_path, _transpose_conv_with_kernel(*kernel)))
+    assert "(TRANSPOSE_CONV)" in message and words in message and "exceeds 32767" in message
+
+
+def test_transpose_conv_same_padding_of_32767_loads():
+    """The near miss: a 65536-wide kernel pads by 32767, the largest int16."""
+    from mcuc.model import load_model
+
+    op = load_model(_transpose_conv_with_kernel(1, 65536), format="tflite").graph.ops[0]
+    assert op.kind == "TRANSPOSE_CONV" and op.attrs.pad == (0, 32767)
+
+
 @pytest.mark.parametrize("kind, shapes, options", [
     ("CONV_2D", [(1, 5, 5, 3)], dict(out_channels=4)), ("FULLY_CONNECTED", [(1, 8)], dict(units=3)),
     ("MAX_POOL_2D", [(1, 4, 4, 2)], dict(filter_width=2, filter_height=2)), ("RESHAPE", [(1, 2, 3)], dict(new_shape=[1, 6])),

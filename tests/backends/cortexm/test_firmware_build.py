@@ -195,6 +195,23 @@ def test_shared_models_compile_warning_free_with_strict_flags(shared_projects):
 
 
 @needs_arm
+def test_memory_regions_and_weights_in_ram_compile_warning_free(tmp_path):
+    """--memory (a second region's array and relocated addresses) and --weights-in-ram (the
+    section attribute on every constant array) add no warning under the strict flags."""
+    path = shared_model_path("kws_ref_model.tflite")
+    for target, compiler in (("cortex-m4", ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb",
+                                            "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]),
+                             ("cortex-m0", ["gcc"])):
+        folder = tmp_path / target
+        report = mcuc.compile_to_directory(path, folder, target=target, io="int8", memory="fast:8K:1,slow:1M:3",
+                                           weights_in_ram="slow")
+        assert all(r["bytes"] > 0 for r in report["regions"]), report["regions"]
+        done = subprocess.run([*compiler, *STRICT, "-O2", "-c", "model.c", "-o", "/dev/null"], cwd=folder,
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and "warning" not in done.stderr, (target, done.stderr[:3000])
+
+
+@needs_arm
 def test_the_strict_check_catches_a_warning(shared_projects, tmp_path):
     """The check above can fail: one sign conversion in a copy of a project is an error."""
     if not shared_projects:
