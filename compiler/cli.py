@@ -125,6 +125,27 @@ def _options(args):
                           weights_in_ram=getattr(args, "weights_in_ram", None))
 
 
+def cmd_ops(args) -> int:
+    """`mcuc ops`: the TFLite builtins and ONNX op types mcuc reads."""
+    import textwrap
+
+    from mcuc.frontend.onnx import supported_onnx_ops
+    from mcuc.frontend.tflite import supported_builtins
+
+    ops = {"tflite": supported_builtins(), "onnx": supported_onnx_ops()}
+    if args.json:
+        print(json.dumps(ops, indent=2))
+        return 0
+    sections = [(f"TFLite builtins ({len(ops['tflite'])})", ops["tflite"]),
+                ("ONNX, in QDQ form (DequantizeLinear -> op -> QuantizeLinear)", ops["onnx"]["qdq"]),
+                ("ONNX, onnxruntime's quantized operators", ops["onnx"]["qoperator"]),
+                ("ONNX, quantization and constants", ops["onnx"]["quantization"])]
+    for title, names in sections:
+        print(f"{title}:")
+        print(textwrap.fill(", ".join(names), width=88, initial_indent="  ", subsequent_indent="  "))
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from mcuc.inspect import format_inspection, inspect_model
 
@@ -319,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Errors in the input print one line and exit 2; a verification mismatch exits 1.")
     parser.add_argument("--version", action=_VersionAction, help="print mcuc's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ops", help="the TFLite builtins and ONNX op types mcuc reads")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ops)
 
     p = sub.add_parser("inspect", help="per-op shapes, MACs, weight and activation bytes")
     p.add_argument("model")

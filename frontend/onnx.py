@@ -152,6 +152,13 @@ def _onnx_dtype(elem_type: int) -> str:
         return f"onnx type {elem_type}"
 
 
+
+def supported_onnx_ops() -> dict[str, list[str]]:
+    """The ONNX op types this frontend reads (`mcuc ops`): float ops inside QDQ groups,
+    onnxruntime's quantized operators, and the nodes that carry quantization."""
+    return {"qdq": sorted(FLOAT_OPS), "qoperator": sorted(QOPERATOR_OPS),
+            "quantization": ["Constant", "DequantizeLinear", "Identity", "QuantizeLinear"]}
+
 class OnnxImporter:
     """Reads one ONNX model into the IR; implements onnx_context.BuildContext for the op
     builders of onnx_ops.py."""
@@ -403,9 +410,8 @@ class OnnxImporter:
                                     "onnxruntime.quantization.quantize_static, or compile the float model with "
                                     "--calibrate")
         else:
-            raise self.error(node, f"op type {_op_type_text(kind)} is not supported (mcuc reads "
-                                    f"{', '.join(sorted(FLOAT_OPS))} in QDQ form, and their QLinear* nodes); "
-                                    "replace it or keep it outside the quantized model")
+            raise self.error(node, f"op type {_op_type_text(kind)} is not supported (`mcuc ops` lists the ops mcuc "
+                                    "reads); replace it or keep it outside the quantized model")
 
     def _identity(self, node) -> None:
         """Identity (torch.onnx's legacy exporter writes one per shared initializer): the
@@ -610,8 +616,9 @@ class OnnxImporter:
         if kind in ("Relu", "Clip"):
             return self._relu(node)
         if kind in ("Conv", "Gemm", "MatMul"):  # an activation, then dequantized constants
-            ins = [self._dq_input(node, node.input[0])] + [self._const_operand(node, n) if n else None
-                                                           for n in node.input[1:]]
+            ins = [self._dq_input(node, node.input[0])] + [
+                self._const_operand(node, n, "weights" if k == 0 else "bias") if n else None
+                for k, n in enumerate(node.input[1:])]
         elif kind in ("Add", "Mul", "Concat"):  # every operand is dequantized
             ins = [self._dq_input(node, n) for n in node.input]
         else:  # one dequantized activation; other inputs are constants the builder reads
@@ -647,13 +654,15 @@ class OnnxImporter:
             out = users[0].output[0]
         return chain
 
-    def _const_operand(self, node, name: str) -> QInput:
+    def _const_operand(self, node, name: str, role: str) -> QInput:
+        """The constant `role` ("weights" or "bias") of a Conv, Gemm or MatMul."""
         if name in self.dequantized:
             src, qp = self.dequantized[name]
             if src not in self.constants:
-                raise self.error(node, f"weight {quoted(src)} is computed at run time; mcuc needs constant weights")
+                raise self.error(node, f"{role} {quoted(src)} is computed at run time; mcuc needs constant weights "
+                                       "and bias")
             return QInput(qp, data=self.constants[src])
-        raise self.error(node, f"weight {quoted(name)} is not a dequantized constant (float weights); quantize the "
+        raise self.error(node, f"{role} {quoted(name)} is not a dequantized constant (float {role}); quantize the "
                                 "model with onnxruntime.quantization.quantize_static")
 
     def _relu(self, node) -> None:

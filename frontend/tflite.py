@@ -662,8 +662,8 @@ class _Reader:
         builtin = self.builtin_name(int(o.OpcodeIndex()), f"op {index}")
         where = f"op {index} ({builtin})"
         if builtin not in _CONVERTERS:
-            raise MCUCError(f"{where}: TFLite builtin {builtin} is not supported by mcuc "
-                            f"(supported: {', '.join(supported_builtins())})")
+            raise MCUCError(f"{where}: TFLite builtin {builtin} is not supported by mcuc (`mcuc ops` lists the "
+                            f"{len(supported_builtins())} it reads)")
         options_cls, convert = _CONVERTERS[builtin]
         f.length(o.InputsLength(), 4, f"{where} inputs")
         f.length(o.OutputsLength(), 4, f"{where} outputs")

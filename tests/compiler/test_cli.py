@@ -141,3 +141,23 @@ def test_closed_stdout_is_quiet_not_a_traceback():
     proc.stdout.close()
     stderr = proc.stderr.read().decode()
     assert proc.wait() == 141 and "Traceback" not in stderr, stderr
+
+
+def test_ops_lists_what_mcuc_reads(capsys):
+    """`mcuc ops`: every TFLite builtin and ONNX op type the frontends read, as text and
+    JSON (what an unsupported-op message points to)."""
+    import json
+
+    from mcuc.cli import main
+    from mcuc.frontend.onnx import supported_onnx_ops
+    from mcuc.frontend.tflite import supported_builtins
+
+    assert main(["ops"]) == 0
+    text = capsys.readouterr().out
+    assert f"TFLite builtins ({len(supported_builtins())}):" in text
+    assert all(name in text for name in supported_builtins())
+    assert all(name in text for group in supported_onnx_ops().values() for name in group)
+    assert main(["ops", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed == {"tflite": supported_builtins(), "onnx": supported_onnx_ops()}
+    assert "CONV_2D" in listed["tflite"] and "QLinearConv" in listed["onnx"]["qoperator"]

@@ -445,7 +445,8 @@ def test_unsupported_builtin_is_named():
     x = mb.tensor("x", (1, 8), "int8", 0.1, 0)
     y = mb.tensor("y", (1, 8), "int8", 1 / 128, 0)
     mb.op("NEG", [x], [y])
-    _raises(mb.build([x], [y]), "op 0 (NEG)", "builtin NEG is not supported")
+    message = _raises(mb.build([x], [y]), "op 0 (NEG)", "builtin NEG is not supported", "`mcuc ops` lists the")
+    assert len(message) < 150, message  # the list of supported builtins is `mcuc ops`, not every message
 
 
 def test_custom_op_is_named():
