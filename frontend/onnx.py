@@ -513,6 +513,9 @@ class OnnxImporter:
             raise MCUCError(f"ONNX graph input {quoted(name)} ({dtype}) is not read by a DequantizeLinear or QLinear* "
                             "node; mcuc cannot tell its quantization")
         position = list(reader.input).index(name)
+        if len(reader.input) <= position + 1:
+            raise self.error(reader, f"reads graph input {quoted(name)} without a scale after it; mcuc takes an "
+                                     "input's quantization from the node that reads it")
         zp_name = reader.input[position + 2] if len(reader.input) > position + 2 else ""
         qp = self._qparams(reader, reader.input[position + 1], zp_name or None, 0, dtype)
         if qp.scale.size != 1:
@@ -757,13 +760,16 @@ class OnnxImporter:
             out = self._qparams(node, i[3], i[4] or None, 0, "uint8")
             return self._build(node, kind[len("QLinear"):], ins, out, node.output[0])
         if kind == "QLinearConcat":
-            out = self._qparams(node, i[0], i[1], 0, "uint8")
             names = list(node.input[2:])
+            if not names or len(names) % 3:
+                raise self.error(node, f"{len(node.input)} inputs; QLinearConcat takes Y_scale, Y_zero_point, then "
+                                        "one (X, X_scale, X_zero_point) triple per operand")
+            out = self._qparams(node, i[0], i[1], 0, "uint8")
             ins = [self._q_operand(node, names[k], names[k + 1], names[k + 2]) for k in range(0, len(names), 3)]
             return self._build(node, "Concat", ins, out, node.output[0])
-        raise self.error(node, f"operator-oriented op {kind} is not supported (supported: "
-                                f"{', '.join(QOPERATOR_OPS)}); quantize in QDQ format or keep the op outside the "
-                                "quantized model")
+        raise self.error(node, f"operator-oriented op {_op_type_text(kind)} is not supported (`mcuc ops` lists "
+                                "the ones mcuc reads); quantize in QDQ format or keep the op outside the quantized "
+                                "model")
 
     # building IR ops ---------------------------------------------------------------------
 

@@ -435,3 +435,37 @@ def test_a_gemm_bias_computed_by_the_graph_is_refused(tmp_path, capsys, make, wo
     assert load_model(make(False).SerializeToString(), format="onnx").graph.ops
     message = refused(capsys, "inspect", _save(tmp_path, make(True)))
     assert words in message and "is computed at run time" in message
+
+
+
+@pytest.mark.parametrize("operands", [1, 2])
+def test_a_qlinear_concat_whose_inputs_are_not_triples_is_refused(tmp_path, capsys, operands):
+    """QLinearConcat's inputs are Y_scale, Y_zero_point, then (X, X_scale, X_zero_point)
+    per operand (fuzz seed 25 case 175: one input too many was an IndexError); with whole
+    triples the same model loads."""
+    inits = [numpy_helper.from_array(np.float32(0.05), "xs"), numpy_helper.from_array(np.int8(0), "xz")]
+
+    def model(inputs):
+        nodes = [helper.make_node("QLinearConcat", inputs, ["y"], name="cat", axis=1, domain="com.microsoft")]
+        m = hm.onnx_model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 4 * operands])])
+        m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        return m
+
+    whole = ["xs", "xz"] + ["x", "xs", "xz"] * operands
+    assert load_model(model(whole).SerializeToString(), format="onnx").graph.ops
+    message = refused(capsys, "inspect", _save(tmp_path, model(whole + ["xz"])))
+    assert "ONNX node 'cat' (QLinearConcat)" in message and "triple per operand" in message
+
+
+@pytest.mark.parametrize("kind", ["QLinearSigmoid", "QLinearConv", "QGemm"])
+def test_a_graph_input_read_without_its_scale_is_refused(tmp_path, capsys, kind):
+    """An int8 graph input takes its quantization from the node that reads it, which must
+    name a scale right after it (a com.microsoft QLinear* node cut to one input, which
+    onnx's schemas do not check, was an IndexError)."""
+    node = helper.make_node(kind, ["x"], ["y"], name="n", domain="com.microsoft")
+    model = hm.onnx_model([node], [], [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 4, 2, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 4, 2, 2])])
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    message = refused(capsys, "inspect", _save(tmp_path, model))
+    assert f"ONNX node 'n' ({kind})" in message and "'x'" in message, message
