@@ -78,17 +78,15 @@ class CompileOptions:
             raise MCUCError(f"unknown --arena {self.arena!r}; choose {' or '.join(ARENA_MODES)}")
         if self.io_buffers not in IO_BUFFER_MODES:
             raise MCUCError(f"unknown --io-buffers {self.io_buffers!r}; choose {' or '.join(IO_BUFFER_MODES)}")
+        names = []
         if self.memory is not None:
             from mcuc.passes.regions import parse_memory
 
-            parse_memory(self.memory)
+            names = [r.name for r in parse_memory(self.memory)]
             if self.arena == "caller":
                 raise MCUCError("--memory gives every region its own static array; --arena caller passes one "
                                 "arena pointer: choose one of them")
         if self.weights_in_ram is not None:
-            from mcuc.passes.regions import parse_memory
-
-            names = [r.name for r in parse_memory(self.memory)] if self.memory is not None else []
             if self.weights_in_ram not in names:
                 raise MCUCError(f"--weights-in-ram {self.weights_in_ram!r} names no region of --memory"
                                 + (f" ({', '.join(names)})" if names else " (give --memory NAME:SIZE[:COST],...)"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from mcuc.ir.ops import op_def
 from mcuc.ir.program import Program
-from mcuc.passes.regions import access_cost
+from mcuc.passes.regions import access_cost, buffer_regions
 from mcuc.passes.report import memory_rows
 
 
@@ -32,9 +32,10 @@ def program_report(program: Program, target: str, layout: str | None = None) -> 
 def regions_report(program: Program) -> dict:
     """--memory: each region's address range, bytes, capacity, cost and buffers, and the
     estimated access cost against every buffer in the costliest region."""
+    region_of = buffer_regions(program)
     regions = []
     for k, r in enumerate(program.regions):
-        buffers = [b.name for b in program.buffers if (program.region_at(b.offset) or (-1,))[0] == k]
+        buffers = [b.name for b in program.buffers if region_of[b.name] == k]
         regions.append({"name": r.name, "address_base": r.base, "bytes": r.size, "capacity": r.capacity,
                         "cost": r.cost, "buffers": buffers,
                         **({"weights_bytes": r.weights_bytes} if r.weights_bytes is not None else {})})

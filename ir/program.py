@@ -235,22 +235,28 @@ class Program:
     def caller_buffer_at(self, address: int) -> CallerBuffer | None:
         """The caller buffer holding `address` (its end included, for empty ranges),
         None for an arena address."""
-        if address < self.arena_bytes or not self.caller_buffers:
+        if address < self.arena_bytes:
             return None
-        inside = [b for b in self.caller_buffers if b.base <= address < b.end]
-        ends = [b for b in self.caller_buffers if address == b.end]
-        return (inside or ends or [None])[0]
+        k = _span_at(address, self.caller_buffers)
+        return None if k is None else self.caller_buffers[k]
 
     def region_at(self, address: int) -> tuple[int, PlacedRegion] | None:
         """The index and PlacedRegion holding arena `address` (its end included, for empty
         ranges); None without regions or outside them."""
-        inside = [(k, r) for k, r in enumerate(self.regions) if r.base <= address < r.end]
-        ends = [(k, r) for k, r in enumerate(self.regions) if address == r.end]
-        return (inside or ends or [None])[0]
+        k = _span_at(address, self.regions)
+        return None if k is None else (k, self.regions[k])
 
     def in_arena(self, tensor: Tensor) -> bool:
         """Whether an activation tensor lives in the arena (not in a caller buffer)."""
         return self.caller_buffer_at(self.offsets[tensor]) is None
+
+
+def _span_at(address: int, spans) -> int | None:
+    """The index of the first of `spans` (each with .base and .end) holding `address`, or
+    else the first ending exactly at it (an empty tensor's address); None if none."""
+    inside = [k for k, s in enumerate(spans) if s.base <= address < s.end]
+    ends = [k for k, s in enumerate(spans) if address == s.end]
+    return (inside or ends or [None])[0]
 
 
 def caller_buffer_bases(arena_bytes: int, tensors) -> list[int]:

@@ -56,10 +56,10 @@ def parse_memory(spec: str) -> tuple[MemoryRegion, ...]:
             raise MCUCError(f"--memory {spec!r}: region name {name!r} must be a lowercase C identifier "
                             f"of at most 32 characters (it names the region's array and section macro)")
         match = _SIZE.match(size)
-        if not match or int(match[1]) * _UNITS[match[2] and match[2].lower()] <= 0:
+        capacity = int(match[1]) * _UNITS[match[2] and match[2].lower()] if match else 0
+        if capacity <= 0:
             raise MCUCError(f"--memory {spec!r}: region {name!r} has size {size!r}; give a positive number of "
                             f"bytes, optionally with K or M (1024-based)")
-        capacity = int(match[1]) * _UNITS[match[2] and match[2].lower()]
         cost = 1.0
         if len(fields) == 3:
             try:
@@ -76,22 +76,27 @@ def parse_memory(spec: str) -> tuple[MemoryRegion, ...]:
     return tuple(regions)
 
 
-def _buffer_items(program: Program) -> tuple[list[Lifetime], dict[str, list[Buffer]]]:
+def _buffer_key(b: Buffer) -> str:
+    """The unit a buffer moves with: its storage group, or itself (scratch)."""
+    return b.group if b.kind == "tensor" else b.name
+
+
+def _buffer_items(program: Program) -> tuple[list[Lifetime], dict[str, list[Buffer]], dict[str, int]]:
     """Every arena buffer of the plan as one Lifetime to place (a storage group with its
-    members as pieces, or one scratch buffer) whose origin is its current offset rounded
-    down to its alignment, and the Buffers of each."""
+    members as pieces, or one scratch buffer), the Buffers of each, and where the plan put
+    each (its origin: its lowest offset rounded down to its alignment)."""
     groups: dict[str, list[Buffer]] = {}
     for b in program.buffers:
-        groups.setdefault(b.group if b.kind == "tensor" else b.name, []).append(b)
-    items = []
+        groups.setdefault(_buffer_key(b), []).append(b)
+    items, origins = [], {}
     for name, members in groups.items():
         align = max(b.align for b in members)
-        origin = min(b.offset for b in members) // align * align  # as _origin
+        origin = origins[name] = min(b.offset for b in members) // align * align
         pieces = tuple(Piece(b.offset - origin, b.size, b.first, b.last) for b in members)
         size = max(b.end for b in members) - origin
         items.append(Lifetime(name, size, min(b.first for b in members), max(b.last for b in members),
                               pieces, align, members[0].kind))
-    return items, groups
+    return items, groups, origins
 
 
 def access_bytes(program: Program) -> dict[str, int]:
@@ -107,7 +112,7 @@ def access_bytes(program: Program) -> dict[str, int]:
     by_name = {t.name: n for t, n in moves.items()}
     result: dict[str, int] = {}
     for b in program.buffers:
-        key = b.group if b.kind == "tensor" else b.name
+        key = _buffer_key(b)
         result[key] = result.get(key, 0) + (by_name.get(b.name, 0) if b.kind == "tensor" else 2 * b.size)
     return result
 
@@ -140,8 +145,8 @@ def place_in_regions(program: Program, regions: tuple[MemoryRegion, ...],
 
 
 def _place(program: Program, regions: tuple[MemoryRegion, ...]) -> Program:
-    items, members = _buffer_items(program)
-    steps = len(program.steps)
+    items, members, origins = _buffer_items(program)
+    moved = access_bytes(program)
     # The greedy may fill the cheap regions so that the rest fits nowhere although one
     # region holds the whole plan: then it tries again, offering the regions cheaper than
     # that one less and less of their capacity; at the last, that region takes the whole
@@ -152,14 +157,13 @@ def _place(program: Program, regions: tuple[MemoryRegion, ...]) -> Program:
     for share in (1.0, 0.5, 0.25, 0.125) if fallback is not None else (1.0,):
         limits = [r.capacity if fallback is None or r.cost >= regions[fallback].cost else int(r.capacity * share)
                   for r in regions]
-        chosen, misfit = _assign(program, items, regions, limits)
+        chosen, misfit = _assign(items, moved, len(program.steps), regions, limits)
         if misfit is None:
-            local = {k: allocate(chosen[k], steps) for k in chosen if chosen[k]}
+            local = {k: allocate(chosen[k], len(program.steps)) for k in chosen if chosen[k]}
             break
     else:
         if fallback is None:
             raise _infeasible(program, regions, misfit)
-        origins = {item.name: _origin(item, members) for item in items}
         local = {fallback: Placement(origins, program.arena_bytes, "one arena")}
     placed: list[PlacedRegion] = []
     new_origin: dict[str, int] = {}
@@ -173,20 +177,15 @@ def _place(program: Program, regions: tuple[MemoryRegion, ...]) -> Program:
             new_origin[name] = base + offset
         placed.append(PlacedRegion(region.name, base, size, region.capacity, region.cost))
         at = base + size
-    return _moved(program, items, members, new_origin, tuple(placed), at)
+    shift = {b.name: new_origin[key] - origins[key] for key, bs in members.items() for b in bs}
+    return _moved(program, shift, tuple(placed), at)
 
 
-def _origin(item: Lifetime, members: dict[str, list[Buffer]]) -> int:
-    """Where the plan put `item` (its lowest buffer's offset, rounded down to its alignment)."""
-    return min(b.offset for b in members[item.name]) // item.align * item.align
-
-
-def _assign(program: Program, items: list[Lifetime], regions: tuple[MemoryRegion, ...],
+def _assign(items: list[Lifetime], moved: dict[str, int], steps: int, regions: tuple[MemoryRegion, ...],
             limits: list[int]) -> tuple[dict[int, list[Lifetime]], Lifetime | None]:
-    """The greedy choice of a region per item (densest first, cheapest region where it
-    fits within `limits`), and the first item that fits nowhere (None: all placed)."""
-    moved = access_bytes(program)
-    steps = len(program.steps)
+    """The greedy choice of a region per item (densest bytes `moved` per byte held first,
+    cheapest region where it fits within `limits`), and the first item that fits nowhere
+    (None: all placed)."""
     by_cost = sorted(range(len(regions)), key=lambda k: (regions[k].cost, k))
     chosen: dict[int, list[Lifetime]] = {k: [] for k in range(len(regions))}
     for item in sorted(items, key=lambda it: (-moved.get(it.name, 0) / max(it.size, 1), -it.size, it.name)):
@@ -215,26 +214,19 @@ def _infeasible(program: Program, regions: tuple[MemoryRegion, ...], item: Lifet
                      f"buffers, the largest {largest} B: give one region at least {program.arena_bytes} B")
 
 
-def _moved(program: Program, items: list[Lifetime], members: dict[str, list[Buffer]], new_origin: dict[str, int],
-           regions: tuple[PlacedRegion, ...], arena_bytes: int) -> Program:
-    """The Program with each item's buffers at its new origin and the caller buffers after
-    the new arena; PatchLoop steps lowered again for the new offsets."""
+def _moved(program: Program, shift: dict[str, int], regions: tuple[PlacedRegion, ...], arena_bytes: int) -> Program:
+    """The Program with each arena buffer moved by `shift` (by buffer name) and the caller
+    buffers after the new arena; PatchLoop steps lowered again for the new offsets."""
     from .patch import lower_patch_loops
 
-    shift: dict[str, int] = {}  # buffer name -> how far it moves
-    for item in items:
-        old_origin = _origin(item, members)
-        for b in members[item.name]:
-            shift[b.name] = new_origin[item.name] - old_origin
     offsets: dict[Tensor, int] = {}
-    old_bases = {(b.role, b.index): b.base for b in program.caller_buffers}
     bases = caller_buffer_bases(arena_bytes, [b.tensor for b in program.caller_buffers])
-    caller = tuple(replace(b, base=base) for b, base in zip(program.caller_buffers, bases))
+    new_base = {b.base: base for b, base in zip(program.caller_buffers, bases)}
+    caller = tuple(replace(b, base=new_base[b.base]) for b in program.caller_buffers)
     for t, at in program.offsets.items():
         outside = program.caller_buffer_at(at)
         if outside is not None:
-            k = program.caller_buffers.index(outside)
-            offsets[t] = at - old_bases[(outside.role, outside.index)] + caller[k].base
+            offsets[t] = at - outside.base + new_base[outside.base]
         elif t.name in shift:
             offsets[t] = at + shift[t.name]
         else:
@@ -252,16 +244,19 @@ def _moved(program: Program, items: list[Lifetime], members: dict[str, list[Buff
     return lower_patch_loops(result) if any(isinstance(s, PatchLoop) for s in program.steps) else result
 
 
+def buffer_regions(program: Program) -> dict[str, int]:
+    """The index of the region holding each arena buffer (by buffer name)."""
+    return {b.name: (program.region_at(b.offset) or (0,))[0] for b in program.buffers}
+
+
 def access_cost(program: Program) -> dict[str, float]:
     """The estimated access cost of one inference as planned ("planned") and with every
     buffer in the costliest region ("slowest"): access bytes times the region's cost."""
     if not program.regions:
         return {}
     moved = access_bytes(program)
-    region_of: dict[str, int] = {}
-    for b in program.buffers:
-        found = program.region_at(b.offset)
-        region_of[b.group if b.kind == "tensor" else b.name] = found[0] if found else 0
+    by_buffer = buffer_regions(program)
+    region_of = {_buffer_key(b): by_buffer[b.name] for b in program.buffers}
     planned = sum(n * program.regions[region_of[name]].cost for name, n in moved.items())
     slowest = sum(moved.values()) * max(r.cost for r in program.regions)
     return {"planned": planned, "slowest": slowest}

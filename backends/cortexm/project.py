@@ -231,6 +231,8 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
     prefix = check_model_name(name)
     steps, runtime = emit_steps(program, target)
     weights = next((r for r in program.regions if r.weights_bytes is not None), None)
+    # --memory: the arena is the first region; each later one is an array of its own
+    arena_bytes = program.regions[0].size if program.regions else program.arena_bytes
     if weights is not None:  # the planner counted the arrays of a plan with the same C constants
         held = _array_bytes(steps)
         if held > weights.weights_bytes:
@@ -260,14 +262,13 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         # --weights-in-ram: the region holding the constant arrays and their default section
         "weights_region": weights.name if weights else "",
         "weights_section": f".data.{prefix}_weights" if weights else "",
-        # --memory: the arena is the first region; each later one is an array of its own
-        "arena_bytes": program.regions[0].size if program.regions else program.arena_bytes,
+        "arena_bytes": arena_bytes,
         "first_region": program.regions[0].name if program.regions else "",
         "regions": [{"index": k, "name": r.name, "bytes": r.size, "storage_bytes": max(r.size, 1),
                      "NAME": r.name.upper(), "cost": f"{r.cost:g}"} for k, r in enumerate(program.regions) if k],
         # A zero-length array is not C; a model whose activations need no bytes still
         # gets a one-byte arena.
-        "arena_storage_bytes": max(program.regions[0].size if program.regions else program.arena_bytes, 1),
+        "arena_storage_bytes": max(arena_bytes, 1),
         "inputs": inputs,
         "outputs": outputs,
         "steps": steps,
