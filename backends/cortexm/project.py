@@ -135,7 +135,9 @@ def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str, layout:
 # A constant array of the generated C (kernels_binary.c_array, kernels/_macros.j2): its
 # element type and count; MCUC_WEIGHTS places it (flash, or RAM with --weights-in-ram).
 _WEIGHT_ARRAY = re.compile(r"static const (\w+) (\w+)\[(\d+)\][^=;]*\bMCUC_WEIGHTS\b")
-_C_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
+# Every element type the emitters give a constant array (kernels_binary's broadcast
+# extents and strides are `int`: 32 bits on every Cortex-M and on the host).
+_C_SIZES = {"int": 4, "int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
             "int64_t": 8, "uint64_t": 8, "float": 4, "double": 8}
 
 

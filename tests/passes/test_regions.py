@@ -212,3 +212,17 @@ def test_every_backend_runs_regions_with_weights_in_ram():
     report = mcuc.verify(model, samples=3, memory="fast:4K:1,slow:64K:4", weights_in_ram="slow")
     assert set(report["backends_checked"]) >= {"reference", "llvm", "c-host"}
     assert all(v["bit_exact"] for v in report["backends"].values()), report["backends"]
+
+
+def test_weights_in_ram_count_every_array_type_the_emitters_use():
+    """A broadcast MAXIMUM keeps its extents and strides in `int` arrays (three of six):
+    --weights-in-ram counts them, 72 B, where it once refused the model."""
+    from tests.support.tflite_builder import ModelBuilder
+
+    mb = ModelBuilder()
+    a, b = mb.tensor("a", (1, 4, 3), "int8", 0.1, 0), mb.tensor("b", (1, 1, 3), "int8", 0.1, 0)
+    y = mb.tensor("y", (1, 4, 3), "int8", 0.1, 0)
+    mb.op("MAXIMUM", [a, b], [y])
+    graph = load_model(mb.build([a, b], [y]), format="tflite").graph
+    program = schedule(graph, CompileOptions(memory="a:64K", weights_in_ram="a"), cortexm_scratch("cortex-m4"))
+    assert program.regions[0].weights_bytes == 3 * 6 * 4
