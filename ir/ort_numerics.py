@@ -172,6 +172,56 @@ def requantize_output_integer(acc, mult, limit, shift, zero_point: int, lo: int,
     return np.clip(np.where(acc < 0, -y, y) + zero_point, lo, hi)
 
 
+# The signed fast path's range of L = E + 47: from 8 on, an accumulator whose shift by L - 1
+# does not overflow is at most 2^24 (float32(acc) exact); to 32, the shift is defined.
+SIGNED_SHIFT_RANGE = (8, 32)
+# Zero points the signed path folds into its rounding constant without overflowing int32.
+SIGNED_ZERO_POINT_BOUND = 255
+
+
+def signed_requant_applies(shift, zero_point: int) -> bool:
+    """Whether `requantize_output_signed` serves every channel of `shift` (L from
+    requant_integer_constants: scales in [2^-16, 2^9)) with this zero point."""
+    shift = np.asarray(shift, dtype=np.int64)
+    low, high = SIGNED_SHIFT_RANGE
+    return bool(np.all((shift >= low) & (shift <= high))) and abs(zero_point) <= SIGNED_ZERO_POINT_BOUND
+
+
+def signed_rounding(zero_point: int) -> int:
+    """The signed path's rounding constant: 2^20 + 2^5 + zero_point * 2^21."""
+    return 2**20 + 2**5 + (zero_point << 21)
+
+
+def requantize_output_signed(acc, mult7, shift1, zero_point: int, low: int, high: int) -> np.ndarray:
+    """`requantize_output` in integers with the accumulator kept signed, the statement
+    runtime_c/mcuc_ort.h's mcuc_ort_requant_signed mirrors step for step; mult7 = M * 2^7
+    and shift1 = L - 1 from `requant_integer_constants` (mult7 = mult / 2), every L in
+    SIGNED_SHIFT_RANGE (`signed_requant_applies`), outputs within 255 of the zero point:
+
+    - t = acc << shift1; where it fits int32, |acc| <= 2^24 (so float32(acc) = acc) and
+      the value v = acc * scale is below 256 in magnitude, and h = floor(t * mult7 / 2^32)
+      = floor(v * 2^21) exactly; where it does not, |v| >= 256 and the output saturates
+      towards acc's sign;
+    - h + 2^20 + 2^5 = floor((v + 0.5 + 2^-16) * 2^21): unless its low 21 bits are below
+      2^6 (v within about 2^-16 of a half-integer, where float32's rounding, at most
+      2^-17, or a tie could decide), floor(v + 0.5) is the answer for either sign, and the
+      zero point rides in the rounding constant (`signed_rounding`);
+    - the ties and hazards take the general path of |acc| (`requantize_general_integer`,
+      C = 15 - L), then the sign and the zero point.
+    Then one clamp to [low, high]. Returns int64 values."""
+    acc = np.asarray(acc, dtype=np.int64)
+    mult7, shift1 = (np.broadcast_to(np.asarray(v, dtype=np.int64), acc.shape) for v in (mult7, shift1))
+    t = acc << shift1
+    fits = (t >= -2**31) & (t < 2**31)
+    h = ((np.where(fits, t, 0) * mult7) >> 32) + signed_rounding(zero_point)
+    hazard = fits & ((h & 0x1FFFFF) < 2**6)
+    y = np.where(fits, h >> 21, np.where(acc < 0, low, high))
+    slow = np.nonzero(hazard)
+    general = requantize_general_integer(np.abs(acc[slow]), mult7[slow], 14 - shift1[slow])
+    y[slow] = np.where(acc[slow] < 0, -general, general) + zero_point
+    return np.clip(y, low, high)
+
+
 def quantize_linear(x, scale, zero_point: int, lo: int, hi: int) -> np.ndarray:
     """MlasQuantizeLinear: float32 division by the scale, clamp, round half to even,
     add the zero point. NaN inputs give the low end (cvtps2dq's integer indefinite,

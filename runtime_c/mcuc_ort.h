@@ -214,24 +214,80 @@ MCUC_INLINE int32_t mcuc_ort_requant_int(int32_t acc, uint32_t mult, uint32_t li
     return mcuc_clamp((int32_t)((y ^ sgn) - sgn) + zp, lo, hi);
 }
 
+/* The same requantization with the accumulator kept signed, for scales in [2^-16, 2^9)
+ * (8 <= L <= 32: mcuc.ir.ort_numerics.signed_requant_applies), about half the
+ * instructions; `shift1` is L - 1. t = acc << shift1; when it does not overflow
+ * (t >> shift1 == acc), |acc| <= 2^24 (float32(acc) is exact) and |v| < 256, and h = the
+ * high word of t * (M << 7) = floor(v * 2^21), exact. Away from a half-integer (the low
+ * 21 bits of h + 2^20 + 2^5 at least 2^6: v at least 2^-16 from one, more than
+ * float32's rounding error of at most 2^-17 plus the floor's 2^-21) the answer is
+ * (h + 2^20 + 2^5) >> 21, floor(v + 0.5) for either sign; `rounding` adds zp << 21 to
+ * that constant, so the shift gives the output with its zero point. An overflow means
+ * |v| >= 256: the output saturates towards acc's sign. Ties and hazards take the general
+ * path of the magnitude. The result is clamped to [low, high].
+ * mcuc.ir.ort_numerics.requantize_output_signed states it in numpy. */
+MCUC_COLD int32_t mcuc_ort_requant_signed_slow(int32_t acc, int32_t mult7, int32_t shift1, int32_t zp, int32_t low,
+                                               int32_t high) {
+    const uint32_t sgn = 0u - (uint32_t)(acc < 0);
+    const uint32_t y = mcuc_ort_requant_general(((uint32_t)acc ^ sgn) - sgn, (uint32_t)mult7, 14 - shift1);
+    /* |acc| < 2^24 here, so y < 2^24: the sign and zero point cannot overflow */
+    return mcuc_clamp((int32_t)((y ^ sgn) - sgn) + zp, low, high);
+}
+
+#if defined(__GNUC__)
+#define MCUC_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define MCUC_LIKELY(x) (x)
+#endif
+
+MCUC_INLINE int32_t mcuc_ort_requant_signed(int32_t acc, int32_t mult7, int32_t shift1, int32_t rounding,
+                                            int32_t zp, int32_t low, int32_t high) {
+    const int32_t t = (int32_t)((uint32_t)acc << shift1);
+    /* the fast path falls through: gcc otherwise lays it out behind two taken branches */
+    if (MCUC_LIKELY((t >> shift1) == acc)) {
+#if MCUC_DSP
+        int32_t h; /* SMMLA: the high word of the product plus the rounding, one instruction */
+        __asm__("smmla %0, %1, %2, %3" : "=r"(h) : "r"(t), "r"(mult7), "r"(rounding));
+#else
+        const int32_t h = (int32_t)(((int64_t)t * mult7) >> 32) + rounding;
+#endif
+        if (MCUC_LIKELY(((uint32_t)h << 11) >= (1u << 17))) {
+#if MCUC_DSP
+            if (low == -128 && high == 127) {
+                return mcuc_ssat8(h >> 21);
+            }
+#endif
+            return mcuc_clamp(h >> 21, low, high);
+        }
+        return mcuc_ort_requant_signed_slow(acc, mult7, shift1, zp, low, high);
+    }
+    return acc < 0 ? low : high;
+}
+
 /* onnxruntime's output stage of an exact int32 accumulator (the integer GEMM kernels of
  * mcuc_conv.h and mcuc_depthwise.h, and MEAN, under the "onnxruntime" rule): a float32
- * scale per output channel as the integer constants of mcuc_ort_requant_int, then the
- * fused activation. TFLite's rule is mcuc_requant_t. */
+ * scale per output channel as integer constants, then the fused activation. With
+ * `limit` NULL every channel's scale is in mcuc_ort_requant_signed's range and takes it;
+ * otherwise mcuc_ort_requant_int. TFLite's rule is mcuc_requant_t. */
 typedef struct {
-    const uint32_t *mult;  /* per output channel, for x_scale * w_scale / y_scale: M << 8 */
-    const uint32_t *limit; /* the fast path's bound on |acc| */
-    const int32_t *shift;  /* L = E + 47 */
+    const int32_t *mult7;  /* per output channel, for x_scale * w_scale / y_scale: M << 7 */
+    const uint32_t *limit; /* mcuc_ort_requant_int's bound on |acc|; NULL: the signed path */
+    const int32_t *shift;  /* L = E + 47; the signed path: L - 1 */
+    int32_t round;         /* the signed path's 2^20 + 2^5 + (out_zp << 21) */
     int32_t out_zp;
     int32_t lo;            /* the output type's range, which MlasRequantizeOutput clamps to */
     int32_t hi;
-    int32_t act_min;
-    int32_t act_max;
+    int32_t low;           /* [lo, hi] and then the activation's range as one clamp */
+    int32_t high;
 } mcuc_ort_requant_t;
 
 MCUC_INLINE int32_t mcuc_ort_requant_channel(int32_t acc, const mcuc_ort_requant_t *r, int c) {
-    return mcuc_clamp(mcuc_ort_requant_int(acc, r->mult[c], r->limit[c], r->shift[c], r->out_zp, r->lo, r->hi),
-                      r->act_min, r->act_max);
+    if (!r->limit) {
+        return mcuc_ort_requant_signed(acc, r->mult7[c], r->shift[c], r->round, r->out_zp, r->low, r->high);
+    }
+    return mcuc_clamp(mcuc_ort_requant_int(acc, (uint32_t)r->mult7[c] << 1, r->limit[c], r->shift[c], r->out_zp,
+                                           r->lo, r->hi),
+                      r->low, r->high);
 }
 
 /* MlasQuantizeLinear: float32 division, clamp (NaN gives the low end), rne, + zp. */

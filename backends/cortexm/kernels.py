@@ -242,11 +242,14 @@ def _ort_requant(fn: str, op: Op, scales: np.ndarray, channels_padded: int, act_
     y = op.output
     lo, hi = dtype_range(y.dtype)
     c = ort_requant_constants(op.label, scales, channels_padded, _zp(y), lo, hi)
-    arrays = [CArray("uint32_t", f"{fn}_ort_mult", c.mult), CArray("uint32_t", f"{fn}_ort_limit", c.limit),
-              CArray("int32_t", f"{fn}_ort_shift", c.shift)]
+    arrays = [CArray("int32_t", f"{fn}_ort_mult7", c.mult7), CArray("int32_t", f"{fn}_ort_shift", c.shift)]
+    if c.limit is not None:
+        arrays.append(CArray("uint32_t", f"{fn}_ort_limit", c.limit))
+    # [lo, hi] then the activation's range, as one clamp (the same function for any ranges)
+    low, high = (min(max(v, act_min), act_max) for v in (lo, hi))
     return arrays, c_struct("mcuc_ort_requant_t", f"{fn}_ort", dict(
-        mult=f"{fn}_ort_mult", limit=f"{fn}_ort_limit", shift=f"{fn}_ort_shift", out_zp=_zp(y), lo=lo, hi=hi,
-        act_min=act_min, act_max=act_max))
+        mult7=f"{fn}_ort_mult7", limit="0" if c.limit is None else f"{fn}_ort_limit", shift=f"{fn}_ort_shift",
+        round=c.rounding, out_zp=_zp(y), lo=lo, hi=hi, low=low, high=high))
 
 
 def _tflite_stage(op: Op, multiplier, shift, weights_per_channel: np.ndarray, bias: np.ndarray | None,
@@ -936,7 +939,7 @@ def _emit_ort_gemm(site: Site, step: Step, program: Program, target: Target) -> 
         from .ort_requant import ort_requant_constants
 
         c = ort_requant_constants(op.label, channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], oc),
-                                  oc, _zp(y), lo, hi)
+                                  oc, _zp(y), lo, hi, signed_path=False)
         arrays += [CArray("uint32_t", f"{fn}_mult", c.mult), CArray("uint32_t", f"{fn}_limit", c.limit),
                    CArray("int32_t", f"{fn}_shift", c.shift)]
         fields.update(bias=f"{fn}_bias", mult=f"{fn}_mult", limit=f"{fn}_limit", shift=f"{fn}_shift")

@@ -57,7 +57,8 @@ def test_quantize_linear_divides_then_rounds_half_to_even():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mcuc.ir.ort_numerics import requant_integer_constants, requantize_output_integer  # noqa: E402
+from mcuc.ir.ort_numerics import (  # noqa: E402
+    requant_integer_constants, requantize_output_integer, requantize_output_signed, signed_requant_applies)
 
 # (scale, zero point, window): every |acc| < window; below 2^-23 the fast path covers all
 # of |acc| < 2^24, the general path the rest
@@ -115,6 +116,57 @@ def test_requantize_integer_equals_float_for_random_scales(scale, zp, seed):
         want = requantize_output(acc, scale, zp, -128, 127)
     got = requantize_output_integer(acc, *constants, zp, -128, 127)
     assert np.array_equal(got, want), (scale, acc[np.nonzero(got != want)[0][:5]])
+
+
+# -- requantize_output_signed: the signed fast path (mcuc_ort_requant_signed) ----------------
+#
+# Scales in [2^-16, 2^9) only (signed_requant_applies); 2^-16 and 511.99997 are its edges.
+SIGNED_WINDOW_SCALES = [(1.0, 0), (0.5, 3), (0.0123, -128), (7.9e-5, 17), (2.0**-16, -7), (3.0517578e-05, 5),
+                        (200.0, 100), (511.99997, -3)]
+
+
+@pytest.mark.parametrize("scale,zp", SIGNED_WINDOW_SCALES)
+def test_requantize_signed_equals_float_over_a_window(scale, zp):
+    scale = np.float32(scale)
+    mult, _, shift = requant_integer_constants(scale)
+    assert signed_requant_applies(shift, zp)
+    chunk = 2**18
+    for start in range(-(2**24), 2**24, chunk):
+        acc = np.arange(start, start + chunk, dtype=np.int64)
+        got = requantize_output_signed(acc, mult >> 1, shift - 1, zp, -128, 127)
+        want = requantize_output(acc, scale, zp, -128, 127)
+        assert np.array_equal(got, want), acc[np.nonzero(got != want)[0][:5]]
+
+
+def signed_scales():
+    """float32 scales in the signed path's range [2^-16, 2^9): full significands of every
+    exponent there, few significant bits (exact ties), and its edges."""
+    full = st.builds(lambda m, e: np.float32(np.ldexp(float(m), e)), st.integers(2**23, 2**24 - 1),
+                     st.integers(-16 - 23, 8 - 23))
+    few_bits = st.builds(lambda m, e: np.float32(np.ldexp(float(m), e)), st.integers(1, 255), st.integers(-16, 0))
+    edges = st.sampled_from([2.0**-16, 511.99997, 256.0, 1.0, 0.5, 2.0**7, 0.0123]).map(np.float32)
+    return st.one_of(edges, full, few_bits)
+
+
+@settings(deadline=None, max_examples=300)
+@given(scale=signed_scales(), zp=st.integers(-128, 127), seed=st.integers(0, 2**32 - 1),
+       act=st.sampled_from([(-128, 127), (-128, 0), (-20, 100), (5, 5)]))
+def test_requantize_signed_equals_float_for_random_scales(scale, zp, seed, act):
+    mult, limit, shift = requant_integer_constants(scale)
+    assert signed_requant_applies(shift, zp)
+    acc = interesting_accumulators(scale, int(limit), np.random.default_rng(seed))
+    with np.errstate(over="ignore"):
+        want = np.clip(requantize_output(acc, scale, zp, -128, 127), *act)
+    got = requantize_output_signed(acc, mult >> 1, shift - 1, zp, *act)
+    assert np.array_equal(got, want), (scale, acc[np.nonzero(got != want)[0][:5]])
+
+
+def test_signed_path_range():
+    """Outside [2^-16, 2^9), or with a zero point beyond 255, the signed path does not apply."""
+    for scale in (2.0**-16 * 0.99, 512.0, 0.0, 1e-40, 2.0**-20):
+        assert not signed_requant_applies(requant_integer_constants(np.float32(scale))[2], 0), scale
+    assert not signed_requant_applies(requant_integer_constants(np.float32(0.01))[2], 256)
+    assert signed_requant_applies(requant_integer_constants(np.float32([0.01, 2.0**-16, 511.99997]))[2], -255)
 
 
 def test_requantize_integer_per_channel_and_its_limits():

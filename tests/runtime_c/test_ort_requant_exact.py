@@ -1,5 +1,6 @@
-"""runtime_c/mcuc_ort.h's integer requantization (mcuc_ort_requant_int) against onnxruntime's
-float32 definition (MlasRequantizeOutput: float32(acc) * scale, clamp, cvtps2dq, + zp).
+"""runtime_c/mcuc_ort.h's integer requantization (mcuc_ort_requant_int, and for scales in
+[2^-16, 2^8) the signed path mcuc_ort_requant_signed) against onnxruntime's float32
+definition (MlasRequantizeOutput: float32(acc) * scale, clamp, cvtps2dq, + zp).
 
 1. Exhaustive: every one of the 2^32 int32 accumulators for each scale of EXHAUSTIVE, in a
    C harness built by the host gcc (-O2 -ffp-contract=off -fno-fast-math) whose reference is
@@ -9,7 +10,9 @@ float32 definition (MlasRequantizeOutput: float32(acc) * scale, clamp, cvtps2dq,
    algorithm: 0.0123 the fast path (|acc| up to 20813), its ties and double rounding
    hazards, and saturation beyond; 1.1e-7 (below 2^-23) the fast path up to 2^24 and the
    general path beyond, where float32(acc) itself rounds (about 48 s of one core on the
-   development machine, two thirds of the test's time).
+   development machine, two thirds of the test's time). The signed path is checked in
+   the same loop where it applies: for 0.0123, and for 3.05e-5, near its lower edge
+   2^-16, where accumulators up to 2^24 take it.
 2. Random (hypothesis): scales of every exponent (subnormal, tiny, huge, exact powers of
    two, 1, 0.5) and zero points, over accumulators near every rounding tie of the output
    range, near the powers of two, near the fast path's limit and random ones; compared with
@@ -28,14 +31,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcuc.ir.ort_numerics import requant_integer_constants, requantize_output, requantize_output_integer
+from mcuc.ir.ort_numerics import (
+    requant_integer_constants, requantize_output, requantize_output_integer, requantize_output_signed,
+    signed_requant_applies, signed_rounding)
 from mcuc.runtime_c import SOURCE_DIR
 
-from tests.ir.test_onnx_numerics import interesting_accumulators, scales
+from tests.ir.test_onnx_numerics import interesting_accumulators, scales, signed_scales
 from tests.support.c_library import host_library
 
 # (scale, zero point): one run over all 2^32 accumulators each
-EXHAUSTIVE = [(0.0123, 0), (1.1e-7, -7)]
+EXHAUSTIVE = [(0.0123, 0), (1.1e-7, -7), (3.05e-5, 9)]
 
 _HARNESS = r"""
 #include <math.h>
@@ -48,16 +53,17 @@ _HARNESS = r"""
 #include "mcuc_ort.h"
 
 #define BLOCK 4096
-static int32_t want[BLOCK], got[BLOCK];
+static int32_t want[BLOCK], got[BLOCK], got_signed[BLOCK];
 
 /* argv: scale bits (hex), mult, limit, shift, zp, lo, hi, first block, end block (blocks of
- * BLOCK accumulators counted from 0 as uint32, so block 2^20 - 1 ends at -1) */
+ * BLOCK accumulators counted from 0 as uint32, so block 2^20 - 1 ends at -1), signed (1:
+ * mcuc_ort_requant_signed applies and is checked too) */
 int main(int argc, char **argv) {
     uint32_t bits, mult, limit, b, first, end;
-    int32_t shift, zp, lo, hi;
+    int32_t shift, zp, lo, hi, check_signed, rounding;
     unsigned long long bad = 0;
     float scale, flo, fhi;
-    if (argc != 10) {
+    if (argc != 11) {
         return 2;
     }
     bits = (uint32_t)strtoul(argv[1], 0, 16);
@@ -69,6 +75,8 @@ int main(int argc, char **argv) {
     hi = (int32_t)strtol(argv[7], 0, 10);
     first = (uint32_t)strtoul(argv[8], 0, 10);
     end = (uint32_t)strtoul(argv[9], 0, 10);
+    check_signed = (int32_t)strtol(argv[10], 0, 10);
+    rounding = (1 << 20) + (1 << 5) + (int32_t)((uint32_t)zp << 21);
     memcpy(&scale, &bits, sizeof scale);
     flo = (float)(lo - zp);
     fhi = (float)(hi - zp);
@@ -94,10 +102,19 @@ int main(int argc, char **argv) {
         for (j = 0; j < BLOCK; j++) {
             got[j] = mcuc_ort_requant_int((int32_t)(base + (uint32_t)j), mult, limit, shift, zp, lo, hi);
         }
-        if (memcmp(want, got, sizeof want) != 0) {
+        if (check_signed) {
             for (j = 0; j < BLOCK; j++) {
-                if (want[j] != got[j] && bad++ < 5) {
-                    printf("acc %d: float %d, integer %d\n", (int32_t)(base + (uint32_t)j), want[j], got[j]);
+                got_signed[j] = mcuc_ort_requant_signed((int32_t)(base + (uint32_t)j), (int32_t)(mult >> 1), shift - 1,
+                                                        rounding, zp, lo, hi);
+            }
+        } else {
+            memcpy(got_signed, want, sizeof want);
+        }
+        if (memcmp(want, got, sizeof want) != 0 || memcmp(want, got_signed, sizeof want) != 0) {
+            for (j = 0; j < BLOCK; j++) {
+                if ((want[j] != got[j] || want[j] != got_signed[j]) && bad++ < 5) {
+                    printf("acc %d: float %d, integer %d, signed %d\n", (int32_t)(base + (uint32_t)j), want[j],
+                           got[j], got_signed[j]);
                 }
             }
         }
@@ -131,12 +148,14 @@ def _constants(scale: float):
 def test_every_int32_accumulator(harness, scale, zp):
     bits = int(np.float32(scale).view(np.uint32))
     mult, limit, shift = _constants(scale)
+    check_signed = int(signed_requant_applies(shift, zp))
+    assert check_signed == (scale != 1.1e-7)
     workers = max(1, min(os.cpu_count() or 1, 16))
     edges = [_BLOCKS * i // workers for i in range(workers + 1)]
 
     def run(i: int) -> str:
         args = [str(harness), f"{bits:08x}", str(mult), str(limit), str(shift), str(zp), "-128", "127",
-                str(edges[i]), str(edges[i + 1])]
+                str(edges[i]), str(edges[i + 1]), str(check_signed)]
         return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -153,6 +172,11 @@ void w_requant(const int32_t *acc, int32_t *out, int n, uint32_t mult, uint32_t 
     int i;
     for (i = 0; i < n; i++) out[i] = mcuc_ort_requant_int(acc[i], mult, limit, shift, zp, lo, hi);
 }
+void w_signed(const int32_t *acc, int32_t *out, int n, int32_t mult7, int32_t shift, int32_t round, int32_t zp,
+              int32_t low, int32_t high) {
+    int i;
+    for (i = 0; i < n; i++) out[i] = mcuc_ort_requant_signed(acc[i], mult7, shift, round, zp, low, high);
+}
 """
 
 
@@ -161,6 +185,7 @@ def lib(tmp_path_factory):
     library = host_library(tmp_path_factory, "ort_requant_exact", _WRAPPER)
     library.w_requant.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32,
                                   ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
+    library.w_signed.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int] + [ctypes.c_int32] * 6
     return library
 
 
@@ -179,3 +204,23 @@ def test_random_scales(lib, scale, zp, seed):
     assert bad.size == 0, f"scale {scale!r}: acc {acc[bad[:5]].tolist()} gives {out[bad[:5]].tolist()}, " \
                           f"float32 {want[bad[:5]].tolist()}"
     assert np.array_equal(out, requantize_output_integer(acc, mult, limit, shift, zp, -128, 127))
+
+
+@settings(deadline=None, max_examples=300)
+@given(scale=signed_scales(), zp=st.integers(-128, 127), seed=st.integers(0, 2**32 - 1),
+       act=st.sampled_from([(-128, 127), (-128, 0), (-20, 100), (5, 5)]))
+def test_random_scales_signed(lib, scale, zp, seed, act):
+    """The signed path, clamp to an activation's range included, against the float32
+    definition and its numpy statement."""
+    mult, limit, shift = _constants(np.float32(scale))
+    acc = interesting_accumulators(np.float32(scale), limit, np.random.default_rng(seed))
+    acc32 = acc.astype(np.int32)  # kept alive across the call
+    out = np.empty(acc.size, np.int32)
+    lib.w_signed(acc32.ctypes.data, out.ctypes.data, acc.size, mult >> 1, shift - 1, signed_rounding(zp),
+                 zp, *act)
+    with np.errstate(over="ignore"):
+        want = np.clip(requantize_output(acc, np.float32(scale), zp, -128, 127), *act)
+    bad = np.nonzero(out != want)[0]
+    assert bad.size == 0, f"scale {scale!r}: acc {acc[bad[:5]].tolist()} gives {out[bad[:5]].tolist()}, " \
+                          f"float32 {want[bad[:5]].tolist()}"
+    assert np.array_equal(out, requantize_output_signed(acc, mult >> 1, shift - 1, zp, *act))
