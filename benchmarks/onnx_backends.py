@@ -19,6 +19,7 @@ with the machine shared).
 
     .venv/bin/python benchmarks/onnx_backends.py --jobs 2          # ~5 min on 2 cores
     .venv/bin/python benchmarks/onnx_backends.py --backends reference,llvm --samples 10 --networks mlp,resnet
+    .venv/bin/python benchmarks/onnx_backends.py --backends cortex-m4,cortex-m7 --float-abi soft
 """
 from __future__ import annotations
 
@@ -42,9 +43,11 @@ from tests.support import onnx_models  # noqa: E402
 from mcuc.backend_registry import BACKENDS, EMULATED  # noqa: E402
 from mcuc.ir.errors import MCUCError  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
+from mcuc.pipeline import CompileOptions  # noqa: E402
 from mcuc.verify import verify  # noqa: E402
 
 FORMATS = ("qdq", "qoperator")
+FPU_CORES = ("cortex-m4", "cortex-m7", "cortex-m33")
 ACTIVATIONS = ("int8", "uint8")
 # The weights and calibration of tests/frontend/test_onnx_networks.py and test_cortexm_onnx.py.
 NETWORK_SEED, QUANTIZE_SEED = 7, 1
@@ -68,12 +71,16 @@ def quantized_models(networks: list[str], folder: Path) -> list[tuple[str, str, 
     return models
 
 
-def measure(path: Path, backend: str, samples: int, seed: int, numerics: str = "exact") -> tuple[str, str, float]:
+def measure(path: Path, backend: str, samples: int, seed: int, numerics: str = "exact",
+            float_abi: str | None = None) -> tuple[str, str, float]:
     """(max |diff|, byte-exact, seconds) of one backend on one model under `numerics`
-    (--onnx-numerics); errors name themselves."""
+    (--onnx-numerics) and, on an emulated core, `float_abi` (None: the core's default);
+    errors name themselves."""
     start = time.perf_counter()
+    options = CompileOptions(target=backend, float_abi=float_abi) if backend in EMULATED else None
     try:
-        report = verify(load_model(path, onnx_numerics=numerics), [backend], samples=samples, seed=seed)
+        report = verify(load_model(path, onnx_numerics=numerics), [backend], samples=samples, seed=seed,
+                        options=options)
     except MCUCError as e:
         return "-", f"ERROR: {e}", time.perf_counter() - start
     except Exception as e:  # a crash is a finding of this script too: show where it happened
@@ -106,6 +113,8 @@ def main() -> int:
     verification_arguments(parser, emulated_samples=3)
     parser.add_argument("--networks", default=",".join(onnx_models.NETWORKS),
                         help=f"comma-separated from {', '.join(onnx_models.NETWORKS)} (default: all)")
+    parser.add_argument("--float-abi", choices=("soft", "softfp", "hard"),
+                        help=f"float ABI of the cores with an FPU ({', '.join(FPU_CORES)}; default: theirs, hard)")
     args = parser.parse_args()
     backends = [b for b in args.backends.split(",") if b]
     networks = [n for n in args.networks.split(",") if n]
@@ -122,7 +131,8 @@ def main() -> int:
                  args.emulated_samples if backend in EMULATED else args.samples)
                 for network, fmt, activations, path in quantized_models(networks, Path(tmp))
                 for backend in backends]
-        futures = [pool.submit(measure, path, backend, samples, args.seed, args.onnx_numerics)
+        futures = [pool.submit(measure, path, backend, samples, args.seed, args.onnx_numerics,
+                               args.float_abi if backend in FPU_CORES else None)
                    for _, _, _, path, backend, samples in rows]
         for (network, fmt, activations, _, backend, samples), future in zip(rows, futures):
             diff, exact, seconds = future.result()  # rows print in order as they finish

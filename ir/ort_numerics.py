@@ -173,10 +173,15 @@ def requantize_output_integer(acc, mult, limit, shift, zero_point: int, lo: int,
 
 
 # The signed fast path's range of L = E + 47: from 8 on, an accumulator whose shift by L - 1
-# does not overflow is at most 2^24 (float32(acc) exact); to 32, the shift is defined.
+# does not overflow is below 2^24 (float32(acc) exact); to 32, the shift is defined.
 SIGNED_SHIFT_RANGE = (8, 32)
 # Zero points the signed path folds into its rounding constant without overflowing int32.
 SIGNED_ZERO_POINT_BOUND = 255
+# The bounded form's largest d (k = 21 - d fraction bits): the floor's error 2^-k stays
+# below the hazard window's half-width 2^-15 less float32's error 2^-17.
+SIGNED_MAX_DROP = 5
+# The accumulators of a bounded channel must be exact in float32.
+SIGNED_MAX_BOUND = 2**24
 
 
 def signed_requant_applies(shift, zero_point: int) -> bool:
@@ -187,37 +192,57 @@ def signed_requant_applies(shift, zero_point: int) -> bool:
     return bool(np.all((shift >= low) & (shift <= high))) and abs(zero_point) <= SIGNED_ZERO_POINT_BOUND
 
 
-def signed_rounding(zero_point: int) -> int:
-    """The signed path's rounding constant: 2^20 + 2^5 + zero_point * 2^21."""
-    return 2**20 + 2**5 + (zero_point << 21)
+def signed_drop(shift, bounds) -> int | None:
+    """The bounded form's d for channels of L = `shift` whose accumulators never exceed
+    `bounds` in magnitude: the least d in [0, SIGNED_MAX_DROP] with
+    bound << (L - 1 - d) < 2^31 on every channel, or None (no such d, or a bound beyond
+    SIGNED_MAX_BOUND): the shift must then be checked at run time."""
+    shift = np.asarray(shift, dtype=np.int64)
+    bounds = np.asarray(bounds, dtype=np.int64)
+    if np.any(bounds > SIGNED_MAX_BOUND):
+        return None
+    for d in range(SIGNED_MAX_DROP + 1):
+        if np.all(bounds << (shift - 1 - d) < 2**31):
+            return d
+    return None
 
 
-def requantize_output_signed(acc, mult7, shift1, zero_point: int, low: int, high: int) -> np.ndarray:
+def signed_rounding(zero_point: int, frac: int = 21) -> int:
+    """The signed path's rounding constant for k = `frac`: 2^(k-1) + 2^(k-15) + zero_point * 2^k."""
+    return 2**(frac - 1) + 2**(frac - 15) + (zero_point << frac)
+
+
+def requantize_output_signed(acc, mult7, pre, zero_point: int, low: int, high: int, frac: int = 21,
+                             checked: bool = True) -> np.ndarray:
     """`requantize_output` in integers with the accumulator kept signed, the statement
     runtime_c/mcuc_ort.h's mcuc_ort_requant_signed mirrors step for step; mult7 = M * 2^7
-    and shift1 = L - 1 from `requant_integer_constants` (mult7 = mult / 2), every L in
-    SIGNED_SHIFT_RANGE (`signed_requant_applies`), outputs within 255 of the zero point:
+    (mult / 2 of `requant_integer_constants`), every L in SIGNED_SHIFT_RANGE
+    (`signed_requant_applies`), outputs within 255 of the zero point, k = `frac` = 21 - d
+    and `pre` = L - 1 - d per channel:
 
-    - t = acc << shift1; where it fits int32, |acc| <= 2^24 (so float32(acc) = acc) and
-      the value v = acc * scale is below 256 in magnitude, and h = floor(t * mult7 / 2^32)
-      = floor(v * 2^21) exactly; where it does not, |v| >= 256 and the output saturates
-      towards acc's sign;
-    - h + 2^20 + 2^5 = floor((v + 0.5 + 2^-16) * 2^21): unless its low 21 bits are below
-      2^6 (v within about 2^-16 of a half-integer, where float32's rounding, at most
-      2^-17, or a tie could decide), floor(v + 0.5) is the answer for either sign, and the
-      zero point rides in the rounding constant (`signed_rounding`);
+    - t = acc << pre and h = floor(t * mult7 / 2^32) = floor(v * 2^k), exact where t fits
+      int32. `checked` (d = 0): where it does not, |v| >= 256 and the output saturates
+      towards acc's sign; where it does, |acc| < 2^24 (float32(acc) = acc). Unchecked
+      (bounded): the caller guarantees that t fits and |acc| <= 2^24 (`signed_drop`);
+    - h + 2^(k-1) + 2^(k-15) = floor((v + 0.5 + 2^-15) * 2^k): unless its low k bits are
+      below 2^(k-14) (v within about 2^-15 of a half-integer, where float32's rounding, at
+      most 2^-17, the floor's 2^-k or a tie could decide), floor(v + 0.5) is the answer
+      for either sign, and the zero point rides in the rounding constant
+      (`signed_rounding`);
     - the ties and hazards take the general path of |acc| (`requantize_general_integer`,
-      C = 15 - L), then the sign and the zero point.
+      C = 15 - L = k - 7 - pre), then the sign and the zero point.
     Then one clamp to [low, high]. Returns int64 values."""
     acc = np.asarray(acc, dtype=np.int64)
-    mult7, shift1 = (np.broadcast_to(np.asarray(v, dtype=np.int64), acc.shape) for v in (mult7, shift1))
-    t = acc << shift1
+    mult7, pre = (np.broadcast_to(np.asarray(v, dtype=np.int64), acc.shape) for v in (mult7, pre))
+    t = acc << pre
     fits = (t >= -2**31) & (t < 2**31)
-    h = ((np.where(fits, t, 0) * mult7) >> 32) + signed_rounding(zero_point)
-    hazard = fits & ((h & 0x1FFFFF) < 2**6)
-    y = np.where(fits, h >> 21, np.where(acc < 0, low, high))
+    if not checked and not np.all(fits):
+        raise ValueError("an unchecked shift overflows: the accumulators exceed the channel's bound")
+    h = ((np.where(fits, t, 0) * mult7) >> 32) + signed_rounding(zero_point, frac)
+    hazard = fits & ((h & ((1 << frac) - 1)) < 2**(frac - 14))
+    y = np.where(fits, h >> frac, np.where(acc < 0, low, high))
     slow = np.nonzero(hazard)
-    general = requantize_general_integer(np.abs(acc[slow]), mult7[slow], 14 - shift1[slow])
+    general = requantize_general_integer(np.abs(acc[slow]), mult7[slow], frac - 7 - pre[slow])
     y[slow] = np.where(acc[slow] < 0, -general, general) + zero_point
     return np.clip(y, low, high)
 

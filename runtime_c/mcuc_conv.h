@@ -15,9 +15,9 @@
  *   per channel the fast stage (mult, round, right; mcuc_stage_fast), which the compiler
  *   chose only where it proved its preconditions for that channel, and otherwise
  *   mcuc_mbqm (mult, shift); or onnxruntime's float32 scales (mcuc_ort_requant_t) on the
- *   same exact int32 accumulators. On DSP targets a layer fast on every channel may carry
- *   weights, start values and stage constants in one pair stream instead (see
- *   mcuc_gemm_rows2_streams).
+ *   same exact int32 accumulators. On DSP targets a layer fast on every channel (TFLite's
+ *   fast stage, or onnxruntime's bounded signed one) may carry weights, start values and
+ *   stage constants in one pair stream instead (see mcuc_gemm_rows2_streams).
  * - shapes and windows arrive as mcuc_dims_t / mcuc_window_t (mcuc_params.h); a kernel
  *   that needs scratch states its size in <kernel>_get_buffer_size, which the compiler's
  *   scratch requests (backends/cortexm/kernels.py) equal.
@@ -270,7 +270,17 @@ MCUC_INLINE void mcuc_gemm_rows2(const int16_t *rows, int two, const int8_t *wpa
  * bytes), then mult[c], mult[c+1], round[c], round[c+1], right[c], right[c+1]. One
  * pointer walks everything a pair needs. */
 #if MCUC_DSP
-/* One output of such a stage: SSAT to int8 of the fast stage (mcuc_stage_fast2 on 2a). */
+/* The stream of a layer and the rule of its stage: `frac` 0 for TFLite's fast stage
+ * (the constants mult, round, right); onnxruntime's in its bounded signed form
+ * (mcuc_ort_requant_signed with `checked` 0) otherwise, k = frac, the constants
+ * mult7, rounding (with the output zero point `zp`), pre. */
+typedef struct {
+    const uint32_t *words;
+    int32_t frac;
+    int32_t zp;
+} mcuc_pair_stream_t;
+
+/* One output of such a stage, SSAT to int8: TFLite's fast stage (mcuc_stage_fast2 on 2a). */
 #define MCUC_STREAM_STORE(a, m, r, e, off)                                              \
     "lsl %[t], %[" a "], #1\n\t"                                                         \
     "smmlar %[t], %[t], %[" m "], %[" r "]\n\t"                                          \
@@ -279,14 +289,67 @@ MCUC_INLINE void mcuc_gemm_rows2(const int16_t *rows, int two, const int8_t *wpa
     "ssat %[t], #8, %[t]\n\t"                                                            \
     "strb %[t], [%[n], #" off "]\n\t"
 
+/* The same under onnxruntime's bounded signed stage: t = (a << pre) * mult7 high word +
+ * rounding, >> k; where its low k bits are below 2^(k-14) (a tie or a double rounding
+ * hazard) the word at `flag` becomes nonzero (the caller redoes the two pixels in C). */
+#define MCUC_STREAM_STORE_ORT(a, m, r, e, off)                                          \
+    "lsl %[t], %[" a "], %[" e "]\n\t"                                                   \
+    "smmla %[t], %[t], %[" m "], %[" r "]\n\t"                                           \
+    "lsl %[" a "], %[t], #32-%c[frac]\n\t"                                               \
+    "cmp %[" a "], #0x40000\n\t"                                                         \
+    "it lo\n\t"                                                                          \
+    "strlo %[w], %[flag]\n\t"                                                            \
+    "ssat %[t], #8, %[t], asr #%c[frac]\n\t"                                             \
+    "strb %[t], [%[n], #" off "]\n\t"
+
 /* Two pixels (rows, outputs at y and y + out_ch) through the first `pairs` channel pairs
  * of the stream (both channels stored) in one assembly loop: the micro-kernel of mcuc_gemm_2x2 (four steps per pass
  * while `loops` lasts, `rem` straight), then the six stage constants loaded back to
  * back into the freed registers and four outputs stored. The output pointer and the
  * stream's end live in the caller's stack ("m" operands): the 14 registers hold the
  * micro-kernel. */
+#define MCUC_PAIRS_ASM(STORE)                                                         \
+    "2:\n\t"                                                                          \
+    "ldr %[b00], [%[w]], #4\n\t"                                                      \
+    "ldr %[b01], [%[w]], #4\n\t"                                                      \
+    "mov %[b10], %[b00]\n\t"                                                          \
+    "mov %[b11], %[b01]\n\t"                                                          \
+    ".if %c[loops]\n\t"                                                               \
+    "movw %[n], #%c[loops]\n\t"                                                       \
+    "1:\n\t" MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_STEP              \
+    "subs %[n], %[n], #1\n\t"                                                         \
+    "bne 1b\n\t"                                                                      \
+    ".endif\n\t"                                                                      \
+    ".rept %c[rem]\n\t" MCUC_GEMM_STEP ".endr\n\t"                                    \
+    "subw %[p], %[p], #%c[rb]\n\t"                                                    \
+    "ldr %[x0e], [%[w]], #4\n\t"                                                      \
+    "ldr %[x0o], [%[w]], #4\n\t"                                                      \
+    "ldr %[x1e], [%[w]], #4\n\t"                                                      \
+    "ldr %[x1o], [%[w]], #4\n\t"                                                      \
+    "ldr %[w0], [%[w]], #4\n\t"                                                       \
+    "ldr %[w1], [%[w]], #4\n\t"                                                       \
+    "ldr %[n], %[ym]\n\t"                                                             \
+    STORE("b00", "x0e", "x1e", "w0", "0")                                             \
+    STORE("b01", "x0o", "x1o", "w1", "1")                                             \
+    STORE("b10", "x0e", "x1e", "w0", "%c[oc]")                                        \
+    STORE("b11", "x0o", "x1o", "w1", "%c[oc]+1")                                      \
+    "add %[n], %[n], #2\n\t"                                                          \
+    "str %[n], %[ym]\n\t"                                                             \
+    "ldr %[t], %[wend]\n\t"                                                           \
+    "cmp %[w], %[t]\n\t"                                                              \
+    "bne 2b\n\t"
+
+#define MCUC_PAIRS_OUTPUTS                                                            \
+    [b00] "=&r"(a00), [b01] "=&r"(a01), [b10] "=&r"(a10), [b11] "=&r"(a11), [p] "+r"(p), [w] "+r"(w), \
+    [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o), [w0] "=&r"(w0),       \
+    [w1] "=&r"(w1), [t] "=&r"(t), [n] "=&r"(n), [ym] "+m"(ym)
+
+#define MCUC_PAIRS_INPUTS                                                             \
+    [wend] "m"(wend), [loops] "i"(steps / 4), [rem] "i"(steps % 4), [rb] "i"(16 * steps), [oc] "i"(out_ch)
+
+/* `frac` 0: TFLite's stage (`flag` not touched); else onnxruntime's with k = frac. */
 MCUC_INLINE void mcuc_gemm_pairs_asm(const int16_t *rows, const uint32_t *stream, int pairs, int depth4,
-                                     int out_ch, int8_t *y) {
+                                     int out_ch, int8_t *y, int frac, uint32_t *flag) {
     const int steps = depth4 / 4;
     const uint32_t *wend = stream + pairs * (8 + depth4 / 2);
     const uint32_t *w = stream;
@@ -294,58 +357,43 @@ MCUC_INLINE void mcuc_gemm_pairs_asm(const int16_t *rows, const uint32_t *stream
     int8_t *ym = y;
     int32_t a00, a01, a10, a11;
     uint32_t x0e, x0o, x1e, x1o, w0, w1, t, n;
-    __asm__ volatile(
-        "2:\n\t"
-        "ldr %[b00], [%[w]], #4\n\t"
-        "ldr %[b01], [%[w]], #4\n\t"
-        "mov %[b10], %[b00]\n\t"
-        "mov %[b11], %[b01]\n\t"
-        ".if %c[loops]\n\t"
-        "movw %[n], #%c[loops]\n\t"
-        "1:\n\t" MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_STEP MCUC_GEMM_STEP
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
-        ".endif\n\t"
-        ".rept %c[rem]\n\t" MCUC_GEMM_STEP ".endr\n\t"
-        "subw %[p], %[p], #%c[rb]\n\t"
-        "ldr %[x0e], [%[w]], #4\n\t"
-        "ldr %[x0o], [%[w]], #4\n\t"
-        "ldr %[x1e], [%[w]], #4\n\t"
-        "ldr %[x1o], [%[w]], #4\n\t"
-        "ldr %[w0], [%[w]], #4\n\t"
-        "ldr %[w1], [%[w]], #4\n\t"
-        "ldr %[n], %[ym]\n\t"
-        MCUC_STREAM_STORE("b00", "x0e", "x1e", "w0", "0")
-        MCUC_STREAM_STORE("b01", "x0o", "x1o", "w1", "1")
-        MCUC_STREAM_STORE("b10", "x0e", "x1e", "w0", "%c[oc]")
-        MCUC_STREAM_STORE("b11", "x0o", "x1o", "w1", "%c[oc]+1")
-        "add %[n], %[n], #2\n\t"
-        "str %[n], %[ym]\n\t"
-        "ldr %[t], %[wend]\n\t"
-        "cmp %[w], %[t]\n\t"
-        "bne 2b\n\t"
-        : [b00] "=&r"(a00), [b01] "=&r"(a01), [b10] "=&r"(a10), [b11] "=&r"(a11), [p] "+r"(p), [w] "+r"(w),
-          [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o), [w0] "=&r"(w0),
-          [w1] "=&r"(w1), [t] "=&r"(t), [n] "=&r"(n), [ym] "+m"(ym)
-        : [wend] "m"(wend), [loops] "i"(steps / 4), [rem] "i"(steps % 4), [rb] "i"(16 * steps), [oc] "i"(out_ch)
-        : "cc", "memory");
+    if (frac) {
+        __asm__ volatile(MCUC_PAIRS_ASM(MCUC_STREAM_STORE_ORT) : MCUC_PAIRS_OUTPUTS, [flag] "+m"(*flag)
+                         : MCUC_PAIRS_INPUTS, [frac] "i"(frac) : "cc", "memory");
+    } else {
+        __asm__ volatile(MCUC_PAIRS_ASM(MCUC_STREAM_STORE) : MCUC_PAIRS_OUTPUTS : MCUC_PAIRS_INPUTS : "cc", "memory");
+        (void)flag;
+    }
     (void)a00, (void)a01, (void)a10, (void)a11, (void)x0e, (void)x0o, (void)x1e, (void)x1o, (void)w0, (void)w1,
         (void)t, (void)n;
 }
 
+/* One output of a pair stream's stage in C: accumulator acc of the pair's channel i
+ * (0 or 1), k the pair's six stage constants. */
+MCUC_INLINE int8_t mcuc_stream_stage(int32_t acc, const int32_t *k, int i, const mcuc_pair_stream_t *st) {
+    if (st->frac) {
+        return (int8_t)mcuc_ort_requant_signed(acc, k[i], k[4 + i], st->frac, 0, k[2 + i], st->zp, -128, 127);
+    }
+    return (int8_t)mcuc_ssat8(mcuc_stage_fast(acc, k[i], k[2 + i], k[4 + i]));
+}
+
 /* mcuc_gemm_rows2 on the pair-stream layout: the assembly loop over the channel pairs
  * whose both channels exist where both pixels are stored next to each other and the
- * shapes fit its immediate operands; the rest (an odd last channel, a single pixel) per
- * pair in C around mcuc_gemm_2x2. */
-MCUC_INLINE void mcuc_gemm_rows2_streams(const int16_t *rows, int two, const uint32_t *stream, int depth4,
+ * shapes fit its immediate operands; the rest (an odd last channel, a single pixel, and
+ * the two pixels again when the assembly met an onnxruntime hazard) per pair in C
+ * around mcuc_gemm_2x2. */
+MCUC_INLINE void mcuc_gemm_rows2_streams(const int16_t *rows, int two, const mcuc_pair_stream_t *st, int depth4,
                                          int out_ch, int8_t *y0, int8_t *y1) {
-    const uint32_t *s = stream;
+    const uint32_t *s = st->words;
     int c = 0;
     if (two && y1 == y0 + out_ch && __builtin_constant_p(depth4) && __builtin_constant_p(out_ch) &&
-        4 * depth4 < 4096 && out_ch + 1 < 4096 && out_ch >= 2) {
-        mcuc_gemm_pairs_asm(rows, stream, out_ch / 2, depth4, out_ch, y0);
-        c = out_ch & ~1;
-        s = stream + (out_ch / 2) * (8 + depth4 / 2);
+        __builtin_constant_p(st->frac) && 4 * depth4 < 4096 && out_ch + 1 < 4096 && out_ch >= 2) {
+        uint32_t hazard = 0; /* stored (and its store kept) only under onnxruntime's stage */
+        mcuc_gemm_pairs_asm(rows, st->words, out_ch / 2, depth4, out_ch, y0, st->frac, &hazard);
+        if (!st->frac || !hazard) { /* TFLite's stage has no hazards */
+            c = out_ch & ~1;
+            s = st->words + (out_ch / 2) * (8 + depth4 / 2);
+        }
     }
     for (; c < out_ch; c += 2) {
         int32_t acc[4];
@@ -354,14 +402,14 @@ MCUC_INLINE void mcuc_gemm_rows2_streams(const int16_t *rows, int two, const uin
         acc[1] = acc[3] = (int32_t)s[1];
         k = (const int32_t *)(const void *)mcuc_gemm_2x2(acc, rows, (const int8_t *)(const void *)(s + 2),
                                                         depth4 / 4);
-        y0[c] = (int8_t)mcuc_ssat8(mcuc_stage_fast(acc[0], k[0], k[2], k[4]));
+        y0[c] = mcuc_stream_stage(acc[0], k, 0, st);
         if (two) {
-            y1[c] = (int8_t)mcuc_ssat8(mcuc_stage_fast(acc[2], k[0], k[2], k[4]));
+            y1[c] = mcuc_stream_stage(acc[2], k, 0, st);
         }
         if (c + 1 < out_ch) {
-            y0[c + 1] = (int8_t)mcuc_ssat8(mcuc_stage_fast(acc[1], k[1], k[3], k[5]));
+            y0[c + 1] = mcuc_stream_stage(acc[1], k, 1, st);
             if (two) {
-                y1[c + 1] = (int8_t)mcuc_ssat8(mcuc_stage_fast(acc[3], k[1], k[3], k[5]));
+                y1[c + 1] = mcuc_stream_stage(acc[3], k, 1, st);
             }
         }
         s = (const uint32_t *)(const void *)(k + 6);
@@ -372,10 +420,10 @@ MCUC_INLINE void mcuc_gemm_rows2_streams(const int16_t *rows, int two, const uin
 /* Two output pixels' GEMM under either layout: `stream` (the pair streams, DSP only)
  * when not NULL, else `wpairs` with `q`. */
 MCUC_INLINE void mcuc_gemm_pixels2(const int16_t *rows, int two, const int8_t *wpairs, const mcuc_quant_t *q,
-                                   const uint32_t *stream, int depth4, int out_ch, int8_t *y0, int8_t *y1) {
+                                   const void *stream, int depth4, int out_ch, int8_t *y0, int8_t *y1) {
 #if MCUC_DSP
     if (stream) {
-        mcuc_gemm_rows2_streams(rows, two, stream, depth4, out_ch, y0, y1);
+        mcuc_gemm_rows2_streams(rows, two, (const mcuc_pair_stream_t *)stream, depth4, out_ch, y0, y1);
         return;
     }
 #else
@@ -393,7 +441,7 @@ MCUC_INLINE int mcuc_conv_1x1_get_buffer_size(const mcuc_dims_t *in_dims) {
 
 MCUC_INLINE void mcuc_conv_1x1_body(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
                                     const mcuc_dims_t *out_dims, const int8_t *wpairs, const mcuc_quant_t *q,
-                                    const uint32_t *stream) {
+                                    const void *stream) {
     int16_t *rows = (int16_t *)(void *)scratch;
     const int pixels = out_dims->h * out_dims->w, in_ch = in_dims->c, out_ch = out_dims->c;
     int p;
@@ -409,13 +457,13 @@ MCUC_INLINE void mcuc_conv_1x1_body(const int8_t *in, int8_t *out, int8_t *scrat
 
 MCUC_INLINE void mcuc_conv_1x1(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
                                const mcuc_dims_t *out_dims, const int8_t *wpairs, const mcuc_quant_t *q) {
-    mcuc_conv_1x1_body(in, out, scratch, in_dims, out_dims, wpairs, q, (const uint32_t *)0);
+    mcuc_conv_1x1_body(in, out, scratch, in_dims, out_dims, wpairs, q, (const void *)0);
 }
 
 #if MCUC_DSP
 /* The same on the pair-stream layout. */
 MCUC_INLINE void mcuc_conv_1x1_streams(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
-                                       const mcuc_dims_t *out_dims, const uint32_t *stream) {
+                                       const mcuc_dims_t *out_dims, const mcuc_pair_stream_t *stream) {
     mcuc_conv_1x1_body(in, out, scratch, in_dims, out_dims, (const int8_t *)0, (const mcuc_quant_t *)0, stream);
 }
 #endif
@@ -514,7 +562,7 @@ MCUC_INLINE int mcuc_conv_im2col_get_buffer_size(const mcuc_dims_t *in_dims, con
 
 MCUC_INLINE void mcuc_conv_im2col_body(const int8_t *in, int8_t *out, int8_t *scratch, const mcuc_dims_t *in_dims,
                                        const mcuc_dims_t *out_dims, const mcuc_window_t *win, int8_t in_zp,
-                                       const int8_t *wpairs, const mcuc_quant_t *q, const uint32_t *stream) {
+                                       const int8_t *wpairs, const mcuc_quant_t *q, const void *stream) {
     const int out_w = out_dims->w, out_ch = out_dims->c, pixels = out_dims->h * out_w;
     const int depth4 = mcuc_im2col_depth4(in_dims, win);
     int16_t *rows = (int16_t *)(void *)scratch;
@@ -544,14 +592,14 @@ MCUC_INLINE void mcuc_conv_im2col(const int8_t *in, int8_t *out, int8_t *scratch
                                   const mcuc_dims_t *out_dims, const mcuc_window_t *win,
                                   const int8_t *wpairs, const mcuc_quant_t *q) {
     mcuc_conv_im2col_body(in, out, scratch, in_dims, out_dims, win, (int8_t)q->in_zp, wpairs, q,
-                          (const uint32_t *)0);
+                          (const void *)0);
 }
 
 #if MCUC_DSP
 /* The same on the pair-stream layout (`in_zp`: the input zero point, for padding taps). */
 MCUC_INLINE void mcuc_conv_im2col_streams(const int8_t *in, int8_t *out, int8_t *scratch,
                                           const mcuc_dims_t *in_dims, const mcuc_dims_t *out_dims,
-                                          const mcuc_window_t *win, int in_zp, const uint32_t *stream) {
+                                          const mcuc_window_t *win, int in_zp, const mcuc_pair_stream_t *stream) {
     mcuc_conv_im2col_body(in, out, scratch, in_dims, out_dims, win, (int8_t)in_zp, (const int8_t *)0,
                           (const mcuc_quant_t *)0, stream);
 }

@@ -21,8 +21,17 @@
 #include "mcuc_fixedpoint.h"
 #include "mcuc_params.h"
 
-/* Round half to even of a float32 with |v| < 2^31 (callers clamp first): cvtps2dq. */
+/* Round half to even of a float32 with |v| < 2^31 (callers clamp first): cvtps2dq. On a
+ * single-precision FPU one VCVTR, which rounds as the FPSCR says: to nearest, ties to
+ * even, as the core resets it (the assumption mcuc_fmaf states). */
 MCUC_INLINE int32_t mcuc_rne_f32(float v) {
+#if defined(__ARM_FP) && (__ARM_FP & 4) && defined(__GNUC__)
+    float r;
+    int32_t i;
+    __asm__("vcvtr.s32.f32 %0, %1" : "=t"(r) : "t"(v));
+    memcpy(&i, &r, sizeof i);
+    return i;
+#else
     uint32_t b, m, r;
     int e;
     memcpy(&b, &v, sizeof b);
@@ -42,6 +51,7 @@ MCUC_INLINE int32_t mcuc_rne_f32(float v) {
         }
     }
     return (b >> 31) ? -(int32_t)r : (int32_t)r;
+#endif
 }
 
 MCUC_INLINE float mcuc_clampf(float v, float lo, float hi) {
@@ -75,8 +85,15 @@ MCUC_INLINE int mcuc_msb64(uint64_t x) {
  * result; everything else goes to mcuc_fmaf_double. Both terms are scaled so their
  * leading bit is bit 62 (the product's 48 bits and c's 24 bits leave at least 14 zero
  * low bits, so an alignment by up to 14 is exact and a larger one cancels at most one
- * leading bit); the bits shifted out only count as sticky. */
+ * leading bit); the bits shifted out only count as sticky. Where the FPU has a fused
+ * multiply-add (VFPv4 and later: Cortex-M4F, M7, M33 with their FPU and a hard or
+ * softfp float ABI) it is that one instruction, VFMA.F32, one rounding as IEEE 754
+ * states it, with the FPSCR as the core resets it (round to nearest, no flush to zero),
+ * as the other float operations here assume. */
 MCUC_INLINE float mcuc_fmaf(float a, float b, float c) {
+#if defined(__ARM_FEATURE_FMA) && defined(__ARM_FP) && (__ARM_FP & 4)
+    return __builtin_fmaf(a, b, c);
+#else
     uint32_t ua, ub, uc, ea, eb, ec, sign;
     uint64_t h, l, r, m;
     int32_t eh, el, d, shift, biased;
@@ -147,6 +164,7 @@ MCUC_INLINE float mcuc_fmaf(float a, float b, float c) {
         memcpy(&f, &bits, 4);
         return f;
     }
+#endif
 }
 
 /* MlasRequantizeOutput, clamp(rne(float32(float32(acc) * scale)), lo - zp, hi - zp) + zp,
@@ -215,22 +233,28 @@ MCUC_INLINE int32_t mcuc_ort_requant_int(int32_t acc, uint32_t mult, uint32_t li
 }
 
 /* The same requantization with the accumulator kept signed, for scales in [2^-16, 2^9)
- * (8 <= L <= 32: mcuc.ir.ort_numerics.signed_requant_applies), about half the
- * instructions; `shift1` is L - 1. t = acc << shift1; when it does not overflow
- * (t >> shift1 == acc), |acc| <= 2^24 (float32(acc) is exact) and |v| < 256, and h = the
- * high word of t * (M << 7) = floor(v * 2^21), exact. Away from a half-integer (the low
- * 21 bits of h + 2^20 + 2^5 at least 2^6: v at least 2^-16 from one, more than
- * float32's rounding error of at most 2^-17 plus the floor's 2^-21) the answer is
- * (h + 2^20 + 2^5) >> 21, floor(v + 0.5) for either sign; `rounding` adds zp << 21 to
- * that constant, so the shift gives the output with its zero point. An overflow means
- * |v| >= 256: the output saturates towards acc's sign. Ties and hazards take the general
- * path of the magnitude. The result is clamped to [low, high].
- * mcuc.ir.ort_numerics.requantize_output_signed states it in numpy. */
-MCUC_COLD int32_t mcuc_ort_requant_signed_slow(int32_t acc, int32_t mult7, int32_t shift1, int32_t zp, int32_t low,
-                                               int32_t high) {
+ * (8 <= L <= 32), about a third of the instructions. Per layer `frac` = k = 21 - d
+ * (0 <= d <= 5) and per channel `pre` = L - 1 - d, so that h = the high word of
+ * (acc << pre) * (M << 7) = floor(v * 2^k), exact while the shift does not overflow.
+ * Away from a half-integer (the low k bits of h + 2^(k-1) + 2^(k-15) at least 2^(k-14):
+ * v at least 2^-15 from one, more than float32's rounding error of at most 2^-17 plus
+ * the floor's 2^-k) the answer is (h + 2^(k-1) + 2^(k-15)) >> k, floor(v + 0.5) for
+ * either sign; `rounding` adds zp << k to that constant, so the shift gives the output
+ * with its zero point, and SMMLA adds it with the multiply. Two ways to know the shift
+ * does not overflow:
+ * - bounded (checked 0): the compiler proved it for every accumulator the channel can
+ *   reach (|acc| <= its bound, at most 2^24, so float32(acc) is exact), choosing d;
+ * - checked: d = 0 and the shift is undone and compared; an overflow means |acc| >=
+ *   2^(32-L), |v| >= 256, and the output saturates towards acc's sign; otherwise
+ *   |acc| < 2^24.
+ * Ties and hazards take the general path of the magnitude (C = 15 - L = k - 7 - pre).
+ * The result is clamped to [low, high]. mcuc.ir.ort_numerics.requantize_output_signed
+ * states it in numpy. */
+MCUC_COLD int32_t mcuc_ort_requant_signed_slow(int32_t acc, int32_t mult7, int32_t c_shift, int32_t zp,
+                                               int32_t low, int32_t high) {
     const uint32_t sgn = 0u - (uint32_t)(acc < 0);
-    const uint32_t y = mcuc_ort_requant_general(((uint32_t)acc ^ sgn) - sgn, (uint32_t)mult7, 14 - shift1);
-    /* |acc| < 2^24 here, so y < 2^24: the sign and zero point cannot overflow */
+    const uint32_t y = mcuc_ort_requant_general(((uint32_t)acc ^ sgn) - sgn, (uint32_t)mult7, c_shift);
+    /* |acc| <= 2^24 here, so y <= 2^24: the sign and zero point cannot overflow */
     return mcuc_clamp((int32_t)((y ^ sgn) - sgn) + zp, low, high);
 }
 
@@ -240,26 +264,26 @@ MCUC_COLD int32_t mcuc_ort_requant_signed_slow(int32_t acc, int32_t mult7, int32
 #define MCUC_LIKELY(x) (x)
 #endif
 
-MCUC_INLINE int32_t mcuc_ort_requant_signed(int32_t acc, int32_t mult7, int32_t shift1, int32_t rounding,
-                                            int32_t zp, int32_t low, int32_t high) {
-    const int32_t t = (int32_t)((uint32_t)acc << shift1);
+MCUC_INLINE int32_t mcuc_ort_requant_signed(int32_t acc, int32_t mult7, int32_t pre, int32_t frac, int checked,
+                                            int32_t rounding, int32_t zp, int32_t low, int32_t high) {
+    const int32_t t = (int32_t)((uint32_t)acc << pre);
     /* the fast path falls through: gcc otherwise lays it out behind two taken branches */
-    if (MCUC_LIKELY((t >> shift1) == acc)) {
+    if (MCUC_LIKELY(!checked || (t >> pre) == acc)) {
 #if MCUC_DSP
         int32_t h; /* SMMLA: the high word of the product plus the rounding, one instruction */
         __asm__("smmla %0, %1, %2, %3" : "=r"(h) : "r"(t), "r"(mult7), "r"(rounding));
 #else
         const int32_t h = (int32_t)(((int64_t)t * mult7) >> 32) + rounding;
 #endif
-        if (MCUC_LIKELY(((uint32_t)h << 11) >= (1u << 17))) {
+        if (MCUC_LIKELY(((uint32_t)h << (32 - frac)) >= (1u << 18))) {
 #if MCUC_DSP
             if (low == -128 && high == 127) {
-                return mcuc_ssat8(h >> 21);
+                return mcuc_ssat8(h >> frac);
             }
 #endif
-            return mcuc_clamp(h >> 21, low, high);
+            return mcuc_clamp(h >> frac, low, high);
         }
-        return mcuc_ort_requant_signed_slow(acc, mult7, shift1, zp, low, high);
+        return mcuc_ort_requant_signed_slow(acc, mult7, frac - 7 - pre, zp, low, high);
     }
     return acc < 0 ? low : high;
 }
@@ -272,8 +296,10 @@ MCUC_INLINE int32_t mcuc_ort_requant_signed(int32_t acc, int32_t mult7, int32_t 
 typedef struct {
     const int32_t *mult7;  /* per output channel, for x_scale * w_scale / y_scale: M << 7 */
     const uint32_t *limit; /* mcuc_ort_requant_int's bound on |acc|; NULL: the signed path */
-    const int32_t *shift;  /* L = E + 47; the signed path: L - 1 */
-    int32_t round;         /* the signed path's 2^20 + 2^5 + (out_zp << 21) */
+    const int32_t *shift;  /* L = E + 47; the signed path: pre = L - 1 - d */
+    int32_t round;         /* the signed path's 2^(k-1) + 2^(k-15) + (out_zp << k) */
+    int32_t frac;          /* the signed path's k = 21 - d */
+    int32_t checked;       /* the signed path checks its shift (else the compiler proved it) */
     int32_t out_zp;
     int32_t lo;            /* the output type's range, which MlasRequantizeOutput clamps to */
     int32_t hi;
@@ -283,7 +309,8 @@ typedef struct {
 
 MCUC_INLINE int32_t mcuc_ort_requant_channel(int32_t acc, const mcuc_ort_requant_t *r, int c) {
     if (!r->limit) {
-        return mcuc_ort_requant_signed(acc, r->mult7[c], r->shift[c], r->round, r->out_zp, r->low, r->high);
+        return mcuc_ort_requant_signed(acc, r->mult7[c], r->shift[c], r->frac, r->checked, r->round, r->out_zp,
+                                       r->low, r->high);
     }
     return mcuc_clamp(mcuc_ort_requant_int(acc, (uint32_t)r->mult7[c] << 1, r->limit[c], r->shift[c], r->out_zp,
                                            r->lo, r->hi),
@@ -815,6 +842,16 @@ MCUC_INLINE void mcuc_ort_softmax(const int8_t *in, int8_t *out, int rows, int d
             total = total + lanes[j];
         }
         scale = (1.0f / total) * floor_inv_scale;
+        if (floor_inv_scale < 1048576.0f && zp > -1048576.0f && zp < 1048576.0f) {
+            /* A constant test (the call's literals): 0 < e <= 1 (the row's maximum is
+             * table[255] = 1, so total >= 1) and scale <= floor_inv_scale, so every v is
+             * finite and below 2^21 in magnitude: no NaN, no range checks. */
+            for (k = 0; k < depth; k++) {
+                const float v = mcuc_fmaf(table[255 - (m - x[k])], scale, zp);
+                out[r * depth + k] = (int8_t)(mcuc_clamp(mcuc_rne_f32(v), lo, hi) - offset);
+            }
+            continue;
+        }
         for (k = 0; k < depth; k++) {
             const float v = mcuc_fmaf(table[255 - (m - x[k])], scale, zp);
             int32_t q = INT32_MIN;

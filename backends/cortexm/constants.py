@@ -146,12 +146,14 @@ def channel_pair_weights(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pairs).reshape(-1)
 
 
-def pair_streams(w: np.ndarray, start: np.ndarray, r: Requant) -> np.ndarray:
+def pair_streams(w: np.ndarray, start: np.ndarray, multiplier, rounding, shift) -> np.ndarray:
     """[out, depth] int8 -> uint32 words of the GEMM kernels' stream layout (DSP targets,
-    the fast stage on every channel): per channel pair the two accumulator start values,
-    the pair's weights in channel_pair_weights order (2 * depth4 bytes), then the two
-    multipliers, rounding constants and right shifts. An odd channel count is padded
-    with a zero channel (start 0, multiplier 2^30, rounding 0, shift 1: never stored)."""
+    one fast stage on every channel: TFLite's multipliers, rounding constants and right
+    shifts, or onnxruntime's mult7, rounding and pre shifts): per channel pair the two
+    accumulator start values, the pair's weights in channel_pair_weights order
+    (2 * depth4 bytes), then the two multipliers, rounding constants and shifts. An odd
+    channel count is padded with a zero channel (start 0, multiplier 2^30, rounding 0,
+    shift 1: never stored)."""
     out, depth = w.shape
     pairs = round_up(out, 2) // 2
     weights = channel_pair_weights(w).view(np.uint8).reshape(pairs, -1)
@@ -162,7 +164,7 @@ def pair_streams(w: np.ndarray, start: np.ndarray, r: Requant) -> np.ndarray:
         return v.reshape(pairs, 2)
 
     head = padded(start, 0)
-    tail = np.concatenate([padded(r.multiplier, 1 << 30), padded(r.rounding, 0), padded(r.shift, 1)], axis=1)
+    tail = np.concatenate([padded(multiplier, 1 << 30), padded(rounding, 0), padded(shift, 1)], axis=1)
     words = [np.asarray(head, np.int64) & 0xFFFFFFFF,
              weights.reshape(pairs, -1, 4).astype(np.int64) @ np.array([1, 1 << 8, 1 << 16, 1 << 24], np.int64),
              tail & 0xFFFFFFFF]

@@ -101,6 +101,11 @@ def _ints(ctype: str, name: str, values) -> CArray:
     return CArray(ctype, name, [str(int(v)) for v in np.asarray(values).reshape(-1)])
 
 
+def _uints(name: str, values) -> CArray:
+    """A uint32_t array (values below 2^32, written with a u suffix)."""
+    return CArray("uint32_t", name, [f"{int(v)}u" for v in np.asarray(values, np.int64).reshape(-1)])
+
+
 # -- scratch ------------------------------------------------------------------------------
 #
 # The planner needs each kernel's scratch before any C exists, so the sizes are computed
@@ -233,23 +238,42 @@ def _tflite_requant(fn: str, r: K.Requant, out_zp: int, act_min: int, act_max: i
         act_max=act_max, fast=r.mode, zp_folded=int(r.zp_folded)))
 
 
+def _ort_stream_constants(op: Op, channels_padded: int, weights_per_channel: np.ndarray):
+    """onnxruntime's output stage of a GEMM op (ort_requant.OrtRequantConstants) when the
+    pair stream can run it: the bounded signed form on every channel (the compiler proved
+    the shifts hold) and one clamp to int8's whole range. Else None."""
+    from mcuc.ir.ort_numerics import channel_scales
+
+    from .ort_requant import ort_requant_constants
+
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    lo, hi = dtype_range(y.dtype)
+    if tuple(min(max(v, op.attrs.act_min), op.attrs.act_max) for v in (lo, hi)) != (-128, 127):
+        return None
+    scales = channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], y.shape[-1])
+    c = ort_requant_constants(op.label, scales, channels_padded, _zp(y), lo, hi,
+                              bounds=K.channel_bounds(weights_per_channel, _bias(op)))
+    return None if c.limit is not None or c.checked else c
+
+
 def _ort_requant(fn: str, op: Op, scales: np.ndarray, channels_padded: int, act_min: int,
-                 act_max: int) -> tuple[list[CArray], str]:
+                 act_max: int, bounds: np.ndarray | None = None) -> tuple[list[CArray], str]:
     """onnxruntime's output stage (MlasRequantizeOutput) in integers: the constants of each
-    channel's float32 scale (ort_requant.py) and the mcuc_ort_requant_t `{fn}_ort`."""
+    channel's float32 scale (ort_requant.py) and the mcuc_ort_requant_t `{fn}_ort`;
+    `bounds`, per channel the largest |accumulator| the kernel can reach (None: unknown)."""
     from .ort_requant import ort_requant_constants
 
     y = op.output
     lo, hi = dtype_range(y.dtype)
-    c = ort_requant_constants(op.label, scales, channels_padded, _zp(y), lo, hi)
-    arrays = [CArray("int32_t", f"{fn}_ort_mult7", c.mult7), CArray("int32_t", f"{fn}_ort_shift", c.shift)]
+    c = ort_requant_constants(op.label, scales, channels_padded, _zp(y), lo, hi, bounds=bounds)
+    arrays = [_ints("int32_t", f"{fn}_ort_mult7", c.mult7), _ints("int32_t", f"{fn}_ort_shift", c.shift)]
     if c.limit is not None:
-        arrays.append(CArray("uint32_t", f"{fn}_ort_limit", c.limit))
+        arrays.append(_uints(f"{fn}_ort_limit", c.limit))
     # [lo, hi] then the activation's range, as one clamp (the same function for any ranges)
     low, high = (min(max(v, act_min), act_max) for v in (lo, hi))
     return arrays, c_struct("mcuc_ort_requant_t", f"{fn}_ort", dict(
         mult7=f"{fn}_ort_mult7", limit="0" if c.limit is None else f"{fn}_ort_limit", shift=f"{fn}_ort_shift",
-        round=c.rounding, out_zp=_zp(y), lo=lo, hi=hi, low=low, high=high))
+        round=c.rounding, frac=c.frac, checked=int(c.checked), out_zp=_zp(y), lo=lo, hi=hi, low=low, high=high))
 
 
 def _tflite_stage(op: Op, multiplier, shift, weights_per_channel: np.ndarray, bias: np.ndarray | None,
@@ -265,13 +289,13 @@ def _tflite_stage(op: Op, multiplier, shift, weights_per_channel: np.ndarray, bi
                                act_range=(op.attrs.act_min, op.attrs.act_max))
 
 
-def _gemm_quant(fn: str, op: Op, r: K.Requant | None, start: np.ndarray,
-                channels_padded: int) -> tuple[list[CArray], str]:
+def _gemm_quant(fn: str, op: Op, r: K.Requant | None, start: np.ndarray, channels_padded: int,
+                weights_per_channel: np.ndarray) -> tuple[list[CArray], str]:
     """The constants of an integer GEMM kernel's mcuc_quant_t `{fn}_q`: the values its
     accumulators start from (`start`, 0 on the channels `r` made constants) and the
     output stage under the op's rule (TFLite's, `r` from _tflite_stage, or onnxruntime's
-    float32 scales on the same exact accumulators). Returns the arrays and the C of the
-    structs."""
+    float32 scales on the same exact accumulators, which `weights_per_channel` [out,
+    depth] and the model's bias bound). Returns the arrays and the C of the structs."""
     from mcuc.ir.ort_numerics import channel_scales
 
     x, w, y = op.inputs[0], op.inputs[1], op.output
@@ -280,7 +304,8 @@ def _gemm_quant(fn: str, op: Op, r: K.Requant | None, start: np.ndarray,
     arrays = [_ints("int32_t", f"{fn}_bias", K.padded_channels(start, channels_padded))]
     if r is None:
         scales = channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], y.shape[-1])
-        extra, rule = _ort_requant(fn, op, scales, channels_padded, op.attrs.act_min, op.attrs.act_max)
+        bounds = K.channel_bounds(weights_per_channel, _bias(op))
+        extra, rule = _ort_requant(fn, op, scales, channels_padded, op.attrs.act_min, op.attrs.act_max, bounds)
         pointers = dict(tflite="0", ort=f"&{fn}_ort")
     else:
         extra, rule = _tflite_requant(fn, r, _zp(y), op.attrs.act_min, op.attrs.act_max, channels_padded)
@@ -348,16 +373,25 @@ def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> Step
         _require(len(step.scratch) == 1 and step.scratch[0].size >= _conv_scratch_bytes(op), op,
                  "the GEMM row scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
         ctx["scratch_offset"] = step.scratch[0].offset
+        stream = None
         if target.has_dsp and r is not None and r.mode == 1 and r.zp_folded and (a.act_min, a.act_max) == (-128, 127):
-            # TFLite's fast stage on every channel, SSAT's range: each channel pair's
-            # start values, weights and stage constants in one stream (mcuc_gemm_rows2_streams)
-            words = K.pair_streams(w2, r.start(folded), r)
+            # TFLite's fast stage on every channel, SSAT's range
+            stream = (K.pair_streams(w2, r.start(folded), r.multiplier, r.rounding, r.shift), 0, 0)
+        elif target.has_dsp and r is None:
+            ort = _ort_stream_constants(op, padded, w2)
+            if ort is not None:  # onnxruntime's bounded signed stage on every channel, SSAT's range
+                stream = (K.pair_streams(w2, folded, ort.mult7, [ort.rounding] * padded, ort.shift), ort.frac, _zp(y))
+        if stream is not None:
+            # each channel pair's start values, weights and stage constants in one stream
+            # (mcuc_gemm_rows2_streams)
+            words, frac, zp = stream
             ctx["streams"] = True
-            decls = _render("conv.j2", site, arrays=[CArray("uint32_t", f"{fn}_w", [f"{int(v)}u" for v in words])],
-                            quant="", **ctx)
+            decls = _render("conv.j2", site, arrays=[_uints(f"{fn}_w", words)],
+                            quant=c_struct("mcuc_pair_stream_t", f"{fn}_ps", dict(words=f"{fn}_w", frac=frac, zp=zp)),
+                            **ctx)
             return StepCode(decls, _call(site), (CONV_H,))
         weights = _ints("int8_t", f"{fn}_w", K.channel_pair_weights(w2))
-    arrays, quant = _gemm_quant(fn, op, r, folded, padded)
+    arrays, quant = _gemm_quant(fn, op, r, folded, padded, w2)
     decls = _render("conv.j2", site, arrays=[weights] + arrays, quant=quant, **ctx)
     return StepCode(decls, _call(site), (CONV_H,))
 
@@ -411,7 +445,7 @@ def _emit_depthwise(site: Site, step: Step, program: Program, target: Target) ->
             (np.ones(out_ch, bool) if r.slow is None else ~r.slow)
         ctx["taps3"] = f"{fn}_taps3"
         extra_arrays.append(_ints("int32_t", f"{fn}_taps3", K.depthwise_row_taps3(wk, doubled=doubled)))
-    arrays, quant = _gemm_quant(fn, op, r, b, out_ch)
+    arrays, quant = _gemm_quant(fn, op, r, b, out_ch, per_channel)
     decls = _render("depthwise.j2", site, arrays=[weights] + extra_arrays + arrays, quant=quant, kernel=kernel,
                     comment=f"{op.label}: {kernel} kernel", **ctx)
     return StepCode(decls, _call(site), (DEPTHWISE_H,))
@@ -453,7 +487,7 @@ def _emit_fully_connected(site: Site, step: Step, program: Program, target: Targ
         decls = _render("fully_connected.j2", site, arrays=[CArray("uint32_t", f"{fn}_w", [f"{int(v)}u" for v in words])],
                         quant="", **context)
         return StepCode(decls, _call(site), (CONV_H,))
-    arrays, quant = _gemm_quant(fn, op, r, folded, K.round_up(units, 4))
+    arrays, quant = _gemm_quant(fn, op, r, folded, K.round_up(units, 4), w.data)
     decls = _render("fully_connected.j2", site, arrays=[weights] + arrays, quant=quant, **context)
     return StepCode(decls, _call(site), (CONV_H,))
 
@@ -940,8 +974,7 @@ def _emit_ort_gemm(site: Site, step: Step, program: Program, target: Target) -> 
 
         c = ort_requant_constants(op.label, channel_scales(x.quant.scale[0], w.quant.scale, y.quant.scale[0], oc),
                                   oc, _zp(y), lo, hi, signed_path=False)
-        arrays += [CArray("uint32_t", f"{fn}_mult", c.mult), CArray("uint32_t", f"{fn}_limit", c.limit),
-                   CArray("int32_t", f"{fn}_shift", c.shift)]
+        arrays += [_uints(f"{fn}_mult", c.mult), _uints(f"{fn}_limit", c.limit), _ints("int32_t", f"{fn}_shift", c.shift)]
         fields.update(bias=f"{fn}_bias", mult=f"{fn}_mult", limit=f"{fn}_limit", shift=f"{fn}_shift")
     params = c_struct("mcuc_ort_conv_t", f"{fn}_p", dict(
         **fields, in_zp=_zp(x), out_zp=_zp(y), lo=lo, hi=hi, act_min=op.attrs.act_min, act_max=op.attrs.act_max))

@@ -58,7 +58,8 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from mcuc.ir.ort_numerics import (  # noqa: E402
-    requant_integer_constants, requantize_output_integer, requantize_output_signed, signed_requant_applies)
+    SIGNED_MAX_DROP, requant_integer_constants, requantize_output_integer, requantize_output_signed, signed_drop,
+    signed_requant_applies)
 
 # (scale, zero point, window): every |acc| < window; below 2^-23 the fast path covers all
 # of |acc| < 2^24, the general path the rest
@@ -159,6 +160,37 @@ def test_requantize_signed_equals_float_for_random_scales(scale, zp, seed, act):
         want = np.clip(requantize_output(acc, scale, zp, -128, 127), *act)
     got = requantize_output_signed(acc, mult >> 1, shift - 1, zp, *act)
     assert np.array_equal(got, want), (scale, acc[np.nonzero(got != want)[0][:5]])
+
+
+@pytest.mark.parametrize("scale,zp", SIGNED_WINDOW_SCALES)
+@pytest.mark.parametrize("drop", [1, SIGNED_MAX_DROP])
+def test_requantize_signed_bounded_over_its_whole_range(scale, zp, drop):
+    """The bounded form (shift unchecked, d bits dropped) over every accumulator its shift
+    holds (at most 2^24 in magnitude)."""
+    scale = np.float32(scale)
+    mult, _, shift = requant_integer_constants(scale)
+    pre = int(shift) - 1 - drop
+    bound = min((2**31 - 1) >> pre, 2**24)
+    chunk = 2**18
+    for start in range(-bound, bound + 1, chunk):
+        acc = np.arange(start, min(start + chunk, bound + 1), dtype=np.int64)
+        got = requantize_output_signed(acc, mult >> 1, pre, zp, -128, 127, frac=21 - drop, checked=False)
+        want = requantize_output(acc, scale, zp, -128, 127)
+        assert np.array_equal(got, want), acc[np.nonzero(got != want)[0][:5]]
+
+
+def test_signed_drop_picks_the_least_that_holds():
+    shift = np.array([17, 20, 24])
+    assert signed_drop(shift, [0, 0, 0]) == 0
+    assert signed_drop(shift, [2**15 - 1, 2**12 - 1, 2**8 - 1]) == 0
+    assert signed_drop(shift, [2**14, 2**11, 2**8]) == 1          # 2^8 << 23 overflows, << 22 does not
+    assert signed_drop(shift, [2**14, 2**11, 2**13 - 1]) == 5
+    assert signed_drop(shift, [2**14, 2**11, 2**13]) is None       # needs d = 6
+    assert signed_drop([8, 8], [2**24 - 1, 1]) == 0
+    assert signed_drop([8, 8], [2**24, 1]) == 1
+    assert signed_drop([8, 8], [2**24 + 1, 1]) is None              # beyond float32's exact integers
+    with pytest.raises(ValueError, match="overflows"):
+        requantize_output_signed(np.array([2**15]), 2**30, 16, 0, -128, 127, checked=False)
 
 
 def test_signed_path_range():

@@ -11,8 +11,9 @@ definition (MlasRequantizeOutput: float32(acc) * scale, clamp, cvtps2dq, + zp).
    hazards, and saturation beyond; 1.1e-7 (below 2^-23) the fast path up to 2^24 and the
    general path beyond, where float32(acc) itself rounds (about 48 s of one core on the
    development machine, two thirds of the test's time). The signed path is checked in
-   the same loop where it applies: for 0.0123, and for 3.05e-5, near its lower edge
-   2^-16, where accumulators up to 2^24 take it.
+   the same loop where it applies, checked and bounded: for 0.0123 (bounded with d = 5,
+   the most bits dropped), and for 3.05e-5, near its lower edge 2^-16, where
+   accumulators up to 2^24 take it (bounded with d = 3).
 2. Random (hypothesis): scales of every exponent (subnormal, tiny, huge, exact powers of
    two, 1, 0.5) and zero points, over accumulators near every rounding tie of the output
    range, near the powers of two, near the fast path's limit and random ones; compared with
@@ -33,14 +34,15 @@ from hypothesis import strategies as st
 
 from mcuc.ir.ort_numerics import (
     requant_integer_constants, requantize_output, requantize_output_integer, requantize_output_signed,
-    signed_requant_applies, signed_rounding)
+    SIGNED_MAX_DROP, signed_requant_applies, signed_rounding)
 from mcuc.runtime_c import SOURCE_DIR
 
 from tests.ir.test_onnx_numerics import interesting_accumulators, scales, signed_scales
 from tests.support.c_library import host_library
 
 # (scale, zero point): one run over all 2^32 accumulators each
-EXHAUSTIVE = [(0.0123, 0), (1.1e-7, -7), (3.05e-5, 9)]
+# (scale, zero point, d of the bounded form or -1)
+EXHAUSTIVE = [(0.0123, 0, 5), (1.1e-7, -7, -1), (3.05e-5, 9, 3)]
 
 _HARNESS = r"""
 #include <math.h>
@@ -53,17 +55,18 @@ _HARNESS = r"""
 #include "mcuc_ort.h"
 
 #define BLOCK 4096
-static int32_t want[BLOCK], got[BLOCK], got_signed[BLOCK];
+static int32_t want[BLOCK], got[BLOCK], got_signed[BLOCK], got_bounded[BLOCK];
 
 /* argv: scale bits (hex), mult, limit, shift, zp, lo, hi, first block, end block (blocks of
  * BLOCK accumulators counted from 0 as uint32, so block 2^20 - 1 ends at -1), signed (1:
- * mcuc_ort_requant_signed applies and is checked too) */
+ * mcuc_ort_requant_signed applies and its checked form is compared too), drop (d >= 0:
+ * its bounded form with that d is compared on every accumulator its shift holds) */
 int main(int argc, char **argv) {
     uint32_t bits, mult, limit, b, first, end;
-    int32_t shift, zp, lo, hi, check_signed, rounding;
+    int32_t shift, zp, lo, hi, check_signed, rounding, drop, pre, frac, rounding_d;
     unsigned long long bad = 0;
     float scale, flo, fhi;
-    if (argc != 11) {
+    if (argc != 12) {
         return 2;
     }
     bits = (uint32_t)strtoul(argv[1], 0, 16);
@@ -76,7 +79,11 @@ int main(int argc, char **argv) {
     first = (uint32_t)strtoul(argv[8], 0, 10);
     end = (uint32_t)strtoul(argv[9], 0, 10);
     check_signed = (int32_t)strtol(argv[10], 0, 10);
-    rounding = (1 << 20) + (1 << 5) + (int32_t)((uint32_t)zp << 21);
+    drop = (int32_t)strtol(argv[11], 0, 10);
+    rounding = (1 << 20) + (1 << 6) + (int32_t)((uint32_t)zp << 21);
+    pre = shift - 1 - (drop > 0 ? drop : 0);
+    frac = 21 - (drop > 0 ? drop : 0);
+    rounding_d = (1 << (frac - 1)) + (1 << (frac - 15)) + (int32_t)((uint32_t)zp << frac);
     memcpy(&scale, &bits, sizeof scale);
     flo = (float)(lo - zp);
     fhi = (float)(hi - zp);
@@ -105,16 +112,25 @@ int main(int argc, char **argv) {
         if (check_signed) {
             for (j = 0; j < BLOCK; j++) {
                 got_signed[j] = mcuc_ort_requant_signed((int32_t)(base + (uint32_t)j), (int32_t)(mult >> 1), shift - 1,
-                                                        rounding, zp, lo, hi);
+                                                        21, 1, rounding, zp, lo, hi);
             }
         } else {
             memcpy(got_signed, want, sizeof want);
         }
-        if (memcmp(want, got, sizeof want) != 0 || memcmp(want, got_signed, sizeof want) != 0) {
+        for (j = 0; j < BLOCK; j++) {
+            const int32_t a = (int32_t)(base + (uint32_t)j);
+            const int held = drop >= 0 && (int32_t)((uint32_t)a << pre) >> pre == a && a >= -(1 << 24) &&
+                             a <= (1 << 24);
+            got_bounded[j] = held ? mcuc_ort_requant_signed(a, (int32_t)(mult >> 1), pre, frac, 0,
+                                                            rounding_d, zp, lo, hi)
+                                  : want[j];
+        }
+        if (memcmp(want, got, sizeof want) != 0 || memcmp(want, got_signed, sizeof want) != 0 ||
+            memcmp(want, got_bounded, sizeof want) != 0) {
             for (j = 0; j < BLOCK; j++) {
-                if ((want[j] != got[j] || want[j] != got_signed[j]) && bad++ < 5) {
-                    printf("acc %d: float %d, integer %d, signed %d\n", (int32_t)(base + (uint32_t)j), want[j],
-                           got[j], got_signed[j]);
+                if ((want[j] != got[j] || want[j] != got_signed[j] || want[j] != got_bounded[j]) && bad++ < 5) {
+                    printf("acc %d: float %d, integer %d, signed %d, bounded %d\n", (int32_t)(base + (uint32_t)j),
+                           want[j], got[j], got_signed[j], got_bounded[j]);
                 }
             }
         }
@@ -144,8 +160,8 @@ def _constants(scale: float):
     return mult, limit, shift
 
 
-@pytest.mark.parametrize("scale,zp", EXHAUSTIVE)
-def test_every_int32_accumulator(harness, scale, zp):
+@pytest.mark.parametrize("scale,zp,drop", EXHAUSTIVE)
+def test_every_int32_accumulator(harness, scale, zp, drop):
     bits = int(np.float32(scale).view(np.uint32))
     mult, limit, shift = _constants(scale)
     check_signed = int(signed_requant_applies(shift, zp))
@@ -155,7 +171,7 @@ def test_every_int32_accumulator(harness, scale, zp):
 
     def run(i: int) -> str:
         args = [str(harness), f"{bits:08x}", str(mult), str(limit), str(shift), str(zp), "-128", "127",
-                str(edges[i]), str(edges[i + 1]), str(check_signed)]
+                str(edges[i]), str(edges[i + 1]), str(check_signed), str(drop)]
         return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -172,10 +188,10 @@ void w_requant(const int32_t *acc, int32_t *out, int n, uint32_t mult, uint32_t 
     int i;
     for (i = 0; i < n; i++) out[i] = mcuc_ort_requant_int(acc[i], mult, limit, shift, zp, lo, hi);
 }
-void w_signed(const int32_t *acc, int32_t *out, int n, int32_t mult7, int32_t shift, int32_t round, int32_t zp,
-              int32_t low, int32_t high) {
+void w_signed(const int32_t *acc, int32_t *out, int n, int32_t mult7, int32_t pre, int32_t frac, int32_t checked,
+              int32_t rounding, int32_t zp, int32_t low, int32_t high) {
     int i;
-    for (i = 0; i < n; i++) out[i] = mcuc_ort_requant_signed(acc[i], mult7, shift, round, zp, low, high);
+    for (i = 0; i < n; i++) out[i] = mcuc_ort_requant_signed(acc[i], mult7, pre, frac, checked, rounding, zp, low, high);
 }
 """
 
@@ -185,7 +201,7 @@ def lib(tmp_path_factory):
     library = host_library(tmp_path_factory, "ort_requant_exact", _WRAPPER)
     library.w_requant.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32,
                                   ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
-    library.w_signed.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int] + [ctypes.c_int32] * 6
+    library.w_signed.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int] + [ctypes.c_int32] * 8
     return library
 
 
@@ -208,19 +224,26 @@ def test_random_scales(lib, scale, zp, seed):
 
 @settings(deadline=None, max_examples=300)
 @given(scale=signed_scales(), zp=st.integers(-128, 127), seed=st.integers(0, 2**32 - 1),
-       act=st.sampled_from([(-128, 127), (-128, 0), (-20, 100), (5, 5)]))
-def test_random_scales_signed(lib, scale, zp, seed, act):
-    """The signed path, clamp to an activation's range included, against the float32
+       act=st.sampled_from([(-128, 127), (-128, 0), (-20, 100), (5, 5)]), drop=st.integers(-1, SIGNED_MAX_DROP))
+def test_random_scales_signed(lib, scale, zp, seed, act, drop):
+    """The signed path, checked (drop -1) or bounded with d = drop on the accumulators its
+    shift holds, the clamp to an activation's range included, against the float32
     definition and its numpy statement."""
     mult, limit, shift = _constants(np.float32(scale))
+    checked = drop < 0
+    d = 0 if checked else drop
+    pre, frac = shift - 1 - d, 21 - d
     acc = interesting_accumulators(np.float32(scale), limit, np.random.default_rng(seed))
+    if not checked:
+        bound = min((2**31 - 1) >> pre, 2**24)
+        acc = np.concatenate([np.clip(acc, -bound, bound), [-bound, bound]])
     acc32 = acc.astype(np.int32)  # kept alive across the call
     out = np.empty(acc.size, np.int32)
-    lib.w_signed(acc32.ctypes.data, out.ctypes.data, acc.size, mult >> 1, shift - 1, signed_rounding(zp),
-                 zp, *act)
+    lib.w_signed(acc32.ctypes.data, out.ctypes.data, acc.size, mult >> 1, pre, frac, int(checked),
+                 signed_rounding(zp, frac), zp, *act)
     with np.errstate(over="ignore"):
         want = np.clip(requantize_output(acc, np.float32(scale), zp, -128, 127), *act)
     bad = np.nonzero(out != want)[0]
-    assert bad.size == 0, f"scale {scale!r}: acc {acc[bad[:5]].tolist()} gives {out[bad[:5]].tolist()}, " \
+    assert bad.size == 0, f"scale {scale!r}, d {drop}: acc {acc[bad[:5]].tolist()} gives {out[bad[:5]].tolist()}, " \
                           f"float32 {want[bad[:5]].tolist()}"
-    assert np.array_equal(out, requantize_output_signed(acc, mult >> 1, shift - 1, zp, *act))
+    assert np.array_equal(out, requantize_output_signed(acc, mult >> 1, pre, zp, *act, frac=frac, checked=checked))

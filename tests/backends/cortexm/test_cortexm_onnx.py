@@ -23,6 +23,7 @@ Cortex-M C backend, byte for byte against onnxruntime.
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import warnings
 
@@ -35,7 +36,7 @@ from tests.support import onnx_models  # noqa: E402
 from tests.frontend import test_onnx_layers  # noqa: E402
 from tests.support.onnx_oracle import as_this_host  # noqa: E402
 
-from mcuc.backends.cortexm import ROUNDING_RULES, run_chost  # noqa: E402
+from mcuc.backends.cortexm import ROUNDING_RULES, run_chost, run_cortexm  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
 from mcuc.pipeline import cortexm_scratch  # noqa: E402
 from mcuc.passes import plan  # noqa: E402
@@ -130,3 +131,70 @@ TIE_CASES = [("test_quantize_linear_on_ties", dict(dtype=d, scale=s)) for d in (
 def test_onnx_ties_on_chost(name, params, monkeypatch):
     monkeypatch.setattr(test_onnx_layers, "run", run_on_chost)
     getattr(test_onnx_layers, name)(**params)
+
+
+def run_on_cortex_m4(graph, inputs):
+    """The same on the emulated cortex-m4, hard float: its FPU rounds (VCVTR) and fuses
+    (VFMA) what the portable C computes in integers."""
+    return run_cortexm(plan(graph, cortexm_scratch("cortex-m4")), inputs, "cortex-m4", count_instructions=False).outputs
+
+
+@_NEEDS_ARM
+@pytest.mark.parametrize("name, params", [c for c in TIE_CASES if c[1].get("scale", 0.5) == 0.5])
+def test_onnx_ties_on_cortex_m4(name, params, monkeypatch):
+    monkeypatch.setattr(test_onnx_layers, "run", run_on_cortex_m4)
+    getattr(test_onnx_layers, name)(**params)
+
+
+def _pointwise_ties_model(seed: int) -> bytes:
+    """A QDQ 1x1 Conv (8 -> 6 channels, 6x6) whose requantization scale is exactly 2^-4
+    (x 0.5, weights 2^-6, y 2^-3... so x_scale * w_scale / y_scale = 1/16) with weights in
+    {-1, 0, 1}: every accumulator is exact in float32, one in 16 lies exactly on a tie
+    (v = acc / 16 = j + 1/2) and the outputs stay within int8 (|v| <= 127.5), so the
+    bounded signed stage meets a tie in almost every pixel pair."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-1, 2, (6, 8, 1, 1)).astype(np.int8)
+    inits = [numpy_helper.from_array(np.float32(0.5), "xs"), numpy_helper.from_array(np.int8(3), "xz"),
+             numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.float32(2.0**-6), "ws"),
+             numpy_helper.from_array(np.int8(0), "wz"),
+             numpy_helper.from_array(rng.integers(-40, 40, 6).astype(np.int32), "b"),
+             numpy_helper.from_array(np.float32(0.5 * 2.0**-6), "bs"), numpy_helper.from_array(np.int32(0), "bz"),
+             numpy_helper.from_array(np.float32(2.0**-3), "ys"), numpy_helper.from_array(np.int8(-5), "yz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"]),
+             helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["bd"]),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(nodes, "ties", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@_NEEDS_ARM
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0"])
+def test_pointwise_conv_on_exact_ties(target, tmp_path):
+    """onnxruntime's requantization on exact ties through the pointwise GEMM: on
+    cortex-m4 the pair-stream assembly flags them and the two pixels are redone in C
+    (the stream is checked to carry onnxruntime's stage, k = 21 - d), on cortex-m0 the
+    portable kernel's bounded signed stage takes its general path; both against
+    onnxruntime on inputs that hit the ties."""
+    from mcuc.backends.cortexm import write_project
+    from mcuc.backends.cortexm.target import get_target
+    from mcuc.pipeline import CompileOptions, schedule
+
+    model = load_model(_pointwise_ties_model(5), format="onnx")
+    if target == "cortex-m4":
+        options = CompileOptions(target=target, io="int8", layout="nhwc")
+        program = schedule(load_model(_pointwise_ties_model(5), format="onnx", layout="nhwc").graph, options,
+                           cortexm_scratch(target))
+        source = (write_project(program, tmp_path / "c", get_target(target)) / "model.c").read_text()
+        assert "mcuc_conv_1x1_streams" in source and re.search(r"\.frac = [1-9]", source), \
+            "not the onnxruntime pair stream"
+    report = verify(model, [target], samples=3, seed=2)
+    assert report["backends"][target]["bit_exact"], report
