@@ -197,9 +197,13 @@ MCUC_INLINE int mcuc_depthwise_in_place_get_buffer_size(const mcuc_dims_t *out_d
  * is the fast one on the doubled accumulators (SMMLAR adds the rounding constant, which
  * holds the output zero point) with SSAT to int8. Row 0 starts every accumulator from
  * the bias in a0, which it updates last. */
-#define MCUC_DW3_ROW_S1(s1, s2, s3, ta, tb, off)                                          \
-    "ldr %[wa], %[" ta "]\n\t"                                                        \
-    "ldr %[wb], %[" tb "]\n\t"                                                        \
+/* A kernel row's two tap words into wa, wb: two loads of the "m" operands ta and tb, or
+ * one LDRD of the doubleword operand td (fewer operands: gcc takes at most 30). */
+#define MCUC_DW3_TAPS(ta, tb) "ldr %[wa], %[" ta "]\n\tldr %[wb], %[" tb "]\n\t"
+#define MCUC_DW3_TAPS_D(td) "ldrd %[wa], %[wb], %[" td "]\n\t"
+
+#define MCUC_DW3_ROW_S1(s1, s2, s3, taps, off)                                           \
+    taps                                                                              \
     "ldr %[e0], [%[p], #" off "]\n\t"                                                 \
     "ldr %[e1], [%[p], #" off "+4]\n\t"                                               \
     "sxtb16 %[o0], %[e0], ror #8\n\t"                                                 \
@@ -217,9 +221,8 @@ MCUC_INLINE int mcuc_depthwise_in_place_get_buffer_size(const mcuc_dims_t *out_d
     "smlad %[a0], %[e0], %[wa], %[a0]\n\t"                                            \
     "smlabb %[a0], %[o0], %[wb], %[a0]\n\t"
 
-#define MCUC_DW3_ROW_S2(s1, s2, s3, ta, tb, off)                                          \
-    "ldr %[wa], %[" ta "]\n\t"                                                        \
-    "ldr %[wb], %[" tb "]\n\t"                                                        \
+#define MCUC_DW3_ROW_S2(s1, s2, s3, taps, off)                                           \
+    taps                                                                              \
     "ldr %[e0], [%[p], #" off "]\n\t"                                                 \
     "ldr %[e1], [%[p], #" off "+4]\n\t"                                               \
     "sxtb16 %[o0], %[e0], ror #8\n\t"                                                 \
@@ -246,46 +249,82 @@ MCUC_INLINE int mcuc_depthwise_in_place_get_buffer_size(const mcuc_dims_t *out_d
     "ssat %[t], #8, %[t]\n\t"                                                         \
     "strb %[t], [%[out], #" off "]\n\t"
 
-#define MCUC_DW3_PASS(ROW, step)                                                      \
+/* onnxruntime's bounded signed stage (mcuc_ort_requant_signed, checked 0) on the plain
+ * accumulator: wa = mult7, wb = rounding, e0 = pre, k = frac; a tie or hazard stores the
+ * (nonzero) output pointer at `flag` and the caller redoes the row in C. */
+#define MCUC_DW3_STORE_ORT(a, off)                                                    \
+    "lsl %[t], %[" a "], %[e0]\n\t"                                                   \
+    "smmla %[t], %[t], %[wa], %[wb]\n\t"                                              \
+    "lsl %[" a "], %[t], #32-%c[frac]\n\t"                                            \
+    "cmp %[" a "], #0x40000\n\t"                                                      \
+    "it lo\n\t"                                                                       \
+    "strlo %[out], %[flag]\n\t"                                                       \
+    "ssat %[t], #8, %[t], asr #%c[frac]\n\t"                                          \
+    "strb %[t], [%[out], #" off "]\n\t"
+
+#define MCUC_DW3_PASS(ROW, STORE, step, taps0, taps1, taps2)                          \
     "1:\n\t"                                                                          \
     "ldr %[a0], %[bias]\n\t"                                                          \
-    ROW("a0", "a0", "a0", "t0a", "t0b", "0")                                          \
-    ROW("a1", "a2", "a3", "t1a", "t1b", "%c[pitch]")                                  \
-    ROW("a1", "a2", "a3", "t2a", "t2b", "%c[pitch]*2")                                \
+    ROW("a0", "a0", "a0", taps0, "0")                                                 \
+    ROW("a1", "a2", "a3", taps1, "%c[pitch]")                                         \
+    ROW("a1", "a2", "a3", taps2, "%c[pitch]*2")                                       \
     "ldr %[wa], %[mult]\n\t"                                                          \
     "ldr %[wb], %[round]\n\t"                                                         \
     "ldr %[e0], %[right]\n\t"                                                         \
-    MCUC_DW3_STORE("a0", "0")                                                         \
-    MCUC_DW3_STORE("a1", "%c[ch]")                                                    \
-    MCUC_DW3_STORE("a2", "%c[ch]*2")                                                  \
-    MCUC_DW3_STORE("a3", "%c[ch]*3")                                                  \
+    STORE("a0", "0")                                                                  \
+    STORE("a1", "%c[ch]")                                                             \
+    STORE("a2", "%c[ch]*2")                                                           \
+    STORE("a3", "%c[ch]*3")                                                           \
     "add %[p], %[p], #" step "\n\t"                                                   \
     "addw %[out], %[out], #%c[ch]*4\n\t"                                              \
     "subs %[n], %[n], #1\n\t"                                                         \
     "bne 1b\n\t"
 
-#define MCUC_DW3_OPERANDS                                                             \
-    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [wa] "=&r"(wa),  \
-      [wb] "=&r"(wb), [e0] "=&r"(e0), [o0] "=&r"(o0), [e1] "=&r"(e1), [o1] "=&r"(o1), \
-      [t] "=&r"(t), [p] "+r"(p), [out] "+r"(out), [n] "+r"(n)                         \
-    : [t0a] "m"(k[0]), [t0b] "m"(k[1]), [t1a] "m"(k[2]), [t1b] "m"(k[3]), [t2a] "m"(k[4]), \
-      [t2b] "m"(k[5]), [bias] "m"(k[6]), [mult] "m"(k[7]), [round] "m"(k[8]),          \
-      [right] "m"(k[9]), [pitch] "i"(pitch), [ch] "i"(ch)                             \
-    : "cc", "memory"
+#define MCUC_DW3_OUTPUTS                                                              \
+    [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [wa] "=&r"(wa),    \
+    [wb] "=&r"(wb), [e0] "=&r"(e0), [o0] "=&r"(o0), [e1] "=&r"(e1), [o1] "=&r"(o1),   \
+    [t] "=&r"(t), [p] "+r"(p), [out] "+r"(out), [n] "+r"(n)
+
+#define MCUC_DW3_STAGE_INPUTS                                                         \
+    [bias] "m"(k[6]), [mult] "m"(k[7]), [round] "m"(k[8]), [right] "m"(k[9]), [pitch] "i"(pitch), [ch] "i"(ch)
+#define MCUC_DW3_INPUTS                                                               \
+    [t0a] "m"(k[0]), [t0b] "m"(k[1]), [t1a] "m"(k[2]), [t1b] "m"(k[3]), [t2a] "m"(k[4]), \
+    [t2b] "m"(k[5]), MCUC_DW3_STAGE_INPUTS
+/* the taps as doublewords, read by LDRD (the "memory" clobber orders the stores to k) */
+#define MCUC_DW3_INPUTS_D                                                             \
+    [t0] "m"(*(const int64_t *)(const void *)(k + 0)), [t1] "m"(*(const int64_t *)(const void *)(k + 2)), \
+    [t2] "m"(*(const int64_t *)(const void *)(k + 4)), MCUC_DW3_STAGE_INPUTS
+/* expands the tap lists before MCUC_DW3_PASS counts its arguments */
+#define MCUC_DW3_PASS_TAPS(...) MCUC_DW3_PASS(__VA_ARGS__)
+#define MCUC_DW3_TFLITE_TAPS MCUC_DW3_TAPS("t0a", "t0b"), MCUC_DW3_TAPS("t1a", "t1b"), MCUC_DW3_TAPS("t2a", "t2b")
+#define MCUC_DW3_ORT_TAPS MCUC_DW3_TAPS_D("t0"), MCUC_DW3_TAPS_D("t1"), MCUC_DW3_TAPS_D("t2")
 
 /* `n` passes of four outputs of one output row (stride 1 or 2) from the plane row `p`
  * (its first tap) into out, out + ch, ...; `k` on the caller's stack holds the channel's
- * six tap words, its doubled bias, multiplier, rounding constant and right shift. */
+ * six tap words, its bias (doubled under TFLite's stage), and the stage's three
+ * constants: TFLite's multiplier, rounding constant and right shift (`frac` 0), or
+ * onnxruntime's mult7, rounding and pre shift (k = `frac`; a hazard sets `flag`). */
 MCUC_INLINE void mcuc_dw3_row4(const int8_t *p, int8_t *out, int n, const int32_t *k, int pitch, int ch,
-                               int stride) {
+                               int stride, int frac, uint32_t *flag) {
     int32_t a0, a1, a2, a3;
     uint32_t wa, wb, e0, o0, e1, o1, t;
-    if (stride == 1) {
-        __asm__ volatile(MCUC_DW3_PASS(MCUC_DW3_ROW_S1, "4") MCUC_DW3_OPERANDS);
+    if (frac && stride == 1) {
+        __asm__ volatile(MCUC_DW3_PASS_TAPS(MCUC_DW3_ROW_S1, MCUC_DW3_STORE_ORT, "4", MCUC_DW3_ORT_TAPS)
+                         : MCUC_DW3_OUTPUTS, [flag] "+m"(*flag) : MCUC_DW3_INPUTS_D, [frac] "i"(frac)
+                         : "cc", "memory");
+    } else if (frac) {
+        __asm__ volatile(MCUC_DW3_PASS_TAPS(MCUC_DW3_ROW_S2, MCUC_DW3_STORE_ORT, "8", MCUC_DW3_ORT_TAPS)
+                         : MCUC_DW3_OUTPUTS, [flag] "+m"(*flag) : MCUC_DW3_INPUTS_D, [frac] "i"(frac)
+                         : "cc", "memory");
+    } else if (stride == 1) {
+        __asm__ volatile(MCUC_DW3_PASS_TAPS(MCUC_DW3_ROW_S1, MCUC_DW3_STORE, "4", MCUC_DW3_TFLITE_TAPS)
+                         : MCUC_DW3_OUTPUTS : MCUC_DW3_INPUTS : "cc", "memory");
     } else {
-        __asm__ volatile(MCUC_DW3_PASS(MCUC_DW3_ROW_S2, "8") MCUC_DW3_OPERANDS);
+        __asm__ volatile(MCUC_DW3_PASS_TAPS(MCUC_DW3_ROW_S2, MCUC_DW3_STORE, "8", MCUC_DW3_TFLITE_TAPS)
+                         : MCUC_DW3_OUTPUTS : MCUC_DW3_INPUTS : "cc", "memory");
     }
     (void)a0, (void)a1, (void)a2, (void)a3, (void)wa, (void)wb, (void)e0, (void)o0, (void)e1, (void)o1, (void)t;
+    (void)flag;
 }
 #endif
 
@@ -354,11 +393,17 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
         const int32_t *t = simd3 ? taps3 + 6 * c : taps3;
         const int doubled = simd3 && q->tflite && mcuc_channel_fast(q->tflite, c);
         const int32_t bias = doubled ? 2 * q->bias[c] : q->bias[c];
-        /* the assembly loop: the fast stage with the zero point folded and SSAT to int8,
-         * shapes that fit its immediate offsets */
-        const int in_asm = doubled && q->tflite->zp_folded && q->tflite->act_min == -128 &&
-                           q->tflite->act_max == 127 && __builtin_constant_p(pitch) && __builtin_constant_p(ch) &&
-                           2 * pitch + 12 < 4096 && 4 * ch < 4096 && out_w >= 4;
+        /* the assembly loop: TFLite's fast stage with the zero point folded, or
+         * onnxruntime's bounded signed one, and SSAT to int8; shapes that fit its
+         * immediate offsets; under onnxruntime's stage rows of two passes or more (with
+         * one, its setup and hazard test cost more than the C loop saves: kws_ds_cnn's
+         * 25x5 rows, +3%) */
+        const int ort_frac = q->ort && !q->ort->limit && !q->ort->checked && q->ort->low == -128 &&
+                                     q->ort->high == 127 ? q->ort->frac : 0;
+        const int in_asm = simd3 && (ort_frac || (doubled && q->tflite->zp_folded && q->tflite->act_min == -128 &&
+                                                  q->tflite->act_max == 127)) &&
+                           __builtin_constant_p(pitch) && __builtin_constant_p(ch) && __builtin_constant_p(ort_frac) &&
+                           2 * pitch + 12 < 4096 && 4 * ch < 4096 && out_w >= (ort_frac ? 8 : 4);
         int32_t k[10];
         /* kernels 4 to 8 taps wide (dilation 1 along the row): per kernel row the window's
          * bytes as two words, even lanes (b0, b2), (b4, b6) and odd (b1, b3), (b5, b7)
@@ -368,7 +413,12 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
         int32_t pairs[8][4];
         if (in_asm) {
             k[0] = t[0], k[1] = t[1], k[2] = t[2], k[3] = t[3], k[4] = t[4], k[5] = t[5];
-            k[6] = bias, k[7] = q->tflite->mult[c], k[8] = q->tflite->round[c], k[9] = q->tflite->shift[c];
+            k[6] = bias;
+            if (ort_frac) {
+                k[7] = q->ort->mult7[c], k[8] = q->ort->round, k[9] = q->ort->shift[c];
+            } else {
+                k[7] = q->tflite->mult[c], k[8] = q->tflite->round[c], k[9] = q->tflite->shift[c];
+            }
         }
         if (wide) {
             for (ky = 0; ky < kh; ky++) {
@@ -390,8 +440,10 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
 #if MCUC_DSP
             if (simd3) {
                 if (in_asm) {
-                    mcuc_dw3_row4(top, out, out_w / 4, k, pitch, ch, stride_w);
-                    ox = out_w & ~3;
+                    uint32_t hazard = 0; /* stored (and its store kept) only under onnxruntime's stage */
+                    mcuc_dw3_row4(top, out, out_w / 4, k, pitch, ch, stride_w, ort_frac, &hazard);
+                    /* a tie or hazard: the row again in C, through the exact stage */
+                    ox = ort_frac && hazard ? 0 : out_w & ~3;
                 }
                 for (; ox + 4 <= out_w; ox += 4) {
                     int32_t a0 = bias, a1 = bias, a2 = bias, a3 = bias;

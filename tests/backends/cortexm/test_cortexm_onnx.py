@@ -146,30 +146,33 @@ def test_onnx_ties_on_cortex_m4(name, params, monkeypatch):
     getattr(test_onnx_layers, name)(**params)
 
 
-def _pointwise_ties_model(seed: int) -> bytes:
-    """A QDQ 1x1 Conv (8 -> 6 channels, 6x6) whose requantization scale is exactly 2^-4
-    (x 0.5, weights 2^-6, y 2^-3... so x_scale * w_scale / y_scale = 1/16) with weights in
-    {-1, 0, 1}: every accumulator is exact in float32, one in 16 lies exactly on a tie
-    (v = acc / 16 = j + 1/2) and the outputs stay within int8 (|v| <= 127.5), so the
-    bounded signed stage meets a tie in almost every pixel pair."""
+def _ties_model(seed: int, depthwise: bool) -> bytes:
+    """A QDQ Conv on 8 channels, 6x6 (or 10x10 for the depthwise one): 1x1 to 6 channels,
+    or depthwise 3x3 with padding 1, whose requantization scale is exactly 2^-4
+    (x_scale 0.5 * w_scale 2^-6 / y_scale 2^-3) with weights in {-1, 0, 1}: every
+    accumulator is exact in float32, one in 16 lies exactly on a tie (v = acc / 16 =
+    j + 1/2) and most outputs stay within int8, so the bounded signed stage meets a tie in
+    almost every pixel pair or row."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
-    w = rng.integers(-1, 2, (6, 8, 1, 1)).astype(np.int8)
+    shape, size = ((8, 1, 3, 3), 10) if depthwise else ((6, 8, 1, 1), 6)
+    w = rng.integers(-1, 2, shape).astype(np.int8)
+    window = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8) if depthwise else dict(kernel_shape=[1, 1])
     inits = [numpy_helper.from_array(np.float32(0.5), "xs"), numpy_helper.from_array(np.int8(3), "xz"),
              numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.float32(2.0**-6), "ws"),
              numpy_helper.from_array(np.int8(0), "wz"),
-             numpy_helper.from_array(rng.integers(-40, 40, 6).astype(np.int32), "b"),
+             numpy_helper.from_array(rng.integers(-40, 40, shape[0]).astype(np.int32), "b"),
              numpy_helper.from_array(np.float32(0.5 * 2.0**-6), "bs"), numpy_helper.from_array(np.int32(0), "bz"),
              numpy_helper.from_array(np.float32(2.0**-3), "ys"), numpy_helper.from_array(np.int8(-5), "yz")]
     nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
              helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"]),
              helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["bd"]),
-             helper.make_node("Conv", ["xd", "wd", "bd"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["c"], **window),
              helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["yq"]),
              helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
-    graph = helper.make_graph(nodes, "ties", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+    graph = helper.make_graph(nodes, "ties", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, size, size])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -178,23 +181,26 @@ def _pointwise_ties_model(seed: int) -> bytes:
 
 @_NEEDS_ARM
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0"])
-def test_pointwise_conv_on_exact_ties(target, tmp_path):
-    """onnxruntime's requantization on exact ties through the pointwise GEMM: on
-    cortex-m4 the pair-stream assembly flags them and the two pixels are redone in C
-    (the stream is checked to carry onnxruntime's stage, k = 21 - d), on cortex-m0 the
-    portable kernel's bounded signed stage takes its general path; both against
-    onnxruntime on inputs that hit the ties."""
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_conv_on_exact_ties(target, depthwise, tmp_path):
+    """onnxruntime's requantization on exact ties: on cortex-m4 the assembly loops (the
+    pointwise GEMM's pair stream, the in-place depthwise 3x3 rows) flag them and the C
+    redoes those pixels (the generated C is checked to take those loops under
+    onnxruntime's bounded stage); on cortex-m0 the portable kernels' bounded signed stage
+    takes its general path; both against onnxruntime on inputs that hit the ties."""
     from mcuc.backends.cortexm import write_project
     from mcuc.backends.cortexm.target import get_target
     from mcuc.pipeline import CompileOptions, schedule
 
-    model = load_model(_pointwise_ties_model(5), format="onnx")
+    data = _ties_model(5, depthwise)
     if target == "cortex-m4":
         options = CompileOptions(target=target, io="int8", layout="nhwc")
-        program = schedule(load_model(_pointwise_ties_model(5), format="onnx", layout="nhwc").graph, options,
-                           cortexm_scratch(target))
+        program = schedule(load_model(data, format="onnx", layout="nhwc").graph, options, cortexm_scratch(target))
         source = (write_project(program, tmp_path / "c", get_target(target)) / "model.c").read_text()
-        assert "mcuc_conv_1x1_streams" in source and re.search(r"\.frac = [1-9]", source), \
-            "not the onnxruntime pair stream"
-    report = verify(model, [target], samples=3, seed=2)
+        if depthwise:
+            assert "mcuc_depthwise_in_place" in source and ".checked = 0" in source, "not the in-place kernel"
+        else:
+            assert "mcuc_conv_1x1_streams" in source and re.search(r"\.frac = [1-9]", source), \
+                "not the onnxruntime pair stream"
+    report = verify(load_model(data, format="onnx"), [target], samples=3, seed=2)
     assert report["backends"][target]["bit_exact"], report
