@@ -107,6 +107,7 @@ def prepare(graph: Graph, options: CompileOptions) -> Graph:
     graph = passes.fold_pad(graph)
     if options.io == "int8":
         graph = passes.strip_edge_quantization(graph)
+    graph = passes.prune_channels(graph)
     if options.io_buffers != graph.io_buffers:
         graph = graph.with_(io_buffers=options.io_buffers)  # the planner reads it (passes/aliasing.py)
     return graph
@@ -118,14 +119,15 @@ def schedule(graph: Graph, options: CompileOptions, scratch: Scratch | None = No
     from mcuc import passes
     from mcuc.ir.program_check import check_program
 
-    graph = prepare(graph, options)
+    prepared = prepare(graph, options)
     if options.patch is None and options.sram is None:
-        program = passes.plan(graph, scratch)
+        program = passes.plan(prepared, scratch)
         check_program(program)
     else:
         from mcuc.passes.patch_schedule import schedule_with_patches
 
-        program = schedule_with_patches(graph, options.patch, options.sram, scratch)
+        program = schedule_with_patches(prepared, options.patch, options.sram, scratch)
+    program.notes["macs_skipped"] = passes.removed_macs(graph, prepared)  # prune_channels
     if options.memory is not None:
         from mcuc.passes.regions import parse_memory, place_in_regions
 

@@ -17,6 +17,8 @@ def program_report(program: Program, target: str, layout: str | None = None) -> 
         "live_bound_bytes": program.live_bound_bytes,
         "io_buffers": program.graph.io_buffers,
         "macs": sum(op_def(op.kind).macs(op) for op in ops),
+        # the model's MACs that pruning removed (channels no reader uses): not in "macs"
+        "macs_skipped": program.notes.get("macs_skipped", 0),
         "ops": len(ops),
         "mac_overhead": program.notes.get("mac_overhead", 0.0),
         "schedule": program.notes.get("schedule", []),

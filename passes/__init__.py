@@ -1,7 +1,8 @@
 """mcuc.passes: graph-to-graph passes and scheduling (imports only mcuc.ir).
 
 Graph -> Graph passes (run by the compiler's pipeline, each runnable alone):
-  fold_pad, strip_edge_quantization (--io int8), order_for_memory
+  fold_pad, strip_edge_quantization (--io int8), prune_channels (channels no reader
+  uses: zero weights skipped), order_for_memory
 Scheduling: plan(graph, scratch=None, optimize=True) -> Program, the entry point
 backends use: order.py (least-peak topological order), intervals.py (the steps each
 tensor is live), aliasing.py (RESHAPE/CONCAT aliases, in-place and overlapping ops ->
@@ -14,6 +15,7 @@ Reports: report.memory_svg(program), report.memory_table(program), report.memory
 from .fold_pad import fold_pad
 from .order import order_for_memory
 from .plan import plan
+from .prune_channels import prune_channels, removed_macs
 from .strip_edge_quantization import strip_edge_quantization
 
-__all__ = ["fold_pad", "order_for_memory", "plan", "strip_edge_quantization"]
+__all__ = ["fold_pad", "order_for_memory", "plan", "prune_channels", "removed_macs", "strip_edge_quantization"]
