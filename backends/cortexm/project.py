@@ -18,6 +18,7 @@ import numpy as np
 
 from mcuc import runtime_c
 from mcuc.ir.errors import MCUCError
+from mcuc.ir.numerics import ONNXRUNTIME, rule_of
 from mcuc.ir.ops import op_def
 from mcuc.ir.program import CALLER_BUFFER_ALIGN, Program
 from mcuc.ir.tensor import Tensor
@@ -276,6 +277,10 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         "steps": steps,
         "macs": macs,
         "headers": [f for f in runtime_files if f.endswith(".h")],
+        # onnxruntime's rule rounds float32 values: with softfp/hard on the FPU, whose
+        # FPSCR the README then asks the firmware to leave as reset
+        "onnxruntime_on_fpu": target.fpu is not None and any(
+            rule_of(op.attrs) == ONNXRUNTIME for op in program.graph.ops),
     }
     report = {
         "model": program.graph.name,

@@ -35,6 +35,7 @@ pytest.importorskip("onnxruntime")
 from tests.support import onnx_models  # noqa: E402
 from tests.frontend import test_onnx_layers  # noqa: E402
 from tests.support.onnx_oracle import as_this_host  # noqa: E402
+from tests.support.paths import shared_model_path  # noqa: E402
 
 from mcuc.backends.cortexm import ROUNDING_RULES, run_chost, run_cortexm  # noqa: E402
 from mcuc.model import load_model  # noqa: E402
@@ -204,3 +205,21 @@ def test_conv_on_exact_ties(target, depthwise, tmp_path):
                 "not the onnxruntime pair stream"
     report = verify(load_model(data, format="onnx"), [target], samples=3, seed=2)
     assert report["backends"][target]["bit_exact"], report
+
+
+@pytest.mark.parametrize("target, says", [("cortex-m4", True), ("cortex-m0", False)])
+def test_readme_states_the_fpscr_assumption(target, says, tmp_path):
+    """An onnxruntime-rule model for a core with an FPU: the generated README says the
+    FPU paths need the FPSCR as reset; a core without one (and a TFLite model, whose
+    kernels have no float) does not."""
+    from mcuc.backends.cortexm import write_project
+    from mcuc.backends.cortexm.target import get_target
+    from mcuc.pipeline import CompileOptions, schedule
+
+    program = schedule(load_model(_quantized("mlp", "qdq", "int8"), format="onnx").graph,
+                       CompileOptions(target=target), cortexm_scratch(target))
+    readme = (write_project(program, tmp_path / "c", get_target(target)) / "README.md").read_text()
+    assert ("FPSCR" in readme) == says
+    tflite = load_model(shared_model_path("ad01_int8"))
+    program = schedule(tflite.graph, CompileOptions(target=target), cortexm_scratch(target))
+    assert "FPSCR" not in (write_project(program, tmp_path / "t", get_target(target)) / "README.md").read_text()
