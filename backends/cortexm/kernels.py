@@ -380,7 +380,9 @@ def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> Step
         elif target.has_dsp and r is None:
             ort = _ort_stream_constants(op, padded, w2)
             if ort is not None:  # onnxruntime's bounded signed stage on every channel, SSAT's range
-                stream = (K.pair_streams(w2, folded, ort.mult7, [ort.rounding] * padded, ort.shift), ort.frac, _zp(y))
+                # the constants of the real channels (pair_streams pads an odd count itself)
+                stream = (K.pair_streams(w2, folded, ort.mult7[:out_ch], [ort.rounding] * out_ch, ort.shift[:out_ch]),
+                          ort.frac, _zp(y))
         if stream is not None:
             # each channel pair's start values, weights and stage constants in one stream
             # (mcuc_gemm_rows2_streams)

@@ -33,8 +33,9 @@ def test_progress_only_on_a_terminal_and_never_with_json(capsys, monkeypatch, te
 def _fake_bench_row(path, options, seed=0):
     from pathlib import Path
 
-    return {"model": Path(path).stem, "target": options.target, "bit_exact": True, "macs": 1, "instructions": 1,
-            "macs_per_instruction": 1.0, "cycles": None, "macs_per_cycle": None, "arena_bytes": 1, "stack_bytes": 1,
+    return {"model": Path(path).stem, "target": options.target, "bit_exact": True, "macs": 1, "macs_run": 1,
+            "macs_skipped": 0, "instructions": 1, "macs_per_instruction": 1.0, "cycles": None,
+            "macs_per_cycle": None, "arena_bytes": 1, "stack_bytes": 1,
             "peak_sram_bytes": 2, "flash_bytes": 1, "tflm_arena_bytes": None, "steps": []}
 
 
