@@ -106,7 +106,7 @@ def _slice_quant(q: Quantization | None, keep: np.ndarray, axis: int) -> Quantiz
     return Quantization(q.scale[keep], q.zero_point[keep] if q.zero_point.size > 1 else q.zero_point, axis)
 
 
-def _sliced(t: Tensor, keep: np.ndarray, axis: int, name_suffix: str = "") -> Tensor:
+def _sliced(t: Tensor, keep: np.ndarray, axis: int) -> Tensor:
     """`t` with only the `keep` entries along `axis` (constants: data and per-channel
     quantization too)."""
     shape = list(t.shape)
@@ -115,7 +115,7 @@ def _sliced(t: Tensor, keep: np.ndarray, axis: int, name_suffix: str = "") -> Te
     quant = t.quant
     if t.data is not None and quant is not None and quant.per_channel and quant.axis == axis:
         quant = _slice_quant(quant, keep, axis)  # per-channel along the sliced axis
-    return Tensor(t.name + name_suffix, tuple(shape), t.dtype, quant, data)
+    return Tensor(t.name, tuple(shape), t.dtype, quant, data)
 
 
 def prune_channels(graph: Graph) -> Graph:
@@ -159,14 +159,9 @@ def prune_channels(graph: Graph) -> Graph:
         inputs = list(op.inputs)
         outputs = [new_tensor.get(t, t) for t in op.outputs]
         out = op.outputs[0]
-        if out in keep and op.kind in (CONV_2D, FULLY_CONNECTED):
+        if out in keep:  # a group's producer or depthwise: weights on their output axis, bias
             kept = keep[out]
-            inputs[1] = _sliced(op.inputs[1], kept, 0)
-            if len(inputs) > 2 and inputs[2] is not None:
-                inputs[2] = _sliced(inputs[2], kept, 0)
-        if op.kind == DEPTHWISE_CONV_2D and out in keep:
-            kept = keep[out]
-            inputs[1] = _sliced(op.inputs[1], kept, 3)
+            inputs[1] = _sliced(op.inputs[1], kept, 3 if op.kind == DEPTHWISE_CONV_2D else 0)
             if len(inputs) > 2 and inputs[2] is not None:
                 inputs[2] = _sliced(inputs[2], kept, 0)
         x = op.inputs[0]
