@@ -94,11 +94,17 @@ ALIAS = Alias()
 class ScratchRequest:
     """A temporary buffer a backend's kernel needs while one op runs (partial im2col,
     a depthwise channel plane, ...). Backends say what they need; the planner places it
-    in the arena like any activation, live only during its op."""
+    in the arena like any activation, live only during its op.
+
+    `optional`: a faster form of the kernel needs it and the kernel can do without. The
+    planner places it after everything else, only in bytes of the arena that are free
+    during its op, so it never grows the arena or moves anything (passes/plan.py); the
+    backend tells from the step's scratch whether it got it."""
 
     name: str
     size: int
     align: int = 4
+    optional: bool = False
 
 
 @dataclass(frozen=True)

@@ -67,13 +67,15 @@ class Lifetime:
 
 
 def lifetimes(graph: Graph, storage: Storage, scratch: ScratchFn | None = None,
-              align: int = DEFAULT_ALIGN) -> list[Lifetime]:
+              align: int = DEFAULT_ALIGN, optional: bool = False) -> list[Lifetime]:
     """Every storage group and every scratch buffer the arena holds, in a deterministic
     order (groups by first use, then scratch by step); groups pinned to a caller buffer
-    (Storage.caller) are not among them, so the live-set bound counts arena bytes only."""
+    (Storage.caller) are not among them, so the live-set bound counts arena bytes only.
+    Optional scratch requests (ScratchRequest.optional) are left out, or with `optional`
+    they are the only ones returned (no groups)."""
     spans = tensor_intervals(graph)
     result: list[Lifetime] = []
-    for root, members in storage.members().items():
+    for root, members in ({} if optional else storage.members()).items():
         if root in storage.caller:
             continue  # a graph input or output in the caller's buffer: not in the arena
         pieces = tuple(Piece(storage.home[t][1], t.nbytes, *spans[t], t) for t in members)
@@ -85,7 +87,7 @@ def lifetimes(graph: Graph, storage: Storage, scratch: ScratchFn | None = None,
                 if req.size < 0 or req.align <= 0:
                     raise MCUCError(f"op {i} {op.label}: scratch request {req.name!r} has size "
                                     f"{req.size} and alignment {req.align}; both must be positive")
-                if req.size == 0:
+                if req.size == 0 or req.optional != optional:
                     continue
                 result.append(Lifetime(f"scratch{i}_{req.name}", req.size, i, i,
                                        (Piece(0, req.size, i, i),), max(req.align, align),

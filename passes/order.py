@@ -64,7 +64,7 @@ class CostModel:
         if scratch is not None:
             for i, op in enumerate(ops):
                 for flag in (0, 1):
-                    self.scratch_bytes[i][flag] = sum(r.size for r in scratch(op, bool(flag)))
+                    self.scratch_bytes[i][flag] = sum(r.size for r in scratch(op, bool(flag)) if not r.optional)
         self.in_place_inputs = [[value[op.inputs[k]] for k in in_place_candidates(op)] for op in ops]
         self._savings: dict[tuple[int, Tensor], int] = {}
         self.start_live = sum(t.nbytes for t in graph.inputs if value[t] is t)

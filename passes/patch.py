@@ -228,7 +228,7 @@ def workspace_layout(ops: Sequence[Op], intermediates: list[Tensor],
             # form copies its input aside first (depthwise: the channel plane) may use it
             # out of place: ask for that form's scratch.
             for r, req in enumerate(scratch(proxy, bool(in_place_inputs(op)))):
-                if req.size > 0:
+                if req.size > 0 and not req.optional:  # a patch buffer has no spare bytes to lend
                     items.append(Lifetime(f"stage_op{i}_{req.name}", req.size, i, i, (Piece(0, req.size, i, i),),
                                           max(req.align, DEFAULT_ALIGN), "scratch", step=i, request=r))
     if not items:

@@ -14,7 +14,7 @@ from mcuc.ir.program import (Buffer, CallerBuffer, InPlace, Overlap, Program, Sc
 from mcuc.ir.program_check import depthwise_shift_allowed, is_overlappable_conv
 
 from .aliasing import Storage, conv_overlap_shift, plan_storage
-from .allocate import Placement, allocate
+from .allocate import Placement, allocate, choose_offset, forbidden_intervals
 from .lifetimes import Lifetime, lifetimes, live_bound
 from .order import order_for_memory
 from .report import live_bytes
@@ -156,17 +156,36 @@ def build_program(graph: Graph, storage: Storage, scratch: ScratchFn | None,
     items = lifetimes(graph, storage, scratch)
     steps = len(graph.ops)
     placement = allocate(items, steps, optimize=optimize)
-    return assemble(graph, storage, items, placement)
+    extra, placement = _place_optional(lifetimes(graph, storage, scratch, optional=True), items, placement)
+    return assemble(graph, storage, items, placement, extra)
+
+
+def _place_optional(wishes: Sequence[Lifetime], items: Sequence[Lifetime],
+                    placement: Placement) -> tuple[list[Lifetime], Placement]:
+    """The optional scratch buffers that fit in bytes of the placed arena free during
+    their step (lowest such offset, in step order), with the placement extended by
+    them; the others are dropped (their kernels run without them)."""
+    placed = [(item, placement.offsets[item.name]) for item in items]
+    granted: list[Lifetime] = []
+    offsets = dict(placement.offsets)
+    for wish in wishes:
+        at = choose_offset(wish, forbidden_intervals(wish, placed), placement.arena_bytes, best_fit=False)
+        if at + wish.size <= placement.arena_bytes:
+            placed.append((wish, at))
+            granted.append(wish)
+            offsets[wish.name] = at
+    return granted, Placement(offsets, placement.arena_bytes, placement.method)
 
 
 def assemble(graph: Graph, storage: Storage, items: Sequence[Lifetime],
-             placement: Placement) -> Program:
+             placement: Placement, optional: Sequence[Lifetime] = ()) -> Program:
     """The Program: one Buffer per tensor (at its group's offset plus its delta) and per
-    scratch request."""
+    scratch request (`optional`: the granted optional ones, outside the live-set bound,
+    which counts what the program needs)."""
     buffers: list[Buffer] = []
     scratch_of: dict[int, list[tuple[int, Buffer]]] = {}
     offsets: dict[Tensor, int] = {}
-    for item in items:
+    for item in (*items, *optional):
         at = placement.offsets[item.name]
         if item.kind == "scratch":
             buf = Buffer(item.name, at, item.size, item.first, item.last, item.align, "scratch", item.name)

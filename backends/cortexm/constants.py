@@ -146,17 +146,20 @@ def channel_pair_weights(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pairs).reshape(-1)
 
 
-def pair_streams(w: np.ndarray, start: np.ndarray, multiplier, rounding, shift) -> np.ndarray:
+def pair_streams(w: np.ndarray, start: np.ndarray, multiplier, rounding, shift, *, wide: bool = False) -> np.ndarray:
     """[out, depth] int8 -> uint32 words of the GEMM kernels' stream layout (DSP targets,
     one fast stage on every channel: TFLite's multipliers, rounding constants and right
     shifts, or onnxruntime's mult7, rounding and pre shifts): per channel pair the two
     accumulator start values, the pair's weights in channel_pair_weights order
     (2 * depth4 bytes), then the two multipliers, rounding constants and shifts. An odd
     channel count is padded with a zero channel (start 0, multiplier 2^30, rounding 0,
-    shift 1: never stored)."""
+    shift 1: never stored).
+
+    `wide` (mcuc_gemm_pairs_wide_asm): the start values twice (s0, s1, s0, s1) and the
+    weights as int16, per step of four inputs (w0[k], w0[k+2]), (w0[k+1], w0[k+3]), then
+    the same for the second channel (the lanes SXTB16 gives the extended rows)."""
     out, depth = w.shape
     pairs = round_up(out, 2) // 2
-    weights = channel_pair_weights(w).view(np.uint8).reshape(pairs, -1)
 
     def padded(values, fill):
         v = np.full(2 * pairs, fill, np.int64)
@@ -165,9 +168,20 @@ def pair_streams(w: np.ndarray, start: np.ndarray, multiplier, rounding, shift) 
 
     head = padded(start, 0)
     tail = np.concatenate([padded(multiplier, 1 << 30), padded(rounding, 0), padded(shift, 1)], axis=1)
-    words = [np.asarray(head, np.int64) & 0xFFFFFFFF,
-             weights.reshape(pairs, -1, 4).astype(np.int64) @ np.array([1, 1 << 8, 1 << 16, 1 << 24], np.int64),
-             tail & 0xFFFFFFFF]
+    if wide:
+        depth4 = round_up(depth, 4)
+        w16 = np.zeros((2 * pairs, depth4), np.int64)
+        w16[:out, :depth] = w
+        steps = w16.reshape(pairs, 2, depth4 // 4, 4).transpose(0, 2, 1, 3)  # pair, step, channel, input
+        even = (steps[..., 0] & 0xFFFF) | ((steps[..., 2] & 0xFFFF) << 16)
+        odd = (steps[..., 1] & 0xFFFF) | ((steps[..., 3] & 0xFFFF) << 16)
+        weight_words = np.stack([even, odd], axis=-1).reshape(pairs, -1)  # per step c0e, c0o, c1e, c1o
+        head = np.concatenate([head, head], axis=1)
+    else:
+        weights = channel_pair_weights(w).view(np.uint8).reshape(pairs, -1)
+        weight_words = weights.reshape(pairs, -1, 4).astype(np.int64) @ np.array([1, 1 << 8, 1 << 16, 1 << 24],
+                                                                                 np.int64)
+    words = [np.asarray(head, np.int64) & 0xFFFFFFFF, weight_words, tail & 0xFFFFFFFF]
     return np.concatenate(words, axis=1).reshape(-1)
 
 

@@ -179,10 +179,21 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
         op = kernels_matmul.as_fully_connected(op) or op
     if op.kind == kinds.FULLY_CONNECTED and target.fc_weights_int16:
         return [ScratchRequest(f"{op.name or 'fc'}.row", _fc_scratch_bytes(op), 4)]
-    if op.kind == kinds.DEPTHWISE_CONV_2D and in_place:
+    if op.kind == kinds.DEPTHWISE_CONV_2D and (in_place or _plane_speeds_up(op, target)):
+        # out of place the plane is optional: where the arena has room for it, the plane
+        # kernel's assembly runs instead of the c4 kernel (about half the instructions)
         plane_h, pitch = _depthwise_plane(op)
-        return [ScratchRequest(f"{op.name or 'depthwise'}.plane", plane_h * pitch, 4)]
+        return [ScratchRequest(f"{op.name or 'depthwise'}.plane", plane_h * pitch, 4, optional=not in_place)]
     return []
+
+
+def _plane_speeds_up(op: Op, target: Target) -> bool:
+    """Whether the channel-plane kernel beats the out-of-place kernels for this depthwise
+    conv: its 3x3 assembly (dilation 1, horizontal stride 1 or 2, multiplier 1) on a DSP
+    core, with rows of at least 8 outputs (shorter rows spend more on the setup)."""
+    a = op.attrs
+    return (target.has_dsp and a.depth_multiplier == 1 and tuple(op.inputs[1].shape[1:3]) == (3, 3)
+            and tuple(a.dilation) == (1, 1) and a.stride[1] in (1, 2) and op.output.shape[2] >= 8)
 
 
 # Bytes after each padded plane row that the SIMD depthwise loads may read
@@ -345,6 +356,13 @@ def _call(site: Site) -> str:
 
 # -- emitters -----------------------------------------------------------------------------
 
+# The longest GEMM row (inputs per output, padded to 4) that takes the wide stream layout:
+# its steps are unrolled, 10 instructions each (mcuc_gemm_pairs_wide_asm), and its int16
+# weights double the layer's weight bytes, so only short rows, where a pair's fixed costs
+# (start values, stage constants, loop) are a large share, take it.
+WIDE_STREAM_MAX_DEPTH = 64
+
+
 def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     fn = site.fn
     op = step.op
@@ -374,14 +392,18 @@ def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> Step
                  "the GEMM row scratch buffer is missing; plan with the Cortex-M backend's scratch_requests")
         ctx["scratch_offset"] = step.scratch[0].offset
         stream = None
+        # short rows take the wide layout (int16 weights, twice the bytes; see
+        # mcuc_gemm_pairs_wide_asm)
+        wide = target.wide_gemm_streams and _conv_depth4(op) <= WIDE_STREAM_MAX_DEPTH
         if target.has_dsp and r is not None and r.mode == 1 and r.zp_folded and (a.act_min, a.act_max) == (-128, 127):
             # TFLite's fast stage on every channel, SSAT's range
-            stream = (K.pair_streams(w2, r.start(folded), r.multiplier, r.rounding, r.shift), 0, 0)
+            stream = (K.pair_streams(w2, r.start(folded), r.multiplier, r.rounding, r.shift, wide=wide), 0, 0)
         elif target.has_dsp and r is None:
             ort = _ort_stream_constants(op, padded, w2)
             if ort is not None:  # onnxruntime's bounded signed stage on every channel, SSAT's range
                 # the constants of the real channels (pair_streams pads an odd count itself)
-                stream = (K.pair_streams(w2, folded, ort.mult7[:out_ch], [ort.rounding] * out_ch, ort.shift[:out_ch]),
+                stream = (K.pair_streams(w2, folded, ort.mult7[:out_ch], [ort.rounding] * out_ch, ort.shift[:out_ch],
+                                         wide=wide),
                           ort.frac, _zp(y))
         if stream is not None:
             # each channel pair's start values, weights and stage constants in one stream
@@ -389,7 +411,8 @@ def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> Step
             words, frac, zp = stream
             ctx["streams"] = True
             decls = _render("conv.j2", site, arrays=[_uints(f"{fn}_w", words)],
-                            quant=c_struct("mcuc_pair_stream_t", f"{fn}_ps", dict(words=f"{fn}_w", frac=frac, zp=zp)),
+                            quant=c_struct("mcuc_pair_stream_t", f"{fn}_ps",
+                                           dict(words=f"{fn}_w", frac=frac, zp=zp, wide=int(wide))),
                             **ctx)
             return StepCode(decls, _call(site), (CONV_H,))
         weights = _ints("int8_t", f"{fn}_w", K.channel_pair_weights(w2))
@@ -416,7 +439,8 @@ def _emit_depthwise(site: Site, step: Step, program: Program, target: Target) ->
                structs=_geometry(x, y, (kh, kw), a.stride, a.dilation, a.padding))
     # The plane kernel copies each input channel plane aside before writing that channel,
     # so it runs in place, or out of place when it is given the plane anyway (a patch
-    # stage's region calls: scratch_requests with in_place, see passes/patch.py).
+    # stage's region calls: scratch_requests with in_place, see passes/patch.py; or an
+    # optional plane the arena had room for).
     planes = [b for b in step.scratch if b.name.endswith(".plane")]
     if isinstance(step.placement, InPlace) or (planes and a.depth_multiplier == 1):
         _require(a.depth_multiplier == 1, op, "an in-place depthwise conv needs depth multiplier 1; "

@@ -25,16 +25,17 @@ class Target:
     either way, only ONNX float groups and float32 requantization do (in VFP instructions
     with "softfp" and "hard", in libgcc's soft-float with "soft").
 
-    `opt` and `int16_fc_weights` are what `--optimize` chooses: for speed (-O3, and on DSP
-    cores fully connected weights stored as int16 so the SMLAD loop needs no sign
-    extension: twice their flash) or for size (-Os, int8 weights).
+    `opt` and `int16_weights` are what `--optimize` chooses: for speed (-O3, and on DSP
+    cores the weights of fully connected layers and of convolutions with short rows
+    stored as int16 so the SMLAD loops need no sign extension: twice their flash) or for
+    size (-Os, int8 weights).
     """
 
     name: str
     has_dsp: bool
     has_fpu: bool
     opt: str = "-O3"
-    int16_fc_weights: bool = True
+    int16_weights: bool = True
     float_abi: str = "soft"
     fpu: str | None = None  # -mfpu for "softfp" and "hard"
 
@@ -52,13 +53,19 @@ class Target:
     @property
     def fc_weights_int16(self) -> bool:
         """Whether fully connected layers use the DSP kernel on int16 weights."""
-        return self.has_dsp and self.int16_fc_weights
+        return self.has_dsp and self.int16_weights
+
+    @property
+    def wide_gemm_streams(self) -> bool:
+        """Whether convolutions with short GEMM rows take the pair streams' wide layout
+        (int16 weights; backends/cortexm/kernels.WIDE_STREAM_MAX_DEPTH)."""
+        return self.has_dsp and self.int16_weights
 
     def optimized_for(self, optimize: str) -> "Target":
         """This core compiled for "speed" (the default) or "size"."""
         if optimize not in OPTIMIZE_GOALS:
             raise MCUCError(f"unknown --optimize {optimize!r}; choose {' or '.join(OPTIMIZE_GOALS)}")
-        return self if optimize == "speed" else replace(self, opt="-Os", int16_fc_weights=False)
+        return self if optimize == "speed" else replace(self, opt="-Os", int16_weights=False)
 
     def with_float_abi(self, float_abi: str | None) -> "Target":
         """This core built for `float_abi` ("soft", "softfp", "hard"; None: the core's

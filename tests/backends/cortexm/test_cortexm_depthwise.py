@@ -72,3 +72,53 @@ def test_in_place_depthwise_paths(backend, seed, case):
     got = run_chost(program, inputs) if backend == "host" else run_cortexm(program, inputs, target).outputs
     want = TFLiteOracle(model)(inputs)
     assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0]), case
+
+
+def _residual(seed: int, shape: tuple[int, int, int], widen: int) -> tuple[bytes, list[np.ndarray]]:
+    """x -> depthwise 3x3 -> ADD(depthwise, x) -> conv 1x1 to `widen` x the channels: the
+    residual keeps x alive, so the depthwise conv runs out of place; a wide last conv
+    leaves the arena room for its channel plane during the depthwise step, widen 1 none
+    (x and the depthwise output fill the arena there)."""
+    rng = np.random.default_rng(seed)
+    mb = ModelBuilder()
+    h, w, ch = shape
+    q0, q1, q2, q3 = (random_quant(rng) for _ in range(4))
+    x = mb.tensor("x", (1, h, w, ch), "int8", *q0)
+    wd, sd = int8_weights(rng, (1, 3, 3, ch), axis=3)
+    wtd = mb.tensor("wd", (1, 3, 3, ch), "int8", sd, np.zeros(ch, np.int64), axis=3, data=wd)
+    bd = mb.tensor("bd", (ch,), "int32", (q0[0] * sd).astype(np.float32), np.zeros(ch, np.int64),
+                   data=int32_bias(rng, ch))
+    out = (h, w)  # stride 1, SAME: the ADD's operands agree
+    y = mb.tensor("y", (1, *out, ch), "int8", *q1)
+    mb.op("DEPTHWISE_CONV_2D", [x, wtd, bd], [y], padding="SAME", depth_multiplier=1, stride_h=1, stride_w=1)
+    s = mb.tensor("s", (1, *out, ch), "int8", *q2)
+    mb.op("ADD", [y, x], [s])
+    wc, sc = int8_weights(rng, (widen * ch, 1, 1, ch))
+    wtc = mb.tensor("wc", (widen * ch, 1, 1, ch), "int8", sc, np.zeros(widen * ch, np.int64), data=wc)
+    bc = mb.tensor("bc", (widen * ch,), "int32", (q2[0] * sc).astype(np.float32), np.zeros(widen * ch, np.int64),
+                   data=int32_bias(rng, widen * ch))
+    z = mb.tensor("z", (1, *out, widen * ch), "int8", *q3)
+    mb.op("CONV_2D", [s, wtc, bc], [z], padding="VALID")
+    return mb.build([x], [z]), [rng.integers(-128, 128, (1, h, w, ch)).astype(np.int8)]
+
+
+@pytest.mark.parametrize("backend", _BACKENDS)
+@pytest.mark.parametrize("seed, shape, widen, granted", [
+    (0, (9, 10, 8), 4, True), (1, (6, 13, 4), 3, True), (2, (5, 8, 12), 4, True),
+    (3, (9, 10, 8), 1, False),
+])
+def test_out_of_place_depthwise_takes_the_plane_where_the_arena_has_room(backend, seed, shape, widen, granted):
+    model, inputs = _residual(seed, shape, widen)
+    graph = load_tflite(model)
+    target = get_target("cortex-m4")
+    scratch = lambda op, in_place: scratch_requests(op, in_place, target)  # noqa: E731
+    program = plan(graph, scratch=scratch)
+    depthwise = [s for s in program.steps if s.op.kind == "DEPTHWISE_CONV_2D"][0]
+    assert not isinstance(depthwise.placement, InPlace), "the residual should keep the depthwise input alive"
+    assert [b.name.endswith(".plane") for b in depthwise.scratch] == ([True] if granted else [])
+    # the optional plane never grows the arena
+    assert program.arena_bytes == plan(graph, scratch=lambda op, in_place: [
+        r for r in scratch(op, in_place) if not r.optional]).arena_bytes
+    got = run_chost(program, inputs) if backend == "host" else run_cortexm(program, inputs, target).outputs
+    want = TFLiteOracle(model)(inputs)
+    assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0]), (shape, widen)

@@ -89,3 +89,50 @@ def test_output_stage_per_channel(backend):
         big = layer.expected[0].reshape(-1, 6)[:, [1, 4]]
         assert np.all(np.abs(big.astype(int)) < 100), (layer.spec, big)
     check(layers, backend)
+
+
+def _decode_wide(words: np.ndarray, out: int, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start [out], weights [out, depth4], constants [out, 3]) read back from the wide
+    pair-stream layout as mcuc_gemm_pairs_wide_asm walks it."""
+    depth4 = -(-depth // 4) * 4
+    per_pair = 4 + depth4 + 6
+    pairs = words.astype(np.int64).reshape(-1, per_pair)
+    as_signed = (pairs + 2**31) % 2**32 - 2**31
+    start = as_signed[:, :2].reshape(-1)
+    assert np.array_equal(as_signed[:, :2], as_signed[:, 2:4]), "the start values come twice"
+    halves = np.stack([pairs[:, 4:4 + depth4] & 0xFFFF, pairs[:, 4:4 + depth4] >> 16], axis=-1)
+    halves = (halves + 2**15) % 2**16 - 2**15  # pair, word, lane
+    steps = halves.reshape(len(pairs), depth4 // 4, 2, 2, 2)  # pair, step, channel, even/odd, lane
+    # lanes: even word (k, k+2), odd word (k+1, k+3)
+    w = steps[..., [0, 1, 0, 1], [0, 0, 1, 1]]  # pair, step, channel, (k, k+1, k+2, k+3)
+    weights = w.transpose(0, 2, 1, 3).reshape(2 * len(pairs), depth4)
+    tail = as_signed[:, 4 + depth4:].reshape(len(pairs), 3, 2).transpose(0, 2, 1).reshape(-1, 3)
+    return start[:out], weights[:out], tail[:out]
+
+
+@pytest.mark.parametrize("out, depth", [(1, 3), (5, 8), (6, 27), (3, 64)])
+def test_wide_pair_stream_layout(out, depth):
+    from mcuc.backends.cortexm.constants import pair_streams
+
+    rng = np.random.default_rng(out * 100 + depth)
+    w = rng.integers(-128, 128, (out, depth)).astype(np.int8)
+    start = rng.integers(-2**31, 2**31, out)
+    mult, rnd, shift = (rng.integers(-2**31, 2**31, out) for _ in range(3))
+    got_start, got_w, got_k = _decode_wide(pair_streams(w, start, mult, rnd, shift, wide=True), out, depth)
+    assert np.array_equal(got_start, start)
+    assert np.array_equal(got_w[:, :depth], w) and not got_w[:, depth:].any()
+    assert np.array_equal(got_k, np.stack([mult, rnd, shift], axis=1))
+
+
+@pytest.mark.parametrize("cin, optimize, wide", [(8, "speed", 1), (64, "speed", 1), (68, "speed", 0),
+                                                 (8, "size", 0)])
+def test_short_rows_take_the_wide_layout_at_speed(cin, optimize, wide):
+    from mcuc.backends.cortexm.kernels import emit_step, scratch_requests
+    from mcuc.pipeline import cortexm_target
+    from mcuc.passes import plan
+
+    layer = layers_of([("CONV_2D", [(1, 3, 3, cin)], dict(out_channels=4, kernel=(1, 1)))], 3)[0]
+    target = cortexm_target("cortex-m4", optimize)
+    program = plan(layer.graph, scratch=lambda op, in_place: scratch_requests(op, in_place, target))
+    code = emit_step(0, program.steps[0], program, target)
+    assert f".wide = {wide}" in code.decls

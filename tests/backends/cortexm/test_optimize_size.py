@@ -61,5 +61,8 @@ def test_targets_and_options_name_the_choice():
     assert cortexm_target("cortex-m4", "size").fc_weights_int16 is False
     assert cortexm_target("cortex-m4").fc_weights_int16 is True
     assert cortexm_target("cortex-m0").fc_weights_int16 is False  # no DSP: int8 either way
+    assert cortexm_target("cortex-m4", "size").wide_gemm_streams is False
+    assert cortexm_target("cortex-m4").wide_gemm_streams is True
+    assert cortexm_target("cortex-m0").wide_gemm_streams is False
     with pytest.raises(MCUCError, match="unknown --optimize 'fast'; choose speed or size"):
         CompileOptions(optimize="fast")
