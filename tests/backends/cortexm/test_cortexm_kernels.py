@@ -9,6 +9,7 @@ models into one graph: one build checks every layer in it, and every layer is a 
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -423,3 +424,49 @@ def test_patch_stage_random_grids_c_host(rows, cols, end, seed, cache):
     got = run_chost(program, inputs)
     want = TFLiteOracle(model)(inputs)
     assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0]), grid
+
+
+def _stride1_chain_model(seed: int) -> tuple[bytes, list[np.ndarray]]:
+    """conv 3x3 -> depthwise 3x3 -> conv 1x1, all stride 1: a one-row patch keeps two of
+    its band's three rows, so each shift moves rows over bytes it reads later."""
+    from tests.support.tflite_builder import ModelBuilder, int8_weights, int32_bias, random_quant
+
+    rng = np.random.default_rng(seed)
+    mb = ModelBuilder()
+    q = [random_quant(rng) for _ in range(4)]
+
+    def weights(name, shape, in_scale, axis):
+        w, s = int8_weights(rng, shape, axis=axis)
+        n = shape[axis]
+        return (mb.tensor(name, shape, "int8", s, np.zeros(n, np.int64), axis=axis, data=w),
+                mb.tensor(name + "_b", (n,), "int32", (in_scale * s).astype(np.float32), np.zeros(n, np.int64),
+                          data=int32_bias(rng, n)))
+
+    x = mb.tensor("x", (1, 12, 10, 4), "int8", *q[0])
+    h1 = mb.tensor("h1", (1, 12, 10, 8), "int8", *q[1])
+    mb.op("CONV_2D", [x, *weights("w1", (8, 3, 3, 4), q[0][0], 0)], [h1], padding="SAME")
+    h2 = mb.tensor("h2", (1, 12, 10, 8), "int8", *q[2])
+    mb.op("DEPTHWISE_CONV_2D", [h1, *weights("w2", (1, 3, 3, 8), q[1][0], 3)], [h2], padding="SAME",
+          depth_multiplier=1)
+    y = mb.tensor("y", (1, 12, 10, 6), "int8", *q[3])
+    mb.op("CONV_2D", [h2, *weights("w3", (6, 1, 1, 8), q[2][0], 0)], [y], padding="VALID")
+    return mb.build([x], [y]), [rng.integers(-128, 128, (1, 12, 10, 4)).astype(np.int8)]
+
+
+@pytest.mark.parametrize("backend", ["host", pytest.param("cortex-m4", marks=_NEEDS_ARM)])
+def test_patch_band_shifts_that_overlap(backend):
+    """Line-band shifts whose source and destination overlap (two kept rows of 80 bytes
+    moved up by one row: mcuc_move_down_words' eight-word passes and its tail) keep the
+    stage byte-exact with tflite-micro."""
+    from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
+
+    model, inputs = _stride1_chain_model(4)
+    target = "cortex-m4"
+    program = schedule(load_tflite(model), CompileOptions(target, patch="12x1@2+cache"), cortexm_scratch(target))
+    source = "".join(emit_step(i, s, program, get_target(target)).decls for i, s in enumerate(program.steps))
+    moves = re.findall(r"mcuc_move_down_words\(\(uint32_t \*\)\(void \*\)\(arena \+ (\d+)\), "
+                       r"\(const uint32_t \*\)\(const void \*\)\(arena \+ (\d+)\), (\d+)\);", source)
+    assert any(int(src) - int(dst) < 4 * int(words) for dst, src, words in moves), moves
+    got = run_chost(program, inputs) if backend == "host" else run_cortexm(program, inputs, get_target(target)).outputs
+    want = TFLiteOracle(model)(inputs)
+    assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0])
