@@ -1,5 +1,6 @@
 """CONV_2D: 2-D convolution, int8 activations, int8 OHWI weights (per-channel or
-per-tensor, symmetric), optional int32 bias, fused activation as a clamp.
+per-tensor, symmetric), optional int32 bias, fused activation as a clamp; or int16
+activations with an int32 or int64 bias (16x8: int16_stage.py).
 
 Weights [out_channels, kh, kw, in_channels / groups]; input and output NHWC.
 """
@@ -17,6 +18,7 @@ from ..region import Region, window_input_range
 from . import OpDef, Trait, ort_float, ort_u8s8, register
 from .common import (Padding2D, channel_requant_params, groups, pad_spatial, require, require_window,
                       window_output_size, windows)
+from .int16_stage import check_16x8, is_16x8, output_stage_16x8
 from .kinds import CONV_2D
 
 
@@ -51,6 +53,8 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     oh = window_output_size(x.shape[1], w.shape[1], a.stride[0], a.dilation[0], p.top, p.bottom)
     ow = window_output_size(x.shape[2], w.shape[2], a.stride[1], a.dilation[1], p.left, p.right)
     require(oh > 0 and ow > 0, op, f"kernel {w.shape[1]}x{w.shape[2]} does not fit the padded input")
+    if is_16x8(op):
+        check_16x8(op, zero_points=False)
     return [(x.shape[0], oh, ow, w.shape[0])]
 
 
@@ -99,6 +103,8 @@ def output_stage(op: Op, acc: np.ndarray, inputs: list[np.ndarray], family: str)
         if a.numerics.u8s8_pairs:
             acc = getattr(ort_u8s8, f"{family}_accumulator")(op, inputs[0], inputs[1])
         return requantize_accumulator(op, acc + bias64).astype(out_t.dtype)
+    if is_16x8(op):
+        return output_stage_16x8(op, acc + bias64, 0)
     mult, shift = channel_requant_params(op, x_t, w_t, out_t)
     y = requantize_per_channel(acc + bias64, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
     return y.astype(out_t.dtype)

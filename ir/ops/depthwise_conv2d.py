@@ -1,7 +1,8 @@
 """DEPTHWISE_CONV_2D: per-channel 2-D convolution with a depth multiplier.
 
 Weights [1, kh, kw, in_channels * depth_multiplier] (TFLite layout), per-channel or
-per-tensor symmetric int8; optional int32 bias; input and output NHWC.
+per-tensor symmetric int8; optional int32 bias; input and output NHWC. int16 activations
+(16x8) take an int64 bias and int16_stage.py's output stage.
 
 Output channel `c * depth_multiplier + m` reads input channel `c` (TFLite Micro's
 reference DepthwiseConvPerChannel): padding taps are skipped (the same as summing a
@@ -21,6 +22,7 @@ from ..numerics import TFLITE_Q31, Numerics
 from .common import Padding2D, pad_spatial, require, require_window, window_output_size, windows
 from .kinds import DEPTHWISE_CONV_2D
 from .conv2d import output_stage
+from .int16_stage import check_16x8, is_16x8
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     oh = window_output_size(x.shape[1], w.shape[1], a.stride[0], a.dilation[0], p.top, p.bottom)
     ow = window_output_size(x.shape[2], w.shape[2], a.stride[1], a.dilation[1], p.left, p.right)
     require(oh > 0 and ow > 0, op, f"kernel {w.shape[1]}x{w.shape[2]} does not fit the padded input")
+    if is_16x8(op):  # tflite-micro reads a 16x8 depthwise bias as int64 only
+        check_16x8(op, zero_points=False, bias_types=("int64",))
     return [(x.shape[0], oh, ow, w.shape[3])]
 
 

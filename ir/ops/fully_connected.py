@@ -1,5 +1,6 @@
 """FULLY_CONNECTED: y = x W^T + b. Weights [out, in] int8 (per-tensor or per-channel),
-input any shape flattened to [-1, in], optional int32 bias.
+input any shape flattened to [-1, in], optional int32 bias; or int16 activations with an
+int32 or int64 bias (16x8: int16_stage.py).
 
 TFLite Micro's reference kernels: acc = sum (w - w_zp) * (x - x_zp) + bias, then the
 Q31 requantization (per output unit when the weights are per-channel), the output
@@ -19,6 +20,7 @@ from ..ort_numerics import requantize_accumulator
 from ..region import Region
 from . import OpDef, register
 from .common import channel_requant_params, require
+from .int16_stage import check_16x8, is_16x8, output_stage_16x8
 from .kinds import FULLY_CONNECTED
 
 
@@ -48,6 +50,8 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     bias = op.inputs[2] if len(op.inputs) > 2 else None
     require(bias is None or bias.shape == (units,), op,
             f"bias shape {None if bias is None else bias.shape} does not match {units} units")
+    if is_16x8(op):
+        check_16x8(op, zero_points=True)
     if a.keep_num_dims:
         require(x.shape[-1] == depth, op,
                 f"keep_num_dims needs the input's last dimension {x.shape[-1]} to equal the weights' depth {depth}")
@@ -105,6 +109,8 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
             acc = fully_connected_accumulator(op, x, w) + (0 if bias is None else bias.astype(np.int64))
         return [requantize_accumulator(op, acc).astype(out_t.dtype).reshape(out_t.shape)]
+    if is_16x8(op):
+        return [output_stage_16x8(op, acc, out_t.quant.scalar_zero_point).reshape(out_t.shape)]
     mult, shift = requant_params(op)
     y = requantize_per_channel(acc, mult, shift, out_t.quant.scalar_zero_point, a.act_min, a.act_max)
     return [y.astype(out_t.dtype).reshape(out_t.shape)]
