@@ -347,6 +347,32 @@ MCUC_INLINE void mcuc_gather4(const int8_t **src, uint32_t **dst, int stride) {
                      : [k] "i"(stride)
                      : "memory");
 }
+
+/* Four words, sixteen bytes `stride` apart from *src (stride * 16 below 4096), as
+ * mcuc_gather4 four times in one asm block: 2.2 instructions per byte with the loop
+ * against 2.75 (the gathers are most of what a patch's halo rows cost again). */
+#define MCUC_GATHER_WORD(w, first)                                                    \
+    "ldrb %[" w "], [%[s], #%c[k]*" first "]\n\t"                                     \
+    "ldrb %[b1], [%[s], #%c[k]*(" first "+1)]\n\t"                                   \
+    "ldrb %[b2], [%[s], #%c[k]*(" first "+2)]\n\t"                                   \
+    "ldrb %[b3], [%[s], #%c[k]*(" first "+3)]\n\t"                                   \
+    "orr %[" w "], %[" w "], %[b1], lsl #8\n\t"                                       \
+    "orr %[b2], %[b2], %[b3], lsl #8\n\t"                                             \
+    "orr %[" w "], %[" w "], %[b2], lsl #16\n\t"
+MCUC_INLINE void mcuc_gather16(const int8_t **src, uint32_t **dst, int stride) {
+    uint32_t w0, w1, w2, w3, b1, b2, b3;
+    __asm__ volatile(MCUC_GATHER_WORD("w0", "0") MCUC_GATHER_WORD("w1", "4") MCUC_GATHER_WORD("w2", "8")
+                     MCUC_GATHER_WORD("w3", "12")
+                     "addw %[s], %[s], #%c[k]*16\n\t"
+                     "str %[w0], [%[d]], #4\n\t"
+                     "str %[w1], [%[d]], #4\n\t"
+                     "str %[w2], [%[d]], #4\n\t"
+                     "str %[w3], [%[d]], #4\n\t"
+                     : [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [b1] "=&r"(b1),
+                       [b2] "=&r"(b2), [b3] "=&r"(b3), [s] "+r"(*src), [d] "+r"(*dst)
+                     : [k] "i"(stride)
+                     : "memory");
+}
 #endif
 
 MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int8_t *plane,
@@ -367,7 +393,17 @@ MCUC_INLINE void mcuc_depthwise_in_place(const int8_t *in, int8_t *out_base, int
             int8_t *dst = plane + (y + pad_top) * pitch + pad_left;
             /* four bytes per step through moving pointers: immediate offsets, no index math;
              * on DSP cores the four loads back to back (they pipeline), packed into one store */
-            for (x = 0; x + 4 <= cols; x += 4) {
+            x = 0;
+#if MCUC_DSP
+            if (__builtin_constant_p(ch) && 16 * ch < 4096) {
+                uint32_t *d32 = (uint32_t *)(void *)dst;
+                for (; x + 16 <= cols; x += 16) {
+                    mcuc_gather16(&src, &d32, ch);
+                }
+                dst = (int8_t *)d32;
+            }
+#endif
+            for (; x + 4 <= cols; x += 4) {
 #if MCUC_DSP
                 if (__builtin_constant_p(ch) && 4 * ch < 4096) {
                     uint32_t *d32 = (uint32_t *)(void *)dst;

@@ -8,6 +8,7 @@ different split points), planned into one arena and run by the program interpret
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -103,6 +104,29 @@ def test_auto_search_beats_layer_by_layer_within_the_overhead():
     inputs = random_inputs(program.graph, np.random.default_rng(1))
     expected = EdgeOracle(load_model(path), program.graph)(inputs)
     assert all(np.array_equal(e, g) for e, g in zip(expected, run_program(program, inputs)))
+
+
+def test_auto_stages_hold_no_more_patches_than_the_arena_needs():
+    """Each stage --patch auto picks, with half its patch rows, needs a larger arena or more
+    MACs (patch_search.fewer_patches): before, mcunet_person_det's second stage took 16x1
+    where 8x1 and 4x1 gave the same 80,704 B."""
+    from mcuc.pipeline import cortexm_scratch
+
+    graph = load_model(shared_model_path("mcunet_person_det")).graph
+    options = CompileOptions(target="cortex-m4", io="int8")
+    program = schedule(graph, CompileOptions(target="cortex-m4", io="int8", patch="auto"), cortexm_scratch("cortex-m4"))
+    specs = [s["patch"] for s in program.notes["schedule"]]
+    assert len(specs) == 2 and program.notes["mac_overhead"] == 0.0
+    halved = 0
+    for i, spec in enumerate(specs):
+        rows, rest = spec.split("x", 1)
+        if int(rows) < 2:
+            continue
+        trial = ",".join(specs[:i] + [f"{int(rows) // 2}x{rest}"] + specs[i + 1:])
+        other = schedule(graph, replace(options, patch=trial), cortexm_scratch("cortex-m4"))
+        assert (other.arena_bytes, other.notes["mac_overhead"]) > (program.arena_bytes, program.notes["mac_overhead"])
+        halved += 1
+    assert halved
 
 
 def test_budget_that_nothing_meets_names_the_smallest_peak():
