@@ -105,6 +105,7 @@ def prepare(graph: Graph, options: CompileOptions) -> Graph:
     from mcuc import passes
 
     graph = passes.fold_pad(graph)
+    graph = passes.depthwise_as_conv(graph)
     if options.io == "int8":
         graph = passes.strip_edge_quantization(graph)
     graph = passes.prune_channels(graph)
