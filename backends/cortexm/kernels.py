@@ -581,6 +581,10 @@ def _emit_binary(site: Site, step: Step, program: Program, target: Target) -> St
     fn = site.fn
     op = step.op
     x1, x2, y = op.inputs[0], op.inputs[1], op.output
+    # the kernels read int8 values through per-value tables (an int16 ADD shifts by 15,
+    # not 20, and has no tables): refused, never computed with the int8 rule
+    _require(x1.dtype == x2.dtype == y.dtype == "int8", op,
+             f"{op.kind} of {y.dtype} is not supported by the Cortex-M backend (int8 only)")
     _require(len(y.shape) <= 6, op, f"rank {len(y.shape)} is beyond the supported 6")
     arrays: list[CArray] = []
     # A constant operand (a folded bias or scale) is read from flash; in a patch stage it

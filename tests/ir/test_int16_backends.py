@@ -1,0 +1,131 @@
+"""Every int16 layer is, on every backend, either computed byte for byte as tflite-micro
+computes it or refused with an error naming the op (by the frontend, or by the backend):
+never computed with the int8 rule. One small layer per op (int16 activations; 16x8 weights
+where the op has them), full-range random inputs, tflite-micro as the oracle.
+
+This found ADD, SUB and MUL of int16 computed through the Cortex-M backend's int8 tables,
+and 16x8 convolutions computed with the int8 output stage on reference and llvm."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from mcuc.frontend.tflite import load_tflite
+from mcuc.ir.errors import MCUCError
+from mcuc.oracle import TFLiteOracle
+
+from tests.ir.test_ops_compare import outputs_on
+from tests.support.tflite_builder import ModelBuilder
+
+S = (1, 4, 5, 3)
+Q = np.float32(1 / 4096)
+
+
+def _one(kind: str, inputs: list[tuple], out_shape, out_scale=Q, consts=(), **options) -> bytes:
+    """A one-op model: `inputs` are (shape, dtype, scale) activations, `consts` (name,
+    values, dtype[, scale, axis]) constant operands after them."""
+    mb = ModelBuilder()
+    ins = [mb.tensor(f"x{i}", shape, dtype, scale, 0) for i, (shape, dtype, scale) in enumerate(inputs)]
+    operands = list(ins)
+    for name, values, dtype, *quant in consts:
+        values = np.asarray(values)
+        scale, axis = quant[0] if quant else None, quant[1] if len(quant) > 1 else 0
+        operands.append(mb.tensor(name, values.shape, dtype, scale, None if scale is None else 0, axis=axis,
+                                  data=values))
+    y = mb.tensor("y", out_shape, "int16", out_scale, 0)
+    mb.op(kind, operands, [y], **options)
+    return mb.build(ins, [y])
+
+
+_RNG = np.random.default_rng(16)
+_W = _RNG.integers(-127, 128, (4, 3, 3, 3))
+_W_SCALES = np.array([0.01, 0.02, 0.015, 0.03], np.float32)
+_ACT = [(S, "int16", Q)]
+
+CASES = {
+    "ADD": lambda: _one("ADD", [(S, "int16", Q), (S, "int16", 2 * Q)], S, 4 * Q),
+    "SUB": lambda: _one("SUB", [(S, "int16", Q), (S, "int16", 2 * Q)], S, 4 * Q),
+    "MUL": lambda: _one("MUL", [(S, "int16", Q), (S, "int16", 2 * Q)], S, 4096 * Q),
+    "MAXIMUM": lambda: _one("MAXIMUM", [(S, "int16", Q), (S, "int16", Q)], S),
+    "SQUARED_DIFFERENCE": lambda: _one("SQUARED_DIFFERENCE", [(S, "int16", Q), (S, "int16", Q)], S, 8192 * Q),
+    "PRELU": lambda: _one("PRELU", _ACT, S, consts=[("a", [[[3, -50, 100]]], "int8", np.float32(0.01))]),
+    "AVERAGE_POOL_2D": lambda: _one("AVERAGE_POOL_2D", _ACT, (1, 2, 2, 3), padding="VALID", stride_w=2, stride_h=2,
+                                    filter_width=2, filter_height=2),
+    "MAX_POOL_2D": lambda: _one("MAX_POOL_2D", _ACT, (1, 2, 2, 3), padding="VALID", stride_w=2, stride_h=2,
+                                filter_width=2, filter_height=2),
+    "MEAN": lambda: _one("MEAN", _ACT, (1, 1, 1, 3), 2 * Q, consts=[("ax", [1, 2], "int32")], keep_dims=True),
+    "RELU": lambda: _one("RELU", _ACT, S),
+    "RELU6": lambda: _one("RELU6", _ACT, S),
+    "CONCATENATION": lambda: _one("CONCATENATION", _ACT * 2, (1, 4, 5, 6), axis=3),
+    "RESHAPE": lambda: _one("RESHAPE", _ACT, (1, 60), consts=[("sh", [1, 60], "int32")], new_shape=[1, 60]),
+    "PAD": lambda: _one("PAD", _ACT, (1, 6, 7, 3), consts=[("p", [[0, 0], [1, 1], [0, 2], [0, 0]], "int32")]),
+    "TRANSPOSE": lambda: _one("TRANSPOSE", _ACT, (1, 3, 4, 5), consts=[("perm", [0, 3, 1, 2], "int32")]),
+    "SLICE": lambda: _one("SLICE", _ACT, (1, 2, 3, 2), consts=[("b", [0, 1, 1, 0], "int32"),
+                                                               ("s", [1, 2, 3, 2], "int32")]),
+    "RESIZE_BILINEAR": lambda: _one("RESIZE_BILINEAR", _ACT, (1, 7, 9, 3), consts=[("sz", [7, 9], "int32")],
+                                    half_pixel_centers=True),
+    "RESIZE_NEAREST_NEIGHBOR": lambda: _one("RESIZE_NEAREST_NEIGHBOR", _ACT, (1, 8, 10, 3),
+                                            consts=[("sz", [8, 10], "int32")]),
+    "GATHER": lambda: _one("GATHER", _ACT, (1, 4, 2, 3), consts=[("ids", [4, 0], "int32")], axis=2),
+    "SPACE_TO_DEPTH": lambda: _one("SPACE_TO_DEPTH", [((1, 4, 6, 3), "int16", Q)], (1, 2, 3, 12), block_size=2),
+    "BATCH_MATMUL": lambda: _one("BATCH_MATMUL", [((1, 3, 5), "int16", Q), ((1, 5, 2), "int16", Q)], (1, 3, 2),
+                                 256 * Q),
+    "QUANTIZE int16 -> int8": lambda: _quantize("int16", "int8"),
+    "QUANTIZE int8 -> int16": lambda: _quantize("int8", "int16"),
+    "QUANTIZE int16 -> int16": lambda: _quantize("int16", "int16"),
+    "DEQUANTIZE int16": lambda: _quantize("int16", "float32"),
+    "CONV_2D 16x8": lambda: _one("CONV_2D", _ACT, (1, 4, 5, 4), 64 * Q,
+                                 consts=[("w", _W, "int8", _W_SCALES, 0),
+                                         ("b", [100, -5000, 0, 77], "int64", Q * _W_SCALES, 0)], padding="SAME"),
+    "DEPTHWISE_CONV_2D 16x8": lambda: _one("DEPTHWISE_CONV_2D", _ACT, S, 16 * Q,
+                                           consts=[("w", _W[:1], "int8", _W_SCALES[:3], 3)],
+                                           padding="SAME", depth_multiplier=1),
+    "FULLY_CONNECTED 16x8": lambda: _one("FULLY_CONNECTED", [((2, 15), "int16", Q)], (2, 4), 32 * Q,
+                                         consts=[("w", _W.reshape(4, -1)[:, :15], "int8", _W_SCALES, 0),
+                                                 ("b", [1, 2, 3, 4], "int32", Q * _W_SCALES, 0)]),
+}
+
+
+def _quantize(src: str, dst: str) -> bytes:
+    mb = ModelBuilder()
+    quant = {"float32": (None, None), "int8": (np.float32(0.01), 0), "int16": (Q, 0)}
+    x = mb.tensor("x", S, src, *quant[src])
+    y = mb.tensor("y", S, dst, *quant[dst])
+    mb.op("DEQUANTIZE" if dst == "float32" else "QUANTIZE", [x], [y])
+    return mb.build([x], [y])
+
+
+def _inputs(model: bytes) -> list[np.ndarray]:
+    rng = np.random.default_rng(5)
+    return [rng.integers(np.iinfo(t.dtype).min, np.iinfo(t.dtype).max + 1, t.shape).astype(t.dtype)
+            for t in load_tflite(model).inputs]
+
+
+BACKENDS = ["reference", "llvm", "c-host", "cortex-m4", "cortex-m0"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_int16_layer_is_exact_or_refused(case, backend):
+    if backend != "reference" and backend != "llvm" and shutil.which("gcc" if backend == "c-host" else "arm-none-eabi-gcc") \
+            is None:
+        pytest.skip(f"no compiler for {backend}")
+    model = CASES[case]()
+    kind = case.split()[0]
+    try:
+        inputs = _inputs(model)
+    except MCUCError as e:  # refused when loaded, for every backend alike
+        assert kind in str(e) and "int16" in str(e), f"the frontend's refusal does not name the op and type: {e}"
+        return
+    want = TFLiteOracle(model)(inputs)
+    try:
+        got = outputs_on(backend, model, inputs)
+    except MCUCError as e:
+        assert backend != "reference", f"the reference refuses an int16 {kind} it loaded: {e}"
+        assert kind in str(e), f"{backend}'s refusal does not name the op: {e}"
+        return
+    for g, w in zip(got, want):
+        assert np.asarray(g).dtype == w.dtype and np.array_equal(np.asarray(g), w), \
+            f"{backend}: int16 {kind} differs from tflite-micro in {np.count_nonzero(np.asarray(g) != w)} values"
