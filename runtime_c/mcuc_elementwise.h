@@ -74,32 +74,25 @@ MCUC_INLINE int32_t mcuc_quantize_float(float x, float scale, int32_t zero_point
 typedef struct {
     int32_t offset1, mult1, shift1;
     int32_t offset2, mult2, shift2;
+    int32_t subtract; /* SUB: the rescaled second input is subtracted */
     int32_t left_shift;
     int32_t out_offset, out_mult, out_shift;
     int32_t act_min, act_max;
 } mcuc_add_params_t;
 
-/* TFLM's int8 ADD: both inputs scaled to a common 2^left_shift fixed point, summed, and
- * rescaled to the output. */
-MCUC_INLINE int8_t mcuc_add_one(int32_t x1, int32_t x2, const mcuc_add_params_t *p) {
+/* TFLM's ADD and SUB of int16 values (left_shift 15; the int8 ones run through tables
+ * below): both inputs scaled to a common 2^left_shift fixed point, summed (or
+ * subtracted), rescaled to the output and clamped. */
+MCUC_INLINE int32_t mcuc_add_one(int32_t x1, int32_t x2, const mcuc_add_params_t *p) {
     const int32_t a = mcuc_mbqm_small((x1 + p->offset1) * (1 << p->left_shift), p->mult1, p->shift1);
     const int32_t b = mcuc_mbqm_small((x2 + p->offset2) * (1 << p->left_shift), p->mult2, p->shift2);
-    const int32_t y = mcuc_mbqm_small(a + b, p->out_mult, p->out_shift) + p->out_offset;
-    return (int8_t)mcuc_clamp(y, p->act_min, p->act_max);
+    const int32_t y = mcuc_mbqm_small(p->subtract ? a - b : a + b, p->out_mult, p->out_shift) + p->out_offset;
+    return mcuc_clamp(y, p->act_min, p->act_max);
 }
 
-MCUC_INLINE void mcuc_add_s8(const int8_t *in1, const int8_t *in2, int8_t *out, const int *extents,
-                             const int *s1, const int *s2, const mcuc_add_params_t *p) {
-    MCUC_FOR6(extents, { out[o] = mcuc_add_one(in1[MCUC_IDX(s1)], in2[MCUC_IDX(s2)], p); });
-}
-
-/* Same shapes, no broadcast: one flat loop. */
-MCUC_INLINE void mcuc_add_s8_flat(const int8_t *in1, const int8_t *in2, int8_t *out, int n,
-                                  const mcuc_add_params_t *p) {
-    int i;
-    for (i = 0; i < n; i++) {
-        out[i] = mcuc_add_one(in1[i], in2[i], p);
-    }
+MCUC_INLINE void mcuc_add_s16(const int16_t *in1, const int16_t *in2, int16_t *out, const int *extents,
+                              const int *s1, const int *s2, const mcuc_add_params_t *p) {
+    MCUC_FOR6(extents, { out[o] = (int16_t)mcuc_add_one(in1[MCUC_IDX(s1)], in2[MCUC_IDX(s2)], p); });
 }
 
 /* ADD through tables: each input's rescaled value ((x + offset) << left_shift, high-
@@ -126,13 +119,21 @@ typedef struct {
     int32_t offset1, offset2, out_offset, out_mult, out_shift, act_min, act_max;
 } mcuc_mul_params_t;
 
+/* TFLM's MUL: the product of the offset inputs (an int16 product still fits int32),
+ * TFLite's output stage, the clamp. */
+MCUC_INLINE int32_t mcuc_mul_one(int32_t x1, int32_t x2, const mcuc_mul_params_t *p) {
+    const int32_t y = mcuc_mbqm((x1 + p->offset1) * (x2 + p->offset2), p->out_mult, p->out_shift) + p->out_offset;
+    return mcuc_clamp(y, p->act_min, p->act_max);
+}
+
 MCUC_INLINE void mcuc_mul_s8(const int8_t *in1, const int8_t *in2, int8_t *out, const int *extents,
                              const int *s1, const int *s2, const mcuc_mul_params_t *p) {
-    MCUC_FOR6(extents, {
-        const int32_t prod = (in1[MCUC_IDX(s1)] + p->offset1) * (in2[MCUC_IDX(s2)] + p->offset2);
-        const int32_t y = mcuc_mbqm(prod, p->out_mult, p->out_shift) + p->out_offset;
-        out[o] = (int8_t)mcuc_clamp(y, p->act_min, p->act_max);
-    });
+    MCUC_FOR6(extents, { out[o] = (int8_t)mcuc_mul_one(in1[MCUC_IDX(s1)], in2[MCUC_IDX(s2)], p); });
+}
+
+MCUC_INLINE void mcuc_mul_s16(const int16_t *in1, const int16_t *in2, int16_t *out, const int *extents,
+                              const int *s1, const int *s2, const mcuc_mul_params_t *p) {
+    MCUC_FOR6(extents, { out[o] = (int16_t)mcuc_mul_one(in1[MCUC_IDX(s1)], in2[MCUC_IDX(s2)], p); });
 }
 
 /* `words` words from src to dst in ascending order, dst at or before src (they may

@@ -581,21 +581,31 @@ def _emit_binary(site: Site, step: Step, program: Program, target: Target) -> St
     fn = site.fn
     op = step.op
     x1, x2, y = op.inputs[0], op.inputs[1], op.output
-    # the kernels read int8 values through per-value tables (an int16 ADD shifts by 15,
-    # not 20, and has no tables): refused, never computed with the int8 rule
-    _require(x1.dtype == x2.dtype == y.dtype == "int8", op,
-             f"{op.kind} of {y.dtype} is not supported by the Cortex-M backend (int8 only)")
+    _require(x1.dtype == x2.dtype == y.dtype and y.dtype in ("int8", "int16"), op,
+             f"{op.kind} of {x1.dtype} and {x2.dtype} into {y.dtype} is not supported by the Cortex-M backend "
+             "(int8 or int16 alike)")
     _require(len(y.shape) <= 6, op, f"rank {len(y.shape)} is beyond the supported 6")
+    ctype = "int16_t" if y.dtype == "int16" else "int8_t"
     arrays: list[CArray] = []
     # A constant operand (a folded bias or scale) is read from flash; in a patch stage it
     # is the patch's slice, so it is a per-call array.
     consts = [None, None]
     for k, t in enumerate((x1, x2)):
         if t.is_constant:
-            _require(t.dtype == "int8", op, f"constant input {t.name!r} must be int8, got {t.dtype}")
             consts[k] = f"{site.name}_c{k + 1}"
-            arrays.append(CArray("int8_t", consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
-    if op.kind in (kinds.ADD, kinds.SUB):
+            arrays.append(CArray(ctype, consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
+    wide = y.dtype == "int16"
+    if wide and op.kind in (kinds.ADD, kinds.SUB):
+        # int16: TFLM's ADD/SUB per element (left shift 15; 65536-entry tables would not pay)
+        from mcuc.ir.ops.add import add_params
+        p = add_params(op)
+        params = c_struct("mcuc_add_params_t", f"{fn}_p", dict(
+            offset1=p.input1_offset, mult1=p.input1_multiplier, shift1=p.input1_shift,
+            offset2=p.input2_offset, mult2=p.input2_multiplier, shift2=p.input2_shift,
+            subtract=int(op.kind == kinds.SUB), left_shift=p.left_shift, out_offset=p.output_offset,
+            out_mult=p.output_multiplier, out_shift=p.output_shift, act_min=op.attrs.act_min,
+            act_max=op.attrs.act_max))
+    elif op.kind in (kinds.ADD, kinds.SUB):
         from mcuc.ir.ops.add import add_params
         p = add_params(op)
         t1, t2 = K.add_input_tables(p)
@@ -612,9 +622,9 @@ def _emit_binary(site: Site, step: Step, program: Program, target: Target) -> St
             offset1=p.input1_offset, offset2=p.input2_offset, out_offset=p.output_offset,
             out_mult=p.output_multiplier, out_shift=p.output_shift, act_min=op.attrs.act_min,
             act_max=op.attrs.act_max))
-    flat = op.kind in (kinds.ADD, kinds.SUB) and x1.shape == x2.shape == y.shape
+    flat = op.kind in (kinds.ADD, kinds.SUB) and x1.shape == x2.shape == y.shape and not wide
     extents = list((1,) * (6 - len(y.shape)) + tuple(y.shape))
-    decls = _render("binary.j2", site, comment=f"{op.label}", kind=op.kind, flat=flat, arrays=arrays,
+    decls = _render("binary.j2", site, comment=f"{op.label}", kind=op.kind, flat=flat, arrays=arrays, ctype=ctype,
                     params=params, extents=extents,
                     s1=_broadcast_strides(x1.shape, y.shape), s2=_broadcast_strides(x2.shape, y.shape),
                     in1_offset=None if consts[0] else _offset(program, x1, op),
