@@ -35,6 +35,46 @@ MCUC_INLINE void mcuc_lut_s8_to16(const int8_t *in, int16_t *out, int n, const i
     }
 }
 
+/* int16 per-element maps (a 65536-entry table would not pay): TFLM's requantization
+ * out_zp + MultiplyByQuantizedMultiplier(d = x - in_zp) clamped to [lo, hi] (RELU,
+ * QUANTIZE int16 -> int8/int16; LEAKY_RELU with its alpha multiplier where d < 0), or
+ * with rescale 0 the clamp alone (RELU6). */
+typedef struct {
+    int32_t in_zp, out_zp, mult, shift, mult_neg, shift_neg, lo, hi, rescale;
+} mcuc_map16_params_t;
+
+MCUC_INLINE int32_t mcuc_map16_one(int32_t x, const mcuc_map16_params_t *p) {
+    const int32_t d = x - p->in_zp;
+    int32_t y = x;
+    if (p->rescale) {
+        y = p->out_zp + (d >= 0 ? mcuc_mbqm(d, p->mult, p->shift) : mcuc_mbqm(d, p->mult_neg, p->shift_neg));
+    }
+    return mcuc_clamp(y, p->lo, p->hi);
+}
+
+/* `narrow`: int8 output (element i written after element i was read: in place is safe) */
+MCUC_INLINE void mcuc_map_s16(const int16_t *in, void *out, int n, const mcuc_map16_params_t *p, int narrow) {
+    int i;
+    for (i = 0; i < n; i++) {
+        const int32_t y = mcuc_map16_one(in[i], p);
+        if (narrow) {
+            ((int8_t *)out)[i] = (int8_t)y;
+        } else {
+            ((int16_t *)out)[i] = (int16_t)y;
+        }
+    }
+}
+
+/* DEQUANTIZE of int16: (x - zp) * scale in float32. TFLM multiplies in double and casts
+ * to float, but a 17-bit integer times a float32 scale is exact in double, so both are
+ * one rounding of the exact product (subnormals kept: the FPSCR as reset, or soft-float). */
+MCUC_INLINE void mcuc_dequantize_s16(const int16_t *in, float *out, int n, int32_t zp, float scale) {
+    int i;
+    for (i = 0; i < n; i++) {
+        out[i] = (float)(in[i] - zp) * scale;
+    }
+}
+
 /* QUANTIZE float32 -> integer: q = (int32)roundf(x / scale) + zero_point, clamped, where
  * values beyond int32 (and NaN) become INT32_MIN as in the oracle's build. */
 MCUC_INLINE int32_t mcuc_quantize_float(float x, float scale, int32_t zero_point, int32_t lo, int32_t hi) {
@@ -200,17 +240,18 @@ MCUC_INLINE void mcuc_resize_nearest(const uint8_t *in, uint8_t *out, int batche
     }
 }
 
-/* AVERAGE_POOL_2D / MAX_POOL_2D over NHWC int8, only valid (non-padding) elements; the
- * window's dilation is 1. */
-MCUC_INLINE void mcuc_pool_s8(const int8_t *in, int8_t *out, const mcuc_dims_t *in_dims, const mcuc_dims_t *out_dims,
-                              const mcuc_window_t *win, int is_max, int32_t act_min, int32_t act_max) {
+/* AVERAGE_POOL_2D / MAX_POOL_2D over NHWC int8 (int16 with `wide`: the same formula, as
+ * TFLM's reference kernels), only valid (non-padding) elements; the window's dilation
+ * is 1. `wide` is a constant in every call, so each build keeps one path. */
+MCUC_INLINE void mcuc_pool(const void *in, void *out, const mcuc_dims_t *in_dims, const mcuc_dims_t *out_dims,
+                           const mcuc_window_t *win, int is_max, int32_t act_min, int32_t act_max, int wide) {
     const int batches = in_dims->n, in_h = in_dims->h, in_w = in_dims->w, ch = in_dims->c;
     const int out_h = out_dims->h, out_w = out_dims->w;
     const int fh = win->kh, fw = win->kw, stride_h = win->stride_h, stride_w = win->stride_w;
     const int pad_top = win->pad_top, pad_left = win->pad_left;
     int b, oy, ox, c, ky, kx;
     for (b = 0; b < batches; b++) {
-        const int8_t *img = in + b * in_h * in_w * ch;
+        const int base = b * in_h * in_w * ch;
         for (oy = 0; oy < out_h; oy++) {
             const int iy0 = oy * stride_h - pad_top;
             const int ky0 = iy0 < 0 ? -iy0 : 0;
@@ -219,13 +260,14 @@ MCUC_INLINE void mcuc_pool_s8(const int8_t *in, int8_t *out, const mcuc_dims_t *
                 const int ix0 = ox * stride_w - pad_left;
                 const int kx0 = ix0 < 0 ? -ix0 : 0;
                 const int kx1 = ix0 + fw > in_w ? in_w - ix0 : fw;
-                int8_t *y = out + ((b * out_h + oy) * out_w + ox) * ch;
+                const int at = ((b * out_h + oy) * out_w + ox) * ch;
                 for (c = 0; c < ch; c++) {
-                    int32_t acc = is_max ? -128 : 0;
+                    int32_t acc = is_max ? (wide ? -32768 : -128) : 0;
                     for (ky = ky0; ky < ky1; ky++) {
-                        const int8_t *x = img + ((iy0 + ky) * in_w + ix0) * ch + c;
+                        const int row = base + ((iy0 + ky) * in_w + ix0) * ch + c;
                         for (kx = kx0; kx < kx1; kx++) {
-                            const int32_t v = x[kx * ch];
+                            const int32_t v = wide ? ((const int16_t *)in)[row + kx * ch]
+                                                   : ((const int8_t *)in)[row + kx * ch];
                             if (is_max) {
                                 acc = v > acc ? v : acc;
                             } else {
@@ -237,7 +279,12 @@ MCUC_INLINE void mcuc_pool_s8(const int8_t *in, int8_t *out, const mcuc_dims_t *
                         const int32_t count = (ky1 - ky0) * (kx1 - kx0);
                         acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
                     }
-                    y[c] = (int8_t)mcuc_clamp(acc, act_min, act_max);
+                    acc = mcuc_clamp(acc, act_min, act_max);
+                    if (wide) {
+                        ((int16_t *)out)[at + c] = (int16_t)acc;
+                    } else {
+                        ((int8_t *)out)[at + c] = (int8_t)acc;
+                    }
                 }
             }
         }
@@ -256,8 +303,9 @@ typedef struct {
 /* MEAN: for each of the outer (kept) index tuples, the sum over the inner (reduced)
  * extents less count * in_zp; then q's output stage on channel 0: TFLM's requantization
  * with 1/count folded into the multiplier, or onnxruntime's (QLinearGlobalAveragePool:
- * float32 scale, half to even). */
-MCUC_INLINE void mcuc_mean_s8(const int8_t *in, int8_t *out, const mcuc_reduce_t *r, const mcuc_quant_t *q) {
+ * float32 scale, half to even). int8, or int16 with `wide` (a constant in every call); the
+ * sum wraps in 32 bits as TFLM's int32 does. */
+MCUC_INLINE void mcuc_mean(const void *in, void *out, const mcuc_reduce_t *r, const mcuc_quant_t *q, int wide) {
     const int *outer = r->outer, *outer_strides = r->outer_strides;
     const int *inner = r->inner, *inner_strides = r->inner_strides;
     const int32_t count = inner[0] * inner[1] * inner[2] * inner[3];
@@ -266,20 +314,27 @@ MCUC_INLINE void mcuc_mean_s8(const int8_t *in, int8_t *out, const mcuc_reduce_t
         for (a1 = 0; a1 < outer[1]; a1++)
             for (a2 = 0; a2 < outer[2]; a2++)
                 for (a3 = 0; a3 < outer[3]; a3++, o++) {
-                    const int8_t *base = in + a0 * outer_strides[0] + a1 * outer_strides[1] +
-                                         a2 * outer_strides[2] + a3 * outer_strides[3];
-                    int32_t sum = 0;
+                    const int base = a0 * outer_strides[0] + a1 * outer_strides[1] + a2 * outer_strides[2] +
+                                     a3 * outer_strides[3];
+                    uint32_t sum = 0;
                     int b0, b1, b2, b3;
                     for (b0 = 0; b0 < inner[0]; b0++)
                         for (b1 = 0; b1 < inner[1]; b1++)
                             for (b2 = 0; b2 < inner[2]; b2++)
                                 for (b3 = 0; b3 < inner[3]; b3++) {
-                                    sum += base[b0 * inner_strides[0] + b1 * inner_strides[1] +
-                                                b2 * inner_strides[2] + b3 * inner_strides[3]];
+                                    const int at = base + b0 * inner_strides[0] + b1 * inner_strides[1] +
+                                                   b2 * inner_strides[2] + b3 * inner_strides[3];
+                                    const int32_t v = wide ? (int32_t)((const int16_t *)in)[at]
+                                                           : (int32_t)((const int8_t *)in)[at];
+                                    sum += (uint32_t)v;
                                 }
                     {
-                        const int32_t shifted = (int32_t)((uint32_t)sum - (uint32_t)q->in_zp * (uint32_t)count);
-                        out[o] = (int8_t)mcuc_output_stage(shifted, q, 0);
+                        const int32_t y = mcuc_output_stage((int32_t)(sum - (uint32_t)q->in_zp * (uint32_t)count), q, 0);
+                        if (wide) {
+                            ((int16_t *)out)[o] = (int16_t)y;
+                        } else {
+                            ((int8_t *)out)[o] = (int8_t)y;
+                        }
                     }
                 }
 }

@@ -22,7 +22,8 @@ import numpy as np
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
 from mcuc.ir.ops import kinds, supported_kinds
-from mcuc.ir.ops.common import channel_requant_params, dtype_range
+from mcuc.ir.ops.common import Padding2D, channel_requant_params, dtype_range
+from mcuc.ir.ops.int16_stage import is_16x8
 from mcuc.ir.numerics import (ONNXRUNTIME, ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, OrtFloat, OrtInteger, TFLiteQ31,
                                in_float, numerics_type, rule_of, u8s8_pairs, uint8_offset)
 from mcuc.ir.ops.mean import resolved_axes
@@ -42,6 +43,7 @@ CONV_H = "mcuc_conv.h"
 DEPTHWISE_H = "mcuc_depthwise.h"
 ELEMENTWISE_H = "mcuc_elementwise.h"
 SOFTMAX_H = "mcuc_softmax.h"
+CONV_S16_H = "mcuc_conv_s16.h"
 
 
 @dataclass
@@ -165,6 +167,8 @@ def _conv_depth4(op: Op) -> int:
 def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequest]:
     """The temporaries the kernel for `op` needs: two im2col rows for a general conv, one
     input channel plane for an in-place depthwise conv; nothing otherwise."""
+    if op.kind in (kinds.CONV_2D, kinds.DEPTHWISE_CONV_2D, kinds.FULLY_CONNECTED) and is_16x8(op):
+        return []  # mcuc_conv_s16x8 needs none
     if op.kind == kinds.CONV_2D:
         size = _conv_scratch_bytes(op)
         if size:
@@ -363,11 +367,53 @@ def _call(site: Site) -> str:
 WIDE_STREAM_MAX_DEPTH = 64
 
 
+def _emit_16x8(site: Site, step: Step, program: Program) -> StepCode:
+    """CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int16 activations and int8
+    weights (16x8): mcuc_conv_s16x8, portable C, every layer a grouped convolution over
+    OHWI weights (mcuc_conv_s16.h), the sum and output stage by the bias's type
+    (mcuc.ir.ops.int16_stage)."""
+    from mcuc.ir.ops.batch_matmul import reduced_multiplier
+
+    fn, op = site.fn, step.op
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    _require(y.dtype == "int16" and w.dtype == "int8", op, "16x8 layers take int8 weights and give int16")
+    if op.kind == kinds.FULLY_CONNECTED:
+        units, depth = w.shape
+        weights, cg = w.data.reshape(units, 1, 1, depth), depth
+        x_shape, y_shape = (x.size // depth, 1, 1, depth), (x.size // depth, 1, 1, units)
+        structs = _geometry(Tensor("x", x_shape, x.dtype), Tensor("y", y_shape, y.dtype), (1, 1), (1, 1), (1, 1),
+                            Padding2D())
+    else:
+        a = op.attrs
+        weights = w.data if op.kind == kinds.CONV_2D else np.transpose(w.data, (3, 1, 2, 0))
+        cg = weights.shape[3]
+        structs = _geometry(x, y, tuple(weights.shape[1:3]), a.stride, a.dilation, a.padding)
+    oc = weights.shape[0]
+    mult, shift = (np.broadcast_to(np.asarray(v, np.int64), (oc,)) for v in channel_requant_params(op, x, w, y))
+    bias_t = op.inputs[2] if len(op.inputs) > 2 else None
+    q31 = bias_t is not None and bias_t.dtype == "int32"  # tflite-micro's int32 sums
+    arrays = [_ints("int8_t", f"{fn}_w", weights),
+              _ints("int32_t", f"{fn}_mult", mult if q31 else reduced_multiplier(mult)),
+              _ints("int32_t", f"{fn}_shift", shift if q31 else 15 - shift)]
+    if bias_t is not None:
+        arrays.append(CArray("int32_t" if q31 else "int64_t", f"{fn}_bias",
+                             [f"{int(v)}" if q31 else f"INT64_C({int(v)})" for v in bias_t.data.reshape(-1)]))
+    bias = "0" if bias_t is None else f"{fn}_bias"
+    quant = c_struct("mcuc_quant16_t", f"{fn}_q", dict(
+        bias64=bias if not q31 else "0", bias32=bias if q31 else "0", mult=f"{fn}_mult", shift=f"{fn}_shift",
+        in_zp=_zp(x), out_zp=_zp(y), act_min=op.attrs.act_min, act_max=op.attrs.act_max))
+    decls = _render("conv16.j2", site, comment=f"{op.label}: 16x8", arrays=arrays, quant=quant, structs=structs,
+                    in_offset=_offset(program, x, op), out_offset=_offset(program, y, op), in_per_group=cg)
+    return StepCode(decls, _call(site), (CONV_S16_H,))
+
+
 def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     fn = site.fn
     op = step.op
     x, w, y = op.inputs[0], op.inputs[1], op.output
     a = op.attrs
+    if is_16x8(op):
+        return _emit_16x8(site, step, program)
     _require(x.dtype == "int8" and y.dtype == "int8" and w.dtype == "int8", op,
              "the Cortex-M backend supports int8 activations and weights only")
     _require(x.shape[0] == 1, op, f"batch {x.shape[0]} is not supported (batch 1 only)")
@@ -424,6 +470,8 @@ def _emit_conv(site: Site, step: Step, program: Program, target: Target) -> Step
 def _emit_depthwise(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     fn = site.fn
     op = step.op
+    if is_16x8(op):
+        return _emit_16x8(site, step, program)
     x, w, y = op.inputs[0], op.inputs[1], op.output
     a = op.attrs
     _require(x.dtype == "int8" and y.dtype == "int8", op, "the Cortex-M backend supports int8 only")
@@ -482,6 +530,8 @@ def _emit_fully_connected(site: Site, step: Step, program: Program, target: Targ
     from mcuc.ir.ops.fully_connected import requant_params
 
     op = step.op
+    if is_16x8(op):
+        return _emit_16x8(site, step, program)
     x, w, y = op.inputs[0], op.inputs[1], op.output
     _require(x.dtype == "int8" and y.dtype == "int8" and w.dtype == "int8", op,
              "the Cortex-M backend supports int8 fully connected layers only")
@@ -528,6 +578,8 @@ def _emit_lut(site: Site, step: Step, program: Program, target: Target) -> StepC
     fn = site.fn
     op = step.op
     x, y = op.input, op.output
+    if x.dtype == "int16" and op.kind in (kinds.RELU, kinds.RELU6, kinds.LEAKY_RELU, kinds.QUANTIZE, kinds.DEQUANTIZE):
+        return _emit_map16(site, step, program)
     _require(x.dtype in ("int8", "uint8"), op,
              f"input dtype {x.dtype} is not supported by the Cortex-M backend (int8, uint8)")
     table = K.per_element_table(op)
@@ -544,6 +596,42 @@ def _emit_lut(site: Site, step: Step, program: Program, target: Target) -> StepC
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                     n=x.size, out_bits=itemsize * 8)
     return StepCode(decls, _call(site), (ELEMENTWISE_H,))
+
+
+def _emit_map16(site: Site, step: Step, program: Program) -> StepCode:
+    """RELU, RELU6, LEAKY_RELU, QUANTIZE and DEQUANTIZE of int16 values, per element in C:
+    the op's own constants (relu_params, relu6_params, leaky_relu_params,
+    requantize_params)."""
+    from mcuc.ir.ops.leaky_relu import leaky_relu_params
+    from mcuc.ir.ops.quantize import requantize_params
+    from mcuc.ir.ops.relu import relu6_params, relu_params
+
+    fn, op = site.fn, step.op
+    x, y = op.input, op.output
+    common = dict(comment=f"{op.label}: {x.dtype} -> {y.dtype}, per element", in_offset=_offset(program, x, op),
+                  out_offset=_offset(program, y, op), n=x.size)
+    if op.kind == kinds.DEQUANTIZE:
+        return StepCode(_render("map16.j2", site, params=None, dequantize=True, zero_point=_zp(x),
+                                scale=_c_f(x.quant.scalar_scale), **common), _call(site), (ELEMENTWISE_H,))
+    _require(y.dtype in ("int8", "int16"), op,
+             f"{op.kind} of int16 into {y.dtype} is not supported by the Cortex-M backend (int8, int16)")
+    if op.kind == kinds.RELU6:
+        p = relu6_params(op)
+        fields = dict(in_zp=0, out_zp=0, mult=0, shift=0, mult_neg=0, shift_neg=0, lo=p.zero, hi=p.six, rescale=0)
+    elif op.kind == kinds.LEAKY_RELU:
+        p = leaky_relu_params(op)
+        lo, hi = dtype_range(y.dtype)
+        fields = dict(in_zp=p.input_zero_point, out_zp=p.output_zero_point, mult=p.multiplier_identity,
+                      shift=p.shift_identity, mult_neg=p.multiplier_alpha, shift_neg=p.shift_alpha, lo=lo, hi=hi,
+                      rescale=1)
+    else:
+        p = relu_params(op) if op.kind == kinds.RELU else requantize_params(op)
+        lo, hi = (p.act_min, p.act_max) if op.kind == kinds.RELU else dtype_range(y.dtype)
+        fields = dict(in_zp=p.input_zero_point, out_zp=p.output_zero_point, mult=p.multiplier, shift=p.shift,
+                      mult_neg=p.multiplier, shift_neg=p.shift, lo=lo, hi=hi, rescale=1)
+    params = c_struct("mcuc_map16_params_t", f"{fn}_p", fields)
+    return StepCode(_render("map16.j2", site, params=params, dequantize=False, narrow=int(y.dtype == "int8"),
+                            **common), _call(site), (ELEMENTWISE_H,))
 
 
 def _emit_quantize(site: Site, step: Step, program: Program, target: Target) -> StepCode:
@@ -722,11 +810,17 @@ def _emit_pad(site: Site, step: Step, program: Program, target: Target) -> StepC
 
     op = step.op
     x, y = op.input, op.output
-    _require(y.itemsize == 1, op, f"PAD of {y.dtype} is not supported by the Cortex-M backend (int8 only)")
-    out_strides = _contiguous_strides(y.shape, 1)
+    item = y.itemsize
+    value = int(pad_value(op)) & (1 << 8 * item) - 1
+    fill = value & 0xFF
+    # the copy kernel fills bytes: an int16 value whose two bytes are equal (0, -1)
+    _require(value.to_bytes(item, "little") == bytes([fill]) * item, op,
+             f"PAD of {y.dtype} with the value {int(pad_value(op))} is not supported by the Cortex-M backend "
+             "(int8 values; int16 values 0 and -1)")
+    out_strides = _contiguous_strides(y.shape, item)
     dst = _offset(program, y, op) + sum(before * s for (before, _), s in zip(op.attrs.pads, out_strides))
-    copy = _block_copy(op, dst, _offset(program, x, op), x.shape, out_strides, _contiguous_strides(x.shape, 1), 1)
-    fill = int(pad_value(op)) & 0xFF
+    copy = _block_copy(op, dst, _offset(program, x, op), x.shape, out_strides, _contiguous_strides(x.shape, item),
+                       item)
     return _emit_copy(site, op, program, [copy], fill)
 
 
@@ -754,11 +848,13 @@ def _emit_pool(site: Site, step: Step, program: Program, target: Target) -> Step
     op = step.op
     x, y = op.input, op.output
     a = op.attrs
-    _require(x.dtype == "int8", op, f"pooling of {x.dtype} is not supported by the Cortex-M backend (int8 only)")
+    _require(x.dtype in ("int8", "int16"), op,
+             f"pooling of {x.dtype} is not supported by the Cortex-M backend (int8, int16)")
     decls = _render("pool.j2", site, comment=op.label, in_offset=_offset(program, x, op),
                     out_offset=_offset(program, y, op),
                     structs=_geometry(x, y, tuple(a.filter), a.stride, (1, 1), a.padding),
-                    is_max=int(op.kind == kinds.MAX_POOL_2D), act_min=a.act_min, act_max=a.act_max)
+                    is_max=int(op.kind == kinds.MAX_POOL_2D), act_min=a.act_min, act_max=a.act_max,
+                    wide=int(x.dtype == "int16"))
     return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 
@@ -768,7 +864,8 @@ def _emit_mean(site: Site, step: Step, program: Program, target: Target) -> Step
 
     op = step.op
     x, y = op.input, op.output
-    _require(x.dtype == "int8" and y.dtype == "int8", op, "MEAN supports int8 only in the Cortex-M backend")
+    _require(x.dtype == y.dtype and x.dtype in ("int8", "int16") and not (x.dtype == "int16" and _is_ort(op)), op,
+             f"MEAN of {x.dtype} into {y.dtype} is not supported by the Cortex-M backend (int8; int16 under TFLite's rule)")
     axes = set(resolved_axes(op))
     strides = _contiguous_strides(x.shape, 1)
     outer = [(d, s) for i, (d, s) in enumerate(zip(x.shape, strides)) if i not in axes and d != 1]
@@ -795,7 +892,8 @@ def _emit_mean(site: Site, step: Step, program: Program, target: Target) -> Step
         "outer": _c_ints(d for d, _ in outer), "outer_strides": _c_ints(s for _, s in outer),
         "inner": _c_ints(d for d, _ in inner), "inner_strides": _c_ints(s for _, s in inner)}, indent="    ")
     decls = _render("mean.j2", site, comment=op.label, in_offset=_offset(program, x, op),
-                    out_offset=_offset(program, y, op), arrays=arrays, quant=f"{rule}\n{quant}", structs=[loops])
+                    out_offset=_offset(program, y, op), arrays=arrays, quant=f"{rule}\n{quant}", structs=[loops],
+                    wide=int(x.dtype == "int16"))
     return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 

@@ -110,22 +110,23 @@ def dtype_range(dtype: str) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def require_int8_per_tensor_unary(op: Op) -> None:
-    """The checks TFLM's int8 LOGISTIC and HARD_SWISH share: one int8 input and output,
-    both quantized per tensor."""
+def require_int8_per_tensor_unary(op: Op, dtypes: tuple[str, ...] = ("int8",)) -> None:
+    """The checks TFLM's int8 LOGISTIC and HARD_SWISH share: one int8 input and output
+    (or of one of `dtypes`, the same on both sides), both quantized per tensor."""
     x, y = op.input, op.output
-    require(x.dtype == "int8" and y.dtype == "int8", op,
-            f"input {x.dtype} and output {y.dtype} are not supported (int8 only)")
+    require(x.dtype == y.dtype and x.dtype in dtypes, op,
+            f"input {x.dtype} and output {y.dtype} are not supported ({' or '.join(dtypes)}, the same on both sides)"
+            if len(dtypes) > 1 else f"input {x.dtype} and output {y.dtype} are not supported (int8 only)")
     require(x.quant is not None and y.quant is not None, op, "input and output must be quantized")
     require(not x.quant.per_channel and not y.quant.per_channel, op, "quantization must be per-tensor")
 
 
-def int8_unary_shapes(op: Op) -> list[tuple[int, ...]]:
-    """infer_shapes of a per-element int8 op: one input, one output of its shape, both
-    int8 and quantized per tensor."""
+def int8_unary_shapes(op: Op, dtypes: tuple[str, ...] = ("int8",)) -> list[tuple[int, ...]]:
+    """infer_shapes of a per-element int8 op (or of `dtypes`): one input, one output of
+    its shape and type, quantized per tensor."""
     require(len(op.inputs) == 1 and op.inputs[0] is not None and len(op.outputs) == 1, op,
             "takes exactly one input and one output")
-    require_int8_per_tensor_unary(op)
+    require_int8_per_tensor_unary(op, dtypes)
     return [op.input.shape]
 
 

@@ -1,4 +1,4 @@
-"""LEAKY_RELU, int8 in, int8 out, as TFLite Micro computes it
+"""LEAKY_RELU, int8 or int16 in and out (any zero points), as TFLite Micro computes it
 (kernels/leaky_relu_common.cc CalculateOpDataLeakyRelu, reference/leaky_relu.h
 QuantizeLeakyRelu).
 
@@ -7,7 +7,7 @@ QuantizeLeakyRelu).
   in_scale / out_scale (each a float32 product/quotient, left to right).
 - Eval, per element: d = x - in_zp; d >= 0 gives out_zp + MBQM(d, identity), d < 0
   gives out_zp + MBQM(d, alpha) (MultiplyByQuantizedMultiplier, a negative alpha gives
-  a negative Q31 multiplier); clamped to int8.
+  a negative Q31 multiplier); clamped to the type's range.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..op import Op
 from . import OpDef, Trait, register
-from .common import int8_unary_shapes, no_macs, require, same_region
+from .common import dtype_range, int8_unary_shapes, no_macs, require, same_region
 from .kinds import LEAKY_RELU
 
 
@@ -52,7 +52,7 @@ def leaky_relu_params(op: Op) -> LeakyReluParams:
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(isinstance(op.attrs, LeakyReluAttrs), op, "needs LeakyReluAttrs")
     require(bool(np.isfinite(np.float32(op.attrs.alpha))), op, f"alpha {op.attrs.alpha} must be finite")
-    shapes = int8_unary_shapes(op)
+    shapes = int8_unary_shapes(op, ("int8", "int16"))
     leaky_relu_params(op)
     return shapes
 
@@ -62,8 +62,9 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     d = inputs[0].astype(np.int64) - p.input_zero_point
     positive = multiply_by_quantized_multiplier(d, p.multiplier_identity, p.shift_identity)
     negative = multiply_by_quantized_multiplier(d, p.multiplier_alpha, p.shift_alpha)
-    y = np.clip(p.output_zero_point + np.where(d >= 0, positive, negative), -128, 127)
-    return [y.astype(np.int8)]
+    lo, hi = dtype_range(op.output.dtype)
+    y = np.clip(p.output_zero_point + np.where(d >= 0, positive, negative), lo, hi)
+    return [y.astype(op.output.dtype)]
 
 
 OPDEF = register(OpDef(LEAKY_RELU, LeakyReluAttrs, infer_shapes, no_macs, same_region, evaluate,

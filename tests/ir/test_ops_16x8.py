@@ -1,10 +1,13 @@
 """CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int16 activations and int8 weights
 (16x8, mcuc.ir.ops.int16_stage): hypothesis draws shapes, windows, biases (int64, int32
 where tflite-micro sums in int32, or none), per-channel or per-tensor weights, fused
-activations and scales; every output byte of the reference interpreter is compared with
-tflite-micro. The int8 rule on the same sums must be caught, and the backends without a
-16x8 kernel refuse it by name instead of computing it with the int8 rule."""
+activations and scales; every output byte of the reference interpreter and the llvm
+backend (backends/llvm/kernels/conv16x8.py) is compared with tflite-micro. The int8 rule
+on the same sums must be caught; the portable C (runtime_c/mcuc_conv_s16.h) on the host,
+a Cortex-M4 and a Cortex-M0, and a small 16x8 CNN on every backend."""
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir.errors import MCUCError
 
-from tests.ir.test_ops_compare import assert_matches_oracle, outputs_on
+from tests.ir.test_ops_compare import NEEDS_ARM, assert_matches_oracle
 from tests.support.tflite_builder import ModelBuilder
 
 _ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
@@ -86,9 +89,9 @@ def layer_16x8(draw) -> tuple[str, dict]:
 
 @settings(deadline=None, max_examples=40)
 @given(layers=st.lists(layer_16x8(), min_size=1, max_size=4), seed=st.integers(0, 2**31))
-def test_reference_matches_tflite_micro(layers, seed):
+def test_reference_and_llvm_match_tflite_micro(layers, seed):
     model, inputs = _model(layers, seed)
-    assert_matches_oracle(model, inputs, what=str(layers))
+    assert_matches_oracle(model, inputs, backends=("reference", "llvm"), what=str(layers))
 
 
 _FIXED = [("CONV_2D", dict(x=(1, 5, 6, 3), out_ch=4, k=(3, 3), stride=1, padding="SAME", per_channel=True,
@@ -124,13 +127,65 @@ def test_the_int8_rule_on_16x8_sums_is_caught(monkeypatch):
         assert_matches_oracle(model, inputs)
 
 
-@pytest.mark.parametrize("backend, message", [
-    ("llvm", "the llvm backend has no 16x8 \\(int16 activation\\) CONV_2D kernel"),
-    ("c-host", "CONV_2D\\(y0\\): the Cortex-M backend supports int8 activations and weights only")])
-def test_backends_without_a_16x8_kernel_refuse_it(backend, message):
-    model, inputs = _model(_FIXED[:1], 1)
-    with pytest.raises(MCUCError, match=message):
-        outputs_on(backend, model, inputs)
+@settings(deadline=None, max_examples=12)
+@given(layers=st.lists(layer_16x8(), min_size=1, max_size=3), seed=st.integers(0, 2**31))
+def test_portable_c_matches_tflite_micro(layers, seed):
+    """mcuc_conv_s16x8 (runtime_c/mcuc_conv_s16.h) on the sanitized host build."""
+    model, inputs = _model(layers, seed)
+    assert_matches_oracle(model, inputs, backends=("c-host",), what=str(layers))
+
+
+@NEEDS_ARM
+@pytest.mark.parametrize("backend", ["cortex-m4", "cortex-m0"])
+def test_cortex_m_matches_tflite_micro(backend):
+    model, inputs = _model(_FIXED, 11)
+    assert_matches_oracle(model, inputs, backends=(backend,))
+
+
+def test_a_16x8_cnn_is_bit_exact_on_every_backend():
+    """A small 16x8 CNN as a user's converter writes one: a strided conv, a depthwise conv,
+    a pointwise conv, a residual ADD, average pooling, a fully connected classifier, int16
+    throughout (int64 biases, symmetric activations)."""
+    rng = np.random.default_rng(8)
+    mb = ModelBuilder()
+    q = np.float32(2.0 ** -12)
+
+    def act(name, shape, scale=q):
+        return mb.tensor(name, shape, "int16", np.float32(scale), 0)
+
+    def weights(name, shape, axis):
+        channels = shape[axis]
+        scales = rng.uniform(0.004, 0.02, channels).astype(np.float32)
+        return mb.tensor(name, shape, "int8", scales, [0] * channels, axis=axis, data=rng.integers(-127, 128, shape)), scales
+
+    def bias(name, in_scale, scales):
+        return mb.tensor(name, (scales.size,), "int64", (np.float32(in_scale) * scales).astype(np.float32),
+                         [0] * scales.size, data=rng.integers(-3000, 3000, scales.size))
+
+    x = act("x", (1, 12, 10, 2))
+    w0, s0 = weights("w0", (8, 3, 3, 2), 0)
+    h0 = act("h0", (1, 6, 5, 8), 2.0 ** -10)
+    mb.op("CONV_2D", [x, w0, bias("b0", q, s0)], [h0], padding="SAME", stride_h=2, stride_w=2,
+          fused_activation_function="RELU")
+    w1, s1 = weights("w1", (1, 3, 3, 8), 3)
+    h1 = act("h1", (1, 6, 5, 8), 2.0 ** -10)
+    mb.op("DEPTHWISE_CONV_2D", [h0, w1, bias("b1", 2.0 ** -10, s1)], [h1], padding="SAME", depth_multiplier=1)
+    w2, s2 = weights("w2", (8, 1, 1, 8), 0)
+    h2 = act("h2", (1, 6, 5, 8), 2.0 ** -9)
+    mb.op("CONV_2D", [h1, w2, bias("b2", 2.0 ** -10, s2)], [h2], padding="VALID")
+    h3 = act("h3", (1, 6, 5, 8), 2.0 ** -8)
+    mb.op("ADD", [h0, h2], [h3])
+    h4 = act("h4", (1, 1, 1, 8), 2.0 ** -8)
+    mb.op("AVERAGE_POOL_2D", [h3], [h4], padding="VALID", filter_height=6, filter_width=5, stride_h=1, stride_w=1)
+    flat = act("flat", (1, 8), 2.0 ** -8)
+    mb.op("RESHAPE", [h4, mb.const("shape", [1, 8])], [flat], new_shape=[1, 8])
+    w5, s5 = weights("w5", (4, 8), 0)
+    y = act("y", (1, 4), 2.0 ** -6)
+    mb.op("FULLY_CONNECTED", [flat, w5, bias("b5", 2.0 ** -8, s5)], [y])
+    model = mb.build([x], [y])
+    inputs = [rng.integers(-32768, 32768, (1, 12, 10, 2)).astype(np.int16)]
+    backends = ("reference", "llvm", "c-host") + (("cortex-m4", "cortex-m0") if shutil.which("arm-none-eabi-gcc") else ())
+    assert_matches_oracle(model, inputs, backends=backends)
 
 
 def test_nonzero_int16_zero_points_of_a_conv_are_refused():

@@ -221,8 +221,7 @@ def test_tanh_input_scale_outside_the_kernels_range_is_refused(kind):
         _load(kind, "int8", (2.0**-30, 0), (1 / 128, 0))
 
 
-@pytest.mark.parametrize("kind", OPS)
+@pytest.mark.parametrize("kind", [k for k in OPS if k != "LEAKY_RELU"])  # (int16: test_int16_backends.py)
 def test_int16_is_refused_naming_the_op(kind):
-    options = {"alpha": 0.2} if kind == "LEAKY_RELU" else {}
     with pytest.raises(MCUCError, match=rf"{kind}.*int8 only"):
-        _load(kind, "int16", (0.01, 0), (0.01, 0), **options)
+        _load(kind, "int16", (0.01, 0), (0.01, 0))

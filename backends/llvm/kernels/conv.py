@@ -24,6 +24,7 @@ from ..codegen import KernelCall
 from ..emitter import I32, Emitter
 from ..scratch import padded_plane_shape, scratch_plane
 from . import register
+from .conv16x8 import conv16x8
 from .conv_common import bias_data, output_stage, window_coordinate, wrap_int32
 from .ort_pairs import conv2d_pairs, depthwise_pairs, fully_connected_pairs
 
@@ -39,15 +40,6 @@ def folded_bias(bias: np.ndarray | None, weights: np.ndarray, zero_point: int, c
 # uint8 x int8 products in saturating int16 pairs, as onnxruntime does on x86 without
 # VNNI (kernels/ort_pairs.py). OrtFloat groups are kernels/ort_float.py's.
 _INTEGER_RULES = (TFLiteQ31, OrtInteger)
-
-
-def _refuse_16x8(call: KernelCall) -> None:
-    """int16 activations (16x8) sum in int64 or int32 by the bias's type and take
-    TFLite's matching output stage (mcuc.ir.ops.int16_stage), which these int8 kernels do
-    not have: refused, never computed with the int8 rule."""
-    if is_16x8(call.op):
-        raise MCUCError(f"step {call.index} {call.op.label}: the llvm backend has no 16x8 (int16 activation) "
-                        f"{call.op.kind} kernel; the reference backend runs it bit-exact")
 
 
 def _mac(em: Emitter, acc_slot: ir.Value, x: ir.Value, w: ir.Value) -> None:
@@ -78,7 +70,9 @@ def _guarded_tap(em: Emitter, padded: bool, iy: ir.Value, h: int, ix: ir.Value, 
 
 @register(kinds.CONV_2D, numerics=_INTEGER_RULES)
 def conv2d(call: KernelCall) -> None:
-    _refuse_16x8(call)
+    if is_16x8(call.op):  # int16 activations: sums in the bias's type (conv16x8.py)
+        conv16x8(call)
+        return
     x_t, w_t = call.op.inputs[0], call.op.inputs[1]
     if u8s8_pairs(call.op.attrs):
         conv2d_pairs(call)
@@ -197,7 +191,9 @@ def _conv_grouped(call: KernelCall) -> None:
 
 @register(kinds.DEPTHWISE_CONV_2D, numerics=_INTEGER_RULES)
 def depthwise_conv2d(call: KernelCall) -> None:
-    _refuse_16x8(call)
+    if is_16x8(call.op):  # int16 activations: sums in the bias's type (conv16x8.py)
+        conv16x8(call)
+        return
     op = call.op
     if u8s8_pairs(op.attrs):
         depthwise_pairs(call)
@@ -344,7 +340,9 @@ def _depthwise_in_place(call: KernelCall) -> None:
 
 @register(kinds.FULLY_CONNECTED, numerics=_INTEGER_RULES)
 def fully_connected(call: KernelCall) -> None:
-    _refuse_16x8(call)
+    if is_16x8(call.op):  # int16 activations: sums in the bias's type (conv16x8.py)
+        conv16x8(call)
+        return
     if u8s8_pairs(call.op.attrs):
         fully_connected_pairs(call)
         return
