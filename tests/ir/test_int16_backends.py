@@ -5,7 +5,7 @@ where the op has them), full-range random inputs, tflite-micro as the oracle.
 
 This found ADD, SUB and MUL of int16 computed through the Cortex-M backend's int8 tables,
 and 16x8 convolutions computed with the int8 output stage on reference and llvm. Since
-then every int16 layer below runs on every backend; the frontend refuses three."""
+then every int16 layer below runs on every backend; the frontend refuses five."""
 from __future__ import annotations
 
 import shutil
@@ -77,6 +77,19 @@ CASES = {
     "SPACE_TO_DEPTH": lambda: _one("SPACE_TO_DEPTH", [((1, 4, 6, 3), "int16", Q)], (1, 2, 3, 12), block_size=2),
     "BATCH_MATMUL": lambda: _one("BATCH_MATMUL", [((1, 3, 5), "int16", Q), ((1, 5, 2), "int16", Q)], (1, 3, 2),
                                  256 * Q),
+    "SUM": lambda: _one("SUM", _ACT, (1, 3), 16 * Q, consts=[("ax", [1, 2], "int32")]),
+    "STRIDED_SLICE": lambda: _one("STRIDED_SLICE", _ACT, (1, 2, 2, 3),
+                                  consts=[("b", [0, 0, 4, 0], "int32"), ("e", [1, 4, 0, 3], "int32"),
+                                          ("s", [1, 2, -2, 1], "int32")]),
+    "PACK": lambda: _one("PACK", _ACT * 2, (1, 4, 5, 2, 3), values_count=2, axis=3),
+    "SQUEEZE": lambda: _one("SQUEEZE", [((1, 4, 1, 3), "int16", Q)], (4, 3)),
+    "EXPAND_DIMS": lambda: _one("EXPAND_DIMS", _ACT, (1, 4, 5, 1, 3), consts=[("ax", [3], "int32")]),
+    "REVERSE_V2": lambda: _one("REVERSE_V2", _ACT, S, consts=[("ax", [1], "int32")]),
+    "BROADCAST_TO": lambda: _one("BROADCAST_TO", [((1, 1, 5, 3), "int16", Q)], (2, 4, 5, 3),
+                                 consts=[("sh", [2, 4, 5, 3], "int32")]),
+    "DEPTH_TO_SPACE": lambda: _one("DEPTH_TO_SPACE", [((1, 2, 3, 8), "int16", Q)], (1, 4, 6, 2), block_size=2),
+    "MIRROR_PAD": lambda: _one("MIRROR_PAD", _ACT, (1, 6, 7, 3), consts=[("p", [[0, 0], [1, 1], [1, 1], [0, 0]], "int32")],
+                               mode=0),  # REFLECT
     "QUANTIZE int16 -> int8": lambda: _quantize("int16", "int8"),
     "QUANTIZE int8 -> int16": lambda: _quantize("int8", "int16"),
     "QUANTIZE int16 -> int16": lambda: _quantize("int16", "int16"),
@@ -121,7 +134,7 @@ BACKENDS = ["reference", "llvm", "c-host", "cortex-m4", "cortex-m0"]
 # nothing the frontend loads. Everything else must be exact, so a kernel that starts
 # refusing changes this table.
 REFUSED_ON: dict[str, set[str]] = {}
-REFUSED_WHEN_LOADED = {"RESIZE_BILINEAR", "GATHER", "SPACE_TO_DEPTH"}
+REFUSED_WHEN_LOADED = {"RESIZE_BILINEAR", "GATHER", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "MIRROR_PAD"}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
