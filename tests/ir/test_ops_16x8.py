@@ -136,6 +136,17 @@ def test_portable_c_matches_tflite_micro(layers, seed):
 
 
 @NEEDS_ARM
+@settings(deadline=None, max_examples=8)
+@given(layers=st.lists(layer_16x8(), min_size=1, max_size=3), seed=st.integers(0, 2**31))
+def test_dsp_kernel_matches_tflite_micro(layers, seed):
+    """mcuc_conv_s16x8_dsp (int16 weights, SMLALD / SMLAD pairs, odd groups' last channel
+    alone) on an emulated Cortex-M4; a fully connected layer with an input zero point
+    takes the portable kernel."""
+    model, inputs = _model(layers, seed)
+    assert_matches_oracle(model, inputs, backends=("cortex-m4",), what=str(layers))
+
+
+@NEEDS_ARM
 @pytest.mark.parametrize("backend", ["cortex-m4", "cortex-m0"])
 def test_cortex_m_matches_tflite_micro(backend):
     model, inputs = _model(_FIXED, 11)
