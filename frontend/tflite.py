@@ -611,6 +611,10 @@ class _Reader:
         axis = int(q.QuantizedDimension())
         if scale.size == 1:
             axis = 0  # per-tensor: quantized_dimension carries no meaning
+        elif len(shape) == 1 and shape[0] == scale.size:
+            # a rank-1 tensor (a bias) keeps its only axis: converters copy a depthwise
+            # filter's quantized_dimension (3) into its bias, and tflite-micro never reads it
+            axis = 0
         elif not (0 <= axis < len(shape) and shape[axis] == scale.size):
             raise MCUCError(f"{label}: {scale.size} per-channel scales do not match quantized_dimension "
                             f"{axis} of shape {short_list(shape)}")

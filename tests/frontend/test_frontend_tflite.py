@@ -305,6 +305,25 @@ def test_per_tensor_scale_with_nonzero_quantized_dimension():
     assert run(graph, inputs)[0].tobytes() == TFLiteOracle(model)(inputs)[0].tobytes()
 
 
+def test_a_bias_with_its_filters_quantized_dimension_loads():
+    """Converters copy a depthwise filter's quantized_dimension (3) into its rank-1 bias;
+    tflite-micro never reads it (issue 13: this was refused, "8 per-channel scales do not
+    match quantized_dimension 3 of shape [8]"). The bias keeps its only axis."""
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 5, 5, 8), "int8", np.float32(0.05), 3)
+    scales = np.linspace(0.005, 0.02, 8).astype(np.float32)
+    w = mb.tensor("w", (1, 3, 3, 8), "int8", scales, [0] * 8, axis=3,
+                  data=np.random.default_rng(2).integers(-127, 128, (1, 3, 3, 8)))
+    b = mb.tensor("b", (8,), "int32", np.float32(0.05) * scales, [0] * 8, axis=3, data=np.arange(-400, 400, 100))
+    y = mb.tensor("y", (1, 5, 5, 8), "int8", np.float32(0.1), -2)
+    mb.op("DEPTHWISE_CONV_2D", [x, w, b], [y], padding="SAME", depth_multiplier=1)
+    model = mb.build([x], [y])
+    graph = load_tflite(model)
+    assert graph.ops[0].inputs[2].quant.axis == 0
+    inputs = [random_int8(np.random.default_rng(1), (1, 5, 5, 8))]
+    assert run(graph, inputs)[0].tobytes() == TFLiteOracle(model)(inputs)[0].tobytes()
+
+
 def test_missing_zero_point_array_means_zero():
     mb, model_bytes = _conv_model()
     model = unpack(model_bytes)
