@@ -219,6 +219,35 @@ def check_same_dtype(op) -> None:
                             f"{quoted(x.name)} is {x.dtype}; this op does not convert types (insert a QUANTIZE)")
 
 
+# Ops whose float32 tensors are legal under TFLite's rule: the quantization edges, and
+# views (RESHAPE, SQUEEZE, EXPAND_DIMS move no values, whatever their type).
+_FLOAT_EDGES = frozenset({kinds.QUANTIZE, kinds.DEQUANTIZE})
+
+
+def check_integer_arithmetic(op) -> None:
+    """MCUCError when an op under TFLite's integer rule reads or writes float32 values:
+    a float model, or a dynamic-range (hybrid) one with float activations and int8
+    weights. mcuc's kernels compute quantized values only; before, such an op loaded and
+    later failed with a backend's message, or a traceback in `mcuc verify`."""
+    from mcuc.ir.numerics import TFLiteQ31
+    from mcuc.ir.ops import Trait, op_def
+
+    numerics = getattr(op.attrs, "numerics", None)
+    if op.kind in _FLOAT_EDGES or op_def(op.kind).has(Trait.VIEW) or not (numerics is None
+                                                                           or isinstance(numerics, TFLiteQ31)):
+        return
+    for role, tensors in (("input", op.inputs), ("output", op.outputs)):
+        for t in tensors:
+            if t is not None and t.dtype == "float32" and not t.is_constant:
+                hybrid = any(w is not None and w.is_constant and w.dtype == "int8" for w in op.inputs[1:])
+                kind = "a dynamic-range (hybrid) model: float activations, int8 weights" if hybrid else "a float model"
+                raise MCUCError(
+                    f"{op.kind} {quoted(op.name)}: float32 {role} {quoted(t.name)}: this is {kind}, and mcuc compiles "
+                    "fully quantized int8/int16 models; convert with full integer quantization (TFLite converter: "
+                    "optimizations=[tf.lite.Optimize.DEFAULT], a representative_dataset, target_spec.supported_ops="
+                    "[tf.lite.OpsSet.TFLITE_BUILTINS_INT8])")
+
+
 def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
     """Every check above on a graph a frontend read; returns the graph."""
     limit = max_tensor_bytes_or_default(max_tensor_bytes)
@@ -236,6 +265,7 @@ def validate_graph(graph: Graph, max_tensor_bytes: int | None = None) -> Graph:
         if t.quant is not None:
             check_scales(t.quant.scale, f"tensor {quoted(t.name)}")
     for op in graph.ops:
+        check_integer_arithmetic(op)
         check_quantized_operands(op)
         check_computed_input(op)
         check_same_dtype(op)

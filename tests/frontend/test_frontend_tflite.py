@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import collections
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -322,6 +324,29 @@ def test_a_bias_with_its_filters_quantized_dimension_loads():
     assert graph.ops[0].inputs[2].quant.axis == 0
     inputs = [random_int8(np.random.default_rng(1), (1, 5, 5, 8))]
     assert run(graph, inputs)[0].tobytes() == TFLiteOracle(model)(inputs)[0].tobytes()
+
+
+@pytest.mark.parametrize("weights, words", [("float32", "a float model"),
+                                             ("int8", "a dynamic-range (hybrid) model: float activations, int8 weights")])
+def test_float_and_hybrid_models_are_refused_with_how_to_quantize(tmp_path, capsys, weights, words):
+    """A float CONV_2D loaded and then failed with a backend's message (and `mcuc verify`
+    with a traceback); a hybrid FULLY_CONNECTED likewise. Now one line names the op, the
+    tensor and the converter settings that quantize fully, and the CLI exits 2."""
+    from tests.support.hostile_models import refused
+
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 6), "float32")
+    w = mb.tensor("w", (4, 6), weights, *((np.float32(0.01), 0) if weights == "int8" else (None, None)),
+                  data=np.ones((4, 6)))
+    y = mb.tensor("y", (1, 4), "float32")
+    mb.op("FULLY_CONNECTED", [x, w, -1], [y])
+    model = mb.build([x], [y])
+    with pytest.raises(MCUCError, match=rf"FULLY_CONNECTED 'y': float32 input 'x': this is {re.escape(words)}.*"
+                                        r"TFLITE_BUILTINS_INT8"):
+        load_tflite(model)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(model)
+    assert words in refused(capsys, "verify", path, "--backends", "reference")
 
 
 def test_missing_zero_point_array_means_zero():
