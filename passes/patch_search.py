@@ -312,12 +312,13 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
                 break
             planned.append(exact(c))
             if planned[-1][0].arena_bytes <= sram:
-                best = fewest_macs_fitting()
+                best = fewer_patches(graph, scratch, fewest_macs_fitting(), baseline.macs, limit=sram)
                 return SearchResult(best[0], best[1], exact_baseline, candidates)
         # (from the single stage --patch auto starts from: the plans above would change it)
         start = _best_single([(exact_baseline, base_program)], allowed, exact, exact_baseline)
         cheap = more_stages(graph, scratch, start, baseline.macs, max_overhead=max_overhead, sram=sram)
         if cheap[0].arena_bytes <= sram:
+            cheap = fewer_patches(graph, scratch, cheap, baseline.macs, limit=sram)
             return SearchResult(cheap[0], cheap[1], exact_baseline, candidates)
         for c in [c for c in fitting if c.overhead > max_overhead][:EXACT_PLANS * 2]:
             planned.append(exact(c))
@@ -329,9 +330,11 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
             planned += [exact(c) for c in sorted(candidates, key=lambda c: (c.peak_estimate, c.macs))[:EXACT_PLANS]]
             best = fewest_macs_fitting()
         if best is not None:
+            best = fewer_patches(graph, scratch, best, baseline.macs, limit=sram)
             return SearchResult(best[0], best[1], exact_baseline, candidates)
         smallest = more_stages(graph, scratch, min(planned, key=lambda p: p[0].arena_bytes), baseline.macs, sram=sram)
         if smallest[0].arena_bytes <= sram:
+            smallest = fewer_patches(graph, scratch, smallest, baseline.macs, limit=sram)
             return SearchResult(smallest[0], smallest[1], exact_baseline, candidates)
         smallest = min(smallest[0], cheap[0], key=lambda c: (c.arena_bytes, c.macs))
         raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM: the smallest peak any "
@@ -413,13 +416,14 @@ def more_stages(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate, 
 
 
 def fewer_patches(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate, Program],
-                  base_macs: int) -> tuple[Candidate, Program]:
-    """Each stage of `best` with half its patch rows, again and again, while the arena and
-    the MACs do not grow: schedules of equal arena go to fewer patches (each patch is a
-    round of kernel calls, and its window ops gather their halo rows again). more_stages
-    keeps the lowest live bound, so a stage off the peak can hold more patches than the
-    arena needs: mcunet_person_det's second stage, 16x1 where 4x1 gives the same 80,704 B
-    and 0.4% fewer instructions."""
+                  base_macs: int, limit: int | None = None) -> tuple[Candidate, Program]:
+    """Each stage of `best` with half its patch rows, again and again, while the MACs do
+    not grow and the arena does not grow (without a budget) or stays within `limit` (an
+    --sram budget: the fastest schedule that fits). Each patch is a round of kernel calls,
+    and its window ops gather their halo rows again. more_stages keeps the lowest live
+    bound, so a stage off the peak can hold more patches than the arena needs:
+    mcunet_person_det's second stage, 16x1 where 2x1 gives the same 80,704 B and 0.5%
+    fewer instructions."""
     for end in [spec.end for spec in best[0].stages]:
         while True:
             c = best[0]
@@ -429,7 +433,7 @@ def fewer_patches(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate
                 break
             stages = tuple(replace(s, grid=(rows // 2, cols)) if s is spec else s for s in c.stages)
             trial = plan_candidate(graph, replace(c, stages=stages, arena_bytes=None), scratch, base_macs)
-            if trial[0].arena_bytes > c.arena_bytes or trial[0].macs > c.macs:
+            if trial[0].arena_bytes > (c.arena_bytes if limit is None else limit) or trial[0].macs > c.macs:
                 break
             best = trial
     return best

@@ -129,6 +129,30 @@ def test_auto_stages_hold_no_more_patches_than_the_arena_needs():
     assert halved
 
 
+def test_a_budget_takes_no_more_patches_than_it_needs():
+    """Under --sram the fewest-MAC schedule that fits then takes fewer patches while it
+    still fits (patch_search.fewer_patches with the budget as the limit): each stage
+    with half its rows exceeds the budget or costs MACs. mcunet_vww1 at 40,000 B on
+    cortex-m4: 17,002,928 -> 16,886,460 instructions (32,064 -> 36,216 B, both fit)."""
+    from mcuc.pipeline import cortexm_scratch
+
+    graph = load_model(shared_model_path("mcunet_vww1")).graph
+    scratch = cortexm_scratch("cortex-m4")
+    program = schedule(graph, CompileOptions(target="cortex-m4", io="int8", sram=40000), scratch)
+    specs = [s["patch"] for s in program.notes["schedule"]]
+    assert specs and program.arena_bytes <= 40000
+    halved = 0
+    for i, spec in enumerate(specs):
+        rows, rest = spec.split("x", 1)
+        if int(rows) < 2:
+            continue
+        trial = ",".join(specs[:i] + [f"{int(rows) // 2}x{rest}"] + specs[i + 1:])
+        other = schedule(graph, CompileOptions(target="cortex-m4", io="int8", patch=trial), scratch)
+        assert other.arena_bytes > 40000 or other.notes["mac_overhead"] > program.notes["mac_overhead"], trial
+        halved += 1
+    assert halved
+
+
 def test_budget_that_nothing_meets_names_the_smallest_peak():
     path = shared_model_path("mcunet_vww1")
     graph = load_model(path).graph
