@@ -318,7 +318,8 @@ def cmd_plan(args) -> int:
     else:
         svg = None if args.json else Path(f"{Path(args.model).stem}_plan.svg")
     compare = load_points(Path(args.compare)) if args.compare else None
-    report = plan_model(args.model, _options(args), svg, progress=_show_progress(args), compare=compare)
+    report = plan_model(args.model, _options(args), svg, progress=_show_progress(args), compare=compare,
+                        cycles=args.cycles)
     print(json.dumps(report, indent=2) if args.json else format_plan(report))
     return 0
 
@@ -438,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", default=None, metavar="CSV",
                    help="points to compare with (header label,arena_bytes,mac_factor; # comments): each "
                         "gets the schedule of fewest MACs within its bytes, in the table and on the plot")
+    p.add_argument("--cycles", action="store_true",
+                   help="also run each schedule of the front on the emulated --target core: instructions and "
+                        "estimated cycles beside arena and MACs (a few seconds per schedule)")
     _add_io_buffers_option(p)
     _add_onnx_numerics_option(p)
     _add_limit_option(p)

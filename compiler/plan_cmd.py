@@ -97,10 +97,36 @@ def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
     }
 
 
+def _measure(graph: Graph, rows: list[dict], candidates: list[Candidate], scratch, options: CompileOptions,
+             base_macs: int) -> None:
+    """Each row's schedule run on the emulated core (one inference of seeded random
+    inputs): its instructions and estimated cycles (None on cores without a timing
+    model), and both relative to layer by layer (the first row)."""
+    import numpy as np
+
+    from mcuc.backends.cortexm import run_cortexm
+    from mcuc.pipeline import cortexm_target
+    from mcuc.samples import random_inputs
+
+    target = cortexm_target(options.target, options.optimize, options.float_abi)
+    inputs = None
+    for row, c in zip(rows, candidates):
+        program = plan_candidate(graph, c, scratch, base_macs)[1]
+        inputs = inputs if inputs is not None else random_inputs(program.graph, np.random.default_rng(0))
+        result = run_cortexm(program, inputs, target)
+        row["instructions"], row["cycles"] = result.instructions, result.cycles
+    base = rows[0]
+    for row in rows:
+        row["instruction_factor"] = round(row["instructions"] / base["instructions"], 4)
+        row["cycle_factor"] = round(row["cycles"] / base["cycles"], 4) if base["cycles"] else None
+
+
 def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None = None,
-               progress: bool = False, compare: list[Point] | None = None) -> dict:
+               progress: bool = False, compare: list[Point] | None = None, cycles: bool = False) -> dict:
     """The trade-off report of one model (and the SVG written to `svg_path`). `progress`:
-    a tqdm bar on stderr over the search and the exact plans of the front."""
+    a tqdm bar on stderr over the search and the exact plans of the front. `cycles`: each
+    schedule of the front also run on the emulated target (instructions, estimated
+    cycles), which takes a few seconds per schedule."""
     from mcuc.bench import progress_bar
     from mcuc.model import load_with_options
 
@@ -129,6 +155,8 @@ def plan_model(model_path: str, options: CompileOptions, svg_path: Path | None =
                if c.stages and c.peak < baseline.arena_bytes]
     rows = [_row(graph, baseline, "layer-by-layer" + ("" if chosen.best.stages else ", chosen"))]
     rows += [_row(graph, c, "chosen" if c.stages == chosen.best.stages else "") for c in planned]
+    if cycles:
+        _measure(graph, rows, [baseline, *planned], scratch, options, baseline.macs)
     report = {"model": graph.name, "io": options.io, "target": options.target,
               "max_overhead": AUTO_MAX_OVERHEAD, "candidates": len(candidates),
               "layer_by_layer_bytes": baseline.arena_bytes, "chosen": _row(graph, chosen.best, "chosen"),
@@ -170,6 +198,7 @@ def short_name(name: str) -> str:
 
 def format_plan(report: dict) -> str:
     rows = report["front"]
+    measured = bool(rows) and "instructions" in rows[0]
     kinds, names = [], []
     for r in rows:
         kind, name = r.get("split_kind"), r.get("split_name")
@@ -185,7 +214,8 @@ def format_plan(report: dict) -> str:
              f"picks {report['chosen']['patch']}: {report['chosen']['peak_bytes']:,} B, "
              f"{report['chosen']['mac_overhead']:.1%} extra MACs",
              f"{'split':>5}  {'op':<{kind_width}} {'name':<{width}} {'grid':>11} {'peak B':>10} {'MACs':>12} "
-             f"{'overhead':>9}  note"]
+             f"{'overhead':>9}" + (f" {'instructions':>13} {'x':>6} {'est. cycles':>13} {'x':>6}" if measured else "")
+             + "  note"]
     for r, kind, name in zip(rows, kinds, names):
         split = "-" if r["split"] is None else str(r["split"])
         grid = "-" if r["grid"] is None else f"{r['grid'][0]}x{r['grid'][1]}" + ("+cache" if r.get("cached") else "")
@@ -193,9 +223,15 @@ def format_plan(report: dict) -> str:
         # the first stage has the columns; later stages (the search adds them at the peak) go in the note
         later = r.get("stages", [])[1:]
         note = " ".join(x for x in (r["role"], "then " + ", ".join(later) if later else "") if x)
+        speed = ""
+        if measured:
+            cyc = "-" if r["cycles"] is None else f"{r['cycles']:,}"
+            cyc_x = "-" if r["cycle_factor"] is None else f"{r['cycle_factor']:.3f}"
+            speed = f" {r['instructions']:>13,} {r['instruction_factor']:>6.3f} {cyc:>13} {cyc_x:>6}"
         lines.append(f"{split:>5}  {kind:<{kind_width}} {fit(name, width):<{width}} {grid:>11} {peak:>10} "
-                     f"{r['macs']:>12,} {r['mac_overhead']:>8.1%}  {note}".rstrip())
-    lines.append("peak B: arena bytes planned exactly; ~ marks an estimate (live-set bound)")
+                     f"{r['macs']:>12,} {r['mac_overhead']:>8.1%}{speed}  {note}".rstrip())
+    lines.append("peak B: arena bytes planned exactly; ~ marks an estimate (live-set bound)"
+                 + ("; x: relative to layer by layer, on the emulated core" if measured else ""))
     if report.get("compare"):
         lines.append("compared (the fewest MACs whose arena fits each point):")
         lines.append(f"  {'point':<24} {'arena B':>9} {'x MACs':>7}  {'mcuc B':>9} {'x MACs':>7}  met  schedule")

@@ -470,3 +470,30 @@ def test_patch_band_shifts_that_overlap(backend):
     got = run_chost(program, inputs) if backend == "host" else run_cortexm(program, inputs, get_target(target)).outputs
     want = TFLiteOracle(model)(inputs)
     assert np.array_equal(np.asarray(got[0]).reshape(want[0].shape), want[0])
+
+
+@_NEEDS_ARM
+def test_plan_cycles_measures_every_schedule_of_the_front(tmp_path, capsys):
+    """`mcuc plan --cycles`: each row of the front run on the emulated core, the first
+    (layer by layer) with the same instructions and cycles as running that schedule
+    directly, the others relative to it."""
+    import json
+
+    from mcuc.cli import main
+    from mcuc.pipeline import CompileOptions, cortexm_scratch, cortexm_target, schedule
+    from mcuc.samples import random_inputs
+
+    model, _ = _chain_model(11)
+    path = tmp_path / "chain.tflite"
+    path.write_bytes(model)
+    assert main(["plan", str(path), "--cycles", "--json", "--target", "cortex-m4"]) == 0
+    rows = json.loads(capsys.readouterr().out)["front"]
+    assert len(rows) >= 2 and all(r["instructions"] > 0 and r["cycles"] > 0 for r in rows)
+    assert rows[0]["instruction_factor"] == 1.0 and rows[0]["cycle_factor"] == 1.0
+    program = schedule(load_tflite(model), CompileOptions("cortex-m4"), cortexm_scratch("cortex-m4"))
+    direct = run_cortexm(program, random_inputs(program.graph, np.random.default_rng(0)), cortexm_target("cortex-m4"))
+    assert (rows[0]["instructions"], rows[0]["cycles"]) == (direct.instructions, direct.cycles)
+    for r in rows[1:]:
+        assert r["instruction_factor"] == round(r["instructions"] / rows[0]["instructions"], 4)
+    assert main(["plan", str(path), "--cycles", "--svg", str(tmp_path / "p.svg")]) == 0
+    assert "est. cycles" in capsys.readouterr().out
