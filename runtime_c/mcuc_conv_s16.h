@@ -34,15 +34,52 @@ MCUC_INLINE int32_t mcuc_output_stage16(int64_t acc, const mcuc_quant16_t *q, in
     return mcuc_clamp(y + q->out_zp, q->act_min, q->act_max);
 }
 
+/* One tap's `cg` products into the sum: int8 weights one product at a time (the input
+ * zero point subtracted: FULLY_CONNECTED), or int16 weights (`w16`, DSP cores, input zero
+ * point 0) two per SMLALD into the int64 sum or SMLAD into the int32 one, an odd
+ * group's last channel alone. The int32 sum wraps as the C++ loop's does. */
+MCUC_INLINE void mcuc_tap16(const int16_t *x, const void *w, int cg, int w16, const mcuc_quant16_t *q,
+                            uint32_t *acc32, int64_t *acc64) {
+    int k = 0;
+#if MCUC_DSP
+    if (w16) {
+        const int16_t *wt = (const int16_t *)w;
+        int32_t a32 = (int32_t)*acc32;
+        int64_t a64 = *acc64;
+        for (; k + 2 <= cg; k += 2) {
+            const uint32_t xv = mcuc_load32(x + k), wv = mcuc_load32(wt + k);
+            if (q->bias32) {
+                a32 = __smlad((int32_t)xv, (int32_t)wv, a32);
+            } else {
+                a64 = __smlald((int32_t)xv, (int32_t)wv, a64);
+            }
+        }
+        *acc32 = (uint32_t)a32;
+        *acc64 = a64;
+    }
+#endif
+    for (; k < cg; k++) {
+        const int32_t wk = w16 ? ((const int16_t *)w)[k] : ((const int8_t *)w)[k];
+        const int32_t product = (x[k] - q->in_zp) * wk;
+        if (q->bias32) {
+            *acc32 += (uint32_t)product;
+        } else {
+            *acc64 += product;
+        }
+    }
+}
+
 /* `in_per_group` input channels per group (the weights' last dimension); output channel o
- * reads group o / (out channels per group). */
+ * reads group o / (out channels per group). `w`: int8 OHWI weights, or with `w16` (DSP
+ * cores for speed: twice the flash) the same sign-extended to int16. */
 MCUC_INLINE void mcuc_conv_s16x8(const int16_t *in, int16_t *out, const mcuc_dims_t *in_dims,
                                  const mcuc_dims_t *out_dims, const mcuc_window_t *win, int in_per_group,
-                                 const int8_t *w, const mcuc_quant16_t *q) {
+                                 const void *w, int w16, const mcuc_quant16_t *q) {
     const int n = in_dims->n, h = in_dims->h, wd = in_dims->w, c = in_dims->c;
     const int oh = out_dims->h, ow = out_dims->w, oc = out_dims->c;
     const int kh = win->kh, kw = win->kw, cg = in_per_group, per_group = oc / (c / in_per_group);
-    int b, oy, ox, o, ky, kx, k;
+    const int item = w16 ? 2 : 1;
+    int b, oy, ox, o, ky, kx;
     for (b = 0; b < n; b++) {
         for (oy = 0; oy < oh; oy++) {
             for (ox = 0; ox < ow; ox++) {
@@ -58,21 +95,12 @@ MCUC_INLINE void mcuc_conv_s16x8(const int16_t *in, int16_t *out, const mcuc_dim
                         }
                         for (kx = 0; kx < kw; kx++) {
                             const int ix = ox * win->stride_w - win->pad_left + kx * win->dil_w;
-                            const int16_t *x;
-                            const int8_t *wt;
                             if (ix < 0 || ix >= wd) {
                                 continue;
                             }
-                            x = in + ((b * h + iy) * wd + ix) * c + first;
-                            wt = w + ((o * kh + ky) * kw + kx) * cg;
-                            for (k = 0; k < cg; k++) {
-                                const int32_t product = (x[k] - q->in_zp) * wt[k];
-                                if (q->bias32) {
-                                    acc32 += (uint32_t)product;
-                                } else {
-                                    acc64 += product;
-                                }
-                            }
+                            mcuc_tap16(in + ((b * h + iy) * wd + ix) * c + first,
+                                       (const int8_t *)w + ((o * kh + ky) * kw + kx) * cg * item, cg, w16, q, &acc32,
+                                       &acc64);
                         }
                     }
                     y[o] = (int16_t)mcuc_output_stage16(q->bias32 ? (int64_t)(int32_t)acc32 : acc64, q, o);
@@ -81,64 +109,5 @@ MCUC_INLINE void mcuc_conv_s16x8(const int16_t *in, int16_t *out, const mcuc_dim
         }
     }
 }
-
-#if MCUC_DSP
-/* The same on DSP cores with the weights sign-extended to int16 at compile time (`w16`,
- * OHWI; twice the flash): two products per SMLALD into the int64 sum, or per SMLAD into
- * the int32 one (which wraps as the C++ loop's does), one word of inputs and one of
- * weights per pair; an odd group's last channel alone. Input zero point 0 (the convs;
- * a fully connected layer with another takes mcuc_conv_s16x8). */
-MCUC_INLINE void mcuc_conv_s16x8_dsp(const int16_t *in, int16_t *out, const mcuc_dims_t *in_dims,
-                                     const mcuc_dims_t *out_dims, const mcuc_window_t *win, int in_per_group,
-                                     const int16_t *w16, const mcuc_quant16_t *q) {
-    const int n = in_dims->n, h = in_dims->h, wd = in_dims->w, c = in_dims->c;
-    const int oh = out_dims->h, ow = out_dims->w, oc = out_dims->c;
-    const int kh = win->kh, kw = win->kw, cg = in_per_group, per_group = oc / (c / in_per_group);
-    int b, oy, ox, o, ky, kx, k;
-    for (b = 0; b < n; b++) {
-        for (oy = 0; oy < oh; oy++) {
-            for (ox = 0; ox < ow; ox++) {
-                int16_t *y = out + ((b * oh + oy) * ow + ox) * oc;
-                for (o = 0; o < oc; o++) {
-                    const int first = (o / per_group) * cg;
-                    int64_t acc64 = q->bias64 ? q->bias64[o] : 0;
-                    int32_t acc32 = q->bias32 ? q->bias32[o] : 0;
-                    for (ky = 0; ky < kh; ky++) {
-                        const int iy = oy * win->stride_h - win->pad_top + ky * win->dil_h;
-                        if (iy < 0 || iy >= h) {
-                            continue;
-                        }
-                        for (kx = 0; kx < kw; kx++) {
-                            const int ix = ox * win->stride_w - win->pad_left + kx * win->dil_w;
-                            const int16_t *x, *wt;
-                            if (ix < 0 || ix >= wd) {
-                                continue;
-                            }
-                            x = in + ((b * h + iy) * wd + ix) * c + first;
-                            wt = w16 + ((o * kh + ky) * kw + kx) * cg;
-                            for (k = 0; k + 2 <= cg; k += 2) {
-                                const uint32_t xv = mcuc_load32(x + k), wv = mcuc_load32(wt + k);
-                                if (q->bias32) {
-                                    acc32 = __smlad((int32_t)xv, (int32_t)wv, acc32);
-                                } else {
-                                    acc64 = __smlald((int32_t)xv, (int32_t)wv, acc64);
-                                }
-                            }
-                            if (k < cg) {
-                                if (q->bias32) {
-                                    acc32 = (int32_t)((uint32_t)acc32 + (uint32_t)(x[k] * wt[k]));
-                                } else {
-                                    acc64 += x[k] * wt[k];
-                                }
-                            }
-                        }
-                    }
-                    y[o] = (int16_t)mcuc_output_stage16(q->bias32 ? (int64_t)acc32 : acc64, q, o);
-                }
-            }
-        }
-    }
-}
-#endif
 
 #endif /* MCUC_CONV_S16_H */

@@ -371,8 +371,8 @@ def _emit_16x8(site: Site, step: Step, program: Program, target: Target) -> Step
     """CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int16 activations and int8
     weights (16x8): every layer a grouped convolution over OHWI weights (mcuc_conv_s16.h),
     the sum and output stage by the bias's type (mcuc.ir.ops.int16_stage). On DSP cores
-    (for speed, input zero point 0) mcuc_conv_s16x8_dsp on int16 weights, else the
-    portable mcuc_conv_s16x8."""
+    (for speed, input zero point 0) its weights are sign-extended to int16 for two
+    products per SMLALD/SMLAD (mcuc_tap16)."""
     from mcuc.ir.ops.batch_matmul import reduced_multiplier
 
     fn, op = site.fn, step.op
@@ -406,7 +406,7 @@ def _emit_16x8(site: Site, step: Step, program: Program, target: Target) -> Step
         in_zp=_zp(x), out_zp=_zp(y), act_min=op.attrs.act_min, act_max=op.attrs.act_max))
     decls = _render("conv16.j2", site, comment=f"{op.label}: 16x8", arrays=arrays, quant=quant, structs=structs,
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op), in_per_group=cg,
-                    kernel="mcuc_conv_s16x8_dsp" if dsp else "mcuc_conv_s16x8")
+                    w16=int(dsp))
     return StepCode(decls, _call(site), (CONV_S16_H,))
 
 

@@ -139,9 +139,9 @@ def test_portable_c_matches_tflite_micro(layers, seed):
 @settings(deadline=None, max_examples=8)
 @given(layers=st.lists(layer_16x8(), min_size=1, max_size=3), seed=st.integers(0, 2**31))
 def test_dsp_kernel_matches_tflite_micro(layers, seed):
-    """mcuc_conv_s16x8_dsp (int16 weights, SMLALD / SMLAD pairs, odd groups' last channel
-    alone) on an emulated Cortex-M4; a fully connected layer with an input zero point
-    takes the portable kernel."""
+    """mcuc_conv_s16x8 on int16 weights (mcuc_tap16's SMLALD / SMLAD pairs, an odd
+    group's last channel alone) on an emulated Cortex-M4; a fully connected layer with an
+    input zero point keeps int8 weights."""
     model, inputs = _model(layers, seed)
     assert_matches_oracle(model, inputs, backends=("cortex-m4",), what=str(layers))
 

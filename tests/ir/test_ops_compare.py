@@ -34,7 +34,11 @@ KINDS = ("MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE")
 
 def outputs_on(backend: str, model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """The model's outputs on one backend (c-host plans with cortex-m0's scratch)."""
-    graph = load_tflite(model)
+    return graph_outputs_on(backend, load_tflite(model), inputs)
+
+
+def graph_outputs_on(backend: str, graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """A loaded (or rewritten) graph's outputs on one backend."""
     if backend == "reference":
         return run(graph, inputs)
     if backend == "llvm":

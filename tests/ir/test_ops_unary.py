@@ -17,17 +17,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mcuc.backends.cortexm import get_target, run_chost, run_cortexm
-from mcuc.backends.cortexm.kernels import scratch_requests as cortexm_scratch
-from mcuc.backends.llvm import compile_program, scratch_requests as llvm_scratch
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.interpreter import run
 from mcuc.ir.ops import abs as abs_op, elu as elu_op, leaky_relu as leaky_relu_op, rsqrt as rsqrt_op
 from mcuc.ir.ops import tanh as tanh_op
 from mcuc.oracle import TFLiteOracle
-from mcuc.passes import plan
 
+from tests.ir.test_ops_compare import outputs_on
 from tests.support.tflite_builder import ModelBuilder
 
 OPS = ("ABS", "LEAKY_RELU", "TANH", "ELU", "RSQRT")
@@ -59,19 +55,6 @@ def model_of(cases: list[Case]) -> bytes:
         ins.append(x)
         outs.append(y)
     return mb.build(ins, outs)
-
-
-def outputs_on(backend: str, model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    graph = load_tflite(model)
-    if backend == "reference":
-        return run(graph, inputs)
-    if backend == "llvm":
-        return compile_program(plan(graph, llvm_scratch))(inputs)
-    target = get_target("cortex-m0" if backend == "c-host" else backend)
-    program = plan(graph, scratch=lambda op, in_place: cortexm_scratch(op, in_place, target))
-    if backend == "c-host":
-        return run_chost(program, inputs)
-    return run_cortexm(program, inputs, target).outputs
 
 
 def assert_cases_match(cases: list[Case], backends=("reference",)) -> None:

@@ -13,16 +13,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mcuc.backends.cortexm import get_target, run_chost, run_cortexm
-from mcuc.backends.cortexm.kernels import scratch_requests as cortexm_scratch
-from mcuc.backends.llvm import compile_program, scratch_requests as llvm_scratch
 from mcuc.frontend.tflite import load_tflite
-from mcuc.ir.interpreter import run
 from mcuc.ir.ops.kinds import CONV_2D, DEPTHWISE_CONV_2D
 from mcuc.oracle import TFLiteOracle
-from mcuc.passes import depthwise_as_conv, plan
+from mcuc.passes import depthwise_as_conv
 
-from tests.ir.test_ops_compare import NEEDS_ARM
+from tests.ir.test_ops_compare import NEEDS_ARM, graph_outputs_on
 from tests.support.tflite_builder import ModelBuilder
 
 _ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
@@ -68,22 +64,12 @@ def _model(specs: list[dict], seed: int) -> tuple[bytes, list[np.ndarray]]:
     return mb.build(ins, outs), values
 
 
-def _outputs(backend: str, graph, inputs):
-    if backend == "reference":
-        return run(graph, inputs)
-    if backend == "llvm":
-        return compile_program(plan(graph, llvm_scratch))(inputs)
-    target = get_target("cortex-m0" if backend == "c-host" else backend)
-    program = plan(graph, scratch=lambda op, in_place: cortexm_scratch(op, in_place, target))
-    return run_chost(program, inputs) if backend == "c-host" else run_cortexm(program, inputs, target).outputs
-
-
 def _assert_rewritten_matches(model: bytes, inputs, backends) -> None:
     graph = depthwise_as_conv(load_tflite(model))
     assert [op.kind for op in graph.ops] == [CONV_2D] * len(graph.ops)
     want = TFLiteOracle(model)(inputs)
     for backend in backends:
-        for k, (g, w) in enumerate(zip(_outputs(backend, graph, inputs), want)):
+        for k, (g, w) in enumerate(zip(graph_outputs_on(backend, graph, inputs), want)):
             wrong = np.flatnonzero(np.asarray(g).reshape(-1) != np.asarray(w).reshape(-1))
             assert g.shape == w.shape and wrong.size == 0, \
                 f"{backend}: output {k}: {wrong.size} values differ from tflite-micro's depthwise"

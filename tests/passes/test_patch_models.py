@@ -106,6 +106,18 @@ def test_auto_search_beats_layer_by_layer_within_the_overhead():
     assert all(np.array_equal(e, g) for e, g in zip(expected, run_program(program, inputs)))
 
 
+def _halved(program) -> list[str]:
+    """The program's schedule as --patch strings, each with one stage's patch rows halved
+    (stages of one row left out)."""
+    specs = [s["patch"] for s in program.notes["schedule"]]
+    trials = []
+    for i, spec in enumerate(specs):
+        rows, rest = spec.split("x", 1)
+        if int(rows) >= 2:
+            trials.append(",".join(specs[:i] + [f"{int(rows) // 2}x{rest}"] + specs[i + 1:]))
+    return trials
+
+
 def test_auto_stages_hold_no_more_patches_than_the_arena_needs():
     """Each stage --patch auto picks, with half its patch rows, needs a larger arena or more
     MACs (patch_search.fewer_patches): before, mcunet_person_det's second stage took 16x1
@@ -115,18 +127,12 @@ def test_auto_stages_hold_no_more_patches_than_the_arena_needs():
     graph = load_model(shared_model_path("mcunet_person_det")).graph
     options = CompileOptions(target="cortex-m4", io="int8")
     program = schedule(graph, CompileOptions(target="cortex-m4", io="int8", patch="auto"), cortexm_scratch("cortex-m4"))
-    specs = [s["patch"] for s in program.notes["schedule"]]
-    assert len(specs) == 2 and program.notes["mac_overhead"] == 0.0
-    halved = 0
-    for i, spec in enumerate(specs):
-        rows, rest = spec.split("x", 1)
-        if int(rows) < 2:
-            continue
-        trial = ",".join(specs[:i] + [f"{int(rows) // 2}x{rest}"] + specs[i + 1:])
+    assert len(program.notes["schedule"]) == 2 and program.notes["mac_overhead"] == 0.0
+    trials = _halved(program)
+    for trial in trials:
         other = schedule(graph, replace(options, patch=trial), cortexm_scratch("cortex-m4"))
         assert (other.arena_bytes, other.notes["mac_overhead"]) > (program.arena_bytes, program.notes["mac_overhead"])
-        halved += 1
-    assert halved
+    assert trials
 
 
 def test_a_budget_takes_no_more_patches_than_it_needs():
@@ -139,18 +145,12 @@ def test_a_budget_takes_no_more_patches_than_it_needs():
     graph = load_model(shared_model_path("mcunet_vww1")).graph
     scratch = cortexm_scratch("cortex-m4")
     program = schedule(graph, CompileOptions(target="cortex-m4", io="int8", sram=40000), scratch)
-    specs = [s["patch"] for s in program.notes["schedule"]]
-    assert specs and program.arena_bytes <= 40000
-    halved = 0
-    for i, spec in enumerate(specs):
-        rows, rest = spec.split("x", 1)
-        if int(rows) < 2:
-            continue
-        trial = ",".join(specs[:i] + [f"{int(rows) // 2}x{rest}"] + specs[i + 1:])
+    assert program.notes["schedule"] and program.arena_bytes <= 40000
+    trials = _halved(program)
+    for trial in trials:
         other = schedule(graph, CompileOptions(target="cortex-m4", io="int8", patch=trial), scratch)
         assert other.arena_bytes > 40000 or other.notes["mac_overhead"] > program.notes["mac_overhead"], trial
-        halved += 1
-    assert halved
+    assert trials
 
 
 def test_budget_that_nothing_meets_names_the_smallest_peak():
