@@ -30,7 +30,8 @@ import numpy as np
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.graph import Graph
-from mcuc.ir.ops import kinds
+from mcuc.ir.numerics import TFLITE, rule_of
+from mcuc.ir.ops import Trait, kinds, op_def
 from mcuc.ir.tensor import quoted, short_list
 
 MIB = 1 << 20
@@ -229,12 +230,7 @@ def check_integer_arithmetic(op) -> None:
     a float model, or a dynamic-range (hybrid) one with float activations and int8
     weights. mcuc's kernels compute quantized values only; before, such an op loaded and
     later failed with a backend's message, or a traceback in `mcuc verify`."""
-    from mcuc.ir.numerics import TFLiteQ31
-    from mcuc.ir.ops import Trait, op_def
-
-    numerics = getattr(op.attrs, "numerics", None)
-    if op.kind in _FLOAT_EDGES or op_def(op.kind).has(Trait.VIEW) or not (numerics is None
-                                                                           or isinstance(numerics, TFLiteQ31)):
+    if op.kind in _FLOAT_EDGES or op_def(op.kind).has(Trait.VIEW) or rule_of(op.attrs) != TFLITE:
         return
     for role, tensors in (("input", op.inputs), ("output", op.outputs)):
         for t in tensors:

@@ -59,8 +59,7 @@ MCUC_INLINE void mcuc_tap16(const int16_t *x, const void *w, int cg, int w16, co
     }
 #endif
     for (; k < cg; k++) {
-        const int32_t wk = w16 ? ((const int16_t *)w)[k] : ((const int8_t *)w)[k];
-        const int32_t product = (x[k] - q->in_zp) * wk;
+        const int32_t product = (x[k] - q->in_zp) * mcuc_get_s8s16(w, k, w16);
         if (q->bias32) {
             *acc32 += (uint32_t)product;
         } else {

@@ -52,16 +52,12 @@ MCUC_INLINE int32_t mcuc_map16_one(int32_t x, const mcuc_map16_params_t *p) {
     return mcuc_clamp(y, p->lo, p->hi);
 }
 
-/* `narrow`: int8 output (element i written after element i was read: in place is safe) */
-MCUC_INLINE void mcuc_map_s16(const int16_t *in, void *out, int n, const mcuc_map16_params_t *p, int narrow) {
+/* An int8 output, or int16 with `wide` (element i written after element i was read: in
+ * place is safe) */
+MCUC_INLINE void mcuc_map_s16(const int16_t *in, void *out, int n, const mcuc_map16_params_t *p, int wide) {
     int i;
     for (i = 0; i < n; i++) {
-        const int32_t y = mcuc_map16_one(in[i], p);
-        if (narrow) {
-            ((int8_t *)out)[i] = (int8_t)y;
-        } else {
-            ((int16_t *)out)[i] = (int16_t)y;
-        }
+        mcuc_set_s8s16(out, i, mcuc_map16_one(in[i], p), wide);
     }
 }
 
@@ -266,8 +262,7 @@ MCUC_INLINE void mcuc_pool(const void *in, void *out, const mcuc_dims_t *in_dims
                     for (ky = ky0; ky < ky1; ky++) {
                         const int row = base + ((iy0 + ky) * in_w + ix0) * ch + c;
                         for (kx = kx0; kx < kx1; kx++) {
-                            const int32_t v = wide ? ((const int16_t *)in)[row + kx * ch]
-                                                   : ((const int8_t *)in)[row + kx * ch];
+                            const int32_t v = mcuc_get_s8s16(in, row + kx * ch, wide);
                             if (is_max) {
                                 acc = v > acc ? v : acc;
                             } else {
@@ -279,12 +274,7 @@ MCUC_INLINE void mcuc_pool(const void *in, void *out, const mcuc_dims_t *in_dims
                         const int32_t count = (ky1 - ky0) * (kx1 - kx0);
                         acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
                     }
-                    acc = mcuc_clamp(acc, act_min, act_max);
-                    if (wide) {
-                        ((int16_t *)out)[at + c] = (int16_t)acc;
-                    } else {
-                        ((int8_t *)out)[at + c] = (int8_t)acc;
-                    }
+                    mcuc_set_s8s16(out, at + c, mcuc_clamp(acc, act_min, act_max), wide);
                 }
             }
         }
@@ -324,18 +314,10 @@ MCUC_INLINE void mcuc_mean(const void *in, void *out, const mcuc_reduce_t *r, co
                                 for (b3 = 0; b3 < inner[3]; b3++) {
                                     const int at = base + b0 * inner_strides[0] + b1 * inner_strides[1] +
                                                    b2 * inner_strides[2] + b3 * inner_strides[3];
-                                    const int32_t v = wide ? (int32_t)((const int16_t *)in)[at]
-                                                           : (int32_t)((const int8_t *)in)[at];
-                                    sum += (uint32_t)v;
+                                    sum += (uint32_t)mcuc_get_s8s16(in, at, wide);
                                 }
-                    {
-                        const int32_t y = mcuc_output_stage((int32_t)(sum - (uint32_t)q->in_zp * (uint32_t)count), q, 0);
-                        if (wide) {
-                            ((int16_t *)out)[o] = (int16_t)y;
-                        } else {
-                            ((int8_t *)out)[o] = (int8_t)y;
-                        }
-                    }
+                    const int32_t shifted = (int32_t)(sum - (uint32_t)q->in_zp * (uint32_t)count);
+                    mcuc_set_s8s16(out, o, mcuc_output_stage(shifted, q, 0), wide);
                 }
 }
 

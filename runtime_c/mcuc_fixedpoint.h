@@ -145,4 +145,18 @@ MCUC_INLINE void mcuc_store32(void *p, uint32_t v) {
     memcpy(p, &v, 4);
 }
 
+/* Element i of an int8 array, or of an int16 one with `wide`: the kernels that take
+ * either pass `wide` as a constant, so each call keeps one access. */
+MCUC_INLINE int32_t mcuc_get_s8s16(const void *p, int i, int wide) {
+    return wide ? (int32_t)((const int16_t *)p)[i] : (int32_t)((const int8_t *)p)[i];
+}
+
+MCUC_INLINE void mcuc_set_s8s16(void *p, int i, int32_t v, int wide) {
+    if (wide) {
+        ((int16_t *)p)[i] = (int16_t)v;
+    } else {
+        ((int8_t *)p)[i] = (int8_t)v;
+    }
+}
+
 #endif /* MCUC_FIXEDPOINT_H */

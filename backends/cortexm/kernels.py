@@ -22,8 +22,8 @@ import numpy as np
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.op import Op
 from mcuc.ir.ops import kinds, supported_kinds
-from mcuc.ir.ops.common import Padding2D, channel_requant_params, dtype_range
-from mcuc.ir.ops.int16_stage import is_16x8
+from mcuc.ir.ops.common import channel_requant_params, dtype_range
+from mcuc.ir.ops.int16_stage import grouped_conv, is_16x8
 from mcuc.ir.numerics import (ONNXRUNTIME, ORT_GLOBAL_AVERAGE_POOL, ORT_REDUCE_MEAN, OrtFloat, OrtInteger, TFLiteQ31,
                                in_float, numerics_type, rule_of, u8s8_pairs, uint8_offset)
 from mcuc.ir.ops.mean import resolved_axes
@@ -373,39 +373,24 @@ def _emit_16x8(site: Site, step: Step, program: Program, target: Target) -> Step
     the sum and output stage by the bias's type (mcuc.ir.ops.int16_stage). On DSP cores
     (for speed, input zero point 0) its weights are sign-extended to int16 for two
     products per SMLALD/SMLAD (mcuc_tap16)."""
-    from mcuc.ir.ops.batch_matmul import reduced_multiplier
-
     fn, op = site.fn, step.op
-    x, w, y = op.inputs[0], op.inputs[1], op.output
-    _require(y.dtype == "int16" and w.dtype == "int8", op, "16x8 layers take int8 weights and give int16")
-    if op.kind == kinds.FULLY_CONNECTED:
-        units, depth = w.shape
-        weights, cg = w.data.reshape(units, 1, 1, depth), depth
-        x_shape, y_shape = (x.size // depth, 1, 1, depth), (x.size // depth, 1, 1, units)
-        structs = _geometry(Tensor("x", x_shape, x.dtype), Tensor("y", y_shape, y.dtype), (1, 1), (1, 1), (1, 1),
-                            Padding2D())
-    else:
-        a = op.attrs
-        weights = w.data if op.kind == kinds.CONV_2D else np.transpose(w.data, (3, 1, 2, 0))
-        cg = weights.shape[3]
-        structs = _geometry(x, y, tuple(weights.shape[1:3]), a.stride, a.dilation, a.padding)
-    oc = weights.shape[0]
-    mult, shift = (np.broadcast_to(np.asarray(v, np.int64), (oc,)) for v in channel_requant_params(op, x, w, y))
+    x, y = op.inputs[0], op.output
+    g = grouped_conv(op)
+    structs = _geometry(Tensor("x", g.x_shape, x.dtype), Tensor("y", g.y_shape, y.dtype), g.weights.shape[1:3],
+                        g.stride, g.dilation, g.padding)
     bias_t = op.inputs[2] if len(op.inputs) > 2 else None
-    q31 = bias_t is not None and bias_t.dtype == "int32"  # tflite-micro's int32 sums
     dsp = target.has_dsp and target.int16_weights and _zp(x) == 0
-    arrays = [_ints("int16_t" if dsp else "int8_t", f"{fn}_w", weights),
-              _ints("int32_t", f"{fn}_mult", mult if q31 else reduced_multiplier(mult)),
-              _ints("int32_t", f"{fn}_shift", shift if q31 else 15 - shift)]
+    arrays = [_ints("int16_t" if dsp else "int8_t", f"{fn}_w", g.weights),
+              _ints("int32_t", f"{fn}_mult", g.multiplier), _ints("int32_t", f"{fn}_shift", g.shift)]
     if bias_t is not None:
-        arrays.append(CArray("int32_t" if q31 else "int64_t", f"{fn}_bias",
-                             [f"{int(v)}" if q31 else f"INT64_C({int(v)})" for v in bias_t.data.reshape(-1)]))
+        arrays.append(CArray("int32_t" if g.q31 else "int64_t", f"{fn}_bias",
+                             [f"{int(v)}" if g.q31 else f"INT64_C({int(v)})" for v in bias_t.data.reshape(-1)]))
     bias = "0" if bias_t is None else f"{fn}_bias"
     quant = c_struct("mcuc_quant16_t", f"{fn}_q", dict(
-        bias64=bias if not q31 else "0", bias32=bias if q31 else "0", mult=f"{fn}_mult", shift=f"{fn}_shift",
+        bias64=bias if not g.q31 else "0", bias32=bias if g.q31 else "0", mult=f"{fn}_mult", shift=f"{fn}_shift",
         in_zp=_zp(x), out_zp=_zp(y), act_min=op.attrs.act_min, act_max=op.attrs.act_max))
     decls = _render("conv16.j2", site, comment=f"{op.label}: 16x8", arrays=arrays, quant=quant, structs=structs,
-                    in_offset=_offset(program, x, op), out_offset=_offset(program, y, op), in_per_group=cg,
+                    in_offset=_offset(program, x, op), out_offset=_offset(program, y, op), in_per_group=g.in_per_group,
                     w16=int(dsp))
     return StepCode(decls, _call(site), (CONV_S16_H,))
 
@@ -633,7 +618,7 @@ def _emit_map16(site: Site, step: Step, program: Program) -> StepCode:
         fields = dict(in_zp=p.input_zero_point, out_zp=p.output_zero_point, mult=p.multiplier, shift=p.shift,
                       mult_neg=p.multiplier, shift_neg=p.shift, lo=lo, hi=hi, rescale=1)
     params = c_struct("mcuc_map16_params_t", f"{fn}_p", fields)
-    return StepCode(_render("map16.j2", site, params=params, dequantize=False, narrow=int(y.dtype == "int8"),
+    return StepCode(_render("map16.j2", site, params=params, dequantize=False, wide=int(y.dtype == "int16"),
                             **common), _call(site), (ELEMENTWISE_H,))
 
 
@@ -686,26 +671,24 @@ def _emit_binary(site: Site, step: Step, program: Program, target: Target) -> St
             consts[k] = f"{site.name}_c{k + 1}"
             arrays.append(CArray(ctype, consts[k], [str(int(v)) for v in t.data.reshape(-1)], per_call=True))
     wide = y.dtype == "int16"
-    if wide and op.kind in (kinds.ADD, kinds.SUB):
-        # int16: TFLM's ADD/SUB per element (left shift 15; 65536-entry tables would not pay)
+    if op.kind in (kinds.ADD, kinds.SUB):
         from mcuc.ir.ops.add import add_params
         p = add_params(op)
-        params = c_struct("mcuc_add_params_t", f"{fn}_p", dict(
-            offset1=p.input1_offset, mult1=p.input1_multiplier, shift1=p.input1_shift,
-            offset2=p.input2_offset, mult2=p.input2_multiplier, shift2=p.input2_shift,
-            subtract=int(op.kind == kinds.SUB), left_shift=p.left_shift, out_offset=p.output_offset,
-            out_mult=p.output_multiplier, out_shift=p.output_shift, act_min=op.attrs.act_min,
-            act_max=op.attrs.act_max))
-    elif op.kind in (kinds.ADD, kinds.SUB):
-        from mcuc.ir.ops.add import add_params
-        p = add_params(op)
-        t1, t2 = K.add_input_tables(p)
-        if op.kind == kinds.SUB:  # TFLM's SUB subtracts the rescaled second input: add its negation
-            t2 = -t2
-        bound = int(np.abs(t1).max() + np.abs(t2).max())
-        r = K.requant_constants([p.output_multiplier], [p.output_shift], bound, p.output_offset)
-        requant, params = _tflite_requant(fn, r, p.output_offset, op.attrs.act_min, op.attrs.act_max, 1)
-        arrays += [_ints("int32_t", f"{fn}_t1", t1), _ints("int32_t", f"{fn}_t2", t2), *requant]
+        if wide:  # TFLM's formula per element (left shift 15; 65536-entry tables would not pay)
+            params = c_struct("mcuc_add_params_t", f"{fn}_p", dict(
+                offset1=p.input1_offset, mult1=p.input1_multiplier, shift1=p.input1_shift,
+                offset2=p.input2_offset, mult2=p.input2_multiplier, shift2=p.input2_shift,
+                subtract=int(op.kind == kinds.SUB), left_shift=p.left_shift, out_offset=p.output_offset,
+                out_mult=p.output_multiplier, out_shift=p.output_shift, act_min=op.attrs.act_min,
+                act_max=op.attrs.act_max))
+        else:
+            t1, t2 = K.add_input_tables(p)
+            if op.kind == kinds.SUB:  # TFLM's SUB subtracts the rescaled second input: add its negation
+                t2 = -t2
+            bound = int(np.abs(t1).max() + np.abs(t2).max())
+            r = K.requant_constants([p.output_multiplier], [p.output_shift], bound, p.output_offset)
+            requant, params = _tflite_requant(fn, r, p.output_offset, op.attrs.act_min, op.attrs.act_max, 1)
+            arrays += [_ints("int32_t", f"{fn}_t1", t1), _ints("int32_t", f"{fn}_t2", t2), *requant]
     else:
         from mcuc.ir.ops.mul import mul_params
         p = mul_params(op)

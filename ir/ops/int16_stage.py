@@ -14,12 +14,15 @@ int64 sum) differs by one in about one output in ten.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..fixedpoint import requantize_per_channel, wrap_int32
 from ..op import Op
-from .batch_matmul import multiply_int64
-from .common import channel_requant_params, require
+from .batch_matmul import multiply_int64, reduced_multiplier
+from .common import Padding2D, channel_requant_params, require
+from .kinds import CONV_2D, FULLY_CONNECTED
 
 
 def is_16x8(op: Op) -> bool:
@@ -55,3 +58,48 @@ def output_stage_16x8(op: Op, total: np.ndarray, output_zero_point: int) -> np.n
     else:
         out = np.clip(multiply_int64(total, mult, shift) + output_zero_point, a.act_min, a.act_max)
     return out.astype(np.int16)
+
+
+@dataclass(frozen=True)
+class GroupedConv:
+    """A 16x8 layer as the grouped convolution the backends' kernels run: OHWI weights
+    (a depthwise conv's [1, kh, kw, C*M] moved to [C*M, kh, kw, 1], a fully connected
+    layer's [units, depth] as a 1x1 window over rows of `depth` channels), NHWC shapes,
+    and per output channel the stage's constants: with `q31` (an int32 bias: int32 sums)
+    TFLite's multiplier and shift, else the int64 stage's 15-bit multiplier and its total
+    right shift (15 - shift)."""
+
+    weights: np.ndarray
+    x_shape: tuple[int, int, int, int]
+    y_shape: tuple[int, int, int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    padding: Padding2D
+    q31: bool
+    multiplier: np.ndarray
+    shift: np.ndarray
+
+    @property
+    def in_per_group(self) -> int:
+        return int(self.weights.shape[3])
+
+
+def grouped_conv(op: Op) -> GroupedConv:
+    x, w, y = op.inputs[0], op.inputs[1], op.output
+    if op.kind == FULLY_CONNECTED:
+        units, depth = w.shape
+        rows = x.size // depth
+        weights, x_shape, y_shape = w.data.reshape(units, 1, 1, depth), (rows, 1, 1, depth), (rows, 1, 1, units)
+        stride, dilation, padding = (1, 1), (1, 1), Padding2D()
+    else:
+        a = op.attrs
+        weights = w.data if op.kind == CONV_2D else np.transpose(w.data, (3, 1, 2, 0))
+        x_shape, y_shape, stride, dilation, padding = x.shape, y.shape, a.stride, a.dilation, a.padding
+    channels = weights.shape[0]
+    mult, shift = (np.broadcast_to(np.asarray(v, np.int64), (channels,)) for v in channel_requant_params(op, x, w, y))
+    bias = op.inputs[2] if len(op.inputs) > 2 else None
+    q31 = bias is not None and bias.dtype == "int32"
+    if not q31:
+        mult, shift = np.asarray(reduced_multiplier(mult), np.int64), 15 - shift
+    return GroupedConv(np.ascontiguousarray(weights), tuple(x_shape), tuple(y_shape), tuple(stride), tuple(dilation),
+                       padding, q31, mult, shift)

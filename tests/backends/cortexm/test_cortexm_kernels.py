@@ -363,22 +363,28 @@ def test_unsupported_configuration_is_a_clear_error():
 
 # -- patch-based stages ------------------------------------------------------------------------
 
+def _weights_and_bias(mb, rng, name, shape, in_scale, axis) -> tuple[int, int]:
+    """Per-channel int8 weights along `axis` and their int32 bias (input x weight scale)."""
+    from tests.support.tflite_builder import int8_weights, int32_bias
+
+    w, s = int8_weights(rng, shape, axis=axis)
+    n = shape[axis]
+    return (mb.tensor(name, shape, "int8", s, np.zeros(n, np.int64), axis=axis, data=w),
+            mb.tensor(name + "_b", (n,), "int32", (in_scale * s).astype(np.float32), np.zeros(n, np.int64),
+                      data=int32_bias(rng, n)))
+
+
 def _chain_model(seed: int) -> tuple[bytes, list[np.ndarray]]:
     """conv 3x3 SAME -> depthwise 3x3 stride 2 -> conv 1x1 -> max pool 2x2: every window
     kind a stage holds, with padding that only the border patches see."""
-    from tests.support.tflite_builder import ModelBuilder, int8_weights, int32_bias, random_quant
+    from tests.support.tflite_builder import ModelBuilder, random_quant
 
     rng = np.random.default_rng(seed)
     mb = ModelBuilder()
     q = [random_quant(rng) for _ in range(4)]
 
     def conv_weights(name, shape, in_scale, axis):
-        w, s = int8_weights(rng, shape, axis=axis)
-        channels = shape[axis]
-        wt = mb.tensor(name, shape, "int8", s, np.zeros(channels, np.int64), axis=axis, data=w)
-        bt = mb.tensor(name + "_b", (channels,), "int32", (in_scale * s).astype(np.float32),
-                       np.zeros(channels, np.int64), data=int32_bias(rng, channels))
-        return wt, bt
+        return _weights_and_bias(mb, rng, name, shape, in_scale, axis)
 
     x = mb.tensor("x", (1, 11, 10, 3), "int8", *q[0])
     h1 = mb.tensor("h1", (1, 11, 10, 8), "int8", *q[1])
@@ -429,18 +435,14 @@ def test_patch_stage_random_grids_c_host(rows, cols, end, seed, cache):
 def _stride1_chain_model(seed: int) -> tuple[bytes, list[np.ndarray]]:
     """conv 3x3 -> depthwise 3x3 -> conv 1x1, all stride 1: a one-row patch keeps two of
     its band's three rows, so each shift moves rows over bytes it reads later."""
-    from tests.support.tflite_builder import ModelBuilder, int8_weights, int32_bias, random_quant
+    from tests.support.tflite_builder import ModelBuilder, random_quant
 
     rng = np.random.default_rng(seed)
     mb = ModelBuilder()
     q = [random_quant(rng) for _ in range(4)]
 
     def weights(name, shape, in_scale, axis):
-        w, s = int8_weights(rng, shape, axis=axis)
-        n = shape[axis]
-        return (mb.tensor(name, shape, "int8", s, np.zeros(n, np.int64), axis=axis, data=w),
-                mb.tensor(name + "_b", (n,), "int32", (in_scale * s).astype(np.float32), np.zeros(n, np.int64),
-                          data=int32_bias(rng, n)))
+        return _weights_and_bias(mb, rng, name, shape, in_scale, axis)
 
     x = mb.tensor("x", (1, 12, 10, 4), "int8", *q[0])
     h1 = mb.tensor("h1", (1, 12, 10, 8), "int8", *q[1])
