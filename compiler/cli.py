@@ -65,10 +65,11 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="cortex-m4", choices=TARGETS, help="core to compile for")
     p.add_argument("--io", choices=("int8", "float"), default=None,
                    help="int8: drop a float model's QUANTIZE/DEQUANTIZE edges (API takes int8)")
-    p.add_argument("--patch", default=None, metavar="auto|off|RxC@OP[+cache]",
+    p.add_argument("--patch", default=None, metavar="auto|off|RxC@OP[+cache[=A/B]]",
                    help="patch-based inference: auto (search), off (layer by layer, the default without "
                         "--sram), or stages such as 3x3@12 (a 3x3 grid at op 12's output; see `mcuc plan`); "
-                        "+cache (20x1@12+cache) keeps halos in line buffers instead of recomputing them")
+                        "+cache (20x1@12+cache) keeps halos in line buffers instead of recomputing them, "
+                        "+cache=9/10 only those of ops 9 and 10")
     p.add_argument("--sram", type=int, default=None, metavar="BYTES",
                    help="SRAM budget for the arena; searches patch schedules when layer by layer does not fit")
     p.add_argument("--layout", choices=("nchw", "nhwc"), default=None,

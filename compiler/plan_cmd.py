@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mcuc.ir import MCUCError
 from mcuc.ir.graph import Graph
-from mcuc.passes.patch_search import Candidate, plan_candidate, pareto_front, search
+from mcuc.passes.patch_search import Candidate, pareto_front, plan_candidate, search, spec_start
 from mcuc.passes.patch_schedule import AUTO_MAX_OVERHEAD
 from mcuc.pipeline import CompileOptions, cortexm_scratch, prepare
 
@@ -78,14 +78,17 @@ def _compare(graph: Graph, scratch, points: list[Point]) -> list[dict]:
 
 
 def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
-    op = graph.ops[c.end] if c.end >= 0 else None
+    # (the first stage as the schedule has it: the search may have re-gridded the stage
+    # it started from)
+    first = c.stages[0] if c.stages else None
+    op = graph.ops[first.end] if first is not None else None
     return {
-        "split": c.end if op is not None else None,
+        "split": first.end if op is not None else None,
         "split_op": op.label if op is not None else None,
         "split_kind": op.kind if op is not None else None,
         "split_name": op.name if op is not None else None,
-        "start": c.start if op is not None else None,
-        "grid": list(c.grid) if op is not None else None,
+        "start": spec_start(graph, first) if op is not None else None,
+        "grid": list(first.grid) if op is not None else None,
         "patch": c.describe(),
         "stages": [str(spec) for spec in c.stages],
         "cached": c.cached,

@@ -233,6 +233,9 @@ class PatchStage:
     op_scratch: tuple[tuple[tuple[str, int, int], ...], ...] = ()
     output_shifts: tuple[int | None, ...] = ()
     span: tuple[int, int] = (-1, -1)  # [first, last] op index in the graph the stage was cut from
+    # The halos cached were chosen op by op (the others recompute theirs), not "every
+    # halo a line band can keep": the schedule names them (`+cache=A/B`).
+    cache_chosen: bool = False
 
     @property
     def cached(self) -> bool:

@@ -48,7 +48,14 @@ class StageSpec:
 
     def __str__(self) -> str:
         at = f"{self.start}:{self.end}" if self.start is not None else f"{self.end}"
-        return f"{self.grid[0]}x{self.grid[1]}@{at}" + ("+cache" if self.cache else "")
+        return f"{self.grid[0]}x{self.grid[1]}@{at}" + cache_suffix(self.cache)
+
+
+def cache_suffix(cache: bool | frozenset[int]) -> str:
+    """The --patch suffix of a stage's halo choice: none, every halo, or those of some ops."""
+    if not isinstance(cache, bool):
+        return f"+cache={'/'.join(map(str, sorted(cache)))}" if cache else ""
+    return "+cache" if cache else ""
 
 
 def stage_problem(graph: Graph, start: int, end: int) -> str | None:
@@ -150,7 +157,7 @@ def build_stage(graph: Graph, start: int, end: int, grid: tuple[int, int],
     bands = _line_bands(ops, per_patch, grid, cached)
     buffers, op_scratch, workspace = workspace_layout(ops, intermediates, largest, scratch, bands)
     stage = PatchStage(tuple(ops), inputs, cut, (ph, pw), tuple(patch_regions), tuple(patches),
-                       buffers, workspace, op_scratch)
+                       buffers, workspace, op_scratch, cache_chosen=not isinstance(cache, bool))
     return replace(stage, output_shifts=output_shifts(stage))
 
 
@@ -253,9 +260,12 @@ def stage_op(stage: PatchStage, name: str) -> Op:
     return Op(PATCH_STAGE, stage.inputs, (stage.output,), stage, name=name)
 
 
-def apply_stages(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | None = None) -> Graph:
+def apply_stages(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | None = None,
+                 built: dict | None = None) -> Graph:
     """`graph` with each spec's stage replaced by one PATCH_STAGE op (specs index the
-    ops of `graph` as given; stages must not overlap)."""
+    ops of `graph` as given; stages must not overlap). `built`: stages built before for
+    this graph and scratch, by their ops and choices (a search applies the same stage in
+    many schedules)."""
     ops = list(graph.ops)
     removed = 0
     previous_end = -1
@@ -271,7 +281,12 @@ def apply_stages(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | 
         if spec.start is not None and spec.start <= previous_end:
             raise MCUCError(f"patch stage {spec} starts inside the previous stage")
         cache = spec.cache if isinstance(spec.cache, bool) else frozenset(k - removed for k in spec.cache)
-        stage = replace(build_stage(g, start, end, spec.grid, scratch, cache), span=(start + removed, spec.end))
+        key = (tuple(map(id, g.ops[start:end + 1])), spec.grid, cache)
+        stage = built.get(key) if built is not None else None
+        if stage is None:
+            stage = replace(build_stage(g, start, end, spec.grid, scratch, cache), span=(start + removed, spec.end))
+            if built is not None:
+                built[key] = stage
         ops[start:end + 1] = [stage_op(stage, f"patch_stage_{spec.end}")]
         removed += end - start
         previous_end = spec.end
@@ -309,12 +324,14 @@ def lower_patch_loops(program: Program) -> Program:
 
 
 def plan_patched(graph: Graph, specs: Sequence[StageSpec], scratch: ScratchFn | None = None,
-                 **plan_options) -> Program:
-    """Apply the stages, plan memory (stage workspaces included), emit PatchLoop steps."""
+                 lower: bool = True, built: dict | None = None, **plan_options) -> Program:
+    """Apply the stages, plan memory (stage workspaces included), emit PatchLoop steps
+    (`lower` False: not yet, for a search that measures many schedules and runs one)."""
     from .plan import plan
 
-    patched = apply_stages(graph, specs, scratch)
-    return lower_patch_loops(plan(patched, with_workspace(scratch), **plan_options))
+    patched = apply_stages(graph, specs, scratch, built)
+    program = plan(patched, with_workspace(scratch), **plan_options)
+    return lower_patch_loops(program) if lower else program
 
 
 def graph_macs(graph: Graph) -> int:

@@ -7,7 +7,9 @@
 - `--patch RxC@OP[,RxC@OP...]`: the given stages, each ending at op OP (its index in the
   prepared graph, as `mcuc plan` lists it, or its output tensor's name) and starting at
   the earliest op it can; `RxC@START:END` starts it at op START; a `+cache` suffix keeps
-  every intermediate's halo in a line band instead of recomputing it (no extra MACs).
+  every intermediate's halo in a line band instead of recomputing it (no extra MACs),
+  `+cache=A/B/...` only those of ops A, B, ... (the others recompute theirs: fewer bytes
+  for more MACs).
 - `--sram BYTES` without --patch: layer by layer if it fits, else the search.
 
 The program's notes carry `schedule` (the stages) and `mac_overhead` (extra MACs over
@@ -24,13 +26,13 @@ from mcuc.ir.ops.kinds import PATCH_STAGE
 from mcuc.ir.program import Program, ScratchRequest
 from mcuc.ir.program_check import check_program
 
-from .patch import StageSpec, graph_macs, plan_patched
+from .patch import StageSpec, cache_suffix, graph_macs, plan_patched, stage_start
 from .patch_search import search
 from .plan import plan
 
 ScratchFn = Callable[[Op, bool], Sequence[ScratchRequest]]
 AUTO_MAX_OVERHEAD = 0.10
-_MANUAL = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*@\s*(\S+?)(\+cache)?\s*$")
+_MANUAL = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*@\s*(\S+?)(\+cache(?:=(\d+(?:/\d+)*))?)?\s*$")
 
 
 def check_patch_option(patch: str | None) -> None:
@@ -39,9 +41,10 @@ def check_patch_option(patch: str | None) -> None:
         return
     for part in patch.split(","):
         if not _MANUAL.match(part):
-            raise MCUCError(f"--patch {patch!r}: {part.strip()!r} is not RxC@OP[+cache]; write auto, off, or "
-                            f"for example 3x3@12 (a 3x3 grid at op 12's output; `mcuc plan` lists the ops) or "
-                            f"20x1@12+cache (halos cached instead of recomputed)")
+            raise MCUCError(f"--patch {patch!r}: {part.strip()!r} is not RxC@OP[+cache[=A/B/...]]; write auto, "
+                            f"off, or for example 3x3@12 (a 3x3 grid at op 12's output; `mcuc plan` lists the "
+                            f"ops), 20x1@12+cache (halos cached instead of recomputed) or 20x4@12+cache=9/10 "
+                            f"(only ops 9 and 10's halos cached)")
 
 
 def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
@@ -50,7 +53,7 @@ def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
     by_name = {t.name: i for i, op in enumerate(graph.ops) for t in op.outputs}
     specs = []
     for part in patch.split(","):
-        rows, cols, at, cache = _MANUAL.match(part).groups()
+        rows, cols, at, cache, cached_ops = _MANUAL.match(part).groups()
         start = None
         if ":" in at:  # START:END, a stage that starts later than it could
             first, at = at.split(":", 1)
@@ -68,23 +71,36 @@ def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
             raise MCUCError(f"--patch {part.strip()!r}: op {end} does not exist (ops 0..{len(graph.ops) - 1})")
         if start is not None and not 0 <= start <= end:
             raise MCUCError(f"--patch {part.strip()!r}: the stage must start at an op from 0 to {end}")
-        specs.append(StageSpec(end, (int(rows), int(cols)), start, cache is not None))
+        cache = cache is not None
+        if cached_ops is not None:
+            cache = frozenset(map(int, cached_ops.split("/")))
+            first = start if start is not None else stage_start(graph, end)
+            outside = sorted(k for k in cache if not first <= k < end)
+            if outside:
+                raise MCUCError(f"--patch {part.strip()!r}: op {outside[0]} is not one of the stage's ops "
+                                f"{first}..{end - 1} (+cache=A/B/... names those whose halos are cached)")
+        specs.append(StageSpec(end, (int(rows), int(cols)), start, cache))
     return specs
 
 
-def schedule_summary(program: Program) -> list[dict]:
-    """The stages of a planned program, for report.json."""
+def schedule_summary(program: Program, graph: Graph) -> list[dict]:
+    """The stages of a planned program of `graph`, for report.json; each one's `patch`
+    given back as --patch makes the same stage."""
     stages = []
     previous_last = None
     for step in sorted((s for s in program.steps if s.op.kind == PATCH_STAGE),
                        key=lambda s: s.op.attrs.span):
         stage = step.op.attrs
         first, last = stage.span
-        # A stage right after another may start later than it could: say where, so the
-        # schedule given back as --patch is the same.
-        at = f"{first}:{last}" if previous_last is not None and first == previous_last + 1 else f"{last}"
+        # A stage that starts later than it could (right after another, or by choice)
+        # says where.
+        later = previous_last is not None and first == previous_last + 1 or first != stage_start(graph, last)
+        at = f"{first}:{last}" if later else f"{last}"
         previous_last = last
-        stages.append({"patch": f"{stage.grid[0]}x{stage.grid[1]}@{at}" + ("+cache" if stage.cached else ""),
+        producer = {op.outputs[0]: first + i for i, op in enumerate(stage.ops)}
+        banded = frozenset(producer[b.tensor] for b in stage.buffers if b.band is not None)
+        cache = banded if stage.cache_chosen else stage.cached
+        stages.append({"patch": f"{stage.grid[0]}x{stage.grid[1]}@{at}" + cache_suffix(cache),
                        "cached": stage.cached, "start": first, "split": last,
                        "step": program.steps.index(step), "ops": [op.label for op in stage.ops],
                        "output": stage.output.name, "grid": list(stage.grid),
@@ -92,11 +108,11 @@ def schedule_summary(program: Program) -> list[dict]:
     return stages
 
 
-def _annotate(program: Program, base_macs: int) -> Program:
+def _annotate(program: Program, graph: Graph, base_macs: int) -> Program:
     """The verified program, with its schedule notes (every return path comes here)."""
     check_program(program)
     macs = graph_macs(program.graph)
-    program.notes["schedule"] = schedule_summary(program)
+    program.notes["schedule"] = schedule_summary(program, graph)
     program.notes["mac_overhead"] = round(macs / base_macs - 1, 6) if base_macs else 0.0
     return program
 
@@ -111,16 +127,16 @@ def schedule_with_patches(graph: Graph, patch: str | None, sram: int | None,
     if patch in (None, "off"):
         program = plan(graph, scratch)
         if sram is None or program.arena_bytes <= sram:
-            return _annotate(program, base_macs)
+            return _annotate(program, graph, base_macs)
         if patch == "off":
             raise MCUCError(f"layer-by-layer execution of {graph.name} needs {program.arena_bytes:,} B, more than "
                             f"--sram {sram:,}; allow patch-based inference with --patch auto")
         patch = "auto"
     if patch == "auto":
         result = search(graph, scratch, sram=sram, max_overhead=AUTO_MAX_OVERHEAD)
-        return _annotate(result.program, base_macs)
+        return _annotate(result.program, graph, base_macs)
     program = plan_patched(graph, parse_stages(patch, graph), scratch)
     if sram is not None and program.arena_bytes > sram:
         raise MCUCError(f"--patch {patch} needs {program.arena_bytes:,} B, more than --sram {sram:,}; "
                         f"try --patch auto or another grid")
-    return _annotate(program, base_macs)
+    return _annotate(program, graph, base_macs)

@@ -12,7 +12,8 @@ decides.
 
 Choice (issue 6): with a budget, among the schedules whose arena fits, the fewest MACs
 (then the smallest arena); without one, the smallest arena at no more than
-`max_overhead` extra MACs. Layer-by-layer execution is always a candidate.
+`max_overhead` extra MACs for the first stage, and further stages that add none.
+Layer-by-layer execution is always a candidate.
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ from mcuc.ir.program import Program, ScratchRequest
 
 from .aliasing import plan_storage
 from .lifetimes import live_bytes_per_step, lifetimes
-from .patch import (StageSpec, apply_stages, graph_macs, line_band, plan_patched, stage_ends, stage_start,
-                    workspace_layout)
+from .patch import (StageSpec, apply_stages, graph_macs, line_band, lower_patch_loops, plan_patched, stage_ends,
+                    stage_problem, stage_start, with_workspace, workspace_layout)
 from .report import live_bytes
 from .plan import plan
 from .receptive_field import backward_regions, cacheable, cached_pass, split_axis
@@ -44,8 +45,9 @@ CACHE_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56
 CACHE_COLUMNS = (1, 2)
 # Stages the search adds after its first, one at a time over the op at the peak, and the
 # grids it tries for each ((rows, columns, cached); rows 0: one per row of the cut).
-MORE_STAGES = 8  # rounds of more_stages (each adds a stage or re-grids one)
+MORE_STAGES = 16  # rounds of more_stages (each adds a stage, or re-grids or grows one)
 MORE_GRIDS = ((0, 1, True), (2, 2, False), (3, 3, False))
+ROUND_PLANS = 4  # trials of a more_stages round planned exactly (the others only estimated)
 
 
 @dataclass(frozen=True)
@@ -280,10 +282,35 @@ def enumerate_candidates(graph: Graph, scratch: ScratchFn | None = None,
 def plan_candidate(graph: Graph, c: Candidate, scratch: ScratchFn | None,
                    base_macs: int) -> tuple[Candidate, Program]:
     """The candidate planned exactly (its arena measured), with its program."""
-    program = plan_patched(graph, c.stages, scratch) if c.stages else plan(graph, scratch)
-    macs = graph_macs(program.graph)
-    overhead = macs / base_macs - 1 if base_macs else 0.0
-    return Candidate(c.stages, c.start, c.end, c.grid, macs, overhead, c.peak_estimate, program.arena_bytes), program
+    candidate, program = Planner(graph, scratch, base_macs)(c)
+    return candidate, lower_patch_loops(program)
+
+
+class Planner:
+    """Exact plans of schedules of one graph (patch loops not yet lowered: a search plans
+    hundreds and runs one). A search applies the same stages in many schedules, so each
+    stage is built once."""
+
+    def __init__(self, graph: Graph, scratch: ScratchFn | None, base_macs: int):
+        self.graph, self.scratch, self.base_macs = graph, scratch, base_macs
+        self._built: dict = {}
+
+    def __call__(self, c: Candidate) -> tuple[Candidate, Program]:
+        program = plan_patched(self.graph, c.stages, self.scratch, lower=False, built=self._built) \
+            if c.stages else plan(self.graph, self.scratch)
+        macs = graph_macs(program.graph)
+        return replace(c, macs=macs, overhead=self.overhead(macs), arena_bytes=program.arena_bytes), program
+
+    def overhead(self, macs: int) -> float:
+        return macs / self.base_macs - 1 if self.base_macs else 0.0
+
+    def estimate(self, stages: tuple[StageSpec, ...]) -> tuple[int, list[int]]:
+        """(MACs, bytes live per step from the busiest down) of a schedule, without
+        placing it: the storage with every eligible convolution overlapping, the
+        planner's most compact (a lower bound on what it reaches, for ranking trials)."""
+        patched = apply_stages(self.graph, stages, self.scratch, self._built)
+        items = lifetimes(patched, plan_storage(patched, pointwise=None), with_workspace(self.scratch))
+        return graph_macs(patched), sorted(live_bytes_per_step(items, len(patched.ops)), reverse=True)
 
 
 def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None = None,
@@ -291,13 +318,14 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
     """The best schedule for `graph` (see the module docstring); MCUCError when a budget
     is given and nothing fits, naming the smallest peak any schedule reaches."""
     baseline, candidates = enumerate_candidates(graph, scratch, sides)
-    exact = lambda c: plan_candidate(graph, c, scratch, baseline.macs)
+    exact = Planner(graph, scratch, baseline.macs)
     exact_baseline, base_program = exact(baseline)
+    found = lambda best: SearchResult(best[0], lower_patch_loops(best[1]), exact_baseline, candidates)
     planned: list[tuple[Candidate, Program]] = [(exact_baseline, base_program)]
     allowed = sorted((c for c in candidates if c.overhead <= max_overhead), key=lambda c: (c.peak_estimate, c.macs))
     if sram is not None:
         if exact_baseline.arena_bytes <= sram:
-            return SearchResult(exact_baseline, base_program, exact_baseline, candidates)
+            return found((exact_baseline, base_program))
 
         def fewest_macs_fitting():
             same = [p for p in planned if p[0].arena_bytes <= sram]
@@ -312,14 +340,16 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
                 break
             planned.append(exact(c))
             if planned[-1][0].arena_bytes <= sram:
-                best = fewer_patches(graph, scratch, fewest_macs_fitting(), baseline.macs, limit=sram)
-                return SearchResult(best[0], best[1], exact_baseline, candidates)
+                best = fewer_patches(exact, fewest_macs_fitting(), limit=sram)
+                return found(best)
         # (from the single stage --patch auto starts from: the plans above would change it)
         start = _best_single([(exact_baseline, base_program)], allowed, exact, exact_baseline)
-        cheap = more_stages(graph, scratch, start, baseline.macs, max_overhead=max_overhead, sram=sram)
+        cheap = more_stages(exact, start, max_overhead=start[0].overhead, sram=sram)
+        if cheap[0].arena_bytes > sram:
+            cheap = more_stages(exact, cheap, max_overhead=max_overhead, sram=sram)
         if cheap[0].arena_bytes <= sram:
-            cheap = fewer_patches(graph, scratch, cheap, baseline.macs, limit=sram)
-            return SearchResult(cheap[0], cheap[1], exact_baseline, candidates)
+            cheap = fewer_patches(exact, cheap, limit=sram)
+            return found(cheap)
         for c in [c for c in fitting if c.overhead > max_overhead][:EXACT_PLANS * 2]:
             planned.append(exact(c))
             if planned[-1][0].arena_bytes <= sram:
@@ -330,20 +360,21 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
             planned += [exact(c) for c in sorted(candidates, key=lambda c: (c.peak_estimate, c.macs))[:EXACT_PLANS]]
             best = fewest_macs_fitting()
         if best is not None:
-            best = fewer_patches(graph, scratch, best, baseline.macs, limit=sram)
-            return SearchResult(best[0], best[1], exact_baseline, candidates)
-        smallest = more_stages(graph, scratch, min(planned, key=lambda p: p[0].arena_bytes), baseline.macs, sram=sram)
+            best = fewer_patches(exact, best, limit=sram)
+            return found(best)
+        smallest = more_stages(exact, min(planned, key=lambda p: p[0].arena_bytes), sram=sram)
         if smallest[0].arena_bytes <= sram:
-            smallest = fewer_patches(graph, scratch, smallest, baseline.macs, limit=sram)
-            return SearchResult(smallest[0], smallest[1], exact_baseline, candidates)
+            smallest = fewer_patches(exact, smallest, limit=sram)
+            return found(smallest)
         smallest = min(smallest[0], cheap[0], key=lambda c: (c.arena_bytes, c.macs))
         raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM: the smallest peak any "
                         f"schedule reaches is {smallest.arena_bytes:,} B ({smallest.describe()}, "
                         f"{smallest.overhead:.1%} extra MACs); raise --sram to at least that")
     allowed_best = _best_single(planned, allowed, exact, exact_baseline)
-    best = more_stages(graph, scratch, allowed_best, baseline.macs, max_overhead=max_overhead)
-    best = fewer_patches(graph, scratch, best, baseline.macs)
-    return SearchResult(best[0], best[1], exact_baseline, candidates)
+    # (more stages add no MACs: a smaller arena for more MACs is what --sram asks for)
+    best = more_stages(exact, allowed_best, max_overhead=allowed_best[0].overhead)
+    best = fewer_patches(exact, best)
+    return found(best)
 
 
 def _best_single(planned, allowed, exact, exact_baseline):
@@ -377,20 +408,23 @@ def _stage_spans(graph: Graph, program: Program) -> list[tuple[int, int]]:
     return [spans[step.op] for step in program.steps]
 
 
-def more_stages(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate, Program], base_macs: int, *,
-                max_overhead: float | None = None, sram: int | None = None) -> tuple[Candidate, Program]:
+def more_stages(exact: Planner, best: tuple[Candidate, Program], *, max_overhead: float | None = None,
+                sram: int | None = None) -> tuple[Candidate, Program]:
     """Improve a schedule a step at a time, up to MORE_STAGES rounds, while the arena (or the
-    live bound) shrinks and the MACs stay within `max_overhead`, or with `sram`, until the
-    arena fits; the smallest arena reached, with the fewest rounds, is the result. Each
-    round tries a stage over the busiest op outside the stages (ending at one of the
+    live bound, or the live bytes of the busiest steps) shrinks and the MACs stay within
+    `max_overhead`, or with `sram`, until the arena fits (the fewest MACs of a round's
+    trials that fit); the smallest arena reached, with the fewest rounds, is the result.
+    Each round tries a stage over the busiest op outside the stages (ending at one of the
     nearest ops after it, cached or recomputed) and, when a stage is the busiest step,
-    that stage with the other MORE_GRIDS (a stage that was the peak alone may shrink its
-    workspace once others took the rest), and keeps the best."""
-    def key(trial: tuple[Candidate, Program]) -> tuple[int, int]:
-        # the live bound, then the arena: when several steps share the peak, one stage
-        # may not lower the arena (placement can leave it above the bound), but it
-        # lowers the bound, and the next stage the arena
-        return max(live_bytes(trial[1]), default=0), trial[0].arena_bytes
+    that stage changed (_regridded), estimates every trial (Planner.estimate), plans the
+    ROUND_PLANS most promising exactly and keeps the best."""
+    def key(trial: tuple[Candidate, Program]) -> tuple:
+        # the live bound, then the arena, then the other steps' live bytes from the
+        # busiest down: when several steps share the peak, one stage may not lower the
+        # arena (placement can leave it above the bound) nor the bound (another step holds
+        # it too), but it lowers the profile, and the next stage the bound and the arena
+        live = sorted(live_bytes(trial[1]), reverse=True)
+        return live[:1], trial[0].arena_bytes, live
 
     current = best
     for _ in range(MORE_STAGES):
@@ -398,15 +432,26 @@ def more_stages(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate, 
         if sram is not None and c.arena_bytes <= sram:
             return current
         trials = [tuple(sorted(c.stages + (spec,), key=lambda s: s.end))
-                  for spec in _added_stages(graph, c, program)]
-        trials += _regridded(graph, c, program)
-        improved = None
-        for stages in dict.fromkeys(trials):
-            trial = plan_candidate(graph, replace(c, stages=stages, arena_bytes=None), scratch, base_macs)
-            if max_overhead is not None and trial[0].overhead > max_overhead:
-                continue
+                  for spec in _added_stages(exact.graph, c, program)]
+        trials += _regridded(exact.graph, c, program, budget=sram is not None)
+        # Ranked by their estimates; the most promising planned exactly.
+        estimates = [(exact.estimate(stages), stages) for stages in dict.fromkeys(trials)]
+        estimates = [((live[:1], live, macs), stages) for (macs, live), stages in estimates
+                     if max_overhead is None or exact.overhead(macs) <= max_overhead]
+        chosen = [stages for _, stages in sorted(estimates, key=lambda e: e[0])[:ROUND_PLANS]]
+        if sram is not None:
+            chosen += [stages for (bound, _, macs), stages in sorted(estimates, key=lambda e: e[0][2])
+                       if bound[0] <= sram][:ROUND_PLANS]
+        improved, fitting = None, None
+        for stages in dict.fromkeys(chosen):
+            trial = exact(replace(c, stages=stages, arena_bytes=None))
             if key(trial) < key(improved or current):
                 improved = trial
+            if sram is not None and trial[0].arena_bytes <= sram and \
+                    (fitting is None or (trial[0].macs, trial[0].arena_bytes) < (fitting[0].macs, fitting[0].arena_bytes)):
+                fitting = trial  # under a budget, of the round's trials that fit, the fewest MACs
+        if fitting is not None:
+            return fitting
         if improved is None:
             break
         current = improved
@@ -415,8 +460,8 @@ def more_stages(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate, 
     return best
 
 
-def fewer_patches(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate, Program],
-                  base_macs: int, limit: int | None = None) -> tuple[Candidate, Program]:
+def fewer_patches(exact: Planner, best: tuple[Candidate, Program],
+                  limit: int | None = None) -> tuple[Candidate, Program]:
     """Each stage of `best` with half its patch rows, again and again, while the MACs do
     not grow and the arena does not grow (without a budget) or stays within `limit` (an
     --sram budget: the fastest schedule that fits). Each patch is a round of kernel calls,
@@ -432,7 +477,7 @@ def fewer_patches(graph: Graph, scratch: ScratchFn | None, best: tuple[Candidate
             if rows < 2:
                 break
             stages = tuple(replace(s, grid=(rows // 2, cols)) if s is spec else s for s in c.stages)
-            trial = plan_candidate(graph, replace(c, stages=stages, arena_bytes=None), scratch, base_macs)
+            trial = exact(replace(c, stages=stages, arena_bytes=None))
             if trial[0].arena_bytes > (c.arena_bytes if limit is None else limit) or trial[0].macs > c.macs:
                 break
             best = trial
@@ -470,16 +515,41 @@ def _added_stages(graph: Graph, c: Candidate, program: Program) -> list[StageSpe
     return trials
 
 
-def _regridded(graph: Graph, c: Candidate, program: Program) -> list[tuple[StageSpec, ...]]:
-    """c's stages with the busiest step's stage (if a stage is the busiest) on other grids."""
+def _regridded(graph: Graph, c: Candidate, program: Program, budget: bool) -> list[tuple[StageSpec, ...]]:
+    """c's stages with the busiest step's stage (if a stage is the busiest) changed: on
+    the other MORE_GRIDS; grown by the op after it (a residual ADD after a block: its
+    output may then overwrite the block's input, which dies inside the stage); and under
+    a `budget`, if cached, with more columns (a line band spans the full width, but the
+    patch buffers shrink) and with the largest line band's halo recomputed instead (fewer
+    bytes for more MACs: caching and recompute mixed per op). More columns cost no MACs
+    but a round of kernel calls per patch (mcunet_person_det at 32x40 patches: 75,536 B
+    instead of 80,704 B, but 11% more instructions than layer by layer), so only a
+    budget that needs them gets them."""
     live = live_bytes(program)
-    busiest = program.steps[max(range(len(live)), key=live.__getitem__)].op
-    if busiest.kind != PATCH_STAGE:
+    step = program.steps[max(range(len(live)), key=live.__getitem__)]
+    if step.op.kind != PATCH_STAGE:
         return []
-    end = busiest.attrs.span[1]
+    stage = step.op.attrs
+    end = stage.span[1]
     old = next(s for s in c.stages if s.end == end)
-    return [tuple(replace(old, grid=grid, cache=cache) if s is old else s for s in c.stages)
-            for grid, cache in _grids(graph.ops[end].outputs[0]) if (grid, cache) != (old.grid, bool(old.cache))]
+    variants = [replace(old, grid=grid, cache=cache) for grid, cache in _grids(graph.ops[end].outputs[0])
+                if (grid, cache) != (old.grid, bool(old.cache))]
+    if budget and stage.cached:
+        rows, cols = old.grid
+        wider = sorted({min(cols * f, stage.output.shape[2]) for f in (1, 2, 4)})
+        variants += [replace(old, grid=(rows, w)) for w in wider if w != cols]
+        producer = {op.outputs[0]: stage.span[0] + i for i, op in enumerate(stage.ops)}
+        banded = {producer[b.tensor]: b.size for b in stage.buffers if b.band is not None}
+        fewer = frozenset(banded) - {max(banded, key=banded.__getitem__)}
+        variants += [replace(old, grid=(rows, w), cache=fewer) for w in wider]
+    others = [s for s in c.stages if s is not old]
+    grown = end + 1
+    if grown < len(graph.ops) and not any(spec_start(graph, s) <= grown <= s.end for s in others) \
+            and stage_problem(graph, stage.span[0], grown) is None:
+        cut = graph.ops[grown].outputs[0]
+        grid = (min(old.grid[0], cut.shape[1]), min(old.grid[1], cut.shape[2]))
+        variants.append(replace(old, end=grown, start=stage.span[0], grid=grid))
+    return [tuple(sorted([*others, v], key=lambda s: s.end)) for v in variants]
 
 
 def spec_start(graph: Graph, spec: StageSpec) -> int:

@@ -8,6 +8,8 @@ included.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..op import Op
@@ -33,7 +35,12 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
 
 
 def macs(op: Op) -> int:
-    stage: PatchStage = op.attrs
+    return _stage_macs(op.attrs)
+
+
+@lru_cache(maxsize=256)
+def _stage_macs(stage: PatchStage) -> int:
+    """(cached per stage: a schedule search counts the same stages in many schedules)"""
     return sum(region_macs(inner, work.out) for works in stage.patches for inner, work in zip(stage.ops, works))
 
 

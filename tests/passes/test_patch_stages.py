@@ -28,7 +28,7 @@ from tests.support.patch_graphs import random_stage_graph
 
 def _schedule(graph, rng, two_stages: bool) -> list[StageSpec]:
     """One or two random stages (random end, random start within the longest stage,
-    random grid up to 8x8 within the cut)."""
+    random grid up to 8x8 within the cut, random halo choices)."""
     ends = stage_ends(graph)
     specs = []
     first_allowed = 0
@@ -40,7 +40,9 @@ def _schedule(graph, rng, two_stages: bool) -> list[StageSpec]:
         s = int(rng.integers(max(s, first_allowed), e + 1))
         cut = graph.ops[e].outputs[0]
         grid = (int(rng.integers(1, min(8, cut.shape[1]) + 1)), int(rng.integers(1, min(8, cut.shape[2]) + 1)))
-        specs.append(StageSpec(e, grid, s, bool(rng.integers(2))))  # halos cached or recomputed
+        # halos recomputed, all cached, or those of some of the stage's ops cached
+        cache = [False, True, frozenset(k for k in range(s, e) if rng.integers(2))][int(rng.integers(3))]
+        specs.append(StageSpec(e, grid, s, cache))
         first_allowed = e + 1
     return specs
 
