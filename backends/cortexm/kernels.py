@@ -372,7 +372,8 @@ def _emit_16x8(site: Site, step: Step, program: Program, target: Target) -> Step
     weights (16x8): every layer a grouped convolution over OHWI weights (mcuc_conv_s16.h),
     the sum and output stage by the bias's type (mcuc.ir.ops.int16_stage). On DSP cores
     (for speed, input zero point 0) its weights are sign-extended to int16 for two
-    products per SMLALD/SMLAD (mcuc_tap16)."""
+    products per SMLALD/SMLAD (mcuc_tap16), or for a depthwise conv with multiplier 1,
+    two channels per pass (mcuc_depthwise_s16x8)."""
     fn, op = site.fn, step.op
     x, y = op.inputs[0], op.output
     g = grouped_conv(op)
@@ -380,7 +381,13 @@ def _emit_16x8(site: Site, step: Step, program: Program, target: Target) -> Step
                         g.stride, g.dilation, g.padding)
     bias_t = op.inputs[2] if len(op.inputs) > 2 else None
     dsp = target.has_dsp and target.int16_weights and _zp(x) == 0
-    arrays = [_ints("int16_t" if dsp else "int8_t", f"{fn}_w", g.weights),
+    w = op.inputs[1]
+    # depth multiplier 1: channel pairs on HWC int16 weights (mcuc_depthwise_s16x8), its
+    # int32 window sum exact up to 511 taps
+    pairs = dsp and op.kind == kinds.DEPTHWISE_CONV_2D and op.attrs.depth_multiplier == 1 and not g.q31 \
+        and w.shape[1] * w.shape[2] <= 511
+    weights = w.data.reshape(w.shape[1:]) if pairs else g.weights
+    arrays = [_ints("int16_t" if dsp else "int8_t", f"{fn}_w", weights),
               _ints("int32_t", f"{fn}_mult", g.multiplier), _ints("int32_t", f"{fn}_shift", g.shift)]
     if bias_t is not None:
         arrays.append(CArray("int32_t" if g.q31 else "int64_t", f"{fn}_bias",
@@ -391,7 +398,7 @@ def _emit_16x8(site: Site, step: Step, program: Program, target: Target) -> Step
         in_zp=_zp(x), out_zp=_zp(y), act_min=op.attrs.act_min, act_max=op.attrs.act_max))
     decls = _render("conv16.j2", site, comment=f"{op.label}: 16x8", arrays=arrays, quant=quant, structs=structs,
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op), in_per_group=g.in_per_group,
-                    w16=int(dsp))
+                    w16=int(dsp), pairs=pairs)
     return StepCode(decls, _call(site), (CONV_S16_H,))
 
 

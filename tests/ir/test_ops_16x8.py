@@ -52,10 +52,11 @@ def _layer(mb: ModelBuilder, i: int, kind: str, rng: np.random.Generator, spec: 
         y_shape = (x_shape[0], out_ch)
     else:
         pad = spec["padding"]
-        s = spec["stride"]
-        size = [(d + s - 1) // s if pad == "SAME" else (d - k) // s + 1 for d, k in zip(x_shape[1:3], spec["k"])]
+        s, dil = spec["stride"], spec.get("dil", 1)
+        size = [(d + s - 1) // s if pad == "SAME" else (d - (k - 1) * dil - 1) // s + 1
+                for d, k in zip(x_shape[1:3], spec["k"])]
         y_shape = (x_shape[0], *size, channels)
-        options.update(padding=pad, stride_h=s, stride_w=s)
+        options.update(padding=pad, stride_h=s, stride_w=s, dilation_h_factor=dil, dilation_w_factor=dil)
         if kind == "DEPTHWISE_CONV_2D":
             options.update(depth_multiplier=spec["mult"])
     y = mb.tensor(f"y{i}", y_shape, "int16", np.float32(out_scale), zp)
@@ -144,6 +145,19 @@ def test_dsp_kernel_matches_tflite_micro(layers, seed):
     input zero point keeps int8 weights."""
     model, inputs = _model(layers, seed)
     assert_matches_oracle(model, inputs, backends=("cortex-m4",), what=str(layers))
+
+
+@NEEDS_ARM
+@pytest.mark.parametrize("channels, stride, padding, dil", [(16, 1, "SAME", 1), (7, 2, "SAME", 1),
+                                                          (10, 1, "VALID", 2), (1, 2, "VALID", 1)])
+def test_the_dsp_depthwise_channel_pairs_match_tflite_micro(channels, stride, padding, dil):
+    """mcuc_depthwise_s16x8 (depth multiplier 1 on a DSP core): channel pairs, an odd
+    count's last channel alone, windows clipped at every border, dilation."""
+    layer = dict(x=(1, 9, 8, channels), out_ch=0, k=(3, 3), stride=stride, padding=padding, dil=dil, mult=1,
+                 per_channel=True, bias="int64", act="NONE", in_exp=-12.0, gain=0.5)
+    unbiased = dict(layer, x=(1, 5, 6, channels), k=(2, 3), per_channel=False, bias=None, act="RELU6")
+    model, inputs = _model([("DEPTHWISE_CONV_2D", layer), ("DEPTHWISE_CONV_2D", unbiased)], channels)
+    assert_matches_oracle(model, inputs, backends=("cortex-m4",))
 
 
 @NEEDS_ARM
