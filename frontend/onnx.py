@@ -48,7 +48,8 @@ from .validate import check_scales, check_size, max_tensor_bytes_or_default, val
 MIN_OPSET = 13
 MAX_OPSET = 21
 # QDQ groups onnxruntime only strips (DropQDQNodesRules): the op runs on the integers.
-_DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize"}
+_DATA_MOVEMENT = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Resize", "Slice", "Gather",
+                  "DepthToSpace", "SpaceToDepth"}
 # Ops onnxruntime always runs in float (it has no quantized kernel for them). Their float
 # result may go on through shape-only ops before its QuantizeLinear (torch.onnx writes
 # ReduceMean(keepdims=1) -> Reshape); those commute with a per-tensor QuantizeLinear, so

@@ -423,6 +423,134 @@ def _build_pad(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Val
     return Value(y, out, nchw=x.nchw)
 
 
+def _onnx_order(imp: BuildContext, node, x: Value, out_name: str) -> Tensor:
+    """x's tensor with the ONNX value's axis order (a 4-D NCHW value is NHWC in the IR:
+    transposed back, unless one pixel makes the orders the same bytes)."""
+    t = x.tensor
+    if not x.nchw:
+        return t
+    if t.shape[1] * t.shape[2] == 1:
+        return imp.emit(kinds.RESHAPE, [t], ReshapeAttrs(shape=tuple(t.shape[i] for i in NHWC_TO_NCHW)),
+                        out_name + "_nchw", "int8", t.quant, node.name)
+    return imp.emit(kinds.TRANSPOSE, [t], TransposeAttrs(NHWC_TO_NCHW), out_name + "_nchw", "int8", t.quant, node.name)
+
+
+def _ints(imp: BuildContext, node, index: int, what: str) -> list[int] | None:
+    """Constant input `index` as Python ints (None when the optional input is absent)."""
+    if len(node.input) <= index or not node.input[index]:
+        return None
+    return [int(v) for v in np.asarray(imp.constant(node, node.input[index], what)).reshape(-1)]
+
+
+def _build_slice(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    """Slice with constant starts, ends, axes and steps (onnxruntime's rules: a negative
+    index counts from the back, then starts and ends are clamped to [0, dim] for a
+    positive step and [-1, dim - 1] for a negative one) as a STRIDED_SLICE whose every
+    bound is already resolved (its own clamping then changes nothing)."""
+    from mcuc.ir.ops.strided_slice import StridedSliceAttrs
+
+    x = imp.activation(node, ins[0])
+    shape = tuple(x.tensor.shape[i] for i in NHWC_TO_NCHW) if x.nchw else x.tensor.shape
+    rank = len(shape)
+    starts, ends = _ints(imp, node, 1, "starts"), _ints(imp, node, 2, "ends")
+    if starts is None or ends is None:
+        raise imp.error(node, "starts and ends are required inputs")
+    axes = _ints(imp, node, 3, "axes")
+    axes = list(range(len(starts))) if axes is None else [_axis(imp, node, a, rank) for a in axes]
+    steps = _ints(imp, node, 4, "steps") or [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps) or len(set(axes)) != len(axes):
+        raise imp.error(node, f"starts {short_list(starts)}, ends {short_list(ends)}, axes {short_list(axes)} and "
+                              f"steps {short_list(steps)} must have one entry per distinct axis")
+    begin, end, stride, end_mask = [0] * rank, list(shape), [1] * rank, 0
+    for a, first, stop, step in zip(axes, starts, ends, steps):
+        d = shape[a]
+        if step == 0:
+            raise imp.error(node, f"steps[{axes.index(a)}] is 0")
+        first, stop = (v + d if v < 0 else v for v in (first, stop))
+        lo, hi = (0, d) if step > 0 else (-1, d - 1)
+        first, stop = min(max(first, lo), hi), min(max(stop, lo), hi)
+        count = max(0, -(-(stop - first) // step))
+        if count == 0:
+            raise imp.error(node, f"the slice of axis {a} (extent {d}) is empty; mcuc needs non-empty tensors")
+        begin[a], stride[a] = first, step
+        last = first + count * step
+        if last < 0:  # a negative step down to index 0: "to the start" (-1 would count from the back)
+            end_mask |= 1 << a
+        else:
+            end[a] = min(last, d)
+    if x.nchw:  # the IR's axis j is ONNX axis NCHW_TO_NHWC[j]
+        begin, end, stride = ([v[i] for i in NCHW_TO_NHWC] for v in (begin, end, stride))
+        end_mask = sum(1 << j for j, i in enumerate(NCHW_TO_NHWC) if end_mask >> i & 1)
+    attrs = StridedSliceAttrs(begin=tuple(begin), end=tuple(end), strides=tuple(stride), end_mask=end_mask)
+    y = imp.emit(kinds.STRIDED_SLICE, [x.tensor], attrs, out_name, "int8", x.tensor.quant, node.name)
+    return Value(y, out, nchw=x.nchw)
+
+
+def _build_gather(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    """Gather with constant indices (negative ones count from the back, as onnxruntime's;
+    one outside the axis is refused). A 1-D index list along an axis of a 4-D NCHW value
+    keeps its layout; other shapes gather from the ONNX order."""
+    from mcuc.ir.ops.gather import GatherAttrs
+
+    x = imp.activation(node, ins[0])
+    indices = np.asarray(imp.constant(node, node.input[1], "indices")).astype(np.int64)
+    shape = tuple(x.tensor.shape[i] for i in NHWC_TO_NCHW) if x.nchw else x.tensor.shape
+    axis = _axis(imp, node, int(imp.attrs(node).get("axis", 0)), len(shape))
+    d = shape[axis]
+    if np.any((indices < -d) | (indices >= d)):
+        bad = int(indices[(indices < -d) | (indices >= d)].reshape(-1)[0])
+        raise imp.error(node, f"index {bad} is outside [-{d}, {d}) along axis {axis}")
+    resolved = np.where(indices < 0, indices + d, indices).astype(np.int32)
+    keep = x.nchw and indices.ndim == 1
+    t = x.tensor if keep else _onnx_order(imp, node, x, out_name)
+    ir_axis = NCHW_AXIS_IN_NHWC[axis] if keep else axis
+    # (a scalar index drops the axis: gathered as a list of one, then reshaped)
+    listed = resolved.reshape(-1) if resolved.ndim == 0 else resolved
+    index_tensor = Tensor(imp.unique(out_name + "_indices"), listed.shape, "int32", None, listed)
+    gathered = out_name + "_gathered" if resolved.ndim == 0 else out_name
+    y = imp.emit(kinds.GATHER, [t, index_tensor], GatherAttrs(axis=ir_axis), gathered, "int8", t.quant, node.name)
+    if resolved.ndim == 0:
+        y = imp.emit(kinds.RESHAPE, [y], ReshapeAttrs(shape=shape[:axis] + shape[axis + 1:]), out_name, "int8",
+                     t.quant, node.name)
+    return Value(y, out, nchw=keep)
+
+
+def _build_depth_space(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    """DepthToSpace (DCR; CRD as a channel GATHER into DCR order first) and SpaceToDepth of
+    4-D NCHW tensors: in the IR's NHWC they are TFLite's DEPTH_TO_SPACE / SPACE_TO_DEPTH."""
+    from mcuc.ir.ops.gather import GatherAttrs
+    from mcuc.ir.ops.space_depth import BlockAttrs
+
+    x = imp.activation(node, ins[0])
+    if len(x.tensor.shape) != 4:
+        raise imp.error(node, "only 4-D NCHW tensors are supported")
+    t = x.tensor
+    if not x.nchw:  # ONNX order in the IR: to NHWC
+        t = imp.emit(kinds.TRANSPOSE, [t], TransposeAttrs(NCHW_TO_NHWC), out_name + "_nhwc", "int8", t.quant,
+                     node.name)
+    a = imp.attrs(node)
+    block = int(a.get("blocksize", 0))
+    if block < 1:
+        raise imp.error(node, f"blocksize {block} must be at least 1")
+    if node.op_type == "SpaceToDepth":
+        y = imp.emit(kinds.SPACE_TO_DEPTH, [t], BlockAttrs(block), out_name, "int8", t.quant, node.name)
+        return Value(y, out, nchw=True)
+    mode = a.get("mode", b"DCR")
+    mode = mode.decode(errors="replace") if isinstance(mode, bytes) else mode
+    if mode not in ("DCR", "CRD"):
+        raise imp.error(node, f"mode {quoted(mode)} is not DCR or CRD")
+    channels = t.shape[3]
+    if mode == "CRD" and channels % (block * block) == 0:
+        # CRD reads channel c * b^2 + k where DCR reads k * C' + c
+        depth = channels // (block * block)
+        order = np.array([c * block * block + k for k in range(block * block) for c in range(depth)], np.int32)
+        index_tensor = Tensor(imp.unique(out_name + "_dcr"), order.shape, "int32", None, order)
+        t = imp.emit(kinds.GATHER, [t, index_tensor], GatherAttrs(axis=3), out_name + "_dcr_order", "int8", t.quant,
+                     node.name)
+    y = imp.emit(kinds.DEPTH_TO_SPACE, [t], BlockAttrs(block), out_name, "int8", t.quant, node.name)
+    return Value(y, out, nchw=True)
+
+
 _NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
@@ -577,6 +705,10 @@ BUILDERS = {
     "Transpose": _build_transpose,
     "Pad": _build_pad,
     "Resize": _build_resize,
+    "Slice": _build_slice,
+    "Gather": _build_gather,
+    "DepthToSpace": _build_depth_space,
+    "SpaceToDepth": _build_depth_space,
     "Softmax": _build_softmax,
     "Sigmoid": _build_elementwise,
     "HardSwish": _build_elementwise,

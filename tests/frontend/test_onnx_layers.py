@@ -547,3 +547,124 @@ def test_qdq_int8_group_left_in_float(cin, cout, k, stride, grouping, seed):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     _compare(model.SerializeToString(), seed, "ort-x86-avx2:threads=2")
+
+
+def _movement_model(b: "_Builder", in_shape, make_node, requantize: bool, extra_inputs=()) -> bytes:
+    """Q -> DQ -> the data-movement node -> Q -> DQ, the output's parameters the input's
+    or (requantize) others: onnxruntime then keeps the float op between DQ and Q."""
+    s, z = b.qparams(0.05)
+    s1, z1 = b.qparams(0.03) if requantize else (s, z)
+    b.nodes += [helper.make_node("QuantizeLinear", ["x", s, z], ["q0"]),
+                helper.make_node("DequantizeLinear", ["q0", s, z], ["d0"]),
+                make_node(["d0", *extra_inputs], ["m"]),
+                helper.make_node("QuantizeLinear", ["m", s1, z1], ["q1"]),
+                helper.make_node("DequantizeLinear", ["q1", s1, z1], ["y"])]
+    return b.model(in_shape, "y")
+
+
+@SETTINGS
+@given(dtype=dtypes, shape=st.sampled_from([(1, 3, 5, 6), (1, 4, 1, 1), (2, 7), (1, 2, 4, 3)]), data=st.data(),
+       requantize=st.booleans(), seed=st.integers(0, 2**16))
+def test_slice(dtype, shape, data, requantize, seed):
+    """Slice with constant starts/ends/axes/steps: negative indices, bounds past either end
+    (INT64 extremes), negative steps down to index 0, axes in any order, on NCHW values."""
+    rank = len(shape)
+    axes = data.draw(st.lists(st.integers(-rank, rank - 1), min_size=1, max_size=rank,
+                              unique_by=lambda a: a % rank))
+    starts, ends, steps = [], [], []
+    for a in axes:
+        d = shape[a % rank]
+        step = data.draw(st.sampled_from([1, 1, 2, 3, -1, -2]))
+        big = [2**63 - 1, -2**63]
+        if step > 0:
+            first = data.draw(st.integers(-d, d - 1))
+            stop = data.draw(st.sampled_from([*range(first % d + 1, d + 1), *big[:1]]))
+        else:
+            first = data.draw(st.sampled_from([*range(-d, d), big[0]]))
+            stop = data.draw(st.sampled_from([*range(-d - 1, (first % d if first < d else d - 1)), big[1]]))
+        starts.append(first)
+        ends.append(stop)
+        steps.append(step)
+    b = _Builder(dtype, np.random.default_rng(seed))
+    extra = [b.init("starts", np.array(starts, np.int64)), b.init("ends", np.array(ends, np.int64)),
+             b.init("axes", np.array(axes, np.int64)), b.init("steps", np.array(steps, np.int64))]
+    try:
+        model = _movement_model(b, shape, lambda i, o: helper.make_node("Slice", i, o), requantize, extra)
+        _compare(model, seed)
+    except MCUCError as e:  # an empty slice (the draw can make one): refused by name
+        assert "is empty" in str(e), e
+
+
+@SETTINGS
+@given(dtype=dtypes, shape=st.sampled_from([(1, 5, 3, 4), (1, 6, 1, 1), (3, 5)]), data=st.data(),
+       requantize=st.booleans(), seed=st.integers(0, 2**16))
+def test_gather(dtype, shape, data, requantize, seed):
+    """Gather with constant indices: a scalar, a list (negative ones count from the back)
+    or a 2-D array, along any axis of NCHW values and 2-D ones."""
+    rank = len(shape)
+    axis = data.draw(st.integers(-rank, rank - 1))
+    d = shape[axis % rank]
+    index = st.integers(-d, d - 1)
+    kind = data.draw(st.sampled_from(["scalar", "list", "matrix"]))
+    if kind == "scalar":
+        indices = np.array(data.draw(index), np.int64)
+    elif kind == "list":
+        indices = np.array(data.draw(st.lists(index, min_size=1, max_size=5)), np.int64)
+    else:
+        indices = np.array(data.draw(st.lists(index, min_size=4, max_size=4)), np.int64).reshape(2, 2)
+    b = _Builder(dtype, np.random.default_rng(seed))
+    extra = [b.init("indices", indices)]
+    model = _movement_model(b, shape, lambda i, o: helper.make_node("Gather", i, o, axis=axis), requantize, extra)
+    _compare(model, seed)
+
+
+@pytest.mark.parametrize("op, block, mode, shape", [
+    ("DepthToSpace", 2, "DCR", (1, 8, 3, 2)), ("DepthToSpace", 2, "CRD", (1, 8, 3, 2)),
+    ("DepthToSpace", 3, "CRD", (1, 18, 2, 2)), ("SpaceToDepth", 2, None, (1, 3, 4, 6)),
+    ("SpaceToDepth", 3, None, (1, 2, 3, 3))])
+@pytest.mark.parametrize("requantize", [False, True])
+def test_depth_to_space_and_back(op, block, mode, shape, requantize):
+    """DepthToSpace in both channel orders (CRD through a channel gather into DCR's) and
+    SpaceToDepth, as onnxruntime computes them on NCHW tensors."""
+    b = _Builder("int8", np.random.default_rng(block))
+    attrs = dict(blocksize=block, **({"mode": mode} if mode else {}))
+    model = _movement_model(b, shape, lambda i, o: helper.make_node(op, i, o, **attrs), requantize)
+    _compare(model, block)
+
+
+def test_movement_ops_on_every_backend():
+    """Slice, Gather, DepthToSpace (CRD) and SpaceToDepth in one QDQ network, byte for
+    byte with onnxruntime on the compiled backends too."""
+    import shutil
+
+    from mcuc.api import verify
+
+    b = _Builder("int8", np.random.default_rng(4))
+    s, z = b.qparams(0.05)
+    s1, z1 = b.qparams(0.04)
+
+    def qdq(name, src, scale_zero):
+        b.nodes.extend([helper.make_node("QuantizeLinear", [src, *scale_zero], [name + "_q"]),
+                        helper.make_node("DequantizeLinear", [name + "_q", *scale_zero], [name])])
+        return name
+
+    x = qdq("d0", "x", (s, z))
+    b.nodes.append(helper.make_node("Slice", [x, b.init("st", np.array([1, -1], np.int64)),
+                                              b.init("en", np.array([7, -2**63], np.int64)),
+                                              b.init("ax", np.array([2, 3], np.int64)),
+                                              b.init("sp", np.array([1, -1], np.int64))], ["sl"]))
+    x = qdq("d1", "sl", (s, z))
+    b.nodes.append(helper.make_node("SpaceToDepth", [x], ["sd"], blocksize=2))
+    x = qdq("d2", "sd", (s1, z1))
+    b.nodes.append(helper.make_node("Gather", [x, b.init("ix", np.array([3, 0, -1, 5, 2, 1, 4, 6], np.int64))],
+                                    ["g"], axis=1))
+    x = qdq("d3", "g", (s1, z1))
+    b.nodes.append(helper.make_node("DepthToSpace", [x], ["ds"], blocksize=2, mode="CRD"))
+    qdq("y", "ds", (s, z))
+    model = b.model((1, 2, 8, 8), "y")
+    _compare(model, 4)
+    backends = ["reference", "llvm", *(["c-host"] if shutil.which("gcc") else []),
+                *(["cortex-m4"] if shutil.which("arm-none-eabi-gcc") else [])]
+    report = verify(model, backends, samples=2, seed=5)
+    assert report["backends_checked"] == backends
+    assert all(v["bit_exact"] for v in report["backends"].values()), report
