@@ -623,7 +623,7 @@ class OnnxImporter:
             ins = [self._dq_input(node, node.input[0])] + [
                 self._const_operand(node, n, "weights" if k == 0 else "bias") if n else None
                 for k, n in enumerate(node.input[1:])]
-        elif kind in ("Add", "Mul", "Concat"):  # every operand is dequantized
+        elif kind in ("Add", "Mul", "Concat", "Max", "Min"):  # every operand is dequantized
             ins = [self._dq_input(node, n) for n in node.input]
         else:  # one dequantized activation; other inputs are constants the builder reads
             ins = [self._dq_input(node, node.input[0])]

@@ -342,8 +342,8 @@ def table_value(imp: BuildContext, node, x: Value, function, label: str, out: QP
 
 
 def _build_elementwise(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
-    """Sigmoid, LeakyRelu (QLinearSigmoid / QLinearLeakyRelu tables), HardSwish, Relu, Clip
-    (DequantizeLinear -> float op -> QuantizeLinear): one LOOKUP_TABLE."""
+    """Sigmoid, LeakyRelu (QLinearSigmoid / QLinearLeakyRelu tables), HardSwish, Relu, Clip,
+    Abs, Neg (DequantizeLinear -> float op -> QuantizeLinear): one LOOKUP_TABLE."""
     x = imp.activation(node, ins[0])
     if ins[0].qparams.dtype != out.dtype:
         raise imp.error(node, "input and output mix int8 and uint8")
@@ -357,6 +357,10 @@ def _build_elementwise(imp: BuildContext, node, ins, out: QParams, out_name: str
         function = lambda r: leaky_relu_f32(r, alpha)  # noqa: E731
     elif kind == "Relu":
         function = lambda r: np.maximum(r, np.float32(0.0))  # noqa: E731
+    elif kind == "Abs":
+        function = np.abs
+    elif kind == "Neg":
+        function = np.negative
     elif kind == "Clip":
         lo = float(imp.constant(node, node.input[1], "Clip bound")) if len(node.input) > 1 and node.input[1] else -np.inf
         hi = float(imp.constant(node, node.input[2], "Clip bound")) if len(node.input) > 2 and node.input[2] else np.inf
@@ -665,6 +669,50 @@ def _reshape_target(imp: BuildContext, node, in_shape: tuple[int, ...]) -> tuple
     return tuple(dims)
 
 
+def _build_max_min(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
+    """Max and Min of activations, or of an activation and a one-value constant (variadic:
+    pairwise). onnxruntime has no quantized kernel for them: DQ -> float Max/Min -> Q.
+    QuantizeLinear never decreases, so that equals the largest (smallest) of the inputs
+    each requantized to the output's parameters (DQ -> Q, a table where they differ, the
+    constant at compile time), compared as stored integers: MAXIMUM / MINIMUM."""
+    from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
+
+    if any(q.qparams.dtype != out.dtype for q in ins):
+        raise imp.error(node, "inputs and output mix int8 and uint8")
+    oq = out.ir_quant(0)
+    operands, nchw = [], None
+    for k, q in enumerate(ins):
+        if q.is_constant:
+            if np.asarray(q.data).size != 1:
+                raise imp.error(node, "a constant operand must be a single quantized value")
+            raw = int(np.asarray(q.data).astype(np.int64).reshape(-1)[0])
+            real = np.float32(q.qparams.scale[0]) * np.float32(raw - int(q.qparams.zero_point[0]))
+            value = int(quantize_linear(real, oq.scale[0], oq.scalar_zero_point, -128, 127))
+            operands.append(Tensor(imp.unique(node.name + "_const"), (1,), "int8", oq, np.array([value], np.int64)))
+            continue
+        v = imp.activation(node, q)
+        if nchw is not None and v.nchw != nchw:
+            raise imp.error(node, "inputs mix layouts")
+        nchw = v.nchw
+        if not q.qparams.same_as(out):
+            v = table_value(imp, node, v, lambda r: r, "requantize", out, out_name + f"_in{k}")
+        operands.append(v.tensor)
+    if nchw is None:
+        raise imp.error(node, "every input is a constant; fold the op")
+    shapes = {t.shape for t in operands if t.size != 1}
+    if len(shapes) > 1:
+        raise imp.error(node, f"inputs of shapes {short_list(sorted(shapes))} broadcast; mcuc takes equal shapes "
+                              f"or one-value constants")
+    kind = kinds.MAXIMUM if node.op_type == "Max" else kinds.MINIMUM
+    y = operands[0]
+    for k, other in enumerate(operands[1:], 1):
+        name = out_name if k == len(operands) - 1 else out_name + f"_{k}"
+        y = imp.emit(kind, [y, other], MaximumMinimumAttrs(), name, "int8", oq, node.name)
+    if len(operands) == 1:  # Max of one input: the input requantized
+        y = imp.emit(kinds.RESHAPE, [y], ReshapeAttrs(shape=y.shape), out_name, "int8", oq, node.name)
+    return Value(y, out, nchw=nchw)
+
+
 def _build_concat(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     values = [imp.activation(node, q) for q in ins]
     if any(q.qparams.dtype != out.dtype for q in ins):
@@ -715,6 +763,10 @@ BUILDERS = {
     "LeakyRelu": _build_elementwise,
     "Relu": _build_elementwise,
     "Clip": _build_elementwise,
+    "Abs": _build_elementwise,
+    "Neg": _build_elementwise,
+    "Max": _build_max_min,
+    "Min": _build_max_min,
 }
 # ONNX op types that appear between DequantizeLinear and QuantizeLinear (QDQ groups).
 FLOAT_OPS = frozenset(BUILDERS)

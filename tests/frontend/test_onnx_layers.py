@@ -239,11 +239,12 @@ def test_onnxruntime_rule_is_not_the_tflite_rule():
 
 
 @SETTINGS
-@given(dtype=dtypes, op=st.sampled_from(["Sigmoid", "HardSwish", "LeakyRelu", "Relu", "Clip"]),
+@given(dtype=dtypes, op=st.sampled_from(["Sigmoid", "HardSwish", "LeakyRelu", "Relu", "Clip", "Abs", "Neg"]),
        in_scale=st.floats(0.01, 0.2), out_scale=st.floats(0.002, 0.1), seed=st.integers(0, 2**16))
 def test_elementwise_tables(dtype, op, in_scale, out_scale, seed):
     """Every int8 input value through onnxruntime's float function (QLinearSigmoid and
-    QLinearLeakyRelu tables, DQ -> HardSwish/Relu/Clip -> Q): the whole 256-entry table."""
+    QLinearLeakyRelu tables, DQ -> HardSwish/Relu/Clip/Abs/Neg -> Q): the whole 256-entry
+    table."""
     b = _Builder(dtype, np.random.default_rng(seed))
     x = b.qdq("x", in_scale)
     inputs = [x]
@@ -633,8 +634,8 @@ def test_depth_to_space_and_back(op, block, mode, shape, requantize):
 
 
 def test_movement_ops_on_every_backend():
-    """Slice, Gather, DepthToSpace (CRD) and SpaceToDepth in one QDQ network, byte for
-    byte with onnxruntime on the compiled backends too."""
+    """Slice, Gather, DepthToSpace (CRD), SpaceToDepth, Abs and Min in one QDQ network,
+    byte for byte with onnxruntime on the compiled backends too."""
     import shutil
 
     from mcuc.api import verify
@@ -660,7 +661,11 @@ def test_movement_ops_on_every_backend():
                                     ["g"], axis=1))
     x = qdq("d3", "g", (s1, z1))
     b.nodes.append(helper.make_node("DepthToSpace", [x], ["ds"], blocksize=2, mode="CRD"))
-    qdq("y", "ds", (s, z))
+    x = qdq("d4", "ds", (s, z))
+    b.nodes.append(helper.make_node("Abs", [x], ["ab"]))
+    a = qdq("d5", "ab", (s1, z1))
+    b.nodes.append(helper.make_node("Min", [x, a], ["mn"]))
+    qdq("y", "mn", (s, z))
     model = b.model((1, 2, 8, 8), "y")
     _compare(model, 4)
     backends = ["reference", "llvm", *(["c-host"] if shutil.which("gcc") else []),
@@ -668,3 +673,29 @@ def test_movement_ops_on_every_backend():
     report = verify(model, backends, samples=2, seed=5)
     assert report["backends_checked"] == backends
     assert all(v["bit_exact"] for v in report["backends"].values()), report
+
+
+@SETTINGS
+@given(dtype=dtypes, op=st.sampled_from(["Max", "Min"]), operands=st.sampled_from(["two", "three", "constant", "one"]),
+       scales=st.lists(st.floats(0.01, 0.2), min_size=4, max_size=4), same=st.booleans(), seed=st.integers(0, 2**16))
+def test_max_and_min(dtype, op, operands, scales, same, seed):
+    """Max and Min (DQ -> float op -> Q in onnxruntime) of activations with their own
+    parameters, of an activation and a one-value constant, variadic and unary."""
+    b = _Builder(dtype, np.random.default_rng(seed))
+    if same:
+        scales = [scales[0]] * 4
+    first = b.qdq("x", scales[0])
+    names = [first]
+    if operands in ("two", "three"):  # other activations: quantized functions of the first
+        b.nodes.append(helper.make_node("Neg", [first], ["xn"]))
+        names.append(b.qdq("xn", scales[1]))
+    if operands == "three":
+        b.nodes.append(helper.make_node("Abs", [first], ["xa"]))
+        names.append(b.qdq("xa", scales[2]))
+    if operands == "constant":
+        s, z = b.qparams(scales[1])
+        raw = b.init("c_raw", (np.int8 if dtype == "int8" else np.uint8)(b.rng.integers(b.lo, b.hi + 1)))
+        b.nodes.append(helper.make_node("DequantizeLinear", [raw, s, z], ["c_dq"]))
+        names.append("c_dq")
+    b.nodes.append(helper.make_node(op, names, ["m"]))
+    _compare(b.model((1, 3, 4, 5), b.qdq("m", scales[3])), seed)
