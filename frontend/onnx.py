@@ -38,7 +38,7 @@ from mcuc.ir.ops.transpose import TransposeAttrs
 from mcuc.ir.numerics import ORT_INTEGER
 from mcuc.ir.tensor import Quantization, Tensor, cut_name, quoted
 
-from .onnx_ops import BUILDERS, FLOAT_OPS, table_value
+from .onnx_ops import BUILDERS, FLOAT_OPS, split_slices, table_value
 from .onnx_numerics import OnnxNumerics, parse_onnx_numerics
 from .onnx_values import INT_TYPES, NCHW_TO_NHWC, NHWC_TO_NCHW, QInput, QParams, Value
 from .validate import check_scales, check_size, max_tensor_bytes_or_default, validate_graph
@@ -589,10 +589,10 @@ class OnnxImporter:
                 edges += 1
         return edges == 1 and quantized_name not in outputs
 
-    def _output_q(self, node) -> tuple[QParams, str]:
-        """The QuantizeLinear that consumes the node's output (absorbed into the op),
-        through any Identity nodes."""
-        out = node.output[0]
+    def _output_q(self, node, index: int = 0) -> tuple[QParams, str]:
+        """The QuantizeLinear that consumes the node's output `index` (absorbed into the
+        op), through any Identity nodes."""
+        out = node.output[index]
         users = self.consumers.get(out, [])
         graph_outputs = {o.name for o in self.graph.output}
         while out not in graph_outputs and len(users) == 1 and users[0].op_type == "Identity":
@@ -611,6 +611,8 @@ class OnnxImporter:
 
     def _qdq_group(self, node) -> None:
         kind = node.op_type
+        if kind == "Split":
+            return self._split(node)
         if kind in (*_DATA_MOVEMENT, "Pad") and node.input[0] in self.values:
             # Operator-oriented models run these directly on the integers.
             value = self.values[node.input[0]]
@@ -643,6 +645,24 @@ class OnnxImporter:
             self.values[out_name] = table_value(self, node, moved, lambda r: r, "requantize", out_qp, out_name)
             return
         self._build(node, kind, ins, out_qp, out_name)
+
+    def _split(self, node) -> None:
+        """Split (onnxruntime strips its QDQ nodes and moves the integers): one slice per
+        output along the axis (onnx_ops.split_slices), each with its own QuantizeLinear's
+        parameters (a requantizing table where they differ from the input's)."""
+        if node.input[0] in self.values:  # operator-oriented: on the integers directly
+            value = self.values[node.input[0]]
+            if value.qparams is None:
+                raise self.error(node, "runs on a float tensor; mcuc compiles quantized graphs")
+            x, outputs = QInput(value.qparams, value=value), [(value.qparams, name) for name in node.output]
+        else:
+            x = self._dq_input(node, node.input[0])
+            outputs = [self._output_q(node, i) for i in range(len(node.output))]
+        same = [x.qparams.same_as(qp) for qp, _ in outputs]
+        names = [name if keep else name + "_moved" for (_, name), keep in zip(outputs, same)]
+        for (out_qp, out_name), keep, moved in zip(outputs, same, split_slices(self, node, x, names)):
+            self.values[out_name] = moved if keep else \
+                table_value(self, node, moved, lambda r: r, "requantize", out_qp, out_name)
 
     def _float_shape_chain(self, node) -> list:
         """The shape-only nodes (_SHAPE_ONLY) that alone consume the float output of `node`,

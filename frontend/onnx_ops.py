@@ -490,6 +490,42 @@ def _build_slice(imp: BuildContext, node, ins, out: QParams, out_name: str) -> V
     return Value(y, out, nchw=x.nchw)
 
 
+def split_slices(imp: BuildContext, node, x_in: QInput, out_names: list[str]) -> list[Value]:
+    """Split's outputs as one STRIDED_SLICE each (in x's quantization): sizes from the
+    constant `split` input, or `num_outputs` (opset 18: ceil-sized parts, the last one
+    smaller), or equal parts."""
+    from mcuc.ir.ops.strided_slice import StridedSliceAttrs
+
+    x = imp.activation(node, x_in)
+    t = x.tensor
+    shape = tuple(t.shape[i] for i in NHWC_TO_NCHW) if x.nchw else t.shape
+    a = imp.attrs(node)
+    axis = _axis(imp, node, int(a.get("axis", 0)), len(shape))
+    d, parts = shape[axis], len(node.output)
+    sizes = _ints(imp, node, 1, "split")
+    if sizes is None:
+        if "num_outputs" in a:
+            chunk = -(-d // int(a["num_outputs"]))
+            sizes = [min(chunk, d - k * chunk) for k in range(parts)]
+        elif d % parts:
+            raise imp.error(node, f"axis {axis} (extent {d}) does not split into {parts} equal parts; give split")
+        else:
+            sizes = [d // parts] * parts
+    if len(sizes) != parts or sum(sizes) != d or min(sizes) < 1:
+        raise imp.error(node, f"split {short_list(sizes)} must give {parts} positive sizes summing to the extent "
+                              f"{d} of axis {axis}")
+    ir_axis = NCHW_AXIS_IN_NHWC[axis] if x.nchw else axis
+    values, first = [], 0
+    for size, name in zip(sizes, out_names):
+        begin, end = [0] * len(shape), list(t.shape)
+        begin[ir_axis], end[ir_axis] = first, first + size
+        attrs = StridedSliceAttrs(begin=tuple(begin), end=tuple(end), strides=(1,) * len(shape))
+        y = imp.emit(kinds.STRIDED_SLICE, [t], attrs, name, "int8", t.quant, node.name)
+        values.append(Value(y, x_in.qparams, nchw=x.nchw))
+        first += size
+    return values
+
+
 def _build_gather(imp: BuildContext, node, ins, out: QParams, out_name: str) -> Value:
     """Gather with constant indices (negative ones count from the back, as onnxruntime's;
     one outside the axis is refused). A 1-D index list along an axis of a 4-D NCHW value
@@ -768,5 +804,6 @@ BUILDERS = {
     "Max": _build_max_min,
     "Min": _build_max_min,
 }
-# ONNX op types that appear between DequantizeLinear and QuantizeLinear (QDQ groups).
-FLOAT_OPS = frozenset(BUILDERS)
+# ONNX op types that appear between DequantizeLinear and QuantizeLinear (QDQ groups);
+# Split, with several outputs, is built by the importer (split_slices).
+FLOAT_OPS = frozenset(BUILDERS) | {"Split"}

@@ -80,10 +80,11 @@ class _Builder:
                                                                 self.init(n + "_z", np.zeros(b.size, np.int32))], [d], axis=0))
         return d
 
-    def model(self, in_shape, out: str) -> bytes:
+    def model(self, in_shape, out: str | list[str], opset: int = 17) -> bytes:
+        outs = [out] if isinstance(out, str) else out
         graph = helper.make_graph(self.nodes, "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
-                                  [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                  [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs], self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
         model.ir_version = 8
         return model.SerializeToString()
 
@@ -634,8 +635,8 @@ def test_depth_to_space_and_back(op, block, mode, shape, requantize):
 
 
 def test_movement_ops_on_every_backend():
-    """Slice, Gather, DepthToSpace (CRD), SpaceToDepth, Abs and Min in one QDQ network,
-    byte for byte with onnxruntime on the compiled backends too."""
+    """Slice, Gather, DepthToSpace (CRD), SpaceToDepth, Abs, Min and Split in one QDQ
+    network, byte for byte with onnxruntime on the compiled backends too."""
     import shutil
 
     from mcuc.api import verify
@@ -665,8 +666,9 @@ def test_movement_ops_on_every_backend():
     b.nodes.append(helper.make_node("Abs", [x], ["ab"]))
     a = qdq("d5", "ab", (s1, z1))
     b.nodes.append(helper.make_node("Min", [x, a], ["mn"]))
-    qdq("y", "mn", (s, z))
-    model = b.model((1, 2, 8, 8), "y")
+    x = qdq("d6", "mn", (s, z))
+    b.nodes.append(helper.make_node("Split", [x], ["p0", "p1"], axis=3))
+    model = b.model((1, 2, 8, 8), [qdq("y0", "p0", (s, z)), qdq("y1", "p1", (s1, z1))])
     _compare(model, 4)
     backends = ["reference", "llvm", *(["c-host"] if shutil.which("gcc") else []),
                 *(["cortex-m4"] if shutil.which("arm-none-eabi-gcc") else [])]
@@ -699,3 +701,35 @@ def test_max_and_min(dtype, op, operands, scales, same, seed):
         names.append("c_dq")
     b.nodes.append(helper.make_node(op, names, ["m"]))
     _compare(b.model((1, 3, 4, 5), b.qdq("m", scales[3])), seed)
+
+
+@SETTINGS
+@given(dtype=dtypes, shape=st.sampled_from([(1, 6, 4, 3), (2, 8), (1, 4, 6, 2)]), data=st.data(),
+       sizes_given=st.sampled_from(["split", "equal", "num_outputs"]), seed=st.integers(0, 2**16))
+def test_split(dtype, shape, data, sizes_given, seed):
+    """Split along any axis (NCHW values too): sizes from the split input, equal parts, or
+    opset 18's num_outputs (the last part smaller); each output with its own
+    QuantizeLinear, the same parameters as the input or others."""
+    rank = len(shape)
+    axis = data.draw(st.integers(-rank, rank - 1))
+    d = shape[axis % rank]
+    b = _Builder(dtype, np.random.default_rng(seed))
+    inputs, attrs, opset = [b.qdq("x", 0.05)], {"axis": axis}, 17
+    if sizes_given == "split":
+        cuts = sorted(data.draw(st.sets(st.integers(1, d - 1), max_size=3))) if d > 1 else []
+        sizes = [hi - lo for lo, hi in zip([0, *cuts], [*cuts, d])]
+        inputs.append(b.init("split", np.array(sizes, np.int64)))
+    elif sizes_given == "equal":
+        parts = data.draw(st.sampled_from([p for p in (1, 2, 3, 4) if d % p == 0]))
+        sizes = [d // parts] * parts
+    else:
+        parts = data.draw(st.integers(1, min(d, 4)))
+        chunk = -(-d // parts)
+        if chunk * (parts - 1) >= d:  # onnxruntime refuses a split that leaves the last part empty
+            parts = -(-d // chunk)
+        sizes = [min(chunk, d - k * chunk) for k in range(parts)]
+        attrs["num_outputs"], opset = parts, 18
+    names = [f"part{k}" for k in range(len(sizes))]
+    b.nodes.append(helper.make_node("Split", inputs, names, **attrs))
+    outs = [b.qdq(n, data.draw(st.sampled_from([0.05, 0.03]))) for n in names]
+    _compare(b.model(shape, outs, opset), seed)
