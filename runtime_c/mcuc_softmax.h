@@ -84,4 +84,48 @@ MCUC_INLINE void mcuc_softmax_s8(const int8_t *in, void *out, int rows, int dept
     }
 }
 
+/* tflite-micro's LUTLookup of an int16 value in a 513-entry table: the high 9 bits
+ * index, the low 7 interpolate (the slope kept in an int16, as there). */
+MCUC_INLINE int32_t mcuc_lut_lookup16(int32_t value, const int16_t *lut) {
+    const int index = 256 + (value >> 7);
+    const int32_t base = lut[index];
+    const int16_t slope = (int16_t)(lut[index + 1] - base);
+    return (int16_t)(base + ((slope * (value & 0x7f) + 64) >> 7));
+}
+
+/* tflite-micro's int16 SOFTMAX (mcuc.ir.ops.softmax_int16): each difference from the row
+ * maximum scaled by MultiplyByQuantizedMultiplier, recentered and looked up in the exp
+ * table (the exps wait in the output row); the sum of exps, normalized by its leading
+ * zeros, through the 1/(1 + x) table; each exp times that reciprocal, rounded and shifted
+ * back. Both tables are the fixed 513-entry ones the compiler emits. */
+MCUC_INLINE void mcuc_softmax_s16(const int16_t *in, int16_t *out, int rows, int depth, int32_t multiplier,
+                                  int32_t shift, const int16_t *exp_lut, const int16_t *recip_lut) {
+    int r, i;
+    for (r = 0; r < rows; r++) {
+        const int16_t *x = in + r * depth;
+        int16_t *y = out + r * depth;
+        int32_t max = -32768, sum = 0, recentered, reciprocal;
+        int headroom_plus_one, right_shift;
+        int64_t rounding;
+        for (i = 0; i < depth; i++) {
+            max = x[i] > max ? x[i] : max;
+        }
+        for (i = 0; i < depth; i++) {
+            const int32_t scaled = mcuc_mbqm(x[i] - max, multiplier, shift) + 32767;
+            y[i] = (int16_t)mcuc_lut_lookup16(scaled < -32768 ? -32768 : scaled > 32767 ? 32767 : scaled, exp_lut);
+            sum += y[i];
+        }
+        headroom_plus_one = mcuc_clz32((uint32_t)sum);
+        recentered = (int32_t)((((int64_t)sum << (headroom_plus_one - 1)) + (1 << 13)) >> 14) - ((1 << 15) + (1 << 16));
+        reciprocal = mcuc_lut_lookup16(recentered < -32768 ? -32768 : recentered > 32767 ? 32767 : recentered,
+                                       recip_lut);
+        right_shift = 31 - headroom_plus_one;
+        rounding = (int64_t)1 << (right_shift - 1);
+        for (i = 0; i < depth; i++) {
+            const int32_t result = (int32_t)(((int64_t)y[i] * reciprocal + rounding) >> right_shift);
+            y[i] = (int16_t)(result < 0 ? 0 : result > 32767 ? 32767 : result);
+        }
+    }
+}
+
 #endif /* MCUC_SOFTMAX_H */

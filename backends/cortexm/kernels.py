@@ -902,6 +902,8 @@ def _emit_softmax(site: Site, step: Step, program: Program, target: Target) -> S
 
     op = step.op
     x, y = op.input, op.output
+    if x.dtype == "int16":
+        return _emit_softmax_int16(site, step, program)
     p = softmax_params(op)
     diffs = -np.arange(256, dtype=np.int64)
     in_range = diffs >= p.diff_min
@@ -915,6 +917,24 @@ def _emit_softmax(site: Site, step: Step, program: Program, target: Target) -> S
     return StepCode(decls, _call(site), (SOFTMAX_H,))
 
 
+
+
+def _emit_softmax_int16(site: Site, step: Step, program: Program) -> StepCode:
+    """tflite-micro's int16 SOFTMAX: its two fixed tables (emitted once per step) and
+    mcuc_softmax_s16."""
+    from mcuc.ir.ops.softmax_int16 import exp_lut, int16_params, one_over_one_plus_x_lut
+
+    fn, op = site.fn, step.op
+    x, y = op.input, op.output
+    p = int16_params(op)
+    depth = x.shape[-1]
+    arrays = [_ints("int16_t", f"{fn}_exp", np.array(exp_lut())),
+              _ints("int16_t", f"{fn}_recip", np.array(one_over_one_plus_x_lut()))]
+    body = (f"    mcuc_softmax_s16((const int16_t *)(const void *)(arena + {_offset(program, x, op)}), "
+            f"(int16_t *)(void *)(arena + {_offset(program, y, op)}), {x.size // depth}, {depth}, "
+            f"{p.input_multiplier}, {p.input_shift}, {fn}_exp, {fn}_recip);\n")
+    decls = _render("body.j2", site, comment=f"{op.label}: int16", arrays=arrays, params="", body=body)
+    return StepCode(decls, _call(site), (SOFTMAX_H,))
 
 
 # -- patch-based stages ----------------------------------------------------------------------
@@ -1118,7 +1138,7 @@ def _emit_ort_gemm(site: Site, step: Step, program: Program, target: Target) -> 
         body = "\n".join(structs + [f"    {kernel}({pointers}, &in_dims, &out_dims, &window, {g.groups},\n"
                                      f"        {schedule}{fn}_w, &{fn}_p);"])
     rule = "float group" if in_float(op.attrs) is not None else "u8 x s8 int16 pairs"
-    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime {rule}", arrays=arrays, params=params,
+    decls = _render("body.j2", site, comment=f"{op.label}: onnxruntime {rule}", arrays=arrays, params=params,
                     body=body)
     return StepCode(decls, _call(site), (ORT_H,))
 
@@ -1174,7 +1194,7 @@ def _emit_ort_binary(site: Site, step: Step, program: Program, target: Target) -
             f"    const int8_t *in1 = {in1};\n    const int8_t *in2 = {in2};\n"
             f"    int8_t *out = (int8_t *)(arena + {_offset(program, y, op)});\n"
             f"    MCUC_FOR6(extents, {{ out[o] = {one}(in1[MCUC_IDX(s1)], in2[MCUC_IDX(s2)], &{fn}_p); }});")
-    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime rule", arrays=arrays,
+    decls = _render("body.j2", site, comment=f"{op.label}: onnxruntime rule", arrays=arrays,
                     params=c_struct(ctype, f"{fn}_p", params), body=body)
     return StepCode(decls, _call(site), (ORT_H, ELEMENTWISE_H))
 
@@ -1198,7 +1218,7 @@ def _emit_ort_avg_pool(site: Site, step: Step, program: Program, target: Target)
     body = "\n".join(structs + [f"    mcuc_ort_avg_pool((const int8_t *)(arena + {_offset(program, x, op)}), "
                                  f"(int8_t *)(arena + {_offset(program, y, op)}),\n"
                                  f"        &in_dims, &out_dims, &window, &{fn}_p);"])
-    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime QLinearAveragePool",
+    decls = _render("body.j2", site, comment=f"{op.label}: onnxruntime QLinearAveragePool",
                     arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params=params, body=body)
     return StepCode(decls, _call(site), (ORT_H,))
 
@@ -1221,7 +1241,7 @@ def _emit_ort_softmax(site: Site, step: Step, program: Program, target: Target) 
     body = (f"    mcuc_ort_softmax((const int8_t *)(arena + {_offset(program, x, op)}), "
             f"(int8_t *)(arena + {_offset(program, y, op)}), {x.size // depth}, {depth}, {fn}_table,\n"
             f"        {_c_f(floor_inv)}, {_c_f(np.float32(y.quant.scalar_zero_point + offset))}, {offset}, {lo}, {hi});")
-    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime QLinearSoftmax",
+    decls = _render("body.j2", site, comment=f"{op.label}: onnxruntime QLinearSoftmax",
                     arrays=[_floats(f"{fn}_table", table)], params="", body=body)
     return StepCode(decls, _call(site), (ORT_H,))
 
@@ -1249,7 +1269,7 @@ def _emit_ort_mean_float(site: Site, step: Step, program: Program, target: Targe
     body = (f"    {function}((const int8_t *)(arena + {_offset(program, x, op)}), "
             f"(int8_t *)(arena + {_offset(program, y, op)}), {x.shape[0]}, {x.shape[1] * x.shape[2]}, {x.shape[3]}, "
             f"{fn}_xdeq, {_c_f(y.quant.scale[0])}, {_zp(y)}, {lo}, {hi});")
-    decls = _render("ort.j2", site, comment=f"{op.label}: onnxruntime {what}",
+    decls = _render("body.j2", site, comment=f"{op.label}: onnxruntime {what}",
                     arrays=[_floats(f"{fn}_xdeq", _dequantize_table(x))], params="", body=body)
     return StepCode(decls, _call(site), (ORT_H,))
 

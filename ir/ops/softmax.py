@@ -1,5 +1,5 @@
 """SOFTMAX over the last axis, int8 in, int8 out (or int16 out), with TFLite Micro's
-fixed-point algorithm.
+fixed-point algorithm; int16 in and out with its tables (softmax_int16.py).
 
 TFLM's int8 SOFTMAX (softmax_common.cc CalculateSoftmaxParams, reference/softmax.h):
 - Prepare: beta * input_scale * 2^26 (capped at 2^31 - 1) becomes a Q31 multiplier and a
@@ -36,6 +36,7 @@ from ..region import Region
 from . import OpDef, Trait, register
 from .common import dtype_range, require
 from .kinds import SOFTMAX
+from .softmax_int16 import evaluate_int16, int16_params
 
 # Integer bits of the rescaled differences (Q5.26) and of the sum of exps (Q12.19).
 SCALED_DIFF_INTEGER_BITS = 5
@@ -82,11 +83,16 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
             "takes exactly one input and one output")
     x, y = op.input, op.output
     require(len(x.shape) >= 1, op, "input must have at least one dimension")
-    require(x.dtype == "int8", op, f"input dtype {x.dtype} is not supported (int8 only)")
+    require(x.dtype in ("int8", "int16"), op, f"input dtype {x.dtype} is not supported (int8 or int16)")
     require(y.dtype in ("int8", "int16"), op, f"output dtype {y.dtype} is not supported (int8 or int16)")
     require(x.quant is not None and y.quant is not None, op, "input and output must be quantized")
     require(not x.quant.per_channel and not y.quant.per_channel, op, "quantization must be per-tensor")
     require(op.attrs is not None and isinstance(op.attrs.beta, numbers.Real), op, "attribute beta is missing")
+    if x.dtype == "int16":
+        require(y.dtype == "int16" and op.attrs.numerics.rule != ONNXRUNTIME, op,
+                f"an int16 input needs an int16 output (tflite-micro's int16 SOFTMAX), not {y.dtype}")
+        int16_params(op)  # checks the quantization
+        return [x.shape]
     if op.attrs.numerics.rule == ONNXRUNTIME:
         require(y.dtype == "int8" and op.attrs.beta == 1.0, op, "onnxruntime's QLinearSoftmax maps int8 to int8 with beta 1")
         return [x.shape]
@@ -132,6 +138,8 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
                             float(op.output.quant.scale[0]), op.output.quant.scalar_zero_point + offset,
                             op.attrs.numerics.uint8)
         return [(y - offset).astype(op.output.dtype)]
+    if op.input.dtype == "int16":
+        return [evaluate_int16(op, inputs[0])]
     params = softmax_params(op)
     x = inputs[0].astype(np.int64)
     diff = x - x.max(axis=-1, keepdims=True)

@@ -1,5 +1,5 @@
-"""SOFTMAX (int8 in; int8 or int16 out): TFLM's fixed-point algorithm, mirroring
-mcuc.ir.ops.softmax.
+"""SOFTMAX (int8 in; int8 or int16 out; int16 in and out): TFLM's fixed-point algorithms,
+mirroring mcuc.ir.ops.softmax and mcuc.ir.ops.softmax_int16.
 
 What depends on one input value is tabulated at compile time with the reference's own
 numpy functions: for every difference from the row maximum (0 .. -255) the Q0.31 exp,
@@ -18,12 +18,14 @@ from mcuc.ir.fixedpoint_exp import rescale
 from mcuc.ir.ops import kinds
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.softmax import ACCUMULATION_INTEGER_BITS, exps_of_row_differences, softmax_params
+from mcuc.ir.ops.softmax_int16 import exp_lut, int16_params, one_over_one_plus_x_lut
 from mcuc.ir.numerics import OrtInteger, TFLiteQ31
 
 from ..codegen import KernelCall
-from ..emitter import F32, I32, I64, Emitter
+from ..emitter import F32, I16, I32, I64, Emitter
 from ..floatops import f32, fma
-from ..fixedpoint import INT32_MAX, INT32_MIN, rounding_divide_by_pot, saturating_rounding_doubling_high_mul
+from ..fixedpoint import (INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier, rounding_divide_by_pot,
+                          saturating_rounding_doubling_high_mul)
 from . import register
 
 
@@ -60,9 +62,68 @@ def _one_over_one_plus_x(em: Emitter, a: ir.Value) -> ir.Value:
     return _saturating_multiply_by_pot(em, x, 1)
 
 
+def _lut_lookup(em: Emitter, value: ir.Value, table: ir.Value) -> ir.Value:
+    """softmax_int16.lut_lookup on an i32 in int16 range: the high 9 bits index, the low
+    7 interpolate with an int16 slope; the int16 result widened to i32."""
+    b = em.b
+    index = b.sext(b.add(b.ashr(value, em.i32(7)), em.i32(256)), I64)
+    offset = b.and_(value, em.i32(0x7F))
+    base = em.load_i32(table, index, "int16")
+    following = em.load_i32(table, b.add(index, em.i64(1)), "int16")
+    slope = b.sext(b.trunc(b.sub(following, base), I16), I32)
+    delta = b.ashr(b.add(b.mul(slope, offset), em.i32(64)), em.i32(7))
+    return b.sext(b.trunc(b.add(base, delta), I16), I32)
+
+
+def _softmax_int16(call: KernelCall) -> None:
+    """tflite-micro's int16 SOFTMAX (mcuc.ir.ops.softmax_int16): the exps, looked up
+    from the scaled differences, wait in the output row (as the reference keeps them)
+    while the row's sum goes through the 1/(1 + x) table."""
+    em, op = call.em, call.op
+    b = em.b
+    x_t, y_t = op.input, op.output
+    p = int16_params(op)
+    left, right = max(p.input_shift, 0), max(-p.input_shift, 0)
+    exp_table = em.const_ptr(np.array(exp_lut(), np.int16), call.hint("exp16"))
+    recip_table = em.const_ptr(np.array(one_over_one_plus_x_lut(), np.int16), call.hint("recip16"))
+    depth = x_t.shape[-1]
+    rows = x_t.size // depth
+    x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
+    row_max = em.slot(I32, "max")
+    total = em.slot(I32, "sum")
+    ctlz = em.ctx.intrinsic("llvm.ctlz.i32", I32, [I32, ir.IntType(1)])
+    with em.loop(rows, "row") as r:
+        base = em.mul(r, depth)
+        b.store(em.i32(-32768), row_max)
+        with em.loop(depth, "k0") as k:
+            b.store(em.smax(b.load(row_max), em.load_i32(x_ptr, b.add(base, k), "int16")), row_max)
+        maximum = b.load(row_max)
+        b.store(em.i32(0), total)
+        with em.loop(depth, "k1") as k:
+            diff = b.sub(em.load_i32(x_ptr, b.add(base, k), "int16"), maximum)
+            scaled = multiply_by_quantized_multiplier(em, diff, p.input_multiplier, left, right)
+            e = _lut_lookup(em, em.clamp(b.add(scaled, em.i32(32767)), -32768, 32767), exp_table)
+            em.store(b.trunc(e, I16), y_ptr, b.add(base, k))
+            b.store(b.add(b.load(total), e), total)
+        sum_of_exps = b.load(total)
+        headroom_plus_one = b.call(ctlz, [sum_of_exps, ir.Constant(ir.IntType(1), 0)])
+        wide = b.shl(b.sext(sum_of_exps, I64), b.zext(b.sub(headroom_plus_one, em.i32(1)), I64))
+        shifted = b.trunc(b.ashr(b.add(wide, em.i64(1 << 13)), em.i64(14)), I32)
+        recentered = em.clamp(b.sub(shifted, em.i32((1 << 15) + (1 << 16))), -32768, 32767)
+        reciprocal = b.sext(_lut_lookup(em, recentered, recip_table), I64)
+        right_shift = b.zext(b.sub(em.i32(31), headroom_plus_one), I64)
+        rounding = b.shl(em.i64(1), b.sub(right_shift, em.i64(1)))
+        with em.loop(depth, "k2") as k:
+            e = b.sext(em.load(y_ptr, b.add(base, k)), I64)
+            result = b.trunc(b.ashr(b.add(b.mul(e, reciprocal), rounding), right_shift), I32)
+            em.store(b.trunc(em.clamp(result, 0, 32767), I16), y_ptr, b.add(base, k))
+
+
 @register(kinds.SOFTMAX, numerics=TFLiteQ31)
 def softmax(call: KernelCall) -> None:
     em, op = call.em, call.op
+    if op.input.dtype == "int16":
+        return _softmax_int16(call)
     b = em.b
     x_t, y_t = op.input, op.output
     params = softmax_params(op)
