@@ -61,6 +61,33 @@ MCUC_INLINE void mcuc_map_s16(const int16_t *in, void *out, int n, const mcuc_ma
     }
 }
 
+/* tflite-micro's int16 LOGISTIC (`tanh` 0) and TANH (`tanh` 1), mcuc.ir.ops.sigmoid_int16:
+ * the input rescaled by (x * multiplier + round) >> shift, its magnitude interpolated in
+ * the 256-entry Q0.16 sigmoid table (high bits index: >> 9 for LOGISTIC, >> 8 for TANH;
+ * the low ones weight the slope), folded by the sign around 1/2 or 0 and rounded back
+ * to Q0.15. */
+MCUC_INLINE void mcuc_sigmoid_s16(const int16_t *in, int16_t *out, int n, int32_t multiplier, int32_t shift,
+                                  int tanh, const uint16_t *table) {
+    const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+    const int bits = tanh ? 8 : 9;
+    int i;
+    for (i = 0; i < n; i++) {
+        const int32_t v = (in[i] * multiplier + round) >> shift;
+        const uint32_t a = (uint32_t)(v < 0 ? -v : v), high = a >> bits, low = a & ((1u << bits) - 1u);
+        const uint32_t interpolated =
+            high >= 255 ? 0 : ((uint32_t)table[high] << bits) + low * (uint32_t)(table[high + 1] - table[high]);
+        if (tanh) {
+            int32_t r = high >= 255 ? 0xFFFF << 8 : (int32_t)interpolated;
+            r = v >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
+            out[i] = (int16_t)(r >> 8);
+        } else {
+            uint32_t r = high >= 255 ? 0x7FFFu << 10 : interpolated;
+            r = v >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1u;
+            out[i] = (int16_t)(r >> 10);
+        }
+    }
+}
+
 /* DEQUANTIZE of int16: (x - zp) * scale in float32. TFLM multiplies in double and casts
  * to float, but a 17-bit integer times a float32 scale is exact in double, so both are
  * one rounding of the exact product (subnormals kept: the FPSCR as reset, or soft-float). */

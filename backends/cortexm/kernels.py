@@ -575,6 +575,8 @@ def _emit_lut(site: Site, step: Step, program: Program, target: Target) -> StepC
     x, y = op.input, op.output
     if x.dtype == "int16" and op.kind in (kinds.RELU, kinds.RELU6, kinds.LEAKY_RELU, kinds.QUANTIZE, kinds.DEQUANTIZE):
         return _emit_map16(site, step, program)
+    if x.dtype == "int16" and op.kind in (kinds.LOGISTIC, kinds.TANH):
+        return _emit_sigmoid16(site, step, program)
     _require(x.dtype in ("int8", "uint8"), op,
              f"input dtype {x.dtype} is not supported by the Cortex-M backend (int8, uint8)")
     table = K.per_element_table(op)
@@ -590,6 +592,23 @@ def _emit_lut(site: Site, step: Step, program: Program, target: Target) -> StepC
                     arrays=[CArray(_LUT_CTYPES[itemsize], f"{fn}_table", values)],
                     in_offset=_offset(program, x, op), out_offset=_offset(program, y, op),
                     n=x.size, out_bits=itemsize * 8)
+    return StepCode(decls, _call(site), (ELEMENTWISE_H,))
+
+
+def _emit_sigmoid16(site: Site, step: Step, program: Program) -> StepCode:
+    """int16 LOGISTIC and TANH: tflite-micro's interpolated sigmoid table
+    (mcuc.ir.ops.sigmoid_int16) and mcuc_sigmoid_s16."""
+    from mcuc.ir.ops.sigmoid_int16 import sigmoid16_params, sigmoid_table
+
+    fn, op = site.fn, step.op
+    x, y = op.input, op.output
+    p = sigmoid16_params(op)
+    body = (f"    mcuc_sigmoid_s16((const int16_t *)(const void *)(arena + {_offset(program, x, op)}), "
+            f"(int16_t *)(void *)(arena + {_offset(program, y, op)}), {x.size}, {p.multiplier}, {p.shift}, "
+            f"{int(op.kind == kinds.TANH)}, {fn}_table);\n")
+    decls = _render("body.j2", site, comment=f"{op.label}: int16, interpolated sigmoid table",
+                    arrays=[CArray("uint16_t", f"{fn}_table", [f"{v}u" for v in sigmoid_table()])], params="",
+                    body=body)
     return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 

@@ -1,4 +1,5 @@
-"""LOGISTIC (sigmoid), int8 in, int8 out, with TFLite Micro's fixed-point algorithm.
+"""LOGISTIC (sigmoid), int8 in, int8 out, with TFLite Micro's fixed-point algorithm; int16
+in and out with its interpolated sigmoid table (sigmoid_int16.py).
 
 TFLM's int8 LOGISTIC (logistic_common.cc CalculateArithmeticOpDataLogistic,
 reference/integer_ops/logistic.h) is the gemmlowp path, not a lookup table:
@@ -23,6 +24,7 @@ from ..op import Op
 from . import OpDef, Trait, register
 from .common import no_macs, require, require_int8_per_tensor_unary, same_region
 from .kinds import LOGISTIC
+from .sigmoid_int16 import evaluate_int16, sigmoid16_params
 
 # Integer bits of the rescaled input (Q4.27) and of the int8 output's scale (2^-8).
 INPUT_INTEGER_BITS = 4
@@ -59,8 +61,11 @@ def logistic_params(op: Op) -> LogisticParams:
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
     require(len(op.inputs) == 1 and op.inputs[0] is not None and len(op.outputs) == 1, op,
             "takes exactly one input and one output")
-    require_int8_per_tensor_unary(op)
+    require_int8_per_tensor_unary(op, ("int8", "int16"))
     y = op.output
+    if y.dtype == "int16":
+        sigmoid16_params(op)
+        return [op.input.shape]
     require(y.quant.scalar_zero_point == OUTPUT_ZERO_POINT, op,
             f"output zero point must be -128 (TFLite's fixed logistic output), got {y.quant.scalar_zero_point}")
     logistic_params(op)
@@ -68,6 +73,8 @@ def infer_shapes(op: Op) -> list[tuple[int, ...]]:
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    if op.input.dtype == "int16":
+        return [evaluate_int16(op, inputs[0])]
     p = logistic_params(op)
     d = inputs[0].astype(np.int64) - p.input_zero_point
     inside = (d > -p.input_range_radius) & (d < p.input_range_radius)

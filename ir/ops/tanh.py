@@ -1,5 +1,6 @@
 """TANH, int8 in, int8 out, with TFLite Micro's fixed-point algorithm (kernels/tanh.cc
-CalculateArithmeticOpData, reference/integer_ops/tanh.h, gemmlowp's tanh).
+CalculateArithmeticOpData, reference/integer_ops/tanh.h, gemmlowp's tanh); int16 in and
+out with its interpolated sigmoid table (sigmoid_int16.py).
 
 - Prepare: double(input_scale) * 2^27 is split by frexp into a Q31 multiplier
   (TfLiteRound) and a left shift; input_range_radius = CalculateInputRadius(4, shift).
@@ -30,6 +31,7 @@ from . import OpDef, Trait, register
 from .common import int8_unary_shapes, no_macs, require, same_region
 from .kinds import TANH
 from .logistic import LogisticParams
+from .sigmoid_int16 import evaluate_int16, sigmoid16_params
 
 INPUT_INTEGER_BITS = 4
 OUTPUT_SCALE_BITS = 7
@@ -73,12 +75,17 @@ def gemmlowp_tanh(a, integer_bits: int) -> np.ndarray:
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:
-    shapes = int8_unary_shapes(op)
-    tanh_params(op)
+    shapes = int8_unary_shapes(op, ("int8", "int16"))
+    if op.input.dtype == "int16":
+        sigmoid16_params(op)
+    else:
+        tanh_params(op)
     return shapes
 
 
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    if op.input.dtype == "int16":
+        return [evaluate_int16(op, inputs[0])]
     p = tanh_params(op)
     d = inputs[0].astype(np.int64) - p.input_zero_point
     inside = (d > -p.input_range_radius) & (d < p.input_range_radius)
