@@ -152,6 +152,11 @@ def _gather(ctx):
     return kinds.GATHER, ctx.inputs, GatherAttrs(int(o.Axis()), int(o.BatchDims()))
 
 
+def _gather_nd(ctx):
+    ctx.need_inputs(2)
+    return kinds.GATHER_ND, ctx.inputs, None
+
+
 def _block(kind: str):
     def convert(ctx):
         ctx.need_inputs(1)
@@ -253,6 +258,7 @@ CONVERTERS.update({
     "UNPACK": (tflite.UnpackOptions, _unpack),
     "EXPAND_DIMS": (None, _expand_dims),
     "GATHER": (tflite.GatherOptions, _gather),
+    "GATHER_ND": (None, _gather_nd),
     "SPACE_TO_DEPTH": (tflite.SpaceToDepthOptions, _block(kinds.SPACE_TO_DEPTH)),
     "DEPTH_TO_SPACE": (tflite.DepthToSpaceOptions, _block(kinds.DEPTH_TO_SPACE)),
 })

@@ -1,5 +1,5 @@
 """The data movement ops (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, PACK, UNPACK, EXPAND_DIMS,
-GATHER, SPACE_TO_DEPTH, DEPTH_TO_SPACE): hypothesis draws each op's legal attributes
+GATHER, GATHER_ND, SPACE_TO_DEPTH, DEPTH_TO_SPACE): hypothesis draws each op's legal attributes
 (negative axes, every STRIDED_SLICE mask, negative strides, -1 sizes, batch_dims, int8
 and int16 where tflite-micro runs int16), writes one model with one layer per op side by
 side, and compares every output byte with tflite-micro on the reference interpreter,
@@ -38,7 +38,7 @@ from tests.support.tflite_builder import ModelBuilder
 
 NEEDS_ARM = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
                                reason="arm-none-eabi-gcc is not installed (Debian: gcc-arm-none-eabi)")
-KINDS = ("SLICE", "STRIDED_SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "EXPAND_DIMS", "GATHER",
+KINDS = ("SLICE", "STRIDED_SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "EXPAND_DIMS", "GATHER", "GATHER_ND",
          "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "MIRROR_PAD", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "REVERSE_V2",
          "BROADCAST_TO")
 
@@ -263,7 +263,26 @@ def broadcast_to_layer(draw) -> Layer:
                  {}, BroadcastToAttrs(shape))
 
 
-LAYERS = {"SLICE": slice_layer(), "STRIDED_SLICE": strided_slice_layer(), "SPLIT": split_layer(),
+@st.composite
+def gather_nd_layer(draw) -> Layer:
+    """Index tuples of depth 1..rank (each entry inside its axis, or outside it while the
+    flat position stays inside the params: tflite-micro reads that position), in index
+    arrays of rank 1..3."""
+    shape = dims(draw, draw(st.integers(1, 4)))
+    depth = draw(st.integers(1, len(shape)))
+    idx_shape = dims(draw, draw(st.integers(0, 2)), 1, 3) + (depth,)
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    indices = np.stack([rng.integers(0, shape[j], size=idx_shape[:-1]) for j in range(depth)], axis=-1)
+    if depth > 1 and shape[depth - 1] > 1 and draw(st.booleans()):
+        # an axis overrun that lands on the next row: flat position still inside
+        flat = indices.reshape(-1, depth)
+        flat[0, depth - 1] += shape[depth - 1] * (flat[0, depth - 2] < shape[depth - 2] - 1)
+    indices = indices.astype(np.int32)
+    return Layer("GATHER_ND", "int8", [shape], [("x", 0), ("c", indices, "int32")], {}, None,
+                 ir_consts=[(indices, "int32")])
+
+
+LAYERS = {"SLICE": slice_layer(), "GATHER_ND": gather_nd_layer(), "STRIDED_SLICE": strided_slice_layer(), "SPLIT": split_layer(),
           "SPLIT_V": split_v_layer(), "PACK": pack_layer(), "UNPACK": unpack_layer(),
           "EXPAND_DIMS": expand_dims_layer(), "GATHER": gather_layer(),
           "SPACE_TO_DEPTH": block_layer("SPACE_TO_DEPTH"), "DEPTH_TO_SPACE": block_layer("DEPTH_TO_SPACE"),
@@ -334,6 +353,8 @@ def fixed_layers() -> list[Layer]:
         Layer("EXPAND_DIMS", "int8", [(4, 3)], [("x", 0), ("c", [-1], "int32")], {}, ExpandDimsAttrs(-1)),
         Layer("GATHER", "int8", [(3, 5, 2)], [("x", 0), ("c", np.array([[4, 0], [2, 2]], np.int32), "int32")],
               {"axis": 1}, GatherAttrs(1), ir_consts=[(np.array([[4, 0], [2, 2]], np.int32), "int32")]),
+        Layer("GATHER_ND", "int8", [(3, 4, 2)], [("x", 0), ("c", np.array([[2, 1], [0, 5]], np.int32), "int32")],
+              {}, None, ir_consts=[(np.array([[2, 1], [0, 5]], np.int32), "int32")]),
         Layer("SPACE_TO_DEPTH", "int8", [(1, 4, 6, 3)], [("x", 0)], {"block_size": 2}, BlockAttrs(2)),
         Layer("DEPTH_TO_SPACE", "int8", [(1, 2, 3, 8)], [("x", 0)], {"block_size": 2}, BlockAttrs(2)),
         Layer("MIRROR_PAD", "int8", [(3, 4)], [("x", 0), ("c", np.array([[2, 1], [3, 0]]), "int32")],
@@ -608,3 +629,16 @@ def test_fill_int16_and_dims_unlike_the_output_are_refused():
     mb.op("FILL", [dims_t, value], [y])
     with pytest.raises(MCUCError, match=r"FILL.*dims \[2, 4\] differ from the output shape \[2, 3\]"):
         load_tflite(mb.build([], [y]))
+
+
+def test_gather_nd_outside_the_params_and_run_time_indices_are_refused():
+    bad = Layer("GATHER_ND", "int8", [(2, 3)], [("x", 0), ("c", np.array([[1, 3]], np.int32), "int32")], {}, None)
+    with pytest.raises(MCUCError, match=r"GATHER_ND.*index \[1, 3\] lies outside params of shape \[2, 3\]"):
+        _load(bad, [(1,)])
+    mb = ModelBuilder()
+    params = mb.tensor("params", (4, 3), "int8", np.float32(0.1), 0)
+    idx = mb.tensor("idx", (2, 1), "int32")
+    y = mb.tensor("y", (2, 3), "int8", np.float32(0.1), 0)
+    mb.op("GATHER_ND", [params, idx], [y])
+    with pytest.raises(MCUCError, match="GATHER_ND.*computed at run time"):
+        load_tflite(mb.build([params, idx], [y]))

@@ -29,6 +29,7 @@ def _merged(shape, src_strides, dst_strides) -> tuple[list[int], list[int], list
 
 
 @register(kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
+          kinds.GATHER_ND,
           kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE, kinds.MIRROR_PAD, kinds.SPACE_TO_BATCH_ND,
           kinds.BATCH_TO_SPACE_ND, kinds.REVERSE_V2, kinds.BROADCAST_TO, kinds.FILL)
 def copy_moves(call: KernelCall) -> None:
