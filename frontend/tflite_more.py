@@ -152,6 +152,11 @@ def _gather(ctx):
     return kinds.GATHER, ctx.inputs, GatherAttrs(int(o.Axis()), int(o.BatchDims()))
 
 
+def _add_n(ctx):
+    ctx.need_inputs(2, len(ctx.inputs))
+    return kinds.ADD_N, ctx.inputs, None
+
+
 def _gather_nd(ctx):
     ctx.need_inputs(2)
     return kinds.GATHER_ND, ctx.inputs, None
@@ -259,6 +264,7 @@ CONVERTERS.update({
     "EXPAND_DIMS": (None, _expand_dims),
     "GATHER": (tflite.GatherOptions, _gather),
     "GATHER_ND": (None, _gather_nd),
+    "ADD_N": (None, _add_n),
     "SPACE_TO_DEPTH": (tflite.SpaceToDepthOptions, _block(kinds.SPACE_TO_DEPTH)),
     "DEPTH_TO_SPACE": (tflite.DepthToSpaceOptions, _block(kinds.DEPTH_TO_SPACE)),
 })

@@ -61,6 +61,23 @@ MCUC_INLINE void mcuc_map_s16(const int16_t *in, void *out, int n, const mcuc_ma
     }
 }
 
+/* tflite-micro's int8 ADD_N (mcuc.ir.ops.add_n): the sum starts from the rescaled input
+ * offset once (as tflite-micro's loop does), adds every input's rescaled (x - zero point),
+ * each shifted left by 20 bits first, and is rescaled to the output, offset, clamped. */
+MCUC_INLINE void mcuc_add_n_s8(const int8_t *const *in, int inputs, int8_t *out, int n, int32_t in_offset,
+                               int32_t in_mult, int32_t in_shift, int32_t out_mult, int32_t out_shift,
+                               int32_t out_offset) {
+    const int32_t start = mcuc_mbqm_small(mcuc_shl_wrap(in_offset, 20), in_mult, in_shift);
+    int i, j;
+    for (i = 0; i < n; i++) {
+        int32_t total = start;
+        for (j = 0; j < inputs; j++) {
+            total += mcuc_mbqm_small(mcuc_shl_wrap(in[j][i] + in_offset, 20), in_mult, in_shift);
+        }
+        out[i] = (int8_t)mcuc_clamp(mcuc_mbqm_small(total, out_mult, out_shift) + out_offset, -128, 127);
+    }
+}
+
 /* tflite-micro's int16 LOGISTIC (`tanh` 0) and TANH (`tanh` 1), mcuc.ir.ops.sigmoid_int16:
  * the input rescaled by (x * multiplier + round) >> shift, its magnitude interpolated in
  * the 256-entry Q0.16 sigmoid table (high bits index: >> 9 for LOGISTIC, >> 8 for TANH;

@@ -595,6 +595,22 @@ def _emit_lut(site: Site, step: Step, program: Program, target: Target) -> StepC
     return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 
+def _emit_add_n(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """int8 ADD_N (mcuc.ir.ops.add_n): the inputs' arena addresses and mcuc_add_n_s8."""
+    from mcuc.ir.ops.add_n import add_n_params
+
+    op = step.op
+    p = add_n_params(op)
+    inputs = ", ".join(f"(const int8_t *)(arena + {_offset(program, t, op)})" for t in op.inputs)
+    body = (f"    const int8_t *const in[] = {{{inputs}}};\n"
+            f"    mcuc_add_n_s8(in, {len(op.inputs)}, (int8_t *)(arena + {_offset(program, op.output, op)}), "
+            f"{op.output.size}, {p.input_offset}, {p.input_multiplier}, {p.input_shift}, {p.output_multiplier}, "
+            f"{p.output_shift}, {p.output_offset});\n")
+    decls = _render("body.j2", site, comment=f"{op.label}: {len(op.inputs)} inputs", arrays=[], params="",
+                    body=body)
+    return StepCode(decls, _call(site), (ELEMENTWISE_H,))
+
+
 def _emit_sigmoid16(site: Site, step: Step, program: Program) -> StepCode:
     """int16 LOGISTIC and TANH: tflite-micro's interpolated sigmoid table
     (mcuc.ir.ops.sigmoid_int16) and mcuc_sigmoid_s16."""
@@ -1392,6 +1408,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.PATCH_STAGE,), (None,), _emit_patch_stage),
     ((kinds.MAXIMUM, kinds.MINIMUM, kinds.SQUARED_DIFFERENCE), (None,), _emit_compare_square),
     ((kinds.PRELU,), (TFLiteQ31,), _emit_compare_square),
+    ((kinds.ADD_N,), (None,), _emit_add_n),
     ((kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
       kinds.GATHER_ND, kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE, kinds.MIRROR_PAD, kinds.SPACE_TO_BATCH_ND,
       kinds.BATCH_TO_SPACE_ND, kinds.REVERSE_V2, kinds.BROADCAST_TO, kinds.FILL), (None,), _emit_moves),

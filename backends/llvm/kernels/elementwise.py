@@ -67,6 +67,31 @@ def _float_result(em, v: ir.Value, offset: int, y_t, act_min: int, act_max: int)
     return em.clamp(y, act_min, act_max)
 
 
+@register(kinds.ADD_N)
+def add_n(call: KernelCall) -> None:
+    """TFLM's int8 ADD_N (mcuc.ir.ops.add_n): every input shifted left by 20 bits and
+    rescaled, summed after the rescaled input offset, rescaled to the output."""
+    from mcuc.ir.ops.add_n import LEFT_SHIFT, add_n_params
+
+    em, op = call.em, call.op
+    b = em.b
+    p = add_n_params(op)
+
+    def rescaled(v: ir.Value) -> ir.Value:  # MultiplyByQuantizedMultiplierSmallerThanOneExp(v << 20)
+        return multiply_by_quantized_multiplier(em, b.shl(v, em.i32(LEFT_SHIFT)), p.input_multiplier, 0,
+                                                -p.input_shift)
+
+    ptrs = [call.value_ptr(t) for t in op.inputs]
+    y_t = op.output
+    y_ptr = call.ptr(y_t)
+    with em.loop(y_t.size, "e") as i:
+        total = rescaled(em.i32(p.input_offset))
+        for t, ptr in zip(op.inputs, ptrs):
+            total = b.add(total, rescaled(em.add(em.load_i32(ptr, i, t.dtype), p.input_offset)))
+        scaled = multiply_by_quantized_multiplier(em, total, p.output_multiplier, 0, -p.output_shift)
+        em.store(em.narrow(em.clamp(em.add(scaled, p.output_offset), -128, 127), y_t.dtype), y_ptr, i)
+
+
 @register(kinds.ADD, numerics=TFLiteQ31)
 def add(call: KernelCall) -> None:
     """TFLM's int8 ADD: both inputs shifted left by 20 bits and rescaled to twice the
