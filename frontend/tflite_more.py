@@ -14,6 +14,7 @@ from mcuc.ir.ops.arg_min_max import ArgMinMaxAttrs
 from mcuc.ir.ops.batch_matmul import BatchMatMulAttrs
 from mcuc.ir.ops.batch_space import BatchSpaceAttrs
 from mcuc.ir.ops.broadcast_to import BroadcastToAttrs
+from mcuc.ir.ops.cumsum import CumsumAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.fill import FillAttrs
 from mcuc.ir.ops.gather import GatherAttrs
@@ -152,6 +153,14 @@ def _gather(ctx):
     return kinds.GATHER, ctx.inputs, GatherAttrs(int(o.Axis()), int(o.BatchDims()))
 
 
+def _cumsum(ctx):
+    ctx.need_inputs(2)
+    x = ctx.inputs[0]
+    axis = _single_axis(ctx, 1, len(x.shape))
+    o = ctx.options
+    return kinds.CUMSUM, ctx.inputs[:1], CumsumAttrs(axis, bool(o.Exclusive()), bool(o.Reverse()))
+
+
 def _add_n(ctx):
     ctx.need_inputs(2, len(ctx.inputs))
     return kinds.ADD_N, ctx.inputs, None
@@ -265,6 +274,7 @@ CONVERTERS.update({
     "GATHER": (tflite.GatherOptions, _gather),
     "GATHER_ND": (None, _gather_nd),
     "ADD_N": (None, _add_n),
+    "CUMSUM": (tflite.CumsumOptions, _cumsum),
     "SPACE_TO_DEPTH": (tflite.SpaceToDepthOptions, _block(kinds.SPACE_TO_DEPTH)),
     "DEPTH_TO_SPACE": (tflite.DepthToSpaceOptions, _block(kinds.DEPTH_TO_SPACE)),
 })

@@ -78,6 +78,29 @@ MCUC_INLINE void mcuc_add_n_s8(const int8_t *const *in, int inputs, int8_t *out,
     }
 }
 
+/* tflite-micro's int8 CUMSUM (mcuc.ir.ops.cumsum) over `pre` x `depth` x `post` elements
+ * along the middle extent (from its end with `reverse`): per line the sum from the
+ * rescaled input offset, wrapping in int32 (unsigned here: defined in C) as tflite-micro's
+ * loop does, each output rescaled after (or, `exclusive`, before) its element. */
+MCUC_INLINE void mcuc_cumsum_s8(const int8_t *in, int8_t *out, int pre, int depth, int post, int exclusive,
+                                int reverse, int32_t in_offset, int32_t in_mult, int32_t in_shift, int32_t out_mult,
+                                int32_t out_shift, int32_t out_offset) {
+    const uint32_t start = (uint32_t)mcuc_mbqm_small(mcuc_shl_wrap(in_offset, 20), in_mult, in_shift);
+    int i, k, d;
+    for (i = 0; i < pre; i++) {
+        for (k = 0; k < post; k++) {
+            uint32_t total = start;
+            for (d = 0; d < depth; d++) {
+                const int at = (i * depth + (reverse ? depth - 1 - d : d)) * post + k;
+                const uint32_t before = total;
+                total += (uint32_t)mcuc_mbqm_small(mcuc_shl_wrap(in[at] + in_offset, 20), in_mult, in_shift);
+                out[at] = (int8_t)mcuc_clamp(
+                    mcuc_mbqm_small((int32_t)(exclusive ? before : total), out_mult, out_shift) + out_offset, -128, 127);
+            }
+        }
+    }
+}
+
 /* tflite-micro's int16 LOGISTIC (`tanh` 0) and TANH (`tanh` 1), mcuc.ir.ops.sigmoid_int16:
  * the input rescaled by (x * multiplier + round) >> shift, its magnitude interpolated in
  * the 256-entry Q0.16 sigmoid table (high bits index: >> 9 for LOGISTIC, >> 8 for TANH;

@@ -611,6 +611,23 @@ def _emit_add_n(site: Site, step: Step, program: Program, target: Target) -> Ste
     return StepCode(decls, _call(site), (ELEMENTWISE_H,))
 
 
+def _emit_cumsum(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """int8 CUMSUM (mcuc.ir.ops.cumsum): mcuc_cumsum_s8 over the lines along the axis."""
+    from mcuc.ir.ops.cumsum import cumsum_params
+
+    op = step.op
+    p = cumsum_params(op)
+    x, a = op.input, op.attrs
+    axis = a.axis % len(x.shape)
+    pre, post = int(np.prod(x.shape[:axis], dtype=np.int64)), int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    body = (f"    mcuc_cumsum_s8((const int8_t *)(arena + {_offset(program, x, op)}), "
+            f"(int8_t *)(arena + {_offset(program, op.output, op)}), {pre}, {x.shape[axis]}, {post}, "
+            f"{int(a.exclusive)}, {int(a.reverse)}, {p.input_offset}, {p.input_multiplier}, {p.input_shift}, "
+            f"{p.output_multiplier}, {p.output_shift}, {p.output_offset});\n")
+    decls = _render("body.j2", site, comment=f"{op.label}: along axis {axis}", arrays=[], params="", body=body)
+    return StepCode(decls, _call(site), (ELEMENTWISE_H,))
+
+
 def _emit_sigmoid16(site: Site, step: Step, program: Program) -> StepCode:
     """int16 LOGISTIC and TANH: tflite-micro's interpolated sigmoid table
     (mcuc.ir.ops.sigmoid_int16) and mcuc_sigmoid_s16."""
@@ -1409,6 +1426,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.MAXIMUM, kinds.MINIMUM, kinds.SQUARED_DIFFERENCE), (None,), _emit_compare_square),
     ((kinds.PRELU,), (TFLiteQ31,), _emit_compare_square),
     ((kinds.ADD_N,), (None,), _emit_add_n),
+    ((kinds.CUMSUM,), (None,), _emit_cumsum),
     ((kinds.SLICE, kinds.STRIDED_SLICE, kinds.SPLIT, kinds.SPLIT_V, kinds.PACK, kinds.UNPACK, kinds.GATHER,
       kinds.GATHER_ND, kinds.SPACE_TO_DEPTH, kinds.DEPTH_TO_SPACE, kinds.MIRROR_PAD, kinds.SPACE_TO_BATCH_ND,
       kinds.BATCH_TO_SPACE_ND, kinds.REVERSE_V2, kinds.BROADCAST_TO, kinds.FILL), (None,), _emit_moves),

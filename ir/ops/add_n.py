@@ -43,26 +43,33 @@ def _smaller_than_one(op: Op, real: float, what: str) -> tuple[int, int]:
     return quantize_multiplier(real)
 
 
-def add_n_params(op: Op) -> AddNParams:
-    require(2 <= len(op.inputs) <= MAX_INPUTS and all(t is not None for t in op.inputs) and len(op.outputs) == 1,
-            op, f"takes 2 to {MAX_INPUTS} inputs (more can overflow tflite-micro's int32 sum) and one output")
-    first, y = op.inputs[0], op.output
-    for t in (*op.inputs, y):
+def rescale_params(op: Op, x, y) -> AddNParams:
+    """The constants tflite-micro's ADD_N and CUMSUM Prepare compute from input x's and
+    output y's quantization (int8, per tensor)."""
+    for t in (x, y):
         require(t.dtype == "int8" and t.quant is not None and not t.quant.per_channel, op,
-                f"{t.name!r} must be int8, quantized per tensor (tflite-micro's quantized ADD_N)")
-    for t in op.inputs[1:]:
-        require(t.shape == first.shape, op, f"input {t.name!r} has shape {list(t.shape)}, the first "
-                f"{list(first.shape)}: ADD_N's inputs have one shape")
-        require(t.quant.scalar_zero_point == first.quant.scalar_zero_point
-                and np.float32(t.quant.scalar_scale) == np.float32(first.quant.scalar_scale), op,
-                f"input {t.name!r} is quantized differently from the first: tflite-micro's ADD_N needs one scale "
-                "and zero point")
-    scale = float(np.float32(first.quant.scalar_scale))
+                f"{t.name!r} must be int8, quantized per tensor (tflite-micro's quantized {op.kind})")
+    scale = float(np.float32(x.quant.scalar_scale))
     twice = 2 * scale
     in_mult, in_shift = _smaller_than_one(op, scale / twice, "input")
     out_mult, out_shift = _smaller_than_one(op, twice / ((1 << LEFT_SHIFT) * float(np.float32(y.quant.scalar_scale))),
                                             "output")
-    return AddNParams(-first.quant.scalar_zero_point, in_mult, in_shift, out_mult, out_shift, y.quant.scalar_zero_point)
+    return AddNParams(-x.quant.scalar_zero_point, in_mult, in_shift, out_mult, out_shift, y.quant.scalar_zero_point)
+
+
+def add_n_params(op: Op) -> AddNParams:
+    require(2 <= len(op.inputs) <= MAX_INPUTS and all(t is not None for t in op.inputs) and len(op.outputs) == 1,
+            op, f"takes 2 to {MAX_INPUTS} inputs (more can overflow tflite-micro's int32 sum) and one output")
+    first = op.inputs[0]
+    for t in op.inputs[1:]:
+        require(t.shape == first.shape, op, f"input {t.name!r} has shape {list(t.shape)}, the first "
+                f"{list(first.shape)}: ADD_N's inputs have one shape")
+        require(t.dtype == first.dtype and t.quant is not None and first.quant is not None
+                and t.quant.scalar_zero_point == first.quant.scalar_zero_point
+                and np.float32(t.quant.scalar_scale) == np.float32(first.quant.scalar_scale), op,
+                f"input {t.name!r} is quantized differently from the first: tflite-micro's ADD_N needs one scale "
+                "and zero point")
+    return rescale_params(op, first, op.output)
 
 
 def infer_shapes(op: Op) -> list[tuple[int, ...]]:

@@ -92,6 +92,42 @@ def add_n(call: KernelCall) -> None:
         em.store(em.narrow(em.clamp(em.add(scaled, p.output_offset), -128, 127), y_t.dtype), y_ptr, i)
 
 
+@register(kinds.CUMSUM)
+def cumsum(call: KernelCall) -> None:
+    """TFLM's int8 CUMSUM (mcuc.ir.ops.cumsum): per line along the axis, the wrapping
+    int32 sum from the rescaled input offset, each output rescaled after (or, exclusive,
+    before) its element."""
+    from mcuc.ir.ops.add_n import LEFT_SHIFT
+    from mcuc.ir.ops.cumsum import cumsum_params
+
+    em, op = call.em, call.op
+    b = em.b
+    p = cumsum_params(op)
+    x_t, y_t = op.input, op.output
+    axis = op.attrs.axis % len(x_t.shape)
+    pre, depth = int(np.prod(x_t.shape[:axis], dtype=np.int64)), x_t.shape[axis]
+    post = int(np.prod(x_t.shape[axis + 1:], dtype=np.int64))
+    x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
+    total = em.slot(I32, "total")
+
+    def rescaled(v: ir.Value) -> ir.Value:
+        return multiply_by_quantized_multiplier(em, b.shl(v, em.i32(LEFT_SHIFT)), p.input_multiplier, 0,
+                                                -p.input_shift)
+
+    with em.loop(pre, "pre") as i, em.loop(post, "post") as k:
+        b.store(rescaled(em.i32(p.input_offset)), total)
+        with em.loop(depth, "d") as d:
+            step = b.sub(em.i64(depth - 1), d) if op.attrs.reverse else d
+            at = em.index([(i, depth * post), (step, post), (k, 1)])
+            value = rescaled(em.add(em.load_i32(x_ptr, at, x_t.dtype), p.input_offset))
+            before = b.load(total)
+            after = b.add(before, value)
+            b.store(after, total)
+            out = before if op.attrs.exclusive else after
+            scaled = multiply_by_quantized_multiplier(em, out, p.output_multiplier, 0, -p.output_shift)
+            em.store(em.narrow(em.clamp(em.add(scaled, p.output_offset), -128, 127), y_t.dtype), y_ptr, at)
+
+
 @register(kinds.ADD, numerics=TFLiteQ31)
 def add(call: KernelCall) -> None:
     """TFLM's int8 ADD: both inputs shifted left by 20 bits and rescaled to twice the
