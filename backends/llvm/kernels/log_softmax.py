@@ -25,7 +25,7 @@ from ..emitter import I32, I64, Emitter
 from ..fixedpoint import INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier, rounding_divide_by_pot
 from ..fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from . import register
-from .softmax import _one_over_one_plus_x, _saturating_multiply_by_pot
+from .softmax import _one_over_one_plus_x, _saturating_multiply_by_pot, row_maximum
 
 
 def _sat_shl(em: Emitter, x: ir.Value, exponent: ir.Value) -> ir.Value:
@@ -92,10 +92,7 @@ def log_softmax(call: KernelCall) -> None:
     row_max, total = em.slot(I32, "max"), em.slot(I32, "sum")
     with em.loop(rows, "row") as r:
         base = em.mul(r, depth)
-        b.store(em.i32(-128), row_max)
-        with em.loop(depth, "k0") as k:
-            b.store(em.smax(b.load(row_max), em.load_i32(x_ptr, b.add(base, k), "int8")), row_max)
-        maximum = b.load(row_max)
+        maximum = row_maximum(em, x_ptr, base, depth, "int8", row_max)
 
         def difference(k: ir.Value) -> ir.Value:  # max - x in [0, 255]
             return b.sub(maximum, em.load_i32(x_ptr, b.add(base, k), "int8"))

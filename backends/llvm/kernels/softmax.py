@@ -62,6 +62,16 @@ def _one_over_one_plus_x(em: Emitter, a: ir.Value) -> ir.Value:
     return _saturating_multiply_by_pot(em, x, 1)
 
 
+def row_maximum(em: Emitter, x_ptr: ir.Value, base: ir.Value, depth: int, dtype: str, slot: ir.Value) -> ir.Value:
+    """The largest of the row's `depth` inputs from element `base` (through `slot`,
+    starting from the type's minimum)."""
+    b = em.b
+    b.store(em.i32(dtype_range(dtype)[0]), slot)
+    with em.loop(depth, "k0") as k:
+        b.store(em.smax(b.load(slot), em.load_i32(x_ptr, b.add(base, k), dtype)), slot)
+    return b.load(slot)
+
+
 def _lut_lookup(em: Emitter, value: ir.Value, table: ir.Value) -> ir.Value:
     """softmax_int16.lut_lookup on an i32 in int16 range: the high 9 bits index, the low
     7 interpolate with an int16 slope; the int16 result widened to i32."""
@@ -94,10 +104,7 @@ def _softmax_int16(call: KernelCall) -> None:
     ctlz = em.ctx.intrinsic("llvm.ctlz.i32", I32, [I32, ir.IntType(1)])
     with em.loop(rows, "row") as r:
         base = em.mul(r, depth)
-        b.store(em.i32(-32768), row_max)
-        with em.loop(depth, "k0") as k:
-            b.store(em.smax(b.load(row_max), em.load_i32(x_ptr, b.add(base, k), "int16")), row_max)
-        maximum = b.load(row_max)
+        maximum = row_maximum(em, x_ptr, base, depth, "int16", row_max)
         b.store(em.i32(0), total)
         with em.loop(depth, "k1") as k:
             diff = b.sub(em.load_i32(x_ptr, b.add(base, k), "int16"), maximum)
@@ -140,10 +147,7 @@ def softmax(call: KernelCall) -> None:
     ctlz = em.ctx.intrinsic("llvm.ctlz.i32", I32, [I32, ir.IntType(1)])
     with em.loop(rows, "row") as r:
         base = em.mul(r, depth)
-        b.store(em.i32(-128), row_max)
-        with em.loop(depth, "k0") as k:
-            b.store(em.smax(b.load(row_max), em.load_i32(x_ptr, b.add(base, k), x_t.dtype)), row_max)
-        maximum = b.load(row_max)
+        maximum = row_maximum(em, x_ptr, base, depth, x_t.dtype, row_max)
 
         def table_index(k: ir.Value) -> ir.Value:
             # max - x in [0, 255]: the table index of the difference x - max.
