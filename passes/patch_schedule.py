@@ -54,6 +54,9 @@ def parse_stages(patch: str, graph: Graph) -> list[StageSpec]:
     specs = []
     for part in patch.split(","):
         rows, cols, at, cache, cached_ops = _MANUAL.match(part).groups()
+        if "+cache" in at:  # (a malformed list: the op pattern took the suffix)
+            raise MCUCError(f"--patch {part.strip()!r}: +cache= takes the indices of the stage's ops whose halos "
+                            f"are cached, separated by /: for example +cache=9/10")
         start = None
         if ":" in at:  # START:END, a stage that starts later than it could
             first, at = at.split(":", 1)

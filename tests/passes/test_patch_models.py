@@ -197,6 +197,9 @@ def test_budget_that_auto_meets_costs_no_more_macs_than_auto():
     ("9x9@26", r"grid 9x9 does not fit"),
     ("2x2@7:5", r"must start at an op from 0 to 5"),
     ("2x2@5:8", r"op 5 \(CONV_2D\): its output .* is read after op 8"),
+    ("20x1@5+cache=0/9", r"op 9 is not one of the stage's ops 0..4"),
+    ("20x1@5+cache=", r"\+cache= takes the indices of the stage's ops"),
+    ("20x1@5+cache=a", r"\+cache= takes the indices of the stage's ops"),
 ])
 def test_bad_patch_options_are_named(patch, message):
     path = shared_model_path("mcunet_vww1")
