@@ -87,10 +87,11 @@ MCUC_INLINE void mcuc_softmax_s8(const int8_t *in, void *out, int rows, int dept
 /* tflite-micro's LUTLookup of an int16 value in a 513-entry table: the high 9 bits
  * index, the low 7 interpolate (the slope kept in an int16, as there). */
 MCUC_INLINE int32_t mcuc_lut_lookup16(int32_t value, const int16_t *lut) {
-    const int index = 256 + (value >> 7);
+    const int32_t biased = value + 32768; /* in [0, 65535]: 256 + (value >> 7) without a negative shift */
+    const int index = biased >> 7;
     const int32_t base = lut[index];
     const int16_t slope = (int16_t)(lut[index + 1] - base);
-    return (int16_t)(base + ((slope * (value & 0x7f) + 64) >> 7));
+    return (int16_t)(base + ((slope * (biased & 0x7f) + 64) >> 7));
 }
 
 /* tflite-micro's int16 SOFTMAX (mcuc.ir.ops.softmax_int16): each difference from the row
