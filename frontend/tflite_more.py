@@ -166,6 +166,19 @@ def _add_n(ctx):
     return kinds.ADD_N, ctx.inputs, None
 
 
+def _embedding_lookup(ctx):
+    """Rows of `value` (input 1) at the int32 ids of `lookup` (input 0, 1-D): GATHER along
+    axis 0 (tflite-micro's int8 -> int8 path copies the rows; an id outside the rows,
+    which fails its invocation, is refused when constant and clamped when computed, as
+    GATHER's)."""
+    ctx.need_inputs(2)
+    lookup, value = ctx.inputs
+    if len(lookup.shape) != 1 or len(value.shape) < 2:
+        raise ctx.fail(f"lookup {list(lookup.shape)} must be 1-D and value {list(value.shape)} at least 2-D "
+                       "(tflite-micro's Prepare)")
+    return kinds.GATHER, [value, lookup], GatherAttrs(0, 0)
+
+
 def _gather_nd(ctx):
     ctx.need_inputs(2)
     return kinds.GATHER_ND, ctx.inputs, None
@@ -273,6 +286,7 @@ CONVERTERS.update({
     "EXPAND_DIMS": (None, _expand_dims),
     "GATHER": (tflite.GatherOptions, _gather),
     "GATHER_ND": (None, _gather_nd),
+    "EMBEDDING_LOOKUP": (None, _embedding_lookup),
     "ADD_N": (None, _add_n),
     "CUMSUM": (tflite.CumsumOptions, _cumsum),
     "SPACE_TO_DEPTH": (tflite.SpaceToDepthOptions, _block(kinds.SPACE_TO_DEPTH)),

@@ -642,3 +642,20 @@ def test_gather_nd_outside_the_params_and_run_time_indices_are_refused():
     mb.op("GATHER_ND", [params, idx], [y])
     with pytest.raises(MCUCError, match="GATHER_ND.*computed at run time"):
         load_tflite(mb.build([params, idx], [y]))
+
+
+@pytest.mark.parametrize("constant_ids", [True, False])
+def test_embedding_lookup_is_a_gather_of_rows(constant_ids):
+    """EMBEDDING_LOOKUP (ids first, then the int8 table) as GATHER along axis 0, against
+    tflite-micro on the reference, llvm and c-host."""
+    mb = ModelBuilder()
+    ids_values = np.array([3, 0, 3, 5], np.int32)
+    table = mb.tensor("table", (6, 2, 3), "int8", np.float32(0.05), 3)
+    ids = mb.tensor("ids", (4,), "int32", data=ids_values if constant_ids else None)
+    y = mb.tensor("y", (4, 2, 3), "int8", np.float32(0.05), 3)
+    mb.op("EMBEDDING_LOOKUP", [ids, table], [y])
+    inputs = [table] if constant_ids else [ids, table]
+    values = [np.random.default_rng(2).integers(-128, 128, (6, 2, 3)).astype(np.int8)]
+    if not constant_ids:
+        values = [ids_values] + values
+    assert_matches_oracle(mb.build(inputs, [y]), values, ("reference", "llvm", "c-host"))
