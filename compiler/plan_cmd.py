@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mcuc.ir import MCUCError
 from mcuc.ir.graph import Graph
+from mcuc.passes.patch import cache_suffix
 from mcuc.passes.patch_search import Candidate, pareto_front, plan_candidate, search, spec_start
 from mcuc.passes.patch_schedule import AUTO_MAX_OVERHEAD
 from mcuc.pipeline import CompileOptions, cortexm_scratch, prepare
@@ -92,6 +93,7 @@ def _row(graph: Graph, c: Candidate, role: str = "") -> dict:
         "patch": c.describe(),
         "stages": [str(spec) for spec in c.stages],
         "cached": c.cached,
+        "first_cache": cache_suffix(first.cache) if first is not None else "",
         "peak_bytes": c.peak,
         "exact": c.arena_bytes is not None,
         "macs": c.macs,
@@ -221,7 +223,9 @@ def format_plan(report: dict) -> str:
              + "  note"]
     for r, kind, name in zip(rows, kinds, names):
         split = "-" if r["split"] is None else str(r["split"])
-        grid = "-" if r["grid"] is None else f"{r['grid'][0]}x{r['grid'][1]}" + ("+cache" if r.get("cached") else "")
+        # the first stage's halo choice (+cache, +cache=A/B; rows from older reports: +cache when any stage caches)
+        cache = r.get("first_cache", "+cache" if r.get("cached") else "")
+        grid = "-" if r["grid"] is None else f"{r['grid'][0]}x{r['grid'][1]}{cache}"
         peak = f"{r['peak_bytes']:,}" + ("" if r["exact"] else "~")
         # the first stage has the columns; later stages (the search adds them at the peak) go in the note
         later = r.get("stages", [])[1:]

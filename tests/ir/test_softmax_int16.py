@@ -3,8 +3,6 @@ its two fixed 513-entry tables built as LUTPopulateInt16 builds them, the row
 arithmetic, and the kernels of every backend."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
