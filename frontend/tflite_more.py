@@ -15,6 +15,7 @@ from mcuc.ir.ops.batch_matmul import BatchMatMulAttrs
 from mcuc.ir.ops.batch_space import BatchSpaceAttrs
 from mcuc.ir.ops.broadcast_to import BroadcastToAttrs
 from mcuc.ir.ops.cumsum import CumsumAttrs
+from mcuc.ir.ops.div import DivAttrs
 from mcuc.ir.ops.expand_dims import ExpandDimsAttrs
 from mcuc.ir.ops.fill import FillAttrs
 from mcuc.ir.ops.gather import GatherAttrs
@@ -161,6 +162,11 @@ def _cumsum(ctx):
     return kinds.CUMSUM, ctx.inputs[:1], CumsumAttrs(axis, bool(o.Exclusive()), bool(o.Reverse()))
 
 
+def _div(ctx):
+    ctx.need_inputs(2)
+    return kinds.DIV, ctx.inputs, DivAttrs(*ctx.activation())
+
+
 def _add_n(ctx):
     ctx.need_inputs(2, len(ctx.inputs))
     return kinds.ADD_N, ctx.inputs, None
@@ -288,6 +294,7 @@ CONVERTERS.update({
     "GATHER_ND": (None, _gather_nd),
     "EMBEDDING_LOOKUP": (None, _embedding_lookup),
     "ADD_N": (None, _add_n),
+    "DIV": (tflite.DivOptions, _div),
     "CUMSUM": (tflite.CumsumOptions, _cumsum),
     "SPACE_TO_DEPTH": (tflite.SpaceToDepthOptions, _block(kinds.SPACE_TO_DEPTH)),
     "DEPTH_TO_SPACE": (tflite.DepthToSpaceOptions, _block(kinds.DEPTH_TO_SPACE)),

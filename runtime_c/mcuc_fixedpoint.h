@@ -47,6 +47,22 @@ MCUC_INLINE int32_t mcuc_rdbpot(int32_t x, int32_t exponent) {
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+/* CountLeadingZeros of a uint32 (32 for zero). */
+MCUC_INLINE int mcuc_clz32(uint32_t x) {
+    int n = 0;
+    if (x == 0) return 32;
+    while (!(x & 0x80000000u)) {
+        x <<= 1;
+        n++;
+    }
+    return n;
+}
+
+/* CountLeadingSignBits of an int32 (31 for zero). */
+MCUC_INLINE int mcuc_clsb32(int32_t x) {
+    return x >= 0 ? mcuc_clz32((uint32_t)x) - 1 : mcuc_clz32(2u * (uint32_t)(-(int64_t)x) - 1u);
+}
+
 /* x * 2^left, wrapping to int32 as the reference kernels' C++ does. */
 MCUC_INLINE int32_t mcuc_shl_wrap(int32_t x, int32_t left) {
     return (int32_t)((uint32_t)x << left);

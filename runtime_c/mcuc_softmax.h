@@ -39,16 +39,6 @@ MCUC_INLINE int32_t mcuc_one_over_one_plus_x(int32_t a) {
     return mcuc_sat_shl(x, 1);
 }
 
-MCUC_INLINE int mcuc_clz32(uint32_t x) {
-    int n = 0;
-    if (x == 0) return 32;
-    while (!(x & 0x80000000u)) {
-        x <<= 1;
-        n++;
-    }
-    return n;
-}
-
 /* rows x depth int8 in; out is int8 (out_bits 8) or int16 (out_bits 16). */
 MCUC_INLINE void mcuc_softmax_s8(const int8_t *in, void *out, int rows, int depth, int out_bits,
                                  const int32_t *exps, const int32_t *exps_q12) {

@@ -1423,7 +1423,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.PAD,), (None,), _emit_pad),
     ((kinds.RESIZE_NEAREST_NEIGHBOR,), (None,), _emit_resize),
     ((kinds.PATCH_STAGE,), (None,), _emit_patch_stage),
-    ((kinds.MAXIMUM, kinds.MINIMUM, kinds.SQUARED_DIFFERENCE), (None,), _emit_compare_square),
+    ((kinds.MAXIMUM, kinds.MINIMUM, kinds.SQUARED_DIFFERENCE, kinds.DIV), (None,), _emit_compare_square),
     ((kinds.PRELU,), (TFLiteQ31,), _emit_compare_square),
     ((kinds.ADD_N,), (None,), _emit_add_n),
     ((kinds.CUMSUM,), (None,), _emit_cumsum),

@@ -1,5 +1,5 @@
-"""Cortex-M C for MAXIMUM, MINIMUM, SQUARED_DIFFERENCE and PRELU (int8; int16, PRELU with
-an int8 alpha), portable C on every core.
+"""Cortex-M C for MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, PRELU (int8; int16, PRELU with
+an int8 alpha) and DIV (int8), portable C on every core.
 
 Each emitter returns (file-scope declarations, the call, runtime headers used);
 kernels.py wraps them into its StepCode and registers them in its emitter table. Site
@@ -19,6 +19,7 @@ import numpy as np
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import kinds
+from mcuc.ir.ops.div import div_params, divisor_tables
 from mcuc.ir.ops.prelu import prelu_params
 from mcuc.ir.ops.squared_difference import scaled_input, squared_difference_params
 from mcuc.ir.program import Program, Step
@@ -99,6 +100,23 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
                 f"        const int32_t v = (int32_t)((uint32_t)mcuc_mbqm(d * d, {p.output_multiplier}, "
                 f"{p.output_shift}) + (uint32_t)({p.output_offset}));\n"
                 f"        out[o] = (int8_t)mcuc_clamp(v, -128, 127);")
+    elif op.kind == kinds.DIV:
+        # what depends on the divisor alone is tabulated (mcuc.ir.ops.div.divisor_tables);
+        # the dividend's leading sign bits, the high multiplies and the shift run here
+        p = div_params(op)
+        if site.first:
+            negate, reciprocal, exponent = divisor_tables(op)
+            decls.append(c_array("int32_t", f"{site.fn}_recip", reciprocal))
+            decls.append(c_array("int8_t", f"{site.fn}_exp", exponent))
+            decls.append(c_array("int8_t", f"{site.fn}_neg", negate))
+        body = (f"const int at = in2[MCUC_IDX({name}_s2)] + 128;\n"
+                f"        const int32_t d = in1[MCUC_IDX({name}_s1)] + ({p.input1_offset});\n"
+                f"        const int32_t v = {site.fn}_neg[at] ? -d : d;\n"
+                f"        const int h = mcuc_clsb32(v);\n"
+                f"        const int32_t q = mcuc_srdhm(mcuc_shl_wrap(v, h), {site.fn}_recip[at]);\n"
+                f"        const int32_t r = mcuc_rdbpot(mcuc_srdhm(q, {p.output_multiplier}), "
+                f"h + {site.fn}_exp[at] - ({p.output_shift})) + ({p.output_offset});\n"
+                f"        out[o] = (int8_t)mcuc_clamp(r, {op.attrs.act_min}, {op.attrs.act_max});")
     elif op.kind == kinds.PRELU:
         p = prelu_params(op)
         lo, hi = (-32768, 32767) if y.dtype == "int16" else (-128, 127)

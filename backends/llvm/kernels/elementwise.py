@@ -92,6 +92,32 @@ def add_n(call: KernelCall) -> None:
         em.store(em.narrow(em.clamp(em.add(scaled, p.output_offset), -128, 127), y_t.dtype), y_ptr, i)
 
 
+def pair_table(op) -> np.ndarray:
+    """The int8 output of a two-input int8 op for every (x1, x2), indexed by
+    (x1's raw bits << 8) | x2's raw bits, from the op's reference evaluate on a 1-D proxy
+    holding every pair once."""
+    raw = np.arange(65536, dtype=np.int64)
+    x1, x2 = (raw >> 8).astype(np.uint8).view(np.int8), (raw & 0xFF).astype(np.uint8).view(np.int8)
+    proxy = op.with_(inputs=tuple(t.with_(shape=(65536,)) for t in op.inputs),
+                     outputs=(op.output.with_(shape=(65536,)),))
+    return np.asarray(op_def(op.kind).evaluate(proxy, [x1, x2])[0], np.int8)
+
+
+@register(kinds.DIV)
+def div(call: KernelCall) -> None:
+    """TFLM's int8 DIV (mcuc.ir.ops.div): a 65536-entry table of the reference over every
+    operand pair (64 KB on the host), read with broadcasting."""
+    em = call.em
+    b = em.b
+    table = em.const_ptr(pair_table(call.op), call.hint("div"))
+
+    def body(x1: ir.Value, x2: ir.Value) -> ir.Value:
+        index = b.or_(b.shl(b.and_(x1, em.i32(0xFF)), em.i32(8)), b.and_(x2, em.i32(0xFF)))
+        return b.sext(em.load(table, b.zext(index, em.i64(0).type)), I32)
+
+    _binary_loop(call, body)
+
+
 @register(kinds.CUMSUM)
 def cumsum(call: KernelCall) -> None:
     """TFLM's int8 CUMSUM (mcuc.ir.ops.cumsum): per line along the axis, the wrapping
