@@ -288,7 +288,7 @@ def _build_reshape(imp: BuildContext, node, ins, out: QParams, out_name: str) ->
     than one pixel is moved to NHWC after; [N, C, 1, 1] needs neither."""
     x = imp.activation(node, ins[0])
     t = x.tensor
-    onnx_shape = tuple(t.shape[i] for i in NHWC_TO_NCHW) if x.nchw else t.shape
+    onnx_shape = x.onnx_shape
     if node.op_type == "Flatten":
         axis = _axis(imp, node, int(imp.attrs(node).get("axis", 1)), len(onnx_shape) + 1)
         target = (int(np.prod(onnx_shape[:axis], dtype=np.int64)), int(np.prod(onnx_shape[axis:], dtype=np.int64)))
@@ -454,7 +454,7 @@ def _build_slice(imp: BuildContext, node, ins, out: QParams, out_name: str) -> V
     from mcuc.ir.ops.strided_slice import StridedSliceAttrs
 
     x = imp.activation(node, ins[0])
-    shape = tuple(x.tensor.shape[i] for i in NHWC_TO_NCHW) if x.nchw else x.tensor.shape
+    shape = x.onnx_shape
     rank = len(shape)
     starts, ends = _ints(imp, node, 1, "starts"), _ints(imp, node, 2, "ends")
     if starts is None or ends is None:
@@ -498,7 +498,7 @@ def split_slices(imp: BuildContext, node, x_in: QInput, out_names: list[str]) ->
 
     x = imp.activation(node, x_in)
     t = x.tensor
-    shape = tuple(t.shape[i] for i in NHWC_TO_NCHW) if x.nchw else t.shape
+    shape = x.onnx_shape
     a = imp.attrs(node)
     axis = _axis(imp, node, int(a.get("axis", 0)), len(shape))
     d, parts = shape[axis], len(node.output)
@@ -534,7 +534,7 @@ def _build_gather(imp: BuildContext, node, ins, out: QParams, out_name: str) -> 
 
     x = imp.activation(node, ins[0])
     indices = np.asarray(imp.constant(node, node.input[1], "indices")).astype(np.int64)
-    shape = tuple(x.tensor.shape[i] for i in NHWC_TO_NCHW) if x.nchw else x.tensor.shape
+    shape = x.onnx_shape
     axis = _axis(imp, node, int(imp.attrs(node).get("axis", 0)), len(shape))
     d = shape[axis]
     if np.any((indices < -d) | (indices >= d)):

@@ -88,6 +88,12 @@ class Value:
     qparams: QParams | None = None
     nchw: bool = False
 
+    @property
+    def onnx_shape(self) -> tuple[int, ...]:
+        """The shape the ONNX model sees (NCHW for a 4-D value held NHWC)."""
+        shape = self.tensor.shape
+        return tuple(shape[i] for i in NHWC_TO_NCHW) if self.nchw else tuple(shape)
+
 
 @dataclass(frozen=True)
 class QInput:

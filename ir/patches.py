@@ -242,6 +242,12 @@ class PatchStage:
         """Some intermediate keeps its halo in a line band."""
         return any(b.band is not None for b in self.buffers)
 
+    def line_band_bytes(self) -> dict[int, int]:
+        """The graph index (from `span`) of each op whose output keeps a line band, to the
+        band's bytes."""
+        producer = {op.outputs[0]: self.span[0] + i for i, op in enumerate(self.ops)}
+        return {producer[b.tensor]: b.size for b in self.buffers if b.band is not None}
+
     def buffer(self, tensor: Tensor) -> PatchBuffer:
         for b in self.buffers:
             if b.tensor is tensor:

@@ -100,9 +100,7 @@ def schedule_summary(program: Program, graph: Graph) -> list[dict]:
         later = previous_last is not None and first == previous_last + 1 or first != stage_start(graph, last)
         at = f"{first}:{last}" if later else f"{last}"
         previous_last = last
-        producer = {op.outputs[0]: first + i for i, op in enumerate(stage.ops)}
-        banded = frozenset(producer[b.tensor] for b in stage.buffers if b.band is not None)
-        cache = banded if stage.cache_chosen else stage.cached
+        cache = frozenset(stage.line_band_bytes()) if stage.cache_chosen else stage.cached
         stages.append({"patch": f"{stage.grid[0]}x{stage.grid[1]}@{at}" + cache_suffix(cache),
                        "cached": stage.cached, "start": first, "split": last,
                        "step": program.steps.index(step), "ops": [op.label for op in stage.ops],

@@ -538,8 +538,7 @@ def _regridded(graph: Graph, c: Candidate, program: Program, budget: bool) -> li
         rows, cols = old.grid
         wider = sorted({min(cols * f, stage.output.shape[2]) for f in (1, 2, 4)})
         variants += [replace(old, grid=(rows, w)) for w in wider if w != cols]
-        producer = {op.outputs[0]: stage.span[0] + i for i, op in enumerate(stage.ops)}
-        banded = {producer[b.tensor]: b.size for b in stage.buffers if b.band is not None}
+        banded = stage.line_band_bytes()
         fewer = frozenset(banded) - {max(banded, key=banded.__getitem__)}
         variants += [replace(old, grid=(rows, w), cache=fewer) for w in wider]
     others = [s for s in c.stages if s is not old]

@@ -61,20 +61,31 @@ MCUC_INLINE void mcuc_map_s16(const int16_t *in, void *out, int n, const mcuc_ma
     }
 }
 
+/* An offset int8 value on the scale ADD_N and CUMSUM sum on (mcuc.ir.ops.add_n.rescaled):
+ * shifted left by 20 bits, times the input multiplier. */
+MCUC_INLINE int32_t mcuc_sum_rescaled(int32_t v, int32_t in_mult, int32_t in_shift) {
+    return mcuc_mbqm_small(mcuc_shl_wrap(v, 20), in_mult, in_shift);
+}
+
+/* A sum back to int8 (mcuc.ir.ops.add_n.output_of). */
+MCUC_INLINE int8_t mcuc_sum_output(int32_t total, int32_t out_mult, int32_t out_shift, int32_t out_offset) {
+    return (int8_t)mcuc_clamp(mcuc_mbqm_small(total, out_mult, out_shift) + out_offset, -128, 127);
+}
+
 /* tflite-micro's int8 ADD_N (mcuc.ir.ops.add_n): the sum starts from the rescaled input
  * offset once (as tflite-micro's loop does), adds every input's rescaled (x - zero point),
- * each shifted left by 20 bits first, and is rescaled to the output, offset, clamped. */
+ * and is rescaled to the output. */
 MCUC_INLINE void mcuc_add_n_s8(const int8_t *const *in, int inputs, int8_t *out, int n, int32_t in_offset,
                                int32_t in_mult, int32_t in_shift, int32_t out_mult, int32_t out_shift,
                                int32_t out_offset) {
-    const int32_t start = mcuc_mbqm_small(mcuc_shl_wrap(in_offset, 20), in_mult, in_shift);
+    const int32_t start = mcuc_sum_rescaled(in_offset, in_mult, in_shift);
     int i, j;
     for (i = 0; i < n; i++) {
         int32_t total = start;
         for (j = 0; j < inputs; j++) {
-            total += mcuc_mbqm_small(mcuc_shl_wrap(in[j][i] + in_offset, 20), in_mult, in_shift);
+            total += mcuc_sum_rescaled(in[j][i] + in_offset, in_mult, in_shift);
         }
-        out[i] = (int8_t)mcuc_clamp(mcuc_mbqm_small(total, out_mult, out_shift) + out_offset, -128, 127);
+        out[i] = mcuc_sum_output(total, out_mult, out_shift, out_offset);
     }
 }
 
@@ -85,7 +96,7 @@ MCUC_INLINE void mcuc_add_n_s8(const int8_t *const *in, int inputs, int8_t *out,
 MCUC_INLINE void mcuc_cumsum_s8(const int8_t *in, int8_t *out, int pre, int depth, int post, int exclusive,
                                 int reverse, int32_t in_offset, int32_t in_mult, int32_t in_shift, int32_t out_mult,
                                 int32_t out_shift, int32_t out_offset) {
-    const uint32_t start = (uint32_t)mcuc_mbqm_small(mcuc_shl_wrap(in_offset, 20), in_mult, in_shift);
+    const uint32_t start = (uint32_t)mcuc_sum_rescaled(in_offset, in_mult, in_shift);
     int i, k, d;
     for (i = 0; i < pre; i++) {
         for (k = 0; k < post; k++) {
@@ -93,9 +104,8 @@ MCUC_INLINE void mcuc_cumsum_s8(const int8_t *in, int8_t *out, int pre, int dept
             for (d = 0; d < depth; d++) {
                 const int at = (i * depth + (reverse ? depth - 1 - d : d)) * post + k;
                 const uint32_t before = total;
-                total += (uint32_t)mcuc_mbqm_small(mcuc_shl_wrap(in[at] + in_offset, 20), in_mult, in_shift);
-                out[at] = (int8_t)mcuc_clamp(
-                    mcuc_mbqm_small((int32_t)(exclusive ? before : total), out_mult, out_shift) + out_offset, -128, 127);
+                total += (uint32_t)mcuc_sum_rescaled(in[at] + in_offset, in_mult, in_shift);
+                out[at] = mcuc_sum_output((int32_t)(exclusive ? before : total), out_mult, out_shift, out_offset);
             }
         }
     }

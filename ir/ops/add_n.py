@@ -86,18 +86,25 @@ def input_regions(op: Op, out) -> list:
     return [out] * len(op.inputs)
 
 
+def rescaled(v, p: AddNParams) -> np.ndarray:
+    """An offset input value on the sum's scale: (v << 20) times the input multiplier
+    (MultiplyByQuantizedMultiplierSmallerThanOneExp), as ADD_N and CUMSUM add it."""
+    return multiply_by_quantized_multiplier_smaller_than_one(np.asarray(v, np.int64) << LEFT_SHIFT,
+                                                             p.input_multiplier, p.input_shift)
+
+
+def output_of(total, p: AddNParams) -> np.ndarray:
+    """A sum rescaled to the output, offset and clamped to int8."""
+    y = multiply_by_quantized_multiplier_smaller_than_one(total, p.output_multiplier, p.output_shift)
+    return np.clip(y + p.output_offset, -128, 127)
+
+
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     p = add_n_params(op)
-
-    def rescaled(v: np.ndarray) -> np.ndarray:
-        return multiply_by_quantized_multiplier_smaller_than_one(v * (1 << LEFT_SHIFT), p.input_multiplier,
-                                                                 p.input_shift)
-
-    total = rescaled(np.full(op.output.shape, p.input_offset, np.int64))
+    total = rescaled(np.full(op.output.shape, p.input_offset), p)  # tflite-micro's extra offset term
     for x in inputs:
-        total = total + rescaled(np.asarray(x, np.int64) + p.input_offset)
-    y = multiply_by_quantized_multiplier_smaller_than_one(total, p.output_multiplier, p.output_shift) + p.output_offset
-    return [np.clip(y, -128, 127).astype(np.int8)]
+        total = total + rescaled(np.asarray(x, np.int64) + p.input_offset, p)
+    return [output_of(total, p).astype(np.int8)]
 
 
 OPDEF = register(OpDef(ADD_N, None, infer_shapes, macs, input_regions, evaluate))

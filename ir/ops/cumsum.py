@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixedpoint import multiply_by_quantized_multiplier_smaller_than_one, wrap_int32
+from ..fixedpoint import wrap_int32
 from ..op import Op
 from ..region import Region
 from . import OpDef, register
-from .add_n import LEFT_SHIFT, AddNParams, rescale_params
+from .add_n import AddNParams, output_of, rescale_params, rescaled
 from .common import require
 from .kinds import CUMSUM
 
@@ -68,15 +68,11 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     x = np.moveaxis(np.asarray(inputs[0], np.int64), axis, -1)
     if a.reverse:
         x = x[..., ::-1]
-    scaled = multiply_by_quantized_multiplier_smaller_than_one((x + p.input_offset) << LEFT_SHIFT,
-                                                               p.input_multiplier, p.input_shift)
-    start = int(multiply_by_quantized_multiplier_smaller_than_one(p.input_offset << LEFT_SHIFT, p.input_multiplier,
-                                                                  p.input_shift))
-    sums = wrap_int32(start + np.cumsum(scaled, axis=-1))
+    start = int(rescaled(p.input_offset, p))
+    sums = wrap_int32(start + np.cumsum(rescaled(x + p.input_offset, p), axis=-1))
     if a.exclusive:
         sums = np.concatenate([np.full(sums.shape[:-1] + (1,), start, np.int64), sums[..., :-1]], axis=-1)
-    y = multiply_by_quantized_multiplier_smaller_than_one(sums, p.output_multiplier, p.output_shift) + p.output_offset
-    y = np.clip(y, -128, 127)
+    y = output_of(sums, p)
     if a.reverse:
         y = y[..., ::-1]
     return [np.ascontiguousarray(np.moveaxis(y, -1, axis)).astype(np.int8)]

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from ..fixedpoint_exp import std_round
 from ..op import Op
 from .common import require
 from .kinds import LOGISTIC
@@ -46,7 +47,7 @@ def sigmoid_table() -> tuple[int, ...]:
     for i in range(255):
         s, following, midpoint = _sigmoid(i / 24), _sigmoid((i + 1) / 24), _sigmoid((i + 0.5) / 24)
         corrected = 65536 * (s - ((s + following) / 2 - midpoint) / 2)
-        table.append(int(math.floor(corrected + 0.5)))
+        table.append(std_round(corrected))
     return tuple(table + [65535])
 
 
@@ -56,8 +57,8 @@ def _checked_log2(x: float) -> tuple[bool, int]:
     scale across that tolerance in practice)."""
     f = np.float32
     log2 = f(f(math.log(float(f(x)))) * f(f(1.0) / f(math.log(2.0))))
-    rounded = math.copysign(math.floor(abs(float(log2)) + 0.5), float(log2))
-    return abs(float(f(log2 - f(rounded)))) < 1e-3, int(rounded)
+    rounded = std_round(float(log2))
+    return abs(float(f(log2 - f(rounded)))) < 1e-3, rounded
 
 
 @dataclass(frozen=True)

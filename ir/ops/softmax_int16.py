@@ -25,7 +25,8 @@ import math
 
 import numpy as np
 
-from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
+from ..fixedpoint_exp import count_leading_zeros_uint32
 from ..op import Op
 from .common import require
 
@@ -34,9 +35,9 @@ _INT16_RANGE = 65535  # int16 max - int16 min, as the Prepare computes `range`
 
 
 def _round(x: np.ndarray) -> np.ndarray:
-    """TfLiteRound (std::round) of float32 values: ties away from zero, exact (in double)."""
-    x = np.asarray(x, np.float64)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    """TfLiteRound (std::round) of float32 values: ties away from zero, in double (where
+    adding 1/2 to a float32 is exact)."""
+    return round_half_away(np.asarray(x, np.float64))
 
 
 def lut(transform, input_scale: np.float32, input_zero_point: int, output_scale: np.float32,
@@ -135,7 +136,7 @@ def evaluate_int16(op: Op, x: np.ndarray) -> np.ndarray:
     scaled = multiply_by_quantized_multiplier(diff, p.input_multiplier, p.input_shift)
     exps = lut_lookup(np.clip(scaled + 32767, -32768, 32767), exp_lut())
     total = exps.sum(axis=-1, keepdims=True)  # int32 in C: at most 65536 * 32767
-    headroom_plus_one = 32 - np.frexp(total.astype(np.float64))[1].astype(np.int64)  # CountLeadingZeros (total > 0)
+    headroom_plus_one = count_leading_zeros_uint32(total)
     shifted = ((total << (headroom_plus_one - 1)) + (1 << 13)) >> 14
     reciprocal = lut_lookup(np.clip(shifted - ((1 << 15) + (1 << 16)), -32768, 32767), one_over_one_plus_x_lut())
     right_shift = 31 - headroom_plus_one

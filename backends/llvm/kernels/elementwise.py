@@ -20,6 +20,7 @@ from mcuc.ir.numerics import OrtFloat, OrtInteger, TFLiteQ31, uint8_offset
 from mcuc.ir.ops import kinds, op_def
 from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.add import add_params
+from mcuc.ir.ops.add_n import LEFT_SHIFT, AddNParams, add_n_params
 from mcuc.ir.ops.mul import mul_params
 from mcuc.ir.ort_numerics import fma_f32
 
@@ -67,29 +68,32 @@ def _float_result(em, v: ir.Value, offset: int, y_t, act_min: int, act_max: int)
     return em.clamp(y, act_min, act_max)
 
 
+def _sum_rescaled(em, v: ir.Value, p: AddNParams) -> ir.Value:
+    """mcuc.ir.ops.add_n.rescaled: (v << 20) times the input multiplier."""
+    return multiply_by_quantized_multiplier(em, em.b.shl(v, em.i32(LEFT_SHIFT)), p.input_multiplier, 0,
+                                            -p.input_shift)
+
+
+def _sum_output(em, total: ir.Value, p: AddNParams) -> ir.Value:
+    """mcuc.ir.ops.add_n.output_of: the sum rescaled, offset, clamped to int8."""
+    scaled = multiply_by_quantized_multiplier(em, total, p.output_multiplier, 0, -p.output_shift)
+    return em.clamp(em.add(scaled, p.output_offset), -128, 127)
+
+
 @register(kinds.ADD_N)
 def add_n(call: KernelCall) -> None:
     """TFLM's int8 ADD_N (mcuc.ir.ops.add_n): every input shifted left by 20 bits and
     rescaled, summed after the rescaled input offset, rescaled to the output."""
-    from mcuc.ir.ops.add_n import LEFT_SHIFT, add_n_params
-
     em, op = call.em, call.op
-    b = em.b
     p = add_n_params(op)
-
-    def rescaled(v: ir.Value) -> ir.Value:  # MultiplyByQuantizedMultiplierSmallerThanOneExp(v << 20)
-        return multiply_by_quantized_multiplier(em, b.shl(v, em.i32(LEFT_SHIFT)), p.input_multiplier, 0,
-                                                -p.input_shift)
-
     ptrs = [call.value_ptr(t) for t in op.inputs]
     y_t = op.output
     y_ptr = call.ptr(y_t)
     with em.loop(y_t.size, "e") as i:
-        total = rescaled(em.i32(p.input_offset))
+        total = _sum_rescaled(em, em.i32(p.input_offset), p)
         for t, ptr in zip(op.inputs, ptrs):
-            total = b.add(total, rescaled(em.add(em.load_i32(ptr, i, t.dtype), p.input_offset)))
-        scaled = multiply_by_quantized_multiplier(em, total, p.output_multiplier, 0, -p.output_shift)
-        em.store(em.narrow(em.clamp(em.add(scaled, p.output_offset), -128, 127), y_t.dtype), y_ptr, i)
+            total = em.b.add(total, _sum_rescaled(em, em.add(em.load_i32(ptr, i, t.dtype), p.input_offset), p))
+        em.store(em.narrow(_sum_output(em, total, p), y_t.dtype), y_ptr, i)
 
 
 def pair_table(op) -> np.ndarray:
@@ -123,7 +127,6 @@ def cumsum(call: KernelCall) -> None:
     """TFLM's int8 CUMSUM (mcuc.ir.ops.cumsum): per line along the axis, the wrapping
     int32 sum from the rescaled input offset, each output rescaled after (or, exclusive,
     before) its element."""
-    from mcuc.ir.ops.add_n import LEFT_SHIFT
     from mcuc.ir.ops.cumsum import cumsum_params
 
     em, op = call.em, call.op
@@ -135,23 +138,17 @@ def cumsum(call: KernelCall) -> None:
     post = int(np.prod(x_t.shape[axis + 1:], dtype=np.int64))
     x_ptr, y_ptr = call.value_ptr(x_t), call.ptr(y_t)
     total = em.slot(I32, "total")
-
-    def rescaled(v: ir.Value) -> ir.Value:
-        return multiply_by_quantized_multiplier(em, b.shl(v, em.i32(LEFT_SHIFT)), p.input_multiplier, 0,
-                                                -p.input_shift)
-
     with em.loop(pre, "pre") as i, em.loop(post, "post") as k:
-        b.store(rescaled(em.i32(p.input_offset)), total)
+        b.store(_sum_rescaled(em, em.i32(p.input_offset), p), total)
         with em.loop(depth, "d") as d:
             step = b.sub(em.i64(depth - 1), d) if op.attrs.reverse else d
             at = em.index([(i, depth * post), (step, post), (k, 1)])
-            value = rescaled(em.add(em.load_i32(x_ptr, at, x_t.dtype), p.input_offset))
+            value = _sum_rescaled(em, em.add(em.load_i32(x_ptr, at, x_t.dtype), p.input_offset), p)
             before = b.load(total)
             after = b.add(before, value)
             b.store(after, total)
             out = before if op.attrs.exclusive else after
-            scaled = multiply_by_quantized_multiplier(em, out, p.output_multiplier, 0, -p.output_shift)
-            em.store(em.narrow(em.clamp(em.add(scaled, p.output_offset), -128, 127), y_t.dtype), y_ptr, at)
+            em.store(em.narrow(_sum_output(em, out, p), y_t.dtype), y_ptr, at)
 
 
 @register(kinds.ADD, numerics=TFLiteQ31)
