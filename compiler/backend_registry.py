@@ -1,7 +1,10 @@
 """The backends `verify`, `run` and `bench` can execute a model on.
 
 Each entry makes a runner: a function from a list of input arrays to the list of
-output arrays, built once per model so that many samples reuse one compilation.
+output arrays, built once per model so that many samples reuse one compilation. A
+model that keeps state (state tensors, ir/tensor.Tensor.state) runs its calls as one
+stream: each continues from the state the previous call left, starting reset, as
+tflite-micro's interpreter does over repeated invocations.
 """
 from __future__ import annotations
 
@@ -42,8 +45,17 @@ def _built(program: Program, run: Runner) -> Built:
     return Built(run, lambda: program)
 
 
+def _streaming(program: Program, run: Callable[[Sequence[np.ndarray], np.ndarray], list[np.ndarray]]) -> Runner:
+    """A runner whose calls continue one stream: `run(inputs, state)` runs one invocation
+    from the state area's bytes `state` and writes the state after it back there; the
+    runner keeps those bytes from one call to the next, from the reset state on (a model
+    without state has an empty area)."""
+    state = program.reset_state_area()
+    return lambda inputs: run(inputs, state)
+
+
 def _reference(model: Model, options: CompileOptions) -> Built:
-    from mcuc.ir.interpreter import run
+    from mcuc.ir.interpreter import reset_state, run
     from mcuc.ir.program_interpreter import run_program
 
     if (options.patch not in (None, "off") or options.sram is not None or options.io_buffers == "caller"
@@ -52,24 +64,27 @@ def _reference(model: Model, options: CompileOptions) -> Built:
         # execute the scheduled program with the reference semantics, on one arena at the
         # planned offsets.
         program = schedule(model.graph, options)
-        return _built(program, lambda inputs: run_program(program, inputs))
+        return _built(program, _streaming(program, lambda inputs, state: run_program(program, inputs, state=state)))
     # Otherwise the reference rung runs the model as read; only --io int8 changes its edges.
     graph = prepare(model.graph, options) if options.io == "int8" else model.graph
-    return Built(lambda inputs: run(graph, inputs), lambda: schedule(model.graph, options))
+    state = reset_state(graph)  # the state tensors' values, kept from one call to the next
+    return Built(lambda inputs: run(graph, inputs, state=state), lambda: schedule(model.graph, options))
 
 
 def _llvm(model: Model, options: CompileOptions) -> Built:
     from mcuc.backends.llvm import compile_program, scratch_requests
 
     program = schedule(model.graph, options, scratch_requests)
-    return _built(program, compile_program(program))
+    compiled = compile_program(program)
+    compiled.reset_state()  # its calls continue one stream (CompiledProgram.state)
+    return _built(program, compiled)
 
 
 def _chost(model: Model, options: CompileOptions) -> Built:
     from mcuc.backends.cortexm import run_chost
 
     program = schedule(model.graph, options, cortexm_scratch("cortex-m0"))
-    return _built(program, lambda inputs: run_chost(program, inputs))
+    return _built(program, _streaming(program, lambda inputs, state: run_chost(program, inputs, state)))
 
 
 def _emulated(target: str) -> Callable[[Model, CompileOptions], Built]:
@@ -80,7 +95,8 @@ def _emulated(target: str) -> Callable[[Model, CompileOptions], Built]:
         # --float-abi is the --target core's; another core of a verify run keeps its default.
         t = cortexm_target(target, options.optimize, options.float_abi if target == options.target else None)
         # Verification needs the outputs only: an uncounted run is many times faster.
-        return _built(program, lambda inputs: run_cortexm(program, inputs, t, count_instructions=False).outputs)
+        return _built(program, _streaming(program, lambda inputs, state: run_cortexm(
+            program, inputs, t, count_instructions=False, state=state).outputs))
     return make
 
 

@@ -101,6 +101,7 @@ def _serve(read_fd: int, write_fd: int) -> None:
                           else runtime.InterpreterConfig.kAllocationRecording)
                 interpreter = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=_ORACLE_ARENA_BYTES,
                                                              intrepreter_config=config)
+                interpreter.reset()  # variable tensors (state) start from tflite-micro's reset values
                 loaded[key] = (interpreter, _count_outputs(interpreter))
                 while len(loaded) > _WORKER_MODELS:
                     loaded.popitem(last=False)

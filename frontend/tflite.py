@@ -575,11 +575,13 @@ class _Reader:
                             "mcuc needs static shapes")
         if np.prod(shape, dtype=np.float64) > _MAX_ELEMENTS:
             raise MCUCError(f"{label}: shape {short_list(shape)} has more than {_MAX_ELEMENTS} elements")
-        if t.IsVariable():
-            raise MCUCError(f"{label}: variable tensors (state) are not supported")
         if t.Sparsity() is not None:
             raise MCUCError(f"{label}: sparse tensors are not supported; densify the model")
         quant = self._read_quant(t, shape, dtype, label)
+        if t.IsVariable():
+            # State kept across invocations; tflite-micro allocates it apart and never reads
+            # a buffer it may have (it starts from a reset: Tensor.reset_byte).
+            return Tensor(self._unique_name(raw_name, index), shape, dtype, quant, state=True)
         data = self._read_data(t.Buffer(), shape, dtype, label)
         return Tensor(self._unique_name(raw_name, index), shape, dtype, quant, data)
 

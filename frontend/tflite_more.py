@@ -34,6 +34,7 @@ from mcuc.ir.ops.split import SplitAttrs
 from mcuc.ir.ops.squared_difference import SquaredDifferenceAttrs
 from mcuc.ir.ops.strided_slice import StridedSliceAttrs
 from mcuc.ir.ops.sum import SumAttrs
+from mcuc.ir.ops.svdf import SvdfAttrs
 from mcuc.ir.ops.transpose_conv import TransposeConvAttrs, tflm_padding
 
 from .tflite_limits import check_int16
@@ -167,6 +168,16 @@ def _div(ctx):
     return kinds.DIV, ctx.inputs, DivAttrs(*ctx.activation())
 
 
+def _svdf(ctx):
+    """Inputs (input, weights_feature, weights_time, bias, state): the state a variable
+    tensor the op rewrites (mcuc.ir.ops.svdf). tflite-micro's integer SVDF applies no
+    fused activation, and neither does mcuc; a float SVDF is refused by the op's types."""
+    if len(ctx.inputs) != 5 or not ctx.outputs:
+        raise ctx.fail(f"has {len(ctx.inputs)} inputs and {len(ctx.outputs)} outputs, expected 5 and 1")
+    rank = int(ctx.options.Rank())
+    return kinds.SVDF, ctx.inputs, SvdfAttrs(rank)
+
+
 def _add_n(ctx):
     ctx.need_inputs(2, len(ctx.inputs))
     return kinds.ADD_N, ctx.inputs, None
@@ -294,6 +305,7 @@ CONVERTERS.update({
     "GATHER_ND": (None, _gather_nd),
     "EMBEDDING_LOOKUP": (None, _embedding_lookup),
     "ADD_N": (None, _add_n),
+    "SVDF": (tflite.SVDFOptions, _svdf),
     "DIV": (tflite.DivOptions, _div),
     "CUMSUM": (tflite.CumsumOptions, _cumsum),
     "SPACE_TO_DEPTH": (tflite.SpaceToDepthOptions, _block(kinds.SPACE_TO_DEPTH)),

@@ -72,8 +72,15 @@ class Graph:
 
     @property
     def activations(self) -> tuple[Tensor, ...]:
-        """Tensors computed at run time or fed by the user (everything but constants)."""
-        return tuple(t for t in self.tensors if not t.is_constant)
+        """Tensors computed at run time or fed by the user (everything but constants and
+        state tensors, which the plan keeps in a state area of their own)."""
+        return tuple(t for t in self.tensors if not t.is_constant and not t.state)
+
+    @property
+    def states(self) -> tuple[Tensor, ...]:
+        """The state tensors (Tensor.state), in order of first use: values kept from one
+        invocation to the next."""
+        return tuple(t for t in self.tensors if t.state)
 
     @property
     def constants(self) -> tuple[Tensor, ...]:
@@ -94,8 +101,11 @@ class Graph:
     # -- checks --------------------------------------------------------------------
 
     def verify(self) -> None:
-        """Raise MCUCError unless every input is defined before use and names are unique."""
-        defined: set[Tensor] = set(self.inputs)
+        """Raise MCUCError unless every input is defined before use, names are unique and
+        every state tensor is rewritten by exactly one op, as one of its state inputs."""
+        from .ops import op_def
+
+        defined: set[Tensor] = set(self.inputs) | set(self.states)
         names: dict[str, Tensor] = {}
         for t in self.tensors:
             other = names.setdefault(t.name, t)
@@ -112,6 +122,16 @@ class Graph:
         for t in self.outputs:
             if t not in defined and not t.is_constant:
                 raise MCUCError(f"graph output {t.name!r} is never computed")
+        for t in self.states:
+            if t.is_constant or t in self.inputs or t in self.outputs or self.producer(t) is not None:
+                raise MCUCError(f"state tensor {t.name!r} must be no constant, graph input, graph output or op "
+                                "output: only the op that keeps it rewrites it")
+            users = self.consumers(t)
+            keeper = [k for k, x in enumerate(users[0].inputs) if x is t] if len(users) == 1 else []
+            if len(keeper) != 1 or keeper[0] not in op_def(users[0].kind).state_inputs:
+                raise MCUCError(f"state tensor {t.name!r} must be read by exactly one op, as one of the inputs it "
+                                f"keeps from one invocation to the next; it is read by "
+                                f"{', '.join(op.label for op in users) or 'no op'}")
 
     def __str__(self) -> str:
         lines = [f"graph {self.name}({', '.join(repr(t) for t in self.inputs)}):"]

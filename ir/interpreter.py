@@ -28,12 +28,22 @@ def check_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> list[np.ndarray]
     return arrays
 
 
+def reset_state(graph: Graph) -> dict[Tensor, np.ndarray]:
+    """The value of each state tensor (Tensor.state) after a reset."""
+    return {t: t.reset_value() for t in graph.states}
+
+
 def run(graph: Graph, inputs: Sequence[np.ndarray],
-        observe: Callable[[Op, list[np.ndarray]], None] | None = None) -> list[np.ndarray]:
+        observe: Callable[[Op, list[np.ndarray]], None] | None = None,
+        state: dict[Tensor, np.ndarray] | None = None) -> list[np.ndarray]:
     """Evaluate `graph` on `inputs` and return its outputs.
 
-    `observe(op, outputs)` is called after each op (for debugging a mismatch)."""
+    `observe(op, outputs)` is called after each op (for debugging a mismatch). `state`
+    holds the state tensors' values (reset_state's, or a previous run's) and gets their
+    new values; without it every run starts from a reset state."""
     values: dict[Tensor, np.ndarray] = dict(zip(graph.inputs, check_inputs(graph, inputs)))
+    state = reset_state(graph) if state is None else state
+    values.update((t, state[t]) for t in graph.states)
 
     def value(t: Tensor | None) -> np.ndarray | None:
         if t is None:
@@ -41,11 +51,18 @@ def run(graph: Graph, inputs: Sequence[np.ndarray],
         return t.data if t.is_constant else values[t]
 
     for op in graph.ops:
-        outputs = op_def(op.kind).evaluate(op, [value(t) for t in op.inputs])
-        for t, y in zip(op.outputs, outputs):
+        opdef = op_def(op.kind)
+        outputs = opdef.evaluate(op, [value(t) for t in op.inputs])
+        kept = [op.inputs[k] for k in opdef.state_inputs]
+        if len(outputs) != len(op.outputs) + len(kept):
+            raise AssertionError(f"{op.label} gave {len(outputs)} values for {len(op.outputs)} outputs and "
+                                 f"{len(kept)} state inputs")
+        for t, y in zip((*op.outputs, *kept), outputs):
             if y.shape != t.shape or y.dtype != np.dtype(t.dtype):
                 raise AssertionError(f"{op.label} produced {y.dtype}{list(y.shape)} for {t!r}")
             values[t] = y
+        for t in kept:
+            state[t] = values[t]
         if observe is not None:
-            observe(op, outputs)
+            observe(op, outputs[:len(op.outputs)])
     return [value(t) for t in graph.outputs]

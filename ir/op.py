@@ -37,8 +37,9 @@ class Op:
 
     @property
     def activation_inputs(self) -> tuple[Tensor, ...]:
-        """Inputs that are computed at run time (not constants, not absent)."""
-        return tuple(t for t in self.inputs if t is not None and not t.is_constant)
+        """Inputs that are computed at run time (not constants, not absent, not state
+        tensors, which live outside the arena: ir/program.py)."""
+        return tuple(t for t in self.inputs if t is not None and not t.is_constant and not t.state)
 
     def with_(self, **changes) -> "Op":
         return replace(self, **changes)

@@ -11,7 +11,7 @@ verifies every rule on the offsets (the pipeline runs it after every plan).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .graph import Graph
 from .op import Op
@@ -178,6 +178,24 @@ class CallerBuffer:
         return self.base + self.tensor.nbytes
 
 
+# How each state tensor's address is aligned inside the state area (and the area's start).
+STATE_ALIGN = 8
+
+
+def state_layout(address_bytes: int, states) -> tuple[int, dict[Tensor, int], int]:
+    """(base, address of each state tensor, bytes) of the state area: the graph's state
+    tensors (Tensor.state) one after the other from the first multiple of
+    CALLER_ADDRESS_ALIGN at or after `address_bytes` (the end of the arena and the caller
+    buffers), each at a multiple of STATE_ALIGN from the base."""
+    base = -(-address_bytes // CALLER_ADDRESS_ALIGN) * CALLER_ADDRESS_ALIGN
+    at, addresses = 0, {}
+    for t in states:
+        at = -(-at // STATE_ALIGN) * STATE_ALIGN
+        addresses[t] = base + at
+        at += t.nbytes
+    return base, addresses, at
+
+
 # Where each memory region after the first starts in the address space (`--memory`).
 REGION_ADDRESS_ALIGN = 16
 
@@ -213,6 +231,11 @@ class Program:
     `caller_buffers` (graph.io_buffers == "caller"), the graph inputs and outputs and
     their views have addresses past the arena, inside their CallerBuffer.
     `steps[i].op` is `graph.ops[i]` (the graph is already in the scheduled order).
+    The graph's state tensors (Tensor.state) live in the state area, `state_bytes` bytes
+    at addresses from `state_base` on, after the arena and the caller buffers
+    (`state_layout`): memory of its own that keeps its bytes from one invocation to the
+    next (backends map it to a persistent array; the arena, which holds nothing between
+    invocations, may be shared with other models).
     `live_bound_bytes` is the largest sum of arena buffer sizes live at one step: no
     placement of these buffers can use a smaller arena, so arena_bytes -
     live_bound_bytes is the placement's loss. With `regions` (`--memory`), the arena
@@ -229,19 +252,27 @@ class Program:
     notes: dict = field(default_factory=dict)
     caller_buffers: tuple[CallerBuffer, ...] = ()
     regions: tuple[PlacedRegion, ...] = ()
+    state_base: int = 0
+    state_bytes: int = 0
 
     def offset(self, tensor: Tensor) -> int:
         return self.offsets[tensor]
 
     @property
     def address_bytes(self) -> int:
-        """The end of the address space: the arena's end, or the last caller buffer's."""
-        return max([self.arena_bytes, *(b.end for b in self.caller_buffers)])
+        """The end of the address space: the arena's end, the last caller buffer's or the
+        state area's."""
+        return max([self.arena_bytes, *(b.end for b in self.caller_buffers),
+                    *([self.state_base + self.state_bytes] if self.state_bytes else [])])
+
+    def in_state(self, address: int) -> bool:
+        """Whether `address` lies in the state area (its end included, for empty ranges)."""
+        return self.state_bytes > 0 and self.state_base <= address <= self.state_base + self.state_bytes
 
     def caller_buffer_at(self, address: int) -> CallerBuffer | None:
         """The caller buffer holding `address` (its end included, for empty ranges),
         None for an arena address."""
-        if address < self.arena_bytes:
+        if address < self.arena_bytes or self.in_state(address):
             return None
         k = _span_at(address, self.caller_buffers)
         return None if k is None else self.caller_buffers[k]
@@ -253,8 +284,28 @@ class Program:
         return None if k is None else (k, self.regions[k])
 
     def in_arena(self, tensor: Tensor) -> bool:
-        """Whether an activation tensor lives in the arena (not in a caller buffer)."""
-        return self.caller_buffer_at(self.offsets[tensor]) is None
+        """Whether an activation tensor lives in the arena (not in a caller buffer or the
+        state area)."""
+        return not tensor.state and self.caller_buffer_at(self.offsets[tensor]) is None
+
+    def reset_state_area(self):
+        """The state area's bytes after a reset (numpy uint8): each state tensor's bytes
+        its Tensor.reset_byte, alignment gaps 0."""
+        import numpy as np
+
+        area = np.zeros(self.state_bytes, np.uint8)
+        for t in self.graph.states:
+            at = self.offsets[t] - self.state_base
+            area[at:at + t.nbytes] = t.reset_byte
+        return area
+
+    def with_state_area(self) -> "Program":
+        """This program with its graph's state tensors laid out after the arena and the
+        caller buffers (`state_layout`), where the arena or the caller buffers moved."""
+        states = self.graph.states
+        ends = [self.arena_bytes, *(b.end for b in self.caller_buffers)]
+        base, addresses, size = state_layout(max(ends), states)
+        return replace(self, offsets={**self.offsets, **addresses}, state_base=base, state_bytes=size)
 
 
 def _span_at(address: int, spans) -> int | None:

@@ -31,6 +31,9 @@ The rules, per step:
   arena; no step writes into an input's buffer, and a step writes into an output's
   buffer only as a Fresh step or an Alias (never InPlace or Overlap: the buffer holds no
   other tensor's bytes first).
+- state (ir/program.Program.state_base): every state tensor of the graph lies wholly in
+  the state area, apart from the others, and the area lies past the arena and the caller
+  buffers, so nothing else in one invocation touches it.
 - memory regions (`--memory`, ir/program.PlacedRegion): the regions start at 0, follow
   one another apart, each within its capacity (weights it holds included), the last
   ending the arena, and every
@@ -61,6 +64,7 @@ RULE_PATCH_BUFFERS = "patch buffers"
 RULE_PATCH_CALLS = "patch calls"
 RULE_CALLER = "caller buffers"
 RULE_REGIONS = "memory regions"
+RULE_STATE = "state"
 
 
 class PlanError(MCUCError):
@@ -238,6 +242,7 @@ def check_program(program: Program) -> None:
     """PlanError at the first step that breaks a rule of the module docstring."""
     _check_caller_buffers(program)
     _check_regions(program)
+    _check_state(program)
     for t in (*program.graph.inputs, *program.graph.outputs):
         if t.is_constant or program.caller_buffers:
             continue
@@ -282,6 +287,20 @@ def _check_caller_buffers(program: Program) -> None:
                         f"each other, or are not one per graph input and output", None, RULE_CALLER)
 
 
+def _check_state(program: Program) -> None:
+    """The state tensors inside the state area, apart, and the area after everything else."""
+    start, end = program.state_base, program.state_base + program.state_bytes
+    before = max([program.arena_bytes, *(b.end for b in program.caller_buffers)])
+    spans = sorted((program.offsets.get(t, -1), t) for t in program.graph.states)
+    if program.state_bytes and start < before:
+        raise PlanError(f"graph {quoted(program.graph.name)}: {RULE_STATE} rule broken: the state area starts at "
+                        f"{start}, inside the arena or a caller buffer (they end at {before})", None, RULE_STATE)
+    for k, (at, t) in enumerate(spans):
+        if at < start or at + t.nbytes > end or (k and spans[k - 1][0] + spans[k - 1][1].nbytes > at):
+            raise PlanError(f"state tensor {quoted(t.name)}: {RULE_STATE} rule broken: at {at}, not wholly inside "
+                            f"the state area [{start}, {end}) apart from the other state tensors", None, RULE_STATE)
+
+
 def _check_regions(program: Program) -> None:
     """Memory regions (`--memory`): in order, apart, each within its capacity, the last
     ending the arena, and every arena buffer wholly inside one of them."""
@@ -305,7 +324,7 @@ def _check_regions(program: Program) -> None:
 def _check_arena(program: Program, index: int, step: Step) -> None:
     op = step.op
     for t in (*op.inputs, *op.outputs):
-        if t is None or t.is_constant:
+        if t is None or t.is_constant or t.state:  # state tensors: _check_state
             continue
         at = program.offsets.get(t)
         if at is None:

@@ -83,6 +83,11 @@ class Tensor:
 
     Identity matters, not value: two tensors with equal fields are still different
     values, so tensors hash by identity and can key dictionaries.
+
+    `state`: a variable (TFLite's is_variable) that keeps its value from one invocation to
+    the next: defined before the first op like a graph input, read and rewritten by the
+    one op that lists it among its OpDef's `state_inputs`, and set to its `reset_byte` in
+    every byte when the state is reset.
     """
 
     name: str
@@ -90,6 +95,7 @@ class Tensor:
     dtype: str
     quant: Quantization | None = None
     data: np.ndarray | None = field(default=None, repr=False)
+    state: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
@@ -105,6 +111,19 @@ class Tensor:
     @property
     def is_constant(self) -> bool:
         return self.data is not None
+
+    @property
+    def reset_byte(self) -> int:
+        """The byte every byte of a state tensor holds after a reset: tflite-micro's
+        ResetVariableTensors memsets an int8 variable with its zero point and any other
+        with 0."""
+        if self.dtype == "int8" and self.quant is not None:
+            return self.quant.scalar_zero_point & 0xFF
+        return 0
+
+    def reset_value(self) -> np.ndarray:
+        """A state tensor's value after a reset."""
+        return np.full(self.nbytes, self.reset_byte, np.uint8).view(self.dtype).reshape(self.shape)
 
     @property
     def size(self) -> int:
@@ -124,6 +143,6 @@ class Tensor:
         return replace(self, **changes)
 
     def __repr__(self) -> str:
-        kind = "const " if self.is_constant else ""
+        kind = "const " if self.is_constant else "state " if self.state else ""
         q = f" {self.quant!r}" if self.quant is not None else ""
         return f"{kind}{self.name}: {self.dtype}{list(self.shape)}{q}"

@@ -207,7 +207,7 @@ def assemble(graph: Graph, storage: Storage, items: Sequence[Lifetime],
     buffers.sort(key=lambda b: (b.first, b.offset))
     return Program(graph, steps, offsets, placement.arena_bytes, tuple(buffers),
                    live_bound(items, len(graph.ops)), notes={"placement": placement.method},
-                   caller_buffers=caller)
+                   caller_buffers=caller).with_state_area()
 
 
 def _caller_buffers(graph: Graph, storage: Storage, arena_bytes: int,

@@ -225,6 +225,8 @@ def _moved(program: Program, shift: dict[str, int], regions: tuple[PlacedRegion,
     caller = tuple(replace(b, base=new_base[b.base]) for b in program.caller_buffers)
     for t, at in program.offsets.items():
         outside = program.caller_buffer_at(at)
+        if t.state:
+            continue  # laid out again after the moved arena and caller buffers
         if outside is not None:
             offsets[t] = at - outside.base + new_base[outside.base]
         elif t.name in shift:
@@ -241,6 +243,7 @@ def _moved(program: Program, shift: dict[str, int], regions: tuple[PlacedRegion,
     notes = {**program.notes, "one_arena_bytes": program.arena_bytes}
     result = replace(program, steps=tuple(steps), offsets=offsets, arena_bytes=arena_bytes, buffers=buffers,
                      notes=notes, caller_buffers=caller, regions=regions)
+    result = result.with_state_area()
     return lower_patch_loops(result) if any(isinstance(s, PatchLoop) for s in program.steps) else result
 
 

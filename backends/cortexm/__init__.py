@@ -43,20 +43,22 @@ def _cached(program: Program, key: Target | str, make):
 
 
 def run_cortexm(program: Program, inputs: Sequence[np.ndarray], target: Target | str,
-                count_instructions: bool = True):
-    """One inference of `program` on the emulated `target` core."""
+                count_instructions: bool = True, state: np.ndarray | None = None):
+    """One inference of `program` on the emulated `target` core (from the state area's
+    bytes `state`, which get the state after the run; None: from the reset state)."""
     from .emulated import CortexMBuild
 
     ModelIO.of(program).pack(inputs)  # a wrong input is reported before any build
     target = get_target(target) if isinstance(target, str) else target
     build = _cached(program, target, lambda: CortexMBuild(program, target))
-    return build.run(inputs, count_instructions=count_instructions)
+    return build.run(inputs, count_instructions=count_instructions, state=state)
 
 
-def run_chost(program: Program, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """One inference of `program` as sanitized host C; MCUCError on any sanitizer report."""
+def run_chost(program: Program, inputs: Sequence[np.ndarray], state: np.ndarray | None = None) -> list[np.ndarray]:
+    """One inference of `program` as sanitized host C; MCUCError on any sanitizer report.
+    `state`: as for run_cortexm."""
     from .chost import build_chost
 
     ModelIO.of(program).pack(inputs)  # a wrong input is reported before any build
     build = _cached(program, "host", lambda: build_chost(program))
-    return build(inputs)
+    return build(inputs, state)

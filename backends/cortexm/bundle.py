@@ -15,10 +15,11 @@ one header and one source per model.
 every model plans from offset 0 of one arena (its size the largest plan, its alignment
 the largest), a static array in <library>.c (`<library>_arena`, section
 `<LIBRARY>_ARENA_SECTION`) or, with arena "caller", the buffer each `<name>_invoke(arena)`
-takes. A model whose program keeps state between invocations must not share it (another
-model's run would overwrite the state): `persistent_state` names why, and write_bundle
-refuses such a model. No op keeps state today (the TFLite reader refuses variable
-tensors; no op has ir.ops.Trait.STATEFUL), so the rule only guards ops to come.
+takes. A model whose arena holds something from one invocation to the next must not
+share it (another model's run would overwrite it): `persistent_state` names why, and
+write_bundle refuses such a model. A model's state tensors (ir.ops.Trait.STATEFUL ops:
+SVDF) live in a state array of its own, outside the arena (ir/program.py), so such a
+model shares the arena like any other and keeps its state.
 """
 from __future__ import annotations
 
@@ -28,8 +29,7 @@ from pathlib import Path
 
 from mcuc import runtime_c
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.ops import Trait, op_def
-from mcuc.ir.program import PatchLoop, Program
+from mcuc.ir.program import Program
 
 from .c_syntax import c_comment, check_model_name
 from .project import ARENA_ALIGN, build_context, model_context, template_environment
@@ -91,15 +91,12 @@ def check_names(library: str, models: list[tuple[str, str]]) -> None:
 
 
 def persistent_state(program: Program) -> list[str]:
-    """Why `program` keeps something in its arena from one invocation to the next: ops
-    whose kind has Trait.STATEFUL (patch stages' inner ops included) and arena buffers of
-    a kind other than one invocation's tensors and scratch. Empty: nothing."""
-    reasons = []
-    for step in program.steps:
-        ops = step.stage.ops if isinstance(step, PatchLoop) else (step.op,)
-        for op in ops:
-            if op_def(op.kind).has(Trait.STATEFUL):
-                reasons.append(f"op {c_comment(op.label, 60)}, a {op.kind}")
+    """Why `program` keeps something in its arena from one invocation to the next: arena
+    buffers of a kind other than one invocation's tensors and scratch, or a state tensor
+    with an arena address. Empty: nothing (state tensors in the state area are the model's
+    own)."""
+    reasons = [f"state tensor {c_comment(t.name, 60)} in the arena" for t in program.graph.states
+               if not program.in_state(program.offsets[t])]
     for buffer in program.buffers:
         if buffer.kind not in _TRANSIENT_BUFFERS:
             reasons.append(f"arena buffer {c_comment(buffer.name, 60)} of kind {buffer.kind!r}, "

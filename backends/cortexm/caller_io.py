@@ -13,7 +13,9 @@ that spelled an address differently would otherwise read the wrong memory.
 
 Memory regions (`--memory`, ir/program.PlacedRegion) are relocated alike: an address in
 region K > 0 becomes `(MCUC_REGION_K(arena) + OFFSET)`, the offset inside that region's
-own array (model.c defines the macro; the first region is the arena itself).
+own array (model.c defines the macro; the first region is the arena itself). So is the
+state area (Program.state_base): `(MCUC_STATE(arena) + OFFSET)`, inside the model's
+state array.
 """
 from __future__ import annotations
 
@@ -29,12 +31,14 @@ _ANY_ADDRESS = re.compile(r"\barena\s*\+")
 def relocate(code: str, program: Program, where: str) -> str:
     """`code` with every `arena + ADDRESS` inside a caller buffer pointing into that
     buffer; `where` names the step in errors."""
-    if not program.caller_buffers and not program.regions:
+    if not program.caller_buffers and not program.regions and not program.state_bytes:
         return code
     index = {b.base: k for k, b in enumerate(program.caller_buffers)}
 
     def rewrite(match: re.Match) -> str:
         address = int(match[1])
+        if program.in_state(address):
+            return f"(MCUC_STATE(arena) + {address - program.state_base})"
         buffer = program.caller_buffer_at(address)
         region = program.region_at(address) if buffer is None else None
         if region is not None and region[0] > 0:  # --memory: a region after the first has its own array
@@ -49,5 +53,5 @@ def relocate(code: str, program: Program, where: str) -> str:
     relocated = _ADDRESS.sub(rewrite, code)
     if len(_ANY_ADDRESS.findall(code)) != len(_ADDRESS.findall(code)):
         raise MCUCError(f"{where}: the C addresses the arena with an expression that is not `arena + ADDRESS`, "
-                        f"which --io-buffers caller and --memory cannot relocate")
+                        f"which --io-buffers caller, --memory and the state area cannot relocate")
     return relocated

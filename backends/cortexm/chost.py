@@ -44,8 +44,8 @@ class HostExecutable:
     workdir: Path
     _temporary: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
-    def __call__(self, inputs) -> list[np.ndarray]:
-        return run_host_executable(self, inputs)
+    def __call__(self, inputs, state: np.ndarray | None = None) -> list[np.ndarray]:
+        return run_host_executable(self, inputs, state)
 
 
 def find_host_gcc() -> str:
@@ -67,6 +67,7 @@ def build_chost(program: Program, workdir: Path | None = None) -> HostExecutable
     library = make_library(project, "host", workdir / "build", opt=HOST_OPT,
                            extra_cflags=f"-g {SANITIZE}", make_vars={"CC": gcc})
     context = {"name": "model", "io_buffers": "caller" if program.caller_buffers else "arena",
+               "state_bytes": program.state_bytes,
                "inputs": io_tensors(program, program.graph.inputs, "input"),
                "outputs": io_tensors(program, program.graph.outputs, "output")}
     main_c = workdir / "host_main.c"
@@ -78,9 +79,13 @@ def build_chost(program: Program, workdir: Path | None = None) -> HostExecutable
     return HostExecutable(ModelIO.of(program), executable, workdir, temporary)
 
 
-def run_host_executable(build: HostExecutable, inputs) -> list[np.ndarray]:
-    """One inference in a fresh process; any sanitizer report is an MCUCError."""
+def run_host_executable(build: HostExecutable, inputs, state: np.ndarray | None = None) -> list[np.ndarray]:
+    """One inference in a fresh process; any sanitizer report is an MCUCError. A model with
+    a state area starts from `state` (uint8, its bytes; None: from its reset value) and
+    writes the state after the run back into it."""
     packed = build.io.pack(inputs)
+    if build.io.state_bytes and state is not None:
+        packed.append(np.ascontiguousarray(state, np.uint8).tobytes())
     with tempfile.TemporaryDirectory(prefix="mcuc-chost-run-") as run_dir:
         input_file, output_file = Path(run_dir) / "inputs.bin", Path(run_dir) / "outputs.bin"
         input_file.write_bytes(b"".join(packed))
@@ -98,6 +103,10 @@ def run_host_executable(build: HostExecutable, inputs) -> list[np.ndarray]:
     for t in build.io.outputs:
         blobs.append(data[offset:offset + t.nbytes])
         offset += t.nbytes
+    if build.io.state_bytes:
+        if state is not None:
+            state[...] = np.frombuffer(data[offset:offset + build.io.state_bytes], np.uint8)
+        offset += build.io.state_bytes
     if offset != len(data):
         raise MCUCError(f"c-host run of {build.io.name!r} wrote {len(data)} output bytes, "
                         f"expected {offset}")

@@ -154,6 +154,8 @@ class CortexMBuild:
             self.input_addresses = [symbol(f"mcuc_harness_input{i}").address for i in range(len(self.io.inputs))]
             self.output_addresses = [symbol(f"mcuc_harness_output{i}").address for i in range(len(self.io.outputs))]
             self.invoke_args = (symbol("mcuc_harness_inputs").address, symbol("mcuc_harness_outputs").address)
+        # The state area (a model that keeps state): a run writes it first and reads it after
+        self.state_address = self.emulator.symbol(f"{NAME}_state_area").address if program.state_bytes else None
         self.marks = tuple(f"{NAME}_step_{i}" for i in range(len(program.steps) + 1))
         missing = [m for m in self.marks if m not in self.emulator.symbols]
         if missing:
@@ -164,10 +166,13 @@ class CortexMBuild:
         """The emulator's address of the plan's arena address `offset`."""
         return next(shift for base, shift in reversed(self.region_bases) if base <= offset) + offset
 
-    def run(self, inputs, budget: int | None = None, count_instructions: bool = True) -> CortexMResult:
+    def run(self, inputs, budget: int | None = None, count_instructions: bool = True,
+            state: np.ndarray | None = None) -> CortexMResult:
         """One inference. `budget`: instructions before the run counts as runaway code
         (default: generous for the model's size, see runaway_budget).
-        `count_instructions=False`: outputs and stack only, many times faster (emulator.py)."""
+        `count_instructions=False`: outputs and stack only, many times faster (emulator.py).
+        A model with a state area starts from `state` (uint8, its bytes; None: the reset
+        state the firmware image holds), and gets the state after the run written into it."""
         io = self.io
         budget = self.default_budget if budget is None else budget
         if self.caller_io:
@@ -180,6 +185,10 @@ class CortexMBuild:
             writes = [(self._address(offset), data) for offset, data in zip(io.input_offsets, io.pack(inputs))]
             reads = [(self._address(offset), t.nbytes) for offset, t in zip(io.output_offsets, io.outputs)]
             function, args = f"{NAME}_invoke", ()
+        kept = self.state_address is not None and state is not None
+        if kept:
+            writes.append((self.state_address, np.ascontiguousarray(state, np.uint8).tobytes()))
+            reads.append((self.state_address, io.state_bytes))
         call = self.emulator.call(function, args, writes=writes, reads=reads,
                                   marks=self.marks if count_instructions else (), budget=budget,
                                   count_instructions=count_instructions)
@@ -189,6 +198,8 @@ class CortexMBuild:
             given = call.reads[len(io.outputs):]
             if any(bytes(a) != bytes(b) for a, b in zip(given, packed)):
                 raise MCUCError(f"{function} wrote into a caller's input buffer on {self.target.name}")
+        if kept:
+            state[...] = np.frombuffer(bytes(call.reads[-1]), np.uint8)
         by_step, by_kind = _per_step([call.marks.get(m) for m in self.marks] if count_instructions else [],
                                      self.step_kinds, call.instructions)
         cycles_by_step, cycles_by_kind = _per_step(

@@ -31,8 +31,8 @@ from mcuc.ir.program import Alias, InPlace, Program, ScratchRequest, Step
 from mcuc.ir.tensor import Tensor
 
 from . import constants as K
-from . import (kernels_binary, kernels_matmul, kernels_movement, kernels_norm, kernels_reduce, kernels_resize,
-               kernels_transpose_conv)
+from . import (kernels_binary, kernels_matmul, kernels_movement, kernels_norm, kernels_recurrent, kernels_reduce,
+               kernels_resize, kernels_transpose_conv)
 from .c_syntax import c_comment, c_float, c_struct
 from .target import Target
 
@@ -179,6 +179,8 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
             image = view.inputs[0]
             return scratch_requests(view, False, target) + [
                 ScratchRequest(f"{op.name or 'transpose_conv'}.dilated", image.size, 4)]
+    if op.kind == kinds.SVDF:
+        return kernels_recurrent.scratch_requests(op)
     if op.kind == kinds.BATCH_MATMUL:
         op = kernels_matmul.as_fully_connected(op) or op
     if op.kind == kinds.FULLY_CONNECTED and target.fc_weights_int16:
@@ -1386,6 +1388,11 @@ def _emit_norm(site: Site, step: Step, program: Program, target: Target) -> Step
     return StepCode(*kernels_norm.emit(site, step, program))
 
 
+def _emit_recurrent(site: Site, step: Step, program: Program, target: Target) -> StepCode:
+    """SVDF (kernels_recurrent.py)."""
+    return StepCode(*kernels_recurrent.emit(site, step, program))
+
+
 def _emit_resize_bilinear(site: Site, step: Step, program: Program, target: Target) -> StepCode:
     """RESIZE_BILINEAR (kernels_resize.py)."""
     return StepCode(*kernels_resize.emit(site, step, program))
@@ -1435,6 +1442,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.TRANSPOSE_CONV,), (TFLiteQ31,), _emit_transpose_conv),
     ((kinds.LOG_SOFTMAX, kinds.L2_NORMALIZATION), (TFLiteQ31,), _emit_norm),
     ((kinds.RESIZE_BILINEAR,), (None,), _emit_resize_bilinear),
+    ((kinds.SVDF,), (None,), _emit_recurrent),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {
     (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}

@@ -133,6 +133,22 @@ def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str, layout:
     return result
 
 
+def state_tensors(program: Program) -> list[dict]:
+    """Each state tensor's name (for comments), offset in the state area, bytes, reset byte."""
+    return [{"name": c_comment(t.name), "offset": program.offset(t) - program.state_base, "bytes": t.nbytes,
+             "reset_byte": t.reset_byte, "dtype": t.dtype, "shape": list(t.shape)} for t in program.graph.states]
+
+
+def _state_initializer(program: Program) -> str:
+    """The state array's initializer when a reset byte is not 0 (an int8 state's zero
+    point), else "" (the array is in .bss)."""
+    area = program.reset_state_area()
+    if not area.any():
+        return ""
+    values = [str(int(v)) for v in area]
+    return ",\n    ".join(", ".join(values[i:i + 16]) for i in range(0, len(values), 16))
+
+
 # A constant array of the generated C (kernels_binary.c_array, kernels/_macros.j2): its
 # element type and count; MCUC_WEIGHTS places it (flash, or RAM with --weights-in-ram).
 _WEIGHT_ARRAY = re.compile(r"static const (\w+) (\w+)\[(\d+)\][^=;]*\bMCUC_WEIGHTS\b")
@@ -274,6 +290,11 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         "arena_storage_bytes": max(arena_bytes, 1),
         "inputs": inputs,
         "outputs": outputs,
+        # The state area (ir/program.Program.state_base): a static array of model.c that
+        # keeps the state tensors between invocations, initialized to their reset bytes.
+        "state_bytes": program.state_bytes,
+        "states": state_tensors(program),
+        "state_initializer": _state_initializer(program),
         "steps": steps,
         "macs": macs,
         "headers": [f for f in runtime_files if f.endswith(".h")],
@@ -296,6 +317,9 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         "outputs": [t.as_json() for t in outputs],
         "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first,
                      "last": b.last} for b in program.buffers],
+        "state_bytes": program.state_bytes,
+        "states": [{"name": t["name"], "offset": t["offset"], "bytes": t["bytes"], "reset_byte": t["reset_byte"]}
+                   for t in state_tensors(program)],
         "ops": [op_report(i, program) for i in range(len(program.steps))],
         "runtime_files": runtime_files,
     }
@@ -334,14 +358,17 @@ def write_project(program: Program, out_dir: Path | str, target: Target, name: s
 @dataclass(frozen=True, eq=False)
 class ModelIO:
     """What running a built program needs to know of it: its graph inputs and outputs and
-    their arena offsets. Builds keep this instead of the Program, so a cache of builds
-    keyed weakly by program can let the program (and its build) go."""
+    their arena offsets, and its state area's bytes (a run gives and takes them, so that
+    runs in separate processes continue one stream). Builds keep this instead of the
+    Program, so a cache of builds keyed weakly by program can let the program (and its
+    build) go."""
 
     name: str
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
     input_offsets: tuple[int, ...]
     output_offsets: tuple[int, ...]
+    state_bytes: int = 0
 
     @classmethod
     def of(cls, program: Program) -> "ModelIO":
@@ -350,7 +377,7 @@ class ModelIO:
         io_tensors(program, graph.outputs, "output")
         return cls(graph.name, graph.inputs, graph.outputs,
                    tuple(program.offset(t) for t in graph.inputs),
-                   tuple(program.offset(t) for t in graph.outputs))
+                   tuple(program.offset(t) for t in graph.outputs), program.state_bytes)
 
     def pack(self, inputs) -> list[bytes]:
         """The raw bytes of each graph input, checked against the graph: one array per

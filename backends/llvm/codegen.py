@@ -1,7 +1,7 @@
 """Program -> LLVM module: one internal function per step, called in order by
 `void invoke(i8* arena)` (`void invoke(i8* arena, i8** io)` when the graph inputs and
-outputs live in caller buffers: `io` holds the caller's pointer of each,
-Program.caller_buffers' order).
+outputs live in caller buffers or the program has a state area: `io` holds the caller's
+pointer of each buffer, Program.caller_buffers' order, then the state area's).
 
 Every activation is addressed at the planned arena offset (Program.offsets), so a wrong
 memory plan shows up as wrong bytes, exactly as on the microcontroller.
@@ -74,7 +74,7 @@ def build_module(program: Program) -> ir.Module:
     """The LLVM module of a scheduled program."""
     from .kernels import emitter_for
 
-    ctx = ModuleContext(program.graph.name, program.caller_buffers)
+    ctx = ModuleContext(program.graph.name, program.caller_buffers, (program.state_base, program.state_bytes))
     step_functions = []
     for index, step in enumerate(program.steps):
         emit = emitter_for(step.op, index)

@@ -25,7 +25,10 @@ class CompiledProgram:
     outputs out. One instance owns one arena, so calls on it are serialized. With
     caller buffers (Program.caller_buffers) the inputs and outputs go into buffers of
     their own (`caller_arrays`, each 64-byte aligned), whose pointers `invoke` takes in
-    a table; an input buffer holding other bytes after the run is an MCUCError."""
+    a table; an input buffer holding other bytes after the run is an MCUCError. A
+    program with state tensors keeps them in `state` (its state area, after the caller
+    buffers in that table), which every call reads and rewrites: calls form one stream
+    until `reset_state()`."""
 
     def __init__(self, program: Program, jit: JitModule, ir_text: str, jit_seconds: float, cached: bool):
         self.program = program
@@ -34,7 +37,8 @@ class CompiledProgram:
         self.from_cache = cached
         self._jit = jit
         caller = program.caller_buffers
-        self._invoke = jit.function(INVOKE, None, ctypes.c_void_p, *((ctypes.c_void_p,) if caller else ()))
+        table = bool(caller) or program.state_bytes > 0
+        self._invoke = jit.function(INVOKE, None, ctypes.c_void_p, *((ctypes.c_void_p,) if table else ()))
         storage = np.zeros(max(program.arena_bytes, 1) + _ARENA_ALIGN, np.uint8)
         start = (-storage.ctypes.data) % _ARENA_ALIGN
         self._storage = storage
@@ -47,8 +51,15 @@ class CompiledProgram:
         # One aligned array per caller buffer, and the pointer table `invoke` reads.
         self.caller_arrays = [_aligned(b.tensor.nbytes) for b in caller]
         self._caller = {b.base: (b, a) for b, a in zip(caller, self.caller_arrays)}
-        self._table = (ctypes.c_void_p * max(len(caller), 1))(*[a.ctypes.data for a in self.caller_arrays])
-        self._args = (self._arena_address, ctypes.addressof(self._table)) if caller else (self._arena_address,)
+        self.state = _aligned(program.state_bytes)
+        self.reset_state()
+        pointers = [a.ctypes.data for a in self.caller_arrays] + ([self.state.ctypes.data] if program.state_bytes else [])
+        self._table = (ctypes.c_void_p * max(len(pointers), 1))(*pointers)
+        self._args = (self._arena_address, ctypes.addressof(self._table)) if table else (self._arena_address,)
+
+    def reset_state(self) -> None:
+        """Every state tensor back to its reset value (the next call starts a new stream)."""
+        self.state[:self.program.state_bytes] = self.program.reset_state_area()
 
     def _view(self, offset: int, tensor) -> np.ndarray:
         found = self._caller.get(offset)

@@ -44,13 +44,21 @@ class ModuleContext:
     `caller_buffers` (ir.program.CallerBuffer, a program whose graph inputs and outputs
     live outside the arena): every function then takes a second argument, `i8** io`,
     the caller's pointer of each buffer in that order, and `Emitter.arena_ptr` maps an
-    address inside one of them to that pointer."""
+    address inside one of them to that pointer. `state` (base, bytes) is the program's
+    state area (Program.state_base, state_bytes): when it is not empty `io` holds its
+    pointer after the caller buffers'."""
 
-    def __init__(self, name: str, caller_buffers: Sequence = ()):
+    def __init__(self, name: str, caller_buffers: Sequence = (), state: tuple[int, int] = (0, 0)):
         self.module = ir.Module(name=name)
         self.caller_buffers = tuple(caller_buffers)
+        self.state = state
         self._constants: dict[tuple[bytes, str], ir.GlobalVariable] = {}
         self._intrinsics: dict[str, ir.Function] = {}
+
+    @property
+    def has_io_table(self) -> bool:
+        """Whether the functions take the `io` table (caller buffers or a state area)."""
+        return bool(self.caller_buffers) or self.state[1] > 0
 
     def constant(self, data: np.ndarray, hint: str) -> ir.GlobalVariable:
         """A read-only global holding `data`'s bytes (any dtype, C order), aligned to 64
@@ -80,8 +88,8 @@ class ModuleContext:
 
 def function_args(ctx: ModuleContext) -> list[ir.Type]:
     """The arguments of every function of the module: the arena, and with caller buffers
-    the table of their pointers."""
-    return [I8.as_pointer(), I8.as_pointer().as_pointer()] if ctx.caller_buffers else [I8.as_pointer()]
+    or a state area the table of their pointers."""
+    return [I8.as_pointer(), I8.as_pointer().as_pointer()] if ctx.has_io_table else [I8.as_pointer()]
 
 
 def _sanitize(text: str) -> str:
@@ -99,7 +107,7 @@ class Emitter:
         self.function.args[0].name = "arena"
         self.function.args[0].add_attribute("noalias")
         self.io = None
-        if ctx.caller_buffers:
+        if ctx.has_io_table:
             self.io = self.function.args[1]
             self.io.name = "io"
         self.entry = self.function.append_basic_block("entry")
@@ -132,7 +140,12 @@ class Emitter:
 
     def base_of(self, address: int) -> tuple[ir.Value, int]:
         """(i8 pointer, its address) of the memory holding the plan's `address`: the
-        arena at 0, or the caller's buffer holding it (its pointer loaded from `io`)."""
+        arena at 0, the caller's buffer holding it or the state area (its pointer loaded
+        from `io`)."""
+        base, size = self.ctx.state
+        if size and base <= address <= base + size:
+            slot = self.b.gep(self.io, [self.i64(len(self.ctx.caller_buffers))], inbounds=True)
+            return self.b.load(slot), base
         for k, b in enumerate(self.ctx.caller_buffers):
             if b.base <= address < b.end or (address == b.end and not any(
                     c.base <= address < c.end for c in self.ctx.caller_buffers)):
@@ -143,7 +156,7 @@ class Emitter:
     def arena_ptr(self, offset: int, dtype: str) -> ir.Value:
         """A typed pointer to the plan's address `offset` (a constant from the plan): arena
         + offset, or inside the caller buffer holding it."""
-        base, start = self.base_of(offset) if self.ctx.caller_buffers and offset >= 0 else (self.arena, 0)
+        base, start = self.base_of(offset) if self.ctx.has_io_table and offset >= 0 else (self.arena, 0)
         p = self.b.gep(base, [self.i64(offset - start)], inbounds=True)
         return self.b.bitcast(p, element_type(dtype).as_pointer())
 

@@ -48,10 +48,8 @@ class Trait(Enum):
     # Takes a PAD of H and W that fills with its input zero point as its own explicit
     # padding (passes/fold_pad.py).
     ABSORBS_PAD = "absorbs_pad"
-    # Keeps values from one invocation to the next (a variable, a recurrent cell's state).
-    # No op has it today (the TFLite reader refuses variable tensors); a model with such
-    # an op may not share its arena with other models (compiler/bundle.py), since their
-    # runs would overwrite its state.
+    # Keeps values from one invocation to the next in state tensors (Tensor.state: its
+    # OpDef's `state_inputs`), which the plan keeps outside the arena (ir/program.py).
     STATEFUL = "stateful"
 
 
@@ -67,8 +65,11 @@ class OpDef:
                                   exists only at the full tensor's borders
     evaluate(op, inputs)       -> outputs, with the reference kernels' exact integer
                                   semantics (inputs/outputs as numpy arrays, constants
-                                  included in `inputs` as their data)
+                                  included in `inputs` as their data), followed by the
+                                  new value of each state input
     traits                     -> the kind's Traits (any iterable; stored frozen)
+    state_inputs               -> positions of the inputs that are state tensors the op
+                                  reads and rewrites in place (Trait.STATEFUL kinds)
     """
 
     kind: str
@@ -78,9 +79,12 @@ class OpDef:
     input_regions: Callable[[Op, Region], list[Region | None]]
     evaluate: Callable[[Op, list[np.ndarray]], list[np.ndarray]]
     traits: frozenset[Trait] = frozenset()
+    state_inputs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "traits", frozenset(self.traits))
+        if self.state_inputs and Trait.STATEFUL not in self.traits:
+            raise RuntimeError(f"op kind {self.kind}: state inputs need Trait.STATEFUL")
 
     def has(self, trait: Trait) -> bool:
         return trait in self.traits

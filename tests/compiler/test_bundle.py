@@ -17,9 +17,10 @@ import mcuc
 from mcuc.backends.cortexm import bundle as cortexm_bundle
 from mcuc.cli import main
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.ops import Trait, kinds_with, op_def
+from mcuc.ir.ops import Trait, kinds_with
 from mcuc.model import load_model
 from mcuc.pipeline import CompileOptions, cortexm_scratch, schedule
+from tests.ir.test_ops_svdf import Layer, svdf_model
 from tests.support.paths import shared_model_path
 
 STRICT = ("-Wall", "-Wextra", "-Wconversion", "-Wshadow", "-Wcast-align", "-Wpedantic", "-std=c99", "-Werror")
@@ -110,26 +111,29 @@ def test_without_exclusive_each_model_keeps_its_arena(tmp_path, hello, ad01):
     assert "model_hw.c model_ad.c" in (out / "Makefile").read_text()
 
 
-def test_a_model_that_keeps_state_never_shares_the_arena(tmp_path, hello, ad01, monkeypatch):
-    # No op keeps state today (the TFLite reader refuses variable tensors); the docs and
-    # the generated README say so. An op that does must make this rule act.
-    assert kinds_with(Trait.STATEFUL) == frozenset()
-    program = schedule(load_model(hello).graph, CompileOptions(), cortexm_scratch("cortex-m4"))
+def test_a_model_keeps_its_state_apart_and_shares_only_its_arena(tmp_path, hello, ad01, monkeypatch):
+    # An SVDF model keeps its state in an array of its own, so it may share the arena.
+    svdf = tmp_path / "svdf.tflite"
+    svdf.write_bytes(svdf_model([Layer(4, 2, 5)], inputs=10, seed=1))
+    program = schedule(load_model(svdf).graph, CompileOptions(), cortexm_scratch("cortex-m4"))
+    assert kinds_with(Trait.STATEFUL) == frozenset({"SVDF"}) and program.state_bytes > 0
     assert cortexm_bundle.persistent_state(program) == []
-    # A buffer that outlives one invocation is state.
-    kept = dataclasses.replace(program, buffers=(*program.buffers, dataclasses.replace(program.buffers[0], kind="state")))
+    mcuc.compile_to_directory([hello, svdf], tmp_path / "shared", exclusive=True)
+    source = (tmp_path / "shared" / "model_svdf.c").read_text()
+    assert "static uint8_t svdf_state_area[" in source and "void svdf_reset_state(void)" in source
+    # An arena buffer that outlives one invocation, or a state tensor in the arena, is state there.
+    plain = schedule(load_model(hello).graph, CompileOptions(), cortexm_scratch("cortex-m4"))
+    kept = dataclasses.replace(plain, buffers=(*plain.buffers, dataclasses.replace(plain.buffers[0], kind="state")))
     assert "of kind 'state'" in cortexm_bundle.persistent_state(kept)[0]
-
-    def stateful(kind):
-        d = op_def(kind)
-        return dataclasses.replace(d, traits=d.traits | {Trait.STATEFUL}) if kind == "FULLY_CONNECTED" else d
-
-    monkeypatch.setattr(cortexm_bundle, "op_def", stateful)
-    with pytest.raises(MCUCError, match=f"the model {hello} keeps state between invocations .*a FULLY_CONNECTED.*"
+    misplaced = dataclasses.replace(program, offsets={**program.offsets, program.graph.states[0]: 0})
+    assert "state tensor state0 in the arena" in cortexm_bundle.persistent_state(misplaced)[0]
+    original = cortexm_bundle.persistent_state
+    monkeypatch.setattr(cortexm_bundle, "persistent_state",
+                        lambda p: original(kept) if p.graph.name == plain.graph.name else [])
+    with pytest.raises(MCUCError, match=f"the model {hello} keeps state between invocations .*of kind 'state'.*"
                                         "compile without --exclusive"):
         mcuc.compile_to_directory([hello, ad01], tmp_path / "out", exclusive=True)
     assert not (tmp_path / "out").exists()
-    mcuc.compile_to_directory([hello, ad01], tmp_path / "own")  # each its own arena: allowed
 
 
 def test_compiling_again_replaces_the_folder_without_stale_files(tmp_path, hello, ad01):

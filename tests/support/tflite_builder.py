@@ -58,6 +58,7 @@ OPTIONS_TABLE: dict[str, str | None] = {
     "SQUEEZE": "SqueezeOptions",
     "BATCH_MATMUL": "BatchMatMulOptions",
     "L2_NORMALIZATION": "L2NormOptions",
+    "SVDF": "SVDFOptions",
 }
 
 # Options the schema defaults to 0 but that a test almost always means as 1, and padding
@@ -139,9 +140,11 @@ class ModelBuilder:
         self.model = None  # the ModelT of the last build(), for tests that corrupt it
 
     def tensor(self, name: str, shape, dtype="int8", scale=None, zero_point=None,
-               axis: int = 0, data: np.ndarray | None = None) -> int:
+               axis: int = 0, data: np.ndarray | None = None, variable: bool = False) -> int:
+        """A tensor; `variable`: state kept across invocations (TFLite's is_variable)."""
         t = schema.TensorT()
         t.name = name
+        t.isVariable = bool(variable)
         t.shape = [int(d) for d in shape]
         t.type = _TENSOR_TYPES[dtype]
         t.buffer = 0

@@ -1,0 +1,81 @@
+/* mcuc_svdf.h: tflite-micro's integer SVDF (svdf_common.cc, EvalIntegerSvdfReference) over a
+ * state kept between invocations (int16 or int8, the time weights' type).
+ *
+ * Per invocation: the state moves left by one element; each filter's feature sum, through
+ * MultiplyByQuantizedMultiplier(scale_1), clamped to the state's type, plus the state's zero
+ * point, becomes the filter's newest state element; each filter's time sum goes to `times`
+ * (p->filters int32 of scratch); each unit adds its rank's time sums to its bias, and the
+ * output stage (scale_2, zero point, int8 clamp) writes it. The int32 sums wrap, as
+ * tflite-micro's compiled loops do: they are summed as uint32 here, so no overflow is
+ * undefined. */
+#ifndef MCUC_SVDF_H
+#define MCUC_SVDF_H
+
+#include <string.h>
+
+#include "mcuc_fixedpoint.h"
+
+typedef struct {
+    int32_t batch, inputs, filters, units, memory, rank;
+    int32_t input_offset; /* minus the input zero point */
+    int32_t state_zero_point, output_zero_point;
+    int32_t multiplier_1, shift_1; /* feature sums to state values */
+    int32_t multiplier_2, shift_2; /* unit sums to outputs */
+} mcuc_svdf_params_t;
+
+/* The int32 scratch mcuc_svdf_* needs: one time sum per filter. */
+MCUC_INLINE int32_t mcuc_svdf_get_buffer_size(const mcuc_svdf_params_t *p) {
+    return p->filters * (int32_t)sizeof(int32_t);
+}
+
+#define MCUC_SVDF_KERNEL(NAME, T, T_MIN, T_MAX)                                                        \
+    MCUC_INLINE void NAME(const mcuc_svdf_params_t *p, const int8_t *input, const int8_t *weights_feature, \
+                          const T *weights_time, const int32_t *bias, T *state, int32_t *times,          \
+                          int8_t *output) {                                                             \
+        const int32_t row = p->filters * p->memory;                                                     \
+        int32_t b, f, k, u;                                                                             \
+        memmove(state, state + 1, (size_t)(p->batch * row - 1) * sizeof(T));                            \
+        for (b = 0; b < p->batch; ++b) {                                                                \
+            const int8_t *x = input + b * p->inputs;                                                    \
+            T *s = state + b * row;                                                                     \
+            for (f = 0; f < p->filters; ++f) {                                                          \
+                const int8_t *w = weights_feature + f * p->inputs;                                      \
+                uint32_t acc = 0u;                                                                      \
+                int32_t v;                                                                              \
+                for (k = 0; k < p->inputs; ++k) {                                                       \
+                    acc += (uint32_t)((int32_t)w[k] * ((int32_t)x[k] + p->input_offset));               \
+                }                                                                                       \
+                v = mcuc_mbqm((int32_t)acc, p->multiplier_1, p->shift_1);                               \
+                v = v < (T_MIN) ? (T_MIN) : v > (T_MAX) ? (T_MAX) : v;                                  \
+                s[f * p->memory + p->memory - 1] = (T)(v + p->state_zero_point);                        \
+            }                                                                                           \
+            for (f = 0; f < p->filters; ++f) {                                                          \
+                const T *w = weights_time + f * p->memory;                                              \
+                const T *m = s + f * p->memory;                                                         \
+                uint32_t acc = 0u;                                                                      \
+                for (k = 0; k < p->memory; ++k) {                                                       \
+                    acc += (uint32_t)w[k] * (uint32_t)((int32_t)m[k] - p->state_zero_point);            \
+                }                                                                                       \
+                times[f] = (int32_t)acc;                                                                \
+            }                                                                                           \
+            for (u = 0; u < p->units; ++u) {                                                            \
+                uint32_t acc = (uint32_t)bias[u];                                                       \
+                int32_t v;                                                                              \
+                for (k = 0; k < p->rank; ++k) {                                                         \
+                    acc += (uint32_t)times[u * p->rank + k];                                            \
+                }                                                                                       \
+                /* clamped before the zero point is added: int8's clamp of the sum, no overflow */     \
+                v = mcuc_mbqm((int32_t)acc, p->multiplier_2, p->shift_2);                               \
+                v = v < -128 - p->output_zero_point ? -128 - p->output_zero_point                       \
+                  : v > 127 - p->output_zero_point ? 127 - p->output_zero_point : v;                    \
+                output[b * p->units + u] = (int8_t)(v + p->output_zero_point);                          \
+            }                                                                                           \
+        }                                                                                               \
+    }
+
+/* int16 time weights and state (the converter's choice for int8 SVDF). */
+MCUC_SVDF_KERNEL(mcuc_svdf_s8_s16, int16_t, -32768, 32767)
+/* int8 time weights and state. */
+MCUC_SVDF_KERNEL(mcuc_svdf_s8_s8, int8_t, -128, 127)
+
+#endif /* MCUC_SVDF_H */
