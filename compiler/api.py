@@ -25,7 +25,9 @@ class CompiledModel:
     MACs, buffers; `report["backend"]`, and `report["target"]`: the core of a Cortex-M
     backend, "host" for reference, llvm and c-host); `.write(folder)` writes the C project
     for `options.target` as `mcuc compile` does and returns its report, equal to the
-    CLI's. `.quantized_onnx` is the model `calibrate=` quantized (bytes), else None."""
+    CLI's. `.quantized_onnx` is the model `calibrate=` quantized (bytes), else None.
+    A model that keeps state (SVDF, LSTM) continues one stream from call to call, as the
+    generated C does; `.reset_state()` starts a new one."""
 
     def __init__(self, model: Model, backend: str, options: CompileOptions):
         self.quantized_onnx: bytes | None = None
@@ -38,6 +40,12 @@ class CompiledModel:
         self.report = {**program_report(built.program, backend if backend in _CORE_BACKENDS else "host",
                                         model.layout), "backend": backend}
         self._run = built.run
+        self._reset_state = built.reset_state
+
+    def reset_state(self) -> None:
+        """Start a new stream: the next call starts from the reset state (the generated C's
+        <name>_reset_state()). Nothing to do for a model without state."""
+        self._reset_state()
 
     @property
     def inputs(self):

@@ -31,27 +31,29 @@ class Built:
     """A model built for one backend: its runner and the scheduled Program it executes
     (its arena, scratch and order: what a report of this build must describe). `plan`
     gives that Program, planned on first use where running does not need one (the
-    reference interpreting the graph as read: verify never asks for it)."""
+    reference interpreting the graph as read: verify never asks for it). `reset_state`
+    starts a new stream: the next run starts from the reset state, as the first did."""
 
     run: Runner
     plan: Callable[[], Program]
+    reset_state: Callable[[], None] = lambda: None
 
     @cached_property
     def program(self) -> Program:
         return self.plan()
 
 
-def _built(program: Program, run: Runner) -> Built:
-    return Built(run, lambda: program)
-
-
-def _streaming(program: Program, run: Callable[[Sequence[np.ndarray], np.ndarray], list[np.ndarray]]) -> Runner:
-    """A runner whose calls continue one stream: `run(inputs, state)` runs one invocation
+def _streaming(program: Program, run: Callable[[Sequence[np.ndarray], np.ndarray], list[np.ndarray]]) -> Built:
+    """A build whose runs continue one stream: `run(inputs, state)` runs one invocation
     from the state area's bytes `state` and writes the state after it back there; the
-    runner keeps those bytes from one call to the next, from the reset state on (a model
+    build keeps those bytes from one call to the next, from the reset state on (a model
     without state has an empty area)."""
     state = program.reset_state_area()
-    return lambda inputs: run(inputs, state)
+
+    def reset() -> None:
+        state[...] = program.reset_state_area()
+
+    return Built(lambda inputs: run(inputs, state), lambda: program, reset)
 
 
 def _reference(model: Model, options: CompileOptions) -> Built:
@@ -64,11 +66,12 @@ def _reference(model: Model, options: CompileOptions) -> Built:
         # execute the scheduled program with the reference semantics, on one arena at the
         # planned offsets.
         program = schedule(model.graph, options)
-        return _built(program, _streaming(program, lambda inputs, state: run_program(program, inputs, state=state)))
+        return _streaming(program, lambda inputs, state: run_program(program, inputs, state=state))
     # Otherwise the reference rung runs the model as read; only --io int8 changes its edges.
     graph = prepare(model.graph, options) if options.io == "int8" else model.graph
     state = reset_state(graph)  # the state tensors' values, kept from one call to the next
-    return Built(lambda inputs: run(graph, inputs, state=state), lambda: schedule(model.graph, options))
+    return Built(lambda inputs: run(graph, inputs, state=state), lambda: schedule(model.graph, options),
+                 lambda: state.update(reset_state(graph)))
 
 
 def _llvm(model: Model, options: CompileOptions) -> Built:
@@ -77,14 +80,14 @@ def _llvm(model: Model, options: CompileOptions) -> Built:
     program = schedule(model.graph, options, scratch_requests)
     compiled = compile_program(program)
     compiled.reset_state()  # its calls continue one stream (CompiledProgram.state)
-    return _built(program, compiled)
+    return Built(compiled, lambda: program, compiled.reset_state)
 
 
 def _chost(model: Model, options: CompileOptions) -> Built:
     from mcuc.backends.cortexm import run_chost
 
     program = schedule(model.graph, options, cortexm_scratch("cortex-m0"))
-    return _built(program, _streaming(program, lambda inputs, state: run_chost(program, inputs, state)))
+    return _streaming(program, lambda inputs, state: run_chost(program, inputs, state))
 
 
 def _emulated(target: str) -> Callable[[Model, CompileOptions], Built]:
@@ -95,8 +98,8 @@ def _emulated(target: str) -> Callable[[Model, CompileOptions], Built]:
         # --float-abi is the --target core's; another core of a verify run keeps its default.
         t = cortexm_target(target, options.optimize, options.float_abi if target == options.target else None)
         # Verification needs the outputs only: an uncounted run is many times faster.
-        return _built(program, _streaming(program, lambda inputs, state: run_cortexm(
-            program, inputs, t, count_instructions=False, state=state).outputs))
+        return _streaming(program, lambda inputs, state: run_cortexm(
+            program, inputs, t, count_instructions=False, state=state).outputs)
     return make
 
 

@@ -289,6 +289,9 @@ def verify(model: Model, backends: list[str] | None = None, samples: int = 10, s
         "model": model.name,
         "samples": samples,
         "seed": seed,
+        # A model that keeps state runs its samples in order as one stream on every backend
+        # and on the oracle (one interpreter invoked again and again).
+        **({"stream": True} if compiled.states else {}),
         "backends_checked": list(verdicts),
         "backends_default": chosen_by_default,
         **({"backends_skipped": skipped} if skipped else {}),
@@ -301,7 +304,9 @@ def verify(model: Model, backends: list[str] | None = None, samples: int = 10, s
 
 
 def format_verdict(report: dict) -> str:
-    lines = [f"verify {report['model']}: {report['samples']} random samples (seed {report['seed']})"]
+    lines = [f"verify {report['model']}: {report['samples']} random samples (seed {report['seed']})"
+             + (", in order as one stream (the model keeps state between invocations)" if report.get("stream")
+                else "")]
     ort = report.get("onnxruntime")
     if ort is not None:
         lines.append(f"  ONNX numerics {ort['numerics']}; oracle: {ort['runtime']}")

@@ -7,6 +7,7 @@ modules (mcuc.ir.ops), which refuse what tflite-micro refuses.
 """
 from __future__ import annotations
 
+import numpy as np
 import tflite
 
 from mcuc.ir.ops import kinds
@@ -21,6 +22,7 @@ from mcuc.ir.ops.fill import FillAttrs
 from mcuc.ir.ops.gather import GatherAttrs
 from mcuc.ir.ops.l2_normalization import L2NormAttrs
 from mcuc.ir.ops.log_softmax import LogSoftmaxAttrs
+from mcuc.ir.ops.lstm import LstmAttrs
 from mcuc.ir.ops.maximum_minimum import MaximumMinimumAttrs
 from mcuc.ir.ops.mirror_pad import REFLECT, SYMMETRIC, MirrorPadAttrs
 from mcuc.ir.ops.pack import PackAttrs
@@ -178,6 +180,29 @@ def _svdf(ctx):
     return kinds.SVDF, ctx.inputs, SvdfAttrs(rank)
 
 
+def _lstm(ctx):
+    """tflite-micro's 24 inputs as they are (mcuc.ir.ops.lstm): the hidden and cell states
+    are variable tensors the op rewrites. The fused activation is the cell gate's: TANH,
+    the only one the file format can give that tflite-micro's LSTM computes; projection
+    clip and asymmetric inputs belong to parts its integer LSTM does not have."""
+    if len(ctx.inputs) != 24 or len(ctx.outputs) != 1:
+        raise ctx.fail(f"has {len(ctx.inputs)} inputs and {len(ctx.outputs)} outputs, expected 24 and 1")
+    o = ctx.options
+    activation = int(o.FusedActivationFunction())
+    if activation != tflite.ActivationFunctionType.TANH:
+        raise ctx.fail(f"fused_activation_function {_ACTIVATIONS.get(activation, activation)} is not TANH, the "
+                       "cell gate activation tflite-micro's LSTM computes")
+    if o.DiagonalRecurrentTensors():
+        raise ctx.fail("diagonal_recurrent_tensors is set; tflite-micro's LSTM takes full recurrent weights")
+    cell_clip = float(o.CellClip())
+    if not np.isfinite(cell_clip):
+        raise ctx.fail(f"cell_clip {cell_clip} is not finite")
+    return kinds.UNIDIRECTIONAL_SEQUENCE_LSTM, ctx.inputs, LstmAttrs(cell_clip, bool(o.TimeMajor()))
+
+
+_ACTIVATIONS = {v: k for k, v in vars(tflite.ActivationFunctionType).items() if not k.startswith("_")}
+
+
 def _add_n(ctx):
     ctx.need_inputs(2, len(ctx.inputs))
     return kinds.ADD_N, ctx.inputs, None
@@ -306,6 +331,7 @@ CONVERTERS.update({
     "EMBEDDING_LOOKUP": (None, _embedding_lookup),
     "ADD_N": (None, _add_n),
     "SVDF": (tflite.SVDFOptions, _svdf),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (tflite.UnidirectionalSequenceLSTMOptions, _lstm),
     "DIV": (tflite.DivOptions, _div),
     "CUMSUM": (tflite.CumsumOptions, _cumsum),
     "SPACE_TO_DEPTH": (tflite.SpaceToDepthOptions, _block(kinds.SPACE_TO_DEPTH)),

@@ -150,7 +150,8 @@ def write_bundle(models: list[BundledModel], out_dir: Path | str, target: Target
                         "file": m.source, "graph_name": c_comment(m.program.graph.name),
                         "arena_bytes": m.program.arena_bytes, "macs": report["macs"],
                         "steps": len(m.program.steps), "inputs": context["inputs"], "outputs": context["outputs"],
-                        "io_buffers": context["io_buffers"], "report": report})
+                        "io_buffers": context["io_buffers"], "state_bytes": context["state_bytes"],
+                        "report": report})
     runtime_files = list(runtime)
     sizes = [m.program.arena_bytes for m in models]
     shared_bytes = shared_arena_bytes([m.program for m in models]) if exclusive else None

@@ -179,7 +179,7 @@ def scratch_requests(op: Op, in_place: bool, target: Target) -> list[ScratchRequ
             image = view.inputs[0]
             return scratch_requests(view, False, target) + [
                 ScratchRequest(f"{op.name or 'transpose_conv'}.dilated", image.size, 4)]
-    if op.kind == kinds.SVDF:
+    if op.kind in (kinds.SVDF, kinds.UNIDIRECTIONAL_SEQUENCE_LSTM):
         return kernels_recurrent.scratch_requests(op)
     if op.kind == kinds.BATCH_MATMUL:
         op = kernels_matmul.as_fully_connected(op) or op
@@ -1389,7 +1389,7 @@ def _emit_norm(site: Site, step: Step, program: Program, target: Target) -> Step
 
 
 def _emit_recurrent(site: Site, step: Step, program: Program, target: Target) -> StepCode:
-    """SVDF (kernels_recurrent.py)."""
+    """SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM (kernels_recurrent.py)."""
     return StepCode(*kernels_recurrent.emit(site, step, program))
 
 
@@ -1442,7 +1442,7 @@ _TABLE: list[tuple[tuple[str, ...], tuple[type | None, ...], Emitter]] = [
     ((kinds.TRANSPOSE_CONV,), (TFLiteQ31,), _emit_transpose_conv),
     ((kinds.LOG_SOFTMAX, kinds.L2_NORMALIZATION), (TFLiteQ31,), _emit_norm),
     ((kinds.RESIZE_BILINEAR,), (None,), _emit_resize_bilinear),
-    ((kinds.SVDF,), (None,), _emit_recurrent),
+    ((kinds.SVDF, kinds.UNIDIRECTIONAL_SEQUENCE_LSTM), (None,), _emit_recurrent),
 ]
 _EMITTERS: dict[tuple[str, type | None], Emitter] = {
     (kind, rule): emitter for op_kinds, rules, emitter in _TABLE for kind in op_kinds for rule in rules}

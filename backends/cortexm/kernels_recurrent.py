@@ -1,12 +1,14 @@
 """Cortex-M C for the ops that keep state between invocations: SVDF (int8, int16 or int8
-state; runtime_c/mcuc_svdf.h). Portable C on every core. The state tensor's address lies
-in the state area, which caller_io.relocate maps to the model's state array. `emit`
-returns (declarations, call, runtime headers) for kernels.py's emitter table, as
-kernels_norm.py does."""
+state; runtime_c/mcuc_svdf.h) and UNIDIRECTIONAL_SEQUENCE_LSTM (int8 or 16x8, an int16
+cell; runtime_c/mcuc_lstm.h). Portable C on every core. The state tensors' addresses lie in the
+state area, which caller_io.relocate maps to the model's state array. `emit` returns
+(declarations, call, runtime headers) for kernels.py's emitter table, as kernels_norm.py
+does."""
 from __future__ import annotations
 
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.ops import kinds
+from mcuc.ir.ops import kinds, lstm
+from mcuc.ir.ops.sigmoid_int16 import sigmoid_table
 from mcuc.ir.ops.svdf import svdf_params
 from mcuc.ir.program import Program, ScratchRequest, Step
 
@@ -14,16 +16,29 @@ from .c_syntax import c_comment
 from .kernels_binary import arena_offset, c_array
 
 SVDF_H = "mcuc_svdf.h"
+LSTM_H = "mcuc_lstm.h"
 _STATE_KERNELS = {"int16": ("mcuc_svdf_s8_s16", "int16_t"), "int8": ("mcuc_svdf_s8_s8", "int8_t")}
 
 
 def scratch_requests(op) -> list[ScratchRequest]:
-    """One int32 time sum per filter (mcuc_svdf_get_buffer_size)."""
+    """SVDF: one int32 time sum per filter (mcuc_svdf_get_buffer_size); LSTM: the four
+    int16 gates of one step (mcuc_lstm_get_buffer_size)."""
+    if op.kind == kinds.UNIDIRECTIONAL_SEQUENCE_LSTM:
+        return [ScratchRequest(f"{op.name or 'lstm'}.gates", 4 * lstm.lstm_params(op).units * 2, 4)]
     return [ScratchRequest(f"{op.name or 'svdf'}.times", svdf_params(op).filters * 4, 4)]
+
+
+def _scratch_offset(step: Step, size: int) -> int:
+    if len(step.scratch) != 1 or step.scratch[0].size < size:
+        raise MCUCError(f"{step.op.label}: the plan has no scratch of {size} B for it; plan with the Cortex-M "
+                        "backend's scratch requests")
+    return step.scratch[0].offset
 
 
 def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]:
     op = step.op
+    if op.kind == kinds.UNIDIRECTIONAL_SEQUENCE_LSTM:
+        return _emit_lstm(site, step, program)
     if op.kind != kinds.SVDF:
         raise MCUCError(f"{op.label}: kernels_recurrent has no kernel for {op.kind}")
     p = svdf_params(op)
@@ -40,12 +55,44 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
         decls.append(c_array("int32_t", f"{fn}_bias", bias.data))
     x_at, y_at = arena_offset(program, x, op.label), arena_offset(program, op.output, op.label)
     state_at = arena_offset(program, state, op.label)
-    if len(step.scratch) != 1 or step.scratch[0].size < p.filters * 4:
-        raise MCUCError(f"{op.label}: the plan has no scratch for the time sums ({p.filters * 4} B); plan with "
-                        "the Cortex-M backend's scratch requests")
-    times_at = step.scratch[0].offset
+    times_at = _scratch_offset(step, p.filters * 4)
     decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n"
                  f"    {kernel}(&{fn}_params, (const int8_t *)(const void *)(arena + {x_at}), {fn}_weights_feature, "
                  f"{fn}_weights_time, {fn}_bias, ({ctype} *)(void *)(arena + {state_at}), "
                  f"(int32_t *)(void *)(arena + {times_at}), (int8_t *)(void *)(arena + {y_at}));\n}}\n")
     return "".join(decls), f"{name}(arena);", (SVDF_H,)
+
+
+def _emit_lstm(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]:
+    op = step.op
+    p = lstm.lstm_params(op)
+    name, fn = site.name, site.fn
+    decls = [f"/* {c_comment(op.label)}: {p.units} units, {p.time} steps x {p.batch} batch, int16 cell */\n"]
+    if site.first:
+        def rescales(values) -> str:
+            return ", ".join(f"{{{r.multiplier}, {r.shift}}}" for r in values)
+
+        fields = (f"{p.batch}, {p.time}, {p.inputs}, {p.units}, {int(op.attrs.time_major)}, "
+                  f"{-p.input_zero_point}, {-p.hidden_zero_point}, {p.hidden_zero_point}, "
+                  f"{{{rescales(p.input_fc)}}}, {{{rescales(p.recurrent_fc)}}}, "
+                  f"{rescales((p.forget_cell, p.input_cell, p.hidden))}, "
+                  f"{p.cell_tanh_multiplier}, {p.cell_tanh_shift}, {p.cell_clip}")
+        decls.append(f"static const mcuc_lstm_params_t {fn}_params = {{{fields}}};\n")
+        bias_ctype = "int32_t" if p.dtype == "int8" else "int64_t"
+        for label, positions, ctype in (("w_in", lstm.INPUT_WEIGHTS, "int8_t"),
+                                        ("w_rec", lstm.RECURRENT_WEIGHTS, "int8_t"), ("bias", lstm.BIASES, bias_ctype)):
+            for g, k in enumerate(positions):
+                decls.append(c_array(ctype, f"{fn}_{label}{g}", op.inputs[k].data))
+            pointers = ", ".join(f"{fn}_{label}{g}" for g in range(4))
+            decls.append(f"static const {ctype} *const {fn}_{label}[4] = {{{pointers}}};\n")
+        decls.append(c_array("uint16_t", f"{fn}_sigmoid", sigmoid_table()))
+    at = {k: arena_offset(program, op.inputs[k], op.label) for k in (lstm.INPUT, lstm.HIDDEN_STATE, lstm.CELL_STATE)}
+    y_at = arena_offset(program, op.output, op.label)
+    gates_at = _scratch_offset(step, 4 * p.units * 2)
+    kernel, ctype = ("mcuc_lstm_s8", "int8_t") if p.dtype == "int8" else ("mcuc_lstm_s16", "int16_t")
+    decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n"
+                 f"    {kernel}(&{fn}_params, (const {ctype} *)(const void *)(arena + {at[lstm.INPUT]}), "
+                 f"{fn}_w_in, {fn}_w_rec, {fn}_bias, ({ctype} *)(void *)(arena + {at[lstm.HIDDEN_STATE]}), "
+                 f"(int16_t *)(void *)(arena + {at[lstm.CELL_STATE]}), (int16_t *)(void *)(arena + {gates_at}), "
+                 f"({ctype} *)(void *)(arena + {y_at}), {fn}_sigmoid);\n}}\n")
+    return "".join(decls), f"{name}(arena);", (LSTM_H,)

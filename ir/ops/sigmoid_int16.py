@@ -51,7 +51,7 @@ def sigmoid_table() -> tuple[int, ...]:
     return tuple(table + [65535])
 
 
-def _checked_log2(x: float) -> tuple[bool, int]:
+def checked_log2(x: float) -> tuple[bool, int]:
     """CheckedLog2(float): log2 rounded (ties away from zero), and whether it is within
     1e-3 of an integer (float32 steps as the C++; the libm log's last bit never moves a
     scale across that tolerance in practice)."""
@@ -74,10 +74,10 @@ def sigmoid16_params(op: Op) -> Sigmoid16Params:
     require(x.quant.scalar_zero_point == 0 and y.quant.scalar_zero_point == 0, op,
             f"int16 {op.kind} needs zero points 0 (tflite-micro's Prepare), got input {x.quant.scalar_zero_point} "
             f"and output {y.quant.scalar_zero_point}")
-    pot, log2 = _checked_log2(float(y.quant.scalar_scale))
+    pot, log2 = checked_log2(float(y.quant.scalar_scale))
     require(pot and log2 == OUTPUT_LOG2, op,
             f"int16 {op.kind} needs the output scale 2^-15 (tflite-micro's Prepare), got {float(y.quant.scalar_scale):g}")
-    pot, log2 = _checked_log2(float(x.quant.scalar_scale))
+    pot, log2 = checked_log2(float(x.quant.scalar_scale))
     shift = 12 + log2
     if pot and shift in ((0,) if op.kind == LOGISTIC else (0, 1)):
         return Sigmoid16Params(3 << shift, 0)
@@ -93,15 +93,21 @@ def sigmoid16_params(op: Op) -> Sigmoid16Params:
 
 def evaluate_int16(op: Op, x: np.ndarray) -> np.ndarray:
     p = sigmoid16_params(op)
+    return sigmoid16(x, p.multiplier, p.shift, tanh=op.kind != LOGISTIC)
+
+
+def sigmoid16(x: np.ndarray, multiplier: int, shift: int, tanh: bool) -> np.ndarray:
+    """reference_integer_ops::Logistic / Tanh of int16 `x` with the kernel's (multiplier,
+    shift) after its power-of-two substitution (also the LSTM's gate activations)."""
     table = np.asarray(sigmoid_table(), np.int64)
-    rounding = (1 << (p.shift - 1)) if p.shift > 0 else 0
-    v = (np.asarray(x, np.int64) * p.multiplier + rounding) >> p.shift
+    rounding = (1 << (shift - 1)) if shift > 0 else 0
+    v = (np.asarray(x, np.int64) * multiplier + rounding) >> shift
     magnitude = np.abs(v)
-    bits = 9 if op.kind == LOGISTIC else 8
+    bits = 8 if tanh else 9
     high = np.minimum(magnitude >> bits, 254)
     low = magnitude & ((1 << bits) - 1)
     interpolated = (table[high] << bits) + low * (table[high + 1] - table[high])
-    if op.kind == LOGISTIC:
+    if not tanh:
         r = np.where(magnitude >> 9 >= 255, 0x7FFF << 10, interpolated)
         r = np.where(v >= 0, r + (1 << 9), (1 << 25) - r + (1 << 9) - 1) >> 10
     else:

@@ -28,6 +28,7 @@ def test_trait_sets():
     assert kinds_with(Trait.PATCHABLE) == (kinds_with(Trait.WINDOW) | kinds_with(Trait.POSITIONAL)
                                            | {kinds.PAD, kinds.CONCATENATION, kinds.RESIZE_NEAREST_NEIGHBOR,
                                               kinds.RESIZE_BILINEAR, kinds.TRANSPOSE_CONV})
+    assert kinds_with(Trait.STATEFUL) == {kinds.SVDF, kinds.UNIDIRECTIONAL_SEQUENCE_LSTM}
 
 
 def test_traits_imply_each_other_where_the_code_relies_on_it():
@@ -40,4 +41,7 @@ def test_traits_imply_each_other_where_the_code_relies_on_it():
         assert not (d.has(Trait.WINDOW) or d.has(Trait.POSITIONAL)) or d.has(Trait.PATCHABLE), kind
         assert not d.has(Trait.ABSORBS_PAD) or d.has(Trait.WINDOW), kind
         assert not (d.has(Trait.VIEW) and d.has(Trait.PATCHABLE)), kind
+        # an op keeping state runs whole, once per invocation: never inside a patch stage
+        assert not (d.has(Trait.STATEFUL) and d.has(Trait.PATCHABLE)), kind
+        assert d.has(Trait.STATEFUL) == bool(d.state_inputs), kind
         assert isinstance(d.traits, frozenset)

@@ -102,6 +102,18 @@ def test_reference_and_llvm_match_tflite_micro_over_a_stream(units, rank, memory
     assert_stream_matches(model, stream(batch, inputs, memory + 3, seed), ("reference", "llvm"))
 
 
+@settings(deadline=None, max_examples=6)
+@given(units=st.integers(1, 5), rank=st.integers(1, 3), memory=st.integers(1, 6), batch=st.integers(1, 2),
+       inputs=st.integers(1, 12), state_dtype=st.sampled_from(["int16", "int8"]), zp=st.integers(-20, 20),
+       seed=st.integers(0, 2**31))
+@pytest.mark.parametrize("backend", ["c-host", pytest.param("cortex-m4", marks=NEEDS_ARM)])
+def test_the_c_backends_match_tflite_micro_over_a_stream(backend, units, rank, memory, batch, inputs, state_dtype,
+                                                        zp, seed):
+    layer = Layer(units, rank, memory, state_dtype, zp if state_dtype == "int8" else 0)
+    model = svdf_model([layer], batch, inputs, seed)
+    assert_stream_matches(model, stream(batch, inputs, memory + 2, seed), (backend,))
+
+
 @pytest.mark.parametrize("backend", ["reference", "llvm", "c-host", pytest.param("cortex-m4", marks=NEEDS_ARM),
                                      pytest.param("cortex-m0", marks=NEEDS_ARM)])
 def test_a_keyword_spotter_of_svdf_layers_streams_bit_exact(backend):

@@ -59,6 +59,7 @@ OPTIONS_TABLE: dict[str, str | None] = {
     "BATCH_MATMUL": "BatchMatMulOptions",
     "L2_NORMALIZATION": "L2NormOptions",
     "SVDF": "SVDFOptions",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions",
 }
 
 # Options the schema defaults to 0 but that a test almost always means as 1, and padding

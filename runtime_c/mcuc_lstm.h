@@ -1,0 +1,125 @@
+/* mcuc_lstm.h: tflite-micro's integer UNIDIRECTIONAL_SEQUENCE_LSTM (lstm_eval.h LstmStep:
+ * int8 activations with int32 biases, or 16x8: int16 activations with int64 biases; int8
+ * weights, an int16 cell state), over the hidden and cell states kept between invocations.
+ *
+ * Per batch and time step: each gate (input, forget, cell, output) is the int16-saturated
+ * sum of its input product (with its bias) and its hidden-state product, each rescaled
+ * and clamped to int16, through the int16 sigmoid (tanh for the cell gate) of
+ * mcuc_sigmoid_s16 at Q3.12 in; then per unit cell = sat16(forget x cell + input x cell
+ * gate), clipped; hidden = tanh(cell) x output gate, to int8 with the hidden zero point;
+ * the step's output is the hidden state. The int32 sums are summed as uint32 (they wrap,
+ * as tflite-micro's compiled loops do, and no overflow is undefined). */
+#ifndef MCUC_LSTM_H
+#define MCUC_LSTM_H
+
+#include "mcuc_elementwise.h"
+#include "mcuc_fixedpoint.h"
+
+typedef struct {
+    int32_t multiplier, shift;
+} mcuc_rescale_t;
+
+typedef struct {
+    int32_t batch, time, inputs, units;
+    int32_t time_major;
+    int32_t input_offset, hidden_offset; /* minus the zero points */
+    int32_t hidden_zero_point;
+    mcuc_rescale_t input_fc[4], recurrent_fc[4]; /* per gate: input, forget, cell, output */
+    mcuc_rescale_t forget_cell, input_cell, hidden;
+    int32_t cell_tanh_multiplier, cell_tanh_shift;
+    int32_t cell_clip; /* 0: none */
+} mcuc_lstm_params_t;
+
+/* Bytes of the int16 scratch mcuc_lstm_s8/s16 need: the four gates of one step. */
+MCUC_INLINE int32_t mcuc_lstm_get_buffer_size(const mcuc_lstm_params_t *p) {
+    return 4 * p->units * (int32_t)sizeof(int16_t);
+}
+
+MCUC_INLINE int32_t mcuc_lstm_clamp16(int32_t v) {
+    return v < -32768 ? -32768 : v > 32767 ? 32767 : v;
+}
+
+/* MulElementwise of two symmetric int16 values to [lo, hi] around zero_point (clamped
+ * before the zero point is added: the clamp of the sum, with no overflow). */
+MCUC_INLINE int32_t mcuc_lstm_mul(int32_t a, int32_t b, mcuc_rescale_t r, int32_t zero_point, int32_t lo,
+                                  int32_t hi) {
+    const int32_t v = mcuc_mbqm(a * b, r.multiplier, r.shift);
+    return (v < lo - zero_point ? lo - zero_point : v > hi - zero_point ? hi - zero_point : v) + zero_point;
+}
+
+/* One gate product to int16: sum_k w[k] * (x[k] + offset) with `bias` first, as uint32
+ * (wrapping), MultiplyByQuantizedMultiplier, the int16 clamp. */
+MCUC_INLINE int32_t mcuc_lstm_gate_s8(const int8_t *w, const int8_t *x, int32_t n, int32_t offset, int32_t bias,
+                                      mcuc_rescale_t r) {
+    uint32_t acc = (uint32_t)bias;
+    int32_t k;
+    for (k = 0; k < n; ++k) {
+        acc += (uint32_t)((int32_t)w[k] * ((int32_t)x[k] + offset));
+    }
+    return mcuc_lstm_clamp16(mcuc_mbqm((int32_t)acc, r.multiplier, r.shift));
+}
+
+/* The 16x8 form: an int64 sum with the int64 bias (zero points 0), TFLite's int64
+ * MultiplyByQuantizedMultiplier (the multiplier reduced to 15 bits, one rounding shift),
+ * the int16 clamp. */
+MCUC_INLINE int32_t mcuc_lstm_gate_s16(const int8_t *w, const int16_t *x, int32_t n, int32_t offset, int64_t bias,
+                                       mcuc_rescale_t r) {
+    const int32_t reduced = r.multiplier < 0x7FFF0000 ? (r.multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    const int32_t total = 15 - r.shift;
+    int64_t acc = bias;
+    int32_t k;
+    (void)offset; /* 0: int16 activations are symmetric */
+    for (k = 0; k < n; ++k) {
+        acc += (int32_t)w[k] * (int32_t)x[k];
+    }
+    return mcuc_lstm_clamp16((int32_t)((acc * reduced + ((int64_t)1 << (total - 1))) >> total));
+}
+
+/* mcuc_lstm_s8 (int8 activations, int32 biases) and mcuc_lstm_s16 (16x8: int16 activations,
+ * int64 biases): the same step around their gate products. */
+#define MCUC_LSTM_KERNEL(NAME, T, BIAS_T, GATE, T_MIN, T_MAX)                                                  \
+    MCUC_INLINE void NAME(const mcuc_lstm_params_t *p, const T *input, const int8_t *const input_weights[4],     \
+                          const int8_t *const recurrent_weights[4], const BIAS_T *const biases[4], T *hidden_state, \
+                          int16_t *cell_state, int16_t *gates, T *output, const uint16_t *sigmoid_table) {      \
+        const int32_t units = p->units;                                                                        \
+        int32_t b, t, g, u;                                                                                    \
+        for (b = 0; b < p->batch; ++b) {                                                                       \
+            T *hidden = hidden_state + b * units;                                                              \
+            int16_t *cell = cell_state + b * units;                                                            \
+            for (t = 0; t < p->time; ++t) {                                                                    \
+                const int32_t step = p->time_major ? t * p->batch + b : b * p->time + t;                       \
+                const T *x = input + step * p->inputs;                                                         \
+                for (g = 0; g < 4; ++g) {                                                                      \
+                    int16_t *gate = gates + g * units;                                                         \
+                    for (u = 0; u < units; ++u) {                                                              \
+                        const int32_t from_input = GATE(input_weights[g] + u * p->inputs, x, p->inputs,        \
+                                                        p->input_offset, biases[g][u], p->input_fc[g]);        \
+                        const int32_t from_hidden = GATE(recurrent_weights[g] + u * units, hidden, units,      \
+                                                         p->hidden_offset, 0, p->recurrent_fc[g]);             \
+                        gate[u] = (int16_t)mcuc_lstm_clamp16(from_input + from_hidden);                        \
+                    }                                                                                          \
+                    mcuc_sigmoid_s16(gate, gate, units, 3, 0, g == 2, sigmoid_table);                          \
+                }                                                                                              \
+                for (u = 0; u < units; ++u) {                                                                  \
+                    int32_t c = mcuc_lstm_mul(gates[units + u], cell[u], p->forget_cell, 0, -32768, 32767);    \
+                    int16_t squashed;                                                                          \
+                    c = mcuc_lstm_clamp16(                                                                     \
+                        c + mcuc_lstm_mul(gates[u], gates[2 * units + u], p->input_cell, 0, -32768, 32767));  \
+                    if (p->cell_clip) {                                                                        \
+                        c = c > p->cell_clip ? p->cell_clip : c < -p->cell_clip ? -p->cell_clip : c;           \
+                    }                                                                                          \
+                    cell[u] = (int16_t)c;                                                                      \
+                    mcuc_sigmoid_s16(&cell[u], &squashed, 1, p->cell_tanh_multiplier, p->cell_tanh_shift, 1,  \
+                                     sigmoid_table);                                                           \
+                    hidden[u] = (T)mcuc_lstm_mul(squashed, gates[3 * units + u], p->hidden,                    \
+                                                 p->hidden_zero_point, T_MIN, T_MAX);                          \
+                    output[step * units + u] = hidden[u];                                                      \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+MCUC_LSTM_KERNEL(mcuc_lstm_s8, int8_t, int32_t, mcuc_lstm_gate_s8, -128, 127)
+MCUC_LSTM_KERNEL(mcuc_lstm_s16, int16_t, int64_t, mcuc_lstm_gate_s16, -32768, 32767)
+
+#endif /* MCUC_LSTM_H */
