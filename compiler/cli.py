@@ -275,7 +275,9 @@ def cmd_compile(args) -> int:
         print(format_verdict(verification))
     print(json.dumps(report, indent=2) if args.json else
           f"wrote {args.output}: {'regions' if 'regions' in report else 'arena'} {report['arena_bytes']:,} B"
-          f"{' in all' if 'regions' in report else ''}, {report['macs']:,} MACs (report.html)")
+          f"{' in all' if 'regions' in report else ''}, "
+          f"{'state ' + format(report['state_bytes'], ',') + ' B, ' if report.get('state_bytes') else ''}"
+          f"{report['macs']:,} MACs (report.html)")
     if not args.json and "regions" in report:
         from mcuc.report import format_regions
 

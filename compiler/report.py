@@ -28,6 +28,8 @@ def program_report(program: Program, target: str, layout: str | None = None) -> 
                     for b in program.buffers],
         "memory": memory_rows(program),  # per op: bytes live, placement, output offsets, scratch
         **(regions_report(program) if program.regions else {}),
+        # kept between invocations, outside the arena (SVDF, LSTM: ir/program.py's state area)
+        **({"state_bytes": program.state_bytes, "states": program.state_records()} if program.graph.states else {}),
     }
 
 

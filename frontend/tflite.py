@@ -51,7 +51,7 @@ from mcuc.ir.tensor import cut_name, quoted, short_list
 
 from .tflite_limits import check_int16
 from .tflite_more import CONVERTERS as _MORE_CONVERTERS
-from .validate import check_scales, max_tensor_bytes_or_default, validate_graph
+from .validate import check_integer_arithmetic, check_scales, max_tensor_bytes_or_default, validate_graph
 
 _FILE_IDENTIFIER = b"TFL3"
 # A tensor larger than this cannot fit any microcontroller (nor int32 indexing).
@@ -716,11 +716,14 @@ class _Reader:
 
 
 def _check_shapes(graph: Graph) -> None:
-    """Each op's shape inference must agree with the shapes the file declares."""
+    """Each op's shape inference must agree with the shapes the file declares. A float or
+    hybrid op is refused first, with the converter settings (validate.check_integer_arithmetic),
+    before its own type rules could refuse it less helpfully."""
     registered = set(supported_kinds())
     for i, op in enumerate(graph.ops):
         if op.kind not in registered:
             raise MCUCError(f"op {i} ({op.kind}): mcuc has no definition of {op.kind} yet")
+        check_integer_arithmetic(op)
         try:
             shapes = op_def(op.kind).infer_shapes(op)
         except MCUCError as e:

@@ -299,6 +299,12 @@ class Program:
             area[at:at + t.nbytes] = t.reset_byte
         return area
 
+    def state_records(self) -> list[dict]:
+        """Each state tensor for reports: name, dtype, shape, offset in the state area,
+        bytes and reset byte."""
+        return [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "offset": self.offsets[t] - self.state_base,
+                 "bytes": t.nbytes, "reset_byte": t.reset_byte} for t in self.graph.states]
+
     def with_state_area(self) -> "Program":
         """This program with its graph's state tensors laid out after the arena and the
         caller buffers (`state_layout`), where the arena or the caller buffers moved."""

@@ -291,7 +291,7 @@ def _check_state(program: Program) -> None:
     """The state tensors inside the state area, apart, and the area after everything else."""
     start, end = program.state_base, program.state_base + program.state_bytes
     before = max([program.arena_bytes, *(b.end for b in program.caller_buffers)])
-    spans = sorted((program.offsets.get(t, -1), t) for t in program.graph.states)
+    spans = sorted(((program.offsets.get(t, -1), t) for t in program.graph.states), key=lambda span: span[0])
     if program.state_bytes and start < before:
         raise PlanError(f"graph {quoted(program.graph.name)}: {RULE_STATE} rule broken: the state area starts at "
                         f"{start}, inside the arena or a caller buffer (they end at {before})", None, RULE_STATE)

@@ -73,6 +73,10 @@ def memory_table(program: Program) -> str:
             notes += " scratch " + ", ".join(f"{s['size']}@{s['offset']}" for s in row["scratch"])
         mark = " <- peak" if row["live_bytes"] == peak else ""
         lines.append(f"{row['index']:>4}  {row['kind'][:26]:<26} {row['live_bytes']:>9,}  {outs:<30} {notes}{mark}")
+    states = program.graph.states
+    if states:  # kept between invocations, apart from the arena (ir/program.py)
+        kept = ", ".join(f"{t.name} {t.dtype}{list(t.shape)}" for t in states)
+        lines.append(f"state {program.state_bytes:,} B kept between invocations, outside the arena: {kept}")
     return "\n".join(lines)
 
 

@@ -72,7 +72,8 @@ MCUC_INLINE int32_t mcuc_lstm_gate_s16(const int8_t *w, const int16_t *x, int32_
     for (k = 0; k < n; ++k) {
         acc += (int32_t)w[k] * (int32_t)x[k];
     }
-    return mcuc_lstm_clamp16((int32_t)((acc * reduced + ((int64_t)1 << (total - 1))) >> total));
+    /* truncated to int32 as the C++ does, spelled so that no conversion is implementation-defined */
+    return mcuc_lstm_clamp16((int32_t)(uint32_t)(uint64_t)((acc * reduced + ((int64_t)1 << (total - 1))) >> total));
 }
 
 /* mcuc_lstm_s8 (int8 activations, int32 biases) and mcuc_lstm_s16 (16x8: int16 activations,

@@ -18,8 +18,8 @@ the largest), a static array in <library>.c (`<library>_arena`, section
 takes. A model whose arena holds something from one invocation to the next must not
 share it (another model's run would overwrite it): `persistent_state` names why, and
 write_bundle refuses such a model. A model's state tensors (ir.ops.Trait.STATEFUL ops:
-SVDF) live in a state array of its own, outside the arena (ir/program.py), so such a
-model shares the arena like any other and keeps its state.
+SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM) live in a state array of its own, outside the arena
+(ir/program.py), so such a model shares the arena like any other and keeps its state.
 """
 from __future__ import annotations
 

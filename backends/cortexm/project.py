@@ -134,9 +134,8 @@ def io_tensors(program: Program, tensors: tuple[Tensor, ...], role: str, layout:
 
 
 def state_tensors(program: Program) -> list[dict]:
-    """Each state tensor's name (for comments), offset in the state area, bytes, reset byte."""
-    return [{"name": c_comment(t.name), "offset": program.offset(t) - program.state_base, "bytes": t.nbytes,
-             "reset_byte": t.reset_byte, "dtype": t.dtype, "shape": list(t.shape)} for t in program.graph.states]
+    """Each state tensor of Program.state_records, its name made safe for a C comment."""
+    return [{**record, "name": c_comment(record["name"])} for record in program.state_records()]
 
 
 def _state_initializer(program: Program) -> str:
@@ -317,9 +316,7 @@ def model_context(program: Program, target: Target, name: str = "model", layout:
         "outputs": [t.as_json() for t in outputs],
         "buffers": [{"name": b.name, "offset": b.offset, "size": b.size, "first": b.first,
                      "last": b.last} for b in program.buffers],
-        "state_bytes": program.state_bytes,
-        "states": [{"name": t["name"], "offset": t["offset"], "bytes": t["bytes"], "reset_byte": t["reset_byte"]}
-                   for t in state_tensors(program)],
+        **({"state_bytes": program.state_bytes, "states": program.state_records()} if program.graph.states else {}),
         "ops": [op_report(i, program) for i in range(len(program.steps))],
         "runtime_files": runtime_files,
     }

@@ -25,10 +25,10 @@ the input's type.
   its bias) and the recurrent FC of the hidden state, each MultiplyByQuantizedMultiplier'd
   and clamped to int16; sigmoid (tanh for the cell gate: the fused activation, TANH in
   every file tflite-micro runs) with tflite-micro's int16 table
-  (sigmoid_int16.sigmoid16); cell = sat16(forget x cell
-  + input x cell gate), clipped; hidden = tanh(cell) x output gate, to int8 with the
-  hidden zero point; the output at this step is the hidden state. The int32 sums wrap
-  (tflite-micro's compiled loops do).
+  (sigmoid_int16.sigmoid16); cell = sat16(forget x cell + input x cell gate), clipped;
+  hidden = tanh(cell) x output gate, to the activations' type with the hidden zero point;
+  the output at this step is the hidden state. The int32 sums wrap (tflite-micro's
+  compiled loops do).
 """
 from __future__ import annotations
 
@@ -105,6 +105,17 @@ def _scale(t) -> float:
     return float(np.float32(t.quant.scalar_scale))
 
 
+def _gate_rescale(op: Op, real: float, dtype: str, weights) -> Rescale:
+    """A gate product's rescale (double(s_x) * double(s_w) / 2^-12), within the shifts
+    tflite-micro's MultiplyByQuantizedMultiplier computes (the int64 form's rounding
+    shift 15 - shift must stay positive)."""
+    r = Rescale.of(real)
+    top = 14 if dtype == "int16" else 30
+    require(-31 <= r.shift <= top, op, f"input scale x weight scale / 2^-12 = {real:g} for {weights.name!r} is "
+            "outside what tflite-micro's gate rescale computes: the quantization scales are inconsistent")
+    return r
+
+
 def lstm_params(op: Op) -> LstmParams:
     require(len(op.inputs) == 24 and len(op.outputs) == 1, op, "takes tflite-micro's 24 inputs and one output")
     x, y = op.inputs[INPUT], op.output
@@ -125,9 +136,11 @@ def lstm_params(op: Op) -> LstmParams:
     require(len(x.shape) == 3 and len(y.shape) == 3, op, "the input and output must be 3-D")
     time, batch = (x.shape[0], x.shape[1]) if op.attrs.time_major else (x.shape[1], x.shape[0])
     inputs = x.shape[2]
-    units = hidden.size // max(batch, 1)
+    require(len(hidden.shape) == 2, op, f"the hidden state {list(hidden.shape)} must be 2-D: tflite-micro reads "
+            "the units from its second dimension")
+    units = hidden.shape[1]
     require(batch * units == hidden.size == cell.size and units >= 1, op,
-            f"the hidden and cell states must hold batch x units elements ({batch} x units)")
+            f"the hidden and cell states must hold batch x units = {batch} x {units} elements")
     require(tuple(y.shape) == (*x.shape[:2], units), op, f"the output must be {[*x.shape[:2], units]}")
     for t in (x, y, hidden, cell):
         require(t.quant is not None and not t.quant.per_channel, op, f"{t.name!r} must be quantized per tensor")
@@ -151,8 +164,8 @@ def lstm_params(op: Op) -> LstmParams:
             require(w.dtype == "int8" and w.quant is not None and not w.quant.per_channel, op,
                     f"weights {w.name!r} must be int8 with one scale (tflite-micro's LSTM reads one)")
             require(w.quant.scalar_zero_point == 0, op, f"weights {w.name!r} must have zero point 0")
-        input_fc.append(Rescale.of(float(np.float64(_scale(x))) * _scale(w_in) / GATE_SCALE))
-        recurrent_fc.append(Rescale.of(float(np.float64(_scale(hidden))) * _scale(w_rec) / GATE_SCALE))
+        input_fc.append(_gate_rescale(op, _scale(x) * _scale(w_in) / GATE_SCALE, dtype, w_in))
+        recurrent_fc.append(_gate_rescale(op, _scale(hidden) * _scale(w_rec) / GATE_SCALE, dtype, w_rec))
     s_cell = _scale(cell)
     _, power = checked_log2(s_cell)
     left = 12 + power

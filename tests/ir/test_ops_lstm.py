@@ -160,3 +160,20 @@ def test_what_tflite_micro_refuses_is_refused():
     mb.op("UNIDIRECTIONAL_SEQUENCE_LSTM", [x] + [-1] * 23, [y], fused_activation_function="TANH")
     with pytest.raises(MCUCError, match="the hidden state \\(18\\) and the cell state \\(19\\) are required"):
         load_tflite(mb.build([x], [y]))
+
+
+@pytest.mark.parametrize("weights", ["float32", "int8"])
+def test_a_float_or_hybrid_lstm_is_refused_with_the_converter_settings(weights):
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 2, 3), "float32")
+    quant = {} if weights == "float32" else {"scale": 0.01}
+    ins = [x] + [mb.tensor(f"w{i}", (4, 3) if i < 4 else (4, 4), weights, data=np.ones((4, 3) if i < 4 else (4, 4)),
+                           **quant) for i in range(8)]
+    ins += [-1] * 3 + [mb.tensor(f"b{i}", (4,), "float32", data=np.zeros(4)) for i in range(4)] + [-1, -1]
+    ins += [mb.tensor("h", (1, 4), "float32", variable=True), mb.tensor("c", (1, 4), "float32", variable=True)]
+    y = mb.tensor("y", (1, 2, 4), "float32")
+    mb.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins + [-1] * 4, [y], fused_activation_function="TANH")
+    kind = "a float model" if weights == "float32" else "a dynamic-range \\(hybrid\\) model"
+    with pytest.raises(MCUCError, match=f"UNIDIRECTIONAL_SEQUENCE_LSTM 'y': float32 input 'x': this is {kind}.*"
+                                        "TFLITE_BUILTINS_INT8"):
+        load_tflite(mb.build([x], [y]))

@@ -181,3 +181,24 @@ def test_a_state_tensor_must_be_kept_by_exactly_one_op():
     with pytest.raises(MCUCError, match="state tensor 'state' must be read by exactly one op, as one of the inputs "
                                         "it keeps"):
         load_tflite(mb.build([x], [y]))
+
+
+def test_the_plan_verifier_holds_the_state_rule():
+    """check_program refuses a state tensor moved into the arena, two state tensors on
+    the same bytes, and a state area that starts inside the arena."""
+    from mcuc.ir.program_check import RULE_STATE, PlanError, check_program
+
+    graph = load_tflite(svdf_model([Layer(4, 2, 5), Layer(3, 1, 2)], inputs=10, seed=1))
+    program = schedule(graph, CompileOptions())
+    check_program(program)
+    first, second = graph.states
+    broken = [
+        dataclasses.replace(program, offsets={**program.offsets, first: 0}),
+        dataclasses.replace(program, offsets={**program.offsets, second: program.offsets[first]}),
+        dataclasses.replace(program, state_base=0, offsets={**program.offsets, first: 0,
+                                                            second: program.offsets[second] - program.state_base}),
+    ]
+    for bad in broken:
+        with pytest.raises(PlanError, match="state") as caught:
+            check_program(bad)
+        assert caught.value.rule == RULE_STATE

@@ -17,11 +17,10 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
-from mcuc.ir.ops import kinds
-from mcuc.ir.ops import lstm
+from mcuc.ir.ops import kinds, lstm
 from mcuc.ir.ops.batch_matmul import reduced_multiplier
 from mcuc.ir.ops.sigmoid_int16 import sigmoid16
-from mcuc.ir.ops.svdf import STATE_INPUT, svdf_params
+from mcuc.ir.ops.svdf import svdf_params
 
 from ..codegen import KernelCall
 from ..emitter import I32, I64
@@ -41,7 +40,6 @@ def svdf(call: KernelCall) -> None:
     x_t, wf_t, wt_t, bias_t, state_t = op.inputs
     x, wf, wt, bias = (call.value_ptr(t) for t in (x_t, wf_t, wt_t, bias_t))
     state, y = call.ptr(state_t), call.ptr(op.output)
-    assert op.inputs[STATE_INPUT] is state_t
     info = np.iinfo(p.state_dtype)
     # The whole buffer moves left by one element (memmove: the ranges overlap).
     em.memcpy(state, b.gep(state, [em.i64(1)], inbounds=True), (state_t.size - 1) * state_t.itemsize)
@@ -118,6 +116,7 @@ def unidirectional_sequence_lstm(call: KernelCall) -> None:
 
     def widen(v):
         return b.sext(v, I64) if wide else v
+
     x_t, y_t = op.inputs[lstm.INPUT], op.output
     hidden_t, cell_t = op.inputs[lstm.HIDDEN_STATE], op.inputs[lstm.CELL_STATE]
     x, y, hidden, cell = call.value_ptr(x_t), call.ptr(y_t), call.ptr(hidden_t), call.ptr(cell_t)
