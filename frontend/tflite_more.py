@@ -203,6 +203,11 @@ def _lstm(ctx):
 _ACTIVATIONS = {v: k for k, v in vars(tflite.ActivationFunctionType).items() if not k.startswith("_")}
 
 
+def _dynamic_update_slice(ctx):
+    ctx.need_inputs(3)
+    return kinds.DYNAMIC_UPDATE_SLICE, ctx.inputs, None
+
+
 def _add_n(ctx):
     ctx.need_inputs(2, len(ctx.inputs))
     return kinds.ADD_N, ctx.inputs, None
@@ -330,6 +335,7 @@ CONVERTERS.update({
     "GATHER_ND": (None, _gather_nd),
     "EMBEDDING_LOOKUP": (None, _embedding_lookup),
     "ADD_N": (None, _add_n),
+    "DYNAMIC_UPDATE_SLICE": (None, _dynamic_update_slice),
     "SVDF": (tflite.SVDFOptions, _svdf),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": (tflite.UnidirectionalSequenceLSTMOptions, _lstm),
     "DIV": (tflite.DivOptions, _div),

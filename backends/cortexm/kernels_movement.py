@@ -1,6 +1,6 @@
 """Cortex-M C for the data movement ops (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, PACK,
 UNPACK, GATHER, SPACE_TO_DEPTH, DEPTH_TO_SPACE, MIRROR_PAD, SPACE_TO_BATCH_ND,
-BATCH_TO_SPACE_ND, REVERSE_V2, BROADCAST_TO, FILL): the op module's copies
+BATCH_TO_SPACE_ND, REVERSE_V2, BROADCAST_TO, FILL, DYNAMIC_UPDATE_SLICE): the op module's copies
 (mcuc.ir.ops.movement.moves), each one call of runtime_c's mcuc_copy6 over byte
 strides (negative ones too), its trailing contiguous axes merged into one memcpy run.
 A constant input is a const array in flash.
@@ -12,7 +12,7 @@ kernels_binary.py).
 from __future__ import annotations
 
 from mcuc.ir.errors import MCUCError
-from mcuc.ir.ops import gather, kinds
+from mcuc.ir.ops import dynamic_update_slice, gather, kinds
 from mcuc.ir.ops.movement import moves
 from mcuc.ir.patch_lowering import merged_runs
 from mcuc.ir.program import Program, Step
@@ -31,7 +31,14 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
     name = site.name
     decls = [f"/* {c_comment(op.label)} */\n"]
     sources: dict[int, str] = {}
-    op_moves = moves(op)
+    # DYNAMIC_UPDATE_SLICE with run-time start indices: the update's copy starts at an
+    # element offset the step computes first (`offset`) from the clamped indices.
+    prologue, offset = "", None
+    if op.kind == kinds.DYNAMIC_UPDATE_SLICE and dynamic_update_slice.dynamic(op):
+        prologue, offset = _update_slice_offset(op, program), "offset"
+        op_moves = [dynamic_update_slice.operand_move(op), dynamic_update_slice.update_move(op, 0)]
+    else:
+        op_moves = moves(op)
     for k in sorted({m.input for m in op_moves}):
         t = op.inputs[k]
         if t.is_constant:
@@ -55,10 +62,26 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
         decls.append(c_array("int", f"{name}_d{j}", [0] * pad + list(dst_strides)))
         decls.append(c_array("int", f"{name}_s{j}", [0] * pad + list(src_strides)))
         dst = arena_offset(program, y_t, op.label) + m.dst * item
-        calls.append(f"    mcuc_copy6(arena + {dst}, {sources[m.input]} + {m.src * item}, {name}_e{j}, "
+        moved = f" + offset * {item}" if offset is not None and m.input == 1 else ""
+        calls.append(f"    mcuc_copy6(arena + {dst}{moved}, {sources[m.input]} + {m.src * item}, {name}_e{j}, "
                      f"{name}_d{j}, {name}_s{j}, {run});\n")
-    decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n{''.join(calls)}    (void)arena;\n}}\n")
+    decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n{prologue}{''.join(calls)}    (void)arena;\n}}\n")
     return "".join(decls), f"{name}(arena);", (ELEMENTWISE_H,)
+
+
+def _update_slice_offset(op, program: Program) -> str:
+    """C computing `offset`, the element offset of DYNAMIC_UPDATE_SLICE's clamped start
+    (mcuc.ir.ops.dynamic_update_slice), from the start indices in the arena."""
+    operand, update, indices = op.inputs
+    ctype = "int32_t" if indices.dtype == "int32" else "int64_t"
+    at = arena_offset(program, indices, op.label)
+    # memcpy: an int64 index is only 4-byte aligned in the arena
+    lines = [f"    {ctype} start;\n", "    int32_t offset = 0;\n"]
+    for axis, stride in enumerate(dynamic_update_slice.strides(op)):
+        top = operand.shape[axis] - update.shape[axis]
+        lines.append(f"    memcpy(&start, arena + {at + axis * indices.itemsize}, sizeof start);\n"
+                     f"    offset += (int32_t)(start < 0 ? 0 : start > {top} ? {top} : start) * {stride};\n")
+    return "".join(lines)
 
 
 def _gather_run_time(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]:
