@@ -202,3 +202,18 @@ def test_the_plan_verifier_holds_the_state_rule():
         with pytest.raises(PlanError, match="state") as caught:
             check_program(bad)
         assert caught.value.rule == RULE_STATE
+
+
+@pytest.mark.parametrize("backend", ["reference", "llvm", "c-host"])
+def test_the_python_api_streams_and_resets(backend):
+    """mcuc.compile(...)'s model continues one stream from call to call; reset_state()
+    starts the same stream again."""
+    import mcuc
+
+    model = mcuc.compile(svdf_model([Layer(4, 2, 5)], inputs=10, seed=7), backend=backend)
+    frames = stream(1, 10, 5, 9)
+    first = [model(x) for x in frames]
+    model.reset_state()
+    again = [model(x) for x in frames]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(first[0], f) for f in first[1:])
