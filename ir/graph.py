@@ -76,7 +76,7 @@ class Graph:
         state tensors, which the plan keeps in a state area of their own)."""
         return tuple(t for t in self.tensors if not t.is_constant and not t.state)
 
-    @property
+    @cached_property
     def states(self) -> tuple[Tensor, ...]:
         """The state tensors (Tensor.state), in order of first use: values kept from one
         invocation to the next."""

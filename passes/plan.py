@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from mcuc.ir import Graph, MCUCError, Op, Tensor
 from mcuc.ir.ops.kinds import DEPTHWISE_CONV_2D
 from mcuc.ir.program import (Buffer, CallerBuffer, InPlace, Overlap, Program, ScratchRequest, Step,
-                             caller_buffer_bases)
+                             caller_buffer_bases, state_layout)
 from mcuc.ir.program_check import depthwise_shift_allowed, is_overlappable_conv
 
 from .aliasing import Storage, conv_overlap_shift, plan_storage
@@ -205,9 +205,12 @@ def assemble(graph: Graph, storage: Storage, items: Sequence[Lifetime],
                        storage.placement(i))
                   for i, op in enumerate(graph.ops))
     buffers.sort(key=lambda b: (b.first, b.offset))
+    state_base, state_offsets, state_bytes = state_layout(
+        max([placement.arena_bytes, *(b.end for b in caller)]), graph.states)
+    offsets.update(state_offsets)
     return Program(graph, steps, offsets, placement.arena_bytes, tuple(buffers),
                    live_bound(items, len(graph.ops)), notes={"placement": placement.method},
-                   caller_buffers=caller).with_state_area()
+                   caller_buffers=caller, state_base=state_base, state_bytes=state_bytes)
 
 
 def _caller_buffers(graph: Graph, storage: Storage, arena_bytes: int,

@@ -28,8 +28,7 @@ MCUC_INLINE int32_t mcuc_output_stage16(int64_t acc, const mcuc_quant16_t *q, in
     if (q->bias32) {
         y = mcuc_mbqm((int32_t)acc, q->mult[c], q->shift[c]);
     } else {
-        const int32_t total = q->shift[c];
-        y = (int32_t)((acc * q->mult[c] + ((int64_t)1 << (total - 1))) >> total);
+        y = mcuc_mbqm64(acc, q->mult[c], q->shift[c]);
     }
     return mcuc_clamp(y + q->out_zp, q->act_min, q->act_max);
 }

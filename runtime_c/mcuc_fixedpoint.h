@@ -75,6 +75,14 @@ MCUC_INLINE int32_t mcuc_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
     return mcuc_rdbpot(mcuc_srdhm(mcuc_shl_wrap(x, left), multiplier), right);
 }
 
+/* TFLite's int64 MultiplyByQuantizedMultiplier (the 16x8 stage): `reduced` is the
+ * multiplier rounded to 15 bits and `total` = 15 - shift, both from the compiler
+ * (mcuc.ir.ops.batch_matmul.multiply_int64); truncated to int32 as the C++ does, spelled so
+ * that no conversion is implementation-defined. */
+MCUC_INLINE int32_t mcuc_mbqm64(int64_t acc, int32_t reduced, int32_t total) {
+    return (int32_t)(uint32_t)(uint64_t)((acc * reduced + ((int64_t)1 << (total - 1))) >> total);
+}
+
 /* MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0). */
 MCUC_INLINE int32_t mcuc_mbqm_small(int32_t x, int32_t multiplier, int32_t shift) {
     return mcuc_rdbpot(mcuc_srdhm(x, multiplier), -shift);

@@ -15,6 +15,8 @@
 #include "mcuc_elementwise.h"
 #include "mcuc_fixedpoint.h"
 
+/* A MultiplyByQuantizedMultiplier: TFLite's Q31 (multiplier, shift), or for the 16x8
+ * products the int64 form's (15-bit multiplier, 15 - shift) of mcuc_mbqm64. */
 typedef struct {
     int32_t multiplier, shift;
 } mcuc_rescale_t;
@@ -35,16 +37,11 @@ MCUC_INLINE int32_t mcuc_lstm_get_buffer_size(const mcuc_lstm_params_t *p) {
     return 4 * p->units * (int32_t)sizeof(int16_t);
 }
 
-MCUC_INLINE int32_t mcuc_lstm_clamp16(int32_t v) {
-    return v < -32768 ? -32768 : v > 32767 ? 32767 : v;
-}
-
 /* MulElementwise of two symmetric int16 values to [lo, hi] around zero_point (clamped
  * before the zero point is added: the clamp of the sum, with no overflow). */
 MCUC_INLINE int32_t mcuc_lstm_mul(int32_t a, int32_t b, mcuc_rescale_t r, int32_t zero_point, int32_t lo,
                                   int32_t hi) {
-    const int32_t v = mcuc_mbqm(a * b, r.multiplier, r.shift);
-    return (v < lo - zero_point ? lo - zero_point : v > hi - zero_point ? hi - zero_point : v) + zero_point;
+    return mcuc_clamp(mcuc_mbqm(a * b, r.multiplier, r.shift), lo - zero_point, hi - zero_point) + zero_point;
 }
 
 /* One gate product to int16: sum_k w[k] * (x[k] + offset) with `bias` first, as uint32
@@ -56,24 +53,21 @@ MCUC_INLINE int32_t mcuc_lstm_gate_s8(const int8_t *w, const int8_t *x, int32_t 
     for (k = 0; k < n; ++k) {
         acc += (uint32_t)((int32_t)w[k] * ((int32_t)x[k] + offset));
     }
-    return mcuc_lstm_clamp16(mcuc_mbqm((int32_t)acc, r.multiplier, r.shift));
+    return mcuc_clamp(mcuc_mbqm((int32_t)acc, r.multiplier, r.shift), -32768, 32767);
 }
 
 /* The 16x8 form: an int64 sum with the int64 bias (zero points 0), TFLite's int64
- * MultiplyByQuantizedMultiplier (the multiplier reduced to 15 bits, one rounding shift),
- * the int16 clamp. */
+ * MultiplyByQuantizedMultiplier (`r` holds mcuc_mbqm64's reduced multiplier and total
+ * shift), the int16 clamp. */
 MCUC_INLINE int32_t mcuc_lstm_gate_s16(const int8_t *w, const int16_t *x, int32_t n, int32_t offset, int64_t bias,
                                        mcuc_rescale_t r) {
-    const int32_t reduced = r.multiplier < 0x7FFF0000 ? (r.multiplier + (1 << 15)) >> 16 : 0x7FFF;
-    const int32_t total = 15 - r.shift;
     int64_t acc = bias;
     int32_t k;
     (void)offset; /* 0: int16 activations are symmetric */
     for (k = 0; k < n; ++k) {
         acc += (int32_t)w[k] * (int32_t)x[k];
     }
-    /* truncated to int32 as the C++ does, spelled so that no conversion is implementation-defined */
-    return mcuc_lstm_clamp16((int32_t)(uint32_t)(uint64_t)((acc * reduced + ((int64_t)1 << (total - 1))) >> total));
+    return mcuc_clamp(mcuc_mbqm64(acc, r.multiplier, r.shift), -32768, 32767);
 }
 
 /* mcuc_lstm_s8 (int8 activations, int32 biases) and mcuc_lstm_s16 (16x8: int16 activations,
@@ -97,17 +91,18 @@ MCUC_INLINE int32_t mcuc_lstm_gate_s16(const int8_t *w, const int16_t *x, int32_
                                                         p->input_offset, biases[g][u], p->input_fc[g]);        \
                         const int32_t from_hidden = GATE(recurrent_weights[g] + u * units, hidden, units,      \
                                                          p->hidden_offset, 0, p->recurrent_fc[g]);             \
-                        gate[u] = (int16_t)mcuc_lstm_clamp16(from_input + from_hidden);                        \
+                        gate[u] = (int16_t)mcuc_clamp(from_input + from_hidden, -32768, 32767);                \
                     }                                                                                          \
                     mcuc_sigmoid_s16(gate, gate, units, 3, 0, g == 2, sigmoid_table);                          \
                 }                                                                                              \
                 for (u = 0; u < units; ++u) {                                                                  \
                     int32_t c = mcuc_lstm_mul(gates[units + u], cell[u], p->forget_cell, 0, -32768, 32767);    \
                     int16_t squashed;                                                                          \
-                    c = mcuc_lstm_clamp16(                                                                     \
-                        c + mcuc_lstm_mul(gates[u], gates[2 * units + u], p->input_cell, 0, -32768, 32767));  \
+                    c = mcuc_clamp(c + mcuc_lstm_mul(gates[u], gates[2 * units + u], p->input_cell, 0, -32768, \
+                                                     32767),                                                   \
+                                   -32768, 32767);                                                             \
                     if (p->cell_clip) {                                                                        \
-                        c = c > p->cell_clip ? p->cell_clip : c < -p->cell_clip ? -p->cell_clip : c;           \
+                        c = mcuc_clamp(c, -p->cell_clip, p->cell_clip);                                        \
                     }                                                                                          \
                     cell[u] = (int16_t)c;                                                                      \
                     mcuc_sigmoid_s16(&cell[u], &squashed, 1, p->cell_tanh_multiplier, p->cell_tanh_shift, 1,  \

@@ -45,8 +45,7 @@ MCUC_INLINE int32_t mcuc_svdf_get_buffer_size(const mcuc_svdf_params_t *p) {
                 for (k = 0; k < p->inputs; ++k) {                                                       \
                     acc += (uint32_t)((int32_t)w[k] * ((int32_t)x[k] + p->input_offset));               \
                 }                                                                                       \
-                v = mcuc_mbqm((int32_t)acc, p->multiplier_1, p->shift_1);                               \
-                v = v < (T_MIN) ? (T_MIN) : v > (T_MAX) ? (T_MAX) : v;                                  \
+                v = mcuc_clamp(mcuc_mbqm((int32_t)acc, p->multiplier_1, p->shift_1), T_MIN, T_MAX);    \
                 s[f * p->memory + p->memory - 1] = (T)(v + p->state_zero_point);                        \
             }                                                                                           \
             for (f = 0; f < p->filters; ++f) {                                                          \
@@ -65,9 +64,8 @@ MCUC_INLINE int32_t mcuc_svdf_get_buffer_size(const mcuc_svdf_params_t *p) {
                     acc += (uint32_t)times[u * p->rank + k];                                            \
                 }                                                                                       \
                 /* clamped before the zero point is added: int8's clamp of the sum, no overflow */     \
-                v = mcuc_mbqm((int32_t)acc, p->multiplier_2, p->shift_2);                               \
-                v = v < -128 - p->output_zero_point ? -128 - p->output_zero_point                       \
-                  : v > 127 - p->output_zero_point ? 127 - p->output_zero_point : v;                    \
+                v = mcuc_clamp(mcuc_mbqm((int32_t)acc, p->multiplier_2, p->shift_2),                   \
+                               -128 - p->output_zero_point, 127 - p->output_zero_point);                 \
                 output[b * p->units + u] = (int8_t)(v + p->output_zero_point);                          \
             }                                                                                           \
         }                                                                                               \

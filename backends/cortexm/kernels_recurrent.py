@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import kinds, lstm
+from mcuc.ir.ops.batch_matmul import reduced_multiplier
 from mcuc.ir.ops.sigmoid_int16 import sigmoid_table
 from mcuc.ir.ops.svdf import svdf_params
 from mcuc.ir.program import Program, ScratchRequest, Step
@@ -69,12 +70,16 @@ def _emit_lstm(site, step: Step, program: Program) -> tuple[str, str, tuple[str,
     name, fn = site.name, site.fn
     decls = [f"/* {c_comment(op.label)}: {p.units} units, {p.time} steps x {p.batch} batch, int16 cell */\n"]
     if site.first:
-        def rescales(values) -> str:
-            return ", ".join(f"{{{r.multiplier}, {r.shift}}}" for r in values)
+        def rescales(values, wide: bool = False) -> str:
+            # 16x8 gate products: mcuc_mbqm64's (15-bit multiplier, total shift)
+            pairs = [(reduced_multiplier(r.multiplier), 15 - r.shift) if wide else (r.multiplier, r.shift)
+                     for r in values]
+            return ", ".join(f"{{{m}, {s}}}" for m, s in pairs)
 
+        wide = p.dtype == "int16"
         fields = (f"{p.batch}, {p.time}, {p.inputs}, {p.units}, {int(op.attrs.time_major)}, "
                   f"{-p.input_zero_point}, {-p.hidden_zero_point}, {p.hidden_zero_point}, "
-                  f"{{{rescales(p.input_fc)}}}, {{{rescales(p.recurrent_fc)}}}, "
+                  f"{{{rescales(p.input_fc, wide)}}}, {{{rescales(p.recurrent_fc, wide)}}}, "
                   f"{rescales((p.forget_cell, p.input_cell, p.hidden))}, "
                   f"{p.cell_tanh_multiplier}, {p.cell_tanh_shift}, {p.cell_clip}")
         decls.append(f"static const mcuc_lstm_params_t {fn}_params = {{{fields}}};\n")

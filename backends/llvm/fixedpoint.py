@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from mcuc.ir.ops.batch_matmul import reduced_multiplier
+
 from .emitter import I32, I64, Emitter
 
 INT32_MIN = -(2**31)
@@ -64,6 +66,15 @@ def split_shift(shift) -> tuple[np.ndarray, np.ndarray]:
     """(left, right) shift arrays of a TFLite shift: left = max(shift, 0), right = max(-shift, 0)."""
     shift = np.asarray(shift, np.int64)
     return np.maximum(shift, 0).astype(np.int32), np.maximum(-shift, 0).astype(np.int32)
+
+
+def multiply_int64_constant(em: Emitter, acc: ir.Value, multiplier: int, shift: int) -> ir.Value:
+    """TFLite's int64 MultiplyByQuantizedMultiplier with constants (the 16x8 stage,
+    mcuc.ir.ops.batch_matmul.multiply_int64): (acc * reduced + 2^(total - 1)) >> total
+    with total = 15 - shift, truncated to i32 (`acc` an i64)."""
+    total = 15 - shift
+    scaled = em.b.add(em.b.mul(acc, em.i64(reduced_multiplier(multiplier))), em.i64(1 << (total - 1)))
+    return em.b.trunc(em.b.ashr(scaled, em.i64(total)), I32)
 
 
 def requantize_constant(em: Emitter, acc: ir.Value, multiplier: int, shift: int,

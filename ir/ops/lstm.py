@@ -41,7 +41,7 @@ from ..op import Op
 from ..region import Region
 from . import OpDef, Trait, register
 from .batch_matmul import multiply_int64
-from .common import require
+from .common import dtype_range, require
 from .kinds import UNIDIRECTIONAL_SEQUENCE_LSTM
 from .sigmoid_int16 import checked_log2, sigmoid16
 
@@ -54,7 +54,7 @@ CELL_STATE = 19
 ABSENT = (9, 10, 11, 16, 17, 20, 21, 22, 23)
 GATE_SCALE = 2.0 ** -12  # the int16 gate sums (Q3.12)
 GATE_OUTPUT_SCALE = 2.0 ** -15  # the gate activations (Q0.15)
-INT16 = (-32768, 32767)
+INT16 = dtype_range("int16")
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     w_rec = [np.asarray(inputs[k], np.int64) for k in RECURRENT_WEIGHTS]
     biases = [np.asarray(inputs[k], np.int64) for k in BIASES]
     outputs = np.zeros((p.time, p.batch, p.units), np.int64)
-    lo, hi = (-128, 127) if p.dtype == "int8" else INT16
+    lo, hi = dtype_range(p.dtype)
 
     def product(values, weights, rescale: Rescale, bias=0):
         total = values @ weights.T + bias

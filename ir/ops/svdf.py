@@ -137,11 +137,6 @@ def input_regions(op: Op, out: Region) -> list[Region | None]:
     return [Region.full(x.shape), None, None, None, Region.full(state.shape)]
 
 
-def _wrap(values: np.ndarray, dtype: str) -> np.ndarray:
-    bits = np.iinfo(dtype).bits
-    return ((values + (1 << (bits - 1))) & ((1 << bits) - 1)) - (1 << (bits - 1))
-
-
 def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     p = svdf_params(op)
     x, wf, wt, bias, state = (np.asarray(v, np.int64) for v in inputs)
@@ -151,7 +146,7 @@ def evaluate(op: Op, inputs: list[np.ndarray]) -> list[np.ndarray]:
     features = wrap_int32((x - p.input_zero_point) @ wf.T)  # [batch, filters]
     info = np.iinfo(p.state_dtype)
     newest = np.clip(multiply_by_quantized_multiplier(features, p.multiplier_1, p.shift_1), info.min, info.max)
-    state[:, :, -1] = _wrap(newest + p.state_zero_point, p.state_dtype)
+    state[:, :, -1] = (newest + p.state_zero_point).astype(p.state_dtype)  # wraps, as the C++ conversion
     times = wrap_int32(np.einsum("bfm,fm->bf", state - p.state_zero_point, wt))  # [batch, filters]
     sums = wrap_int32(bias + times.reshape(p.batch, p.units, p.rank).sum(axis=-1))
     y = multiply_by_quantized_multiplier(sums, p.multiplier_2, p.shift_2) + p.output_zero_point

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from mcuc.ir.numerics import TFLiteQ31
 from mcuc.ir.ops import kinds
-from mcuc.ir.ops.batch_matmul import geometry, quant, reduced_multiplier
+from mcuc.ir.ops.batch_matmul import geometry, quant
 
 from ..codegen import KernelCall
 from ..emitter import I32, I64
-from ..fixedpoint import requantize_constant
+from ..fixedpoint import multiply_int64_constant, requantize_constant
 from . import register
 
 
@@ -44,10 +44,7 @@ def batch_matmul(call: KernelCall) -> None:
                 product = em.b.mul(a, c)
                 em.b.store(em.b.add(em.b.load(acc), em.b.sext(product, I64) if wide else product), acc)
             if wide:  # int64 MultiplyByQuantizedMultiplier (mcuc.ir.ops.batch_matmul.multiply_int64)
-                total = 15 - q.shift
-                scaled = em.b.add(em.b.mul(em.b.load(acc), em.i64(reduced_multiplier(q.multiplier))),
-                                  em.i64(1 << (total - 1)))
-                result = em.clamp(em.b.trunc(em.b.ashr(scaled, em.i64(total)), I32), -32768, 32767)
+                result = em.clamp(multiply_int64_constant(em, em.b.load(acc), q.multiplier, q.shift), -32768, 32767)
             else:
                 result = requantize_constant(em, em.b.load(acc), q.multiplier, q.shift, q.output_zero_point,
                                              -128, 127)

@@ -18,13 +18,13 @@ import numpy as np
 from llvmlite import ir
 
 from mcuc.ir.ops import kinds, lstm
-from mcuc.ir.ops.batch_matmul import reduced_multiplier
+from mcuc.ir.ops.common import dtype_range
 from mcuc.ir.ops.sigmoid_int16 import sigmoid16
 from mcuc.ir.ops.svdf import svdf_params
 
 from ..codegen import KernelCall
 from ..emitter import I32, I64
-from ..fixedpoint import multiply_by_quantized_multiplier
+from ..fixedpoint import multiply_by_quantized_multiplier, multiply_int64_constant
 from . import register
 
 
@@ -74,7 +74,8 @@ def svdf(call: KernelCall) -> None:
             em.store(em.narrow(em.add(scaled, p.output_zero_point), "int8"), y, em.index([(n, p.units), (u, 1)]))
 
 
-_INT16_VALUES = np.arange(-32768, 32768, dtype=np.int64)
+INT16 = lstm.INT16
+_INT16_VALUES = np.arange(INT16[0], INT16[1] + 1, dtype=np.int64)
 
 
 def _table16(em, multiplier: int, shift: int, tanh: bool, hint: str):
@@ -99,11 +100,8 @@ def _gate_stage(em, wide: bool, total, rescale: "lstm.Rescale"):
     """A gate product's sum to int16: Q31 MultiplyByQuantizedMultiplier of the int32 sum,
     or (16x8) the int64 one (mcuc.ir.ops.batch_matmul.multiply_int64), then the clamp."""
     if not wide:
-        return em.clamp(_rescale(em, total, rescale.multiplier, rescale.shift), *lstm.INT16)
-    shift = 15 - rescale.shift
-    scaled = em.b.ashr(em.b.add(em.b.mul(total, em.i64(reduced_multiplier(rescale.multiplier))),
-                                em.i64(1 << (shift - 1))), em.i64(shift))
-    return em.clamp(em.b.trunc(scaled, I32), *lstm.INT16)
+        return em.clamp(_rescale(em, total, rescale.multiplier, rescale.shift), *INT16)
+    return em.clamp(multiply_int64_constant(em, total, rescale.multiplier, rescale.shift), *INT16)
 
 
 @register(kinds.UNIDIRECTIONAL_SEQUENCE_LSTM)
@@ -128,8 +126,7 @@ def unidirectional_sequence_lstm(call: KernelCall) -> None:
     cell_tanh = _table16(em, p.cell_tanh_multiplier, p.cell_tanh_shift, True, call.hint("cell_tanh"))
     gates = em.slot(I32, "gates", count=4 * p.units)
     acc = em.slot(acc_type, "acc")
-    lo, hi = lstm.INT16
-    hidden_range = (-128, 127) if not wide else lstm.INT16
+    lo, hi = INT16
     units, inputs = p.units, p.inputs
     with em.loop(p.batch, "batch") as n, em.loop(p.time, "t") as t:
         step = em.index([(t, p.batch), (n, 1)]) if op.attrs.time_major else em.index([(n, p.time), (t, 1)])
@@ -162,6 +159,6 @@ def unidirectional_sequence_lstm(call: KernelCall) -> None:
             if p.cell_clip:
                 c = em.clamp(c, -p.cell_clip, p.cell_clip)
             em.store(em.narrow(c, "int16"), cell, at)
-            h = _mul16(em, _lookup16(em, cell_tanh, c), gate(3), p.hidden, p.hidden_zero_point, *hidden_range)
+            h = _mul16(em, _lookup16(em, cell_tanh, c), gate(3), p.hidden, p.hidden_zero_point, *dtype_range(p.dtype))
             em.store(em.narrow(h, p.dtype), hidden, at)
             em.store(em.narrow(h, p.dtype), y, b.add(b.mul(step, em.i64(units)), u))
