@@ -1,6 +1,6 @@
-"""The PyTorch path on every backend: torchvision's mobilenet_v2 (width 0.35) and
-mnasnet0_5 at 96x96 with random weights, exported by torch.onnx (dynamo and TorchScript
-exporters), quantized by `mcuc compile --calibrate` on random calibration data, then the
+"""The PyTorch path on every backend: MobileNetV2 (width 0.35) and MNASNet (depth 0.5),
+written in torch.nn as torchvision builds them (tests/support/torch_models.py), at 96x96
+with random weights, exported by torch.onnx (dynamo and TorchScript exporters), quantized by `mcuc compile --calibrate` on random calibration data, then the
 quantized model mcuc wrote verified byte for byte against onnxruntime on each backend.
 
 Prints one row per (network, exporter, backend) as benchmarks/onnx_backends.py does, the

@@ -30,6 +30,7 @@ stamp=.venv/.mcuc-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
   echo "setup: installing mcuc and its test extras into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[test]'
+  # no cache: the wheels are unpacked once into .venv, a second copy only costs disk
+  .venv/bin/python -m pip install -q --no-cache-dir -e '.[test]'
   touch "$stamp"
 fi

@@ -1,7 +1,7 @@
-"""The PyTorch path end to end, as a user takes it: torchvision's mobilenet_v2 (width 0.35)
-and mnasnet0_5 at 96x96 with random weights, exported by torch.onnx (both exporters),
-`mcuc compile --calibrate` on random calibration data, then `mcuc verify` of the quantized
-model mcuc wrote: byte-exact against onnxruntime running that model. The generated C
+"""The PyTorch path end to end, as a user takes it: MobileNetV2 (width 0.35) and MNASNet
+(depth 0.5) in torch.nn (tests/support/torch_models.py) at 96x96 with random weights,
+exported by torch.onnx (both exporters), `mcuc compile --calibrate` on random calibration
+data, then `mcuc verify` of the quantized model mcuc wrote: byte-exact against onnxruntime running that model. The generated C
 settles the layout at the input: no transpose runs between convolutions."""
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("torch", reason="the PyTorch path needs torch (mcuc's test extra installs it)")
-pytest.importorskip("torchvision", reason="the PyTorch path needs torchvision (mcuc's test extra installs it)")
 from tests.support import torch_models  # noqa: E402
 
 from mcuc.calibrate import quantized_path_for  # noqa: E402
@@ -51,7 +50,7 @@ def _verify(capsys, model: Path, backends: str, samples: int) -> dict:
 
 
 @pytest.mark.parametrize("network,exporter", CASES)
-def test_torchvision_model_is_bit_exact_with_onnxruntime(compiled, capsys, network, exporter):
+def test_pytorch_model_is_bit_exact_with_onnxruntime(compiled, capsys, network, exporter):
     _, quantized = compiled(network, exporter)
     assert quantized.is_file(), "--calibrate must leave the quantized model for the user to inspect"
     report = _verify(capsys, quantized, HOST_BACKENDS, samples=2)
@@ -60,7 +59,7 @@ def test_torchvision_model_is_bit_exact_with_onnxruntime(compiled, capsys, netwo
         assert verdict["bit_exact"] and verdict["max_abs_diff"] == 0, (backend, verdict)
 
 
-def test_torchvision_model_is_bit_exact_on_cortex_m4(compiled, capsys):
+def test_pytorch_model_is_bit_exact_on_cortex_m4(compiled, capsys):
     """The firmware build itself, run in the emulator (one network, one sample: the
     host backends above cover the rest in CI; benchmarks/ measures every core)."""
     _, quantized = compiled("mnasnet0_5", "dynamo")
