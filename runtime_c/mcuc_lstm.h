@@ -8,10 +8,16 @@
  * mcuc_sigmoid_s16 at Q3.12 in; then per unit cell = sat16(forget x cell + input x cell
  * gate), clipped; hidden = tanh(cell) x output gate, to int8 with the hidden zero point;
  * the step's output is the hidden state. The int32 sums are summed as uint32 (they wrap,
- * as tflite-micro's compiled loops do, and no overflow is undefined). */
+ * as tflite-micro's compiled loops do, and no overflow is undefined).
+ *
+ * The zero points' share of each product, offset x the row's weight sum, is folded at
+ * compile time into the per-unit start values `input_biases` (with the bias) and
+ * `recurrent_biases` (NULL where all zero), as tflite-micro folds them into its effective
+ * biases: the rows are then plain dot products (mcuc_dot.h, SMLAD where the core has it). */
 #ifndef MCUC_LSTM_H
 #define MCUC_LSTM_H
 
+#include "mcuc_dot.h"
 #include "mcuc_elementwise.h"
 #include "mcuc_fixedpoint.h"
 
@@ -24,7 +30,6 @@ typedef struct {
 typedef struct {
     int32_t batch, time, inputs, units;
     int32_t time_major;
-    int32_t input_offset, hidden_offset; /* minus the zero points */
     int32_t hidden_zero_point;
     mcuc_rescale_t input_fc[4], recurrent_fc[4]; /* per gate: input, forget, cell, output */
     mcuc_rescale_t forget_cell, input_cell, hidden;
@@ -44,38 +49,38 @@ MCUC_INLINE int32_t mcuc_lstm_mul(int32_t a, int32_t b, mcuc_rescale_t r, int32_
     return mcuc_clamp(mcuc_mbqm(a * b, r.multiplier, r.shift), lo - zero_point, hi - zero_point) + zero_point;
 }
 
-/* One gate product to int16: sum_k w[k] * (x[k] + offset) with `bias` first, as uint32
- * (wrapping), MultiplyByQuantizedMultiplier, the int16 clamp. */
-MCUC_INLINE int32_t mcuc_lstm_gate_s8(const int8_t *w, const int8_t *x, int32_t n, int32_t offset, int32_t bias,
-                                      mcuc_rescale_t r) {
-    uint32_t acc = (uint32_t)bias;
-    int32_t k;
-    for (k = 0; k < n; ++k) {
-        acc += (uint32_t)((int32_t)w[k] * ((int32_t)x[k] + offset));
+/* The gate products of `count` (1 or 2) consecutive units, whose rows of `n` weights start
+ * at `w`: start + row . x as uint32 (wrapping; `start` NULL: 0), MultiplyByQuantizedMultiplier,
+ * the int16 clamp. */
+MCUC_INLINE void mcuc_lstm_gates_s8(const int8_t *w, const int8_t *x, int32_t n, int32_t count, const int32_t *start,
+                                    mcuc_rescale_t r, int32_t out[2]) {
+    uint32_t sums[2];
+    int32_t i;
+    mcuc_dot_rows_s8(w, x, n, count, start, sums);
+    for (i = 0; i < count; ++i) {
+        out[i] = mcuc_clamp(mcuc_mbqm((int32_t)sums[i], r.multiplier, r.shift), -32768, 32767);
     }
-    return mcuc_clamp(mcuc_mbqm((int32_t)acc, r.multiplier, r.shift), -32768, 32767);
 }
 
-/* The 16x8 form: an int64 sum with the int64 bias (zero points 0), TFLite's int64
+/* The 16x8 form: int64 sums from the int64 biases (zero points 0), TFLite's int64
  * MultiplyByQuantizedMultiplier (`r` holds mcuc_mbqm64's reduced multiplier and total
  * shift), the int16 clamp. */
-MCUC_INLINE int32_t mcuc_lstm_gate_s16(const int8_t *w, const int16_t *x, int32_t n, int32_t offset, int64_t bias,
-                                       mcuc_rescale_t r) {
-    int64_t acc = bias;
-    int32_t k;
-    (void)offset; /* 0: int16 activations are symmetric */
-    for (k = 0; k < n; ++k) {
-        acc += (int32_t)w[k] * (int32_t)x[k];
+MCUC_INLINE void mcuc_lstm_gates_s16(const int8_t *w, const int16_t *x, int32_t n, int32_t count,
+                                     const int64_t *start, mcuc_rescale_t r, int32_t out[2]) {
+    int32_t i;
+    for (i = 0; i < count; ++i) {
+        const int64_t sum = mcuc_dot_s8_s16(w + i * n, x, n, start ? start[i] : 0);
+        out[i] = mcuc_clamp(mcuc_mbqm64(sum, r.multiplier, r.shift), -32768, 32767);
     }
-    return mcuc_clamp(mcuc_mbqm64(acc, r.multiplier, r.shift), -32768, 32767);
 }
 
 /* mcuc_lstm_s8 (int8 activations, int32 biases) and mcuc_lstm_s16 (16x8: int16 activations,
  * int64 biases): the same step around their gate products. */
-#define MCUC_LSTM_KERNEL(NAME, T, BIAS_T, GATE, T_MIN, T_MAX)                                                  \
-    MCUC_INLINE void NAME(const mcuc_lstm_params_t *p, const T *input, const int8_t *const input_weights[4],     \
-                          const int8_t *const recurrent_weights[4], const BIAS_T *const biases[4], T *hidden_state, \
-                          int16_t *cell_state, int16_t *gates, T *output, const uint16_t *sigmoid_table) {      \
+#define MCUC_LSTM_KERNEL(NAME, T, BIAS_T, GATES, T_MIN, T_MAX)                                                 \
+    MCUC_INLINE void NAME(const mcuc_lstm_params_t *p, const T *input, const int8_t *const input_weights[4],   \
+                          const int8_t *const recurrent_weights[4], const BIAS_T *const input_biases[4],       \
+                          const BIAS_T *const recurrent_biases[4], T *hidden_state, int16_t *cell_state,       \
+                          int16_t *gates, T *output, const uint16_t *sigmoid_table) {                          \
         const int32_t units = p->units;                                                                        \
         int32_t b, t, g, u;                                                                                    \
         for (b = 0; b < p->batch; ++b) {                                                                       \
@@ -86,12 +91,17 @@ MCUC_INLINE int32_t mcuc_lstm_gate_s16(const int8_t *w, const int16_t *x, int32_
                 const T *x = input + step * p->inputs;                                                         \
                 for (g = 0; g < 4; ++g) {                                                                      \
                     int16_t *gate = gates + g * units;                                                         \
-                    for (u = 0; u < units; ++u) {                                                              \
-                        const int32_t from_input = GATE(input_weights[g] + u * p->inputs, x, p->inputs,        \
-                                                        p->input_offset, biases[g][u], p->input_fc[g]);        \
-                        const int32_t from_hidden = GATE(recurrent_weights[g] + u * units, hidden, units,      \
-                                                         p->hidden_offset, 0, p->recurrent_fc[g]);             \
-                        gate[u] = (int16_t)mcuc_clamp(from_input + from_hidden, -32768, 32767);                \
+                    for (u = 0; u < units; u += 2) {                                                           \
+                        const int32_t count = units - u < 2 ? units - u : 2;                                   \
+                        const BIAS_T *rec_start = recurrent_biases[g] ? recurrent_biases[g] + u : NULL;        \
+                        int32_t from_input[2], from_hidden[2], i;                                              \
+                        GATES(input_weights[g] + u * p->inputs, x, p->inputs, count, input_biases[g] + u,      \
+                              p->input_fc[g], from_input);                                                     \
+                        GATES(recurrent_weights[g] + u * units, hidden, units, count, rec_start,               \
+                              p->recurrent_fc[g], from_hidden);                                                \
+                        for (i = 0; i < count; ++i) {                                                          \
+                            gate[u + i] = (int16_t)mcuc_clamp(from_input[i] + from_hidden[i], -32768, 32767);  \
+                        }                                                                                      \
                     }                                                                                          \
                     mcuc_sigmoid_s16(gate, gate, units, 3, 0, g == 2, sigmoid_table);                          \
                 }                                                                                              \
@@ -105,7 +115,7 @@ MCUC_INLINE int32_t mcuc_lstm_gate_s16(const int8_t *w, const int16_t *x, int32_
                         c = mcuc_clamp(c, -p->cell_clip, p->cell_clip);                                        \
                     }                                                                                          \
                     cell[u] = (int16_t)c;                                                                      \
-                    mcuc_sigmoid_s16(&cell[u], &squashed, 1, p->cell_tanh_multiplier, p->cell_tanh_shift, 1,  \
+                    mcuc_sigmoid_s16(&cell[u], &squashed, 1, p->cell_tanh_multiplier, p->cell_tanh_shift, 1,   \
                                      sigmoid_table);                                                           \
                     hidden[u] = (T)mcuc_lstm_mul(squashed, gates[3 * units + u], p->hidden,                    \
                                                  p->hidden_zero_point, T_MIN, T_MAX);                          \
@@ -115,7 +125,7 @@ MCUC_INLINE int32_t mcuc_lstm_gate_s16(const int8_t *w, const int16_t *x, int32_
         }                                                                                                      \
     }
 
-MCUC_LSTM_KERNEL(mcuc_lstm_s8, int8_t, int32_t, mcuc_lstm_gate_s8, -128, 127)
-MCUC_LSTM_KERNEL(mcuc_lstm_s16, int16_t, int64_t, mcuc_lstm_gate_s16, -32768, 32767)
+MCUC_LSTM_KERNEL(mcuc_lstm_s8, int8_t, int32_t, mcuc_lstm_gates_s8, -128, 127)
+MCUC_LSTM_KERNEL(mcuc_lstm_s16, int16_t, int64_t, mcuc_lstm_gates_s16, -32768, 32767)
 
 #endif /* MCUC_LSTM_H */

@@ -1,10 +1,13 @@
 """Cortex-M C for the ops that keep state between invocations: SVDF (int8, int16 or int8
 state; runtime_c/mcuc_svdf.h) and UNIDIRECTIONAL_SEQUENCE_LSTM (int8 or 16x8, an int16
-cell; runtime_c/mcuc_lstm.h). Portable C on every core. The state tensors' addresses lie in the
-state area, which caller_io.relocate maps to the model's state array. `emit` returns
-(declarations, call, runtime headers) for kernels.py's emitter table, as kernels_norm.py
-does."""
+cell; runtime_c/mcuc_lstm.h). Their weight rows are dot products (runtime_c/mcuc_dot.h:
+SMLAD on DSP cores, portable C elsewhere) from start values folded here (the zero points'
+share). The state tensors' addresses lie in the state area, which caller_io.relocate maps
+to the model's state array. `emit` returns (declarations, call, runtime headers) for
+kernels.py's emitter table, as kernels_norm.py does."""
 from __future__ import annotations
+
+import numpy as np
 
 from mcuc.ir.errors import MCUCError
 from mcuc.ir.ops import kinds, lstm
@@ -14,6 +17,7 @@ from mcuc.ir.ops.svdf import svdf_params
 from mcuc.ir.program import Program, ScratchRequest, Step
 
 from .c_syntax import c_comment
+from .constants import folded_bias
 from .kernels_binary import arena_offset, c_array
 
 SVDF_H = "mcuc_svdf.h"
@@ -47,19 +51,26 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
     kernel, ctype = _STATE_KERNELS[p.state_dtype]
     name, fn = site.name, site.fn
     decls = [f"/* {c_comment(op.label)}: rank {p.rank}, memory {p.memory}, {p.state_dtype} state */\n"]
+    feature_start = _nonzero(folded_bias(None, wf.data, p.input_zero_point))
+    time_start = _nonzero(folded_bias(None, wt.data, p.state_zero_point))
     if site.first:
-        fields = (p.batch, p.inputs, p.filters, p.units, p.memory, p.rank, -p.input_zero_point, p.state_zero_point,
+        fields = (p.batch, p.inputs, p.filters, p.units, p.memory, p.rank, p.state_zero_point,
                   p.output_zero_point, p.multiplier_1, p.shift_1, p.multiplier_2, p.shift_2)
         decls.append(f"static const mcuc_svdf_params_t {fn}_params = {{{', '.join(str(int(v)) for v in fields)}}};\n")
         decls.append(c_array("int8_t", f"{fn}_weights_feature", wf.data))
         decls.append(c_array(ctype, f"{fn}_weights_time", wt.data))
         decls.append(c_array("int32_t", f"{fn}_bias", bias.data))
+        for label, start in (("feature_start", feature_start), ("time_start", time_start)):
+            if start is not None:
+                decls.append(c_array("int32_t", f"{fn}_{label}", start))
+    starts = ", ".join("NULL" if start is None else f"{fn}_{label}"
+                       for label, start in (("feature_start", feature_start), ("time_start", time_start)))
     x_at, y_at = arena_offset(program, x, op.label), arena_offset(program, op.output, op.label)
     state_at = arena_offset(program, state, op.label)
     times_at = _scratch_offset(step, p.filters * 4)
     decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n"
                  f"    {kernel}(&{fn}_params, (const int8_t *)(const void *)(arena + {x_at}), {fn}_weights_feature, "
-                 f"{fn}_weights_time, {fn}_bias, ({ctype} *)(void *)(arena + {state_at}), "
+                 f"{fn}_weights_time, {fn}_bias, {starts}, ({ctype} *)(void *)(arena + {state_at}), "
                  f"(int32_t *)(void *)(arena + {times_at}), (int8_t *)(void *)(arena + {y_at}));\n}}\n")
     return "".join(decls), f"{name}(arena);", (SVDF_H,)
 
@@ -77,19 +88,16 @@ def _emit_lstm(site, step: Step, program: Program) -> tuple[str, str, tuple[str,
             return ", ".join(f"{{{m}, {s}}}" for m, s in pairs)
 
         wide = p.dtype == "int16"
-        fields = (f"{p.batch}, {p.time}, {p.inputs}, {p.units}, {int(op.attrs.time_major)}, "
-                  f"{-p.input_zero_point}, {-p.hidden_zero_point}, {p.hidden_zero_point}, "
+        fields = (f"{p.batch}, {p.time}, {p.inputs}, {p.units}, {int(op.attrs.time_major)}, {p.hidden_zero_point}, "
                   f"{{{rescales(p.input_fc, wide)}}}, {{{rescales(p.recurrent_fc, wide)}}}, "
                   f"{rescales((p.forget_cell, p.input_cell, p.hidden))}, "
                   f"{p.cell_tanh_multiplier}, {p.cell_tanh_shift}, {p.cell_clip}")
         decls.append(f"static const mcuc_lstm_params_t {fn}_params = {{{fields}}};\n")
-        bias_ctype = "int32_t" if p.dtype == "int8" else "int64_t"
-        for label, positions, ctype in (("w_in", lstm.INPUT_WEIGHTS, "int8_t"),
-                                        ("w_rec", lstm.RECURRENT_WEIGHTS, "int8_t"), ("bias", lstm.BIASES, bias_ctype)):
-            for g, k in enumerate(positions):
-                decls.append(c_array(ctype, f"{fn}_{label}{g}", op.inputs[k].data))
-            pointers = ", ".join(f"{fn}_{label}{g}" for g in range(4))
-            decls.append(f"static const {ctype} *const {fn}_{label}[4] = {{{pointers}}};\n")
+        for label, positions in (("w_in", lstm.INPUT_WEIGHTS), ("w_rec", lstm.RECURRENT_WEIGHTS)):
+            decls.append(_pointer_table("int8_t", f"{fn}_{label}", [op.inputs[k].data for k in positions]))
+        decls.append(_pointer_table("int64_t" if wide else "int32_t", f"{fn}_bias_in", _lstm_input_biases(op, p)))
+        decls.append(_pointer_table("int64_t" if wide else "int32_t", f"{fn}_bias_rec",
+                                    _lstm_recurrent_biases(op, p)))
         decls.append(c_array("uint16_t", f"{fn}_sigmoid", sigmoid_table()))
     at = {k: arena_offset(program, op.inputs[k], op.label) for k in (lstm.INPUT, lstm.HIDDEN_STATE, lstm.CELL_STATE)}
     y_at = arena_offset(program, op.output, op.label)
@@ -97,7 +105,36 @@ def _emit_lstm(site, step: Step, program: Program) -> tuple[str, str, tuple[str,
     kernel, ctype = ("mcuc_lstm_s8", "int8_t") if p.dtype == "int8" else ("mcuc_lstm_s16", "int16_t")
     decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n"
                  f"    {kernel}(&{fn}_params, (const {ctype} *)(const void *)(arena + {at[lstm.INPUT]}), "
-                 f"{fn}_w_in, {fn}_w_rec, {fn}_bias, ({ctype} *)(void *)(arena + {at[lstm.HIDDEN_STATE]}), "
+                 f"{fn}_w_in, {fn}_w_rec, {fn}_bias_in, {fn}_bias_rec, "
+                 f"({ctype} *)(void *)(arena + {at[lstm.HIDDEN_STATE]}), "
                  f"(int16_t *)(void *)(arena + {at[lstm.CELL_STATE]}), (int16_t *)(void *)(arena + {gates_at}), "
                  f"({ctype} *)(void *)(arena + {y_at}), {fn}_sigmoid);\n}}\n")
     return "".join(decls), f"{name}(arena);", (LSTM_H,)
+
+
+def _pointer_table(ctype: str, name: str, rows: list) -> str:
+    """One constant array per gate (`name`0..3; a None row is a NULL pointer) and the table
+    of the four, `name`."""
+    arrays = [c_array(ctype, f"{name}{g}", row) for g, row in enumerate(rows) if row is not None]
+    pointers = ", ".join("NULL" if row is None else f"{name}{g}" for g, row in enumerate(rows))
+    return "".join(arrays) + f"static const {ctype} *const {name}[4] = {{{pointers}}};\n"
+
+
+def _lstm_input_biases(op, p: lstm.LstmParams) -> list[np.ndarray]:
+    """Per gate, the input product's start value per unit: the bias minus the input zero
+    point times the row's weight sum (int32, wrapped; 16x8 has zero points 0 and int64 biases)."""
+    biases = [op.inputs[k].data for k in lstm.BIASES]
+    if p.dtype == "int16":
+        return biases
+    return [folded_bias(b, op.inputs[k].data, p.input_zero_point) for b, k in zip(biases, lstm.INPUT_WEIGHTS)]
+
+
+def _lstm_recurrent_biases(op, p: lstm.LstmParams) -> list[np.ndarray | None]:
+    """Per gate, the recurrent product's start value per unit (minus the hidden zero point
+    times the row's weight sum), None where it is 0 for every unit."""
+    return [_nonzero(folded_bias(None, op.inputs[k].data, p.hidden_zero_point)) for k in lstm.RECURRENT_WEIGHTS]
+
+
+def _nonzero(start: np.ndarray) -> np.ndarray | None:
+    """Start values of a dot product, or None (NULL in C: start from 0) when all are 0."""
+    return start if start.any() else None

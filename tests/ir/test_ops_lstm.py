@@ -124,6 +124,20 @@ def test_a_streaming_lstm_keyword_spotter_is_bit_exact(backend):
     assert_stream_matches(wide, frames((2, 3, 6), 4, 4, "int16"), (backend,))
 
 
+@pytest.mark.parametrize("backend", ["c-host", pytest.param("cortex-m4", marks=NEEDS_ARM),
+                                     pytest.param("cortex-m0", marks=NEEDS_ARM)])
+def test_every_split_of_the_c_dot_products(backend):
+    """Widths where the C kernel's gate products (runtime_c/mcuc_dot.h) split: inputs and
+    units of every count modulo 4 (the tail after the SMLAD/SMLALD words), unit counts odd
+    and even (rows two at a time, then one alone) and 1; int8 with both zero points folded
+    into the start values, and 16x8."""
+    cases = [(4, 1, "int8"), (5, 2, "int8"), (6, 3, "int8"), (7, 5, "int8"), (9, 8, "int16"), (7, 3, "int16"),
+             (4, 1, "int16")]
+    for k, (inputs, units, dtype) in enumerate(cases):
+        model = lstm_model(1, 2, inputs, units, hidden_zp=-9, input_zp=4, seed=40 + k, dtype=dtype)
+        assert_stream_matches(model, frames((1, 2, inputs), 3, k, dtype), (backend,))
+
+
 def test_the_state_and_the_clip_matter():
     """A run that forgets the state, or ignores the cell clip, differs from tflite-micro:
     the tests above can fail."""

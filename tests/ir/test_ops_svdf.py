@@ -127,6 +127,48 @@ def test_a_keyword_spotter_of_svdf_layers_streams_bit_exact(backend):
         assert_stream_matches(model, frames, (backend,), CompileOptions(io_buffers=io_buffers))
 
 
+_C_BACKENDS = ["c-host", pytest.param("cortex-m4", marks=NEEDS_ARM), pytest.param("cortex-m0", marks=NEEDS_ARM)]
+
+
+@pytest.mark.parametrize("backend", _C_BACKENDS)
+def test_every_split_of_the_c_dot_products(backend):
+    """Widths where the C kernel's dot products (runtime_c/mcuc_dot.h) split: layer inputs of
+    every count modulo 4 (the tail after the SMLAD words), odd and even filter counts (feature
+    rows two at a time, then one alone), int16 memories odd and even and int8 memories of
+    every count modulo 4 (state rows at every alignment), state zero points folded in."""
+    layers = [Layer(3, 1, 5), Layer(2, 2, 4, "int8", -6), Layer(5, 1, 7, "int8", 2), Layer(1, 3, 2),
+              Layer(4, 1, 6, "int8", 9)]
+    model = svdf_model(layers, inputs=7, seed=8)
+    assert_stream_matches(model, stream(1, 7, 9, 8), (backend,))
+
+
+def _saturating_svdf(memory: int) -> bytes:
+    """One SVDF whose state saturates at +32767 on a constant input and whose time weights
+    are all 32767: its time sums reach memory x 2^30 and wrap past 2^31."""
+    mb = ModelBuilder()
+    x = mb.tensor("x", (1, 4), scale=0.05, zero_point=0)
+    wf = mb.tensor("wf", (1, 4), scale=0.01, zero_point=0, data=np.full((1, 4), 127))
+    wt = mb.tensor("wt", (1, memory), "int16", scale=2.0 ** -15, zero_point=0, data=np.full((1, memory), 32767))
+    state_scale = 1e-6
+    b = mb.tensor("b", (1,), "int32", scale=float(np.float32(np.float32(state_scale) * np.float32(2.0 ** -15))),
+                  zero_point=0, data=[0])
+    state = mb.tensor("state", (1, memory), "int16", scale=state_scale, variable=True)
+    y = mb.tensor("y", (1, 1), scale=state_scale * 2.0 ** -15 * 2 ** 24, zero_point=0)
+    mb.op("SVDF", [x, wf, wt, b, state], [y], rank=1)
+    return mb.build([x], [y])
+
+
+@pytest.mark.parametrize("backend", ["reference", "llvm", *_C_BACKENDS])
+def test_time_sums_past_int32_wrap_as_tflite_micro_does(backend):
+    """Every step adds about 2^30 to the time sum (outputs of sum / 2^24): tflite-micro gives
+    64, 127, then -64 (3 x 2^30 read as -2^30 in int32, where a saturating or wider sum would
+    give 127), 0, 64, 64. SMLAD's wrapped sum, the uint32 loop's and the reference's agree."""
+    model, frames = _saturating_svdf(memory=5), [np.full((1, 4), 127, np.int8)] * 6
+    oracle = TFLiteOracle(model)
+    assert [int(oracle([x])[0][0, 0]) for x in frames] == [64, 127, -64, 0, 64, 64]  # it does wrap
+    assert_stream_matches(model, frames, (backend,))
+
+
 def test_the_state_matters_and_lives_outside_the_arena():
     """A run that forgets the state differs from tflite-micro from the second frame on
     (the test above can fail); the plan keeps each state tensor in the state area, past
