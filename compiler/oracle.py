@@ -8,7 +8,12 @@ loaded. `TFLiteOracle(..., fresh_process=True)` (what `mcuc verify` uses: once p
 replaces it by a new one first, so nothing another model did to the worker's memory (out
 of bounds writes of a broken model do not always crash) can change this model's answers,
 and a crash is this model's. When the worker dies the caller gets an MCUCError saying the
-oracle crashed, and the next oracle starts a new worker."""
+oracle crashed, and the next oracle starts a new worker.
+
+A model with state (variable tensors: SVDF, LSTM) answers each invocation from the ones
+before it. Its oracle keeps the inputs of the stream so far, and when the worker has
+dropped the model (evicted it, or was replaced) it loads it again and replays them, so the
+next answer continues the stream instead of silently starting again from a reset state."""
 from __future__ import annotations
 
 import atexit
@@ -232,6 +237,8 @@ class TFLiteOracle:
         self._bytes = bytes(model_bytes)
         self._key = next(_keys)
         self._preserve = preserve_tensors
+        # a stateful model's inputs so far: the state to rebuild if the worker drops the model
+        self._stream: list[list[np.ndarray]] | None = [] if keeps_state(self._bytes) else None
         self.num_outputs = self._load(fresh_process)
 
     def _load(self, fresh: bool = False) -> int:
@@ -251,10 +258,29 @@ class TFLiteOracle:
         status, value = _call(request, "running the model")
         if status == "unknown":  # the worker dropped it (or is a new one): load it again
             self._load()
+            for earlier in self._stream or ():
+                replayed, why = _call(("run", self._key, earlier), "replaying the stream so far")
+                if replayed != "ok":
+                    raise MCUCError(f"tflite-micro failed replaying this model's stream: {why}")
             status, value = _call(request, "running the model")
         if status != "ok":
             raise MCUCError(f"tflite-micro failed running this model: {value}")
+        if self._stream is not None:
+            self._stream.append(request[2])
         return value
+
+
+def keeps_state(model_bytes: bytes) -> bool:
+    """Whether a .tflite model has variable tensors (state kept between invocations). A
+    file this cannot read counts as stateless: loading it tells what is wrong."""
+    try:
+        import tflite
+
+        model = tflite.Model.GetRootAsModel(model_bytes, 0)
+        subgraphs = [model.Subgraphs(k) for k in range(model.SubgraphsLength())]
+        return any(g.Tensors(i).IsVariable() for g in subgraphs if g is not None for i in range(g.TensorsLength()))
+    except Exception:  # a malformed file, whatever the flatbuffers reader raises on it
+        return False
 
 
 def tflm_arena_bytes(model_bytes: bytes) -> int:

@@ -14,6 +14,7 @@ from mcuc.backend_registry import build
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir.errors import MCUCError
 from mcuc.model import load_model
+from mcuc import oracle
 from mcuc.oracle import TFLiteOracle
 from mcuc.pipeline import CompileOptions, schedule
 from tests.ir.test_ops_compare import NEEDS_ARM
@@ -167,6 +168,38 @@ def test_time_sums_past_int32_wrap_as_tflite_micro_does(backend):
     oracle = TFLiteOracle(model)
     assert [int(oracle([x])[0][0, 0]) for x in frames] == [64, 127, -64, 0, 64, 64]  # it does wrap
     assert_stream_matches(model, frames, (backend,))
+
+
+@pytest.mark.parametrize("drop", ["evicted", "new worker"])
+def test_the_oracle_continues_a_stream_when_its_worker_drops_the_model(drop):
+    """The worker keeps a few models loaded; one that outlives more of them, or a worker
+    replaced by a fresh_process oracle, loses a stateful model. Its oracle then replays the
+    stream so far, and the next answer is the uninterrupted stream's (a reload alone would
+    restart from a reset state: the outputs of frames 2 and 3 differ from a fresh start's)."""
+    model = svdf_model([Layer(4, 1, 5), Layer(3, 1, 3, "int8", 7)], inputs=6, seed=2)
+    frames = stream(1, 6, 4, 6)
+    steady = TFLiteOracle(model)
+    want = [steady([x])[0] for x in frames]
+    assert not np.array_equal(want[2], TFLiteOracle(model)([frames[2]])[0]), "the state must matter here"
+    interrupted = TFLiteOracle(model)
+    got = [interrupted([x])[0] for x in frames[:2]]
+    if drop == "evicted":
+        others = [TFLiteOracle(svdf_model([Layer(2, 1, 2)], inputs=3, seed=k)) for k in range(oracle._WORKER_MODELS)]
+        assert all(o([np.zeros((1, 3), np.int8)])[0].shape == (1, 2) for o in others)
+    else:
+        TFLiteOracle(model, fresh_process=True)
+    got += [interrupted([x])[0] for x in frames[2:]]
+    for t, (g, w) in enumerate(zip(got, want)):
+        assert np.array_equal(g, w), f"frame {t}: {g} vs the uninterrupted stream's {w}"
+
+
+def test_only_models_with_variable_tensors_keep_their_stream():
+    assert oracle.keeps_state(svdf_model([Layer(2, 1, 2)], inputs=3))
+    mb = ModelBuilder()
+    x, y = mb.tensor("x", (1, 4), scale=0.1), mb.tensor("y", (1, 4), scale=0.1)
+    mb.op("RELU", [x], [y])
+    assert not oracle.keeps_state(mb.build([x], [y]))
+    assert not oracle.keeps_state(b"not a flatbuffer")
 
 
 def test_the_state_matters_and_lives_outside_the_arena():
