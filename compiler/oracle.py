@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from typing import Sequence
 
 import numpy as np
+import tflite
 
 from mcuc.ir.errors import MCUCError
 
@@ -274,8 +275,6 @@ def keeps_state(model_bytes: bytes) -> bool:
     """Whether a .tflite model has variable tensors (state kept between invocations). A
     file this cannot read counts as stateless: loading it tells what is wrong."""
     try:
-        import tflite
-
         model = tflite.Model.GetRootAsModel(model_bytes, 0)
         subgraphs = [model.Subgraphs(k) for k in range(model.SubgraphsLength())]
         return any(g.Tensors(i).IsVariable() for g in subgraphs if g is not None for i in range(g.TensorsLength()))
