@@ -367,7 +367,9 @@ def search(graph: Graph, scratch: ScratchFn | None = None, *, sram: int | None =
             smallest = fewer_patches(exact, smallest, limit=sram)
             return found(smallest)
         smallest = min(smallest[0], cheap[0], key=lambda c: (c.arena_bytes, c.macs))
-        raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM: the smallest peak any "
+        state = sum(t.nbytes for t in graph.states)
+        beside = f" (the arena; the state kept between invocations takes {state:,} B beside it)" if state else ""
+        raise MCUCError(f"no schedule of {graph.name} fits {sram:,} B of SRAM{beside}: the smallest peak any "
                         f"schedule reaches is {smallest.arena_bytes:,} B ({smallest.describe()}, "
                         f"{smallest.overhead:.1%} extra MACs); raise --sram to at least that")
     allowed_best = _best_single(planned, allowed, exact, exact_baseline)

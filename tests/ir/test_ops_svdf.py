@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mcuc.backend_registry import build
+from mcuc.cli import main
 from mcuc.frontend.tflite import load_tflite
 from mcuc.ir.errors import MCUCError
 from mcuc.model import load_model
-from mcuc import oracle
+from mcuc import oracle as oracle_module
 from mcuc.oracle import TFLiteOracle
 from mcuc.pipeline import CompileOptions, schedule
 from tests.ir.test_ops_compare import NEEDS_ARM
@@ -184,7 +185,7 @@ def test_the_oracle_continues_a_stream_when_its_worker_drops_the_model(drop):
     interrupted = TFLiteOracle(model)
     got = [interrupted([x])[0] for x in frames[:2]]
     if drop == "evicted":
-        others = [TFLiteOracle(svdf_model([Layer(2, 1, 2)], inputs=3, seed=k)) for k in range(oracle._WORKER_MODELS)]
+        others = [TFLiteOracle(svdf_model([Layer(2, 1, 2)], inputs=3, seed=k)) for k in range(oracle_module._WORKER_MODELS)]
         assert all(o([np.zeros((1, 3), np.int8)])[0].shape == (1, 2) for o in others)
     else:
         TFLiteOracle(model, fresh_process=True)
@@ -194,12 +195,12 @@ def test_the_oracle_continues_a_stream_when_its_worker_drops_the_model(drop):
 
 
 def test_only_models_with_variable_tensors_keep_their_stream():
-    assert oracle.keeps_state(svdf_model([Layer(2, 1, 2)], inputs=3))
+    assert oracle_module.keeps_state(svdf_model([Layer(2, 1, 2)], inputs=3))
     mb = ModelBuilder()
     x, y = mb.tensor("x", (1, 4), scale=0.1), mb.tensor("y", (1, 4), scale=0.1)
     mb.op("RELU", [x], [y])
-    assert not oracle.keeps_state(mb.build([x], [y]))
-    assert not oracle.keeps_state(b"not a flatbuffer")
+    assert not oracle_module.keeps_state(mb.build([x], [y]))
+    assert not oracle_module.keeps_state(b"not a flatbuffer")
 
 
 def test_the_state_matters_and_lives_outside_the_arena():
@@ -226,6 +227,15 @@ def test_the_state_matters_and_lives_outside_the_arena():
     area = program.reset_state_area()
     second = program.offsets[states[1]] - program.state_base
     assert set(area[second:second + states[1].nbytes]) == {(-4) & 0xFF} and not area[:states[0].nbytes].any()
+
+
+def test_an_sram_budget_no_schedule_meets_names_the_state_beside_the_arena(tmp_path, capsys):
+    """--sram budgets the arena; the error says so, and how much the state adds."""
+    model = tmp_path / "kws.tflite"
+    model.write_bytes(svdf_model([Layer(4, 2, 5)], inputs=10, seed=1))
+    assert main(["compile", str(model), "-o", str(tmp_path / "out"), "--sram", "16"]) != 0
+    error = capsys.readouterr().err
+    assert "fits 16 B of SRAM (the arena; the state kept between invocations takes 80 B beside it)" in error, error
 
 
 def _refused(layer_kwargs: dict, match: str, **model_kwargs) -> None:
