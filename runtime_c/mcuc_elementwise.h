@@ -282,8 +282,9 @@ MCUC_INLINE void mcuc_move_down_words(uint32_t *dst, const uint32_t *src, int wo
 
 /* `bytes` bytes from src to dst in ascending order, dst before src, at any alignment (an
  * SVDF state moved down by one element: source and destination 1 or 2 bytes apart, where
- * newlib-nano's memmove goes a byte at a time, ~7 cycles per byte). Where the core loads
- * unaligned words, a word per load and store; each word is read before it is written over. */
+ * newlib-nano's memmove goes a byte at a time: on a 4 KB int16 state 21,500 estimated
+ * Cortex-M4 cycles more than this). Where the core loads unaligned words, a word per load
+ * and store; each word is read before it is written over. */
 MCUC_INLINE void mcuc_move_down_bytes(uint8_t *dst, const uint8_t *src, int32_t bytes) {
     int32_t i = 0;
 #if defined(__ARM_FEATURE_UNALIGNED) && __ARM_FEATURE_UNALIGNED

@@ -51,8 +51,8 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
     kernel, ctype = _STATE_KERNELS[p.state_dtype]
     name, fn = site.name, site.fn
     decls = [f"/* {c_comment(op.label)}: rank {p.rank}, memory {p.memory}, {p.state_dtype} state */\n"]
-    feature_start = _nonzero(folded_bias(None, wf.data, p.input_zero_point))
-    time_start = _nonzero(folded_bias(None, wt.data, p.state_zero_point))
+    starts = {"feature_start": _nonzero(folded_bias(None, wf.data, p.input_zero_point)),
+              "time_start": _nonzero(folded_bias(None, wt.data, p.state_zero_point))}
     if site.first:
         fields = (p.batch, p.inputs, p.filters, p.units, p.memory, p.rank, p.state_zero_point,
                   p.output_zero_point, p.multiplier_1, p.shift_1, p.multiplier_2, p.shift_2)
@@ -60,17 +60,14 @@ def emit(site, step: Step, program: Program) -> tuple[str, str, tuple[str, ...]]
         decls.append(c_array("int8_t", f"{fn}_weights_feature", wf.data))
         decls.append(c_array(ctype, f"{fn}_weights_time", wt.data))
         decls.append(c_array("int32_t", f"{fn}_bias", bias.data))
-        for label, start in (("feature_start", feature_start), ("time_start", time_start)):
-            if start is not None:
-                decls.append(c_array("int32_t", f"{fn}_{label}", start))
-    starts = ", ".join("NULL" if start is None else f"{fn}_{label}"
-                       for label, start in (("feature_start", feature_start), ("time_start", time_start)))
+        decls += [c_array("int32_t", f"{fn}_{label}", start) for label, start in starts.items() if start is not None]
+    start_args = ", ".join("NULL" if start is None else f"{fn}_{label}" for label, start in starts.items())
     x_at, y_at = arena_offset(program, x, op.label), arena_offset(program, op.output, op.label)
     state_at = arena_offset(program, state, op.label)
     times_at = _scratch_offset(step, p.filters * 4)
     decls.append(f"MCUC_STEP void {name}(uint8_t *arena)\n{{\n"
                  f"    {kernel}(&{fn}_params, (const int8_t *)(const void *)(arena + {x_at}), {fn}_weights_feature, "
-                 f"{fn}_weights_time, {fn}_bias, {starts}, ({ctype} *)(void *)(arena + {state_at}), "
+                 f"{fn}_weights_time, {fn}_bias, {start_args}, ({ctype} *)(void *)(arena + {state_at}), "
                  f"(int32_t *)(void *)(arena + {times_at}), (int8_t *)(void *)(arena + {y_at}));\n}}\n")
     return "".join(decls), f"{name}(arena);", (SVDF_H,)
 
